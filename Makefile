@@ -1,0 +1,80 @@
+# pare — build, test, sanitizer check, benchmark and dependency installation.
+# `make` builds ./pare; `make test` runs every test and ends with "N passed, N failed".
+
+CC      ?= cc
+OPT     ?= -O2 -march=native
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -I/usr/include/x86_64-linux-gnu
+LIBS    := -lopenblas -llapacke -ljansson -lutf8proc -lm -lpthread
+
+# Debian packages pare builds and runs with (checked by `make deps`).
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \
+            liblua5.4-dev libncurses-dev libpng-dev
+
+CORE_SRC  := $(sort $(wildcard src/core/*.c))
+CLI_SRC   := $(sort $(wildcard src/cli/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c))
+
+OPT_DIR   := build/opt
+ASAN_DIR  := build/asan
+ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+objs = $(patsubst %.c,$(1)/%.o,$(2))
+
+.PHONY: all test check bench deps layering clean
+all: pare
+
+pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC))
+	$(CC) $(OPT) -o $@ $^ $(LIBS)
+
+$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC))
+	$(CC) $(OPT) -o $@ $^ $(LIBS)
+
+$(OPT_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(OPT) -MMD -MP -c -o $@ $<
+
+$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+
+$(ASAN_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+# Installs missing Debian packages (as root), or prints the exact command to run and fails.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing:$$missing"; \
+	  (apt-get update -q >/dev/null 2>&1 || true); \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+	  echo "missing Debian packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
+	fi
+
+# Fails if the numerical core references curses or Lua: only ui/ and lua/ may.
+layering: $(call objs,$(OPT_DIR),$(CORE_SRC))
+	@bad=$$(nm -u $^ | grep -E ' (lua_|luaL_|luaopen_|initscr|wrefresh|newwin|endwin|printw|wprintw|exit$$|printf$$|puts$$|putchar$$)' | sort -u); \
+	if [ -n "$$bad" ]; then echo "layering violation in src/core:"; echo "$$bad"; exit 1; fi; \
+	echo "layering: src/core references no curses, Lua, printing or exit"
+
+test: deps pare $(OPT_DIR)/pare_tests layering
+	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T)
+
+check: deps $(ASAN_DIR)/pare $(ASAN_DIR)/pare_tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  PARE_BIN=$(ASAN_DIR)/pare PARE_TEST_QUICK=1 $(ASAN_DIR)/pare_tests $(T)
+
+bench: deps pare
+	@bash tools/bench.sh
+
+clean:
+	rm -rf build pare

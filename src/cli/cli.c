@@ -1,0 +1,207 @@
+/* Shared CLI helpers: option parsing, error exits, progress display, timing and memory figures. */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+size_t cli_peak_rss(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (interrupted)
+        _exit(EXIT_INTERRUPTED); /* a second Ctrl-C does not wait */
+    interrupted = 1;
+}
+
+void cli_install_sigint(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+}
+
+int cli_interrupted(void) { return interrupted; }
+
+static const cli_opt *find_opt(const char *name, const cli_opt *opts, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static int parse_value(const char *cmd, const cli_opt *o, const char *v)
+{
+    char *end;
+    errno = 0;
+    switch (o->type) {
+    case OPT_STR:
+        *(const char **)o->dst = v;
+        return 0;
+    case OPT_INT: {
+        long x = strtol(v, &end, 10);
+        if (*v == '\0' || *end || errno || x < INT_MIN || x > INT_MAX)
+            break;
+        *(int *)o->dst = (int)x;
+        return 0;
+    }
+    case OPT_SIZE: {
+        if (*v == '-')
+            break;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (*v == '\0' || *end || errno)
+            break;
+        *(size_t *)o->dst = (size_t)x;
+        return 0;
+    }
+    case OPT_U64: {
+        if (*v == '-')
+            break;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (*v == '\0' || *end || errno)
+            break;
+        *(uint64_t *)o->dst = x;
+        return 0;
+    }
+    case OPT_DOUBLE: {
+        double x = strtod(v, &end);
+        if (*v == '\0' || *end || errno)
+            break;
+        *(double *)o->dst = x;
+        return 0;
+    }
+    case OPT_FLAG:
+        return 0;
+    }
+    fprintf(stderr, "pare %s: --%s: invalid value '%s'\n", cmd, o->name, v);
+    return 1;
+}
+
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *name = NULL;
+        if (a[0] == '-' && a[1] == '-' && a[2])
+            name = a + 2;
+        else if (a[0] == '-' && a[1] && !a[2])
+            name = a + 1;
+        if (!name) {
+            fprintf(stderr, "pare %s: unexpected argument '%s' (see pare %s --help)\n", cmd, a, cmd);
+            return 1;
+        }
+        char key[64];
+        const char *eq = strchr(name, '=');
+        size_t kl = eq ? (size_t)(eq - name) : strlen(name);
+        if (kl >= sizeof key)
+            kl = sizeof key - 1;
+        memcpy(key, name, kl);
+        key[kl] = '\0';
+        const cli_opt *o = find_opt(key, opts, n_opts);
+        if (!o) {
+            fprintf(stderr, "pare %s: unknown option '%s' (see pare %s --help)\n", cmd, a, cmd);
+            return 1;
+        }
+        if (o->type == OPT_FLAG) {
+            if (eq) {
+                fprintf(stderr, "pare %s: --%s takes no value\n", cmd, key);
+                return 1;
+            }
+            *(int *)o->dst = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            fprintf(stderr, "pare %s: --%s needs a value\n", cmd, key);
+            return 1;
+        }
+        if (parse_value(cmd, o, v))
+            return 1;
+    }
+    return 0;
+}
+
+void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts)
+{
+    printf("usage: pare %s %s\n\noptions:\n", cmd, synopsis);
+    for (int i = 0; i < n_opts; i++) {
+        const char *arg = opts[i].type == OPT_FLAG ? "" : opts[i].type == OPT_STR ? " VALUE" : " N";
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", strlen(opts[i].name) == 1 ? "-" : "--", opts[i].name, arg);
+        printf("  %-24s %s\n", left, opts[i].help);
+    }
+}
+
+int cli_error(const char *cmd, const pare_error *err)
+{
+    fprintf(stderr, "pare %s: %s\n", cmd, err->msg);
+    if (err->code == PARE_ECANCELED)
+        return EXIT_INTERRUPTED;
+    return EXIT_BAD_INPUT;
+}
+
+void cli_progress_init(cli_progress *p, const char *label, double units_total, const char *unit)
+{
+    memset(p, 0, sizeof *p);
+    p->label = label;
+    p->start = p->last_print = cli_now();
+    p->units_total = units_total;
+    p->unit = unit;
+    p->tty = isatty(2);
+    p->last_decile = -1;
+}
+
+int cli_progress_cb(void *user, const char *stage, double fraction, const char *detail)
+{
+    cli_progress *p = user;
+    if (cli_interrupted())
+        return 1;
+    double now = cli_now(), el = now - p->start;
+    int decile = (int)(fraction * 10);
+    if (p->tty ? now - p->last_print < 0.2 && fraction < 1 : decile == p->last_decile)
+        return 0;
+    p->last_print = now;
+    p->last_decile = decile;
+    double rate = el > 0 ? fraction * p->units_total / el : 0;
+    double eta = fraction > 0 ? el * (1 - fraction) / fraction : 0;
+    fprintf(stderr, "%s[%s] %5.1f%%  %s  %.0f %s/s  ETA %.0fs%s", p->tty ? "\r" : "", p->label, 100 * fraction,
+            detail ? detail : "", rate, p->unit, eta, p->tty ? "   " : "\n");
+    p->printed = 1;
+    (void)stage;
+    return 0;
+}
+
+void cli_progress_done(cli_progress *p)
+{
+    if (p->tty && p->printed)
+        fputc('\n', stderr);
+}
+
+pare_status cli_load_model(const char *path, const char *tok, pare_model **m, pare_error *err)
+{
+    if (!path)
+        return pare_fail(err, PARE_EINVAL, "--model is required (a Hugging Face folder or a llama2.c checkpoint)");
+    return pare_model_load(path, tok, m, err);
+}

@@ -1,0 +1,59 @@
+/* Shared pieces of the batch CLI: option tables, error exits, progress on stderr. */
+#ifndef PARE_CLI_H
+#define PARE_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/error.h"
+#include "core/model.h"
+
+/* Exit statuses: 0 success, 1 internal failure, 2 bad input or usage, 130 interrupted. */
+enum { EXIT_BAD_INPUT = 2, EXIT_INTERRUPTED = 130 };
+
+typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG, OPT_SIZE, OPT_U64 } cli_opt_type;
+
+typedef struct {
+    const char *name; /* without the leading dashes, e.g. "window"; a one-letter name also takes "-x" */
+    cli_opt_type type;
+    void *dst;
+    const char *help;
+} cli_opt;
+
+/* Parses argv[1..] against opts; positional arguments are not accepted unless pos/n_pos given.
+ * Prints "pare CMD: problem" and returns non-zero on a bad option. */
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts);
+void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts);
+
+/* Prints the error's one line ("pare CMD: message") and returns the exit status to use. */
+int cli_error(const char *cmd, const pare_error *err);
+
+/* Progress printer for core callbacks: \r-updated on a terminal, a line every 10% otherwise. */
+typedef struct {
+    const char *label;
+    double start;
+    double units_total;  /* e.g. tokens for the whole job, for the rate */
+    const char *unit;
+    double last_print;
+    int last_decile;
+    int tty;
+    int printed;
+} cli_progress;
+
+void cli_progress_init(cli_progress *p, const char *label, double units_total, const char *unit);
+int cli_progress_cb(void *user, const char *stage, double fraction, const char *detail);
+void cli_progress_done(cli_progress *p);
+
+double cli_now(void);
+size_t cli_peak_rss(void);
+/* Installs SIGINT handling: the first Ctrl-C sets the flag progress callbacks check. */
+void cli_install_sigint(void);
+int cli_interrupted(void);
+
+pare_status cli_load_model(const char *path, const char *tok, pare_model **m, pare_error *err);
+
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+#endif

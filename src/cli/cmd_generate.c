@@ -1,0 +1,145 @@
+/* `pare generate`: continue a prompt greedily or by sampling, streaming text as it is produced. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/generate.h"
+
+typedef struct {
+    const pare_model *m;
+    const int32_t *ids; /* the whole buffer; new tokens start at n_prompt */
+    int n_prompt, n;
+    size_t printed;     /* bytes of the decoded continuation already written */
+    int stream;
+} stream_state;
+
+/* Decodes the whole continuation each time and prints what is new once it is stable, so tokens
+ * that split a UTF-8 character never print a replacement character. */
+static int on_token(void *user, int32_t token)
+{
+    stream_state *s = user;
+    s->n++;
+    if (!s->stream)
+        return 0;
+    char *text;
+    size_t len;
+    pare_error err;
+    if (pare_tokenizer_decode(s->m->tok, s->ids + s->n_prompt, (size_t)(s->n - s->n_prompt), 0, &text, &len, &err))
+        return 0;
+    if (len > s->printed && !(len >= 3 && memcmp(text + len - 3, "\xef\xbf\xbd", 3) == 0)) {
+        fwrite(text + s->printed, 1, len - s->printed, stdout);
+        fflush(stdout);
+        s->printed = len;
+    }
+    free(text);
+    return cli_interrupted();
+}
+
+static json_t *ids_json(const int32_t *ids, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(ids[i]));
+    return a;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    const char *model = NULL, *prompt = "", *tok = NULL;
+    pare_gen_opts o;
+    pare_gen_defaults(&o);
+    double temperature = 0.0, top_p = 1.0;
+    int json = 0, help = 0, ignore_eos = 0;
+    cli_opt opts[] = {
+        {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
+        {"prompt", OPT_STR, &prompt, "text to continue (default: empty, i.e. BOS only)"},
+        {"n", OPT_INT, &o.max_new, "new tokens to generate (default 64)"},
+        {"temperature", OPT_DOUBLE, &temperature, "0 for greedy decoding (default 0)"},
+        {"top-p", OPT_DOUBLE, &top_p, "nucleus sampling mass in (0, 1] (default 1)"},
+        {"seed", OPT_U64, &o.seed, "random seed for sampling (default 42)"},
+        {"ignore-eos", OPT_FLAG, &ignore_eos, "keep generating after the end-of-sequence token"},
+        {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
+        {"json", OPT_FLAG, &json, "print prompt ids, all ids and the continuation as JSON"},
+        {"help", OPT_FLAG, &help, "show this help"},
+    };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    if (cli_parse("generate", argc, argv, opts, n_opts))
+        return EXIT_BAD_INPUT;
+    if (help) {
+        cli_usage("generate", "--model M [--prompt TEXT] [-n N] [--temperature T --top-p P --seed S]", opts, n_opts);
+        return 0;
+    }
+    o.temperature = (float)temperature;
+    o.top_p = (float)top_p;
+    o.stop_at_eos = !ignore_eos;
+    pare_error err = {0};
+    if (o.max_new < 0 || o.max_new > 1000000 || temperature < 0 || top_p <= 0 || top_p > 1) {
+        pare_fail(&err, PARE_EINVAL, "-n must be in 0..1000000, --temperature >= 0 and --top-p in (0, 1]");
+        return cli_error("generate", &err);
+    }
+    pare_model *m = NULL;
+    if (cli_load_model(model, tok, &m, &err))
+        return cli_error("generate", &err);
+    int rc = 0;
+    int32_t *pids = NULL, *ids = NULL;
+    size_t np = 0;
+    if (!m->tok) {
+        pare_fail(&err, PARE_EINVAL, "%s: no tokenizer found; pass --tokenizer", model);
+        rc = cli_error("generate", &err);
+        goto done;
+    }
+    if (pare_tokenizer_encode(m->tok, prompt, strlen(prompt), 1, &pids, &np, &err)) {
+        rc = cli_error("generate", &err);
+        goto done;
+    }
+    if (np == 0) {
+        pare_fail(&err, PARE_EINVAL, "--prompt is empty and the tokenizer adds no BOS: nothing to continue");
+        rc = cli_error("generate", &err);
+        goto done;
+    }
+    ids = malloc((np + (size_t)o.max_new) * sizeof *ids);
+    if (!ids) {
+        pare_fail(&err, PARE_ENOMEM, "out of memory");
+        rc = cli_error("generate", &err);
+        goto done;
+    }
+    memcpy(ids, pids, np * sizeof *ids);
+    cli_install_sigint();
+    stream_state s = {m, ids, (int)np, (int)np, 0, !json};
+    if (!json) {
+        fputs(prompt, stdout);
+        if (*prompt)
+            fputc(' ', stdout) == EOF ? (void)0 : (void)0;
+    }
+    int n = 0;
+    if (pare_generate(m, ids, (int)np, &o, on_token, &s, &n, &err)) {
+        rc = cli_error("generate", &err);
+        goto done;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (pare_tokenizer_decode(m->tok, ids + np, (size_t)n - np, 0, &text, &len, &err)) {
+        rc = cli_error("generate", &err);
+        goto done;
+    }
+    if (json) {
+        json_t *j = json_pack("{s:s, s:o, s:o, s:s#}", "prompt", prompt, "prompt_ids", ids_json(ids, (int)np), "ids",
+                              ids_json(ids, n), "continuation", text, (int)len);
+        char *out = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", out);
+        free(out);
+        json_decref(j);
+    } else {
+        if (len > s.printed)
+            fwrite(text + s.printed, 1, len - s.printed, stdout);
+        fputc('\n', stdout);
+    }
+    free(text);
+done:
+    free(pids);
+    free(ids);
+    pare_model_free(m);
+    return rc;
+}

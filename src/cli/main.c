@@ -1,0 +1,49 @@
+/* pare's batch CLI: dispatches subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define PARE_VERSION "0.1.0"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"eval", cmd_eval, "perplexity on a text file under a stated protocol"},
+    {"info", cmd_info, "architecture, parameter counts, memory, linear matrices"},
+    {"generate", cmd_generate, "continue a prompt (greedy or sampled)"},
+    {"tokenize", cmd_tokenize, "show how a text tokenizes"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "pare %s: compress transformer language models by pruning and low-rank factorization\n\n"
+               "usage: pare COMMAND [options]   (pare COMMAND --help for its options)\n\ncommands:\n",
+            PARE_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_BAD_INPUT;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("pare %s\n", PARE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "pare: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return EXIT_BAD_INPUT;
+}

@@ -1,0 +1,120 @@
+/* Perplexity evaluation: plans windows, runs batched forwards, sums NLL in double precision. */
+#include "eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+
+void pare_eval_defaults(pare_eval_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->window = 256;
+    o->batch = 8;
+}
+
+/* Window k covers text [k*stride, k*stride + cap) where cap is the window minus the BOS slot.
+ * A text token is scored in the first window that has it and a token before it. */
+pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare_eval_opts *o, pare_eval_plan *p,
+                                pare_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (o->window < 2)
+        return pare_fail(err, PARE_EINVAL, "--window %d: a window needs at least 2 tokens", o->window);
+    if (o->window > m->cfg.max_pos)
+        return pare_fail(err, PARE_EINVAL, "--window %d is longer than the model's %d positions", o->window,
+                         m->cfg.max_pos);
+    if (o->bos && m->cfg.bos_id < 0)
+        return pare_fail(err, PARE_EINVAL, "--bos: the model has no BOS token");
+    if (o->batch < 1)
+        return pare_fail(err, PARE_EINVAL, "--batch %d must be at least 1", o->batch);
+    int cap = o->window - (o->bos ? 1 : 0);
+    int stride = o->stride ? o->stride : cap;
+    if (stride < 1 || stride > cap)
+        return pare_fail(err, PARE_EINVAL, "--stride %d must be between 1 and %d (the text tokens in a window)", o->stride,
+                         cap);
+    size_t n = o->limit_tokens && o->limit_tokens < n_tokens ? o->limit_tokens : n_tokens;
+    if (n == 0)
+        return pare_fail(err, PARE_EINVAL, "no tokens to evaluate");
+    if (n < (size_t)cap)
+        return pare_fail(err, PARE_EINVAL, "only %zu tokens: shorter than one window of %d text tokens", n, cap);
+    p->tokens = n;
+    p->window = o->window;
+    p->stride = stride;
+    p->bos = o->bos;
+    p->windows = (n - (size_t)cap) / (size_t)stride + 1;
+    size_t end = (p->windows - 1) * stride + cap;
+    p->dropped = n - end;
+    size_t per_first = (size_t)cap - (o->bos ? 0 : 1); /* without BOS a window's first token has no context */
+    size_t per_next = (size_t)stride < per_first ? (size_t)stride : per_first;
+    p->predicted = per_first + (p->windows - 1) * per_next;
+    return PARE_OK;
+}
+
+pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t n_ids, const pare_eval_opts *o,
+                                 const pare_progress *progress, pare_eval_result *res, pare_error *err)
+{
+    memset(res, 0, sizeof *res);
+    pare_eval_plan *p = &res->plan;
+    pare_status rc = pare_eval_plan_make(m, n_ids, o, p, err);
+    if (rc)
+        return rc;
+    int W = p->window, cap = W - (p->bos ? 1 : 0), V = m->cfg.vocab_size;
+    int B = o->batch < (int)p->windows ? o->batch : (int)p->windows;
+    pare_acts *a;
+    if ((rc = pare_acts_alloc(m, B, W, 0, &a, err)))
+        return rc;
+    int32_t *batch_ids = malloc((size_t)B * W * sizeof *batch_ids);
+    if (!batch_ids) {
+        pare_acts_free(a);
+        return pare_fail(err, PARE_ENOMEM, "out of memory");
+    }
+    double nll = 0;
+    size_t scored = 0;
+    for (size_t w0 = 0; w0 < p->windows && rc == PARE_OK; w0 += (size_t)B) {
+        int nb = (int)(p->windows - w0 < (size_t)B ? p->windows - w0 : (size_t)B);
+        for (int b = 0; b < nb; b++) {
+            size_t start = (w0 + b) * (size_t)p->stride;
+            int32_t *dst = batch_ids + (size_t)b * W;
+            if (p->bos)
+                *dst++ = m->cfg.bos_id;
+            memcpy(dst, ids + start, (size_t)cap * sizeof *dst);
+        }
+        if ((rc = pare_forward(m, a, batch_ids, nb, W, PARE_LOGITS_ALL, err)))
+            break;
+        for (int b = 0; b < nb; b++) {
+            size_t k = w0 + b, start = k * (size_t)p->stride;
+            /* first text index this window scores: past what earlier windows scored, and with a predecessor */
+            size_t first = k == 0 ? 0 : (k - 1) * (size_t)p->stride + cap;
+            size_t min_with_ctx = start + (p->bos ? 0 : 1);
+            if (first < min_with_ctx)
+                first = min_with_ctx;
+            for (size_t t = first; t < start + cap; t++) {
+                int pos = (int)(t - start) + (p->bos ? 1 : 0); /* position of target in the window */
+                const float *row = a->logits + ((size_t)b * W + pos - 1) * V;
+                float mx = row[0];
+                for (int j = 1; j < V; j++)
+                    mx = row[j] > mx ? row[j] : mx;
+                double s = 0;
+                for (int j = 0; j < V; j++)
+                    s += expf(row[j] - mx);
+                nll += (double)mx + log(s) - row[ids[t]];
+                scored++;
+            }
+        }
+        char detail[128];
+        snprintf(detail, sizeof detail, "%zu/%zu windows", w0 + nb, p->windows);
+        rc = pare_report(progress, "eval", (double)(w0 + nb) / p->windows, detail, err);
+    }
+    free(batch_ids);
+    pare_acts_free(a);
+    if (rc)
+        return rc;
+    if (scored != p->predicted)
+        return pare_fail(err, PARE_EINVAL, "internal: scored %zu targets, planned %zu", scored, p->predicted);
+    res->nll = nll;
+    res->ppl = exp(nll / (double)scored);
+    return PARE_OK;
+}

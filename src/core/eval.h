@@ -1,0 +1,41 @@
+/* Perplexity under a stated protocol: fixed-length windows over a token stream, optional BOS per
+ * window, optional overlap (stride), each token scored at most once. */
+#ifndef PARE_EVAL_H
+#define PARE_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+#include "model.h"
+
+typedef struct {
+    int window;  /* tokens per forward window, BOS included when bos is set */
+    int stride;  /* text tokens between window starts; 0 means window minus BOS (no overlap) */
+    int bos;     /* 1: every window starts with the BOS token */
+    int batch;   /* windows per forward pass */
+    size_t limit_tokens; /* 0: whole stream; else only the first limit_tokens tokens */
+} pare_eval_opts;
+
+/* The protocol as planned for a stream of n tokens, before running anything. */
+typedef struct {
+    size_t tokens;       /* tokens in the stream considered (after limit) */
+    int window, stride, bos;
+    size_t windows;      /* full windows evaluated */
+    size_t predicted;    /* targets scored */
+    size_t dropped;      /* trailing tokens that do not fill a window and are not scored */
+} pare_eval_plan;
+
+typedef struct {
+    pare_eval_plan plan;
+    double nll;          /* total negative log-likelihood, nats */
+    double ppl;          /* exp(nll / predicted) */
+} pare_eval_result;
+
+void pare_eval_defaults(pare_eval_opts *o);
+/* Checks options against the model and the stream length and fills the plan. */
+pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare_eval_opts *o, pare_eval_plan *plan,
+                                pare_error *err);
+pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t n_ids, const pare_eval_opts *o,
+                                 const pare_progress *progress, pare_eval_result *res, pare_error *err);
+
+#endif

@@ -1,0 +1,153 @@
+/* Whole-file reads, read-only memory maps and atomic writes. */
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+pare_status pare_read_file(const char *path, char **data, size_t *len, pare_error *err)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return pare_fail(err, PARE_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return pare_fail(err, PARE_EIO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        close(fd);
+        return pare_fail(err, PARE_ENOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return pare_fail(err, PARE_EIO, "%s: read failed after %zu of %zu bytes: %s", path, got, n,
+                             r < 0 ? strerror(e) : "unexpected end of file");
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return PARE_OK;
+}
+
+pare_status pare_map_file(const char *path, pare_map *map, pare_error *err)
+{
+    map->data = NULL;
+    map->len = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return pare_fail(err, PARE_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return pare_fail(err, PARE_EIO, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return PARE_OK;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return pare_fail(err, PARE_EIO, "%s: cannot map: %s", path, strerror(errno));
+    map->data = p;
+    map->len = (size_t)st.st_size;
+    return PARE_OK;
+}
+
+void pare_unmap(pare_map *map)
+{
+    if (map->data)
+        munmap((void *)map->data, map->len);
+    map->data = NULL;
+    map->len = 0;
+}
+
+pare_status pare_atomic_open(pare_atomic_file *f, const char *path, pare_error *err)
+{
+    memset(f, 0, sizeof *f);
+    if (strlen(path) >= sizeof f->path)
+        return pare_fail(err, PARE_EINVAL, "%s: path too long", path);
+    strcpy(f->path, path);
+    snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld", path, (long)getpid());
+    f->fp = fopen(f->tmp, "wb");
+    if (!f->fp)
+        return pare_fail(err, PARE_EIO, "%s: cannot create: %s", f->tmp, strerror(errno));
+    return PARE_OK;
+}
+
+pare_status pare_atomic_commit(pare_atomic_file *f, pare_error *err)
+{
+    if (!f->fp)
+        return pare_fail(err, PARE_EINVAL, "%s: not open", f->path);
+    int bad = ferror(f->fp);
+    if (fflush(f->fp) != 0)
+        bad = 1;
+    int e = errno;
+    if (!bad && fsync(fileno(f->fp)) != 0) {
+        bad = 1;
+        e = errno;
+    }
+    if (fclose(f->fp) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    f->fp = NULL;
+    if (bad) {
+        unlink(f->tmp);
+        return pare_fail(err, PARE_EIO, "%s: write failed: %s", f->path, strerror(e));
+    }
+    if (rename(f->tmp, f->path) != 0) {
+        e = errno;
+        unlink(f->tmp);
+        return pare_fail(err, PARE_EIO, "%s: cannot rename into place: %s", f->path, strerror(e));
+    }
+    return PARE_OK;
+}
+
+void pare_atomic_abort(pare_atomic_file *f)
+{
+    if (f->fp) {
+        fclose(f->fp);
+        f->fp = NULL;
+        unlink(f->tmp);
+    }
+}
+
+pare_status pare_path_join(char *out, size_t cap, const char *dir, const char *name, pare_error *err)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return pare_fail(err, PARE_EINVAL, "%s/%s: path too long", dir, name);
+    return PARE_OK;
+}
+
+int pare_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int pare_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}

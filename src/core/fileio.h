@@ -1,0 +1,38 @@
+/* Whole-file reads, read-only memory maps and atomic writes (temporary name, then rename). */
+#ifndef PARE_FILEIO_H
+#define PARE_FILEIO_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "error.h"
+
+/* Reads a whole file into a NUL-terminated heap buffer (*len excludes the NUL). */
+pare_status pare_read_file(const char *path, char **data, size_t *len, pare_error *err);
+
+typedef struct {
+    const unsigned char *data;
+    size_t len;
+} pare_map;
+
+/* Maps a file read-only; an empty file gives data == NULL, len == 0. */
+pare_status pare_map_file(const char *path, pare_map *map, pare_error *err);
+void pare_unmap(pare_map *map);
+
+/* Atomic output: pare_atomic_open writes to "<path>.tmp.<pid>"; commit flushes, fsyncs and renames
+ * over path; abort removes the temporary. A failed commit leaves path untouched. */
+typedef struct {
+    FILE *fp;
+    char path[4096];
+    char tmp[4160];
+} pare_atomic_file;
+
+pare_status pare_atomic_open(pare_atomic_file *f, const char *path, pare_error *err);
+pare_status pare_atomic_commit(pare_atomic_file *f, pare_error *err);
+void pare_atomic_abort(pare_atomic_file *f);
+
+/* Joins dir and name into out (size cap); fails if it does not fit. */
+pare_status pare_path_join(char *out, size_t cap, const char *dir, const char *name, pare_error *err);
+int pare_file_exists(const char *path);
+int pare_is_dir(const char *path);
+
+#endif

@@ -1,0 +1,275 @@
+/* Forward pass: embeddings, pre-norm decoder blocks (RMSNorm or LayerNorm; causal attention with
+ * RoPE and GQA; SwiGLU or gelu_new MLP), final norm, LM head. Matmuls go through sgemm; the rest
+ * are row loops. */
+#include "forward.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t layer_floats(const pare_config *c, size_t N, size_t B, size_t T)
+{
+    size_t C = (size_t)c->dim, F = (size_t)c->ffn_dim, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim;
+    return 4 * N * C + 6 * N + 2 * N * qd + 2 * N * kvd + B * c->n_heads * T * T + 3 * N * F;
+}
+
+size_t pare_acts_bytes(const pare_model *m, int B, int T, int keep_all)
+{
+    const pare_config *c = &m->cfg;
+    size_t N = (size_t)B * T;
+    size_t per = layer_floats(c, N, (size_t)B, (size_t)T);
+    size_t nl = keep_all ? (size_t)c->n_layers : 1;
+    return (per * nl + 2 * N * c->dim + 2 * N + N * c->vocab_size) * sizeof(float);
+}
+
+pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, pare_acts **out, pare_error *err)
+{
+    *out = NULL;
+    const pare_config *c = &m->cfg;
+    if (B <= 0 || T <= 0)
+        return pare_fail(err, PARE_EINVAL, "batch %d x length %d: both must be positive", B, T);
+    if (T > c->max_pos)
+        return pare_fail(err, PARE_EINVAL, "sequence length %d exceeds the model's %d positions", T, c->max_pos);
+    pare_acts *a = calloc(1, sizeof *a);
+    size_t nl = keep_all ? (size_t)c->n_layers : 1;
+    if (a)
+        a->layers = calloc(nl, sizeof *a->layers);
+    size_t bytes = pare_acts_bytes(m, B, T, keep_all);
+    if (a && a->layers)
+        a->slab = malloc(bytes);
+    if (!a || !a->layers || !a->slab) {
+        pare_acts_free(a);
+        return pare_fail(err, PARE_ENOMEM, "cannot allocate %.1f MiB of activations for batch %d x %d",
+                         (double)bytes / (1 << 20), B, T);
+    }
+    a->B = B;
+    a->T = T;
+    a->keep_all = keep_all;
+    a->n_layer_acts = (int)nl;
+    a->slab_floats = bytes / sizeof(float);
+    size_t N = (size_t)B * T, C = (size_t)c->dim, F = (size_t)c->ffn_dim,
+           qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    float *p = a->slab;
+#define TAKE(dst, n) ((dst) = p, p += (n))
+    for (size_t l = 0; l < nl; l++) {
+        pare_layer_acts *la = &a->layers[l];
+        TAKE(la->ln1, N * C); TAKE(la->ln1_mean, N); TAKE(la->ln1_rstd, N);
+        TAKE(la->q, N * qd); TAKE(la->k, N * kvd); TAKE(la->v, N * kvd);
+        TAKE(la->att, (size_t)B * c->n_heads * T * T); TAKE(la->atty, N * qd);
+        TAKE(la->res1, N * C);
+        TAKE(la->ln2, N * C); TAKE(la->ln2_mean, N); TAKE(la->ln2_rstd, N);
+        TAKE(la->fc1, N * F); TAKE(la->fc2, N * F); TAKE(la->hmid, N * F);
+        TAKE(la->res2, N * C);
+    }
+    TAKE(a->emb, N * C);
+    TAKE(a->lnf, N * C);
+    TAKE(a->lnf_mean, N);
+    TAKE(a->lnf_rstd, N);
+    TAKE(a->logits, N * (size_t)c->vocab_size);
+#undef TAKE
+    *out = a;
+    return PARE_OK;
+}
+
+void pare_acts_free(pare_acts *a)
+{
+    if (!a)
+        return;
+    free(a->slab);
+    free(a->layers);
+    free(a);
+}
+
+pare_layer_acts *pare_acts_layer(pare_acts *a, int l) { return &a->layers[a->keep_all ? l : 0]; }
+
+void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y)
+{
+    float beta = 0.0f;
+    if (l->b) {
+        for (int i = 0; i < N; i++)
+            memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y,
+                l->out);
+}
+
+/* out[N, C] = RMSNorm(x) * w; rstd[N] kept for the backward pass. */
+static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    for (int i = 0; i < N; i++) {
+        const float *xi = x + (size_t)i * C;
+        double ss = 0;
+        for (int j = 0; j < C; j++)
+            ss += (double)xi[j] * xi[j];
+        float r = 1.0f / sqrtf((float)(ss / C) + eps);
+        rstd[i] = r;
+        float *o = out + (size_t)i * C;
+        for (int j = 0; j < C; j++)
+            o[j] = xi[j] * r * w[j];
+    }
+}
+
+/* out[N, C] = LayerNorm(x) * w + b; mean and rstd kept for the backward pass. */
+static void layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                              int N, int C, float eps)
+{
+    for (int i = 0; i < N; i++) {
+        const float *xi = x + (size_t)i * C;
+        double s = 0;
+        for (int j = 0; j < C; j++)
+            s += xi[j];
+        float mu = (float)(s / C);
+        double v = 0;
+        for (int j = 0; j < C; j++) {
+            float d = xi[j] - mu;
+            v += (double)d * d;
+        }
+        float r = 1.0f / sqrtf((float)(v / C) + eps);
+        mean[i] = mu;
+        rstd[i] = r;
+        float *o = out + (size_t)i * C;
+        for (int j = 0; j < C; j++)
+            o[j] = (xi[j] - mu) * r * w[j] + b[j];
+    }
+}
+
+static void norm_forward(const pare_model *m, float *out, float *mean, float *rstd, const float *x, const float *w,
+                         const float *b, int N)
+{
+    if (m->cfg.arch == PARE_ARCH_GPT2)
+        layernorm_forward(out, mean, rstd, x, w, b, N, m->cfg.dim, m->cfg.norm_eps);
+    else
+        rmsnorm_forward(out, rstd, x, w, N, m->cfg.dim, m->cfg.norm_eps);
+}
+
+/* Rotates pairs (i, i + hd/2) of every head by the position's angles (HF rotate_half convention). */
+static void rope_forward(const pare_model *m, float *x, int heads, int B, int T)
+{
+    int hd = m->cfg.head_dim, half = hd / 2, width = heads * hd;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *cs = m->rope_cos + (size_t)t * half, *sn = m->rope_sin + (size_t)t * half;
+            float *row = x + ((size_t)b * T + t) * width;
+            for (int h = 0; h < heads; h++) {
+                float *v = row + h * hd;
+                for (int i = 0; i < half; i++) {
+                    float x1 = v[i], x2 = v[i + half];
+                    v[i] = x1 * cs[i] - x2 * sn[i];
+                    v[i + half] = x2 * cs[i] + x1 * sn[i];
+                }
+            }
+        }
+}
+
+/* Causal attention per (batch, head): scores = q k^T / sqrt(hd), softmax over j <= i, atty = P v.
+ * Query head h reads key/value head h / (H / KV) (grouped-query attention). */
+static void attention_forward(const pare_config *c, pare_layer_acts *la, int B, int T)
+{
+    int H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv_heads * hd, rep = H / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *q = la->q + (size_t)b * T * qd + (size_t)h * hd;
+            const float *k = la->k + (size_t)b * T * kvd + (size_t)(h / rep) * hd;
+            const float *v = la->v + (size_t)b * T * kvd + (size_t)(h / rep) * hd;
+            float *s = la->att + ((size_t)b * H + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, qd, k, kvd, 0.0f, s, T);
+            for (int i = 0; i < T; i++) {
+                float *row = s + (size_t)i * T;
+                float mx = row[0];
+                for (int j = 1; j <= i; j++)
+                    mx = row[j] > mx ? row[j] : mx;
+                float sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = 1.0f / sum;
+                for (int j = 0; j <= i; j++)
+                    row[j] *= inv;
+                memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
+            }
+            float *y = la->atty + (size_t)b * T * qd + (size_t)h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, s, T, v, kvd, 0.0f, y, qd);
+        }
+}
+
+static float gelu_tanh(float x)
+{
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static void add_rows(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T, pare_logits_mode mode,
+                         pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    if (B <= 0 || T <= 0 || B > a->B || T > a->T)
+        return pare_fail(err, PARE_EINVAL, "forward: batch %d x %d exceeds the activations' %d x %d", B, T, a->B, a->T);
+    if (T > c->max_pos)
+        return pare_fail(err, PARE_EINVAL, "forward: sequence length %d exceeds the model's %d positions", T, c->max_pos);
+    int N = B * T, C = c->dim, F = c->ffn_dim, V = c->vocab_size;
+    for (int i = 0; i < N; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return pare_fail(err, PARE_EINVAL, "forward: token id %d at position %d is outside the vocabulary (0..%d)",
+                             ids[i], i, V - 1);
+    for (int i = 0; i < N; i++) {
+        float *e = a->emb + (size_t)i * C;
+        memcpy(e, m->tok_emb + (size_t)ids[i] * C, (size_t)C * sizeof(float));
+        if (m->pos_emb) {
+            const float *pe = m->pos_emb + (size_t)(i % T) * C;
+            for (int j = 0; j < C; j++)
+                e[j] += pe[j];
+        }
+    }
+    const float *x = a->emb; /* [N, C] residual stream */
+    for (int l = 0; l < c->n_layers; l++) {
+        const pare_block *blk = &m->blocks[l];
+        pare_layer_acts *la = pare_acts_layer(a, l);
+        norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, blk->norm1_w, blk->norm1_b, N);
+        pare_linear_forward(&blk->q, la->ln1, N, la->q);
+        pare_linear_forward(&blk->k, la->ln1, N, la->k);
+        pare_linear_forward(&blk->v, la->ln1, N, la->v);
+        if (c->arch == PARE_ARCH_LLAMA) {
+            rope_forward(m, la->q, c->n_heads, B, T);
+            rope_forward(m, la->k, c->n_kv_heads, B, T);
+        }
+        attention_forward(c, la, B, T);
+        pare_linear_forward(&blk->o, la->atty, N, la->res1);
+        add_rows(la->res1, la->res1, x, (size_t)N * C);
+        norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, blk->norm2_w, blk->norm2_b, N);
+        size_t NF = (size_t)N * F;
+        if (c->arch == PARE_ARCH_LLAMA) {
+            pare_linear_forward(&blk->gate, la->ln2, N, la->fc1);
+            pare_linear_forward(&blk->up, la->ln2, N, la->fc2);
+            for (size_t i = 0; i < NF; i++) {
+                float g = la->fc1[i];
+                la->hmid[i] = g / (1.0f + expf(-g)) * la->fc2[i];
+            }
+        } else {
+            pare_linear_forward(&blk->up, la->ln2, N, la->fc1);
+            for (size_t i = 0; i < NF; i++)
+                la->hmid[i] = gelu_tanh(la->fc1[i]);
+        }
+        pare_linear_forward(&blk->down, la->hmid, N, la->res2);
+        add_rows(la->res2, la->res2, la->res1, (size_t)N * C);
+        x = la->res2;
+    }
+    norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->final_norm_w, m->final_norm_b, N);
+    if (mode == PARE_LOGITS_ALL) {
+        pare_linear_forward(&m->head, a->lnf, N, a->logits);
+    } else if (mode == PARE_LOGITS_LAST) {
+        for (int b = 0; b < B; b++)
+            pare_linear_forward(&m->head, a->lnf + ((size_t)b * T + T - 1) * C, 1, a->logits + (size_t)b * V);
+    }
+    return PARE_OK;
+}

@@ -1,0 +1,715 @@
+/* Model loading: config parsing, the size table and single parameter slab, and the HF safetensors
+ * and llama2.c checkpoint readers that fill it. */
+#include "model.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "safetensors.h"
+
+const char *pare_arch_name(pare_arch a) { return a == PARE_ARCH_LLAMA ? "LlamaForCausalLM" : "GPT2LMHeadModel"; }
+
+#define SUPPORTED_ARCHS "LlamaForCausalLM, GPT2LMHeadModel"
+
+/* ---- config.json ---- */
+
+static int get_int(json_t *o, const char *key, int *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        return 0;
+    json_int_t x = json_integer_value(v);
+    if (x < -1 || x > (1 << 30))
+        return 0;
+    *out = (int)x;
+    return 1;
+}
+
+static int get_num(json_t *o, const char *key, double *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_number(v))
+        return 0;
+    *out = json_number_value(v);
+    return 1;
+}
+
+static int get_bool(json_t *o, const char *key, int dflt)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+static pare_status need_int(json_t *o, const char *key, int *out, const char *path, pare_error *err)
+{
+    if (!get_int(o, key, out) || *out <= 0)
+        return pare_fail(err, PARE_EFORMAT, "%s: \"%s\" is missing or not a positive integer", path, key);
+    return PARE_OK;
+}
+
+static pare_status config_llama(json_t *root, pare_config *c, const char *path, pare_error *err)
+{
+    pare_status rc;
+    c->arch = PARE_ARCH_LLAMA;
+    if ((rc = need_int(root, "hidden_size", &c->dim, path, err)) ||
+        (rc = need_int(root, "num_hidden_layers", &c->n_layers, path, err)) ||
+        (rc = need_int(root, "num_attention_heads", &c->n_heads, path, err)) ||
+        (rc = need_int(root, "intermediate_size", &c->ffn_dim, path, err)) ||
+        (rc = need_int(root, "vocab_size", &c->vocab_size, path, err)))
+        return rc;
+    c->n_kv_heads = c->n_heads;
+    if (json_object_get(root, "num_key_value_heads") && !json_is_null(json_object_get(root, "num_key_value_heads")) &&
+        (rc = need_int(root, "num_key_value_heads", &c->n_kv_heads, path, err)))
+        return rc;
+    c->head_dim = c->dim / c->n_heads;
+    if (json_object_get(root, "head_dim") && !json_is_null(json_object_get(root, "head_dim")) &&
+        (rc = need_int(root, "head_dim", &c->head_dim, path, err)))
+        return rc;
+    c->max_pos = 2048;
+    get_int(root, "max_position_embeddings", &c->max_pos);
+    double eps = 1e-6;
+    get_num(root, "rms_norm_eps", &eps);
+    c->norm_eps = (float)eps;
+    json_t *act = json_object_get(root, "hidden_act");
+    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: hidden_act \"%s\" is not supported; supported: silu", path,
+                         json_is_string(act) ? json_string_value(act) : "?");
+    /* transformers 5 writes rope settings under rope_parameters; older versions at top level. */
+    c->rope_theta = 10000.0;
+    json_t *rp = json_object_get(root, "rope_parameters");
+    json_t *rs = json_object_get(root, "rope_scaling");
+    get_num(root, "rope_theta", &c->rope_theta);
+    if (json_is_object(rp)) {
+        get_num(rp, "rope_theta", &c->rope_theta);
+        rs = rp;
+    }
+    if (json_is_object(rs)) {
+        json_t *t = json_object_get(rs, "rope_type");
+        if (!t)
+            t = json_object_get(rs, "type");
+        if (json_is_string(t) && strcmp(json_string_value(t), "default") != 0)
+            return pare_fail(err, PARE_EUNSUPPORTED, "%s: rope type \"%s\" is not supported; supported: default",
+                             path, json_string_value(t));
+    }
+    if (c->rope_theta <= 0)
+        return pare_fail(err, PARE_EFORMAT, "%s: rope_theta must be positive", path);
+    c->tied_head = get_bool(root, "tie_word_embeddings", 0);
+    c->attn_bias = get_bool(root, "attention_bias", 0);
+    c->mlp_bias = get_bool(root, "mlp_bias", 0);
+    if (c->head_dim % 2)
+        return pare_fail(err, PARE_EFORMAT, "%s: head_dim %d must be even for rotary embeddings", path, c->head_dim);
+    return PARE_OK;
+}
+
+static pare_status config_gpt2(json_t *root, pare_config *c, const char *path, pare_error *err)
+{
+    pare_status rc;
+    c->arch = PARE_ARCH_GPT2;
+    if ((rc = need_int(root, "n_embd", &c->dim, path, err)) ||
+        (rc = need_int(root, "n_layer", &c->n_layers, path, err)) ||
+        (rc = need_int(root, "n_head", &c->n_heads, path, err)) ||
+        (rc = need_int(root, "vocab_size", &c->vocab_size, path, err)) ||
+        (rc = need_int(root, "n_positions", &c->max_pos, path, err)))
+        return rc;
+    c->n_kv_heads = c->n_heads;
+    if (c->dim % c->n_heads)
+        return pare_fail(err, PARE_EFORMAT, "%s: n_embd %d is not divisible by n_head %d", path, c->dim, c->n_heads);
+    c->head_dim = c->dim / c->n_heads;
+    c->ffn_dim = 4 * c->dim; /* n_inner: null means 4 x n_embd */
+    json_t *inner = json_object_get(root, "n_inner");
+    if (inner && !json_is_null(inner) && (rc = need_int(root, "n_inner", &c->ffn_dim, path, err)))
+        return rc;
+    double eps = 1e-5;
+    get_num(root, "layer_norm_epsilon", &eps);
+    c->norm_eps = (float)eps;
+    json_t *act = json_object_get(root, "activation_function");
+    if (act && (!json_is_string(act) || (strcmp(json_string_value(act), "gelu_new") != 0 &&
+                                         strcmp(json_string_value(act), "gelu_pytorch_tanh") != 0)))
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: activation_function \"%s\" is not supported; supported: gelu_new, gelu_pytorch_tanh", path,
+                         json_is_string(act) ? json_string_value(act) : "?");
+    if (json_is_true(json_object_get(root, "scale_attn_by_inverse_layer_idx")) ||
+        json_is_true(json_object_get(root, "reorder_and_upcast_attn")) ||
+        json_is_false(json_object_get(root, "scale_attn_weights")))
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: non-default GPT-2 attention scaling (scale_attn_weights / scale_attn_by_inverse_layer_idx) is not supported",
+                         path);
+    c->tied_head = get_bool(root, "tie_word_embeddings", 1);
+    c->attn_bias = c->mlp_bias = 1;
+    return PARE_OK;
+}
+
+pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *err)
+{
+    memset(c, 0, sizeof *c);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        if (!pare_file_exists(path))
+            return pare_fail(err, PARE_EIO, "%s: not found", path);
+        return pare_fail(err, PARE_EFORMAT, "%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
+    }
+    pare_status rc;
+    json_t *archs = json_object_get(root, "architectures");
+    const char *arch = json_string_value(json_array_get(archs, 0));
+    const char *mtype = json_string_value(json_object_get(root, "model_type"));
+    if ((arch && strcmp(arch, "LlamaForCausalLM") == 0) || (!arch && mtype && strcmp(mtype, "llama") == 0))
+        rc = config_llama(root, c, path, err);
+    else if ((arch && strcmp(arch, "GPT2LMHeadModel") == 0) || (!arch && mtype && strcmp(mtype, "gpt2") == 0))
+        rc = config_gpt2(root, c, path, err);
+    else
+        rc = pare_fail(err, PARE_EUNSUPPORTED, "%s: unknown architecture \"%s\"; supported: " SUPPORTED_ARCHS, path,
+                       arch ? arch : mtype ? mtype : "(none given)");
+    c->bos_id = c->eos_id = -1;
+    get_int(root, "bos_token_id", &c->bos_id);
+    get_int(root, "eos_token_id", &c->eos_id);
+    json_decref(root);
+    if (rc == PARE_OK && (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0))
+        rc = pare_fail(err, PARE_EFORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                       path, c->n_heads, c->n_kv_heads);
+    return rc;
+}
+
+/* ---- size table and slab ---- */
+
+/* One entry per parameter tensor: where its pointer lives and how many floats it takes. */
+typedef struct {
+    float **ptr;
+    size_t n;
+} slab_entry;
+
+static void set_linear(pare_linear *l, const char *name, int out, int in)
+{
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->out = out;
+    l->in = in;
+}
+
+/* Names every linear layer and lays out the slab; the pointers are assigned in one pass. */
+static pare_status allocate_params(pare_model *m, pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    int C = c->dim, F = c->ffn_dim, V = c->vocab_size, L = c->n_layers;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int gpt2 = c->arch == PARE_ARCH_GPT2;
+    m->blocks = calloc((size_t)L, sizeof *m->blocks);
+    slab_entry *tab = calloc((size_t)L * 24 + 16, sizeof *tab);
+    if (!m->blocks || !tab) {
+        free(tab);
+        return pare_fail(err, PARE_ENOMEM, "out of memory allocating the model's tables");
+    }
+    int n = 0;
+#define ADD(p, count) (tab[n].ptr = &(p), tab[n++].n = (size_t)(count))
+    ADD(m->tok_emb, (size_t)V * C);
+    if (gpt2)
+        ADD(m->pos_emb, (size_t)c->max_pos * C);
+    char name[96];
+    for (int i = 0; i < L; i++) {
+        pare_block *b = &m->blocks[i];
+        if (gpt2) {
+            snprintf(name, sizeof name, "transformer.h.%d.attn.c_attn.q", i); set_linear(&b->q, name, qd, C);
+            snprintf(name, sizeof name, "transformer.h.%d.attn.c_attn.k", i); set_linear(&b->k, name, kvd, C);
+            snprintf(name, sizeof name, "transformer.h.%d.attn.c_attn.v", i); set_linear(&b->v, name, kvd, C);
+            snprintf(name, sizeof name, "transformer.h.%d.attn.c_proj", i);   set_linear(&b->o, name, C, qd);
+            snprintf(name, sizeof name, "transformer.h.%d.mlp.c_fc", i);      set_linear(&b->up, name, F, C);
+            snprintf(name, sizeof name, "transformer.h.%d.mlp.c_proj", i);    set_linear(&b->down, name, C, F);
+        } else {
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.q_proj", i); set_linear(&b->q, name, qd, C);
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_proj", i); set_linear(&b->k, name, kvd, C);
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.v_proj", i); set_linear(&b->v, name, kvd, C);
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.o_proj", i); set_linear(&b->o, name, C, qd);
+            snprintf(name, sizeof name, "model.layers.%d.mlp.gate_proj", i);    set_linear(&b->gate, name, F, C);
+            snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj", i);      set_linear(&b->up, name, F, C);
+            snprintf(name, sizeof name, "model.layers.%d.mlp.down_proj", i);    set_linear(&b->down, name, C, F);
+        }
+        ADD(b->norm1_w, C);
+        ADD(b->norm2_w, C);
+        if (gpt2) {
+            ADD(b->norm1_b, C);
+            ADD(b->norm2_b, C);
+        }
+        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7; j++) {
+            if (!lin[j]->out)
+                continue;
+            ADD(lin[j]->w, (size_t)lin[j]->out * lin[j]->in);
+            int biased = j < 4 ? c->attn_bias : c->mlp_bias;
+            if (biased)
+                ADD(lin[j]->b, lin[j]->out);
+        }
+    }
+    ADD(m->final_norm_w, C);
+    if (gpt2)
+        ADD(m->final_norm_b, C);
+    set_linear(&m->head, gpt2 ? "lm_head" : "lm_head", V, C);
+    if (!c->tied_head)
+        ADD(m->head.w, (size_t)V * C);
+    if (!gpt2) {
+        ADD(m->rope_cos, (size_t)c->max_pos * c->head_dim / 2);
+        ADD(m->rope_sin, (size_t)c->max_pos * c->head_dim / 2);
+    }
+#undef ADD
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += tab[i].n;
+    m->slab = malloc(total * sizeof(float));
+    if (!m->slab) {
+        free(tab);
+        return pare_fail(err, PARE_ENOMEM, "cannot allocate %.1f MiB for the model's parameters",
+                         (double)total * 4 / (1 << 20));
+    }
+    m->slab_floats = total;
+    float *p = m->slab;
+    for (int i = 0; i < n; i++) {
+        *tab[i].ptr = p;
+        p += tab[i].n;
+    }
+    free(tab);
+    if (c->tied_head)
+        m->head.w = m->tok_emb;
+    if (!gpt2) {
+        /* Angles computed in fp32 as transformers does, so positions far from 0 round identically. */
+        int half = c->head_dim / 2;
+        for (int i = 0; i < half; i++) {
+            float inv = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+            for (int pos = 0; pos < c->max_pos; pos++) {
+                float a = (float)pos * inv;
+                m->rope_cos[(size_t)pos * half + i] = cosf(a);
+                m->rope_sin[(size_t)pos * half + i] = sinf(a);
+            }
+        }
+    }
+    return PARE_OK;
+}
+
+/* ---- HF safetensors ---- */
+
+/* Copies tensor `name` (shape must be [d0] or [d0, d1]) into dst as fp32; transposed when asked. */
+static pare_status load_tensor(const pare_safetensors *st, const char *name, int d0, int d1, int transpose,
+                               float *dst, pare_error *err)
+{
+    const pare_st_tensor *t = pare_st_find(st, name);
+    if (!t)
+        return pare_fail(err, PARE_EFORMAT, "%s: tensor '%s' needed by the config is missing", st->paths[0], name);
+    int want_ndim = d1 ? 2 : 1;
+    int sd0 = transpose ? d1 : d0, sd1 = transpose ? d0 : d1;
+    if (t->ndim != want_ndim || t->shape[0] != sd0 || (want_ndim == 2 && t->shape[1] != sd1)) {
+        char got[128] = "", want[64];
+        size_t k = 0;
+        for (int i = 0; i < t->ndim && k < sizeof got - 24; i++)
+            k += (size_t)snprintf(got + k, sizeof got - k, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (want_ndim == 2)
+            snprintf(want, sizeof want, "[%d, %d]", sd0, sd1);
+        else
+            snprintf(want, sizeof want, "[%d]", sd0);
+        return pare_fail(err, PARE_EFORMAT, "%s: tensor '%s' has shape [%s] but the config implies %s",
+                         st->paths[t->shard], name, got, want);
+    }
+    if (!transpose)
+        return pare_st_to_f32(st, t, dst, err);
+    float *tmp = malloc((size_t)d0 * d1 * sizeof *tmp);
+    if (!tmp)
+        return pare_fail(err, PARE_ENOMEM, "out of memory loading '%s'", name);
+    pare_status rc = pare_st_to_f32(st, t, tmp, err);
+    if (rc == PARE_OK)
+        for (int i = 0; i < d1; i++)
+            for (int j = 0; j < d0; j++)
+                dst[(size_t)j * d1 + i] = tmp[(size_t)i * d0 + j];
+    free(tmp);
+    return rc;
+}
+
+static pare_status load_llama_weights(pare_model *m, const pare_safetensors *st, pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    pare_status rc;
+    char nm[160];
+#define LOAD(ptr, d0, d1, fmt, ...)                                                                           \
+    do {                                                                                                      \
+        snprintf(nm, sizeof nm, fmt, __VA_ARGS__);                                                            \
+        if ((rc = load_tensor(st, nm, d0, d1, 0, ptr, err)) != PARE_OK)                                       \
+            return rc;                                                                                        \
+    } while (0)
+    LOAD(m->tok_emb, c->vocab_size, c->dim, "%s", "model.embed_tokens.weight");
+    for (int i = 0; i < c->n_layers; i++) {
+        pare_block *b = &m->blocks[i];
+        LOAD(b->norm1_w, c->dim, 0, "model.layers.%d.input_layernorm.weight", i);
+        LOAD(b->norm2_w, c->dim, 0, "model.layers.%d.post_attention_layernorm.weight", i);
+        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7; j++) {
+            LOAD(lin[j]->w, lin[j]->out, lin[j]->in, "%s.weight", lin[j]->name);
+            if (lin[j]->b)
+                LOAD(lin[j]->b, lin[j]->out, 0, "%s.bias", lin[j]->name);
+        }
+    }
+    LOAD(m->final_norm_w, c->dim, 0, "%s", "model.norm.weight");
+    if (!c->tied_head)
+        LOAD(m->head.w, c->vocab_size, c->dim, "%s", "lm_head.weight");
+#undef LOAD
+    return PARE_OK;
+}
+
+static pare_status load_gpt2_weights(pare_model *m, const pare_safetensors *st, pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    const char *pre = pare_st_find(st, "transformer.wte.weight") ? "transformer." : "";
+    int C = c->dim, F = c->ffn_dim;
+    pare_status rc;
+    char nm[160];
+#define LOADT(ptr, d0, d1, tr, fmt, ...)                                                                      \
+    do {                                                                                                      \
+        snprintf(nm, sizeof nm, fmt, __VA_ARGS__);                                                            \
+        if ((rc = load_tensor(st, nm, d0, d1, tr, ptr, err)) != PARE_OK)                                      \
+            return rc;                                                                                        \
+    } while (0)
+    LOADT(m->tok_emb, c->vocab_size, C, 0, "%swte.weight", pre);
+    LOADT(m->pos_emb, c->max_pos, C, 0, "%swpe.weight", pre);
+    float *qkv_w = malloc((size_t)3 * C * C * sizeof *qkv_w), *qkv_b = malloc((size_t)3 * C * sizeof *qkv_b);
+    if (!qkv_w || !qkv_b) {
+        free(qkv_w);
+        free(qkv_b);
+        return pare_fail(err, PARE_ENOMEM, "out of memory");
+    }
+    rc = PARE_OK;
+    for (int i = 0; i < c->n_layers && rc == PARE_OK; i++) {
+        pare_block *b = &m->blocks[i];
+        /* Conv1D stores [in, out]; c_attn's out axis holds q, k, v one after another. */
+        snprintf(nm, sizeof nm, "%sh.%d.attn.c_attn.weight", pre, i);
+        if ((rc = load_tensor(st, nm, 3 * C, C, 1, qkv_w, err)) != PARE_OK)
+            break;
+        snprintf(nm, sizeof nm, "%sh.%d.attn.c_attn.bias", pre, i);
+        if ((rc = load_tensor(st, nm, 3 * C, 0, 0, qkv_b, err)) != PARE_OK)
+            break;
+        memcpy(b->q.w, qkv_w, (size_t)C * C * sizeof(float));
+        memcpy(b->k.w, qkv_w + (size_t)C * C, (size_t)C * C * sizeof(float));
+        memcpy(b->v.w, qkv_w + (size_t)2 * C * C, (size_t)C * C * sizeof(float));
+        memcpy(b->q.b, qkv_b, (size_t)C * sizeof(float));
+        memcpy(b->k.b, qkv_b + C, (size_t)C * sizeof(float));
+        memcpy(b->v.b, qkv_b + 2 * C, (size_t)C * sizeof(float));
+        snprintf(nm, sizeof nm, "%sh.%d.ln_1.weight", pre, i);
+        if ((rc = load_tensor(st, nm, C, 0, 0, b->norm1_w, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.ln_1.bias", pre, i);
+        if ((rc = load_tensor(st, nm, C, 0, 0, b->norm1_b, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.ln_2.weight", pre, i);
+        if ((rc = load_tensor(st, nm, C, 0, 0, b->norm2_w, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.ln_2.bias", pre, i);
+        if ((rc = load_tensor(st, nm, C, 0, 0, b->norm2_b, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.attn.c_proj.weight", pre, i);
+        if ((rc = load_tensor(st, nm, C, C, 1, b->o.w, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.attn.c_proj.bias", pre, i);
+        if ((rc = load_tensor(st, nm, C, 0, 0, b->o.b, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.mlp.c_fc.weight", pre, i);
+        if ((rc = load_tensor(st, nm, F, C, 1, b->up.w, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.mlp.c_fc.bias", pre, i);
+        if ((rc = load_tensor(st, nm, F, 0, 0, b->up.b, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.mlp.c_proj.weight", pre, i);
+        if ((rc = load_tensor(st, nm, C, F, 1, b->down.w, err))) break;
+        snprintf(nm, sizeof nm, "%sh.%d.mlp.c_proj.bias", pre, i);
+        if ((rc = load_tensor(st, nm, C, 0, 0, b->down.b, err))) break;
+    }
+    free(qkv_w);
+    free(qkv_b);
+    if (rc != PARE_OK)
+        return rc;
+    LOADT(m->final_norm_w, C, 0, 0, "%sln_f.weight", pre);
+    LOADT(m->final_norm_b, C, 0, 0, "%sln_f.bias", pre);
+    if (!c->tied_head)
+        LOADT(m->head.w, c->vocab_size, C, 0, "%s", "lm_head.weight");
+#undef LOADT
+    return PARE_OK;
+}
+
+static pare_status load_hf(pare_model *m, const char *dir, const char *tok_path, pare_error *err)
+{
+    char path[4096];
+    pare_status rc = pare_path_join(path, sizeof path, dir, "config.json", err);
+    if (rc || (rc = pare_config_load_hf(path, &m->cfg, err)))
+        return rc;
+    if ((rc = allocate_params(m, err)))
+        return rc;
+    pare_safetensors st;
+    if ((rc = pare_st_open_dir(dir, &st, err)))
+        return rc;
+    rc = m->cfg.arch == PARE_ARCH_LLAMA ? load_llama_weights(m, &st, err) : load_gpt2_weights(m, &st, err);
+    if (rc == PARE_OK) {
+        /* Report the stored dtype of the embedding table (all reference checkpoints are uniform). */
+        const pare_st_tensor *t = st.n_tensors ? &st.tensors[0] : NULL;
+        snprintf(m->source_dtype, sizeof m->source_dtype, "%s", t ? pare_dtype_name(t->dtype) : "?");
+        for (size_t i = 1; i < st.n_tensors; i++)
+            if (st.tensors[i].dtype != t->dtype)
+                snprintf(m->source_dtype, sizeof m->source_dtype, "mixed");
+    }
+    pare_st_close(&st);
+    if (rc)
+        return rc;
+    m->format = PARE_FMT_HF;
+    if (tok_path)
+        return pare_tokenizer_load_hf(tok_path, &m->tok, err);
+    if ((rc = pare_path_join(path, sizeof path, dir, "tokenizer.json", err)))
+        return rc;
+    if (pare_file_exists(path))
+        return pare_tokenizer_load_hf(path, &m->tok, err);
+    return PARE_OK;
+}
+
+/* ---- llama2.c ---- */
+
+/* Undoes llama2.c's interleaved rotary layout: its pairs are (2i, 2i+1) within each head, HF's are
+ * (i, i + hd/2). Permuting the rows of wq and wk once lets one RoPE kernel serve both formats. */
+static void interleaved_to_half(float *w, int heads, int hd, int in)
+{
+    float *tmp = malloc((size_t)hd * in * sizeof *tmp);
+    if (!tmp)
+        return;
+    for (int h = 0; h < heads; h++) {
+        float *head = w + (size_t)h * hd * in;
+        for (int j = 0; j < hd; j++) {
+            int src = j < hd / 2 ? 2 * j : 2 * (j - hd / 2) + 1;
+            memcpy(tmp + (size_t)j * in, head + (size_t)src * in, (size_t)in * sizeof(float));
+        }
+        memcpy(head, tmp, (size_t)hd * in * sizeof(float));
+    }
+    free(tmp);
+}
+
+static pare_status find_llama2c_tokenizer(const char *dir, char *out, size_t cap, pare_error *err)
+{
+    if (pare_path_join(out, cap, dir, "tokenizer.bin", err))
+        return err->code;
+    if (pare_file_exists(out))
+        return PARE_OK;
+    DIR *d = opendir(dir);
+    if (!d)
+        return pare_fail(err, PARE_EIO, "%s: cannot list folder", dir);
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "tok", 3) == 0 && n > 4 && strcmp(e->d_name + n - 4, ".bin") == 0) {
+            if (found++ == 0 && pare_path_join(out, cap, dir, e->d_name, err)) {
+                closedir(d);
+                return err->code;
+            }
+        }
+    }
+    closedir(d);
+    if (found != 1)
+        return pare_fail(err, PARE_EIO, "%s: %s llama2.c tokenizer (tokenizer.bin or tok*.bin); pass --tokenizer", dir,
+                         found ? "more than one" : "no");
+    return PARE_OK;
+}
+
+static pare_status load_llama2c(pare_model *m, const char *file, const char *tok_path, pare_error *err)
+{
+    pare_map map;
+    pare_status rc = pare_map_file(file, &map, err);
+    if (rc)
+        return rc;
+    if (map.len < 28) {
+        pare_unmap(&map);
+        return pare_fail(err, PARE_EFORMAT, "%s: truncated: %zu bytes, too short for a llama2.c header", file, map.len);
+    }
+    int32_t h[7];
+    memcpy(h, map.data, sizeof h);
+    pare_config *c = &m->cfg;
+    memset(c, 0, sizeof *c);
+    c->arch = PARE_ARCH_LLAMA;
+    c->dim = h[0];
+    c->ffn_dim = h[1];
+    c->n_layers = h[2];
+    c->n_heads = h[3];
+    c->n_kv_heads = h[4];
+    c->tied_head = h[5] > 0; /* a negative vocab size marks an untied classifier */
+    c->vocab_size = h[5] < 0 ? -h[5] : h[5];
+    c->max_pos = h[6];
+    if (c->dim <= 0 || c->ffn_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
+        c->vocab_size <= 0 || c->max_pos <= 0 || c->dim > (1 << 16) || c->ffn_dim > (1 << 18) ||
+        c->n_layers > 1024 || c->vocab_size > (1 << 22) || c->max_pos > (1 << 20) || c->dim % c->n_heads ||
+        c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2) {
+        pare_unmap(&map);
+        return pare_fail(err, PARE_EFORMAT,
+                         "%s: not a llama2.c version-0 checkpoint: implausible header (dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d, seq %d)",
+                         file, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
+    }
+    c->head_dim = c->dim / c->n_heads;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0;
+    c->bos_id = 1;
+    c->eos_id = 2;
+    size_t C = (size_t)c->dim, F = (size_t)c->ffn_dim, L = (size_t)c->n_layers, V = (size_t)c->vocab_size;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, hd = (size_t)c->head_dim;
+    size_t want = V * C + L * C + L * C * C + 2 * L * C * kvd + L * C * C + L * C + 3 * L * F * C + C +
+                  (size_t)c->max_pos * hd + (c->tied_head ? 0 : V * C);
+    if (map.len != 28 + want * 4) {
+        size_t got = map.len;
+        pare_unmap(&map);
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: the header implies %zu bytes but the file has %zu", file,
+                         got < 28 + want * 4 ? "truncated" : "unexpected trailing data", 28 + want * 4, got);
+    }
+    if ((rc = allocate_params(m, err))) {
+        pare_unmap(&map);
+        return rc;
+    }
+    const float *p = (const float *)(map.data + 28);
+#define TAKE(dst, count) (memcpy((dst), p, (count) * sizeof(float)), p += (count))
+    TAKE(m->tok_emb, V * C);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].norm1_w, C);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].q.w, C * C);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].k.w, kvd * C);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].v.w, kvd * C);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].o.w, C * C);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].norm2_w, C);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].gate.w, F * C);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].down.w, C * F);
+    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].up.w, F * C);
+    TAKE(m->final_norm_w, C);
+    p += (size_t)c->max_pos * hd; /* freq_cis_real and freq_cis_imag: recomputed instead */
+    if (!c->tied_head)
+        TAKE(m->head.w, V * C);
+#undef TAKE
+    pare_unmap(&map);
+    for (size_t l = 0; l < L; l++) {
+        interleaved_to_half(m->blocks[l].q.w, c->n_heads, c->head_dim, c->dim);
+        interleaved_to_half(m->blocks[l].k.w, c->n_kv_heads, c->head_dim, c->dim);
+    }
+    m->format = PARE_FMT_LLAMA2C;
+    snprintf(m->source_dtype, sizeof m->source_dtype, "F32");
+    char tp[4096];
+    if (!tok_path) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", file);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+        if ((rc = find_llama2c_tokenizer(dir, tp, sizeof tp, err)))
+            return rc;
+        tok_path = tp;
+    }
+    return pare_tokenizer_load_llama2c(tok_path, c->vocab_size, &m->tok, err);
+}
+
+/* A folder without config.json may hold one llama2.c checkpoint (*.bin not named tok*). */
+static pare_status find_llama2c_checkpoint(const char *dir, char *out, size_t cap, pare_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return pare_fail(err, PARE_EIO, "%s: cannot list folder", dir);
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && strcmp(e->d_name + n - 4, ".bin") == 0 && strncmp(e->d_name, "tok", 3) != 0) {
+            if (found++ == 0 && pare_path_join(out, cap, dir, e->d_name, err)) {
+                closedir(d);
+                return err->code;
+            }
+        }
+    }
+    closedir(d);
+    if (found != 1)
+        return pare_fail(err, PARE_EIO,
+                         "%s: not a model folder: no config.json, and %s llama2.c checkpoint (*.bin)", dir,
+                         found ? "more than one" : "no");
+    return PARE_OK;
+}
+
+pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_model **out, pare_error *err)
+{
+    *out = NULL;
+    pare_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return pare_fail(err, PARE_ENOMEM, "out of memory");
+    snprintf(m->path, sizeof m->path, "%s", path);
+    pare_status rc;
+    if (pare_is_dir(path)) {
+        char cfg[4096];
+        if ((rc = pare_path_join(cfg, sizeof cfg, path, "config.json", err)) == PARE_OK) {
+            if (pare_file_exists(cfg)) {
+                rc = load_hf(m, path, tokenizer_path, err);
+            } else {
+                char ckpt[4096];
+                rc = find_llama2c_checkpoint(path, ckpt, sizeof ckpt, err);
+                if (rc == PARE_OK)
+                    rc = load_llama2c(m, ckpt, tokenizer_path, err);
+            }
+        }
+    } else if (pare_file_exists(path)) {
+        rc = load_llama2c(m, path, tokenizer_path, err);
+    } else {
+        rc = pare_fail(err, PARE_EIO, "%s: no such model folder or checkpoint file", path);
+    }
+    if (rc != PARE_OK) {
+        pare_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return PARE_OK;
+}
+
+void pare_model_free(pare_model *m)
+{
+    if (!m)
+        return;
+    free(m->slab);
+    free(m->blocks);
+    pare_tokenizer_free(m->tok);
+    free(m);
+}
+
+int pare_model_linears(pare_model *m, pare_linear **out, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        pare_block *b = &m->blocks[i];
+        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7; j++) {
+            if (!lin[j]->out)
+                continue;
+            if (n < cap)
+                out[n] = lin[j];
+            n++;
+        }
+    }
+    return n;
+}
+
+static size_t linear_params(const pare_linear *l) { return l->out ? (size_t)l->out * l->in + (l->b ? l->out : 0) : 0; }
+
+void pare_model_param_counts(const pare_model *m, pare_param_counts *pc)
+{
+    const pare_config *c = &m->cfg;
+    memset(pc, 0, sizeof *pc);
+    pc->embeddings = (size_t)c->vocab_size * c->dim + (m->pos_emb ? (size_t)c->max_pos * c->dim : 0);
+    for (int i = 0; i < c->n_layers; i++) {
+        const pare_block *b = &m->blocks[i];
+        const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7; j++)
+            pc->block_linear += linear_params(lin[j]);
+        pc->norms += (size_t)c->dim * (b->norm1_b ? 4 : 2);
+    }
+    pc->norms += (size_t)c->dim * (m->final_norm_b ? 2 : 1);
+    pc->head = c->tied_head ? 0 : (size_t)c->vocab_size * c->dim;
+    pc->total = pc->embeddings + pc->block_linear + pc->norms + pc->head;
+}
+
+double pare_model_flop_per_token(const pare_model *m, int T)
+{
+    const pare_config *c = &m->cfg;
+    double f = 0;
+    for (int i = 0; i < c->n_layers; i++) {
+        const pare_block *b = &m->blocks[i];
+        const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7; j++)
+            f += 2.0 * lin[j]->out * lin[j]->in;
+        /* scores and weighted values over the full T x T block (the causal half is computed too) */
+        f += 2.0 * 2.0 * T * c->n_heads * c->head_dim;
+    }
+    f += 2.0 * c->vocab_size * c->dim;
+    return f;
+}

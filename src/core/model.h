@@ -1,0 +1,91 @@
+/* The model: architecture config, one fp32 parameter slab, linear layers, and loaders for
+ * Hugging Face folders (LLaMA, GPT-2) and llama2.c checkpoints. */
+#ifndef PARE_MODEL_H
+#define PARE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+#include "tokenizer.h"
+
+typedef enum { PARE_ARCH_LLAMA, PARE_ARCH_GPT2 } pare_arch;
+
+typedef struct {
+    pare_arch arch;
+    int dim;          /* C: hidden size */
+    int n_layers;     /* L */
+    int n_heads;      /* H */
+    int n_kv_heads;   /* KV (GQA when < H) */
+    int head_dim;     /* hd */
+    int ffn_dim;      /* F: MLP intermediate size */
+    int vocab_size;   /* V */
+    int max_pos;      /* longest sequence the model accepts */
+    float norm_eps;
+    double rope_theta;
+    int tied_head;    /* lm_head shares the token embedding */
+    int attn_bias, mlp_bias;
+    int bos_id, eos_id; /* -1 when unknown */
+} pare_config;
+
+/* A linear layer y = x W^T + b with W stored [out, in] row-major (PyTorch nn.Linear layout).
+ * GPT-2's Conv1D weights are transposed into this layout at load, and its fused c_attn is split into
+ * q, k and v, so every method sees one kind of matrix. */
+typedef struct {
+    char name[96];  /* e.g. model.layers.0.self_attn.q_proj or transformer.h.0.attn.c_attn.q */
+    int out, in;
+    float *w;       /* [out, in] */
+    float *b;       /* [out] or NULL */
+} pare_linear;
+
+typedef struct {
+    float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm */
+    pare_linear q, k, v, o;   /* q [H*hd, C], k/v [KV*hd, C], o [C, H*hd] */
+    float *norm2_w, *norm2_b; /* [C] */
+    pare_linear gate, up, down; /* LLaMA: gate/up [F, C], down [C, F]; GPT-2: up = c_fc, down = c_proj, no gate */
+} pare_block;
+
+typedef enum { PARE_FMT_HF, PARE_FMT_LLAMA2C } pare_format;
+
+typedef struct {
+    pare_config cfg;
+    pare_format format;
+    char path[4096];        /* folder or checkpoint file it came from */
+    char source_dtype[16];  /* dtype of the stored weights, e.g. BF16 */
+    float *slab;            /* every parameter, one allocation */
+    size_t slab_floats;
+    float *tok_emb;         /* [V, C] */
+    float *pos_emb;         /* [max_pos, C] (GPT-2) or NULL */
+    pare_block *blocks;     /* [L] */
+    float *final_norm_w, *final_norm_b; /* [C] */
+    pare_linear head;       /* [V, C]; w aliases tok_emb when tied */
+    float *rope_cos, *rope_sin; /* [max_pos, hd/2] (LLaMA) */
+    pare_tokenizer *tok;    /* may be NULL when no tokenizer was found */
+} pare_model;
+
+/* Parameter counts under pare's reporting convention. */
+typedef struct {
+    size_t embeddings; /* token (+ position) embeddings */
+    size_t block_linear; /* weights and biases of decoder-block linear layers */
+    size_t norms;
+    size_t head;       /* 0 when tied */
+    size_t total;      /* unique parameters */
+} pare_param_counts;
+
+/* Loads a model from a HF folder (config.json + safetensors + tokenizer.json), a llama2.c
+ * checkpoint file, or a folder holding one llama2.c checkpoint and its tok*.bin tokenizer.
+ * tokenizer_path may be NULL to find the tokenizer next to the model. */
+pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_model **out, pare_error *err);
+void pare_model_free(pare_model *m);
+
+/* Parses a HF config.json into cfg. */
+pare_status pare_config_load_hf(const char *config_path, pare_config *cfg, pare_error *err);
+const char *pare_arch_name(pare_arch a);
+
+void pare_model_param_counts(const pare_model *m, pare_param_counts *pc);
+/* The linear matrices of the decoder blocks, in order (q, k, v, o, gate, up, down per layer).
+ * Returns the count; fills up to cap pointers. */
+int pare_model_linears(pare_model *m, pare_linear **out, int cap);
+/* Forward FLOPs per token for a window of T tokens (matmuls only, 2 per multiply-add). */
+double pare_model_flop_per_token(const pare_model *m, int T);
+
+#endif

@@ -1,0 +1,40 @@
+/* Tokenizers: Hugging Face tokenizer.json (BPE with ByteLevel or Metaspace/normalizer pipelines,
+ * byte fallback, added tokens) and llama2.c tokenizer.bin, behind one interface. */
+#ifndef PARE_TOKENIZER_H
+#define PARE_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+
+typedef struct pare_tokenizer pare_tokenizer;
+
+/* Loads a tokenizer.json. Unsupported model types or components are PARE_EUNSUPPORTED errors
+ * naming the file and the component (e.g. "tokenizer.json: model type 'Unigram' is not supported;
+ * supported: BPE"). */
+pare_status pare_tokenizer_load_hf(const char *json_path, pare_tokenizer **out, pare_error *err);
+
+/* Loads a llama2.c tokenizer.bin holding vocab_size entries (vocab size comes from the checkpoint). */
+pare_status pare_tokenizer_load_llama2c(const char *bin_path, int vocab_size, pare_tokenizer **out,
+                                        pare_error *err);
+
+void pare_tokenizer_free(pare_tokenizer *tok);
+
+/* Encodes len bytes of UTF-8 text. add_special != 0 applies the post-processor (BOS for LLaMA
+ * tokenizers; nothing for GPT-2's ByteLevel post-processor). Added/special tokens that appear
+ * literally in the text are always matched (as the HF library does). *ids is malloc'd. */
+pare_status pare_tokenizer_encode(const pare_tokenizer *tok, const char *text, size_t len, int add_special,
+                                  int32_t **ids, size_t *n_ids, pare_error *err);
+
+/* Decodes ids to UTF-8 (malloc'd, NUL-terminated, *len excludes the NUL). skip_special != 0 drops
+ * special tokens (as HF's skip_special_tokens=True). Invalid ids are an error. */
+pare_status pare_tokenizer_decode(const pare_tokenizer *tok, const int32_t *ids, size_t n_ids, int skip_special,
+                                  char **text, size_t *len, pare_error *err);
+
+int pare_tokenizer_vocab_size(const pare_tokenizer *tok);
+int pare_tokenizer_bos_id(const pare_tokenizer *tok); /* -1 when there is none */
+int pare_tokenizer_eos_id(const pare_tokenizer *tok); /* -1 when there is none */
+/* A short description, e.g. "BPE 4096 tokens, Metaspace, byte fallback". */
+const char *pare_tokenizer_describe(const pare_tokenizer *tok);
+
+#endif

@@ -1,0 +1,226 @@
+/* Test runner: runs the suites named in test_main.c, counts results, owns temp dirs and subprocesses. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int n_pass, n_fail, n_skip;
+static int cur_failed, cur_skipped;
+static char cur_name[256];
+static char tmpdir[512];
+
+void harness_check(int ok, const char *file, int line, const char *fmt, ...)
+{
+    if (ok)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stdout, "  FAIL %s (%s:%d): ", cur_name, file, line);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+    cur_failed = 1;
+}
+
+void harness_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stdout, "  skip %s: ", cur_name);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+    cur_skipped = 1;
+}
+
+int harness_failed_now(void) { return cur_failed; }
+
+static void remove_tree(const char *path)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: could not remove %s\n", path);
+}
+
+void harness_run(const char *name, test_fn fn)
+{
+    snprintf(cur_name, sizeof cur_name, "%s", name);
+    cur_failed = cur_skipped = 0;
+    tmpdir[0] = '\0';
+    fflush(stdout);
+    fn();
+    if (tmpdir[0])
+        remove_tree(tmpdir);
+    if (cur_failed) {
+        n_fail++;
+        printf("FAIL %s\n", name);
+    } else if (cur_skipped) {
+        n_skip++;
+    } else {
+        n_pass++;
+        printf("ok   %s\n", name);
+    }
+    fflush(stdout);
+}
+
+const char *harness_shared(void)
+{
+    static char path[1024];
+    static int probed, present;
+    if (!probed) {
+        const char *p = getenv("PARE_SHARED");
+        snprintf(path, sizeof path, "%s", p && *p ? p : "../shared");
+        struct stat st;
+        char probe[1100];
+        snprintf(probe, sizeof probe, "%s/models", path);
+        present = stat(probe, &st) == 0 && S_ISDIR(st.st_mode);
+        probed = 1;
+    }
+    return present ? path : NULL;
+}
+
+const char *shared_path(const char *rel)
+{
+    static char slots[8][1200];
+    static int next;
+    char *s = slots[next++ % 8];
+    snprintf(s, 1200, "%s/%s", harness_shared() ? harness_shared() : "../shared", rel);
+    return s;
+}
+
+const char *harness_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/pare-test-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(3);
+        }
+    }
+    return tmpdir;
+}
+
+const char *tmp_path(const char *name)
+{
+    static char slots[8][1200];
+    static int next;
+    char *s = slots[next++ % 8];
+    snprintf(s, 1200, "%s/%s", harness_tmpdir(), name);
+    return s;
+}
+
+int write_bytes(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = len ? fwrite(data, 1, len, f) : 0;
+    int bad = (w != len);
+    if (fclose(f) != 0)
+        bad = 1;
+    return bad ? -1 : 0;
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+int run_pare(char **out, char **errout, const char *const *args)
+{
+    const char *bin = getenv("PARE_BIN");
+    if (!bin || !*bin)
+        bin = "./pare";
+    const char *argv[64];
+    int argc = 0;
+    argv[argc++] = bin;
+    for (int i = 0; args[i] && argc < 63; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    /* stdout and stderr go to temp files so a chatty child cannot deadlock a full pipe. */
+    char opath[1200], epath[1200];
+    snprintf(opath, sizeof opath, "%s", tmp_path("run_pare.stdout"));
+    snprintf(epath, sizeof epath, "%s", tmp_path("run_pare.stderr"));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        if (o < 0 || e < 0 || nul < 0)
+            _exit(126);
+        dup2(nul, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    int fo = open(opath, O_RDONLY), fe = open(epath, O_RDONLY);
+    char *so = fo >= 0 ? slurp_fd(fo) : strdup("");
+    char *se = fe >= 0 ? slurp_fd(fe) : strdup("");
+    if (fo >= 0)
+        close(fo);
+    if (fe >= 0)
+        close(fe);
+    if (out)
+        *out = so;
+    else
+        free(so);
+    if (errout)
+        *errout = se;
+    else
+        free(se);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+/* Suites are declared in test_main.c; main runs those whose name contains argv[1], if given. */
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} suite;
+
+extern const suite harness_suites[];
+
+int main(int argc, char **argv)
+{
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    if (!harness_shared())
+        printf("note: shared data not found (PARE_SHARED or ../shared); tests that need it are skipped\n");
+    for (int i = 0; harness_suites[i].name; i++) {
+        if (filter && !strstr(harness_suites[i].name, filter))
+            continue;
+        printf("== %s\n", harness_suites[i].name);
+        harness_suites[i].fn();
+    }
+    printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
+    return n_fail ? 1 : 0;
+}

@@ -1,0 +1,38 @@
+/* A small test harness: each test is a function; CHECK records failures and continues,
+ * SKIP ends a test as skipped. The runner prints "N passed, N failed, N skipped". */
+#ifndef PARE_TEST_HARNESS_H
+#define PARE_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*test_fn)(void);
+
+void harness_run(const char *name, test_fn fn);
+void harness_check(int ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void harness_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int harness_failed_now(void); /* non-zero if the running test has already failed a check */
+
+/* Path of the shared reference data (PARE_SHARED, default ../shared), or NULL when absent. */
+const char *harness_shared(void);
+/* Joins the shared path with a relative path into a static buffer (one of 8 rotating slots). */
+const char *shared_path(const char *rel);
+/* A fresh temporary directory for this test (removed at exit); paths inside via tmp_path(). */
+const char *harness_tmpdir(void);
+const char *tmp_path(const char *name);
+/* Writes bytes to a file, returning 0 on success. */
+int write_bytes(const char *path, const void *data, size_t len);
+
+/* Runs ./pare (or PARE_BIN) with argv (NULL-terminated, argv[0] excluded); captures stdout and
+ * stderr into heap strings the caller frees; returns the exit status (128+signal on a signal). */
+int run_pare(char **out, char **errout, const char *const *args);
+
+#define RUN(fn) harness_run(#fn, fn)
+#define CHECK(cond) harness_check(!!(cond), __FILE__, __LINE__, "%s", #cond)
+#define CHECKF(cond, ...) harness_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define SKIP(...) do { harness_skip(__VA_ARGS__); return; } while (0)
+/* Skips the test with the standard line when the shared data is absent. */
+#define NEED_SHARED() do { if (!harness_shared()) SKIP("skipped: PARE_SHARED not found"); } while (0)
+
+#endif

@@ -1,0 +1,765 @@
+/* Tokenizer tests: exact agreement with the Hugging Face reference ids and llama2.c's encoder, round trips, bad input. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fileio.h"
+#include "core/tokenizer.h"
+#include "harness.h"
+
+void suite_tokenizer(void);
+
+static const char *const eval_files[4][2] = {
+    {"wiki.test.raw", "data/text/wikitext-2/wiki.test.raw"},
+    {"ptb.test.txt", "data/text/ptb/ptb.test.txt"},
+    {"brown_val.txt", "data/text/brown/brown_val.txt"},
+    {"tiny_test.txt", "data/text/tinystories/tiny_test.txt"},
+};
+
+static pare_tokenizer *load_hf_model(const char *model)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s/tokenizer.json", model);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    pare_status st = pare_tokenizer_load_hf(shared_path(rel), &tok, &err);
+    CHECKF(st == PARE_OK, "loading %s: %s", rel, err.msg);
+    return st == PARE_OK ? tok : NULL;
+}
+
+static json_t *load_reference(const char *model)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s/reference.json", model);
+    json_error_t jerr;
+    json_t *ref = json_load_file(shared_path(rel), 0, &jerr);
+    CHECKF(ref != NULL, "%s: %s", rel, jerr.text);
+    return ref;
+}
+
+static char *read_text(const char *rel, size_t *len)
+{
+    char *data = NULL;
+    pare_error err = {0};
+    pare_status st = pare_read_file(shared_path(rel), &data, len, &err);
+    CHECKF(st == PARE_OK, "%s", err.msg);
+    return data;
+}
+
+/* Little-endian int32 ids as written by the reference script. */
+static int32_t *read_ids(const char *rel, size_t *n)
+{
+    size_t len;
+    char *data = read_text(rel, &len);
+    *n = 0;
+    if (!data)
+        return NULL;
+    CHECKF(len % 4 == 0, "%s: %zu bytes is not a whole number of int32", rel, len);
+    int32_t *ids = malloc(len / 4 * sizeof *ids + 1);
+    const unsigned char *p = (const unsigned char *)data;
+    for (size_t i = 0; i < len / 4; i++)
+        ids[i] = (int32_t)((uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                           (uint32_t)p[4 * i + 3] << 24);
+    *n = len / 4;
+    free(data);
+    return ids;
+}
+
+static int32_t *json_ids(json_t *arr, size_t *n)
+{
+    *n = json_array_size(arr);
+    int32_t *ids = malloc(*n * sizeof *ids + 1);
+    for (size_t i = 0; i < *n; i++)
+        ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+    return ids;
+}
+
+static int32_t *encode(const pare_tokenizer *tok, const char *text, size_t len, int add_special, size_t *n)
+{
+    int32_t *ids = NULL;
+    pare_error err = {0};
+    pare_status st = pare_tokenizer_encode(tok, text, len, add_special, &ids, n, &err);
+    CHECKF(st == PARE_OK, "encode: %s", err.msg);
+    return ids;
+}
+
+static char *decode(const pare_tokenizer *tok, const int32_t *ids, size_t n, int skip_special, size_t *len)
+{
+    char *text = NULL;
+    pare_error err = {0};
+    pare_status st = pare_tokenizer_decode(tok, ids, n, skip_special, &text, len, &err);
+    CHECKF(st == PARE_OK, "decode: %s", err.msg);
+    return text;
+}
+
+static void print_ids(char *buf, size_t cap, const int32_t *ids, size_t from, size_t to)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = from; i < to && used + 12 < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%d", i > from ? " " : "", (int)ids[i]);
+}
+
+/* Compares id sequences; on a mismatch reports its position with the ids and decoded text around it. */
+static void check_same_ids(const pare_tokenizer *tok, const char *what, const int32_t *want, size_t n_want,
+                           const int32_t *got, size_t n_got)
+{
+    size_t i = 0;
+    while (i < n_want && i < n_got && want[i] == got[i])
+        i++;
+    if (i == n_want && i == n_got)
+        return;
+    size_t from = i > 5 ? i - 5 : 0;
+    size_t to_w = i + 6 < n_want ? i + 6 : n_want, to_g = i + 6 < n_got ? i + 6 : n_got;
+    char w[160], g[160];
+    print_ids(w, sizeof w, want, from, to_w);
+    print_ids(g, sizeof g, got, from, to_g);
+    size_t tl = 0;
+    char *text = NULL;
+    pare_tokenizer_decode(tok, want + from, to_w - from, 0, &text, &tl, NULL);
+    CHECKF(0, "%s: first difference at token %zu of %zu (got %zu tokens); reference ids [%zu..]: %s; ours: %s; "
+              "reference text there: \"%.60s\"",
+           what, i, n_want, n_got, from, w, g, text ? text : "?");
+    free(text);
+}
+
+/* Encodes every eval file and checks ids against reference_ids, counts against reference.json, and
+ * that decoding gives the file back (Metaspace "first" drops a leading space, as the reference does). */
+static void check_hf_model_files(const char *model, int loses_leading_space)
+{
+    pare_tokenizer *tok = load_hf_model(model);
+    json_t *ref = load_reference(model);
+    for (int f = 0; tok && ref && f < 4; f++) {
+        size_t len, n_ref, n_ids, back_len;
+        char *text = read_text(eval_files[f][1], &len);
+        char rel[256];
+        snprintf(rel, sizeof rel, "models/%s/reference_ids/%s.i32", model, eval_files[f][0]);
+        int32_t *want = read_ids(rel, &n_ref);
+        int32_t *ids = text ? encode(tok, text, len, 0, &n_ids) : NULL;
+        if (text && want && ids) {
+            char what[300];
+            snprintf(what, sizeof what, "%s on %s", model, eval_files[f][0]);
+            check_same_ids(tok, what, want, n_ref, ids, n_ids);
+            json_int_t count = json_integer_value(json_object_get(json_object_get(ref, eval_files[f][0]), "tokens"));
+            CHECKF((json_int_t)n_ids == count, "%s: %zu tokens, reference.json says %lld", what, n_ids,
+                   (long long)count);
+            char *back = decode(tok, ids, n_ids, 0, &back_len);
+            size_t skip = loses_leading_space && len > 0 && text[0] == ' ' ? 1 : 0;
+            CHECKF(back && back_len == len - skip && memcmp(back, text + skip, back_len) == 0,
+                   "%s: decode(encode(file)) differs from the file (%zu vs %zu bytes)", what, back_len, len - skip);
+            free(back);
+        }
+        free(text);
+        free(want);
+        free(ids);
+    }
+    json_decref(ref);
+    pare_tokenizer_free(tok);
+}
+
+static void test_llama12m_matches_reference_ids(void)
+{
+    NEED_SHARED();
+    check_hf_model_files("ref-llama-12m", 1);
+}
+
+static void test_gpt2_matches_reference_ids(void)
+{
+    NEED_SHARED();
+    check_hf_model_files("ref-gpt2-6m", 0);
+}
+
+/* The prompt encodes to prompt_ids with special tokens; greedy_ids after the prompt decode to the
+ * recorded continuation (special tokens kept, as the reference decoded them). */
+static void check_prompt_and_greedy(const char *model)
+{
+    pare_tokenizer *tok = load_hf_model(model);
+    json_t *ref = load_reference(model);
+    if (!tok || !ref)
+        goto out;
+    const char *prompt = json_string_value(json_object_get(ref, "prompt"));
+    const char *cont = json_string_value(json_object_get(ref, "greedy_continuation"));
+    size_t n_prompt, n_greedy, n_ids, len;
+    int32_t *want = json_ids(json_object_get(ref, "prompt_ids"), &n_prompt);
+    int32_t *greedy = json_ids(json_object_get(ref, "greedy_ids"), &n_greedy);
+    int32_t *ids = encode(tok, prompt, strlen(prompt), 1, &n_ids);
+    if (ids)
+        check_same_ids(tok, "prompt with special tokens", want, n_prompt, ids, n_ids);
+    CHECKF(n_greedy > n_prompt && memcmp(greedy, want, n_prompt * sizeof *want) == 0,
+           "%s: greedy_ids do not start with prompt_ids", model);
+    if (n_greedy > n_prompt) {
+        char *text = decode(tok, greedy + n_prompt, n_greedy - n_prompt, 0, &len);
+        CHECKF(text && !strcmp(text, cont), "%s: decoded continuation \"%s\" != reference \"%s\"", model,
+               text ? text : "", cont);
+        free(text);
+    }
+    char *back = decode(tok, want, n_prompt, 1, &len);
+    CHECKF(back && !strcmp(back, prompt), "%s: decode(prompt_ids, skip special) = \"%s\"", model, back ? back : "");
+    free(back);
+    int bos = pare_tokenizer_bos_id(tok);
+    CHECKF(n_prompt > 0 && (bos < 0 || want[0] == bos), "%s: bos id %d vs first prompt id %d", model, bos, want[0]);
+    /* Without special tokens the post-processor adds nothing. */
+    int32_t *plain = encode(tok, prompt, strlen(prompt), 0, &n_ids);
+    size_t skip = bos >= 0 ? 1 : 0;
+    if (plain)
+        check_same_ids(tok, "prompt without special tokens", want + skip, n_prompt - skip, plain, n_ids);
+    free(plain);
+    free(want);
+    free(greedy);
+    free(ids);
+out:
+    json_decref(ref);
+    pare_tokenizer_free(tok);
+}
+
+static void test_llama12m_prompt_and_greedy(void)
+{
+    NEED_SHARED();
+    check_prompt_and_greedy("ref-llama-12m");
+    pare_tokenizer *tok = load_hf_model("ref-llama-12m");
+    if (tok) {
+        CHECK(pare_tokenizer_bos_id(tok) == 1);
+        CHECK(pare_tokenizer_eos_id(tok) == 2);
+        CHECK(pare_tokenizer_vocab_size(tok) == 4096);
+        CHECKF(strstr(pare_tokenizer_describe(tok), "Metaspace") != NULL, "%s", pare_tokenizer_describe(tok));
+    }
+    pare_tokenizer_free(tok);
+}
+
+static void test_gpt2_prompt_and_greedy(void)
+{
+    NEED_SHARED();
+    check_prompt_and_greedy("ref-gpt2-6m");
+    pare_tokenizer *tok = load_hf_model("ref-gpt2-6m");
+    if (tok) {
+        CHECK(pare_tokenizer_bos_id(tok) == -1);
+        CHECK(pare_tokenizer_eos_id(tok) == 0); /* <|endoftext|> */
+        CHECKF(strstr(pare_tokenizer_describe(tok), "ByteLevel") != NULL, "%s", pare_tokenizer_describe(tok));
+    }
+    pare_tokenizer_free(tok);
+}
+
+/* Special tokens written in the text are matched even without add_special, and split the text. */
+static void test_added_tokens_in_text(void)
+{
+    NEED_SHARED();
+    pare_tokenizer *tok = load_hf_model("ref-gpt2-6m");
+    if (!tok)
+        return;
+    const char *text = "Hello there<|endoftext|> world";
+    size_t n, na, nb;
+    int32_t *ids = encode(tok, text, strlen(text), 0, &n);
+    int32_t *a = encode(tok, "Hello there", 11, 0, &na);
+    int32_t *b = encode(tok, " world", 6, 0, &nb);
+    CHECKF(ids && a && b && n == na + 1 + nb && !memcmp(ids, a, na * 4) && ids[na] == 0 &&
+               !memcmp(ids + na + 1, b, nb * 4),
+           "<|endoftext|> in text is not encoded as its id between the surrounding pieces");
+    size_t len;
+    char *back = decode(tok, ids, n, 0, &len);
+    CHECKF(back && !strcmp(back, text), "decode keeps the special token: \"%s\"", back ? back : "");
+    free(back);
+    back = decode(tok, ids, n, 1, &len);
+    CHECKF(back && !strcmp(back, "Hello there world"), "decode skipping special: \"%s\"", back ? back : "");
+    free(back);
+    free(ids);
+    free(a);
+    free(b);
+    pare_tokenizer_free(tok);
+
+    tok = load_hf_model("ref-llama-12m");
+    if (!tok)
+        return;
+    text = "one</s>two";
+    ids = encode(tok, text, strlen(text), 0, &n);
+    int found = 0;
+    for (size_t i = 0; ids && i < n; i++)
+        found += ids[i] == 2;
+    CHECKF(found == 1, "</s> in text should give id 2 exactly once (%d)", found);
+    back = ids ? decode(tok, ids, n, 0, &len) : NULL;
+    CHECKF(back && !strcmp(back, text), "llama decode with </s>: \"%s\"", back ? back : "");
+    free(back);
+    free(ids);
+    pare_tokenizer_free(tok);
+}
+
+static void test_llama2_vocab_counts_and_roundtrip(void)
+{
+    NEED_SHARED();
+    pare_tokenizer *tok = load_hf_model("llama2-vocab-tiny");
+    json_t *ref = load_reference("llama2-vocab-tiny");
+    json_t *files = json_object_get(ref, "files");
+    for (int f = 0; tok && ref && f < 4; f++) {
+        json_t *entry = json_object_get(files, eval_files[f][0]);
+        size_t len, n, back_len;
+        char *text = read_text(eval_files[f][1], &len);
+        int32_t *ids = text ? encode(tok, text, len, 0, &n) : NULL;
+        if (ids) {
+            json_int_t want = json_integer_value(json_object_get(entry, "tokens"));
+            CHECKF((json_int_t)n == want, "llama2-vocab-tiny on %s: %zu tokens, reference %lld", eval_files[f][0], n,
+                   (long long)want);
+            if (json_is_true(json_object_get(entry, "decode_roundtrip"))) {
+                char *back = decode(tok, ids, n, 0, &back_len);
+                CHECKF(back && back_len == len && !memcmp(back, text, len),
+                       "llama2-vocab-tiny on %s: decode(encode(file)) differs from the file", eval_files[f][0]);
+                free(back);
+            }
+        }
+        free(text);
+        free(ids);
+    }
+    json_decref(ref);
+    pare_tokenizer_free(tok);
+}
+
+static void test_llama2_vocab_tricky_cases(void)
+{
+    NEED_SHARED();
+    pare_tokenizer *tok = load_hf_model("llama2-vocab-tiny");
+    json_t *ref = load_reference("llama2-vocab-tiny");
+    json_t *tricky = json_object_get(ref, "tricky");
+    CHECK(json_array_size(tricky) > 0);
+    size_t k;
+    json_t *c;
+    json_array_foreach(tricky, k, c) {
+        if (!tok)
+            break;
+        const char *text = json_string_value(json_object_get(c, "text"));
+        const char *decoded = json_string_value(json_object_get(c, "decoded"));
+        size_t n_want, n, len;
+        int32_t *want = json_ids(json_object_get(c, "ids"), &n_want);
+        int32_t *ids = encode(tok, text, strlen(text), 0, &n);
+        char what[200];
+        snprintf(what, sizeof what, "tricky case %zu \"%.40s\"", k, text);
+        if (ids)
+            check_same_ids(tok, what, want, n_want, ids, n);
+        char *back = decode(tok, want, n_want, 0, &len);
+        CHECKF(back && !strcmp(back, decoded), "%s: decoded \"%s\", reference \"%s\"", what, back ? back : "",
+               decoded);
+        /* With special tokens the only change is the BOS in front. */
+        free(ids);
+        ids = encode(tok, text, strlen(text), 1, &n);
+        CHECKF(ids && n == n_want + 1 && ids[0] == pare_tokenizer_bos_id(tok) &&
+                   !memcmp(ids + 1, want, n_want * sizeof *want),
+               "%s: with special tokens should be BOS + the reference ids", what);
+        free(back);
+        free(want);
+        free(ids);
+    }
+    if (tok) {
+        CHECK(pare_tokenizer_bos_id(tok) == 1);
+        CHECK(pare_tokenizer_eos_id(tok) == 2);
+        CHECK(pare_tokenizer_vocab_size(tok) == 32000);
+    }
+    json_decref(ref);
+    pare_tokenizer_free(tok);
+}
+
+/* ---- llama2.c: an independent, literal transcription of run.c's encode() for comparison ---- */
+
+typedef struct {
+    char **piece;
+    float *score;
+    int n;
+    int *sorted; /* ids ordered by piece, for run.c's binary-search lookup */
+} naive_vocab;
+
+static const naive_vocab *sorting_vocab;
+
+static int compare_pieces(const void *a, const void *b)
+{
+    return strcmp(sorting_vocab->piece[*(const int *)a], sorting_vocab->piece[*(const int *)b]);
+}
+
+static int naive_lookup(const naive_vocab *v, const char *s)
+{
+    int lo = 0, hi = v->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(s, v->piece[v->sorted[mid]]);
+        if (c == 0)
+            return v->sorted[mid];
+        if (c < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+static int naive_load(const char *path, int n, naive_vocab *v)
+{
+    size_t len;
+    char *data = NULL;
+    if (pare_read_file(path, &data, &len, NULL) != PARE_OK)
+        return 0;
+    v->n = n;
+    v->piece = calloc((size_t)n, sizeof *v->piece);
+    v->score = calloc((size_t)n, sizeof *v->score);
+    size_t pos = 4;
+    for (int i = 0; i < n; i++) {
+        int32_t plen;
+        memcpy(&v->score[i], data + pos, 4);
+        memcpy(&plen, data + pos + 4, 4);
+        pos += 8;
+        v->piece[i] = calloc((size_t)plen + 1, 1);
+        memcpy(v->piece[i], data + pos, (size_t)plen);
+        pos += (size_t)plen;
+    }
+    free(data);
+    v->sorted = malloc((size_t)n * sizeof *v->sorted);
+    for (int i = 0; i < n; i++)
+        v->sorted[i] = i;
+    sorting_vocab = v;
+    qsort(v->sorted, (size_t)n, sizeof *v->sorted, compare_pieces);
+    return 1;
+}
+
+static void naive_free(naive_vocab *v)
+{
+    for (int i = 0; i < v->n; i++)
+        free(v->piece[i]);
+    free(v->piece);
+    free(v->score);
+    free(v->sorted);
+}
+
+static int naive_encode(const naive_vocab *v, const char *text, int bos, int *tokens)
+{
+    char buf[64];
+    size_t str_len = 0;
+    int n = 0;
+    if (bos)
+        tokens[n++] = 1;
+    if (text[0] != '\0')
+        tokens[n++] = naive_lookup(v, " ");
+    for (const char *c = text; *c != '\0'; c++) {
+        if ((*c & 0xC0) != 0x80)
+            str_len = 0;
+        buf[str_len++] = *c;
+        buf[str_len] = '\0';
+        if ((*(c + 1) & 0xC0) == 0x80 && str_len < 4)
+            continue;
+        int id = naive_lookup(v, buf);
+        if (id != -1) {
+            tokens[n++] = id;
+        } else {
+            for (size_t i = 0; i < str_len; i++)
+                tokens[n++] = (unsigned char)buf[i] + 3;
+        }
+        str_len = 0;
+    }
+    for (;;) {
+        float best_score = -1e10f;
+        int best_id = -1, best_idx = -1;
+        for (int i = 0; i < n - 1; i++) {
+            char joined[128];
+            snprintf(joined, sizeof joined, "%s%s", v->piece[tokens[i]], v->piece[tokens[i + 1]]);
+            int id = naive_lookup(v, joined);
+            if (id != -1 && v->score[id] > best_score) {
+                best_score = v->score[id];
+                best_id = id;
+                best_idx = i;
+            }
+        }
+        if (best_idx == -1)
+            break;
+        tokens[best_idx] = best_id;
+        for (int i = best_idx + 1; i < n - 1; i++)
+            tokens[i] = tokens[i + 1];
+        n--;
+    }
+    return n;
+}
+
+static void check_llama2c(const char *rel)
+{
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    pare_status st = pare_tokenizer_load_llama2c(shared_path(rel), 512, &tok, &err);
+    CHECKF(st == PARE_OK, "%s: %s", rel, err.msg);
+    naive_vocab v = {0};
+    CHECK(naive_load(shared_path(rel), 512, &v));
+    size_t story_len;
+    char *story = read_text("data/text/tinystories/tiny_test.txt", &story_len);
+    if (!tok || !story || !v.piece)
+        goto out;
+    CHECK(pare_tokenizer_bos_id(tok) == 1 && pare_tokenizer_eos_id(tok) == 2 && pare_tokenizer_vocab_size(tok) == 512);
+    /* A slice of story text plus characters outside the 512-piece vocab (byte fallback). */
+    char sample[1400];
+    size_t take = story_len < 1200 ? story_len : 1200;
+    memcpy(sample, story, take);
+    const char extra[] = " naïve café — “quotes” 中文 😀\ttabs  double  space\n";
+    memcpy(sample + take, extra, sizeof extra);
+    const char *texts[] = {sample, "Once upon a time, there was a little girl named Lily.", "a", " ", "😀", ""};
+    for (size_t k = 0; k < sizeof texts / sizeof *texts; k++) {
+        const char *text = texts[k];
+        size_t len = strlen(text);
+        for (int bos = 0; bos <= 1; bos++) {
+            size_t n;
+            int32_t *ids = encode(tok, text, len, bos, &n);
+            int *want = malloc((len * 4 + 4) * sizeof *want);
+            size_t n_want = (size_t)naive_encode(&v, text, bos, want);
+            int same = ids && n == n_want;
+            for (size_t i = 0; same && i < n; i++)
+                same = ids[i] == want[i];
+            CHECKF(same, "%s: text %zu (bos=%d) differs from run.c's encode (%zu vs %zu tokens)", rel, k, bos, n,
+                   n_want);
+            CHECKF(!bos || (n > 0 && ids[0] == 1), "%s: BOS missing", rel);
+            CHECKF(bos || n == 0 || ids[0] != 1, "%s: BOS added without add_special", rel);
+            /* run.c's decode strips the dummy-prefix space only after BOS. */
+            size_t back_len;
+            char *back = ids ? decode(tok, ids, n, 1, &back_len) : NULL;
+            if (back && bos)
+                CHECKF(back_len == len && !memcmp(back, text, len), "%s: decode(encode(text, BOS)) != text (%zu)", rel,
+                       k);
+            if (back && !bos)
+                CHECKF(len == 0 ? back_len == 0 : back_len == len + 1 && back[0] == ' ' && !memcmp(back + 1, text, len),
+                       "%s: decode(encode(text)) != ' ' + text (%zu)", rel, k);
+            free(back);
+            free(ids);
+            free(want);
+        }
+    }
+    /* Without skip_special, BOS decodes to its own piece. */
+    int32_t one[2] = {1, 2};
+    size_t back_len;
+    char *back = decode(tok, one, 1, 0, &back_len);
+    CHECKF(back && !strcmp(back, v.piece[1]), "%s: BOS decodes to \"%s\"", rel, back ? back : "");
+    free(back);
+    back = decode(tok, one, 2, 1, &back_len);
+    CHECKF(back && back_len == 0, "%s: BOS+EOS with skip_special should decode to nothing", rel);
+    free(back);
+out:
+    free(story);
+    naive_free(&v);
+    pare_tokenizer_free(tok);
+}
+
+static void test_llama2c_stories260k_matches_run_c(void)
+{
+    NEED_SHARED();
+    check_llama2c("models/stories260K/tok512.bin");
+}
+
+static void test_llama2c_aidreams_matches_run_c(void)
+{
+    NEED_SHARED();
+    check_llama2c("models/aidreams260K/tok512_aidreams.bin");
+}
+
+/* ---- bad input and synthetic tokenizers (no shared data needed) ---- */
+
+static void test_rejects_unigram_model(void)
+{
+    const char *json = "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}";
+    const char *path = tmp_path("unigram.json");
+    CHECK(write_bytes(path, json, strlen(json)) == 0);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    pare_status st = pare_tokenizer_load_hf(path, &tok, &err);
+    CHECKF(st == PARE_EUNSUPPORTED, "status %s", pare_status_name(st));
+    CHECKF(strstr(err.msg, path) && strstr(err.msg, "Unigram") && !strchr(err.msg, '\n'), "message: %s", err.msg);
+    CHECK(tok == NULL);
+}
+
+static void test_rejects_unsupported_components(void)
+{
+    const char *json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                       " \"pre_tokenizer\": {\"type\": \"Whitespace\"}}";
+    const char *path = tmp_path("whitespace.json");
+    CHECK(write_bytes(path, json, strlen(json)) == 0);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    pare_status st = pare_tokenizer_load_hf(path, &tok, &err);
+    CHECKF(st == PARE_EUNSUPPORTED && strstr(err.msg, path) && strstr(err.msg, "Whitespace"), "%s: %s",
+           pare_status_name(st), err.msg);
+    pare_tokenizer_free(tok);
+}
+
+static void test_rejects_invalid_json_and_missing_file(void)
+{
+    const char *json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {";
+    const char *path = tmp_path("broken.json");
+    CHECK(write_bytes(path, json, strlen(json)) == 0);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    pare_status st = pare_tokenizer_load_hf(path, &tok, &err);
+    CHECKF(st == PARE_EFORMAT && strstr(err.msg, path), "%s: %s", pare_status_name(st), err.msg);
+    CHECK(tok == NULL);
+
+    const char *missing = tmp_path("no-such-tokenizer.json");
+    st = pare_tokenizer_load_hf(missing, &tok, &err);
+    CHECKF(st == PARE_EIO && strstr(err.msg, missing), "%s: %s", pare_status_name(st), err.msg);
+    st = pare_tokenizer_load_llama2c(missing, 512, &tok, &err);
+    CHECKF(st == PARE_EIO && strstr(err.msg, missing), "%s: %s", pare_status_name(st), err.msg);
+
+    /* A merge naming a piece that is not in the vocab. */
+    json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}";
+    CHECK(write_bytes(path, json, strlen(json)) == 0);
+    st = pare_tokenizer_load_hf(path, &tok, &err);
+    CHECKF(st == PARE_EFORMAT && strstr(err.msg, "ab"), "%s: %s", pare_status_name(st), err.msg);
+}
+
+static void put_i32(unsigned char *p, int32_t v) { memcpy(p, &v, 4); }
+
+static void test_rejects_bad_tokenizer_bin(void)
+{
+    /* Three pieces: "a" "b" "ab". */
+    unsigned char good[4 + 3 * 8 + 4];
+    size_t n = 0;
+    put_i32(good, 2);
+    n = 4;
+    const char *pieces[3] = {"a", "b", "ab"};
+    for (int i = 0; i < 3; i++) {
+        float score = (float)-i;
+        memcpy(good + n, &score, 4);
+        put_i32(good + n + 4, (int32_t)strlen(pieces[i]));
+        memcpy(good + n + 8, pieces[i], strlen(pieces[i]));
+        n += 8 + strlen(pieces[i]);
+    }
+    const char *path = tmp_path("tok.bin");
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECK(write_bytes(path, good, n) == 0);
+    CHECKF(pare_tokenizer_load_llama2c(path, 3, &tok, &err) == PARE_OK, "%s", err.msg);
+    pare_tokenizer_free(tok);
+    tok = NULL;
+    /* Every truncation is reported, naming the file. */
+    for (size_t cut = 0; cut < n; cut++) {
+        CHECK(write_bytes(path, good, cut) == 0);
+        pare_status st = pare_tokenizer_load_llama2c(path, 3, &tok, &err);
+        CHECKF(st == PARE_EFORMAT && strstr(err.msg, path), "cut at %zu: %s: %s", cut, pare_status_name(st), err.msg);
+        CHECK(tok == NULL);
+    }
+    /* More tokens than the file holds. */
+    CHECK(write_bytes(path, good, n) == 0);
+    CHECK(pare_tokenizer_load_llama2c(path, 4, &tok, &err) == PARE_EFORMAT);
+    /* Negative and huge lengths. */
+    unsigned char bad[sizeof good];
+    memcpy(bad, good, n);
+    put_i32(bad + 8, -5);
+    CHECK(write_bytes(path, bad, n) == 0);
+    CHECKF(pare_tokenizer_load_llama2c(path, 3, &tok, &err) == PARE_EFORMAT && strstr(err.msg, "length"), "%s",
+           err.msg);
+    put_i32(bad + 8, 0x7fffffff);
+    CHECK(write_bytes(path, bad, n) == 0);
+    CHECK(pare_tokenizer_load_llama2c(path, 3, &tok, &err) == PARE_EFORMAT);
+    CHECK(pare_tokenizer_load_llama2c(path, 0, &tok, &err) == PARE_EINVAL);
+    CHECK(pare_tokenizer_load_llama2c(path, -3, &tok, &err) == PARE_EINVAL);
+}
+
+/* A hand-made Metaspace tokenizer: byte fallback for unknown characters, merges, and the decoder's
+ * rule that an invalid run of byte tokens becomes one U+FFFD per byte. */
+static void test_synthetic_metaspace_byte_fallback(void)
+{
+    char json[1 << 14];
+    size_t used = (size_t)snprintf(json, sizeof json,
+                                   "{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true}],"
+                                   " \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\\u2581\","
+                                   " \"prepend_scheme\": \"always\", \"split\": true},"
+                                   " \"decoder\": {\"type\": \"Sequence\", \"decoders\": ["
+                                   "{\"type\": \"Metaspace\", \"replacement\": \"\\u2581\", \"prepend_scheme\": \"always\"},"
+                                   "{\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]},"
+                                   " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"byte_fallback\": true,"
+                                   " \"merges\": [[\"\\u2581\", \"a\"], [\"\\u2581a\", \"b\"]], \"vocab\": {\"<unk>\": 0");
+    for (int b = 0; b < 256; b++)
+        used += (size_t)snprintf(json + used, sizeof json - used, ", \"<0x%02X>\": %d", b, b + 1);
+    snprintf(json + used, sizeof json - used, ", \"\\u2581\": 257, \"a\": 258, \"b\": 259, \"\\u2581a\": 260,"
+                                              " \"\\u2581ab\": 261}}}");
+    const char *path = tmp_path("meta.json");
+    CHECK(write_bytes(path, json, strlen(json)) == 0);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(pare_tokenizer_load_hf(path, &tok, &err) == PARE_OK, "%s", err.msg);
+    if (!tok)
+        return;
+    size_t n, len;
+    /* "ab a" -> ▁ab ▁a ; "é" (C3 A9) unknown -> ▁ then its two bytes. */
+    int32_t *ids = encode(tok, "ab aé", strlen("ab aé"), 0, &n);
+    int32_t want[] = {261, 260, 0xC3 + 1, 0xA9 + 1};
+    CHECKF(ids && n == 4 && !memcmp(ids, want, sizeof want), "ids for \"ab aé\" (%zu tokens)", n);
+    char *back = ids ? decode(tok, ids, n, 0, &len) : NULL;
+    CHECKF(back && !strcmp(back, "ab aé"), "decoded \"%s\"", back ? back : "");
+    free(back);
+    free(ids);
+    int32_t invalid[] = {0xE4 + 1, 0xB8 + 1, 258};
+    back = decode(tok, invalid, 3, 0, &len);
+    CHECKF(back && !strcmp(back, "\xEF\xBF\xBD\xEF\xBF\xBD" "a"), "invalid bytes decode to \"%s\"", back ? back : "");
+    free(back);
+    int32_t out_of_range = 9999;
+    char *none = NULL;
+    CHECK(pare_tokenizer_decode(tok, &out_of_range, 1, 0, &none, &len, &err) == PARE_EINVAL && none == NULL);
+    pare_tokenizer_free(tok);
+}
+
+/* A hand-made ByteLevel tokenizer with only single-byte pieces: the ids spell the text's bytes, and
+ * the split regex decides which spaces go with which word (checked through ids of merged pieces). */
+static void test_synthetic_byte_level_split(void)
+{
+    /* GPT-2 maps byte b to itself when printable, else to 256+k; "Ġ" (U+0120) is the space. */
+    char json[1 << 14];
+    size_t used = (size_t)snprintf(json, sizeof json,
+                                   "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false},"
+                                   " \"decoder\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\","
+                                   " \"merges\": [[\"\\u0120\", \"\\u0120\"], [\"\\u0120\", \"a\"]], \"vocab\": {");
+    int k = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+        int cp = printable ? b : 256 + k++;
+        used += (size_t)snprintf(json + used, sizeof json - used, "%s\"\\u%04X\": %d", b ? ", " : "", cp, b);
+    }
+    snprintf(json + used, sizeof json - used, ", \"\\u0120\\u0120\": 256, \"\\u0120a\": 257}}}");
+    const char *path = tmp_path("bytelevel.json");
+    CHECK(write_bytes(path, json, strlen(json)) == 0);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(pare_tokenizer_load_hf(path, &tok, &err) == PARE_OK, "%s", err.msg);
+    if (!tok)
+        return;
+    /* "   a": \s+(?!\S) keeps the last space for " a": words "  " and " a" -> [ĠĠ] [Ġa]. */
+    size_t n, len;
+    int32_t *ids = encode(tok, "   a", 4, 0, &n);
+    int32_t want1[] = {256, 257};
+    CHECKF(ids && n == 2 && !memcmp(ids, want1, sizeof want1), "\"   a\" gives %zu tokens", n);
+    free(ids);
+    /* Trailing spaces stay one word: "a   " -> a [ĠĠ] Ġ. */
+    ids = encode(tok, "a   ", 4, 0, &n);
+    int32_t want2[] = {'a', 256, ' '};
+    CHECKF(ids && n == 3 && !memcmp(ids, want2, sizeof want2), "\"a   \" gives %zu tokens", n);
+    char *back = ids ? decode(tok, ids, n, 0, &len) : NULL;
+    CHECKF(back && !strcmp(back, "a   "), "decoded \"%s\"", back ? back : "");
+    free(back);
+    free(ids);
+    /* "\n a": the newline alone, then " a". */
+    ids = encode(tok, "\n a", 3, 0, &n);
+    int32_t want3[] = {'\n', 257};
+    CHECKF(ids && n == 2 && !memcmp(ids, want3, sizeof want3), "\"\\n a\" gives %zu tokens", n);
+    free(ids);
+    /* Invalid UTF-8 encodes byte by byte and decodes lossily, one U+FFFD per maximal bad sequence. */
+    const char bad[] = "x\xE4\xB8 y";
+    ids = encode(tok, bad, 5, 0, &n);
+    back = ids ? decode(tok, ids, n, 0, &len) : NULL;
+    CHECKF(back && !strcmp(back, "x\xEF\xBF\xBD y"), "lossy decode: \"%s\"", back ? back : "");
+    free(back);
+    free(ids);
+    pare_tokenizer_free(tok);
+}
+
+void suite_tokenizer(void)
+{
+    RUN(test_llama12m_matches_reference_ids);
+    RUN(test_gpt2_matches_reference_ids);
+    RUN(test_llama12m_prompt_and_greedy);
+    RUN(test_gpt2_prompt_and_greedy);
+    RUN(test_added_tokens_in_text);
+    RUN(test_llama2_vocab_counts_and_roundtrip);
+    RUN(test_llama2_vocab_tricky_cases);
+    RUN(test_llama2c_stories260k_matches_run_c);
+    RUN(test_llama2c_aidreams_matches_run_c);
+    RUN(test_rejects_unigram_model);
+    RUN(test_rejects_unsupported_components);
+    RUN(test_rejects_invalid_json_and_missing_file);
+    RUN(test_rejects_bad_tokenizer_bin);
+    RUN(test_synthetic_metaspace_byte_fallback);
+    RUN(test_synthetic_byte_level_split);
+}
