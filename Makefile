@@ -4,8 +4,8 @@
 CC      ?= cc
 OPT     ?= -O2 -march=native
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -I/usr/include/x86_64-linux-gnu
-LIBS    := -lopenblas -llapacke -ljansson -lutf8proc -lm -lpthread
+CFLAGS  += -fopenmp -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -I/usr/include/x86_64-linux-gnu
+LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lm -lpthread
 
 # Debian packages pare builds and runs with (checked by `make deps`).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \

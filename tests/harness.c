@@ -1,6 +1,8 @@
 /* Test runner: runs the suites named in test_main.c, counts results, owns temp dirs and subprocesses. */
 #include "harness.h"
 
+#include "core/parallel.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -212,6 +214,12 @@ extern const suite harness_suites[];
 
 int main(int argc, char **argv)
 {
+    /* The same kernel choice as ./pare (see pare_blas_better_coretype), for the same speed. */
+    const char *better = pare_blas_better_coretype();
+    if (better && !getenv("OPENBLAS_CORETYPE")) {
+        setenv("OPENBLAS_CORETYPE", better, 1);
+        execv("/proc/self/exe", argv);
+    }
     const char *filter = argc > 1 ? argv[1] : NULL;
     if (!harness_shared())
         printf("note: shared data not found (PARE_SHARED or ../shared); tests that need it are skipped\n");

@@ -7,8 +7,14 @@ typedef struct {
 } suite;
 
 void suite_tokenizer(void);
+void suite_forward(void);
+void suite_formats(void);
+void suite_cli(void);
 
 const suite harness_suites[] = {
     {"tokenizer", suite_tokenizer},
+    {"formats", suite_formats},
+    {"forward", suite_forward},
+    {"cli", suite_cli},
     {0, 0},
 };

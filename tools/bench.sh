@@ -20,7 +20,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED_IN="${PARE_SHARED:-$ROOT/../shared}"
 PARE_IN="${PARE_BIN:-$ROOT/pare}"
-cd "$ROOT"
 
 WINDOW=256
 THREADS="${PARE_THREADS:-$(nproc)}"
@@ -34,7 +33,7 @@ if [ ! -d "$SHARED_IN" ]; then
     echo "bench: skipped: PARE_SHARED not found ($SHARED_IN)"
     exit 0
 fi
-SHARED="$(cd "$SHARED_IN" && pwd)"
+SHARED="$(cd "$SHARED_IN" && pwd)"     # relative paths are resolved from the caller's directory
 DATA="$SHARED/data/text/wikitext-2/wiki.test.raw"
 
 # Python for JSON parsing and the table: any python3 has json.
@@ -44,7 +43,12 @@ if [ -z "$PY" ]; then
     exit 1
 fi
 
-case "$PARE_IN" in */*) PARE="$PARE_IN" ;; *) PARE="$(command -v "$PARE_IN" || echo "$PARE_IN")" ;; esac
+case "$PARE_IN" in
+    /*) PARE="$PARE_IN" ;;
+    */*) PARE="$PWD/$PARE_IN" ;;
+    *) PARE="$(command -v "$PARE_IN" || echo "$PARE_IN")" ;;
+esac
+cd "$ROOT"
 if [ ! -x "$PARE" ]; then
     echo "bench: error: pare binary not found or not executable: $PARE (run \`make\` first)" >&2
     exit 1

@@ -9,31 +9,36 @@
 
 typedef struct {
     const pare_model *m;
-    const int32_t *ids; /* the whole buffer; new tokens start at n_prompt */
-    int n_prompt, n;
-    size_t printed;     /* bytes of the decoded continuation already written */
+    const int32_t *ids; /* prompt then new tokens */
+    int n;
+    size_t printed;     /* bytes of the decoded text already written */
     int stream;
 } stream_state;
 
-/* Decodes the whole continuation each time and prints what is new once it is stable, so tokens
- * that split a UTF-8 character never print a replacement character. */
-static int on_token(void *user, int32_t token)
+/* Shows the decode of the whole sequence (special tokens skipped), printing what is new once it
+ * is stable, so a token that splits a UTF-8 character never prints a replacement character. */
+static void show(stream_state *s, int final)
 {
-    stream_state *s = user;
-    s->n++;
-    if (!s->stream)
-        return 0;
     char *text;
     size_t len;
     pare_error err;
-    if (pare_tokenizer_decode(s->m->tok, s->ids + s->n_prompt, (size_t)(s->n - s->n_prompt), 0, &text, &len, &err))
-        return 0;
-    if (len > s->printed && !(len >= 3 && memcmp(text + len - 3, "\xef\xbf\xbd", 3) == 0)) {
+    if (pare_tokenizer_decode(s->m->tok, s->ids, (size_t)s->n, 1, &text, &len, &err))
+        return;
+    int partial = !final && len >= 3 && memcmp(text + len - 3, "\xef\xbf\xbd", 3) == 0;
+    if (len > s->printed && !partial) {
         fwrite(text + s->printed, 1, len - s->printed, stdout);
         fflush(stdout);
         s->printed = len;
     }
     free(text);
+}
+
+static int on_token(void *user, int32_t token)
+{
+    stream_state *s = user;
+    s->n++;
+    if (s->stream)
+        show(s, 0);
     return cli_interrupted();
 }
 
@@ -107,12 +112,9 @@ int cmd_generate(int argc, char **argv)
     }
     memcpy(ids, pids, np * sizeof *ids);
     cli_install_sigint();
-    stream_state s = {m, ids, (int)np, (int)np, 0, !json};
-    if (!json) {
-        fputs(prompt, stdout);
-        if (*prompt)
-            fputc(' ', stdout) == EOF ? (void)0 : (void)0;
-    }
+    stream_state s = {m, ids, (int)np, 0, !json};
+    if (!json)
+        show(&s, 0);
     int n = 0;
     if (pare_generate(m, ids, (int)np, &o, on_token, &s, &n, &err)) {
         rc = cli_error("generate", &err);
@@ -132,8 +134,7 @@ int cmd_generate(int argc, char **argv)
         free(out);
         json_decref(j);
     } else {
-        if (len > s.printed)
-            fwrite(text + s.printed, 1, len - s.printed, stdout);
+        show(&s, 1);
         fputc('\n', stdout);
     }
     free(text);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "forward.h"
+#include "parallel.h"
 
 void pare_eval_defaults(pare_eval_opts *o)
 {
@@ -91,6 +92,7 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
             size_t min_with_ctx = start + (p->bos ? 0 : 1);
             if (first < min_with_ctx)
                 first = min_with_ctx;
+#pragma omp parallel for num_threads(pare_threads()) schedule(static) reduction(+ : nll, scored)
             for (size_t t = first; t < start + cap; t++) {
                 int pos = (int)(t - start) + (p->bos ? 1 : 0); /* position of target in the window */
                 const float *row = a->logits + ((size_t)b * W + pos - 1) * V;

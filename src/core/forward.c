@@ -4,6 +4,7 @@
 #include "forward.h"
 
 #include <cblas.h>
+#include "parallel.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,13 +93,13 @@ void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y)
             memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y,
-                l->out);
+    pare_sgemm(CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
 }
 
 /* out[N, C] = RMSNorm(x) * w; rstd[N] kept for the backward pass. */
 static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
 {
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C;
         double ss = 0;
@@ -116,6 +117,7 @@ static void rmsnorm_forward(float *out, float *rstd, const float *x, const float
 static void layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
                               int N, int C, float eps)
 {
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C;
         double s = 0;
@@ -170,8 +172,9 @@ static void attention_forward(const pare_config *c, pare_layer_acts *la, int B, 
 {
     int H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv_heads * hd, rep = H / c->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+            int b = bh / H, h = bh % H;
             const float *q = la->q + (size_t)b * T * qd + (size_t)h * hd;
             const float *k = la->k + (size_t)b * T * kvd + (size_t)(h / rep) * hd;
             const float *v = la->v + (size_t)b * T * kvd + (size_t)(h / rep) * hd;
@@ -251,12 +254,14 @@ pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, 
         if (c->arch == PARE_ARCH_LLAMA) {
             pare_linear_forward(&blk->gate, la->ln2, N, la->fc1);
             pare_linear_forward(&blk->up, la->ln2, N, la->fc2);
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
             for (size_t i = 0; i < NF; i++) {
                 float g = la->fc1[i];
                 la->hmid[i] = g / (1.0f + expf(-g)) * la->fc2[i];
             }
         } else {
             pare_linear_forward(&blk->up, la->ln2, N, la->fc1);
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
             for (size_t i = 0; i < NF; i++)
                 la->hmid[i] = gelu_tanh(la->fc1[i]);
         }

@@ -1,4 +1,4 @@
-/* Tokenizers: Hugging Face tokenizer.json BPE pipelines and llama2.c tokenizer.bin, reproducing the reference libraries id for id. */
+/* Tokenizers: HF tokenizer.json BPE pipelines and llama2.c tokenizer.bin, matching the reference libraries id for id. */
 #include "tokenizer.h"
 
 #include <jansson.h>

@@ -1,0 +1,25 @@
+/* Threading: pare splits work across cores itself (OpenMP) and keeps OpenBLAS single-threaded,
+ * because OpenBLAS's own threads do not speed up the mid-sized products of these models. */
+#ifndef PARE_PARALLEL_H
+#define PARE_PARALLEL_H
+
+#include <cblas.h>
+
+/* Threads pare uses: PARE_THREADS, else OMP_NUM_THREADS, else the number of cores. */
+int pare_threads(void);
+/* Sets the thread count for later work (n <= 0 restores the default). */
+void pare_set_threads(int n);
+
+/* OpenBLAS 0.3.21 (Debian 12) does not recognize recent AVX-512 CPUs and falls back to its
+ * Haswell kernels, which run these models about a third slower. Returns the OPENBLAS_CORETYPE
+ * value that would select a better kernel on this CPU, or NULL when the choice is already right.
+ * OpenBLAS reads that variable only when it is loaded, so a driver sets it and re-executes. */
+const char *pare_blas_better_coretype(void);
+/* The kernel family OpenBLAS chose, e.g. "Haswell" or "SkylakeX". */
+const char *pare_blas_corename(void);
+
+/* Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, split by rows of C across threads. */
+void pare_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif

@@ -1,0 +1,32 @@
+/* Tiny synthetic models written by the tests themselves: HF folders (LLaMA or GPT-2, optionally
+ * sharded or without the transformer. prefix) and llama2.c checkpoints with matching weights. */
+#ifndef PARE_TEST_FIXTURE_H
+#define PARE_TEST_FIXTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int gpt2;          /* 0: LLaMA, 1: GPT-2 */
+    int dim, layers, heads, kv_heads, ffn, vocab, max_pos;
+    int tied;
+    int shards;        /* 1: model.safetensors; 2+: model-0000i-of-0000n.safetensors + index */
+    int no_prefix;     /* GPT-2: keys without "transformer." */
+    const char *dtype; /* "F32", "F16" or "BF16" */
+    unsigned seed;
+} fixture_spec;
+
+void fixture_default(fixture_spec *s, int gpt2);
+/* Writes config.json, the safetensors file(s) and a byte-fallback tokenizer.json into dir
+ * (created if needed). Returns 0 on success. */
+int fixture_write_hf(const char *dir, const fixture_spec *s);
+/* Writes the same LLaMA weights as a llama2.c checkpoint (interleaved RoPE rows) plus tok.bin. */
+int fixture_write_llama2c(const char *dir, const fixture_spec *s);
+/* The fixture's vocab size as its tokenizer defines it (3 specials + 256 bytes + pieces). */
+int fixture_tokenizer_vocab(void);
+
+/* Reads / writes whole files for corrupting fixtures. */
+unsigned char *fixture_read(const char *path, size_t *len);
+int fixture_write_raw(const char *path, const void *data, size_t len);
+
+#endif
