@@ -165,8 +165,8 @@ int run_pare(char **out, char **errout, const char *const *args)
     argv[argc] = NULL;
     /* stdout and stderr go to temp files so a chatty child cannot deadlock a full pipe. */
     char opath[1200], epath[1200];
-    snprintf(opath, sizeof opath, "%s", tmp_path("run_pare.stdout"));
-    snprintf(epath, sizeof epath, "%s", tmp_path("run_pare.stderr"));
+    snprintf(opath, sizeof opath, "%s/run_pare.stdout", harness_tmpdir()); /* not tmp_path: keep callers' slots */
+    snprintf(epath, sizeof epath, "%s/run_pare.stderr", harness_tmpdir());
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {

@@ -1,5 +1,5 @@
-/* End to end through ./pare: the reference protocol, generation, info, and bad input giving
- * exit status 2 with one line naming the file. */
+/* End to end through ./pare: the reference protocol on every evaluation file, greedy generation,
+ * parameter counts, and bad input giving exit status 2 with one line naming the file. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,5 +10,397 @@
 #include "harness.h"
 #include "refdata.h"
 
+static const char *const HF_MODELS[] = {"ref-llama-12m", "ref-gpt2-6m"};
+static const struct {
+    const char *name, *path;
+} EVAL_FILES[] = {
+    {"wiki.test.raw", "data/text/wikitext-2/wiki.test.raw"},
+    {"ptb.test.txt", "data/text/ptb/ptb.test.txt"},
+    {"brown_val.txt", "data/text/brown/brown_val.txt"},
+    {"tiny_test.txt", "data/text/tinystories/tiny_test.txt"},
+};
+
+static const char *model_dir(const char *name)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s", name);
+    return shared_path(rel);
+}
+
+static json_t *run_json(const char *const *args, int *status)
+{
+    char *out = NULL, *err = NULL;
+    *status = run_pare(&out, &err, args);
+    json_error_t je;
+    json_t *j = *status == 0 ? json_loads(out, 0, &je) : NULL;
+    if (*status != 0 || !j)
+        printf("  pare exited %d; stderr: %.300s\n", *status, err);
+    free(out);
+    free(err);
+    return j;
+}
+
+/* `pare eval` with default options reproduces every reference perplexity within 0.1%, with the
+ * reference's token, window and target counts. PARE_TEST_QUICK keeps to the smallest file. */
+static void test_eval_reference_protocol(void)
+{
+    NEED_SHARED();
+    int quick = getenv("PARE_TEST_QUICK") != NULL;
+    for (int m = 0; m < 2; m++) {
+        json_t *ref = ref_json(HF_MODELS[m]);
+        for (int f = 0; f < 4; f++) {
+            if (quick && f != 3)
+                continue;
+            char data[1200];
+            snprintf(data, sizeof data, "%s", shared_path(EVAL_FILES[f].path));
+            const char *args[] = {"eval", "--model", model_dir(HF_MODELS[m]), "--data", data, "--json", NULL};
+            int st;
+            json_t *j = run_json(args, &st);
+            json_t *r = json_object_get(ref, EVAL_FILES[f].name);
+            CHECKF(j && r, "%s %s: exit %d", HF_MODELS[m], EVAL_FILES[f].name, st);
+            if (!j || !r) {
+                json_decref(j);
+                continue;
+            }
+            double ppl = json_real_value(json_object_get(j, "ppl")), want = json_real_value(json_object_get(r, "ppl"));
+            printf("  %s %-14s ppl %.4f (reference %.4f)  %.0f tok/s\n", HF_MODELS[m], EVAL_FILES[f].name, ppl, want,
+                   json_real_value(json_object_get(j, "tokens_per_second")));
+            CHECKF(fabs(ppl - want) <= 1e-3 * want, "%s %s: ppl %.5f vs %.5f", HF_MODELS[m], EVAL_FILES[f].name, ppl, want);
+            const char *keys[][2] = {{"tokens", "tokens"}, {"windows", "windows"}, {"predicted", "predicted"}, {"window", "window_len"}};
+            for (int k = 0; k < 4; k++)
+                CHECKF(json_integer_value(json_object_get(j, keys[k][0])) == json_integer_value(json_object_get(r, keys[k][1])),
+                       "%s %s: %s %lld vs reference %lld", HF_MODELS[m], EVAL_FILES[f].name, keys[k][0],
+                       (long long)json_integer_value(json_object_get(j, keys[k][0])),
+                       (long long)json_integer_value(json_object_get(r, keys[k][1])));
+            json_decref(j);
+        }
+        json_decref(ref);
+    }
+}
+
+/* The human-readable protocol card states every choice that affects the figure. */
+static void test_eval_protocol_card(void)
+{
+    NEED_SHARED();
+    char data[1200];
+    snprintf(data, sizeof data, "%s", shared_path(EVAL_FILES[3].path));
+    const char *args[] = {"eval", "--model", model_dir("ref-gpt2-6m"), "--data", data, "--window", "128", "--stride", "64", "--bos", NULL};
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, args);
+    CHECKF(st == 0, "exit %d: %s", st, err);
+    const char *want[] = {"file", data, "tokens", "window      128 tokens = BOS + text", "stride      64 text tokens",
+                          "BOS         inserted", "windows", "predicted", "remainder", "perplexity"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        CHECKF(strstr(out, want[i]) != NULL, "card lacks '%s':\n%s", want[i], out);
+    CHECKF(strstr(err, "tok/s") != NULL, "no progress/throughput on stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+/* Greedy decoding of the reference prompt equals greedy_ids and decodes to greedy_continuation. */
+static void test_generate_greedy_reference(void)
+{
+    NEED_SHARED();
+    for (int m = 0; m < 2; m++) {
+        json_t *ref = ref_json(HF_MODELS[m]);
+        size_t n_want = 0, n_prompt = 0;
+        int32_t *want = ref_ids(json_object_get(ref, "greedy_ids"), &n_want);
+        int32_t *prompt_ids = ref_ids(json_object_get(ref, "prompt_ids"), &n_prompt);
+        char nbuf[16];
+        snprintf(nbuf, sizeof nbuf, "%zu", n_want - n_prompt);
+        const char *args[] = {"generate", "--model", model_dir(HF_MODELS[m]), "--prompt",
+                              json_string_value(json_object_get(ref, "prompt")), "-n", nbuf, "--json", NULL};
+        int st;
+        json_t *j = run_json(args, &st);
+        CHECKF(j != NULL, "%s: generate failed", HF_MODELS[m]);
+        if (j) {
+            size_t n_got = 0, n_gp = 0;
+            int32_t *got = ref_ids(json_object_get(j, "ids"), &n_got);
+            int32_t *gp = ref_ids(json_object_get(j, "prompt_ids"), &n_gp);
+            CHECKF(n_gp == n_prompt && memcmp(gp, prompt_ids, n_gp * 4) == 0, "%s: prompt ids differ", HF_MODELS[m]);
+            size_t first_diff = 0;
+            while (first_diff < n_got && first_diff < n_want && got[first_diff] == want[first_diff])
+                first_diff++;
+            CHECKF(n_got == n_want && first_diff == n_want, "%s: %zu ids vs %zu, first difference at %zu", HF_MODELS[m],
+                   n_got, n_want, first_diff);
+            const char *cont = json_string_value(json_object_get(j, "continuation"));
+            const char *want_cont = json_string_value(json_object_get(ref, "greedy_continuation"));
+            CHECKF(cont && want_cont && strcmp(cont, want_cont) == 0, "%s: continuation '%s' vs '%s'", HF_MODELS[m],
+                   cont ? cont : "", want_cont ? want_cont : "");
+            free(got);
+            free(gp);
+        }
+        json_decref(j);
+        free(want);
+        free(prompt_ids);
+        json_decref(ref);
+    }
+}
+
+/* llama2.c's stories260K, greedy from BOS, tells the story run.c -t 0 tells. */
+static void test_generate_stories260k(void)
+{
+    NEED_SHARED();
+    const char *args[] = {"generate", "--model", model_dir("stories260K"), "-n", "40", NULL};
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, args);
+    const char *want = "Once upon a time, there was a little girl named Lily.";
+    CHECKF(st == 0 && strncmp(out, want, strlen(want)) == 0, "exit %d, output: %s %s", st, out, err);
+    free(out);
+    free(err);
+    /* perplexity on TinyStories text: better than a uniform guess over its 512 tokens */
+    char data[1200];
+    snprintf(data, sizeof data, "%s", shared_path(EVAL_FILES[3].path));
+    const char *eargs[] = {"eval", "--model", model_dir("stories260K"), "--data", data, "--json", NULL};
+    json_t *j = run_json(eargs, &st);
+    CHECK(j != NULL);
+    double ppl = json_real_value(json_object_get(j, "ppl"));
+    CHECKF(isfinite(ppl) && ppl > 1 && ppl < 512, "stories260K ppl %g", ppl);
+    json_decref(j);
+}
+
+/* Parameter counts in `pare info --json` equal what the config implies, computed here. */
+static void test_info_counts(void)
+{
+    NEED_SHARED();
+    for (int m = 0; m < 2; m++) {
+        char cfgp[1200];
+        snprintf(cfgp, sizeof cfgp, "%s/config.json", model_dir(HF_MODELS[m]));
+        json_error_t je;
+        json_t *cfg = json_load_file(cfgp, 0, &je);
+        long long C, L, V, F, H, KV, hd, P = 0, tied;
+        int gpt2 = m == 1;
+        if (gpt2) {
+            C = json_integer_value(json_object_get(cfg, "n_embd"));
+            L = json_integer_value(json_object_get(cfg, "n_layer"));
+            H = KV = json_integer_value(json_object_get(cfg, "n_head"));
+            F = json_is_null(json_object_get(cfg, "n_inner")) ? 4 * C : json_integer_value(json_object_get(cfg, "n_inner"));
+            P = json_integer_value(json_object_get(cfg, "n_positions"));
+            hd = C / H;
+        } else {
+            C = json_integer_value(json_object_get(cfg, "hidden_size"));
+            L = json_integer_value(json_object_get(cfg, "num_hidden_layers"));
+            H = json_integer_value(json_object_get(cfg, "num_attention_heads"));
+            KV = json_integer_value(json_object_get(cfg, "num_key_value_heads"));
+            F = json_integer_value(json_object_get(cfg, "intermediate_size"));
+            hd = json_integer_value(json_object_get(cfg, "head_dim"));
+        }
+        V = json_integer_value(json_object_get(cfg, "vocab_size"));
+        tied = json_is_true(json_object_get(cfg, "tie_word_embeddings"));
+        long long qd = H * hd, kvd = KV * hd;
+        long long lin = gpt2 ? L * (C * 3 * C + 3 * C + C * C + C + 2 * C * F + F + C)
+                             : L * (C * qd + 2 * C * kvd + qd * C + 3 * C * F);
+        long long norms = gpt2 ? L * 4 * C + 2 * C : L * 2 * C + C;
+        long long total = V * C + P * C + lin + norms + (tied ? 0 : V * C);
+        const char *args[] = {"info", "--model", model_dir(HF_MODELS[m]), "--json", NULL};
+        int st;
+        json_t *j = run_json(args, &st);
+        json_t *pj = json_object_get(j, "params");
+        CHECKF(json_integer_value(json_object_get(pj, "total")) == total, "%s: total %lld vs %lld", HF_MODELS[m],
+               (long long)json_integer_value(json_object_get(pj, "total")), total);
+        CHECKF(json_integer_value(json_object_get(pj, "block_linear")) == lin, "%s: block linears", HF_MODELS[m]);
+        CHECKF(json_array_size(json_object_get(j, "matrices")) == (size_t)(L * (gpt2 ? 6 : 7)), "%s: matrix list", HF_MODELS[m]);
+        json_decref(j);
+        json_decref(cfg);
+    }
+}
+
+/* ---- bad input ---- */
+
+/* Runs pare; expects exit 2 and exactly one stderr line containing every string in `needles`. */
+static void expect_bad(const char *const *args, const char *const *needles)
+{
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, args);
+    size_t len = strlen(err);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += err[i] == '\n';
+    CHECKF(st == 2, "%s %s: exit %d (want 2); stderr: %s", args[0], args[2] ? args[2] : "", st, err);
+    CHECKF(lines == 1 && err[len - 1] == '\n', "want one stderr line, got %d: %s", lines, err);
+    for (int i = 0; needles[i]; i++)
+        CHECKF(strstr(err, needles[i]) != NULL, "stderr lacks '%s': %s", needles[i], err);
+    free(out);
+    free(err);
+}
+
+static char *fixture_dir(const char *name)
+{
+    static char dirs[4][1200];
+    static int next;
+    char *d = dirs[next++ % 4];
+    snprintf(d, 1200, "%s", tmp_path(name));
+    fixture_spec s;
+    fixture_default(&s, 0);
+    CHECK(fixture_write_hf(d, &s) == 0);
+    return d;
+}
+
+/* Rewrites a safetensors file's header through `edit`, keeping the data area as it is. */
+static void edit_header(const char *path, void (*edit)(json_t *hdr, size_t area_len))
+{
+    size_t len = 0;
+    unsigned char *b = fixture_read(path, &len);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = (hl << 8) | b[i];
+    json_error_t je;
+    json_t *h = json_loadb((const char *)b + 8, hl, 0, &je);
+    edit(h, len - 8 - hl);
+    char *text = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t tl = strlen(text);
+    unsigned char *nb = malloc(8 + tl + (len - 8 - hl));
+    for (int i = 0; i < 8; i++)
+        nb[i] = (unsigned char)((uint64_t)tl >> (8 * i));
+    memcpy(nb + 8, text, tl);
+    memcpy(nb + 8 + tl, b + 8 + hl, len - 8 - hl);
+    fixture_write_raw(path, nb, 8 + tl + (len - 8 - hl));
+    free(nb);
+    free(text);
+    json_decref(h);
+    free(b);
+}
+
+static void overlap_edit(json_t *h, size_t area)
+{
+    json_t *a = json_object_get(h, "model.layers.0.input_layernorm.weight");
+    json_t *b = json_object_get(h, "model.layers.0.post_attention_layernorm.weight");
+    json_object_set(b, "data_offsets", json_object_get(a, "data_offsets"));
+}
+
+static void out_of_range_edit(json_t *h, size_t area)
+{
+    json_t *a = json_object_get(h, "model.norm.weight");
+    json_int_t n = json_integer_value(json_array_get(json_object_get(a, "data_offsets"), 1)) -
+                   json_integer_value(json_array_get(json_object_get(a, "data_offsets"), 0));
+    json_object_set_new(a, "data_offsets", json_pack("[I, I]", (json_int_t)area, (json_int_t)area + n));
+}
+
+static void dtype_edit(json_t *h, size_t area)
+{
+    json_object_set_new(json_object_get(h, "model.norm.weight"), "dtype", json_string("F16"));
+}
+
+static void test_bad_safetensors(void)
+{
+    char st[1300];
+    const char *d = fixture_dir("trunc");
+    snprintf(st, sizeof st, "%s/model.safetensors", d);
+    size_t len = 0;
+    unsigned char *b = fixture_read(st, &len);
+    const char *args[] = {"info", "--model", d, NULL};
+    fixture_write_raw(st, b, len / 2);
+    expect_bad(args, (const char *const[]){"pare info: ", st, "out of range", NULL});
+    fixture_write_raw(st, b, 5);
+    expect_bad(args, (const char *const[]){st, "truncated", NULL});
+    unsigned char *c = malloc(len);
+    memcpy(c, b, len);
+    c[0] = c[1] = c[2] = 0xff; /* header length past the end */
+    fixture_write_raw(st, c, len);
+    expect_bad(args, (const char *const[]){st, "runs past the end", NULL});
+    memcpy(c, b, len);
+    c[9] = '#'; /* first key's opening quote */
+    fixture_write_raw(st, c, len);
+    expect_bad(args, (const char *const[]){st, "invalid header JSON", NULL});
+    fixture_write_raw(st, b, len);
+    edit_header(st, overlap_edit);
+    expect_bad(args, (const char *const[]){st, "overlap", NULL});
+    fixture_write_raw(st, b, len);
+    edit_header(st, out_of_range_edit);
+    expect_bad(args, (const char *const[]){st, "model.norm.weight", "out of range", NULL});
+    fixture_write_raw(st, b, len);
+    edit_header(st, dtype_edit);
+    expect_bad(args, (const char *const[]){st, "model.norm.weight", "F16", NULL});
+    free(c);
+    free(b);
+}
+
+static void set_config(const char *dir, const char *key, json_t *value)
+{
+    char p[1300];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    json_object_set_new(j, key, value);
+    json_dump_file(j, p, 0);
+    json_decref(j);
+}
+
+static void test_bad_model_config(void)
+{
+    const char *d = fixture_dir("cfg");
+    const char *args[] = {"info", "--model", d, NULL};
+    char st[1300], cfg[1300];
+    snprintf(st, sizeof st, "%s/model.safetensors", d);
+    snprintf(cfg, sizeof cfg, "%s/config.json", d);
+    set_config(d, "num_hidden_layers", json_integer(3));
+    expect_bad(args, (const char *const[]){st, "model.layers.2.", "missing", NULL});
+    set_config(d, "num_hidden_layers", json_integer(2));
+    set_config(d, "hidden_size", json_integer(40));
+    expect_bad(args, (const char *const[]){st, "model.embed_tokens.weight", "shape", NULL});
+    set_config(d, "hidden_size", json_integer(32));
+    set_config(d, "architectures", json_pack("[s]", "T5ForConditionalGeneration"));
+    expect_bad(args, (const char *const[]){cfg, "T5ForConditionalGeneration", "LlamaForCausalLM, GPT2LMHeadModel", NULL});
+    const char *missing[] = {"info", "--model", tmp_path("no-such-model"), NULL};
+    expect_bad(missing, (const char *const[]){"no-such-model", NULL});
+}
+
+static void test_bad_tokenizer(void)
+{
+    const char *d = fixture_dir("tok");
+    char tp[1300];
+    snprintf(tp, sizeof tp, "%s/tokenizer.json", d);
+    json_error_t je;
+    json_t *j = json_load_file(tp, 0, &je);
+    json_object_set_new(json_object_get(j, "model"), "type", json_string("WordPiece"));
+    json_dump_file(j, tp, 0);
+    json_decref(j);
+    const char *args[] = {"info", "--model", d, NULL};
+    expect_bad(args, (const char *const[]){tp, "WordPiece", NULL});
+}
+
+static void test_bad_eval_data(void)
+{
+    const char *d = fixture_dir("data");
+    const char *empty = tmp_path("empty.txt"), *shortf = tmp_path("short.txt"), *text = tmp_path("text.txt");
+    fixture_write_raw(empty, "", 0);
+    fixture_write_raw(shortf, "a few words", 11);
+    char big[4096];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = "abc defg hij "[i % 13];
+    fixture_write_raw(text, big, sizeof big);
+    const char *a1[] = {"eval", "--model", d, "--data", empty, NULL};
+    expect_bad(a1, (const char *const[]){empty, "empty data file", NULL});
+    const char *a2[] = {"eval", "--model", d, "--data", shortf, "--window", "32", NULL};
+    expect_bad(a2, (const char *const[]){shortf, "shorter than one window", NULL});
+    const char *a3[] = {"eval", "--model", d, "--data", text, "--window", "65", NULL};
+    expect_bad(a3, (const char *const[]){"--window 65", "64 positions", NULL});
+    const char *a4[] = {"eval", "--model", d, "--data", tmp_path("absent.txt"), NULL};
+    expect_bad(a4, (const char *const[]){"absent.txt", "cannot open", NULL});
+    const char *a5[] = {"eval", "--model", d, "--data", text, "--window", "abc", NULL};
+    expect_bad(a5, (const char *const[]){"--window", "abc", NULL});
+    const char *a6[] = {"eval", "--model", d, "--data", text, "--frobnicate", NULL};
+    expect_bad(a6, (const char *const[]){"--frobnicate", NULL});
+    const char *a7[] = {"eval", "--model", d, "--data", text, "--window", "32", "--stride", "40", NULL};
+    expect_bad(a7, (const char *const[]){"--stride 40", NULL});
+    /* and a good run on the same fixture works */
+    const char *ok[] = {"eval", "--model", d, "--data", text, "--window", "32", "--json", NULL};
+    int st;
+    json_t *j = run_json(ok, &st);
+    CHECKF(j && isfinite(json_real_value(json_object_get(j, "ppl"))), "fixture eval failed");
+    json_decref(j);
+}
+
 void suite_cli(void);
-void suite_cli(void) {}
+void suite_cli(void)
+{
+    RUN(test_bad_safetensors);
+    RUN(test_bad_model_config);
+    RUN(test_bad_tokenizer);
+    RUN(test_bad_eval_data);
+    RUN(test_info_counts);
+    RUN(test_generate_greedy_reference);
+    RUN(test_generate_stories260k);
+    RUN(test_eval_protocol_card);
+    RUN(test_eval_reference_protocol);
+}

@@ -7,15 +7,9 @@
 #include "core/fileio.h"
 #include "core/tokenizer.h"
 #include "harness.h"
+#include "refdata.h"
 
 void suite_tokenizer(void);
-
-static const char *const eval_files[4][2] = {
-    {"wiki.test.raw", "data/text/wikitext-2/wiki.test.raw"},
-    {"ptb.test.txt", "data/text/ptb/ptb.test.txt"},
-    {"brown_val.txt", "data/text/brown/brown_val.txt"},
-    {"tiny_test.txt", "data/text/tinystories/tiny_test.txt"},
-};
 
 static pare_tokenizer *load_hf_model(const char *model)
 {
@@ -28,51 +22,25 @@ static pare_tokenizer *load_hf_model(const char *model)
     return st == PARE_OK ? tok : NULL;
 }
 
-static json_t *load_reference(const char *model)
+/* BOS and EOS ids, the vocabulary size (unless vocab is 0) and a word that describe() must contain
+ * (unless NULL). */
+static void check_info(const pare_tokenizer *tok, int bos, int eos, int vocab, const char *describes)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "models/%s/reference.json", model);
-    json_error_t jerr;
-    json_t *ref = json_load_file(shared_path(rel), 0, &jerr);
-    CHECKF(ref != NULL, "%s: %s", rel, jerr.text);
-    return ref;
+    if (!tok)
+        return;
+    CHECKF(pare_tokenizer_bos_id(tok) == bos, "bos id %d, want %d", pare_tokenizer_bos_id(tok), bos);
+    CHECKF(pare_tokenizer_eos_id(tok) == eos, "eos id %d, want %d", pare_tokenizer_eos_id(tok), eos);
+    CHECKF(!vocab || pare_tokenizer_vocab_size(tok) == vocab, "vocab size %d, want %d", pare_tokenizer_vocab_size(tok),
+           vocab);
+    CHECKF(!describes || strstr(pare_tokenizer_describe(tok), describes), "\"%s\" does not mention %s",
+           pare_tokenizer_describe(tok), describes);
 }
 
-static char *read_text(const char *rel, size_t *len)
+/* Writes json to path and loads it as a tokenizer.json. */
+static pare_status load_hf_text(const char *path, const char *json, pare_tokenizer **tok, pare_error *err)
 {
-    char *data = NULL;
-    pare_error err = {0};
-    pare_status st = pare_read_file(shared_path(rel), &data, len, &err);
-    CHECKF(st == PARE_OK, "%s", err.msg);
-    return data;
-}
-
-/* Little-endian int32 ids as written by the reference script. */
-static int32_t *read_ids(const char *rel, size_t *n)
-{
-    size_t len;
-    char *data = read_text(rel, &len);
-    *n = 0;
-    if (!data)
-        return NULL;
-    CHECKF(len % 4 == 0, "%s: %zu bytes is not a whole number of int32", rel, len);
-    int32_t *ids = malloc(len / 4 * sizeof *ids + 1);
-    const unsigned char *p = (const unsigned char *)data;
-    for (size_t i = 0; i < len / 4; i++)
-        ids[i] = (int32_t)((uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                           (uint32_t)p[4 * i + 3] << 24);
-    *n = len / 4;
-    free(data);
-    return ids;
-}
-
-static int32_t *json_ids(json_t *arr, size_t *n)
-{
-    *n = json_array_size(arr);
-    int32_t *ids = malloc(*n * sizeof *ids + 1);
-    for (size_t i = 0; i < *n; i++)
-        ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
-    return ids;
+    CHECK(write_bytes(path, json, strlen(json)) == 0);
+    return pare_tokenizer_load_hf(path, tok, err);
 }
 
 static int32_t *encode(const pare_tokenizer *tok, const char *text, size_t len, int add_special, size_t *n)
@@ -129,19 +97,20 @@ static void check_same_ids(const pare_tokenizer *tok, const char *what, const in
 static void check_hf_model_files(const char *model, int loses_leading_space)
 {
     pare_tokenizer *tok = load_hf_model(model);
-    json_t *ref = load_reference(model);
-    for (int f = 0; tok && ref && f < 4; f++) {
+    json_t *ref = ref_json_checked(model);
+    for (int f = 0; tok && ref && f < REF_EVAL_FILES; f++) {
         size_t len, n_ref, n_ids, back_len;
-        char *text = read_text(eval_files[f][1], &len);
+        char *text = ref_read_text(ref_eval_files[f].path, &len);
         char rel[256];
-        snprintf(rel, sizeof rel, "models/%s/reference_ids/%s.i32", model, eval_files[f][0]);
-        int32_t *want = read_ids(rel, &n_ref);
+        snprintf(rel, sizeof rel, "models/%s/reference_ids/%s.i32", model, ref_eval_files[f].name);
+        int32_t *want = ref_read_i32_checked(rel, &n_ref);
         int32_t *ids = text ? encode(tok, text, len, 0, &n_ids) : NULL;
         if (text && want && ids) {
             char what[300];
-            snprintf(what, sizeof what, "%s on %s", model, eval_files[f][0]);
+            snprintf(what, sizeof what, "%s on %s", model, ref_eval_files[f].name);
             check_same_ids(tok, what, want, n_ref, ids, n_ids);
-            json_int_t count = json_integer_value(json_object_get(json_object_get(ref, eval_files[f][0]), "tokens"));
+            json_t *entry = json_object_get(ref, ref_eval_files[f].name);
+            json_int_t count = json_integer_value(json_object_get(entry, "tokens"));
             CHECKF((json_int_t)n_ids == count, "%s: %zu tokens, reference.json says %lld", what, n_ids,
                    (long long)count);
             char *back = decode(tok, ids, n_ids, 0, &back_len);
@@ -175,14 +144,14 @@ static void test_gpt2_matches_reference_ids(void)
 static void check_prompt_and_greedy(const char *model)
 {
     pare_tokenizer *tok = load_hf_model(model);
-    json_t *ref = load_reference(model);
+    json_t *ref = ref_json_checked(model);
     if (!tok || !ref)
         goto out;
     const char *prompt = json_string_value(json_object_get(ref, "prompt"));
     const char *cont = json_string_value(json_object_get(ref, "greedy_continuation"));
     size_t n_prompt, n_greedy, n_ids, len;
-    int32_t *want = json_ids(json_object_get(ref, "prompt_ids"), &n_prompt);
-    int32_t *greedy = json_ids(json_object_get(ref, "greedy_ids"), &n_greedy);
+    int32_t *want = ref_ids(json_object_get(ref, "prompt_ids"), &n_prompt);
+    int32_t *greedy = ref_ids(json_object_get(ref, "greedy_ids"), &n_greedy);
     int32_t *ids = encode(tok, prompt, strlen(prompt), 1, &n_ids);
     if (ids)
         check_same_ids(tok, "prompt with special tokens", want, n_prompt, ids, n_ids);
@@ -198,11 +167,12 @@ static void check_prompt_and_greedy(const char *model)
     CHECKF(back && !strcmp(back, prompt), "%s: decode(prompt_ids, skip special) = \"%s\"", model, back ? back : "");
     free(back);
     int bos = pare_tokenizer_bos_id(tok);
-    CHECKF(n_prompt > 0 && (bos < 0 || want[0] == bos), "%s: bos id %d vs first prompt id %d", model, bos, want[0]);
+    CHECKF(n_prompt > 0 && (bos < 0 || want[0] == bos), "%s: bos id %d vs first prompt id %d", model, bos,
+           n_prompt > 0 ? (int)want[0] : -1);
     /* Without special tokens the post-processor adds nothing. */
     int32_t *plain = encode(tok, prompt, strlen(prompt), 0, &n_ids);
     size_t skip = bos >= 0 ? 1 : 0;
-    if (plain)
+    if (plain && n_prompt >= skip)
         check_same_ids(tok, "prompt without special tokens", want + skip, n_prompt - skip, plain, n_ids);
     free(plain);
     free(want);
@@ -218,12 +188,7 @@ static void test_llama12m_prompt_and_greedy(void)
     NEED_SHARED();
     check_prompt_and_greedy("ref-llama-12m");
     pare_tokenizer *tok = load_hf_model("ref-llama-12m");
-    if (tok) {
-        CHECK(pare_tokenizer_bos_id(tok) == 1);
-        CHECK(pare_tokenizer_eos_id(tok) == 2);
-        CHECK(pare_tokenizer_vocab_size(tok) == 4096);
-        CHECKF(strstr(pare_tokenizer_describe(tok), "Metaspace") != NULL, "%s", pare_tokenizer_describe(tok));
-    }
+    check_info(tok, 1, 2, 4096, "Metaspace");
     pare_tokenizer_free(tok);
 }
 
@@ -232,11 +197,7 @@ static void test_gpt2_prompt_and_greedy(void)
     NEED_SHARED();
     check_prompt_and_greedy("ref-gpt2-6m");
     pare_tokenizer *tok = load_hf_model("ref-gpt2-6m");
-    if (tok) {
-        CHECK(pare_tokenizer_bos_id(tok) == -1);
-        CHECK(pare_tokenizer_eos_id(tok) == 0); /* <|endoftext|> */
-        CHECKF(strstr(pare_tokenizer_describe(tok), "ByteLevel") != NULL, "%s", pare_tokenizer_describe(tok));
-    }
+    check_info(tok, -1, 0 /* <|endoftext|> */, 0, "ByteLevel");
     pare_tokenizer_free(tok);
 }
 
@@ -287,21 +248,21 @@ static void test_llama2_vocab_counts_and_roundtrip(void)
 {
     NEED_SHARED();
     pare_tokenizer *tok = load_hf_model("llama2-vocab-tiny");
-    json_t *ref = load_reference("llama2-vocab-tiny");
+    json_t *ref = ref_json_checked("llama2-vocab-tiny");
     json_t *files = json_object_get(ref, "files");
-    for (int f = 0; tok && ref && f < 4; f++) {
-        json_t *entry = json_object_get(files, eval_files[f][0]);
+    for (int f = 0; tok && ref && f < REF_EVAL_FILES; f++) {
+        json_t *entry = json_object_get(files, ref_eval_files[f].name);
         size_t len, n, back_len;
-        char *text = read_text(eval_files[f][1], &len);
+        char *text = ref_read_text(ref_eval_files[f].path, &len);
         int32_t *ids = text ? encode(tok, text, len, 0, &n) : NULL;
         if (ids) {
             json_int_t want = json_integer_value(json_object_get(entry, "tokens"));
-            CHECKF((json_int_t)n == want, "llama2-vocab-tiny on %s: %zu tokens, reference %lld", eval_files[f][0], n,
-                   (long long)want);
+            CHECKF((json_int_t)n == want, "llama2-vocab-tiny on %s: %zu tokens, reference %lld",
+                   ref_eval_files[f].name, n, (long long)want);
             if (json_is_true(json_object_get(entry, "decode_roundtrip"))) {
                 char *back = decode(tok, ids, n, 0, &back_len);
                 CHECKF(back && back_len == len && !memcmp(back, text, len),
-                       "llama2-vocab-tiny on %s: decode(encode(file)) differs from the file", eval_files[f][0]);
+                       "llama2-vocab-tiny on %s: decode(encode(file)) differs from the file", ref_eval_files[f].name);
                 free(back);
             }
         }
@@ -316,7 +277,7 @@ static void test_llama2_vocab_tricky_cases(void)
 {
     NEED_SHARED();
     pare_tokenizer *tok = load_hf_model("llama2-vocab-tiny");
-    json_t *ref = load_reference("llama2-vocab-tiny");
+    json_t *ref = ref_json_checked("llama2-vocab-tiny");
     json_t *tricky = json_object_get(ref, "tricky");
     CHECK(json_array_size(tricky) > 0);
     size_t k;
@@ -327,7 +288,7 @@ static void test_llama2_vocab_tricky_cases(void)
         const char *text = json_string_value(json_object_get(c, "text"));
         const char *decoded = json_string_value(json_object_get(c, "decoded"));
         size_t n_want, n, len;
-        int32_t *want = json_ids(json_object_get(c, "ids"), &n_want);
+        int32_t *want = ref_ids(json_object_get(c, "ids"), &n_want);
         int32_t *ids = encode(tok, text, strlen(text), 0, &n);
         char what[200];
         snprintf(what, sizeof what, "tricky case %zu \"%.40s\"", k, text);
@@ -346,11 +307,7 @@ static void test_llama2_vocab_tricky_cases(void)
         free(want);
         free(ids);
     }
-    if (tok) {
-        CHECK(pare_tokenizer_bos_id(tok) == 1);
-        CHECK(pare_tokenizer_eos_id(tok) == 2);
-        CHECK(pare_tokenizer_vocab_size(tok) == 32000);
-    }
+    check_info(tok, 1, 2, 32000, NULL);
     json_decref(ref);
     pare_tokenizer_free(tok);
 }
@@ -480,10 +437,10 @@ static void check_llama2c(const char *rel)
     naive_vocab v = {0};
     CHECK(naive_load(shared_path(rel), 512, &v));
     size_t story_len;
-    char *story = read_text("data/text/tinystories/tiny_test.txt", &story_len);
+    char *story = ref_read_text("data/text/tinystories/tiny_test.txt", &story_len);
     if (!tok || !story || !v.piece)
         goto out;
-    CHECK(pare_tokenizer_bos_id(tok) == 1 && pare_tokenizer_eos_id(tok) == 2 && pare_tokenizer_vocab_size(tok) == 512);
+    check_info(tok, 1, 2, 512, NULL);
     /* A slice of story text plus characters outside the 512-piece vocab (byte fallback). */
     char sample[1400];
     size_t take = story_len < 1200 ? story_len : 1200;
@@ -553,10 +510,9 @@ static void test_rejects_unigram_model(void)
 {
     const char *json = "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}";
     const char *path = tmp_path("unigram.json");
-    CHECK(write_bytes(path, json, strlen(json)) == 0);
     pare_tokenizer *tok = NULL;
     pare_error err = {0};
-    pare_status st = pare_tokenizer_load_hf(path, &tok, &err);
+    pare_status st = load_hf_text(path, json, &tok, &err);
     CHECKF(st == PARE_EUNSUPPORTED, "status %s", pare_status_name(st));
     CHECKF(strstr(err.msg, path) && strstr(err.msg, "Unigram") && !strchr(err.msg, '\n'), "message: %s", err.msg);
     CHECK(tok == NULL);
@@ -567,10 +523,9 @@ static void test_rejects_unsupported_components(void)
     const char *json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
                        " \"pre_tokenizer\": {\"type\": \"Whitespace\"}}";
     const char *path = tmp_path("whitespace.json");
-    CHECK(write_bytes(path, json, strlen(json)) == 0);
     pare_tokenizer *tok = NULL;
     pare_error err = {0};
-    pare_status st = pare_tokenizer_load_hf(path, &tok, &err);
+    pare_status st = load_hf_text(path, json, &tok, &err);
     CHECKF(st == PARE_EUNSUPPORTED && strstr(err.msg, path) && strstr(err.msg, "Whitespace"), "%s: %s",
            pare_status_name(st), err.msg);
     pare_tokenizer_free(tok);
@@ -580,10 +535,9 @@ static void test_rejects_invalid_json_and_missing_file(void)
 {
     const char *json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {";
     const char *path = tmp_path("broken.json");
-    CHECK(write_bytes(path, json, strlen(json)) == 0);
     pare_tokenizer *tok = NULL;
     pare_error err = {0};
-    pare_status st = pare_tokenizer_load_hf(path, &tok, &err);
+    pare_status st = load_hf_text(path, json, &tok, &err);
     CHECKF(st == PARE_EFORMAT && strstr(err.msg, path), "%s: %s", pare_status_name(st), err.msg);
     CHECK(tok == NULL);
 
@@ -595,8 +549,7 @@ static void test_rejects_invalid_json_and_missing_file(void)
 
     /* A merge naming a piece that is not in the vocab. */
     json = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}";
-    CHECK(write_bytes(path, json, strlen(json)) == 0);
-    st = pare_tokenizer_load_hf(path, &tok, &err);
+    st = load_hf_text(path, json, &tok, &err);
     CHECKF(st == PARE_EFORMAT && strstr(err.msg, "ab"), "%s: %s", pare_status_name(st), err.msg);
 }
 
@@ -667,10 +620,9 @@ static void test_synthetic_metaspace_byte_fallback(void)
     snprintf(json + used, sizeof json - used, ", \"\\u2581\": 257, \"a\": 258, \"b\": 259, \"\\u2581a\": 260,"
                                               " \"\\u2581ab\": 261}}}");
     const char *path = tmp_path("meta.json");
-    CHECK(write_bytes(path, json, strlen(json)) == 0);
     pare_tokenizer *tok = NULL;
     pare_error err = {0};
-    CHECKF(pare_tokenizer_load_hf(path, &tok, &err) == PARE_OK, "%s", err.msg);
+    CHECKF(load_hf_text(path, json, &tok, &err) == PARE_OK, "%s", err.msg);
     if (!tok)
         return;
     size_t n, len;
@@ -710,10 +662,9 @@ static void test_synthetic_byte_level_split(void)
     }
     snprintf(json + used, sizeof json - used, ", \"\\u0120\\u0120\": 256, \"\\u0120a\": 257}}}");
     const char *path = tmp_path("bytelevel.json");
-    CHECK(write_bytes(path, json, strlen(json)) == 0);
     pare_tokenizer *tok = NULL;
     pare_error err = {0};
-    CHECKF(pare_tokenizer_load_hf(path, &tok, &err) == PARE_OK, "%s", err.msg);
+    CHECKF(load_hf_text(path, json, &tok, &err) == PARE_OK, "%s", err.msg);
     if (!tok)
         return;
     /* "   a": \s+(?!\S) keeps the last space for " a": words "  " and " a" -> [ĠĠ] [Ġa]. */
