@@ -62,9 +62,9 @@ deps:
 
 # Fails if the numerical core references curses or Lua: only ui/ and lua/ may.
 layering: $(call objs,$(OPT_DIR),$(CORE_SRC))
-	@bad=$$(nm -u $^ | grep -E ' (lua_|luaL_|luaopen_|initscr|wrefresh|newwin|endwin|printw|wprintw|exit$$|printf$$|puts$$|putchar$$)' | sort -u); \
+	@bad=$$(nm -u $^ | grep -E ' (lua_|luaL_|luaopen_|initscr|wrefresh|newwin|endwin|printw|wprintw|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "layering violation in src/core:"; echo "$$bad"; exit 1; fi; \
-	echo "layering: src/core references no curses, Lua, printing or exit"
+	echo "layering: src/core references no curses, Lua, stdout/stderr, printing or exit"
 
 test: deps pare $(OPT_DIR)/pare_tests layering
 	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T)

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 static int n_pass, n_fail, n_skip;
@@ -152,7 +154,9 @@ static char *slurp_fd(int fd)
     return buf;
 }
 
-int run_pare(char **out, char **errout, const char *const *args)
+int run_pare(char **out, char **errout, const char *const *args) { return run_pare_signal(out, errout, args, -1, 0); }
+
+int run_pare_signal(char **out, char **errout, const char *const *args, int delay_ms, int sig)
 {
     const char *bin = getenv("PARE_BIN");
     if (!bin || !*bin)
@@ -180,6 +184,11 @@ int run_pare(char **out, char **errout, const char *const *args)
         dup2(e, 2);
         execv(bin, (char *const *)argv);
         _exit(127);
+    }
+    if (delay_ms >= 0) {
+        struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, sig);
     }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

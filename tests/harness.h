@@ -27,6 +27,8 @@ int write_bytes(const char *path, const void *data, size_t len);
 /* Runs ./pare (or PARE_BIN) with argv (NULL-terminated, argv[0] excluded); captures stdout and
  * stderr into heap strings the caller frees; returns the exit status (128+signal on a signal). */
 int run_pare(char **out, char **errout, const char *const *args);
+/* As run_pare, but sends signal sig to the child after delay_ms milliseconds. */
+int run_pare_signal(char **out, char **errout, const char *const *args, int delay_ms, int sig);
 
 #define RUN(fn) harness_run(#fn, fn)
 #define CHECK(cond) harness_check(!!(cond), __FILE__, __LINE__, "%s", #cond)

@@ -2,6 +2,7 @@
  * parameter counts, and bad input giving exit status 2 with one line naming the file. */
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,31 @@ static void test_eval_reference_protocol(void)
         }
         json_decref(ref);
     }
+    /* Meta's 32000-piece Llama-2 vocabulary on a tiny random BF16 model: reference.json lists per file
+     * the token count and perplexity from the reference libraries. */
+    json_t *ref = ref_json("llama2-vocab-tiny");
+    json_t *files = json_object_get(ref, "files");
+    CHECK(files != NULL);
+    for (int f = 0; f < 4 && files; f++) {
+        if (quick && f != 3)
+            continue;
+        json_t *r = json_object_get(files, EVAL_FILES[f].name);
+        char data[1200];
+        snprintf(data, sizeof data, "%s", shared_path(EVAL_FILES[f].path));
+        const char *args[] = {"eval", "--model", model_dir("llama2-vocab-tiny"), "--data", data, "--json", NULL};
+        int st;
+        json_t *j = run_json(args, &st);
+        CHECKF(j && r, "llama2-vocab-tiny %s: exit %d", EVAL_FILES[f].name, st);
+        if (j && r) {
+            double ppl = json_real_value(json_object_get(j, "ppl")), want = json_real_value(json_object_get(r, "ppl"));
+            printf("  llama2-vocab-tiny %-14s ppl %.3f (reference %.3f)\n", EVAL_FILES[f].name, ppl, want);
+            CHECKF(fabs(ppl - want) <= 1e-3 * want, "llama2-vocab-tiny %s: ppl %.4f vs %.4f", EVAL_FILES[f].name, ppl, want);
+            CHECK(json_integer_value(json_object_get(j, "tokens")) == json_integer_value(json_object_get(r, "tokens")));
+            CHECK(json_integer_value(json_object_get(j, "windows")) == json_integer_value(json_object_get(r, "windows")));
+        }
+        json_decref(j);
+    }
+    json_decref(ref);
 }
 
 /* The human-readable protocol card states every choice that affects the figure. */
@@ -391,9 +417,26 @@ static void test_bad_eval_data(void)
     json_decref(j);
 }
 
+/* Ctrl-C during an evaluation stops it cleanly: exit 130, a message saying so, no result printed. */
+static void test_eval_interrupt(void)
+{
+    NEED_SHARED();
+    char data[1200];
+    snprintf(data, sizeof data, "%s", shared_path(EVAL_FILES[0].path));
+    const char *args[] = {"eval", "--model", model_dir("ref-llama-12m"), "--data", data, NULL};
+    char *out = NULL, *err = NULL;
+    int st = run_pare_signal(&out, &err, args, 1500, SIGINT);
+    CHECKF(st == 130, "exit %d; stderr: %s", st, err);
+    CHECKF(strstr(err, "interrupted") != NULL, "stderr: %s", err);
+    CHECKF(strstr(out, "perplexity") == NULL, "a result was printed: %s", out);
+    free(out);
+    free(err);
+}
+
 void suite_cli(void);
 void suite_cli(void)
 {
+    RUN(test_eval_interrupt);
     RUN(test_bad_safetensors);
     RUN(test_bad_model_config);
     RUN(test_bad_tokenizer);

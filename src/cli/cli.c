@@ -176,6 +176,7 @@ void cli_progress_init(cli_progress *p, const char *label, double units_total, c
 int cli_progress_cb(void *user, const char *stage, double fraction, const char *detail)
 {
     cli_progress *p = user;
+    snprintf(p->last_detail, sizeof p->last_detail, "%s", detail ? detail : "");
     if (cli_interrupted())
         return 1;
     double now = cli_now(), el = now - p->start;

@@ -37,6 +37,7 @@ typedef struct {
     int last_decile;
     int tty;
     int printed;
+    char last_detail[128]; /* where the job was at the last callback, for "interrupted at ..." */
 } cli_progress;
 
 void cli_progress_init(cli_progress *p, const char *label, double units_total, const char *unit);

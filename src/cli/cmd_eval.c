@@ -61,13 +61,6 @@ int cmd_eval(int argc, char **argv)
         pare_fail(&err, PARE_EINVAL, "--data FILE is required");
         return cli_error("eval", &err);
     }
-    /* Check the window options before the slow parts. */
-    if (o.window < 2 || o.batch < 1 || o.stride < 0) {
-        pare_fail(&err, PARE_EINVAL, o.window < 2 ? "--window %d: a window needs at least 2 tokens"
-                                     : o.batch < 1 ? "--batch %d must be at least 1" : "--stride %d must not be negative",
-                  o.window < 2 ? o.window : o.batch < 1 ? o.batch : o.stride);
-        return cli_error("eval", &err);
-    }
     pare_model *m = NULL;
     if (cli_load_model(model, tok, &m, &err))
         return cli_error("eval", &err);
@@ -102,7 +95,6 @@ int cmd_eval(int argc, char **argv)
         rc = cli_error("eval", &err);
         goto done;
     }
-    cli_install_sigint();
     cli_progress prog;
     cli_progress_init(&prog, "eval", (double)plan.windows * plan.window, "tok");
     pare_progress pp = {cli_progress_cb, &prog};
@@ -113,7 +105,7 @@ int cmd_eval(int argc, char **argv)
     cli_progress_done(&prog);
     if (st) {
         if (st == PARE_ECANCELED)
-            fprintf(stderr, "pare eval: interrupted; no result\n");
+            pare_fail(&err, PARE_ECANCELED, "interrupted after %s; no result", prog.last_detail[0] ? prog.last_detail : "0 windows");
         rc = cli_error("eval", &err);
         goto done;
     }

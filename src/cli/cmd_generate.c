@@ -111,7 +111,6 @@ int cmd_generate(int argc, char **argv)
         goto done;
     }
     memcpy(ids, pids, np * sizeof *ids);
-    cli_install_sigint();
     stream_state s = {m, ids, (int)np, 0, !json};
     if (!json)
         show(&s, 0);
