@@ -243,6 +243,8 @@ if rows:
     print()
     print("targets: ratio pare/torch >= %.1fx; peak RSS <= 2 x fp32 weight bytes + one batch of activations;"
           " ppl pare = ppl torch within %.1f%%" % (RATIO_TARGET, 100 * PPL_TOL))
+    kernel = (load(os.path.join(tmp, "sgemm1.json"), "sgemm_rate") or {}).get("kernel", "?")
+    print("OpenBLAS kernel: %s (OPENBLAS_CORETYPE=%s)" % (kernel, os.environ.get("OPENBLAS_CORETYPE", "unset")))
     print("GFLOP/s = pare's flop_per_token x tokens/s; sgemm = best OpenBLAS cblas_sgemm rate "
           "(forward-like shapes, same threads) of two runs bracketing the models")
     print("ok column: SLOW ratio < target, RSS over target, PPL/WINDOWS pare and torch disagree, "
