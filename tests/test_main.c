@@ -9,12 +9,14 @@ typedef struct {
 void suite_tokenizer(void);
 void suite_forward(void);
 void suite_formats(void);
+void suite_linear(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
     {"tokenizer", suite_tokenizer},
     {"formats", suite_formats},
     {"forward", suite_forward},
+    {"linear", suite_linear},
     {"cli", suite_cli},
     {0, 0},
 };

@@ -16,13 +16,20 @@ static size_t layer_floats(const pare_config *c, size_t N, size_t B, size_t T)
     return 4 * N * C + 6 * N + 2 * N * qd + 2 * N * kvd + B * c->n_heads * T * T + 3 * N * F;
 }
 
+static size_t scratch_width(const pare_config *c)
+{
+    size_t w = (size_t)c->dim, qd = (size_t)c->n_heads * c->head_dim;
+    w = (size_t)c->ffn_dim > w ? (size_t)c->ffn_dim : w;
+    return qd > w ? qd : w;
+}
+
 size_t pare_acts_bytes(const pare_model *m, int B, int T, int keep_all)
 {
     const pare_config *c = &m->cfg;
     size_t N = (size_t)B * T;
     size_t per = layer_floats(c, N, (size_t)B, (size_t)T);
     size_t nl = keep_all ? (size_t)c->n_layers : 1;
-    return (per * nl + 2 * N * c->dim + 2 * N + N * c->vocab_size) * sizeof(float);
+    return (per * nl + 2 * N * c->dim + 2 * N + N * c->vocab_size + N * scratch_width(c)) * sizeof(float);
 }
 
 pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, pare_acts **out, pare_error *err)
@@ -69,6 +76,7 @@ pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, par
     TAKE(a->lnf_mean, N);
     TAKE(a->lnf_rstd, N);
     TAKE(a->logits, N * (size_t)c->vocab_size);
+    TAKE(a->scratch, N * scratch_width(c));
 #undef TAKE
     *out = a;
     return PARE_OK;
@@ -84,17 +92,6 @@ void pare_acts_free(pare_acts *a)
 }
 
 pare_layer_acts *pare_acts_layer(pare_acts *a, int l) { return &a->layers[a->keep_all ? l : 0]; }
-
-void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y)
-{
-    float beta = 0.0f;
-    if (l->b) {
-        for (int i = 0; i < N; i++)
-            memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
-        beta = 1.0f;
-    }
-    pare_sgemm(CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
-}
 
 /* out[N, C] = RMSNorm(x) * w; rstd[N] kept for the backward pass. */
 static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
@@ -212,15 +209,14 @@ static void add_rows(float *out, const float *a, const float *b, size_t n)
         out[i] = a[i] + b[i];
 }
 
-pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T, pare_logits_mode mode,
-                         pare_error *err)
+pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T, pare_error *err)
 {
     const pare_config *c = &m->cfg;
     if (B <= 0 || T <= 0 || B > a->B || T > a->T)
         return pare_fail(err, PARE_EINVAL, "forward: batch %d x %d exceeds the activations' %d x %d", B, T, a->B, a->T);
     if (T > c->max_pos)
         return pare_fail(err, PARE_EINVAL, "forward: sequence length %d exceeds the model's %d positions", T, c->max_pos);
-    int N = B * T, C = c->dim, F = c->ffn_dim, V = c->vocab_size;
+    int N = B * T, C = c->dim, V = c->vocab_size;
     for (int i = 0; i < N; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return pare_fail(err, PARE_EINVAL, "forward: token id %d at position %d is outside the vocabulary (0..%d)",
@@ -234,47 +230,69 @@ pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, 
                 e[j] += pe[j];
         }
     }
-    const float *x = a->emb; /* [N, C] residual stream */
-    for (int l = 0; l < c->n_layers; l++) {
-        const pare_block *blk = &m->blocks[l];
-        pare_layer_acts *la = pare_acts_layer(a, l);
-        norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, blk->norm1_w, blk->norm1_b, N);
-        pare_linear_forward(&blk->q, la->ln1, N, la->q);
-        pare_linear_forward(&blk->k, la->ln1, N, la->k);
-        pare_linear_forward(&blk->v, la->ln1, N, la->v);
-        if (c->arch == PARE_ARCH_LLAMA) {
-            rope_forward(m, la->q, c->n_heads, B, T);
-            rope_forward(m, la->k, c->n_kv_heads, B, T);
-        }
-        attention_forward(c, la, B, T);
-        pare_linear_forward(&blk->o, la->atty, N, la->res1);
-        add_rows(la->res1, la->res1, x, (size_t)N * C);
-        norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, blk->norm2_w, blk->norm2_b, N);
-        size_t NF = (size_t)N * F;
-        if (c->arch == PARE_ARCH_LLAMA) {
-            pare_linear_forward(&blk->gate, la->ln2, N, la->fc1);
-            pare_linear_forward(&blk->up, la->ln2, N, la->fc2);
-#pragma omp parallel for num_threads(pare_threads()) schedule(static)
-            for (size_t i = 0; i < NF; i++) {
-                float g = la->fc1[i];
-                la->hmid[i] = g / (1.0f + expf(-g)) * la->fc2[i];
-            }
-        } else {
-            pare_linear_forward(&blk->up, la->ln2, N, la->fc1);
-#pragma omp parallel for num_threads(pare_threads()) schedule(static)
-            for (size_t i = 0; i < NF; i++)
-                la->hmid[i] = gelu_tanh(la->fc1[i]);
-        }
-        pare_linear_forward(&blk->down, la->hmid, N, la->res2);
-        add_rows(la->res2, la->res2, la->res1, (size_t)N * C);
-        x = la->res2;
+    return PARE_OK;
+}
+
+const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const float *x, int B, int T)
+{
+    const pare_config *c = &m->cfg;
+    const pare_block *blk = &m->blocks[l];
+    pare_layer_acts *la = pare_acts_layer(a, l);
+    int N = B * T, C = c->dim;
+    norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, blk->norm1_w, blk->norm1_b, N);
+    pare_linear_forward(&blk->q, la->ln1, N, la->q, a->scratch);
+    pare_linear_forward(&blk->k, la->ln1, N, la->k, a->scratch);
+    pare_linear_forward(&blk->v, la->ln1, N, la->v, a->scratch);
+    if (c->arch == PARE_ARCH_LLAMA) {
+        rope_forward(m, la->q, c->n_heads, B, T);
+        rope_forward(m, la->k, c->n_kv_heads, B, T);
     }
+    attention_forward(c, la, B, T);
+    pare_linear_forward(&blk->o, la->atty, N, la->res1, a->scratch);
+    add_rows(la->res1, la->res1, x, (size_t)N * C);
+    norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, blk->norm2_w, blk->norm2_b, N);
+    size_t NF = (size_t)N * blk->up.out; /* this block's FFN width: channel pruning may have narrowed it */
+    if (c->arch == PARE_ARCH_LLAMA) {
+        pare_linear_forward(&blk->gate, la->ln2, N, la->fc1, a->scratch);
+        pare_linear_forward(&blk->up, la->ln2, N, la->fc2, a->scratch);
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
+        for (size_t i = 0; i < NF; i++) {
+            float g = la->fc1[i];
+            la->hmid[i] = g / (1.0f + expf(-g)) * la->fc2[i];
+        }
+    } else {
+        pare_linear_forward(&blk->up, la->ln2, N, la->fc1, a->scratch);
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
+        for (size_t i = 0; i < NF; i++)
+            la->hmid[i] = gelu_tanh(la->fc1[i]);
+    }
+    pare_linear_forward(&blk->down, la->hmid, N, la->res2, a->scratch);
+    add_rows(la->res2, la->res2, la->res1, (size_t)N * C);
+    return la->res2;
+}
+
+void pare_head_forward(const pare_model *m, pare_acts *a, const float *x, int B, int T, pare_logits_mode mode)
+{
+    int N = B * T, C = m->cfg.dim, V = m->cfg.vocab_size;
     norm_forward(m, a->lnf, a->lnf_mean, a->lnf_rstd, x, m->final_norm_w, m->final_norm_b, N);
     if (mode == PARE_LOGITS_ALL) {
-        pare_linear_forward(&m->head, a->lnf, N, a->logits);
+        pare_linear_forward(&m->head, a->lnf, N, a->logits, a->scratch);
     } else if (mode == PARE_LOGITS_LAST) {
         for (int b = 0; b < B; b++)
-            pare_linear_forward(&m->head, a->lnf + ((size_t)b * T + T - 1) * C, 1, a->logits + (size_t)b * V);
+            pare_linear_forward(&m->head, a->lnf + ((size_t)b * T + T - 1) * C, 1, a->logits + (size_t)b * V,
+                                a->scratch);
     }
+}
+
+pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T, pare_logits_mode mode,
+                         pare_error *err)
+{
+    pare_status rc = pare_embed_forward(m, a, ids, B, T, err);
+    if (rc)
+        return rc;
+    const float *x = a->emb; /* [N, C] residual stream */
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        x = pare_block_forward(m, l, a, x, B, T);
+    pare_head_forward(m, a, x, B, T, mode);
     return PARE_OK;
 }

@@ -37,6 +37,7 @@ typedef struct {
     float *lnf;        /* [N, C] final norm output */
     float *lnf_mean, *lnf_rstd; /* [N] */
     float *logits;     /* [N, V] */
+    float *scratch;    /* [N, max(C, F, H*hd)]: the thin middle of factorized products */
     float *slab;
     size_t slab_floats;
 } pare_acts;
@@ -55,7 +56,12 @@ pare_layer_acts *pare_acts_layer(pare_acts *a, int l);
 pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T,
                          pare_logits_mode mode, pare_error *err);
 
-/* y[N, out] = x[N, in] W^T + b */
-void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y);
+/* Token (and position) embeddings of ids [B, T] into a->emb; ids are checked against the vocabulary. */
+pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T, pare_error *err);
+/* Decoder block l on x [B*T, C]; returns its output (the layer's res2). x may be the previous
+ * block's output in shared storage: it is consumed before res2 is written. */
+const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const float *x, int B, int T);
+/* Final norm and LM head on x [B*T, C]. */
+void pare_head_forward(const pare_model *m, pare_acts *a, const float *x, int B, int T, pare_logits_mode mode);
 
 #endif

@@ -185,8 +185,9 @@ typedef struct {
 static void set_linear(pare_linear *l, const char *name, int out, int in)
 {
     snprintf(l->name, sizeof l->name, "%s", name);
-    l->out = out;
-    l->in = in;
+    l->kind = PARE_LIN_DENSE;
+    l->out = l->orig_out = out;
+    l->in = l->orig_in = in;
 }
 
 /* Names every linear layer and lays out the slab; the pointers are assigned in one pass. */
@@ -656,6 +657,10 @@ void pare_model_free(pare_model *m)
 {
     if (!m)
         return;
+    pare_linear *lin[4096];
+    int n = m->blocks ? pare_model_linears(m, lin, 4096) : 0;
+    for (int i = 0; i < n && i < 4096; i++)
+        pare_linear_release(lin[i]);
     free(m->slab);
     free(m->blocks);
     pare_tokenizer_free(m->tok);
@@ -679,8 +684,6 @@ int pare_model_linears(pare_model *m, pare_linear **out, int cap)
     return n;
 }
 
-static size_t linear_params(const pare_linear *l) { return l->out ? (size_t)l->out * l->in + (l->b ? l->out : 0) : 0; }
-
 void pare_model_param_counts(const pare_model *m, pare_param_counts *pc)
 {
     const pare_config *c = &m->cfg;
@@ -690,7 +693,8 @@ void pare_model_param_counts(const pare_model *m, pare_param_counts *pc)
         const pare_block *b = &m->blocks[i];
         const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
         for (int j = 0; j < 7; j++)
-            pc->block_linear += linear_params(lin[j]);
+            if (lin[j]->out)
+                pc->block_linear += pare_linear_params(lin[j]);
         pc->norms += (size_t)c->dim * (b->norm1_b ? 4 : 2);
     }
     pc->norms += (size_t)c->dim * (m->final_norm_b ? 2 : 1);
@@ -706,7 +710,8 @@ double pare_model_flop_per_token(const pare_model *m, int T)
         const pare_block *b = &m->blocks[i];
         const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
         for (int j = 0; j < 7; j++)
-            f += 2.0 * lin[j]->out * lin[j]->in;
+            if (lin[j]->out)
+                f += 2.0 * (double)pare_linear_macs(lin[j]);
         /* scores and weighted values over the full T x T block (the causal half is computed too) */
         f += 2.0 * 2.0 * T * c->n_heads * c->head_dim;
     }

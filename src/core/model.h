@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
+#include "linear.h"
 #include "tokenizer.h"
 
 typedef enum { PARE_ARCH_LLAMA, PARE_ARCH_GPT2 } pare_arch;
@@ -27,21 +28,12 @@ typedef struct {
     int bos_id, eos_id; /* -1 when unknown */
 } pare_config;
 
-/* A linear layer y = x W^T + b with W stored [out, in] row-major (PyTorch nn.Linear layout).
- * GPT-2's Conv1D weights are transposed into this layout at load, and its fused c_attn is split into
- * q, k and v, so every method sees one kind of matrix. */
-typedef struct {
-    char name[96];  /* e.g. model.layers.0.self_attn.q_proj or transformer.h.0.attn.c_attn.q */
-    int out, in;
-    float *w;       /* [out, in] */
-    float *b;       /* [out] or NULL */
-} pare_linear;
-
 typedef struct {
     float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm */
     pare_linear q, k, v, o;   /* q [H*hd, C], k/v [KV*hd, C], o [C, H*hd] */
     float *norm2_w, *norm2_b; /* [C] */
-    pare_linear gate, up, down; /* LLaMA: gate/up [F, C], down [C, F]; GPT-2: up = c_fc, down = c_proj, no gate */
+    pare_linear gate, up, down; /* LLaMA: gate/up [F, C], down [C, F]; GPT-2: up = c_fc, down = c_proj, no gate.
+                                   After channel pruning a block's FFN width is up.out, at most F. */
 } pare_block;
 
 typedef enum { PARE_FMT_HF, PARE_FMT_LLAMA2C } pare_format;
@@ -85,7 +77,8 @@ void pare_model_param_counts(const pare_model *m, pare_param_counts *pc);
 /* The linear matrices of the decoder blocks, in order (q, k, v, o, gate, up, down per layer).
  * Returns the count; fills up to cap pointers. */
 int pare_model_linears(pare_model *m, pare_linear **out, int cap);
-/* Forward FLOPs per token for a window of T tokens (matmuls only, 2 per multiply-add). */
+/* Forward FLOPs per token for a window of T tokens (matmuls only, 2 per multiply-add), for the
+ * model as it is now (factorized and sliced layers count their smaller products). */
 double pare_model_flop_per_token(const pare_model *m, int T);
 
 #endif

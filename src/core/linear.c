@@ -1,0 +1,242 @@
+/* Compressed linear layers: storage changes and the one forward that serves every kind. */
+#include "linear.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+
+void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y, float *scratch)
+{
+    float beta = 0.0f;
+    if (l->b) {
+        for (int i = 0; i < N; i++)
+            memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
+        beta = 1.0f;
+    }
+    if (l->kind == PARE_LIN_FACTORED) {
+        /* two thin products: t[N, k] = x B^T, y += t A^T */
+        pare_sgemm(CblasNoTrans, CblasTrans, N, l->rank, l->in, 1.0f, x, l->in, l->B, l->in, 0.0f, scratch, l->rank);
+        pare_sgemm(CblasNoTrans, CblasTrans, N, l->out, l->rank, 1.0f, scratch, l->rank, l->A, l->rank, beta, y, l->out);
+        return;
+    }
+    pare_sgemm(CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
+}
+
+size_t pare_linear_params(const pare_linear *l)
+{
+    size_t bias = l->b ? (size_t)l->out : 0;
+    if (l->kind == PARE_LIN_FACTORED)
+        return (size_t)l->rank * (l->out + l->in) + bias;
+    if (l->kind == PARE_LIN_MASKED) {
+        size_t kept = 0, n = (size_t)l->out * l->in;
+        for (size_t i = 0; i < n; i++)
+            kept += l->mask[i] != 0;
+        return kept + bias;
+    }
+    return (size_t)l->out * l->in + bias;
+}
+
+size_t pare_linear_macs(const pare_linear *l)
+{
+    if (l->kind == PARE_LIN_FACTORED)
+        return (size_t)l->rank * (l->out + l->in);
+    return (size_t)l->out * l->in; /* masked layers run dense: no sparse kernel */
+}
+
+void pare_linear_dense(const pare_linear *l, float *dst)
+{
+    if (l->kind == PARE_LIN_FACTORED)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, l->out, l->in, l->rank, 1.0f, l->A, l->rank, l->B, l->in,
+                    0.0f, dst, l->in);
+    else
+        memcpy(dst, l->w, (size_t)l->out * l->in * sizeof(float));
+}
+
+/* Moves the layer onto a new heap block holding w-or-factors and bias, freeing the old one. */
+static pare_status rehome(pare_linear *l, size_t weight_floats, float **weights, pare_error *err)
+{
+    size_t nb = l->b ? (size_t)l->out : 0;
+    float *heap = malloc((weight_floats + nb) * sizeof(float));
+    if (!heap)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    if (nb)
+        memcpy(heap + weight_floats, l->b, nb * sizeof(float));
+    free(l->heap);
+    l->heap = heap;
+    if (l->b)
+        l->b = heap + weight_floats;
+    *weights = heap;
+    return PARE_OK;
+}
+
+pare_status pare_linear_set_factors(pare_linear *l, int rank, const float *A, const float *B, pare_error *err)
+{
+    if (rank < 1 || rank > (l->out < l->in ? l->out : l->in))
+        return pare_fail(err, PARE_EINVAL, "rank %d exceeds min(%d, %d) for %s", rank, l->out, l->in, l->name);
+    float *p = NULL;
+    size_t na = (size_t)l->out * rank, nbb = (size_t)rank * l->in;
+    /* A and B may point into the old storage: copy out first */
+    float *tmp = malloc((na + nbb) * sizeof(float));
+    if (!tmp)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    memcpy(tmp, A, na * sizeof(float));
+    memcpy(tmp + na, B, nbb * sizeof(float));
+    pare_status rc = rehome(l, na + nbb, &p, err);
+    if (rc) {
+        free(tmp);
+        return rc;
+    }
+    memcpy(p, tmp, (na + nbb) * sizeof(float));
+    free(tmp);
+    free(l->mask);
+    l->mask = NULL;
+    l->w = NULL;
+    l->A = p;
+    l->B = p + na;
+    l->rank = rank;
+    l->kind = PARE_LIN_FACTORED;
+    return PARE_OK;
+}
+
+pare_status pare_linear_set_mask(pare_linear *l, const uint8_t *mask, pare_error *err)
+{
+    if (l->kind == PARE_LIN_FACTORED)
+        return pare_fail(err, PARE_EINVAL, "%s: cannot mask a factorized layer", l->name);
+    size_t n = (size_t)l->out * l->in;
+    uint8_t *m = malloc(n);
+    if (!m)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    for (size_t i = 0; i < n; i++) {
+        m[i] = mask[i] != 0 && (!l->mask || l->mask[i]);
+        if (!m[i])
+            l->w[i] = 0.0f;
+    }
+    free(l->mask);
+    l->mask = m;
+    l->kind = PARE_LIN_MASKED;
+    return PARE_OK;
+}
+
+static pare_status check_indices(const pare_linear *l, const int32_t *idx, int n, int limit, const char *what,
+                                 pare_error *err)
+{
+    if (n < 1 || n > limit)
+        return pare_fail(err, PARE_EINVAL, "%s: keeping %d %s of %d", l->name, n, what, limit);
+    for (int i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= limit)
+            return pare_fail(err, PARE_EINVAL, "%s: %s index %d out of range 0..%d", l->name, what, idx[i], limit - 1);
+    return PARE_OK;
+}
+
+/* Composes a new selection with an existing one so kept_* always refers to the loaded shape. */
+static int32_t *compose(const int32_t *old, const int32_t *sel, int n)
+{
+    int32_t *k = malloc((size_t)n * sizeof *k);
+    if (k)
+        for (int i = 0; i < n; i++)
+            k[i] = old ? old[sel[i]] : sel[i];
+    return k;
+}
+
+pare_status pare_linear_keep_rows(pare_linear *l, const int32_t *rows, int n, pare_error *err)
+{
+    pare_status rc = check_indices(l, rows, n, l->out, "rows", err);
+    if (rc)
+        return rc;
+    int32_t *kept = compose(l->kept_out, rows, n);
+    size_t per = l->kind == PARE_LIN_FACTORED ? (size_t)l->rank : (size_t)l->in;
+    size_t rest = l->kind == PARE_LIN_FACTORED ? (size_t)l->rank * l->in : 0;
+    float *src = l->kind == PARE_LIN_FACTORED ? l->A : l->w;
+    float *oldB = l->B, *oldb = l->b;
+    uint8_t *mask = l->mask ? malloc((size_t)n * l->in) : NULL;
+    float *tmp = malloc(((size_t)n * per + rest + n) * sizeof(float));
+    if (!kept || !tmp || (l->mask && !mask)) {
+        free(kept);
+        free(tmp);
+        free(mask);
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    }
+    for (int i = 0; i < n; i++) {
+        memcpy(tmp + (size_t)i * per, src + (size_t)rows[i] * per, per * sizeof(float));
+        if (mask)
+            memcpy(mask + (size_t)i * l->in, l->mask + (size_t)rows[i] * l->in, (size_t)l->in);
+    }
+    if (rest)
+        memcpy(tmp + (size_t)n * per, oldB, rest * sizeof(float));
+    if (oldb)
+        for (int i = 0; i < n; i++)
+            tmp[(size_t)n * per + rest + i] = oldb[rows[i]];
+    free(l->heap);
+    l->heap = tmp;
+    if (l->kind == PARE_LIN_FACTORED) {
+        l->A = tmp;
+        l->B = tmp + (size_t)n * per;
+    } else {
+        l->w = tmp;
+    }
+    l->b = oldb ? tmp + (size_t)n * per + rest : NULL;
+    free(l->mask);
+    l->mask = mask;
+    free(l->kept_out);
+    l->kept_out = kept;
+    l->out = n;
+    return PARE_OK;
+}
+
+pare_status pare_linear_keep_cols(pare_linear *l, const int32_t *cols, int n, pare_error *err)
+{
+    pare_status rc = check_indices(l, cols, n, l->in, "columns", err);
+    if (rc)
+        return rc;
+    int32_t *kept = compose(l->kept_in, cols, n);
+    int rows = l->kind == PARE_LIN_FACTORED ? l->rank : l->out;
+    float *src = l->kind == PARE_LIN_FACTORED ? l->B : l->w;
+    size_t lead = l->kind == PARE_LIN_FACTORED ? (size_t)l->out * l->rank : 0; /* A, unchanged */
+    size_t nb = l->b ? (size_t)l->out : 0;
+    uint8_t *mask = l->mask ? malloc((size_t)l->out * n) : NULL;
+    float *tmp = malloc((lead + (size_t)rows * n + nb) * sizeof(float));
+    if (!kept || !tmp || (l->mask && !mask)) {
+        free(kept);
+        free(tmp);
+        free(mask);
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    }
+    if (lead)
+        memcpy(tmp, l->A, lead * sizeof(float));
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < n; j++)
+            tmp[lead + (size_t)r * n + j] = src[(size_t)r * l->in + cols[j]];
+    if (mask)
+        for (int r = 0; r < l->out; r++)
+            for (int j = 0; j < n; j++)
+                mask[(size_t)r * n + j] = l->mask[(size_t)r * l->in + cols[j]];
+    if (nb)
+        memcpy(tmp + lead + (size_t)rows * n, l->b, nb * sizeof(float));
+    free(l->heap);
+    l->heap = tmp;
+    if (l->kind == PARE_LIN_FACTORED) {
+        l->A = tmp;
+        l->B = tmp + lead;
+    } else {
+        l->w = tmp;
+    }
+    l->b = nb ? tmp + lead + (size_t)rows * n : NULL;
+    free(l->mask);
+    l->mask = mask;
+    free(l->kept_in);
+    l->kept_in = kept;
+    l->in = n;
+    return PARE_OK;
+}
+
+void pare_linear_release(pare_linear *l)
+{
+    free(l->heap);
+    free(l->mask);
+    free(l->kept_out);
+    free(l->kept_in);
+    l->heap = NULL;
+    l->mask = NULL;
+    l->kept_out = l->kept_in = NULL;
+}

@@ -1,0 +1,52 @@
+/* Linear layers in every form compression leaves them: dense, masked (zeros kept in place, mask
+ * recorded), factorized (W ~ A B) and sliced (rows or columns removed). One forward serves all. */
+#ifndef PARE_LINEAR_H
+#define PARE_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+
+typedef enum { PARE_LIN_DENSE, PARE_LIN_MASKED, PARE_LIN_FACTORED } pare_linear_kind;
+
+/* y = x W^T + b with W stored [out, in] row-major (PyTorch nn.Linear layout). GPT-2's Conv1D
+ * weights are transposed into this layout at load, and its fused c_attn is split into q, k and v. */
+typedef struct {
+    char name[96];        /* e.g. model.layers.0.self_attn.q_proj or transformer.h.0.attn.c_attn.q */
+    pare_linear_kind kind;
+    int out, in;          /* current shape (after any slicing) */
+    int orig_out, orig_in;/* shape as loaded */
+    float *w;             /* DENSE, MASKED: [out, in]; masked-out entries hold zero */
+    float *b;             /* [out] or NULL */
+    uint8_t *mask;        /* MASKED: [out, in], 1 = kept */
+    int rank;             /* FACTORED: k */
+    float *A;             /* FACTORED: [out, k] */
+    float *B;             /* FACTORED: [k, in] */
+    int32_t *kept_out;    /* original row index of each current row, or NULL when none were removed */
+    int32_t *kept_in;     /* original column index of each current column, or NULL */
+    float *heap;          /* storage allocated after load (w, b, A, B replacing slab views); owned */
+} pare_linear;
+
+/* y[N, out] = x[N, in] W^T + b. scratch holds N * rank floats for factorized layers. */
+void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y, float *scratch);
+
+/* Parameters stored: dense out*in, masked the kept entries, factorized k*(out+in); plus bias. */
+size_t pare_linear_params(const pare_linear *l);
+/* Multiply-adds per input row. */
+size_t pare_linear_macs(const pare_linear *l);
+
+/* The effective dense weight [out, in] (A B for factorized layers) into dst. */
+void pare_linear_dense(const pare_linear *l, float *dst);
+
+/* Replaces the weight by factors A [out, rank], B [rank, in] (copied). */
+pare_status pare_linear_set_factors(pare_linear *l, int rank, const float *A, const float *B, pare_error *err);
+/* Zeroes the weights where mask is 0 and records the mask (copied); dense and masked layers only. */
+pare_status pare_linear_set_mask(pare_linear *l, const uint8_t *mask, pare_error *err);
+/* Keeps only the listed rows (output channels) or columns (input channels), in the given order. */
+pare_status pare_linear_keep_rows(pare_linear *l, const int32_t *rows, int n, pare_error *err);
+pare_status pare_linear_keep_cols(pare_linear *l, const int32_t *cols, int n, pare_error *err);
+
+/* Frees what the layer owns (not slab views). */
+void pare_linear_release(pare_linear *l);
+
+#endif

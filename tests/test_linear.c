@@ -1,0 +1,223 @@
+/* Compressed linear layers: factorized, masked and sliced forms compute what their dense
+ * equivalents compute, inside the full forward pass. */
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/forward.h"
+#include "core/model.h"
+#include "fixture.h"
+#include "harness.h"
+
+static pare_model *fixture_model(int gpt2)
+{
+    fixture_spec s;
+    fixture_default(&s, gpt2);
+    const char *dir = tmp_path(gpt2 ? "gpt2" : "llama");
+    CHECK(fixture_write_hf(dir, &s) == 0);
+    pare_model *m = NULL;
+    pare_error err = {0};
+    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
+    return m;
+}
+
+#define T_LEN 24
+
+static float *logits_of(const pare_model *m)
+{
+    int32_t ids[T_LEN];
+    for (int i = 0; i < T_LEN; i++)
+        ids[i] = (i * 53 + 11) % m->cfg.vocab_size;
+    pare_acts *a = NULL;
+    pare_error err = {0};
+    float *out = NULL;
+    if (pare_acts_alloc(m, 2, T_LEN / 2, 0, &a, &err) == PARE_OK &&
+        pare_forward(m, a, ids, 2, T_LEN / 2, PARE_LOGITS_ALL, &err) == PARE_OK) {
+        size_t n = (size_t)T_LEN * m->cfg.vocab_size;
+        out = malloc(n * sizeof *out);
+        memcpy(out, a->logits, n * sizeof *out);
+    }
+    CHECKF(out != NULL, "forward: %s", err.msg);
+    pare_acts_free(a);
+    return out;
+}
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++)
+        d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* Full-rank factors from the SVD (A = U S, B = V^T) reproduce the model's logits. */
+static void check_full_rank_factorization(int gpt2)
+{
+    pare_model *m = fixture_model(gpt2);
+    if (!m)
+        return;
+    float *before = logits_of(m);
+    pare_linear *lin[64];
+    int n = pare_model_linears(m, lin, 64);
+    pare_error err = {0};
+    for (int i = 0; i < n; i++) {
+        pare_linear *l = lin[i];
+        int M = l->out, N = l->in, k = M < N ? M : N;
+        float *w = malloc((size_t)M * N * sizeof *w), *s = malloc((size_t)k * sizeof *s);
+        float *u = malloc((size_t)M * k * sizeof *u), *vt = malloc((size_t)k * N * sizeof *vt);
+        memcpy(w, l->w, (size_t)M * N * sizeof *w);
+        CHECK(LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'S', M, N, w, N, s, u, k, vt, N) == 0);
+        for (int r = 0; r < M; r++)
+            for (int j = 0; j < k; j++)
+                u[(size_t)r * k + j] *= s[j];
+        CHECKF(pare_linear_set_factors(l, k, u, vt, &err) == PARE_OK, "%s", err.msg);
+        CHECK(l->kind == PARE_LIN_FACTORED && pare_linear_params(l) == (size_t)k * (M + N) + (l->b ? (size_t)M : 0));
+        free(w);
+        free(s);
+        free(u);
+        free(vt);
+    }
+    float *after = logits_of(m);
+    if (before && after) {
+        double d = max_diff(before, after, (size_t)T_LEN * m->cfg.vocab_size);
+        CHECKF(d < 1e-4, "%s: full-rank factors change logits by %.3g", gpt2 ? "gpt2" : "llama", d);
+    }
+    free(before);
+    free(after);
+    pare_model_free(m);
+}
+
+static void test_full_rank_factorization_llama(void) { check_full_rank_factorization(0); }
+static void test_full_rank_factorization_gpt2(void) { check_full_rank_factorization(1); }
+
+/* A masked layer computes x (W with zeros)^T + b, checked against a plain double loop. */
+static void test_masked_forward(void)
+{
+    pare_model *m = fixture_model(1);
+    if (!m)
+        return;
+    pare_linear *l = &m->blocks[0].up;
+    size_t n = (size_t)l->out * l->in;
+    uint8_t *mask = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        mask[i] = (i * 7919) % 3 != 0;
+    float *orig = malloc(n * sizeof *orig);
+    memcpy(orig, l->w, n * sizeof *orig);
+    pare_error err = {0};
+    CHECK(pare_linear_set_mask(l, mask, &err) == PARE_OK);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        kept += mask[i];
+    CHECK(pare_linear_params(l) == kept + (size_t)l->out);
+    int rows = 5;
+    float x[5 * 32], y[5 * 128];
+    CHECK(l->in == 32 && l->out == 128);
+    for (int i = 0; i < rows * l->in; i++)
+        x[i] = sinf((float)i);
+    float *scratch = malloc(sizeof(float) * 1024);
+    pare_linear_forward(l, x, rows, y, scratch);
+    double worst = 0;
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < l->out; o++) {
+            double acc = l->b[o];
+            for (int j = 0; j < l->in; j++)
+                acc += mask[(size_t)o * l->in + j] ? (double)orig[(size_t)o * l->in + j] * x[r * l->in + j] : 0.0;
+            worst = fmax(worst, fabs(acc - y[r * l->out + o]));
+        }
+    CHECKF(worst < 1e-5, "masked forward off by %.3g", worst);
+    free(scratch);
+    free(mask);
+    free(orig);
+    pare_model_free(m);
+}
+
+/* FFN channels whose down-projection column is zero contribute nothing: slicing them out of
+ * gate/up (rows) and down (columns) leaves the logits unchanged, with a narrower FFN. */
+static void check_ffn_slicing(int gpt2)
+{
+    pare_model *m = fixture_model(gpt2);
+    if (!m)
+        return;
+    pare_block *b = &m->blocks[1];
+    int F = b->up.out, keep = 0;
+    int32_t *kept = malloc((size_t)F * sizeof *kept);
+    for (int f = 0; f < F; f++) {
+        if (f % 3 == 1) {
+            for (int r = 0; r < b->down.out; r++)
+                b->down.w[(size_t)r * b->down.in + f] = 0.0f;
+        } else {
+            kept[keep++] = f;
+        }
+    }
+    float *before = logits_of(m);
+    pare_error err = {0};
+    if (!gpt2)
+        CHECK(pare_linear_keep_rows(&b->gate, kept, keep, &err) == PARE_OK);
+    CHECK(pare_linear_keep_rows(&b->up, kept, keep, &err) == PARE_OK);
+    CHECK(pare_linear_keep_cols(&b->down, kept, keep, &err) == PARE_OK);
+    CHECK(b->up.out == keep && b->down.in == keep && b->up.kept_out[1] == kept[1]);
+    float *after = logits_of(m);
+    if (before && after) {
+        double d = max_diff(before, after, (size_t)T_LEN * m->cfg.vocab_size);
+        CHECKF(d < 1e-5, "slicing changed logits by %.3g", d);
+    }
+    free(before);
+    free(after);
+    free(kept);
+    pare_model_free(m);
+}
+
+static void test_ffn_slicing_llama(void) { check_ffn_slicing(0); }
+static void test_ffn_slicing_gpt2(void) { check_ffn_slicing(1); }
+
+/* Slicing a factorized layer keeps the matching rows/columns of its dense product; kept indices
+ * compose so they always refer to the loaded shape. */
+static void test_slice_factored_and_compose(void)
+{
+    pare_linear l = {0};
+    snprintf(l.name, sizeof l.name, "test.proj");
+    int M = 6, N = 5, k = 2;
+    float A[12], B[10], bias[6], dense0[30], dense1[30];
+    for (int i = 0; i < 12; i++)
+        A[i] = (float)(i % 5) - 1.5f;
+    for (int i = 0; i < 10; i++)
+        B[i] = (float)(i % 3) + 0.25f;
+    for (int i = 0; i < 6; i++)
+        bias[i] = (float)i;
+    float w[30] = {0};
+    l.kind = PARE_LIN_DENSE;
+    l.out = l.orig_out = M;
+    l.in = l.orig_in = N;
+    l.w = w;
+    l.b = bias;
+    pare_error err = {0};
+    CHECK(pare_linear_set_factors(&l, k, A, B, &err) == PARE_OK);
+    pare_linear_dense(&l, dense0);
+    int32_t rows[3] = {4, 0, 2}, cols[2] = {3, 1}, rows2[2] = {2, 0};
+    CHECK(pare_linear_keep_rows(&l, rows, 3, &err) == PARE_OK);
+    CHECK(pare_linear_keep_cols(&l, cols, 2, &err) == PARE_OK);
+    CHECK(pare_linear_keep_rows(&l, rows2, 2, &err) == PARE_OK); /* rows {2, 4} of the original */
+    pare_linear_dense(&l, dense1);
+    CHECK(l.out == 2 && l.in == 2 && l.kept_out[0] == 2 && l.kept_out[1] == 4 && l.kept_in[0] == 3);
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 2; j++)
+            CHECK(dense1[r * 2 + j] == dense0[l.kept_out[r] * N + l.kept_in[j]]);
+    CHECK(l.b[0] == bias[2] && l.b[1] == bias[4]);
+    CHECK(pare_linear_set_factors(&l, 3, A, B, &err) == PARE_EINVAL);
+    CHECKF(strcmp(err.msg, "rank 3 exceeds min(2, 2) for test.proj") == 0, "%s", err.msg);
+    CHECK(pare_linear_keep_rows(&l, (int32_t[]){7}, 1, &err) == PARE_EINVAL && strstr(err.msg, "test.proj"));
+    pare_linear_release(&l);
+}
+
+void suite_linear(void);
+void suite_linear(void)
+{
+    RUN(test_full_rank_factorization_llama);
+    RUN(test_full_rank_factorization_gpt2);
+    RUN(test_masked_forward);
+    RUN(test_ffn_slicing_llama);
+    RUN(test_ffn_slicing_gpt2);
+    RUN(test_slice_factored_and_compose);
+}
