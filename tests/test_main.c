@@ -10,6 +10,7 @@ void suite_tokenizer(void);
 void suite_forward(void);
 void suite_formats(void);
 void suite_linear(void);
+void suite_calib(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
@@ -17,6 +18,7 @@ const suite harness_suites[] = {
     {"formats", suite_formats},
     {"forward", suite_forward},
     {"linear", suite_linear},
+    {"calib", suite_calib},
     {"cli", suite_cli},
     {0, 0},
 };

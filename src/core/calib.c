@@ -1,0 +1,239 @@
+/* Calibration windows and activation statistics, accumulated block by block over all windows so
+ * that a block can be compressed before the next one is calibrated. */
+#include "calib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "parallel.h"
+
+void pare_calib_defaults(pare_calib_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->samples = 128;
+    o->len = 256;
+    o->batch = 8;
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+pare_status pare_calib_windows(const int32_t *ids, size_t n, const pare_calib_opts *o, int32_t **out, pare_error *err)
+{
+    *out = NULL;
+    if (o->samples < 1 || o->len < 2)
+        return pare_fail(err, PARE_EINVAL, "--calib-samples %d and --calib-len %d must be at least 1 and 2", o->samples,
+                         o->len);
+    if (n < (size_t)o->len)
+        return pare_fail(err, PARE_EINVAL, "calibration text has %zu tokens, shorter than one window of %d", n, o->len);
+    int32_t *w = malloc((size_t)o->samples * o->len * sizeof *w);
+    if (!w)
+        return pare_fail(err, PARE_ENOMEM, "out of memory for %d calibration windows", o->samples);
+    uint64_t state = o->seed;
+    size_t starts = n - (size_t)o->len + 1;
+    for (int s = 0; s < o->samples; s++) {
+        size_t start = (size_t)(splitmix64(&state) % starts);
+        memcpy(w + (size_t)s * o->len, ids + start, (size_t)o->len * sizeof *w);
+    }
+    *out = w;
+    return PARE_OK;
+}
+
+int pare_linear_site(const pare_block *b, const pare_linear *l)
+{
+    if (l == &b->q || l == &b->k || l == &b->v)
+        return PARE_IN_ATTN;
+    if (l == &b->o)
+        return PARE_IN_O;
+    if (l == &b->gate || l == &b->up)
+        return PARE_IN_MLP;
+    if (l == &b->down)
+        return PARE_IN_DOWN;
+    return -1;
+}
+
+void pare_input_norms(const pare_input_stats *s, const pare_linear *l, float *dst)
+{
+    /* statistics gathered before l's inputs were sliced refer to the loaded channel order */
+    int mapped = s->dim != l->in && l->kept_in && s->dim == l->orig_in;
+    for (int j = 0; j < l->in; j++) {
+        int src = mapped ? l->kept_in[j] : j;
+        dst[j] = src < s->dim ? (float)sqrt(s->sumsq[src]) : 0.0f;
+    }
+}
+
+static size_t site_floats(int dim, int gram) { return (size_t)dim + (gram ? (size_t)dim * dim : 0); }
+
+static int site_dim(const pare_model *m, int l, int site)
+{
+    const pare_block *b = &m->blocks[l];
+    switch (site) {
+    case PARE_IN_ATTN: return b->q.in;
+    case PARE_IN_O: return b->o.in;
+    case PARE_IN_MLP: return b->up.in;
+    default: return b->down.in;
+    }
+}
+
+size_t pare_calib_bytes(const pare_model *m, const pare_calib_opts *o)
+{
+    size_t stats = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int s = 0; s < PARE_IN_COUNT; s++)
+            stats += site_floats(site_dim(m, l, s), o->gram) * sizeof(double);
+    int B = o->batch < o->samples ? o->batch : o->samples;
+    return stats + (size_t)o->samples * o->len * m->cfg.dim * sizeof(float) + pare_acts_bytes(m, B, o->len, 0);
+}
+
+void pare_calib_free(pare_calib_stats *s)
+{
+    if (!s)
+        return;
+    for (int l = 0; l < s->n_layers && s->sites; l++)
+        for (int k = 0; k < PARE_IN_COUNT; k++) {
+            free(s->sites[l][k].sumsq);
+            free(s->sites[l][k].gram);
+        }
+    free(s->sites);
+    free(s);
+}
+
+/* Adds the rows of x [N, dim] to the statistics; gram_tmp holds dim*dim floats when needed. */
+static void accumulate(pare_input_stats *s, const float *x, int N, float *gram_tmp)
+{
+    int dim = s->dim;
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
+    for (int j = 0; j < dim; j++) {
+        double acc = 0;
+        for (int i = 0; i < N; i++) {
+            double v = x[(size_t)i * dim + j];
+            acc += v * v;
+        }
+        s->sumsq[j] += acc;
+    }
+    if (s->gram) {
+        pare_sgemm(CblasTrans, CblasNoTrans, dim, dim, N, 1.0f, x, dim, x, dim, 0.0f, gram_tmp, dim);
+        size_t nn = (size_t)dim * dim;
+        for (size_t i = 0; i < nn; i++)
+            s->gram[i] += gram_tmp[i];
+    }
+    s->tokens += (size_t)N;
+}
+
+static pare_status alloc_layer(pare_calib_stats *st, const pare_model *m, int l, int gram, pare_error *err)
+{
+    for (int k = 0; k < PARE_IN_COUNT; k++) {
+        pare_input_stats *s = &st->sites[l][k];
+        s->dim = site_dim(m, l, k);
+        s->sumsq = calloc((size_t)s->dim, sizeof(double));
+        s->gram = gram ? calloc((size_t)s->dim * s->dim, sizeof(double)) : NULL;
+        if (!s->sumsq || (gram && !s->gram))
+            return pare_fail(err, PARE_ENOMEM, "out of memory for calibration statistics of layer %d", l);
+        st->bytes += site_floats(s->dim, gram) * sizeof(double);
+    }
+    return PARE_OK;
+}
+
+/* Checks a statistic for NaN/Inf, which would poison every method that uses it. */
+static pare_status check_finite(const pare_model *m, int l, const pare_calib_stats *st, pare_error *err)
+{
+    static const char *names[] = {"attention input", "o_proj input", "MLP input", "down-projection input"};
+    for (int k = 0; k < PARE_IN_COUNT; k++) {
+        const pare_input_stats *s = &st->sites[l][k];
+        for (int j = 0; j < s->dim; j++)
+            if (!isfinite(s->sumsq[j]))
+                return pare_fail(err, PARE_EINVAL,
+                                 "calibration: layer %d %s channel %d has a non-finite activation statistic (NaN or Inf in the weights or activations?)",
+                                 l, names[k], j);
+    }
+    (void)m;
+    return PARE_OK;
+}
+
+pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_opts *o, pare_block_hook hook,
+                           void *user, const pare_progress *progress, pare_calib_stats **out, pare_error *err)
+{
+    *out = NULL;
+    const pare_config *c = &m->cfg;
+    if (o->samples < 1 || o->len < 2 || o->batch < 1)
+        return pare_fail(err, PARE_EINVAL, "calibration needs samples >= 1, len >= 2 and batch >= 1");
+    if (o->len > c->max_pos)
+        return pare_fail(err, PARE_EINVAL, "--calib-len %d is longer than the model's %d positions", o->len, c->max_pos);
+    int S = o->samples, T = o->len, C = c->dim, B = o->batch < S ? o->batch : S;
+    pare_calib_stats *st = calloc(1, sizeof *st);
+    float *hidden = malloc((size_t)S * T * C * sizeof(float)); /* [S*T, C]: input of the current block */
+    int widest = C;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < PARE_IN_COUNT; k++)
+            widest = site_dim(m, l, k) > widest ? site_dim(m, l, k) : widest;
+    float *gram_tmp = o->gram ? malloc((size_t)widest * widest * sizeof(float)) : NULL;
+    pare_acts *a = NULL;
+    pare_status rc = PARE_OK;
+    if (!st || !hidden || (o->gram && !gram_tmp) || !(st->sites = calloc((size_t)c->n_layers, sizeof *st->sites))) {
+        rc = pare_fail(err, PARE_ENOMEM, "out of memory for calibration (%.1f MiB)",
+                       (double)pare_calib_bytes(m, o) / (1 << 20));
+        goto fail;
+    }
+    st->n_layers = c->n_layers;
+    st->window_bytes = (size_t)S * T * C * sizeof(float);
+    if ((rc = pare_acts_alloc(m, B, T, 0, &a, err)))
+        goto fail;
+    for (int s0 = 0; s0 < S; s0 += B) {
+        int nb = S - s0 < B ? S - s0 : B;
+        if ((rc = pare_embed_forward(m, a, ids + (size_t)s0 * T, nb, T, err)))
+            goto fail;
+        memcpy(hidden + (size_t)s0 * T * C, a->emb, (size_t)nb * T * C * sizeof(float));
+    }
+    int passes = hook ? 2 : 1;
+    double total = (double)c->n_layers * passes * ((S + B - 1) / B), done = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        if ((rc = alloc_layer(st, m, l, o->gram, err)))
+            goto fail;
+        for (int pass = 0; pass < passes; pass++) {
+            for (int s0 = 0; s0 < S; s0 += B) {
+                int nb = S - s0 < B ? S - s0 : B, N = nb * T;
+                float *x = hidden + (size_t)s0 * T * C;
+                const float *y = pare_block_forward(m, l, a, x, nb, T);
+                if (pass == 0) {
+                    pare_layer_acts *la = pare_acts_layer(a, l);
+                    accumulate(&st->sites[l][PARE_IN_ATTN], la->ln1, N, gram_tmp);
+                    accumulate(&st->sites[l][PARE_IN_O], la->atty, N, gram_tmp);
+                    accumulate(&st->sites[l][PARE_IN_MLP], la->ln2, N, gram_tmp);
+                    accumulate(&st->sites[l][PARE_IN_DOWN], la->hmid, N, gram_tmp);
+                }
+                if (pass == passes - 1)
+                    memcpy(x, y, (size_t)N * C * sizeof(float));
+                char detail[96];
+                snprintf(detail, sizeof detail, "block %d/%d%s", l + 1, c->n_layers,
+                         hook ? (pass ? " (propagating)" : " (statistics)") : "");
+                if ((rc = pare_report(progress, "calibrate", ++done / total, detail, err)))
+                    goto fail;
+            }
+            if (pass == 0) {
+                if ((rc = check_finite(m, l, st, err)))
+                    goto fail;
+                if (hook && (rc = hook(user, m, l, st, err)))
+                    goto fail;
+            }
+        }
+    }
+    pare_acts_free(a);
+    free(hidden);
+    free(gram_tmp);
+    *out = st;
+    return PARE_OK;
+fail:
+    pare_acts_free(a);
+    free(hidden);
+    free(gram_tmp);
+    pare_calib_free(st);
+    return rc;
+}

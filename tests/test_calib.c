@@ -1,0 +1,212 @@
+/* Calibration: deterministic windows, statistics equal to sums the test computes itself from the
+ * forward's activations, and sequential mode seeing each block as the hook left the one before. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/calib.h"
+#include "core/forward.h"
+#include "core/model.h"
+#include "fixture.h"
+#include "harness.h"
+
+static pare_model *fixture_model(const char *name, int gpt2)
+{
+    fixture_spec s;
+    fixture_default(&s, gpt2);
+    const char *dir = tmp_path(name);
+    CHECK(fixture_write_hf(dir, &s) == 0);
+    pare_model *m = NULL;
+    pare_error err = {0};
+    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
+    return m;
+}
+
+static void test_windows(void)
+{
+    size_t n = 1000;
+    int32_t *ids = malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (int32_t)i;
+    pare_calib_opts o;
+    pare_calib_defaults(&o);
+    o.samples = 16;
+    o.len = 50;
+    int32_t *w1, *w2, *w3;
+    pare_error err = {0};
+    CHECK(pare_calib_windows(ids, n, &o, &w1, &err) == PARE_OK);
+    CHECK(pare_calib_windows(ids, n, &o, &w2, &err) == PARE_OK);
+    o.seed = 7;
+    CHECK(pare_calib_windows(ids, n, &o, &w3, &err) == PARE_OK);
+    CHECK(memcmp(w1, w2, 16 * 50 * sizeof *w1) == 0);
+    CHECK(memcmp(w1, w3, 16 * 50 * sizeof *w1) != 0);
+    int contiguous = 1, distinct_starts = 0;
+    for (int s = 0; s < 16; s++) {
+        for (int t = 1; t < 50; t++)
+            contiguous &= w1[s * 50 + t] == w1[s * 50] + t;
+        contiguous &= w1[s * 50] >= 0 && w1[s * 50] + 49 < (int32_t)n;
+        distinct_starts += s > 0 && w1[s * 50] != w1[(s - 1) * 50];
+    }
+    CHECK(contiguous && distinct_starts > 10);
+    o.len = 2000;
+    CHECK(pare_calib_windows(ids, n, &o, &w2 /* unchanged on error */, &err) == PARE_EINVAL);
+    CHECKF(strstr(err.msg, "1000 tokens") && strstr(err.msg, "2000"), "%s", err.msg);
+    free(w1);
+    free(w3);
+    free(ids);
+}
+
+static int32_t *fixture_ids(const pare_model *m, int S, int T)
+{
+    int32_t *ids = malloc((size_t)S * T * sizeof *ids);
+    for (int i = 0; i < S * T; i++)
+        ids[i] = (int32_t)((i * 2654435761u) % (unsigned)m->cfg.vocab_size);
+    return ids;
+}
+
+/* Sums of squares and Gram matrices equal what the test accumulates from keep-all activations. */
+static void check_stats(int gpt2)
+{
+    pare_model *m = fixture_model(gpt2 ? "g" : "l", gpt2);
+    if (!m)
+        return;
+    int S = 6, T = 16;
+    int32_t *ids = fixture_ids(m, S, T);
+    pare_calib_opts o;
+    pare_calib_defaults(&o);
+    o.samples = S;
+    o.len = T;
+    o.batch = 4; /* uneven last batch on purpose */
+    o.gram = 1;
+    pare_calib_stats *st = NULL;
+    pare_error err = {0};
+    CHECKF(pare_calibrate(m, ids, &o, NULL, NULL, NULL, &st, &err) == PARE_OK, "%s", err.msg);
+    pare_acts *a = NULL;
+    CHECK(pare_acts_alloc(m, S, T, 1, &a, &err) == PARE_OK);
+    CHECK(pare_forward(m, a, ids, S, T, PARE_LOGITS_NONE, &err) == PARE_OK);
+    double worst = 0;
+    for (int l = 0; l < m->cfg.n_layers && st; l++) {
+        pare_layer_acts *la = pare_acts_layer(a, l);
+        const float *src[PARE_IN_COUNT] = {la->ln1, la->atty, la->ln2, la->hmid};
+        for (int k = 0; k < PARE_IN_COUNT; k++) {
+            const pare_input_stats *s = &st->sites[l][k];
+            CHECK(s->tokens == (size_t)S * T);
+            for (int i = 0; i < s->dim; i++) {
+                double ss = 0;
+                for (int r = 0; r < S * T; r++)
+                    ss += (double)src[k][(size_t)r * s->dim + i] * src[k][(size_t)r * s->dim + i];
+                worst = fmax(worst, fabs(ss - s->sumsq[i]) / fmax(ss, 1e-6));
+                for (int j = 0; j < s->dim; j += 7) {
+                    double g = 0;
+                    for (int r = 0; r < S * T; r++)
+                        g += (double)src[k][(size_t)r * s->dim + i] * src[k][(size_t)r * s->dim + j];
+                    worst = fmax(worst, fabs(g - s->gram[(size_t)i * s->dim + j]) / fmax(sqrt(s->sumsq[i] * s->sumsq[j]), 1e-6));
+                }
+            }
+        }
+    }
+    CHECKF(worst < 1e-4, "statistics differ from the direct sums by %.3g (relative)", worst);
+    /* input norms of a linear come from its site */
+    float norms[256];
+    pare_input_norms(&st->sites[1][PARE_IN_DOWN], &m->blocks[1].down, norms);
+    CHECK(fabsf(norms[3] - (float)sqrt(st->sites[1][PARE_IN_DOWN].sumsq[3])) < 1e-6f);
+    CHECK(pare_linear_site(&m->blocks[0], &m->blocks[0].v) == PARE_IN_ATTN &&
+          pare_linear_site(&m->blocks[0], &m->blocks[0].down) == PARE_IN_DOWN &&
+          pare_linear_site(&m->blocks[0], &m->blocks[1].down) == -1);
+    pare_acts_free(a);
+    pare_calib_free(st);
+    free(ids);
+    pare_model_free(m);
+}
+
+static void test_stats_llama(void) { check_stats(0); }
+static void test_stats_gpt2(void) { check_stats(1); }
+
+static pare_status zero_block0_down(void *user, pare_model *m, int layer, const pare_calib_stats *stats, pare_error *err)
+{
+    int *calls = user;
+    (*calls)++;
+    if (layer == 0) {
+        pare_linear *d = &m->blocks[0].down;
+        memset(d->w, 0, (size_t)d->out * d->in * sizeof(float));
+    }
+    return PARE_OK;
+}
+
+/* Sequential mode: block 1 is calibrated on the output of block 0 as the hook left it. */
+static void test_sequential_semantics(void)
+{
+    pare_model *m1 = fixture_model("s1", 0), *m2 = fixture_model("s2", 0);
+    if (!m1 || !m2)
+        return;
+    int S = 4, T = 12, calls = 0;
+    int32_t *ids = fixture_ids(m1, S, T);
+    pare_calib_opts o;
+    pare_calib_defaults(&o);
+    o.samples = S;
+    o.len = T;
+    pare_calib_stats *seq = NULL, *pre = NULL, *dense = NULL;
+    pare_error err = {0};
+    CHECK(pare_calibrate(m1, ids, &o, NULL, NULL, NULL, &dense, &err) == PARE_OK);
+    CHECK(pare_calibrate(m1, ids, &o, zero_block0_down, &calls, NULL, &seq, &err) == PARE_OK);
+    CHECK(calls == m1->cfg.n_layers);
+    zero_block0_down(&calls, m2, 0, NULL, &err); /* the same change, made before a one-shot run */
+    CHECK(pare_calibrate(m2, ids, &o, NULL, NULL, NULL, &pre, &err) == PARE_OK);
+    if (seq && pre && dense) {
+        int dim = seq->sites[1][PARE_IN_ATTN].dim;
+        double same = 0, changed = 0;
+        for (int j = 0; j < dim; j++) {
+            same = fmax(same, fabs(seq->sites[1][PARE_IN_ATTN].sumsq[j] - pre->sites[1][PARE_IN_ATTN].sumsq[j]));
+            changed = fmax(changed, fabs(seq->sites[1][PARE_IN_ATTN].sumsq[j] - dense->sites[1][PARE_IN_ATTN].sumsq[j]));
+        }
+        CHECKF(same < 1e-6, "sequential differs from pre-modified one-shot by %.3g", same);
+        CHECKF(changed > 1e-3, "the hook's change did not reach block 1 (%.3g)", changed);
+        /* block 0's own statistics are taken before the hook runs */
+        CHECK(fabs(seq->sites[0][PARE_IN_DOWN].sumsq[0] - dense->sites[0][PARE_IN_DOWN].sumsq[0]) < 1e-9);
+    }
+    pare_calib_free(seq);
+    pare_calib_free(pre);
+    pare_calib_free(dense);
+    free(ids);
+    pare_model_free(m1);
+    pare_model_free(m2);
+}
+
+static int cancel_at_half(void *user, const char *stage, double fraction, const char *detail)
+{
+    return fraction >= 0.5;
+}
+
+static void test_nan_and_cancel(void)
+{
+    pare_model *m = fixture_model("nan", 0);
+    if (!m)
+        return;
+    int32_t *ids = fixture_ids(m, 2, 8);
+    pare_calib_opts o;
+    pare_calib_defaults(&o);
+    o.samples = 2;
+    o.len = 8;
+    pare_calib_stats *st = NULL;
+    pare_error err = {0};
+    pare_progress p = {cancel_at_half, NULL};
+    CHECK(pare_calibrate(m, ids, &o, NULL, NULL, &p, &st, &err) == PARE_ECANCELED && st == NULL);
+    m->blocks[1].up.w[5] = NAN;
+    CHECK(pare_calibrate(m, ids, &o, NULL, NULL, NULL, &st, &err) == PARE_EINVAL && st == NULL);
+    CHECKF(strstr(err.msg, "layer 1") && strstr(err.msg, "non-finite"), "%s", err.msg);
+    o.len = m->cfg.max_pos + 1;
+    CHECK(pare_calibrate(m, ids, &o, NULL, NULL, NULL, &st, &err) == PARE_EINVAL && strstr(err.msg, "--calib-len"));
+    free(ids);
+    pare_model_free(m);
+}
+
+void suite_calib(void);
+void suite_calib(void)
+{
+    RUN(test_windows);
+    RUN(test_stats_llama);
+    RUN(test_stats_gpt2);
+    RUN(test_sequential_semantics);
+    RUN(test_nan_and_cancel);
+}
