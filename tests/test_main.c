@@ -11,6 +11,7 @@ void suite_forward(void);
 void suite_formats(void);
 void suite_linear(void);
 void suite_calib(void);
+void suite_spectrum(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
@@ -19,6 +20,7 @@ const suite harness_suites[] = {
     {"forward", suite_forward},
     {"linear", suite_linear},
     {"calib", suite_calib},
+    {"spectrum", suite_spectrum},
     {"cli", suite_cli},
     {0, 0},
 };

@@ -67,22 +67,18 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v)
         *(int *)o->dst = (int)x;
         return 0;
     }
-    case OPT_SIZE: {
-        if (*v == '-')
-            break;
-        unsigned long long x = strtoull(v, &end, 10);
-        if (*v == '\0' || *end || errno)
-            break;
-        *(size_t *)o->dst = (size_t)x;
-        return 0;
-    }
+    case OPT_SIZE:
     case OPT_U64: {
-        if (*v == '-')
+        /* strtoull accepts " -5" and negates it into a huge value: allow digits only */
+        if (*v < '0' || *v > '9')
             break;
         unsigned long long x = strtoull(v, &end, 10);
-        if (*v == '\0' || *end || errno)
+        if (*end || errno)
             break;
-        *(uint64_t *)o->dst = x;
+        if (o->type == OPT_SIZE)
+            *(size_t *)o->dst = (size_t)x;
+        else
+            *(uint64_t *)o->dst = x;
         return 0;
     }
     case OPT_DOUBLE: {

@@ -9,10 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-pare_status pare_read_file(const char *path, char **data, size_t *len, pare_error *err)
+/* Opens a regular file read-only; *size gets its length. */
+static pare_status open_regular(const char *path, int *fd_out, size_t *size, pare_error *err)
 {
-    *data = NULL;
-    *len = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return pare_fail(err, PARE_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -21,7 +20,20 @@ pare_status pare_read_file(const char *path, char **data, size_t *len, pare_erro
         close(fd);
         return pare_fail(err, PARE_EIO, "%s: not a regular file", path);
     }
-    size_t n = (size_t)st.st_size;
+    *fd_out = fd;
+    *size = (size_t)st.st_size;
+    return PARE_OK;
+}
+
+pare_status pare_read_file(const char *path, char **data, size_t *len, pare_error *err)
+{
+    *data = NULL;
+    *len = 0;
+    int fd;
+    size_t n;
+    pare_status rc = open_regular(path, &fd, &n, err);
+    if (rc)
+        return rc;
     char *buf = malloc(n + 1);
     if (!buf) {
         close(fd);
@@ -52,24 +64,21 @@ pare_status pare_map_file(const char *path, pare_map *map, pare_error *err)
 {
     map->data = NULL;
     map->len = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return pare_fail(err, PARE_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return pare_fail(err, PARE_EIO, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
+    int fd;
+    size_t n;
+    pare_status rc = open_regular(path, &fd, &n, err);
+    if (rc)
+        return rc;
+    if (n == 0) {
         close(fd);
         return PARE_OK;
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED)
         return pare_fail(err, PARE_EIO, "%s: cannot map: %s", path, strerror(errno));
     map->data = p;
-    map->len = (size_t)st.st_size;
+    map->len = n;
     return PARE_OK;
 }
 

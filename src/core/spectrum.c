@@ -1,0 +1,754 @@
+/* Singular-value spectra: Gram / gesdd values, activation-weighted and whitened spectra,
+ * randomized (Halko–Martinsson–Tropp) and exact truncated SVD, spectrum statistics, whole-model spectra. */
+#include "spectrum.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+
+#define NM(name) ((name) ? (name) : "matrix")
+
+/* ------------------------------------------------------------------------------------------- */
+/* checks */
+
+static pare_status check_shape(const char *name, const void *w, int m, int n, pare_error *err)
+{
+    if (!w)
+        return pare_fail(err, PARE_EINVAL, "%s: no matrix data", NM(name));
+    if (m < 1 || n < 1)
+        return pare_fail(err, PARE_EINVAL, "%s: invalid shape [%d, %d]", NM(name), m, n);
+    return PARE_OK;
+}
+
+static const char *nonfinite_name(double x) { return isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"; }
+
+static pare_status check_finite(const char *name, const float *w, int m, int n, pare_error *err)
+{
+    size_t total = (size_t)m * n;
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(w[i]))
+            return pare_fail(err, PARE_EINVAL, "%s: non-finite value %s at [%zu, %zu]", NM(name),
+                             nonfinite_name(w[i]), i / (size_t)n, i % (size_t)n);
+    return PARE_OK;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* options */
+
+pare_spectrum_opts pare_spectrum_defaults(void)
+{
+    pare_spectrum_opts o;
+    memset(&o, 0, sizeof o);
+    o.method = PARE_SVALS_GRAM;
+    o.weighting = PARE_WEIGHT_NONE;
+    o.damping = PARE_WHITEN_DAMPING;
+    o.max_damping = PARE_WHITEN_MAX_DAMPING;
+    return o;
+}
+
+pare_svd_opts pare_svd_defaults(void)
+{
+    pare_svd_opts o;
+    memset(&o, 0, sizeof o);
+    o.oversample = PARE_RSVD_AUTO;
+    o.power_iters = PARE_RSVD_AUTO;
+    o.tol = PARE_RSVD_TOL;
+    o.seed = PARE_RSVD_SEED;
+    return o;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* values of a double matrix */
+
+/* Singular values of the row-major double matrix M [m, n] into s[min(m, n)], descending.
+ * M may be overwritten. */
+static pare_status svals_double(const char *name, double *M, int m, int n, pare_svals_method method, double *s,
+                                pare_error *err)
+{
+    int r = m < n ? m : n;
+    lapack_int info;
+    if (method == PARE_SVALS_GESDD) {
+        /* Row-major M [m, n] is column-major Mᵀ [n, m]: same singular values, no transposition. */
+        info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', n, m, M, n, s, NULL, 1, NULL, 1);
+        if (info != 0)
+            return pare_fail(err, PARE_EINVAL, "%s: LAPACK dgesdd failed (info %d)", NM(name), (int)info);
+        return PARE_OK;
+    }
+    double *G = malloc((size_t)r * r * sizeof *G);
+    double *ev = malloc((size_t)r * sizeof *ev);
+    if (!G || !ev) {
+        free(G);
+        free(ev);
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory for a %dx%d Gram matrix", NM(name), r, r);
+    }
+    if (m <= n) /* G = M·Mᵀ [m, m] */
+        cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, m, n, 1.0, M, n, 0.0, G, r);
+    else /* G = Mᵀ·M [n, n] */
+        cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, n, m, 1.0, M, n, 0.0, G, r);
+    /* Row-major lower = column-major upper. */
+    info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'U', r, G, r, ev);
+    if (info == 0)
+        for (int i = 0; i < r; i++) {
+            double e = ev[r - 1 - i];
+            s[i] = e > 0 ? sqrt(e) : 0.0;
+        }
+    free(G);
+    free(ev);
+    if (info != 0)
+        return pare_fail(err, PARE_EINVAL, "%s: LAPACK dsyevd failed (info %d)", NM(name), (int)info);
+    return PARE_OK;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* weighting */
+
+pare_status pare_act_scale(const char *name, const double *d, int len, double *scale, int *floored,
+                           pare_error *err)
+{
+    if (floored)
+        *floored = 0;
+    if (!d || len < 1)
+        return pare_fail(err, PARE_EINVAL, "%s: no activation norms", NM(name));
+    double mx = 0;
+    for (int j = 0; j < len; j++) {
+        if (!isfinite(d[j]))
+            return pare_fail(err, PARE_EINVAL, "%s: activation norm %d is %s", NM(name), j, nonfinite_name(d[j]));
+        if (d[j] > mx)
+            mx = d[j];
+    }
+    if (!(mx > 0))
+        return pare_fail(err, PARE_EINVAL, "%s: every activation norm is zero or negative", NM(name));
+    double eps = PARE_ACT_EPS * mx;
+    int nf = 0;
+    for (int j = 0; j < len; j++) {
+        if (d[j] > 0) {
+            scale[j] = d[j];
+        } else {
+            scale[j] = eps;
+            nf++;
+        }
+    }
+    if (floored)
+        *floored = nf;
+    return PARE_OK;
+}
+
+pare_status pare_whiten_cholesky(const char *name, const double *gram, int n, double damping, double max_damping,
+                                 double *L, pare_spectrum_info *info, pare_error *err)
+{
+    if (!gram || n < 1)
+        return pare_fail(err, PARE_EINVAL, "%s: no input Gram", NM(name));
+    if (!(damping >= 0) || !isfinite(damping) || !(max_damping >= 0) || !isfinite(max_damping))
+        return pare_fail(err, PARE_EINVAL, "%s: invalid damping %g (max %g)", NM(name), damping, max_damping);
+    double tr = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) {
+            double g = gram[(size_t)i * n + j];
+            if (!isfinite(g))
+                return pare_fail(err, PARE_EINVAL, "%s: input Gram has non-finite value %s at [%d, %d]", NM(name),
+                                 nonfinite_name(g), i, j);
+            if (i == j)
+                tr += g;
+        }
+    double mean = tr / n;
+    if (!(mean > 0))
+        return pare_fail(err, PARE_EINVAL, "%s: input Gram has non-positive mean diagonal %g", NM(name), mean);
+    double lam = damping;
+    int retries = 0;
+    for (;;) {
+        double delta = lam * mean;
+        for (int i = 0; i < n; i++) {
+            double *row = L + (size_t)i * n;
+            memcpy(row, gram + (size_t)i * n, (size_t)(i + 1) * sizeof *row);
+            memset(row + i + 1, 0, (size_t)(n - i - 1) * sizeof *row);
+            row[i] += delta;
+        }
+        /* Row-major lower = column-major upper: dpotrf 'U' computes Uᵀ·U with U = Lᵀ. */
+        lapack_int st = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, L, n);
+        if (st == 0) {
+            if (info) {
+                info->damping = lam;
+                info->damping_abs = delta;
+                info->damping_retries = retries;
+            }
+            return PARE_OK;
+        }
+        if (st < 0)
+            return pare_fail(err, PARE_EINVAL, "%s: LAPACK dpotrf failed (info %d)", NM(name), (int)st);
+        double next = lam > 0 ? lam * 10 : PARE_WHITEN_FIRST_RETRY;
+        if (next > max_damping * (1 + 1e-12))
+            return pare_fail(err, PARE_EINVAL,
+                             "%s: input Gram is not positive definite even with damping %g x mean diagonal "
+                             "(Cholesky pivot %d)", NM(name), lam, (int)st);
+        lam = next;
+        retries++;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* values-only spectra */
+
+pare_status pare_spectrum_values(const char *name, const float *w, int m, int n, const pare_spectrum_opts *opts,
+                                 double *s, pare_spectrum_info *info, pare_error *err)
+{
+    pare_spectrum_opts def = pare_spectrum_defaults();
+    if (!opts)
+        opts = &def;
+    pare_spectrum_info inf;
+    memset(&inf, 0, sizeof inf);
+    if (info)
+        *info = inf;
+    pare_status st = check_shape(name, w, m, n, err);
+    if (st)
+        return st;
+    if (!s)
+        return pare_fail(err, PARE_EINVAL, "%s: no output buffer", NM(name));
+    if (opts->method != PARE_SVALS_GRAM && opts->method != PARE_SVALS_GESDD)
+        return pare_fail(err, PARE_EINVAL, "%s: unknown spectrum method %d", NM(name), (int)opts->method);
+    if (opts->weighting == PARE_WEIGHT_ACT) {
+        if (!opts->act_norm)
+            return pare_fail(err, PARE_EINVAL, "%s: activation weighting without activation norms", NM(name));
+        if (opts->act_len != n)
+            return pare_fail(err, PARE_EINVAL, "%s: activation norms have %d entries but the matrix has %d inputs",
+                             NM(name), opts->act_len, n);
+    } else if (opts->weighting == PARE_WEIGHT_WHITEN) {
+        if (!opts->gram)
+            return pare_fail(err, PARE_EINVAL, "%s: whitening without an input Gram", NM(name));
+        if (opts->gram_dim != n)
+            return pare_fail(err, PARE_EINVAL, "%s: input Gram is [%d, %d] but the matrix has %d inputs", NM(name),
+                             opts->gram_dim, opts->gram_dim, n);
+    } else if (opts->weighting != PARE_WEIGHT_NONE) {
+        return pare_fail(err, PARE_EINVAL, "%s: unknown weighting %d", NM(name), (int)opts->weighting);
+    }
+    if ((st = check_finite(name, w, m, n, err)))
+        return st;
+
+    size_t total = (size_t)m * n;
+    double *M = malloc(total * sizeof *M);
+    if (!M)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory for a [%d, %d] double copy", NM(name), m, n);
+    if (opts->weighting == PARE_WEIGHT_ACT) {
+        double *d = malloc((size_t)n * sizeof *d);
+        if (!d) {
+            free(M);
+            return pare_fail(err, PARE_ENOMEM, "%s: out of memory", NM(name));
+        }
+        st = pare_act_scale(name, opts->act_norm, n, d, &inf.act_floored, err);
+        if (!st)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    M[(size_t)i * n + j] = (double)w[(size_t)i * n + j] * d[j];
+        free(d);
+    } else if (opts->weighting == PARE_WEIGHT_WHITEN) {
+        double *L = malloc((size_t)n * n * sizeof *L);
+        if (!L) {
+            free(M);
+            return pare_fail(err, PARE_ENOMEM, "%s: out of memory for a [%d, %d] Cholesky factor", NM(name), n, n);
+        }
+        st = pare_whiten_cholesky(name, opts->gram, n, opts->damping, opts->max_damping, L, &inf, err);
+        if (!st) {
+            for (size_t i = 0; i < total; i++)
+                M[i] = w[i];
+            /* M ← M·L, L lower triangular */
+            cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, m, n, 1.0, L, n, M, n);
+        }
+        free(L);
+    } else {
+        for (size_t i = 0; i < total; i++)
+            M[i] = w[i];
+    }
+    if (!st)
+        st = svals_double(name, M, m, n, opts->method, s, err);
+    free(M);
+    if (!st && info)
+        *info = inf;
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* truncated SVD */
+
+typedef struct {
+    uint64_t s;
+    int have;
+    double spare;
+} rng_t;
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in (0, 1]. */
+static double rng_uniform(rng_t *r) { return ((splitmix64(&r->s) >> 11) + 1.0) * (1.0 / 9007199254740992.0); }
+
+/* Standard normal by Box–Muller (both values of each pair are used). */
+static double rng_gauss(rng_t *r)
+{
+    if (r->have) {
+        r->have = 0;
+        return r->spare;
+    }
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+    r->spare = rad * sin(th);
+    r->have = 1;
+    return rad * cos(th);
+}
+
+/* Orthonormalizes the columns of the column-major Y [rows, cols] (rows >= cols) in place. */
+static pare_status orthonormalize(const char *name, float *Y, int rows, int cols, float *tau, pare_error *err)
+{
+    lapack_int info = LAPACKE_sgeqrf(LAPACK_COL_MAJOR, rows, cols, Y, rows, tau);
+    if (info == 0)
+        info = LAPACKE_sorgqr(LAPACK_COL_MAJOR, rows, cols, cols, Y, rows, tau);
+    if (info != 0)
+        return pare_fail(err, PARE_EINVAL, "%s: LAPACK QR failed (info %d)", NM(name), (int)info);
+    return PARE_OK;
+}
+
+void pare_svd_free(pare_svd *svd)
+{
+    if (!svd)
+        return;
+    free(svd->s);
+    free(svd->u);
+    free(svd->vt);
+    memset(svd, 0, sizeof *svd);
+}
+
+/* SVD of the column-major double matrix B [rows, cols] (overwritten); keeps the top k values and,
+ * when asked, Ub [rows, k] (column-major, ld rows) and Vbᵀ [k, cols] (column-major, ld ldvt). */
+static pare_status small_svd(const char *name, double *B, int rows, int cols, int want_vecs, double *sv, double **ub,
+                             double **vbt, int *ldvt, pare_error *err)
+{
+    int r = rows < cols ? rows : cols;
+    *ub = *vbt = NULL;
+    lapack_int info;
+    if (!want_vecs) {
+        info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', rows, cols, B, rows, sv, NULL, 1, NULL, 1);
+    } else {
+        *ub = malloc((size_t)rows * r * sizeof **ub);
+        *vbt = malloc((size_t)r * cols * sizeof **vbt);
+        if (!*ub || !*vbt)
+            return pare_fail(err, PARE_ENOMEM, "%s: out of memory for SVD factors", NM(name));
+        *ldvt = r;
+        info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', rows, cols, B, rows, sv, *ub, rows, *vbt, r);
+    }
+    if (info != 0)
+        return pare_fail(err, PARE_EINVAL, "%s: LAPACK dgesdd failed (info %d)", NM(name), (int)info);
+    return PARE_OK;
+}
+
+pare_status pare_svd_topk(const char *name, const float *w, int m, int n, int k, const pare_svd_opts *opts,
+                          pare_svd *out, pare_error *err)
+{
+    pare_svd_opts def = pare_svd_defaults();
+    if (!opts)
+        opts = &def;
+    if (!out)
+        return pare_fail(err, PARE_EINVAL, "%s: no output", NM(name));
+    memset(out, 0, sizeof *out);
+    pare_status st = check_shape(name, w, m, n, err);
+    if (st)
+        return st;
+    int r = m < n ? m : n;
+    if (k > r)
+        return pare_fail(err, PARE_EINVAL, "rank %d exceeds min(%d, %d) for %s", k, m, n, NM(name));
+    if (k < 1)
+        return pare_fail(err, PARE_EINVAL, "rank %d is below 1 for %s", k, NM(name));
+    if (opts->oversample < PARE_RSVD_AUTO || opts->power_iters < PARE_RSVD_AUTO ||
+        (opts->power_iters == PARE_RSVD_AUTO && !(opts->tol > 0)))
+        return pare_fail(err, PARE_EINVAL, "%s: invalid oversampling %d, power iterations %d or tolerance %g",
+                         NM(name), opts->oversample, opts->power_iters, opts->tol);
+    if ((st = check_finite(name, w, m, n, err)))
+        return st;
+    int want_vecs = opts->want_u || opts->want_vt;
+
+    double *sv = NULL, *B = NULL, *ub = NULL, *vbt = NULL;
+    float *Q = NULL, *Z = NULL, *tau = NULL, *ubf = NULL;
+    int ldvt = 0, l = 0;
+    sv = malloc((size_t)r * sizeof *sv);
+    out->s = malloc((size_t)k * sizeof *out->s);
+    if (opts->want_u)
+        out->u = malloc((size_t)m * k * sizeof *out->u);
+    if (opts->want_vt)
+        out->vt = malloc((size_t)k * n * sizeof *out->vt);
+    if (!sv || !out->s || (opts->want_u && !out->u) || (opts->want_vt && !out->vt)) {
+        st = pare_fail(err, PARE_ENOMEM, "%s: out of memory for a rank-%d SVD", NM(name), k);
+        goto done;
+    }
+
+    if (opts->exact) {
+        /* Column-major view of row-major W [m, n] is Wᵀ [n, m]: its SVD Wᵀ = V S Uᵀ. */
+        size_t total = (size_t)m * n;
+        B = malloc(total * sizeof *B);
+        if (!B) {
+            st = pare_fail(err, PARE_ENOMEM, "%s: out of memory for a [%d, %d] double copy", NM(name), m, n);
+            goto done;
+        }
+        for (size_t i = 0; i < total; i++)
+            B[i] = w[i];
+        /* ub: V [n, r] column-major; vbt: Uᵀ [r, m] column-major (ld r). */
+        if ((st = small_svd(name, B, n, m, want_vecs, sv, &ub, &vbt, &ldvt, err)))
+            goto done;
+        memcpy(out->s, sv, (size_t)k * sizeof *sv);
+        if (opts->want_u) /* u[i][c] = U[i, c] = (Uᵀ)[c, i] */
+            for (int i = 0; i < m; i++)
+                for (int c = 0; c < k; c++)
+                    out->u[(size_t)i * k + c] = (float)vbt[c + (size_t)i * ldvt];
+        if (opts->want_vt) /* vt[c][j] = V[j, c] */
+            for (int c = 0; c < k; c++)
+                for (int j = 0; j < n; j++)
+                    out->vt[(size_t)c * n + j] = (float)ub[j + (size_t)c * n];
+        goto done;
+    }
+
+    /* Randomized range finder with subspace iteration (Halko, Martinsson & Tropp 2011, Alg. 4.4),
+     * in fp32 with column-major work arrays. Row-major W [m, n] is column-major Wᵀ [n, m], ld n. */
+    int p = opts->oversample == PARE_RSVD_AUTO ? (k > PARE_RSVD_MIN_OVERSAMPLE ? k : PARE_RSVD_MIN_OVERSAMPLE)
+                                               : opts->oversample;
+    int adaptive = opts->power_iters == PARE_RSVD_AUTO;
+    int qmax = adaptive ? PARE_RSVD_MAX_ITERS : opts->power_iters;
+    l = k + p < r ? k + p : r;
+    if (l == r) /* the sample spans the whole row or column space: exact after one pass */
+        qmax = 0;
+    out->oversample = l - k;
+    Q = malloc((size_t)m * l * sizeof *Q);   /* [m, l] */
+    Z = malloc((size_t)n * l * sizeof *Z);   /* [n, l]: Ω, then Wᵀ·Q */
+    tau = malloc((size_t)l * sizeof *tau);
+    B = malloc((size_t)l * n * sizeof *B);   /* [l, n] double; also the Ritz-value scratch */
+    double *prev = malloc((size_t)l * sizeof *prev);
+    if (!Q || !Z || !tau || !B || !prev) {
+        free(prev);
+        st = pare_fail(err, PARE_ENOMEM, "%s: out of memory for the range finder", NM(name));
+        goto done;
+    }
+    rng_t rng = {opts->seed, 0, 0};
+    for (size_t i = 0; i < (size_t)n * l; i++)
+        Z[i] = (float)rng_gauss(&rng);
+    /* Q = orth(W·Ω) */
+    cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, l, n, 1.0f, w, n, Z, n, 0.0f, Q, m);
+    if ((st = orthonormalize(name, Q, m, l, tau, err)))
+        goto done_prev;
+    double delta_prev = 0;
+    int it;
+    for (it = 0;; it++) {
+        /* Z = Wᵀ·Q; its singular values are the current Ritz values σ(Qᵀ·W) */
+        cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, l, m, 1.0f, w, n, Q, m, 0.0f, Z, n);
+        if (it >= qmax)
+            break;
+        if (adaptive) {
+            for (size_t i = 0; i < (size_t)n * l; i++)
+                B[i] = Z[i];
+            lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', n, l, B, n, sv, NULL, 1, NULL, 1);
+            if (info != 0) {
+                st = pare_fail(err, PARE_EINVAL, "%s: LAPACK dgesdd failed (info %d)", NM(name), (int)info);
+                goto done_prev;
+            }
+            if (it > 0) {
+                double delta = 0;
+                for (int i = 0; i < k; i++)
+                    if (sv[i] > 0) {
+                        double d = fabs(sv[i] - prev[i]) / sv[i];
+                        delta = d > delta ? d : delta;
+                    }
+                /* error ≈ delta·ρ/(1−ρ) for a linear rate ρ: the larger of the predicted rate
+                 * (s_l / s_k)^4 and the observed ratio of successive changes */
+                double rho = sv[k - 1] > 0 ? pow(sv[l - 1] / sv[k - 1], 4) : 0;
+                if (it > 1 && delta_prev > 0 && delta / delta_prev > rho)
+                    rho = delta / delta_prev;
+                if (rho > 0.999)
+                    rho = 0.999;
+                double est = delta * rho / (1 - rho);
+                if (it >= PARE_RSVD_MIN_ITERS && est <= opts->tol)
+                    break;
+                delta_prev = delta;
+            }
+            memcpy(prev, sv, (size_t)l * sizeof *sv);
+        }
+        /* Z ← orth(Z); Q ← orth(W·Z) */
+        if ((st = orthonormalize(name, Z, n, l, tau, err)))
+            goto done_prev;
+        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, l, n, 1.0f, w, n, Z, n, 0.0f, Q, m);
+        if ((st = orthonormalize(name, Q, m, l, tau, err)))
+            goto done_prev;
+    }
+    out->power_iters = it;
+    /* B = Qᵀ·W = Zᵀ [l, n] */
+    for (int i = 0; i < l; i++)
+        for (int j = 0; j < n; j++)
+            B[i + (size_t)j * l] = Z[j + (size_t)i * n];
+done_prev:
+    free(prev);
+    if (st)
+        goto done;
+    /* B = Ub·S·Vbᵀ: ub [l, l], vbt [l, n] (ld l) */
+    if ((st = small_svd(name, B, l, n, want_vecs, sv, &ub, &vbt, &ldvt, err)))
+        goto done;
+    memcpy(out->s, sv, (size_t)k * sizeof *sv);
+    if (opts->want_u) {
+        /* U = Q·Ub[:, :k] [m, k]; row-major U = column-major Uᵀ = Ub[:, :k]ᵀ·Qᵀ [k, m] */
+        ubf = malloc((size_t)l * k * sizeof *ubf);
+        if (!ubf) {
+            st = pare_fail(err, PARE_ENOMEM, "%s: out of memory", NM(name));
+            goto done;
+        }
+        for (size_t i = 0; i < (size_t)l * k; i++)
+            ubf[i] = (float)ub[i];
+        cblas_sgemm(CblasColMajor, CblasTrans, CblasTrans, k, m, l, 1.0f, ubf, l, Q, m, 0.0f, out->u, k);
+    }
+    if (opts->want_vt)
+        for (int c = 0; c < k; c++)
+            for (int j = 0; j < n; j++)
+                out->vt[(size_t)c * n + j] = (float)vbt[c + (size_t)j * ldvt];
+
+done:
+    free(sv);
+    free(B);
+    free(ub);
+    free(vbt);
+    free(Q);
+    free(Z);
+    free(tau);
+    free(ubf);
+    if (st) {
+        pare_svd_free(out);
+    } else {
+        out->m = m;
+        out->n = n;
+        out->k = k;
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* statistics */
+
+static double sum_sq(const double *s, int r)
+{
+    double t = 0;
+    for (int i = 0; i < r; i++)
+        t += s[i] * s[i];
+    return t;
+}
+
+void pare_spectrum_energy(const double *s, int r, double *energy)
+{
+    double total = sum_sq(s, r), c = 0;
+    for (int i = 0; i < r; i++) {
+        c += s[i] * s[i];
+        energy[i] = total > 0 ? c / total : 1.0;
+    }
+    if (r > 0)
+        energy[r - 1] = 1.0;
+}
+
+int pare_spectrum_energy_rank(const double *s, int r, double threshold)
+{
+    double total = sum_sq(s, r);
+    if (!(total > 0) || threshold <= 0)
+        return 0;
+    double want = threshold * total * (1 - 1e-12), c = 0;
+    for (int i = 0; i < r; i++) {
+        c += s[i] * s[i];
+        if (c >= want)
+            return i + 1;
+    }
+    return r;
+}
+
+double pare_spectrum_trunc_error(const double *s, int r, int k)
+{
+    double total = sum_sq(s, r);
+    if (!(total > 0) || k >= r)
+        return 0.0;
+    if (k <= 0)
+        return 1.0;
+    double tail = 0;
+    for (int i = r - 1; i >= k; i--) /* smallest first, for accuracy */
+        tail += s[i] * s[i];
+    double e = tail / total;
+    return sqrt(e < 1 ? e : 1);
+}
+
+int pare_break_even_rank(int m, int n)
+{
+    if (m < 1 || n < 1)
+        return 0;
+    return (int)(((int64_t)m * n) / ((int64_t)m + n));
+}
+
+size_t pare_lowrank_params(int m, int n, int k)
+{
+    if (m < 0 || n < 0 || k < 0)
+        return 0;
+    return (size_t)k * ((size_t)m + (size_t)n);
+}
+
+pare_status pare_spectrum_stats_compute(const double *s, int r, int m, int n, pare_spectrum_stats *st,
+                                        pare_error *err)
+{
+    if (!s || !st || r < 1)
+        return pare_fail(err, PARE_EINVAL, "spectrum statistics: no values (%d)", r);
+    if (m < 1 || n < 1 || r > (m < n ? m : n))
+        return pare_fail(err, PARE_EINVAL, "spectrum statistics: %d values for a [%d, %d] matrix", r, m, n);
+    for (int i = 0; i < r; i++) {
+        if (!isfinite(s[i]) || s[i] < 0)
+            return pare_fail(err, PARE_EINVAL, "spectrum statistics: value %d is %g", i, s[i]);
+        if (i > 0 && s[i] > s[i - 1])
+            return pare_fail(err, PARE_EINVAL, "spectrum statistics: values not descending at %d (%g > %g)", i,
+                             s[i], s[i - 1]);
+    }
+    memset(st, 0, sizeof *st);
+    st->m = m;
+    st->n = n;
+    st->r = r;
+    st->sum_sq = sum_sq(s, r);
+    st->s_max = s[0];
+    st->break_even = pare_break_even_rank(m, n);
+    if (!(st->sum_sq > 0))
+        return PARE_OK;
+    st->stable_rank = st->sum_sq / (s[0] * s[0]);
+    double l1 = 0, h = 0;
+    for (int i = 0; i < r; i++)
+        l1 += s[i];
+    for (int i = 0; i < r; i++) {
+        double p = s[i] / l1;
+        if (p > 0)
+            h -= p * log(p);
+    }
+    st->effective_rank = exp(h);
+    st->rank90 = pare_spectrum_energy_rank(s, r, 0.90);
+    st->rank95 = pare_spectrum_energy_rank(s, r, 0.95);
+    st->rank99 = pare_spectrum_energy_rank(s, r, 0.99);
+    return PARE_OK;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* whole model */
+
+void pare_model_spectra_free(pare_model_spectra *sp)
+{
+    if (!sp)
+        return;
+    if (sp->mats)
+        for (int i = 0; i < sp->count; i++)
+            free(sp->mats[i].s);
+    free(sp->mats);
+    free(sp);
+}
+
+pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *opts, int n_opts,
+                                       const pare_progress *prog, pare_model_spectra **out, pare_error *err)
+{
+    if (!out)
+        return pare_fail(err, PARE_EINVAL, "spectra: no output");
+    *out = NULL;
+    if (!m)
+        return pare_fail(err, PARE_EINVAL, "spectra: no model");
+    int count = pare_model_linears(m, NULL, 0);
+    if (!opts)
+        n_opts = 0;
+    if (n_opts != 0 && n_opts != 1 && n_opts != count)
+        return pare_fail(err, PARE_EINVAL, "spectra: %d option sets for %d block matrices (want 0, 1 or %d)", n_opts,
+                         count, count);
+    pare_model_spectra *sp = calloc(1, sizeof *sp);
+    pare_linear **lins = malloc((size_t)(count > 0 ? count : 1) * sizeof *lins);
+    if (sp)
+        sp->mats = calloc((size_t)(count > 0 ? count : 1), sizeof *sp->mats);
+    if (!sp || !lins || !sp->mats) {
+        pare_model_spectra_free(sp);
+        free(lins);
+        return pare_fail(err, PARE_ENOMEM, "spectra: out of memory");
+    }
+    sp->count = count;
+    pare_model_linears(m, lins, count);
+    pare_status st = pare_report(prog, "spectra", 0.0, "", err);
+    if (st) {
+        pare_model_spectra_free(sp);
+        free(lins);
+        return st;
+    }
+
+    int stop = 0, done = 0, fail_idx = count;
+    pare_status fail_st = PARE_OK, cancel_st = PARE_OK;
+    pare_error fail_err, cancel_err;
+    memset(&fail_err, 0, sizeof fail_err);
+    memset(&cancel_err, 0, sizeof cancel_err);
+#pragma omp parallel for num_threads(pare_threads()) schedule(dynamic)
+    for (int i = 0; i < count; i++) {
+        int halt, first_fail;
+#pragma omp atomic read
+        halt = stop;
+#pragma omp atomic read
+        first_fail = fail_idx;
+        /* after a failure, earlier matrices still run so that the lowest-numbered failure is reported */
+        if (halt || i > first_fail)
+            continue;
+        const pare_linear *lin = lins[i];
+        pare_matrix_spectrum *ms = &sp->mats[i];
+        snprintf(ms->name, sizeof ms->name, "%s", lin->name);
+        ms->m = lin->out;
+        ms->n = lin->in;
+        int r = lin->out < lin->in ? lin->out : lin->in;
+        pare_error e;
+        memset(&e, 0, sizeof e);
+        pare_status s1;
+        ms->s = malloc((size_t)(r > 0 ? r : 1) * sizeof *ms->s);
+        /* factorized layers are analyzed through their product A B */
+        float *dense = lin->kind == PARE_LIN_FACTORED ? malloc((size_t)lin->out * lin->in * sizeof *dense) : NULL;
+        if (!ms->s || (lin->kind == PARE_LIN_FACTORED && !dense)) {
+            s1 = pare_fail(&e, PARE_ENOMEM, "%s: out of memory", lin->name);
+        } else {
+            if (dense)
+                pare_linear_dense(lin, dense);
+            s1 = pare_spectrum_values(lin->name, dense ? dense : lin->w, lin->out, lin->in,
+                                      n_opts == 0 ? NULL : n_opts == 1 ? opts : &opts[i], ms->s, &ms->info, &e);
+        }
+        free(dense);
+        if (!s1 && (s1 = pare_spectrum_stats_compute(ms->s, r, ms->m, ms->n, &ms->stats, &e)))
+            pare_wrap(&e, "%s", lin->name);
+#pragma omp critical(pare_spectra)
+        {
+            if (s1) {
+                if (i < fail_idx) {
+#pragma omp atomic write
+                    fail_idx = i;
+                    fail_st = s1;
+                    fail_err = e;
+                }
+            } else if (!stop && fail_idx == count) {
+                done++;
+                pare_status cs = pare_report(prog, "spectra", (double)done / count, lin->name, &cancel_err);
+                if (cs) {
+                    cancel_st = cs;
+#pragma omp atomic write
+                    stop = 1;
+                }
+            }
+        }
+    }
+    free(lins);
+    if (fail_st || cancel_st) {
+        pare_model_spectra_free(sp);
+        if (fail_st) {
+            if (err)
+                *err = fail_err;
+            return fail_st;
+        }
+        if (err)
+            *err = cancel_err;
+        return cancel_st;
+    }
+    *out = sp;
+    return PARE_OK;
+}
