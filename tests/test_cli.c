@@ -433,9 +433,42 @@ static void test_eval_interrupt(void)
     free(err);
 }
 
+/* `pare spectra` lists every block matrix with consistent statistics, plain and whitened. */
+static void test_spectra_command(void)
+{
+    const char *d = fixture_dir("spec");
+    const char *text = tmp_path("calib.txt");
+    char buf[6000];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = "the quick brown fox jumps over a lazy dog "[i % 42];
+    fixture_write_raw(text, buf, sizeof buf);
+    const char *weightings[] = {"none", "act", "whiten"};
+    for (int w = 0; w < 3; w++) {
+        const char *args[] = {"spectra", "--model", d, "--weighting", weightings[w], "--calib", text, "--calib-samples", "4",
+                              "--calib-len", "32", "--json", NULL};
+        int st;
+        json_t *j = run_json(args, &st);
+        CHECKF(j && json_array_size(j) == 14, "%s: exit %d, %zu matrices", weightings[w], st, json_array_size(j));
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            json_t *o = json_array_get(j, i);
+            long long r90 = json_integer_value(json_object_get(o, "rank90")), r99 = json_integer_value(json_object_get(o, "rank99"));
+            json_t *shape = json_object_get(o, "shape");
+            long long mn = json_integer_value(json_array_get(shape, 0)) < json_integer_value(json_array_get(shape, 1))
+                               ? json_integer_value(json_array_get(shape, 0)) : json_integer_value(json_array_get(shape, 1));
+            CHECK(r90 >= 1 && r90 <= r99 && r99 <= mn);
+        }
+        json_decref(j);
+    }
+    const char *bad[] = {"spectra", "--model", d, "--weighting", "act", NULL};
+    expect_bad(bad, (const char *const[]){"--weighting act needs --calib", NULL});
+    const char *bad2[] = {"spectra", "--model", d, "--weighting", "fisher", NULL};
+    expect_bad(bad2, (const char *const[]){"fisher", NULL});
+}
+
 void suite_cli(void);
 void suite_cli(void)
 {
+    RUN(test_spectra_command);
     RUN(test_eval_interrupt);
     RUN(test_bad_safetensors);
     RUN(test_bad_model_config);

@@ -18,6 +18,7 @@ static const struct {
     {"info", cmd_info, "architecture, parameter counts, memory, linear matrices"},
     {"generate", cmd_generate, "continue a prompt (greedy or sampled)"},
     {"tokenize", cmd_tokenize, "show how a text tokenizes"},
+    {"spectra", cmd_spectra, "singular-value statistics of every block matrix (plain, activation, whitened)"},
 };
 
 static void usage(FILE *f)

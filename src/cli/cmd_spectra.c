@@ -1,0 +1,197 @@
+/* `pare spectra`: singular-value statistics of every decoder-block matrix, plain or weighted by
+ * calibration activations (activation norms or the whitening Cholesky factor). */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/calib.h"
+#include "core/fileio.h"
+#include "core/spectrum.h"
+
+static const char *const WEIGHTINGS[] = {"none", "act", "whiten"};
+
+/* Tokenizes the calibration text and gathers one-shot statistics (Gram matrices for whitening). */
+static pare_status calibrate_from_file(pare_model *m, const char *path, pare_calib_opts *co, pare_calib_stats **st,
+                                       pare_error *err)
+{
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int32_t *ids = NULL, *win = NULL;
+    pare_status rc = pare_read_file(path, &text, &len, err);
+    if (!rc && !m->tok)
+        rc = pare_fail(err, PARE_EINVAL, "%s: the model has no tokenizer to read the calibration text", m->path);
+    if (!rc && (rc = pare_tokenizer_encode(m->tok, text, len, 0, &ids, &n, err)))
+        pare_wrap(err, "%s", path);
+    if (!rc && (rc = pare_calib_windows(ids, n, co, &win, err)))
+        pare_wrap(err, "%s", path);
+    if (!rc) {
+        fprintf(stderr, "[calibrate] %d windows x %d tokens from %s (seed %llu), %.1f MiB\n", co->samples, co->len, path,
+                (unsigned long long)co->seed, (double)pare_calib_bytes(m, co) / (1 << 20));
+        cli_progress prog;
+        cli_progress_init(&prog, "calibrate", (double)co->samples * co->len * m->cfg.n_layers, "tok");
+        pare_progress pp = {cli_progress_cb, &prog};
+        rc = pare_calibrate(m, win, co, NULL, NULL, &pp, st, err);
+        cli_progress_done(&prog);
+    }
+    free(text);
+    free(ids);
+    free(win);
+    return rc;
+}
+
+int cmd_spectra(int argc, char **argv)
+{
+    const char *model = NULL, *tok = NULL, *weighting = "none", *calib = NULL, *match = NULL;
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    int json = 0, csv = 0, help = 0, values = 0;
+    cli_opt opts[] = {
+        {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
+        {"weighting", OPT_STR, &weighting, "none | act (W diag(||X_j||), ASVD/LoRAP) | whiten (W L, SVD-LLM)"},
+        {"calib", OPT_STR, &calib, "calibration text (needed for act and whiten)"},
+        {"calib-samples", OPT_INT, &co.samples, "calibration windows (default 128)"},
+        {"calib-len", OPT_INT, &co.len, "tokens per calibration window (default 256)"},
+        {"seed", OPT_U64, &co.seed, "seed for the calibration windows (default 0)"},
+        {"matrix", OPT_STR, &match, "only matrices whose name contains this text"},
+        {"values", OPT_FLAG, &values, "with --csv or --json: include every singular value"},
+        {"json", OPT_FLAG, &json, "print JSON"},
+        {"csv", OPT_FLAG, &csv, "print CSV"},
+        {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
+        {"help", OPT_FLAG, &help, "show this help"},
+    };
+    int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    if (cli_parse("spectra", argc, argv, opts, n_opts))
+        return EXIT_BAD_INPUT;
+    if (help) {
+        cli_usage("spectra", "--model M [--weighting none|act|whiten --calib FILE] [--json|--csv]", opts, n_opts);
+        return 0;
+    }
+    pare_error err = {0};
+    int wk = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(weighting, WEIGHTINGS[i]) == 0)
+            wk = i;
+    if (wk < 0)
+        pare_fail(&err, PARE_EINVAL, "--weighting '%s': expected none, act or whiten", weighting);
+    else if (wk > 0 && !calib)
+        pare_fail(&err, PARE_EINVAL, "--weighting %s needs --calib FILE (e.g. brown_train.txt)", weighting);
+    else if (json && csv)
+        pare_fail(&err, PARE_EINVAL, "give at most one of --json and --csv");
+    if (err.msg[0])
+        return cli_error("spectra", &err);
+    pare_model *m = NULL;
+    if (cli_load_model(model, tok, &m, &err))
+        return cli_error("spectra", &err);
+    int rc = 0;
+    pare_calib_stats *cs = NULL;
+    pare_model_spectra *sp = NULL;
+    pare_linear *lin[4096];
+    int nl = pare_model_linears(m, lin, 4096);
+    pare_spectrum_opts *so = calloc((size_t)nl, sizeof *so);
+    double *norms = NULL;
+    co.gram = wk == PARE_WEIGHT_WHITEN;
+    if (wk > 0 && calibrate_from_file(m, calib, &co, &cs, &err)) {
+        rc = cli_error("spectra", &err);
+        goto done;
+    }
+    norms = calloc((size_t)nl * (size_t)(m->cfg.ffn_dim > m->cfg.dim ? m->cfg.ffn_dim : m->cfg.dim) * 2, sizeof *norms);
+    size_t off = 0;
+    for (int i = 0; i < nl; i++) {
+        so[i] = pare_spectrum_defaults();
+        so[i].weighting = (pare_weighting)wk;
+        if (!cs)
+            continue;
+        int layer = -1, site = -1;
+        for (int l = 0; l < m->cfg.n_layers && site < 0; l++)
+            if ((site = pare_linear_site(&m->blocks[l], lin[i])) >= 0)
+                layer = l;
+        const pare_input_stats *s = &cs->sites[layer][site];
+        for (int j = 0; j < s->dim; j++)
+            norms[off + j] = sqrt(s->sumsq[j]);
+        so[i].act_norm = norms + off;
+        so[i].act_len = s->dim;
+        so[i].gram = s->gram;
+        so[i].gram_dim = s->gram ? s->dim : 0;
+        off += (size_t)s->dim;
+    }
+    cli_progress prog;
+    cli_progress_init(&prog, "spectra", nl, "matrices");
+    pare_progress pp = {cli_progress_cb, &prog};
+    pare_status st = pare_model_spectra_compute(m, so, nl, &pp, &sp, &err);
+    cli_progress_done(&prog);
+    if (st) {
+        rc = cli_error("spectra", &err);
+        goto done;
+    }
+    if (json) {
+        json_t *arr = json_array();
+        for (int i = 0; i < sp->count; i++) {
+            const pare_matrix_spectrum *ms = &sp->mats[i];
+            if (match && !strstr(ms->name, match))
+                continue;
+            const pare_spectrum_stats *t = &ms->stats;
+            json_t *o = json_pack("{s:s, s:[i,i], s:s, s:f, s:f, s:f, s:i, s:i, s:i, s:i, s:f}", "name", ms->name, "shape",
+                                  ms->m, ms->n, "weighting", weighting, "s_max", t->s_max, "stable_rank", t->stable_rank,
+                                  "effective_rank", t->effective_rank, "rank90", t->rank90, "rank95", t->rank95,
+                                  "rank99", t->rank99, "break_even", t->break_even, "whiten_damping", ms->info.damping);
+            if (values) {
+                json_t *v = json_array();
+                for (int k = 0; k < t->r; k++)
+                    json_array_append_new(v, json_real(ms->s[k]));
+                json_object_set_new(o, "values", v);
+            }
+            json_array_append_new(arr, o);
+        }
+        char *s = json_dumps(arr, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(arr);
+    } else if (csv) {
+        printf(values ? "matrix,index,sigma,energy\n"
+                      : "matrix,out,in,weighting,s_max,stable_rank,effective_rank,rank90,rank95,rank99,break_even\n");
+        for (int i = 0; i < sp->count; i++) {
+            const pare_matrix_spectrum *ms = &sp->mats[i];
+            if (match && !strstr(ms->name, match))
+                continue;
+            const pare_spectrum_stats *t = &ms->stats;
+            if (values) {
+                double *e = malloc((size_t)t->r * sizeof *e);
+                pare_spectrum_energy(ms->s, t->r, e);
+                for (int k = 0; k < t->r; k++)
+                    printf("%s,%d,%.9g,%.9g\n", ms->name, k + 1, ms->s[k], e[k]);
+                free(e);
+            } else {
+                printf("%s,%d,%d,%s,%.6g,%.4f,%.4f,%d,%d,%d,%d\n", ms->name, ms->m, ms->n, weighting, t->s_max,
+                       t->stable_rank, t->effective_rank, t->rank90, t->rank95, t->rank99, t->break_even);
+            }
+        }
+    } else {
+        printf("%-44s %11s %9s %8s %8s %6s %6s %6s %6s\n", "matrix", "shape", "s_max", "stable", "eff.rank", "r90",
+               "r95", "r99", "b-even");
+        for (int i = 0; i < sp->count; i++) {
+            const pare_matrix_spectrum *ms = &sp->mats[i];
+            if (match && !strstr(ms->name, match))
+                continue;
+            const pare_spectrum_stats *t = &ms->stats;
+            char shape[32];
+            snprintf(shape, sizeof shape, "%dx%d", ms->m, ms->n);
+            printf("%-44s %11s %9.4g %8.2f %8.1f %6d %6d %6d %6d%s\n", ms->name, shape, t->s_max, t->stable_rank,
+                   t->effective_rank, t->rank90, t->rank95, t->rank99, t->break_even,
+                   t->rank90 >= t->break_even ? "  (90% energy needs more than break-even)" : "");
+        }
+        printf("weighting: %s%s; r90/r95/r99: smallest rank keeping that share of the %senergy; "
+               "b-even: rank above which A B has more parameters than W\n",
+               weighting, wk == 1 ? " (W diag(||X_j||))" : wk == 2 ? " (W L, L L^T = X^T X + damping)" : "",
+               wk ? "weighted " : "");
+    }
+done:
+    free(norms);
+    free(so);
+    pare_model_spectra_free(sp);
+    pare_calib_free(cs);
+    pare_model_free(m);
+    return rc;
+}
