@@ -12,6 +12,7 @@ void suite_formats(void);
 void suite_linear(void);
 void suite_calib(void);
 void suite_spectrum(void);
+void suite_factorize(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
@@ -21,6 +22,7 @@ const suite harness_suites[] = {
     {"linear", suite_linear},
     {"calib", suite_calib},
     {"spectrum", suite_spectrum},
+    {"factorize", suite_factorize},
     {"cli", suite_cli},
     {0, 0},
 };
