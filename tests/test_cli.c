@@ -395,17 +395,17 @@ static void test_bad_eval_data(void)
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = "abc defg hij "[i % 13];
     fixture_write_raw(text, big, sizeof big);
-    const char *a1[] = {"eval", "--model", d, "--data", empty, NULL};
+    const char *a1[] = {"eval", "--model", d, "--data", empty, "--window", "32", NULL};
     expect_bad(a1, (const char *const[]){empty, "empty data file", NULL});
     const char *a2[] = {"eval", "--model", d, "--data", shortf, "--window", "32", NULL};
     expect_bad(a2, (const char *const[]){shortf, "shorter than one window", NULL});
     const char *a3[] = {"eval", "--model", d, "--data", text, "--window", "65", NULL};
     expect_bad(a3, (const char *const[]){"--window 65", "64 positions", NULL});
-    const char *a4[] = {"eval", "--model", d, "--data", tmp_path("absent.txt"), NULL};
+    const char *a4[] = {"eval", "--model", d, "--data", tmp_path("absent.txt"), "--window", "32", NULL};
     expect_bad(a4, (const char *const[]){"absent.txt", "cannot open", NULL});
     const char *a5[] = {"eval", "--model", d, "--data", text, "--window", "abc", NULL};
     expect_bad(a5, (const char *const[]){"--window", "abc", NULL});
-    const char *a6[] = {"eval", "--model", d, "--data", text, "--frobnicate", NULL};
+    const char *a6[] = {"eval", "--model", d, "--data", text, "--window", "32", "--frobnicate", NULL};
     expect_bad(a6, (const char *const[]){"--frobnicate", NULL});
     const char *a7[] = {"eval", "--model", d, "--data", text, "--window", "32", "--stride", "40", NULL};
     expect_bad(a7, (const char *const[]){"--stride 40", NULL});

@@ -187,6 +187,24 @@ static void test_sharded_equals_single(void)
     s.shards = 3;
     CHECK(fixture_write_hf(d2, &s) == 0);
     compare_dirs(d1, d2, 0.0);
+    /* an index that names the wrong shard for a tensor */
+    char index[1300];
+    snprintf(index, sizeof index, "%s/model.safetensors.index.json", d2);
+    json_error_t je;
+    json_t *ij = json_load_file(index, 0, &je);
+    json_t *wm = json_object_get(ij, "weight_map");
+    const char *first_shard = json_string_value(json_object_get(wm, "model.embed_tokens.weight"));
+    json_object_set_new(wm, "model.embed_tokens.weight",
+                        json_string(strcmp(first_shard, "model-00002-of-00003.safetensors") ? "model-00002-of-00003.safetensors"
+                                                                                            : "model-00001-of-00003.safetensors"));
+    json_dump_file(ij, index, 0);
+    json_decref(ij);
+    {
+        pare_model *bad = NULL;
+        pare_error e2 = {0};
+        CHECK(pare_model_load(d2, NULL, &bad, &e2) == PARE_EFORMAT);
+        CHECKF(strstr(e2.msg, "model.embed_tokens.weight") && strstr(e2.msg, "stored in"), "%s", e2.msg);
+    }
     /* a shard the index names but that is missing */
     char path[1300];
     snprintf(path, sizeof path, "%s/model-00002-of-00003.safetensors", d2);
@@ -304,6 +322,10 @@ static void test_config_variants(void)
     CHECKF(pare_config_load_hf(path, &c, &err) == PARE_OK && c.rope_theta == 500000.0, "%s", err.msg);
     /* unsupported rope scaling is refused, not ignored */
     json_object_set_new(j, "rope_scaling", json_pack("{s:s, s:f}", "rope_type", "yarn", "factor", 4.0));
+    json_dump_file(j, path, 0);
+    CHECK(pare_config_load_hf(path, &c, &err) == PARE_EUNSUPPORTED && strstr(err.msg, "yarn"));
+    /* rope_scaling is honoured even beside a rope_parameters object */
+    json_object_set_new(j, "rope_parameters", json_pack("{s:f, s:s}", "rope_theta", 10000.0, "rope_type", "default"));
     json_dump_file(j, path, 0);
     CHECK(pare_config_load_hf(path, &c, &err) == PARE_EUNSUPPORTED && strstr(err.msg, "yarn"));
     /* unknown architecture lists the supported ones */

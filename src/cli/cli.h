@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/model.h"
 
-/* Exit statuses: 0 success, 1 internal failure, 2 bad input or usage, 130 interrupted. */
+/* Exit statuses: 0 success, 2 bad input, usage or any other error the core reports, 130 interrupted. */
 enum { EXIT_BAD_INPUT = 2, EXIT_INTERRUPTED = 130 };
 
 typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG, OPT_SIZE, OPT_U64 } cli_opt_type;
@@ -46,7 +46,8 @@ void cli_progress_done(cli_progress *p);
 
 double cli_now(void);
 size_t cli_peak_rss(void);
-/* Installs SIGINT handling: the first Ctrl-C sets the flag progress callbacks check. */
+/* Installs SIGINT handling for a long job: the first Ctrl-C sets the flag its progress callbacks
+ * check, a second one exits at once. Quick commands keep the default (Ctrl-C ends them). */
 void cli_install_sigint(void);
 int cli_interrupted(void);
 

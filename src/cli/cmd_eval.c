@@ -1,6 +1,6 @@
 /* `pare eval`: perplexity of a model on a text file, with the protocol printed beside the figure. */
-#include <cblas.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "core/eval.h"
 #include "core/fileio.h"
 #include "core/forward.h"
+#include "core/parallel.h"
 
 static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, const pare_eval_result *r,
                        size_t file_tokens, const pare_model *m)
@@ -73,6 +74,12 @@ int cmd_eval(int argc, char **argv)
         rc = cli_error("eval", &err);
         goto done;
     }
+    pare_eval_plan plan;
+    if (pare_eval_plan_make(m, SIZE_MAX, &o, &plan, &err)) { /* options checked before the slow parts */
+        rc = cli_error("eval", &err);
+        goto done;
+    }
+    cli_install_sigint();
     if (pare_read_file(data, &text, &len, &err)) {
         rc = cli_error("eval", &err);
         goto done;
@@ -89,7 +96,6 @@ int cmd_eval(int argc, char **argv)
         goto done;
     }
     double t_tok = cli_now() - t0;
-    pare_eval_plan plan;
     if (pare_eval_plan_make(m, n_ids, &o, &plan, &err)) {
         pare_wrap(&err, "%s (%zu tokens)", data, n_ids);
         rc = cli_error("eval", &err);
@@ -122,7 +128,7 @@ int cmd_eval(int argc, char **argv)
                               pare_model_flop_per_token(m, res.plan.window), "peak_rss_bytes",
                               (json_int_t)cli_peak_rss(), "weight_bytes_fp32", (json_int_t)(m->slab_floats * 4),
                               "activation_bytes", (json_int_t)pare_acts_bytes(m, B, res.plan.window, 0), "batch", B,
-                              "threads", openblas_get_num_threads());
+                              "threads", pare_threads());
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
         printf("%s\n", s);
         free(s);

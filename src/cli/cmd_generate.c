@@ -111,6 +111,7 @@ int cmd_generate(int argc, char **argv)
         goto done;
     }
     memcpy(ids, pids, np * sizeof *ids);
+    cli_install_sigint();
     stream_state s = {m, ids, (int)np, 0, !json};
     if (!json)
         show(&s, 0);
@@ -137,6 +138,10 @@ int cmd_generate(int argc, char **argv)
         fputc('\n', stdout);
     }
     free(text);
+    if (cli_interrupted()) {
+        pare_fail(&err, PARE_ECANCELED, "interrupted after %d new tokens", n - (int)np);
+        rc = cli_error("generate", &err);
+    }
 done:
     free(pids);
     free(ids);

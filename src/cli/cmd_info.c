@@ -68,8 +68,10 @@ int cmd_info(int argc, char **argv)
         printf("  norms           %12zu\n", pc.norms);
         printf("  head            %12zu%s\n", pc.head, c->tied_head ? "  (tied to the token embedding)" : "");
         printf("  total           %12zu\n", pc.total);
-        printf("memory        %.2f MiB of fp32 weights (%.2f MiB in the slab, with RoPE tables)\n",
-               (double)pc.total * 4 / (1 << 20), (double)m->slab_floats * 4 / (1 << 20));
+        printf("memory        %.2f MiB of fp32 weights", (double)pc.total * 4 / (1 << 20));
+        if (c->arch == PARE_ARCH_LLAMA)
+            printf(" (%.2f MiB in the slab, with RoPE tables)", (double)m->slab_floats * 4 / (1 << 20));
+        printf("\n");
         printf("linear matrices (%d)\n", nl);
         for (int i = 0; i < nl; i++)
             printf("  %-44s [%d, %d]%s\n", lin[i]->name, lin[i]->out, lin[i]->in, lin[i]->b ? " + bias" : "");

@@ -85,6 +85,7 @@ int cmd_spectra(int argc, char **argv)
     pare_model *m = NULL;
     if (cli_load_model(model, tok, &m, &err))
         return cli_error("spectra", &err);
+    cli_install_sigint();
     int rc = 0;
     pare_calib_stats *cs = NULL;
     pare_model_spectra *sp = NULL;

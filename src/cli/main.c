@@ -45,7 +45,6 @@ static void select_blas_kernel(char **argv)
 int main(int argc, char **argv)
 {
     select_blas_kernel(argv);
-    cli_install_sigint(); /* long jobs poll the flag through their progress callbacks */
     if (argc < 2) {
         usage(stderr);
         return EXIT_BAD_INPUT;

@@ -81,16 +81,17 @@ static pare_status config_llama(json_t *root, pare_config *c, const char *path, 
     /* transformers 5 writes rope settings under rope_parameters; older versions at top level. */
     c->rope_theta = 10000.0;
     json_t *rp = json_object_get(root, "rope_parameters");
-    json_t *rs = json_object_get(root, "rope_scaling");
     get_num(root, "rope_theta", &c->rope_theta);
-    if (json_is_object(rp)) {
+    if (json_is_object(rp))
         get_num(rp, "rope_theta", &c->rope_theta);
-        rs = rp;
-    }
-    if (json_is_object(rs)) {
-        json_t *t = json_object_get(rs, "rope_type");
+    /* either place may carry a scaling type; any but the default changes the angles */
+    json_t *places[2] = {rp, json_object_get(root, "rope_scaling")};
+    for (int i = 0; i < 2; i++) {
+        if (!json_is_object(places[i]))
+            continue;
+        json_t *t = json_object_get(places[i], "rope_type");
         if (!t)
-            t = json_object_get(rs, "type");
+            t = json_object_get(places[i], "type");
         if (json_is_string(t) && strcmp(json_string_value(t), "default") != 0)
             return pare_fail(err, PARE_EUNSUPPORTED, "%s: rope type \"%s\" is not supported; supported: default",
                              path, json_string_value(t));
@@ -166,7 +167,8 @@ pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *er
                        arch ? arch : mtype ? mtype : "(none given)");
     c->bos_id = c->eos_id = -1;
     get_int(root, "bos_token_id", &c->bos_id);
-    get_int(root, "eos_token_id", &c->eos_id);
+    if (!get_int(root, "eos_token_id", &c->eos_id) && json_is_array(json_object_get(root, "eos_token_id")))
+        c->eos_id = (int)json_integer_value(json_array_get(json_object_get(root, "eos_token_id"), 0));
     json_decref(root);
     if (rc == PARE_OK && (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0))
         rc = pare_fail(err, PARE_EFORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
@@ -461,11 +463,11 @@ static pare_status load_hf(pare_model *m, const char *dir, const char *tok_path,
 
 /* Undoes llama2.c's interleaved rotary layout: its pairs are (2i, 2i+1) within each head, HF's are
  * (i, i + hd/2). Permuting the rows of wq and wk once lets one RoPE kernel serve both formats. */
-static void interleaved_to_half(float *w, int heads, int hd, int in)
+static int interleaved_to_half(float *w, int heads, int hd, int in)
 {
     float *tmp = malloc((size_t)hd * in * sizeof *tmp);
     if (!tmp)
-        return;
+        return -1;
     for (int h = 0; h < heads; h++) {
         float *head = w + (size_t)h * hd * in;
         for (int j = 0; j < hd; j++) {
@@ -475,6 +477,7 @@ static void interleaved_to_half(float *w, int heads, int hd, int in)
         memcpy(head, tmp, (size_t)hd * in * sizeof(float));
     }
     free(tmp);
+    return 0;
 }
 
 static pare_status find_llama2c_tokenizer(const char *dir, char *out, size_t cap, pare_error *err)
@@ -573,10 +576,10 @@ static pare_status load_llama2c(pare_model *m, const char *file, const char *tok
         TAKE(m->head.w, V * C);
 #undef TAKE
     pare_unmap(&map);
-    for (size_t l = 0; l < L; l++) {
-        interleaved_to_half(m->blocks[l].q.w, c->n_heads, c->head_dim, c->dim);
-        interleaved_to_half(m->blocks[l].k.w, c->n_kv_heads, c->head_dim, c->dim);
-    }
+    for (size_t l = 0; l < L; l++)
+        if (interleaved_to_half(m->blocks[l].q.w, c->n_heads, c->head_dim, c->dim) ||
+            interleaved_to_half(m->blocks[l].k.w, c->n_kv_heads, c->head_dim, c->dim))
+            return pare_fail(err, PARE_ENOMEM, "%s: out of memory reordering the rotary rows", file);
     m->format = PARE_FMT_LLAMA2C;
     snprintf(m->source_dtype, sizeof m->source_dtype, "F32");
     char tp[4096];
@@ -649,6 +652,11 @@ pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_m
         pare_model_free(m);
         return rc;
     }
+    /* the tokenizer knows its special tokens when the config does not name them */
+    if (m->tok && m->cfg.bos_id < 0)
+        m->cfg.bos_id = pare_tokenizer_bos_id(m->tok);
+    if (m->tok && m->cfg.eos_id < 0)
+        m->cfg.eos_id = pare_tokenizer_eos_id(m->tok);
     *out = m;
     return PARE_OK;
 }

@@ -316,6 +316,13 @@ pare_status pare_st_open_dir(const char *dir, pare_safetensors *st, pare_error *
         /* Every tensor the index names must be in the shard it names, and no tensor twice. */
         json_object_foreach(wm, key, val) {
             const pare_st_tensor *t = pare_st_find(st, key);
+            const char *shard = t ? strrchr(st->paths[t->shard], '/') : NULL;
+            shard = shard ? shard + 1 : t ? st->paths[t->shard] : NULL;
+            if (t && strcmp(shard, json_string_value(val)) != 0) {
+                rc = pare_fail(err, PARE_EFORMAT, "%s: tensor '%s' is listed in %s but stored in %s", index, key,
+                               json_string_value(val), shard);
+                break;
+            }
             if (!t) {
                 rc = pare_fail(err, PARE_EFORMAT, "%s: tensor '%s' is listed but not found in %s", index, key,
                                json_string_value(val));
