@@ -13,6 +13,7 @@ void suite_linear(void);
 void suite_calib(void);
 void suite_spectrum(void);
 void suite_factorize(void);
+void suite_prune(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
@@ -23,6 +24,7 @@ const suite harness_suites[] = {
     {"calib", suite_calib},
     {"spectrum", suite_spectrum},
     {"factorize", suite_factorize},
+    {"prune", suite_prune},
     {"cli", suite_cli},
     {0, 0},
 };
