@@ -696,6 +696,169 @@ static void test_synthetic_byte_level_split(void)
     pare_tokenizer_free(tok);
 }
 
+/* ---- error messages and limits (review regressions) ---- */
+
+/* Loads json from a fresh file and expects the given status with a one-line message naming the
+ * file and containing want. */
+static void check_load_error(const char *name, const char *json, pare_status want_st, const char *want)
+{
+    const char *path = tmp_path(name);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    pare_status st = load_hf_text(path, json, &tok, &err);
+    CHECKF(st == want_st && tok == NULL, "%s: %s: %s", name, pare_status_name(st), err.msg);
+    CHECKF(strstr(err.msg, path) && strstr(err.msg, want) && !strchr(err.msg, '\n') && !strchr(err.msg, '\r'),
+           "%s: message should be one line naming the file and \"%s\": %s", name, want, err.msg);
+    pare_tokenizer_free(tok);
+}
+
+static void test_messages_escape_file_strings(void)
+{
+    check_load_error("merge-newline.json",
+                     "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\\nevil\"]}}",
+                     PARE_EFORMAT, "'a\\nevil'");
+    check_load_error("vocab-newline.json",
+                     "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"x\\ny\\u0085\": -1}, \"merges\": []}}",
+                     PARE_EFORMAT, "'x\\ny\\u0085'");
+    check_load_error("type-newline.json",
+                     "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                     " \"decoder\": {\"type\": \"Evil\\r\\n\\u0001\"}}",
+                     PARE_EUNSUPPORTED, "'Evil\\r\\n\\x01'");
+    check_load_error("template-newline.json",
+                     "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []},"
+                     " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": ["
+                     "{\"SpecialToken\": {\"id\": \"<s>\\n\"}}, {\"Sequence\": {\"id\": \"A\"}}],"
+                     " \"special_tokens\": {}}}",
+                     PARE_EFORMAT, "'<s>\\n'");
+    /* Long strings are cut short. */
+    char json[1024], piece[301];
+    memset(piece, 'z', 300);
+    piece[300] = '\0';
+    snprintf(json, sizeof json, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"%s\"]}}", piece);
+    const char *path = tmp_path("long-merge.json");
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECK(load_hf_text(path, json, &tok, &err) == PARE_EFORMAT);
+    CHECKF(strstr(err.msg, "zzz...") && !strstr(err.msg, piece + 200), "long merge not cut: %s", err.msg);
+}
+
+static void test_encode_errors_name_the_file(void)
+{
+    /* unk_token absent from the vocab is only an error once an unknown character needs it. */
+    const char *json =
+        "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<u\\nnk>\", \"vocab\": {\"a\": 0}, \"merges\": []}}";
+    const char *path = tmp_path("unk-missing.json");
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(load_hf_text(path, json, &tok, &err) == PARE_OK, "%s", err.msg);
+    int32_t *ids = NULL;
+    size_t n;
+    if (tok) {
+        CHECK(pare_tokenizer_encode(tok, "aa", 2, 0, &ids, &n, &err) == PARE_OK && n == 2);
+        free(ids);
+        ids = NULL;
+        pare_status st = pare_tokenizer_encode(tok, "ab", 2, 0, &ids, &n, &err);
+        CHECKF(st == PARE_EFORMAT && ids == NULL && strstr(err.msg, path) && strstr(err.msg, "<u\\nnk>") &&
+                   !strchr(err.msg, '\n'),
+               "%s: %s", pare_status_name(st), err.msg);
+        /* Text too long for int32 positions is refused before it is read. */
+        char small[4] = "abc";
+        st = pare_tokenizer_encode(tok, small, (size_t)INT32_MAX + 1, 0, &ids, &n, &err);
+        CHECKF(st == PARE_EINVAL && ids == NULL && strstr(err.msg, path) && strstr(err.msg, "too long"), "%s: %s",
+               pare_status_name(st), err.msg);
+        pare_tokenizer_free(tok);
+    }
+
+    /* A llama2.c vocab without the ' ' piece for the dummy prefix. */
+    unsigned char bin[64];
+    size_t used = 4;
+    put_i32(bin, 2);
+    const char *pieces[3] = {"a", "b", "ab"};
+    for (int i = 0; i < 3; i++) {
+        float score = 0.0f;
+        memcpy(bin + used, &score, 4);
+        put_i32(bin + used + 4, (int32_t)strlen(pieces[i]));
+        memcpy(bin + used + 8, pieces[i], strlen(pieces[i]));
+        used += 8 + strlen(pieces[i]);
+    }
+    path = tmp_path("no-space.bin");
+    CHECK(write_bytes(path, bin, used) == 0);
+    tok = NULL;
+    CHECKF(pare_tokenizer_load_llama2c(path, 3, &tok, &err) == PARE_OK, "%s", err.msg);
+    if (tok) {
+        pare_status st = pare_tokenizer_encode(tok, "ab", 2, 0, &ids, &n, &err);
+        CHECKF(st == PARE_EFORMAT && strstr(err.msg, path) && strstr(err.msg, "' '"), "%s: %s",
+               pare_status_name(st), err.msg);
+        char small[4] = "abc";
+        st = pare_tokenizer_encode(tok, small, (size_t)INT32_MAX + 1, 0, &ids, &n, &err);
+        CHECKF(st == PARE_EINVAL && ids == NULL && strstr(err.msg, "too long"), "%s: %s", pare_status_name(st),
+               err.msg);
+        pare_tokenizer_free(tok);
+    }
+}
+
+static void test_rejects_deep_sequences_and_pieceless_special_ids(void)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"normalizer\": %s}",
+             "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Sequence\", \"normalizers\": ["
+             "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Sequence\", \"normalizers\": ["
+             "{\"type\": \"Sequence\", \"normalizers\": []}]}]}]}]}");
+    check_load_error("deep.json", json, PARE_EUNSUPPORTED, "nested too deep");
+    /* Four levels are fine. */
+    snprintf(json, sizeof json,
+             "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": %s}",
+             "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Sequence\", \"pretokenizers\": ["
+             "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Sequence\", \"pretokenizers\": ["
+             "{\"type\": \"ByteLevel\"}]}]}]}]}");
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(load_hf_text(tmp_path("four-deep.json"), json, &tok, &err) == PARE_OK, "%s", err.msg);
+    pare_tokenizer_free(tok);
+    /* Id 1 is inside the id range (the vocab goes up to 2) but has no token. */
+    check_load_error("pieceless.json",
+                     "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"c\": 2}, \"merges\": []},"
+                     " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": ["
+                     "{\"SpecialToken\": {\"id\": \"<s>\"}}, {\"Sequence\": {\"id\": \"A\"}}],"
+                     " \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [1], \"tokens\": [\"<s>\"]}}}}",
+                     PARE_EFORMAT, "post-processor id 1");
+}
+
+/* A llama2.c vocab whose pieces hold stray bytes: the pair of two stray bytes (code point -1 each)
+ * must be known to occur inside a piece, or a long run would be cut between bytes a merge joins. */
+static void test_llama2c_stray_byte_pairs(void)
+{
+    const char *pieces[6] = {"<unk>", "<s>", "</s>", " ", "\xff", "\xff\xff"};
+    unsigned char bin[128];
+    size_t used = 4;
+    put_i32(bin, 5);
+    for (int i = 0; i < 6; i++) {
+        float score = 0.0f;
+        memcpy(bin + used, &score, 4);
+        put_i32(bin + used + 4, (int32_t)strlen(pieces[i]));
+        memcpy(bin + used + 8, pieces[i], strlen(pieces[i]));
+        used += 8 + strlen(pieces[i]);
+    }
+    const char *path = tmp_path("stray.bin");
+    CHECK(write_bytes(path, bin, used) == 0);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(pare_tokenizer_load_llama2c(path, 6, &tok, &err) == PARE_OK, "%s", err.msg);
+    if (!tok)
+        return;
+    char text[1001];
+    memset(text, 0xff, 1000);
+    size_t n;
+    int32_t *ids = encode(tok, text, 1000, 0, &n);
+    int all_pairs = ids && n == 501 && ids[0] == 3;
+    for (size_t i = 1; all_pairs && i < n; i++)
+        all_pairs = ids[i] == 5;
+    CHECKF(all_pairs, "1000 stray bytes should give ' ' and 500 pairs (%zu tokens)", n);
+    free(ids);
+    pare_tokenizer_free(tok);
+}
+
 void suite_tokenizer(void)
 {
     RUN(test_llama12m_matches_reference_ids);
@@ -713,4 +876,8 @@ void suite_tokenizer(void)
     RUN(test_rejects_bad_tokenizer_bin);
     RUN(test_synthetic_metaspace_byte_fallback);
     RUN(test_synthetic_byte_level_split);
+    RUN(test_messages_escape_file_strings);
+    RUN(test_encode_errors_name_the_file);
+    RUN(test_rejects_deep_sequences_and_pieceless_special_ids);
+    RUN(test_llama2c_stray_byte_pairs);
 }

@@ -222,8 +222,10 @@ static int32_t strmap_get(const strmap *m, const char *k, size_t n)
     return e < 0 ? -1 : m->val[e];
 }
 
+#define PAIR_EMPTY UINT64_MAX
+
 typedef struct {
-    uint64_t key; /* left id << 32 | right id; UINT64_MAX marks an empty slot */
+    uint64_t key; /* pair_key(left, right); PAIR_EMPTY marks an empty slot */
     int32_t rank, new_id;
 } pair_slot;
 
@@ -232,24 +234,33 @@ typedef struct {
     size_t n_slots, n;
 } pairmap;
 
-static uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t)(uint32_t)a << 32 | (uint32_t)b; }
+/* Members are ids or code points, where -1 stands for a stray byte; storing each plus one keeps
+ * every pair in [-1, INT32_MAX) clear of PAIR_EMPTY (which only (-2, -2) would map to). */
+static uint64_t pair_key(int32_t a, int32_t b)
+{
+    return (uint64_t)(uint32_t)(a + 1) << 32 | (uint32_t)(b + 1);
+}
 
 static const pair_slot *pairmap_get(const pairmap *m, int32_t a, int32_t b)
 {
-    if (!m->n_slots)
-        return NULL;
     uint64_t k = pair_key(a, b);
+    if (!m->n_slots || k == PAIR_EMPTY)
+        return NULL;
     size_t mask = m->n_slots - 1;
-    for (size_t s = (size_t)mix64(k) & mask;; s = (s + 1) & mask) {
+    size_t s = (size_t)mix64(k) & mask;
+    for (size_t probes = 0; probes < m->n_slots; probes++, s = (s + 1) & mask) {
         if (m->slots[s].key == k)
             return &m->slots[s];
-        if (m->slots[s].key == UINT64_MAX)
+        if (m->slots[s].key == PAIR_EMPTY)
             return NULL;
     }
+    return NULL;
 }
 
 static int pairmap_init(pairmap *m, size_t expected)
 {
+    if (expected > SIZE_MAX / 4 / sizeof *m->slots)
+        return 0;
     size_t n = 64;
     while (n < expected * 2 + 2)
         n *= 2;
@@ -257,46 +268,51 @@ static int pairmap_init(pairmap *m, size_t expected)
     if (!m->slots)
         return 0;
     for (size_t i = 0; i < n; i++)
-        m->slots[i].key = UINT64_MAX;
+        m->slots[i].key = PAIR_EMPTY;
     m->n_slots = n;
     m->n = 0;
     return 1;
 }
 
 /* The table is sized up front, so this never needs to grow; later merges overwrite earlier ones as
- * the reference's HashMap collection does. */
-static void pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t new_id)
+ * the reference's HashMap collection does. Returns 0 when the table is full or the pair has no key. */
+static int pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t new_id)
 {
     uint64_t k = pair_key(a, b);
+    if (!m->n_slots || k == PAIR_EMPTY)
+        return 0;
     size_t mask = m->n_slots - 1;
     size_t s = (size_t)mix64(k) & mask;
-    while (m->slots[s].key != UINT64_MAX && m->slots[s].key != k)
-        s = (s + 1) & mask;
-    if (m->slots[s].key == UINT64_MAX)
+    for (size_t probes = 0; m->slots[s].key != PAIR_EMPTY && m->slots[s].key != k; s = (s + 1) & mask)
+        if (++probes == m->n_slots)
+            return 0;
+    if (m->slots[s].key == PAIR_EMPTY)
         m->n++;
     m->slots[s].key = k;
     m->slots[s].rank = rank;
     m->slots[s].new_id = new_id;
+    return 1;
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Merge priority queue (min-heap on key; the low 32 bits of key hold the left position so that ties
- * go to the leftmost pair, as both reference implementations do)
+ * Merge priority queues (min-heaps on key; the low 32 bits of key hold the left position so that
+ * ties go to the leftmost pair, as both reference implementations do)
  * ---------------------------------------------------------------------------------------------- */
 
+/* The llama2.c encoder's queue: the high 32 bits of key order by the merged piece's score. */
 typedef struct {
     uint64_t key;
     int32_t new_id, right, left_version, right_version;
-} merge_entry;
+} score_entry;
 
 typedef struct {
-    merge_entry *data;
+    score_entry *data;
     size_t len, cap;
-} merge_heap;
+} score_heap;
 
-static int heap_push(merge_heap *h, merge_entry e)
+static int score_heap_push(score_heap *h, score_entry e)
 {
-    void *p = grow_array(h->data, &h->cap, h->len + 1, sizeof(merge_entry));
+    void *p = grow_array(h->data, &h->cap, h->len + 1, sizeof(score_entry));
     if (!p)
         return 0;
     h->data = p;
@@ -312,10 +328,10 @@ static int heap_push(merge_heap *h, merge_entry e)
     return 1;
 }
 
-static merge_entry heap_pop(merge_heap *h)
+static score_entry score_heap_pop(score_heap *h)
 {
-    merge_entry top = h->data[0];
-    merge_entry last = h->data[--h->len];
+    score_entry top = h->data[0];
+    score_entry last = h->data[--h->len];
     size_t i = 0, n = h->len;
     for (;;) {
         size_t c = 2 * i + 1;
@@ -546,6 +562,54 @@ static int32_t last_char(const unsigned char *s, size_t n, size_t *clen)
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * Showing strings from a file in error messages
+ * ---------------------------------------------------------------------------------------------- */
+
+#define SHOW_MAX 60 /* bytes of the string shown before "..." */
+
+typedef struct {
+    char s[4 * (SHOW_MAX + 4) + 4]; /* each byte becomes at most four characters */
+} shown;
+
+/* The string with backslashes, control characters and line separators escaped (\n, \xNN, \uXXXX)
+ * and invalid UTF-8 bytes as \xNN, cut after about SHOW_MAX bytes, so that a message stays one
+ * line. Use it within the call that prints it: show(s, n).s lives until the end of that statement. */
+static shown show(const char *str, size_t n)
+{
+    shown out;
+    const unsigned char *s = (const unsigned char *)str;
+    size_t o = 0, i = 0;
+    while (i < n) {
+        if (i >= SHOW_MAX) {
+            memcpy(out.s + o, "...", 3);
+            o += 3;
+            break;
+        }
+        size_t clen;
+        int32_t cp = next_char(s + i, n - i, &clen);
+        const char *esc = cp == '\\' ? "\\\\" : cp == '\n' ? "\\n" : cp == '\r' ? "\\r" : cp == '\t' ? "\\t" : NULL;
+        if (esc) {
+            memcpy(out.s + o, esc, 2);
+            o += 2;
+        } else if (cp < 0x20 || cp == 0x7F) { /* an invalid byte reads as -1 */
+            snprintf(out.s + o, sizeof out.s - o, "\\x%02X", s[i]);
+            o += 4;
+        } else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
+            snprintf(out.s + o, sizeof out.s - o, "\\u%04X", (unsigned)cp);
+            o += 6;
+        } else {
+            memcpy(out.s + o, s + i, clen);
+            o += clen;
+        }
+        i += clen;
+    }
+    out.s[o] = '\0';
+    return out;
+}
+
+static shown show_z(const char *s) { return show(s, strlen(s)); }
+
+/* ------------------------------------------------------------------------------------------------
  * The tokenizer object
  * ---------------------------------------------------------------------------------------------- */
 
@@ -556,6 +620,10 @@ enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER };
 enum { DEC_BYTELEVEL, DEC_METASPACE, DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP };
 
 #define MAX_STEPS 16
+#define MAX_SEQUENCE_DEPTH 4 /* how deeply Sequence components may nest */
+/* GPT-2's bytes_to_unicode maps the 68 bytes that are not printable to 256..323, so every byte's
+ * image is a code point below this. */
+#define BYTE_LEVEL_CHARS 324
 
 typedef struct {
     int kind;
@@ -575,8 +643,8 @@ typedef struct {
     int kind;
     char *pattern, *content; /* Replace; Strip and Metaspace use content as the character */
     size_t pattern_len, content_len;
-    int scheme;        /* Metaspace */
-    size_t start, stop; /* Strip */
+    int scheme;                     /* Metaspace */
+    size_t strip_left, strip_right; /* Strip: how many content characters to drop at each end */
 } dec_step;
 
 typedef struct {
@@ -590,6 +658,7 @@ typedef struct {
 
 struct pare_tokenizer {
     int kind;
+    char *source; /* the file it was loaded from, for messages */
     char description[192];
     int n_ids;
     int bos_id, eos_id;
@@ -601,7 +670,7 @@ struct pare_tokenizer {
     /* Hugging Face BPE */
     pairmap merges;
     int32_t *merge_new_id; /* rank -> merged id */
-    pairmap bigrams;       /* adjacent character pairs occurring inside some vocab piece */
+    pairmap adjacent_char_pairs; /* pairs of characters that sit side by side inside some vocab piece */
     int byte_fallback, fuse_unk, ignore_merges;
     int32_t unk_id;         /* -1 when there is no unk token */
     int unk_missing;        /* unk_token named but absent from the vocab: an error once needed */
@@ -621,10 +690,11 @@ struct pare_tokenizer {
     idbuf prefix_ids, suffix_ids; /* what the post-processor wraps a sequence with */
     char byte_char[256][2];       /* GPT-2's bytes_to_unicode, as UTF-8 */
     unsigned char byte_char_len[256];
-    int16_t char_byte[324];       /* the inverse, -1 where a code point is no byte's image */
+    int16_t char_byte[BYTE_LEVEL_CHARS]; /* the inverse, -1 where a code point is no byte's image */
 
     /* llama2.c */
     float *scores;
+    int32_t space_id; /* the ' ' piece run.c uses as the dummy prefix, -1 when absent */
 };
 
 static void hf_free_steps(pare_tokenizer *t)
@@ -643,12 +713,13 @@ void pare_tokenizer_free(pare_tokenizer *tok)
 {
     if (!tok)
         return;
+    free(tok->source);
     strmap_free(&tok->vocab);
     free(tok->id_entry);
     free(tok->id_added);
     free(tok->merges.slots);
     free(tok->merge_new_id);
-    free(tok->bigrams.slots);
+    free(tok->adjacent_char_pairs.slots);
     free(tok->unk_name);
     for (size_t i = 0; i < tok->n_added; i++) {
         free(tok->added[i].content);
@@ -686,7 +757,7 @@ static const char *piece_of(const pare_tokenizer *t, int32_t id, size_t *len)
 static void init_byte_level_map(pare_tokenizer *t)
 {
     int next_extra = 0;
-    for (int i = 0; i < 324; i++)
+    for (int i = 0; i < BYTE_LEVEL_CHARS; i++)
         t->char_byte[i] = -1;
     for (int b = 0; b < 256; b++) {
         int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
@@ -718,8 +789,8 @@ static int json_flag(json_t *obj, const char *key, int dflt)
 }
 
 /* A single-character string field (replacement, Strip content). */
-static pare_status json_char(const char *path, const char *where, json_t *obj, const char *key, char *out,
-                             size_t *out_len, pare_error *err)
+static pare_status parse_single_char(const char *path, const char *where, json_t *obj, const char *key, char *out,
+                                     size_t *out_len, pare_error *err)
 {
     json_t *v = json_object_get(obj, key);
     if (!json_is_string(v))
@@ -745,7 +816,8 @@ static pare_status parse_scheme(const char *path, const char *where, json_t *obj
         else if (!strcmp(s, "never"))
             *scheme = SCHEME_NEVER;
         else
-            return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s prepend_scheme '%s' is not supported", path, where, s);
+            return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s prepend_scheme '%s' is not supported", path, where,
+                             show(s, json_string_length(v)).s);
         return PARE_OK;
     }
     /* Files written before prepend_scheme existed carry add_prefix_space instead. */
@@ -785,24 +857,35 @@ static const char *type_of(json_t *obj)
     return s ? s : "(none)";
 }
 
+typedef pare_status (*component_parser)(const char *path, pare_tokenizer *t, json_t *obj, int depth, pare_error *err);
+
+/* A Sequence component (what: "normalizer", ...): parses each item of its list_key list in order. */
+static pare_status parse_sequence(const char *path, pare_tokenizer *t, json_t *obj, int depth, const char *what,
+                                  const char *list_key, component_parser parse, pare_error *err)
+{
+    if (depth >= MAX_SEQUENCE_DEPTH)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s Sequence is nested too deep (more than %d levels)", path,
+                         what, MAX_SEQUENCE_DEPTH);
+    json_t *list = json_object_get(obj, list_key);
+    if (!json_is_array(list))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s Sequence has no '%s' list", path, what, list_key);
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item) {
+        pare_status st = parse(path, t, item, depth + 1, err);
+        if (st)
+            return st;
+    }
+    return PARE_OK;
+}
+
 static pare_status parse_normalizer(const char *path, pare_tokenizer *t, json_t *n, int depth, pare_error *err)
 {
     if (json_is_null(n) || !n)
         return PARE_OK;
     const char *type = type_of(n);
-    if (!strcmp(type, "Sequence") && depth < 4) {
-        json_t *list = json_object_get(n, "normalizers");
-        if (!json_is_array(list))
-            return pare_fail(err, PARE_EFORMAT, "%s: normalizer Sequence has no 'normalizers' list", path);
-        size_t i;
-        json_t *item;
-        json_array_foreach(list, i, item) {
-            pare_status st = parse_normalizer(path, t, item, depth + 1, err);
-            if (st)
-                return st;
-        }
-        return PARE_OK;
-    }
+    if (!strcmp(type, "Sequence"))
+        return parse_sequence(path, t, n, depth, "normalizer", "normalizers", parse_normalizer, err);
     if (t->n_norms == MAX_STEPS)
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: more than %d normalizers", path, MAX_STEPS);
     norm_step *s = &t->norms[t->n_norms];
@@ -826,7 +909,8 @@ static pare_status parse_normalizer(const char *path, pare_tokenizer *t, json_t 
                                     &s->content_len, err);
     }
     return pare_fail(err, PARE_EUNSUPPORTED,
-                     "%s: normalizer type '%s' is not supported; supported: Sequence, Prepend, Replace", path, type);
+                     "%s: normalizer type '%s' is not supported; supported: Sequence, Prepend, Replace", path,
+                     show_z(type).s);
 }
 
 static pare_status parse_pretokenizer(const char *path, pare_tokenizer *t, json_t *p, int depth, pare_error *err)
@@ -834,19 +918,8 @@ static pare_status parse_pretokenizer(const char *path, pare_tokenizer *t, json_
     if (json_is_null(p) || !p)
         return PARE_OK;
     const char *type = type_of(p);
-    if (!strcmp(type, "Sequence") && depth < 4) {
-        json_t *list = json_object_get(p, "pretokenizers");
-        if (!json_is_array(list))
-            return pare_fail(err, PARE_EFORMAT, "%s: pre_tokenizer Sequence has no 'pretokenizers' list", path);
-        size_t i;
-        json_t *item;
-        json_array_foreach(list, i, item) {
-            pare_status st = parse_pretokenizer(path, t, item, depth + 1, err);
-            if (st)
-                return st;
-        }
-        return PARE_OK;
-    }
+    if (!strcmp(type, "Sequence"))
+        return parse_sequence(path, t, p, depth, "pre_tokenizer", "pretokenizers", parse_pretokenizer, err);
     if (t->n_pretoks == MAX_STEPS)
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: more than %d pre-tokenizers", path, MAX_STEPS);
     pretok_step *s = &t->pretoks[t->n_pretoks];
@@ -860,8 +933,8 @@ static pare_status parse_pretokenizer(const char *path, pare_tokenizer *t, json_
     }
     if (!strcmp(type, "Metaspace")) {
         s->kind = PRE_METASPACE;
-        pare_status st = json_char(path, "pre_tokenizer Metaspace", p, "replacement", s->replacement,
-                                   &s->replacement_len, err);
+        pare_status st = parse_single_char(path, "pre_tokenizer Metaspace", p, "replacement", s->replacement,
+                                           &s->replacement_len, err);
         if (!st)
             st = parse_scheme(path, "pre_tokenizer Metaspace", p, &s->scheme, err);
         s->split = json_flag(p, "split", 1);
@@ -870,7 +943,7 @@ static pare_status parse_pretokenizer(const char *path, pare_tokenizer *t, json_
     }
     return pare_fail(err, PARE_EUNSUPPORTED,
                      "%s: pre_tokenizer type '%s' is not supported; supported: ByteLevel, Metaspace, Sequence", path,
-                     type);
+                     show_z(type).s);
 }
 
 static pare_status parse_decoder(const char *path, pare_tokenizer *t, json_t *d, int depth, pare_error *err)
@@ -879,19 +952,8 @@ static pare_status parse_decoder(const char *path, pare_tokenizer *t, json_t *d,
         return PARE_OK;
     t->has_decoder = 1;
     const char *type = type_of(d);
-    if (!strcmp(type, "Sequence") && depth < 4) {
-        json_t *list = json_object_get(d, "decoders");
-        if (!json_is_array(list))
-            return pare_fail(err, PARE_EFORMAT, "%s: decoder Sequence has no 'decoders' list", path);
-        size_t i;
-        json_t *item;
-        json_array_foreach(list, i, item) {
-            pare_status st = parse_decoder(path, t, item, depth + 1, err);
-            if (st)
-                return st;
-        }
-        return PARE_OK;
-    }
+    if (!strcmp(type, "Sequence"))
+        return parse_sequence(path, t, d, depth, "decoder", "decoders", parse_decoder, err);
     if (t->n_decs == MAX_STEPS)
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: more than %d decoders", path, MAX_STEPS);
     dec_step *s = &t->decs[t->n_decs];
@@ -912,8 +974,8 @@ static pare_status parse_decoder(const char *path, pare_tokenizer *t, json_t *d,
         size_t clen;
         int is_strip = !strcmp(type, "Strip");
         s->kind = is_strip ? DEC_STRIP : DEC_METASPACE;
-        st = json_char(path, is_strip ? "decoder Strip" : "decoder Metaspace", d, is_strip ? "content" : "replacement",
-                       c, &clen, err);
+        st = parse_single_char(path, is_strip ? "decoder Strip" : "decoder Metaspace", d,
+                               is_strip ? "content" : "replacement", c, &clen, err);
         if (!st) {
             s->content = dup_bytes(c, clen);
             s->content_len = clen;
@@ -925,8 +987,8 @@ static pare_status parse_decoder(const char *path, pare_tokenizer *t, json_t *d,
             json_int_t b = json_integer_value(json_object_get(d, "stop"));
             if (a < 0 || b < 0)
                 st = pare_fail(err, PARE_EFORMAT, "%s: decoder Strip has negative start/stop", path);
-            s->start = (size_t)a;
-            s->stop = (size_t)b;
+            s->strip_left = (size_t)a;
+            s->strip_right = (size_t)b;
         } else if (!st) {
             st = parse_scheme(path, "decoder Metaspace", d, &s->scheme, err);
         }
@@ -934,7 +996,7 @@ static pare_status parse_decoder(const char *path, pare_tokenizer *t, json_t *d,
         return pare_fail(err, PARE_EUNSUPPORTED,
                          "%s: decoder type '%s' is not supported; supported: ByteLevel, Metaspace, Replace, "
                          "ByteFallback, Fuse, Strip, Sequence",
-                         path, type);
+                         path, show_z(type).s);
     }
     t->n_decs++;
     return st;
@@ -947,31 +1009,20 @@ static pare_status parse_post_processor(const char *path, pare_tokenizer *t, jso
     const char *type = type_of(p);
     if (!strcmp(type, "ByteLevel"))
         return PARE_OK; /* only trims offsets */
-    if (!strcmp(type, "Sequence") && depth < 4) {
-        json_t *list = json_object_get(p, "processors");
-        if (!json_is_array(list))
-            return pare_fail(err, PARE_EFORMAT, "%s: post_processor Sequence has no 'processors' list", path);
-        size_t i;
-        json_t *item;
-        json_array_foreach(list, i, item) {
-            pare_status st = parse_post_processor(path, t, item, depth + 1, err);
-            if (st)
-                return st;
-        }
-        return PARE_OK;
-    }
+    if (!strcmp(type, "Sequence"))
+        return parse_sequence(path, t, p, depth, "post_processor", "processors", parse_post_processor, err);
     if (strcmp(type, "TemplateProcessing"))
         return pare_fail(err, PARE_EUNSUPPORTED,
                          "%s: post_processor type '%s' is not supported; supported: TemplateProcessing, ByteLevel, "
                          "Sequence",
-                         path, type);
+                         path, show_z(type).s);
     json_t *single = json_object_get(p, "single");
     json_t *specials = json_object_get(p, "special_tokens");
     if (!json_is_array(single))
         return pare_fail(err, PARE_EFORMAT, "%s: TemplateProcessing has no 'single' list", path);
     /* An outer template wraps what the inner ones produced. */
     idbuf before = {0}, after = {0};
-    int seen_a = 0;
+    int seen_sequence_a = 0;
     pare_status st = PARE_OK;
     size_t i;
     json_t *item;
@@ -979,20 +1030,20 @@ static pare_status parse_post_processor(const char *path, pare_tokenizer *t, jso
         json_t *seq = json_object_get(item, "Sequence");
         json_t *sp = json_object_get(item, "SpecialToken");
         if (seq) {
-            const char *which = json_string_value(json_object_get(seq, "id"));
-            if (!which || strcmp(which, "A") || seen_a) {
+            const char *seq_id = json_string_value(json_object_get(seq, "id"));
+            if (!seq_id || strcmp(seq_id, "A") || seen_sequence_a) {
                 st = pare_fail(err, PARE_EUNSUPPORTED, "%s: TemplateProcessing single template must hold sequence A once",
                                path);
                 break;
             }
-            seen_a = 1;
+            seen_sequence_a = 1;
             continue;
         }
         const char *name = json_string_value(json_object_get(sp, "id"));
         json_t *ids = json_object_get(json_object_get(specials, name ? name : ""), "ids");
         if (!name || !json_is_array(ids)) {
             st = pare_fail(err, PARE_EFORMAT, "%s: TemplateProcessing special token '%s' has no ids", path,
-                           name ? name : "(none)");
+                           name ? show_z(name).s : "(none)");
             break;
         }
         size_t j;
@@ -1000,10 +1051,11 @@ static pare_status parse_post_processor(const char *path, pare_tokenizer *t, jso
         json_array_foreach(ids, j, idv) {
             json_int_t id = json_integer_value(idv);
             if (!json_is_integer(idv) || id < 0 || id > INT32_MAX) {
-                st = pare_fail(err, PARE_EFORMAT, "%s: TemplateProcessing special token '%s' has a bad id", path, name);
+                st = pare_fail(err, PARE_EFORMAT, "%s: TemplateProcessing special token '%s' has a bad id", path,
+                               show_z(name).s);
                 break;
             }
-            if (!ib_push(seen_a ? &after : &before, (int32_t)id)) {
+            if (!ib_push(seen_sequence_a ? &after : &before, (int32_t)id)) {
                 st = pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
                 break;
             }
@@ -1011,7 +1063,7 @@ static pare_status parse_post_processor(const char *path, pare_tokenizer *t, jso
         if (st)
             break;
     }
-    if (!st && !seen_a)
+    if (!st && !seen_sequence_a)
         st = pare_fail(err, PARE_EUNSUPPORTED, "%s: TemplateProcessing single template has no sequence A", path);
     if (!st) {
         idbuf prefix = {0};
@@ -1127,10 +1179,10 @@ static pare_status prepare_added_tokens(const char *path, pare_tokenizer *t, par
             st = pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
             break;
         }
-        int which = a->normalized ? 1 : 0;
+        int normalized = a->normalized ? 1 : 0;
         if (a->match_len) {
             unsigned char b = (unsigned char)a->match[0];
-            t->added_first_byte[which][b >> 3] |= (unsigned char)(1u << (b & 7));
+            t->added_first_byte[normalized][b >> 3] |= (unsigned char)(1u << (b & 7));
         }
         if (a->normalized)
             t->has_normalized_added = 1;
@@ -1175,7 +1227,8 @@ static pare_status parse_merges(const char *path, pare_tokenizer *t, json_t *mer
             a = json_string_value(m);
             const char *sp = memchr(a, ' ', json_string_length(m));
             if (!sp || memchr(sp + 1, ' ', json_string_length(m) - (size_t)(sp + 1 - a))) {
-                st = pare_fail(err, PARE_EFORMAT, "%s: merge %zu '%s' is not two space-separated pieces", path, i, a);
+                st = pare_fail(err, PARE_EFORMAT, "%s: merge %zu '%s' is not two space-separated pieces", path, i,
+                               show(a, json_string_length(m)).s);
                 break;
             }
             alen = (size_t)(sp - a);
@@ -1200,10 +1253,13 @@ static pare_status parse_merges(const char *path, pare_tokenizer *t, json_t *mer
         int32_t idm = strmap_get(&t->vocab, joined.data, joined.len);
         if (ida < 0 || idb < 0 || idm < 0) {
             st = pare_fail(err, PARE_EFORMAT, "%s: merge %zu uses a piece missing from the vocab: '%s'", path, i,
-                           ida < 0 ? a : idb < 0 ? b : joined.data);
+                           ida < 0 ? show(a, alen).s : idb < 0 ? show(b, blen).s : show(joined.data, joined.len).s);
             break;
         }
-        pairmap_put(&t->merges, ida, idb, (int32_t)i, idm);
+        if (!pairmap_put(&t->merges, ida, idb, (int32_t)i, idm)) {
+            st = pare_fail(err, PARE_EFORMAT, "%s: merge %zu does not fit the merge table", path, i);
+            break;
+        }
         t->merge_new_id[i] = idm;
     }
     free(joined.data);
@@ -1213,9 +1269,9 @@ static pare_status parse_merges(const char *path, pare_tokenizer *t, json_t *mer
 /* Every merge produces a vocab piece, so a merge can only join two characters that sit side by side
  * in some piece. Collecting those pairs lets a long word be cut where no merge can ever reach
  * across, which keeps the merge queue small without changing the result. */
-static pare_status build_bigrams(const char *path, pare_tokenizer *t, pare_error *err)
+static pare_status build_adjacent_char_pairs(const char *path, pare_tokenizer *t, pare_error *err)
 {
-    if (!pairmap_init(&t->bigrams, t->vocab.keys.len))
+    if (!pairmap_init(&t->adjacent_char_pairs, t->vocab.keys.len))
         return pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
     for (size_t e = 0; e < t->vocab.n; e++) {
         const unsigned char *s = (const unsigned char *)t->vocab.keys.data + t->vocab.key_off[e];
@@ -1223,8 +1279,9 @@ static pare_status build_bigrams(const char *path, pare_tokenizer *t, pare_error
         int32_t prev = -2;
         for (size_t i = 0; i < n; i += clen) {
             int32_t cp = next_char(s + i, n - i, &clen);
-            if (prev != -2)
-                pairmap_put(&t->bigrams, prev, cp, 0, 0);
+            if (prev != -2 && !pairmap_put(&t->adjacent_char_pairs, prev, cp, 0, 0))
+                return pare_fail(err, PARE_EFORMAT, "%s: vocab entry %zu does not fit the character pair table", path,
+                                 e);
             prev = cp;
         }
     }
@@ -1238,7 +1295,7 @@ static pare_status parse_bpe_model(const char *path, pare_tokenizer *t, json_t *
         return pare_fail(err, PARE_EFORMAT, "%s: model.type is not a string", path);
     if (type && strcmp(json_string_value(type), "BPE"))
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: model type '%s' is not supported; supported: BPE", path,
-                         json_string_value(type));
+                         show(json_string_value(type), json_string_length(type)).s);
     if (!type && !json_object_get(model, "merges"))
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: model without a type or merges is not supported; supported: BPE",
                          path);
@@ -1259,7 +1316,7 @@ static pare_status parse_bpe_model(const char *path, pare_tokenizer *t, json_t *
     json_object_foreach(vocab, key, v) {
         json_int_t id = json_integer_value(v);
         if (!json_is_integer(v) || id < 0 || id >= (1 << 24))
-            return pare_fail(err, PARE_EFORMAT, "%s: vocab entry '%s' has no id in [0, 2^24)", path, key);
+            return pare_fail(err, PARE_EFORMAT, "%s: vocab entry '%s' has no id in [0, 2^24)", path, show_z(key).s);
         if (strmap_put(&t->vocab, key, strlen(key), (int32_t)id) < 0)
             return pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
         if (id >= t->n_ids)
@@ -1283,7 +1340,7 @@ static pare_status parse_bpe_model(const char *path, pare_tokenizer *t, json_t *
         t->byte_ids[b] = strmap_get(&t->vocab, name, 6);
     }
     pare_status st = parse_merges(path, t, json_object_get(model, "merges"), err);
-    return st ? st : build_bigrams(path, t, err);
+    return st ? st : build_adjacent_char_pairs(path, t, err);
 }
 
 static void describe_hf(pare_tokenizer *t)
@@ -1315,7 +1372,7 @@ pare_status pare_tokenizer_load_hf(const char *json_path, pare_tokenizer **out, 
     free(text);
     if (!root)
         return pare_fail(err, PARE_EFORMAT, "%s: invalid JSON at line %d column %d: %s", json_path, jerr.line,
-                         jerr.column, jerr.text);
+                         jerr.column, show_z(jerr.text).s);
     pare_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
         json_decref(root);
@@ -1323,6 +1380,10 @@ pare_status pare_tokenizer_load_hf(const char *json_path, pare_tokenizer **out, 
     }
     t->kind = KIND_HF;
     init_byte_level_map(t);
+    if (!(t->source = dup_bytes(json_path, strlen(json_path)))) {
+        st = pare_fail(err, PARE_ENOMEM, "%s: out of memory", json_path);
+        goto done;
+    }
     json_t *model = json_object_get(root, "model");
     if (!json_is_object(root) || !json_is_object(model)) {
         st = pare_fail(err, PARE_EFORMAT, "%s: no 'model' object; not a tokenizer.json", json_path);
@@ -1360,9 +1421,10 @@ pare_status pare_tokenizer_load_hf(const char *json_path, pare_tokenizer **out, 
         t->id_added[t->added[i].id] = (int32_t)i;
     for (size_t i = 0; i < t->prefix_ids.len + t->suffix_ids.len; i++) {
         int32_t id = i < t->prefix_ids.len ? t->prefix_ids.data[i] : t->suffix_ids.data[i - t->prefix_ids.len];
-        if (id >= t->n_ids) {
-            st = pare_fail(err, PARE_EFORMAT, "%s: post-processor id %d is outside the vocab (%d)", json_path, (int)id,
-                           t->n_ids);
+        size_t plen;
+        if (id >= t->n_ids || !piece_of(t, id, &plen)) {
+            st = pare_fail(err, PARE_EFORMAT, "%s: post-processor id %d has no token in the vocab (%d ids)", json_path,
+                           (int)id, t->n_ids);
             goto done;
         }
     }
@@ -1402,7 +1464,7 @@ typedef struct {
     const pare_tokenizer *t;
     idbuf out;
     bytebuf norm, norm_tmp;
-    bytebuf level[MAX_STEPS][2];
+    bytebuf pretok_buf[MAX_STEPS][2]; /* per pre-tokenizer step: its output and scratch */
     segment_list raw_segments, norm_segments;
     /* BPE scratch */
     int32_t *sym_tok, *sym_prev, *sym_next;
@@ -1420,8 +1482,8 @@ static void encode_ctx_free(encode_ctx *c)
     free(c->norm.data);
     free(c->norm_tmp.data);
     for (int i = 0; i < MAX_STEPS; i++) {
-        free(c->level[i][0].data);
-        free(c->level[i][1].data);
+        free(c->pretok_buf[i][0].data);
+        free(c->pretok_buf[i][1].data);
     }
     free(c->raw_segments.data);
     free(c->norm_segments.data);
@@ -1434,7 +1496,10 @@ static void encode_ctx_free(encode_ctx *c)
     free(c->cache_ids.data);
 }
 
-static pare_status oom(encode_ctx *c) { return pare_fail(c->err, PARE_ENOMEM, "tokenizer: out of memory while encoding"); }
+static pare_status oom(encode_ctx *c)
+{
+    return pare_fail(c->err, PARE_ENOMEM, "%s: out of memory while encoding", c->t->source);
+}
 
 static int seg_push(segment_list *l, size_t start, size_t end, int32_t id)
 {
@@ -1455,11 +1520,11 @@ static size_t leading_space_len(const unsigned char *s, size_t n)
 }
 
 /* Splits s on added tokens (leftmost-longest, as the reference's Aho-Corasick matcher), honouring
- * single_word/lstrip/rstrip. Only tokens whose "normalized" flag equals which are considered. */
-static int split_on_added(const pare_tokenizer *t, const char *text, size_t n, int which, segment_list *segs)
+ * single_word/lstrip/rstrip. Only tokens whose "normalized" flag equals normalized are considered. */
+static int split_on_added(const pare_tokenizer *t, const char *text, size_t n, int normalized, segment_list *segs)
 {
     const unsigned char *s = (const unsigned char *)text;
-    const unsigned char *first = t->added_first_byte[which];
+    const unsigned char *first = t->added_first_byte[normalized];
     segs->len = 0;
     size_t done = 0, pos = 0;
     while (pos < n) {
@@ -1470,7 +1535,7 @@ static int split_on_added(const pare_tokenizer *t, const char *text, size_t n, i
         const added_token *best = NULL;
         for (size_t i = 0; i < t->n_added; i++) {
             const added_token *a = &t->added[i];
-            if (a->normalized != which || a->match_len > n - pos || (best && a->match_len <= best->match_len))
+            if (a->normalized != normalized || a->match_len > n - pos || (best && a->match_len <= best->match_len))
                 continue;
             if (memcmp(s + pos, a->match, a->match_len) == 0)
                 best = a;
@@ -1511,7 +1576,7 @@ static int split_on_added(const pare_tokenizer *t, const char *text, size_t n, i
 }
 
 static pare_status encode_word(encode_ctx *c, const char *w, size_t n);
-static pare_status pretokenize(encode_ctx *c, size_t level, const char *s, size_t n, int at_origin);
+static pare_status pretokenize(encode_ctx *c, size_t pretok_index, const char *s, size_t n, int at_origin);
 
 /* GPT-2's split regex, applied at pos; returns the end of the match. The alternatives are tried in
  * the regex's order: contractions, ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`, `\s+(?!\S)`, `\s+`. */
@@ -1565,15 +1630,15 @@ static size_t gpt2_match(const unsigned char *s, size_t n, size_t pos)
     return last_start;
 }
 
-static pare_status pretokenize(encode_ctx *c, size_t level, const char *s, size_t n, int at_origin)
+static pare_status pretokenize(encode_ctx *c, size_t pretok_index, const char *s, size_t n, int at_origin)
 {
     const pare_tokenizer *t = c->t;
     if (n == 0)
         return PARE_OK;
-    if (level == t->n_pretoks)
+    if (pretok_index == t->n_pretoks)
         return encode_word(c, s, n);
-    const pretok_step *p = &t->pretoks[level];
-    bytebuf *a = &c->level[level][0], *b = &c->level[level][1];
+    const pretok_step *p = &t->pretoks[pretok_index];
+    bytebuf *a = &c->pretok_buf[pretok_index][0], *b = &c->pretok_buf[pretok_index][1];
     a->len = 0;
     if (p->kind == PRE_METASPACE) {
         int starts_with_space = s[0] == ' ' ||
@@ -1593,19 +1658,19 @@ static pare_status pretokenize(encode_ctx *c, size_t level, const char *s, size_
             i = j + 1;
         }
         if (!p->split)
-            return pretokenize(c, level + 1, a->data, a->len, at_origin);
+            return pretokenize(c, pretok_index + 1, a->data, a->len, at_origin);
         /* MergedWithNext: every replacement character starts a new piece. */
         size_t piece = 0, rl = p->replacement_len;
         for (size_t i = 1; i + rl <= a->len; i++) {
             if (memcmp(a->data + i, p->replacement, rl) == 0) {
-                pare_status st = pretokenize(c, level + 1, a->data + piece, i - piece, at_origin && piece == 0);
+                pare_status st = pretokenize(c, pretok_index + 1, a->data + piece, i - piece, at_origin && piece == 0);
                 if (st)
                     return st;
                 piece = i;
                 i += rl - 1;
             }
         }
-        return pretokenize(c, level + 1, a->data + piece, a->len - piece, at_origin && piece == 0);
+        return pretokenize(c, pretok_index + 1, a->data + piece, a->len - piece, at_origin && piece == 0);
     }
     /* ByteLevel */
     const char *src = s;
@@ -1627,7 +1692,7 @@ static pare_status pretokenize(encode_ctx *c, size_t level, const char *s, size_
             memcpy(b->data + b->len, t->byte_char[byte], t->byte_char_len[byte]);
             b->len += t->byte_char_len[byte];
         }
-        pare_status st = pretokenize(c, level + 1, b->data, b->len, at_origin && pos == 0);
+        pare_status st = pretokenize(c, pretok_index + 1, b->data, b->len, at_origin && pos == 0);
         if (st)
             return st;
         pos = end;
@@ -1681,6 +1746,10 @@ static pare_status bpe_word(encode_ctx *c, const char *w, size_t n)
         if (id >= 0)
             return ib_push(&c->word_ids, id) ? PARE_OK : oom(c);
     }
+    /* Normalizers and ByteLevel can make a word longer than the text; positions must fit int32. */
+    if (n > (size_t)INT32_MAX)
+        return pare_fail(c->err, PARE_EINVAL, "%s: a pre-tokenized word of %zu bytes is too long to encode",
+                         t->source, n);
     if (!ensure_symbols(c, n))
         return oom(c);
     size_t ns = 0;
@@ -1708,8 +1777,8 @@ static pare_status bpe_word(encode_ctx *c, const char *w, size_t n)
             }
             if (!fell_back && t->unk_name) {
                 if (t->unk_missing)
-                    return pare_fail(c->err, PARE_EFORMAT, "tokenizer: unk_token '%s' is not in the vocab",
-                                     t->unk_name);
+                    return pare_fail(c->err, PARE_EFORMAT, "%s: unk_token '%s' is not in the vocab", t->source,
+                                     show_z(t->unk_name).s);
                 if (pending_unk >= 0 && !t->fuse_unk)
                     c->sym_tok[ns++] = pending_unk;
                 pending_unk = t->unk_id;
@@ -1787,7 +1856,7 @@ static pare_status encode_long_word(encode_ctx *c, const char *w, size_t n)
         int known = 0;
         if (i - chunk >= MIN_CHUNK || prev_known)
             known = strmap_get(&t->vocab, w + i, clen) >= 0;
-        if (i - chunk >= MIN_CHUNK && known && prev_known && !pairmap_get(&t->bigrams, prev_cp, cp)) {
+        if (i - chunk >= MIN_CHUNK && known && prev_known && !pairmap_get(&t->adjacent_char_pairs, prev_cp, cp)) {
             pare_status st = bpe_append(c, w + chunk, i - chunk);
             if (st)
                 return st;
@@ -2001,7 +2070,7 @@ static int decode_step(const pare_tokenizer *t, const dec_step *d, const strlist
             size_t n = in->len[i], start = raw.len, clen;
             for (size_t k = 0; ok && k < n; k += clen) {
                 int32_t cp = next_char(s + k, n - k, &clen);
-                if (cp < 0 || cp >= 324 || t->char_byte[cp] < 0) {
+                if (cp < 0 || cp >= BYTE_LEVEL_CHARS || t->char_byte[cp] < 0) {
                     raw.len = start; /* a token with any unmapped character passes through as is */
                     ok = bb_append(&raw, s, n);
                     break;
@@ -2039,10 +2108,11 @@ static int decode_step(const pare_tokenizer *t, const dec_step *d, const strlist
             return 0;
         if (d->kind == DEC_STRIP) {
             size_t start = 0, stop = n, cl = d->content_len;
-            for (size_t k = 0; k < d->start && start + cl <= stop && memcmp(s + start, d->content, cl) == 0; k++)
+            for (size_t k = 0; k < d->strip_left && start + cl <= stop && !memcmp(s + start, d->content, cl); k++)
                 start += cl;
             /* Counted in characters from the end; a character other than content ends the strip. */
-            for (size_t k = 0; k < d->stop && stop >= start + cl && memcmp(s + stop - cl, d->content, cl) == 0; k++)
+            for (size_t k = 0; k < d->strip_right && stop >= start + cl && !memcmp(s + stop - cl, d->content, cl);
+                 k++)
                 stop -= cl;
             if (!strlist_add(out, s + start, stop - start))
                 return 0;
@@ -2077,15 +2147,13 @@ static pare_status decode_hf(const pare_tokenizer *t, const int32_t *ids, size_t
         if (skip_special && t->id_added[id] >= 0 && t->added[t->id_added[id]].special)
             continue;
         size_t len;
-        const char *p = piece_of(t, id, &len);
-        if (!p)
-            continue; /* the reference drops ids it has no token for */
+        const char *p = piece_of(t, id, &len); /* pare_tokenizer_decode checked that every id has one */
         if (!strlist_begin(&a) || !strlist_add(&a, p, len))
-            st = pare_fail(err, PARE_ENOMEM, "tokenizer: out of memory while decoding");
+            st = pare_fail(err, PARE_ENOMEM, "%s: out of memory while decoding", t->source);
     }
     for (size_t k = 0; !st && k < t->n_decs; k++) {
         if (!decode_step(t, &t->decs[k], &a, &b))
-            st = pare_fail(err, PARE_ENOMEM, "tokenizer: out of memory while decoding");
+            st = pare_fail(err, PARE_ENOMEM, "%s: out of memory while decoding", t->source);
         strlist swap = a;
         a = b;
         b = swap;
@@ -2094,7 +2162,7 @@ static pare_status decode_hf(const pare_tokenizer *t, const int32_t *ids, size_t
         /* Without a decoder the reference joins tokens with spaces. */
         if ((!t->has_decoder && i > 0 && !bb_append(result, " ", 1)) ||
             !bb_append(result, a.bytes.data + a.off[i], a.len[i]))
-            st = pare_fail(err, PARE_ENOMEM, "tokenizer: out of memory while decoding");
+            st = pare_fail(err, PARE_ENOMEM, "%s: out of memory while decoding", t->source);
     }
     strlist_free(&a);
     strlist_free(&b);
@@ -2105,9 +2173,14 @@ static pare_status decode_hf(const pare_tokenizer *t, const int32_t *ids, size_t
  * llama2.c tokenizer.bin
  * ---------------------------------------------------------------------------------------------- */
 
+static uint32_t read_u32le(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 static int32_t read_i32(const unsigned char *p)
 {
-    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t v = read_u32le(p);
     int32_t out;
     memcpy(&out, &v, sizeof out);
     return out;
@@ -2115,7 +2188,7 @@ static int32_t read_i32(const unsigned char *p)
 
 static float read_f32(const unsigned char *p)
 {
-    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t v = read_u32le(p);
     float out;
     memcpy(&out, &v, sizeof out);
     return out;
@@ -2140,9 +2213,10 @@ pare_status pare_tokenizer_load_llama2c(const char *bin_path, int vocab_size, pa
     t->kind = KIND_LLAMA2C;
     t->n_ids = vocab_size;
     t->unk_id = -1;
+    t->source = dup_bytes(bin_path, strlen(bin_path));
     t->scores = malloc((size_t)vocab_size * sizeof(float));
     t->id_entry = malloc((size_t)vocab_size * sizeof(int32_t));
-    if (!t->scores || !t->id_entry) {
+    if (!t->source || !t->scores || !t->id_entry) {
         st = pare_fail(err, PARE_ENOMEM, "%s: out of memory", bin_path);
         goto done;
     }
@@ -2187,8 +2261,9 @@ pare_status pare_tokenizer_load_llama2c(const char *bin_path, int vocab_size, pa
         }
         t->id_entry[i] = e;
     }
-    if ((st = build_bigrams(bin_path, t, err)))
+    if ((st = build_adjacent_char_pairs(bin_path, t, err)))
         goto done;
+    t->space_id = strmap_get(&t->vocab, " ", 1);
     t->bos_id = vocab_size > 1 ? 1 : -1;
     t->eos_id = vocab_size > 2 ? 2 : -1;
     snprintf(t->description, sizeof t->description, "llama2.c %d tokens, byte fallback", vocab_size);
@@ -2215,7 +2290,7 @@ static const char *l2c_piece(const pare_tokenizer *t, int32_t id, size_t *len)
 typedef struct {
     const pare_tokenizer *t;
     int32_t *tok, *next, *prev, *version;
-    merge_heap heap;
+    score_heap heap;
     bytebuf joined;
 } l2c_ctx;
 
@@ -2247,9 +2322,9 @@ static int l2c_push_pair(l2c_ctx *c, int32_t left)
     float score = c->t->scores[id];
     if (!(score > -1e10f))
         return 1; /* run.c's best score starts at -1e10 and only a larger one is taken */
-    merge_entry e = {(uint64_t)score_order(score) << 32 | (uint32_t)left, id, right, c->version[left],
+    score_entry e = {(uint64_t)score_order(score) << 32 | (uint32_t)left, id, right, c->version[left],
                      c->version[right]};
-    return heap_push(&c->heap, e);
+    return score_heap_push(&c->heap, e);
 }
 
 /* Runs run.c's merge loop on tokens [from, to) and appends the result to out. */
@@ -2264,7 +2339,7 @@ static int l2c_merge_range(l2c_ctx *c, size_t from, size_t to, idbuf *out)
         if (!l2c_push_pair(c, (int32_t)i))
             return 0;
     while (c->heap.len) {
-        merge_entry e = heap_pop(&c->heap);
+        score_entry e = score_heap_pop(&c->heap);
         int32_t left = (int32_t)(uint32_t)e.key;
         if (c->tok[left] < 0 || c->next[left] != e.right || c->version[left] != e.left_version ||
             c->version[e.right] != e.right_version)
@@ -2295,19 +2370,17 @@ static pare_status encode_llama2c(const pare_tokenizer *t, const char *text, siz
     memset(&c, 0, sizeof c);
     c.t = t;
     pare_status st = PARE_OK;
-    if (len > (size_t)INT32_MAX - 8)
-        return pare_fail(err, PARE_EINVAL, "tokenizer: text of %zu bytes is too long", len);
     if (!ib_reserve(&ids, len + 2) || !(cuttable = calloc(len + 2, 1)))
         goto nomem;
     if (add_special)
         ids.data[ids.len++] = 1;
     if (len > 0) {
-        int32_t space = strmap_get(&t->vocab, " ", 1);
-        if (space < 0) {
-            st = pare_fail(err, PARE_EFORMAT, "tokenizer: the llama2.c vocab has no ' ' piece for the dummy prefix");
+        if (t->space_id < 0) {
+            st = pare_fail(err, PARE_EFORMAT, "%s: the llama2.c vocab has no ' ' piece for the dummy prefix",
+                           t->source);
             goto done;
         }
-        ids.data[ids.len++] = space;
+        ids.data[ids.len++] = t->space_id;
     }
     const unsigned char *s = (const unsigned char *)text;
     size_t group = 0, group_start = 0;
@@ -2329,8 +2402,8 @@ static pare_status encode_llama2c(const pare_tokenizer *t, const char *text, siz
             for (size_t k = 0; k < group; k++) {
                 int32_t b = (int32_t)s[group_start + k] + 3;
                 if (b >= t->n_ids) {
-                    st = pare_fail(err, PARE_EFORMAT, "tokenizer: byte fallback id %d is outside the vocab (%d)",
-                                   (int)b, t->n_ids);
+                    st = pare_fail(err, PARE_EFORMAT, "%s: byte fallback id %d is outside the vocab (%d)",
+                                   t->source, (int)b, t->n_ids);
                     goto done;
                 }
                 ids.data[ids.len++] = b;
@@ -2355,7 +2428,7 @@ static pare_status encode_llama2c(const pare_tokenizer *t, const char *text, siz
         const char *a = l2c_piece(t, ids.data[i - 1], &la), *b = l2c_piece(t, ids.data[i], &lb);
         int32_t last = last_char((const unsigned char *)a, la, &clen);
         int32_t first = next_char((const unsigned char *)b, lb, &clen);
-        if (pairmap_get(&t->bigrams, last, first))
+        if (pairmap_get(&t->adjacent_char_pairs, last, first))
             continue;
         if (!l2c_merge_range(&c, chunk, i, out))
             goto nomem;
@@ -2365,7 +2438,7 @@ static pare_status encode_llama2c(const pare_tokenizer *t, const char *text, siz
         goto nomem;
     goto done;
 nomem:
-    st = pare_fail(err, PARE_ENOMEM, "tokenizer: out of memory while encoding");
+    st = pare_fail(err, PARE_ENOMEM, "%s: out of memory while encoding", t->source);
 done:
     free(ids.data);
     free(cuttable);
@@ -2394,7 +2467,7 @@ static pare_status decode_llama2c(const pare_tokenizer *t, const int32_t *ids, s
         int b = len >= 6 ? byte_piece(piece, 6) : -1;
         unsigned char byte = (unsigned char)b;
         if (!(b >= 0 ? bb_append(result, &byte, 1) : bb_append(result, piece, len)))
-            return pare_fail(err, PARE_ENOMEM, "tokenizer: out of memory while decoding");
+            return pare_fail(err, PARE_ENOMEM, "%s: out of memory while decoding", t->source);
     }
     return PARE_OK;
 }
@@ -2403,6 +2476,9 @@ static pare_status decode_llama2c(const pare_tokenizer *t, const int32_t *ids, s
  * Public entry points
  * ---------------------------------------------------------------------------------------------- */
 
+/* Both encoders keep token positions in int32 (llama2.c's with room for BOS and the dummy prefix). */
+#define MAX_ENCODE_BYTES ((size_t)INT32_MAX - 8)
+
 pare_status pare_tokenizer_encode(const pare_tokenizer *tok, const char *text, size_t len, int add_special,
                                   int32_t **ids, size_t *n_ids, pare_error *err)
 {
@@ -2410,6 +2486,9 @@ pare_status pare_tokenizer_encode(const pare_tokenizer *tok, const char *text, s
     *n_ids = 0;
     if (!tok || (!text && len))
         return pare_fail(err, PARE_EINVAL, "tokenizer: encode needs a tokenizer and text");
+    if (len > MAX_ENCODE_BYTES)
+        return pare_fail(err, PARE_EINVAL, "%s: text of %zu bytes is too long to encode (at most %zu bytes)",
+                         tok->source, len, MAX_ENCODE_BYTES);
     idbuf out = {0};
     pare_status st = tok->kind == KIND_HF ? encode_hf(tok, text ? text : "", len, add_special, &out, err)
                                           : encode_llama2c(tok, text ? text : "", len, add_special, &out, err);
@@ -2418,7 +2497,7 @@ pare_status pare_tokenizer_encode(const pare_tokenizer *tok, const char *text, s
         return st;
     }
     if (!out.data && !(out.data = malloc(sizeof(int32_t))))
-        return pare_fail(err, PARE_ENOMEM, "tokenizer: out of memory while encoding");
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory while encoding", tok->source);
     *ids = out.data;
     *n_ids = out.len;
     return PARE_OK;
@@ -2435,11 +2514,13 @@ pare_status pare_tokenizer_decode(const pare_tokenizer *tok, const int32_t *ids,
         int32_t id = ids[i];
         size_t plen;
         if (id < 0 || id >= tok->n_ids || (tok->kind == KIND_HF && !piece_of(tok, id, &plen)))
-            return pare_fail(err, PARE_EINVAL, "tokenizer: id %d at position %zu is not in the vocab (size %d)",
-                             (int)id, i, tok->n_ids);
+            return pare_fail(err, PARE_EINVAL, "%s: id %d at position %zu is not in the vocab (size %d)",
+                             tok->source, (int)id, i, tok->n_ids);
     }
     bytebuf out = {0};
-    pare_status st = bb_reserve(&out, 0) ? PARE_OK : pare_fail(err, PARE_ENOMEM, "tokenizer: out of memory");
+    pare_status st = PARE_OK;
+    if (!bb_reserve(&out, 0))
+        st = pare_fail(err, PARE_ENOMEM, "%s: out of memory while decoding", tok->source);
     if (!st)
         st = tok->kind == KIND_HF ? decode_hf(tok, ids, n_ids, skip_special, &out, err)
                                   : decode_llama2c(tok, ids, n_ids, skip_special, &out, err);
