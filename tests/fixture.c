@@ -8,7 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/forward.h"
 #include "core/safetensors.h"
+#include "harness.h"
 
 static const char *const PIECES[] = {"\xe2\x96\x81", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l",
                                      "m", "n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z"};
@@ -343,4 +345,67 @@ int fixture_write_raw(const char *path, const void *data, size_t len)
         return -1;
     size_t w = fwrite(data, 1, len, f);
     return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
+
+pare_model *fixture_model(const char *name, int gpt2)
+{
+    fixture_spec s;
+    fixture_default(&s, gpt2);
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s", tmp_path(name));
+    CHECK(fixture_write_hf(dir, &s) == 0);
+    pare_model *m = NULL;
+    pare_error err = {0};
+    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
+    return m;
+}
+
+int32_t *fixture_ids(const pare_model *m, int S, int T)
+{
+    int32_t *ids = malloc((size_t)S * T * sizeof *ids);
+    for (int i = 0; i < S * T; i++)
+        ids[i] = (int32_t)((i * 2654435761u) % (unsigned)m->cfg.vocab_size);
+    return ids;
+}
+
+pare_calib_stats *fixture_calibrate(pare_model *m, int S, int T, int gram)
+{
+    int32_t *ids = fixture_ids(m, S, T);
+    pare_calib_opts o;
+    pare_calib_defaults(&o);
+    o.samples = S;
+    o.len = T;
+    o.gram = gram;
+    pare_calib_stats *st = NULL;
+    pare_error err = {0};
+    CHECKF(pare_calibrate(m, ids, &o, NULL, NULL, NULL, &st, &err) == PARE_OK, "%s", err.msg);
+    free(ids);
+    return st;
+}
+
+float *fixture_logits_of(const pare_model *m)
+{
+    int32_t ids[FIXTURE_T];
+    for (int i = 0; i < FIXTURE_T; i++)
+        ids[i] = (i * 53 + 11) % m->cfg.vocab_size;
+    pare_acts *a = NULL;
+    pare_error err = {0};
+    float *out = NULL;
+    if (pare_acts_alloc(m, 2, FIXTURE_T / 2, 0, &a, &err) == PARE_OK &&
+        pare_forward(m, a, ids, 2, FIXTURE_T / 2, PARE_LOGITS_ALL, &err) == PARE_OK) {
+        size_t n = (size_t)FIXTURE_T * m->cfg.vocab_size;
+        out = malloc(n * sizeof *out);
+        memcpy(out, a->logits, n * sizeof *out);
+    }
+    CHECKF(out != NULL, "forward: %s", err.msg);
+    pare_acts_free(a);
+    return out;
+}
+
+double fixture_max_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++)
+        d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
 }

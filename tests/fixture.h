@@ -25,6 +25,20 @@ int fixture_write_llama2c(const char *dir, const fixture_spec *s);
 /* The fixture's vocab size as its tokenizer defines it (3 specials + 256 bytes + pieces). */
 int fixture_tokenizer_vocab(void);
 
+/* Writes a default fixture (LLaMA or GPT-2) into the test's temporary folder `name` and loads it;
+ * failures are recorded as test failures and give NULL. */
+#include "core/model.h"
+#include "core/calib.h"
+pare_model *fixture_model(const char *name, int gpt2);
+/* Deterministic token ids [S * T] within the model's vocabulary (malloc'd). */
+int32_t *fixture_ids(const pare_model *m, int S, int T);
+/* One-shot calibration statistics over fixture_ids(m, S, T), with Gram matrices when asked. */
+pare_calib_stats *fixture_calibrate(pare_model *m, int S, int T, int gram);
+/* Logits [FIXTURE_T, V] of a fixed 2 x FIXTURE_T/2 batch (malloc'd), or NULL on failure. */
+#define FIXTURE_T 24
+float *fixture_logits_of(const pare_model *m);
+double fixture_max_diff(const float *a, const float *b, size_t n);
+
 /* Reads / writes whole files for corrupting fixtures. */
 unsigned char *fixture_read(const char *path, size_t *len);
 int fixture_write_raw(const char *path, const void *data, size_t len);

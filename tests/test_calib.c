@@ -11,18 +11,6 @@
 #include "fixture.h"
 #include "harness.h"
 
-static pare_model *fixture_model(const char *name, int gpt2)
-{
-    fixture_spec s;
-    fixture_default(&s, gpt2);
-    const char *dir = tmp_path(name);
-    CHECK(fixture_write_hf(dir, &s) == 0);
-    pare_model *m = NULL;
-    pare_error err = {0};
-    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
-    return m;
-}
-
 static void test_windows(void)
 {
     size_t n = 1000;
@@ -55,14 +43,6 @@ static void test_windows(void)
     free(w1);
     free(w3);
     free(ids);
-}
-
-static int32_t *fixture_ids(const pare_model *m, int S, int T)
-{
-    int32_t *ids = malloc((size_t)S * T * sizeof *ids);
-    for (int i = 0; i < S * T; i++)
-        ids[i] = (int32_t)((i * 2654435761u) % (unsigned)m->cfg.vocab_size);
-    return ids;
 }
 
 /* Sums of squares and Gram matrices equal what the test accumulates from keep-all activations. */

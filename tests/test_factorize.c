@@ -20,25 +20,9 @@ typedef struct {
 static calibrated calibrated_fixture(const char *name)
 {
     calibrated c = {0};
-    fixture_spec s;
-    fixture_default(&s, 0);
-    const char *dir = tmp_path(name);
-    CHECK(fixture_write_hf(dir, &s) == 0);
-    pare_error err = {0};
-    CHECKF(pare_model_load(dir, NULL, &c.m, &err) == PARE_OK, "%s", err.msg);
-    if (!c.m)
-        return c;
-    int S = 8, T = 16;
-    int32_t *ids = malloc((size_t)S * T * sizeof *ids);
-    for (int i = 0; i < S * T; i++)
-        ids[i] = (int32_t)((i * 2654435761u) % (unsigned)c.m->cfg.vocab_size);
-    pare_calib_opts o;
-    pare_calib_defaults(&o);
-    o.samples = S;
-    o.len = T;
-    o.gram = 1;
-    CHECKF(pare_calibrate(c.m, ids, &o, NULL, NULL, NULL, &c.stats, &err) == PARE_OK, "%s", err.msg);
-    free(ids);
+    c.m = fixture_model(name, 0);
+    if (c.m)
+        c.stats = fixture_calibrate(c.m, 8, 16, 1);
     return c;
 }
 

@@ -11,54 +11,13 @@
 #include "fixture.h"
 #include "harness.h"
 
-static pare_model *fixture_model(int gpt2)
-{
-    fixture_spec s;
-    fixture_default(&s, gpt2);
-    const char *dir = tmp_path(gpt2 ? "gpt2" : "llama");
-    CHECK(fixture_write_hf(dir, &s) == 0);
-    pare_model *m = NULL;
-    pare_error err = {0};
-    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
-    return m;
-}
-
-#define T_LEN 24
-
-static float *logits_of(const pare_model *m)
-{
-    int32_t ids[T_LEN];
-    for (int i = 0; i < T_LEN; i++)
-        ids[i] = (i * 53 + 11) % m->cfg.vocab_size;
-    pare_acts *a = NULL;
-    pare_error err = {0};
-    float *out = NULL;
-    if (pare_acts_alloc(m, 2, T_LEN / 2, 0, &a, &err) == PARE_OK &&
-        pare_forward(m, a, ids, 2, T_LEN / 2, PARE_LOGITS_ALL, &err) == PARE_OK) {
-        size_t n = (size_t)T_LEN * m->cfg.vocab_size;
-        out = malloc(n * sizeof *out);
-        memcpy(out, a->logits, n * sizeof *out);
-    }
-    CHECKF(out != NULL, "forward: %s", err.msg);
-    pare_acts_free(a);
-    return out;
-}
-
-static double max_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0;
-    for (size_t i = 0; i < n; i++)
-        d = fmax(d, fabs((double)a[i] - b[i]));
-    return d;
-}
-
 /* Full-rank factors from the SVD (A = U S, B = V^T) reproduce the model's logits. */
 static void check_full_rank_factorization(int gpt2)
 {
-    pare_model *m = fixture_model(gpt2);
+    pare_model *m = fixture_model(gpt2 ? "gpt2" : "llama", gpt2);
     if (!m)
         return;
-    float *before = logits_of(m);
+    float *before = fixture_logits_of(m);
     pare_linear *lin[64];
     int n = pare_model_linears(m, lin, 64);
     pare_error err = {0};
@@ -79,9 +38,9 @@ static void check_full_rank_factorization(int gpt2)
         free(u);
         free(vt);
     }
-    float *after = logits_of(m);
+    float *after = fixture_logits_of(m);
     if (before && after) {
-        double d = max_diff(before, after, (size_t)T_LEN * m->cfg.vocab_size);
+        double d = fixture_max_diff(before, after, (size_t)FIXTURE_T * m->cfg.vocab_size);
         CHECKF(d < 1e-4, "%s: full-rank factors change logits by %.3g", gpt2 ? "gpt2" : "llama", d);
     }
     free(before);
@@ -95,7 +54,7 @@ static void test_full_rank_factorization_gpt2(void) { check_full_rank_factorizat
 /* A masked layer computes x (W with zeros)^T + b, checked against a plain double loop. */
 static void test_masked_forward(void)
 {
-    pare_model *m = fixture_model(1);
+    pare_model *m = fixture_model("gpt2", 1);
     if (!m)
         return;
     pare_linear *l = &m->blocks[0].up;
@@ -137,7 +96,7 @@ static void test_masked_forward(void)
  * gate/up (rows) and down (columns) leaves the logits unchanged, with a narrower FFN. */
 static void check_ffn_slicing(int gpt2)
 {
-    pare_model *m = fixture_model(gpt2);
+    pare_model *m = fixture_model(gpt2 ? "gpt2" : "llama", gpt2);
     if (!m)
         return;
     pare_block *b = &m->blocks[1];
@@ -151,16 +110,16 @@ static void check_ffn_slicing(int gpt2)
             kept[keep++] = f;
         }
     }
-    float *before = logits_of(m);
+    float *before = fixture_logits_of(m);
     pare_error err = {0};
     if (!gpt2)
         CHECK(pare_linear_keep_rows(&b->gate, kept, keep, &err) == PARE_OK);
     CHECK(pare_linear_keep_rows(&b->up, kept, keep, &err) == PARE_OK);
     CHECK(pare_linear_keep_cols(&b->down, kept, keep, &err) == PARE_OK);
     CHECK(b->up.out == keep && b->down.in == keep && b->up.kept_out[1] == kept[1]);
-    float *after = logits_of(m);
+    float *after = fixture_logits_of(m);
     if (before && after) {
-        double d = max_diff(before, after, (size_t)T_LEN * m->cfg.vocab_size);
+        double d = fixture_max_diff(before, after, (size_t)FIXTURE_T * m->cfg.vocab_size);
         CHECKF(d < 1e-5, "slicing changed logits by %.3g", d);
     }
     free(before);

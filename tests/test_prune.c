@@ -419,71 +419,13 @@ static void test_nm(void)
 
 /* ---------------------------------------------------------------- model-level masks and channels */
 
-static pare_model *fixture_model(const char *name, int gpt2)
-{
-    fixture_spec s;
-    fixture_default(&s, gpt2);
-    const char *dir = tmp_path(name);
-    CHECK(fixture_write_hf(dir, &s) == 0);
-    pare_model *m = NULL;
-    pare_error err = {0};
-    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
-    return m;
-}
-
-static pare_calib_stats *calibrate(pare_model *m)
-{
-    int S = 4, T = 16;
-    int32_t *ids = malloc((size_t)S * T * sizeof *ids);
-    for (int i = 0; i < S * T; i++)
-        ids[i] = (int32_t)((i * 2654435761u) % (unsigned)m->cfg.vocab_size);
-    pare_calib_opts o;
-    pare_calib_defaults(&o);
-    o.samples = S;
-    o.len = T;
-    pare_calib_stats *st = NULL;
-    pare_error err = {0};
-    CHECKF(pare_calibrate(m, ids, &o, NULL, NULL, NULL, &st, &err) == PARE_OK, "%s", err.msg);
-    free(ids);
-    return st;
-}
-
-#define T_LEN 24
-
-static float *logits_of(const pare_model *m)
-{
-    int32_t ids[T_LEN];
-    for (int i = 0; i < T_LEN; i++)
-        ids[i] = (i * 53 + 11) % m->cfg.vocab_size;
-    pare_acts *a = NULL;
-    pare_error err = {0};
-    float *out = NULL;
-    if (pare_acts_alloc(m, 2, T_LEN / 2, 0, &a, &err) == PARE_OK &&
-        pare_forward(m, a, ids, 2, T_LEN / 2, PARE_LOGITS_ALL, &err) == PARE_OK) {
-        size_t n = (size_t)T_LEN * m->cfg.vocab_size;
-        out = malloc(n * sizeof *out);
-        memcpy(out, a->logits, n * sizeof *out);
-    }
-    CHECKF(out != NULL, "forward: %s", err.msg);
-    pare_acts_free(a);
-    return out;
-}
-
-static double max_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0;
-    for (size_t i = 0; i < n; i++)
-        d = fmax(d, fabs((double)a[i] - b[i]));
-    return d;
-}
-
 /* Wanda row-wise over the whole model with its calibration statistics, and global magnitude. */
 static void test_model_mask(void)
 {
     pare_model *m = fixture_model("mask_l", 0);
     if (!m)
         return;
-    pare_calib_stats *st = calibrate(m);
+    pare_calib_stats *st = fixture_calibrate(m, 4, 16, 0);
     pare_error err = {0};
     pare_mask_opts o;
     pare_mask_defaults(&o);
@@ -526,9 +468,9 @@ static void test_model_mask(void)
         free(keep);
     }
     CHECK(ok && rep.weights == total && fabs(rep.sparsity - 0.5) < 1e-12);
-    float *lg = logits_of(m);
+    float *lg = fixture_logits_of(m);
     int finite = lg != NULL;
-    for (size_t i = 0; lg && i < (size_t)T_LEN * m->cfg.vocab_size; i++)
+    for (size_t i = 0; lg && i < (size_t)FIXTURE_T * m->cfg.vocab_size; i++)
         finite &= isfinite(lg[i]);
     CHECK(finite);
     free(lg);
@@ -669,9 +611,9 @@ static void prune_and_compare(pare_model *m, pare_model *ref, const pare_calib_s
     CHECK(rep.removed == total_removed && rep.channels_before == total_before &&
           rep.channels_after == total_before - total_removed);
     CHECK(rep.params_after < rep.params_before || total_removed == 0);
-    float *a = logits_of(m), *b = logits_of(ref);
+    float *a = fixture_logits_of(m), *b = fixture_logits_of(ref);
     if (a && b) {
-        double d = max_diff(a, b, (size_t)T_LEN * m->cfg.vocab_size);
+        double d = fixture_max_diff(a, b, (size_t)FIXTURE_T * m->cfg.vocab_size);
         CHECKF(d < 1e-5, "%s: pruned logits differ from zeroed-channel logits by %.3g", what, d);
     }
     free(a);
@@ -683,7 +625,7 @@ static void check_channels(int gpt2)
     pare_model *m = fixture_model(gpt2 ? "ch_g" : "ch_l", gpt2), *ref = fixture_model(gpt2 ? "ch_g2" : "ch_l2", gpt2);
     if (!m || !ref)
         return;
-    pare_calib_stats *st = calibrate(m);
+    pare_calib_stats *st = fixture_calibrate(m, 4, 16, 0);
     if (!st)
         return;
     int F = m->cfg.ffn_dim;
@@ -707,7 +649,7 @@ static void test_channels_factored(void)
     pare_model *m = fixture_model("fa", 0), *ref = fixture_model("fa2", 0);
     if (!m || !ref)
         return;
-    pare_calib_stats *st = calibrate(m);
+    pare_calib_stats *st = fixture_calibrate(m, 4, 16, 0);
     pare_error err = {0};
     for (int l = 0; l < m->cfg.n_layers; l++) {
         pare_block *b = &m->blocks[l];

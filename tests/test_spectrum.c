@@ -694,22 +694,9 @@ static int on_progress(void *user, const char *stage, double fraction, const cha
     return p->cancel_at > 0 && p->calls >= p->cancel_at;
 }
 
-static pare_model *fixture_model(int gpt2, const char *dirname)
-{
-    fixture_spec spec;
-    fixture_default(&spec, gpt2);
-    char dir[1200];
-    snprintf(dir, sizeof dir, "%s", tmp_path(dirname));
-    CHECK(fixture_write_hf(dir, &spec) == 0);
-    pare_model *m = NULL;
-    pare_error err = {0};
-    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
-    return m;
-}
-
 static void check_model_spectra(int gpt2)
 {
-    pare_model *m = fixture_model(gpt2, gpt2 ? "gpt2" : "llama");
+    pare_model *m = fixture_model(gpt2 ? "gpt2" : "llama", gpt2);
     if (!m)
         return;
     pare_linear *lins[64];
@@ -767,7 +754,7 @@ static void test_model_spectra_gpt2(void) { check_model_spectra(1); }
 
 static void test_model_spectra_cancel(void)
 {
-    pare_model *m = fixture_model(0, "cancel");
+    pare_model *m = fixture_model("cancel", 0);
     if (!m)
         return;
     for (int at = 1; at <= 4; at += 3) {
