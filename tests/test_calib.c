@@ -37,8 +37,9 @@ static void test_windows(void)
         distinct_starts += s > 0 && w1[s * 50] != w1[(s - 1) * 50];
     }
     CHECK(contiguous && distinct_starts > 10);
+    free(w2);
     o.len = 2000;
-    CHECK(pare_calib_windows(ids, n, &o, &w2 /* unchanged on error */, &err) == PARE_EINVAL);
+    CHECK(pare_calib_windows(ids, n, &o, &w2, &err) == PARE_EINVAL && w2 == NULL);
     CHECKF(strstr(err.msg, "1000 tokens") && strstr(err.msg, "2000"), "%s", err.msg);
     free(w1);
     free(w3);
