@@ -14,6 +14,7 @@ void suite_calib(void);
 void suite_spectrum(void);
 void suite_factorize(void);
 void suite_prune(void);
+void suite_allocate(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
@@ -25,6 +26,7 @@ const suite harness_suites[] = {
     {"spectrum", suite_spectrum},
     {"factorize", suite_factorize},
     {"prune", suite_prune},
+    {"allocate", suite_allocate},
     {"cli", suite_cli},
     {0, 0},
 };
