@@ -465,9 +465,49 @@ static void test_spectra_command(void)
     expect_bad(bad2, (const char *const[]){"fisher", NULL});
 }
 
+/* `pare compress` removes the requested share of block parameters with every method and the
+ * compressed model still evaluates; bad methods, ratios and missing calibration are refused. */
+static void test_compress_command(void)
+{
+    const char *d = fixture_dir("comp");
+    const char *text = tmp_path("calib.txt");
+    char buf[8000];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = "she sells sea shells by the sea shore and the shells she sells are sea shells "[i % 80];
+    fixture_write_raw(text, buf, sizeof buf);
+    const char *methods[] = {"lorap", "lorap-magnitude", "svd", "asvd", "svdllm"};
+    for (int i = 0; i < 5; i++) {
+        const char *args[] = {"compress", "--model", d, "--method", methods[i], "--ratio", "0.5", "--calib", text,
+                              "--calib-samples", "4", "--calib-len", "32", "--eval", text, "--window", "32", "--json", NULL};
+        int st;
+        json_t *j = run_json(args, &st);
+        CHECKF(j != NULL, "%s: exit %d", methods[i], st);
+        if (!j)
+            continue;
+        json_t *p = json_object_get(j, "params");
+        double before = (double)json_integer_value(json_object_get(p, "block_linear_before"));
+        double after = (double)json_integer_value(json_object_get(p, "block_linear_after"));
+        CHECKF(after <= 0.5 * before * 1.02 && after >= 0.5 * before * 0.90, "%s: %.0f -> %.0f for ratio 0.5", methods[i],
+               before, after);
+        json_t *e = json_object_get(j, "eval");
+        double ppl = json_real_value(json_object_get(e, "ppl")), dense = json_real_value(json_object_get(e, "ppl_dense"));
+        CHECKF(isfinite(ppl) && ppl > 1 && dense > 1 && ppl != dense, "%s: ppl %g (dense %g)", methods[i], ppl, dense);
+        json_decref(j);
+    }
+    const char *b1[] = {"compress", "--model", d, "--method", "pruneall", NULL};
+    expect_bad(b1, (const char *const[]){"pruneall", NULL});
+    const char *b2[] = {"compress", "--model", d, "--ratio", "1.5", "--calib", text, NULL};
+    expect_bad(b2, (const char *const[]){"--ratio 1.5", NULL});
+    const char *b3[] = {"compress", "--model", d, "--method", "asvd", "--ratio", "0.3", NULL};
+    expect_bad(b3, (const char *const[]){"--calib", NULL});
+    const char *b4[] = {"compress", "--model", d, "--keep-least", "0.9", "--ratio", "0.3", "--calib", text, NULL};
+    expect_bad(b4, (const char *const[]){"--keep-least", NULL});
+}
+
 void suite_cli(void);
 void suite_cli(void)
 {
+    RUN(test_compress_command);
     RUN(test_spectra_command);
     RUN(test_eval_interrupt);
     RUN(test_bad_safetensors);

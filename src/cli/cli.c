@@ -1,6 +1,9 @@
 /* Shared CLI helpers: option parsing, error exits, progress display, timing and memory figures. */
 #include "cli.h"
 
+#include "core/calib.h"
+#include "core/fileio.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -194,6 +197,39 @@ void cli_progress_done(cli_progress *p)
 {
     if (p->tty && p->printed)
         fputc('\n', stderr);
+}
+
+pare_status cli_tokenize_file(const pare_model *m, const char *path, int32_t **ids, size_t *n, pare_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!m->tok)
+        return pare_fail(err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json or tok*.bin); pass --tokenizer", m->path);
+    char *text = NULL;
+    size_t len = 0;
+    pare_status rc = pare_read_file(path, &text, &len, err);
+    if (!rc && len == 0)
+        rc = pare_fail(err, PARE_EINVAL, "%s: empty data file", path);
+    if (!rc && (rc = pare_tokenizer_encode(m->tok, text, len, 0, ids, n, err)))
+        pare_wrap(err, "%s", path);
+    free(text);
+    return rc;
+}
+
+pare_status cli_calib_windows(const pare_model *m, const char *path, const void *calib_opts, int32_t **windows,
+                              pare_error *err)
+{
+    const pare_calib_opts *co = calib_opts;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    pare_status rc = cli_tokenize_file(m, path, &ids, &n, err);
+    if (!rc && (rc = pare_calib_windows(ids, n, co, windows, err)))
+        pare_wrap(err, "%s", path);
+    if (!rc)
+        fprintf(stderr, "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu)\n", co->samples, co->len, path,
+                n, (unsigned long long)co->seed);
+    free(ids);
+    return rc;
 }
 
 pare_status cli_load_model(const char *path, const char *tok, pare_model **m, pare_error *err)

@@ -52,11 +52,17 @@ void cli_install_sigint(void);
 int cli_interrupted(void);
 
 pare_status cli_load_model(const char *path, const char *tok, pare_model **m, pare_error *err);
+/* Reads a whole UTF-8 text file and tokenizes it without special tokens; errors name the file. */
+pare_status cli_tokenize_file(const pare_model *m, const char *path, int32_t **ids, size_t *n, pare_error *err);
+/* Calibration windows (seeded) from a text file, reported on stderr. */
+pare_status cli_calib_windows(const pare_model *m, const char *path, const void *calib_opts, int32_t **windows,
+                              pare_error *err);
 
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_spectra(int argc, char **argv);
+int cmd_compress(int argc, char **argv);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "core/eval.h"
@@ -66,32 +67,16 @@ int cmd_eval(int argc, char **argv)
     if (cli_load_model(model, tok, &m, &err))
         return cli_error("eval", &err);
     int rc = 0;
-    char *text = NULL;
-    size_t len = 0, n_ids = 0;
+    size_t n_ids = 0;
     int32_t *ids = NULL;
-    if (!m->tok) {
-        pare_fail(&err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json); pass --tokenizer", model);
-        rc = cli_error("eval", &err);
-        goto done;
-    }
     pare_eval_plan plan;
     if (pare_eval_plan_make(m, SIZE_MAX, &o, &plan, &err)) { /* options checked before the slow parts */
         rc = cli_error("eval", &err);
         goto done;
     }
     cli_install_sigint();
-    if (pare_read_file(data, &text, &len, &err)) {
-        rc = cli_error("eval", &err);
-        goto done;
-    }
-    if (len == 0) {
-        pare_fail(&err, PARE_EINVAL, "%s: empty data file", data);
-        rc = cli_error("eval", &err);
-        goto done;
-    }
     double t0 = cli_now();
-    if (pare_tokenizer_encode(m->tok, text, len, 0, &ids, &n_ids, &err)) {
-        pare_wrap(&err, "%s", data);
+    if (cli_tokenize_file(m, data, &ids, &n_ids, &err)) {
         rc = cli_error("eval", &err);
         goto done;
     }
@@ -134,12 +119,12 @@ int cmd_eval(int argc, char **argv)
         free(s);
         json_decref(j);
     } else {
-        print_card(data, len, &res.plan, &res, n_ids, m);
+        struct stat sb;
+        print_card(data, stat(data, &sb) == 0 ? (size_t)sb.st_size : 0, &res.plan, &res, n_ids, m);
         fprintf(stderr, "[eval] tokenized %zu tokens in %.2fs; forward %.1fs, %.0f tok/s\n", n_ids, t_tok, t_fwd, tps);
     }
 done:
     free(ids);
-    free(text);
     pare_model_free(m);
     return rc;
 }

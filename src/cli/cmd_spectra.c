@@ -8,36 +8,23 @@
 
 #include "cli.h"
 #include "core/calib.h"
-#include "core/fileio.h"
 #include "core/spectrum.h"
 
 static const char *const WEIGHTINGS[] = {"none", "act", "whiten"};
 
-/* Tokenizes the calibration text and gathers one-shot statistics (Gram matrices for whitening). */
+/* One-shot statistics from a calibration text (Gram matrices for whitening). */
 static pare_status calibrate_from_file(pare_model *m, const char *path, pare_calib_opts *co, pare_calib_stats **st,
                                        pare_error *err)
 {
-    char *text = NULL;
-    size_t len = 0, n = 0;
-    int32_t *ids = NULL, *win = NULL;
-    pare_status rc = pare_read_file(path, &text, &len, err);
-    if (!rc && !m->tok)
-        rc = pare_fail(err, PARE_EINVAL, "%s: the model has no tokenizer to read the calibration text", m->path);
-    if (!rc && (rc = pare_tokenizer_encode(m->tok, text, len, 0, &ids, &n, err)))
-        pare_wrap(err, "%s", path);
-    if (!rc && (rc = pare_calib_windows(ids, n, co, &win, err)))
-        pare_wrap(err, "%s", path);
+    int32_t *win = NULL;
+    pare_status rc = cli_calib_windows(m, path, co, &win, err);
     if (!rc) {
-        fprintf(stderr, "[calibrate] %d windows x %d tokens from %s (seed %llu), %.1f MiB\n", co->samples, co->len, path,
-                (unsigned long long)co->seed, (double)pare_calib_bytes(m, co) / (1 << 20));
         cli_progress prog;
         cli_progress_init(&prog, "calibrate", (double)co->samples * co->len * m->cfg.n_layers, "tok");
         pare_progress pp = {cli_progress_cb, &prog};
         rc = pare_calibrate(m, win, co, NULL, NULL, &pp, st, err);
         cli_progress_done(&prog);
     }
-    free(text);
-    free(ids);
     free(win);
     return rc;
 }

@@ -1,0 +1,110 @@
+/* Plan application: one block hook serves both calibration modes. */
+#include "compress.h"
+
+#include <string.h>
+
+void pare_apply_defaults(pare_apply_opts *o)
+{
+    o->weighting = PARE_WEIGHT_ACT;
+    o->chan_score = PARE_CHAN_LORAP;
+    o->keep_least = 0.01;
+    o->sequential = 1;
+}
+
+typedef struct {
+    const pare_plan *plan;
+    const pare_apply_opts *o;
+    pare_apply_report *rep;
+} apply_ctx;
+
+static size_t block_params(const pare_block *b)
+{
+    const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+    size_t n = 0;
+    for (int j = 0; j < 7; j++)
+        if (lin[j]->out)
+            n += pare_linear_params(lin[j]);
+    return n;
+}
+
+/* Compresses block `layer` with its statistics (NULL when none were gathered). */
+static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const pare_input_stats *sites,
+                                  pare_error *err)
+{
+    pare_block *b = &m->blocks[layer];
+    int channels = 0;
+    double channel_frac = 0;
+    for (int i = 0; i < c->plan->count; i++) {
+        const pare_plan_item *it = &c->plan->items[i];
+        int site = pare_linear_site(b, it->linear);
+        if (site < 0)
+            continue;
+        if (it->action == PARE_PLAN_CHANNELS) {
+            channels = 1;
+            channel_frac = it->channel_frac;
+        } else if (it->action == PARE_PLAN_FACTOR) {
+            pare_factor_opts fo;
+            pare_factor_defaults(&fo);
+            fo.weighting = c->o->weighting;
+            pare_factor_report fr;
+            pare_status rc = pare_factorize_linear(it->linear, it->rank, &fo, sites ? &sites[site] : NULL, &fr, err);
+            if (rc)
+                return rc;
+            c->rep->factorized++;
+            c->rep->worst_rel_error = fr.rel_error > c->rep->worst_rel_error ? fr.rel_error : c->rep->worst_rel_error;
+            c->rep->max_damping = fr.damping > c->rep->max_damping ? fr.damping : c->rep->max_damping;
+        }
+    }
+    if (channels) {
+        pare_chan_opts co = {c->o->chan_score, channel_frac, c->o->keep_least};
+        pare_chan_report cr;
+        pare_status rc = pare_prune_ffn(b, sites, &co, &cr, err);
+        if (rc)
+            return rc;
+        c->rep->channel_blocks++;
+    }
+    return PARE_OK;
+}
+
+static pare_status hook(void *user, pare_model *m, int layer, const pare_calib_stats *stats, pare_error *err)
+{
+    return compress_block(user, m, layer, stats->sites[layer], err);
+}
+
+pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t *calib_ids, const pare_calib_opts *co,
+                            const pare_apply_opts *o, const pare_progress *progress, pare_apply_report *rep,
+                            pare_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        rep->params_before += block_params(&m->blocks[l]);
+    apply_ctx c = {plan, o, rep};
+    pare_status rc;
+    int needs_stats = o->weighting != PARE_WEIGHT_NONE;
+    for (int i = 0; i < plan->count && !needs_stats; i++)
+        needs_stats = plan->items[i].action == PARE_PLAN_CHANNELS && o->chan_score == PARE_CHAN_LORAP;
+    if (!calib_ids) {
+        if (needs_stats)
+            return pare_fail(err, PARE_EINVAL, "this method needs calibration data (--calib FILE)");
+        for (int l = 0; l < m->cfg.n_layers; l++)
+            if ((rc = compress_block(&c, m, l, NULL, err)))
+                return rc;
+    } else {
+        pare_calib_opts opts = *co;
+        opts.gram = o->weighting == PARE_WEIGHT_WHITEN;
+        pare_calib_stats *st = NULL;
+        if (o->sequential) {
+            rc = pare_calibrate(m, calib_ids, &opts, hook, &c, progress, &st, err);
+        } else {
+            rc = pare_calibrate(m, calib_ids, &opts, NULL, NULL, progress, &st, err);
+            for (int l = 0; !rc && l < m->cfg.n_layers; l++)
+                rc = compress_block(&c, m, l, st->sites[l], err);
+        }
+        pare_calib_free(st);
+        if (rc)
+            return rc;
+    }
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        rep->params_after += block_params(&m->blocks[l]);
+    return PARE_OK;
+}

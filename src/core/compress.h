@@ -1,0 +1,35 @@
+/* Applying an allocation plan to a model: factorize and channel-prune block by block, with
+ * calibration statistics gathered one-shot or sequentially (each block sees the compressed ones
+ * before it, as LoRAP and SparseGPT do). */
+#ifndef PARE_COMPRESS_H
+#define PARE_COMPRESS_H
+
+#include "allocate.h"
+#include "calib.h"
+#include "error.h"
+#include "factorize.h"
+#include "prune.h"
+
+typedef struct {
+    pare_weighting weighting;   /* for factorized matrices: plain, activation-weighted or whitened SVD */
+    pare_chan_score chan_score; /* for FFN channel pruning */
+    double keep_least;          /* LoRAP: lowest-scored fraction of channels kept (default 0.01) */
+    int sequential;             /* 1: calibrate block i on the output of compressed blocks < i */
+} pare_apply_opts;
+
+typedef struct {
+    int factorized, channel_blocks;
+    double worst_rel_error;      /* largest ||W - A B|| / ||W|| over factorized matrices */
+    double max_damping;          /* largest whitening damping used */
+    size_t params_before, params_after; /* decoder-block linear parameters, biases included */
+} pare_apply_report;
+
+void pare_apply_defaults(pare_apply_opts *o);
+
+/* Compresses m in place following plan (made for m). calib_ids [co->samples * co->len] may be
+ * NULL only when nothing needs statistics (plain SVD and magnitude channel scores). */
+pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t *calib_ids, const pare_calib_opts *co,
+                            const pare_apply_opts *o, const pare_progress *progress, pare_apply_report *rep,
+                            pare_error *err);
+
+#endif
