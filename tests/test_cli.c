@@ -438,9 +438,10 @@ static void test_spectra_command(void)
 {
     const char *d = fixture_dir("spec");
     const char *text = tmp_path("calib.txt");
+    static const char pattern[] = "the quick brown fox jumps over a lazy dog ";
     char buf[6000];
     for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = "the quick brown fox jumps over a lazy dog "[i % 42];
+        buf[i] = pattern[i % (sizeof pattern - 1)];
     fixture_write_raw(text, buf, sizeof buf);
     const char *weightings[] = {"none", "act", "whiten"};
     for (int w = 0; w < 3; w++) {
@@ -471,9 +472,10 @@ static void test_compress_command(void)
 {
     const char *d = fixture_dir("comp");
     const char *text = tmp_path("calib.txt");
+    static const char pattern[] = "she sells sea shells by the sea shore and the shells she sells are sea shells ";
     char buf[8000];
     for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = "she sells sea shells by the sea shore and the shells she sells are sea shells "[i % 80];
+        buf[i] = pattern[i % (sizeof pattern - 1)];
     fixture_write_raw(text, buf, sizeof buf);
     const char *methods[] = {"lorap", "lorap-magnitude", "svd", "asvd", "svdllm"};
     for (int i = 0; i < 5; i++) {
