@@ -21,6 +21,17 @@ static const struct {
     {"tiny_test.txt", "data/text/tinystories/tiny_test.txt"},
 };
 
+/* Writes `bytes` bytes of `pattern` repeated (a calibration or evaluation text). */
+static void write_pattern(const char *path, const char *pattern, size_t bytes)
+{
+    size_t n = strlen(pattern);
+    char *buf = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++)
+        buf[i] = pattern[i % n];
+    fixture_write_raw(path, buf, bytes);
+    free(buf);
+}
+
 static const char *model_dir(const char *name)
 {
     char rel[256];
@@ -391,10 +402,7 @@ static void test_bad_eval_data(void)
     const char *empty = tmp_path("empty.txt"), *shortf = tmp_path("short.txt"), *text = tmp_path("text.txt");
     fixture_write_raw(empty, "", 0);
     fixture_write_raw(shortf, "a few words", 11);
-    char big[4096];
-    for (size_t i = 0; i < sizeof big; i++)
-        big[i] = "abc defg hij "[i % 13];
-    fixture_write_raw(text, big, sizeof big);
+    write_pattern(text, "abc defg hij ", 4096);
     const char *a1[] = {"eval", "--model", d, "--data", empty, "--window", "32", NULL};
     expect_bad(a1, (const char *const[]){empty, "empty data file", NULL});
     const char *a2[] = {"eval", "--model", d, "--data", shortf, "--window", "32", NULL};
@@ -438,11 +446,7 @@ static void test_spectra_command(void)
 {
     const char *d = fixture_dir("spec");
     const char *text = tmp_path("calib.txt");
-    static const char pattern[] = "the quick brown fox jumps over a lazy dog ";
-    char buf[6000];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = pattern[i % (sizeof pattern - 1)];
-    fixture_write_raw(text, buf, sizeof buf);
+    write_pattern(text, "the quick brown fox jumps over a lazy dog ", 6000);
     const char *weightings[] = {"none", "act", "whiten"};
     for (int w = 0; w < 3; w++) {
         const char *args[] = {"spectra", "--model", d, "--weighting", weightings[w], "--calib", text, "--calib-samples", "4",
@@ -472,11 +476,7 @@ static void test_compress_command(void)
 {
     const char *d = fixture_dir("comp");
     const char *text = tmp_path("calib.txt");
-    static const char pattern[] = "she sells sea shells by the sea shore and the shells she sells are sea shells ";
-    char buf[8000];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = pattern[i % (sizeof pattern - 1)];
-    fixture_write_raw(text, buf, sizeof buf);
+    write_pattern(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 8000);
     const char *methods[] = {"lorap", "lorap-magnitude", "svd", "asvd", "svdllm"};
     for (int i = 0; i < 5; i++) {
         const char *args[] = {"compress", "--model", d, "--method", methods[i], "--ratio", "0.5", "--calib", text,

@@ -26,6 +26,18 @@ static calibrated calibrated_fixture(const char *name)
     return c;
 }
 
+/* A private copy of a layer's weights, owned through `heap` so factorizing and releasing it free
+ * everything (the fixture's layers have no masks or slicing to copy). */
+static pare_linear copy_of(const pare_linear *src)
+{
+    pare_linear l = *src;
+    l.heap = l.w = malloc((size_t)l.out * l.in * sizeof(float));
+    memcpy(l.w, src->w, (size_t)l.out * l.in * sizeof(float));
+    l.mask = NULL;
+    l.kept_out = l.kept_in = NULL;
+    return l;
+}
+
 static void release(calibrated *c)
 {
     pare_calib_free(c->stats);
@@ -68,14 +80,10 @@ static void test_error_matches_spectrum(void)
         /* a fresh copy of block 1's o_proj and down_proj for each method */
         pare_linear *targets[2] = {&c.m->blocks[1].o, &c.m->blocks[1].down};
         for (int t = 0; t < 2; t++) {
-            pare_linear l = *targets[t];
-            l.heap = NULL;
-            l.w = malloc((size_t)l.out * l.in * sizeof(float));
-            memcpy(l.w, targets[t]->w, (size_t)l.out * l.in * sizeof(float));
+            pare_linear l = copy_of(targets[t]);
             const pare_input_stats *st = &c.stats->sites[1][pare_linear_site(&c.m->blocks[1], targets[t])];
             int k = (l.out < l.in ? l.out : l.in) / 3;
             double want = predicted_error(&l, st, kinds[w], k);
-            float *keep = l.w;
             pare_factor_opts o;
             pare_factor_defaults(&o);
             o.weighting = kinds[w];
@@ -89,21 +97,15 @@ static void test_error_matches_spectrum(void)
             CHECK(l.kind == PARE_LIN_FACTORED && l.rank == k && rep.params_after == (size_t)k * (l.out + l.in));
             if (w > 0) {
                 /* conversely plain SVD is optimal in the plain metric: its error there is never larger */
-                pare_linear p = *targets[t];
-                p.heap = NULL;
-                float *plain_w = malloc((size_t)p.out * p.in * sizeof(float)); /* factorizing drops p.w */
-                memcpy(plain_w, keep, (size_t)p.out * p.in * sizeof(float));
-                p.w = plain_w;
+                pare_linear p = copy_of(targets[t]);
                 pare_factor_opts po;
                 pare_factor_defaults(&po);
                 pare_factor_report prep;
                 CHECK(pare_factorize_linear(&p, k, &po, st, &prep, &err) == PARE_OK);
                 CHECKF(prep.rel_error <= rep.rel_error + 1e-9, "%s: plain SVD %.6f vs %.6f in the plain metric", names[w],
                        prep.rel_error, rep.rel_error);
-                free(plain_w);
                 pare_linear_release(&p);
             }
-            free(keep);
             pare_linear_release(&l);
         }
     }
@@ -118,11 +120,7 @@ static void test_full_rank(void)
         return;
     const pare_weighting kinds[] = {PARE_WEIGHT_NONE, PARE_WEIGHT_ACT, PARE_WEIGHT_WHITEN};
     for (int w = 0; w < 3; w++) {
-        pare_linear l = c.m->blocks[0].q;
-        l.heap = NULL;
-        l.w = malloc((size_t)l.out * l.in * sizeof(float));
-        memcpy(l.w, c.m->blocks[0].q.w, (size_t)l.out * l.in * sizeof(float));
-        float *keep = l.w;
+        pare_linear l = copy_of(&c.m->blocks[0].q);
         pare_factor_opts o;
         pare_factor_defaults(&o);
         o.weighting = kinds[w];
@@ -130,7 +128,6 @@ static void test_full_rank(void)
         pare_error err = {0};
         CHECK(pare_factorize_linear(&l, l.out < l.in ? l.out : l.in, &o, &c.stats->sites[0][PARE_IN_ATTN], &rep, &err) == PARE_OK);
         CHECKF(rep.rel_error < 1e-4, "method %d: full rank error %.3g", w, rep.rel_error);
-        free(keep);
         pare_linear_release(&l);
     }
     release(&c);
