@@ -73,8 +73,12 @@ check: deps $(ASAN_DIR)/pare $(ASAN_DIR)/pare_tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PARE_BIN=$(ASAN_DIR)/pare PARE_TEST_QUICK=1 $(ASAN_DIR)/pare_tests $(T)
 
-bench: deps pare
+bench: deps pare $(OPT_DIR)/bench_compress
 	@bash tools/bench.sh
+
+# pare's side of the compression benchmarks (tools/bench_compress.c), linked against the core.
+$(OPT_DIR)/bench_compress: tools/bench_compress.c $(call objs,$(OPT_DIR),$(CORE_SRC))
+	$(CC) $(CFLAGS) $(OPT) -o $@ $^ $(LIBS)
 
 clean:
 	rm -rf build pare

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/allocate.h"
+#include "core/spectrum.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -51,6 +52,12 @@ static void test_lorap_published_rule(void)
                 k_vo = 1;
             pare_plan plan;
             pare_error err = {0};
+            if (k_att == 0) { /* rank 1 everywhere is more than the budget: no policy can meet it */
+                CHECKF(pare_allocate_lorap(m, s, a, &plan, &err) == PARE_EINVAL &&
+                           strstr(err.msg, "largest feasible ratio"),
+                       "s=%.1f: %s", s, err.msg);
+                continue;
+            }
             CHECKF(pare_allocate_lorap(m, s, a, &plan, &err) == PARE_OK, "%s", err.msg);
             const pare_block *b = &m->blocks[1];
             int gq = rank_of(&plan, &b->q), gk = rank_of(&plan, &b->k), gv = rank_of(&plan, &b->v), go = rank_of(&plan, &b->o);
@@ -138,6 +145,190 @@ static void test_bad_ratios(void)
     pare_model_free(m);
 }
 
+/* The closest feasible value named in an infeasible-budget error must itself be feasible, and just so. */
+static void check_feasible_hint(pare_model *m, const char *policy, pare_error *err)
+{
+    const char *p = strstr(err->msg, "largest feasible ratio ");
+    CHECKF(p != NULL, "%s: %s", policy, err->msg);
+    if (!p)
+        return;
+    double best = atof(p + strlen("largest feasible ratio "));
+    pare_plan plan;
+    pare_error e2 = {0};
+    pare_model_spectra *sp = NULL;
+    CHECK(pare_model_spectra_weighted(m, NULL, PARE_WEIGHT_NONE, NULL, &sp, &e2) == PARE_OK);
+    pare_status ok, over;
+    double above = best + 2e-4;
+    if (strcmp(policy, "uniform") == 0) {
+        ok = pare_allocate_uniform(m, best, 0, &plan, &e2);
+        if (!ok)
+            pare_plan_free(&plan);
+        over = pare_allocate_uniform(m, above, 0, &plan, &e2);
+    } else if (strcmp(policy, "lorap") == 0) {
+        ok = pare_allocate_lorap(m, best, 3, &plan, &e2);
+        if (!ok)
+            pare_plan_free(&plan);
+        over = pare_allocate_lorap(m, above, 3, &plan, &e2);
+    } else {
+        ok = pare_allocate_global(m, sp, best, &plan, &e2);
+        if (!ok) {
+            CHECKF(plan.params_after <= (1 - best) * plan.params_before + 1e-6, "%s at %.4f: %zu of %zu", policy, best,
+                   plan.params_after, plan.params_before);
+            pare_plan_free(&plan);
+        }
+        over = pare_allocate_global(m, sp, above, &plan, &e2);
+    }
+    CHECKF(ok == PARE_OK, "%s at the named ratio %.4f: %s", policy, best, e2.msg);
+    CHECKF(over == PARE_EINVAL, "%s at %.4f should be infeasible", policy, above);
+    if (!over)
+        pare_plan_free(&plan);
+    pare_model_spectra_free(sp);
+}
+
+static void test_infeasible_budgets(void)
+{
+    pare_model *m = fixture_model("infeasible", 0);
+    if (!m)
+        return;
+    pare_plan plan;
+    pare_error err = {0};
+    pare_model_spectra *sp = NULL;
+    CHECK(pare_model_spectra_weighted(m, NULL, PARE_WEIGHT_NONE, NULL, &sp, &err) == PARE_OK);
+    CHECK(pare_allocate_uniform(m, 0.999, 0, &plan, &err) == PARE_EINVAL && strstr(err.msg, "uniform"));
+    check_feasible_hint(m, "uniform", &err);
+    CHECK(pare_allocate_lorap(m, 0.999, 3, &plan, &err) == PARE_EINVAL && strstr(err.msg, "LoRAP"));
+    check_feasible_hint(m, "lorap", &err);
+    CHECK(pare_allocate_global(m, sp, 0.999, &plan, &err) == PARE_EINVAL && strstr(err.msg, "global"));
+    check_feasible_hint(m, "global", &err);
+    pare_model_spectra_free(sp);
+    pare_model_free(m);
+}
+
+static double sq(double x) { return x * x; }
+
+/* Σ over matrices of the relative squared truncation error a plan leaves (0 for dense). */
+static double plan_error(const pare_plan *plan, const pare_model_spectra *sp)
+{
+    double e = 0;
+    for (int i = 0; i < plan->count; i++) {
+        const pare_matrix_spectrum *ms = &sp->mats[i];
+        if (plan->items[i].action == PARE_PLAN_FACTOR)
+            e += sq(pare_spectrum_trunc_error(ms->s, ms->stats.r, plan->items[i].rank));
+    }
+    return e;
+}
+
+static void test_global(void)
+{
+    pare_model *m = fixture_model("global", 0);
+    if (!m)
+        return;
+    pare_calib_stats *cs = fixture_calibrate(m, 4, 16, 0);
+    pare_model_spectra *sp = NULL;
+    pare_error err = {0};
+    CHECKF(cs && pare_model_spectra_weighted(m, cs, PARE_WEIGHT_ACT, NULL, &sp, &err) == PARE_OK, "%s", err.msg);
+    if (!sp)
+        goto done;
+    for (double s = 0.1; s < 0.75; s += 0.1) {
+        pare_plan g, u;
+        CHECKF(pare_allocate_global(m, sp, s, &g, &err) == PARE_OK, "s=%.1f: %s", s, err.msg);
+        CHECK(pare_allocate_uniform(m, s, 0, &u, &err) == PARE_OK);
+        /* the budget is met, and tightly: what is left over is less than one rank of one matrix */
+        int widest = 0;
+        for (int i = 0; i < g.count; i++) {
+            const pare_linear *l = g.items[i].linear;
+            widest = l->out + l->in > widest ? l->out + l->in : widest;
+            if (g.items[i].action == PARE_PLAN_FACTOR) /* never at or above break-even */
+                CHECKF((long long)g.items[i].rank * (l->out + l->in) < (long long)l->out * l->in, "%s rank %d",
+                       l->name, g.items[i].rank);
+            else
+                CHECK(g.items[i].action == PARE_PLAN_DENSE && g.items[i].params_after == (size_t)l->out * l->in);
+        }
+        double target = (1 - s) * (double)g.params_before;
+        CHECKF(g.params_after <= target + 1e-6 && g.params_after > target - widest, "s=%.1f: %zu params for %.0f", s,
+               g.params_after, target);
+        /* choosing the ranks together never loses to uniform ranks at no fewer parameters */
+        if (u.params_after >= g.params_after)
+            CHECKF(plan_error(&g, sp) <= plan_error(&u, sp) + 1e-12, "s=%.1f: global %.5f, uniform %.5f", s,
+                   plan_error(&g, sp), plan_error(&u, sp));
+        pare_plan_free(&g);
+        pare_plan_free(&u);
+    }
+    /* a matrix whose weighted spectrum is concentrated is cut first: scale one matrix's tail to zero */
+    {
+        pare_linear *lin[64];
+        int nl = pare_model_linears(m, lin, 64);
+        pare_matrix_spectrum *ms = &sp->mats[0];
+        for (int i = 2; i < ms->stats.r; i++)
+            ms->s[i] = 0;
+        pare_plan g;
+        CHECK(pare_allocate_global(m, sp, 0.05, &g, &err) == PARE_OK);
+        /* its cut to rank 2 costs nothing and saves more than 5%: it pays for the whole budget alone */
+        CHECK((double)(lin[0]->out * lin[0]->in - 2 * (lin[0]->out + lin[0]->in)) >= 0.05 * (double)g.params_before);
+        CHECKF(g.items[0].action == PARE_PLAN_FACTOR && pare_spectrum_trunc_error(ms->s, ms->stats.r, g.items[0].rank) == 0,
+               "%s: rank %d", lin[0]->name, g.items[0].rank);
+        for (int i = 1; i < g.count; i++)
+            CHECKF(g.items[i].action == PARE_PLAN_DENSE, "%s is not dense", lin[i]->name);
+        CHECK(nl == g.count);
+        pare_plan_free(&g);
+    }
+    /* spectra of other shapes are refused */
+    sp->mats[1].m++;
+    pare_plan g;
+    CHECK(pare_allocate_global(m, sp, 0.2, &g, &err) == PARE_EINVAL && strstr(err.msg, sp->mats[1].name));
+    sp->mats[1].m--;
+done:
+    pare_model_spectra_free(sp);
+    pare_calib_free(cs);
+    pare_model_free(m);
+}
+
+static void test_energy_and_mask(void)
+{
+    pare_model *m = fixture_model("energy", 1);
+    if (!m)
+        return;
+    pare_model_spectra *sp = NULL;
+    pare_error err = {0};
+    CHECK(pare_model_spectra_weighted(m, NULL, PARE_WEIGHT_NONE, NULL, &sp, &err) == PARE_OK);
+    const double levels[] = {0.3, 0.6, 0.9, 0.99, 1.0};
+    for (int li = 0; li < 5 && sp; li++) {
+        pare_plan p;
+        CHECK(pare_allocate_energy(m, sp, levels[li], &p, &err) == PARE_OK);
+        for (int i = 0; i < p.count; i++) {
+            const pare_linear *l = p.items[i].linear;
+            int k = pare_spectrum_energy_rank(sp->mats[i].s, sp->mats[i].stats.r, levels[li]);
+            if ((long long)k * (l->out + l->in) < (long long)l->out * l->in)
+                CHECKF(p.items[i].action == PARE_PLAN_FACTOR && p.items[i].rank == k, "%s: %d vs %d", l->name,
+                       p.items[i].rank, k);
+            else
+                CHECK(p.items[i].action == PARE_PLAN_DENSE);
+            /* the rank keeps the energy asked for, one less does not */
+            if (p.items[i].action == PARE_PLAN_FACTOR) {
+                double e = pare_spectrum_trunc_error(sp->mats[i].s, sp->mats[i].stats.r, k);
+                double e1 = pare_spectrum_trunc_error(sp->mats[i].s, sp->mats[i].stats.r, k - 1);
+                CHECK(1 - e * e >= levels[li] - 1e-9 && (k == 1 || 1 - e1 * e1 < levels[li] + 1e-9));
+            }
+        }
+        pare_plan_free(&p);
+    }
+    CHECK(pare_allocate_energy(m, sp, 0.0, NULL, &err) == PARE_EINVAL && strstr(err.msg, "energy"));
+    CHECK(pare_allocate_energy(m, sp, 1.5, NULL, &err) == PARE_EINVAL && strstr(err.msg, "energy"));
+    /* unstructured masks: every matrix loses floor(s * weights) */
+    pare_plan p;
+    CHECK(pare_allocate_mask(m, 0.37, &p, &err) == PARE_OK);
+    for (int i = 0; i < p.count; i++) {
+        size_t w = (size_t)p.items[i].linear->out * p.items[i].linear->in;
+        CHECK(p.items[i].action == PARE_PLAN_MASK && p.items[i].sparsity == 0.37 &&
+              p.items[i].params_after == w - (size_t)floor(0.37 * (double)w + 1e-9));
+    }
+    CHECK(fabs(pare_plan_removed(&p) - 0.37) < 0.01);
+    pare_plan_free(&p);
+    CHECK(pare_allocate_mask(m, 1.0, &p, &err) == PARE_EINVAL);
+    pare_model_spectra_free(sp);
+    pare_model_free(m);
+}
+
 void suite_allocate(void);
 void suite_allocate(void)
 {
@@ -145,4 +336,7 @@ void suite_allocate(void)
     RUN(test_lorap_gqa_budget);
     RUN(test_uniform);
     RUN(test_bad_ratios);
+    RUN(test_infeasible_budgets);
+    RUN(test_global);
+    RUN(test_energy_and_mask);
 }

@@ -477,10 +477,10 @@ static void test_compress_command(void)
     const char *d = fixture_dir("comp");
     const char *text = tmp_path("calib.txt");
     write_pattern(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 8000);
-    const char *methods[] = {"lorap", "lorap-magnitude", "svd", "asvd", "svdllm"};
-    for (int i = 0; i < 5; i++) {
+    const char *methods[] = {"lorap", "lorap-magnitude", "svd", "asvd", "svdllm", "wanda", "magnitude", "global"};
+    for (int i = 0; i < 8; i++) {
         const char *args[] = {"compress", "--model", d, "--method", methods[i], "--ratio", "0.5", "--calib", text,
-                              "--calib-samples", "4", "--calib-len", "32", "--eval", text, "--window", "32", "--json", NULL};
+                              "--calib-samples", "4", "--calib-len", "32", "--eval", text, "--eval-dense", "--window", "32", "--json", NULL};
         int st;
         json_t *j = run_json(args, &st);
         CHECKF(j != NULL, "%s: exit %d", methods[i], st);
@@ -491,7 +491,7 @@ static void test_compress_command(void)
         double after = (double)json_integer_value(json_object_get(p, "block_linear_after"));
         CHECKF(after <= 0.5 * before * 1.02 && after >= 0.5 * before * 0.90, "%s: %.0f -> %.0f for ratio 0.5", methods[i],
                before, after);
-        json_t *e = json_object_get(j, "eval");
+        json_t *e = json_array_get(json_object_get(j, "eval"), 0);
         double ppl = json_real_value(json_object_get(e, "ppl")), dense = json_real_value(json_object_get(e, "ppl_dense"));
         CHECKF(isfinite(ppl) && ppl > 1 && dense > 1 && ppl != dense, "%s: ppl %g (dense %g)", methods[i], ppl, dense);
         json_decref(j);
@@ -504,6 +504,24 @@ static void test_compress_command(void)
     expect_bad(b3, (const char *const[]){"--calib", NULL});
     const char *b4[] = {"compress", "--model", d, "--keep-least", "0.9", "--ratio", "0.3", "--calib", text, NULL};
     expect_bad(b4, (const char *const[]){"--keep-least", NULL});
+    const char *b5[] = {"compress", "--model", d, "--method", "svd", "--ratio", "0.99", NULL};
+    expect_bad(b5, (const char *const[]){"ratio 0.99 cannot be met", "largest feasible ratio", NULL});
+    const char *b6[] = {"compress", "--model", d, "--method", "lorap", "--weighting", "whiten", "--calib", text, NULL};
+    expect_bad(b6, (const char *const[]){"--weighting", NULL});
+    /* energy: the ratio is an outcome; more energy kept means more parameters kept */
+    double kept[2] = {0, 0};
+    const char *levels[] = {"0.5", "0.95"};
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {"compress", "--model", d, "--method", "energy", "--energy", levels[i], "--weighting", "none",
+                              "--json", NULL};
+        int st;
+        json_t *j = run_json(args, &st);
+        CHECKF(j && st == 0, "energy %s: exit %d", levels[i], st);
+        if (j)
+            kept[i] = (double)json_integer_value(json_object_get(json_object_get(j, "params"), "block_linear_after"));
+        json_decref(j);
+    }
+    CHECKF(kept[0] > 0 && kept[0] < kept[1], "energy 0.5 keeps %.0f, 0.95 keeps %.0f", kept[0], kept[1]);
 }
 
 void suite_cli(void);

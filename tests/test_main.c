@@ -15,6 +15,7 @@ void suite_spectrum(void);
 void suite_factorize(void);
 void suite_prune(void);
 void suite_allocate(void);
+void suite_export(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
@@ -27,6 +28,7 @@ const suite harness_suites[] = {
     {"factorize", suite_factorize},
     {"prune", suite_prune},
     {"allocate", suite_allocate},
+    {"export", suite_export},
     {"cli", suite_cli},
     {0, 0},
 };

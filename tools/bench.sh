@@ -15,6 +15,21 @@
 #   BENCH_BATCH   windows per forward (default 8)
 #   BENCH_STRICT  1: exit 1 when a target is missed (default: report only)
 #   BENCH_TORCH_PY  interpreter with torch (default /usr/bin/python3, Debian's python3-torch)
+#
+# Compression benchmarks on ref-llama-12m (issue 3 §10), pare (build/opt/bench_compress, built by
+# `make bench` from tools/bench_compress.c) against PyTorch (tools/bench_torch_compress.py):
+#   1. full spectra of the 42 block matrices: pare_model_spectra_compute vs torch.linalg.svdvals (fp32)
+#   2. randomized top-k vs full SVD: pare_svd_topk (defaults) vs exact; torch.svd_lowrank (same l and
+#      power iterations) vs torch.linalg.svd; times and max relative error of the top-k values
+#   3. LoRAP at s = BENCH_LORAP_RATIO: sequential calibration (128 x 256 windows of brown_train.txt,
+#      the same windows on both sides) + compression, model loading and tokenization not timed
+#   4. tokens/s dense vs compressed at s = BENCH_SPEED_RATIO (LoRAP plan), against the FLOP-predicted
+#      speed-up (pare_model_flop_per_token before / after)
+#   BENCH_COMPRESS      0: skip them (default 1)
+#   BENCH_SVD_K         k of the top-k SVD (default 64)
+#   BENCH_LORAP_RATIO   (default 0.2); BENCH_LORAP_ROUNDS rounds, pare and torch alternating (default 1)
+#   BENCH_SPEED_RATIO   (default 0.5); tokens: BENCH_TOKENS; rounds: BENCH_ROUNDS
+#   BENCH_CALIB         calibration text (default $PARE_SHARED/data/text/brown/brown_train.txt)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -121,8 +136,63 @@ if [ "${#ran[@]}" -eq 0 ]; then
     exit 0
 fi
 
+# --- compression benchmarks (ref-llama-12m) -------------------------------------------------------
+COMPRESS="${BENCH_COMPRESS:-1}"
+CMODEL="$SHARED/models/ref-llama-12m"
+CALIB="${BENCH_CALIB:-$SHARED/data/text/brown/brown_train.txt}"
+SVD_K="${BENCH_SVD_K:-64}"
+LORAP_RATIO="${BENCH_LORAP_RATIO:-0.2}"
+LORAP_ROUNDS="${BENCH_LORAP_ROUNDS:-1}"
+SPEED_RATIO="${BENCH_SPEED_RATIO:-0.5}"
+BC="$ROOT/build/opt/bench_compress"
+TPC=(env OMP_NUM_THREADS="$THREADS" "$TORCH_PY" tools/bench_torch_compress.py)
+torch_c="$HAVE_TORCH"
+# A torch step that fails leaves its column n/a (with the reason) instead of stopping the benchmark.
+run_torch_c() {
+    local out="$1"; shift
+    if [ "$torch_c" = 1 ] && ! "${TPC[@]}" "$@" --model "$CMODEL" --threads "$THREADS" > "$out" 2> "$out.err"; then
+        echo "bench: warning: torch $1 failed; its column is n/a:" >&2
+        tail -n 20 "$out.err" >&2
+        rm -f "$out"
+    fi
+}
+if [ "$COMPRESS" = 1 ] && [ ! -f "$CMODEL/config.json" ]; then
+    echo "bench: compression benchmarks skipped: $CMODEL not found"
+    COMPRESS=0
+fi
+if [ "$COMPRESS" = 1 ] && { [ ! -x "$BC" ] || [ tools/bench_compress.c -nt "$BC" ]; }; then
+    make -s -C "$ROOT" build/opt/bench_compress >/dev/null || { echo "bench: error: cannot build $BC" >&2; exit 1; }
+fi
+if [ "$COMPRESS" = 1 ]; then
+    export OPENBLAS_NUM_THREADS="$THREADS"
+    C="$TMP/c"
+    mkdir -p "$C"
+    for r in $(seq 1 "$ROUNDS"); do
+        echo "bench: compression 1/4 full spectra (round $r/$ROUNDS) ..."
+        "$BC" spectra "$CMODEL" 3 "$C/values.bin" > "$C/spectra.pare.$r.json"
+        run_torch_c "$C/spectra.torch.$r.json" spectra --rounds 3 --pare-values "$C/values.bin"
+    done
+    for r in $(seq 1 "$ROUNDS"); do
+        echo "bench: compression 2/4 randomized top-$SVD_K vs full SVD (round $r/$ROUNDS) ..."
+        "$BC" svd "$CMODEL" "$SVD_K" 1 "$C/iters.txt" > "$C/svd.pare.$r.json"
+        run_torch_c "$C/svd.torch.$r.json" svd --rounds 1 --k "$SVD_K" --iters "$C/iters.txt"
+    done
+    if [ -f "$CALIB" ]; then
+        for r in $(seq 1 "$LORAP_ROUNDS"); do
+            echo "bench: compression 3/4 LoRAP s=$LORAP_RATIO calibration + compression (round $r/$LORAP_ROUNDS) ..."
+            "$BC" lorap "$CMODEL" "$CALIB" "$LORAP_RATIO" 1 "$C/calib_ids.bin" > "$C/lorap.pare.$r.json"
+            run_torch_c "$C/lorap.torch.$r.json" lorap --rounds 1 --ids "$C/calib_ids.bin" --ratio "$LORAP_RATIO"
+        done
+    else
+        echo "bench: compression 3/4 skipped: calibration text $CALIB not found"
+    fi
+    echo "bench: compression 4/4 tokens/s dense vs s=$SPEED_RATIO ..."
+    "$BC" speed "$CMODEL" "$CMODEL/reference_ids/wiki.test.raw.i32" "$TOKENS" "$SPEED_RATIO" "$ROUNDS" > "$C/speed.json"
+fi
+
 # --- table ----------------------------------------------------------------------------------------
-"$PY" - "$TMP" "$HAVE_TORCH" "${BENCH_STRICT:-0}" "${ran[@]}" <<'PYEOF'
+rc_fwd=0
+"$PY" - "$TMP" "$HAVE_TORCH" "${BENCH_STRICT:-0}" "${ran[@]}" <<'PYEOF' || rc_fwd=$?
 import json, os, sys
 
 tmp, have_torch, strict, models = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4:]
@@ -255,3 +325,158 @@ if rows:
         print("  " + n)
 sys.exit(1 if failed else (1 if strict and missed else 0))
 PYEOF
+
+# --- compression table ----------------------------------------------------------------------------
+rc_c=0
+if [ "$COMPRESS" = 1 ]; then
+"$PY" - "$TMP/c" "${BENCH_STRICT:-0}" "$THREADS" "$SVD_K" "$LORAP_RATIO" "$SPEED_RATIO" <<'PYEOF' || rc_c=$?
+import glob, json, os, sys
+
+cdir, strict, threads, K, lorap_s, speed_s = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4], \
+    sys.argv[5], sys.argv[6]
+SPEED_TARGET = 1.0      # pare at least as fast as torch on steps 1-3
+FLOP_TARGET = 0.8       # step 4: measured speed-up >= 80% of the FLOP-predicted one
+
+def runs(step, side):
+    out = []
+    for path in sorted(glob.glob(os.path.join(cdir, "%s.%s.*.json" % (step, side)))):
+        try:
+            out.append(json.load(open(path)))
+        except (OSError, ValueError):
+            sys.stderr.write("bench: error: no JSON in %s\n" % path)
+    return out
+
+def best(step, side, key):
+    """(best time over rounds, the run that gave it)"""
+    rs = [r for r in runs(step, side) if isinstance(r.get(key), (int, float))]
+    if not rs:
+        return None, None
+    r = min(rs, key=lambda d: d[key])
+    return r[key], r
+
+def f(v, spec):
+    return "n/a" if v is None else format(v, spec)
+
+rows, notes, missed, failed = [], [], False, False
+
+def row(label, p, t, target=SPEED_TARGET):
+    global missed, failed
+    ratio = t / p if p and t else None
+    ok = "n/a" if ratio is None else ("ok" if ratio >= target else "SLOW")
+    if p is None:
+        failed = True
+    missed |= ok == "SLOW"
+    rows.append([label, f(p, ".3f"), f(t, ".3f"), "n/a" if ratio is None else "%.2fx" % ratio, ok])
+
+# 1. spectra
+p, pr = best("spectra", "pare", "seconds")
+t, tr = best("spectra", "torch", "seconds")
+row("1 full spectra, %s matrices (%s values)" % ((pr or {}).get("matrices", "?"), (pr or {}).get("values", "?")), p, t)
+if tr and "max_rel_diff_vs_pare" in tr:
+    notes.append("1: pare = double Gram + dsyevd (its default), matrices over %s threads; torch = svdvals fp32. "
+                 "pare vs torch values: max rel diff %.1e over s_i >= 1e-3 s_1, max |diff| / s_1 %.1e; against a "
+                 "float64 SVD (s_i >= 1e-3 s_1): pare %.1e, torch %.1e"
+                 % (threads, tr["max_rel_diff_vs_pare"], tr["max_abs_diff_over_s1_vs_pare"],
+                    tr.get("pare_rel_err_vs_f64", float("nan")), tr.get("torch_rel_err_vs_f64", float("nan"))))
+
+# 2. randomized vs full SVD
+p, pr = best("svd", "pare", "rand_seconds")
+t, tr = best("svd", "torch", "rand_seconds")
+pe, _ = best("svd", "pare", "exact_seconds")
+te, _ = best("svd", "torch", "exact_seconds")
+row("2 randomized top-%s SVD (U, s, V)" % K, p, t)
+row("  full SVD (U, s, V), exact", pe, te)
+if pr:
+    notes.append("2: l = k + p = %d..%d columns, power iterations %d..%d (mean %.2f, pare's adaptive default; torch "
+                 "svd_lowrank gets the same l and q per matrix). Max rel error of the top-%s values vs full SVD: "
+                 "pare %s, torch %s. Randomized / full time: pare %s, torch %s"
+                 % (pr["l_min"], pr["l_max"], pr["q_min"], pr["q_max"], pr["q_mean"], K, f(pr.get("max_rel_err"), ".1e"),
+                    f(min(r["max_rel_err"] for r in runs("svd", "torch")) if tr else None, ".1e"),
+                    f(p / pe if p and pe else None, ".2f"), f(t / te if t and te else None, ".2f")))
+
+# 3. LoRAP
+p, pr = best("lorap", "pare", "seconds")
+t, tr = best("lorap", "torch", "seconds")
+row("3 LoRAP s=%s: calibration + compression" % lorap_s, p, t)
+if pr:
+    sp = pr["split"]
+    notes.append("3: pare split (instrumented round, %.2f s): statistics forward %.2f, factorize %.2f, channel prune %.3f, "
+                 "propagate %.2f; tokenizing the calibration text (%d tokens, not timed above) %.2f s"
+                 % (sp["total"], sp["stats_forward"], sp["factorize"], sp["prune"], sp["propagate"],
+                    pr["calib_tokens"], pr["tokenize_seconds"]))
+if tr:
+    sp = tr["split"]
+    notes.append("3: torch split: statistics forward %.2f, factorize %.2f, channel prune %.3f, propagate %.2f"
+                 % (sp["stats_forward"], sp["factorize"], sp["prune"], sp["propagate"]))
+if pr and tr:
+    same_ranks = pr["ranks"] == tr["ranks"]
+    kp, kt = pr["kept_channels"], tr["kept_channels"]
+    agree = sum(len(set(a) & set(b)) for a, b in zip(kp, kt))
+    total = sum(len(a) for a in kp)
+    notes.append("3: same plan both sides: ranks %s (%d factorized), kept FFN channels %d/%d identical, worst "
+                 "||W - AB|| / ||W|| pare %.4f torch %.4f"
+                 % ("identical" if same_ranks else "DIFFER", sum(1 for k in pr["ranks"] if k > 0), agree, total,
+                    pr["worst_rel_error"], tr["worst_rel_error"]))
+    if not same_ranks:
+        missed = True
+
+if rows:
+    cols = ["compression, ref-llama-12m, %s threads" % threads, "pare s", "torch s", "torch/pare", "ok"]
+    w = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    line = lambda r: " | ".join((x.ljust(w[i]) if i in (0, len(cols) - 1) else x.rjust(w[i]))
+                               for i, x in enumerate(r)).rstrip()
+    print()
+    print(line(cols))
+    print("-+-".join("-" * x for x in w))
+    for r in rows:
+        print(line(r))
+    print()
+    print("targets: torch/pare (pare's speed relative to torch, same run) >= %.1fx on 1-3; best of the rounds" %
+          SPEED_TARGET)
+    for n in notes:
+        print("  " + n)
+
+# 4. speed
+try:
+    sd = json.load(open(os.path.join(cdir, "speed.json")))
+except (OSError, ValueError):
+    sd = None
+    failed = True
+if sd:
+    pred = sd["flop_dense"] / sd["flop_comp"]
+    print()
+    print("4 ref-llama-12m compressed at s=%s (LoRAP plan: %d -> %d block-linear params), %d tokens, %s threads"
+          % (speed_s, sd["params_before"], sd["params_after"], sd["tokens"], sd["threads"]))
+    hdr = ["", "dense tok/s", "compressed tok/s", "speed-up", "FLOP-predicted", "measured/predicted", "ok"]
+    lines = []
+    for label, d, c, target in (("pare eval (perplexity)", sd["dense_tok_s"], sd["comp_tok_s"], True),
+                                ("forward only", sd["dense_fwd_tok_s"], sd["comp_fwd_tok_s"], False)):
+        su = c / d
+        ok = ("ok" if su / pred >= FLOP_TARGET else "SLOW") if target else "-"
+        missed |= ok == "SLOW"
+        lines.append([label, "%.0f" % d, "%.0f" % c, "%.2fx" % su, "%.2fx" % pred, "%.2f" % (su / pred), ok])
+    w = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(hdr)]
+    line = lambda r: " | ".join((x.ljust(w[i]) if i in (0, len(hdr) - 1) else x.rjust(w[i]))
+                               for i, x in enumerate(r)).rstrip()
+    print(line(hdr))
+    print("-+-".join("-" * x for x in w))
+    for l in lines:
+        print(line(l))
+    print()
+    print("target: measured/predicted >= %.1f (eval line). FLOP/token (window 256): dense %.2fM, compressed %.2fM"
+          % (FLOP_TARGET, sd["flop_dense"] / 1e6, sd["flop_comp"] / 1e6))
+    print("  sanity: perplexity dense %.4f, compressed %.4f (plain SVD + magnitude channels, no calibration: shapes "
+          "only, not a quality figure)" % (sd["ppl_dense"], sd["ppl_comp"]))
+    s = sd["split"]
+    for name in ("dense", "comp"):
+        x = s[name]
+        other = x["blocks"] - x["linears"]
+        notes4 = ("  where the time goes, %s (first %d tokens): blocks %.2f s = linears %.2f s (%.1f GFLOP/s) + "
+                  "attention/norms/activations %.2f s; head %.2f s"
+                  % ("dense     " if name == "dense" else "compressed", sd["split_tokens"], x["blocks"],
+                     x["linears"], x["linear_flop"] / x["linears"] / 1e9, other, x["head"]))
+        print(notes4)
+sys.exit(1 if failed else (1 if strict and missed else 0))
+PYEOF
+fi
+exit $(( rc_fwd != 0 ? rc_fwd : rc_c ))

@@ -6,49 +6,124 @@
 
 #include "cli.h"
 #include "core/compress.h"
+#include "core/spectrum.h"
 #include "core/eval.h"
+#include "core/export.h"
 
-/* Each method is a plan policy plus how its factors are computed and its channels scored. */
+typedef enum { POLICY_LORAP, POLICY_UNIFORM, POLICY_MASK, POLICY_GLOBAL, POLICY_ENERGY } policy;
+
+/* Each method is an allocation policy plus how its factors are computed, its channels scored and
+ * its masks chosen. */
 static const struct {
     const char *name;
-    int lorap_plan;        /* 1: LoRAP's split; 0: uniform */
-    int ffn_channels;      /* uniform plans: prune FFN channels instead of factorizing the FFN */
+    policy policy;
+    int ffn_channels; /* uniform plans: prune FFN channels instead of factorizing the FFN */
     pare_weighting weighting;
     pare_chan_score chan_score;
+    pare_prune_score mask_score;
+    pare_prune_scope mask_scope;
     int sequential;
     const char *what;
 } METHODS[] = {
-    {"lorap", 1, 1, PARE_WEIGHT_ACT, PARE_CHAN_LORAP, 1,
+    {"lorap", POLICY_LORAP, 1, PARE_WEIGHT_ACT, PARE_CHAN_LORAP, 0, 0, 1,
      "LoRAP: activation-weighted SVD of attention (V,O : Q,K = a : 1), LoRAP channel pruning of the FFN, sequential"},
-    {"lorap-magnitude", 1, 1, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, 1,
+    {"lorap-magnitude", POLICY_LORAP, 1, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, 0, 0, 1,
      "ablation: plain SVD attention with LoRAP's split, magnitude channel pruning"},
-    {"svd", 0, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, 0, "plain SVD of every matrix, uniform ranks"},
-    {"asvd", 0, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, "activation-weighted SVD of every matrix, uniform ranks"},
-    {"svdllm", 0, 0, PARE_WEIGHT_WHITEN, PARE_CHAN_MAGNITUDE, 0, "whitened SVD (SVD-LLM) of every matrix, uniform ranks"},
+    {"svd", POLICY_UNIFORM, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, 0, 0, 0, "plain SVD of every matrix, uniform ranks"},
+    {"asvd", POLICY_UNIFORM, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, 0, 0,
+     "activation-weighted SVD of every matrix, uniform ranks"},
+    {"svdllm", POLICY_UNIFORM, 0, PARE_WEIGHT_WHITEN, PARE_CHAN_MAGNITUDE, 0, 0, 0,
+     "whitened SVD (SVD-LLM) of every matrix, uniform ranks"},
+    {"wanda", POLICY_MASK, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, PARE_SCORE_WANDA, PARE_SCOPE_ROW, 1,
+     "Wanda: unstructured masks by |W_ij| ||X_j|| within each output row, sequential"},
+    {"magnitude", POLICY_MASK, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, PARE_SCORE_MAGNITUDE, PARE_SCOPE_MATRIX, 0,
+     "unstructured masks by |W_ij| within each matrix"},
+    {"global", POLICY_GLOBAL, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, 0, 1,
+     "pare global: ranks of every matrix chosen together by weighted error per parameter saved (--weighting)"},
+    {"energy", POLICY_ENERGY, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, 0, 1,
+     "every matrix at the smallest rank keeping --energy of its weighted spectral energy (--weighting)"},
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
 
+#define MAX_EVAL 8
+
+static pare_status run_eval(pare_model *m, const char *what, const int32_t *ids, size_t n, const pare_eval_opts *eo,
+                            pare_eval_result *res, pare_error *err)
+{
+    cli_progress prog;
+    cli_progress_init(&prog, what, (double)n, "tok");
+    pare_progress pp = {cli_progress_cb, &prog};
+    pare_status st = pare_eval_perplexity(m, ids, n, eo, &pp, res, err);
+    cli_progress_done(&prog);
+    return st;
+}
+
+static const char *const WEIGHTINGS[] = {"none", "act", "whiten"};
+
+/* The plan of a spectral policy: one-shot statistics of the dense model, its weighted spectra, then
+ * the allocation. */
+static pare_status spectral_plan(pare_model *m, int mi, pare_weighting w, double ratio, double energy,
+                                 const int32_t *win, const pare_calib_opts *co, pare_plan *plan, pare_error *err)
+{
+    pare_calib_stats *cs = NULL;
+    pare_model_spectra *sp = NULL;
+    pare_status st = PARE_OK;
+    if (w != PARE_WEIGHT_NONE) {
+        if (!win)
+            return pare_fail(err, PARE_EINVAL, "--method %s with --weighting %s needs --calib FILE",
+                             METHODS[mi].name, WEIGHTINGS[w]);
+        pare_calib_opts o = *co;
+        o.gram = w == PARE_WEIGHT_WHITEN;
+        cli_progress prog;
+        cli_progress_init(&prog, "calibrate (allocation)", (double)o.samples * o.len * m->cfg.n_layers, "tok");
+        pare_progress pp = {cli_progress_cb, &prog};
+        st = pare_calibrate(m, win, &o, NULL, NULL, &pp, &cs, err);
+        cli_progress_done(&prog);
+    }
+    if (!st) {
+        cli_progress prog;
+        cli_progress_init(&prog, "spectra", pare_model_linears(m, NULL, 0), "matrices");
+        pare_progress pp = {cli_progress_cb, &prog};
+        st = pare_model_spectra_weighted(m, cs, w, &pp, &sp, err);
+        cli_progress_done(&prog);
+    }
+    if (!st)
+        st = METHODS[mi].policy == POLICY_GLOBAL ? pare_allocate_global(m, sp, ratio, plan, err)
+                                                 : pare_allocate_energy(m, sp, energy, plan, err);
+    pare_model_spectra_free(sp);
+    pare_calib_free(cs);
+    return st;
+}
+
 int cmd_compress(int argc, char **argv)
 {
-    const char *model = NULL, *tok = NULL, *method = "lorap", *calib = NULL, *evalf = NULL;
-    double ratio = 0.2, split = 3.0, keep_least = 0.01;
+    const char *model = NULL, *tok = NULL, *method = "lorap", *calib = NULL, *evalf = NULL, *weighting = NULL;
+    const char *out = NULL, *format = "pare", *dtype = "F32";
+    double ratio = 0.2, split = 3.0, keep_least = 0.01, energy = 0.9;
     pare_calib_opts co;
     pare_calib_defaults(&co);
     pare_eval_opts eo;
     pare_eval_defaults(&eo);
-    int json = 0, help = 0;
+    int json = 0, help = 0, eval_dense = 0, overwrite = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
-        {"method", OPT_STR, &method, "lorap | lorap-magnitude | svd | asvd | svdllm (default lorap)"},
+        {"method", OPT_STR, &method, "lorap | lorap-magnitude | svd | asvd | svdllm | wanda | magnitude | global | energy"},
         {"ratio", OPT_DOUBLE, &ratio, "fraction of decoder-block linear parameters to remove, in (0, 1) (default 0.2)"},
         {"split", OPT_DOUBLE, &split, "LoRAP: (V,O) : (Q,K) parameter split a (default 3)"},
         {"keep-least", OPT_DOUBLE, &keep_least, "LoRAP: lowest-scored fraction of FFN channels kept (default 0.01)"},
-        {"calib", OPT_STR, &calib, "calibration text (every method but svd needs it)"},
+        {"energy", OPT_DOUBLE, &energy, "energy: fraction of weighted spectral energy every matrix keeps (default 0.9)"},
+        {"weighting", OPT_STR, &weighting, "global, energy: none | act | whiten (default act)"},
+        {"calib", OPT_STR, &calib, "calibration text (every method but svd and magnitude needs it)"},
         {"calib-samples", OPT_INT, &co.samples, "calibration windows (default 128)"},
         {"calib-len", OPT_INT, &co.len, "tokens per calibration window (default 256)"},
         {"seed", OPT_U64, &co.seed, "seed for the calibration windows (default 0)"},
-        {"eval", OPT_STR, &evalf, "text to evaluate before and after (the pare eval protocol)"},
+        {"eval", OPT_STR, &evalf, "text(s) to evaluate the compressed model on, comma-separated (pare eval's protocol)"},
+        {"eval-dense", OPT_FLAG, &eval_dense, "also evaluate the dense model first, on the same texts"},
         {"window", OPT_INT, &eo.window, "evaluation window (default 256)"},
+        {"out", OPT_STR, &out, "write the compressed model to this folder"},
+        {"format", OPT_STR, &format, "--out format: pare (compact, reloads exactly; default) | hf-dense (any HF tool)"},
+        {"dtype", OPT_STR, &dtype, "hf-dense: F32 (default), F16 or BF16"},
+        {"overwrite", OPT_FLAG, &overwrite, "replace an existing --out folder (once the new one is complete)"},
         {"json", OPT_FLAG, &json, "print JSON"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
         {"help", OPT_FLAG, &help, "show this help"},
@@ -68,8 +143,26 @@ int cmd_compress(int argc, char **argv)
         if (strcmp(method, METHODS[i].name) == 0)
             mi = i;
     if (mi < 0) {
-        pare_fail(&err, PARE_EINVAL, "--method '%s': expected lorap, lorap-magnitude, svd, asvd or svdllm", method);
+        pare_fail(&err, PARE_EINVAL,
+                  "--method '%s': expected lorap, lorap-magnitude, svd, asvd, svdllm, wanda, magnitude, global or energy",
+                  method);
         return cli_error("compress", &err);
+    }
+    pare_weighting wk = METHODS[mi].weighting;
+    if (weighting) {
+        int found = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(weighting, WEIGHTINGS[i]) == 0)
+                found = i;
+        if (found < 0 || (METHODS[mi].policy != POLICY_GLOBAL && METHODS[mi].policy != POLICY_ENERGY)) {
+            pare_fail(&err, PARE_EINVAL,
+                      found < 0 ? "--weighting '%s': expected none, act or whiten"
+                                : "--weighting %s: only the global and energy methods take a weighting (the others "
+                                  "are defined by theirs)",
+                      weighting);
+            return cli_error("compress", &err);
+        }
+        wk = (pare_weighting)found;
     }
     if (!(ratio > 0 && ratio < 1)) {
         pare_fail(&err, PARE_EINVAL, "--ratio %g: the fraction of parameters to remove must be in (0, 1)", ratio);
@@ -79,42 +172,69 @@ int cmd_compress(int argc, char **argv)
         pare_fail(&err, PARE_EINVAL, "--keep-least %g: must be in [0, 1) with keep-least + ratio <= 1", keep_least);
         return cli_error("compress", &err);
     }
+    pare_export_opts xo;
+    pare_export_defaults(&xo);
+    xo.overwrite = overwrite;
+    xo.dtype = dtype;
+    xo.producer = "pare compress";
+    if (out && pare_export_format_parse(format, &xo.format, &err))
+        return cli_error("compress", &err);
     pare_model *m = NULL;
     if (cli_load_model(model, tok, &m, &err))
         return cli_error("compress", &err);
     cli_install_sigint();
     int rc = 0;
-    int32_t *win = NULL, *eval_ids = NULL;
-    size_t n_eval = 0;
+    int32_t *win = NULL, *eval_ids[MAX_EVAL] = {0};
+    size_t n_eval[MAX_EVAL] = {0};
+    char eval_path[MAX_EVAL][4096];
+    int n_files = 0;
     pare_plan plan = {0};
-    pare_eval_result before = {0}, after = {0};
-    pare_status st = METHODS[mi].lorap_plan ? pare_allocate_lorap(m, ratio, split, &plan, &err)
-                                            : pare_allocate_uniform(m, ratio, METHODS[mi].ffn_channels, &plan, &err);
-    if (!st && evalf && !(st = cli_tokenize_file(m, evalf, &eval_ids, &n_eval, &err))) {
-        cli_progress prog;
-        cli_progress_init(&prog, "eval dense", (double)n_eval, "tok");
-        pare_progress pp = {cli_progress_cb, &prog};
-        st = pare_eval_perplexity(m, eval_ids, n_eval, &eo, &pp, &before, &err);
-        cli_progress_done(&prog);
-    }
-    if (!st && calib)
+    pare_eval_result before[MAX_EVAL] = {0}, after[MAX_EVAL] = {0};
+    pare_status st = PARE_OK;
+    if (calib)
         st = cli_calib_windows(m, calib, &co, &win, &err);
+    if (st) {
+    } else if (METHODS[mi].policy == POLICY_LORAP) {
+        st = pare_allocate_lorap(m, ratio, split, &plan, &err);
+    } else if (METHODS[mi].policy == POLICY_UNIFORM) {
+        st = pare_allocate_uniform(m, ratio, METHODS[mi].ffn_channels, &plan, &err);
+    } else if (METHODS[mi].policy == POLICY_MASK) {
+        st = pare_allocate_mask(m, ratio, &plan, &err);
+    } else {
+        st = spectral_plan(m, mi, wk, ratio, energy, win, &co, &plan, &err);
+    }
+    for (const char *p = evalf; !st && p && *p;) { /* tokenize every text before any long work */
+        size_t len = strcspn(p, ",");
+        if (n_files == MAX_EVAL || len == 0 || len >= sizeof eval_path[0]) {
+            st = pare_fail(&err, PARE_EINVAL, "--eval '%s': give 1 to %d comma-separated files", evalf, MAX_EVAL);
+            break;
+        }
+        memcpy(eval_path[n_files], p, len);
+        eval_path[n_files][len] = 0;
+        st = cli_tokenize_file(m, eval_path[n_files], &eval_ids[n_files], &n_eval[n_files], &err);
+        n_files++;
+        p += len + (p[len] == ',');
+    }
+    for (int f = 0; !st && eval_dense && f < n_files; f++)
+        st = run_eval(m, "eval dense", eval_ids[f], n_eval[f], &eo, &before[f], &err);
     pare_apply_report rep = {0};
     if (!st) {
-        pare_apply_opts ao = {METHODS[mi].weighting, METHODS[mi].chan_score, keep_least, METHODS[mi].sequential};
+        pare_apply_opts ao;
+        pare_apply_defaults(&ao);
+        ao.weighting = wk;
+        ao.chan_score = METHODS[mi].chan_score;
+        ao.keep_least = keep_least;
+        ao.sequential = METHODS[mi].sequential;
+        ao.mask_score = METHODS[mi].mask_score;
+        ao.mask_scope = METHODS[mi].mask_scope;
         cli_progress prog;
         cli_progress_init(&prog, "compress", (double)co.samples * co.len * m->cfg.n_layers, "tok");
         pare_progress pp = {cli_progress_cb, &prog};
         st = pare_apply_plan(m, &plan, win, &co, &ao, &pp, &rep, &err);
         cli_progress_done(&prog);
     }
-    if (!st && evalf) {
-        cli_progress prog;
-        cli_progress_init(&prog, "eval compressed", (double)n_eval, "tok");
-        pare_progress pp = {cli_progress_cb, &prog};
-        st = pare_eval_perplexity(m, eval_ids, n_eval, &eo, &pp, &after, &err);
-        cli_progress_done(&prog);
-    }
+    for (int f = 0; !st && f < n_files; f++)
+        st = run_eval(m, "eval compressed", eval_ids[f], n_eval[f], &eo, &after[f], &err);
     if (st) {
         rc = cli_error("compress", &err);
         goto done;
@@ -122,39 +242,84 @@ int cmd_compress(int argc, char **argv)
     pare_param_counts pc;
     pare_model_param_counts(m, &pc);
     size_t total_before = pc.total - rep.params_after + rep.params_before;
+    /* one summary serves --json and the export manifest */
+        json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:{s:I, s:I, s:I, s:I, s:f, s:f}, s:i, s:i, s:i, s:f}",
+                          "model", m->path, "method", method, "weighting", WEIGHTINGS[wk], "ratio", ratio, "split",
+                          split, "keep_least", keep_least, "params", "block_linear_before",
+                          (json_int_t)rep.params_before, "block_linear_after", (json_int_t)rep.params_after,
+                          "total_before", (json_int_t)total_before, "total_after", (json_int_t)pc.total,
+                          "block_linear_removed", 1.0 - (double)rep.params_after / (double)rep.params_before,
+                          "total_removed", 1.0 - (double)pc.total / (double)total_before, "factorized",
+                          rep.factorized, "channel_blocks", rep.channel_blocks, "masked", rep.masked,
+                          "worst_rel_error", rep.worst_rel_error);
+    if (METHODS[mi].policy == POLICY_ENERGY)
+        json_object_set_new(j, "energy", json_real(energy));
+    json_t *evals = json_array();
+    for (int f = 0; f < n_files; f++) {
+        json_t *e = json_pack("{s:s, s:i, s:i, s:I, s:f}", "data", eval_path[f], "window", after[f].plan.window,
+                              "stride", after[f].plan.stride, "predicted", (json_int_t)after[f].plan.predicted, "ppl", after[f].ppl);
+        if (eval_dense)
+            json_object_set_new(e, "ppl_dense", json_real(before[f].ppl));
+        json_array_append_new(evals, e);
+    }
+    json_object_set_new(j, "eval", evals);
+    pare_export_report xr = {0};
+    if (out) {
+        /* the pare format records how it was made; an HF folder has no place for it */
+        char *extra = xo.format == PARE_EXPORT_PARE ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        xo.manifest_extra_json = extra;
+        cli_progress prog;
+        cli_progress_init(&prog, "export", 1.0, "");
+        pare_progress pp = {cli_progress_cb, &prog};
+        st = pare_export(m, out, &xo, &pp, &xr, &err);
+        cli_progress_done(&prog);
+        free(extra);
+        if (st) {
+            json_decref(j);
+            rc = cli_error("compress", &err);
+            goto done;
+        }
+        json_object_set_new(j, "export", json_pack("{s:s, s:s, s:I, s:i}", "path", out, "format",
+                                                   pare_export_format_name(xo.format), "bytes",
+                                                   (json_int_t)xr.bytes_on_disk, "ffn_width", xr.ffn_width));
+    }
     if (json) {
-        json_t *j = json_pack("{s:s, s:s, s:f, s:f, s:f, s:{s:I, s:I, s:I, s:I}, s:i, s:i, s:f}", "model", m->path,
-                              "method", method, "ratio", ratio, "split", split, "keep_least", keep_least, "params",
-                              "block_linear_before", (json_int_t)rep.params_before, "block_linear_after",
-                              (json_int_t)rep.params_after, "total_before", (json_int_t)total_before, "total_after",
-                              (json_int_t)pc.total, "factorized", rep.factorized, "channel_blocks", rep.channel_blocks,
-                              "worst_rel_error", rep.worst_rel_error);
-        if (evalf)
-            json_object_set_new(j, "eval", json_pack("{s:s, s:i, s:I, s:f, s:f}", "data", evalf, "window", eo.window,
-                                                    "predicted", (json_int_t)after.plan.predicted, "ppl_dense",
-                                                    before.ppl, "ppl", after.ppl));
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s);
         free(s);
         json_decref(j);
     } else {
         printf("method        %s: %s\n", method, METHODS[mi].what);
-        printf("ratio         %.3f of decoder-block linear parameters%s\n", ratio,
-               METHODS[mi].lorap_plan ? "" : " (uniform ranks)");
+        if (METHODS[mi].policy == POLICY_ENERGY)
+            printf("energy        %.3f of the %s spectral energy kept in every matrix\n", energy,
+                   wk == PARE_WEIGHT_NONE ? "plain" : wk == PARE_WEIGHT_ACT ? "activation-weighted" : "whitened");
+        else
+            printf("ratio         %.3f of decoder-block linear parameters (%s policy)\n", ratio,
+                   (const char *[]){"LoRAP", "uniform", "unstructured mask", "global", "energy"}[METHODS[mi].policy]);
         printf("block linears %zu -> %zu (%.1f%% removed)\n", rep.params_before, rep.params_after,
                100.0 * (1.0 - (double)rep.params_after / (double)rep.params_before));
         printf("all params    %zu -> %zu (%.1f%% removed, embeddings and head included)\n", total_before, pc.total,
                100.0 * (1.0 - (double)pc.total / (double)total_before));
-        printf("matrices      %d factorized (worst relative error %.3f), %d FFNs channel-pruned\n", rep.factorized,
-               rep.worst_rel_error, rep.channel_blocks);
-        if (evalf)
-            printf("perplexity    %.4f -> %.4f on %s (window %d, %zu targets)\n", before.ppl, after.ppl, evalf,
-                   eo.window, after.plan.predicted);
+        printf("matrices      %d factorized (worst relative error %.3f), %d FFNs channel-pruned, %d masked\n",
+               rep.factorized, rep.worst_rel_error, rep.channel_blocks, rep.masked);
+        for (int f = 0; f < n_files; f++) {
+            if (eval_dense)
+                printf("perplexity    %.4f -> %.4f on %s (window %d, %zu targets)\n", before[f].ppl, after[f].ppl,
+                       eval_path[f], eo.window, after[f].plan.predicted);
+            else
+                printf("perplexity    %.4f on %s (window %d, %zu targets)\n", after[f].ppl, eval_path[f], eo.window,
+                       after[f].plan.predicted);
+        }
+        if (out)
+            printf("exported      %s (%s, %.2f MiB)\n", out, pare_export_format_name(xo.format),
+                   (double)xr.bytes_on_disk / (1 << 20));
+        json_decref(j);
     }
 done:
     pare_plan_free(&plan);
     free(win);
-    free(eval_ids);
+    for (int f = 0; f < n_files; f++)
+        free(eval_ids[f]);
     pare_model_free(m);
     return rc;
 }

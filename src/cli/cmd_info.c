@@ -1,9 +1,35 @@
-/* `pare info`: architecture, parameter counts, memory and the list of linear matrices. */
+/* `pare info`: architecture, parameter counts under three conventions (block linears, all
+ * parameters, bytes on disk of an export), memory, and the state of every linear matrix. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
+#include "core/export.h"
+
+/* "dense", "factorized", "masked", each with ", sliced" when channels were removed. */
+static const char *state_of(const pare_linear *l, char *buf, size_t cap)
+{
+    const char *kind = l->kind == PARE_LIN_FACTORED ? "factorized" : l->kind == PARE_LIN_MASKED ? "masked" : "dense";
+    snprintf(buf, cap, "%s%s", kind, l->out != l->orig_out || l->in != l->orig_in ? ", sliced" : "");
+    return buf;
+}
+
+/* What the layer had as loaded: weights and bias at its original shape. */
+static size_t dense_params(const pare_linear *l)
+{
+    return (size_t)l->orig_out * l->orig_in + (l->b ? (size_t)l->orig_out : 0);
+}
+
+static size_t export_bytes(const pare_model *m, pare_export_format f)
+{
+    pare_export_opts o;
+    pare_export_defaults(&o);
+    o.format = f;
+    size_t bytes = 0;
+    pare_error err = {0};
+    return pare_export_size(m, &o, &bytes, &err) ? 0 : bytes;
+}
 
 int cmd_info(int argc, char **argv)
 {
@@ -33,11 +59,25 @@ int cmd_info(int argc, char **argv)
     int nl = pare_model_linears(m, lin, 4096);
     if (nl > 4096)
         nl = 4096;
+    size_t block_dense = 0;
+    for (int i = 0; i < nl; i++)
+        block_dense += dense_params(lin[i]);
+    size_t total_dense = pc.total - pc.block_linear + block_dense;
+    size_t bytes_pare = export_bytes(m, PARE_EXPORT_PARE), bytes_hf = export_bytes(m, PARE_EXPORT_HF_DENSE);
+    char state[64];
     if (json) {
         json_t *mats = json_array();
         for (int i = 0; i < nl; i++)
-            json_array_append_new(mats, json_pack("{s:s, s:[i,i], s:b}", "name", lin[i]->name, "shape", lin[i]->out,
-                                                  lin[i]->in, "bias", lin[i]->b != NULL));
+        {
+            json_t *o = json_pack("{s:s, s:[i,i], s:[i,i], s:b, s:s, s:I, s:I}", "name", lin[i]->name, "shape",
+                                  lin[i]->out, lin[i]->in, "loaded_shape", lin[i]->orig_out, lin[i]->orig_in, "bias",
+                                  lin[i]->b != NULL, "state", state_of(lin[i], state, sizeof state), "params",
+                                  (json_int_t)pare_linear_params(lin[i]), "params_dense",
+                                  (json_int_t)dense_params(lin[i]));
+            if (lin[i]->kind == PARE_LIN_FACTORED)
+                json_object_set_new(o, "rank", json_integer(lin[i]->rank));
+            json_array_append_new(mats, o);
+        }
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:o}",
             "model", m->path, "architecture", pare_arch_name(c->arch), "format",
@@ -47,6 +87,11 @@ int cmd_info(int argc, char **argv)
             "rope_theta", c->rope_theta, "tied_head", c->tied_head, "params", "embeddings", (json_int_t)pc.embeddings,
             "block_linear", (json_int_t)pc.block_linear, "norms", (json_int_t)pc.norms, "head", (json_int_t)pc.head,
             "total", (json_int_t)pc.total, "weight_bytes_fp32", (json_int_t)(pc.total * 4), "matrices", mats);
+        json_t *params = json_object_get(j, "params");
+        json_object_set_new(params, "block_linear_dense", json_integer((json_int_t)block_dense));
+        json_object_set_new(params, "total_dense", json_integer((json_int_t)total_dense));
+        json_object_set_new(j, "export_bytes", json_pack("{s:I, s:I}", "pare", (json_int_t)bytes_pare, "hf_dense",
+                                                         (json_int_t)bytes_hf));
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s);
         free(s);
@@ -62,19 +107,35 @@ int cmd_info(int argc, char **argv)
         if (c->arch == PARE_ARCH_LLAMA)
             printf("rope          theta %g\n", c->rope_theta);
         printf("tokenizer     %s\n", m->tok ? pare_tokenizer_describe(m->tok) : "(none found)");
+        int compressed = block_dense != pc.block_linear;
         printf("parameters\n");
         printf("  embeddings      %12zu\n", pc.embeddings);
-        printf("  block linears   %12zu\n", pc.block_linear);
-        printf("  norms           %12zu\n", pc.norms);
+        printf("  block linears   %12zu", pc.block_linear);
+        if (compressed)
+            printf("  of %zu dense (%.2f%% removed; the Wanda / ASVD convention)", block_dense,
+                   100.0 * (1.0 - (double)pc.block_linear / (double)block_dense));
+        printf("\n  norms           %12zu\n", pc.norms);
         printf("  head            %12zu%s\n", pc.head, c->tied_head ? "  (tied to the token embedding)" : "");
-        printf("  total           %12zu\n", pc.total);
+        printf("  total           %12zu", pc.total);
+        if (compressed)
+            printf("  of %zu dense (%.2f%% removed; the LLM-Pruner / LoRAP convention)", total_dense,
+                   100.0 * (1.0 - (double)pc.total / (double)total_dense));
+        printf("\nexport size   %.2f MiB as a pare export (F32, compressed layers kept compact), %.2f MiB as hf-dense F32\n",
+               (double)bytes_pare / (1 << 20), (double)bytes_hf / (1 << 20));
         printf("memory        %.2f MiB of fp32 weights", (double)pc.total * 4 / (1 << 20));
         if (c->arch == PARE_ARCH_LLAMA)
             printf(" (%.2f MiB in the slab, with RoPE tables)", (double)m->slab_floats * 4 / (1 << 20));
         printf("\n");
         printf("linear matrices (%d)\n", nl);
-        for (int i = 0; i < nl; i++)
-            printf("  %-44s [%d, %d]%s\n", lin[i]->name, lin[i]->out, lin[i]->in, lin[i]->b ? " + bias" : "");
+        for (int i = 0; i < nl; i++) {
+            const pare_linear *l = lin[i];
+            char shape[48], rank[24] = "";
+            snprintf(shape, sizeof shape, "[%d, %d]%s", l->out, l->in, l->b ? " + bias" : "");
+            if (l->kind == PARE_LIN_FACTORED)
+                snprintf(rank, sizeof rank, " rank %d", l->rank);
+            printf("  %-44s %-18s %-18s%-10s %10zu params\n", l->name, shape, state_of(l, state, sizeof state), rank,
+                   pare_linear_params(l));
+        }
     }
     pare_model_free(m);
     return 0;

@@ -76,39 +76,16 @@ int cmd_spectra(int argc, char **argv)
     int rc = 0;
     pare_calib_stats *cs = NULL;
     pare_model_spectra *sp = NULL;
-    pare_linear *lin[4096];
-    int nl = pare_model_linears(m, lin, 4096);
-    pare_spectrum_opts *so = calloc((size_t)nl, sizeof *so);
-    double *norms = NULL;
+    int nl = pare_model_linears(m, NULL, 0);
     co.gram = wk == PARE_WEIGHT_WHITEN;
     if (wk > 0 && calibrate_from_file(m, calib, &co, &cs, &err)) {
         rc = cli_error("spectra", &err);
         goto done;
     }
-    norms = calloc((size_t)nl * (size_t)(m->cfg.ffn_dim > m->cfg.dim ? m->cfg.ffn_dim : m->cfg.dim) * 2, sizeof *norms);
-    size_t off = 0;
-    for (int i = 0; i < nl; i++) {
-        so[i] = pare_spectrum_defaults();
-        so[i].weighting = (pare_weighting)wk;
-        if (!cs)
-            continue;
-        int layer = -1, site = -1;
-        for (int l = 0; l < m->cfg.n_layers && site < 0; l++)
-            if ((site = pare_linear_site(&m->blocks[l], lin[i])) >= 0)
-                layer = l;
-        const pare_input_stats *s = &cs->sites[layer][site];
-        for (int j = 0; j < s->dim; j++)
-            norms[off + j] = sqrt(s->sumsq[j]);
-        so[i].act_norm = norms + off;
-        so[i].act_len = s->dim;
-        so[i].gram = s->gram;
-        so[i].gram_dim = s->gram ? s->dim : 0;
-        off += (size_t)s->dim;
-    }
     cli_progress prog;
     cli_progress_init(&prog, "spectra", nl, "matrices");
     pare_progress pp = {cli_progress_cb, &prog};
-    pare_status st = pare_model_spectra_compute(m, so, nl, &pp, &sp, &err);
+    pare_status st = pare_model_spectra_weighted(m, cs, (pare_weighting)wk, &pp, &sp, &err);
     cli_progress_done(&prog);
     if (st) {
         rc = cli_error("spectra", &err);
@@ -176,8 +153,6 @@ int cmd_spectra(int argc, char **argv)
                wk ? "weighted " : "");
     }
 done:
-    free(norms);
-    free(so);
     pare_model_spectra_free(sp);
     pare_calib_free(cs);
     pare_model_free(m);

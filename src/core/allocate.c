@@ -1,6 +1,8 @@
-/* Allocation policies: uniform ranks and LoRAP's attention split, generalized by parameter counts. */
+/* Allocation policies: uniform ranks, LoRAP's attention split (generalized by parameter counts),
+ * unstructured masks, energy thresholds and pare's global greedy allocation. */
 #include "allocate.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,11 +82,43 @@ static pare_plan_item *item_for(pare_plan *plan, const pare_linear *l)
     return NULL;
 }
 
+/* A ratio shown as the closest feasible value must itself be feasible: round it down. */
+static double feasible_floor(double x) { return floor(x * 1e4) / 1e4; }
+
+static int is_ffn(const pare_model *m, const pare_linear *l)
+{
+    for (int b = 0; b < m->cfg.n_layers; b++)
+        if (l == &m->blocks[b].gate || l == &m->blocks[b].up || l == &m->blocks[b].down)
+            return 1;
+    return 0;
+}
+
 pare_status pare_allocate_uniform(pare_model *m, double s, int ffn_channels, pare_plan *plan, pare_error *err)
 {
     pare_status rc = check_ratio(s, err);
     if (rc || (rc = plan_init(m, plan, err)))
         return rc;
+    /* every factorized matrix must be able to keep the same fraction 1 - s with rank >= 1 */
+    const pare_linear *worst = NULL;
+    double best = 1.0;
+    for (int i = 0; i < plan->count; i++) {
+        const pare_linear *l = plan->items[i].linear;
+        if (ffn_channels && is_ffn(m, l))
+            continue;
+        double s_max = 1.0 - (double)(l->out + l->in) / (double)weights(l);
+        if (s_max < best) {
+            best = s_max;
+            worst = l;
+        }
+    }
+    if (worst && s > best + 1e-12) {
+        pare_plan_free(plan);
+        return pare_fail(err, PARE_EINVAL,
+                         "ratio %g cannot be met by the uniform policy: %s [%d, %d] keeps at least %d parameters "
+                         "at rank 1 (%.2f%%); largest feasible ratio %.4f",
+                         s, worst->name, worst->out, worst->in, worst->out + worst->in, 100.0 * (1.0 - best),
+                         feasible_floor(best));
+    }
     for (int i = 0; i < plan->count; i++) {
         pare_linear *l = plan->items[i].linear;
         set_factor(&plan->items[i], (int)floor((1.0 - s) * (double)weights(l) / (l->out + l->in)));
@@ -103,6 +137,23 @@ pare_status pare_allocate_lorap(pare_model *m, double s, double a, pare_plan *pl
         return rc;
     if (!(a > 0.0))
         return pare_fail(err, PARE_EINVAL, "split %g: the (V,O) : (Q,K) parameter split must be positive", a);
+    /* attention must afford rank 1 in every matrix: (1 - s) P_att >= Σ (m_i + n_i) */
+    double best = 1.0;
+    int worst = -1;
+    for (int bi = 0; bi < m->cfg.n_layers; bi++) {
+        const pare_block *b = &m->blocks[bi];
+        double sigma = (b->q.out + b->q.in) + (b->k.out + b->k.in) + (b->v.out + b->v.in) + (b->o.out + b->o.in);
+        double s_max = 1.0 - sigma / (double)(weights(&b->q) + weights(&b->k) + weights(&b->v) + weights(&b->o));
+        if (s_max < best) {
+            best = s_max;
+            worst = bi;
+        }
+    }
+    if (worst >= 0 && s > best + 1e-12)
+        return pare_fail(err, PARE_EINVAL,
+                         "ratio %g cannot be met by the LoRAP policy: the attention of block %d cannot keep less than "
+                         "rank 1 in q, k, v and o (%.2f%% of its weights); largest feasible ratio %.4f",
+                         s, worst, 100.0 * (1.0 - best), feasible_floor(best));
     if ((rc = plan_init(m, plan, err)))
         return rc;
     for (int bi = 0; bi < m->cfg.n_layers; bi++) {
@@ -132,6 +183,194 @@ pare_status pare_allocate_lorap(pare_model *m, double s, double a, pare_plan *pl
     }
     plan_totals(plan);
     return PARE_OK;
+}
+
+pare_status pare_allocate_mask(pare_model *m, double s, pare_plan *plan, pare_error *err)
+{
+    pare_status rc = check_ratio(s, err);
+    if (rc || (rc = plan_init(m, plan, err)))
+        return rc;
+    for (int i = 0; i < plan->count; i++) {
+        pare_plan_item *it = &plan->items[i];
+        it->action = PARE_PLAN_MASK;
+        it->sparsity = s;
+        it->params_after = weights(it->linear) - (size_t)floor(s * (double)weights(it->linear) + 1e-9);
+    }
+    plan_totals(plan);
+    return PARE_OK;
+}
+
+/* The spectra must describe the plan's matrices as they are now. */
+static pare_status check_spectra(const pare_plan *plan, const pare_model_spectra *sp, pare_error *err)
+{
+    if (!sp || sp->count != plan->count)
+        return pare_fail(err, PARE_EINVAL, "spectra of %d matrices given for a model with %d block matrices",
+                         sp ? sp->count : 0, plan->count);
+    for (int i = 0; i < plan->count; i++) {
+        const pare_linear *l = plan->items[i].linear;
+        if (sp->mats[i].m != l->out || sp->mats[i].n != l->in || plan->items[i].linear->kind != PARE_LIN_DENSE)
+            return pare_fail(err, PARE_EINVAL,
+                             "%s: the spectrum is of a [%d, %d] matrix but the layer is %s [%d, %d]; compute the "
+                             "spectra of the dense model as it is now",
+                             l->name, sp->mats[i].m, sp->mats[i].n,
+                             l->kind == PARE_LIN_DENSE ? "dense" : "already compressed", l->out, l->in);
+    }
+    return PARE_OK;
+}
+
+pare_status pare_allocate_energy(pare_model *m, const pare_model_spectra *sp, double energy, pare_plan *plan,
+                                 pare_error *err)
+{
+    if (!(energy > 0.0 && energy <= 1.0))
+        return pare_fail(err, PARE_EINVAL, "energy %g: the fraction of spectral energy to keep must be in (0, 1]",
+                         energy);
+    pare_status rc = plan_init(m, plan, err);
+    if (rc || (rc = check_spectra(plan, sp, err))) {
+        pare_plan_free(plan);
+        return rc;
+    }
+    for (int i = 0; i < plan->count; i++) {
+        const pare_matrix_spectrum *ms = &sp->mats[i];
+        int r = ms->m < ms->n ? ms->m : ms->n;
+        int k = pare_spectrum_energy_rank(ms->s, r, energy);
+        if (k >= 1) /* a zero matrix (k = 0) stays as it is */
+            set_factor(&plan->items[i], k);
+    }
+    plan_totals(plan);
+    return PARE_OK;
+}
+
+/* One segment of a matrix's lower convex hull: going from rank `from` to rank `to` (from = -1: dense)
+ * saves `saved` parameters and adds `cost` relative error. */
+typedef struct {
+    int item, from, to;
+    double saved, cost, slope;
+} hull_seg;
+
+static int seg_cmp(const void *pa, const void *pb)
+{
+    const hull_seg *a = pa, *b = pb;
+    if (a->slope != b->slope)
+        return a->slope < b->slope ? -1 : 1;
+    if (a->item != b->item)
+        return a->item < b->item ? -1 : 1;
+    int fa = a->from < 0 ? INT_MAX : a->from, fb = b->from < 0 ? INT_MAX : b->from;
+    return fa > fb ? -1 : fa < fb; /* a matrix's segments in hull order: dense first */
+}
+
+pare_status pare_allocate_global(pare_model *m, const pare_model_spectra *sp, double s, pare_plan *plan,
+                                 pare_error *err)
+{
+    pare_status rc = check_ratio(s, err);
+    if (rc || (rc = plan_init(m, plan, err)))
+        return rc;
+    if ((rc = check_spectra(plan, sp, err))) {
+        pare_plan_free(plan);
+        return rc;
+    }
+    plan_totals(plan);
+    double target = (1.0 - s) * (double)plan->params_before;
+    size_t floor_params = 0;
+    size_t n_points = 0;
+    for (int i = 0; i < plan->count; i++) {
+        const pare_linear *l = plan->items[i].linear;
+        floor_params += saves(l, 1) ? (size_t)(l->out + l->in) : weights(l);
+        n_points += (size_t)pare_break_even_rank(l->out, l->in) + 2;
+    }
+    if ((double)floor_params > target + 1e-6) {
+        size_t before = plan->params_before;
+        double best = 1.0 - (double)floor_params / (double)before;
+        pare_plan_free(plan);
+        return pare_fail(err, PARE_EINVAL,
+                         "ratio %g cannot be met by the global policy: rank 1 in every matrix keeps %zu of %zu "
+                         "block-linear weights; largest feasible ratio %.4f",
+                         s, floor_params, before, feasible_floor(best));
+    }
+    hull_seg *segs = malloc(n_points * sizeof *segs);
+    double *px = malloc(n_points * sizeof *px), *py = malloc(n_points * sizeof *py);
+    int *pk = malloc(n_points * sizeof *pk);
+    if (!segs || !px || !py || !pk) {
+        free(segs), free(px), free(py), free(pk);
+        pare_plan_free(plan);
+        return pare_fail(err, PARE_ENOMEM, "out of memory for the global allocation (%zu hull points)", n_points);
+    }
+    size_t n_segs = 0;
+    for (int i = 0; i < plan->count; i++) {
+        const pare_linear *l = plan->items[i].linear;
+        const pare_matrix_spectrum *ms = &sp->mats[i];
+        int r = ms->m < ms->n ? ms->m : ms->n;
+        /* points by decreasing parameters: dense, then ranks below break-even down to 1 */
+        int np = 0;
+        for (int k = -1; k == -1 || (k >= 1); k = (k == -1 ? r : k - 1)) {
+            if (k != -1 && !saves(l, k))
+                continue;
+            double x = k == -1 ? (double)weights(l) : (double)k * (l->out + l->in);
+            double e = k == -1 ? 0.0 : pare_spectrum_trunc_error(ms->s, r, k);
+            double y = e * e;
+            /* lower convex hull by decreasing x: pop while the last point lies above the chord */
+            while (np >= 2) {
+                double x1 = px[np - 2], y1 = py[np - 2];
+                double x2 = px[np - 1], y2 = py[np - 1];
+                /* slopes of added error per parameter saved must increase along the hull */
+                if ((y2 - y1) * (x1 - x) >= (y - y1) * (x1 - x2))
+                    np--;
+                else
+                    break;
+            }
+            px[np] = x, py[np] = y, pk[np] = k;
+            np++;
+        }
+        for (int j = 1; j < np; j++) {
+            hull_seg *g = &segs[n_segs++];
+            g->item = i;
+            g->from = pk[j - 1];
+            g->to = pk[j];
+            g->saved = px[j - 1] - px[j];
+            g->cost = py[j] - py[j - 1];
+            g->slope = g->cost / g->saved;
+        }
+    }
+    qsort(segs, n_segs, sizeof *segs, seg_cmp);
+    int *rank = malloc((size_t)plan->count * sizeof *rank); /* -1: dense */
+    if (!rank) {
+        free(segs), free(px), free(py), free(pk);
+        pare_plan_free(plan);
+        return pare_fail(err, PARE_ENOMEM, "out of memory for the global allocation");
+    }
+    for (int i = 0; i < plan->count; i++)
+        rank[i] = -1;
+    double total = (double)plan->params_before;
+    for (size_t g = 0; g < n_segs && total > target + 1e-6; g++) {
+        const hull_seg *sg = &segs[g];
+        const pare_linear *l = plan->items[sg->item].linear;
+        if (total - sg->saved <= target + 1e-6) {
+            /* the last step: the largest rank of this matrix, between the segment's ends, meeting the budget */
+            double before = sg->from == -1 ? (double)weights(l) : (double)sg->from * (l->out + l->in);
+            double room = target - (total - before);
+            int k = (int)floor(room / (l->out + l->in) + 1e-9);
+            int k_max = sg->from != -1 ? sg->from : (int)((weights(l) - 1) / (size_t)(l->out + l->in));
+            if (k > k_max)
+                k = k_max;
+            if (k < sg->to)
+                k = sg->to;
+            rank[sg->item] = k;
+            total += (double)k * (l->out + l->in) - before;
+            break;
+        }
+        rank[sg->item] = sg->to;
+        total -= sg->saved;
+    }
+    for (int i = 0; i < plan->count; i++)
+        if (rank[i] >= 1)
+            set_factor(&plan->items[i], rank[i]);
+    free(rank), free(segs), free(px), free(py), free(pk);
+    plan_totals(plan);
+    return PARE_OK;
+}
+
+double pare_plan_removed(const pare_plan *plan)
+{
+    return plan->params_before ? 1.0 - (double)plan->params_after / (double)plan->params_before : 0.0;
 }
 
 void pare_plan_free(pare_plan *plan)

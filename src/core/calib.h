@@ -34,7 +34,7 @@ typedef struct {
 /* The four distinct inputs of a decoder block's linears. */
 typedef enum { PARE_IN_ATTN, PARE_IN_O, PARE_IN_MLP, PARE_IN_DOWN, PARE_IN_COUNT } pare_input_site;
 
-typedef struct {
+typedef struct pare_calib_stats {
     int n_layers;
     pare_input_stats (*sites)[PARE_IN_COUNT]; /* [n_layers][site] */
     size_t bytes;        /* memory the statistics take */

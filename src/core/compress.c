@@ -9,6 +9,8 @@ void pare_apply_defaults(pare_apply_opts *o)
     o->chan_score = PARE_CHAN_LORAP;
     o->keep_least = 0.01;
     o->sequential = 1;
+    o->mask_score = PARE_SCORE_WANDA;
+    o->mask_scope = PARE_SCOPE_ROW;
 }
 
 typedef struct {
@@ -34,12 +36,20 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
     pare_block *b = &m->blocks[layer];
     int channels = 0;
     double channel_frac = 0;
+    pare_linear *masked[8];
+    const pare_input_stats *masked_stats[8];
+    double mask_sparsity[8];
+    int n_masked = 0;
     for (int i = 0; i < c->plan->count; i++) {
         const pare_plan_item *it = &c->plan->items[i];
         int site = pare_linear_site(b, it->linear);
         if (site < 0)
             continue;
-        if (it->action == PARE_PLAN_CHANNELS) {
+        if (it->action == PARE_PLAN_MASK && n_masked < 8) {
+            masked[n_masked] = it->linear;
+            masked_stats[n_masked] = sites ? &sites[site] : NULL;
+            mask_sparsity[n_masked++] = it->sparsity;
+        } else if (it->action == PARE_PLAN_CHANNELS) {
             channels = 1;
             channel_frac = it->channel_frac;
         } else if (it->action == PARE_PLAN_FACTOR) {
@@ -54,6 +64,17 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
             c->rep->worst_rel_error = fr.rel_error > c->rep->worst_rel_error ? fr.rel_error : c->rep->worst_rel_error;
             c->rep->max_damping = fr.damping > c->rep->max_damping ? fr.damping : c->rep->max_damping;
         }
+    }
+    for (int j = 0; j < n_masked; j++) { /* one call per matrix: plans may give each its own sparsity */
+        pare_mask_opts mo;
+        pare_mask_defaults(&mo);
+        mo.score = c->o->mask_score;
+        mo.scope = c->o->mask_scope;
+        mo.sparsity = mask_sparsity[j];
+        pare_status rc = pare_prune_mask(&masked[j], &masked_stats[j], 1, &mo, NULL, err);
+        if (rc)
+            return rc;
+        c->rep->masked++;
     }
     if (channels) {
         pare_chan_opts co = {c->o->chan_score, channel_frac, c->o->keep_least};
@@ -80,9 +101,14 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
         rep->params_before += block_params(&m->blocks[l]);
     apply_ctx c = {plan, o, rep};
     pare_status rc;
-    int needs_stats = o->weighting != PARE_WEIGHT_NONE;
+    int needs_stats = 0;
+    if (o->mask_scope == PARE_SCOPE_GLOBAL)
+        return pare_fail(err, PARE_EINVAL, "plans prune masks per matrix or per row; a global mask scope is "
+                                           "pare_prune_model_mask's job");
     for (int i = 0; i < plan->count && !needs_stats; i++)
-        needs_stats = plan->items[i].action == PARE_PLAN_CHANNELS && o->chan_score == PARE_CHAN_LORAP;
+        needs_stats = (plan->items[i].action == PARE_PLAN_FACTOR && o->weighting != PARE_WEIGHT_NONE) ||
+                      (plan->items[i].action == PARE_PLAN_CHANNELS && o->chan_score == PARE_CHAN_LORAP) ||
+                      (plan->items[i].action == PARE_PLAN_MASK && o->mask_score == PARE_SCORE_WANDA);
     if (!calib_ids) {
         if (needs_stats)
             return pare_fail(err, PARE_EINVAL, "this method needs calibration data (--calib FILE)");

@@ -15,10 +15,12 @@ typedef struct {
     pare_chan_score chan_score; /* for FFN channel pruning */
     double keep_least;          /* LoRAP: lowest-scored fraction of channels kept (default 0.01) */
     int sequential;             /* 1: calibrate block i on the output of compressed blocks < i */
+    pare_prune_score mask_score; /* for masked matrices: magnitude or Wanda */
+    pare_prune_scope mask_scope; /* per matrix or per output row (Wanda's comparison group); not global */
 } pare_apply_opts;
 
 typedef struct {
-    int factorized, channel_blocks;
+    int factorized, channel_blocks, masked;
     double worst_rel_error;      /* largest ||W - A B|| / ||W|| over factorized matrices */
     double max_damping;          /* largest whitening damping used */
     size_t params_before, params_after; /* decoder-block linear parameters, biases included */

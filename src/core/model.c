@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export.h"
 #include "fileio.h"
 #include "safetensors.h"
 
@@ -634,7 +635,11 @@ pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_m
     if (pare_is_dir(path)) {
         char cfg[4096];
         if ((rc = pare_path_join(cfg, sizeof cfg, path, "config.json", err)) == PARE_OK) {
-            if (pare_file_exists(cfg)) {
+            if (pare_file_exists(cfg) && pare_export_is_pare_dir(path)) {
+                /* a pare export: the dense architecture from config.json, pare.json rebuilds the rest */
+                if ((rc = pare_config_load_hf(cfg, &m->cfg, err)) == PARE_OK && (rc = allocate_params(m, err)) == PARE_OK)
+                    rc = pare_export_load(m, path, tokenizer_path, err);
+            } else if (pare_file_exists(cfg)) {
                 rc = load_hf(m, path, tokenizer_path, err);
             } else {
                 char ckpt[4096];

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib.h"
 #include "parallel.h"
 
 #define NM(name) ((name) ? (name) : "matrix")
@@ -751,4 +752,62 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
     }
     *out = sp;
     return PARE_OK;
+}
+
+pare_status pare_model_spectra_weighted(pare_model *m, const pare_calib_stats *cs, pare_weighting w,
+                                        const pare_progress *prog, pare_model_spectra **out, pare_error *err)
+{
+    *out = NULL;
+    if (w != PARE_WEIGHT_NONE && (!cs || cs->n_layers != m->cfg.n_layers))
+        return pare_fail(err, PARE_EINVAL, "weighted spectra need calibration statistics of all %d layers",
+                         m->cfg.n_layers);
+    pare_linear *lin[4096];
+    int nl = pare_model_linears(m, lin, 4096);
+    size_t n_norms = 0;
+    for (int i = 0; i < nl; i++)
+        n_norms += (size_t)lin[i]->in;
+    pare_spectrum_opts *so = calloc((size_t)nl, sizeof *so);
+    double *norms = calloc(n_norms ? n_norms : 1, sizeof *norms);
+    if (!so || !norms) {
+        free(so), free(norms);
+        return pare_fail(err, PARE_ENOMEM, "out of memory for the spectra options");
+    }
+    size_t off = 0;
+    pare_status rc = PARE_OK;
+    for (int i = 0; i < nl && !rc; i++) {
+        so[i] = pare_spectrum_defaults();
+        so[i].weighting = w;
+        if (w == PARE_WEIGHT_NONE)
+            continue;
+        const pare_input_stats *s = NULL;
+        for (int l = 0; l < m->cfg.n_layers && !s; l++) {
+            int site = pare_linear_site(&m->blocks[l], lin[i]);
+            if (site >= 0)
+                s = &cs->sites[l][site];
+        }
+        if (!s || !s->sumsq || (w == PARE_WEIGHT_WHITEN && (!s->gram || s->dim != lin[i]->in))) {
+            rc = pare_fail(err, PARE_EINVAL, "%s: no %s statistics for its input", lin[i]->name,
+                           w == PARE_WEIGHT_WHITEN ? "Gram" : "activation");
+            break;
+        }
+        /* statistics gathered before the input was sliced refer to the loaded channel order */
+        const pare_linear *l = lin[i];
+        int mapped = s->dim != l->in && l->kept_in && s->dim == l->orig_in;
+        if (s->dim != l->in && !mapped) {
+            rc = pare_fail(err, PARE_EINVAL, "%s: statistics of %d input channels for %d inputs", l->name, s->dim,
+                           l->in);
+            break;
+        }
+        for (int j = 0; j < l->in; j++)
+            norms[off + j] = sqrt(s->sumsq[mapped ? l->kept_in[j] : j]);
+        so[i].act_norm = norms + off;
+        so[i].act_len = lin[i]->in;
+        so[i].gram = s->gram;
+        so[i].gram_dim = s->gram ? s->dim : 0;
+        off += (size_t)l->in;
+    }
+    if (!rc)
+        rc = pare_model_spectra_compute(m, so, nl, prog, out, err);
+    free(so), free(norms);
+    return rc;
 }

@@ -205,4 +205,11 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
                                        const pare_progress *prog, pare_model_spectra **out, pare_error *err);
 void pare_model_spectra_free(pare_model_spectra *sp);
 
+/* pare_model_spectra_compute with every matrix weighted the same way from calibration statistics
+ * (pare_calibrate's output on the model as it is now; Gram matrices needed for WHITEN). cs may be
+ * NULL for PARE_WEIGHT_NONE. */
+struct pare_calib_stats;
+pare_status pare_model_spectra_weighted(pare_model *m, const struct pare_calib_stats *cs, pare_weighting w,
+                                        const pare_progress *prog, pare_model_spectra **out, pare_error *err);
+
 #endif

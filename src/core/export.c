@@ -1,0 +1,1292 @@
+/* Export of compressed models (hf-dense and the pare format) and the reader of the pare format.
+ * Both exports are described first as a plan (file texts, tensor list, files to copy) so that
+ * pare_export_size can answer without writing; the writer then streams one tensor at a time, so
+ * peak memory is one tensor, not a second copy of the model. */
+#include "export.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "safetensors.h"
+
+#define WEIGHTS_FILE "model.safetensors"
+
+/* Tokenizer and generation files copied from the source folder when present. */
+static const char *const COPY_FILES[] = {"tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json",
+                                         "generation_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+                                         "tokenizer.bin"};
+#define N_COPY ((int)(sizeof COPY_FILES / sizeof COPY_FILES[0]))
+
+void pare_export_defaults(pare_export_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->format = PARE_EXPORT_HF_DENSE;
+    o->dtype = "F32";
+}
+
+const char *pare_export_format_name(pare_export_format f) { return f == PARE_EXPORT_PARE ? "pare" : "hf-dense"; }
+
+pare_status pare_export_format_parse(const char *name, pare_export_format *f, pare_error *err)
+{
+    if (name && strcmp(name, "hf-dense") == 0)
+        *f = PARE_EXPORT_HF_DENSE;
+    else if (name && strcmp(name, "pare") == 0)
+        *f = PARE_EXPORT_PARE;
+    else
+        return pare_fail(err, PARE_EINVAL, "export format '%s' is unknown; supported: hf-dense, pare", name ? name : "");
+    return PARE_OK;
+}
+
+int pare_export_is_pare_dir(const char *dir)
+{
+    char p[4096];
+    int n = snprintf(p, sizeof p, "%s/%s", dir, PARE_EXPORT_MANIFEST);
+    return n > 0 && (size_t)n < sizeof p && pare_file_exists(p);
+}
+
+/* ---------------------------------------------------------------- parameters other than linears */
+
+typedef struct {
+    char name[96];
+    float *p;
+    int d0, d1; /* [d0] when d1 == 0 */
+} param_ref;
+
+/* Embeddings, norms and an untied head under their HF names (the loader's names, in model.c);
+ * the same list serves both export formats and the pare reader. Returns the count (refs may be NULL). */
+static int model_params(const pare_model *m, param_ref *r)
+{
+    const pare_config *c = &m->cfg;
+    int n = 0, C = c->dim, gpt2 = c->arch == PARE_ARCH_GPT2;
+#define P(ptr, a, b, ...)                                                                                      \
+    do {                                                                                                       \
+        if (r) {                                                                                               \
+            snprintf(r[n].name, sizeof r[n].name, __VA_ARGS__);                                                \
+            r[n].p = (ptr);                                                                                    \
+            r[n].d0 = (a);                                                                                     \
+            r[n].d1 = (b);                                                                                     \
+        }                                                                                                      \
+        n++;                                                                                                   \
+    } while (0)
+    if (gpt2) {
+        P(m->tok_emb, c->vocab_size, C, "transformer.wte.weight");
+        P(m->pos_emb, c->max_pos, C, "transformer.wpe.weight");
+        for (int i = 0; i < c->n_layers; i++) {
+            const pare_block *b = &m->blocks[i];
+            P(b->norm1_w, C, 0, "transformer.h.%d.ln_1.weight", i);
+            P(b->norm1_b, C, 0, "transformer.h.%d.ln_1.bias", i);
+            P(b->norm2_w, C, 0, "transformer.h.%d.ln_2.weight", i);
+            P(b->norm2_b, C, 0, "transformer.h.%d.ln_2.bias", i);
+        }
+        P(m->final_norm_w, C, 0, "transformer.ln_f.weight");
+        P(m->final_norm_b, C, 0, "transformer.ln_f.bias");
+    } else {
+        P(m->tok_emb, c->vocab_size, C, "model.embed_tokens.weight");
+        for (int i = 0; i < c->n_layers; i++) {
+            const pare_block *b = &m->blocks[i];
+            P(b->norm1_w, C, 0, "model.layers.%d.input_layernorm.weight", i);
+            P(b->norm2_w, C, 0, "model.layers.%d.post_attention_layernorm.weight", i);
+        }
+        P(m->final_norm_w, C, 0, "model.norm.weight");
+    }
+    /* a tied head is the token embedding: HF ties it from the config, so it is not stored twice */
+    if (!c->tied_head)
+        P(m->head.w, c->vocab_size, C, "lm_head.weight");
+#undef P
+    return n;
+}
+
+/* ---------------------------------------------------------------- the plan */
+
+typedef enum {
+    SRC_F32,   /* p: numel floats, converted to the stored dtype */
+    SRC_BYTES, /* p: raw little-endian bytes (U8 masks, I32 indices) */
+    SRC_DENSE, /* effective weights of l[0..nl) stacked along out, zero-padded to [rows, cols] */
+    SRC_BIAS   /* biases of l[0..nl) stacked, zero-padded to [rows] */
+} src_kind;
+
+typedef struct {
+    char name[160];
+    pare_dtype dtype;
+    int ndim;
+    int64_t shape[2];
+    size_t nbytes;
+    src_kind src;
+    const void *p;
+    const pare_linear *l[3];
+    int nl;
+    int rows, cols;
+    int transpose; /* SRC_DENSE stored [cols, rows]: GPT-2's Conv1D keeps weights as [in, out] */
+} tensor_plan;
+
+typedef struct {
+    tensor_plan *t;
+    size_t n, cap;
+    char *config;     /* config.json text */
+    char *manifest;   /* pare.json text, or NULL */
+    char *st_header;  /* safetensors header JSON, space-padded to a multiple of 8 */
+    size_t st_header_len;
+    size_t tensor_bytes;
+    char copy_src[N_COPY][4400];
+    const char *copy_name[N_COPY];
+    size_t copy_len[N_COPY];
+    int n_copy;
+    int ffn_width, padded_blocks;
+    size_t total_bytes;
+    int files;
+} plan;
+
+static void plan_free(plan *pl)
+{
+    free(pl->t);
+    free(pl->config);
+    free(pl->manifest);
+    free(pl->st_header);
+    memset(pl, 0, sizeof *pl);
+}
+
+static tensor_plan *plan_add(plan *pl, pare_error *err)
+{
+    if (pl->n == pl->cap) {
+        size_t cap = pl->cap ? 2 * pl->cap : 64;
+        tensor_plan *t = realloc(pl->t, cap * sizeof *t);
+        if (!t) {
+            pare_fail(err, PARE_ENOMEM, "out of memory planning the export");
+            return NULL;
+        }
+        pl->t = t;
+        pl->cap = cap;
+    }
+    tensor_plan *t = &pl->t[pl->n++];
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+static pare_status add_tensor(plan *pl, src_kind src, pare_dtype dt, int64_t d0, int64_t d1, const void *p,
+                              pare_error *err, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+
+/* Adds one tensor of shape [d0] (d1 == 0) or [d0, d1]; SRC_DENSE / SRC_BIAS callers fill l/nl/rows/cols. */
+static pare_status add_tensor(plan *pl, src_kind src, pare_dtype dt, int64_t d0, int64_t d1, const void *p,
+                              pare_error *err, const char *fmt, ...)
+{
+    tensor_plan *t = plan_add(pl, err);
+    if (!t)
+        return PARE_ENOMEM;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof t->name, fmt, ap);
+    va_end(ap);
+    t->src = src;
+    t->dtype = dt;
+    t->ndim = d1 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->nbytes = (size_t)d0 * (size_t)(d1 ? d1 : 1) * pare_dtype_size(dt);
+    t->p = p;
+    return PARE_OK;
+}
+
+static tensor_plan *last(plan *pl) { return &pl->t[pl->n - 1]; }
+
+static pare_status parse_dtype(const char *s, pare_dtype *dt, pare_error *err)
+{
+    if (!s || !strcmp(s, "F32"))
+        *dt = PARE_DT_F32;
+    else if (!strcmp(s, "F16"))
+        *dt = PARE_DT_F16;
+    else if (!strcmp(s, "BF16"))
+        *dt = PARE_DT_BF16;
+    else
+        return pare_fail(err, PARE_EINVAL, "export dtype '%s' is not supported; supported: F32, F16, BF16", s);
+    return PARE_OK;
+}
+
+static const char *torch_dtype(pare_dtype dt)
+{
+    return dt == PARE_DT_F16 ? "float16" : dt == PARE_DT_BF16 ? "bfloat16" : "float32";
+}
+
+/* The source folder (for config.json and tokenizer files): the HF folder itself, or the folder of a
+ * llama2.c checkpoint file. */
+static void source_dir(const pare_model *m, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", m->path);
+    if (!pare_is_dir(out)) {
+        char *slash = strrchr(out, '/');
+        if (slash)
+            slash[slash == out] = '\0'; /* "/x.bin" lives in "/" */
+        else
+            snprintf(out, cap, ".");
+    }
+}
+
+/* The fewest significant digits that print every real in j exactly (jansson prints 17, turning a
+ * config's 0.1 into 0.10000000000000001; the shortest exact form keeps copied configs readable). */
+static int real_digits(json_t *j)
+{
+    int p = 1;
+    if (json_is_real(j)) {
+        double v = json_real_value(j);
+        char buf[64];
+        for (p = 1; p < 17; p++) {
+            snprintf(buf, sizeof buf, "%.*g", p, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
+        /* enough digits for the integer part, so 10000.0 does not print as 1e4 */
+        int ip = fabs(v) >= 1 && fabs(v) < 1e17 ? (int)floor(log10(fabs(v))) + 1 : 0;
+        p = ip > p ? ip : p;
+    } else if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v) {
+            int q = real_digits(v);
+            p = q > p ? q : p;
+        }
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            int q = real_digits(v);
+            p = q > p ? q : p;
+        }
+    }
+    return p;
+}
+
+static char *dump_json(json_t *j) { return json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(real_digits(j))); }
+
+/* config.json: the source's own config (so HF-only keys survive) when it is a HF-style folder,
+ * else one synthesized from cfg; then the FFN width and dtype are set. */
+static pare_status make_config(const pare_model *m, int ffn, pare_dtype dt, char **text, pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    char src[4096], path[4200];
+    source_dir(m, src, sizeof src);
+    snprintf(path, sizeof path, "%s/config.json", src);
+    json_t *root = NULL;
+    if (m->format == PARE_FMT_HF && pare_file_exists(path)) {
+        json_error_t jerr;
+        root = json_load_file(path, 0, &jerr);
+        if (!json_is_object(root)) {
+            json_decref(root);
+            return pare_fail(err, PARE_EFORMAT, "%s: cannot re-read the source config: %s", path, jerr.text);
+        }
+    } else if (c->arch == PARE_ARCH_LLAMA) {
+        /* llama2.c fixes eps 1e-5 and theta 10000; written so HF reads back the same fp32 values */
+        root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:b, s:b, s:b}",
+                         "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", c->dim,
+                         "intermediate_size", c->ffn_dim, "num_hidden_layers", c->n_layers, "num_attention_heads",
+                         c->n_heads, "num_key_value_heads", c->n_kv_heads, "head_dim", c->head_dim, "vocab_size",
+                         c->vocab_size, "max_position_embeddings", c->max_pos, "rms_norm_eps",
+                         c->norm_eps == 1e-5f ? 1e-5 : (double)c->norm_eps, "rope_theta", c->rope_theta, "hidden_act",
+                         "silu", "tie_word_embeddings", c->tied_head, "attention_bias", c->attn_bias, "mlp_bias",
+                         c->mlp_bias);
+    } else {
+        root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:b}", "architectures",
+                         "GPT2LMHeadModel", "model_type", "gpt2", "n_embd", c->dim, "n_layer", c->n_layers, "n_head",
+                         c->n_heads, "n_positions", c->max_pos, "vocab_size", c->vocab_size, "n_inner", c->ffn_dim,
+                         "layer_norm_epsilon", c->norm_eps == 1e-5f ? 1e-5 : (double)c->norm_eps,
+                         "activation_function", "gelu_new", "tie_word_embeddings", c->tied_head);
+    }
+    if (!root)
+        return pare_fail(err, PARE_ENOMEM, "out of memory building config.json");
+    if (c->bos_id >= 0 && !json_object_get(root, "bos_token_id"))
+        json_object_set_new(root, "bos_token_id", json_integer(c->bos_id));
+    if (c->eos_id >= 0 && !json_object_get(root, "eos_token_id"))
+        json_object_set_new(root, "eos_token_id", json_integer(c->eos_id));
+    json_object_set_new(root, c->arch == PARE_ARCH_GPT2 ? "n_inner" : "intermediate_size", json_integer(ffn));
+    /* transformers 5 writes "dtype" where older versions wrote "torch_dtype": update what is there */
+    int has_dtype = json_object_get(root, "dtype") != NULL;
+    if (has_dtype)
+        json_object_set_new(root, "dtype", json_string(torch_dtype(dt)));
+    if (!has_dtype || json_object_get(root, "torch_dtype"))
+        json_object_set_new(root, "torch_dtype", json_string(torch_dtype(dt)));
+    char *s = dump_json(root);
+    json_decref(root);
+    if (!s)
+        return pare_fail(err, PARE_ENOMEM, "out of memory writing config.json");
+    *text = s;
+    return PARE_OK;
+}
+
+static int is_ffn(const pare_block *b, const pare_linear *l) { return l == &b->gate || l == &b->up || l == &b->down; }
+
+/* hf-dense: every block's FFN must be consistent (gate/up rows = down columns) and everything else at
+ * its loaded shape; the widest block sets intermediate_size and narrower ones are zero-padded. */
+static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    int gpt2 = c->arch == PARE_ARCH_GPT2, F = 0;
+    if (m->head.kind != PARE_LIN_DENSE || m->head.out != m->head.orig_out || m->head.in != m->head.orig_in)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: only a dense, unsliced output head can be exported", m->head.name);
+    for (int i = 0; i < c->n_layers; i++) {
+        const pare_block *b = &m->blocks[i];
+        const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7; j++) {
+            const pare_linear *l = lin[j];
+            if (!l->out || is_ffn(b, l))
+                continue;
+            if (l->out != l->orig_out || l->in != l->orig_in)
+                return pare_fail(err, PARE_EUNSUPPORTED,
+                                 "%s: sliced to [%d, %d] from [%d, %d]; hf-dense can only export sliced FFN channels",
+                                 l->name, l->out, l->in, l->orig_out, l->orig_in);
+        }
+        int w = b->up.out;
+        int bad = b->up.in != c->dim || b->down.out != c->dim || b->down.in != w ||
+                  (!gpt2 && (b->gate.out != w || b->gate.in != c->dim));
+        if (bad)
+            return pare_fail(err, PARE_EUNSUPPORTED,
+                             "layer %d: inconsistent FFN shapes (%s [%d, %d], %s [%d, %d]%s); hf-dense needs gate/up rows = down columns",
+                             i, b->up.name, b->up.out, b->up.in, b->down.name, b->down.out, b->down.in,
+                             gpt2 ? "" : " and a matching gate");
+        if (w > F)
+            F = w;
+    }
+    pl->ffn_width = F;
+    for (int i = 0; i < c->n_layers; i++)
+        pl->padded_blocks += m->blocks[i].up.out < F;
+    pare_status rc = make_config(m, F, dt, &pl->config, err);
+    if (rc)
+        return rc;
+
+    int np = model_params(m, NULL);
+    param_ref *refs = malloc((size_t)np * sizeof *refs);
+    if (!refs)
+        return pare_fail(err, PARE_ENOMEM, "out of memory planning the export");
+    model_params(m, refs);
+    for (int i = 0; i < np && rc == PARE_OK; i++)
+        rc = add_tensor(pl, SRC_F32, dt, refs[i].d0, refs[i].d1, refs[i].p, err, "%s", refs[i].name);
+    free(refs);
+    for (int i = 0; i < c->n_layers && rc == PARE_OK; i++) {
+        const pare_block *b = &m->blocks[i];
+        if (gpt2) {
+            /* c_attn fuses q, k, v along out; every Conv1D weight is stored [in, out] */
+            const pare_linear *qkv[3] = {&b->q, &b->k, &b->v};
+            int rows = b->q.out + b->k.out + b->v.out;
+            const pare_linear *one[4] = {&b->o, &b->up, &b->down, NULL};
+            if ((rc = add_tensor(pl, SRC_DENSE, dt, c->dim, rows, NULL, err, "transformer.h.%d.attn.c_attn.weight", i)))
+                break;
+            memcpy(last(pl)->l, qkv, sizeof qkv);
+            last(pl)->nl = 3, last(pl)->rows = rows, last(pl)->cols = c->dim, last(pl)->transpose = 1;
+            if ((rc = add_tensor(pl, SRC_BIAS, dt, rows, 0, NULL, err, "transformer.h.%d.attn.c_attn.bias", i)))
+                break;
+            memcpy(last(pl)->l, qkv, sizeof qkv);
+            last(pl)->nl = 3, last(pl)->rows = rows;
+            for (int j = 0; one[j] && rc == PARE_OK; j++) {
+                const pare_linear *l = one[j];
+                int rows1 = l == &b->up ? F : l->out, cols1 = l == &b->down ? F : l->in;
+                if ((rc = add_tensor(pl, SRC_DENSE, dt, cols1, rows1, NULL, err, "%s.weight", l->name)))
+                    break;
+                last(pl)->l[0] = l, last(pl)->nl = 1, last(pl)->rows = rows1, last(pl)->cols = cols1;
+                last(pl)->transpose = 1;
+                if ((rc = add_tensor(pl, SRC_BIAS, dt, rows1, 0, NULL, err, "%s.bias", l->name)))
+                    break;
+                last(pl)->l[0] = l, last(pl)->nl = 1, last(pl)->rows = rows1;
+            }
+        } else {
+            const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+            for (int j = 0; j < 7 && rc == PARE_OK; j++) {
+                const pare_linear *l = lin[j];
+                int rows1 = (l == &b->gate || l == &b->up) ? F : l->out, cols1 = l == &b->down ? F : l->in;
+                if ((rc = add_tensor(pl, SRC_DENSE, dt, rows1, cols1, NULL, err, "%s.weight", l->name)))
+                    break;
+                last(pl)->l[0] = l, last(pl)->nl = 1, last(pl)->rows = rows1, last(pl)->cols = cols1;
+                if (l->b) {
+                    if ((rc = add_tensor(pl, SRC_BIAS, dt, rows1, 0, NULL, err, "%s.bias", l->name)))
+                        break;
+                    last(pl)->l[0] = l, last(pl)->nl = 1, last(pl)->rows = rows1;
+                }
+            }
+        }
+    }
+    return rc;
+}
+
+static const char *kind_name(pare_linear_kind k)
+{
+    return k == PARE_LIN_MASKED ? "masked" : k == PARE_LIN_FACTORED ? "factored" : "dense";
+}
+
+/* Kept indices must be strictly increasing within the loaded shape: what channel pruning produces,
+ * and what the reader checks, so that a corrupted list cannot pass as a permutation. */
+static pare_status check_kept(const pare_linear *l, const int32_t *k, int n, int limit, const char *what,
+                              pare_error *err)
+{
+    for (int i = 0; i < n; i++)
+        if (k[i] < 0 || k[i] >= limit || (i && k[i] <= k[i - 1]))
+            return pare_fail(err, PARE_EUNSUPPORTED,
+                             "%s: %s[%d] = %d: the pare format stores only strictly increasing indices within 0..%d",
+                             l->name, what, i, k[i], limit - 1);
+    return PARE_OK;
+}
+
+/* The pare format: dense parameters as they are, each linear in its own compressed form, plus the
+ * manifest that says how to rebuild it. */
+static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, plan *pl, pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    if (m->head.kind != PARE_LIN_DENSE || m->head.out != m->head.orig_out || m->head.in != m->head.orig_in)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: only a dense, unsliced output head can be exported", m->head.name);
+    json_t *extra = NULL;
+    if (o->manifest_extra_json) {
+        json_error_t jerr;
+        extra = json_loads(o->manifest_extra_json, 0, &jerr);
+        if (!json_is_object(extra)) {
+            json_decref(extra);
+            return pare_fail(err, PARE_EINVAL, "manifest extra JSON is not a JSON object%s%s", extra ? "" : ": ",
+                             extra ? "" : jerr.text);
+        }
+    }
+    pare_status rc = make_config(m, c->ffn_dim, PARE_DT_F32, &pl->config, err);
+    json_t *root = json_object(), *lins = json_array(), *widths = json_array();
+    if (rc || !root || !lins || !widths) {
+        json_decref(extra);
+        json_decref(root);
+        json_decref(lins);
+        json_decref(widths);
+        return rc ? rc : pare_fail(err, PARE_ENOMEM, "out of memory building %s", PARE_EXPORT_MANIFEST);
+    }
+    int np = model_params(m, NULL);
+    param_ref *refs = malloc((size_t)np * sizeof *refs);
+    if (!refs)
+        rc = pare_fail(err, PARE_ENOMEM, "out of memory planning the export");
+    else
+        model_params(m, refs);
+    for (int i = 0; i < np && rc == PARE_OK; i++)
+        rc = add_tensor(pl, SRC_F32, PARE_DT_F32, refs[i].d0, refs[i].d1, refs[i].p, err, "%s", refs[i].name);
+    free(refs);
+    pare_linear **lin = NULL;
+    int nlin = pare_model_linears((pare_model *)m, NULL, 0);
+    if (rc == PARE_OK && !(lin = malloc((size_t)(nlin ? nlin : 1) * sizeof *lin)))
+        rc = pare_fail(err, PARE_ENOMEM, "out of memory planning the export");
+    if (rc == PARE_OK)
+        pare_model_linears((pare_model *)m, lin, nlin);
+    for (int i = 0; i < nlin && rc == PARE_OK; i++) {
+        const pare_linear *l = lin[i];
+        json_t *e = json_object(), *tens = json_object();
+        json_array_append_new(lins, e);
+        json_object_set_new(e, "name", json_string(l->name));
+        json_object_set_new(e, "kind", json_string(kind_name(l->kind)));
+        json_object_set_new(e, "shape", json_pack("[i, i]", l->out, l->in));
+        json_object_set_new(e, "orig_shape", json_pack("[i, i]", l->orig_out, l->orig_in));
+        json_object_set_new(e, "rank", l->kind == PARE_LIN_FACTORED ? json_integer(l->rank) : json_null());
+        json_object_set_new(e, "bias", json_boolean(l->b != NULL));
+        json_object_set_new(e, "kept_out", l->kept_out ? json_integer(l->out) : json_null());
+        json_object_set_new(e, "kept_in", l->kept_in ? json_integer(l->in) : json_null());
+        json_object_set_new(e, "params", json_integer((json_int_t)pare_linear_params(l)));
+        json_object_set_new(e, "tensors", tens);
+        char nm[160];
+#define T(key, src, dt, d0, d1, ptr)                                                                           \
+    do {                                                                                                       \
+        snprintf(nm, sizeof nm, "%s." key, l->name);                                                           \
+        json_object_set_new(tens, key, json_string(nm));                                                       \
+        rc = add_tensor(pl, src, dt, d0, d1, ptr, err, "%s", nm);                                              \
+    } while (0)
+        if (l->kind == PARE_LIN_FACTORED) {
+            if (!l->A || !l->B || l->rank < 1)
+                rc = pare_fail(err, PARE_EINVAL, "%s: factorized without factors", l->name);
+            if (rc == PARE_OK)
+                T("A", SRC_F32, PARE_DT_F32, l->out, l->rank, l->A);
+            if (rc == PARE_OK)
+                T("B", SRC_F32, PARE_DT_F32, l->rank, l->in, l->B);
+        } else {
+            if (l->kind == PARE_LIN_MASKED && !l->mask)
+                rc = pare_fail(err, PARE_EINVAL, "%s: masked without a mask", l->name);
+            if (rc == PARE_OK)
+                T("weight", SRC_F32, PARE_DT_F32, l->out, l->in, l->w);
+            if (rc == PARE_OK && l->kind == PARE_LIN_MASKED)
+                T("mask", SRC_BYTES, PARE_DT_U8, l->out, l->in, l->mask);
+        }
+        if (rc == PARE_OK && l->b)
+            T("bias", SRC_F32, PARE_DT_F32, l->out, 0, l->b);
+        if (rc == PARE_OK && l->kept_out && (rc = check_kept(l, l->kept_out, l->out, l->orig_out, "kept_out", err)) == PARE_OK)
+            T("kept_out", SRC_BYTES, PARE_DT_I32, l->out, 0, l->kept_out);
+        if (rc == PARE_OK && l->kept_in && (rc = check_kept(l, l->kept_in, l->in, l->orig_in, "kept_in", err)) == PARE_OK)
+            T("kept_in", SRC_BYTES, PARE_DT_I32, l->in, 0, l->kept_in);
+#undef T
+    }
+    free(lin);
+    for (int i = 0; i < c->n_layers; i++) {
+        json_array_append_new(widths, json_integer(m->blocks[i].up.out));
+        if (m->blocks[i].up.out > pl->ffn_width)
+            pl->ffn_width = m->blocks[i].up.out;
+    }
+    pare_param_counts pc;
+    pare_model_param_counts(m, &pc);
+    json_object_set_new(root, "format", json_string("pare"));
+    json_object_set_new(root, "version", json_integer(PARE_EXPORT_VERSION));
+    if (o->producer)
+        json_object_set_new(root, "producer", json_string(o->producer));
+    json_object_set_new(root, "source", json_string(m->path));
+    json_object_set_new(root, "architecture", json_string(pare_arch_name(c->arch)));
+    json_object_set_new(root, "weights", json_string(WEIGHTS_FILE));
+    json_object_set_new(root, "mask_encoding", json_string("U8 [out, in], one byte per weight, 1 = kept"));
+    json_object_set_new(root, "ffn_widths", widths);
+    json_object_set_new(root, "params", json_pack("{s:I, s:I}", "total", (json_int_t)pc.total, "block_linear",
+                                                  (json_int_t)pc.block_linear));
+    json_object_set_new(root, "linears", lins);
+    if (extra)
+        json_object_set_new(root, "compression", extra);
+    if (rc == PARE_OK && !(pl->manifest = dump_json(root)))
+        rc = pare_fail(err, PARE_ENOMEM, "out of memory writing %s", PARE_EXPORT_MANIFEST);
+    json_decref(root);
+    return rc;
+}
+
+/* Builds the whole plan: file texts, tensors, header and the exact byte count. */
+static pare_status build_plan(const pare_model *m, const pare_export_opts *o, plan *pl, pare_error *err)
+{
+    memset(pl, 0, sizeof *pl);
+    pare_export_opts def;
+    if (!o) {
+        pare_export_defaults(&def);
+        o = &def;
+    }
+    if (!m || !m->blocks)
+        return pare_fail(err, PARE_EINVAL, "export: no model");
+    pare_dtype dt;
+    pare_status rc = parse_dtype(o->dtype, &dt, err);
+    if (rc)
+        return rc;
+    if (o->format == PARE_EXPORT_PARE && dt != PARE_DT_F32)
+        return pare_fail(err, PARE_EINVAL, "export dtype %s: the pare format stores F32 only (so a reload is exact)",
+                         o->dtype);
+    if (o->format != PARE_EXPORT_PARE && o->format != PARE_EXPORT_HF_DENSE)
+        return pare_fail(err, PARE_EINVAL, "export format %d is unknown", (int)o->format);
+    if (o->format != PARE_EXPORT_PARE && o->manifest_extra_json)
+        return pare_fail(err, PARE_EINVAL, "manifest extra JSON applies to the pare format only");
+    rc = o->format == PARE_EXPORT_PARE ? plan_pare(m, o, pl, err) : plan_hf(m, dt, pl, err);
+    if (rc) {
+        plan_free(pl);
+        return rc;
+    }
+    /* safetensors header: {"__metadata__": {"format": "pt"}, name: {dtype, shape, data_offsets}};
+     * transformers refuses files whose metadata format is not "pt" */
+    json_t *hdr = json_object();
+    json_object_set_new(hdr, "__metadata__", json_pack("{s:s}", "format", "pt"));
+    size_t off = 0;
+    for (size_t i = 0; i < pl->n; i++) {
+        const tensor_plan *t = &pl->t[i];
+        json_t *shape = t->ndim == 2 ? json_pack("[I, I]", (json_int_t)t->shape[0], (json_int_t)t->shape[1])
+                                     : json_pack("[I]", (json_int_t)t->shape[0]);
+        json_t *e = json_pack("{s:s, s:o, s:[I, I]}", "dtype", pare_dtype_name(t->dtype), "shape", shape,
+                              "data_offsets", (json_int_t)off, (json_int_t)(off + t->nbytes));
+        if (!e || json_object_get(hdr, t->name) || json_object_set_new(hdr, t->name, e)) {
+            json_decref(e);
+            json_decref(hdr);
+            plan_free(pl);
+            return pare_fail(err, PARE_EINVAL, "export: cannot add tensor '%s' to the header (duplicate name?)",
+                             t->name);
+        }
+        off += t->nbytes;
+    }
+    char *text = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(hdr);
+    if (!text) {
+        plan_free(pl);
+        return pare_fail(err, PARE_ENOMEM, "out of memory writing the safetensors header");
+    }
+    size_t tl = strlen(text), padded = (tl + 7) & ~(size_t)7; /* 8-byte aligned data area */
+    pl->st_header = realloc(text, padded + 1);
+    if (!pl->st_header) {
+        free(text);
+        plan_free(pl);
+        return pare_fail(err, PARE_ENOMEM, "out of memory writing the safetensors header");
+    }
+    memset(pl->st_header + tl, ' ', padded - tl);
+    pl->st_header[padded] = '\0';
+    pl->st_header_len = padded;
+    pl->tensor_bytes = off;
+    pl->total_bytes = strlen(pl->config) + 8 + padded + off + (pl->manifest ? strlen(pl->manifest) : 0);
+    pl->files = 2 + (pl->manifest != NULL);
+    char src[4096];
+    source_dir(m, src, sizeof src);
+    for (int i = 0; i < N_COPY; i++) {
+        char p[4400];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", src, COPY_FILES[i]);
+        if (stat(p, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        snprintf(pl->copy_src[pl->n_copy], sizeof pl->copy_src[0], "%s", p);
+        pl->copy_name[pl->n_copy] = COPY_FILES[i];
+        pl->copy_len[pl->n_copy] = (size_t)st.st_size;
+        pl->total_bytes += (size_t)st.st_size;
+        pl->n_copy++;
+        pl->files++;
+    }
+    /* a llama2.c tokenizer beside its checkpoint is found as the loader finds it (single tok*.bin) */
+    if (m->format == PARE_FMT_LLAMA2C && !pl->n_copy) {
+        DIR *d = opendir(src);
+        struct dirent *e;
+        int found = 0;
+        char p[4400] = "";
+        while (d && (e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (strncmp(e->d_name, "tok", 3) == 0 && n > 4 && strcmp(e->d_name + n - 4, ".bin") == 0 && found++ == 0)
+                snprintf(p, sizeof p, "%s/%s", src, e->d_name);
+        }
+        if (d)
+            closedir(d);
+        struct stat st;
+        if (found == 1 && stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+            snprintf(pl->copy_src[0], sizeof pl->copy_src[0], "%s", p);
+            pl->copy_name[0] = "tokenizer.bin";
+            pl->copy_len[0] = (size_t)st.st_size;
+            pl->total_bytes += (size_t)st.st_size;
+            pl->n_copy = 1;
+            pl->files++;
+        }
+    }
+    return PARE_OK;
+}
+
+pare_status pare_export_size(const pare_model *m, const pare_export_opts *o, size_t *bytes, pare_error *err)
+{
+    plan pl;
+    *bytes = 0;
+    pare_status rc = build_plan(m, o, &pl, err);
+    if (rc)
+        return rc;
+    *bytes = pl.total_bytes;
+    plan_free(&pl);
+    return PARE_OK;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* Produces one tensor's stored bytes into out (t->nbytes). */
+static pare_status fill_tensor(const tensor_plan *t, unsigned char *out, pare_error *err)
+{
+    size_t numel = t->nbytes / pare_dtype_size(t->dtype);
+    if (t->src == SRC_BYTES) {
+        memcpy(out, t->p, t->nbytes);
+        return PARE_OK;
+    }
+    float *f = t->dtype == PARE_DT_F32 ? (float *)(void *)out : malloc(numel * sizeof(float));
+    if (!f)
+        return pare_fail(err, PARE_ENOMEM, "out of memory exporting '%s'", t->name);
+    if (t->src == SRC_F32) {
+        memcpy(f, t->p, numel * sizeof(float));
+    } else {
+        memset(f, 0, numel * sizeof(float)); /* padding rows / columns stay zero */
+        int ro = 0;
+        for (int k = 0; k < t->nl; k++) {
+            const pare_linear *l = t->l[k];
+            if (t->src == SRC_BIAS) {
+                if (l->b)
+                    memcpy(f + ro, l->b, (size_t)l->out * sizeof(float));
+            } else {
+                float *d = malloc((size_t)l->out * l->in * sizeof *d);
+                if (!d) {
+                    if ((void *)f != (void *)out)
+                        free(f);
+                    return pare_fail(err, PARE_ENOMEM, "out of memory exporting '%s'", t->name);
+                }
+                pare_linear_dense(l, d); /* A B for factorized layers; masked zeros are already in w */
+                for (int r = 0; r < l->out; r++)
+                    for (int c = 0; c < l->in; c++) {
+                        size_t at = t->transpose ? (size_t)c * t->rows + ro + r : (size_t)(ro + r) * t->cols + c;
+                        f[at] = d[(size_t)r * l->in + c];
+                    }
+                free(d);
+            }
+            ro += l->out;
+        }
+    }
+    if (t->dtype == PARE_DT_F32)
+        return PARE_OK;
+    for (size_t i = 0; i < numel; i++) {
+        uint16_t h = t->dtype == PARE_DT_BF16 ? pare_f32_to_bf16(f[i]) : pare_f32_to_f16(f[i]);
+        if (isfinite(f[i]) && t->dtype == PARE_DT_F16 && !isfinite(pare_f16_to_f32(h))) {
+            pare_status rc = pare_fail(err, PARE_EINVAL, "tensor '%s': value %g at %zu exceeds the F16 range", t->name,
+                                       (double)f[i], i);
+            free(f);
+            return rc;
+        }
+        out[2 * i] = (unsigned char)(h & 0xff);
+        out[2 * i + 1] = (unsigned char)(h >> 8);
+    }
+    free(f);
+    return PARE_OK;
+}
+
+/* fflush + fsync + fclose, reporting the first failure. */
+static pare_status close_file(FILE *f, const char *path, pare_error *err)
+{
+    int bad = ferror(f) || fflush(f) != 0;
+    int e = errno;
+    if (!bad && fsync(fileno(f)) != 0)
+        bad = 1, e = errno;
+    if (fclose(f) != 0 && !bad)
+        bad = 1, e = errno;
+    if (bad)
+        return pare_fail(err, PARE_EIO, "%s: write failed: %s", path, strerror(e ? e : EIO));
+    return PARE_OK;
+}
+
+static pare_status write_text(const char *dir, const char *name, const char *text, size_t len, pare_error *err)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    if (!f)
+        return pare_fail(err, PARE_EIO, "%s: cannot create: %s", p, strerror(errno));
+    fwrite(text, 1, len, f);
+    return close_file(f, p, err);
+}
+
+static pare_status write_weights(const plan *pl, const char *dir, const pare_progress *prog, pare_error *err)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, WEIGHTS_FILE);
+    FILE *f = fopen(p, "wb");
+    if (!f)
+        return pare_fail(err, PARE_EIO, "%s: cannot create: %s", p, strerror(errno));
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)pl->st_header_len >> (8 * i));
+    fwrite(len8, 1, 8, f);
+    fwrite(pl->st_header, 1, pl->st_header_len, f);
+    pare_status rc = PARE_OK;
+    size_t done = 0;
+    for (size_t i = 0; i < pl->n && rc == PARE_OK; i++) {
+        const tensor_plan *t = &pl->t[i];
+        char detail[200];
+        snprintf(detail, sizeof detail, "%s", t->name);
+        if ((rc = pare_report(prog, "export", pl->tensor_bytes ? (double)done / (double)pl->tensor_bytes : 0, detail,
+                              err)))
+            break;
+        unsigned char *buf = malloc(t->nbytes ? t->nbytes : 1);
+        if (!buf) {
+            rc = pare_fail(err, PARE_ENOMEM, "out of memory exporting '%s' (%zu bytes)", t->name, t->nbytes);
+            break;
+        }
+        if ((rc = fill_tensor(t, buf, err)) == PARE_OK && fwrite(buf, 1, t->nbytes, f) != t->nbytes)
+            rc = pare_fail(err, PARE_EIO, "%s: write failed at tensor '%s': %s", p, t->name, strerror(errno));
+        free(buf);
+        done += t->nbytes;
+    }
+    if (rc) {
+        fclose(f);
+        return rc;
+    }
+    return close_file(f, p, err);
+}
+
+static pare_status copy_file(const char *src, const char *dir, const char *name, pare_error *err)
+{
+    char *data;
+    size_t len;
+    pare_status rc = pare_read_file(src, &data, &len, err);
+    if (rc)
+        return rc;
+    rc = write_text(dir, name, data, len, err);
+    free(data);
+    return rc;
+}
+
+/* Removes a folder holding only files (what an export folder holds); subfolders make it fail. */
+static int remove_flat(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    char p[4400];
+    int bad = 0;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (unlink(p) != 0)
+            bad = 1;
+    }
+    closedir(d);
+    return rmdir(dir) != 0 || bad ? -1 : 0;
+}
+
+/* An existing destination may only be replaced if it looks like a model folder (config.json and
+ * only files or links), so a mistyped path cannot wipe out an unrelated folder. */
+static pare_status check_replaceable(const char *dir, pare_error *err)
+{
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pare_fail(err, PARE_EINVAL, "%s: exists and is not a folder; not replacing it", dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return pare_fail(err, PARE_EIO, "%s: cannot list folder: %s", dir, strerror(errno));
+    struct dirent *e;
+    int has_config = 0, other = 0;
+    char p[4400], what[256] = "";
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (lstat(p, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
+            if (!other++)
+                snprintf(what, sizeof what, "%s", e->d_name);
+        }
+        if (!strcmp(e->d_name, "config.json"))
+            has_config = 1;
+    }
+    closedir(d);
+    if (other)
+        return pare_fail(err, PARE_EINVAL, "%s: not replacing it: it contains '%s', which is not a file", dir, what);
+    if (!has_config)
+        return pare_fail(err, PARE_EINVAL, "%s: not replacing it: it has no config.json, so it is not a model folder",
+                         dir);
+    return PARE_OK;
+}
+
+/* Creates "<dir>.<tag>-xxxxxx" with mode 0777 less the umask (mkdtemp would make it private). */
+static int make_sibling_dir(char *out, size_t cap, const char *dir, const char *tag)
+{
+    static unsigned counter;
+    for (int attempt = 0; attempt < 64; attempt++) {
+        unsigned x = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL) * 40503u ^ ++counter * 69069u;
+        snprintf(out, cap, "%s.%s-%06x", dir, tag, x & 0xffffffu);
+        if (mkdir(out, 0777) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
+}
+
+/* Puts the complete temporary folder in place of dir: rename when dir does not exist, else an atomic
+ * exchange (falling back to move-aside, move-in, remove) and the old folder is deleted. */
+static pare_status commit_dir(const char *tmp, const char *dir, int replacing, pare_error *err)
+{
+    if (!replacing) {
+        if (rename(tmp, dir) != 0)
+            return pare_fail(err, PARE_EIO, "%s: cannot rename the finished export into place: %s", dir,
+                             strerror(errno));
+        return PARE_OK;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+        if (remove_flat(tmp) != 0)
+            return pare_fail(err, PARE_EIO, "%s: the export is in place but the old folder (now %s) could not be removed",
+                             dir, tmp);
+        return PARE_OK;
+    }
+    char old[4200];
+    if (make_sibling_dir(old, sizeof old, dir, "old") != 0)
+        return pare_fail(err, PARE_EIO, "%s: cannot make room to replace it: %s", dir, strerror(errno));
+    if (rename(dir, old) != 0) {
+        int e = errno;
+        rmdir(old);
+        return pare_fail(err, PARE_EIO, "%s: cannot move the old folder aside: %s", dir, strerror(e));
+    }
+    if (rename(tmp, dir) != 0) {
+        int e = errno;
+        rename(old, dir);
+        return pare_fail(err, PARE_EIO, "%s: cannot rename the finished export into place: %s", dir, strerror(e));
+    }
+    if (remove_flat(old) != 0)
+        return pare_fail(err, PARE_EIO, "%s: the export is in place but the old folder (now %s) could not be removed",
+                         dir, old);
+    return PARE_OK;
+}
+
+pare_status pare_export(const pare_model *m, const char *dir_in, const pare_export_opts *o, const pare_progress *prog,
+                        pare_export_report *rep, pare_error *err)
+{
+    if (rep)
+        memset(rep, 0, sizeof *rep);
+    pare_export_opts def;
+    if (!o) {
+        pare_export_defaults(&def);
+        o = &def;
+    }
+    char dir[4096];
+    if (!dir_in || !*dir_in || strlen(dir_in) >= sizeof dir - 64)
+        return pare_fail(err, PARE_EINVAL, "export: folder name '%s' is empty or too long", dir_in ? dir_in : "");
+    snprintf(dir, sizeof dir, "%s", dir_in);
+    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
+        dir[n - 1] = '\0'; /* "out/" must give the sibling "out.tmp-*", not a folder inside out */
+    if (!strcmp(dir, "/") || !strcmp(dir, ".") || !strcmp(dir, ".."))
+        return pare_fail(err, PARE_EINVAL, "export: '%s' cannot be an export folder", dir);
+    struct stat st;
+    int exists = lstat(dir, &st) == 0;
+    pare_status rc;
+    if (exists && !o->overwrite)
+        return pare_fail(err, PARE_EINVAL, "%s: already exists; choose a new folder or allow overwriting", dir);
+    if (exists && (rc = check_replaceable(dir, err)))
+        return rc;
+    plan pl;
+    if ((rc = build_plan(m, o, &pl, err)))
+        return rc;
+    char tmp[4200];
+    if (make_sibling_dir(tmp, sizeof tmp, dir, "tmp") != 0) {
+        rc = pare_fail(err, PARE_EIO, "%s: cannot create the temporary folder %s: %s", dir, tmp, strerror(errno));
+        plan_free(&pl);
+        return rc;
+    }
+    rc = pare_report(prog, "export", 0, "config.json", err);
+    if (rc == PARE_OK)
+        rc = write_text(tmp, "config.json", pl.config, strlen(pl.config), err);
+    if (rc == PARE_OK && pl.manifest)
+        rc = write_text(tmp, PARE_EXPORT_MANIFEST, pl.manifest, strlen(pl.manifest), err);
+    for (int i = 0; i < pl.n_copy && rc == PARE_OK; i++)
+        rc = copy_file(pl.copy_src[i], tmp, pl.copy_name[i], err);
+    if (rc == PARE_OK)
+        rc = write_weights(&pl, tmp, prog, err);
+    if (rc == PARE_OK) {
+        int fd = open(tmp, O_RDONLY | O_DIRECTORY);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        rc = pare_report(prog, "export", 1.0, "rename into place", err);
+    }
+    if (rc == PARE_OK)
+        rc = commit_dir(tmp, dir, exists, err);
+    if (rc != PARE_OK) {
+        if (pare_is_dir(tmp))
+            remove_flat(tmp);
+        plan_free(&pl);
+        return rc;
+    }
+    if (rep) {
+        rep->bytes_on_disk = pl.total_bytes;
+        rep->tensor_bytes = pl.tensor_bytes;
+        rep->files = pl.files;
+        rep->ffn_width = pl.ffn_width;
+        rep->padded_blocks = pl.padded_blocks;
+    }
+    plan_free(&pl);
+    return PARE_OK;
+}
+
+/* ---------------------------------------------------------------- reading the pare format */
+
+typedef struct {
+    const char *mpath; /* DIR/pare.json, for messages */
+    const pare_safetensors *st;
+} reader;
+
+/* The named tensor with exactly this dtype and shape ([d0] when d1 == 0). what names the linear. */
+static pare_status need(const reader *r, const char *what, const char *key, json_t *tensors, pare_dtype dt, int64_t d0,
+                        int64_t d1, const pare_st_tensor **out, pare_error *err)
+{
+    json_t *jn = json_object_get(tensors, key);
+    if (!json_is_string(jn))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: \"tensors\" has no \"%s\" name", r->mpath, what, key);
+    const char *name = json_string_value(jn);
+    const pare_st_tensor *t = pare_st_find(r->st, name);
+    if (!t)
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: tensor '%s' is missing from %s", r->mpath, what, name,
+                         r->st->paths[0]);
+    int nd = d1 ? 2 : 1;
+    if (t->dtype != dt || t->ndim != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {
+        char want[64], got[64];
+        snprintf(want, sizeof want, nd == 2 ? "%s [%lld, %lld]" : "%s [%lld]", pare_dtype_name(dt), (long long)d0,
+                 (long long)d1);
+        if (t->ndim == 2)
+            snprintf(got, sizeof got, "%s [%lld, %lld]", pare_dtype_name(t->dtype), (long long)t->shape[0],
+                     (long long)t->shape[1]);
+        else if (t->ndim == 1)
+            snprintf(got, sizeof got, "%s [%lld]", pare_dtype_name(t->dtype), (long long)t->shape[0]);
+        else
+            snprintf(got, sizeof got, "%s with %d dimensions", pare_dtype_name(t->dtype), t->ndim);
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: tensor '%s' is %s but the manifest implies %s", r->mpath, what,
+                         name, got, want);
+    }
+    *out = t;
+    return PARE_OK;
+}
+
+static int get_pair(json_t *a, int *x, int *y)
+{
+    if (!json_is_array(a) || json_array_size(a) != 2 || !json_is_integer(json_array_get(a, 0)) ||
+        !json_is_integer(json_array_get(a, 1)))
+        return 0;
+    json_int_t u = json_integer_value(json_array_get(a, 0)), v = json_integer_value(json_array_get(a, 1));
+    if (u < 1 || v < 1 || u > (1 << 30) || v > (1 << 30))
+        return 0;
+    *x = (int)u;
+    *y = (int)v;
+    return 1;
+}
+
+/* kept_out / kept_in: null when unsliced, else the count; the I32 list must be strictly increasing
+ * within the loaded shape. *idx points into the map (may be unaligned: copied). */
+static pare_status read_kept(const reader *r, const char *what, json_t *e, json_t *tensors, const char *key, int cur,
+                             int orig, int32_t **idx, pare_error *err)
+{
+    *idx = NULL;
+    json_t *v = json_object_get(e, key);
+    if (!v || json_is_null(v)) {
+        if (cur != orig)
+            return pare_fail(err, PARE_EFORMAT, "%s: %s: shape %d differs from the original %d but \"%s\" is null",
+                             r->mpath, what, cur, orig, key);
+        return PARE_OK;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) != cur)
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: \"%s\" must be null or the current size %d", r->mpath, what, key,
+                         cur);
+    const pare_st_tensor *t;
+    pare_status rc = need(r, what, key, tensors, PARE_DT_I32, cur, 0, &t, err);
+    if (rc)
+        return rc;
+    int32_t *k = malloc((size_t)cur * sizeof *k);
+    if (!k)
+        return pare_fail(err, PARE_ENOMEM, "%s: %s: out of memory", r->mpath, what);
+    memcpy(k, t->data, (size_t)cur * sizeof *k);
+    for (int i = 0; i < cur; i++)
+        if (k[i] < 0 || k[i] >= orig || (i && k[i] <= k[i - 1])) {
+            rc = pare_fail(err, PARE_EFORMAT,
+                           "%s: %s: %s[%d] = %d (tensor '%s') is %s; indices must increase strictly within 0..%d",
+                           r->mpath, what, key, i, k[i], t->name,
+                           k[i] < 0 || k[i] >= orig ? "out of range" : "not increasing", orig - 1);
+            free(k);
+            return rc;
+        }
+    *idx = k;
+    return PARE_OK;
+}
+
+/* Rebuilds one linear (loaded at its original shape in the slab) into the manifest's state through
+ * the linear API, so every field matches what the exporter had: values are placed at their
+ * original positions, factors set at the original shape (a rank valid before slicing may exceed
+ * the sliced shape), then rows and columns are kept, then the mask is set. */
+static pare_status load_linear(const reader *r, pare_linear *l, json_t *e, int idx, pare_error *err)
+{
+    char what[160];
+    snprintf(what, sizeof what, "linears[%d] (%s)", idx, l->name);
+    if (!json_is_object(e))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: entry is not an object", r->mpath, what);
+    const char *name = json_string_value(json_object_get(e, "name"));
+    if (!name || strcmp(name, l->name) != 0)
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: entry is named '%s' but the config's linear at this position is %s",
+                         r->mpath, what, name ? name : "(none)", l->name);
+    const char *kind = json_string_value(json_object_get(e, "kind"));
+    pare_linear_kind k;
+    if (kind && !strcmp(kind, "dense"))
+        k = PARE_LIN_DENSE;
+    else if (kind && !strcmp(kind, "masked"))
+        k = PARE_LIN_MASKED;
+    else if (kind && !strcmp(kind, "factored"))
+        k = PARE_LIN_FACTORED;
+    else
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: unknown kind '%s'; supported: dense, masked, factored", r->mpath,
+                         what, kind ? kind : "(none)");
+    int out, in, oo, oi;
+    if (!get_pair(json_object_get(e, "shape"), &out, &in))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: \"shape\" must be [out, in] of positive integers", r->mpath, what);
+    if (!get_pair(json_object_get(e, "orig_shape"), &oo, &oi))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: \"orig_shape\" must be [out, in] of positive integers", r->mpath,
+                         what);
+    if (oo != l->orig_out || oi != l->orig_in)
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: orig_shape [%d, %d] but config.json implies [%d, %d]", r->mpath,
+                         what, oo, oi, l->orig_out, l->orig_in);
+    if (out > oo || in > oi)
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: shape [%d, %d] exceeds orig_shape [%d, %d]", r->mpath, what, out,
+                         in, oo, oi);
+    int rank = 0;
+    if (k == PARE_LIN_FACTORED) {
+        json_t *jr = json_object_get(e, "rank");
+        json_int_t rv = json_is_integer(jr) ? json_integer_value(jr) : 0;
+        int lim = oo < oi ? oo : oi;
+        if (rv < 1 || rv > lim)
+            return pare_fail(err, PARE_EFORMAT, "%s: %s: rank %lld must be an integer in 1..%d (min of orig_shape)",
+                             r->mpath, what, (long long)rv, lim);
+        rank = (int)rv;
+    }
+    json_t *jb = json_object_get(e, "bias");
+    if (!json_is_boolean(jb) || json_is_true(jb) != (l->b != NULL))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: \"bias\" must be %s, as config.json implies", r->mpath, what,
+                         l->b ? "true" : "false");
+    json_t *tens = json_object_get(e, "tensors");
+    if (!json_is_object(tens))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: \"tensors\" is missing or not an object", r->mpath, what);
+    const pare_st_tensor *tw = NULL, *tm = NULL, *ta = NULL, *tb = NULL, *tbias = NULL;
+    pare_status rc;
+    if (k == PARE_LIN_FACTORED) {
+        if ((rc = need(r, what, "A", tens, PARE_DT_F32, out, rank, &ta, err)) ||
+            (rc = need(r, what, "B", tens, PARE_DT_F32, rank, in, &tb, err)))
+            return rc;
+    } else if ((rc = need(r, what, "weight", tens, PARE_DT_F32, out, in, &tw, err))) {
+        return rc;
+    }
+    if (k == PARE_LIN_MASKED) {
+        if ((rc = need(r, what, "mask", tens, PARE_DT_U8, out, in, &tm, err)))
+            return rc;
+        for (size_t i = 0; i < (size_t)out * in; i++)
+            if (tm->data[i] > 1)
+                return pare_fail(err, PARE_EFORMAT, "%s: %s: mask '%s' holds %d at %zu; only 0 and 1 are valid",
+                                 r->mpath, what, tm->name, tm->data[i], i);
+    }
+    if (l->b && (rc = need(r, what, "bias", tens, PARE_DT_F32, out, 0, &tbias, err)))
+        return rc;
+    int32_t *ko = NULL, *ki = NULL;
+    if ((rc = read_kept(r, what, e, tens, "kept_out", out, oo, &ko, err)) ||
+        (rc = read_kept(r, what, e, tens, "kept_in", in, oi, &ki, err))) {
+        free(ko);
+        return rc;
+    }
+    /* every check passed: rebuild */
+    float *A = NULL, *B = NULL;
+    const float *src_w = tw ? (const float *)(const void *)tw->data : NULL; /* data areas are 8-byte aligned */
+#define RO(i) (ko ? ko[i] : (i))
+#define CI(j) (ki ? ki[j] : (j))
+    if (tbias) {
+        const float *bb = (const float *)(const void *)tbias->data;
+        memset(l->b, 0, (size_t)oo * sizeof(float));
+        for (int i = 0; i < out; i++)
+            l->b[RO(i)] = bb[i];
+    }
+    if (k == PARE_LIN_FACTORED) {
+        A = calloc((size_t)oo * rank, sizeof *A);
+        B = calloc((size_t)rank * oi, sizeof *B);
+        if (!A || !B) {
+            rc = pare_fail(err, PARE_ENOMEM, "%s: %s: out of memory", r->mpath, what);
+        } else {
+            const float *a = (const float *)(const void *)ta->data, *b = (const float *)(const void *)tb->data;
+            for (int i = 0; i < out; i++)
+                memcpy(A + (size_t)RO(i) * rank, a + (size_t)i * rank, (size_t)rank * sizeof(float));
+            for (int q = 0; q < rank; q++)
+                for (int j = 0; j < in; j++)
+                    B[(size_t)q * oi + CI(j)] = b[(size_t)q * in + j];
+            rc = pare_linear_set_factors(l, rank, A, B, err);
+        }
+    } else {
+        memset(l->w, 0, (size_t)oo * oi * sizeof(float));
+        for (int i = 0; i < out; i++)
+            for (int j = 0; j < in; j++)
+                l->w[(size_t)RO(i) * oi + CI(j)] = src_w[(size_t)i * in + j];
+    }
+#undef RO
+#undef CI
+    free(A);
+    free(B);
+    if (rc == PARE_OK && ko)
+        rc = pare_linear_keep_rows(l, ko, out, err);
+    if (rc == PARE_OK && ki)
+        rc = pare_linear_keep_cols(l, ki, in, err);
+    if (rc == PARE_OK && tm)
+        rc = pare_linear_set_mask(l, tm->data, err);
+    free(ko);
+    free(ki);
+    if (rc)
+        return pare_wrap(err, "%s: %s", r->mpath, what);
+    /* the stored values verbatim (identical already unless the exported state had non-zeros under
+     * its mask, which this keeps too) */
+    if (tw)
+        memcpy(l->w, src_w, (size_t)out * in * sizeof(float));
+    else {
+        memcpy(l->A, ta->data, (size_t)out * rank * sizeof(float));
+        memcpy(l->B, tb->data, (size_t)rank * in * sizeof(float));
+    }
+    json_t *jp = json_object_get(e, "params");
+    if (jp && (!json_is_integer(jp) || (size_t)json_integer_value(jp) != pare_linear_params(l)))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s: \"params\" says %lld but the stored layer has %zu", r->mpath, what,
+                         json_is_integer(jp) ? (long long)json_integer_value(jp) : -1LL, pare_linear_params(l));
+    return PARE_OK;
+}
+
+static pare_status load_pare_weights(pare_model *m, const char *mpath, json_t *root, const pare_safetensors *st,
+                                     pare_error *err)
+{
+    reader r = {mpath, st};
+    pare_status rc = PARE_OK;
+    int np = model_params(m, NULL);
+    param_ref *refs = malloc((size_t)np * sizeof *refs);
+    if (!refs)
+        return pare_fail(err, PARE_ENOMEM, "out of memory");
+    model_params(m, refs);
+    for (int i = 0; i < np && rc == PARE_OK; i++) {
+        const pare_st_tensor *t = pare_st_find(st, refs[i].name);
+        if (!t)
+            rc = pare_fail(err, PARE_EFORMAT, "%s: tensor '%s' needed by the config is missing", st->paths[0],
+                           refs[i].name);
+        else if (t->dtype != PARE_DT_F32 || t->ndim != (refs[i].d1 ? 2 : 1) || t->shape[0] != refs[i].d0 ||
+                 (refs[i].d1 && t->shape[1] != refs[i].d1))
+            rc = pare_fail(err, PARE_EFORMAT, "%s: tensor '%s' is not F32 of the shape the config implies ([%d%s%.0d])",
+                           st->paths[0], refs[i].name, refs[i].d0, refs[i].d1 ? ", " : "", refs[i].d1);
+        else
+            memcpy(refs[i].p, t->data, t->nbytes);
+    }
+    free(refs);
+    if (rc)
+        return rc;
+    json_t *lins = json_object_get(root, "linears");
+    int n = pare_model_linears(m, NULL, 0);
+    if (!json_is_array(lins) || json_array_size(lins) != (size_t)n)
+        return pare_fail(err, PARE_EFORMAT, "%s: \"linears\" must be an array of %d entries (one per block matrix)",
+                         mpath, n);
+    pare_linear **lin = malloc((size_t)n * sizeof *lin);
+    if (!lin)
+        return pare_fail(err, PARE_ENOMEM, "out of memory");
+    pare_model_linears(m, lin, n);
+    for (int i = 0; i < n && rc == PARE_OK; i++)
+        rc = load_linear(&r, lin[i], json_array_get(lins, (size_t)i), i, err);
+    free(lin);
+    return rc;
+}
+
+pare_status pare_export_load(pare_model *m, const char *dir, const char *tokenizer_path, pare_error *err)
+{
+    char mpath[4096], path[4096];
+    pare_status rc = pare_path_join(mpath, sizeof mpath, dir, PARE_EXPORT_MANIFEST, err);
+    if (rc)
+        return rc;
+    json_error_t jerr;
+    json_t *root = json_load_file(mpath, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return pare_fail(err, PARE_EFORMAT, "%s: invalid JSON at line %d: %s", mpath, jerr.line, jerr.text);
+    const char *fmt = json_string_value(json_object_get(root, "format"));
+    json_t *ver = json_object_get(root, "version");
+    const char *arch = json_string_value(json_object_get(root, "architecture"));
+    const char *wf = json_string_value(json_object_get(root, "weights"));
+    if (!json_is_object(root) || !fmt || strcmp(fmt, "pare") != 0)
+        rc = pare_fail(err, PARE_EFORMAT, "%s: \"format\" must be \"pare\"", mpath);
+    else if (!json_is_integer(ver) || json_integer_value(ver) != PARE_EXPORT_VERSION)
+        rc = pare_fail(err, json_is_integer(ver) && json_integer_value(ver) > PARE_EXPORT_VERSION ? PARE_EUNSUPPORTED
+                                                                                                  : PARE_EFORMAT,
+                       "%s: \"version\" must be %d (this build reads version %d only)", mpath, PARE_EXPORT_VERSION,
+                       PARE_EXPORT_VERSION);
+    else if (arch && strcmp(arch, pare_arch_name(m->cfg.arch)) != 0)
+        rc = pare_fail(err, PARE_EFORMAT, "%s: architecture %s but config.json is %s", mpath, arch,
+                       pare_arch_name(m->cfg.arch));
+    else if (!wf || !*wf || strchr(wf, '/') || !strcmp(wf, "..") || !strcmp(wf, "."))
+        rc = pare_fail(err, PARE_EFORMAT, "%s: \"weights\" must name a file in the folder", mpath);
+    pare_safetensors st;
+    if (rc == PARE_OK && (rc = pare_path_join(path, sizeof path, dir, wf, err)) == PARE_OK &&
+        (rc = pare_st_open_file(path, &st, err)) == PARE_OK) {
+        rc = load_pare_weights(m, mpath, root, &st, err);
+        pare_st_close(&st);
+    }
+    json_decref(root);
+    if (rc)
+        return rc;
+    m->format = PARE_FMT_HF;
+    snprintf(m->source_dtype, sizeof m->source_dtype, "F32");
+    if (tokenizer_path) {
+        size_t n = strlen(tokenizer_path);
+        if (n > 4 && !strcmp(tokenizer_path + n - 4, ".bin"))
+            return pare_tokenizer_load_llama2c(tokenizer_path, m->cfg.vocab_size, &m->tok, err);
+        return pare_tokenizer_load_hf(tokenizer_path, &m->tok, err);
+    }
+    if ((rc = pare_path_join(path, sizeof path, dir, "tokenizer.json", err)))
+        return rc;
+    if (pare_file_exists(path))
+        return pare_tokenizer_load_hf(path, &m->tok, err);
+    if ((rc = pare_path_join(path, sizeof path, dir, "tokenizer.bin", err)))
+        return rc;
+    if (pare_file_exists(path))
+        return pare_tokenizer_load_llama2c(path, m->cfg.vocab_size, &m->tok, err);
+    return PARE_OK;
+}

@@ -1,0 +1,68 @@
+/* Exporting a (compressed) model to disk: a dense Hugging Face folder any HF-compatible tool can
+ * load, or the compact "pare" format (factors, masks and slices kept as they are) that
+ * pare_model_load reloads bit for bit. Both are written into a temporary sibling folder and renamed
+ * into place only when complete. See docs/formats.md, "pare export formats". */
+#ifndef PARE_EXPORT_H
+#define PARE_EXPORT_H
+
+#include <stddef.h>
+#include "error.h"
+#include "model.h"
+
+typedef enum {
+    PARE_EXPORT_HF_DENSE, /* "hf-dense": config.json + model.safetensors with the original HF names */
+    PARE_EXPORT_PARE      /* "pare": compact F32 tensors + pare.json manifest */
+} pare_export_format;
+
+/* The manifest that marks a pare-format folder, and the manifest version this build writes/reads. */
+#define PARE_EXPORT_MANIFEST "pare.json"
+#define PARE_EXPORT_VERSION 1
+
+typedef struct {
+    pare_export_format format;
+    int overwrite;       /* replace an existing export folder, only once the new one is complete */
+    const char *dtype;   /* hf-dense: "F32" (default), "F16" or "BF16"; the pare format is always F32
+                            (any other value is refused) so a reload is bit-exact */
+    const char *manifest_extra_json; /* pare format: a JSON object stored as "compression" in pare.json
+                                        (e.g. method, ratio, perplexities); NULL for none */
+    const char *producer; /* recorded in pare.json as "producer" when non-NULL, e.g. "pare 0.1.0" */
+} pare_export_opts;
+
+typedef struct {
+    size_t bytes_on_disk; /* all files written */
+    size_t tensor_bytes;  /* tensor data in model.safetensors (header excluded) */
+    int files;            /* files written */
+    int ffn_width;        /* hf-dense: the exported intermediate_size; pare: the widest block */
+    int padded_blocks;    /* hf-dense: blocks zero-padded to ffn_width; pare: 0 */
+} pare_export_report;
+
+/* hf-dense, F32, no overwrite, no manifest extras. */
+void pare_export_defaults(pare_export_opts *o);
+/* "hf-dense" / "pare", and back (an unknown name is PARE_EINVAL listing both). */
+const char *pare_export_format_name(pare_export_format f);
+pare_status pare_export_format_parse(const char *name, pare_export_format *f, pare_error *err);
+
+/* Writes m to the folder dir (which must not exist unless o->overwrite; an existing folder is only
+ * replaced when it holds nothing but files and a config.json, i.e. looks like a model folder).
+ * o may be NULL for the defaults, p and rep may be NULL. On any failure or cancel nothing is left
+ * behind: no temporary folder, and an existing dir is untouched.
+ * Errors: PARE_EINVAL (destination exists, bad option), PARE_EUNSUPPORTED (a state the format cannot
+ * express: hf-dense needs every attention/head matrix at its loaded shape and consistent FFN
+ * widths; the pare format needs increasing kept indices), PARE_EIO, PARE_ENOMEM, PARE_ECANCELED. */
+pare_status pare_export(const pare_model *m, const char *dir, const pare_export_opts *o, const pare_progress *p,
+                        pare_export_report *rep, pare_error *err);
+
+/* The bytes pare_export would write (bytes_on_disk), without writing anything; the same checks. */
+pare_status pare_export_size(const pare_model *m, const pare_export_opts *o, size_t *bytes, pare_error *err);
+
+/* Non-zero when dir holds a pare-format export (a pare.json manifest). */
+int pare_export_is_pare_dir(const char *dir);
+
+/* Used by pare_model_load on a pare-format folder: m->cfg comes from dir/config.json and the slab is
+ * allocated for that dense architecture; this fills every parameter from the folder's safetensors,
+ * rebuilds the compressed linears exactly as pare.json describes (validated completely; errors name
+ * pare.json and the linear) and loads the tokenizer (tokenizer_path, else tokenizer.json, else
+ * tokenizer.bin in dir; none is not an error). */
+pare_status pare_export_load(pare_model *m, const char *dir, const char *tokenizer_path, pare_error *err);
+
+#endif
