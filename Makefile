@@ -67,11 +67,11 @@ layering: $(call objs,$(OPT_DIR),$(CORE_SRC))
 	echo "layering: src/core references no curses, Lua, stdout/stderr, printing or exit"
 
 test: deps pare $(OPT_DIR)/pare_tests layering
-	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T)
+	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T) $(TEST)
 
 check: deps $(ASAN_DIR)/pare $(ASAN_DIR)/pare_tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  PARE_BIN=$(ASAN_DIR)/pare PARE_TEST_QUICK=1 $(ASAN_DIR)/pare_tests $(T)
+	  PARE_BIN=$(ASAN_DIR)/pare PARE_TEST_QUICK=1 $(ASAN_DIR)/pare_tests $(T) $(TEST)
 
 bench: deps pare $(OPT_DIR)/bench_compress
 	@bash tools/bench.sh

@@ -54,8 +54,12 @@ static void remove_tree(const char *path)
         fprintf(stderr, "warning: could not remove %s\n", path);
 }
 
+static const char *test_filter; /* argv[2]: run only tests whose name contains it */
+
 void harness_run(const char *name, test_fn fn)
 {
+    if (test_filter && !strstr(name, test_filter))
+        return;
     snprintf(cur_name, sizeof cur_name, "%s", name);
     cur_failed = cur_skipped = 0;
     tmpdir[0] = '\0';
@@ -213,7 +217,8 @@ int run_pare_signal(char **out, char **errout, const char *const *args, int dela
     return WEXITSTATUS(status);
 }
 
-/* Suites are declared in test_main.c; main runs those whose name contains argv[1], if given. */
+/* Suites are declared in test_main.c; main runs those whose name contains argv[1], if given, and
+ * in them the tests whose name contains argv[2], if given. */
 typedef struct {
     const char *name;
     void (*fn)(void);
@@ -230,6 +235,7 @@ int main(int argc, char **argv)
         execv("/proc/self/exe", argv);
     }
     const char *filter = argc > 1 ? argv[1] : NULL;
+    test_filter = argc > 2 ? argv[2] : NULL;
     if (!harness_shared())
         printf("note: shared data not found (PARE_SHARED or ../shared); tests that need it are skipped\n");
     for (int i = 0; harness_suites[i].name; i++) {

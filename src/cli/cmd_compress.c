@@ -242,6 +242,10 @@ int cmd_compress(int argc, char **argv)
     pare_param_counts pc;
     pare_model_param_counts(m, &pc);
     size_t total_before = pc.total - rep.params_after + rep.params_before;
+    if (rep.max_damping > PARE_WHITEN_DAMPING) /* the Gram was not positive definite at the usual damping */
+        fprintf(stderr, "pare compress: warning: a whitening Cholesky needed damping %g x mean(diag G) (default %g); "
+                        "more calibration data (--calib-samples) makes the Gram better conditioned\n",
+                rep.max_damping, PARE_WHITEN_DAMPING);
     /* one summary serves --json and the export manifest */
         json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:{s:I, s:I, s:I, s:I, s:f, s:f}, s:i, s:i, s:i, s:f}",
                           "model", m->path, "method", method, "weighting", WEIGHTINGS[wk], "ratio", ratio, "split",
@@ -254,6 +258,8 @@ int cmd_compress(int argc, char **argv)
                           "worst_rel_error", rep.worst_rel_error);
     if (METHODS[mi].policy == POLICY_ENERGY)
         json_object_set_new(j, "energy", json_real(energy));
+    if (wk == PARE_WEIGHT_WHITEN)
+        json_object_set_new(j, "max_whiten_damping", json_real(rep.max_damping));
     json_t *evals = json_array();
     for (int f = 0; f < n_files; f++) {
         json_t *e = json_pack("{s:s, s:i, s:i, s:I, s:f}", "data", eval_path[f], "window", after[f].plan.window,
