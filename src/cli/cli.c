@@ -225,9 +225,16 @@ pare_status cli_calib_windows(const pare_model *m, const char *path, const void 
     pare_status rc = cli_tokenize_file(m, path, &ids, &n, err);
     if (!rc && (rc = pare_calib_windows(ids, n, co, windows, err)))
         pare_wrap(err, "%s", path);
-    if (!rc)
-        fprintf(stderr, "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu)\n", co->samples, co->len, path,
-                n, (unsigned long long)co->seed);
+    if (!rc) {
+        pare_calib_opts plain = *co, gram = *co;
+        plain.gram = 0;
+        gram.gram = 1;
+        fprintf(stderr,
+                "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu); memory %.1f MiB, %.1f MiB with the "
+                "Gram matrices whitening needs\n",
+                co->samples, co->len, path, n, (unsigned long long)co->seed,
+                (double)pare_calib_bytes(m, &plain) / (1 << 20), (double)pare_calib_bytes(m, &gram) / (1 << 20));
+    }
     free(ids);
     return rc;
 }
