@@ -11,7 +11,13 @@ LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lm -lpthread
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \
             liblua5.4-dev libncurses-dev libpng-dev
 
+# Lua 5.4 for the recipe runner (lua/ and src/cli/cmd_run.c only; src/core never sees lua.h). Expanded
+# lazily: on a fresh machine the package arrives with `make deps`, after this file was read.
+LUA_CFLAGS = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUA_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
+LUA_SRC   := $(sort $(wildcard lua/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/*.c))
 
@@ -21,11 +27,14 @@ ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 
 objs = $(patsubst %.c,$(1)/%.o,$(2))
 
+LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c) $(call objs,$(ASAN_DIR),$(LUA_SRC) src/cli/cmd_run.c)
+$(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
+
 .PHONY: all test check bench deps layering clean
 all: pare
 
-pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC))
-	$(CC) $(OPT) -o $@ $^ $(LIBS)
+pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC))
+	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS)
 
 $(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS)
@@ -34,8 +43,8 @@ $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(OPT) -MMD -MP -c -o $@ $<
 
-$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS)
 
 $(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)

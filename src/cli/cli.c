@@ -201,19 +201,12 @@ void cli_progress_done(cli_progress *p)
 
 pare_status cli_tokenize_file(const pare_model *m, const char *path, int32_t **ids, size_t *n, pare_error *err)
 {
-    *ids = NULL;
-    *n = 0;
-    if (!m->tok)
+    if (!m->tok) {
+        *ids = NULL;
+        *n = 0;
         return pare_fail(err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json or tok*.bin); pass --tokenizer", m->path);
-    char *text = NULL;
-    size_t len = 0;
-    pare_status rc = pare_read_file(path, &text, &len, err);
-    if (!rc && len == 0)
-        rc = pare_fail(err, PARE_EINVAL, "%s: empty data file", path);
-    if (!rc && (rc = pare_tokenizer_encode(m->tok, text, len, 0, ids, n, err)))
-        pare_wrap(err, "%s", path);
-    free(text);
-    return rc;
+    }
+    return pare_model_tokenize_file(m, path, ids, n, err);
 }
 
 pare_status cli_calib_windows(const pare_model *m, const char *path, const void *calib_opts, int32_t **windows,

@@ -63,6 +63,7 @@ int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_spectra(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 
 #endif

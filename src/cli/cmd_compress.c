@@ -6,44 +6,10 @@
 
 #include "cli.h"
 #include "core/compress.h"
+#include "core/method.h"
 #include "core/spectrum.h"
 #include "core/eval.h"
 #include "core/export.h"
-
-typedef enum { POLICY_LORAP, POLICY_UNIFORM, POLICY_MASK, POLICY_GLOBAL, POLICY_ENERGY } policy;
-
-/* Each method is an allocation policy plus how its factors are computed, its channels scored and
- * its masks chosen. */
-static const struct {
-    const char *name;
-    policy policy;
-    int ffn_channels; /* uniform plans: prune FFN channels instead of factorizing the FFN */
-    pare_weighting weighting;
-    pare_chan_score chan_score;
-    pare_prune_score mask_score;
-    pare_prune_scope mask_scope;
-    int sequential;
-    const char *what;
-} METHODS[] = {
-    {"lorap", POLICY_LORAP, 1, PARE_WEIGHT_ACT, PARE_CHAN_LORAP, 0, 0, 1,
-     "LoRAP: activation-weighted SVD of attention (V,O : Q,K = a : 1), LoRAP channel pruning of the FFN, sequential"},
-    {"lorap-magnitude", POLICY_LORAP, 1, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, 0, 0, 1,
-     "ablation: plain SVD attention with LoRAP's split, magnitude channel pruning"},
-    {"svd", POLICY_UNIFORM, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, 0, 0, 0, "plain SVD of every matrix, uniform ranks"},
-    {"asvd", POLICY_UNIFORM, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, 0, 0,
-     "activation-weighted SVD of every matrix, uniform ranks"},
-    {"svdllm", POLICY_UNIFORM, 0, PARE_WEIGHT_WHITEN, PARE_CHAN_MAGNITUDE, 0, 0, 0,
-     "whitened SVD (SVD-LLM) of every matrix, uniform ranks"},
-    {"wanda", POLICY_MASK, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, PARE_SCORE_WANDA, PARE_SCOPE_ROW, 1,
-     "Wanda: unstructured masks by |W_ij| ||X_j|| within each output row, sequential"},
-    {"magnitude", POLICY_MASK, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, PARE_SCORE_MAGNITUDE, PARE_SCOPE_MATRIX, 0,
-     "unstructured masks by |W_ij| within each matrix"},
-    {"global", POLICY_GLOBAL, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, 0, 1,
-     "pare global: ranks of every matrix chosen together by weighted error per parameter saved (--weighting)"},
-    {"energy", POLICY_ENERGY, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, 0, 1,
-     "every matrix at the smallest rank keeping --energy of its weighted spectral energy (--weighting)"},
-};
-#define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
 
 #define MAX_EVAL 8
 
@@ -55,43 +21,6 @@ static pare_status run_eval(pare_model *m, const char *what, const int32_t *ids,
     pare_progress pp = {cli_progress_cb, &prog};
     pare_status st = pare_eval_perplexity(m, ids, n, eo, &pp, res, err);
     cli_progress_done(&prog);
-    return st;
-}
-
-static const char *const WEIGHTINGS[] = {"none", "act", "whiten"};
-
-/* The plan of a spectral policy: one-shot statistics of the dense model, its weighted spectra, then
- * the allocation. */
-static pare_status spectral_plan(pare_model *m, int mi, pare_weighting w, double ratio, double energy,
-                                 const int32_t *win, const pare_calib_opts *co, pare_plan *plan, pare_error *err)
-{
-    pare_calib_stats *cs = NULL;
-    pare_model_spectra *sp = NULL;
-    pare_status st = PARE_OK;
-    if (w != PARE_WEIGHT_NONE) {
-        if (!win)
-            return pare_fail(err, PARE_EINVAL, "--method %s with --weighting %s needs --calib FILE",
-                             METHODS[mi].name, WEIGHTINGS[w]);
-        pare_calib_opts o = *co;
-        o.gram = w == PARE_WEIGHT_WHITEN;
-        cli_progress prog;
-        cli_progress_init(&prog, "calibrate (allocation)", (double)o.samples * o.len * m->cfg.n_layers, "tok");
-        pare_progress pp = {cli_progress_cb, &prog};
-        st = pare_calibrate(m, win, &o, NULL, NULL, &pp, &cs, err);
-        cli_progress_done(&prog);
-    }
-    if (!st) {
-        cli_progress prog;
-        cli_progress_init(&prog, "spectra", pare_model_linears(m, NULL, 0), "matrices");
-        pare_progress pp = {cli_progress_cb, &prog};
-        st = pare_model_spectra_weighted(m, cs, w, &pp, &sp, err);
-        cli_progress_done(&prog);
-    }
-    if (!st)
-        st = METHODS[mi].policy == POLICY_GLOBAL ? pare_allocate_global(m, sp, ratio, plan, err)
-                                                 : pare_allocate_energy(m, sp, energy, plan, err);
-    pare_model_spectra_free(sp);
-    pare_calib_free(cs);
     return st;
 }
 
@@ -133,36 +62,36 @@ int cmd_compress(int argc, char **argv)
         return EXIT_BAD_INPUT;
     if (help) {
         cli_usage("compress", "--model M --method lorap --ratio S --calib FILE [--eval FILE]", opts, n_opts);
-        for (int i = 0; i < N_METHODS; i++)
-            printf("  %-16s %s\n", METHODS[i].name, METHODS[i].what);
+        for (const pare_method *me = pare_methods(NULL); me->name; me++)
+            printf("  %-16s %s\n", me->name, me->what);
         return 0;
     }
     pare_error err = {0};
-    int mi = -1;
-    for (int i = 0; i < N_METHODS; i++)
-        if (strcmp(method, METHODS[i].name) == 0)
-            mi = i;
-    if (mi < 0) {
+    const pare_method *me = pare_method_find(method);
+    if (!me) {
         pare_fail(&err, PARE_EINVAL,
                   "--method '%s': expected lorap, lorap-magnitude, svd, asvd, svdllm, wanda, magnitude, global or energy",
                   method);
         return cli_error("compress", &err);
     }
-    pare_weighting wk = METHODS[mi].weighting;
+    pare_method_opts mo;
+    pare_method_defaults(&mo);
+    mo.ratio = ratio;
+    mo.split = split;
+    mo.keep_least = keep_least;
+    mo.energy = energy;
     if (weighting) {
-        int found = -1;
-        for (int i = 0; i < 3; i++)
-            if (strcmp(weighting, WEIGHTINGS[i]) == 0)
-                found = i;
-        if (found < 0 || (METHODS[mi].policy != POLICY_GLOBAL && METHODS[mi].policy != POLICY_ENERGY)) {
+        for (int i = 0; PARE_WEIGHTING_NAMES[i]; i++)
+            if (strcmp(weighting, PARE_WEIGHTING_NAMES[i]) == 0)
+                mo.weighting = i;
+        if (mo.weighting < 0 || (me->policy != PARE_POLICY_GLOBAL && me->policy != PARE_POLICY_ENERGY)) {
             pare_fail(&err, PARE_EINVAL,
-                      found < 0 ? "--weighting '%s': expected none, act or whiten"
-                                : "--weighting %s: only the global and energy methods take a weighting (the others "
-                                  "are defined by theirs)",
+                      mo.weighting < 0 ? "--weighting '%s': expected none, act or whiten"
+                                       : "--weighting %s: only the global and energy methods take a weighting (the "
+                                         "others are defined by theirs)",
                       weighting);
             return cli_error("compress", &err);
         }
-        wk = (pare_weighting)found;
     }
     if (!(ratio > 0 && ratio < 1)) {
         pare_fail(&err, PARE_EINVAL, "--ratio %g: the fraction of parameters to remove must be in (0, 1)", ratio);
@@ -188,21 +117,10 @@ int cmd_compress(int argc, char **argv)
     size_t n_eval[MAX_EVAL] = {0};
     char eval_path[MAX_EVAL][4096];
     int n_files = 0;
-    pare_plan plan = {0};
     pare_eval_result before[MAX_EVAL] = {0}, after[MAX_EVAL] = {0};
     pare_status st = PARE_OK;
     if (calib)
         st = cli_calib_windows(m, calib, &co, &win, &err);
-    if (st) {
-    } else if (METHODS[mi].policy == POLICY_LORAP) {
-        st = pare_allocate_lorap(m, ratio, split, &plan, &err);
-    } else if (METHODS[mi].policy == POLICY_UNIFORM) {
-        st = pare_allocate_uniform(m, ratio, METHODS[mi].ffn_channels, &plan, &err);
-    } else if (METHODS[mi].policy == POLICY_MASK) {
-        st = pare_allocate_mask(m, ratio, &plan, &err);
-    } else {
-        st = spectral_plan(m, mi, wk, ratio, energy, win, &co, &plan, &err);
-    }
     for (const char *p = evalf; !st && p && *p;) { /* tokenize every text before any long work */
         size_t len = strcspn(p, ",");
         if (n_files == MAX_EVAL || len == 0 || len >= sizeof eval_path[0]) {
@@ -218,19 +136,12 @@ int cmd_compress(int argc, char **argv)
     for (int f = 0; !st && eval_dense && f < n_files; f++)
         st = run_eval(m, "eval dense", eval_ids[f], n_eval[f], &eo, &before[f], &err);
     pare_apply_report rep = {0};
+    pare_weighting wk = me->weighting;
     if (!st) {
-        pare_apply_opts ao;
-        pare_apply_defaults(&ao);
-        ao.weighting = wk;
-        ao.chan_score = METHODS[mi].chan_score;
-        ao.keep_least = keep_least;
-        ao.sequential = METHODS[mi].sequential;
-        ao.mask_score = METHODS[mi].mask_score;
-        ao.mask_scope = METHODS[mi].mask_scope;
         cli_progress prog;
         cli_progress_init(&prog, "compress", (double)co.samples * co.len * m->cfg.n_layers, "tok");
         pare_progress pp = {cli_progress_cb, &prog};
-        st = pare_apply_plan(m, &plan, win, &co, &ao, &pp, &rep, &err);
+        st = pare_method_compress(m, me, &mo, win, &co, &pp, &rep, &wk, &err);
         cli_progress_done(&prog);
     }
     for (int f = 0; !st && f < n_files; f++)
@@ -248,7 +159,7 @@ int cmd_compress(int argc, char **argv)
                 rep.max_damping, PARE_WHITEN_DAMPING);
     /* one summary serves --json and the export manifest */
         json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:{s:I, s:I, s:I, s:I, s:f, s:f}, s:i, s:i, s:i, s:f}",
-                          "model", m->path, "method", method, "weighting", WEIGHTINGS[wk], "ratio", ratio, "split",
+                          "model", m->path, "method", method, "weighting", PARE_WEIGHTING_NAMES[wk], "ratio", ratio, "split",
                           split, "keep_least", keep_least, "params", "block_linear_before",
                           (json_int_t)rep.params_before, "block_linear_after", (json_int_t)rep.params_after,
                           "total_before", (json_int_t)total_before, "total_after", (json_int_t)pc.total,
@@ -256,7 +167,7 @@ int cmd_compress(int argc, char **argv)
                           "total_removed", 1.0 - (double)pc.total / (double)total_before, "factorized",
                           rep.factorized, "channel_blocks", rep.channel_blocks, "masked", rep.masked,
                           "worst_rel_error", rep.worst_rel_error);
-    if (METHODS[mi].policy == POLICY_ENERGY)
+    if (me->policy == PARE_POLICY_ENERGY)
         json_object_set_new(j, "energy", json_real(energy));
     if (wk == PARE_WEIGHT_WHITEN)
         json_object_set_new(j, "max_whiten_damping", json_real(rep.max_damping));
@@ -295,13 +206,13 @@ int cmd_compress(int argc, char **argv)
         free(s);
         json_decref(j);
     } else {
-        printf("method        %s: %s\n", method, METHODS[mi].what);
-        if (METHODS[mi].policy == POLICY_ENERGY)
+        printf("method        %s: %s\n", method, me->what);
+        if (me->policy == PARE_POLICY_ENERGY)
             printf("energy        %.3f of the %s spectral energy kept in every matrix\n", energy,
                    wk == PARE_WEIGHT_NONE ? "plain" : wk == PARE_WEIGHT_ACT ? "activation-weighted" : "whitened");
         else
             printf("ratio         %.3f of decoder-block linear parameters (%s policy)\n", ratio,
-                   (const char *[]){"LoRAP", "uniform", "unstructured mask", "global", "energy"}[METHODS[mi].policy]);
+                   pare_policy_name(me->policy));
         printf("block linears %zu -> %zu (%.1f%% removed)\n", rep.params_before, rep.params_after,
                100.0 * (1.0 - (double)rep.params_after / (double)rep.params_before));
         printf("all params    %zu -> %zu (%.1f%% removed, embeddings and head included)\n", total_before, pc.total,
@@ -322,7 +233,6 @@ int cmd_compress(int argc, char **argv)
         json_decref(j);
     }
 done:
-    pare_plan_free(&plan);
     free(win);
     for (int f = 0; f < n_files; f++)
         free(eval_ids[f]);

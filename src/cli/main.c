@@ -18,7 +18,8 @@ static const struct {
     {"info", cmd_info, "architecture, parameter counts, memory, linear matrices"},
     {"generate", cmd_generate, "continue a prompt (greedy or sampled)"},
     {"tokenize", cmd_tokenize, "show how a text tokenizes"},
-    {"compress", cmd_compress, "compress with LoRAP or a baseline at a ratio and evaluate (no export yet)"},
+    {"compress", cmd_compress, "compress with LoRAP or a baseline at a ratio, evaluate and export"},
+    {"run", cmd_run, "run a Lua recipe (presets/*.lua): pare run RECIPE [--model DIR] [--set k=v]"},
     {"spectra", cmd_spectra, "singular-value statistics of every block matrix (plain, activation, whitened)"},
 };
 

@@ -731,3 +731,20 @@ double pare_model_flop_per_token(const pare_model *m, int T)
     f += 2.0 * c->vocab_size * c->dim;
     return f;
 }
+
+pare_status pare_model_tokenize_file(const pare_model *m, const char *path, int32_t **ids, size_t *n, pare_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!m->tok)
+        return pare_fail(err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json or tok*.bin)", m->path);
+    char *text = NULL;
+    size_t len = 0;
+    pare_status rc = pare_read_file(path, &text, &len, err);
+    if (!rc && len == 0)
+        rc = pare_fail(err, PARE_EINVAL, "%s: empty data file", path);
+    if (!rc && (rc = pare_tokenizer_encode(m->tok, text, len, 0, ids, n, err)))
+        pare_wrap(err, "%s", path);
+    free(text);
+    return rc;
+}

@@ -77,6 +77,9 @@ void pare_model_param_counts(const pare_model *m, pare_param_counts *pc);
 /* The linear matrices of the decoder blocks, in order (q, k, v, o, gate, up, down per layer).
  * Returns the count; fills up to cap pointers. */
 int pare_model_linears(pare_model *m, pare_linear **out, int cap);
+/* Reads and tokenizes a whole text file with the model's tokenizer, no special tokens (as pare eval
+ * scores it); *ids is malloc'd. An empty file or a model without a tokenizer is an error. */
+pare_status pare_model_tokenize_file(const pare_model *m, const char *path, int32_t **ids, size_t *n, pare_error *err);
 /* Forward FLOPs per token for a window of T tokens (matmuls only, 2 per multiply-add), for the
  * model as it is now (factorized and sliced layers count their smaller products). */
 double pare_model_flop_per_token(const pare_model *m, int T);

@@ -1,0 +1,625 @@
+/* The `pare` Lua module: a thin binding over src/core (load, info, eval, compress, export,
+ * progress and log). Arguments are checked with luaL_check* and option tables are checked for
+ * unknown keys; core errors become Lua errors "pare.FUNC: message" (with the caller's file:line). */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/allocate.h"
+#include "core/calib.h"
+#include "core/compress.h"
+#include "core/eval.h"
+#include "core/export.h"
+#include "core/fileio.h"
+#include "core/method.h"
+#include "core/model.h"
+#include "core/spectrum.h"
+#include "core/tokenizer.h"
+#include "lpare.h"
+
+#define MODEL_MT "pare.model"
+static const char HOST_KEY = 'h';  /* registry: light userdata lpare_host* */
+static const char HOOK_KEY = 'p';  /* registry: pare.on_progress function */
+
+/* Method names for luaL_checkoption-style choices, from the core's table (filled once). */
+static const char *METHOD_NAMES[32];
+static const char *const *method_names(void)
+{
+    if (!METHOD_NAMES[0]) {
+        int i = 0;
+        for (const pare_method *me = pare_methods(NULL); me->name && i < 31; me++)
+            METHOD_NAMES[i++] = me->name;
+    }
+    return METHOD_NAMES;
+}
+#define WEIGHTINGS PARE_WEIGHTING_NAMES
+
+/* ---- host, progress, errors ------------------------------------------------------------------ */
+
+void lpare_set_host(lua_State *L, lpare_host *host)
+{
+    lua_pushlightuserdata(L, host);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+}
+
+static lpare_host *get_host(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+    lpare_host *h = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return h;
+}
+
+static void host_log(lua_State *L, const char *line)
+{
+    lpare_host *h = get_host(L);
+    if (h && h->log)
+        h->log(h->user, line);
+    else if (!h)
+        fprintf(stderr, "%s\n", line);
+}
+
+typedef struct {
+    lua_State *L;
+    lpare_host *host;
+    int hook_ref;          /* LUA_NOREF when no pare.on_progress hook */
+    char hook_error[512];  /* the hook raised: the step is cancelled and this is re-raised */
+    int hook_canceled;     /* the hook returned false */
+} progress_ctx;
+
+static int progress_cb(void *user, const char *stage, double fraction, const char *detail)
+{
+    progress_ctx *c = user;
+    if (c->host && c->host->interrupted && c->host->interrupted())
+        return 1;
+    if (c->host && c->host->progress)
+        c->host->progress(c->host->user, stage, fraction, detail);
+    /* Lua is only entered from the thread that runs the script (OpenMP master); reports made by
+     * other threads of a parallel region reach the host's sink only */
+    if (c->hook_ref != LUA_NOREF && omp_get_thread_num() == 0) {
+        lua_State *L = c->L;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, c->hook_ref);
+        lua_pushstring(L, stage ? stage : "");
+        lua_pushnumber(L, fraction);
+        lua_pushstring(L, detail ? detail : "");
+        if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
+            snprintf(c->hook_error, sizeof c->hook_error, "%s",
+                     lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)");
+            lua_pop(L, 1);
+            return 1;
+        }
+        int stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (stop) {
+            c->hook_canceled = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void progress_begin(lua_State *L, progress_ctx *c, pare_progress *pp)
+{
+    memset(c, 0, sizeof *c);
+    c->L = L;
+    c->host = get_host(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &HOOK_KEY);
+    c->hook_ref = lua_isfunction(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX) : (lua_pop(L, 1), LUA_NOREF);
+    pp->fn = progress_cb;
+    pp->user = c;
+}
+
+static void progress_end(lua_State *L, progress_ctx *c)
+{
+    if (c->hook_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, c->hook_ref);
+    c->hook_ref = LUA_NOREF;
+}
+
+/* Raises the core error of function fname; never returns. */
+static int core_error(lua_State *L, const char *fname, progress_ctx *c, const pare_error *err)
+{
+    if (c) {
+        progress_end(L, c);
+        if (c->hook_error[0])
+            return luaL_error(L, "pare.%s: progress hook: %s", fname, c->hook_error);
+        if (c->hook_canceled)
+            return luaL_error(L, "pare.%s: cancelled by the progress hook", fname);
+    }
+    if (err->code == PARE_ECANCELED) {
+        lpare_host *h = get_host(L);
+        if (h)
+            h->canceled = 1;
+    }
+    return luaL_error(L, "pare.%s: %s", fname, err->msg);
+}
+
+/* ---- option tables ------------------------------------------------------------------------- */
+
+/* Refuses keys of the option table at idx that are not in allowed (typos would silently do nothing). */
+static void check_keys(lua_State *L, int idx, const char *fname, const char *const *allowed)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int ok = 0;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            for (int i = 0; allowed[i] && !ok; i++)
+                ok = strcmp(lua_tostring(L, -1), allowed[i]) == 0;
+        if (!ok) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (int i = 0; allowed[i]; i++) {
+                luaL_addstring(&b, i ? ", " : "");
+                luaL_addstring(&b, allowed[i]);
+            }
+            luaL_pushresult(&b);
+            const char *list = lua_tostring(L, -1);
+            const char *key = luaL_tolstring(L, -2, NULL);
+            luaL_error(L, "pare.%s: unknown option '%s' (options: %s)", fname, key, list);
+        }
+    }
+}
+
+/* Pushes field k of the option table at idx (nil when the table is absent). */
+static int opt_field(lua_State *L, int idx, const char *k)
+{
+    if (lua_isnoneornil(L, idx)) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    return lua_getfield(L, idx, k);
+}
+
+static double opt_number(lua_State *L, int idx, const char *k, double def, const char *fname)
+{
+    int t = opt_field(L, idx, k);
+    double v = def;
+    if (t != LUA_TNIL) {
+        if (t != LUA_TNUMBER)
+            luaL_error(L, "pare.%s: option '%s' must be a number, got %s", fname, k, luaL_typename(L, -1));
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static long long opt_integer(lua_State *L, int idx, const char *k, long long def, long long lo, long long hi,
+                             const char *fname)
+{
+    int t = opt_field(L, idx, k);
+    long long v = def;
+    if (t != LUA_TNIL) {
+        int isint = 0;
+        v = (long long)lua_tointegerx(L, -1, &isint);
+        if (t != LUA_TNUMBER || !isint)
+            luaL_error(L, "pare.%s: option '%s' must be an integer, got %s", fname, k,
+                       t == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        if (v < lo || v > hi)
+            luaL_error(L, "pare.%s: option '%s' = %lld is out of range [%lld, %lld]", fname, k, v, lo, hi);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The string stays valid while the option table is referenced (it is an argument). */
+static const char *opt_string(lua_State *L, int idx, const char *k, const char *def, const char *fname)
+{
+    int t = opt_field(L, idx, k);
+    const char *v = def;
+    if (t != LUA_TNIL) {
+        if (t != LUA_TSTRING)
+            luaL_error(L, "pare.%s: option '%s' must be a string, got %s", fname, k, luaL_typename(L, -1));
+        v = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_bool(lua_State *L, int idx, const char *k, int def, const char *fname)
+{
+    int t = opt_field(L, idx, k);
+    int v = def;
+    if (t != LUA_TNIL) {
+        if (t != LUA_TBOOLEAN)
+            luaL_error(L, "pare.%s: option '%s' must be a boolean, got %s", fname, k, luaL_typename(L, -1));
+        v = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_choice(lua_State *L, int idx, const char *k, const char *def, const char *const *names,
+                      const char *fname)
+{
+    const char *s = opt_string(L, idx, k, def, fname);
+    if (!s)
+        return -1;
+    for (int i = 0; names[i]; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; names[i]; i++) {
+        luaL_addstring(&b, i ? ", " : "");
+        luaL_addstring(&b, names[i]);
+    }
+    luaL_pushresult(&b);
+    return luaL_error(L, "pare.%s: %s '%s': expected one of %s", fname, k, s, lua_tostring(L, -1));
+}
+
+/* ---- the model userdata -------------------------------------------------------------------- */
+
+typedef struct {
+    pare_model *m;
+} lmodel;
+
+static pare_model *check_model(lua_State *L, int idx, const char *fname)
+{
+    lmodel *u = luaL_checkudata(L, idx, MODEL_MT);
+    if (!u->m)
+        luaL_error(L, "pare.%s: the model was closed", fname);
+    return u->m;
+}
+
+static int l_load(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    static const char *const keys[] = {"tokenizer", NULL};
+    check_keys(L, 2, "load", keys);
+    const char *tok = opt_string(L, 2, "tokenizer", NULL, "load");
+    lmodel *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->m = NULL;
+    luaL_setmetatable(L, MODEL_MT);
+    pare_error err = {0};
+    if (pare_model_load(path, tok, &u->m, &err))
+        return core_error(L, "load", NULL, &err);
+    return 1;
+}
+
+static int l_model_free(lua_State *L)
+{
+    lmodel *u = luaL_checkudata(L, 1, MODEL_MT);
+    pare_model_free(u->m);
+    u->m = NULL;
+    return 0;
+}
+
+static int l_model_tostring(lua_State *L)
+{
+    lmodel *u = luaL_checkudata(L, 1, MODEL_MT);
+    if (u->m)
+        lua_pushfstring(L, "pare.model(%s, %s)", u->m->path, pare_arch_name(u->m->cfg.arch));
+    else
+        lua_pushliteral(L, "pare.model(closed)");
+    return 1;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+static void set_bool(lua_State *L, const char *k, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Block-linear parameters of the dense model the current one came from (as pare info counts). */
+static size_t block_dense_params(pare_model *m)
+{
+    int n = pare_model_linears(m, NULL, 0);
+    pare_linear **lin = malloc((size_t)(n > 0 ? n : 1) * sizeof *lin);
+    size_t total = 0;
+    if (!lin)
+        return 0;
+    pare_model_linears(m, lin, n);
+    for (int i = 0; i < n; i++)
+        total += (size_t)lin[i]->orig_out * lin[i]->orig_in + (lin[i]->b ? (size_t)lin[i]->orig_out : 0);
+    free(lin);
+    return total;
+}
+
+/* m:info() -> {path, arch, format, dim, layers, ..., params = {...}, matrices = {...}} */
+static int l_info(lua_State *L)
+{
+    pare_model *m = check_model(L, 1, "info");
+    const pare_config *c = &m->cfg;
+    pare_param_counts pc;
+    pare_model_param_counts(m, &pc);
+    size_t bd = block_dense_params(m);
+    lua_createtable(L, 0, 20);
+    set_str(L, "path", m->path);
+    set_str(L, "arch", pare_arch_name(c->arch));
+    set_str(L, "format", m->format == PARE_FMT_HF ? "huggingface" : "llama2.c");
+    set_str(L, "dtype", m->source_dtype);
+    set_int(L, "dim", c->dim);
+    set_int(L, "layers", c->n_layers);
+    set_int(L, "heads", c->n_heads);
+    set_int(L, "kv_heads", c->n_kv_heads);
+    set_int(L, "head_dim", c->head_dim);
+    set_int(L, "ffn_dim", c->ffn_dim);
+    set_int(L, "vocab", c->vocab_size);
+    set_int(L, "max_positions", c->max_pos);
+    set_bool(L, "tied_head", c->tied_head);
+    set_str(L, "tokenizer", m->tok ? pare_tokenizer_describe(m->tok) : "");
+    /* both conventions: block linears (Wanda, ASVD, SVD-LLM) and all parameters (LLM-Pruner, LoRAP) */
+    lua_createtable(L, 0, 10);
+    set_int(L, "embeddings", (lua_Integer)pc.embeddings);
+    set_int(L, "block_linear", (lua_Integer)pc.block_linear);
+    set_int(L, "norms", (lua_Integer)pc.norms);
+    set_int(L, "head", (lua_Integer)pc.head);
+    set_int(L, "total", (lua_Integer)pc.total);
+    set_int(L, "block_linear_dense", (lua_Integer)bd);
+    set_int(L, "total_dense", (lua_Integer)(pc.total - pc.block_linear + bd));
+    set_num(L, "block_linear_removed", bd ? 1.0 - (double)pc.block_linear / (double)bd : 0);
+    set_num(L, "total_removed", 1.0 - (double)pc.total / (double)(pc.total - pc.block_linear + bd));
+    lua_setfield(L, -2, "params");
+    int n = pare_model_linears(m, NULL, 0);
+    pare_linear **lin = malloc((size_t)(n > 0 ? n : 1) * sizeof *lin);
+    if (!lin)
+        return luaL_error(L, "pare.info: out of memory");
+    pare_model_linears(m, lin, n);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 7);
+        set_str(L, "name", lin[i]->name);
+        set_int(L, "out", lin[i]->out);
+        set_int(L, "in", lin[i]->in);
+        set_str(L, "kind", lin[i]->kind == PARE_LIN_FACTORED ? "factorized"
+                           : lin[i]->kind == PARE_LIN_MASKED ? "masked" : "dense");
+        if (lin[i]->kind == PARE_LIN_FACTORED)
+            set_int(L, "rank", lin[i]->rank);
+        set_int(L, "params", (lua_Integer)pare_linear_params(lin[i]));
+        lua_rawseti(L, -2, i + 1);
+    }
+    free(lin);
+    lua_setfield(L, -2, "matrices");
+    return 1;
+}
+
+
+/* m:eval(path, {window=, stride=, bos=, batch=, limit_tokens=}) -> {ppl, nll, predicted, ...} */
+static int l_eval(lua_State *L)
+{
+    pare_model *m = check_model(L, 1, "eval");
+    const char *path = luaL_checkstring(L, 2);
+    static const char *const keys[] = {"window", "stride", "bos", "batch", "limit_tokens", NULL};
+    check_keys(L, 3, "eval", keys);
+    pare_eval_opts eo;
+    pare_eval_defaults(&eo);
+    eo.window = (int)opt_integer(L, 3, "window", eo.window, 2, 1 << 20, "eval");
+    eo.stride = (int)opt_integer(L, 3, "stride", eo.stride, 0, 1 << 20, "eval");
+    eo.bos = opt_bool(L, 3, "bos", eo.bos, "eval");
+    eo.batch = (int)opt_integer(L, 3, "batch", eo.batch, 1, 4096, "eval");
+    eo.limit_tokens = (size_t)opt_integer(L, 3, "limit_tokens", (long long)eo.limit_tokens, 0, LLONG_MAX, "eval");
+    pare_error err = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (pare_model_tokenize_file(m, path, &ids, &n, &err))
+        return core_error(L, "eval", NULL, &err);
+    progress_ctx pc;
+    pare_progress pp;
+    progress_begin(L, &pc, &pp);
+    pare_eval_result r = {0};
+    pare_status st = pare_eval_perplexity(m, ids, n, &eo, &pp, &r, &err);
+    free(ids);
+    if (st)
+        return core_error(L, "eval", &pc, &err);
+    progress_end(L, &pc);
+    lua_createtable(L, 0, 12);
+    set_str(L, "data", path);
+    set_num(L, "ppl", r.ppl);
+    set_num(L, "nll", r.nll);
+    set_num(L, "nll_per_token", r.plan.predicted ? r.nll / (double)r.plan.predicted : NAN);
+    set_int(L, "predicted", (lua_Integer)r.plan.predicted);
+    set_int(L, "tokens", (lua_Integer)r.plan.tokens);
+    set_int(L, "windows", (lua_Integer)r.plan.windows);
+    set_int(L, "window", r.plan.window);
+    set_int(L, "stride", r.plan.stride);
+    set_bool(L, "bos", r.plan.bos);
+    set_int(L, "dropped", (lua_Integer)r.plan.dropped);
+    return 1;
+}
+
+/* m:compress{method=, ratio=, split=, keep_least=, energy=, weighting=, calib=, calib_samples=,
+ * calib_len=, seed=} -> report table. Same decisions as `pare compress` with the same options. */
+static int l_compress(lua_State *L)
+{
+    pare_model *m = check_model(L, 1, "compress");
+    luaL_checktype(L, 2, LUA_TTABLE);
+    static const char *const keys[] = {"method", "ratio", "split", "keep_least", "energy", "weighting", "calib",
+                                       "calib_samples", "calib_len", "calib_batch", "seed", NULL};
+    check_keys(L, 2, "compress", keys);
+    int mi = opt_choice(L, 2, "method", "lorap", method_names(), "compress");
+    const pare_method *me = &pare_methods(NULL)[mi];
+    double ratio = opt_number(L, 2, "ratio", 0.2, "compress");
+    double split = opt_number(L, 2, "split", 3.0, "compress");
+    double keep_least = opt_number(L, 2, "keep_least", 0.01, "compress");
+    double energy = opt_number(L, 2, "energy", 0.9, "compress");
+    int wi = opt_choice(L, 2, "weighting", NULL, WEIGHTINGS, "compress");
+    const char *calib = opt_string(L, 2, "calib", NULL, "compress");
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    co.samples = (int)opt_integer(L, 2, "calib_samples", co.samples, 1, 1 << 24, "compress");
+    co.len = (int)opt_integer(L, 2, "calib_len", co.len, 2, 1 << 20, "compress");
+    co.batch = (int)opt_integer(L, 2, "calib_batch", co.batch, 1, 4096, "compress");
+    co.seed = (uint64_t)opt_integer(L, 2, "seed", (long long)co.seed, 0, LLONG_MAX, "compress");
+    pare_method_opts mo;
+    pare_method_defaults(&mo);
+    mo.ratio = ratio;
+    mo.split = split;
+    mo.keep_least = keep_least;
+    mo.energy = energy;
+    mo.weighting = wi;
+    pare_error err = {0};
+    int32_t *win = NULL;
+    if (calib) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        pare_status st = pare_model_tokenize_file(m, calib, &ids, &n, &err);
+        if (!st && (st = pare_calib_windows(ids, n, &co, &win, &err)))
+            pare_wrap(&err, "%s", calib);
+        free(ids);
+        if (st)
+            return core_error(L, "compress", NULL, &err);
+        char line[1200];
+        snprintf(line, sizeof line, "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu)", co.samples,
+                 co.len, calib, n, (unsigned long long)co.seed);
+        host_log(L, line);
+    }
+    progress_ctx pc;
+    pare_progress pp;
+    progress_begin(L, &pc, &pp);
+    pare_apply_report rep = {0};
+    pare_weighting wk = me->weighting;
+    pare_status st = pare_method_compress(m, me, &mo, win, &co, &pp, &rep, &wk, &err);
+    free(win);
+    if (st)
+        return core_error(L, "compress", &pc, &err);
+    progress_end(L, &pc);
+    pare_param_counts pcn;
+    pare_model_param_counts(m, &pcn);
+    size_t total_before = pcn.total - rep.params_after + rep.params_before;
+    lua_createtable(L, 0, 16);
+    set_str(L, "method", me->name);
+    set_str(L, "what", me->what);
+    set_str(L, "weighting", WEIGHTINGS[wk]);
+    set_num(L, "ratio", ratio);
+    set_num(L, "split", split);
+    set_num(L, "keep_least", keep_least);
+    if (me->policy == PARE_POLICY_ENERGY)
+        set_num(L, "energy", energy);
+    set_int(L, "block_linear_before", (lua_Integer)rep.params_before);
+    set_int(L, "block_linear_after", (lua_Integer)rep.params_after);
+    set_int(L, "total_before", (lua_Integer)total_before);
+    set_int(L, "total_after", (lua_Integer)pcn.total);
+    set_num(L, "block_linear_removed", 1.0 - (double)rep.params_after / (double)rep.params_before);
+    set_num(L, "total_removed", 1.0 - (double)pcn.total / (double)total_before);
+    set_int(L, "factorized", rep.factorized);
+    set_int(L, "channel_blocks", rep.channel_blocks);
+    set_int(L, "masked", rep.masked);
+    set_num(L, "worst_rel_error", rep.worst_rel_error);
+    if (wk == PARE_WEIGHT_WHITEN)
+        set_num(L, "max_whiten_damping", rep.max_damping);
+    return 1;
+}
+
+/* m:export(dir, {format = "pare" | "hf-dense", dtype = "F32", overwrite = false}) -> {path, format, bytes, ...} */
+static int l_export(lua_State *L)
+{
+    pare_model *m = check_model(L, 1, "export");
+    const char *dir = luaL_checkstring(L, 2);
+    static const char *const keys[] = {"format", "dtype", "overwrite", NULL};
+    check_keys(L, 3, "export", keys);
+    pare_export_opts xo;
+    pare_export_defaults(&xo);
+    pare_error err = {0};
+    const char *format = opt_string(L, 3, "format", "pare", "export");
+    if (pare_export_format_parse(format, &xo.format, &err))
+        return core_error(L, "export", NULL, &err);
+    xo.dtype = opt_string(L, 3, "dtype", "F32", "export");
+    xo.overwrite = opt_bool(L, 3, "overwrite", 0, "export");
+    xo.producer = "pare run";
+    progress_ctx pc;
+    pare_progress pp;
+    progress_begin(L, &pc, &pp);
+    pare_export_report xr = {0};
+    if (pare_export(m, dir, &xo, &pp, &xr, &err))
+        return core_error(L, "export", &pc, &err);
+    progress_end(L, &pc);
+    lua_createtable(L, 0, 6);
+    set_str(L, "path", dir);
+    set_str(L, "format", pare_export_format_name(xo.format));
+    set_int(L, "bytes", (lua_Integer)xr.bytes_on_disk);
+    set_int(L, "files", xr.files);
+    set_int(L, "ffn_width", xr.ffn_width);
+    set_int(L, "padded_blocks", xr.padded_blocks);
+    return 1;
+}
+
+/* pare.on_progress(fn | nil): fn(stage, fraction, detail) is called during long steps; returning
+ * false cancels the step (an error "pare.FUNC: cancelled by the progress hook"). Returns the old hook. */
+static int l_on_progress(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1))
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &HOOK_KEY);
+    lua_pushvalue(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &HOOK_KEY);
+    return 1;
+}
+
+/* pare.log(...): its arguments joined by spaces (tostring), one line to the host's log. */
+static int l_log(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, ' ');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    host_log(L, lua_tostring(L, -1));
+    return 0;
+}
+
+/* pare.methods() -> list of {name, what}, in pare compress's order. */
+static int l_methods(lua_State *L)
+{
+    int n;
+    const pare_method *me = pare_methods(&n);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        set_str(L, "name", me[i].name);
+        set_str(L, "what", me[i].what);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+int luaopen_pare(lua_State *L)
+{
+    static const luaL_Reg model_methods[] = {
+        {"info", l_info}, {"eval", l_eval}, {"compress", l_compress}, {"export", l_export}, {"close", l_model_free},
+        {NULL, NULL}};
+    static const luaL_Reg meta[] = {
+        {"__gc", l_model_free}, {"__close", l_model_free}, {"__tostring", l_model_tostring}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"load", l_load}, {"on_progress", l_on_progress}, {"log", l_log}, {"methods", l_methods}, {NULL, NULL}};
+    luaL_newmetatable(L, MODEL_MT);
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, model_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    lua_pushliteral(L, "0.1.0");
+    lua_setfield(L, -2, "version");
+    return 1;
+}

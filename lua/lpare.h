@@ -1,0 +1,37 @@
+/* The `pare` Lua module (lua/lpare.c) and the recipe runner (lua/lrecipe.c): a thin binding over
+ * src/core. Only lua/ and src/cli/cmd_run.c include Lua; src/core never does. */
+#ifndef PARE_LPARE_H
+#define PARE_LPARE_H
+
+#include <lua.h>
+#include <stdio.h>
+
+/* What the program embedding the module provides: cancellation, progress and log sinks. Any
+ * member may be NULL. The struct must outlive the lua_State it is attached to. */
+typedef struct {
+    int (*interrupted)(void); /* non-zero: the running core step is cancelled (PARE_ECANCELED) */
+    void (*progress)(void *user, const char *stage, double fraction, const char *detail);
+    void (*log)(void *user, const char *line); /* pare.log and the module's own notes */
+    void *user;
+    int canceled; /* set by the module when a core step returned PARE_ECANCELED */
+} lpare_host;
+
+/* require("pare"): opens the module (luaL_requiref(L, "pare", luaopen_pare, 1)). */
+int luaopen_pare(lua_State *L);
+/* Attaches host to L (NULL detaches); without one, logs go to stderr and nothing cancels. */
+void lpare_set_host(lua_State *L, lpare_host *host);
+
+/* Recipes (lua/lrecipe.c). A recipe is a Lua file that declares its parameters with
+ * params { name = {default, "description", min =, max =, choices =, type =, optional =}, ... }
+ * and defines run(p); see docs/recipes.md. Every function returning int gives a Lua status
+ * (LUA_OK = 0) and leaves an error message, with file:line and traceback, on the stack top. */
+int lrecipe_load(lua_State *L, const char *path);     /* runs the file's top level (declarations) */
+/* Overrides a declared parameter from text (--set key=value): type, range and choice checks. On
+ * failure returns -1 and writes one line naming the parameter into msg. */
+int lrecipe_set(lua_State *L, const char *key, const char *value, char *msg, size_t cap);
+void lrecipe_help(lua_State *L, const char *path, FILE *f); /* the declared parameters */
+int lrecipe_run(lua_State *L);                        /* checks required parameters, calls run(p) */
+/* Message handler for lua_pcall: the message (any type) plus luaL_traceback. */
+int lrecipe_msgh(lua_State *L);
+
+#endif
