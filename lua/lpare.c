@@ -454,11 +454,13 @@ static int l_compress(lua_State *L)
     check_keys(L, 2, "compress", keys);
     int mi = opt_choice(L, 2, "method", "lorap", method_names(), "compress");
     const pare_method *me = &pare_methods(NULL)[mi];
-    double ratio = opt_number(L, 2, "ratio", 0.2, "compress");
-    double split = opt_number(L, 2, "split", 3.0, "compress");
-    double keep_least = opt_number(L, 2, "keep_least", 0.01, "compress");
-    double energy = opt_number(L, 2, "energy", 0.9, "compress");
-    int wi = opt_choice(L, 2, "weighting", NULL, WEIGHTINGS, "compress");
+    pare_method_opts mo;
+    pare_method_defaults(&mo);
+    mo.ratio = opt_number(L, 2, "ratio", mo.ratio, "compress");
+    mo.split = opt_number(L, 2, "split", mo.split, "compress");
+    mo.keep_least = opt_number(L, 2, "keep_least", mo.keep_least, "compress");
+    mo.energy = opt_number(L, 2, "energy", mo.energy, "compress");
+    mo.weighting = opt_choice(L, 2, "weighting", NULL, WEIGHTINGS, "compress");
     const char *calib = opt_string(L, 2, "calib", NULL, "compress");
     pare_calib_opts co;
     pare_calib_defaults(&co);
@@ -466,23 +468,11 @@ static int l_compress(lua_State *L)
     co.len = (int)opt_integer(L, 2, "calib_len", co.len, 2, 1 << 20, "compress");
     co.batch = (int)opt_integer(L, 2, "calib_batch", co.batch, 1, 4096, "compress");
     co.seed = (uint64_t)opt_integer(L, 2, "seed", (long long)co.seed, 0, LLONG_MAX, "compress");
-    pare_method_opts mo;
-    pare_method_defaults(&mo);
-    mo.ratio = ratio;
-    mo.split = split;
-    mo.keep_least = keep_least;
-    mo.energy = energy;
-    mo.weighting = wi;
     pare_error err = {0};
     int32_t *win = NULL;
     if (calib) {
-        int32_t *ids = NULL;
         size_t n = 0;
-        pare_status st = pare_model_tokenize_file(m, calib, &ids, &n, &err);
-        if (!st && (st = pare_calib_windows(ids, n, &co, &win, &err)))
-            pare_wrap(&err, "%s", calib);
-        free(ids);
-        if (st)
+        if (pare_calib_windows_file(m, calib, &co, &win, &n, &err))
             return core_error(L, "compress", NULL, &err);
         char line[1200];
         snprintf(line, sizeof line, "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu)", co.samples,
@@ -506,11 +496,11 @@ static int l_compress(lua_State *L)
     set_str(L, "method", me->name);
     set_str(L, "what", me->what);
     set_str(L, "weighting", WEIGHTINGS[wk]);
-    set_num(L, "ratio", ratio);
-    set_num(L, "split", split);
-    set_num(L, "keep_least", keep_least);
+    set_num(L, "ratio", mo.ratio);
+    set_num(L, "split", mo.split);
+    set_num(L, "keep_least", mo.keep_least);
     if (me->policy == PARE_POLICY_ENERGY)
-        set_num(L, "energy", energy);
+        set_num(L, "energy", mo.energy);
     set_int(L, "block_linear_before", (lua_Integer)rep.params_before);
     set_int(L, "block_linear_after", (lua_Integer)rep.params_after);
     set_int(L, "total_before", (lua_Integer)total_before);

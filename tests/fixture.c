@@ -349,11 +349,7 @@ int fixture_write_raw(const char *path, const void *data, size_t len)
 
 pare_model *fixture_model(const char *name, int gpt2)
 {
-    fixture_spec s;
-    fixture_default(&s, gpt2);
-    char dir[1200];
-    snprintf(dir, sizeof dir, "%s", tmp_path(name));
-    CHECK(fixture_write_hf(dir, &s) == 0);
+    const char *dir = fixture_hf_dir(name, gpt2);
     pare_model *m = NULL;
     pare_error err = {0};
     CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
@@ -408,4 +404,26 @@ double fixture_max_diff(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++)
         d = fmax(d, fabs((double)a[i] - b[i]));
     return d;
+}
+
+const char *fixture_hf_dir(const char *name, int gpt2)
+{
+    static char dirs[4][1200];
+    static int next;
+    char *d = dirs[next++ % 4];
+    snprintf(d, sizeof dirs[0], "%s", tmp_path(name));
+    fixture_spec s;
+    fixture_default(&s, gpt2);
+    CHECKF(fixture_write_hf(d, &s) == 0, "cannot write the fixture model %s", d);
+    return d;
+}
+
+void fixture_write_pattern(const char *path, const char *pattern, size_t bytes)
+{
+    size_t n = strlen(pattern);
+    char *buf = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++)
+        buf[i] = pattern[i % n];
+    CHECKF(fixture_write_raw(path, buf, bytes) == 0, "cannot write %s", path);
+    free(buf);
 }

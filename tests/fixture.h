@@ -39,6 +39,12 @@ pare_calib_stats *fixture_calibrate(pare_model *m, int S, int T, int gram);
 float *fixture_logits_of(const pare_model *m);
 double fixture_max_diff(const float *a, const float *b, size_t n);
 
+/* Writes a default fixture (LLaMA or GPT-2) into the test's temporary folder `name` and returns the
+ * folder (one of 4 rotating buffers); a failure to write is a test failure. */
+const char *fixture_hf_dir(const char *name, int gpt2);
+/* Writes `bytes` bytes of `pattern` repeated (a calibration or evaluation text). */
+void fixture_write_pattern(const char *path, const char *pattern, size_t bytes);
+
 /* Reads / writes whole files for corrupting fixtures. */
 unsigned char *fixture_read(const char *path, size_t *len);
 int fixture_write_raw(const char *path, const void *data, size_t len);

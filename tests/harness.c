@@ -228,12 +228,7 @@ extern const suite harness_suites[];
 
 int main(int argc, char **argv)
 {
-    /* The same kernel choice as ./pare (see pare_blas_better_coretype), for the same speed. */
-    const char *better = pare_blas_better_coretype();
-    if (better && !getenv("OPENBLAS_CORETYPE")) {
-        setenv("OPENBLAS_CORETYPE", better, 1);
-        execv("/proc/self/exe", argv);
-    }
+    pare_blas_select_kernel(argv); /* the same kernel choice as ./pare, for the same speed */
     const char *filter = argc > 1 ? argv[1] : NULL;
     test_filter = argc > 2 ? argv[2] : NULL;
     if (!harness_shared())
@@ -246,4 +241,21 @@ int main(int argc, char **argv)
     }
     printf("%d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
     return n_fail ? 1 : 0;
+}
+
+void expect_pare_error(const char *const *args, const char *const *needles, int one_line)
+{
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, args);
+    size_t len = err ? strlen(err) : 0;
+    int lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += err[i] == '\n';
+    CHECKF(st == 2, "%s %s: exit %d (want 2); stderr: %s", args[0], args[1] ? args[1] : "", st, err);
+    if (one_line)
+        CHECKF(lines == 1 && err[len - 1] == '\n', "want one stderr line, got %d: %s", lines, err);
+    for (int i = 0; needles[i]; i++)
+        CHECKF(err && strstr(err, needles[i]) != NULL, "stderr lacks '%s': %s", needles[i], err);
+    free(out);
+    free(err);
 }

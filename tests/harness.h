@@ -29,6 +29,9 @@ int write_bytes(const char *path, const void *data, size_t len);
 int run_pare(char **out, char **errout, const char *const *args);
 /* As run_pare, but sends signal sig to the child after delay_ms milliseconds. */
 int run_pare_signal(char **out, char **errout, const char *const *args, int delay_ms, int sig);
+/* Runs ./pare with args and checks exit status 2 with every needle on stderr; with one_line, stderr
+ * must also be exactly one line (the CLI's error format; recipe errors carry a traceback). */
+void expect_pare_error(const char *const *args, const char *const *needles, int one_line);
 
 #define RUN(fn) harness_run(#fn, fn)
 #define CHECK(cond) harness_check(!!(cond), __FILE__, __LINE__, "%s", #cond)

@@ -23,17 +23,6 @@ static const struct {
     {"tiny_test.txt", "data/text/tinystories/tiny_test.txt"},
 };
 
-/* Writes `bytes` bytes of `pattern` repeated (a calibration or evaluation text). */
-static void write_pattern(const char *path, const char *pattern, size_t bytes)
-{
-    size_t n = strlen(pattern);
-    char *buf = malloc(bytes);
-    for (size_t i = 0; i < bytes; i++)
-        buf[i] = pattern[i % n];
-    fixture_write_raw(path, buf, bytes);
-    free(buf);
-}
-
 static const char *model_dir(const char *name)
 {
     char rel[256];
@@ -247,33 +236,7 @@ static void test_info_counts(void)
 /* ---- bad input ---- */
 
 /* Runs pare; expects exit 2 and exactly one stderr line containing every string in `needles`. */
-static void expect_bad(const char *const *args, const char *const *needles)
-{
-    char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err, args);
-    size_t len = strlen(err);
-    int lines = 0;
-    for (size_t i = 0; i < len; i++)
-        lines += err[i] == '\n';
-    CHECKF(st == 2, "%s %s: exit %d (want 2); stderr: %s", args[0], args[2] ? args[2] : "", st, err);
-    CHECKF(lines == 1 && err[len - 1] == '\n', "want one stderr line, got %d: %s", lines, err);
-    for (int i = 0; needles[i]; i++)
-        CHECKF(strstr(err, needles[i]) != NULL, "stderr lacks '%s': %s", needles[i], err);
-    free(out);
-    free(err);
-}
-
-static char *fixture_dir(const char *name)
-{
-    static char dirs[4][1200];
-    static int next;
-    char *d = dirs[next++ % 4];
-    snprintf(d, 1200, "%s", tmp_path(name));
-    fixture_spec s;
-    fixture_default(&s, 0);
-    CHECK(fixture_write_hf(d, &s) == 0);
-    return d;
-}
+static void expect_bad(const char *const *args, const char *const *needles) { expect_pare_error(args, needles, 1); }
 
 /* Rewrites a safetensors file's header through `edit`, keeping the data area as it is. */
 static void edit_header(const char *path, void (*edit)(json_t *hdr, size_t area_len))
@@ -323,7 +286,7 @@ static void dtype_edit(json_t *h, size_t area)
 static void test_bad_safetensors(void)
 {
     char st[1300];
-    const char *d = fixture_dir("trunc");
+    const char *d = fixture_hf_dir("trunc", 0);
     snprintf(st, sizeof st, "%s/model.safetensors", d);
     size_t len = 0;
     unsigned char *b = fixture_read(st, &len);
@@ -367,7 +330,7 @@ static void set_config(const char *dir, const char *key, json_t *value)
 
 static void test_bad_model_config(void)
 {
-    const char *d = fixture_dir("cfg");
+    const char *d = fixture_hf_dir("cfg", 0);
     const char *args[] = {"info", "--model", d, NULL};
     char st[1300], cfg[1300];
     snprintf(st, sizeof st, "%s/model.safetensors", d);
@@ -386,7 +349,7 @@ static void test_bad_model_config(void)
 
 static void test_bad_tokenizer(void)
 {
-    const char *d = fixture_dir("tok");
+    const char *d = fixture_hf_dir("tok", 0);
     char tp[1300];
     snprintf(tp, sizeof tp, "%s/tokenizer.json", d);
     json_error_t je;
@@ -400,11 +363,11 @@ static void test_bad_tokenizer(void)
 
 static void test_bad_eval_data(void)
 {
-    const char *d = fixture_dir("data");
+    const char *d = fixture_hf_dir("data", 0);
     const char *empty = tmp_path("empty.txt"), *shortf = tmp_path("short.txt"), *text = tmp_path("text.txt");
     fixture_write_raw(empty, "", 0);
     fixture_write_raw(shortf, "a few words", 11);
-    write_pattern(text, "abc defg hij ", 4096);
+    fixture_write_pattern(text, "abc defg hij ", 4096);
     const char *a1[] = {"eval", "--model", d, "--data", empty, "--window", "32", NULL};
     expect_bad(a1, (const char *const[]){empty, "empty data file", NULL});
     const char *a2[] = {"eval", "--model", d, "--data", shortf, "--window", "32", NULL};
@@ -446,9 +409,9 @@ static void test_eval_interrupt(void)
 /* `pare spectra` lists every block matrix with consistent statistics, plain and whitened. */
 static void test_spectra_command(void)
 {
-    const char *d = fixture_dir("spec");
+    const char *d = fixture_hf_dir("spec", 0);
     const char *text = tmp_path("calib.txt");
-    write_pattern(text, "the quick brown fox jumps over a lazy dog ", 6000);
+    fixture_write_pattern(text, "the quick brown fox jumps over a lazy dog ", 6000);
     const char *weightings[] = {"none", "act", "whiten"};
     for (int w = 0; w < 3; w++) {
         const char *args[] = {"spectra", "--model", d, "--weighting", weightings[w], "--calib", text, "--calib-samples", "4",
@@ -476,9 +439,9 @@ static void test_spectra_command(void)
  * compressed model still evaluates; bad methods, ratios and missing calibration are refused. */
 static void test_compress_command(void)
 {
-    const char *d = fixture_dir("comp");
+    const char *d = fixture_hf_dir("comp", 0);
     const char *text = tmp_path("calib.txt");
-    write_pattern(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 8000);
+    fixture_write_pattern(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 8000);
     const char *methods[] = {"lorap", "lorap-magnitude", "svd", "asvd", "svdllm", "wanda", "magnitude", "global"};
     for (int i = 0; i < 8; i++) {
         const char *args[] = {"compress", "--model", d, "--method", methods[i], "--ratio", "0.5", "--calib", text,
@@ -547,9 +510,9 @@ static size_t dir_bytes(const char *dir)
  * memory scored, and `pare info` reports it under the three parameter conventions. */
 static void test_compress_export_info(void)
 {
-    const char *d = fixture_dir("cexp");
+    const char *d = fixture_hf_dir("cexp", 0);
     const char *text = tmp_path("calib.txt");
-    write_pattern(text, "a stitch in time saves nine and a penny saved is a penny earned ", 8000);
+    fixture_write_pattern(text, "a stitch in time saves nine and a penny saved is a penny earned ", 8000);
     const char *formats[] = {"pare", "hf-dense"};
     for (int f = 0; f < 2; f++) {
         const char *out = tmp_path(formats[f]);

@@ -11,28 +11,6 @@
 #include "fixture.h"
 #include "harness.h"
 
-static void write_text(const char *path, const char *pattern, size_t bytes)
-{
-    size_t n = strlen(pattern);
-    char *buf = malloc(bytes);
-    for (size_t i = 0; i < bytes; i++)
-        buf[i] = pattern[i % n];
-    fixture_write_raw(path, buf, bytes);
-    free(buf);
-}
-
-static const char *lua_fixture(const char *name, int gpt2)
-{
-    static char dirs[4][1200];
-    static int next;
-    char *d = dirs[next++ % 4];
-    snprintf(d, 1200, "%s", tmp_path(name));
-    fixture_spec s;
-    fixture_default(&s, gpt2);
-    CHECK(fixture_write_hf(d, &s) == 0);
-    return d;
-}
-
 static const char *write_recipe(const char *name, const char *src)
 {
     const char *p = tmp_path(name);
@@ -47,30 +25,20 @@ static double recipe_ppl(const char *out)
     return p ? strtod(p + strlen("perplexity"), NULL) : -1;
 }
 
-/* Expects exit 2 and every needle on stderr. */
-static void expect_fail(const char *const *args, const char *const *needles)
-{
-    char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err, args);
-    CHECKF(st == 2, "%s %s: exit %d (want 2); stderr: %s", args[1], args[2] ? args[2] : "", st, err);
-    for (int i = 0; needles[i]; i++)
-        CHECKF(err && strstr(err, needles[i]) != NULL, "stderr lacks '%s': %s", needles[i], err);
-    free(out);
-    free(err);
-}
+static void expect_fail(const char *const *args, const char *const *needles) { expect_pare_error(args, needles, 0); }
 
 /* presets/lorap.lua and presets/svd.lua give `pare compress`'s parameters and perplexity for the same
  * settings (same calibration windows, same decisions), on LLaMA and GPT-2 fixtures. */
 static void test_preset_matches_compress(void)
 {
     const char *text = tmp_path("calib.txt");
-    write_text(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 8000);
+    fixture_write_pattern(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 8000);
     static const struct {
         const char *preset, *method, *ratio;
     } cases[] = {{"presets/lorap.lua", "lorap", "0.4"}, {"presets/svd.lua", "svd", "0.3"},
                  {"presets/svd.lua", "asvd", "0.5"}};
     for (int g = 0; g < 2; g++) {
-        const char *d = lua_fixture(g ? "lgpt2" : "lllama", g);
+        const char *d = fixture_hf_dir(g ? "lgpt2" : "lllama", g);
         for (int c = 0; c < 3; c++) {
             const char *cargs[] = {"compress", "--model", d, "--method", cases[c].method, "--ratio", cases[c].ratio,
                                    "--calib", text, "--calib-samples", "4", "--calib-len", "32", "--seed", "7",
@@ -157,7 +125,7 @@ static void test_set_checks(void)
  * the pare function and the offending value; reading an undeclared parameter is an error. */
 static void test_script_errors(void)
 {
-    const char *d = lua_fixture("lerr", 0);
+    const char *d = fixture_hf_dir("lerr", 0);
     const char *r = write_recipe("boom.lua",
                                  "local function helper(t)\n"
                                  "  return t.missing.field\n"

@@ -194,6 +194,8 @@ fi
 rc_fwd=0
 "$PY" - "$TMP" "$HAVE_TORCH" "${BENCH_STRICT:-0}" "${ran[@]}" <<'PYEOF' || rc_fwd=$?
 import json, os, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "tools"))  # bench.sh runs from the repository root
+from bench_table import print_table
 
 tmp, have_torch, strict, models = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4:]
 MIB = 1024.0 * 1024.0
@@ -302,14 +304,8 @@ for m in models:
                   fmt(num(t, "peak_rss_bytes") / MIB if num(t, "peak_rss_bytes") else None, ".0f")))
 
 if rows:
-    w = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    line = lambda r: " | ".join((s.ljust(w[i]) if i in (0, len(cols) - 1) else s.rjust(w[i]))
-                                for i, s in enumerate(r)).rstrip()
     print()
-    print(line(cols))
-    print("-+-".join("-" * x for x in w))
-    for r in rows:
-        print(line(r))
+    print_table(cols, rows)
     print()
     print("targets: ratio pare/torch >= %.1fx; peak RSS <= 2 x fp32 weight bytes + one batch of activations;"
           " ppl pare = ppl torch within %.1f%%" % (RATIO_TARGET, 100 * PPL_TOL))
@@ -331,6 +327,8 @@ rc_c=0
 if [ "$COMPRESS" = 1 ]; then
 "$PY" - "$TMP/c" "${BENCH_STRICT:-0}" "$THREADS" "$SVD_K" "$LORAP_RATIO" "$SPEED_RATIO" <<'PYEOF' || rc_c=$?
 import glob, json, os, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "tools"))
+from bench_table import print_table
 
 cdir, strict, threads, K, lorap_s, speed_s = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4], \
     sys.argv[5], sys.argv[6]
@@ -422,14 +420,8 @@ if pr and tr:
 
 if rows:
     cols = ["compression, ref-llama-12m, %s threads" % threads, "pare s", "torch s", "torch/pare", "ok"]
-    w = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    line = lambda r: " | ".join((x.ljust(w[i]) if i in (0, len(cols) - 1) else x.rjust(w[i]))
-                               for i, x in enumerate(r)).rstrip()
     print()
-    print(line(cols))
-    print("-+-".join("-" * x for x in w))
-    for r in rows:
-        print(line(r))
+    print_table(cols, rows)
     print()
     print("targets: torch/pare (pare's speed relative to torch, same run) >= %.1fx on 1-3; best of the rounds" %
           SPEED_TARGET)
@@ -455,13 +447,7 @@ if sd:
         ok = ("ok" if su / pred >= FLOP_TARGET else "SLOW") if target else "-"
         missed |= ok == "SLOW"
         lines.append([label, "%.0f" % d, "%.0f" % c, "%.2fx" % su, "%.2fx" % pred, "%.2f" % (su / pred), ok])
-    w = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(hdr)]
-    line = lambda r: " | ".join((x.ljust(w[i]) if i in (0, len(hdr) - 1) else x.rjust(w[i]))
-                               for i, x in enumerate(r)).rstrip()
-    print(line(hdr))
-    print("-+-".join("-" * x for x in w))
-    for l in lines:
-        print(line(l))
+    print_table(hdr, lines)
     print()
     print("target: measured/predicted >= %.1f (eval line). FLOP/token (window 256): dense %.2fM, compressed %.2fM"
           % (FLOP_TARGET, sd["flop_dense"] / 1e6, sd["flop_comp"] / 1e6))

@@ -604,20 +604,9 @@ static int mode_speed(int argc, char **argv)
 
 /* ---------------------------------------------------------------------------------------------- */
 
-/* As ./pare does: re-execute once with a better OpenBLAS kernel when OpenBLAS picked a weak one. */
-static void select_blas_kernel(char **argv)
-{
-    const char *better = pare_blas_better_coretype();
-    if (!better || getenv("OPENBLAS_CORETYPE"))
-        return;
-    setenv("OPENBLAS_CORETYPE", better, 1);
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE");
-}
-
 int main(int argc, char **argv)
 {
-    select_blas_kernel(argv);
+    pare_blas_select_kernel(argv);
     pare_threads(); /* OpenBLAS single-threaded, OpenMP threads as pare uses them */
     if (argc >= 2 && !strcmp(argv[1], "spectra"))
         return mode_spectra(argc - 2, argv + 2);

@@ -199,25 +199,28 @@ void cli_progress_done(cli_progress *p)
         fputc('\n', stderr);
 }
 
+/* The core's error, plus the option that fixes it. */
+static pare_status no_tokenizer(const pare_model *m, pare_error *err)
+{
+    return pare_fail(err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json or tok*.bin); pass --tokenizer", m->path);
+}
+
 pare_status cli_tokenize_file(const pare_model *m, const char *path, int32_t **ids, size_t *n, pare_error *err)
 {
-    if (!m->tok) {
-        *ids = NULL;
-        *n = 0;
-        return pare_fail(err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json or tok*.bin); pass --tokenizer", m->path);
-    }
-    return pare_model_tokenize_file(m, path, ids, n, err);
+    *ids = NULL;
+    *n = 0;
+    return m->tok ? pare_model_tokenize_file(m, path, ids, n, err) : no_tokenizer(m, err);
 }
 
 pare_status cli_calib_windows(const pare_model *m, const char *path, const void *calib_opts, int32_t **windows,
                               pare_error *err)
 {
     const pare_calib_opts *co = calib_opts;
-    int32_t *ids = NULL;
     size_t n = 0;
-    pare_status rc = cli_tokenize_file(m, path, &ids, &n, err);
-    if (!rc && (rc = pare_calib_windows(ids, n, co, windows, err)))
-        pare_wrap(err, "%s", path);
+    *windows = NULL;
+    if (!m->tok)
+        return no_tokenizer(m, err);
+    pare_status rc = pare_calib_windows_file(m, path, co, windows, &n, err);
     if (!rc) {
         pare_calib_opts plain = *co, gram = *co;
         plain.gram = 0;
@@ -228,7 +231,6 @@ pare_status cli_calib_windows(const pare_model *m, const char *path, const void 
                 co->samples, co->len, path, n, (unsigned long long)co->seed,
                 (double)pare_calib_bytes(m, &plain) / (1 << 20), (double)pare_calib_bytes(m, &gram) / (1 << 20));
     }
-    free(ids);
     return rc;
 }
 

@@ -28,7 +28,8 @@ int cmd_compress(int argc, char **argv)
 {
     const char *model = NULL, *tok = NULL, *method = "lorap", *calib = NULL, *evalf = NULL, *weighting = NULL;
     const char *out = NULL, *format = "pare", *dtype = "F32";
-    double ratio = 0.2, split = 3.0, keep_least = 0.01, energy = 0.9;
+    pare_method_opts mo;
+    pare_method_defaults(&mo);
     pare_calib_opts co;
     pare_calib_defaults(&co);
     pare_eval_opts eo;
@@ -37,10 +38,10 @@ int cmd_compress(int argc, char **argv)
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
         {"method", OPT_STR, &method, "lorap | lorap-magnitude | svd | asvd | svdllm | wanda | magnitude | global | energy"},
-        {"ratio", OPT_DOUBLE, &ratio, "fraction of decoder-block linear parameters to remove, in (0, 1) (default 0.2)"},
-        {"split", OPT_DOUBLE, &split, "LoRAP: (V,O) : (Q,K) parameter split a (default 3)"},
-        {"keep-least", OPT_DOUBLE, &keep_least, "LoRAP: lowest-scored fraction of FFN channels kept (default 0.01)"},
-        {"energy", OPT_DOUBLE, &energy, "energy: fraction of weighted spectral energy every matrix keeps (default 0.9)"},
+        {"ratio", OPT_DOUBLE, &mo.ratio, "fraction of decoder-block linear parameters to remove, in (0, 1) (default 0.2)"},
+        {"split", OPT_DOUBLE, &mo.split, "LoRAP: (V,O) : (Q,K) parameter split a (default 3)"},
+        {"keep-least", OPT_DOUBLE, &mo.keep_least, "LoRAP: lowest-scored fraction of FFN channels kept (default 0.01)"},
+        {"energy", OPT_DOUBLE, &mo.energy, "energy: fraction of weighted spectral energy every matrix keeps (default 0.9)"},
         {"weighting", OPT_STR, &weighting, "global, energy: none | act | whiten (default act)"},
         {"calib", OPT_STR, &calib, "calibration text (every method but svd and magnitude needs it)"},
         {"calib-samples", OPT_INT, &co.samples, "calibration windows (default 128)"},
@@ -74,12 +75,6 @@ int cmd_compress(int argc, char **argv)
                   method);
         return cli_error("compress", &err);
     }
-    pare_method_opts mo;
-    pare_method_defaults(&mo);
-    mo.ratio = ratio;
-    mo.split = split;
-    mo.keep_least = keep_least;
-    mo.energy = energy;
     if (weighting) {
         for (int i = 0; PARE_WEIGHTING_NAMES[i]; i++)
             if (strcmp(weighting, PARE_WEIGHTING_NAMES[i]) == 0)
@@ -93,12 +88,12 @@ int cmd_compress(int argc, char **argv)
             return cli_error("compress", &err);
         }
     }
-    if (!(ratio > 0 && ratio < 1)) {
-        pare_fail(&err, PARE_EINVAL, "--ratio %g: the fraction of parameters to remove must be in (0, 1)", ratio);
+    if (!(mo.ratio > 0 && mo.ratio < 1)) {
+        pare_fail(&err, PARE_EINVAL, "--ratio %g: the fraction of parameters to remove must be in (0, 1)", mo.ratio);
         return cli_error("compress", &err);
     }
-    if (!(keep_least >= 0 && keep_least < 1 && keep_least + ratio <= 1)) {
-        pare_fail(&err, PARE_EINVAL, "--keep-least %g: must be in [0, 1) with keep-least + ratio <= 1", keep_least);
+    if (!(mo.keep_least >= 0 && mo.keep_least < 1 && mo.keep_least + mo.ratio <= 1)) {
+        pare_fail(&err, PARE_EINVAL, "--keep-least %g: must be in [0, 1) with keep-least + ratio <= 1", mo.keep_least);
         return cli_error("compress", &err);
     }
     pare_export_opts xo;
@@ -159,8 +154,8 @@ int cmd_compress(int argc, char **argv)
                 rep.max_damping, PARE_WHITEN_DAMPING);
     /* one summary serves --json and the export manifest */
         json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:{s:I, s:I, s:I, s:I, s:f, s:f}, s:i, s:i, s:i, s:f}",
-                          "model", m->path, "method", method, "weighting", PARE_WEIGHTING_NAMES[wk], "ratio", ratio, "split",
-                          split, "keep_least", keep_least, "params", "block_linear_before",
+                          "model", m->path, "method", method, "weighting", PARE_WEIGHTING_NAMES[wk], "ratio", mo.ratio, "split",
+                          mo.split, "keep_least", mo.keep_least, "params", "block_linear_before",
                           (json_int_t)rep.params_before, "block_linear_after", (json_int_t)rep.params_after,
                           "total_before", (json_int_t)total_before, "total_after", (json_int_t)pc.total,
                           "block_linear_removed", 1.0 - (double)rep.params_after / (double)rep.params_before,
@@ -168,7 +163,7 @@ int cmd_compress(int argc, char **argv)
                           rep.factorized, "channel_blocks", rep.channel_blocks, "masked", rep.masked,
                           "worst_rel_error", rep.worst_rel_error);
     if (me->policy == PARE_POLICY_ENERGY)
-        json_object_set_new(j, "energy", json_real(energy));
+        json_object_set_new(j, "energy", json_real(mo.energy));
     if (wk == PARE_WEIGHT_WHITEN)
         json_object_set_new(j, "max_whiten_damping", json_real(rep.max_damping));
     json_t *evals = json_array();
@@ -208,10 +203,10 @@ int cmd_compress(int argc, char **argv)
     } else {
         printf("method        %s: %s\n", method, me->what);
         if (me->policy == PARE_POLICY_ENERGY)
-            printf("energy        %.3f of the %s spectral energy kept in every matrix\n", energy,
+            printf("energy        %.3f of the %s spectral energy kept in every matrix\n", mo.energy,
                    wk == PARE_WEIGHT_NONE ? "plain" : wk == PARE_WEIGHT_ACT ? "activation-weighted" : "whitened");
         else
-            printf("ratio         %.3f of decoder-block linear parameters (%s policy)\n", ratio,
+            printf("ratio         %.3f of decoder-block linear parameters (%s policy)\n", mo.ratio,
                    pare_policy_name(me->policy));
         printf("block linears %zu -> %zu (%.1f%% removed)\n", rep.params_before, rep.params_after,
                100.0 * (1.0 - (double)rep.params_after / (double)rep.params_before));

@@ -32,21 +32,9 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
-/* Re-executes once with OPENBLAS_CORETYPE set when OpenBLAS chose a weaker kernel than the CPU
- * supports (see pare_blas_better_coretype); a user's own OPENBLAS_CORETYPE always wins. */
-static void select_blas_kernel(char **argv)
-{
-    const char *better = pare_blas_better_coretype();
-    if (!better || getenv("OPENBLAS_CORETYPE"))
-        return;
-    setenv("OPENBLAS_CORETYPE", better, 1);
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with the kernel we have */
-}
-
 int main(int argc, char **argv)
 {
-    select_blas_kernel(argv);
+    pare_blas_select_kernel(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_BAD_INPUT;

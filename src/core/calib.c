@@ -60,6 +60,21 @@ int pare_linear_site(const pare_block *b, const pare_linear *l)
     return -1;
 }
 
+pare_status pare_calib_windows_file(const pare_model *m, const char *path, const pare_calib_opts *o, int32_t **out,
+                                    size_t *file_tokens, pare_error *err)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    *out = NULL;
+    pare_status rc = pare_model_tokenize_file(m, path, &ids, &n, err);
+    if (!rc && (rc = pare_calib_windows(ids, n, o, out, err)))
+        pare_wrap(err, "%s", path);
+    free(ids);
+    if (file_tokens)
+        *file_tokens = n;
+    return rc;
+}
+
 void pare_input_norms(const pare_input_stats *s, const pare_linear *l, float *dst)
 {
     /* statistics gathered before l's inputs were sliced refer to the loaded channel order */

@@ -23,6 +23,11 @@ void pare_calib_defaults(pare_calib_opts *o);
 pare_status pare_calib_windows(const int32_t *ids, size_t n, const pare_calib_opts *o, int32_t **out,
                                pare_error *err);
 
+/* pare_calib_windows over a text file tokenized with m's tokenizer (pare_model_tokenize_file);
+ * *file_tokens (may be NULL) gets the file's token count. Errors name the file. */
+pare_status pare_calib_windows_file(const pare_model *m, const char *path, const pare_calib_opts *o, int32_t **out,
+                                    size_t *file_tokens, pare_error *err);
+
 /* Statistics of one linear layer input X [tokens, dim]. */
 typedef struct {
     int dim;
