@@ -5,11 +5,11 @@ CC      ?= cc
 OPT     ?= -O2 -march=native
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -fopenmp -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -I/usr/include/x86_64-linux-gnu
-LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lm -lpthread
+LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -lpthread
 
 # Debian packages pare builds and runs with (checked by `make deps`).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \
-            liblua5.4-dev libncurses-dev libpng-dev
+            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev
 
 # Lua 5.4 for the recipe runner (lua/ and src/cli/cmd_run.c only; src/core never sees lua.h). Expanded
 # lazily: on a fresh machine the package arrives with `make deps`, after this file was read.
