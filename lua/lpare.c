@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/allocate.h"
 #include "core/calib.h"
@@ -20,17 +21,19 @@
 #include "core/fileio.h"
 #include "core/method.h"
 #include "core/model.h"
+#include "core/sha256.h"
 #include "core/spectrum.h"
+#include "core/version.h"
 #include "core/tokenizer.h"
 #include "lpare.h"
+#include "lpare_internal.h"
 
-#define MODEL_MT "pare.model"
 static const char HOST_KEY = 'h';  /* registry: light userdata lpare_host* */
 static const char HOOK_KEY = 'p';  /* registry: pare.on_progress function */
 
 /* Method names for luaL_checkoption-style choices, from the core's table (filled once). */
 static const char *METHOD_NAMES[32];
-static const char *const *method_names(void)
+const char *const *lp_method_names(void)
 {
     if (!METHOD_NAMES[0]) {
         int i = 0;
@@ -49,7 +52,7 @@ void lpare_set_host(lua_State *L, lpare_host *host)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
 }
 
-static lpare_host *get_host(lua_State *L)
+lpare_host *lp_get_host(lua_State *L)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
     lpare_host *h = lua_touserdata(L, -1);
@@ -57,24 +60,17 @@ static lpare_host *get_host(lua_State *L)
     return h;
 }
 
-static void host_log(lua_State *L, const char *line)
+void lp_host_log(lua_State *L, const char *line)
 {
-    lpare_host *h = get_host(L);
+    lpare_host *h = lp_get_host(L);
     if (h && h->log)
         h->log(h->user, line);
     else if (!h)
         fprintf(stderr, "%s\n", line);
 }
 
-typedef struct {
-    lua_State *L;
-    lpare_host *host;
-    int hook_ref;          /* LUA_NOREF when no pare.on_progress hook */
-    char hook_error[512];  /* the hook raised: the step is cancelled and this is re-raised */
-    int hook_canceled;     /* the hook returned false */
-} progress_ctx;
 
-static int progress_cb(void *user, const char *stage, double fraction, const char *detail)
+int lp_progress_call(void *user, const char *stage, double fraction, const char *detail)
 {
     progress_ctx *c = user;
     if (c->host && c->host->interrupted && c->host->interrupted())
@@ -105,18 +101,18 @@ static int progress_cb(void *user, const char *stage, double fraction, const cha
     return 0;
 }
 
-static void progress_begin(lua_State *L, progress_ctx *c, pare_progress *pp)
+void lp_progress_begin(lua_State *L, progress_ctx *c, pare_progress *pp)
 {
     memset(c, 0, sizeof *c);
     c->L = L;
-    c->host = get_host(L);
+    c->host = lp_get_host(L);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &HOOK_KEY);
     c->hook_ref = lua_isfunction(L, -1) ? luaL_ref(L, LUA_REGISTRYINDEX) : (lua_pop(L, 1), LUA_NOREF);
-    pp->fn = progress_cb;
+    pp->fn = lp_progress_call;
     pp->user = c;
 }
 
-static void progress_end(lua_State *L, progress_ctx *c)
+void lp_progress_end(lua_State *L, progress_ctx *c)
 {
     if (c->hook_ref != LUA_NOREF)
         luaL_unref(L, LUA_REGISTRYINDEX, c->hook_ref);
@@ -124,17 +120,17 @@ static void progress_end(lua_State *L, progress_ctx *c)
 }
 
 /* Raises the core error of function fname; never returns. */
-static int core_error(lua_State *L, const char *fname, progress_ctx *c, const pare_error *err)
+int lp_core_error(lua_State *L, const char *fname, progress_ctx *c, const pare_error *err)
 {
     if (c) {
-        progress_end(L, c);
+        lp_progress_end(L, c);
         if (c->hook_error[0])
             return luaL_error(L, "pare.%s: progress hook: %s", fname, c->hook_error);
         if (c->hook_canceled)
             return luaL_error(L, "pare.%s: cancelled by the progress hook", fname);
     }
     if (err->code == PARE_ECANCELED) {
-        lpare_host *h = get_host(L);
+        lpare_host *h = lp_get_host(L);
         if (h)
             h->canceled = 1;
     }
@@ -144,7 +140,7 @@ static int core_error(lua_State *L, const char *fname, progress_ctx *c, const pa
 /* ---- option tables ------------------------------------------------------------------------- */
 
 /* Refuses keys of the option table at idx that are not in allowed (typos would silently do nothing). */
-static void check_keys(lua_State *L, int idx, const char *fname, const char *const *allowed)
+void lp_check_keys(lua_State *L, int idx, const char *fname, const char *const *allowed)
 {
     if (lua_isnoneornil(L, idx))
         return;
@@ -172,7 +168,7 @@ static void check_keys(lua_State *L, int idx, const char *fname, const char *con
 }
 
 /* Pushes field k of the option table at idx (nil when the table is absent). */
-static int opt_field(lua_State *L, int idx, const char *k)
+int lp_opt_field(lua_State *L, int idx, const char *k)
 {
     if (lua_isnoneornil(L, idx)) {
         lua_pushnil(L);
@@ -181,9 +177,9 @@ static int opt_field(lua_State *L, int idx, const char *k)
     return lua_getfield(L, idx, k);
 }
 
-static double opt_number(lua_State *L, int idx, const char *k, double def, const char *fname)
+double lp_opt_number(lua_State *L, int idx, const char *k, double def, const char *fname)
 {
-    int t = opt_field(L, idx, k);
+    int t = lp_opt_field(L, idx, k);
     double v = def;
     if (t != LUA_TNIL) {
         if (t != LUA_TNUMBER)
@@ -194,10 +190,10 @@ static double opt_number(lua_State *L, int idx, const char *k, double def, const
     return v;
 }
 
-static long long opt_integer(lua_State *L, int idx, const char *k, long long def, long long lo, long long hi,
+long long lp_opt_integer(lua_State *L, int idx, const char *k, long long def, long long lo, long long hi,
                              const char *fname)
 {
-    int t = opt_field(L, idx, k);
+    int t = lp_opt_field(L, idx, k);
     long long v = def;
     if (t != LUA_TNIL) {
         int isint = 0;
@@ -213,9 +209,9 @@ static long long opt_integer(lua_State *L, int idx, const char *k, long long def
 }
 
 /* The string stays valid while the option table is referenced (it is an argument). */
-static const char *opt_string(lua_State *L, int idx, const char *k, const char *def, const char *fname)
+const char *lp_opt_string(lua_State *L, int idx, const char *k, const char *def, const char *fname)
 {
-    int t = opt_field(L, idx, k);
+    int t = lp_opt_field(L, idx, k);
     const char *v = def;
     if (t != LUA_TNIL) {
         if (t != LUA_TSTRING)
@@ -226,9 +222,9 @@ static const char *opt_string(lua_State *L, int idx, const char *k, const char *
     return v;
 }
 
-static int opt_bool(lua_State *L, int idx, const char *k, int def, const char *fname)
+int lp_opt_bool(lua_State *L, int idx, const char *k, int def, const char *fname)
 {
-    int t = opt_field(L, idx, k);
+    int t = lp_opt_field(L, idx, k);
     int v = def;
     if (t != LUA_TNIL) {
         if (t != LUA_TBOOLEAN)
@@ -239,10 +235,10 @@ static int opt_bool(lua_State *L, int idx, const char *k, int def, const char *f
     return v;
 }
 
-static int opt_choice(lua_State *L, int idx, const char *k, const char *def, const char *const *names,
+int lp_opt_choice(lua_State *L, int idx, const char *k, const char *def, const char *const *names,
                       const char *fname)
 {
-    const char *s = opt_string(L, idx, k, def, fname);
+    const char *s = lp_opt_string(L, idx, k, def, fname);
     if (!s)
         return -1;
     for (int i = 0; names[i]; i++)
@@ -260,11 +256,8 @@ static int opt_choice(lua_State *L, int idx, const char *k, const char *def, con
 
 /* ---- the model userdata -------------------------------------------------------------------- */
 
-typedef struct {
-    pare_model *m;
-} lmodel;
 
-static pare_model *check_model(lua_State *L, int idx, const char *fname)
+pare_model *lp_check_model(lua_State *L, int idx, const char *fname)
 {
     lmodel *u = luaL_checkudata(L, idx, MODEL_MT);
     if (!u->m)
@@ -276,14 +269,17 @@ static int l_load(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     static const char *const keys[] = {"tokenizer", NULL};
-    check_keys(L, 2, "load", keys);
-    const char *tok = opt_string(L, 2, "tokenizer", NULL, "load");
-    lmodel *u = lua_newuserdatauv(L, sizeof *u, 0);
+    lp_check_keys(L, 2, "load", keys);
+    const char *tok = lp_opt_string(L, 2, "tokenizer", NULL, "load");
+    double t0 = lp_now();
+    lmodel *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->m = NULL;
     luaL_setmetatable(L, MODEL_MT);
     pare_error err = {0};
     if (pare_model_load(path, tok, &u->m, &err))
-        return core_error(L, "load", NULL, &err);
+        return lp_core_error(L, "load", NULL, &err);
+    lj_model_loaded(L, lua_gettop(L), 0);
+    lj_step(L, "load", t0, path);
     return 1;
 }
 
@@ -305,29 +301,29 @@ static int l_model_tostring(lua_State *L)
     return 1;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v)
+void lp_set_int(lua_State *L, const char *k, lua_Integer v)
 {
     lua_pushinteger(L, v);
     lua_setfield(L, -2, k);
 }
-static void set_num(lua_State *L, const char *k, double v)
+void lp_set_num(lua_State *L, const char *k, double v)
 {
     lua_pushnumber(L, v);
     lua_setfield(L, -2, k);
 }
-static void set_str(lua_State *L, const char *k, const char *v)
+void lp_set_str(lua_State *L, const char *k, const char *v)
 {
     lua_pushstring(L, v);
     lua_setfield(L, -2, k);
 }
-static void set_bool(lua_State *L, const char *k, int v)
+void lp_set_bool(lua_State *L, const char *k, int v)
 {
     lua_pushboolean(L, v);
     lua_setfield(L, -2, k);
 }
 
 /* Block-linear parameters of the dense model the current one came from (as pare info counts). */
-static size_t block_dense_params(pare_model *m)
+size_t lp_block_dense_params(pare_model *m)
 {
     int n = pare_model_linears(m, NULL, 0);
     pare_linear **lin = malloc((size_t)(n > 0 ? n : 1) * sizeof *lin);
@@ -341,60 +337,77 @@ static size_t block_dense_params(pare_model *m)
     return total;
 }
 
-/* m:info() -> {path, arch, format, dim, layers, ..., params = {...}, matrices = {...}} */
-static int l_info(lua_State *L)
+void lp_push_param_counts(lua_State *L, pare_model *m)
 {
-    pare_model *m = check_model(L, 1, "info");
-    const pare_config *c = &m->cfg;
     pare_param_counts pc;
     pare_model_param_counts(m, &pc);
-    size_t bd = block_dense_params(m);
-    lua_createtable(L, 0, 20);
-    set_str(L, "path", m->path);
-    set_str(L, "arch", pare_arch_name(c->arch));
-    set_str(L, "format", m->format == PARE_FMT_HF ? "huggingface" : "llama2.c");
-    set_str(L, "dtype", m->source_dtype);
-    set_int(L, "dim", c->dim);
-    set_int(L, "layers", c->n_layers);
-    set_int(L, "heads", c->n_heads);
-    set_int(L, "kv_heads", c->n_kv_heads);
-    set_int(L, "head_dim", c->head_dim);
-    set_int(L, "ffn_dim", c->ffn_dim);
-    set_int(L, "vocab", c->vocab_size);
-    set_int(L, "max_positions", c->max_pos);
-    set_bool(L, "tied_head", c->tied_head);
-    set_str(L, "tokenizer", m->tok ? pare_tokenizer_describe(m->tok) : "");
+    size_t bd = lp_block_dense_params(m), td = pc.total - pc.block_linear + bd;
     /* both conventions: block linears (Wanda, ASVD, SVD-LLM) and all parameters (LLM-Pruner, LoRAP) */
     lua_createtable(L, 0, 10);
-    set_int(L, "embeddings", (lua_Integer)pc.embeddings);
-    set_int(L, "block_linear", (lua_Integer)pc.block_linear);
-    set_int(L, "norms", (lua_Integer)pc.norms);
-    set_int(L, "head", (lua_Integer)pc.head);
-    set_int(L, "total", (lua_Integer)pc.total);
-    set_int(L, "block_linear_dense", (lua_Integer)bd);
-    set_int(L, "total_dense", (lua_Integer)(pc.total - pc.block_linear + bd));
-    set_num(L, "block_linear_removed", bd ? 1.0 - (double)pc.block_linear / (double)bd : 0);
-    set_num(L, "total_removed", 1.0 - (double)pc.total / (double)(pc.total - pc.block_linear + bd));
-    lua_setfield(L, -2, "params");
+    lp_set_int(L, "embeddings", (lua_Integer)pc.embeddings);
+    lp_set_int(L, "block_linear", (lua_Integer)pc.block_linear);
+    lp_set_int(L, "norms", (lua_Integer)pc.norms);
+    lp_set_int(L, "head", (lua_Integer)pc.head);
+    lp_set_int(L, "total", (lua_Integer)pc.total);
+    lp_set_int(L, "block_linear_dense", (lua_Integer)bd);
+    lp_set_int(L, "total_dense", (lua_Integer)td);
+    lp_set_num(L, "block_linear_removed", bd ? 1.0 - (double)pc.block_linear / (double)bd : 0);
+    lp_set_num(L, "total_removed", td ? 1.0 - (double)pc.total / (double)td : 0);
+}
+
+void lp_push_matrices(lua_State *L, pare_model *m)
+{
     int n = pare_model_linears(m, NULL, 0);
-    pare_linear **lin = malloc((size_t)(n > 0 ? n : 1) * sizeof *lin);
-    if (!lin)
-        return luaL_error(L, "pare.info: out of memory");
+    pare_linear **lin = lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *lin, 0);
+    int tmp = lua_gettop(L);
     pare_model_linears(m, lin, n);
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
-        lua_createtable(L, 0, 7);
-        set_str(L, "name", lin[i]->name);
-        set_int(L, "out", lin[i]->out);
-        set_int(L, "in", lin[i]->in);
-        set_str(L, "kind", lin[i]->kind == PARE_LIN_FACTORED ? "factorized"
-                           : lin[i]->kind == PARE_LIN_MASKED ? "masked" : "dense");
-        if (lin[i]->kind == PARE_LIN_FACTORED)
-            set_int(L, "rank", lin[i]->rank);
-        set_int(L, "params", (lua_Integer)pare_linear_params(lin[i]));
+        const pare_linear *l = lin[i];
+        lua_createtable(L, 0, 10);
+        lp_set_str(L, "name", l->name);
+        lp_set_str(L, "kind", l->kind == PARE_LIN_FACTORED ? "factorized" : l->kind == PARE_LIN_MASKED ? "masked" : "dense");
+        lp_set_int(L, "out", l->out);
+        lp_set_int(L, "in", l->in);
+        lp_set_int(L, "orig_out", l->orig_out);
+        lp_set_int(L, "orig_in", l->orig_in);
+        if (l->kind == PARE_LIN_FACTORED)
+            lp_set_int(L, "rank", l->rank);
+        if (l->kind == PARE_LIN_MASKED) {
+            size_t kept = 0, all = (size_t)l->out * l->in;
+            for (size_t j = 0; j < all; j++)
+                kept += l->mask[j] != 0;
+            lp_set_num(L, "density", all ? (double)kept / (double)all : 0);
+        }
+        lp_set_int(L, "params", (lua_Integer)pare_linear_params(l));
         lua_rawseti(L, -2, i + 1);
     }
-    free(lin);
+    lua_remove(L, tmp);
+}
+
+/* m:info() -> {path, arch, format, dim, layers, ..., params = {...}, matrices = {...}} */
+static int l_info(lua_State *L)
+{
+    pare_model *m = lp_check_model(L, 1, "info");
+    const pare_config *c = &m->cfg;
+    lua_createtable(L, 0, 20);
+    lp_set_str(L, "path", m->path);
+    lp_set_str(L, "arch", pare_arch_name(c->arch));
+    lp_set_str(L, "format", m->format == PARE_FMT_HF ? "huggingface" : "llama2.c");
+    lp_set_str(L, "dtype", m->source_dtype);
+    lp_set_int(L, "dim", c->dim);
+    lp_set_int(L, "layers", c->n_layers);
+    lp_set_int(L, "heads", c->n_heads);
+    lp_set_int(L, "kv_heads", c->n_kv_heads);
+    lp_set_int(L, "head_dim", c->head_dim);
+    lp_set_int(L, "ffn_dim", c->ffn_dim);
+    lp_set_int(L, "vocab", c->vocab_size);
+    lp_set_int(L, "max_positions", c->max_pos);
+    lp_set_bool(L, "tied_head", c->tied_head);
+    lp_set_str(L, "tokenizer", m->tok ? pare_tokenizer_describe(m->tok) : "");
+    lp_push_param_counts(L, m);
+    lua_setfield(L, -2, "params");
+    lp_push_matrices(L, m);
     lua_setfield(L, -2, "matrices");
     return 1;
 }
@@ -403,43 +416,136 @@ static int l_info(lua_State *L)
 /* m:eval(path, {window=, stride=, bos=, batch=, limit_tokens=}) -> {ppl, nll, predicted, ...} */
 static int l_eval(lua_State *L)
 {
-    pare_model *m = check_model(L, 1, "eval");
+    pare_model *m = lp_check_model(L, 1, "eval");
     const char *path = luaL_checkstring(L, 2);
     static const char *const keys[] = {"window", "stride", "bos", "batch", "limit_tokens", NULL};
-    check_keys(L, 3, "eval", keys);
+    lp_check_keys(L, 3, "eval", keys);
     pare_eval_opts eo;
     pare_eval_defaults(&eo);
-    eo.window = (int)opt_integer(L, 3, "window", eo.window, 2, 1 << 20, "eval");
-    eo.stride = (int)opt_integer(L, 3, "stride", eo.stride, 0, 1 << 20, "eval");
-    eo.bos = opt_bool(L, 3, "bos", eo.bos, "eval");
-    eo.batch = (int)opt_integer(L, 3, "batch", eo.batch, 1, 4096, "eval");
-    eo.limit_tokens = (size_t)opt_integer(L, 3, "limit_tokens", (long long)eo.limit_tokens, 0, LLONG_MAX, "eval");
+    eo.window = (int)lp_opt_integer(L, 3, "window", eo.window, 2, 1 << 20, "eval");
+    eo.stride = (int)lp_opt_integer(L, 3, "stride", eo.stride, 0, 1 << 20, "eval");
+    eo.bos = lp_opt_bool(L, 3, "bos", eo.bos, "eval");
+    eo.batch = (int)lp_opt_integer(L, 3, "batch", eo.batch, 1, 4096, "eval");
+    eo.limit_tokens = (size_t)lp_opt_integer(L, 3, "limit_tokens", (long long)eo.limit_tokens, 0, LLONG_MAX, "eval");
     pare_error err = {0};
     int32_t *ids = NULL;
     size_t n = 0;
-    if (pare_model_tokenize_file(m, path, &ids, &n, &err))
-        return core_error(L, "eval", NULL, &err);
+    double t0 = lp_now();
+    char sha[65];
+    if (pare_sha256_file(path, sha, &err) || pare_model_tokenize_file(m, path, &ids, &n, &err))
+        return lp_core_error(L, "eval", NULL, &err);
     progress_ctx pc;
     pare_progress pp;
-    progress_begin(L, &pc, &pp);
+    lp_progress_begin(L, &pc, &pp);
     pare_eval_result r = {0};
     pare_status st = pare_eval_perplexity(m, ids, n, &eo, &pp, &r, &err);
     free(ids);
     if (st)
-        return core_error(L, "eval", &pc, &err);
-    progress_end(L, &pc);
+        return lp_core_error(L, "eval", &pc, &err);
+    lp_progress_end(L, &pc);
     lua_createtable(L, 0, 12);
-    set_str(L, "data", path);
-    set_num(L, "ppl", r.ppl);
-    set_num(L, "nll", r.nll);
-    set_num(L, "nll_per_token", r.plan.predicted ? r.nll / (double)r.plan.predicted : NAN);
-    set_int(L, "predicted", (lua_Integer)r.plan.predicted);
-    set_int(L, "tokens", (lua_Integer)r.plan.tokens);
-    set_int(L, "windows", (lua_Integer)r.plan.windows);
-    set_int(L, "window", r.plan.window);
-    set_int(L, "stride", r.plan.stride);
-    set_bool(L, "bos", r.plan.bos);
-    set_int(L, "dropped", (lua_Integer)r.plan.dropped);
+    lp_set_str(L, "data", path);
+    lp_set_num(L, "ppl", r.ppl);
+    lp_set_num(L, "nll", r.nll);
+    lp_set_num(L, "nll_per_token", r.plan.predicted ? r.nll / (double)r.plan.predicted : NAN);
+    lp_set_int(L, "predicted", (lua_Integer)r.plan.predicted);
+    lp_set_int(L, "tokens", (lua_Integer)r.plan.tokens);
+    lp_set_int(L, "windows", (lua_Integer)r.plan.windows);
+    lp_set_int(L, "window", r.plan.window);
+    lp_set_int(L, "stride", r.plan.stride);
+    lp_set_bool(L, "bos", r.plan.bos);
+    lp_set_int(L, "dropped", (lua_Integer)r.plan.dropped);
+    lp_set_str(L, "data_sha256", sha);
+    lp_set_str(L, "tokenizer", m->tok ? pare_tokenizer_describe(m->tok) : "");
+    lp_set_str(L, "protocol", "pare eval: non-overlapping windows of `window` tokens (stride = window unless set), "
+                              "every target after the first token of a window scored, BOS prepended when `bos`");
+    /* the run journal keeps a copy under the model's current row */
+    lua_createtable(L, 0, 4);
+    lp_set_str(L, "name", "ppl");
+    lp_set_str(L, "data", path);
+    lp_set_num(L, "value", r.ppl);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "card");
+    lj_metric(L, 1);
+    char what[600];
+    snprintf(what, sizeof what, "%s: ppl %.6g", path, r.ppl);
+    lj_step(L, "eval", t0, what);
+    return 1;
+}
+
+/* The options of m:compress and m:plan in the table at idx: the method, its options and calibration. */
+static const pare_method *method_args(lua_State *L, int idx, const char *fname, pare_method_opts *mo,
+                                      pare_calib_opts *co, const char **calib)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    static const char *const keys[] = {"method", "ratio", "split", "keep_least", "energy", "weighting", "calib",
+                                       "calib_samples", "calib_len", "calib_batch", "seed", NULL};
+    lp_check_keys(L, idx, fname, keys);
+    int mi = lp_opt_choice(L, idx, "method", "lorap", lp_method_names(), fname);
+    pare_method_defaults(mo);
+    mo->ratio = lp_opt_number(L, idx, "ratio", mo->ratio, fname);
+    mo->split = lp_opt_number(L, idx, "split", mo->split, fname);
+    mo->keep_least = lp_opt_number(L, idx, "keep_least", mo->keep_least, fname);
+    mo->energy = lp_opt_number(L, idx, "energy", mo->energy, fname);
+    mo->weighting = lp_opt_choice(L, idx, "weighting", NULL, WEIGHTINGS, fname);
+    *calib = lp_opt_string(L, idx, "calib", NULL, fname);
+    pare_calib_defaults(co);
+    co->samples = (int)lp_opt_integer(L, idx, "calib_samples", co->samples, 1, 1 << 24, fname);
+    co->len = (int)lp_opt_integer(L, idx, "calib_len", co->len, 2, 1 << 20, fname);
+    co->batch = (int)lp_opt_integer(L, idx, "calib_batch", co->batch, 1, 4096, fname);
+    co->seed = (uint64_t)lp_opt_integer(L, idx, "seed", (long long)co->seed, 0, LLONG_MAX, fname);
+    return &pare_methods(NULL)[mi];
+}
+
+static const char *const PLAN_ACTIONS[] = {"dense", "factorize", "channels", "mask"};
+
+/* m:plan{same options as m:compress} -> {method, params_before, params_after, removed, items = {...}}:
+ * the decisions m:compress would make, without changing the model. */
+static int l_plan(lua_State *L)
+{
+    pare_model *m = lp_check_model(L, 1, "plan");
+    pare_method_opts mo;
+    pare_calib_opts co;
+    const char *calib;
+    const pare_method *me = method_args(L, 2, "plan", &mo, &co, &calib);
+    pare_error err = {0};
+    int32_t *win = NULL;
+    if (calib && pare_calib_windows_file(m, calib, &co, &win, NULL, &err))
+        return lp_core_error(L, "plan", NULL, &err);
+    progress_ctx pc;
+    pare_progress pp;
+    lp_progress_begin(L, &pc, &pp);
+    pare_plan plan = {0};
+    pare_status st = pare_method_plan(m, me, &mo, win, &co, &pp, &plan, NULL, &err);
+    free(win);
+    if (st) {
+        pare_plan_free(&plan);
+        return lp_core_error(L, "plan", &pc, &err);
+    }
+    lp_progress_end(L, &pc);
+    lua_createtable(L, 0, 5);
+    lp_set_str(L, "method", me->name);
+    lp_set_int(L, "params_before", (lua_Integer)plan.params_before);
+    lp_set_int(L, "params_after", (lua_Integer)plan.params_after);
+    lp_set_num(L, "removed", pare_plan_removed(&plan));
+    lua_createtable(L, plan.count, 0);
+    for (int i = 0; i < plan.count; i++) {
+        const pare_plan_item *it = &plan.items[i];
+        lua_createtable(L, 0, 6);
+        lp_set_str(L, "name", it->linear->name);
+        lp_set_str(L, "action", PLAN_ACTIONS[it->action]);
+        if (it->action == PARE_PLAN_FACTOR)
+            lp_set_int(L, "rank", it->rank);
+        if (it->action == PARE_PLAN_CHANNELS)
+            lp_set_num(L, "channel_frac", it->channel_frac);
+        if (it->action == PARE_PLAN_MASK)
+            lp_set_num(L, "sparsity", it->sparsity);
+        lp_set_int(L, "params_before", (lua_Integer)it->params_before);
+        lp_set_int(L, "params_after", (lua_Integer)it->params_after);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "items");
+    pare_plan_free(&plan);
     return 1;
 }
 
@@ -447,105 +553,124 @@ static int l_eval(lua_State *L)
  * calib_len=, seed=} -> report table. Same decisions as `pare compress` with the same options. */
 static int l_compress(lua_State *L)
 {
-    pare_model *m = check_model(L, 1, "compress");
-    luaL_checktype(L, 2, LUA_TTABLE);
-    static const char *const keys[] = {"method", "ratio", "split", "keep_least", "energy", "weighting", "calib",
-                                       "calib_samples", "calib_len", "calib_batch", "seed", NULL};
-    check_keys(L, 2, "compress", keys);
-    int mi = opt_choice(L, 2, "method", "lorap", method_names(), "compress");
-    const pare_method *me = &pare_methods(NULL)[mi];
+    pare_model *m = lp_check_model(L, 1, "compress");
     pare_method_opts mo;
-    pare_method_defaults(&mo);
-    mo.ratio = opt_number(L, 2, "ratio", mo.ratio, "compress");
-    mo.split = opt_number(L, 2, "split", mo.split, "compress");
-    mo.keep_least = opt_number(L, 2, "keep_least", mo.keep_least, "compress");
-    mo.energy = opt_number(L, 2, "energy", mo.energy, "compress");
-    mo.weighting = opt_choice(L, 2, "weighting", NULL, WEIGHTINGS, "compress");
-    const char *calib = opt_string(L, 2, "calib", NULL, "compress");
     pare_calib_opts co;
-    pare_calib_defaults(&co);
-    co.samples = (int)opt_integer(L, 2, "calib_samples", co.samples, 1, 1 << 24, "compress");
-    co.len = (int)opt_integer(L, 2, "calib_len", co.len, 2, 1 << 20, "compress");
-    co.batch = (int)opt_integer(L, 2, "calib_batch", co.batch, 1, 4096, "compress");
-    co.seed = (uint64_t)opt_integer(L, 2, "seed", (long long)co.seed, 0, LLONG_MAX, "compress");
+    const char *calib;
+    const pare_method *me = method_args(L, 2, "compress", &mo, &co, &calib);
     pare_error err = {0};
     int32_t *win = NULL;
+    double t0 = lp_now();
+    char calib_sha[65] = "";
+    if (calib && pare_sha256_file(calib, calib_sha, &err))
+        return lp_core_error(L, "compress", NULL, &err);
     if (calib) {
         size_t n = 0;
         if (pare_calib_windows_file(m, calib, &co, &win, &n, &err))
-            return core_error(L, "compress", NULL, &err);
+            return lp_core_error(L, "compress", NULL, &err);
         char line[1200];
         snprintf(line, sizeof line, "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu)", co.samples,
                  co.len, calib, n, (unsigned long long)co.seed);
-        host_log(L, line);
+        lp_host_log(L, line);
     }
     progress_ctx pc;
     pare_progress pp;
-    progress_begin(L, &pc, &pp);
+    lp_progress_begin(L, &pc, &pp);
     pare_apply_report rep = {0};
     pare_weighting wk = me->weighting;
     pare_status st = pare_method_compress(m, me, &mo, win, &co, &pp, &rep, &wk, &err);
     free(win);
     if (st)
-        return core_error(L, "compress", &pc, &err);
-    progress_end(L, &pc);
+        return lp_core_error(L, "compress", &pc, &err);
+    lp_progress_end(L, &pc);
     pare_param_counts pcn;
     pare_model_param_counts(m, &pcn);
     size_t total_before = pcn.total - rep.params_after + rep.params_before;
     lua_createtable(L, 0, 16);
-    set_str(L, "method", me->name);
-    set_str(L, "what", me->what);
-    set_str(L, "weighting", WEIGHTINGS[wk]);
-    set_num(L, "ratio", mo.ratio);
-    set_num(L, "split", mo.split);
-    set_num(L, "keep_least", mo.keep_least);
+    lp_set_str(L, "method", me->name);
+    lp_set_str(L, "what", me->what);
+    lp_set_str(L, "weighting", WEIGHTINGS[wk]);
+    lp_set_num(L, "ratio", mo.ratio);
+    lp_set_num(L, "split", mo.split);
+    lp_set_num(L, "keep_least", mo.keep_least);
     if (me->policy == PARE_POLICY_ENERGY)
-        set_num(L, "energy", mo.energy);
-    set_int(L, "block_linear_before", (lua_Integer)rep.params_before);
-    set_int(L, "block_linear_after", (lua_Integer)rep.params_after);
-    set_int(L, "total_before", (lua_Integer)total_before);
-    set_int(L, "total_after", (lua_Integer)pcn.total);
-    set_num(L, "block_linear_removed", 1.0 - (double)rep.params_after / (double)rep.params_before);
-    set_num(L, "total_removed", 1.0 - (double)pcn.total / (double)total_before);
-    set_int(L, "factorized", rep.factorized);
-    set_int(L, "channel_blocks", rep.channel_blocks);
-    set_int(L, "masked", rep.masked);
-    set_num(L, "worst_rel_error", rep.worst_rel_error);
+        lp_set_num(L, "energy", mo.energy);
+    lp_set_int(L, "block_linear_before", (lua_Integer)rep.params_before);
+    lp_set_int(L, "block_linear_after", (lua_Integer)rep.params_after);
+    lp_set_int(L, "total_before", (lua_Integer)total_before);
+    lp_set_int(L, "total_after", (lua_Integer)pcn.total);
+    lp_set_num(L, "block_linear_removed", 1.0 - (double)rep.params_after / (double)rep.params_before);
+    lp_set_num(L, "total_removed", 1.0 - (double)pcn.total / (double)total_before);
+    lp_set_int(L, "factorized", rep.factorized);
+    lp_set_int(L, "channel_blocks", rep.channel_blocks);
+    lp_set_int(L, "masked", rep.masked);
+    lp_set_num(L, "worst_rel_error", rep.worst_rel_error);
     if (wk == PARE_WEIGHT_WHITEN)
-        set_num(L, "max_whiten_damping", rep.max_damping);
+        lp_set_num(L, "max_whiten_damping", rep.max_damping);
+    /* the decisions, for the run journal: a copy of the options that made them */
+    lua_createtable(L, 0, 10);
+    lp_set_str(L, "step", "compress");
+    lp_set_str(L, "method", me->name);
+    lp_set_str(L, "policy", pare_policy_name(me->policy));
+    lp_set_str(L, "weighting", WEIGHTINGS[wk]);
+    if (me->policy == PARE_POLICY_ENERGY)
+        lp_set_num(L, "energy", mo.energy);
+    else
+        lp_set_num(L, "ratio", mo.ratio);
+    if (me->policy == PARE_POLICY_LORAP)
+        lp_set_num(L, "split", mo.split);
+    lp_set_num(L, "keep_least", mo.keep_least);
+    if (calib) {
+        lua_createtable(L, 0, 5);
+        lp_set_str(L, "data", calib);
+        lp_set_str(L, "sha256", calib_sha);
+        lp_set_int(L, "samples", co.samples);
+        lp_set_int(L, "len", co.len);
+        lp_set_int(L, "seed", (lua_Integer)co.seed);
+        lua_setfield(L, -2, "calib");
+    }
+    lj_model_changed(L, 1);
+    char what[256];
+    snprintf(what, sizeof what, "%s ratio %.4g: block linears %.1f%% removed", me->name, mo.ratio,
+             100 * (1.0 - (double)rep.params_after / (double)rep.params_before));
+    lj_step(L, "compress", t0, what);
     return 1;
 }
 
 /* m:export(dir, {format = "pare" | "hf-dense", dtype = "F32", overwrite = false}) -> {path, format, bytes, ...} */
 static int l_export(lua_State *L)
 {
-    pare_model *m = check_model(L, 1, "export");
+    pare_model *m = lp_check_model(L, 1, "export");
     const char *dir = luaL_checkstring(L, 2);
     static const char *const keys[] = {"format", "dtype", "overwrite", NULL};
-    check_keys(L, 3, "export", keys);
+    lp_check_keys(L, 3, "export", keys);
     pare_export_opts xo;
     pare_export_defaults(&xo);
     pare_error err = {0};
-    const char *format = opt_string(L, 3, "format", "pare", "export");
+    const char *format = lp_opt_string(L, 3, "format", "pare", "export");
     if (pare_export_format_parse(format, &xo.format, &err))
-        return core_error(L, "export", NULL, &err);
-    xo.dtype = opt_string(L, 3, "dtype", "F32", "export");
-    xo.overwrite = opt_bool(L, 3, "overwrite", 0, "export");
+        return lp_core_error(L, "export", NULL, &err);
+    xo.dtype = lp_opt_string(L, 3, "dtype", "F32", "export");
+    xo.overwrite = lp_opt_bool(L, 3, "overwrite", 0, "export");
     xo.producer = "pare run";
+    double t0 = lp_now();
     progress_ctx pc;
     pare_progress pp;
-    progress_begin(L, &pc, &pp);
+    lp_progress_begin(L, &pc, &pp);
     pare_export_report xr = {0};
     if (pare_export(m, dir, &xo, &pp, &xr, &err))
-        return core_error(L, "export", &pc, &err);
-    progress_end(L, &pc);
+        return lp_core_error(L, "export", &pc, &err);
+    lp_progress_end(L, &pc);
     lua_createtable(L, 0, 6);
-    set_str(L, "path", dir);
-    set_str(L, "format", pare_export_format_name(xo.format));
-    set_int(L, "bytes", (lua_Integer)xr.bytes_on_disk);
-    set_int(L, "files", xr.files);
-    set_int(L, "ffn_width", xr.ffn_width);
-    set_int(L, "padded_blocks", xr.padded_blocks);
+    lp_set_str(L, "path", dir);
+    lp_set_str(L, "format", pare_export_format_name(xo.format));
+    lp_set_int(L, "bytes", (lua_Integer)xr.bytes_on_disk);
+    lp_set_int(L, "files", xr.files);
+    lp_set_int(L, "ffn_width", xr.ffn_width);
+    lp_set_int(L, "padded_blocks", xr.padded_blocks);
+    char what[4200];
+    snprintf(what, sizeof what, "%s (%s, %zu bytes)", dir, pare_export_format_name(xo.format), xr.bytes_on_disk);
+    lj_step(L, "export", t0, what);
     return 1;
 }
 
@@ -575,7 +700,7 @@ static int l_log(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    host_log(L, lua_tostring(L, -1));
+    lp_host_log(L, lua_tostring(L, -1));
     return 0;
 }
 
@@ -587,29 +712,57 @@ static int l_methods(lua_State *L)
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         lua_createtable(L, 0, 2);
-        set_str(L, "name", me[i].name);
-        set_str(L, "what", me[i].what);
+        lp_set_str(L, "name", me[i].name);
+        lp_set_str(L, "what", me[i].what);
         lua_rawseti(L, -2, i + 1);
     }
+    return 1;
+}
+
+double lp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* pare.out([name]) -> the run's output folder (OUT), or OUT/name: where a recipe writes what it keeps. */
+static int l_out(lua_State *L)
+{
+    const char *name = luaL_optstring(L, 1, NULL);
+    lpare_host *h = lp_get_host(L);
+    if (!h || !h->out_dir)
+        return luaL_error(L, "pare.out: this run has no output folder (pare run sets one with --out)");
+    if (name && (name[0] == '/' || strstr(name, "..")))
+        return luaL_argerror(L, 1, "a name inside the output folder (no '/' at the start, no '..')");
+    if (name)
+        lua_pushfstring(L, "%s/%s", h->out_dir, name);
+    else
+        lua_pushstring(L, h->out_dir);
     return 1;
 }
 
 int luaopen_pare(lua_State *L)
 {
     static const luaL_Reg model_methods[] = {
-        {"info", l_info}, {"eval", l_eval}, {"compress", l_compress}, {"export", l_export}, {"close", l_model_free},
+        {"info", l_info}, {"eval", l_eval}, {"compress", l_compress}, {"plan", l_plan}, {"export", l_export},
+        {"close", l_model_free},
         {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__gc", l_model_free}, {"__close", l_model_free}, {"__tostring", l_model_tostring}, {NULL, NULL}};
-    static const luaL_Reg funcs[] = {
-        {"load", l_load}, {"on_progress", l_on_progress}, {"log", l_log}, {"methods", l_methods}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"load", l_load},       {"on_progress", l_on_progress}, {"log", l_log},
+                                     {"methods", l_methods}, {"out", l_out},                 {"record", lj_l_record},
+                                     {"results", lj_l_results},     {NULL, NULL}};
     luaL_newmetatable(L, MODEL_MT);
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, model_methods);
+    luaL_setfuncs(L, lp_tool_methods, 0);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+    lp_open_calib(L);
     luaL_newlib(L, funcs);
-    lua_pushliteral(L, "0.1.0");
+    luaL_setfuncs(L, lp_tool_funcs, 0);
+    lua_pushliteral(L, PARE_VERSION);
     lua_setfield(L, -2, "version");
     return 1;
 }

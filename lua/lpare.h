@@ -12,7 +12,9 @@ typedef struct {
     int (*interrupted)(void); /* non-zero: the running core step is cancelled (PARE_ECANCELED) */
     void (*progress)(void *user, const char *stage, double fraction, const char *detail);
     void (*log)(void *user, const char *line); /* pare.log and the module's own notes */
+    void (*result)(void *user, const char *line); /* a configuration got a metric (one summary line) */
     void *user;
+    const char *out_dir; /* the run's output folder (pare.out), or NULL */
     int canceled; /* set by the module when a core step returned PARE_ECANCELED */
 } lpare_host;
 
@@ -20,6 +22,10 @@ typedef struct {
 int luaopen_pare(lua_State *L);
 /* Attaches host to L (NULL detaches); without one, logs go to stderr and nothing cancels. */
 void lpare_set_host(lua_State *L, lpare_host *host);
+
+/* Pushes the run journal {steps, rows, models, records} that the module fills as a recipe runs
+ * (lua/ljournal.c); the session runner writes it into run.json. */
+void lpare_journal_push(lua_State *L);
 
 /* Recipes (lua/lrecipe.c). A recipe is a Lua file that declares its parameters with
  * params { name = {default, "description", min =, max =, choices =, type =, optional =}, ... }
@@ -31,6 +37,8 @@ int lrecipe_load(lua_State *L, const char *path);     /* runs the file's top lev
 int lrecipe_set(lua_State *L, const char *key, const char *value, char *msg, size_t cap);
 void lrecipe_help(lua_State *L, const char *path, FILE *f); /* the declared parameters */
 int lrecipe_run(lua_State *L);                        /* checks required parameters, calls run(p) */
+/* Pushes the parameter table run(p) was called with (raw values; nil before lrecipe_run got there). */
+void lrecipe_params_push(lua_State *L);
 /* Message handler for lua_pcall: the message (any type) plus luaL_traceback. */
 int lrecipe_msgh(lua_State *L);
 

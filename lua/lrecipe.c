@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "lpare.h"
 
 static const char DECLS_KEY = 'd';  /* registry: name -> {default=, desc=, type=, min=, max=, choices=, optional=} */
 static const char VALUES_KEY = 'v'; /* registry: name -> overriding value */
 static const char PATH_KEY = 'f';   /* registry: the recipe path */
+static const char PARAMS_KEY = 'r'; /* registry: the parameter values run(p) got */
 
 static const char *const TYPES[] = {"number", "integer", "string", "boolean", NULL};
 
@@ -254,7 +256,8 @@ int lrecipe_load(lua_State *L, const char *path)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &PATH_KEY);
     lua_pushcfunction(L, l_params);
     lua_setglobal(L, "params");
-    /* require finds helpers next to the recipe and in PARE_LUA_PATH */
+    /* require finds helpers in PARE_LUA_PATH, next to the recipe, and in pare's own lua/ folder
+     * (presets/../lua or beside the binary in a checkout, PREFIX/share/pare/lua when installed) */
     lua_getglobal(L, "package");
     const char *slash = strrchr(path, '/');
     const char *extra = getenv("PARE_LUA_PATH");
@@ -262,7 +265,14 @@ int lrecipe_load(lua_State *L, const char *path)
     lua_getfield(L, pkg, "path");
     const char *old = lua_tostring(L, -1);
     const char *dir = slash ? lua_pushlstring(L, path, (size_t)(slash - path)) : ".";
-    lua_pushfstring(L, "%s%s%s/?.lua;%s", extra ? extra : "", extra ? ";" : "", dir, old ? old : "");
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    char *cut = strrchr(exe, '/');
+    if (cut)
+        *cut = 0;
+    lua_pushfstring(L, "%s%s%s/?.lua;%s/../lua/?.lua;%s/lua/?.lua;%s/../share/pare/lua/?.lua;%s", extra ? extra : "",
+                    extra ? ";" : "", dir, dir, exe, exe, old ? old : "");
     lua_setfield(L, pkg, "path");
     lua_settop(L, 0);
     lua_pushcfunction(L, lrecipe_msgh);
@@ -458,6 +468,8 @@ int lrecipe_run(lua_State *L)
     lua_pushcfunction(L, p_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_setmetatable(L, 4);
+    lua_pushvalue(L, 4);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &PARAMS_KEY);
     if (lua_getglobal(L, "run") != LUA_TFUNCTION) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &PATH_KEY);
         const char *m = lua_pushfstring(L, "%s: the recipe defines no function run(p)", lua_tostring(L, -1));
@@ -472,4 +484,9 @@ int lrecipe_run(lua_State *L)
         lua_settop(L, 1);
     }
     return st;
+}
+
+void lrecipe_params_push(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &PARAMS_KEY);
 }

@@ -11,48 +11,27 @@ calibration windows are drawn from the given text with a seeded random start, pa
 (docs/compression.md), not the paper's C4 samples; perplexity follows pare eval's stated protocol.
 Same settings as `pare compress --method lorap`, and the same perplexity (tests/test_lua.c).
 
-    pare run presets/lorap.lua --model DIR --set calib=TEXT --set ratio=0.2 --set eval=TEXT
+    pare run presets/lorap.lua --model DIR --set calib=TEXT --set ratio=0.2 --set eval=TEXT --out OUT
 ]]
+local pipeline = require("pipeline")
+
 description = "LoRAP (Li et al., ICML 2024): activation-weighted SVD attention with a (V,O):(Q,K) split, "
     .. "LoRAP FFN channel pruning, sequential calibration"
 
-params {
+params(pipeline.declare({
     ratio = {0.2, "fraction of decoder-block linear parameters to remove", min = 0.01, max = 0.95},
     method = {"lorap", "lorap, or its ablation with plain SVD and magnitude channel scores",
               choices = {"lorap", "lorap-magnitude"}},
     split = {3.0, "(V,O) : (Q,K) parameter split a", min = 0.01, max = 100},
     keep_least = {0.01, "lowest-scored fraction of FFN channels always kept", min = 0, max = 0.5},
-    calib = {nil, "calibration text (UTF-8 file)", type = "string"},
-    calib_samples = {128, "calibration windows", min = 1},
-    calib_len = {256, "tokens per calibration window", min = 2},
-    seed = {0, "seed of the calibration window positions", min = 0},
-    eval = {nil, "text to evaluate the compressed model on", type = "string", optional = true},
-    window = {256, "evaluation window (tokens)", min = 2},
-    out = {nil, "export the compressed model to this folder", type = "string", optional = true},
-    format = {"pare", "export format", choices = {"pare", "hf-dense"}},
-    overwrite = {false, "replace an existing export folder"},
-}
+}, "calib", "eval", "export"))
 
-function run(p)
-    local m <close> = pare.load(p.model)
-    local r = m:compress {
-        method = p.method, ratio = p.ratio, split = p.split, keep_least = p.keep_least,
-        calib = p.calib, calib_samples = p.calib_samples, calib_len = p.calib_len, seed = p.seed,
-    }
-    print(string.format("method        %s: %s", r.method, r.what))
-    print(string.format("ratio         %.3f of decoder-block linear parameters (LoRAP policy)", r.ratio))
-    print(string.format("block linears %d -> %d (%.1f%% removed)", r.block_linear_before, r.block_linear_after,
-                        100 * r.block_linear_removed))
-    print(string.format("all params    %d -> %d (%.1f%% removed, embeddings and head included)", r.total_before,
-                        r.total_after, 100 * r.total_removed))
-    print(string.format("matrices      %d factorized (worst relative error %.3f), %d FFNs channel-pruned",
-                        r.factorized, r.worst_rel_error, r.channel_blocks))
-    if p.eval then
-        local e = m:eval(p.eval, {window = p.window})
-        print(string.format("perplexity    %.17g on %s (window %d, %d targets)", e.ppl, e.data, e.window, e.predicted))
+function compress(m, p)
+    if p.method == "lorap" and not p.calib then
+        error("lorap needs calibration text: --set calib=FILE", 0)
     end
-    if p.out then
-        local x = m:export(p.out, {format = p.format, overwrite = p.overwrite})
-        print(string.format("exported      %s (%s, %.2f MiB)", x.path, x.format, x.bytes / 2 ^ 20))
-    end
+    return m:compress(pipeline.with_calib(p, {method = p.method, ratio = p.ratio, split = p.split,
+                                               keep_least = p.keep_least}))
 end
+
+function run(p) pipeline.run(p, compress) end

@@ -65,5 +65,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_spectra(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 #endif

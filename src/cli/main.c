@@ -7,7 +7,7 @@
 #include "cli.h"
 #include "core/parallel.h"
 
-#define PARE_VERSION "0.1.0"
+#include "core/version.h"
 
 static const struct {
     const char *name;
@@ -20,6 +20,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "show how a text tokenizes"},
     {"compress", cmd_compress, "compress with LoRAP or a baseline at a ratio, evaluate and export"},
     {"run", cmd_run, "run a Lua recipe (presets/*.lua): pare run RECIPE [--model DIR] [--set k=v]"},
+    {"compare", cmd_compare, "one table of the results of several runs: pare compare OUT1 OUT2 [--markdown FILE]"},
     {"spectra", cmd_spectra, "singular-value statistics of every block matrix (plain, activation, whitened)"},
 };
 

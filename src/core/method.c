@@ -85,9 +85,9 @@ static pare_status spectral_plan(pare_model *m, const pare_method *me, pare_weig
     return st;
 }
 
-pare_status pare_method_compress(pare_model *m, const pare_method *me, const pare_method_opts *o,
-                                 const int32_t *calib_ids, const pare_calib_opts *co, const pare_progress *progress,
-                                 pare_apply_report *rep, pare_weighting *weighting_used, pare_error *err)
+pare_status pare_method_plan(pare_model *m, const pare_method *me, const pare_method_opts *o,
+                              const int32_t *calib_ids, const pare_calib_opts *co, const pare_progress *progress,
+                              pare_plan *plan, pare_weighting *weighting_used, pare_error *err)
 {
     pare_weighting w = me->weighting;
     if (o->weighting >= 0) {
@@ -105,14 +105,26 @@ pare_status pare_method_compress(pare_model *m, const pare_method *me, const par
         return pare_fail(err, PARE_EINVAL, "keep_least %g: must be in [0, 1) with keep_least + ratio <= 1", o->keep_least);
     if (weighting_used)
         *weighting_used = w;
-    pare_plan plan = {0};
+    memset(plan, 0, sizeof *plan);
     pare_status st;
     switch (me->policy) {
-    case PARE_POLICY_LORAP: st = pare_allocate_lorap(m, o->ratio, o->split, &plan, err); break;
-    case PARE_POLICY_UNIFORM: st = pare_allocate_uniform(m, o->ratio, me->ffn_channels, &plan, err); break;
-    case PARE_POLICY_MASK: st = pare_allocate_mask(m, o->ratio, &plan, err); break;
-    default: st = spectral_plan(m, me, w, o, calib_ids, co, progress, &plan, err); break;
+    case PARE_POLICY_LORAP: st = pare_allocate_lorap(m, o->ratio, o->split, plan, err); break;
+    case PARE_POLICY_UNIFORM: st = pare_allocate_uniform(m, o->ratio, me->ffn_channels, plan, err); break;
+    case PARE_POLICY_MASK: st = pare_allocate_mask(m, o->ratio, plan, err); break;
+    default: st = spectral_plan(m, me, w, o, calib_ids, co, progress, plan, err); break;
     }
+    return st;
+}
+
+pare_status pare_method_compress(pare_model *m, const pare_method *me, const pare_method_opts *o,
+                                 const int32_t *calib_ids, const pare_calib_opts *co, const pare_progress *progress,
+                                 pare_apply_report *rep, pare_weighting *weighting_used, pare_error *err)
+{
+    pare_plan plan = {0};
+    pare_weighting w = me->weighting;
+    pare_status st = pare_method_plan(m, me, o, calib_ids, co, progress, &plan, &w, err);
+    if (weighting_used)
+        *weighting_used = w;
     pare_apply_report local;
     if (!st) {
         pare_apply_opts ao;

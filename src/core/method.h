@@ -45,6 +45,12 @@ void pare_method_defaults(pare_method_opts *o);
  * error saying so). Spectral policies calibrate the dense model one-shot for their plan first.
  * progress sees the stages of each step ("calibrate", "spectra", "compress"). rep (may be NULL)
  * gets the apply report, *weighting_used (may be NULL) the weighting the factors used. */
+/* The plan pare_method_compress would apply, without changing m (spectral policies calibrate and
+ * compute spectra for it); the same option checks and errors. Free it with pare_plan_free. */
+pare_status pare_method_plan(pare_model *m, const pare_method *me, const pare_method_opts *o,
+                              const int32_t *calib_ids, const pare_calib_opts *co, const pare_progress *progress,
+                              pare_plan *plan, pare_weighting *weighting_used, pare_error *err);
+
 pare_status pare_method_compress(pare_model *m, const pare_method *me, const pare_method_opts *o,
                                  const int32_t *calib_ids, const pare_calib_opts *co, const pare_progress *progress,
                                  pare_apply_report *rep, pare_weighting *weighting_used, pare_error *err);

@@ -748,3 +748,106 @@ pare_status pare_model_tokenize_file(const pare_model *m, const char *path, int3
     free(text);
     return rc;
 }
+
+/* A pointer into the old slab moved to the same offset of the new one; other pointers unchanged. */
+static float *rebase(const pare_model *from, float *to_slab, float *p)
+{
+    if (p && p >= from->slab && p < from->slab + from->slab_floats)
+        return to_slab + (p - from->slab);
+    return p;
+}
+
+static pare_status clone_linear(const pare_model *from, float *to_slab, const pare_linear *src, pare_linear *dst,
+                                pare_error *err)
+{
+    *dst = *src;
+    dst->heap = NULL;
+    dst->mask = NULL;
+    dst->kept_out = dst->kept_in = NULL;
+    dst->w = rebase(from, to_slab, src->w);
+    dst->b = rebase(from, to_slab, src->b);
+    dst->A = rebase(from, to_slab, src->A);
+    dst->B = rebase(from, to_slab, src->B);
+    if (src->heap) { /* weights or factors and the bias live on the layer's own heap block */
+        size_t wf = src->kind == PARE_LIN_FACTORED ? (size_t)src->rank * ((size_t)src->out + src->in)
+                                                   : (size_t)src->out * src->in;
+        size_t nb = src->b ? (size_t)src->out : 0;
+        if (!(dst->heap = malloc((wf + nb) * sizeof(float))))
+            goto oom;
+        if (src->kind == PARE_LIN_FACTORED) {
+            dst->A = dst->heap;
+            dst->B = dst->heap + (size_t)src->out * src->rank;
+            memcpy(dst->A, src->A, (size_t)src->out * src->rank * sizeof(float));
+            memcpy(dst->B, src->B, (size_t)src->rank * src->in * sizeof(float));
+        } else {
+            dst->w = dst->heap;
+            memcpy(dst->w, src->w, wf * sizeof(float));
+        }
+        dst->b = nb ? dst->heap + wf : NULL;
+        if (nb)
+            memcpy(dst->b, src->b, nb * sizeof(float));
+    }
+    if (src->mask && !(dst->mask = malloc((size_t)src->out * src->in)))
+        goto oom;
+    if (src->mask)
+        memcpy(dst->mask, src->mask, (size_t)src->out * src->in);
+    if (src->kept_out && !(dst->kept_out = malloc((size_t)src->out * sizeof(int32_t))))
+        goto oom;
+    if (src->kept_out)
+        memcpy(dst->kept_out, src->kept_out, (size_t)src->out * sizeof(int32_t));
+    if (src->kept_in && !(dst->kept_in = malloc((size_t)src->in * sizeof(int32_t))))
+        goto oom;
+    if (src->kept_in)
+        memcpy(dst->kept_in, src->kept_in, (size_t)src->in * sizeof(int32_t));
+    return PARE_OK;
+oom:
+    pare_linear_release(dst);
+    return pare_fail(err, PARE_ENOMEM, "cloning %s: out of memory", src->name);
+}
+
+pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error *err)
+{
+    *out = NULL;
+    pare_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return pare_fail(err, PARE_ENOMEM, "cloning %s: out of memory", src->path);
+    *m = *src;
+    m->slab = malloc(src->slab_floats * sizeof(float));
+    m->blocks = calloc((size_t)src->cfg.n_layers, sizeof *m->blocks);
+    m->tok = NULL;
+    if (!m->slab || !m->blocks) {
+        free(m->slab);
+        free(m->blocks);
+        free(m);
+        return pare_fail(err, PARE_ENOMEM, "cloning %s: out of memory (%.1f MiB of parameters)", src->path,
+                         (double)src->slab_floats * sizeof(float) / (1 << 20));
+    }
+    memcpy(m->slab, src->slab, src->slab_floats * sizeof(float));
+    float *s = m->slab;
+    m->tok_emb = rebase(src, s, src->tok_emb);
+    m->pos_emb = rebase(src, s, src->pos_emb);
+    m->final_norm_w = rebase(src, s, src->final_norm_w);
+    m->final_norm_b = rebase(src, s, src->final_norm_b);
+    m->rope_cos = rebase(src, s, src->rope_cos);
+    m->rope_sin = rebase(src, s, src->rope_sin);
+    pare_status st = clone_linear(src, s, &src->head, &m->head, err);
+    for (int l = 0; l < src->cfg.n_layers && !st; l++) {
+        const pare_block *a = &src->blocks[l];
+        pare_block *b = &m->blocks[l];
+        b->norm1_w = rebase(src, s, a->norm1_w);
+        b->norm1_b = rebase(src, s, a->norm1_b);
+        b->norm2_w = rebase(src, s, a->norm2_w);
+        b->norm2_b = rebase(src, s, a->norm2_b);
+        const pare_linear *from[] = {&a->q, &a->k, &a->v, &a->o, &a->gate, &a->up, &a->down};
+        pare_linear *to[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7 && !st; j++)
+            st = clone_linear(src, s, from[j], to[j], err);
+    }
+    if (st) {
+        pare_model_free(m); /* releases the layers cloned so far; the rest are zeroed */
+        return st;
+    }
+    m->tok = pare_tokenizer_retain(src->tok);
+    *out = m;
+    return PARE_OK;
+}

@@ -68,6 +68,9 @@ typedef struct {
  * tokenizer_path may be NULL to find the tokenizer next to the model. */
 pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_model **out, pare_error *err);
 void pare_model_free(pare_model *m);
+/* An independent copy of src as it is now (compressed layers included); the copy shares src's
+ * tokenizer, which is immutable. Compressing one leaves the other untouched. */
+pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error *err);
 
 /* Parses a HF config.json into cfg. */
 pare_status pare_config_load_hf(const char *config_path, pare_config *cfg, pare_error *err);

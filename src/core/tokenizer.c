@@ -657,6 +657,7 @@ typedef struct {
 } added_token;
 
 struct pare_tokenizer {
+    int refs; /* extra owners (cloned models share their tokenizer); freed when it drops below 0 */
     int kind;
     char *source; /* the file it was loaded from, for messages */
     char description[192];
@@ -709,9 +710,16 @@ static void hf_free_steps(pare_tokenizer *t)
     }
 }
 
+pare_tokenizer *pare_tokenizer_retain(pare_tokenizer *tok)
+{
+    if (tok)
+        __atomic_add_fetch(&tok->refs, 1, __ATOMIC_RELAXED);
+    return tok;
+}
+
 void pare_tokenizer_free(pare_tokenizer *tok)
 {
-    if (!tok)
+    if (!tok || __atomic_sub_fetch(&tok->refs, 1, __ATOMIC_ACQ_REL) >= 0)
         return;
     free(tok->source);
     strmap_free(&tok->vocab);

@@ -18,6 +18,8 @@ pare_status pare_tokenizer_load_hf(const char *json_path, pare_tokenizer **out, 
 pare_status pare_tokenizer_load_llama2c(const char *bin_path, int vocab_size, pare_tokenizer **out,
                                         pare_error *err);
 
+/* Another owner for tok (it is immutable once loaded); each owner calls pare_tokenizer_free. */
+pare_tokenizer *pare_tokenizer_retain(pare_tokenizer *tok);
 void pare_tokenizer_free(pare_tokenizer *tok);
 
 /* Encodes len bytes of UTF-8 text. add_special != 0 applies the post-processor (BOS for LLaMA

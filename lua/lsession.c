@@ -1,0 +1,456 @@
+/* The session runner (see lsession.h): one recipe run into OUT with events for a front end, a
+ * lock, log.txt, a copy of the recipe, and run.json written last and atomically. */
+#include "lsession.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "core/sha256.h"
+#include "core/version.h"
+#include "lpare.h"
+
+struct lsession {
+    lua_State *L;
+    ls_sink sink;
+    lpare_host host;
+    char recipe[4096];
+    char out[4096];
+    FILE *log;
+    char stage[64];
+    double stage_start;
+    char where[256]; /* the last progress report, for "cancelled at ..." */
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void emit(lsession *s, ls_event_kind kind, const char *text)
+{
+    if (s->log && text) {
+        fprintf(s->log, "%s%s\n", kind == LS_ERROR ? "error: " : "", text);
+        fflush(s->log);
+    }
+    ls_event ev = {kind, text, NULL, 0, 0};
+    if (s->sink.event)
+        s->sink.event(s->sink.user, &ev);
+}
+
+static void host_log(void *user, const char *line) { emit(user, LS_LOG, line); }
+static void host_result(void *user, const char *line) { emit(user, LS_RESULT, line); }
+
+static void host_progress(void *user, const char *stage, double fraction, const char *detail)
+{
+    lsession *s = user;
+    double t = now_s();
+    if (strcmp(s->stage, stage ? stage : "")) {
+        snprintf(s->stage, sizeof s->stage, "%s", stage ? stage : "");
+        s->stage_start = t;
+    }
+    snprintf(s->where, sizeof s->where, "%s %.0f%% %s", s->stage, 100 * fraction, detail ? detail : "");
+    double el = t - s->stage_start;
+    ls_event ev = {LS_PROGRESS, detail ? detail : "", s->stage, fraction, fraction > 0 ? el * (1 - fraction) / fraction : -1};
+    if (s->sink.event)
+        s->sink.event(s->sink.user, &ev);
+    if (fraction >= 1 && s->log) {
+        fprintf(s->log, "[%s] done in %.2f s: %s\n", s->stage, el, detail ? detail : "");
+        fflush(s->log);
+    }
+}
+
+static lsession *CURRENT; /* for the interrupted() trampoline: one session runs at a time per process */
+static int host_interrupted(void) { return CURRENT && CURRENT->sink.interrupted && CURRENT->sink.interrupted(); }
+
+/* print(...) in a recipe: tab-separated like Lua's, to the front end and log.txt */
+static int l_print(lua_State *L)
+{
+    lsession *s = lua_touserdata(L, lua_upvalueindex(1));
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    emit(s, LS_PRINT, lua_tostring(L, -1));
+    return 0;
+}
+
+/* A pure-Lua loop is interrupted too: the hook raises once the front end says so. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    if (host_interrupted())
+        luaL_error(L, "interrupted");
+}
+
+lsession *lsession_open(const char *recipe, const ls_sink *sink, char *msg, size_t cap)
+{
+    lsession *s = calloc(1, sizeof *s);
+    if (!s || !(s->L = luaL_newstate())) {
+        snprintf(msg, cap, "out of memory");
+        free(s);
+        return NULL;
+    }
+    if (sink)
+        s->sink = *sink;
+    snprintf(s->recipe, sizeof s->recipe, "%s", recipe);
+    lua_State *L = s->L;
+    luaL_openlibs(L);
+    s->host = (lpare_host){.interrupted = host_interrupted, .progress = host_progress, .log = host_log,
+                           .result = host_result, .user = s};
+    lpare_set_host(L, &s->host);
+    lua_pushlightuserdata(L, s);
+    lua_pushcclosure(L, l_print, 1);
+    lua_setglobal(L, "print");
+    if (lrecipe_load(L, recipe) != LUA_OK) {
+        snprintf(msg, cap, "%s", lua_tostring(L, -1));
+        lsession_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void lsession_close(lsession *s)
+{
+    if (!s)
+        return;
+    if (CURRENT == s)
+        CURRENT = NULL;
+    if (s->L)
+        lua_close(s->L);
+    if (s->log)
+        fclose(s->log);
+    free(s);
+}
+
+lua_State *lsession_lua(lsession *s) { return s->L; }
+const char *lsession_out_dir(const lsession *s) { return s->out; }
+int lsession_set(lsession *s, const char *key, const char *value, char *msg, size_t cap)
+{
+    return lrecipe_set(s->L, key, value, msg, cap);
+}
+void lsession_help(lsession *s, FILE *f) { lrecipe_help(s->L, s->recipe, f); }
+
+/* mkdir -p */
+static int make_dirs(const char *path, char *msg, size_t cap)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) {
+                snprintf(msg, cap, "cannot create output folder %s: %s", buf, strerror(errno));
+                return -1;
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    if (!pare_is_dir(path)) {
+        snprintf(msg, cap, "output folder %s exists and is not a folder", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Lua values to JSON ------------------------------------------------------------------------ */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static json_t *to_json(lua_State *L, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx))
+            return json_integer((json_int_t)lua_tointeger(L, idx));
+        return isfinite(lua_tonumber(L, idx)) ? json_real(lua_tonumber(L, idx)) : json_null();
+    case LUA_TSTRING: return json_stringn(lua_tostring(L, idx), lua_rawlen(L, idx));
+    case LUA_TTABLE: break;
+    default: return json_null();
+    }
+    if (depth > 32)
+        return json_string("(nested too deeply)");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx), keys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        keys++;
+        lua_pop(L, 1);
+    }
+    if (keys == n) { /* a sequence (an empty table is an empty list) */
+        json_t *a = json_array();
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            json_array_append_new(a, to_json(L, -1, depth + 1));
+            lua_pop(L, 1);
+        }
+        return a;
+    }
+    /* an object, keys sorted so that the same run gives the same file */
+    int nk = 0;
+    const char **names = lua_newuserdatauv(L, (size_t)(keys > 0 ? keys : 1) * sizeof *names, 0);
+    int hold = lua_gettop(L);
+    lua_createtable(L, (int)keys, 0); /* the key strings, kept alive while sorting */
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER ? lua_tostring(L, -1) : NULL;
+        if (k && k[0] != '_') { /* "_"-prefixed keys are the module's bookkeeping */
+            names[nk++] = k;
+            lua_rawseti(L, hold + 1, nk);
+        } else
+            lua_pop(L, 1);
+    }
+    qsort(names, (size_t)nk, sizeof *names, cmp_str);
+    json_t *o = json_object();
+    for (int i = 0; i < nk; i++) {
+        if (lua_getfield(L, idx, names[i]) == LUA_TNIL) { /* a number key */
+            lua_pop(L, 1);
+            lua_pushnumber(L, strtod(names[i], NULL));
+            lua_Number v = lua_tonumber(L, -1);
+            lua_pop(L, 1);
+            if (v == (lua_Number)(lua_Integer)v)
+                lua_pushinteger(L, (lua_Integer)v);
+            else
+                lua_pushnumber(L, v);
+            lua_gettable(L, idx);
+        }
+        json_object_set_new(o, names[i], to_json(L, -1, depth + 1));
+        lua_pop(L, 1);
+    }
+    lua_settop(L, hold - 1);
+    return o;
+}
+
+static void iso_time(time_t t, char *buf, size_t cap)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int write_json_atomic(const char *path, json_t *j, char *msg, size_t cap)
+{
+    pare_atomic_file f;
+    pare_error err = {0};
+    if (pare_atomic_open(&f, path, &err)) {
+        snprintf(msg, cap, "%s", err.msg);
+        return -1;
+    }
+    if (json_dumpf(j, f.fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) || fputc('\n', f.fp) == EOF) {
+        pare_atomic_abort(&f);
+        snprintf(msg, cap, "%s: write failed: %s", path, strerror(errno));
+        return -1;
+    }
+    if (pare_atomic_commit(&f, &err)) {
+        snprintf(msg, cap, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int copy_file_atomic(const char *from, const char *to, char *msg, size_t cap)
+{
+    pare_map map;
+    pare_error err = {0};
+    pare_atomic_file f;
+    if (pare_map_file(from, &map, &err) || pare_atomic_open(&f, to, &err)) {
+        snprintf(msg, cap, "%s", err.msg);
+        return -1;
+    }
+    int bad = map.len && fwrite(map.data, 1, map.len, f.fp) != map.len;
+    pare_unmap(&map);
+    if (bad) {
+        pare_atomic_abort(&f);
+        snprintf(msg, cap, "%s: write failed: %s", to, strerror(errno));
+        return -1;
+    }
+    if (pare_atomic_commit(&f, &err)) {
+        snprintf(msg, cap, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void default_out(const char *recipe, char *out, size_t cap)
+{
+    const char *base = strrchr(recipe, '/');
+    base = base ? base + 1 : recipe;
+    size_t len = strcspn(base, ".");
+    char stamp[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    snprintf(out, cap, "runs/%.*s-%s", (int)(len < 100 ? len : 100), base, stamp);
+    for (int i = 2; pare_file_exists(out) && i < 1000; i++)
+        snprintf(out, cap, "runs/%.*s-%s-%d", (int)(len < 100 ? len : 100), base, stamp, i);
+}
+
+ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *msg, size_t cap)
+{
+    lua_State *L = s->L;
+    msg[0] = 0;
+    if (out_dir)
+        snprintf(s->out, sizeof s->out, "%s", out_dir);
+    else
+        default_out(s->recipe, s->out, sizeof s->out);
+    size_t ol = strlen(s->out);
+    while (ol > 1 && s->out[ol - 1] == '/')
+        s->out[--ol] = 0;
+    if (make_dirs(s->out, msg, cap))
+        return LS_REFUSED;
+    char path[4200], lockp[4200];
+    snprintf(lockp, sizeof lockp, "%s/.pare-run.lock", s->out);
+    int lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (lock < 0) {
+        snprintf(msg, cap, "cannot write in output folder %s: %s", s->out, strerror(errno));
+        return LS_REFUSED;
+    }
+    if (flock(lock, LOCK_EX | LOCK_NB)) {
+        char pid[32] = "";
+        ssize_t got = read(lock, pid, sizeof pid - 1);
+        pid[got > 0 ? got : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        snprintf(msg, cap, "output folder %s is in use by another pare run%s%s%s; wait for it or choose another --out",
+                 s->out, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+        close(lock);
+        return LS_REFUSED;
+    }
+    snprintf(path, sizeof path, "%s/run.json", s->out);
+    if (pare_file_exists(path) && !overwrite) {
+        snprintf(msg, cap, "%s holds a finished run (run.json); pass --overwrite to replace it or choose another --out",
+                 s->out);
+        close(lock);
+        return LS_REFUSED;
+    }
+    char pid[32];
+    int pl = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(lock, 0) || write(lock, pid, (size_t)pl) != pl) {
+        /* the pid is only a courtesy for the "in use" message */
+    }
+    unlink(path); /* a replaced run never looks complete while the new one runs */
+    snprintf(path, sizeof path, "%s/log.txt", s->out);
+    if (!(s->log = fopen(path, "w"))) {
+        snprintf(msg, cap, "cannot write %s: %s", path, strerror(errno));
+        close(lock);
+        return LS_REFUSED;
+    }
+    snprintf(path, sizeof path, "%s/recipe.lua", s->out);
+    if (copy_file_atomic(s->recipe, path, msg, cap)) {
+        close(lock);
+        return LS_REFUSED;
+    }
+    char recipe_sha[65] = "";
+    pare_error herr = {0};
+    pare_sha256_file(s->recipe, recipe_sha, &herr);
+
+    time_t started = time(NULL);
+    double t0 = now_s();
+    s->host.out_dir = s->out;
+    CURRENT = s;
+    fprintf(s->log, "pare %s: run %s into %s\n", PARE_VERSION, s->recipe, s->out);
+    lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 10000);
+    int st = lrecipe_run(L);
+    lua_sethook(L, NULL, 0, 0);
+    ls_status status = LS_COMPLETE;
+    char errmsg[8192] = "";
+    if (st != LUA_OK) {
+        snprintf(errmsg, sizeof errmsg, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
+        status = s->host.canceled || host_interrupted() ? LS_CANCELLED : LS_FAILED;
+        if (status == LS_CANCELLED && s->where[0]) {
+            size_t len = strlen(errmsg);
+            snprintf(errmsg + len, sizeof errmsg - len, "\ncancelled at: %s", s->where);
+        }
+        lua_pop(L, 1);
+    }
+    double wall = now_s() - t0;
+    /* run.json, last */
+    json_t *j = json_object();
+    static const char *const STATUS[] = {"complete", "failed", "cancelled"};
+    json_object_set_new(j, "status", json_string(STATUS[status]));
+    if (status != LS_COMPLETE)
+        json_object_set_new(j, "error", json_string(errmsg));
+    json_object_set_new(j, "pare_version", json_string(PARE_VERSION));
+    json_t *rec = json_object();
+    json_object_set_new(rec, "path", json_string(s->recipe));
+    json_object_set_new(rec, "sha256", json_string(recipe_sha));
+    if (lua_getglobal(L, "description") == LUA_TSTRING)
+        json_object_set_new(rec, "description", json_string(lua_tostring(L, -1)));
+    lua_pop(L, 1);
+    json_object_set_new(j, "recipe", rec);
+    lrecipe_params_push(L);
+    json_t *params = lua_istable(L, -1) ? to_json(L, -1, 0) : json_object();
+    if (json_is_array(params)) { /* a recipe with no parameters but model is impossible; keep the type stable */
+        json_decref(params);
+        params = json_object();
+    }
+    lua_pop(L, 1);
+    json_object_set_new(j, "params", params);
+    json_t *seed = json_object_get(params, "seed");
+    json_object_set_new(j, "seed", seed ? json_incref(seed) : json_null());
+    lpare_journal_push(L);
+    const char *parts[] = {"models", "results", "steps"};
+    const char *fields[] = {"models", "rows", "steps"};
+    for (int i = 0; i < 3; i++) {
+        lua_getfield(L, -1, fields[i]);
+        json_object_set_new(j, parts[i], to_json(L, -1, 0));
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, -1, "records");
+    json_t *records = to_json(L, -1, 0);
+    if (json_is_array(records) && json_array_size(records) == 0) {
+        json_decref(records);
+        records = json_object();
+    }
+    json_object_set_new(j, "records", records);
+    lua_pop(L, 2);
+    char t1[32], t2[32];
+    iso_time(started, t1, sizeof t1);
+    iso_time(time(NULL), t2, sizeof t2);
+    json_object_set_new(j, "started", json_string(t1));
+    json_object_set_new(j, "finished", json_string(t2));
+    json_object_set_new(j, "wall_s", json_real(wall));
+    if (status != LS_COMPLETE)
+        emit(s, LS_ERROR, errmsg);
+    snprintf(path, sizeof path, "%s/run.json", s->out);
+    char werr[4400];
+    if (write_json_atomic(path, j, werr, sizeof werr)) {
+        emit(s, LS_ERROR, werr);
+        snprintf(msg, cap, "%s", werr);
+        status = status == LS_COMPLETE ? LS_FAILED : status;
+    } else {
+        fprintf(s->log, "run.json written: status %s, %.2f s\n", STATUS[status], wall);
+        if (status != LS_COMPLETE)
+            snprintf(msg, cap, "%s", errmsg);
+    }
+    json_decref(j);
+    fclose(s->log);
+    s->log = NULL;
+    s->host.out_dir = NULL;
+    close(lock); /* the lock file stays: removing it would let two runs lock different files */
+    return status;
+}

@@ -1,0 +1,51 @@
+/* The session runner: runs one recipe into an output folder (OUT) and reports events to a front
+ * end (the batch CLI prints them, the TUI shows them in panes). Writes OUT/log.txt, OUT/recipe.lua
+ * and, last and atomically, OUT/run.json with the status, parameters, hashes, decisions, metrics
+ * and timings; a lock file keeps a second run out of the same folder. */
+#ifndef PARE_LSESSION_H
+#define PARE_LSESSION_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum {
+    LS_LOG,      /* a log line (pare.log, module notes, step summaries) */
+    LS_PRINT,    /* the recipe's print() */
+    LS_PROGRESS, /* stage, fraction, eta_s, text = detail */
+    LS_RESULT,   /* a configuration got a metric: one summary line */
+    LS_ERROR     /* the run failed or was cancelled: the message (with traceback) */
+} ls_event_kind;
+
+typedef struct {
+    ls_event_kind kind;
+    const char *text;
+    const char *stage;
+    double fraction, eta_s;
+} ls_event;
+
+typedef struct {
+    void (*event)(void *user, const ls_event *ev);
+    int (*interrupted)(void); /* non-zero cancels the running step */
+    void *user;
+} ls_sink;
+
+typedef enum { LS_COMPLETE = 0, LS_FAILED, LS_CANCELLED, LS_REFUSED } ls_status;
+
+typedef struct lsession lsession;
+
+/* Loads the recipe's declarations. On failure returns NULL with the message in msg. */
+lsession *lsession_open(const char *recipe, const ls_sink *sink, char *msg, size_t cap);
+void lsession_close(lsession *s);
+lua_State *lsession_lua(lsession *s);
+/* --set name=value; -1 with a message naming the parameter on failure. */
+int lsession_set(lsession *s, const char *key, const char *value, char *msg, size_t cap);
+void lsession_help(lsession *s, FILE *f);
+/* Runs the recipe into out_dir (NULL: runs/NAME-YYYYmmdd-HHMMSS). LS_REFUSED (nothing run, msg
+ * says why): OUT holds a finished run and overwrite is 0, OUT is locked by another run, or OUT cannot
+ * be created. Otherwise run.json is written with the returned status; msg gets the error if any. */
+ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *msg, size_t cap);
+/* The output folder of the last lsession_run ("" before). */
+const char *lsession_out_dir(const lsession *s);
+
+#endif
