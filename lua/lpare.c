@@ -201,8 +201,11 @@ long long lp_opt_integer(lua_State *L, int idx, const char *k, long long def, lo
         if (t != LUA_TNUMBER || !isint)
             luaL_error(L, "pare.%s: option '%s' must be an integer, got %s", fname, k,
                        t == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
-        if (v < lo || v > hi)
-            luaL_error(L, "pare.%s: option '%s' = %lld is out of range [%lld, %lld]", fname, k, v, lo, hi);
+        if (v < lo || v > hi) { /* lua_pushfstring has no %lld */
+            char range[128];
+            snprintf(range, sizeof range, "%lld is out of range [%lld, %lld]", v, lo, hi);
+            luaL_error(L, "pare.%s: option '%s' = %s", fname, k, range);
+        }
     }
     lua_pop(L, 1);
     return v;

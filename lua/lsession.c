@@ -295,19 +295,24 @@ static int copy_file_atomic(const char *from, const char *to, char *msg, size_t 
     return 0;
 }
 
+/* runs/NAME-YYYYmmdd-HHMMSS[-N] under $PARE_RUNS (default ./runs) */
 static void default_out(const char *recipe, char *out, size_t cap)
 {
     const char *base = strrchr(recipe, '/');
     base = base ? base + 1 : recipe;
-    size_t len = strcspn(base, ".");
+    int len = (int)strcspn(base, ".");
+    len = len < 100 ? len : 100;
+    const char *parent = getenv("PARE_RUNS");
+    parent = parent && *parent ? parent : "runs";
     char stamp[32];
     time_t t = time(NULL);
     struct tm tm;
     localtime_r(&t, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-    snprintf(out, cap, "runs/%.*s-%s", (int)(len < 100 ? len : 100), base, stamp);
-    for (int i = 2; pare_file_exists(out) && i < 1000; i++)
-        snprintf(out, cap, "runs/%.*s-%s-%d", (int)(len < 100 ? len : 100), base, stamp, i);
+    snprintf(out, cap, "%s/%.*s-%s", parent, len, base, stamp);
+    struct stat sb;
+    for (int i = 2; stat(out, &sb) == 0 && i < 1000; i++)
+        snprintf(out, cap, "%s/%.*s-%s-%d", parent, len, base, stamp, i);
 }
 
 ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *msg, size_t cap)

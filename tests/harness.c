@@ -231,6 +231,10 @@ int main(int argc, char **argv)
     pare_blas_select_kernel(argv); /* the same kernel choice as ./pare, for the same speed */
     const char *filter = argc > 1 ? argv[1] : NULL;
     test_filter = argc > 2 ? argv[2] : NULL;
+    /* runs without --out go under the temporary folder, never into the checkout */
+    char runs[4200];
+    snprintf(runs, sizeof runs, "%s/runs", harness_tmpdir());
+    setenv("PARE_RUNS", runs, 1);
     if (!harness_shared())
         printf("note: shared data not found (PARE_SHARED or ../shared); tests that need it are skipped\n");
     for (int i = 0; harness_suites[i].name; i++) {

@@ -72,7 +72,7 @@ static void run_usage(void)
     printf("usage: pare run RECIPE [--model DIR] [--set name=value ...] [--out DIR] [--overwrite] [--quiet]\n"
            "       pare run RECIPE --help     (the recipe's parameters)\n\n"
            "Runs a Lua recipe (see docs/recipes.md and presets/) into an output folder OUT (default\n"
-           "runs/RECIPE-YYYYmmdd-HHMMSS): OUT/run.json (parameters, hashes, decisions, metrics, timings,\n"
+           "$PARE_RUNS/RECIPE-YYYYmmdd-HHMMSS, PARE_RUNS defaulting to ./runs): OUT/run.json (parameters, hashes, decisions, metrics, timings,\n"
            "status), OUT/log.txt, OUT/recipe.lua and whatever the recipe writes there (pare.out).\n"
            "--model DIR is --set model=DIR. --overwrite replaces a finished run in OUT.\n"
            "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C).\n");

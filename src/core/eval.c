@@ -68,7 +68,10 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
     if ((rc = pare_acts_alloc(m, B, W, 0, &a, err)))
         return rc;
     int32_t *batch_ids = malloc((size_t)B * W * sizeof *batch_ids);
-    if (!batch_ids) {
+    double *term = malloc((size_t)W * sizeof *term); /* [W] one window's target terms */
+    if (!batch_ids || !term) {
+        free(batch_ids);
+        free(term);
         pare_acts_free(a);
         return pare_fail(err, PARE_ENOMEM, "out of memory");
     }
@@ -92,7 +95,8 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
             size_t min_with_ctx = start + (p->bos ? 0 : 1);
             if (first < min_with_ctx)
                 first = min_with_ctx;
-#pragma omp parallel for num_threads(pare_threads()) schedule(static) reduction(+ : nll, scored)
+            /* per-target terms in parallel, summed in order: the same text gives the same bits */
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
             for (size_t t = first; t < start + cap; t++) {
                 int pos = (int)(t - start) + (p->bos ? 1 : 0); /* position of target in the window */
                 const float *row = a->logits + ((size_t)b * W + pos - 1) * V;
@@ -102,15 +106,18 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
                 double s = 0;
                 for (int j = 0; j < V; j++)
                     s += expf(row[j] - mx);
-                nll += (double)mx + log(s) - row[ids[t]];
-                scored++;
+                term[t - start] = (double)mx + log(s) - row[ids[t]];
             }
+            for (size_t t = first; t < start + cap; t++)
+                nll += term[t - start];
+            scored += start + cap > first ? start + cap - first : 0;
         }
         char detail[128];
         snprintf(detail, sizeof detail, "%zu/%zu windows", w0 + nb, p->windows);
         rc = pare_report(progress, "eval", (double)(w0 + nb) / p->windows, detail, err);
     }
     free(batch_ids);
+    free(term);
     pare_acts_free(a);
     if (rc)
         return rc;
