@@ -1,13 +1,18 @@
 /* `pare run`: Lua recipes through ./pare. A preset reproduces `pare compress` exactly, --set checks
  * types, ranges and choices naming the parameter, script errors carry file:line and a traceback,
  * core errors name the pare function, --help lists the declarations, Ctrl-C exits 130. */
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include "core/fileio.h"
+#include "core/sha256.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -188,6 +193,8 @@ static void test_help_lists_params(void)
     free(err);
 }
 
+static json_t *load_run(const char *dir);
+
 /* Ctrl-C during a long step cancels it through the core's progress callback: exit 130, no result. */
 static void test_run_interrupt(void)
 {
@@ -198,13 +205,430 @@ static void test_run_interrupt(void)
     char set[1300];
     snprintf(set, sizeof set, "data=%s", shared_path("data/text/wikitext-2/wiki.test.raw"));
     char *out = NULL, *err = NULL;
+    const char *dir = tmp_path("cancelled");
     int st = run_pare_signal(&out, &err,
                              (const char *const[]){"run", r, "--model", shared_path("models/ref-llama-12m"), "--set", set,
-                                                   NULL},
+                                                   "--out", dir, NULL},
                              1500, SIGINT);
     CHECKF(st == 130, "exit %d; stderr: %s", st, err);
     CHECKF(err && strstr(err, "interrupted"), "stderr: %s", err);
     CHECKF(!out || !strstr(out, "perplexity"), "a result was printed: %s", out);
+    json_t *j = load_run(dir);
+    CHECKF(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "cancelled"),
+           "run.json status: %s", j ? json_string_value(json_object_get(j, "status")) : "(no run.json)");
+    CHECK(j && json_array_size(json_object_get(j, "results")) == 0);
+    json_decref(j);
+    free(out);
+    free(err);
+}
+
+/* ---- run records -------------------------------------------------------------------------------- */
+
+static json_t *load_run(const char *dir)
+{
+    char path[1300];
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    json_error_t je;
+    return json_load_file(path, 0, &je);
+}
+
+/* A calibration / evaluation text in the test's folder (its own buffer: tmp_path's rotate). */
+static const char *text_file(void)
+{
+    static char text[1200];
+    snprintf(text, sizeof text, "%s", tmp_path("text.txt"));
+    fixture_write_pattern(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 6000);
+    return text;
+}
+
+static void set_kv(char *buf, size_t cap, const char *k, const char *v) { snprintf(buf, cap, "%s=%s", k, v); }
+
+/* Every function of the pare module, including its error messages (tests/lua/module.lua), on a
+ * LLaMA and a GPT-2 fixture; m:eval and m:generate equal `pare eval` and `pare generate`. */
+static void test_module_functions(void)
+{
+    static const char *const groups[] = {"load",    "info",    "eval",      "plan",     "clone",    "calibrate",
+                                         "spectra", "factorize", "prune",   "generate", "progress", "record"};
+    const char *text = text_file();
+    for (int g = 0; g < 2; g++) {
+        const char *d = fixture_hf_dir(g ? "mgpt2" : "mllama", g);
+        /* the CLI's answers, for the module to match */
+        char ppl[64] = "", cont[512] = "";
+        char *out = NULL, *err = NULL;
+        int st = run_pare(&out, &err, (const char *const[]){"eval", "--model", d, "--data", text, "--window", "32",
+                                                             "--json", NULL});
+        json_error_t je;
+        json_t *j = st == 0 ? json_loads(out, 0, &je) : NULL;
+        CHECKF(j != NULL, "pare eval: %d %s", st, err);
+        snprintf(ppl, sizeof ppl, "%.17g", json_number_value(json_object_get(j, "ppl")));
+        json_decref(j);
+        free(out);
+        free(err);
+        st = run_pare(&out, &err, (const char *const[]){"generate", "--model", d, "--prompt", "ab", "-n", "8", "--json",
+                                                         NULL});
+        j = st == 0 ? json_loads(out, 0, &je) : NULL;
+        CHECKF(j != NULL, "pare generate: %d %s", st, err);
+        snprintf(cont, sizeof cont, "%s", json_string_value(json_object_get(j, "continuation")) ?: "");
+        json_decref(j);
+        free(out);
+        free(err);
+        for (size_t k = 0; k < sizeof groups / sizeof groups[0]; k++) {
+            char set_text[1300], set_group[64], set_expect[600], dir[64];
+            set_kv(set_text, sizeof set_text, "text", text);
+            set_kv(set_group, sizeof set_group, "group", groups[k]);
+            set_kv(set_expect, sizeof set_expect, "expect",
+                   !strcmp(groups[k], "eval") ? ppl : !strcmp(groups[k], "generate") ? cont : "");
+            snprintf(dir, sizeof dir, "mod-%d-%s", g, groups[k]);
+            st = run_pare(&out, &err,
+                          (const char *const[]){"run", "tests/lua/module.lua", "--model", d, "--set", set_text, "--set",
+                                                set_group, "--set", set_expect, "--out", tmp_path(dir), "--quiet", NULL});
+            char want[64];
+            snprintf(want, sizeof want, "ok %s", groups[k]);
+            CHECKF(st == 0 && out && strstr(out, want), "%s group %s: exit %d\n%s%s", g ? "gpt2" : "llama", groups[k], st,
+                   out ? out : "", err ? err : "");
+            free(out);
+            free(err);
+        }
+    }
+}
+
+/* OUT/run.json of a preset run: status, recipe and model hashes (checked against the files), every
+ * parameter, per-matrix decisions equal to what the model reports, metrics with protocol cards,
+ * steps with wall times; log.txt and recipe.lua beside it; the export in OUT/model. */
+static void test_run_record(void)
+{
+    const char *text = text_file();
+    const char *d = fixture_hf_dir("rllama", 0);
+    const char *out_dir = tmp_path("rec");
+    char set_calib[1300], set_eval[1300];
+    set_kv(set_calib, sizeof set_calib, "calib", text);
+    set_kv(set_eval, sizeof set_eval, "eval", text);
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"run", "presets/lorap.lua", "--model", d, "--set", "ratio=0.4", "--set", set_calib,
+                                            "--set", "calib_samples=4", "--set", "calib_len=32", "--set", "seed=5", "--set",
+                                            set_eval, "--set", "window=32", "--set", "export=true", "--out", out_dir,
+                                            "--quiet", NULL});
+    CHECKF(st == 0, "exit %d: %s", st, err);
+    json_t *j = load_run(out_dir);
+    CHECKF(j != NULL, "no run.json in %s", out_dir);
+    if (!j)
+        goto done;
+    CHECK(!strcmp(json_string_value(json_object_get(j, "status")) ?: "", "complete"));
+    char sha[65];
+    pare_error e;
+    CHECK(pare_sha256_file("presets/lorap.lua", sha, &e) == PARE_OK);
+    CHECK(!strcmp(json_string_value(json_object_get(json_object_get(j, "recipe"), "sha256")) ?: "", sha));
+    char wpath[1300];
+    snprintf(wpath, sizeof wpath, "%s/model.safetensors", d);
+    CHECK(pare_sha256_file(wpath, sha, &e) == PARE_OK);
+    json_t *model = json_array_get(json_object_get(j, "models"), 0);
+    CHECKF(!strcmp(json_string_value(json_object_get(model, "weights_sha256")) ?: "", sha), "weights hash");
+    snprintf(wpath, sizeof wpath, "%s/config.json", d);
+    CHECK(pare_sha256_file(wpath, sha, &e) == PARE_OK);
+    CHECKF(!strcmp(json_string_value(json_object_get(model, "config_sha256")) ?: "", sha), "config hash");
+    json_t *params = json_object_get(j, "params");
+    CHECK(json_real_value(json_object_get(params, "ratio")) == 0.4);
+    CHECK(json_integer_value(json_object_get(params, "calib_samples")) == 4);
+    CHECK(json_integer_value(json_object_get(j, "seed")) == 5);
+    CHECK(json_is_string(json_object_get(params, "split")) == 0 && json_real_value(json_object_get(params, "split")) == 3.0);
+    /* one result row: lorap, its decisions and its perplexity as printed */
+    json_t *rows = json_object_get(j, "results");
+    CHECKF(json_array_size(rows) == 1, "%zu rows", json_array_size(rows));
+    json_t *row = json_array_get(rows, 0);
+    CHECK(!strcmp(json_string_value(json_object_get(row, "method")) ?: "", "lorap"));
+    json_t *mats = json_object_get(row, "matrices");
+    size_t i;
+    json_t *mt;
+    long long sum = 0;
+    int factorized = 0, sliced = 0;
+    json_array_foreach(mats, i, mt) {
+        sum += json_integer_value(json_object_get(mt, "params"));
+        const char *kind = json_string_value(json_object_get(mt, "kind"));
+        if (kind && !strcmp(kind, "factorized")) {
+            long long r = json_integer_value(json_object_get(mt, "rank"));
+            long long o = json_integer_value(json_object_get(mt, "out")), in = json_integer_value(json_object_get(mt, "in"));
+            factorized += r >= 1 && json_integer_value(json_object_get(mt, "params")) >= r * (o + in);
+        }
+        sliced += json_integer_value(json_object_get(mt, "out")) < json_integer_value(json_object_get(mt, "orig_out")) ||
+                  json_integer_value(json_object_get(mt, "in")) < json_integer_value(json_object_get(mt, "orig_in"));
+    }
+    /* LoRAP: attention factorized (where the rank stays below break-even), the FFN's three matrices sliced */
+    CHECKF(json_array_size(mats) == 7 * 2 && factorized >= 2 && factorized <= 4 * 2 && sliced == 3 * 2,
+           "%zu matrices, %d factorized, %d sliced", json_array_size(mats), factorized, sliced);
+    CHECK(sum == json_integer_value(json_object_get(json_object_get(row, "params"), "block_linear")));
+    json_t *metric = json_array_get(json_object_get(row, "metrics"), 0);
+    double ppl = json_real_value(json_object_get(metric, "value"));
+    char printed[64];
+    snprintf(printed, sizeof printed, "%.17g", ppl);
+    CHECKF(out && strstr(out, printed), "printed perplexity differs from run.json's %s: %s", printed, out);
+    json_t *card = json_object_get(metric, "card");
+    CHECK(json_integer_value(json_object_get(card, "window")) == 32 && json_integer_value(json_object_get(card, "predicted")) > 0);
+    CHECK(json_is_string(json_object_get(card, "protocol")) && json_is_string(json_object_get(card, "data_sha256")));
+    json_t *step0 = json_array_get(json_object_get(row, "steps"), 0);
+    CHECK(json_integer_value(json_object_get(json_object_get(step0, "calib"), "seed")) == 5);
+    /* steps with wall times, in order */
+    const char *want[] = {"load", "compress", "eval", "export"};
+    json_t *steps = json_object_get(j, "steps");
+    CHECKF(json_array_size(steps) == 4, "%zu steps", json_array_size(steps));
+    for (int k = 0; k < 4 && k < (int)json_array_size(steps); k++) {
+        json_t *s = json_array_get(steps, (size_t)k);
+        CHECKF(!strcmp(json_string_value(json_object_get(s, "step")) ?: "", want[k]), "step %d", k);
+        CHECK(json_real_value(json_object_get(s, "wall_s")) >= 0);
+    }
+    CHECK(json_real_value(json_object_get(j, "wall_s")) > 0);
+    char p2[1300];
+    snprintf(p2, sizeof p2, "%s/log.txt", out_dir);
+    size_t len = 0;
+    unsigned char *log = fixture_read(p2, &len);
+    CHECKF(log && strstr((char *)log, printed), "log.txt lacks the perplexity line");
+    free(log);
+    snprintf(p2, sizeof p2, "%s/recipe.lua", out_dir);
+    CHECK(pare_sha256_file(p2, sha, &e) == PARE_OK &&
+          !strcmp(sha, json_string_value(json_object_get(json_object_get(j, "recipe"), "sha256")) ?: ""));
+    snprintf(p2, sizeof p2, "%s/model/pare.json", out_dir);
+    CHECKF(pare_file_exists(p2), "no export in OUT/model");
+    json_decref(j);
+done:
+    free(out);
+    free(err);
+}
+
+/* The same recipe, parameters and seed give the same decisions and metrics, bit for bit. */
+static void test_run_reproducible(void)
+{
+    const char *text = text_file();
+    const char *d = fixture_hf_dir("repro", 1);
+    char set_calib[1300], set_eval[1300];
+    set_kv(set_calib, sizeof set_calib, "calib", text);
+    set_kv(set_eval, sizeof set_eval, "eval", text);
+    json_t *runs[2] = {0};
+    for (int k = 0; k < 2; k++) {
+        char dir[32];
+        snprintf(dir, sizeof dir, "repro%d", k);
+        char *out = NULL, *err = NULL;
+        int st = run_pare(&out, &err,
+                          (const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "ratios=0.3,0.5",
+                                                "--set", set_calib, "--set", "calib_samples=4", "--set", "calib_len=32",
+                                                "--set", set_eval, "--set", "window=32", "--out", tmp_path(dir), "--quiet",
+                                                NULL});
+        CHECKF(st == 0, "run %d: exit %d: %s", k, st, err);
+        runs[k] = load_run(tmp_path(dir));
+        free(out);
+        free(err);
+    }
+    json_t *a = json_object_get(runs[0], "results"), *b = json_object_get(runs[1], "results");
+    CHECKF(json_array_size(a) == 3, "sweep rows: %zu (dense + 2 ratios)", json_array_size(a));
+    CHECKF(a && json_equal(a, b), "two runs of the same recipe differ in their results");
+    CHECK(json_equal(json_object_get(runs[0], "params"), json_object_get(runs[1], "params")));
+    /* the sweep's perplexity rises with the ratio */
+    double p[3];
+    for (int k = 0; k < 3; k++)
+        p[k] = json_real_value(json_object_get(json_array_get(json_object_get(json_array_get(a, (size_t)k), "metrics"), 0),
+                                               "value"));
+    CHECKF(p[0] < p[2], "dense %g, ratio 0.5 %g", p[0], p[2]);
+    json_decref(runs[0]);
+    json_decref(runs[1]);
+}
+
+/* A finished run is not replaced without --overwrite; a folder locked by another run is refused; a
+ * failed run says so in run.json with the error and traceback. */
+static void test_run_refusals(void)
+{
+    const char *d = fixture_hf_dir("refuse", 0);
+    const char *r = write_recipe("small.lua", "function run(p) local m <close> = pare.load(p.model) print('loaded') end\n");
+    const char *dir = tmp_path("once");
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", dir, "--quiet", NULL});
+    CHECKF(st == 0, "first run: %d %s", st, err);
+    free(out);
+    free(err);
+    expect_fail((const char *const[]){"run", r, "--model", d, "--out", dir, NULL},
+                (const char *const[]){dir, "holds a finished run", "--overwrite", NULL});
+    st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", dir, "--overwrite", "--quiet", NULL});
+    CHECKF(st == 0, "--overwrite: %d %s", st, err);
+    free(out);
+    free(err);
+    /* hold the lock as a running pare would */
+    char lock[1300];
+    snprintf(lock, sizeof lock, "%s/.pare-run.lock", dir);
+    int fd = open(lock, O_RDWR | O_CREAT, 0666);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    expect_fail((const char *const[]){"run", r, "--model", d, "--out", dir, "--overwrite", NULL},
+                (const char *const[]){dir, "in use by another pare run", NULL});
+    if (fd >= 0)
+        close(fd);
+    json_t *j = load_run(dir);
+    CHECKF(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "complete"), "the refused run touched run.json");
+    json_decref(j);
+    /* failure */
+    const char *bad = write_recipe("fails.lua", "function run(p)\n  local m <close> = pare.load(p.model)\n"
+                                                "  m:factorize{rank = 100000, matrices = 'q'}\nend\n");
+    const char *fdir = tmp_path("failed");
+    expect_fail((const char *const[]){"run", bad, "--model", d, "--out", fdir, NULL},
+                (const char *const[]){"pare.factorize: rank 100000 exceeds min(", "run.json", NULL});
+    j = load_run(fdir);
+    const char *emsg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    CHECKF(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "failed") && emsg &&
+               strstr(emsg, "fails.lua:3:") && strstr(emsg, "stack traceback"),
+           "failed run.json: %s", emsg ? emsg : "(none)");
+    json_decref(j);
+}
+
+/* pare compare: one row per result of each run, metrics as columns; CSV and Markdown files agree
+ * with run.json; bad folders are named. */
+static void test_compare(void)
+{
+    const char *text = text_file();
+    const char *d = fixture_hf_dir("cmp", 0);
+    char set_eval[1300];
+    set_kv(set_eval, sizeof set_eval, "eval", text);
+    const char *dirs[2] = {tmp_path("cmp-svd"), tmp_path("cmp-mag")};
+    const char *presets[2] = {"presets/svd.lua", "presets/magnitude.lua"};
+    for (int k = 0; k < 2; k++) {
+        char *out = NULL, *err = NULL;
+        int st = run_pare(&out, &err, (const char *const[]){"run", presets[k], "--model", d, "--set", "ratio=0.3", "--set",
+                                                             set_eval, "--set", "window=32", "--out", dirs[k], "--quiet",
+                                                             NULL});
+        CHECKF(st == 0, "%s: %d %s", presets[k], st, err);
+        free(out);
+        free(err);
+    }
+    const char *csv = tmp_path("cmp.csv"), *md = tmp_path("cmp.md");
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"compare", dirs[0], dirs[1], "--csv", csv, NULL});
+    CHECKF(st == 0, "compare --csv: %d %s", st, err);
+    free(out);
+    free(err);
+    size_t len = 0;
+    char *c = (char *)fixture_read(csv, &len);
+    CHECKF(c && !strncmp(c, "run,status,method,ratio,block_linear,block_removed,total,total_removed,ppl text.txt\n", 83),
+           "csv header: %.120s", c ? c : "(none)");
+    int lines = 0;
+    for (size_t i = 0; c && i < len; i++)
+        lines += c[i] == '\n';
+    CHECKF(lines == 3, "csv lines %d (header + 2 rows)", lines);
+    for (int k = 0; k < 2 && c; k++) {
+        json_t *j = load_run(dirs[k]);
+        json_t *row = json_array_get(json_object_get(j, "results"), 0);
+        char want[256];
+        snprintf(want, sizeof want, ",%s,0.3,%lld,", json_string_value(json_object_get(row, "method")),
+                 (long long)json_integer_value(json_object_get(json_object_get(row, "params"), "block_linear")));
+        char ppl[64];
+        snprintf(ppl, sizeof ppl, ",%.4f\n",
+                 json_real_value(json_object_get(json_array_get(json_object_get(row, "metrics"), 0), "value")));
+        CHECKF(strstr(c, want) && strstr(c, ppl), "csv lacks %s / %s: %s", want, ppl, c);
+        json_decref(j);
+    }
+    free(c);
+    st = run_pare(&out, &err, (const char *const[]){"compare", dirs[0], dirs[1], "--markdown", md, NULL});
+    c = (char *)fixture_read(md, &len);
+    CHECKF(st == 0 && c && strstr(c, "| run ") && strstr(c, "|---") && strstr(c, "| magnitude"), "markdown: %s", c);
+    free(c);
+    free(out);
+    free(err);
+    st = run_pare(&out, &err, (const char *const[]){"compare", dirs[0], NULL});
+    CHECKF(st == 0 && out && strstr(out, "ppl text.txt") && strstr(out, "svd"), "text table: %s", out);
+    free(out);
+    free(err);
+    expect_pare_error((const char *const[]){"compare", tmp_path("no-such-run"), NULL},
+                      (const char *const[]){"no-such-run", "no run record", NULL}, 1);
+    const char *junk = tmp_path("junk.json");
+    fixture_write_raw(junk, "{\"status\": ", 12);
+    expect_pare_error((const char *const[]){"compare", junk, NULL}, (const char *const[]){"junk.json", "not valid JSON", NULL},
+                      1);
+    expect_pare_error((const char *const[]){"compare", NULL}, (const char *const[]){"give one or more", NULL}, 1);
+}
+
+/* Every preset lists its parameters and runs on a fixture, recording one result row. */
+static void test_presets_run(void)
+{
+    const char *text = text_file();
+    const char *d = fixture_hf_dir("presets", 0);
+    char set_calib[1300], set_eval[1300];
+    set_kv(set_calib, sizeof set_calib, "calib", text);
+    set_kv(set_eval, sizeof set_eval, "eval", text);
+    static const struct {
+        const char *preset, *extra, *method;
+    } cases[] = {{"asvd", "ratio=0.3", "asvd"},
+                 {"svdllm", "ratio=0.3", "svdllm"},
+                 {"wanda", "ratio=0.5", "wanda"},
+                 {"wanda", "nm=2:4", "wanda"},
+                 {"magnitude", "scope=row", "magnitude"},
+                 {"global", "weighting=whiten", "global"},
+                 {"lorap", "method=lorap-magnitude", "lorap-magnitude"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char preset[64], dir[64];
+        snprintf(preset, sizeof preset, "presets/%s.lua", cases[k].preset);
+        snprintf(dir, sizeof dir, "preset-%zu", k);
+        char *out = NULL, *err = NULL;
+        int st = run_pare(&out, &err, (const char *const[]){"run", preset, "--help", NULL});
+        CHECKF(st == 0 && out && strstr(out, "ratio") && strstr(out, "model"), "%s --help: %s", preset, err);
+        free(out);
+        free(err);
+        int calib = strcmp(cases[k].preset, "magnitude") != 0; /* magnitude takes no calibration */
+        st = run_pare(&out, &err,
+                      (const char *const[]){"run", preset, "--model", d, "--set", cases[k].extra, "--set", set_eval, "--set",
+                                            "window=32", "--out", tmp_path(dir), "--quiet", calib ? "--set" : NULL,
+                                            set_calib, "--set", "calib_samples=4", "--set", "calib_len=32", NULL});
+        json_t *j = load_run(tmp_path(dir));
+        json_t *row = json_array_get(json_object_get(j, "results"), 0);
+        const char *method = json_string_value(json_object_get(row, "method"));
+        CHECKF(st == 0 && method && !strcmp(method, cases[k].method) &&
+                   json_array_size(json_object_get(row, "metrics")) == 1,
+               "%s %s: exit %d, method %s: %s", preset, cases[k].extra, st, method ? method : "-", err);
+        json_decref(j);
+        free(out);
+        free(err);
+    }
+    expect_fail((const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "preset=nosuch", "--out",
+                                      tmp_path("sweep-bad"), NULL},
+                (const char *const[]){"nosuch.lua", NULL});
+    expect_fail((const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "args=splt=2", "--set", set_calib,
+                                      "--out", tmp_path("sweep-bad2"), NULL},
+                (const char *const[]){"args: 'splt=2'", NULL});
+}
+
+/* Acceptance: presets/lorap.lua on ref-llama-12m at ratio 0.2 gives `pare compress --method lorap`'s
+ * perplexity (same calibration, same decisions). */
+static void test_lorap_preset_reference(void)
+{
+    NEED_SHARED();
+    const char *text = tmp_path("wiki-head.txt");
+    size_t len = 0;
+    unsigned char *wiki = fixture_read(shared_path("data/text/wikitext-2/wiki.test.raw"), &len);
+    CHECK(wiki && len > 40000);
+    if (!wiki)
+        return;
+    fixture_write_raw(text, wiki, 40000);
+    free(wiki);
+    const char *model = shared_path("models/ref-llama-12m"), *calib = shared_path("data/text/brown/brown_train.txt");
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"compress", "--model", model, "--method", "lorap", "--ratio", "0.2", "--calib",
+                                            calib, "--calib-samples", "16", "--eval", text, "--json", NULL});
+    json_error_t je;
+    json_t *j = st == 0 ? json_loads(out, 0, &je) : NULL;
+    CHECKF(j != NULL, "compress: %d %s", st, err);
+    double want = json_real_value(json_object_get(json_array_get(json_object_get(j, "eval"), 0), "ppl"));
+    json_decref(j);
+    free(out);
+    free(err);
+    char set_calib[1300], set_eval[1300];
+    set_kv(set_calib, sizeof set_calib, "calib", calib);
+    set_kv(set_eval, sizeof set_eval, "eval", text);
+    const char *dir = tmp_path("lorap-ref");
+    st = run_pare(&out, &err, (const char *const[]){"run", "presets/lorap.lua", "--model", model, "--set", "ratio=0.2",
+                                                     "--set", set_calib, "--set", "calib_samples=16", "--set", set_eval,
+                                                     "--out", dir, "--quiet", NULL});
+    j = load_run(dir);
+    double got = j ? json_real_value(json_object_get(
+                         json_array_get(json_object_get(json_array_get(json_object_get(j, "results"), 0), "metrics"), 0),
+                         "value"))
+                   : -1;
+    CHECKF(st == 0 && want > 1 && fabs(got - want) <= 1e-9 * want, "recipe %.17g vs pare compress %.17g (%s)", got, want,
+           err);
+    json_decref(j);
     free(out);
     free(err);
 }
@@ -217,4 +641,11 @@ void suite_lua(void)
     RUN(test_script_errors);
     RUN(test_preset_matches_compress);
     RUN(test_run_interrupt);
+    RUN(test_module_functions);
+    RUN(test_run_record);
+    RUN(test_run_reproducible);
+    RUN(test_run_refusals);
+    RUN(test_compare);
+    RUN(test_presets_run);
+    RUN(test_lorap_preset_reference);
 }
