@@ -6,8 +6,7 @@
 
 #include "cli.h"
 #include "core/parallel.h"
-
-#define PARE_VERSION "0.1.0"
+#include "core/version.h"
 
 static const struct {
     const char *name;
