@@ -16,6 +16,7 @@ void suite_factorize(void);
 void suite_prune(void);
 void suite_allocate(void);
 void suite_export(void);
+void suite_plot(void);
 void suite_lua(void);
 void suite_cli(void);
 
@@ -30,6 +31,7 @@ const suite harness_suites[] = {
     {"prune", suite_prune},
     {"allocate", suite_allocate},
     {"export", suite_export},
+    {"plot", suite_plot},
     {"lua", suite_lua},
     {"cli", suite_cli},
     {0, 0},
