@@ -16,6 +16,8 @@ void suite_factorize(void);
 void suite_prune(void);
 void suite_allocate(void);
 void suite_export(void);
+void suite_backward(void);
+void suite_optim(void);
 void suite_lua(void);
 void suite_cli(void);
 
@@ -30,6 +32,8 @@ const suite harness_suites[] = {
     {"prune", suite_prune},
     {"allocate", suite_allocate},
     {"export", suite_export},
+    {"backward", suite_backward},
+    {"optim", suite_optim},
     {"lua", suite_lua},
     {"cli", suite_cli},
     {0, 0},
