@@ -30,6 +30,10 @@ objs = $(patsubst %.c,$(1)/%.o,$(2))
 LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c) $(call objs,$(ASAN_DIR),$(LUA_SRC) src/cli/cmd_run.c)
 $(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
 
+# AdamW's square roots never see a negative argument; without errno handling its update loop
+# vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
+$(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-errno
+
 .PHONY: all test check bench deps layering clean
 all: pare
 

@@ -356,6 +356,16 @@ pare_model *fixture_model(const char *name, int gpt2)
     return m;
 }
 
+pare_model *fixture_model_spec(const char *name, const fixture_spec *s)
+{
+    const char *dir = tmp_path(name);
+    CHECKF(fixture_write_hf(dir, s) == 0, "cannot write the fixture model %s", dir);
+    pare_model *m = NULL;
+    pare_error err = {0};
+    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
+    return m;
+}
+
 int32_t *fixture_ids(const pare_model *m, int S, int T)
 {
     int32_t *ids = malloc((size_t)S * T * sizeof *ids);

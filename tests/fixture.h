@@ -30,6 +30,8 @@ int fixture_tokenizer_vocab(void);
 #include "core/model.h"
 #include "core/calib.h"
 pare_model *fixture_model(const char *name, int gpt2);
+/* As fixture_model, for any spec (e.g. tied or untied heads, kv_heads = heads). */
+pare_model *fixture_model_spec(const char *name, const fixture_spec *s);
 /* Deterministic token ids [S * T] within the model's vocabulary (malloc'd). */
 int32_t *fixture_ids(const pare_model *m, int S, int T);
 /* One-shot calibration statistics over fixture_ids(m, S, T), with Gram matrices when asked. */

@@ -17,6 +17,8 @@ void suite_prune(void);
 void suite_allocate(void);
 void suite_export(void);
 void suite_plot(void);
+void suite_backward(void);
+void suite_optim(void);
 void suite_lua(void);
 void suite_cli(void);
 
@@ -32,6 +34,8 @@ const suite harness_suites[] = {
     {"allocate", suite_allocate},
     {"export", suite_export},
     {"plot", suite_plot},
+    {"backward", suite_backward},
+    {"optim", suite_optim},
     {"lua", suite_lua},
     {"cli", suite_cli},
     {0, 0},
