@@ -43,6 +43,15 @@ local function preset_params(preset, p, ratio)
         elseif t == "boolean" then
             v = (v == "true" or v == "1")
         end
+        if d.min and v < d.min or d.max and v > d.max then
+            error(string.format("args: %s = %s is outside [%s, %s]", k, tostring(v), tostring(d.min), tostring(d.max)), 0)
+        end
+        if d.choices then
+            local ok = false
+            for _, c in ipairs(d.choices) do ok = ok or c == v end
+            if not ok then error(string.format("args: %s = %s: expected one of %s", k, tostring(v),
+                                               table.concat(d.choices, ", ")), 0) end
+        end
         q[k] = v
     end
     q.ratio = ratio
