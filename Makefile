@@ -1,6 +1,7 @@
 # pare — build, test, sanitizer check, benchmark and dependency installation.
 # `make` builds ./pare; `make test` runs every test and ends with "N passed, N failed".
 
+SHELL   := /bin/bash
 CC      ?= cc
 OPT     ?= -O2 -march=native
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
@@ -19,7 +20,7 @@ LUA_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
 LUA_SRC   := $(sort $(wildcard lua/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
-TEST_SRC  := $(sort $(wildcard tests/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c
 
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
@@ -34,7 +35,7 @@ $(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
 $(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-errno
 
-.PHONY: all test check bench deps layering clean
+.PHONY: all test check bench deps layering clean fuzz
 all: pare
 
 pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC))
@@ -95,3 +96,27 @@ $(OPT_DIR)/bench_compress: tools/bench_compress.c $(call objs,$(OPT_DIR),$(CORE_
 
 clean:
 	rm -rf build pare
+
+# Fuzzing (libFuzzer, clang): every target of tests/fuzz/targets.c for FUZZ_SECONDS each, starting
+# from tests/fuzz/corpus/TARGET; new inputs go to build/fuzz/corpus/TARGET, findings to
+# build/fuzz/TARGET-crash-* (fix them, then add the input to tests/fuzz/corpus/TARGET: `make test`
+# replays it). Needs clang and libomp (Debian: clang libomp-dev).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := safetensors config tokenizer_json tokenizer_encode llama2c tokenizer_bin
+FUZZ_DIR     := build/fuzz
+FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -fopenmp -std=c11 -D_GNU_SOURCE \
+                -Isrc -Itests -I/usr/include/x86_64-linux-gnu -Wno-unknown-pragmas
+
+$(FUZZ_DIR)/pare_fuzz: $(CORE_SRC) tests/fuzz/targets.c tests/fuzz/libfuzzer_main.c $(wildcard src/core/*.h tests/fuzz/*.h)
+	@command -v clang >/dev/null || { echo "make fuzz needs clang; run: sudo apt-get install -y clang libomp-dev"; exit 1; }
+	@mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_FLAGS) -o $@ $(CORE_SRC) tests/fuzz/targets.c tests/fuzz/libfuzzer_main.c $(LIBS)
+
+fuzz: $(FUZZ_DIR)/pare_fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  PARE_FUZZ_TARGET=$$t ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/pare_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- \
+	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | grep -E "^(stat::|==|SUMMARY|INFO: (seed|-max)|.*(crash|leak|timeout)-)" ; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz $$t: finding in $(FUZZ_DIR)/$$t-*"; exit 1; }; \
+	done

@@ -19,6 +19,7 @@ void suite_export(void);
 void suite_plot(void);
 void suite_backward(void);
 void suite_optim(void);
+void suite_fuzz(void);
 void suite_lua(void);
 void suite_cli(void);
 
@@ -36,6 +37,7 @@ const suite harness_suites[] = {
     {"plot", suite_plot},
     {"backward", suite_backward},
     {"optim", suite_optim},
+    {"fuzz", suite_fuzz},
     {"lua", suite_lua},
     {"cli", suite_cli},
     {0, 0},
