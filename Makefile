@@ -104,7 +104,7 @@ clean:
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := safetensors config tokenizer_json tokenizer_encode llama2c tokenizer_bin
 FUZZ_DIR     := build/fuzz
-FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -fopenmp -std=c11 -D_GNU_SOURCE \
+FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -std=c11 -D_GNU_SOURCE \
                 -Isrc -Itests -I/usr/include/x86_64-linux-gnu -Wno-unknown-pragmas
 
 $(FUZZ_DIR)/pare_fuzz: $(CORE_SRC) tests/fuzz/targets.c tests/fuzz/libfuzzer_main.c $(wildcard src/core/*.h tests/fuzz/*.h)

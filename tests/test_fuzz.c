@@ -1,4 +1,4 @@
-/* Replays the fuzz corpus (tests/fuzz/corpus/TARGET/*: seeds and every input a finding was fixed
+/* Replays the fuzz corpus (every file under tests/fuzz/corpus/TARGET: seeds and every input a finding was fixed
  * for) through the fuzz targets: each input must be handled without a crash (and, under `make check`,
  * without a sanitizer report or leak). */
 #include <dirent.h>
