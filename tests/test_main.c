@@ -17,6 +17,7 @@ void suite_prune(void);
 void suite_allocate(void);
 void suite_export(void);
 void suite_lua(void);
+void suite_tasks(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
@@ -31,6 +32,7 @@ const suite harness_suites[] = {
     {"allocate", suite_allocate},
     {"export", suite_export},
     {"lua", suite_lua},
+    {"tasks", suite_tasks},
     {"cli", suite_cli},
     {0, 0},
 };
