@@ -21,6 +21,7 @@ void suite_backward(void);
 void suite_optim(void);
 void suite_fuzz(void);
 void suite_lua(void);
+void suite_tasks(void);
 void suite_cli(void);
 
 const suite harness_suites[] = {
@@ -39,6 +40,7 @@ const suite harness_suites[] = {
     {"optim", suite_optim},
     {"fuzz", suite_fuzz},
     {"lua", suite_lua},
+    {"tasks", suite_tasks},
     {"cli", suite_cli},
     {0, 0},
 };
