@@ -228,6 +228,23 @@ function groups.progress(p)
     check(names.lorap and names.svd and names.wanda and names.global, "pare.methods")
 end
 
+function groups.task(p)
+    -- p.text is a PIQA folder (valid.jsonl + valid-labels.lst) the C test wrote; p.expect its CLI acc
+    local m <close> = pare.load(p.model)
+    local r = m:eval_task("piqa", p.text)
+    check(r.n == 4 and r.acc >= 0 and r.acc <= 1 and r.acc_norm >= 0 and r.acc_norm <= 1, "n %d acc %g", r.n, r.acc)
+    if p.expect ~= "" then check(close(r.acc, tonumber(p.expect), 1e-9), "acc %g vs CLI %s", r.acc, p.expect) end
+    check(m:eval_task("piqa", p.text, {limit = 2}).n == 2, "limit")
+    local rows = pare.results()
+    local names = {}
+    for _, metric in ipairs(rows[1].metrics) do names[metric.name .. " " .. metric.data] = metric.value end
+    check(names["acc piqa"] ~= nil, "acc recorded (the later limit = 2 call replaced the value)")
+    check(names["acc_norm piqa"] ~= nil, "acc_norm recorded")
+    fails({"pare.eval_task: unknown task 'piqq'", "piqa, arc-easy, boolq, hellaswag"}, m.eval_task, m, "piqq", p.text)
+    fails({"pare.eval_task", "no-such-folder"}, m.eval_task, m, "piqa", "no-such-folder")
+    fails({"pare.eval_task: unknown option 'limt'"}, m.eval_task, m, "piqa", p.text, {limt = 1})
+end
+
 function groups.record(p)
     check(pare.out():len() > 0 and pare.out("x.txt") == pare.out() .. "/x.txt", "pare.out")
     fails({"pare.out"}, pare.out, "../escape")
