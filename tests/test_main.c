@@ -17,6 +17,7 @@ void suite_prune(void);
 void suite_allocate(void);
 void suite_export(void);
 void suite_plot(void);
+void suite_charts(void);
 void suite_lua(void);
 void suite_cli(void);
 
@@ -32,6 +33,7 @@ const suite harness_suites[] = {
     {"allocate", suite_allocate},
     {"export", suite_export},
     {"plot", suite_plot},
+    {"charts", suite_charts},
     {"lua", suite_lua},
     {"cli", suite_cli},
     {0, 0},
