@@ -20,6 +20,7 @@ void suite_plot(void);
 void suite_backward(void);
 void suite_optim(void);
 void suite_fuzz(void);
+void suite_charts(void);
 void suite_lua(void);
 void suite_tasks(void);
 void suite_cli(void);
@@ -39,6 +40,7 @@ const suite harness_suites[] = {
     {"backward", suite_backward},
     {"optim", suite_optim},
     {"fuzz", suite_fuzz},
+    {"charts", suite_charts},
     {"lua", suite_lua},
     {"tasks", suite_tasks},
     {"cli", suite_cli},

@@ -66,5 +66,6 @@ int cmd_spectra(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

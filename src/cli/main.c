@@ -22,6 +22,7 @@ static const struct {
     {"run", cmd_run, "run a Lua recipe (presets/*.lua): pare run RECIPE [--model DIR] [--set k=v]"},
     {"compare", cmd_compare, "one table of the results of several runs: pare compare OUT1 OUT2 [--markdown FILE]"},
     {"spectra", cmd_spectra, "singular-value statistics of every block matrix (plain, activation, whitened)"},
+    {"plot", cmd_plot, "charts as PNG or in the terminal: spectra, energy ranks, masks, budgets, size vs quality"},
 };
 
 static void usage(FILE *f)
