@@ -21,6 +21,7 @@ void suite_backward(void);
 void suite_optim(void);
 void suite_lua(void);
 void suite_cli(void);
+void suite_tui(void);
 
 const suite harness_suites[] = {
     {"tokenizer", suite_tokenizer},
@@ -38,5 +39,6 @@ const suite harness_suites[] = {
     {"optim", suite_optim},
     {"lua", suite_lua},
     {"cli", suite_cli},
+    {"tui", suite_tui},
     {0, 0},
 };

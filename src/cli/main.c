@@ -8,6 +8,7 @@
 #include "core/parallel.h"
 
 #include "core/version.h"
+#include "tui.h"
 
 static const struct {
     const char *name;
@@ -22,6 +23,7 @@ static const struct {
     {"run", cmd_run, "run a Lua recipe (presets/*.lua): pare run RECIPE [--model DIR] [--set k=v]"},
     {"compare", cmd_compare, "one table of the results of several runs: pare compare OUT1 OUT2 [--markdown FILE]"},
     {"spectra", cmd_spectra, "singular-value statistics of every block matrix (plain, activation, whitened)"},
+    {"tui", cmd_tui, "interactive workbench: spectra, rank cursor, budgets, evaluations, saved recipes"},
 };
 
 static void usage(FILE *f)
