@@ -17,10 +17,18 @@ DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson
 LUA_CFLAGS = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
+# ncursesw for the TUI (ui/ only: nothing else may reference curses, see `layering`); lazily
+# expanded like the Lua flags.
+NCURSES_CFLAGS = $(shell pkg-config --cflags ncursesw 2>/dev/null || echo -D_XOPEN_SOURCE=600)
+NCURSES_LIBS   = $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
+
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
 LUA_SRC   := $(sort $(wildcard lua/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c
+UI_SRC    := $(sort $(wildcard ui/*.c))
+# the workbench's state, jobs' core calls and recipe writer: no curses, no Lua; the tests link them
+UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c
 
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
@@ -30,6 +38,10 @@ objs = $(patsubst %.c,$(1)/%.o,$(2))
 
 LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c) $(call objs,$(ASAN_DIR),$(LUA_SRC) src/cli/cmd_run.c)
 $(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
+UI_OBJS := $(call objs,$(OPT_DIR),$(UI_SRC)) $(call objs,$(ASAN_DIR),$(UI_SRC))
+$(UI_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS) $(NCURSES_CFLAGS)
+# main.c registers cmd_tui (ui/tui.h); the TUI's tests read ui/'s headers
+$(call objs,$(OPT_DIR),src/cli/main.c tests/test_tui.c) $(call objs,$(ASAN_DIR),src/cli/main.c tests/test_tui.c): CFLAGS += -Iui
 
 # AdamW's square roots never see a negative argument; without errno handling its update loop
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
@@ -38,21 +50,21 @@ $(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-er
 .PHONY: all test check bench deps layering clean fuzz
 all: pare
 
-pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC))
-	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS)
+pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
-$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC))
-	$(CC) $(OPT) -o $@ $^ $(LIBS)
+$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
+	$(CC) $(OPT) -o $@ $^ $(LIBS) -lutil
 
 $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(OPT) -MMD -MP -c -o $@ $<
 
-$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS)
+$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
-$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) -lutil
 
 $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -74,11 +86,15 @@ deps:
 	  echo "missing Debian packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
 	fi
 
-# Fails if the numerical core references curses or Lua: only ui/ and lua/ may.
-layering: $(call objs,$(OPT_DIR),$(CORE_SRC))
-	@bad=$$(nm -u $^ | grep -E ' (lua_|luaL_|luaopen_|initscr|wrefresh|newwin|endwin|printw|wprintw|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
+# Fails if the numerical core references curses or Lua (only ui/ and lua/ may), or if anything outside
+# ui/ references curses (the TUI's pure state files included).
+CURSES_SYMS := initscr|newterm|endwin|newwin|wrefresh|wgetch|wmove|waddnstr|printw|wprintw|stdscr|curscr|keypad|start_color|init_pair|mousemask
+layering: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_PURE))
+	@bad=$$(nm -u $(call objs,$(OPT_DIR),$(CORE_SRC)) | grep -E ' (lua_|luaL_|luaopen_|$(CURSES_SYMS)|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "layering violation in src/core:"; echo "$$bad"; exit 1; fi; \
-	echo "layering: src/core references no curses, Lua, stdout/stderr, printing or exit"
+	bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(CLI_SRC) $(LUA_SRC) $(UI_PURE)) | grep -E ' ($(CURSES_SYMS))$$' | sort -u); \
+	if [ -n "$$bad" ]; then echo "layering violation: curses outside ui/:"; echo "$$bad"; exit 1; fi; \
+	echo "layering: src/core references no curses, Lua, stdout/stderr, printing or exit; only ui/ references curses"
 
 test: deps pare $(OPT_DIR)/pare_tests layering
 	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T) $(TEST)

@@ -24,6 +24,7 @@ void suite_charts(void);
 void suite_lua(void);
 void suite_tasks(void);
 void suite_cli(void);
+void suite_tui(void);
 
 const suite harness_suites[] = {
     {"tokenizer", suite_tokenizer},
@@ -44,5 +45,6 @@ const suite harness_suites[] = {
     {"lua", suite_lua},
     {"tasks", suite_tasks},
     {"cli", suite_cli},
+    {"tui", suite_tui},
     {0, 0},
 };

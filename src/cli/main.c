@@ -8,6 +8,7 @@
 #include "core/parallel.h"
 
 #include "core/version.h"
+#include "tui.h"
 
 static const struct {
     const char *name;
@@ -23,6 +24,7 @@ static const struct {
     {"compare", cmd_compare, "one table of the results of several runs: pare compare OUT1 OUT2 [--markdown FILE]"},
     {"spectra", cmd_spectra, "singular-value statistics of every block matrix (plain, activation, whitened)"},
     {"plot", cmd_plot, "charts as PNG or in the terminal: spectra, energy ranks, masks, budgets, size vs quality"},
+    {"tui", cmd_tui, "interactive workbench: spectra, rank cursor, budgets, evaluations, saved recipes"},
 };
 
 static void usage(FILE *f)
