@@ -1,6 +1,7 @@
 # pare — build, test, sanitizer check, benchmark and dependency installation.
 # `make` builds ./pare; `make test` runs every test and ends with "N passed, N failed".
 
+SHELL   := /bin/bash
 CC      ?= cc
 OPT     ?= -O2 -march=native
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
@@ -16,10 +17,18 @@ DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson
 LUA_CFLAGS = $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIBS   = $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
+# ncursesw for the TUI (ui/ only: nothing else may reference curses, see `layering`); lazily
+# expanded like the Lua flags.
+NCURSES_CFLAGS = $(shell pkg-config --cflags ncursesw 2>/dev/null || echo -D_XOPEN_SOURCE=600)
+NCURSES_LIBS   = $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
+
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
 LUA_SRC   := $(sort $(wildcard lua/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
-TEST_SRC  := $(sort $(wildcard tests/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c
+UI_SRC    := $(sort $(wildcard ui/*.c))
+# the workbench's state, jobs' core calls and recipe writer: no curses, no Lua; the tests link them
+UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c
 
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
@@ -29,29 +38,33 @@ objs = $(patsubst %.c,$(1)/%.o,$(2))
 
 LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c) $(call objs,$(ASAN_DIR),$(LUA_SRC) src/cli/cmd_run.c)
 $(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
+UI_OBJS := $(call objs,$(OPT_DIR),$(UI_SRC)) $(call objs,$(ASAN_DIR),$(UI_SRC))
+$(UI_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS) $(NCURSES_CFLAGS)
+# main.c registers cmd_tui (ui/tui.h); the TUI's tests read ui/'s headers
+$(call objs,$(OPT_DIR),src/cli/main.c tests/test_tui.c) $(call objs,$(ASAN_DIR),src/cli/main.c tests/test_tui.c): CFLAGS += -Iui
 
 # AdamW's square roots never see a negative argument; without errno handling its update loop
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
 $(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-errno
 
-.PHONY: all test check bench deps layering clean
+.PHONY: all test check bench deps layering clean fuzz
 all: pare
 
-pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC))
-	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS)
+pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
-$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC))
-	$(CC) $(OPT) -o $@ $^ $(LIBS)
+$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
+	$(CC) $(OPT) -o $@ $^ $(LIBS) -lutil
 
 $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(OPT) -MMD -MP -c -o $@ $<
 
-$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS)
+$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
-$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS)
+$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) -lutil
 
 $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -73,11 +86,15 @@ deps:
 	  echo "missing Debian packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
 	fi
 
-# Fails if the numerical core references curses or Lua: only ui/ and lua/ may.
-layering: $(call objs,$(OPT_DIR),$(CORE_SRC))
-	@bad=$$(nm -u $^ | grep -E ' (lua_|luaL_|luaopen_|initscr|wrefresh|newwin|endwin|printw|wprintw|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
+# Fails if the numerical core references curses or Lua (only ui/ and lua/ may), or if anything outside
+# ui/ references curses (the TUI's pure state files included).
+CURSES_SYMS := initscr|newterm|endwin|newwin|wrefresh|wgetch|wmove|waddnstr|printw|wprintw|stdscr|curscr|keypad|start_color|init_pair|mousemask
+layering: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_PURE))
+	@bad=$$(nm -u $(call objs,$(OPT_DIR),$(CORE_SRC)) | grep -E ' (lua_|luaL_|luaopen_|$(CURSES_SYMS)|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
 	if [ -n "$$bad" ]; then echo "layering violation in src/core:"; echo "$$bad"; exit 1; fi; \
-	echo "layering: src/core references no curses, Lua, stdout/stderr, printing or exit"
+	bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(CLI_SRC) $(LUA_SRC) $(UI_PURE)) | grep -E ' ($(CURSES_SYMS))$$' | sort -u); \
+	if [ -n "$$bad" ]; then echo "layering violation: curses outside ui/:"; echo "$$bad"; exit 1; fi; \
+	echo "layering: src/core references no curses, Lua, stdout/stderr, printing or exit; only ui/ references curses"
 
 test: deps pare $(OPT_DIR)/pare_tests layering
 	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T) $(TEST)
@@ -95,3 +112,27 @@ $(OPT_DIR)/bench_compress: tools/bench_compress.c $(call objs,$(OPT_DIR),$(CORE_
 
 clean:
 	rm -rf build pare
+
+# Fuzzing (libFuzzer, clang): every target of tests/fuzz/targets.c for FUZZ_SECONDS each, starting
+# from tests/fuzz/corpus/TARGET; new inputs go to build/fuzz/corpus/TARGET, findings to
+# build/fuzz/TARGET-crash-* (fix them, then add the input to tests/fuzz/corpus/TARGET: `make test`
+# replays it). Needs clang and libomp (Debian: clang libomp-dev).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := safetensors config tokenizer_json tokenizer_encode llama2c tokenizer_bin
+FUZZ_DIR     := build/fuzz
+FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -std=c11 -D_GNU_SOURCE \
+                -Isrc -Itests -I/usr/include/x86_64-linux-gnu -Wno-unknown-pragmas
+
+$(FUZZ_DIR)/pare_fuzz: $(CORE_SRC) tests/fuzz/targets.c tests/fuzz/libfuzzer_main.c $(wildcard src/core/*.h tests/fuzz/*.h)
+	@command -v clang >/dev/null || { echo "make fuzz needs clang; run: sudo apt-get install -y clang libomp-dev"; exit 1; }
+	@mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_FLAGS) -o $@ $(CORE_SRC) tests/fuzz/targets.c tests/fuzz/libfuzzer_main.c $(LIBS)
+
+fuzz: $(FUZZ_DIR)/pare_fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  PARE_FUZZ_TARGET=$$t ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/pare_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- \
+	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | grep -E "^(stat::|==|SUMMARY|INFO: (seed|-max)|.*(crash|leak|timeout)-)" ; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz $$t: finding in $(FUZZ_DIR)/$$t-*"; exit 1; }; \
+	done

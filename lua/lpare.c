@@ -383,6 +383,7 @@ void lp_push_matrices(lua_State *L, pare_model *m)
             lp_set_num(L, "density", all ? (double)kept / (double)all : 0);
         }
         lp_set_int(L, "params", (lua_Integer)pare_linear_params(l));
+        lp_set_int(L, "dense_params", (lua_Integer)((size_t)l->orig_out * l->orig_in + (l->b ? (size_t)l->orig_out : 0)));
         lua_rawseti(L, -2, i + 1);
     }
     lua_remove(L, tmp);
@@ -761,11 +762,14 @@ int luaopen_pare(lua_State *L)
     luaL_newlib(L, model_methods);
     luaL_setfuncs(L, lp_tool_methods, 0);
     luaL_setfuncs(L, lp_train_methods, 0);
+    luaL_setfuncs(L, lp_task_methods, 0);
+    luaL_setfuncs(L, lp_plot_methods, 0);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     lp_open_calib(L);
     luaL_newlib(L, funcs);
     luaL_setfuncs(L, lp_tool_funcs, 0);
+    luaL_setfuncs(L, lp_plot_funcs, 0);
     lua_pushliteral(L, PARE_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

@@ -13,6 +13,7 @@ typedef struct {
     void (*progress)(void *user, const char *stage, double fraction, const char *detail);
     void (*log)(void *user, const char *line); /* pare.log and the module's own notes */
     void (*result)(void *user, const char *line); /* a configuration got a metric (one summary line) */
+    void (*plot)(void *user, const char *path); /* a plot was written (a PNG file) */
     void *user;
     const char *out_dir; /* the run's output folder (pare.out), or NULL */
     int canceled; /* set by the module when a core step returned PARE_ECANCELED */

@@ -55,7 +55,7 @@ const char *const *lp_method_names(void);
 size_t lp_block_dense_params(pare_model *m);
 /* Pushes {block_linear, total, ..., *_removed}: parameters under both conventions. */
 void lp_push_param_counts(lua_State *L, pare_model *m);
-/* Pushes the per-matrix state list {name, kind, out, in, orig_out, orig_in, rank, density, params}. */
+/* Pushes the per-matrix state list {name, kind, out, in, orig_out, orig_in, rank, density, params, dense_params}. */
 void lp_push_matrices(lua_State *L, pare_model *m);
 double lp_now(void);
 
@@ -63,7 +63,16 @@ double lp_now(void);
 extern const luaL_Reg lp_tool_methods[];
 extern const luaL_Reg lp_tool_funcs[];
 extern const luaL_Reg lp_train_methods[]; /* lpare_train.c: finetune, factorize_sparse */
+extern const luaL_Reg lp_task_methods[]; /* lpare_tasks.c */
 void lp_open_calib(lua_State *L);
+/* Option `calib` of the table at idx: statistics from m:calibrate{...} (checked against m's layers), or
+ * NULL when absent. The option table, an argument, keeps them alive. */
+struct pare_calib_stats;
+const struct pare_calib_stats *lp_opt_calib(lua_State *L, int idx, pare_model *m, const char *fname);
+
+/* Plots (lplot.c): model methods and module functions registered by luaopen_pare. */
+extern const luaL_Reg lp_plot_methods[];
+extern const luaL_Reg lp_plot_funcs[];
 
 /* The run journal (ljournal.c). */
 void lj_step(lua_State *L, const char *step, double t0, const char *what);

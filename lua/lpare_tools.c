@@ -82,7 +82,7 @@ void lp_open_calib(lua_State *L)
 }
 
 /* The calibration option `calib` of the table at idx: NULL when absent; its layer count must match m. */
-static const pare_calib_stats *opt_calib(lua_State *L, int idx, pare_model *m, const char *fname)
+const pare_calib_stats *lp_opt_calib(lua_State *L, int idx, pare_model *m, const char *fname)
 {
     if (lp_opt_field(L, idx, "calib") == LUA_TNIL) {
         lua_pop(L, 1);
@@ -296,7 +296,7 @@ static int l_spectra(lua_State *L)
     static const char *const keys[] = {"weighting", "calib", "matrices", "values", NULL};
     lp_check_keys(L, 2, "spectra", keys);
     int w = lp_opt_choice(L, 2, "weighting", "none", PARE_WEIGHTING_NAMES, "spectra");
-    const pare_calib_stats *cs = opt_calib(L, 2, m, "spectra");
+    const pare_calib_stats *cs = lp_opt_calib(L, 2, m, "spectra");
     int with_values = lp_opt_bool(L, 2, "values", 1, "spectra");
     if (w != PARE_WEIGHT_NONE && !cs)
         return luaL_error(L, "pare.spectra: weighting %s needs calib = m:calibrate{data = FILE%s}",
@@ -371,7 +371,7 @@ static int l_factorize(lua_State *L)
     if (keep != 0 && !(keep > 0 && keep < 1))
         return luaL_error(L, "pare.factorize: keep %f: the fraction of parameters kept must be in (0, 1)", keep);
     int w = lp_opt_choice(L, 2, "weighting", "none", PARE_WEIGHTING_NAMES, "factorize");
-    const pare_calib_stats *cs = opt_calib(L, 2, m, "factorize");
+    const pare_calib_stats *cs = lp_opt_calib(L, 2, m, "factorize");
     pare_factor_opts fo;
     pare_factor_defaults(&fo);
     fo.weighting = (pare_weighting)w;
@@ -481,7 +481,7 @@ static int l_prune(lua_State *L)
         return luaL_error(L, sparsity == -1 ? "pare.prune: option 'sparsity' (a fraction in [0, 1)) is required"
                                             : "pare.prune: sparsity %f must be in [0, 1)",
                           sparsity);
-    const pare_calib_stats *cs = opt_calib(L, 2, m, "prune");
+    const pare_calib_stats *cs = lp_opt_calib(L, 2, m, "prune");
     if ((me == 1 || me == 2) && !cs)
         return luaL_error(L, "pare.prune: method %s needs calib = m:calibrate{data = FILE}", PRUNE_METHODS[me]);
     double t0 = lp_now();

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/runplots.h"
 #include "core/fileio.h"
 #include "core/sha256.h"
 #include "core/version.h"
@@ -30,6 +31,8 @@ struct lsession {
     char stage[64];
     double stage_start;
     char where[256]; /* the last progress report, for "cancelled at ..." */
+    char **plots;    /* PNGs written during the run, relative to OUT when inside it (run.json "plots") */
+    int n_plots;
 };
 
 static double now_s(void)
@@ -42,7 +45,7 @@ static double now_s(void)
 static void emit(lsession *s, ls_event_kind kind, const char *text)
 {
     if (s->log && text) {
-        fprintf(s->log, "%s%s\n", kind == LS_ERROR ? "error: " : "", text);
+        fprintf(s->log, "%s%s\n", kind == LS_ERROR ? "error: " : kind == LS_PLOT ? "plot: " : "", text);
         fflush(s->log);
     }
     ls_event ev = {kind, text, NULL, 0, 0};
@@ -52,6 +55,53 @@ static void emit(lsession *s, ls_event_kind kind, const char *text)
 
 static void host_log(void *user, const char *line) { emit(user, LS_LOG, line); }
 static void host_result(void *user, const char *line) { emit(user, LS_RESULT, line); }
+
+/* path relative to OUT when it lies inside it, else as given */
+static const char *out_relative(const lsession *s, const char *path)
+{
+    size_t n = strlen(s->out);
+    return !strncmp(path, s->out, n) && path[n] == '/' && path[n + 1] ? path + n + 1 : path;
+}
+
+static int plot_recorded(const lsession *s, const char *path)
+{
+    const char *rel = out_relative(s, path);
+    for (int i = 0; i < s->n_plots; i++)
+        if (!strcmp(s->plots[i], rel))
+            return 1;
+    return 0;
+}
+
+/* A PNG was written (by the recipe through the pare module, or by the automatic plots). */
+static void host_plot(void *user, const char *path)
+{
+    lsession *s = user;
+    if (!plot_recorded(s, path)) {
+        char **v = realloc(s->plots, (size_t)(s->n_plots + 1) * sizeof *v);
+        char *copy = strdup(out_relative(s, path));
+        if (v && copy) {
+            s->plots = v;
+            s->plots[s->n_plots++] = copy;
+        } else {
+            if (v)
+                s->plots = v;
+            free(copy);
+        }
+    }
+    emit(s, LS_PLOT, path);
+}
+
+static int auto_plot_keep(void *user, const char *path) { return !plot_recorded(user, path); }
+static void auto_plot_failed(void *user, const char *line) { emit(user, LS_LOG, line); }
+
+static void free_plots(lsession *s)
+{
+    for (int i = 0; i < s->n_plots; i++)
+        free(s->plots[i]);
+    free(s->plots);
+    s->plots = NULL;
+    s->n_plots = 0;
+}
 
 static void host_progress(void *user, const char *stage, double fraction, const char *detail)
 {
@@ -115,7 +165,7 @@ lsession *lsession_open(const char *recipe, const ls_sink *sink, char *msg, size
     lua_State *L = s->L;
     luaL_openlibs(L);
     s->host = (lpare_host){.interrupted = host_interrupted, .progress = host_progress, .log = host_log,
-                           .result = host_result, .user = s};
+                           .result = host_result, .plot = host_plot, .user = s};
     lpare_set_host(L, &s->host);
     lua_pushlightuserdata(L, s);
     lua_pushcclosure(L, l_print, 1);
@@ -138,6 +188,7 @@ void lsession_close(lsession *s)
         lua_close(s->L);
     if (s->log)
         fclose(s->log);
+    free_plots(s);
     free(s);
 }
 
@@ -373,6 +424,7 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
     pare_error herr = {0};
     pare_sha256_file(s->recipe, recipe_sha, &herr);
 
+    free_plots(s);
     time_t started = time(NULL);
     double t0 = now_s();
     s->host.out_dir = s->out;
@@ -433,6 +485,15 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
     }
     json_object_set_new(j, "records", records);
     lua_pop(L, 2);
+    /* the automatic plots, from the results as run.json records them; a plot that fails is logged */
+    if (status != LS_CANCELLED) {
+        runplot_sink sink = {auto_plot_keep, host_plot, auto_plot_failed, s};
+        runplot_auto(json_object_get(j, "results"), s->out, s->out, &sink);
+    }
+    json_t *plots = json_array();
+    for (int i = 0; i < s->n_plots; i++)
+        json_array_append_new(plots, json_string(s->plots[i]));
+    json_object_set_new(j, "plots", plots);
     char t1[32], t2[32];
     iso_time(started, t1, sizeof t1);
     iso_time(time(NULL), t2, sizeof t2);

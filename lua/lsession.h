@@ -1,7 +1,8 @@
 /* The session runner: runs one recipe into an output folder (OUT) and reports events to a front
- * end (the batch CLI prints them, the TUI shows them in panes). Writes OUT/log.txt, OUT/recipe.lua
- * and, last and atomically, OUT/run.json with the status, parameters, hashes, decisions, metrics
- * and timings; a lock file keeps a second run out of the same folder. */
+ * end (the batch CLI prints them, the TUI shows them in panes). Writes OUT/log.txt, OUT/recipe.lua,
+ * the automatic plots (OUT/size_quality.png, OUT/budget.png) and, last and atomically, OUT/run.json
+ * with the status, parameters, hashes, decisions, metrics, timings and plots; a lock file keeps a
+ * second run out of the same folder. */
 #ifndef PARE_LSESSION_H
 #define PARE_LSESSION_H
 
@@ -14,7 +15,8 @@ typedef enum {
     LS_PRINT,    /* the recipe's print() */
     LS_PROGRESS, /* stage, fraction, eta_s, text = detail */
     LS_RESULT,   /* a configuration got a metric: one summary line */
-    LS_ERROR     /* the run failed or was cancelled: the message (with traceback) */
+    LS_ERROR,    /* the run failed or was cancelled: the message (with traceback) */
+    LS_PLOT      /* a plot was written: text = its path (recorded in run.json's "plots") */
 } ls_event_kind;
 
 typedef struct {

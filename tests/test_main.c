@@ -19,9 +19,13 @@ void suite_export(void);
 void suite_plot(void);
 void suite_backward(void);
 void suite_optim(void);
+void suite_fuzz(void);
+void suite_charts(void);
 void suite_lua(void);
+void suite_tasks(void);
 void suite_cli(void);
 void suite_lpaf(void);
+void suite_tui(void);
 
 const suite harness_suites[] = {
     {"tokenizer", suite_tokenizer},
@@ -37,8 +41,12 @@ const suite harness_suites[] = {
     {"plot", suite_plot},
     {"backward", suite_backward},
     {"optim", suite_optim},
+    {"fuzz", suite_fuzz},
+    {"charts", suite_charts},
     {"lua", suite_lua},
+    {"tasks", suite_tasks},
     {"cli", suite_cli},
     {"lpaf", suite_lpaf},
+    {"tui", suite_tui},
     {0, 0},
 };

@@ -30,6 +30,15 @@
 #   BENCH_LORAP_RATIO   (default 0.2); BENCH_LORAP_ROUNDS rounds, pare and torch alternating (default 1)
 #   BENCH_SPEED_RATIO   (default 0.5); tokens: BENCH_TOKENS; rounds: BENCH_ROUNDS
 #   BENCH_CALIB         calibration text (default $PARE_SHARED/data/text/brown/brown_train.txt)
+#
+# Zero-shot scoring (issue 8): items/s of `pare eval --task piqa --limit N` on ref-llama-12m against the
+# PyTorch reference (tests/gen_task_fixture.py --bench) scoring the very requests pare scored (pare's
+# --dump-requests: every choice's input and continuation ids) with the same batching. pare's time
+# includes tokenizing the items; torch's starts from the ids. Per-choice log-likelihoods must agree
+# within 1e-3 and the accuracies exactly.
+#   BENCH_TASKS         0: skip it (default 1)
+#   BENCH_TASK_ITEMS    PIQA items, from the start of valid.jsonl (default 300)
+#   BENCH_TASK_ROUNDS   rounds, pare and torch alternating; the best of each is kept (default BENCH_ROUNDS)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -188,6 +197,43 @@ if [ "$COMPRESS" = 1 ]; then
     fi
     echo "bench: compression 4/4 tokens/s dense vs s=$SPEED_RATIO ..."
     "$BC" speed "$CMODEL" "$CMODEL/reference_ids/wiki.test.raw.i32" "$TOKENS" "$SPEED_RATIO" "$ROUNDS" > "$C/speed.json"
+fi
+
+# --- zero-shot scoring (PIQA, ref-llama-12m) ------------------------------------------------------
+TASKS_ON="${BENCH_TASKS:-1}"
+TASK_ITEMS="${BENCH_TASK_ITEMS:-300}"
+TASK_ROUNDS="${BENCH_TASK_ROUNDS:-$ROUNDS}"
+TMODEL="$SHARED/models/ref-llama-12m"
+TDATA="$SHARED/data/tasks/piqa"
+if [ "$TASKS_ON" = 1 ] && { [ ! -f "$TMODEL/config.json" ] || [ ! -f "$TDATA/valid.jsonl" ]; }; then
+    echo "bench: zero-shot benchmark skipped: $TMODEL or $TDATA not found"
+    TASKS_ON=0
+fi
+if [ "$TASKS_ON" = 1 ]; then
+    TK="$TMP/t"
+    mkdir -p "$TK"
+    torch_t="$HAVE_TORCH"
+    for r in $(seq 1 "$TASK_ROUNDS"); do
+        echo "bench: zero-shot PIQA, first $TASK_ITEMS items: pare (round $r/$TASK_ROUNDS) ..."
+        dump=()
+        [ "$r" = 1 ] && dump=(--dump-requests "$TK/requests.jsonl")
+        if ! OPENBLAS_NUM_THREADS="$THREADS" "$PARE" eval --model "$TMODEL" --task piqa --task-data "$TDATA" \
+                --limit "$TASK_ITEMS" --json "${dump[@]}" > "$TK/pare.$r.json" 2> "$TK/pare.err"; then
+            echo "bench: error: pare eval --task piqa failed:" >&2
+            tail -n 20 "$TK/pare.err" >&2
+            exit 1
+        fi
+        if [ "$torch_t" = 1 ]; then
+            echo "bench: zero-shot PIQA: torch (round $r/$TASK_ROUNDS) ..."
+            if ! OMP_NUM_THREADS="$THREADS" "$TORCH_PY" tests/gen_task_fixture.py --bench --requests "$TK/requests.jsonl" \
+                    --model "$TMODEL" --threads "$THREADS" > "$TK/torch.$r.json" 2> "$TK/torch.err"; then
+                echo "bench: warning: torch zero-shot reference failed; its column is n/a:" >&2
+                tail -n 20 "$TK/torch.err" >&2
+                rm -f "$TK/torch."*.json
+                torch_t=0
+            fi
+        fi
+    done
 fi
 
 # --- table ----------------------------------------------------------------------------------------
@@ -465,4 +511,55 @@ if sd:
 sys.exit(1 if failed else (1 if strict and missed else 0))
 PYEOF
 fi
-exit $(( rc_fwd != 0 ? rc_fwd : rc_c ))
+
+# --- zero-shot table ------------------------------------------------------------------------------
+rc_t=0
+if [ "$TASKS_ON" = 1 ]; then
+"$PY" - "$TMP/t" "${BENCH_STRICT:-0}" "$THREADS" <<'PYEOF' || rc_t=$?
+import glob, json, os, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "tools"))
+from bench_table import print_table
+
+tdir, strict, threads = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+RATIO_TARGET = 1.5
+LL_TOL = 1e-3
+
+def best(side):
+    rs = []
+    for path in sorted(glob.glob(os.path.join(tdir, side + ".*.json"))):
+        try:
+            rs.append(json.load(open(path)))
+        except (OSError, ValueError):
+            sys.stderr.write("bench: error: no JSON in %s\n" % path)
+    return max(rs, key=lambda d: d["items_per_second"]) if rs else None
+
+p, t = best("pare"), best("torch")
+if p is None:
+    sys.exit(1)
+ratio = p["items_per_second"] / t["items_per_second"] if t else None
+bad = []
+if ratio is not None and ratio < RATIO_TARGET:
+    bad.append("SLOW")
+hits = lambda d, k: round(d[k] * d["items"])   # pare prints 10 significant digits: compare counts
+if t and (t["max_abs_diff_vs_pare"] > LL_TOL or hits(t, "acc") != hits(p, "acc") or hits(t, "acc_norm") != hits(p, "acc_norm")):
+    bad.append("DIFFER")
+print()
+print_table(["zero-shot, ref-llama-12m, %s threads" % threads, "pare items/s", "torch items/s", "ratio", "ok"],
+            [["PIQA, first %d items (%d choices)" % (p["items"], p["requests"]), "%.1f" % p["items_per_second"],
+              "n/a" if not t else "%.1f" % t["items_per_second"], "n/a" if ratio is None else "%.2fx" % ratio,
+              ",".join(bad) or ("ok" if t else "ok*")]])
+print()
+print("target: pare/torch >= %.1fx, best of the rounds; pare's time includes tokenizing, torch scores pare's token ids"
+      % RATIO_TARGET)
+print("  pare: %d sequences (%d tokens, %d with padding) in %d forwards, %.2f s (tokenize %.2f s); acc %.4f acc_norm %.4f"
+      % (p["sequences"], p["tokens"], p["padded_tokens"], p["forwards"], p["seconds"], p["tokenize_seconds"],
+         p["acc"], p["acc_norm"]))
+if t:
+    print("  torch %s: %.2f s; acc %.4f acc_norm %.4f; max |ll pare - ll torch| %.1e (tolerance %.0e)"
+          % (t["torch"], t["seconds"], t["acc"], t["acc_norm"], t["max_abs_diff_vs_pare"], LL_TOL))
+else:
+    print("  torch n/a (ok* = not compared)")
+sys.exit(1 if (strict and bad) else 0)
+PYEOF
+fi
+exit $(( rc_fwd != 0 ? rc_fwd : rc_c != 0 ? rc_c : rc_t ))

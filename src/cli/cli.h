@@ -66,6 +66,8 @@ int cmd_spectra(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
-int cmd_train(int argc, char **argv); int cmd_finetune(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 #endif

@@ -1,4 +1,5 @@
-/* `pare eval`: perplexity of a model on a text file, with the protocol printed beside the figure. */
+/* `pare eval`: perplexity of a model on a text file, with the protocol printed beside the figure, or
+ * zero-shot accuracy on a multiple-choice task (--task) scored as lm-evaluation-harness does. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include "core/fileio.h"
 #include "core/forward.h"
 #include "core/parallel.h"
+#include "core/tasks.h"
+#include "core/zeroshot.h"
 
 static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, const pare_eval_result *r,
                        size_t file_tokens, const pare_model *m)
@@ -33,12 +36,171 @@ static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, 
     printf("perplexity    %.4f   (%.5f nats/token)\n", r->ppl, r->nll / (double)p->predicted);
 }
 
+/* One JSON line per item: every choice's model input and continuation ids as scored, its length for
+ * acc_norm and its log-likelihood; for cross-checking pare against another implementation. */
+static pare_status dump_requests(const char *path, const pare_model *m, const pare_task *t, const pare_zeroshot_opts *zo,
+                                 const pare_zeroshot_result *r, pare_error *err)
+{
+    pare_atomic_file f;
+    pare_status rc = pare_atomic_open(&f, path, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < t->n_items && rc == PARE_OK; i++) {
+        const pare_task_item *it = &t->items[i];
+        json_t *choices = json_array();
+        for (int j = 0; j < it->n_choices && rc == PARE_OK; j++) {
+            pare_zeroshot_request q;
+            if ((rc = pare_zeroshot_encode(m, t, i, j, zo->max_len, &q, err)))
+                break;
+            json_t *inp = json_array(), *cont = json_array();
+            for (int k = 0; k < q.n_inp; k++)
+                json_array_append_new(inp, json_integer(q.inp[k]));
+            for (int k = 0; k < q.n_cont; k++)
+                json_array_append_new(cont, json_integer(q.cont[k]));
+            json_array_append_new(choices, json_pack("{s:o, s:o, s:I, s:f}", "inp", inp, "cont", cont, "chars",
+                                                     (json_int_t)pare_utf8_chars(it->choices[j]), "ll",
+                                                     r->ll[r->first[i] + j]));
+            pare_zeroshot_request_free(&q);
+        }
+        if (rc) {
+            json_decref(choices);
+            break;
+        }
+        json_t *j = json_pack("{s:I, s:i, s:i, s:i, s:i, s:o}", "item", (json_int_t)i, "line", it->line, "gold", it->gold,
+                              "pred", r->pred[i], "pred_norm", r->pred_norm[i], "choices", choices);
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) : NULL;
+        if (!s || fprintf(f.fp, "%s\n", s) < 0)
+            rc = pare_fail(err, PARE_EIO, "%s: cannot write", path);
+        free(s);
+        json_decref(j);
+    }
+    if (rc) {
+        pare_atomic_abort(&f);
+        return rc;
+    }
+    return pare_atomic_commit(&f, err);
+}
+
+static int eval_task(const char *model, const char *tok, const char *task_name, const char *task_data, size_t limit,
+                     const pare_zeroshot_opts *zo, const char *dump, int json)
+{
+    pare_error err = {0};
+    pare_task_kind kind;
+    if (pare_task_kind_parse(task_name, &kind, &err))
+        return cli_error("eval", &err);
+    if (!task_data) {
+        pare_fail(&err, PARE_EINVAL, "--task-data PATH is required with --task (the %s file or its folder)", task_name);
+        return cli_error("eval", &err);
+    }
+    if (zo->batch_tokens < 1) {
+        pare_fail(&err, PARE_EINVAL, "--batch-tokens %d must be at least 1", zo->batch_tokens);
+        return cli_error("eval", &err);
+    }
+    pare_task *t = NULL;
+    double t0 = cli_now();
+    if (pare_task_load(kind, task_data, limit, &t, &err))
+        return cli_error("eval", &err);
+    double t_load = cli_now() - t0;
+    pare_model *m = NULL;
+    int rc = 0;
+    if (cli_load_model(model, tok, &m, &err)) {
+        rc = cli_error("eval", &err);
+        goto done;
+    }
+    if (!m->tok) {
+        pare_fail(&err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json or tok*.bin); pass --tokenizer", m->path);
+        rc = cli_error("eval", &err);
+        goto done;
+    }
+    if (zo->max_len && (zo->max_len < 2 || zo->max_len > m->cfg.max_pos)) {
+        pare_fail(&err, PARE_EINVAL, "--max-len %d must be between 2 and the model's %d positions", zo->max_len,
+                  m->cfg.max_pos);
+        rc = cli_error("eval", &err);
+        goto done;
+    }
+    cli_install_sigint();
+    cli_progress prog;
+    cli_progress_init(&prog, "eval", (double)t->n_items, "items");
+    pare_progress pp = {cli_progress_cb, &prog};
+    pare_zeroshot_result r;
+    t0 = cli_now();
+    pare_status st = pare_task_score(m, t, zo, &pp, &r, &err);
+    double secs = cli_now() - t0;
+    cli_progress_done(&prog);
+    if (st) {
+        if (st == PARE_ECANCELED)
+            pare_fail(&err, PARE_ECANCELED, "interrupted after %s; no result", prog.last_detail[0] ? prog.last_detail : "0 sequences");
+        rc = cli_error("eval", &err);
+        goto done;
+    }
+    if (dump && dump_requests(dump, m, t, zo, &r, &err)) {
+        rc = cli_error("eval", &err);
+        pare_zeroshot_result_free(&r);
+        goto done;
+    }
+    double ips = secs > 0 ? (double)r.n / secs : 0;
+    int max_len = zo->max_len ? zo->max_len : m->cfg.max_pos;
+    if (json) {
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, "
+                              "s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i}",
+                              "model", m->path, "task", pare_task_kind_name(kind), "data", t->path, "labels",
+                              t->labels_path, "template", pare_task_template(kind), "items", (json_int_t)r.n,
+                              "items_in_file", (json_int_t)t->n_in_file, "requests", (json_int_t)r.n_requests, "acc",
+                              r.acc, "acc_stderr", r.acc_stderr, "acc_norm", r.acc_norm, "acc_norm_stderr",
+                              r.acc_norm_stderr, "sequences", (json_int_t)r.sequences, "tokens", (json_int_t)r.tokens,
+                              "padded_tokens", (json_int_t)r.padded_tokens, "forwards", (json_int_t)r.forwards,
+                              "truncated", (json_int_t)r.truncated, "max_len", max_len, "batch_tokens",
+                              zo->batch_tokens, "load_seconds", t_load, "tokenize_seconds", r.tokenize_seconds,
+                              "forward_seconds", r.forward_seconds, "seconds", secs, "items_per_second", ips,
+                              "threads", pare_threads());
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+        printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    } else {
+        printf("task          %s, 0-shot, log-likelihood of each choice (lm-evaluation-harness protocol)\n",
+               pare_task_kind_name(kind));
+        printf("  model       %s (%s)\n", m->path, pare_arch_name(m->cfg.arch));
+        if (t->labels_path[0])
+            printf("  data        %s + %s\n", t->path, t->labels_path);
+        else
+            printf("  data        %s\n", t->path);
+        printf("  items       %zu%s", r.n, r.n < t->n_in_file ? "" : "\n");
+        if (r.n < t->n_in_file)
+            printf(" (the first, of %zu: --limit)\n", t->n_in_file);
+        printf("  template    %s\n", pare_task_template(kind));
+        printf("  tokens      context and context+continuation encoded whole, no special tokens; continuation = "
+               "the tokens beyond the context's\n");
+        printf("  input       at most %d tokens (left-truncated: %zu of %zu choices)\n", max_len, r.truncated,
+               r.n_requests);
+        printf("  acc_norm    log-likelihood / characters of the choice text\n");
+        printf("  sequences   %zu for %zu choices (an input that begins another is read from its row), %zu tokens, "
+               "%zu forwards\n",
+               r.sequences, r.n_requests, r.tokens, r.forwards);
+        printf("acc           %.4f +- %.4f\n", r.acc, r.acc_stderr);
+        printf("acc_norm      %.4f +- %.4f\n", r.acc_norm, r.acc_norm_stderr);
+        fprintf(stderr, "[eval] %zu items in %.1fs (%.1f items/s): tokenize %.2fs, forward %.1fs\n", r.n, secs, ips,
+                r.tokenize_seconds, r.forward_seconds);
+    }
+    pare_zeroshot_result_free(&r);
+done:
+    pare_model_free(m);
+    pare_task_free(t);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *tok = NULL;
     pare_eval_opts o;
     pare_eval_defaults(&o);
     int json = 0, help = 0;
+    const char *task = NULL, *task_data = NULL, *dump = NULL;
+    size_t limit = 0;
+    pare_zeroshot_opts zo;
+    pare_zeroshot_defaults(&zo);
+    pare_eval_opts defaults = o;
+    pare_zeroshot_opts zdefaults = zo;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
         {"data", OPT_STR, &data, "UTF-8 text file to evaluate (tokenized whole, no special tokens)"},
@@ -48,6 +210,12 @@ int cmd_eval(int argc, char **argv)
         {"limit-tokens", OPT_SIZE, &o.limit_tokens, "evaluate only the first N tokens"},
         {"batch", OPT_INT, &o.batch, "windows per forward pass (default 8)"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
+        {"task", OPT_STR, &task, "zero-shot task instead of --data: piqa, arc-easy, boolq, hellaswag"},
+        {"task-data", OPT_STR, &task_data, "the task's file as published, or its folder"},
+        {"limit", OPT_SIZE, &limit, "--task: score only the first N items"},
+        {"batch-tokens", OPT_INT, &zo.batch_tokens, "--task: tokens per forward pass, padding included (default 2048)"},
+        {"max-len", OPT_INT, &zo.max_len, "--task: longest model input (default: the model's positions)"},
+        {"dump-requests", OPT_STR, &dump, "--task: write every choice's token ids and log-likelihood (JSON lines)"},
         {"json", OPT_FLAG, &json, "print one JSON object instead of the protocol card"},
         {"help", OPT_FLAG, &help, "show this help"},
     };
@@ -55,12 +223,32 @@ int cmd_eval(int argc, char **argv)
     if (cli_parse("eval", argc, argv, opts, n_opts))
         return EXIT_BAD_INPUT;
     if (help) {
-        cli_usage("eval", "--model M --data FILE [options]", opts, n_opts);
+        cli_usage("eval", "--model M (--data FILE | --task NAME --task-data PATH) [options]", opts, n_opts);
         return 0;
     }
     pare_error err = {0};
+    if (task || task_data) {
+        const char *clash = data ? "--data" : o.window != defaults.window ? "--window" : o.stride != defaults.stride ? "--stride"
+                            : o.bos != defaults.bos ? "--bos" : o.limit_tokens != defaults.limit_tokens ? "--limit-tokens"
+                            : o.batch != defaults.batch ? "--batch" : NULL;
+        if (clash) {
+            pare_fail(&err, PARE_EINVAL, "%s applies to perplexity on a text file, not to --task", clash);
+            return cli_error("eval", &err);
+        }
+        if (!task) {
+            pare_fail(&err, PARE_EINVAL, "--task-data needs --task NAME (piqa, arc-easy, boolq, hellaswag)");
+            return cli_error("eval", &err);
+        }
+        return eval_task(model, tok, task, task_data, limit, &zo, dump, json);
+    }
+    const char *task_only = limit ? "--limit" : dump ? "--dump-requests" : zo.batch_tokens != zdefaults.batch_tokens ? "--batch-tokens"
+                            : zo.max_len ? "--max-len" : NULL;
+    if (task_only) {
+        pare_fail(&err, PARE_EINVAL, "%s applies to --task", task_only);
+        return cli_error("eval", &err);
+    }
     if (!data) {
-        pare_fail(&err, PARE_EINVAL, "--data FILE is required");
+        pare_fail(&err, PARE_EINVAL, "--data FILE (perplexity) or --task NAME --task-data PATH (zero-shot) is required");
         return cli_error("eval", &err);
     }
     pare_model *m = NULL;

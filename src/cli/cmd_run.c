@@ -60,6 +60,11 @@ static void on_event(void *user, const ls_event *ev)
         fflush(stdout);
         break;
     case LS_ERROR: break; /* printed once by cmd_run, after the run */
+    case LS_PLOT:
+        end_line(t);
+        if (!t->quiet)
+            fprintf(stderr, "plot: %s\n", ev->text);
+        break;
     default:
         end_line(t);
         if (!t->quiet)
@@ -73,7 +78,8 @@ static void run_usage(void)
            "       pare run RECIPE --help     (the recipe's parameters)\n\n"
            "Runs a Lua recipe (see docs/recipes.md and presets/) into an output folder OUT (default\n"
            "$PARE_RUNS/RECIPE-YYYYmmdd-HHMMSS, PARE_RUNS defaulting to ./runs): OUT/run.json (parameters, hashes, decisions, metrics, timings,\n"
-           "status), OUT/log.txt, OUT/recipe.lua and whatever the recipe writes there (pare.out).\n"
+           "status, plots), OUT/log.txt, OUT/recipe.lua, the plots size_quality.png and budget.png when the run has\n"
+           "results for them, and whatever the recipe writes there (pare.out).\n"
            "--model DIR is --set model=DIR. --overwrite replaces a finished run in OUT.\n"
            "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C).\n");
 }

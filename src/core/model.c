@@ -529,7 +529,7 @@ static pare_status load_llama2c(pare_model *m, const char *file, const char *tok
     c->n_heads = h[3];
     c->n_kv_heads = h[4];
     c->tied_head = h[5] > 0; /* a negative vocab size marks an untied classifier */
-    c->vocab_size = h[5] < 0 ? -h[5] : h[5];
+    c->vocab_size = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5]; /* INT32_MIN has no positive; 0 is refused */
     c->max_pos = h[6];
     if (c->dim <= 0 || c->ffn_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
         c->vocab_size <= 0 || c->max_pos <= 0 || c->dim > (1 << 16) || c->ffn_dim > (1 << 18) ||

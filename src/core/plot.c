@@ -134,6 +134,22 @@ void pare_plot_destroy(pare_plot *p)
 
 int pare_plot_series_count(const pare_plot *p) { return p->n_series; }
 
+pare_status pare_plot_series_at(const pare_plot *p, int i, pare_series *out, pare_error *err)
+{
+    if (i < 0 || i >= p->n_series)
+        return pare_fail(err, PARE_EINVAL, "plot '%s' has %d series, no series %d", plot_display_name(p), p->n_series,
+                         i);
+    const plot_series *s = &p->series[i];
+    *out = (pare_series){.kind = s->kind, .name = s->name, .x = s->x, .y = s->y, .n = s->n,
+                         .labels = (const char *const *)s->labels, .row_labels = (const char *const *)s->row_labels,
+                         .value = s->value, .z = s->z, .rows = s->rows, .cols = s->cols, .zmin = s->zmin,
+                         .zmax = s->zmax, .on_y2 = s->on_y2, .color = s->color, .marker = s->marker,
+                         .baseline = s->baseline, .dashed = s->dashed};
+    return PARE_OK;
+}
+
+const pare_plot_opts *pare_plot_get_opts(const pare_plot *p) { return &p->opts; }
+
 const char *plot_display_name(const pare_plot *p)
 {
     return p->opts.title && *p->opts.title ? p->opts.title : "untitled";

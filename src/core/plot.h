@@ -89,6 +89,12 @@ pare_status pare_plot_set_opts(pare_plot *p, const pare_plot_opts *opts, pare_er
  * may change until rendering. */
 pare_status pare_plot_add(pare_plot *p, const pare_series *s, pare_error *err);
 int pare_plot_series_count(const pare_plot *p);
+/* Series i (0-based, in the order added) as stored: the view points into the plot (arrays, names,
+ * labels) and stays valid until the plot is changed or destroyed. Charts built by src/core/charts.c
+ * are checked through it. Fails on i out of range. */
+pare_status pare_plot_series_at(const pare_plot *p, int i, pare_series *out, pare_error *err);
+/* The options as stored (strings owned by the plot). */
+const pare_plot_opts *pare_plot_get_opts(const pare_plot *p);
 
 /* Where data lands: the plot area and the fitted range of each axis, in pixels for a canvas or PNG
  * and in character cells for the terminal. Coordinates are continuous (pixel x covers [x, x+1)). */

@@ -705,17 +705,10 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
         memset(&e, 0, sizeof e);
         pare_status s1;
         ms->s = malloc((size_t)(r > 0 ? r : 1) * sizeof *ms->s);
-        /* factorized layers are analyzed through their product A B */
-        float *dense = lin->kind == PARE_LIN_FACTORED ? malloc((size_t)lin->out * lin->in * sizeof *dense) : NULL;
-        if (!ms->s || (lin->kind == PARE_LIN_FACTORED && !dense)) {
+        if (!ms->s)
             s1 = pare_fail(&e, PARE_ENOMEM, "%s: out of memory", lin->name);
-        } else {
-            if (dense)
-                pare_linear_dense(lin, dense);
-            s1 = pare_spectrum_values(lin->name, dense ? dense : lin->w, lin->out, lin->in,
-                                      n_opts == 0 ? NULL : n_opts == 1 ? opts : &opts[i], ms->s, &ms->info, &e);
-        }
-        free(dense);
+        else
+            s1 = pare_linear_spectrum(lin, n_opts == 0 ? NULL : n_opts == 1 ? opts : &opts[i], ms->s, &ms->info, &e);
         if (!s1 && (s1 = pare_spectrum_stats_compute(ms->s, r, ms->m, ms->n, &ms->stats, &e)))
             pare_wrap(&e, "%s", lin->name);
 #pragma omp critical(pare_spectra)
@@ -754,6 +747,52 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
     return PARE_OK;
 }
 
+pare_status pare_linear_spectrum(const pare_linear *l, const pare_spectrum_opts *opts, double *s,
+                                 pare_spectrum_info *info, pare_error *err)
+{
+    /* factorized layers are analyzed through their product A B */
+    float *dense = l->kind == PARE_LIN_FACTORED ? malloc((size_t)l->out * l->in * sizeof *dense) : NULL;
+    if (l->kind == PARE_LIN_FACTORED && !dense)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    if (dense)
+        pare_linear_dense(l, dense);
+    pare_status st = pare_spectrum_values(l->name, dense ? dense : l->w, l->out, l->in, opts, s, info, err);
+    free(dense);
+    return st;
+}
+
+pare_status pare_linear_spectrum_opts(const pare_model *m, const pare_calib_stats *cs, const pare_linear *l,
+                                      pare_weighting w, double *norms, pare_spectrum_opts *so, pare_error *err)
+{
+    *so = pare_spectrum_defaults();
+    so->weighting = w;
+    if (w == PARE_WEIGHT_NONE)
+        return PARE_OK;
+    if (!cs || cs->n_layers != m->cfg.n_layers)
+        return pare_fail(err, PARE_EINVAL, "weighted spectra need calibration statistics of all %d layers",
+                         m->cfg.n_layers);
+    const pare_input_stats *s = NULL;
+    for (int k = 0; k < m->cfg.n_layers && !s; k++) {
+        int site = pare_linear_site(&m->blocks[k], l);
+        if (site >= 0)
+            s = &cs->sites[k][site];
+    }
+    if (!s || !s->sumsq || (w == PARE_WEIGHT_WHITEN && (!s->gram || s->dim != l->in)))
+        return pare_fail(err, PARE_EINVAL, "%s: no %s statistics for its input", l->name,
+                         w == PARE_WEIGHT_WHITEN ? "Gram" : "activation");
+    /* statistics gathered before the input was sliced refer to the loaded channel order */
+    int mapped = s->dim != l->in && l->kept_in && s->dim == l->orig_in;
+    if (s->dim != l->in && !mapped)
+        return pare_fail(err, PARE_EINVAL, "%s: statistics of %d input channels for %d inputs", l->name, s->dim, l->in);
+    for (int j = 0; j < l->in; j++)
+        norms[j] = sqrt(s->sumsq[mapped ? l->kept_in[j] : j]);
+    so->act_norm = norms;
+    so->act_len = l->in;
+    so->gram = s->gram;
+    so->gram_dim = s->gram ? s->dim : 0;
+    return PARE_OK;
+}
+
 pare_status pare_model_spectra_weighted(pare_model *m, const pare_calib_stats *cs, pare_weighting w,
                                         const pare_progress *prog, pare_model_spectra **out, pare_error *err)
 {
@@ -781,32 +820,8 @@ pare_status pare_model_spectra_weighted(pare_model *m, const pare_calib_stats *c
         so[i].weighting = w;
         if (w == PARE_WEIGHT_NONE)
             continue;
-        const pare_input_stats *s = NULL;
-        for (int l = 0; l < m->cfg.n_layers && !s; l++) {
-            int site = pare_linear_site(&m->blocks[l], lin[i]);
-            if (site >= 0)
-                s = &cs->sites[l][site];
-        }
-        if (!s || !s->sumsq || (w == PARE_WEIGHT_WHITEN && (!s->gram || s->dim != lin[i]->in))) {
-            rc = pare_fail(err, PARE_EINVAL, "%s: no %s statistics for its input", lin[i]->name,
-                           w == PARE_WEIGHT_WHITEN ? "Gram" : "activation");
-            break;
-        }
-        /* statistics gathered before the input was sliced refer to the loaded channel order */
-        const pare_linear *l = lin[i];
-        int mapped = s->dim != l->in && l->kept_in && s->dim == l->orig_in;
-        if (s->dim != l->in && !mapped) {
-            rc = pare_fail(err, PARE_EINVAL, "%s: statistics of %d input channels for %d inputs", l->name, s->dim,
-                           l->in);
-            break;
-        }
-        for (int j = 0; j < l->in; j++)
-            norms[off + j] = sqrt(s->sumsq[mapped ? l->kept_in[j] : j]);
-        so[i].act_norm = norms + off;
-        so[i].act_len = lin[i]->in;
-        so[i].gram = s->gram;
-        so[i].gram_dim = s->gram ? s->dim : 0;
-        off += (size_t)l->in;
+        rc = pare_linear_spectrum_opts(m, cs, lin[i], w, norms + off, &so[i], err);
+        off += (size_t)lin[i]->in;
     }
     if (!rc)
         rc = pare_model_spectra_compute(m, so, nl, prog, out, err);

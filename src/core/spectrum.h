@@ -212,4 +212,16 @@ struct pare_calib_stats;
 pare_status pare_model_spectra_weighted(pare_model *m, const struct pare_calib_stats *cs, pare_weighting w,
                                         const pare_progress *prog, pare_model_spectra **out, pare_error *err);
 
+/* One block linear at a time (the charts of one matrix or one type need only those): */
+/* Singular values of l's effective weight (A B for factorized layers) into s[min(out, in)], as
+ * pare_model_spectra_compute computes them. */
+pare_status pare_linear_spectrum(const pare_linear *l, const pare_spectrum_opts *opts, double *s,
+                                 pare_spectrum_info *info, pare_error *err);
+/* The options pare_model_spectra_weighted uses for block linear l of m: activation norms ||X_j||
+ * written into norms[l->in] (which must outlive *so) and, for WHITEN, the site's Gram matrix. cs may
+ * be NULL for PARE_WEIGHT_NONE. Errors name the matrix when its statistics are missing or of the
+ * wrong size. */
+pare_status pare_linear_spectrum_opts(const pare_model *m, const struct pare_calib_stats *cs, const pare_linear *l,
+                                      pare_weighting w, double *norms, pare_spectrum_opts *so, pare_error *err);
+
 #endif

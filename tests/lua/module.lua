@@ -228,6 +228,23 @@ function groups.progress(p)
     check(names.lorap and names.svd and names.wanda and names.global, "pare.methods")
 end
 
+function groups.task(p)
+    -- p.text is a PIQA folder (valid.jsonl + valid-labels.lst) the C test wrote; p.expect its CLI acc
+    local m <close> = pare.load(p.model)
+    local r = m:eval_task("piqa", p.text)
+    check(r.n == 4 and r.acc >= 0 and r.acc <= 1 and r.acc_norm >= 0 and r.acc_norm <= 1, "n %d acc %g", r.n, r.acc)
+    if p.expect ~= "" then check(close(r.acc, tonumber(p.expect), 1e-9), "acc %g vs CLI %s", r.acc, p.expect) end
+    check(m:eval_task("piqa", p.text, {limit = 2}).n == 2, "limit")
+    local rows = pare.results()
+    local names = {}
+    for _, metric in ipairs(rows[1].metrics) do names[metric.name .. " " .. metric.data] = metric.value end
+    check(names["acc piqa"] ~= nil, "acc recorded (the later limit = 2 call replaced the value)")
+    check(names["acc_norm piqa"] ~= nil, "acc_norm recorded")
+    fails({"pare.eval_task: unknown task 'piqq'", "piqa, arc-easy, boolq, hellaswag"}, m.eval_task, m, "piqq", p.text)
+    fails({"pare.eval_task", "no-such-folder"}, m.eval_task, m, "piqa", "no-such-folder")
+    fails({"pare.eval_task: unknown option 'limt'"}, m.eval_task, m, "piqa", p.text, {limt = 1})
+end
+
 function groups.record(p)
     check(pare.out():len() > 0 and pare.out("x.txt") == pare.out() .. "/x.txt", "pare.out")
     fails({"pare.out"}, pare.out, "../escape")
@@ -243,6 +260,49 @@ function groups.record(p)
     local rows = pare.results()
     check(#rows == 2 and rows[1].method == "dense" and rows[2].method == "svd", "%d rows", #rows)
     check(#rows[2].metrics == 1 and rows[2].metrics[1].name == "ppl", "metrics")
+end
+
+-- Plots (run by tests/test_charts.c): every chart writes its PNG into OUT (listed in run.json's
+-- "plots" by the session) or returns its text; options and matrices are checked.
+function groups.plots(p)
+    local m <close> = pare.load(p.model)
+    local gpt2 = m:info().arch:find("GPT2") ~= nil
+    local c <close> = m:calibrate{data = p.text, samples = 4, len = 32, gram = true}
+    check(m:plot_spectrum{matrix = "0.q", calib = c, rank = 3} == pare.out("spectrum_0.q.png"), "spectrum path")
+    check(m:plot_spectra{type = "v", weighting = "act", calib = c} == pare.out("spectra_v.png"), "spectra path")
+    check(m:plot_energy_ranks{weighting = "whiten", calib = c, path = pare.out("energy.png")} == pare.out("energy.png"),
+          "energy path")
+    m:prune{method = "magnitude", sparsity = 0.5, matrices = "q"}
+    check(m:plot_mask{matrix = m:info().matrices[1].name, tile = 4} == pare.out("mask_0.q.png"), "mask path")
+    m:prune{method = "channels-magnitude", sparsity = 0.25}
+    check(m:plot_channels{} == pare.out("channels.png"), "channels path")
+    local f <close> = pare.load(p.model)
+    f:compress{method = "svd", ratio = 0.3}
+    local text = f:plot_budget{terminal = true, ascii = true, width = 70, height = 20}
+    check(type(text) == "string" and text:find("parameters kept per matrix", 1, true) and not text:find("[\128-\255]"),
+          "budget text: %s", tostring(text))
+    check(f:plot_budget{title = "budget"} == pare.out("budget.png"), "budget path")
+    f:eval(p.text, {window = 32})
+    local rows = {{series = "a", params = 2, value = 3}, {series = "a", params = 1, value = 4},
+                  {series = "b", params = 1.5, value = 3.5}}
+    check(pare.plot_size_quality(rows, {path = pare.out("sq.png"), log_x = true}) == pare.out("sq.png"), "sq path")
+    check(pare.plot_size_quality(pare.results(), {convention = "total", metric = "ppl", terminal = true}):find("ppl", 1, true),
+          "size-quality of the results")
+    fails({"pare.plot_spectrum: matrix 'nosuch'", m:info().matrices[1].name}, m.plot_spectrum, m, {matrix = "nosuch"})
+    fails({"pare.plot_spectrum: unknown option 'rnk'"}, m.plot_spectrum, m, {matrix = "0.q", rnk = 2})
+    fails({"pare.plot_spectrum: option 'matrix'"}, m.plot_spectrum, m, {})
+    fails({"pare.plot_spectra: type 'gat'", "gate"}, m.plot_spectra, m, {type = "gat"})
+    if gpt2 then fails({"no gate matrices"}, m.plot_spectra, m, {type = "gate"}) end
+    fails({"pare.plot_spectra: weighting act needs calib"}, m.plot_spectra, m, {type = "q", weighting = "act"})
+    fails({"pare.plot_mask", "factorized"}, f.plot_mask, f, {matrix = "0.q"})
+    fails({"pare.plot_budget: give path = FILE.png or terminal = true, not both"}, m.plot_budget, m,
+          {path = "x.png", terminal = true})
+    fails({"pare.plot_size_quality", "logarithmic"}, pare.plot_size_quality, {{series = "a", params = 0, value = 1}},
+          {log_x = true, terminal = true})
+    fails({"pare.plot_size_quality: no row has the metric 'acc'"}, pare.plot_size_quality, pare.results(),
+          {metric = "acc", terminal = true})
+    fails({"pare.plot_size_quality: row 1"}, pare.plot_size_quality, {{series = "a"}}, {terminal = true})
+    fails({"pare.plot_budget", "no_such_dir"}, m.plot_budget, m, {path = pare.out("no_such_dir/b.png")})
 end
 
 function run(p)

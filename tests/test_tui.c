@@ -1,0 +1,1247 @@
+/* `pare tui`: the workbench's logic without a terminal (budget totals against real compression, the
+ * rank cursor's figures, the tree, the layout, plots, the job thread, saved recipes that `pare run`
+ * reproduces to the last digit), then the real binary in a pseudo-terminal (100x30, xterm-256color)
+ * read through a small VT100 screen model: it starts, shows the model tree, moves the rank cursor,
+ * evaluates and cancels in the background while taking keys, saves a recipe, quits with q and F10,
+ * restores the terminal on quit, Ctrl-C, SIGTERM and crash signals, and says "too small" below 80x24. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "core/fileio.h"
+#include "core/method.h"
+#include "fixture.h"
+#include "harness.h"
+#include "plots.h"
+#include "recipe_out.h"
+#include "state.h"
+#include "worker.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *text_file(void)
+{
+    const char *p = tmp_path("text.txt");
+    fixture_write_pattern(p, "the cat sat on the mat and the dog sat on the log while the bird sang a song ", 6000);
+    return p;
+}
+
+/* A fixture model loaded into a fresh workbench state (calibration 4 x 32, evaluation window 32). */
+static int open_state(tui_state *st, const char *name, int gpt2, const char *text)
+{
+    const char *dir = fixture_hf_dir(name, gpt2);
+    pare_model *m = NULL;
+    pare_error err = {0};
+    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
+    if (!m)
+        return -1;
+    tui_settings set;
+    tui_settings_defaults(&set);
+    set.calib_samples = 4;
+    set.calib_len = 32;
+    set.window = 32;
+    if (text) {
+        snprintf(set.calib, sizeof set.calib, "%s", text);
+        snprintf(set.eval, sizeof set.eval, "%s", text);
+    }
+    snprintf(set.out, sizeof set.out, "%s", tmp_path("session"));
+    if (tui_state_init(st, m, dir, &set, &err)) {
+        CHECKF(0, "%s", err.msg);
+        pare_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+static void check_reproduces(tui_state *st, const char *tag);
+
+static int method_index(const char *name) { return (int)(pare_method_find(name) - pare_methods(NULL)); }
+
+static void set_method(tui_state *st, const char *name, double ratio)
+{
+    st->method_idx = method_index(name);
+    st->mo.ratio = ratio;
+    tui_state_use_budget(st);
+}
+
+/* ---- state: totals, plans, cursor, tree, layout -------------------------------------------------- */
+
+/* The budget's totals under both conventions equal what compressing a clone with the same method
+ * gives (block linears from the apply report, all parameters from the compressed model), for a
+ * LoRAP plan, a uniform SVD plan, a mask plan and manual ranks; an impossible ratio names the
+ * largest feasible one. */
+static void test_budget_totals(void)
+{
+    const char *text = text_file();
+    tui_state st;
+    if (open_state(&st, "totals", 0, text))
+        return;
+    CHECK(st.cfg.kind == TUI_CFG_DENSE && st.dec_ok && st.block_after == st.block_before &&
+          st.total_after == st.total_before);
+    static const struct {
+        const char *method;
+        double ratio;
+    } cases[] = {{"lorap", 0.3}, {"svd", 0.4}, {"magnitude", 0.5}};
+    for (int c = 0; c < 3; c++) {
+        set_method(&st, cases[c].method, cases[c].ratio);
+        CHECKF(st.dec_ok, "%s: %s", cases[c].method, st.dec_err);
+        pare_model *m = NULL;
+        pare_error err = {0};
+        CHECK(pare_model_clone(st.model, &m, &err) == PARE_OK);
+        int32_t *ids = NULL;
+        pare_calib_opts co;
+        CHECK(tui_calib_windows(m, &st.set, &ids, &co, &err) == PARE_OK);
+        pare_apply_report rep = {0};
+        pare_method_opts mo;
+        tui_method_opts_effective(&st.cfg, &mo);
+        CHECKF(pare_method_compress(m, st.cfg.method, &mo, ids, &co, NULL, &rep, NULL, &err) == PARE_OK, "%s", err.msg);
+        pare_param_counts pc;
+        pare_model_param_counts(m, &pc);
+        CHECKF(rep.params_after == st.block_after, "%s: block linears %zu compressed, %zu in the budget",
+               cases[c].method, rep.params_after, st.block_after);
+        CHECKF(pc.total == st.total_after, "%s: all parameters %zu compressed, %zu in the budget", cases[c].method,
+               pc.total, st.total_after);
+        CHECK(st.block_after < st.block_before && st.total_before - st.total_after == st.block_before - st.block_after);
+        int want_f = rep.factorized, want_m = rep.masked;
+        CHECKF(st.n_factor == want_f && st.n_mask == want_m, "%s: %d factorized, %d masked; compress: %d, %d",
+               cases[c].method, st.n_factor, st.n_mask, want_f, want_m);
+        free(ids);
+        pare_model_free(m);
+    }
+    /* LoRAP prunes FFN channels and factorizes attention */
+    set_method(&st, "lorap", 0.3);
+    CHECK(st.n_channels > 0 && st.dec[0].action == PARE_PLAN_FACTOR);
+    /* manual ranks started from the LoRAP plan keep its factorized matrices, not its channel pruning */
+    int dropped = 0;
+    CHECK(tui_state_set_rank(&st, 0, 3, PARE_WEIGHT_NONE, &dropped) == 0);
+    CHECK(st.cfg.kind == TUI_CFG_MANUAL && st.n_channels == 0);
+    int kept = 0;
+    for (int i = 1; i < st.n; i++)
+        kept += st.dec[i].action == PARE_PLAN_FACTOR;
+    CHECKF(kept > 0 && dropped == 6, "from the LoRAP plan: %d factorized kept, %d decisions dropped", kept, dropped);
+    /* an impossible budget names the largest feasible ratio */
+    set_method(&st, "svd", 0.99);
+    CHECKF(!st.dec_ok && strstr(st.dec_err, "largest feasible"), "ratio 0.99: %s", st.dec_err);
+    /* from the dense model: one matrix at rank 3 costs 3 (m + n) */
+    st.method_idx = -1;
+    tui_state_use_budget(&st);
+    CHECK(tui_state_set_rank(&st, 0, 3, PARE_WEIGHT_NONE, NULL) == 0);
+    size_t mn = (size_t)st.lin[0]->out * st.lin[0]->in;
+    CHECK(st.block_after == st.block_before - mn + (size_t)3 * (st.lin[0]->out + st.lin[0]->in));
+    CHECK(st.total_after == st.total_before - mn + (size_t)3 * (st.lin[0]->out + st.lin[0]->in));
+    CHECK(st.n_factor == 1);
+    tui_state_free(&st);
+}
+
+/* A method per matrix type: uniform ranks for the chosen types only, energy ranks from each type's
+ * weighted spectrum, a global allocation over every type in its own weighting; the result is a manual
+ * configuration whose recipe reproduces it. */
+static void test_method_per_type(void)
+{
+    const char *text = text_file();
+    tui_state st;
+    if (open_state(&st, "mix", 0, text))
+        return;
+    int tm[TUI_TYPES];
+    for (int t = 0; t < TUI_TYPES; t++)
+        tm[t] = TUI_MIX_KEEP;
+    int need = -1;
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == -1 && strstr(st.dec_err, "nothing"));
+    tm[0] = tm[1] = PARE_WEIGHT_ACT; /* q, k: ASVD */
+    tm[6] = PARE_WEIGHT_NONE;        /* down: plain SVD */
+    st.mo.ratio = 0.4;
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.cfg.kind == TUI_CFG_MANUAL);
+    for (int i = 0; i < st.n; i++) {
+        const pare_linear *l = st.lin[i];
+        int want = tm[st.type[i]] < 0 ? 0 : (int)(0.6 * l->out * l->in / (l->out + l->in) + 1e-9);
+        CHECKF(st.cfg.man[i].rank == want && (want == 0 || st.cfg.man[i].weighting == tm[st.type[i]]),
+               "%s: rank %d, want %d", l->name, st.cfg.man[i].rank, want);
+    }
+    /* energy and global wait for the spectra of the weightings they use */
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_ENERGY, &need) == -1 && need == PARE_WEIGHT_ACT);
+    pare_error err = {0};
+    CHECK(tui_calibrate(st.model, &st.set, 1, NULL, &st.calib, &err) == PARE_OK);
+    for (int w = 0; w < 3; w++)
+        CHECK(pare_model_spectra_weighted(st.model, w ? st.calib : NULL, (pare_weighting)w, NULL, &st.spectra[w], &err) ==
+              PARE_OK);
+    st.mo.energy = 0.8;
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_ENERGY, &need) == 0);
+    for (int i = 0; i < st.n; i++) {
+        int w = tm[st.type[i]];
+        if (w < 0) {
+            CHECK(st.cfg.man[i].rank == 0);
+            continue;
+        }
+        const pare_matrix_spectrum *ms = &st.spectra[w]->mats[i];
+        int k = pare_spectrum_energy_rank(ms->s, ms->stats.r, 0.8);
+        CHECKF(st.cfg.man[i].rank == (k < ms->stats.break_even ? k : 0), "%s: energy rank %d, want %d", ms->name,
+               st.cfg.man[i].rank, k);
+    }
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_GLOBAL, &need) == -1 && strstr(st.dec_err, "every type"));
+    for (int t = 0; t < TUI_TYPES; t++)
+        tm[t] = t < 4 ? PARE_WEIGHT_WHITEN : PARE_WEIGHT_ACT;
+    st.mo.ratio = 0.3;
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_GLOBAL, &need) == 0);
+    double removed = 1.0 - (double)st.block_after / (double)st.block_before;
+    CHECKF(removed >= 0.3 - 0.02 && st.n_factor > 0, "global: %.4f removed, %d factorized", removed, st.n_factor);
+    check_reproduces(&st, "mixed");
+    tui_state_free(&st);
+}
+
+/* Global and energy plans from the cached spectra equal pare_method_plan's (which calibrates and
+ * computes the spectra itself); without the spectra the state says which weighting it waits for. */
+static void test_spectral_plans(void)
+{
+    const char *text = text_file();
+    tui_state st;
+    if (open_state(&st, "spectral", 1, text))
+        return;
+    set_method(&st, "global", 0.3);
+    CHECKF(!st.dec_ok && st.dec_need == PARE_WEIGHT_ACT, "need %d: %s", st.dec_need, st.dec_err);
+    pare_error err = {0};
+    CHECK(tui_calibrate(st.model, &st.set, 1, NULL, &st.calib, &err) == PARE_OK);
+    CHECK(pare_model_spectra_weighted(st.model, st.calib, PARE_WEIGHT_ACT, NULL, &st.spectra[PARE_WEIGHT_ACT], &err) ==
+          PARE_OK);
+    const char *names[] = {"global", "energy"};
+    for (int k = 0; k < 2; k++) {
+        set_method(&st, names[k], 0.3);
+        CHECKF(st.dec_ok, "%s: %s", names[k], st.dec_err);
+        int32_t *ids = NULL;
+        pare_calib_opts co;
+        CHECK(tui_calib_windows(st.model, &st.set, &ids, &co, &err) == PARE_OK);
+        pare_plan plan = {0};
+        pare_method_opts mo;
+        tui_method_opts_effective(&st.cfg, &mo);
+        CHECKF(pare_method_plan(st.model, st.cfg.method, &mo, ids, &co, NULL, &plan, NULL, &err) == PARE_OK, "%s",
+               err.msg);
+        int same = plan.count == st.n;
+        for (int i = 0; same && i < st.n; i++)
+            same = plan.items[i].action == st.dec[i].action && plan.items[i].rank == st.dec[i].rank &&
+                   plan.items[i].params_after == st.dec[i].after;
+        CHECKF(same, "%s: the plan from cached spectra differs from pare_method_plan's", names[k]);
+        pare_plan_free(&plan);
+        free(ids);
+    }
+    tui_state_free(&st);
+}
+
+/* The rank cursor's figures: k (m + n) parameters, the truncation error and energy of the spectrum,
+ * break-even; the cursor stays within 1..min(m, n). */
+static void test_rank_cursor(void)
+{
+    tui_state st;
+    if (open_state(&st, "cursor", 0, NULL))
+        return;
+    tui_cursor_stats cs;
+    CHECK(tui_cursor_stats_at(&st, 1, PARE_WEIGHT_NONE, 4, &cs) == -1); /* spectra not computed */
+    pare_error err = {0};
+    CHECK(pare_model_spectra_weighted(st.model, NULL, PARE_WEIGHT_NONE, NULL, &st.spectra[0], &err) == PARE_OK);
+    for (int i = 0; i < st.n; i++) {
+        const pare_matrix_spectrum *ms = &st.spectra[0]->mats[i];
+        int r = ms->stats.r;
+        for (int k = 1; k <= r; k += r / 4 > 0 ? r / 4 : 1) {
+            CHECK(tui_cursor_stats_at(&st, i, PARE_WEIGHT_NONE, k, &cs) == 0);
+            double e = pare_spectrum_trunc_error(ms->s, r, k);
+            CHECKF(cs.k == k && cs.params == (size_t)k * (ms->m + ms->n) && cs.trunc_error == e &&
+                       fabs(cs.energy - (1 - e * e)) < 1e-15 && cs.break_even == ms->m * ms->n / (ms->m + ms->n),
+                   "%s at k %d", ms->name, k);
+            CHECK(fabs(cs.kept - (double)cs.params / ((double)ms->m * ms->n)) < 1e-15);
+        }
+        CHECK(tui_cursor_stats_at(&st, i, PARE_WEIGHT_NONE, r, &cs) == 0 && cs.trunc_error == 0 && cs.energy == 1);
+    }
+    int lim = st.lin[1]->out < st.lin[1]->in ? st.lin[1]->out : st.lin[1]->in;
+    CHECK(tui_cursor_move(&st, 1, -1000) == 1);
+    CHECK(tui_cursor_move(&st, 1, 3) == 4);
+    CHECK(tui_cursor_move(&st, 1, 1000) == lim);
+    /* a rank beyond min(m, n) is refused, naming the matrix */
+    CHECK(tui_state_set_rank(&st, 1, lim + 1, PARE_WEIGHT_NONE, NULL) == -1 && strstr(st.dec_err, st.lin[1]->name));
+    /* a whole type at the same parameter fraction */
+    CHECK(tui_state_set_rank_type(&st, 0, 8, PARE_WEIGHT_NONE) == 0);
+    for (int i = 0; i < st.n; i++)
+        CHECKF((st.type[i] == st.type[0]) == (st.dec[i].action == PARE_PLAN_FACTOR), "%s", st.lin[i]->name);
+    /* d: back to dense */
+    CHECK(tui_state_set_rank(&st, 0, 0, PARE_WEIGHT_NONE, NULL) == 0 && st.dec[0].action == PARE_PLAN_DENSE);
+    tui_state_free(&st);
+}
+
+/* The tree lists layers then matrices, folds, and finds names (wrapping, unfolding the layer). The
+ * layout keeps the panes inside the screen without overlaps, and says too_small below 80x24. */
+static void test_tree_and_layout(void)
+{
+    tui_state st;
+    if (open_state(&st, "tree", 0, NULL))
+        return;
+    int L = st.model->cfg.n_layers;
+    CHECK(tui_tree_rows(&st, NULL, 0) == L + st.n);
+    tui_tree_row rows[64];
+    int n = tui_tree_rows(&st, rows, 64);
+    CHECK(rows[0].mat == -1 && rows[1].mat == 0 && rows[1 + 7].mat == -1 && rows[1 + 7].layer == 1);
+    st.collapsed[0] = 1;
+    CHECK(tui_tree_rows(&st, NULL, 0) == n - 7);
+    int j = tui_tree_find(&st, "layers.0.mlp.down", -1);
+    CHECK(j == 6 && st.collapsed[0] == 0);
+    CHECK(tui_tree_find(&st, "DOWN_PROJ", j) == 13); /* case-insensitive, next after j */
+    CHECK(tui_tree_find(&st, "down_proj", 13) == 6); /* wraps */
+    CHECK(tui_tree_find(&st, "nothing", 0) == -1);
+    CHECK(!strcmp(tui_short_name(&st, 4), "gate"));
+    char detail[32];
+    CHECK(!strcmp(tui_state_word(&st, 0, detail, sizeof detail), "dense"));
+    tui_state_set_rank(&st, 0, 5, PARE_WEIGHT_NONE, NULL);
+    CHECK(!strcmp(tui_state_word(&st, 0, detail, sizeof detail), "factorized") && !strcmp(detail, "r 5"));
+    set_method(&st, "magnitude", 0.5);
+    CHECK(!strcmp(tui_state_word(&st, 0, detail, sizeof detail), "masked") && !strcmp(detail, "50%"));
+    set_method(&st, "lorap", 0.5);
+    CHECK(!strcmp(tui_state_word(&st, 5, detail, sizeof detail), "sliced"));
+    tui_state_free(&st);
+
+    tui_layout l;
+    tui_layout_compute(79, 24, &l);
+    CHECK(l.too_small);
+    tui_layout_compute(80, 23, &l);
+    CHECK(l.too_small);
+    int sizes[][2] = {{80, 24}, {100, 30}, {200, 60}};
+    for (int s = 0; s < 3; s++) {
+        int W = sizes[s][0], H = sizes[s][1];
+        tui_layout_compute(W, H, &l);
+        CHECK(!l.too_small);
+        static unsigned char used[60][200];
+        memset(used, 0, sizeof used);
+        int overlap = 0, cells = 0;
+        for (int p = 0; p < TUI_P_COUNT; p++) {
+            tui_rect r = l.pane[p];
+            CHECKF(r.x >= 0 && r.y >= 1 && r.x + r.w <= W && r.y + r.h <= H - 2 && r.w >= 20 && r.h >= 5,
+                   "%dx%d pane %d: %d,%d %dx%d", W, H, p, r.x, r.y, r.w, r.h);
+            for (int y = r.y; y < r.y + r.h && y < H; y++)
+                for (int x = r.x; x < r.x + r.w && x < W; x++)
+                    overlap |= used[y][x]++, cells++;
+        }
+        CHECKF(!overlap && cells == W * (H - 3), "%dx%d: panes overlap or leave gaps", W, H);
+        CHECK(l.status.y == H - 2 && l.fbar.y == H - 1 && l.header.y == 0);
+    }
+}
+
+/* Every plot builds and renders in terminal cells; the spectrum needs its spectra, the chart results;
+ * the PNG is written. */
+static void test_plots(void)
+{
+    tui_state st;
+    if (open_state(&st, "plots", 0, NULL))
+        return;
+    pare_plot *p = NULL;
+    pare_error err = {0};
+    CHECK(tui_plot_build(&st, TUI_PLOT_SPECTRUM, &p, &err) == PARE_EINVAL && strstr(err.msg, "not computed"));
+    CHECK(tui_plot_build(&st, TUI_PLOT_CHART, &p, &err) == PARE_EINVAL && strstr(err.msg, "no results"));
+    CHECK(pare_model_spectra_weighted(st.model, NULL, PARE_WEIGHT_NONE, NULL, &st.spectra[0], &err) == PARE_OK);
+    tui_state_set_rank(&st, 2, 4, PARE_WEIGHT_NONE, NULL);
+    tui_result r = {.label = "dense", .method = "dense", .ppl = 50, .total_after = 1000},
+               r2 = {.label = "svd 0.3", .method = "svd", .ppl = 80, .total_after = 800};
+    tui_state_add_result(&st, &r);
+    tui_state_add_result(&st, &r2);
+    for (int k = 0; k < TUI_PLOT_KINDS; k++) {
+        p = NULL;
+        CHECKF(tui_plot_build(&st, (tui_plot_kind)k, &p, &err) == PARE_OK, "%s: %s", TUI_PLOT_NAMES[k], err.msg);
+        pare_term_grid *g = NULL;
+        CHECKF(p && pare_plot_render_terminal(p, 58, 14, PARE_TERM_BRAILLE, &g, &err) == PARE_OK, "%s: %s",
+               TUI_PLOT_NAMES[k], err.msg);
+        char *txt = NULL;
+        if (g && !pare_term_grid_to_text(g, &txt, &err))
+            CHECKF(k != TUI_PLOT_SPECTRUM || strstr(txt, "k 8"), "spectrum without the cursor line:\n%s", txt);
+        free(txt);
+        pare_term_grid_free(g);
+        if (k == TUI_PLOT_SPECTRUM) {
+            const char *png = tmp_path("spectrum.png");
+            CHECKF(pare_plot_write_png(p, png, 0, 0, NULL, &err) == PARE_OK && pare_file_exists(png), "%s", err.msg);
+        }
+        pare_plot_destroy(p);
+    }
+    tui_state_free(&st);
+}
+
+/* ---- the job thread ------------------------------------------------------------------------------ */
+
+typedef struct {
+    tui_job job;
+    int iters;
+} spin_job;
+
+static struct {
+    int done_calls;
+    pare_status st;
+    int lines;
+} SPIN;
+
+static pare_status spin_run(tui_job *j, tui_worker *w, const pare_progress *p, pare_error *err)
+{
+    spin_job *s = (spin_job *)j;
+    tui_worker_log(w, "spinning");
+    for (int i = 0; i < s->iters; i++) {
+        if (p->fn(p->user, "spin", (double)i / s->iters, "turning"))
+            return pare_fail(err, PARE_ECANCELED, "cancelled at %d", i);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return PARE_OK;
+}
+
+static void spin_done(tui_job *j, pare_status st, const pare_error *err, void *ctx)
+{
+    (void)j, (void)err, (void)ctx;
+    SPIN.done_calls++;
+    SPIN.st = st;
+}
+
+static void count_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    SPIN.lines += !strcmp(line, "spinning");
+}
+
+static tui_job *spin(int iters)
+{
+    spin_job *s = calloc(1, sizeof *s);
+    snprintf(s->job.name, sizeof s->job.name, "spin");
+    s->job.run = spin_run;
+    s->job.done = spin_done;
+    s->iters = iters;
+    return &s->job;
+}
+
+/* One job at a time; progress and log lines reach the poller; cancel stops the job at its next
+ * progress point and done() runs on the polling thread; stop joins a finished or cancelled worker. */
+static void test_worker(void)
+{
+    memset(&SPIN, 0, sizeof SPIN);
+    tui_worker *w = tui_worker_start();
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    tui_job *second = spin(1);
+    CHECK(tui_worker_submit(w, spin(100000)) == 0);
+    CHECK(tui_worker_submit(w, second) == -1); /* busy */
+    free(second);
+    tui_job_status js = {0};
+    double t0 = now_s();
+    while (now_s() - t0 < 5 && js.fraction <= 0) {
+        tui_worker_poll(w, count_line, NULL, &js);
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(js.running && !strcmp(js.stage, "spin") && !strcmp(js.detail, "turning") && js.fraction > 0);
+    tui_worker_cancel(w);
+    double tc = now_s();
+    int finished = 0;
+    while (!finished && now_s() - tc < 5)
+        finished = tui_worker_poll(w, count_line, NULL, &js);
+    CHECKF(finished && now_s() - tc < 1.0, "cancel took %.3f s", now_s() - tc);
+    CHECK(SPIN.done_calls == 1 && SPIN.st == PARE_ECANCELED && SPIN.lines == 1 && !js.running);
+    CHECK(!tui_worker_busy(w));
+    CHECK(tui_worker_submit(w, spin(3)) == 0);
+    t0 = now_s();
+    while (!tui_worker_poll(w, count_line, NULL, &js) && now_s() - t0 < 5) {
+    }
+    CHECK(SPIN.done_calls == 2 && SPIN.st == PARE_OK);
+    CHECK(tui_worker_submit(w, spin(100000)) == 0);
+    CHECK(tui_worker_stop(w, 3000) == 0); /* cancels and joins */
+}
+
+/* ---- saved recipes reproduce ---------------------------------------------------------------------- */
+
+static double recipe_ppl(const char *out)
+{
+    const char *p = out ? strstr(out, "perplexity") : NULL;
+    return p ? strtod(p + strlen("perplexity"), NULL) : -1;
+}
+
+/* Runs the saved recipe and compares its perplexity and per-matrix decisions (run.json) with the
+ * workbench's own evaluation of the same configuration. */
+static void check_reproduces(tui_state *st, const char *tag)
+{
+    pare_error err = {0};
+    tui_result row;
+    CHECKF(tui_run_config(st->model, &st->cfg, &st->set, NULL, &row, &err) == PARE_OK, "%s: %s", tag, err.msg);
+    CHECKF(row.block_after == st->block_after && row.total_after == st->total_after,
+           "%s: the evaluated model has %zu / %zu parameters, the budget said %zu / %zu", tag, row.block_after,
+           row.total_after, st->block_after, st->total_after);
+    char name[64], out_name[64];
+    snprintf(name, sizeof name, "%s.lua", tag);
+    snprintf(out_name, sizeof out_name, "run-%s", tag);
+    char path[1300], outdir[1300];
+    snprintf(path, sizeof path, "%s", tmp_path(name));
+    snprintf(outdir, sizeof outdir, "%s", tmp_path(out_name));
+    CHECKF(tui_recipe_save(st, &st->cfg, &st->set, "a note", path, &err) == PARE_OK, "%s", err.msg);
+    char *out = NULL, *errout = NULL;
+    int rc = run_pare(&out, &errout, (const char *const[]){"run", path, "--out", outdir, "--quiet", NULL});
+    double got = recipe_ppl(out);
+    CHECKF(rc == 0, "%s: pare run exit %d: %s", tag, rc, errout);
+    CHECKF(row.ppl > 1 && got == row.ppl, "%s: recipe ppl %.17g, workbench %.17g", tag, got, row.ppl);
+    free(out);
+    free(errout);
+    char rj[1400];
+    snprintf(rj, sizeof rj, "%s/run.json", outdir);
+    json_error_t je;
+    json_t *j = json_load_file(rj, 0, &je);
+    CHECKF(j != NULL, "%s: %s", rj, je.text);
+    json_t *rows = json_object_get(j, "results"), *last = json_array_get(rows, json_array_size(rows) - 1);
+    json_t *mats = json_object_get(last, "matrices"), *params = json_object_get(last, "params");
+    CHECKF((size_t)json_integer_value(json_object_get(params, "block_linear")) == st->block_after &&
+               (size_t)json_integer_value(json_object_get(params, "total")) == st->total_after,
+           "%s: run.json parameters differ from the budget's", tag);
+    int same = (int)json_array_size(mats) == st->n;
+    for (int i = 0; same && i < st->n; i++) {
+        json_t *mj = json_array_get(mats, (size_t)i);
+        const char *kind = json_string_value(json_object_get(mj, "kind"));
+        same = !strcmp(json_string_value(json_object_get(mj, "name")), st->lin[i]->name) &&
+               (st->dec[i].action == PARE_PLAN_FACTOR) == (kind && !strcmp(kind, "factorized")) &&
+               (st->dec[i].action != PARE_PLAN_FACTOR ||
+                json_integer_value(json_object_get(mj, "rank")) == st->dec[i].rank);
+        CHECKF(same, "%s: %s decided differently in the recipe run", tag, st->lin[i]->name);
+    }
+    json_decref(j);
+}
+
+/* The recipe the workbench saves reproduces its decisions and perplexity exactly: per-matrix ranks
+ * with every weighting, LoRAP (sequential, calibrated), and a global allocation. */
+static void test_recipe_reproduces(void)
+{
+    const char *text = text_file();
+    tui_state st;
+    if (open_state(&st, "repro", 0, text))
+        return;
+    /* manual: plain, activation-weighted and whitened factors on a few matrices */
+    CHECK(tui_state_set_rank(&st, 0, 4, PARE_WEIGHT_NONE, NULL) == 0);
+    CHECK(tui_state_set_rank(&st, 2, 6, PARE_WEIGHT_ACT, NULL) == 0);
+    CHECK(tui_state_set_rank(&st, 9, 3, PARE_WEIGHT_ACT, NULL) == 0);
+    CHECK(tui_state_set_rank(&st, 13, 5, PARE_WEIGHT_WHITEN, NULL) == 0);
+    char *txt = NULL;
+    pare_error err = {0};
+    CHECK(tui_recipe_text(&st, &st.cfg, &st.set, NULL, &txt, &err) == PARE_OK);
+    CHECKF(txt && strstr(txt, "m:factorize{rank = 6, weighting = \"act\", calib = c") &&
+               strstr(txt, "gram = true") && strstr(txt, "\"model.layers.1.mlp.down_proj\""),
+           "recipe:\n%s", txt);
+    free(txt);
+    check_reproduces(&st, "manual");
+    set_method(&st, "lorap", 0.35);
+    check_reproduces(&st, "lorap");
+    st.method_idx = method_index("global");
+    st.mo.weighting = PARE_WEIGHT_WHITEN;
+    st.mo.ratio = 0.25;
+    tui_state_use_budget(&st);
+    CHECK(tui_calibrate(st.model, &st.set, 1, NULL, &st.calib, &err) == PARE_OK);
+    CHECK(pare_model_spectra_weighted(st.model, st.calib, PARE_WEIGHT_WHITEN, NULL, &st.spectra[2], &err) == PARE_OK);
+    tui_state_update(&st);
+    CHECKF(st.dec_ok, "%s", st.dec_err);
+    check_reproduces(&st, "global");
+    tui_state_free(&st);
+}
+
+/* ---- the binary in a pseudo-terminal -------------------------------------------------------------- */
+
+#define VT_ROWS 60
+#define VT_COLS 200
+
+/* Enough of a VT100/xterm to follow what ncurses writes for xterm-256color: cursor addressing and
+ * motion, erasing, insert/delete of characters and lines, scroll regions, REP; attributes ignored. */
+typedef struct {
+    int rows, cols, y, x, top, bot, sy, sx, wrap;
+    char cell[VT_ROWS][VT_COLS][8];
+    char last[8];
+    int state; /* 0 text, 1 ESC, 2 CSI, 3 OSC, 4 skip one, 5 DCS */
+    char par[64];
+    int npar;
+    char utf[8];
+    int ulen, uneed;
+} vt;
+
+static void vt_init(vt *t, int cols, int rows)
+{
+    memset(t, 0, sizeof *t);
+    t->rows = rows;
+    t->cols = cols;
+    t->bot = rows - 1;
+    for (int y = 0; y < VT_ROWS; y++)
+        for (int x = 0; x < VT_COLS; x++)
+            strcpy(t->cell[y][x], " ");
+}
+
+static void vt_clear(vt *t, int y, int x0, int x1)
+{
+    for (int x = x0; x < x1 && x < VT_COLS; x++)
+        strcpy(t->cell[y][x], " ");
+}
+
+static void vt_scroll(vt *t, int top, int bot, int n) /* n > 0: up */
+{
+    for (; n > 0; n--) {
+        for (int y = top; y < bot; y++)
+            memcpy(t->cell[y], t->cell[y + 1], sizeof t->cell[y]);
+        vt_clear(t, bot, 0, t->cols);
+    }
+    for (; n < 0; n++) {
+        for (int y = bot; y > top; y--)
+            memcpy(t->cell[y], t->cell[y - 1], sizeof t->cell[y]);
+        vt_clear(t, top, 0, t->cols);
+    }
+}
+
+static void vt_lf(vt *t)
+{
+    if (t->y == t->bot)
+        vt_scroll(t, t->top, t->bot, 1);
+    else if (t->y < t->rows - 1)
+        t->y++;
+}
+
+static void vt_put(vt *t, const char *ch)
+{
+    if (t->wrap) {
+        t->x = 0;
+        vt_lf(t);
+        t->wrap = 0;
+    }
+    snprintf(t->cell[t->y][t->x], 8, "%s", ch);
+    snprintf(t->last, sizeof t->last, "%s", ch);
+    if (t->x == t->cols - 1)
+        t->wrap = 1;
+    else
+        t->x++;
+}
+
+static int vt_arg(const vt *t, int i, int def)
+{
+    const char *p = t->par;
+    if (*p == '?')
+        p++;
+    for (int k = 0; k < i; k++) {
+        p = strchr(p, ';');
+        if (!p)
+            return def;
+        p++;
+    }
+    int v = atoi(p);
+    return *p && *p != ';' && v > 0 ? v : def;
+}
+
+static void vt_csi(vt *t, char f)
+{
+    int n = vt_arg(t, 0, 1);
+    t->wrap = 0;
+    switch (f) {
+    case 'H':
+    case 'f':
+        t->y = vt_arg(t, 0, 1) - 1;
+        t->x = vt_arg(t, 1, 1) - 1;
+        break;
+    case 'A': t->y -= n; break;
+    case 'B': t->y += n; break;
+    case 'C': t->x += n; break;
+    case 'D': t->x -= n; break;
+    case 'E': t->y += n, t->x = 0; break;
+    case 'F': t->y -= n, t->x = 0; break;
+    case 'G':
+    case '`': t->x = n - 1; break;
+    case 'd': t->y = n - 1; break;
+    case 'J': {
+        int m = vt_arg(t, 0, 0);
+        if (m == 0) {
+            vt_clear(t, t->y, t->x, t->cols);
+            for (int y = t->y + 1; y < t->rows; y++)
+                vt_clear(t, y, 0, t->cols);
+        } else if (m == 1) {
+            vt_clear(t, t->y, 0, t->x + 1);
+            for (int y = 0; y < t->y; y++)
+                vt_clear(t, y, 0, t->cols);
+        } else
+            for (int y = 0; y < t->rows; y++)
+                vt_clear(t, y, 0, t->cols);
+        break;
+    }
+    case 'K': {
+        int m = vt_arg(t, 0, 0);
+        vt_clear(t, t->y, m == 0 ? t->x : 0, m == 1 ? t->x + 1 : t->cols);
+        break;
+    }
+    case 'X': vt_clear(t, t->y, t->x, t->x + n); break;
+    case '@':
+        for (int x = t->cols - 1; x >= t->x + n; x--)
+            memcpy(t->cell[t->y][x], t->cell[t->y][x - n], 8);
+        vt_clear(t, t->y, t->x, t->x + n);
+        break;
+    case 'P':
+        for (int x = t->x; x < t->cols; x++)
+            if (x + n < t->cols)
+                memcpy(t->cell[t->y][x], t->cell[t->y][x + n], 8);
+            else
+                strcpy(t->cell[t->y][x], " ");
+        break;
+    case 'L':
+        if (t->y >= t->top && t->y <= t->bot)
+            vt_scroll(t, t->y, t->bot, -n);
+        break;
+    case 'M':
+        if (t->y >= t->top && t->y <= t->bot)
+            vt_scroll(t, t->y, t->bot, n);
+        break;
+    case 'S': vt_scroll(t, t->top, t->bot, n); break;
+    case 'T': vt_scroll(t, t->top, t->bot, -n); break;
+    case 'r':
+        t->top = vt_arg(t, 0, 1) - 1;
+        t->bot = vt_arg(t, 1, t->rows) - 1;
+        t->y = t->x = 0;
+        break;
+    case 'b':
+        for (int i = 0; i < n; i++)
+            vt_put(t, t->last);
+        break;
+    default: break; /* m, h, l, t, n, c, q: modes and attributes */
+    }
+    t->y = t->y < 0 ? 0 : t->y >= t->rows ? t->rows - 1 : t->y;
+    t->x = t->x < 0 ? 0 : t->x >= t->cols ? t->cols - 1 : t->x;
+}
+
+static void vt_feed(vt *t, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        switch (t->state) {
+        case 1:
+            t->state = 0;
+            if (c == '[') {
+                t->state = 2;
+                t->npar = 0;
+                t->par[0] = 0;
+            } else if (c == ']')
+                t->state = 3;
+            else if (c == 'P')
+                t->state = 5;
+            else if (c == '(' || c == ')' || c == '*' || c == '+' || c == '#')
+                t->state = 4;
+            else if (c == '7')
+                t->sy = t->y, t->sx = t->x;
+            else if (c == '8')
+                t->y = t->sy, t->x = t->sx, t->wrap = 0;
+            else if (c == 'M') {
+                if (t->y == t->top)
+                    vt_scroll(t, t->top, t->bot, -1);
+                else if (t->y > 0)
+                    t->y--;
+            } else if (c == 'D')
+                vt_lf(t);
+            else if (c == 'E')
+                t->x = 0, vt_lf(t);
+            else if (c == 'c')
+                vt_init(t, t->cols, t->rows);
+            continue;
+        case 2:
+            if (c >= 0x40 && c <= 0x7e) {
+                t->state = 0;
+                vt_csi(t, (char)c);
+            } else if (t->npar < (int)sizeof t->par - 1) {
+                t->par[t->npar++] = (char)c;
+                t->par[t->npar] = 0;
+            }
+            continue;
+        case 3:
+        case 5:
+            if (c == 7 || c == '\\')
+                t->state = 0;
+            continue;
+        case 4: t->state = 0; continue;
+        default: break;
+        }
+        if (t->uneed) {
+            t->utf[t->ulen++] = (char)c;
+            if (--t->uneed == 0) {
+                t->utf[t->ulen] = 0;
+                vt_put(t, t->utf);
+            }
+            continue;
+        }
+        if (c == 27)
+            t->state = 1;
+        else if (c == '\r')
+            t->x = 0, t->wrap = 0;
+        else if (c == '\n')
+            vt_lf(t), t->wrap = 0;
+        else if (c == '\b')
+            t->x -= t->x > 0, t->wrap = 0;
+        else if (c == '\t')
+            t->x = (t->x / 8 + 1) * 8 < t->cols ? (t->x / 8 + 1) * 8 : t->cols - 1;
+        else if (c >= 0xC0) {
+            t->utf[0] = (char)c;
+            t->ulen = 1;
+            t->uneed = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+        } else if (c >= 32 && c < 127) {
+            char s[2] = {(char)c, 0};
+            vt_put(t, s);
+        }
+    }
+}
+
+/* The screen as text, one line per row. */
+static char *vt_text(const vt *t)
+{
+    size_t cap = (size_t)t->rows * (t->cols * 4 + 1) + 1, o = 0;
+    char *s = malloc(cap);
+    for (int y = 0; y < t->rows; y++) {
+        for (int x = 0; x < t->cols; x++)
+            for (const char *p = t->cell[y][x]; *p && o + 1 < cap; p++)
+                s[o++] = *p;
+        s[o++] = '\n';
+    }
+    s[o] = 0;
+    return s;
+}
+
+typedef struct {
+    pid_t pid;
+    int fd;
+    vt screen;
+    char *raw;
+    size_t raw_n, raw_cap;
+    int exited, status;
+} tty_proc;
+
+static int tty_spawn(tty_proc *p, int cols, int rows, const char *const *args, const char *const *env)
+{
+    memset(p, 0, sizeof *p);
+    vt_init(&p->screen, cols, rows);
+    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    const char *bin = getenv("PARE_BIN");
+    bin = bin && *bin ? bin : "./pare";
+    const char *argv[40];
+    int argc = 0;
+    argv[argc++] = bin;
+    for (int i = 0; args[i] && argc < 39; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
+    fflush(stdout);
+    p->pid = forkpty(&p->fd, NULL, NULL, &ws);
+    if (p->pid < 0)
+        return -1;
+    if (p->pid == 0) {
+        setenv("TERM", "xterm-256color", 1);
+        setenv("LANG", "C.UTF-8", 1);
+        setenv("LC_ALL", "C.UTF-8", 1);
+        unsetenv("NO_COLOR");
+        unsetenv("COLUMNS"); /* these would override the window size */
+        unsetenv("LINES");
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    fcntl(p->fd, F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+/* Reads what the program wrote for up to ms milliseconds (less once it exited). */
+static void tty_pump(tty_proc *p, int ms)
+{
+    double end = now_s() + ms / 1000.0;
+    do {
+        struct pollfd pf = {p->fd, POLLIN, 0};
+        int left = (int)((end - now_s()) * 1000);
+        if (poll(&pf, 1, left > 20 ? 20 : left > 0 ? left : 0) > 0) {
+            char buf[65536];
+            ssize_t n = read(p->fd, buf, sizeof buf);
+            if (n > 0) {
+                if (p->raw_n + (size_t)n + 1 > p->raw_cap) {
+                    p->raw_cap = (p->raw_n + (size_t)n + 1) * 2;
+                    p->raw = realloc(p->raw, p->raw_cap);
+                }
+                memcpy(p->raw + p->raw_n, buf, (size_t)n);
+                p->raw_n += (size_t)n;
+                p->raw[p->raw_n] = 0;
+                vt_feed(&p->screen, buf, (size_t)n);
+                continue;
+            }
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) { /* EIO: the terminal closed */
+                if (!p->exited && waitpid(p->pid, &p->status, 0) == p->pid)
+                    p->exited = 1;
+                break;
+            }
+        }
+        if (!p->exited && waitpid(p->pid, &p->status, WNOHANG) == p->pid)
+            p->exited = 1;
+    } while (now_s() < end);
+}
+
+static int tty_has(tty_proc *p, const char *needle)
+{
+    char *s = vt_text(&p->screen);
+    int found = strstr(s, needle) != NULL;
+    free(s);
+    return found;
+}
+
+/* Waits until the screen shows needle; returns the seconds it took, or -1 after ms. */
+static double tty_wait_for(tty_proc *p, const char *needle, int ms)
+{
+    double t0 = now_s();
+    while (now_s() - t0 < ms / 1000.0) {
+        if (tty_has(p, needle))
+            return now_s() - t0;
+        tty_pump(p, 10);
+    }
+    return tty_has(p, needle) ? now_s() - t0 : -1;
+}
+
+static void tty_send(tty_proc *p, const char *keys)
+{
+    size_t n = strlen(keys);
+    if (write(p->fd, keys, n) != (ssize_t)n)
+        CHECKF(0, "cannot write keys to the terminal");
+}
+
+/* Waits for the program to exit; returns its wait status, or -1 (it is then killed). */
+static int tty_wait_exit(tty_proc *p, int ms)
+{
+    double t0 = now_s();
+    while (!p->exited && now_s() - t0 < ms / 1000.0)
+        tty_pump(p, 50);
+    tty_pump(p, 50); /* the last bytes */
+    if (!p->exited) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &p->status, 0);
+        return -1;
+    }
+    return p->status;
+}
+
+static void tty_close(tty_proc *p)
+{
+    if (!p->exited) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &p->status, 0);
+    }
+    close(p->fd);
+    free(p->raw);
+}
+
+/* What a failing check shows: the screen as the test saw it. */
+static void show_screen(tty_proc *p)
+{
+    char *s = vt_text(&p->screen);
+    printf("  --- screen ---\n%s  --------------\n", s);
+    free(s);
+}
+
+/* The terminal is back to normal: the last alternate-screen switch is the exit (rmcup, \E[?1049l), and
+ * after it come only mode resets, no text. */
+static int restored(const tty_proc *p)
+{
+    if (!p->raw)
+        return 0;
+    const char *on = NULL, *off = NULL;
+    for (const char *s = p->raw; (s = strstr(s, "\033[?1049")); s++)
+        if (s[7] == 'h')
+            on = s;
+        else if (s[7] == 'l')
+            off = s;
+    if (!off || (on && on > off))
+        return 0;
+    for (const char *s = off; *s;) {
+        if (*s == 27) { /* skip one escape sequence */
+            s++;
+            if (*s == '[') {
+                s++;
+                while (*s && !(*s >= 0x40 && *s <= 0x7e))
+                    s++;
+            }
+            s += *s != 0;
+        } else if (*s == '\r' || *s == '\n')
+            s++;
+        else
+            return 0;
+    }
+    return 1;
+}
+
+static int tty_start(tty_proc *p, int cols, int rows, const char *dir, const char *text, const char *const *env)
+{
+    const char *out = tmp_path("tui-out");
+    const char *args[] = {"tui", "--model", dir, "--calib", text, "--calib-samples", "4", "--calib-len", "32",
+                          "--eval", text, "--window", "32", "--out", out, NULL};
+    const char *no_text[] = {"tui", "--model", dir, "--out", out, NULL};
+    int rc = tty_spawn(p, cols, rows, text ? args : no_text, env);
+    CHECKF(rc == 0, "forkpty: %s", strerror(errno));
+    return rc;
+}
+
+/* Starts, shows the tree and the spectrum, moves through the tree and the rank cursor, sets a rank,
+ * quits with q and leaves the normal screen. */
+static void test_pty_start_cursor_quit(void)
+{
+    const char *dir = fixture_hf_dir("pty", 0);
+    tty_proc p;
+    if (tty_start(&p, 100, 30, dir, NULL, NULL))
+        return;
+    CHECKF(tty_wait_for(&p, "plain spectra of 14 matrices ready", 20000) >= 0, "no spectra");
+    CHECK(tty_has(&p, "Model 2 layers, 14 matrices") && tty_has(&p, "layer 0") && tty_has(&p, "layer 1"));
+    CHECK(tty_has(&p, " q    32x32") && tty_has(&p, " down 32x48") && tty_has(&p, "Budget"));
+    CHECK(tty_has(&p, "F1Help") && tty_has(&p, "F10Quit"));
+    CHECK(tty_has(&p, "k 8/32")); /* q_proj [32, 32]: the cursor starts at half the break-even rank */
+    tty_send(&p, "\033OB\033OB"); /* Down Down: layer 0, q, k */
+    CHECKF(tty_wait_for(&p, "spectrum model.layers.0.self_attn.k_proj", 5000) >= 0, "Down did not reach k_proj");
+    CHECK(tty_wait_for(&p, "k 5/16", 3000) >= 0);
+    tty_send(&p, "\033OC\033OC\033OC"); /* Right x3 */
+    CHECKF(tty_wait_for(&p, "k 8/16", 3000) >= 0, "Right did not move the rank cursor");
+    tty_send(&p, ">");
+    CHECKF(tty_wait_for(&p, "k 16/16", 3000) >= 0, "> did not move the cursor by 10 (clamped)");
+    tty_send(&p, "<\033OD\r"); /* back to 5, set it */
+    CHECKF(tty_wait_for(&p, "fact r 5", 3000) >= 0, "Enter did not set the rank");
+    CHECK(tty_has(&p, "manual (1 rank)"));
+    /* the mouse (SGR reports, which ncurses turns on): a tree row, then F1 on the function bar */
+    tty_send(&p, "\033[<0;6;6M\033[<0;6;6m"); /* row 3 of the tree: v_proj */
+    CHECKF(tty_wait_for(&p, "spectrum model.layers.0.self_attn.v_proj", 3000) >= 0, "a click did not select v_proj");
+    tty_send(&p, "\033[<0;2;30M\033[<0;2;30m");
+    CHECKF(tty_wait_for(&p, "Help (any key closes)", 3000) >= 0, "a click on F1 did not open the help");
+    tty_send(&p, " ");
+    CHECK(tty_wait_for(&p, "Budget", 3000) >= 0);
+    if (harness_failed_now())
+        show_screen(&p);
+    tty_send(&p, "q");
+    int st = tty_wait_exit(&p, 10000);
+    CHECKF(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    CHECKF(restored(&p), "the output does not end on the normal screen");
+    tty_close(&p);
+}
+
+/* F10 quits; NO_COLOR keeps colour sequences out; a terminal below 80x24 gets the message instead of
+ * the layout, and growing it brings the layout back. */
+static void test_pty_f10_small_nocolor(void)
+{
+    const char *dir = fixture_hf_dir("pty", 1);
+    tty_proc p;
+    const char *env[] = {"NO_COLOR=1", NULL};
+    if (tty_start(&p, 70, 20, dir, NULL, env))
+        return;
+    CHECKF(tty_wait_for(&p, "too small", 20000) >= 0, "no too-small message at 70x20");
+    CHECK(!tty_has(&p, "Budget"));
+    struct winsize ws = {.ws_row = 30, .ws_col = 100};
+    ioctl(p.fd, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH */
+    p.screen.rows = 30, p.screen.cols = 100, p.screen.bot = 29;
+    CHECKF(tty_wait_for(&p, "Budget", 10000) >= 0, "no layout after growing to 100x30");
+    CHECK(tty_wait_for(&p, "F10Quit", 3000) >= 0 && !tty_has(&p, "too small"));
+    if (harness_failed_now())
+        show_screen(&p);
+    tty_send(&p, "\033[21~"); /* F10 */
+    int st = tty_wait_exit(&p, 10000);
+    CHECKF(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "F10: exit status %d", st);
+    CHECK(restored(&p));
+    CHECKF(p.raw && !strstr(p.raw, "\033[38;5;") && !strstr(p.raw, "\033[31m") && !strstr(p.raw, "\033[32m") &&
+               !strstr(p.raw, "\033[36m"),
+           "colour sequences despite NO_COLOR");
+    tty_close(&p);
+}
+
+/* SIGTERM, Ctrl-C and crash signals restore the terminal and end with the signal. */
+static void test_pty_signals(void)
+{
+    const char *dir = fixture_hf_dir("pty", 0);
+    static const struct {
+        int sig;
+        const char *how;
+    } cases[] = {{SIGTERM, "kill"}, {SIGINT, "ctrl-c"}, {SIGSEGV, "kill"}, {SIGABRT, "kill"}};
+    for (int c = 0; c < 4; c++) {
+        tty_proc p;
+        if (tty_start(&p, 100, 30, dir, NULL, NULL))
+            return;
+        CHECKF(tty_wait_for(&p, "Budget", 20000) >= 0, "signal %d: no screen", cases[c].sig);
+        if (!strcmp(cases[c].how, "ctrl-c"))
+            tty_send(&p, "\003");
+        else
+            kill(p.pid, cases[c].sig);
+        int st = tty_wait_exit(&p, 10000);
+        CHECKF(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == cases[c].sig, "signal %d (%s): wait status %d",
+               cases[c].sig, cases[c].how, st);
+        CHECKF(restored(&p), "signal %d: the terminal was not restored", cases[c].sig);
+        tty_close(&p);
+    }
+}
+
+/* With a job running (an evaluation long enough to watch), keys still work at once: Tab moves the
+ * focus while it runs, F9 cancels it and the log says so; then an evaluation that finishes lands in
+ * the results, s saves a recipe, and `pare run` of that recipe gives the perplexity the workbench showed. */
+static void test_pty_eval_cancel_save(void)
+{
+    fixture_spec spec;
+    fixture_default(&spec, 0);
+    spec.dim = 128, spec.heads = 4, spec.kv_heads = 4, spec.ffn = 512, spec.layers = 4, spec.max_pos = 256;
+    const char *dir = tmp_path("big");
+    CHECK(fixture_write_hf(dir, &spec) == 0);
+    const char *text = tmp_path("long.txt");
+    fixture_write_pattern(text, "a long text about cats and mats and dogs and logs, told again and again. ", 400000);
+    const char *out = tmp_path("tui-out");
+    const char *args[] = {"tui", "--model", dir, "--eval", text, "--window", "256", "--out", out, NULL};
+    tty_proc p;
+    if (tty_spawn(&p, 100, 30, args, NULL))
+        return;
+    CHECKF(tty_wait_for(&p, "spectra of 28 matrices ready", 30000) >= 0, "no spectra");
+    tty_send(&p, "e");
+    CHECKF(tty_wait_for(&p, "F9 cancels", 10000) >= 0, "no progress on the status line");
+    double t0 = now_s();
+    tty_send(&p, "\t"); /* the plot pane takes the focus: its frame turns heavy */
+    double lat = tty_wait_for(&p, "┏━ spectrum", 5000);
+    CHECKF(lat >= 0 && lat < 0.5, "Tab while evaluating took %.3f s to show", lat);
+    printf("  note: Tab shown %.0f ms after the key while a job ran\n", 1000 * (now_s() - t0));
+    tty_send(&p, "\033[20~"); /* F9 */
+    CHECKF(tty_wait_for(&p, "eval: canceled", 10000) >= 0, "F9 did not cancel the evaluation");
+    CHECK(!tty_has(&p, "F9 cancels")); /* the progress bar is gone */
+    if (harness_failed_now())
+        show_screen(&p);
+    tty_send(&p, "q");
+    int st = tty_wait_exit(&p, 10000);
+    CHECKF(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    CHECK(restored(&p));
+    tty_close(&p);
+
+    /* a short evaluation to the end, then save */
+    const char *small = fixture_hf_dir("pty-small", 0);
+    const char *t2 = text_file();
+    if (tty_start(&p, 100, 30, small, t2, NULL))
+        return;
+    CHECKF(tty_wait_for(&p, "spectra of 14 matrices ready", 20000) >= 0, "no spectra");
+    tty_send(&p, "\033OB\033OC\033OC\r"); /* q_proj at rank 10 */
+    CHECK(tty_wait_for(&p, "fact r 10", 5000) >= 0);
+    tty_send(&p, "w"); /* activation spectra: calibrates */
+    CHECKF(tty_wait_for(&p, "activation spectra of 14 matrices ready", 20000) >= 0, "no activation spectra");
+    tty_send(&p, "\033OB\033OD\r"); /* k_proj at rank 4, activation-weighted */
+    CHECK(tty_wait_for(&p, "fact r 4", 5000) >= 0);
+    tty_send(&p, "e");
+    CHECKF(tty_wait_for(&p, "result: manual (2 ranks): ppl", 30000) >= 0, "no result row");
+    tty_send(&p, "s");
+    CHECKF(tty_wait_for(&p, "saved", 5000) >= 0, "s did not save");
+    tty_send(&p, "p"); /* the plot as PNG */
+    CHECKF(tty_wait_for(&p, "plot-spectrum-1.png", 5000) >= 0, "p did not write the plot");
+    tty_send(&p, "x"); /* export through the session runner */
+    CHECKF(tty_wait_for(&p, "run complete", 30000) >= 0, "x did not finish its run");
+    if (harness_failed_now())
+        show_screen(&p);
+    tty_send(&p, "q");
+    st = tty_wait_exit(&p, 10000);
+    CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tty_close(&p);
+    char recipe[1400];
+    snprintf(recipe, sizeof recipe, "%s/session-1.lua", out);
+    size_t len = 0;
+    char *src = (char *)fixture_read(recipe, &len);
+    CHECKF(src != NULL, "no %s", recipe);
+    const char *m = src ? strstr(src, "Measured in the workbench: perplexity ") : NULL;
+    double shown = m ? strtod(m + strlen("Measured in the workbench: perplexity "), NULL) : -1;
+    CHECKF(m && strstr(src, "rank = 10, weighting = \"none\"") && strstr(src, "rank = 4, weighting = \"act\""),
+           "recipe:\n%s", src);
+    free(src);
+    char *rout = NULL, *rerr = NULL;
+    int rc = run_pare(&rout, &rerr, (const char *const[]){"run", recipe, "--out", tmp_path("rerun"), "--quiet", NULL});
+    CHECKF(rc == 0 && shown > 1 && recipe_ppl(rout) == shown, "pare run: exit %d, ppl %.17g, workbench %.17g: %s", rc,
+           recipe_ppl(rout), shown, rerr);
+    free(rout);
+    free(rerr);
+    char f[1400];
+    const char *want[] = {"plot-spectrum-1.png", "session-2.lua", "export-1/run.json", "export-1/model/pare.json"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(f, sizeof f, "%s/%s", out, want[i]);
+        CHECKF(pare_file_exists(f), "missing %s", f);
+    }
+}
+
+/* F5 runs a recipe through the session runner; what it prints, and what libraries write to stderr or
+ * stdout while the screen is up, land in the log pane. */
+static void test_pty_preset_stderr(void)
+{
+    const char *presets = tmp_path("presets");
+    mkdir(presets, 0777);
+    char path[1300];
+    snprintf(path, sizeof path, "%s/noisy.lua", presets);
+    const char *src = "description = 'writes to stderr'\n"
+                      "function run(p) io.stderr:write('library noise\\n') io.stderr:flush() io.write('raw stdout\\n')\n"
+                      "    print('printed line') end\n";
+    CHECK(fixture_write_raw(path, src, strlen(src)) == 0);
+    char env_presets[1400];
+    snprintf(env_presets, sizeof env_presets, "PARE_PRESETS=%s", presets);
+    const char *env[] = {env_presets, NULL};
+    const char *dir = fixture_hf_dir("pty", 0);
+    tty_proc p;
+    if (tty_start(&p, 100, 30, dir, NULL, env))
+        return;
+    CHECKF(tty_wait_for(&p, "spectra of 14 matrices ready", 20000) >= 0, "no spectra");
+    tty_send(&p, "\033[15~"); /* F5 */
+    CHECKF(tty_wait_for(&p, "noisy.lua", 3000) >= 0, "F5 did not list the presets");
+    tty_send(&p, "\r");
+    CHECKF(tty_wait_for(&p, "run complete", 10000) >= 0, "the run did not complete");
+    /* the log pane is 3 lines high at 30 rows: focus it and scroll back through the run's lines */
+    tty_send(&p, "\t\t\t\t");
+    CHECK(tty_wait_for(&p, "┏━ Log", 3000) >= 0);
+    int seen[3] = {0};
+    const char *lines[3] = {"printed line", "stderr: library noise", "stdout: raw stdout"};
+    for (int up = 0; up < 12 && !(seen[0] && seen[1] && seen[2]); up++) {
+        tty_pump(&p, 100);
+        for (int i = 0; i < 3; i++)
+            seen[i] |= tty_has(&p, lines[i]);
+        tty_send(&p, "\033OA"); /* Up: one line back */
+    }
+    CHECKF(seen[0], "the recipe's print is not in the log");
+    CHECKF(seen[1], "stderr did not reach the log pane");
+    CHECKF(seen[2], "a stray stdout write did not reach the log pane");
+    if (harness_failed_now())
+        show_screen(&p);
+    tty_send(&p, "q");
+    int st = tty_wait_exit(&p, 10000);
+    CHECKF(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+    CHECK(restored(&p));
+    int bare = 0, logged = 0; /* never written straight to the terminal: only as the log pane shows it */
+    for (const char *q = p.raw; (q = strstr(q, "library noise")); q++)
+        bare++, logged += q - p.raw >= 8 && !strncmp(q - 8, "stderr: ", 8);
+    CHECKF(bare > 0 && bare == logged, "library noise: %d times on the terminal, %d in the log pane", bare, logged);
+    tty_close(&p);
+    char rj[1400];
+    snprintf(rj, sizeof rj, "%s/run-noisy-1/run.json", tmp_path("tui-out"));
+    CHECKF(pare_file_exists(rj), "no run record %s", rj);
+}
+
+/* Without a terminal `pare tui` refuses with one line and status 2. */
+static void test_needs_terminal(void)
+{
+    const char *dir = fixture_hf_dir("noterm", 0);
+    expect_pare_error((const char *const[]){"tui", "--model", dir, NULL}, (const char *const[]){"terminal", NULL}, 1);
+    expect_pare_error((const char *const[]){"tui", "--model", dir, "--eval", "/nonexistent.txt", NULL},
+                      (const char *const[]){"/nonexistent.txt", NULL}, 1);
+}
+
+void suite_tui(void);
+void suite_tui(void)
+{
+    RUN(test_budget_totals);
+    RUN(test_spectral_plans);
+    RUN(test_method_per_type);
+    RUN(test_rank_cursor);
+    RUN(test_tree_and_layout);
+    RUN(test_plots);
+    RUN(test_worker);
+    RUN(test_recipe_reproduces);
+    RUN(test_needs_terminal);
+    RUN(test_pty_start_cursor_quit);
+    RUN(test_pty_f10_small_nocolor);
+    RUN(test_pty_signals);
+    RUN(test_pty_eval_cancel_save);
+    RUN(test_pty_preset_stderr);
+}

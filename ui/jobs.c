@@ -1,0 +1,310 @@
+/* The workbench's jobs (see jobs.h): their inputs are copies or parts of the state that stay
+ * unchanged while a job runs (the loaded model, the cached statistics: the UI refuses to change the
+ * settings while busy); their outputs are handed to the state in done() on the UI thread. */
+#include "jobs.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "lsession.h"
+
+/* ---- spectra --------------------------------------------------------------------------------- */
+
+typedef struct {
+    tui_job job;
+    pare_model *model;            /* borrowed: the loaded model */
+    tui_settings set;
+    int w;
+    const pare_calib_stats *have; /* borrowed: the state's statistics, or NULL */
+    pare_calib_stats *calib;      /* computed here, handed over in done */
+    pare_model_spectra *sp;
+} spectra_job;
+
+static pare_status spectra_run(tui_job *j, tui_worker *w, const pare_progress *p, pare_error *err)
+{
+    spectra_job *s = (spectra_job *)j;
+    const pare_calib_stats *cs = s->have;
+    if (s->w != PARE_WEIGHT_NONE && !cs) {
+        char line[1200];
+        snprintf(line, sizeof line, "calibrating on %s: %d windows of %d tokens, seed %llu (Gram matrices)",
+                 s->set.calib[0] ? s->set.calib : "(none)", s->set.calib_samples, s->set.calib_len, s->set.seed);
+        tui_worker_log(w, line);
+        pare_status st = tui_calibrate(s->model, &s->set, 1, p, &s->calib, err);
+        if (st)
+            return st;
+        cs = s->calib;
+    }
+    return pare_model_spectra_weighted(s->model, cs, (pare_weighting)s->w, p, &s->sp, err);
+}
+
+static void spectra_done(tui_job *j, pare_status st, const pare_error *err, void *ctx)
+{
+    spectra_job *s = (spectra_job *)j;
+    tui_job_ctx *c = ctx;
+    if (st) {
+        c->log(c->ui, 1, err->msg);
+        return;
+    }
+    if (s->calib) {
+        tui_state_drop_calib(c->st);
+        c->st->calib = s->calib;
+        s->calib = NULL;
+    }
+    pare_model_spectra_free(c->st->spectra[s->w]);
+    c->st->spectra[s->w] = s->sp;
+    s->sp = NULL;
+    char line[128];
+    snprintf(line, sizeof line, "%s spectra of %d matrices ready", TUI_WEIGHTING_LABELS[s->w], c->st->n);
+    c->log(c->ui, 0, line);
+    tui_state_update(c->st);
+}
+
+static void spectra_destroy(tui_job *j)
+{
+    spectra_job *s = (spectra_job *)j;
+    pare_calib_free(s->calib);
+    pare_model_spectra_free(s->sp);
+    free(s);
+}
+
+tui_job *tui_job_spectra(const tui_state *st, int w)
+{
+    spectra_job *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    snprintf(s->job.name, sizeof s->job.name, "%s spectra", TUI_WEIGHTING_LABELS[w]);
+    s->job.run = spectra_run;
+    s->job.done = spectra_done;
+    s->job.destroy = spectra_destroy;
+    s->model = st->model;
+    s->set = st->set;
+    s->w = w;
+    s->have = st->calib;
+    return &s->job;
+}
+
+/* ---- evaluation -------------------------------------------------------------------------------- */
+
+typedef struct {
+    tui_job job;
+    const pare_model *model;
+    tui_config cfg;
+    tui_settings set;
+    tui_result row;
+} eval_job;
+
+static pare_status eval_run(tui_job *j, tui_worker *w, const pare_progress *p, pare_error *err)
+{
+    eval_job *e = (eval_job *)j;
+    char line[256];
+    tui_config_label(&e->cfg, line, sizeof line);
+    size_t n = strlen(line);
+    snprintf(line + n, sizeof line - n, ": compressing a copy of the model and evaluating");
+    tui_worker_log(w, line);
+    return tui_run_config(e->model, &e->cfg, &e->set, p, &e->row, err);
+}
+
+static void eval_done(tui_job *j, pare_status st, const pare_error *err, void *ctx)
+{
+    eval_job *e = (eval_job *)j;
+    tui_job_ctx *c = ctx;
+    if (st) {
+        c->log(c->ui, 1, err->msg);
+        return;
+    }
+    tui_state_add_result(c->st, &e->row);
+    char line[512];
+    snprintf(line, sizeof line, "result: %s: ppl %.4f on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
+             e->row.label, e->row.ppl, e->row.data, e->row.block_before, e->row.block_after, e->row.total_before,
+             e->row.total_after, e->row.wall_s);
+    c->log(c->ui, 0, line);
+}
+
+static void eval_destroy(tui_job *j)
+{
+    eval_job *e = (eval_job *)j;
+    tui_config_free(&e->cfg);
+    free(e);
+}
+
+tui_job *tui_job_eval(const tui_state *st)
+{
+    eval_job *e = calloc(1, sizeof *e);
+    if (!e || tui_config_copy(&e->cfg, &st->cfg)) {
+        free(e);
+        return NULL;
+    }
+    char label[96];
+    tui_config_label(&st->cfg, label, sizeof label);
+    snprintf(e->job.name, sizeof e->job.name, "eval %.58s", label);
+    e->job.run = eval_run;
+    e->job.done = eval_done;
+    e->job.destroy = eval_destroy;
+    e->model = st->model;
+    e->set = st->set;
+    return &e->job;
+}
+
+/* ---- recipe runs ------------------------------------------------------------------------------- */
+
+typedef struct {
+    tui_job job;
+    char recipe[1024], out[1024];
+    char **sets;
+    int n_sets;
+    ls_status status;
+    char msg[8192];
+    char run_out[4096];
+} recipe_job;
+
+/* The session runner's interrupted() takes no argument; one recipe runs at a time. */
+static tui_worker *RECIPE_WORKER;
+static int recipe_interrupted(void) { return RECIPE_WORKER && tui_worker_cancel_requested(RECIPE_WORKER); }
+
+static void recipe_event(void *user, const ls_event *ev)
+{
+    tui_worker *w = user;
+    switch (ev->kind) {
+    case LS_PROGRESS: tui_worker_progress(w, ev->stage, ev->fraction, ev->text); break;
+    case LS_ERROR: break; /* reported once by done() */
+    default: {
+        /* a multi-line print becomes several log lines */
+        const char *t = ev->text ? ev->text : "";
+        while (*t) {
+            size_t len = strcspn(t, "\n");
+            char line[1024];
+            snprintf(line, sizeof line, "%.*s", (int)(len < 1000 ? len : 1000), t);
+            tui_worker_log(w, line);
+            t += len + (t[len] == '\n');
+        }
+    }
+    }
+}
+
+static pare_status recipe_run(tui_job *j, tui_worker *w, const pare_progress *p, pare_error *err)
+{
+    recipe_job *r = (recipe_job *)j;
+    (void)p;
+    ls_sink sink = {recipe_event, recipe_interrupted, w};
+    RECIPE_WORKER = w;
+    lsession *s = lsession_open(r->recipe, &sink, r->msg, sizeof r->msg);
+    if (!s) {
+        RECIPE_WORKER = NULL;
+        return pare_fail(err, PARE_EINVAL, "%s", r->msg);
+    }
+    for (int i = 0; i < r->n_sets; i++) {
+        char key[128];
+        const char *eq = strchr(r->sets[i], '=');
+        if (!eq || (size_t)(eq - r->sets[i]) >= sizeof key)
+            continue;
+        memcpy(key, r->sets[i], (size_t)(eq - r->sets[i]));
+        key[eq - r->sets[i]] = 0;
+        char msg[2048];
+        if (lsession_set(s, key, eq + 1, msg, sizeof msg) && !strstr(msg, ": no parameter '"))
+            tui_worker_log(w, msg); /* declared but refused (range, choices): the recipe's default stays */
+    }
+    char line[2200];
+    snprintf(line, sizeof line, "running %s into %s", r->recipe, r->out);
+    tui_worker_log(w, line);
+    r->status = lsession_run(s, r->out, 1, r->msg, sizeof r->msg);
+    snprintf(r->run_out, sizeof r->run_out, "%s", lsession_out_dir(s));
+    lsession_close(s);
+    RECIPE_WORKER = NULL;
+    if (r->status == LS_CANCELLED)
+        return pare_fail(err, PARE_ECANCELED, "%s", r->msg);
+    if (r->status != LS_COMPLETE)
+        return pare_fail(err, PARE_EINVAL, "%s", r->msg);
+    return PARE_OK;
+}
+
+static void recipe_done(tui_job *j, pare_status st, const pare_error *err, void *ctx)
+{
+    recipe_job *r = (recipe_job *)j;
+    tui_job_ctx *c = ctx;
+    if (st && r->status != LS_CANCELLED && r->status != LS_FAILED) {
+        c->log(c->ui, 1, err->msg);
+        return;
+    }
+    if (st) /* the full message (traceback) goes to the log, its first line to the status line */
+        c->log(c->ui, 1, r->msg);
+    int rows = r->run_out[0] ? tui_results_from_run(c->st, r->run_out) : 0;
+    char line[4300];
+    snprintf(line, sizeof line, "run %s: %.1000s, %d result row%s; record %.3000s/run.json",
+             r->status == LS_COMPLETE ? "complete" : r->status == LS_CANCELLED ? "cancelled" : "failed", r->recipe,
+             rows, rows == 1 ? "" : "s", r->run_out);
+    c->log(c->ui, 0, line);
+}
+
+static void recipe_destroy(tui_job *j)
+{
+    recipe_job *r = (recipe_job *)j;
+    for (int i = 0; i < r->n_sets; i++)
+        free(r->sets[i]);
+    free(r->sets);
+    free(r);
+}
+
+tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *const *sets, int n_sets)
+{
+    recipe_job *r = calloc(1, sizeof *r);
+    if (!r || !(r->sets = calloc((size_t)(n_sets > 0 ? n_sets : 1), sizeof *r->sets))) {
+        free(r);
+        return NULL;
+    }
+    for (int i = 0; i < n_sets; i++)
+        if ((r->sets[r->n_sets] = strdup(sets[i])))
+            r->n_sets++;
+    const char *base = strrchr(recipe, '/');
+    snprintf(r->job.name, sizeof r->job.name, "run %s", base ? base + 1 : recipe);
+    snprintf(r->recipe, sizeof r->recipe, "%s", recipe);
+    snprintf(r->out, sizeof r->out, "%s", out_dir);
+    r->job.run = recipe_run;
+    r->job.done = recipe_done;
+    r->job.destroy = recipe_destroy;
+    return &r->job;
+}
+
+int tui_results_from_run(tui_state *st, const char *out_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", out_dir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return 0;
+    const char *run = strrchr(out_dir, '/');
+    run = run && run[1] ? run + 1 : out_dir;
+    json_t *rows = json_object_get(j, "results");
+    int added = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        json_t *params = json_object_get(row, "params"), *metrics = json_object_get(row, "metrics");
+        size_t k;
+        json_t *met;
+        json_array_foreach(metrics, k, met) {
+            tui_result r = {0};
+            const char *method = json_string_value(json_object_get(row, "method"));
+            const char *data = json_string_value(json_object_get(met, "data"));
+            const char *db = data ? strrchr(data, '/') : NULL;
+            snprintf(r.method, sizeof r.method, "%s", method ? method : "?");
+            snprintf(r.label, sizeof r.label, "%s (%s)", method ? method : "?", run);
+            snprintf(r.data, sizeof r.data, "%s", db ? db + 1 : data ? data : "");
+            snprintf(r.source, sizeof r.source, "%s", run);
+            r.ppl = json_number_value(json_object_get(met, "value"));
+            r.block_after = (size_t)json_integer_value(json_object_get(params, "block_linear"));
+            r.total_after = (size_t)json_integer_value(json_object_get(params, "total"));
+            r.block_before = (size_t)json_integer_value(json_object_get(params, "block_linear_dense"));
+            r.total_before = (size_t)json_integer_value(json_object_get(params, "total_dense"));
+            json_t *wall = json_object_get(j, "wall_s");
+            r.wall_s = wall ? json_number_value(wall) : 0;
+            if (tui_state_add_result(st, &r) == 0)
+                added++;
+        }
+    }
+    json_decref(j);
+    return added;
+}

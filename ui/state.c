@@ -1,0 +1,565 @@
+/* The workbench state of `pare tui` (see state.h): decisions and totals of the configuration being
+ * built, the rank cursor, the model tree and the layout, all without a terminal. */
+#include "state.h"
+
+#include "core/prune.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const TUI_TYPE_NAMES[TUI_TYPES] = {"q", "k", "v", "o", "gate", "up", "down"};
+const char *const TUI_WEIGHTING_LABELS[3] = {"plain", "activation", "whitened"};
+
+void tui_settings_defaults(tui_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    s->calib_samples = co.samples;
+    s->calib_len = co.len;
+    s->seed = co.seed;
+    s->window = 256;
+}
+
+void tui_method_opts_effective(const tui_config *cfg, pare_method_opts *mo)
+{
+    pare_method_defaults(mo);
+    if (cfg->kind != TUI_CFG_METHOD)
+        return;
+    const pare_method *me = cfg->method;
+    mo->ratio = cfg->mo.ratio;
+    mo->keep_least = cfg->mo.keep_least;
+    if (me->policy == PARE_POLICY_LORAP)
+        mo->split = cfg->mo.split;
+    if (me->policy == PARE_POLICY_ENERGY)
+        mo->energy = cfg->mo.energy;
+    if (me->policy == PARE_POLICY_GLOBAL || me->policy == PARE_POLICY_ENERGY)
+        mo->weighting = cfg->mo.weighting;
+}
+
+int tui_config_copy(tui_config *dst, const tui_config *src)
+{
+    *dst = *src;
+    dst->man = NULL;
+    if (src->kind == TUI_CFG_MANUAL && src->n > 0) {
+        if (!(dst->man = malloc((size_t)src->n * sizeof *dst->man)))
+            return -1;
+        memcpy(dst->man, src->man, (size_t)src->n * sizeof *dst->man);
+    }
+    return 0;
+}
+
+void tui_config_free(tui_config *c)
+{
+    free(c->man);
+    c->man = NULL;
+}
+
+static unsigned long long fnv(unsigned long long h, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ull;
+    return h;
+}
+
+unsigned long long tui_config_hash(const tui_config *c, const tui_settings *set)
+{
+    unsigned long long h = 0xcbf29ce484222325ull;
+    int kind = (int)c->kind;
+    h = fnv(h, &kind, sizeof kind);
+    if (c->kind == TUI_CFG_METHOD) {
+        pare_method_opts mo;
+        tui_method_opts_effective(c, &mo);
+        h = fnv(h, c->method->name, strlen(c->method->name));
+        double v[] = {mo.ratio, mo.split, mo.keep_least, mo.energy, mo.weighting};
+        h = fnv(h, v, sizeof v);
+    }
+    if (c->kind == TUI_CFG_MANUAL)
+        for (int i = 0; i < c->n; i++)
+            h = fnv(h, &c->man[i], sizeof c->man[i]);
+    h = fnv(h, set->calib, strlen(set->calib) + 1);
+    h = fnv(h, set->eval, strlen(set->eval) + 1);
+    long long nums[] = {set->calib_samples, set->calib_len, (long long)set->seed, set->window, set->limit_tokens};
+    return fnv(h, nums, sizeof nums);
+}
+
+void tui_config_label(const tui_config *c, char *buf, size_t cap)
+{
+    if (c->kind == TUI_CFG_DENSE)
+        snprintf(buf, cap, "dense");
+    else if (c->kind == TUI_CFG_METHOD && c->method->policy == PARE_POLICY_ENERGY)
+        snprintf(buf, cap, "%s %.3g", c->method->name, c->mo.energy); /* "energy 0.9" */
+    else if (c->kind == TUI_CFG_METHOD)
+        snprintf(buf, cap, "%s %.3g", c->method->name, c->mo.ratio);
+    else {
+        int k = 0;
+        for (int i = 0; i < c->n; i++)
+            k += c->man[i].rank > 0;
+        snprintf(buf, cap, "manual (%d rank%s)", k, k == 1 ? "" : "s");
+    }
+}
+
+/* Weights of a linear as it is now, without its bias (plans count weights only). */
+static size_t weights_of(const pare_linear *l) { return pare_linear_params(l) - (l->b ? (size_t)l->out : 0); }
+
+static int min_dim(const pare_linear *l) { return l->out < l->in ? l->out : l->in; }
+
+int tui_state_init(tui_state *st, pare_model *model, const char *path, const tui_settings *set, pare_error *err)
+{
+    memset(st, 0, sizeof *st);
+    st->model = model;
+    snprintf(st->model_path, sizeof st->model_path, "%s", path);
+    st->set = *set;
+    st->n = pare_model_linears(model, NULL, 0);
+    int n = st->n > 0 ? st->n : 1, L = model->cfg.n_layers > 0 ? model->cfg.n_layers : 1;
+    st->lin = calloc((size_t)n, sizeof *st->lin);
+    st->layer = calloc((size_t)n, sizeof *st->layer);
+    st->type = calloc((size_t)n, sizeof *st->type);
+    st->dec = calloc((size_t)n, sizeof *st->dec);
+    st->cursor = calloc((size_t)n, sizeof *st->cursor);
+    st->collapsed = calloc((size_t)L, 1);
+    if (!st->lin || !st->layer || !st->type || !st->dec || !st->cursor || !st->collapsed) {
+        st->model = NULL; /* the caller still owns it */
+        tui_state_free(st);
+        return pare_fail(err, PARE_ENOMEM, "out of memory for the workbench state");
+    }
+    int k = 0;
+    for (int l = 0; l < model->cfg.n_layers; l++) {
+        pare_block *b = &model->blocks[l];
+        pare_linear *lin[TUI_TYPES] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < TUI_TYPES; j++)
+            if (lin[j]->out && k < st->n) {
+                st->lin[k] = lin[j];
+                st->layer[k] = l;
+                st->type[k] = j;
+                k++;
+            }
+    }
+    for (int i = 0; i < st->n; i++) {
+        int be = pare_break_even_rank(st->lin[i]->out, st->lin[i]->in);
+        st->cursor[i] = be / 2 > 0 ? be / 2 : 1;
+    }
+    pare_param_counts pc;
+    pare_model_param_counts(model, &pc);
+    st->block_before = pc.block_linear;
+    st->total_before = pc.total;
+    st->method_idx = -1; /* the budget starts at the model as loaded: the configuration follows it */
+    pare_method_defaults(&st->mo);
+    st->cfg.kind = TUI_CFG_DENSE;
+    st->weighting = PARE_WEIGHT_NONE;
+    tui_state_update(st);
+    return PARE_OK;
+}
+
+void tui_state_drop_calib(tui_state *st)
+{
+    pare_calib_free(st->calib);
+    st->calib = NULL;
+    for (int w = 1; w < 3; w++) {
+        pare_model_spectra_free(st->spectra[w]);
+        st->spectra[w] = NULL;
+    }
+}
+
+void tui_state_free(tui_state *st)
+{
+    tui_state_drop_calib(st);
+    pare_model_spectra_free(st->spectra[0]);
+    tui_config_free(&st->cfg);
+    free(st->lin);
+    free(st->layer);
+    free(st->type);
+    free(st->dec);
+    free(st->cursor);
+    free(st->collapsed);
+    free(st->res);
+    pare_model_free(st->model);
+    memset(st, 0, sizeof *st);
+}
+
+static int spectral(const pare_method *me) { return me->policy == PARE_POLICY_GLOBAL || me->policy == PARE_POLICY_ENERGY; }
+
+/* The method's plan into dec; 0 on success, -1 with dec_err / dec_need set. */
+static int plan_method(tui_state *st)
+{
+    const pare_method *me = st->cfg.method;
+    pare_method_opts eff;
+    tui_method_opts_effective(&st->cfg, &eff);
+    const pare_method_opts *o = &eff;
+    pare_weighting w = me->weighting;
+    if (o->weighting >= 0 && spectral(me))
+        w = (pare_weighting)o->weighting;
+    st->plan_weighting = w;
+    pare_plan plan = {0};
+    pare_error err = {0};
+    pare_status rc;
+    if (spectral(me)) {
+        /* pare_method_plan would calibrate and compute these spectra itself; the cached ones come from
+         * the same one-shot statistics, so the allocation is the same and instant. */
+        if (me->policy == PARE_POLICY_GLOBAL && !(o->ratio > 0 && o->ratio < 1))
+            rc = pare_fail(&err, PARE_EINVAL, "ratio %g: the fraction of parameters to remove must be in (0, 1)", o->ratio);
+        else if (!(o->keep_least >= 0 && o->keep_least < 1))
+            rc = pare_fail(&err, PARE_EINVAL, "keep_least %g: must be in [0, 1)", o->keep_least);
+        else if (!st->spectra[w]) {
+            st->dec_need = (int)w;
+            snprintf(st->dec_err, sizeof st->dec_err, "%s needs the %s spectra (computing them%s)", me->name,
+                     TUI_WEIGHTING_LABELS[w], w != PARE_WEIGHT_NONE && !st->set.calib[0] ? " needs a calibration text: F2" : "");
+            return -1;
+        } else if (me->policy == PARE_POLICY_GLOBAL)
+            rc = pare_allocate_global(st->model, st->spectra[w], o->ratio, &plan, &err);
+        else
+            rc = pare_allocate_energy(st->model, st->spectra[w], o->energy, &plan, &err);
+    } else
+        rc = pare_method_plan(st->model, me, o, NULL, NULL, NULL, &plan, &w, &err);
+    if (rc == PARE_OK && plan.count != st->n)
+        rc = pare_fail(&err, PARE_EINVAL, "the plan has %d matrices, the model %d", plan.count, st->n);
+    if (rc) {
+        snprintf(st->dec_err, sizeof st->dec_err, "%s", err.msg);
+        pare_plan_free(&plan);
+        return -1;
+    }
+    for (int i = 0; i < st->n; i++) {
+        const pare_plan_item *it = &plan.items[i];
+        tui_decision *d = &st->dec[i];
+        d->action = it->action;
+        d->rank = it->rank;
+        d->frac = it->action == PARE_PLAN_CHANNELS ? it->channel_frac : it->action == PARE_PLAN_MASK ? it->sparsity : 0;
+        d->weighting = (int)w;
+        d->before = it->params_before;
+        d->after = it->params_after;
+        if (it->action == PARE_PLAN_CHANNELS) {
+            /* The plan counts floor(s F) channels removed, but channel selection with keep_least removes
+             * floor((keep_least + s) F) - floor(keep_least F) (pare_chan_select), which can be one
+             * more; count what compression will do, so the totals match the compressed model. */
+            const pare_linear *l = it->linear;
+            int down = st->type[i] == 6, F = down ? l->in : l->out;
+            size_t lo = pare_prune_count(o->keep_least, (size_t)F), hi = pare_prune_count(o->keep_least + it->channel_frac,
+                                                                                          (size_t)F);
+            size_t keep = (size_t)F - (hi > lo ? hi - lo : 0);
+            d->after = down ? (size_t)l->out * keep : keep * (size_t)l->in;
+        }
+    }
+    pare_plan_free(&plan);
+    return 0;
+}
+
+int tui_state_update(tui_state *st)
+{
+    st->dec_ok = 0;
+    st->dec_need = -1;
+    st->dec_err[0] = 0;
+    st->n_factor = st->n_channels = st->n_mask = 0;
+    for (int i = 0; i < st->n; i++) {
+        size_t w = weights_of(st->lin[i]);
+        st->dec[i] = (tui_decision){PARE_PLAN_DENSE, 0, 0, 0, w, w};
+    }
+    st->block_after = st->block_before;
+    st->total_after = st->total_before;
+    if (st->cfg.kind == TUI_CFG_METHOD && plan_method(st))
+        return 0;
+    if (st->cfg.kind == TUI_CFG_MANUAL)
+        for (int i = 0; i < st->n && i < st->cfg.n; i++)
+            if (st->cfg.man[i].rank > 0) {
+                tui_decision *d = &st->dec[i];
+                d->action = PARE_PLAN_FACTOR;
+                d->rank = st->cfg.man[i].rank;
+                d->weighting = st->cfg.man[i].weighting;
+                d->after = pare_lowrank_params(st->lin[i]->out, st->lin[i]->in, d->rank);
+            }
+    size_t removed = 0;
+    for (int i = 0; i < st->n; i++) {
+        const tui_decision *d = &st->dec[i];
+        removed += d->before - d->after; /* a rank above break-even adds: wraps, and wraps back in the sum */
+        st->n_factor += d->action == PARE_PLAN_FACTOR;
+        st->n_channels += d->action == PARE_PLAN_CHANNELS;
+        st->n_mask += d->action == PARE_PLAN_MASK;
+    }
+    st->block_after = st->block_before - removed;
+    st->total_after = st->total_before - removed;
+    st->dec_ok = 1;
+    return 1;
+}
+
+int tui_state_use_budget(tui_state *st)
+{
+    tui_config_free(&st->cfg);
+    memset(&st->cfg, 0, sizeof st->cfg);
+    if (st->method_idx < 0)
+        st->cfg.kind = TUI_CFG_DENSE;
+    else {
+        st->cfg.kind = TUI_CFG_METHOD;
+        st->cfg.method = &pare_methods(NULL)[st->method_idx];
+        st->cfg.mo = st->mo;
+    }
+    return tui_state_update(st);
+}
+
+int tui_state_set_rank(tui_state *st, int i, int k, int w, int *dropped)
+{
+    if (dropped)
+        *dropped = 0;
+    if (i < 0 || i >= st->n)
+        return -1;
+    const pare_linear *l = st->lin[i];
+    if (k > 0 && (l->kind != PARE_LIN_DENSE || l->kept_in || l->kept_out)) {
+        snprintf(st->dec_err, sizeof st->dec_err, "%s is not dense as loaded; only dense matrices get a rank", l->name);
+        return -1;
+    }
+    if (k > min_dim(l)) {
+        snprintf(st->dec_err, sizeof st->dec_err, "rank %d exceeds min(%d, %d) for %s", k, l->out, l->in, l->name);
+        return -1;
+    }
+    if (st->cfg.kind != TUI_CFG_MANUAL) {
+        tui_manual *man = calloc((size_t)(st->n > 0 ? st->n : 1), sizeof *man);
+        if (!man)
+            return -1;
+        int drop = 0;
+        if (st->cfg.kind == TUI_CFG_METHOD && st->dec_ok)
+            for (int j = 0; j < st->n; j++) {
+                if (st->dec[j].action == PARE_PLAN_FACTOR)
+                    man[j] = (tui_manual){st->dec[j].rank, st->dec[j].weighting};
+                drop += st->dec[j].action == PARE_PLAN_CHANNELS || st->dec[j].action == PARE_PLAN_MASK;
+            }
+        if (dropped)
+            *dropped = drop;
+        tui_config_free(&st->cfg);
+        memset(&st->cfg, 0, sizeof st->cfg);
+        st->cfg.kind = TUI_CFG_MANUAL;
+        st->cfg.n = st->n;
+        st->cfg.man = man;
+    }
+    st->cfg.man[i] = (tui_manual){k > 0 ? k : 0, w};
+    tui_state_update(st);
+    return 0;
+}
+
+int tui_state_set_rank_type(tui_state *st, int i, int k, int w)
+{
+    if (i < 0 || i >= st->n || k < 1)
+        return -1;
+    const pare_linear *l = st->lin[i];
+    double keep = (double)k * (l->out + l->in) / ((double)l->out * l->in);
+    int rc = tui_state_set_rank(st, i, k, w, NULL);
+    for (int j = 0; j < st->n && rc == 0; j++) {
+        const pare_linear *o = st->lin[j];
+        if (j == i || st->type[j] != st->type[i] || o->kind != PARE_LIN_DENSE || o->kept_in || o->kept_out)
+            continue;
+        int kj = (int)(keep * (double)o->out * o->in / ((double)o->out + o->in) + 1e-9);
+        kj = kj < 1 ? 1 : kj > min_dim(o) ? min_dim(o) : kj;
+        rc = tui_state_set_rank(st, j, kj, w, NULL);
+    }
+    return rc;
+}
+
+const char *const TUI_MIX_POLICY_NAMES[3] = {"uniform", "energy", "global"};
+
+int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_policy pol, int *need_w)
+{
+    *need_w = -1;
+    int any = 0;
+    for (int i = 0; i < st->n; i++) {
+        int w = type_method[st->type[i]];
+        any |= w >= 0;
+        if (pol != TUI_MIX_UNIFORM && w >= 0 && !st->spectra[w]) {
+            *need_w = w;
+            snprintf(st->dec_err, sizeof st->dec_err, "the %s spectra are needed first", TUI_WEIGHTING_LABELS[w]);
+            return -1;
+        }
+        if (pol == TUI_MIX_GLOBAL && w < 0) {
+            snprintf(st->dec_err, sizeof st->dec_err,
+                     "the global policy allocates over every matrix: choose a method for every type (or use "
+                     "uniform or energy to leave types as loaded)");
+            return -1;
+        }
+        if (w >= 0 && (st->lin[i]->kind != PARE_LIN_DENSE || st->lin[i]->kept_in || st->lin[i]->kept_out)) {
+            snprintf(st->dec_err, sizeof st->dec_err, "%s is not dense as loaded; leave its type as loaded",
+                     st->lin[i]->name);
+            return -1;
+        }
+    }
+    if (!any) {
+        snprintf(st->dec_err, sizeof st->dec_err, "every type is left as loaded: nothing to allocate");
+        return -1;
+    }
+    tui_manual *man = calloc((size_t)st->n, sizeof *man);
+    if (!man)
+        return -1;
+    const pare_method_opts *o = &st->mo;
+    if (pol == TUI_MIX_GLOBAL) {
+        /* each matrix's spectrum in its own type's weighting, so each error is measured as chosen */
+        pare_model_spectra comp = {st->n, calloc((size_t)st->n, sizeof(pare_matrix_spectrum))};
+        pare_plan plan = {0};
+        pare_error err = {0};
+        int rc = -1;
+        if (comp.mats) {
+            for (int i = 0; i < st->n; i++)
+                comp.mats[i] = st->spectra[type_method[st->type[i]]]->mats[i];
+            if (pare_allocate_global(st->model, &comp, o->ratio, &plan, &err) == PARE_OK) {
+                for (int i = 0; i < st->n && i < plan.count; i++)
+                    if (plan.items[i].action == PARE_PLAN_FACTOR)
+                        man[i] = (tui_manual){plan.items[i].rank, type_method[st->type[i]]};
+                rc = 0;
+            } else
+                snprintf(st->dec_err, sizeof st->dec_err, "%s", err.msg);
+        }
+        free(comp.mats);
+        pare_plan_free(&plan);
+        if (rc) {
+            free(man);
+            return -1;
+        }
+    } else
+        for (int i = 0; i < st->n; i++) {
+            int w = type_method[st->type[i]];
+            const pare_linear *l = st->lin[i];
+            if (w < 0)
+                continue;
+            int k;
+            if (pol == TUI_MIX_UNIFORM) {
+                k = (int)((1.0 - o->ratio) * (double)l->out * l->in / ((double)l->out + l->in) + 1e-9);
+                k = k < 1 ? 1 : k;
+            } else {
+                const pare_matrix_spectrum *ms = &st->spectra[w]->mats[i];
+                k = pare_spectrum_energy_rank(ms->s, ms->stats.r, o->energy);
+                if (k >= ms->stats.break_even) /* saves nothing: as the energy policy, left dense */
+                    continue;
+                k = k < 1 ? 1 : k;
+            }
+            man[i] = (tui_manual){k, w};
+        }
+    tui_config_free(&st->cfg);
+    memset(&st->cfg, 0, sizeof st->cfg);
+    st->cfg.kind = TUI_CFG_MANUAL;
+    st->cfg.n = st->n;
+    st->cfg.man = man;
+    tui_state_update(st);
+    return 0;
+}
+
+int tui_cursor_stats_at(const tui_state *st, int i, int w, int k, tui_cursor_stats *cs)
+{
+    memset(cs, 0, sizeof *cs);
+    if (i < 0 || i >= st->n || w < 0 || w > 2 || !st->spectra[w] || i >= st->spectra[w]->count)
+        return -1;
+    const pare_matrix_spectrum *ms = &st->spectra[w]->mats[i];
+    int r = ms->stats.r;
+    k = k < 1 ? 1 : k > r ? r : k;
+    cs->k = k;
+    cs->r = r;
+    cs->m = ms->m;
+    cs->n = ms->n;
+    cs->dense_params = (size_t)ms->m * ms->n;
+    cs->params = pare_lowrank_params(ms->m, ms->n, k);
+    cs->kept = (double)cs->params / (double)cs->dense_params;
+    cs->trunc_error = pare_spectrum_trunc_error(ms->s, r, k);
+    cs->energy = 1.0 - cs->trunc_error * cs->trunc_error;
+    cs->break_even = ms->stats.break_even;
+    cs->rank90 = ms->stats.rank90;
+    return 0;
+}
+
+int tui_cursor_move(tui_state *st, int i, int delta)
+{
+    if (i < 0 || i >= st->n)
+        return 0;
+    int k = st->cursor[i] + delta, hi = min_dim(st->lin[i]);
+    st->cursor[i] = k < 1 ? 1 : k > hi ? hi : k;
+    return st->cursor[i];
+}
+
+int tui_tree_rows(const tui_state *st, tui_tree_row *rows, int cap)
+{
+    int n = 0;
+    for (int l = 0, i = 0; l < st->model->cfg.n_layers; l++) {
+        if (rows && n < cap)
+            rows[n] = (tui_tree_row){l, -1};
+        n++;
+        for (; i < st->n && st->layer[i] == l; i++)
+            if (!st->collapsed[l]) {
+                if (rows && n < cap)
+                    rows[n] = (tui_tree_row){l, i};
+                n++;
+            }
+    }
+    return n;
+}
+
+int tui_tree_find(tui_state *st, const char *pattern, int from)
+{
+    if (!pattern || !*pattern || st->n == 0)
+        return -1;
+    for (int d = 1; d <= st->n; d++) {
+        int j = ((from < 0 ? -1 : from) + d) % st->n;
+        if (strcasestr(st->lin[j]->name, pattern)) {
+            st->collapsed[st->layer[j]] = 0;
+            return j;
+        }
+    }
+    return -1;
+}
+
+const char *tui_short_name(const tui_state *st, int i) { return TUI_TYPE_NAMES[st->type[i]]; }
+
+const char *tui_state_word(const tui_state *st, int i, char *detail, size_t cap)
+{
+    const tui_decision *d = &st->dec[i];
+    const pare_linear *l = st->lin[i];
+    detail[0] = 0;
+    switch (d->action) {
+    case PARE_PLAN_FACTOR: snprintf(detail, cap, "r %d", d->rank); return "factorized";
+    case PARE_PLAN_CHANNELS: snprintf(detail, cap, "-%.0f%%", 100 * d->frac); return "sliced";
+    case PARE_PLAN_MASK: snprintf(detail, cap, "%.0f%%", 100 * d->frac); return "masked";
+    default: break;
+    }
+    if (l->kind == PARE_LIN_FACTORED) {
+        snprintf(detail, cap, "r %d", l->rank);
+        return "factorized";
+    }
+    if (l->kind == PARE_LIN_MASKED) {
+        snprintf(detail, cap, "%.0f%%", 100.0 * (1.0 - (double)weights_of(l) / ((double)l->out * l->in)));
+        return "masked";
+    }
+    if (l->kept_in || l->kept_out) {
+        snprintf(detail, cap, "%dx%d", l->out, l->in);
+        return "sliced";
+    }
+    return "dense";
+}
+
+int tui_state_add_result(tui_state *st, const tui_result *r)
+{
+    if (st->n_res == st->cap_res) {
+        int cap = st->cap_res ? 2 * st->cap_res : 16;
+        tui_result *p = realloc(st->res, (size_t)cap * sizeof *p);
+        if (!p)
+            return -1;
+        st->res = p;
+        st->cap_res = cap;
+    }
+    st->res[st->n_res++] = *r;
+    return 0;
+}
+
+void tui_layout_compute(int cols, int rows, tui_layout *l)
+{
+    memset(l, 0, sizeof *l);
+    if (cols < TUI_MIN_COLS || rows < TUI_MIN_ROWS) {
+        l->too_small = 1;
+        return;
+    }
+    l->header = (tui_rect){0, 0, cols, 1};
+    l->status = (tui_rect){0, rows - 2, cols, 1};
+    l->fbar = (tui_rect){0, rows - 1, cols, 1};
+    int top = 1, area = rows - 3;
+    int lw = cols * 2 / 5;
+    lw = lw < 36 ? 36 : lw > 64 ? 64 : lw;
+    int bh = area / 2 < 13 ? area / 2 : 13;
+    l->pane[TUI_P_TREE] = (tui_rect){0, top, lw, area - bh};
+    l->pane[TUI_P_BUDGET] = (tui_rect){0, top + area - bh, lw, bh};
+    int rw = cols - lw, rh = area / 5 < 5 ? 5 : area / 5, lh = rh;
+    l->pane[TUI_P_PLOT] = (tui_rect){lw, top, rw, area - rh - lh};
+    l->pane[TUI_P_RESULTS] = (tui_rect){lw, top + area - rh - lh, rw, rh};
+    l->pane[TUI_P_LOG] = (tui_rect){lw, top + area - lh, rw, lh};
+}
