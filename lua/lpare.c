@@ -761,6 +761,7 @@ int luaopen_pare(lua_State *L)
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, model_methods);
     luaL_setfuncs(L, lp_tool_methods, 0);
+    luaL_setfuncs(L, lp_train_methods, 0);
     luaL_setfuncs(L, lp_task_methods, 0);
     luaL_setfuncs(L, lp_plot_methods, 0);
     lua_setfield(L, -2, "__index");

@@ -62,6 +62,7 @@ double lp_now(void);
 /* Tools (lpare_tools.c): model methods and module functions registered by luaopen_pare. */
 extern const luaL_Reg lp_tool_methods[];
 extern const luaL_Reg lp_tool_funcs[];
+extern const luaL_Reg lp_train_methods[]; /* lpare_train.c: finetune, factorize_sparse */
 extern const luaL_Reg lp_task_methods[]; /* lpare_tasks.c */
 void lp_open_calib(lua_State *L);
 /* Option `calib` of the table at idx: statistics from m:calibrate{...} (checked against m's layers), or

@@ -24,6 +24,7 @@ void suite_charts(void);
 void suite_lua(void);
 void suite_tasks(void);
 void suite_cli(void);
+void suite_lpaf(void);
 void suite_tui(void);
 
 const suite harness_suites[] = {
@@ -45,6 +46,7 @@ const suite harness_suites[] = {
     {"lua", suite_lua},
     {"tasks", suite_tasks},
     {"cli", suite_cli},
+    {"lpaf", suite_lpaf},
     {"tui", suite_tui},
     {0, 0},
 };

@@ -67,5 +67,7 @@ int cmd_run(int argc, char **argv);
 int cmd_compress(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 #endif

@@ -681,8 +681,12 @@ static void embed_backward(const pare_model *m, pare_grads *g, const int32_t *id
     }
 }
 
-pare_status pare_backward(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids,
-                          const int32_t *targets, int B, int T, pare_error *err)
+static pare_status backward_sweep(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids, int B,
+                                  int T);
+
+/* The checks both entry points make before touching the logits or the gradients. */
+static pare_status check_backward(const pare_model *m, const pare_acts *a, pare_grads *g, const int32_t *ids,
+                                  int B, int T, pare_error *err)
 {
     const pare_config *c = &m->cfg;
     if (g->model != m)
@@ -704,12 +708,39 @@ pare_status pare_backward(const pare_model *m, pare_acts *a, pare_grads *g, cons
         if (ids[i] < 0 || ids[i] >= V)
             return pare_fail(err, PARE_EINVAL, "backward: token id %d at position %d is outside the vocabulary (0..%d)",
                              ids[i], i, V - 1);
+    return PARE_OK;
+}
+
+pare_status pare_backward(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids,
+                          const int32_t *targets, int B, int T, pare_error *err)
+{
+    pare_status rc = check_backward(m, a, g, ids, B, T, err);
+    if (rc)
+        return rc;
+    int N = B * T, V = m->cfg.vocab_size;
     size_t valid = 0;
-    pare_status rc = check_targets(m, targets, (size_t)N, &valid, err);
+    rc = check_targets(m, targets, (size_t)N, &valid, err);
     if (rc)
         return rc;
     /* logits [N, V] -> dL/dlogits [N, V] in place */
     crossentropy_backward(a->logits, targets, N, V, (float)(g->loss_scale / (double)valid));
+    return backward_sweep(m, a, g, ids, B, T);
+}
+
+pare_status pare_backward_logits(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids, int B, int T,
+                                 pare_error *err)
+{
+    pare_status rc = check_backward(m, a, g, ids, B, T, err);
+    if (rc)
+        return rc;
+    return backward_sweep(m, a, g, ids, B, T);
+}
+
+/* From dL/dlogits in a->logits down to the embeddings, adding into g. */
+static pare_status backward_sweep(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids, int B, int T)
+{
+    const pare_config *c = &m->cfg;
+    int N = B * T;
     /* head, logits = lnf W^T: d_ln [N, C] = dlogits W; dW [V, C] += dlogits^T lnf (the embedding's when tied) */
     pare_linear_backward(&m->head, &g->head, a->lnf, a->logits, N, g->d_ln, 0, g->thin, g->d_thin, g->d_wtmp);
     /* final norm: d_res [N, C] = dL/d(last block output) */

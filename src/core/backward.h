@@ -106,6 +106,12 @@ pare_status pare_loss_forward(const pare_model *m, const pare_acts *a, const int
 pare_status pare_backward(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids,
                           const int32_t *targets, int B, int T, pare_error *err);
 
+/* The sweep of pare_backward from the logits down, for a loss pare_backward does not compute (e.g.
+ * distillation): a->logits [B*T, V] must already hold dL/dlogits, scaled as the caller wants it added
+ * (loss_scale is not applied again). Same checks and accumulation as pare_backward. */
+pare_status pare_backward_logits(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids, int B, int T,
+                                 pare_error *err);
+
 /* Backward of y[N, out] = x[N, in] W^T + b for any kind of linear layer: adds dW (or dA, dB) and
  * db into gl, and writes dx[N, in] = dy W (added to dx when accumulate_dx; dx may be NULL).
  * thin and d_thin hold N * rank floats for factorized layers; wtmp out*in floats for masked layers
