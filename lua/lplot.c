@@ -260,13 +260,14 @@ static int l_plot_budget(lua_State *L)
 }
 
 /* pare.plot_size_quality(rows, {convention = "block"|"total", metric = "ppl FILE", log_x =, log_y =,
- * reference = "dense", ...output options}): rows are {series =, params =, value =} or result rows as
- * pare.results() gives them (method, params under both conventions, metrics). */
+ * reference = "dense", x_label =, y_label =, ...output options}): rows are {series =, params =, value =}
+ * or result rows as pare.results() gives them (method, params under both conventions, metrics). */
 static int l_plot_size_quality(lua_State *L)
 {
     static const char *const fname = "plot_size_quality";
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *const keys[] = {"convention", "metric", "log_x", "log_y", "reference", OUT_KEYS, NULL};
+    static const char *const keys[] = {"convention", "metric", "log_x",   "log_y",
+                                         "reference",  "x_label", "y_label", OUT_KEYS, NULL};
     lp_check_keys(L, 2, fname, keys);
     static const char *const CONVENTIONS[] = {"block", "total", NULL};
     int conv = lp_opt_choice(L, 2, "convention", "block", CONVENTIONS, fname);
@@ -274,7 +275,9 @@ static int l_plot_size_quality(lua_State *L)
     pare_sq_opts so = {.log_x = lp_opt_bool(L, 2, "log_x", 0, fname),
                        .log_y = lp_opt_bool(L, 2, "log_y", 0, fname),
                        .reference = lp_opt_string(L, 2, "reference", "dense", fname),
-                       .x_label = runplot_convention_label(conv ? RUNPLOT_TOTAL : RUNPLOT_BLOCK)};
+                       .x_label = lp_opt_string(L, 2, "x_label",
+                                                runplot_convention_label(conv ? RUNPLOT_TOTAL : RUNPLOT_BLOCK), fname)};
+    const char *y_label = lp_opt_string(L, 2, "y_label", NULL, fname);
     out_opts oo;
     read_out(L, 2, fname, "size_quality.png", &oo);
     lua_Integer n = luaL_len(L, 1);
@@ -331,7 +334,7 @@ static int l_plot_size_quality(lua_State *L)
     if (count == 0)
         return luaL_error(L, "pare.%s: no row has %s%s%s", fname, metric[0] ? "the metric '" : "a metric", metric,
                           metric[0] ? "'" : "");
-    so.y_label = metric[0] ? metric : "value";
+    so.y_label = y_label ? y_label : metric[0] ? metric : "value";
     double t0 = lp_now();
     pare_plot *p = NULL;
     pare_error err = {0};

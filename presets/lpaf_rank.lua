@@ -82,4 +82,16 @@ function run(p)
         {"rank95", "rank95"}, {"rank95/full", "rank95_frac"}, {"eff. rank", "effective_rank"},
         {"eff./full", "effective_rank_frac"}, {"final loss", "loss"}}
     for _, line in ipairs(report.table(rows, columns)) do print(line) end
+    -- the paper's figure: mean rank against the share of parameters retained, one line per criterion,
+    -- the dense fine-tuned model as the reference line
+    for _, f in ipairs{{"rank95_frac", "rank95.png", "mean rank for 95% energy / full rank"},
+                       {"effective_rank_frac", "effective_rank.png", "mean effective rank / full rank"}} do
+        local points = {}
+        for _, r in ipairs(rows) do
+            points[#points + 1] = {series = r.method, params = 100 * r.retained, value = r[f[1]]}
+        end
+        pare.plot_size_quality(points, {path = pare.out(f[2]), reference = "dense",
+            x_label = "% of block-linear weights retained", y_label = f[3],
+            title = "Rank of pruned matrices after fine-tuning"})
+    end
 end

@@ -993,6 +993,16 @@ static void test_lpaf_presets(void)
                                                          "--quiet", NULL});
     CHECKF(st == 0 && out && strstr(out, "rank95/full") && strstr(out, "magnitude") && strstr(out, "dense"),
            "lpaf_rank: exit %d\n%s%s", st, out ? out : "", err ? err : "");
+    for (int k = 0; k < 2; k++) { /* the rank plots are PNG files */
+        char png[1300];
+        snprintf(png, sizeof png, "%s/%s", tmp_path("rank"), k ? "effective_rank.png" : "rank95.png");
+        FILE *f = fopen(png, "rb");
+        unsigned char sig[8] = {0};
+        size_t got = f ? fread(sig, 1, 8, f) : 0;
+        if (f)
+            fclose(f);
+        CHECKF(got == 8 && !memcmp(sig, "\x89PNG\r\n\x1a\n", 8), "%s is not a PNG file", png);
+    }
     free(out);
     free(err);
 }
