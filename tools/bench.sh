@@ -39,6 +39,13 @@
 #   BENCH_TASKS         0: skip it (default 1)
 #   BENCH_TASK_ITEMS    PIQA items, from the start of valid.jsonl (default 300)
 #   BENCH_TASK_ROUNDS   rounds, pare and torch alternating; the best of each is kept (default BENCH_ROUNDS)
+#
+# Fine-tuning (issue 7 §8): steady tokens/s of `pare finetune` on ref-llama-12m (BENCH_FT_STEPS steps
+# after the first, batch 8 x 256 tokens of wiki.test.raw, AdamW, clipping, fp32) against the PyTorch
+# reference step (tools/bench_torch_train.py: the same forward with autograd, torch.optim.AdamW, one
+# warm-up step), with the peak resident memory of each process.
+#   BENCH_FT            0: skip it (default 1)
+#   BENCH_FT_STEPS      timed steps (default 6); BENCH_FT_ROUNDS rounds (default 1)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -231,6 +238,43 @@ if [ "$TASKS_ON" = 1 ]; then
                 tail -n 20 "$TK/torch.err" >&2
                 rm -f "$TK/torch."*.json
                 torch_t=0
+            fi
+        fi
+    done
+fi
+
+# --- fine-tuning (ref-llama-12m) ------------------------------------------------------------------
+FT_ON="${BENCH_FT:-1}"
+FT_STEPS="${BENCH_FT_STEPS:-6}"
+FT_ROUNDS="${BENCH_FT_ROUNDS:-1}"
+FMODEL="$SHARED/models/ref-llama-12m"
+if [ "$FT_ON" = 1 ] && [ ! -f "$FMODEL/config.json" ]; then
+    echo "bench: fine-tuning benchmark skipped: $FMODEL not found"
+    FT_ON=0
+fi
+if [ "$FT_ON" = 1 ]; then
+    FT="$TMP/ft"
+    mkdir -p "$FT"
+    torch_f="$HAVE_TORCH"
+    for r in $(seq 1 "$FT_ROUNDS"); do
+        echo "bench: fine-tuning ref-llama-12m, $FT_STEPS steps of 8 x 256: pare (round $r/$FT_ROUNDS) ..."
+        if ! OPENBLAS_NUM_THREADS="$THREADS" "$PARE" finetune --model "$FMODEL" --data "$DATA" --out "$FT/run$r" \
+                --steps $((FT_STEPS + 1)) --batch 8 --seq 256 --checkpoint-every 0 --format pare --json \
+                > "$FT/pare.$r.json" 2> "$FT/pare.err"; then
+            echo "bench: error: pare finetune failed:" >&2
+            tail -n 20 "$FT/pare.err" >&2
+            exit 1
+        fi
+        rm -rf "$FT/run$r"
+        if [ "$torch_f" = 1 ]; then
+            echo "bench: fine-tuning ref-llama-12m: torch (round $r/$FT_ROUNDS) ..."
+            if ! OMP_NUM_THREADS="$THREADS" "$TORCH_PY" tools/bench_torch_train.py --model "$FMODEL" \
+                    --ids "$FMODEL/reference_ids/wiki.test.raw.i32" --steps "$FT_STEPS" --batch 8 --seq 256 \
+                    --threads "$THREADS" > "$FT/torch.$r.json" 2> "$FT/torch.err"; then
+                echo "bench: warning: torch fine-tuning reference failed; its column is n/a:" >&2
+                tail -n 20 "$FT/torch.err" >&2
+                rm -f "$FT/torch."*.json
+                torch_f=0
             fi
         fi
     done
@@ -562,4 +606,47 @@ else:
 sys.exit(1 if (strict and bad) else 0)
 PYEOF
 fi
-exit $(( rc_fwd != 0 ? rc_fwd : rc_c != 0 ? rc_c : rc_t ))
+# --- fine-tuning table ----------------------------------------------------------------------------
+rc_f=0
+if [ "$FT_ON" = 1 ]; then
+"$PY" - "$TMP/ft" "${BENCH_STRICT:-0}" "$THREADS" <<'PYEOF' || rc_f=$?
+import glob, json, os, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "tools"))
+from bench_table import print_table
+
+fdir, strict, threads = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+RATIO_TARGET = 1.0
+
+def best(side, key):
+    rs = []
+    for path in sorted(glob.glob(os.path.join(fdir, side + ".*.json"))):
+        try:
+            rs.append(json.load(open(path)))
+        except (OSError, ValueError):
+            sys.stderr.write("bench: error: no JSON in %s\n" % path)
+    return max(rs, key=lambda d: d[key]) if rs else None
+
+p, t = best("pare", "steady_tokens_per_second"), best("torch", "tokens_per_second")
+if p is None:
+    sys.exit(1)
+ptps = p["steady_tokens_per_second"]
+ratio = ptps / t["tokens_per_second"] if t else None
+slow = ratio is not None and ratio < RATIO_TARGET
+gib = lambda b: "%.2f" % (b / 2**30)
+print()
+print_table(["fine-tuning, ref-llama-12m, %s threads" % threads, "pare tok/s", "torch tok/s", "ratio",
+             "pare peak GiB", "torch peak GiB", "ok"],
+            [["batch 8 x 256, AdamW, clip 1, fp32", "%.0f" % ptps, "n/a" if not t else "%.0f" % t["tokens_per_second"],
+              "n/a" if ratio is None else "%.2fx" % ratio, gib(p["peak_rss_bytes"]),
+              "n/a" if not t else gib(t["peak_rss_bytes"]), "SLOW" if slow else ("ok" if t else "ok*")]])
+print()
+print("target: pare/torch >= %.1fx, steady steps (pare: every step after its first; torch: after a warm-up step)"
+      % RATIO_TARGET)
+print("  pare: %d steps, final loss %.4f; peak RSS includes the model, gradients, AdamW moments and activations"
+      % (p["steps"], p["final_loss"]))
+if t:
+    print("  torch %s: %d timed steps, loss %.4f -> %.4f" % (t["torch"], t["steps"], t["loss_first"], t["loss_last"]))
+sys.exit(1 if (strict and slow) else 0)
+PYEOF
+fi
+exit $(( rc_fwd != 0 ? rc_fwd : rc_c != 0 ? rc_c : rc_t != 0 ? rc_t : rc_f ))

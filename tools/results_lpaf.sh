@@ -6,7 +6,8 @@
 # table (OUT/table.md) from the run records; finished runs are kept, so an interrupted call continues.
 # Usage: tools/results_lpaf.sh [OUT]   (default runs/lpaf)
 # Environment: PARE_SHARED (../shared), PARE_BIN (./pare), STEPS (100), BATCH (8), SEQ (128),
-# BASE_STEPS (200), KEEPS ("0.5 0.25"), ABLATIONS (1).
+# BASE_STEPS (200), KEEPS ("0.5 0.25"), ABLATIONS (1: without mixed rank, mask-only weighting, dense
+# fine-tuning), SCORES (0; 1: sensitivity and magnitude scores in LPAF and alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${PARE_SHARED:-../shared}
@@ -18,6 +19,7 @@ SEQ=${SEQ:-128}
 BASE_STEPS=${BASE_STEPS:-200}
 KEEPS=${KEEPS:-"0.5 0.25"}
 ABLATIONS=${ABLATIONS:-1}
+SCORES=${SCORES:-0}
 T=$SHARED/data/text/tinystories
 mkdir -p "$OUT"
 
@@ -52,6 +54,8 @@ if [ "$ABLATIONS" = 1 ]; then
     done
     lpaf "keep0.5-lpaf-mask" 0.5 lpaf --set weighting=mask --set compare_plain=false
     lpaf "dense-ft" 0.5 dense-ft
+fi
+if [ "$SCORES" = 1 ]; then
     # the pruning score: PLATON's sensitivity and magnitude (zeroth order) on the same schedule, in LPAF
     # and alone
     for keep in $KEEPS; do
