@@ -20,6 +20,7 @@ void suite_plot(void);
 void suite_backward(void);
 void suite_optim(void);
 void suite_fuzz(void);
+void suite_limits(void);
 void suite_charts(void);
 void suite_lua(void);
 void suite_tasks(void);
@@ -42,6 +43,7 @@ const suite harness_suites[] = {
     {"backward", suite_backward},
     {"optim", suite_optim},
     {"fuzz", suite_fuzz},
+    {"limits", suite_limits},
     {"charts", suite_charts},
     {"lua", suite_lua},
     {"tasks", suite_tasks},

@@ -2,6 +2,7 @@
  * the logits back to the embeddings over the activations pare_forward kept. Each forward op has its
  * *_backward here; matrix products (linear layers, attention) go through sgemm, the rest are row loops. */
 #include "backward.h"
+#include "memcheck.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -218,6 +219,11 @@ pare_status pare_grads_alloc(const pare_model *m, int B, int T, int flags, pare_
         return pare_fail(err, PARE_EINVAL, "sequence length %d exceeds the model's %d positions", T, c->max_pos);
     sizes s;
     measure(m, B, T, flags, &s);
+    char what[96];
+    snprintf(what, sizeof what, "gradients and backward buffers for batch %d x %d", B, T);
+    pare_status mrc = pare_memory_check((uint64_t)s.total * sizeof(float), what, err);
+    if (mrc)
+        return mrc;
     pare_grads *g = calloc(1, sizeof *g);
     if (g) {
         g->blocks = calloc((size_t)c->n_layers, sizeof *g->blocks);

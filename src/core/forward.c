@@ -2,10 +2,12 @@
  * RoPE and GQA; SwiGLU or gelu_new MLP), final norm, LM head. Matmuls go through sgemm; the rest
  * are row loops. */
 #include "forward.h"
+#include "memcheck.h"
 
 #include <cblas.h>
 #include "parallel.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,11 +42,16 @@ pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, par
         return pare_fail(err, PARE_EINVAL, "batch %d x length %d: both must be positive", B, T);
     if (T > c->max_pos)
         return pare_fail(err, PARE_EINVAL, "sequence length %d exceeds the model's %d positions", T, c->max_pos);
+    size_t bytes = pare_acts_bytes(m, B, T, keep_all);
+    char what[96];
+    snprintf(what, sizeof what, "activations for batch %d x %d%s", B, T, keep_all ? " (every layer kept)" : "");
+    pare_status mrc = pare_memory_check(bytes, what, err);
+    if (mrc)
+        return mrc;
     pare_acts *a = calloc(1, sizeof *a);
     size_t nl = keep_all ? (size_t)c->n_layers : 1;
     if (a)
         a->layers = calloc(nl, sizeof *a->layers);
-    size_t bytes = pare_acts_bytes(m, B, T, keep_all);
     if (a && a->layers)
         a->slab = malloc(bytes);
     if (!a || !a->layers || !a->slab) {

@@ -1,6 +1,7 @@
 /* Model loading: config parsing, the size table and single parameter slab, and the HF safetensors
  * and llama2.c checkpoint readers that fill it. */
 #include "model.h"
+#include "memcheck.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -260,6 +261,13 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += tab[i].n;
+    char what[sizeof m->path + 96];
+    snprintf(what, sizeof what, "%s: loading the parameters (%zu F32 values)", m->path, total);
+    pare_status mrc = pare_memory_check((uint64_t)total * sizeof(float), what, err);
+    if (mrc) {
+        free(tab);
+        return mrc;
+    }
     m->slab = malloc(total * sizeof(float));
     if (!m->slab) {
         free(tab);

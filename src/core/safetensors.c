@@ -122,6 +122,11 @@ static pare_status parse_header(const char *path, const pare_map *map, int shard
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | map->data[i];
+    /* the reference implementation's cap (safetensors MAX_HEADER_SIZE): a header this large is not a
+     * model's table of contents but an attempt to make the reader parse gigabytes of JSON */
+    if (hlen > PARE_ST_MAX_HEADER)
+        return pare_fail(err, PARE_EFORMAT, "%s: header length %llu exceeds the safetensors limit of %d bytes", path,
+                         (unsigned long long)hlen, PARE_ST_MAX_HEADER);
     if (hlen > map->len - 8)
         return pare_fail(err, PARE_EFORMAT,
                          "%s: header length %llu runs past the end of the file (%zu bytes); truncated or not safetensors",

@@ -15,6 +15,7 @@ typedef enum {
 } pare_dtype;
 
 #define PARE_ST_MAX_DIMS 8
+#define PARE_ST_MAX_HEADER 100000000 /* bytes of header JSON, as the reference implementation */
 
 typedef struct {
     char *name;

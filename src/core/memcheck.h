@@ -1,0 +1,19 @@
+/* Memory estimates checked before large allocations, so that an input too big for this machine is
+ * refused with "needs X GiB, Y GiB available" instead of the kernel killing the process later
+ * (Linux overcommits: malloc succeeds and the pages fail on first touch). */
+#ifndef PARE_MEMCHECK_H
+#define PARE_MEMCHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+
+/* Bytes this process may still allocate: PARE_MEMORY_LIMIT when set (a number of bytes with an
+ * optional K, M, G suffix, powers of 1024), else MemAvailable + SwapFree of /proc/meminfo; 0 when
+ * neither can be read (then nothing is refused). */
+uint64_t pare_memory_available(void);
+
+/* PARE_ENOMEM "WHAT needs X GiB, Y GiB available" when need exceeds pare_memory_available(). */
+pare_status pare_memory_check(uint64_t need, const char *what, pare_error *err);
+
+#endif
