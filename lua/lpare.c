@@ -26,6 +26,7 @@
 #include "core/version.h"
 #include "core/tokenizer.h"
 #include "lpare.h"
+#include "lsandbox.h"
 #include "lpare_internal.h"
 
 static const char HOST_KEY = 'h';  /* registry: light userdata lpare_host* */
@@ -274,6 +275,9 @@ static int l_load(lua_State *L)
     static const char *const keys[] = {"tokenizer", NULL};
     lp_check_keys(L, 2, "load", keys);
     const char *tok = lp_opt_string(L, 2, "tokenizer", NULL, "load");
+    lsandbox_check(L, path, 0, "pare.load");
+    if (tok)
+        lsandbox_check(L, tok, 0, "pare.load");
     double t0 = lp_now();
     lmodel *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->m = NULL;
@@ -422,6 +426,7 @@ static int l_eval(lua_State *L)
 {
     pare_model *m = lp_check_model(L, 1, "eval");
     const char *path = luaL_checkstring(L, 2);
+    lsandbox_check(L, path, 0, "pare.eval");
     static const char *const keys[] = {"window", "stride", "bos", "batch", "limit_tokens", NULL};
     lp_check_keys(L, 3, "eval", keys);
     pare_eval_opts eo;
@@ -493,6 +498,8 @@ static const pare_method *method_args(lua_State *L, int idx, const char *fname, 
     mo->energy = lp_opt_number(L, idx, "energy", mo->energy, fname);
     mo->weighting = lp_opt_choice(L, idx, "weighting", NULL, WEIGHTINGS, fname);
     *calib = lp_opt_string(L, idx, "calib", NULL, fname);
+    if (*calib)
+        lsandbox_check(L, *calib, 0, fname);
     pare_calib_defaults(co);
     co->samples = (int)lp_opt_integer(L, idx, "calib_samples", co->samples, 1, 1 << 24, fname);
     co->len = (int)lp_opt_integer(L, idx, "calib_len", co->len, 2, 1 << 20, fname);
@@ -646,6 +653,7 @@ static int l_export(lua_State *L)
 {
     pare_model *m = lp_check_model(L, 1, "export");
     const char *dir = luaL_checkstring(L, 2);
+    lsandbox_check(L, dir, 1, "pare.export");
     static const char *const keys[] = {"format", "dtype", "overwrite", NULL};
     lp_check_keys(L, 3, "export", keys);
     pare_export_opts xo;

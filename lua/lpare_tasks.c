@@ -9,6 +9,7 @@
 #include "core/sha256.h"
 #include "core/tasks.h"
 #include "core/zeroshot.h"
+#include "lsandbox.h"
 #include "lpare_internal.h"
 
 /* Records a journal metric {name, data = task, value, card = the result table at res} for the model (argument 1). */
@@ -31,6 +32,7 @@ static int l_eval_task(lua_State *L)
     pare_model *m = lp_check_model(L, 1, "eval_task");
     const char *task = luaL_checkstring(L, 2);
     const char *path = luaL_checkstring(L, 3);
+    lsandbox_check(L, path, 0, "pare.eval_task");
     static const char *const keys[] = {"limit", "batch_tokens", "max_len", NULL};
     lp_check_keys(L, 4, "eval_task", keys);
     long long limit = lp_opt_integer(L, 4, "limit", 0, 0, LLONG_MAX, "eval_task");

@@ -16,6 +16,7 @@
 #include "core/sha256.h"
 #include "core/spectrum.h"
 #include "core/tokenizer.h"
+#include "lsandbox.h"
 #include "lpare_internal.h"
 
 /* ---- pare.calib: calibration statistics of one model state ---------------------------------- */
@@ -110,6 +111,8 @@ static int l_calibrate(lua_State *L)
     static const char *const keys[] = {"data", "samples", "len", "seed", "batch", "gram", NULL};
     lp_check_keys(L, 2, "calibrate", keys);
     const char *data = lp_opt_string(L, 2, "data", NULL, "calibrate");
+    if (data)
+        lsandbox_check(L, data, 0, "pare.calibrate");
     if (!data)
         return luaL_error(L, "pare.calibrate: option 'data' (a text file) is required");
     pare_calib_opts co;

@@ -13,6 +13,7 @@
 #include "core/finetune.h"
 #include "core/sha256.h"
 #include "core/sparse_svd.h"
+#include "lsandbox.h"
 #include "lpare_internal.h"
 
 #define IMPORTANCE_MT "pare.importance"
@@ -178,6 +179,8 @@ static int l_finetune(lua_State *L)
                                        "checkpoint_every", "resume", "cache", "log_every", "stop_after", NULL};
     lp_check_keys(L, 2, "finetune", keys);
     const char *data = lp_opt_string(L, 2, "data", NULL, "finetune");
+    if (data)
+        lsandbox_check(L, data, 0, "pare.finetune");
     if (!data)
         return luaL_error(L, "pare.finetune: option 'data' (the training text) is required");
     pare_ft_opts o;
@@ -195,9 +198,13 @@ static int l_finetune(lua_State *L)
     o.train.clip = lp_opt_number(L, 2, "clip", 1.0, "finetune");
     o.seed = (uint64_t)lp_opt_integer(L, 2, "seed", 0, 0, LLONG_MAX, "finetune");
     const char *ckpt = lp_opt_string(L, 2, "checkpoint", NULL, "finetune");
+    if (ckpt)
+        lsandbox_check(L, ckpt, 1, "pare.finetune");
     long every = (long)lp_opt_integer(L, 2, "checkpoint_every", 0, 0, INT_MAX, "finetune");
     int resume = lp_opt_bool(L, 2, "resume", 0, "finetune");
     const char *cache = lp_opt_string(L, 2, "cache", NULL, "finetune");
+    if (cache)
+        lsandbox_check(L, cache, 1, "pare.finetune");
     long log_every = (long)lp_opt_integer(L, 2, "log_every", 10, 1, INT_MAX, "finetune");
     long stop_after = (long)lp_opt_integer(L, 2, "stop_after", 0, 0, INT_MAX, "finetune");
     if (resume && !ckpt)

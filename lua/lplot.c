@@ -14,6 +14,7 @@
 #include "core/calib.h"
 #include "core/charts.h"
 #include "core/method.h"
+#include "lsandbox.h"
 #include "lpare_internal.h"
 
 /* Where and how a chart is rendered. */
@@ -32,6 +33,8 @@ static void read_out(lua_State *L, int idx, const char *fname, const char *defau
     o->terminal = lp_opt_bool(L, idx, "terminal", 0, fname);
     o->ascii = lp_opt_bool(L, idx, "ascii", 0, fname);
     o->path = lp_opt_string(L, idx, "path", NULL, fname);
+    if (o->path)
+        lsandbox_check(L, o->path, 1, fname);
     o->title = lp_opt_string(L, idx, "title", NULL, fname);
     o->width = (int)lp_opt_integer(L, idx, "width", o->terminal ? 100 : PARE_PLOT_DEFAULT_WIDTH, 1, 16384, fname);
     o->height = (int)lp_opt_integer(L, idx, "height", o->terminal ? 30 : PARE_PLOT_DEFAULT_HEIGHT, 1, 16384, fname);

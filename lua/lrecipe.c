@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include "lsandbox.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -271,12 +272,17 @@ int lrecipe_load(lua_State *L, const char *path)
     char *cut = strrchr(exe, '/');
     if (cut)
         *cut = 0;
-    lua_pushfstring(L, "%s%s%s/?.lua;%s/../lua/?.lua;%s/lua/?.lua;%s/../share/pare/lua/?.lua;%s", extra ? extra : "",
-                    extra ? ";" : "", dir, dir, exe, exe, old ? old : "");
+    int sandboxed = lsandbox_active(L);
+    /* sandboxed, require sees pare's folders and the recipe's only, never the system's */
+    const char *lpath = lua_pushfstring(L, "%s%s%s/?.lua;%s/../lua/?.lua;%s/lua/?.lua;%s/../share/pare/lua/?.lua%s%s",
+                                        extra ? extra : "", extra ? ";" : "", dir, dir, exe, exe,
+                                        old && !sandboxed ? ";" : "", old && !sandboxed ? old : "");
+    if (sandboxed)
+        lsandbox_lua_path(L, lpath);
     lua_setfield(L, pkg, "path");
     lua_settop(L, 0);
     lua_pushcfunction(L, lrecipe_msgh);
-    int st = luaL_loadfile(L, path);
+    int st = luaL_loadfilex(L, path, sandboxed ? "t" : NULL); /* a binary chunk is not verified by Lua */
     if (st == LUA_OK)
         st = lua_pcall(L, 0, 0, 1);
     if (st != LUA_OK) {

@@ -17,6 +17,7 @@
 
 #include "cli/runplots.h"
 #include "core/fileio.h"
+#include "lsandbox.h"
 #include "core/sha256.h"
 #include "core/version.h"
 #include "lpare.h"
@@ -151,7 +152,7 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
         luaL_error(L, "interrupted");
 }
 
-lsession *lsession_open(const char *recipe, const ls_sink *sink, char *msg, size_t cap)
+lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, char *msg, size_t cap)
 {
     lsession *s = calloc(1, sizeof *s);
     if (!s || !(s->L = luaL_newstate())) {
@@ -164,6 +165,8 @@ lsession *lsession_open(const char *recipe, const ls_sink *sink, char *msg, size
     snprintf(s->recipe, sizeof s->recipe, "%s", recipe);
     lua_State *L = s->L;
     luaL_openlibs(L);
+    if (flags & LS_SANDBOX)
+        lsandbox_enable(L, NULL);
     s->host = (lpare_host){.interrupted = host_interrupted, .progress = host_progress, .log = host_log,
                            .result = host_result, .plot = host_plot, .user = s};
     lpare_set_host(L, &s->host);
@@ -196,8 +199,12 @@ lua_State *lsession_lua(lsession *s) { return s->L; }
 const char *lsession_out_dir(const lsession *s) { return s->out; }
 int lsession_set(lsession *s, const char *key, const char *value, char *msg, size_t cap)
 {
-    return lrecipe_set(s->L, key, value, msg, cap);
+    int rc = lrecipe_set(s->L, key, value, msg, cap);
+    if (!rc) /* what the user names on the command line, the recipe may read */
+        lsandbox_allow(s->L, value, 0);
+    return rc;
 }
+void lsession_allow(lsession *s, const char *path) { lsandbox_allow(s->L, path, 0); }
 void lsession_help(lsession *s, FILE *f) { lrecipe_help(s->L, s->recipe, f); }
 
 /* mkdir -p */
@@ -379,6 +386,7 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
         s->out[--ol] = 0;
     if (make_dirs(s->out, msg, cap))
         return LS_REFUSED;
+    lsandbox_allow(s->L, s->out, 1);
     char path[4200], lockp[4200];
     snprintf(lockp, sizeof lockp, "%s/.pare-run.lock", s->out);
     int lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);

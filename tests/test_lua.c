@@ -498,6 +498,65 @@ static void test_run_refusals(void)
     json_decref(j);
 }
 
+/* pare run --sandbox: tests/lua/sandbox.lua tries every escape (processes, libraries, debug, binary
+ * chunks, files outside what the user named, symlinks, a changed package.path) and every allowed
+ * action; a preset gives the same perplexity sandboxed as not. */
+static void test_run_sandbox(void)
+{
+    const char *d = fixture_hf_dir("sbx", 0);
+    fixture_hf_dir("other", 0); /* a model beside it that the recipe was not given */
+    const char *text = text_file();
+    const char *outside = tmp_path("outside.txt");
+    CHECK(write_bytes(outside, "return 'secret'\n", 16) == 0);
+    CHECK(write_bytes(tmp_path("outside.lua"), "return 'escaped'\n", 17) == 0);
+    char link[1300];
+    snprintf(link, sizeof link, "%s/link", d);
+    CHECK(symlink(outside, link) == 0);
+    char set_text[1300];
+    set_kv(set_text, sizeof set_text, "text", text);
+    const char *dir = tmp_path("sandboxed");
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"run", "tests/lua/sandbox.lua", "--sandbox", "--model", d,
+                                                         "--set", set_text, "--out", dir, "--quiet", NULL});
+    int expected = 0, unexpected = 0;
+    for (const char *p = out; p && (p = strstr(p, "as-expected")); p++)
+        expected++;
+    for (const char *p = out; p && (p = strstr(p, "UNEXPECTED")); p++)
+        unexpected++;
+    CHECKF(st == 0 && out && strstr(out, "sandbox done") && unexpected == 0 && expected == 23,
+           "exit %d, %d as expected, %d unexpected:\n%s%s", st, expected, unexpected, out ? out : "", err ? err : "");
+    CHECKF(out && strstr(out, "io.open outside: ") && strstr(out, "sandbox: ") && strstr(out, "outside.txt is outside"),
+           "the refusal names the path:\n%s", out ? out : "");
+    char note[1300];
+    snprintf(note, sizeof note, "%s/note.txt", dir);
+    CHECK(access(note, F_OK) == 0);
+    CHECK(access(tmp_path("written.txt"), F_OK) != 0 && access(tmp_path("exported"), F_OK) != 0);
+    free(out);
+    free(err);
+    /* --allow without --sandbox, and of a missing path, are errors */
+    expect_fail((const char *const[]){"run", "tests/lua/sandbox.lua", "--allow", "/tmp", "--model", d, NULL},
+                (const char *const[]){"--allow only makes sense with --sandbox", NULL});
+    /* a preset runs sandboxed with the same result */
+    char set_eval[1300];
+    set_kv(set_eval, sizeof set_eval, "eval", text);
+    double ppl[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        const char *o = tmp_path(k ? "svd-sandboxed" : "svd-plain");
+        const char *args[] = {"run", "presets/svd.lua", "--model", d, "--set", "ratio=0.3", "--set", set_eval,
+                              "--set", "window=32", "--out", o, "--quiet", k ? "--sandbox" : NULL, NULL};
+        st = run_pare(&out, &err, args);
+        CHECKF(st == 0, "svd preset%s: exit %d %s", k ? " sandboxed" : "", st, err ? err : "");
+        free(out);
+        free(err);
+        json_t *j = load_run(o);
+        json_t *rows = json_object_get(j, "results");
+        json_t *met = json_object_get(json_array_get(rows, json_array_size(rows) - 1), "metrics");
+        ppl[k] = json_real_value(json_object_get(json_array_get(met, 0), "value"));
+        json_decref(j);
+    }
+    CHECKF(ppl[0] > 0 && ppl[0] == ppl[1], "svd preset perplexity %.17g plain, %.17g sandboxed", ppl[0], ppl[1]);
+}
+
 /* pare compare: one row per result of each run, metrics as columns; CSV and Markdown files agree
  * with run.json; bad folders are named. */
 static void test_compare(void)
@@ -670,6 +729,7 @@ void suite_lua(void)
     RUN(test_run_record);
     RUN(test_run_reproducible);
     RUN(test_run_refusals);
+    RUN(test_run_sandbox);
     RUN(test_compare);
     RUN(test_presets_run);
     RUN(test_lorap_preset_reference);

@@ -190,7 +190,7 @@ static pare_status recipe_run(tui_job *j, tui_worker *w, const pare_progress *p,
     (void)p;
     ls_sink sink = {recipe_event, recipe_interrupted, w};
     RECIPE_WORKER = w;
-    lsession *s = lsession_open(r->recipe, &sink, r->msg, sizeof r->msg);
+    lsession *s = lsession_open(r->recipe, &sink, 0, r->msg, sizeof r->msg);
     if (!s) {
         RECIPE_WORKER = NULL;
         return pare_fail(err, PARE_EINVAL, "%s", r->msg);

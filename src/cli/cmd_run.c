@@ -1,6 +1,7 @@
 /* `pare run RECIPE`: runs a Lua recipe through the session runner (lua/lsession.c) into an output
  * folder; events go to the terminal (print() to stdout, log lines and progress with ETA to stderr);
  * Ctrl-C cancels the running step, run.json then says "cancelled", and the exit status is 130. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,22 +76,26 @@ static void on_event(void *user, const ls_event *ev)
 static void run_usage(void)
 {
     printf("usage: pare run RECIPE [--model DIR] [--set name=value ...] [--out DIR] [--overwrite] [--quiet]\n"
+           "                     [--sandbox [--allow PATH ...]]\n"
            "       pare run RECIPE --help     (the recipe's parameters)\n\n"
            "Runs a Lua recipe (see docs/recipes.md and presets/) into an output folder OUT (default\n"
            "$PARE_RUNS/RECIPE-YYYYmmdd-HHMMSS, PARE_RUNS defaulting to ./runs): OUT/run.json (parameters, hashes, decisions, metrics, timings,\n"
            "status, plots), OUT/log.txt, OUT/recipe.lua, the plots size_quality.png and budget.png when the run has\n"
            "results for them, and whatever the recipe writes there (pare.out).\n"
            "--model DIR is --set model=DIR. --overwrite replaces a finished run in OUT.\n"
+           "--sandbox runs a recipe you do not trust: no os.execute, io.popen, package.loadlib, C modules or\n"
+           "debug library, text chunks only, files read only under the model and the paths given with --model,\n"
+           "--set and --allow (and pare's Lua folders), files written only under OUT (docs/reliability.md).\n"
            "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C).\n");
 }
 
 int cmd_run(int argc, char **argv)
 {
     const char *recipe = NULL, *out = NULL;
-    int help = 0, quiet = 0, overwrite = 0;
+    int help = 0, quiet = 0, overwrite = 0, sandbox = 0;
     enum { MAX_SETS = 256 };
-    const char *sets[MAX_SETS];
-    int n_sets = 0;
+    const char *sets[MAX_SETS], *allows[MAX_SETS];
+    int n_sets = 0, n_allows = 0;
     static char model_set[4200];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -100,13 +105,23 @@ int cmd_run(int argc, char **argv)
             quiet = 1;
         else if (!strcmp(a, "--overwrite"))
             overwrite = 1;
-        else if (!strcmp(a, "--set") || !strcmp(a, "--model") || !strcmp(a, "--out")) {
+        else if (!strcmp(a, "--sandbox"))
+            sandbox = 1;
+        else if (!strcmp(a, "--set") || !strcmp(a, "--model") || !strcmp(a, "--out") || !strcmp(a, "--allow")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "pare run: %s needs a value\n", a);
                 return EXIT_BAD_INPUT;
             }
             if (!strcmp(a, "--out")) {
                 out = argv[++i];
+                continue;
+            }
+            if (!strcmp(a, "--allow")) {
+                if (n_allows == MAX_SETS) {
+                    fprintf(stderr, "pare run: too many --allow options\n");
+                    return EXIT_BAD_INPUT;
+                }
+                allows[n_allows++] = argv[++i];
                 continue;
             }
             if (n_sets == MAX_SETS) {
@@ -143,11 +158,22 @@ int cmd_run(int argc, char **argv)
     term_sink term = {.quiet = quiet, .tty = isatty(2)};
     ls_sink sink = {on_event, cli_interrupted, &term};
     char msg[8192];
-    lsession *s = lsession_open(recipe, &sink, msg, sizeof msg);
+    if (n_allows && !sandbox) {
+        fprintf(stderr, "pare run: --allow only makes sense with --sandbox\n");
+        return EXIT_BAD_INPUT;
+    }
+    for (int i = 0; i < n_allows; i++)
+        if (access(allows[i], F_OK)) {
+            fprintf(stderr, "pare run: --allow %s: %s\n", allows[i], strerror(errno));
+            return EXIT_BAD_INPUT;
+        }
+    lsession *s = lsession_open(recipe, &sink, sandbox ? LS_SANDBOX : 0, msg, sizeof msg);
     if (!s) {
         fprintf(stderr, "pare run: %s\n", msg);
         return EXIT_BAD_INPUT;
     }
+    for (int i = 0; i < n_allows; i++)
+        lsession_allow(s, allows[i]);
     int rc = 0;
     if (help) {
         lsession_help(s, stdout);
