@@ -25,10 +25,13 @@ NCURSES_LIBS   = $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncurse
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
 LUA_SRC   := $(sort $(wildcard lua/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
-TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c
+TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c tests/fuzz/target_recipe.c
 UI_SRC    := $(sort $(wildcard ui/*.c))
 # the workbench's state, jobs' core calls and recipe writer: no curses, no Lua; the tests link them
 UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c
+# the recipe runner without the CLI (lua/ needs runplots.c); the tests and the fuzzer link it for the
+# recipe_params target (tests/fuzz/target_recipe.c)
+RECIPE_SRC := $(LUA_SRC) src/cli/runplots.c
 
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
@@ -36,7 +39,8 @@ ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 
 objs = $(patsubst %.c,$(1)/%.o,$(2))
 
-LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c) $(call objs,$(ASAN_DIR),$(LUA_SRC) src/cli/cmd_run.c)
+LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c tests/fuzz/target_recipe.c) \
+            $(call objs,$(ASAN_DIR),$(LUA_SRC) src/cli/cmd_run.c tests/fuzz/target_recipe.c)
 $(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
 UI_OBJS := $(call objs,$(OPT_DIR),$(UI_SRC)) $(call objs,$(ASAN_DIR),$(UI_SRC))
 $(UI_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS) $(NCURSES_CFLAGS)
@@ -53,8 +57,8 @@ all: pare
 pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
-$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
-	$(CC) $(OPT) -o $@ $^ $(LIBS) -lutil
+$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
+	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) -lutil
 
 $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -63,8 +67,8 @@ $(OPT_DIR)/%.o: %.c
 $(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
-$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) -lutil
+$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) -lutil
 
 $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -118,15 +122,17 @@ clean:
 # build/fuzz/TARGET-crash-* (fix them, then add the input to tests/fuzz/corpus/TARGET: `make test`
 # replays it). Needs clang and libomp (Debian: clang libomp-dev).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := safetensors config tokenizer_json tokenizer_encode llama2c tokenizer_bin
+FUZZ_TARGETS := safetensors config tokenizer_json tokenizer_encode llama2c tokenizer_bin st_index task manifest recipe_params
 FUZZ_DIR     := build/fuzz
 FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -std=c11 -D_GNU_SOURCE \
                 -Isrc -Itests -I/usr/include/x86_64-linux-gnu -Wno-unknown-pragmas
 
-$(FUZZ_DIR)/pare_fuzz: $(CORE_SRC) tests/fuzz/targets.c tests/fuzz/libfuzzer_main.c $(wildcard src/core/*.h tests/fuzz/*.h)
+FUZZ_SRC     := $(CORE_SRC) $(RECIPE_SRC) tests/fuzz/targets.c tests/fuzz/target_recipe.c tests/fuzz/libfuzzer_main.c
+
+$(FUZZ_DIR)/pare_fuzz: $(FUZZ_SRC) $(wildcard src/core/*.h lua/*.h src/cli/runplots.h tests/fuzz/*.h)
 	@command -v clang >/dev/null || { echo "make fuzz needs clang; run: sudo apt-get install -y clang libomp-dev"; exit 1; }
 	@mkdir -p $(FUZZ_DIR)
-	clang $(FUZZ_FLAGS) -o $@ $(CORE_SRC) tests/fuzz/targets.c tests/fuzz/libfuzzer_main.c $(LIBS)
+	clang $(FUZZ_FLAGS) -Ilua $(LUA_CFLAGS) -o $@ $(FUZZ_SRC) $(LIBS) $(LUA_LIBS)
 
 fuzz: $(FUZZ_DIR)/pare_fuzz
 	@for t in $(FUZZ_TARGETS); do \

@@ -36,6 +36,9 @@ int lrecipe_load(lua_State *L, const char *path);     /* runs the file's top lev
 /* Overrides a declared parameter from text (--set key=value): type, range and choice checks. On
  * failure returns -1 and writes one line naming the parameter into msg. */
 int lrecipe_set(lua_State *L, const char *key, const char *value, char *msg, size_t cap);
+/* The same from one "name=value" argument (split at the first '='); -1 with a message for an argument
+ * without a name or '='. */
+int lrecipe_set_arg(lua_State *L, const char *arg, char *msg, size_t cap);
 void lrecipe_help(lua_State *L, const char *path, FILE *f); /* the declared parameters */
 int lrecipe_run(lua_State *L);                        /* checks required parameters, calls run(p) */
 /* Pushes the parameter table run(p) was called with (raw values; nil before lrecipe_run got there). */

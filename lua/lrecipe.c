@@ -361,6 +361,20 @@ int lrecipe_set(lua_State *L, const char *key, const char *value, char *msg, siz
     return 0;
 }
 
+int lrecipe_set_arg(lua_State *L, const char *arg, char *msg, size_t cap)
+{
+    char key[256];
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof key) {
+        snprintf(msg, cap, "--set '%s': expected name=value%s", arg,
+                 eq && eq != arg ? " (the name is too long)" : "");
+        return -1;
+    }
+    memcpy(key, arg, (size_t)(eq - arg));
+    key[eq - arg] = 0;
+    return lrecipe_set(L, key, eq + 1, msg, cap);
+}
+
 void lrecipe_help(lua_State *L, const char *path, FILE *f)
 {
     int top = lua_gettop(L);
@@ -414,10 +428,16 @@ void lrecipe_help(lua_State *L, const char *path, FILE *f)
     lua_settop(L, top);
 }
 
-/* p.undeclared is an error, not a silent nil */
+/* p is an empty proxy over the values (upvalue 1): p.declared reads the value (nil for an optional
+ * parameter without one), p.undeclared is an error, not a silent nil; every assignment is refused
+ * (a plain table would let p.ratio = 1 through, since __newindex only sees absent keys). */
 static int p_index(lua_State *L)
 {
-    const char *k = lua_tostring(L, 2);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     int decls = decls_table(L);
     if (k && lua_getfield(L, decls, k) == LUA_TTABLE) {
         lua_pushnil(L);
@@ -431,6 +451,15 @@ static int p_index(lua_State *L)
 static int p_newindex(lua_State *L)
 {
     return luaL_error(L, "p.%s: parameters are read-only (use --set)", luaL_tolstring(L, 2, NULL));
+}
+
+/* pairs(p) walks the values */
+static int p_pairs(lua_State *L)
+{
+    lua_getglobal(L, "next");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushnil(L);
+    return 3;
 }
 
 int lrecipe_run(lua_State *L)
@@ -468,14 +497,21 @@ int lrecipe_run(lua_State *L)
         lua_setfield(L, 4, names[i]);
     }
     free(names);
-    lua_createtable(L, 0, 2);
-    lua_pushcfunction(L, p_index);
+    lua_pushvalue(L, 4);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &PARAMS_KEY); /* the raw values, for run.json */
+    lua_newtable(L); /* 5: the proxy run(p) gets */
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, 4);
+    lua_pushcclosure(L, p_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, p_newindex);
     lua_setfield(L, -2, "__newindex");
-    lua_setmetatable(L, 4);
     lua_pushvalue(L, 4);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &PARAMS_KEY);
+    lua_pushcclosure(L, p_pairs, 1);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushliteral(L, "parameters");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, 5);
     if (lua_getglobal(L, "run") != LUA_TFUNCTION) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &PATH_KEY);
         const char *m = lua_pushfstring(L, "%s: the recipe defines no function run(p)", lua_tostring(L, -1));
@@ -483,7 +519,7 @@ int lrecipe_run(lua_State *L)
         lua_pushstring(L, m);
         return -1;
     }
-    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 5);
     int st = lua_pcall(L, 1, 0, 1);
     if (st != LUA_OK) {
         lua_replace(L, 1);

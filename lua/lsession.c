@@ -204,6 +204,14 @@ int lsession_set(lsession *s, const char *key, const char *value, char *msg, siz
         lsandbox_allow(s->L, value, 0);
     return rc;
 }
+int lsession_set_arg(lsession *s, const char *arg, char *msg, size_t cap)
+{
+    const char *eq = strchr(arg, '=');
+    int rc = lrecipe_set_arg(s->L, arg, msg, cap);
+    if (!rc)
+        lsandbox_allow(s->L, eq + 1, 0);
+    return rc;
+}
 void lsession_allow(lsession *s, const char *path) { lsandbox_allow(s->L, path, 0); }
 void lsession_help(lsession *s, FILE *f) { lrecipe_help(s->L, s->recipe, f); }
 

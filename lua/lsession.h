@@ -49,6 +49,8 @@ void lsession_close(lsession *s);
 lua_State *lsession_lua(lsession *s);
 /* --set name=value; -1 with a message naming the parameter on failure. */
 int lsession_set(lsession *s, const char *key, const char *value, char *msg, size_t cap);
+/* The same from one "name=value" argument, as --set gives it. */
+int lsession_set_arg(lsession *s, const char *arg, char *msg, size_t cap);
 void lsession_help(lsession *s, FILE *f);
 /* Runs the recipe into out_dir (NULL: runs/NAME-YYYYmmdd-HHMMSS). LS_REFUSED (nothing run, msg
  * says why): OUT holds a finished run and overwrite is 0, OUT is locked by another run, or OUT cannot

@@ -196,14 +196,8 @@ static pare_status recipe_run(tui_job *j, tui_worker *w, const pare_progress *p,
         return pare_fail(err, PARE_EINVAL, "%s", r->msg);
     }
     for (int i = 0; i < r->n_sets; i++) {
-        char key[128];
-        const char *eq = strchr(r->sets[i], '=');
-        if (!eq || (size_t)(eq - r->sets[i]) >= sizeof key)
-            continue;
-        memcpy(key, r->sets[i], (size_t)(eq - r->sets[i]));
-        key[eq - r->sets[i]] = 0;
         char msg[2048];
-        if (lsession_set(s, key, eq + 1, msg, sizeof msg) && !strstr(msg, ": no parameter '"))
+        if (lsession_set_arg(s, r->sets[i], msg, sizeof msg) && !strstr(msg, ": no parameter '"))
             tui_worker_log(w, msg); /* declared but refused (range, choices): the recipe's default stays */
     }
     char line[2200];

@@ -180,16 +180,7 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     for (int i = 0; i < n_sets; i++) {
-        char key[256];
-        const char *eq = strchr(sets[i], '=');
-        if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof key) {
-            fprintf(stderr, "pare run: --set '%s': expected name=value\n", sets[i]);
-            rc = EXIT_BAD_INPUT;
-            goto done;
-        }
-        memcpy(key, sets[i], (size_t)(eq - sets[i]));
-        key[eq - sets[i]] = 0;
-        if (lsession_set(s, key, eq + 1, msg, sizeof msg)) {
+        if (lsession_set_arg(s, sets[i], msg, sizeof msg)) {
             fprintf(stderr, "pare run: %s\n", msg);
             rc = EXIT_BAD_INPUT;
             goto done;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_size(const char *s, uint64_t *out)
+int pare_parse_size(const char *s, uint64_t *out)
 {
     char *end;
     double v = strtod(s, &end);
@@ -30,7 +30,7 @@ uint64_t pare_memory_available(void)
 {
     const char *lim = getenv("PARE_MEMORY_LIMIT");
     uint64_t v;
-    if (lim && *lim && parse_size(lim, &v))
+    if (lim && *lim && pare_parse_size(lim, &v))
         return v;
     FILE *f = fopen("/proc/meminfo", "r");
     if (!f)

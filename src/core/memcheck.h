@@ -13,6 +13,10 @@
  * neither can be read (then nothing is refused). */
 uint64_t pare_memory_available(void);
 
+/* A byte count as the PARE_*_LIMIT variables take it: a number with an optional K, M or G suffix
+ * (powers of 1024, "KiB"/"KB" also read). Non-zero when s is such a count. */
+int pare_parse_size(const char *s, uint64_t *out);
+
 /* PARE_ENOMEM "WHAT needs X GiB, Y GiB available" when need exceeds pare_memory_available(). */
 pare_status pare_memory_check(uint64_t need, const char *what, pare_error *err);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "memcheck.h"
 
 static const struct {
     const char *name;
@@ -70,7 +71,17 @@ pare_status pare_read_maybe_bz2(const char *path, char **data, size_t *len, pare
         pare_unmap(&map);
         return pare_read_file(path, data, len, err);
     }
+    /* a few hundred bytes of bzip2 can expand to gigabytes: the output is capped */
+    uint64_t limit = PARE_TASK_MAX_DECOMPRESSED_DEFAULT;
+    const char *env = getenv("PARE_TASK_MAX_DECOMPRESSED");
+    int from_env = env && *env && pare_parse_size(env, &limit) && limit > 0;
+    if (!from_env)
+        limit = PARE_TASK_MAX_DECOMPRESSED_DEFAULT;
+    if (limit > (uint64_t)SIZE_MAX / 2)
+        limit = (uint64_t)SIZE_MAX / 2;
     size_t cap = map.len * 6 + 1024, n = 0;
+    if (cap > limit + 65536 + 1)
+        cap = (size_t)limit + 65536 + 1;
     char *out = malloc(cap);
     if (!out) {
         pare_unmap(&map);
@@ -92,22 +103,34 @@ pare_status pare_read_maybe_bz2(const char *path, char **data, size_t *len, pare
         int r;
         for (;;) {
             if (cap - n < 65536) {
-                char *grown = realloc(out, cap * 2);
+                size_t want = cap * 2 > (size_t)limit + 65536 + 1 ? (size_t)limit + 65536 + 1 : cap * 2;
+                if (want <= cap)
+                    want = cap + 65536;
+                char *grown = realloc(out, want);
                 if (!grown) {
                     rc = pare_fail(err, PARE_ENOMEM, "%s: out of memory decompressing", path);
                     break;
                 }
                 out = grown;
-                cap *= 2;
+                cap = want;
             }
             bz.next_out = out + n;
             size_t room = cap - n - 1;
+            if (room > limit + 1 - n) /* one byte past the limit is enough to know */
+                room = (size_t)(limit + 1 - n);
             bz.avail_out = room > UINT32_MAX ? UINT32_MAX : (unsigned)room;
             unsigned before_out = bz.avail_out;
             unsigned before_in = bz.avail_in;
             r = BZ2_bzDecompress(&bz);
             n += before_out - bz.avail_out;
             in_off += before_in - bz.avail_in;
+            if (n > limit) {
+                rc = pare_fail(err, PARE_EFORMAT,
+                               "%s: decompresses to more than %llu bytes, the limit for a task file (%s; "
+                               "PARE_TASK_MAX_DECOMPRESSED=BYTES[K/M/G] sets it)",
+                               path, (unsigned long long)limit, from_env ? "PARE_TASK_MAX_DECOMPRESSED" : "default 64 MiB");
+                break;
+            }
             if (r == BZ_STREAM_END)
                 break;
             if (r != BZ_OK) {

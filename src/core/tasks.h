@@ -4,6 +4,7 @@
 #define PARE_TASKS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "error.h"
 
 typedef enum { PARE_TASK_PIQA, PARE_TASK_ARC_EASY, PARE_TASK_BOOLQ, PARE_TASK_HELLASWAG } pare_task_kind;
@@ -43,8 +44,13 @@ const char *pare_task_template(pare_task_kind kind);
 pare_status pare_task_load(pare_task_kind kind, const char *path, size_t limit, pare_task **out, pare_error *err);
 void pare_task_free(pare_task *t);
 
+/* The most bytes a compressed task file may expand to, unless PARE_TASK_MAX_DECOMPRESSED (bytes, with
+ * an optional K, M or G suffix) says otherwise: HellaSwag's validation file is 7.4 MiB. */
+#define PARE_TASK_MAX_DECOMPRESSED_DEFAULT ((uint64_t)64 << 20)
+
 /* Reads a whole file, decompressing it when it is bzip2 (one or more concatenated streams); *data is
- * NUL-terminated and malloc'd, *len excludes the NUL. */
+ * NUL-terminated and malloc'd, *len excludes the NUL. Output beyond the limit above is PARE_EFORMAT
+ * naming the file and the limit (a decompression bomb is refused, not allocated). */
 pare_status pare_read_maybe_bz2(const char *path, char **data, size_t *len, pare_error *err);
 
 /* The harness's HellaSwag preprocess(): strip, " [title]" -> ". ", drop "[...]" spans, "  " -> " "

@@ -80,3 +80,139 @@ out = struct.pack("<i", max(len(p) for p in pieces))
 for i, p in enumerate(pieces):
     out += struct.pack("<fi", -float(i), len(p)) + p
 put("tokenizer_bin", "tok512.bin", out)
+
+SEP = b"\n--pare-fuzz-part--\n"  # PARE_FUZZ_SEP (tests/fuzz/targets.h): one input, several files
+
+def tensor(dtype, shape, values=None):
+    n = 1
+    for d in shape:
+        n *= d
+    if dtype == "F32":
+        raw = f32(n) if values is None else struct.pack(f"<{n}f", *values)
+    elif dtype == "I32":
+        raw = struct.pack(f"<{n}i", *values)
+    else:  # U8
+        raw = bytes(values)
+    return (dtype, shape, raw)
+
+def st(named):
+    return safetensors([(name, dt, shape, raw) for name, (dt, shape, raw) in named.items()], {"format": "pt"})
+
+# st_index: model.safetensors.index.json, then the shards model-0000i-of-0000n.safetensors
+shard1 = {"a.weight": tensor("F32", [2, 3]), "a.bias": tensor("F32", [2])}
+shard2 = {"b.weight": ("BF16", [4], bytes(rng.randrange(256) for _ in range(8)))}
+index = {"metadata": {"total_size": 40},
+         "weight_map": {"a.weight": "model-00001-of-00002.safetensors", "a.bias": "model-00001-of-00002.safetensors",
+                        "b.weight": "model-00002-of-00002.safetensors"}}
+put("st_index", "two_shards", json.dumps(index, indent=2).encode() + SEP + st(shard1) + SEP + st(shard2))
+put("st_index", "one_shard", json.dumps({"weight_map": {"a.weight": "model-00001-of-00001.safetensors"}}).encode()
+    + SEP + st({"a.weight": tensor("F32", [3])}))
+
+# task: the first byte picks the task (byte % 4: piqa, arc-easy, boolq, hellaswag) and the limit (byte / 4 % 3)
+piqa = [{"goal": "Open a jar", "sol1": "Twist the lid.", "sol2": "Eat the lid."},
+        {"goal": "Dry hair \u00e9t\u00e9", "sol1": "Use a towel.", "sol2": "Use water."}]
+put("task", "piqa", bytes([0]) + "\n".join(json.dumps(x) for x in piqa).encode() + b"\n" + SEP + b"0\n1\n")
+put("task", "piqa_limit", bytes([4]) + "\r\n".join(json.dumps(x) for x in piqa).encode() + SEP + b"1\r\n0")
+arc = [{"id": "q1", "question": {"stem": "Which is a mammal?", "choices": [{"text": "cat", "label": "A"},
+        {"text": "fish", "label": "B"}, {"text": "ant", "label": "C"}]}, "answerKey": "A"},
+       {"id": "q2", "question": {"stem": "2+2?", "choices": [{"text": "3", "label": "1"}, {"text": "4", "label": "2"},
+        {"text": "5", "label": "3"}, {"text": "22", "label": "4"}]}, "answerKey": "2"}]
+put("task", "arc", bytes([1]) + "\n\n".join(json.dumps(x) for x in arc).encode() + b"\n")
+boolq = [{"question": "is the sky blue", "passage": "The sky is blue.", "label": "true"},
+         {"question": "is fire cold", "passage": "Fire is hot.", "label": False},
+         {"question": "is one odd", "passage": "One is odd.", "answer": True}]
+put("task", "boolq", bytes([2]) + b"\xef\xbb\xbf" + "\n".join(json.dumps(x) for x in boolq).encode())
+hs = ("Baking: A man puts flour in a bowl. he\n2\nstirs the [title] oven.\ntalks  to a dog.\nadds eggs and mixes.\n"
+      "sings [header] a song.\nHome: How to clean a sink. Rinse it [step] well.\n0\nScrub it.\nPaint it.\nFill it.\nBreak it.\n")
+put("task", "hellaswag", bytes([3]) + hs.encode())
+import bz2
+put("task", "hellaswag_bz2", bytes([7]) + bz2.compress(hs.encode(), 9) + bz2.compress(hs.encode(), 1))
+
+# manifest: pare.json, then model.safetensors, then optionally config.json (else the target's tiny LLaMA:
+# hidden 8, FFN 16, one layer, 2 heads over 1 KV head, vocabulary 32)
+LIN = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+       "mlp.up_proj", "mlp.down_proj"]
+SHAPES = {"self_attn.q_proj": (8, 8), "self_attn.k_proj": (4, 8), "self_attn.v_proj": (4, 8),
+          "self_attn.o_proj": (8, 8), "mlp.gate_proj": (16, 8), "mlp.up_proj": (16, 8), "mlp.down_proj": (8, 16)}
+
+def pare_export(states, prefix="model.layers.0.", nonlinear=None, shapes=SHAPES, order=LIN, bias=False):
+    """states: per linear, dict(kind=, rank=, kept_out=[...], kept_in=[...], mask=True)."""
+    tensors = dict(nonlinear or {"model.embed_tokens.weight": tensor("F32", [32, 8]),
+                                 "model.layers.0.input_layernorm.weight": tensor("F32", [8], [1.0] * 8),
+                                 "model.layers.0.post_attention_layernorm.weight": tensor("F32", [8], [1.0] * 8),
+                                 "model.norm.weight": tensor("F32", [8], [1.0] * 8),
+                                 "lm_head.weight": tensor("F32", [32, 8])})
+    lins = []
+    for short in order:
+        name = prefix + short
+        s = states.get(short, {})
+        oo, oi = shapes[short]
+        ko, ki = s.get("kept_out"), s.get("kept_in")
+        out, inn = len(ko) if ko else oo, len(ki) if ki else oi
+        kind = s.get("kind", "dense")
+        tn = {}
+        if kind == "factored":
+            r = s["rank"]
+            tensors[name + ".A"], tensors[name + ".B"] = tensor("F32", [out, r]), tensor("F32", [r, inn])
+            tn["A"], tn["B"] = name + ".A", name + ".B"
+            params = r * (out + inn)
+        else:
+            w = [rng.uniform(-1, 1) for _ in range(out * inn)]
+            params = out * inn
+            if kind == "masked":
+                mask = [1 if (i % 3) else 0 for i in range(out * inn)]
+                w = [x if m else 0.0 for x, m in zip(w, mask)]
+                tensors[name + ".mask"] = tensor("U8", [out, inn], mask)
+                tn["mask"] = name + ".mask"
+                params = sum(mask)
+            tensors[name + ".weight"] = tensor("F32", [out, inn], w)
+            tn["weight"] = name + ".weight"
+        if bias:
+            tensors[name + ".bias"] = tensor("F32", [out])
+            tn["bias"] = name + ".bias"
+            params += out
+        for key, idx in (("kept_out", ko), ("kept_in", ki)):
+            if idx:
+                tensors[f"{name}.{key}"] = tensor("I32", [len(idx)], idx)
+                tn[key] = f"{name}.{key}"
+        lins.append({"name": name, "kind": kind, "shape": [out, inn], "orig_shape": [oo, oi],
+                     "rank": s.get("rank"), "bias": bias, "kept_out": out if ko else None,
+                     "kept_in": inn if ki else None, "params": params, "tensors": tn})
+    return lins, tensors
+
+def manifest(lins, arch="LlamaForCausalLM", **extra):
+    m = {"format": "pare", "version": 1, "producer": "make_seeds.py", "source": "seed", "architecture": arch,
+         "weights": "model.safetensors", "mask_encoding": "U8 [out, in], one byte per weight, 1 = kept",
+         "linears": lins}
+    m.update(extra)
+    return json.dumps(m, indent=2).encode()
+
+lins, tens = pare_export({})
+put("manifest", "dense", manifest(lins) + SEP + st(tens))
+keep12 = [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 15]
+lins, tens = pare_export({"self_attn.q_proj": {"kind": "factored", "rank": 2},
+                          "self_attn.o_proj": {"kind": "masked"},
+                          "mlp.gate_proj": {"kept_out": keep12}, "mlp.up_proj": {"kept_out": keep12, "kind": "masked"},
+                          "mlp.down_proj": {"kept_in": keep12, "kind": "factored", "rank": 3}})
+put("manifest", "compressed", manifest(lins, ffn_widths=[12], compression={"method": "seed"}) + SEP + st(tens))
+gpt2_cfg = dict(gpt2, n_embd=8, n_layer=1, n_head=2, vocab_size=32, n_positions=16)
+G = {"attn.c_attn.q": (8, 8), "attn.c_attn.k": (8, 8), "attn.c_attn.v": (8, 8), "attn.c_proj": (8, 8),
+     "mlp.c_fc": (32, 8), "mlp.c_proj": (8, 32)}
+nl = {"transformer.wte.weight": tensor("F32", [32, 8]), "transformer.wpe.weight": tensor("F32", [16, 8]),
+      "transformer.h.0.ln_1.weight": tensor("F32", [8]), "transformer.h.0.ln_1.bias": tensor("F32", [8]),
+      "transformer.h.0.ln_2.weight": tensor("F32", [8]), "transformer.h.0.ln_2.bias": tensor("F32", [8]),
+      "transformer.ln_f.weight": tensor("F32", [8]), "transformer.ln_f.bias": tensor("F32", [8])}
+lins, tens = pare_export({"mlp.c_fc": {"kept_out": list(range(0, 32, 2))}, "mlp.c_proj": {"kept_in": list(range(0, 32, 2))},
+                          "attn.c_proj": {"kind": "factored", "rank": 4}},
+                         prefix="transformer.h.0.", nonlinear=nl, shapes=G, order=list(G), bias=True)
+put("manifest", "gpt2", manifest(lins, arch="GPT2LMHeadModel") + SEP + st(tens) + SEP + json.dumps(gpt2_cfg).encode())
+
+# recipe_params: params {...} body, then --set lines; without the separator the input is --set lines
+# against the target's default declarations
+put("recipe_params", "sets", b"ratio=0.5\nrank=16\nmethod=asvd\nverbose=yes\ncalib=/tmp/x.txt\nsteps=3\nlr=1e-4\nbits=8\n")
+put("recipe_params", "bad_sets", b"ratio=2\nrank=1.5\nmethod=svd2\nverbose=maybe\nsteps=-1\nlr=nan\n=x\nnoeq\nbits=0x8\n"
+    b"rank=99999999999999999999\nunknown=1\n")
+put("recipe_params", "decls", b'alpha = {0.5, "weight", min = 0, max = 1},\nname = {"x", "a name", choices = {"x", "y"}},\n'
+    b'n = {nil, "count", type = "integer", optional = true, min = -3},\nflag = {true, "on or off"},\n'
+    b'big = {9007199254740993, "large", max = 9.3e18}' + SEP + b"alpha=0.25\nname=y\nn=-3\nflag=off\nbig=-1\n")
+put("recipe_params", "decls_bad", b'x = {1, "d", min = 2},\ny = {"s", "d", type = "number"}' + SEP + b"x=3\n")

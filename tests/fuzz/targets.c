@@ -2,15 +2,20 @@
  * on its real path-based entry point without touching the disk. */
 #include "targets.h"
 
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/export.h"
+#include "core/forward.h"
 #include "core/model.h"
 #include "core/safetensors.h"
+#include "core/tasks.h"
 #include "core/tokenizer.h"
 
 /* A path whose contents are data (a memfd), valid until fuzz_file_close. */
@@ -39,6 +44,134 @@ static int fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size)
 
 static void fuzz_file_close(fuzz_file *f) { close(f->fd); }
 
+int fuzz_split(const uint8_t *data, size_t size, fuzz_part *parts, int max)
+{
+    const size_t sl = sizeof PARE_FUZZ_SEP - 1;
+    int n = 0;
+    while (n < max - 1) {
+        const uint8_t *sep = memmem(data, size, PARE_FUZZ_SEP, sl);
+        if (!sep)
+            break;
+        parts[n++] = (fuzz_part){data, (size_t)(sep - data)};
+        size -= (size_t)(sep - data) + sl;
+        data = sep + sl;
+    }
+    parts[n++] = (fuzz_part){data, size};
+    return n;
+}
+
+static char fuzz_root[256];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void fuzz_dir_remove(void)
+{
+    if (fuzz_root[0])
+        nftw(fuzz_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *fuzz_dir(void)
+{
+    static int made;
+    if (made)
+        return made > 0 ? fuzz_root : NULL;
+    struct stat st;
+    const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                       : getenv("TMPDIR") && *getenv("TMPDIR")                                           ? getenv("TMPDIR")
+                                                                                                         : "/tmp";
+    snprintf(fuzz_root, sizeof fuzz_root, "%s/pare-fuzz-XXXXXX", base);
+    made = mkdtemp(fuzz_root) ? 1 : -1;
+    if (made < 0) {
+        fuzz_root[0] = 0;
+        return NULL;
+    }
+    static const char *const sub[] = {"task", "pare", "index", "recipe"};
+    for (size_t i = 0; i < sizeof sub / sizeof *sub; i++) {
+        char d[512];
+        snprintf(d, sizeof d, "%s/%s", fuzz_root, sub[i]);
+        mkdir(d, 0700);
+    }
+    atexit(fuzz_dir_remove);
+    return fuzz_root;
+}
+
+int fuzz_put(const char *name, const fuzz_part *part)
+{
+    const char *dir = fuzz_dir();
+    if (!dir)
+        return -1;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!part) {
+        unlink(path);
+        return 0;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    size_t off = 0;
+    while (off < part->size) {
+        ssize_t w = write(fd, part->data + off, part->size - off);
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    return close(fd);
+}
+
+void fuzz_note(const char *target, const char *msg)
+{
+    if (getenv("PARE_FUZZ_VERBOSE"))
+        fprintf(stderr, "%s: %s\n", target, msg);
+}
+
+/* Sets an environment variable for one call unless the user set it; restore_env undoes it. */
+static int default_env(const char *name, const char *value)
+{
+    if (getenv(name))
+        return 0;
+    setenv(name, value, 1);
+    return 1;
+}
+
+static void restore_env(const char *name, int was_set_here)
+{
+    if (was_set_here)
+        unsetenv(name);
+}
+
+/* an invariant the parser promises is broken: a finding like a crash */
+#define FUZZ_ASSERT(cond)                                                                                      \
+    do {                                                                                                       \
+        if (!(cond)) {                                                                                         \
+            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond);                   \
+            abort();                                                                                           \
+        }                                                                                                      \
+    } while (0)
+
+/* converts every small tensor of an opened file to F32, then closes it */
+static void st_exercise(pare_safetensors *st)
+{
+    pare_error err;
+    for (size_t i = 0; i < st->n_tensors; i++) {
+        size_t n = pare_st_numel(&st->tensors[i]);
+        if (n > (1u << 20))
+            continue;
+        float *dst = malloc((n ? n : 1) * sizeof *dst);
+        if (dst)
+            pare_st_to_f32(st, &st->tensors[i], dst, &err);
+        free(dst);
+    }
+    pare_st_close(st);
+}
+
 /* safetensors header and data: open, then convert every small float tensor */
 static void fuzz_safetensors(const uint8_t *data, size_t size)
 {
@@ -47,19 +180,42 @@ static void fuzz_safetensors(const uint8_t *data, size_t size)
         return;
     pare_safetensors st;
     pare_error err;
-    if (pare_st_open_file(f.path, &st, &err) == PARE_OK) {
-        for (size_t i = 0; i < st.n_tensors; i++) {
-            size_t n = pare_st_numel(&st.tensors[i]);
-            if (n > (1u << 20))
-                continue;
-            float *dst = malloc((n ? n : 1) * sizeof *dst);
-            if (dst)
-                pare_st_to_f32(&st, &st.tensors[i], dst, &err);
-            free(dst);
-        }
-        pare_st_close(&st);
-    }
+    if (pare_st_open_file(f.path, &st, &err) == PARE_OK)
+        st_exercise(&st);
     fuzz_file_close(&f);
+}
+
+/* A sharded checkpoint: model.safetensors.index.json, then the shards model-0000i-of-0000n.safetensors
+ * (the parts after it, at most 8), opened as a folder and every small tensor converted. */
+static void fuzz_st_index(const uint8_t *data, size_t size)
+{
+    enum { MAX_SHARDS = 8 };
+    static char written[MAX_SHARDS][64];
+    fuzz_part parts[1 + MAX_SHARDS];
+    int n = fuzz_split(data, size, parts, 1 + MAX_SHARDS);
+    const char *dir = fuzz_dir();
+    if (!dir)
+        return;
+    for (int i = 0; i < MAX_SHARDS; i++)
+        if (written[i][0]) {
+            fuzz_put(written[i], NULL);
+            written[i][0] = 0;
+        }
+    if (fuzz_put("index/model.safetensors.index.json", &parts[0]))
+        return;
+    for (int i = 1; i < n; i++) {
+        snprintf(written[i - 1], sizeof written[i - 1], "index/model-%05d-of-%05d.safetensors", i, n - 1);
+        if (fuzz_put(written[i - 1], &parts[i]))
+            return;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/index", dir);
+    pare_safetensors st;
+    pare_error err;
+    if (pare_st_open_dir(path, &st, &err) == PARE_OK)
+        st_exercise(&st);
+    else
+        fuzz_note("st_index", err.msg);
 }
 
 static void fuzz_config(const uint8_t *data, size_t size)
@@ -205,6 +361,102 @@ static void fuzz_tokenizer_bin(const uint8_t *data, size_t size)
     fuzz_file_close(&f);
 }
 
+/* Zero-shot task files: the first byte picks the task (byte % 4: piqa, arc-easy, boolq, hellaswag) and
+ * the item limit (byte / 4 % 3: none, 1, 2); the rest is the file. PIQA's rest is the JSONL, then
+ * PARE_FUZZ_SEP, then the labels file. HellaSwag's may be bzip2 (decompression capped at 4 MiB
+ * unless PARE_TASK_MAX_DECOMPRESSED is set, so that a bomb costs milliseconds). Every item loaded
+ * must satisfy what tasks.h promises. */
+static void fuzz_task(const uint8_t *data, size_t size)
+{
+    const char *dir = fuzz_dir();
+    if (!dir || size < 1)
+        return;
+    pare_task_kind kind = (pare_task_kind)(data[0] % PARE_TASK_KINDS);
+    size_t limit = (size_t)(data[0] / PARE_TASK_KINDS % 3);
+    fuzz_part rest = {data + 1, size - 1}, parts[2];
+    const char *name = kind == PARE_TASK_HELLASWAG ? "task/t.txt" : "task/t.jsonl";
+    int n = kind == PARE_TASK_PIQA ? fuzz_split(rest.data, rest.size, parts, 2) : (parts[0] = rest, 1);
+    if (fuzz_put(name, &parts[0]) || fuzz_put("task/t-labels.lst", n > 1 ? &parts[1] : NULL))
+        return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int env = default_env("PARE_TASK_MAX_DECOMPRESSED", "4M");
+    pare_task *t = NULL;
+    pare_error err = {.code = PARE_OK};
+    if (pare_task_load(kind, path, limit, &t, &err) == PARE_OK) {
+        FUZZ_ASSERT(t->n_items >= 1 && t->n_items <= t->n_in_file && (!limit || t->n_items <= limit));
+        size_t chars = 0;
+        for (size_t i = 0; i < t->n_items; i++) {
+            const pare_task_item *it = &t->items[i];
+            FUZZ_ASSERT(it->context && it->n_choices >= 1 && it->choices && it->line >= 1);
+            FUZZ_ASSERT(it->gold >= 0 && it->gold < it->n_choices);
+            for (int j = 0; j < it->n_choices; j++) {
+                FUZZ_ASSERT(it->choices[j]);
+                chars += pare_utf8_chars(it->choices[j]);
+            }
+            chars += pare_utf8_chars(it->context);
+        }
+        (void)chars;
+        pare_task_free(t);
+    } else {
+        FUZZ_ASSERT(!t && err.msg[0]);
+        fuzz_note("task", err.msg);
+    }
+    restore_env("PARE_TASK_MAX_DECOMPRESSED", env);
+}
+
+/* The architecture a pare export folder states unless the input brings its own config.json: LLaMA,
+ * hidden 8, FFN 16, one layer, 2 heads over 1 KV head, vocabulary 32. */
+static const char MANIFEST_CONFIG[] =
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 8, "
+    "\"intermediate_size\": 16, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
+    "\"num_key_value_heads\": 1, \"vocab_size\": 32, \"max_position_embeddings\": 16, \"rms_norm_eps\": 1e-05, "
+    "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false, \"bos_token_id\": 1, \"eos_token_id\": 2}";
+
+/* A pare-format export folder: pare.json, then (after PARE_FUZZ_SEP) model.safetensors, then
+ * optionally config.json (else MANIFEST_CONFIG). A model that loads is run forward on 4 tokens and
+ * sized for export (PARE_MEMORY_LIMIT is 256M for the call unless set, so a config cannot ask for
+ * more memory than fuzzing allows). */
+static void fuzz_manifest(const uint8_t *data, size_t size)
+{
+    const char *dir = fuzz_dir();
+    if (!dir)
+        return;
+    fuzz_part parts[3], config = {(const uint8_t *)MANIFEST_CONFIG, sizeof MANIFEST_CONFIG - 1};
+    int n = fuzz_split(data, size, parts, 3);
+    if (fuzz_put("pare/pare.json", &parts[0]) || fuzz_put("pare/model.safetensors", n > 1 ? &parts[1] : NULL) ||
+        fuzz_put("pare/config.json", n > 2 ? &parts[2] : &config))
+        return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/pare", dir);
+    int env = default_env("PARE_MEMORY_LIMIT", "256M");
+    pare_model *m = NULL;
+    pare_error err = {.code = PARE_OK};
+    if (pare_model_load(path, NULL, &m, &err) == PARE_OK) {
+        pare_param_counts pc;
+        pare_model_param_counts(m, &pc);
+        int T = m->cfg.max_pos < 4 ? m->cfg.max_pos : 4;
+        int32_t ids[4];
+        for (int i = 0; i < T; i++)
+            ids[i] = (int32_t)((i * 7 + 1) % m->cfg.vocab_size);
+        pare_acts *a = NULL;
+        if (T > 0 && pare_acts_alloc(m, 1, T, 0, &a, &err) == PARE_OK) {
+            pare_forward(m, a, ids, 1, T, PARE_LOGITS_ALL, &err);
+            pare_acts_free(a);
+        }
+        pare_export_opts o;
+        pare_export_defaults(&o);
+        o.format = PARE_EXPORT_PARE;
+        size_t bytes;
+        pare_export_size(m, &o, &bytes, &err);
+        pare_model_free(m);
+    } else {
+        FUZZ_ASSERT(!m && err.msg[0]);
+        fuzz_note("manifest", err.msg);
+    }
+    restore_env("PARE_MEMORY_LIMIT", env);
+}
+
 const fuzz_target fuzz_targets[] = {
     {"safetensors", fuzz_safetensors},
     {"config", fuzz_config},
@@ -212,6 +464,10 @@ const fuzz_target fuzz_targets[] = {
     {"tokenizer_encode", fuzz_tokenizer_encode},
     {"llama2c", fuzz_llama2c},
     {"tokenizer_bin", fuzz_tokenizer_bin},
+    {"st_index", fuzz_st_index},
+    {"task", fuzz_task},
+    {"manifest", fuzz_manifest},
+    {"recipe_params", fuzz_recipe_params},
     {NULL, NULL},
 };
 
