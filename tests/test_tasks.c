@@ -196,6 +196,56 @@ static void test_hellaswag(void)
     pare_task_free(t);
 }
 
+/* A bzip2 file that expands past the limit (64 MiB, or PARE_TASK_MAX_DECOMPRESSED) is refused with an
+ * error naming the file and the limit, without allocating the whole output; under the limit it loads. */
+static void test_decompression_limit(void)
+{
+    /* 65 MiB of one repeated item: one 1 MiB stream of whole items, written 65 times (concatenated
+     * streams are one file), about 3 KB in all */
+    const char *item = "Bomb: a b c.\n0\nd\ne\nf\ng\n";
+    size_t il = strlen(item), chunk = ((size_t)1 << 20) / il * il, copies = 65;
+    char *text = malloc(chunk);
+    unsigned zl = (unsigned)(chunk / 50 + 4096);
+    char *z = malloc(zl);
+    CHECK(text && z);
+    if (!text || !z) {
+        free(text);
+        free(z);
+        return;
+    }
+    for (size_t off = 0; off < chunk; off += il)
+        memcpy(text + off, item, il);
+    CHECK(BZ2_bzBuffToBuffCompress(z, &zl, text, (unsigned)chunk, 9, 0, 0) == BZ_OK);
+    free(text);
+    char *path = path_in(harness_tmpdir(), "bomb.txt.bz2");
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    for (size_t i = 0; f && i < copies; i++)
+        CHECK(fwrite(z, 1, zl, f) == zl);
+    CHECK(f && fclose(f) == 0);
+    free(z);
+    size_t n = chunk * copies;
+    char *saved = getenv("PARE_TASK_MAX_DECOMPRESSED") ? strdup(getenv("PARE_TASK_MAX_DECOMPRESSED")) : NULL;
+    unsetenv("PARE_TASK_MAX_DECOMPRESSED");
+    expect_load_error(PARE_TASK_HELLASWAG, path,
+                      (const char *const[]){"bomb.txt.bz2", "decompresses to more than 67108864 bytes", "default 64 MiB",
+                                            "PARE_TASK_MAX_DECOMPRESSED", NULL});
+    setenv("PARE_TASK_MAX_DECOMPRESSED", "1M", 1);
+    expect_load_error(PARE_TASK_HELLASWAG, path,
+                      (const char *const[]){"bomb.txt.bz2", "more than 1048576 bytes", NULL});
+    if (!getenv("PARE_TEST_QUICK")) { /* the whole file under a raised limit (decodes 65 MiB) */
+        setenv("PARE_TASK_MAX_DECOMPRESSED", "66M", 1);
+        pare_task *t = load_ok(PARE_TASK_HELLASWAG, path, 3);
+        CHECK(t && t->n_in_file == n / il && t->n_items == 3 && t->items[2].gold == 0);
+        pare_task_free(t);
+    }
+    if (saved)
+        setenv("PARE_TASK_MAX_DECOMPRESSED", saved, 1);
+    else
+        unsetenv("PARE_TASK_MAX_DECOMPRESSED");
+    free(saved);
+}
+
 /* Malformed files: each error names the file and the line. */
 static void test_reader_errors(void)
 {
@@ -210,6 +260,8 @@ static void test_reader_errors(void)
         "p4-labels.lst", "2\n",
         "a1.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":[]},\"answerKey\":\"A\"}\n",
         "a2.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":[{\"text\":\"t\",\"label\":\"A\"}]},\"answerKey\":\"E\"}\n",
+        "a3.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":[{\"text\":\"t\",\"label\":\"A\"}]}}\n",
+        "a4.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":{}},\"answerKey\":\"A\"}\n",
         "b1.jsonl", "{\"question\": \"q\", \"passage\": \"p\", \"label\": \"maybe\"}\n",
         "b2.jsonl", "[1, 2]\n",
         "h1.txt", "ctx\n0\ne1\ne2\ne3\n",
@@ -225,6 +277,11 @@ static void test_reader_errors(void)
     expect_load_error(PARE_TASK_ARC_EASY, path_in(d, "a1.jsonl"), (const char *const[]){"a1.jsonl:1:", "no choices", NULL});
     expect_load_error(PARE_TASK_ARC_EASY, path_in(d, "a2.jsonl"),
                       (const char *const[]){"a2.jsonl:1:", "answerKey 'E'", "(A)", NULL});
+    /* no answerKey (found by fuzzing: the message was chosen after the item was released, a use after free) */
+    expect_load_error(PARE_TASK_ARC_EASY, path_in(d, "a3.jsonl"),
+                      (const char *const[]){"a3.jsonl:1:", "missing field 'answerKey (a string)'", NULL});
+    expect_load_error(PARE_TASK_ARC_EASY, path_in(d, "a4.jsonl"),
+                      (const char *const[]){"a4.jsonl:1:", "'question.choices (a list)'", NULL});
     expect_load_error(PARE_TASK_BOOLQ, path_in(d, "b1.jsonl"), (const char *const[]){"b1.jsonl:1:", "label", NULL});
     expect_load_error(PARE_TASK_BOOLQ, path_in(d, "b2.jsonl"), (const char *const[]){"b2.jsonl:1:", "JSON object", NULL});
     expect_load_error(PARE_TASK_HELLASWAG, path_in(d, "h1.txt"), (const char *const[]){"h1.txt:1:", "incomplete", NULL});
@@ -537,6 +594,7 @@ void suite_tasks(void)
     RUN(test_readers_templates);
     RUN(test_hellaswag);
     RUN(test_reader_errors);
+    RUN(test_decompression_limit);
     RUN(test_score_matches_plain);
     RUN(test_cli_task);
     RUN(test_cli_task_errors);

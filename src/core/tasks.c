@@ -411,11 +411,14 @@ static pare_status arc_line(void *user, char *line, int lineno, pare_error *err)
     json_t *q = json_object_get(j, "question");
     const char *stem = get_str(q, "stem"), *key = get_str(j, "answerKey");
     json_t *choices = json_object_get(q, "choices");
-    if (!stem || !json_is_array(choices) || !key) {
+    /* decided before j (and choices with it) is released */
+    const char *missing = !stem                     ? "question.stem (a string)"
+                          : !json_is_array(choices) ? "question.choices (a list)"
+                          : !key                    ? "answerKey (a string)"
+                                                    : NULL;
+    if (missing) {
         json_decref(j);
-        return pare_fail(err, PARE_EFORMAT, "%s:%d: missing field '%s'", c->path, lineno,
-                         !stem ? "question.stem (a string)" : !json_is_array(choices) ? "question.choices (a list)"
-                                                                                     : "answerKey (a string)");
+        return pare_fail(err, PARE_EFORMAT, "%s:%d: missing field '%s'", c->path, lineno, missing);
     }
     size_t n = json_array_size(choices);
     if (n == 0) {
