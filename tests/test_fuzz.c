@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/model.h"
+#include "core/tasks.h"
 #include "fixture.h"
 #include "fuzz/targets.h"
 #include "harness.h"
@@ -45,5 +47,82 @@ static void test_replay_corpus(void)
     }
 }
 
+/* Runs target on the corpus file tests/fuzz/corpus/TARGET/NAME (which leaves its files in fuzz_dir()). */
+static int run_corpus_file(const char *target, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "tests/fuzz/corpus/%s/%s", target, name);
+    size_t len = 0;
+    unsigned char *data = fixture_read(path, &len);
+    CHECKF(data != NULL, "%s: cannot read", path);
+    if (!data)
+        return -1;
+    fuzz_target_find(target)->run(data, len);
+    free(data);
+    return 0;
+}
+
+/* The manifest seeds load (so fuzzing starts from valid folders), and the reader refuses states that
+ * every linear allows but the forward cannot compute: a sliced attention matrix, FFN widths that
+ * disagree. */
+static void test_manifest_seeds(void)
+{
+    const struct {
+        const char *name, *needle; /* NULL: loads */
+    } cases[] = {
+        {"dense", NULL},
+        {"compressed", NULL},
+        {"gpt2", NULL},
+        {"sliced_attention", "model.layers.0.self_attn.q_proj: shape [6, 8], loaded as [8, 8]; attention matrices keep "
+                             "their loaded shape"},
+        {"ffn_mismatch", "layer 0: inconsistent FFN width (model.layers.0.mlp.gate_proj 12 rows, "
+                         "model.layers.0.mlp.up_proj 16 rows"},
+    };
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/pare", fuzz_dir());
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (run_corpus_file("manifest", cases[i].name))
+            continue;
+        pare_model *m = NULL;
+        pare_error err = {0};
+        pare_status st = pare_model_load(dir, NULL, &m, &err);
+        if (!cases[i].needle) {
+            CHECKF(st == PARE_OK, "%s: %s", cases[i].name, err.msg);
+        } else {
+            CHECKF(st == PARE_EUNSUPPORTED && strstr(err.msg, "pare.json: ") && strstr(err.msg, cases[i].needle),
+                   "%s: status %d, %s", cases[i].name, (int)st, err.msg);
+        }
+        pare_model_free(m);
+    }
+}
+
+/* Every task seed loads (the fuzzer starts from valid files). */
+static void test_task_seeds(void)
+{
+    static const char *const seeds[] = {"piqa", "piqa_limit", "arc", "boolq", "hellaswag", "hellaswag_bz2"};
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "tests/fuzz/corpus/task/%s", seeds[i]);
+        size_t len = 0;
+        unsigned char *data = fixture_read(path, &len);
+        CHECKF(data && len > 1, "%s: cannot read", path);
+        if (!data)
+            continue;
+        pare_task_kind kind = (pare_task_kind)(data[0] % PARE_TASK_KINDS);
+        fuzz_target_find("task")->run(data, len);
+        free(data);
+        snprintf(path, sizeof path, "%s/task/%s", fuzz_dir(), kind == PARE_TASK_HELLASWAG ? "t.txt" : "t.jsonl");
+        pare_task *t = NULL;
+        pare_error err = {0};
+        CHECKF(pare_task_load(kind, path, 0, &t, &err) == PARE_OK && t->n_items >= 2, "%s: %s", seeds[i], err.msg);
+        pare_task_free(t);
+    }
+}
+
 void suite_fuzz(void);
-void suite_fuzz(void) { RUN(test_replay_corpus); }
+void suite_fuzz(void)
+{
+    RUN(test_replay_corpus);
+    RUN(test_manifest_seeds);
+    RUN(test_task_seeds);
+}

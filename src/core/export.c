@@ -439,6 +439,9 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
     const pare_config *c = &m->cfg;
     if (m->head.kind != PARE_LIN_DENSE || m->head.out != m->head.orig_out || m->head.in != m->head.orig_in)
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: only a dense, unsliced output head can be exported", m->head.name);
+    pare_status src = pare_model_check_shapes(m, err);
+    if (src)
+        return src;
     json_t *extra = NULL;
     if (o->manifest_extra_json) {
         json_error_t jerr;
@@ -1234,6 +1237,9 @@ static pare_status load_pare_weights(pare_model *m, const char *mpath, json_t *r
     for (int i = 0; i < n && rc == PARE_OK; i++)
         rc = load_linear(&r, lin[i], json_array_get(lins, (size_t)i), i, err);
     free(lin);
+    /* each linear is valid alone; together they must be a model the forward computes */
+    if (rc == PARE_OK && (rc = pare_model_check_shapes(m, err)))
+        rc = pare_wrap(err, "%s", mpath);
     return rc;
 }
 

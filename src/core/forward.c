@@ -42,6 +42,9 @@ pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, par
         return pare_fail(err, PARE_EINVAL, "batch %d x length %d: both must be positive", B, T);
     if (T > c->max_pos)
         return pare_fail(err, PARE_EINVAL, "sequence length %d exceeds the model's %d positions", T, c->max_pos);
+    pare_status src = pare_model_check_shapes(m, err); /* a shape the forward would read at the wrong stride */
+    if (src)
+        return src;
     size_t bytes = pare_acts_bytes(m, B, T, keep_all);
     char what[96];
     snprintf(what, sizeof what, "activations for batch %d x %d%s", B, T, keep_all ? " (every layer kept)" : "");

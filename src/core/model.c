@@ -705,6 +705,42 @@ int pare_model_linears(pare_model *m, pare_linear **out, int cap)
     return n;
 }
 
+pare_status pare_model_check_shapes(const pare_model *m, pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    int C = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    for (int i = 0; i < c->n_layers; i++) {
+        const pare_block *b = &m->blocks[i];
+        const struct {
+            const pare_linear *l;
+            int out, in; /* required; 0: the FFN width, checked below */
+        } want[] = {{&b->q, qd, C}, {&b->k, kvd, C}, {&b->v, kvd, C}, {&b->o, C, qd},
+                    {&b->gate, 0, C}, {&b->up, 0, C}, {&b->down, C, 0}};
+        for (int j = 0; j < 7; j++) {
+            const pare_linear *l = want[j].l;
+            if (!l->out) /* GPT-2 has no gate */
+                continue;
+            if ((want[j].out && l->out != want[j].out) || (want[j].in && l->in != want[j].in))
+                return pare_fail(err, PARE_EUNSUPPORTED,
+                                 "%s: shape [%d, %d], loaded as [%d, %d]; %s", l->name, l->out, l->in, l->orig_out,
+                                 l->orig_in,
+                                 j < 4 ? "attention matrices keep their loaded shape (the forward computes whole "
+                                         "heads; only FFN channels can be sliced)"
+                                       : "the hidden size cannot be sliced (only FFN channels can)");
+        }
+        if ((b->gate.out && b->gate.out != b->up.out) || b->down.in != b->up.out)
+            return pare_fail(err, PARE_EUNSUPPORTED,
+                             "layer %d: inconsistent FFN width (%s%s%d rows, %s %d rows, %s %d columns); the forward "
+                             "needs gate/up rows = down columns",
+                             i, b->gate.out ? b->gate.name : "", b->gate.out ? " " : "", b->gate.out, b->up.name,
+                             b->up.out, b->down.name, b->down.in);
+    }
+    if (m->head.out != c->vocab_size || m->head.in != C)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: shape [%d, %d]; the head must be [%d, %d]", m->head.name,
+                         m->head.out, m->head.in, c->vocab_size, C);
+    return PARE_OK;
+}
+
 void pare_model_param_counts(const pare_model *m, pare_param_counts *pc)
 {
     const pare_config *c = &m->cfg;

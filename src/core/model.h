@@ -80,6 +80,12 @@ void pare_model_param_counts(const pare_model *m, pare_param_counts *pc);
 /* The linear matrices of the decoder blocks, in order (q, k, v, o, gate, up, down per layer).
  * Returns the count; fills up to cap pointers. */
 int pare_model_linears(pare_model *m, pare_linear **out, int cap);
+/* PARE_EUNSUPPORTED, naming the matrix, when a layer has a shape the forward cannot compute: the
+ * attention matrices must keep their loaded shape (the forward computes whole heads; a sliced q, k, v
+ * or o would be read at the wrong stride), no matrix may slice the hidden size, and a block's FFN
+ * width must agree (gate/up rows = down columns). Only FFN channels can be sliced. The pare-format
+ * reader, the exporter and pare_acts_alloc (so every forward) check it. */
+pare_status pare_model_check_shapes(const pare_model *m, pare_error *err);
 /* Reads and tokenizes a whole text file with the model's tokenizer, no special tokens (as pare eval
  * scores it); *ids is malloc'd. An empty file or a model without a tokenizer is an error. */
 pare_status pare_model_tokenize_file(const pare_model *m, const char *path, int32_t **ids, size_t *n, pare_error *err);

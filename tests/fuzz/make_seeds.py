@@ -216,3 +216,10 @@ put("recipe_params", "decls", b'alpha = {0.5, "weight", min = 0, max = 1},\nname
     b'n = {nil, "count", type = "integer", optional = true, min = -3},\nflag = {true, "on or off"},\n'
     b'big = {9007199254740993, "large", max = 9.3e18}' + SEP + b"alpha=0.25\nname=y\nn=-3\nflag=off\nbig=-1\n")
 put("recipe_params", "decls_bad", b'x = {1, "d", min = 2},\ny = {"s", "d", type = "number"}' + SEP + b"x=3\n")
+
+# states each linear allows but the model does not (the forward computes whole heads; FFN widths agree):
+# the reader refuses them (tests/test_fuzz.c checks the messages)
+lins, tens = pare_export({"self_attn.q_proj": {"kept_out": [0, 1, 2, 3, 4, 5]}})
+put("manifest", "sliced_attention", manifest(lins) + SEP + st(tens))
+lins, tens = pare_export({"mlp.gate_proj": {"kept_out": keep12}})
+put("manifest", "ffn_mismatch", manifest(lins) + SEP + st(tens))
