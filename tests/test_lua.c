@@ -160,6 +160,20 @@ static void test_script_errors(void)
     const char *u = write_recipe("undecl.lua", "params { ratio = {0.2, \"r\"} }\nfunction run(p) return p.ratoi end\n");
     expect_fail((const char *const[]){"run", u, "--model", d, NULL},
                 (const char *const[]){"p.ratoi: no such parameter", NULL});
+    /* p is read-only for declared parameters too (a plain table let p.ratio = 1 through; found by fuzzing),
+     * while reading, pairs(p) and a nil optional parameter work */
+    const char *w = write_recipe("write.lua", "params { ratio = {0.2, \"r\"}, opt = {nil, \"o\", type = \"string\", "
+                                              "optional = true} }\n"
+                                              "function run(p)\n"
+                                              "  local n = 0\n"
+                                              "  for k, v in pairs(p) do n = n + 1 end\n"
+                                              "  assert(n == 2 and p.ratio == 0.2 and p.opt == nil, 'reading p')\n"
+                                              "  p.ratio = 1\n"
+                                              "end\n");
+    char l6[1300];
+    snprintf(l6, sizeof l6, "%s:6:", w);
+    expect_fail((const char *const[]){"run", w, "--model", d, NULL},
+                (const char *const[]){l6, "p.ratio: parameters are read-only (use --set)", NULL});
     const char *s = write_recipe("syntax.lua", "function run(p)\n  local x = = 1\nend\n");
     char l2s[1300];
     snprintf(l2s, sizeof l2s, "%s:2:", s);
