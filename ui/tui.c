@@ -8,6 +8,7 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,8 +305,13 @@ static int save_recipe(tui_app *a, char *path, size_t cap)
     for (int i = a->st.n_res - 1; i >= 0; i--) { /* what the workbench measured for this configuration */
         const tui_result *r = &a->st.res[i];
         if (r->hash == h) {
-            snprintf(note, sizeof note, "Measured in the workbench: perplexity %.17g on %.900s (window %d).", r->ppl,
-                     a->st.set.eval, a->st.set.window);
+            size_t o = 0;
+            if (!isnan(r->ppl))
+                o = (size_t)snprintf(note, sizeof note, "Measured in the workbench: perplexity %.17g on %.700s (window %d).",
+                                     r->ppl, a->st.set.eval, a->st.set.window);
+            if (r->task[0] && o < sizeof note) /* zero-shot accuracies of the same configuration */
+                snprintf(note + o, sizeof note - o, "%sMeasured in the workbench: %s acc %.17g acc_norm %.17g (%zu items).",
+                         o ? "\n" : "", r->task, r->acc, r->acc_norm, r->task_items);
             break;
         }
     }
