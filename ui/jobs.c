@@ -4,6 +4,7 @@
 #include "jobs.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,10 +118,18 @@ static void eval_done(tui_job *j, pare_status st, const pare_error *err, void *c
     }
     tui_state_add_result(c->st, &e->row);
     char line[512];
-    snprintf(line, sizeof line, "result: %s: ppl %.4f on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
-             e->row.label, e->row.ppl, e->row.data, e->row.block_before, e->row.block_after, e->row.total_before,
-             e->row.total_after, e->row.wall_s);
-    c->log(c->ui, 0, line);
+    if (e->set.eval[0]) {
+        snprintf(line, sizeof line, "result: %s: ppl %.4f on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
+                 e->row.label, e->row.ppl, e->row.data, e->row.block_before, e->row.block_after, e->row.total_before,
+                 e->row.total_after, e->row.wall_s);
+        c->log(c->ui, 0, line);
+    }
+    if (e->row.task[0]) {
+        snprintf(line, sizeof line, "result: %s: %s acc %.4f acc_norm %.4f (%zu items), all parameters %zu -> %zu",
+                 e->row.label, e->row.task, e->row.acc, e->row.acc_norm, e->row.task_items, e->row.total_before,
+                 e->row.total_after);
+        c->log(c->ui, 0, line);
+    }
 }
 
 static void eval_destroy(tui_job *j)
@@ -285,8 +294,29 @@ int tui_results_from_run(tui_state *st, const char *out_dir)
         json_t *params = json_object_get(row, "params"), *metrics = json_object_get(row, "metrics");
         size_t k;
         json_t *met;
+        /* zero-shot accuracies (metrics acc, acc_norm on a task) go beside the perplexities of the row */
+        char task[32] = "";
+        double acc = NAN, acc_norm = NAN;
+        int n_ppl = 0;
         json_array_foreach(metrics, k, met) {
+            const char *name = json_string_value(json_object_get(met, "name"));
+            const char *data = json_string_value(json_object_get(met, "data"));
+            int is_acc = name && !strcmp(name, "acc"), is_norm = name && !strcmp(name, "acc_norm");
+            if ((is_acc || is_norm) && (!task[0] || (data && !strcmp(task, data)))) {
+                snprintf(task, sizeof task, "%s", data ? data : "?");
+                *(is_acc ? &acc : &acc_norm) = json_number_value(json_object_get(met, "value"));
+            }
+            n_ppl += !is_acc && !is_norm;
+        }
+        json_array_foreach(metrics, k, met) {
+            const char *mname = json_string_value(json_object_get(met, "name"));
+            int is_acc = mname && (!strcmp(mname, "acc") || !strcmp(mname, "acc_norm"));
+            if (is_acc && (n_ppl > 0 || strcmp(mname, "acc"))) /* one row for a row with accuracies only */
+                continue;
             tui_result r = {0};
+            snprintf(r.task, sizeof r.task, "%s", task);
+            r.acc = acc;
+            r.acc_norm = acc_norm;
             const char *method = json_string_value(json_object_get(row, "method"));
             const char *data = json_string_value(json_object_get(met, "data"));
             const char *db = data ? strrchr(data, '/') : NULL;
@@ -294,7 +324,7 @@ int tui_results_from_run(tui_state *st, const char *out_dir)
             snprintf(r.label, sizeof r.label, "%s (%s)", method ? method : "?", run);
             snprintf(r.data, sizeof r.data, "%s", db ? db + 1 : data ? data : "");
             snprintf(r.source, sizeof r.source, "%s", run);
-            r.ppl = json_number_value(json_object_get(met, "value"));
+            r.ppl = is_acc ? NAN : json_number_value(json_object_get(met, "value"));
             r.block_after = (size_t)json_integer_value(json_object_get(params, "block_linear"));
             r.total_after = (size_t)json_integer_value(json_object_get(params, "total"));
             r.block_before = (size_t)json_integer_value(json_object_get(params, "block_linear_dense"));

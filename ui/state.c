@@ -2,7 +2,9 @@
  * built, the rank cursor, the model tree and the layout, all without a terminal. */
 #include "state.h"
 
+#include "core/fileio.h"
 #include "core/prune.h"
+#include "core/tasks.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +23,66 @@ void tui_settings_defaults(tui_settings *s)
     s->calib_len = co.len;
     s->seed = co.seed;
     s->window = 256;
+}
+
+pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,
+                                  pare_error *err)
+{
+    if (!kind || !*kind) {
+        s->task[0] = s->task_data[0] = 0;
+        s->task_limit = 0;
+        return PARE_OK;
+    }
+    pare_task_kind k;
+    pare_status rc = pare_task_kind_parse(kind, &k, err);
+    if (rc)
+        return rc;
+    if (!data || !*data)
+        return pare_fail(err, PARE_EINVAL, "task %s needs its data: a file or the folder holding it", kind);
+    if (!pare_file_exists(data) && !pare_is_dir(data))
+        return pare_fail(err, PARE_EIO, "%s: cannot open: No such file or directory", data);
+    if (limit < 0)
+        return pare_fail(err, PARE_EINVAL, "task limit %lld: must be 0 (all items) or more", limit);
+    snprintf(s->task, sizeof s->task, "%s", pare_task_kind_name(k));
+    snprintf(s->task_data, sizeof s->task_data, "%s", data);
+    s->task_limit = limit;
+    return PARE_OK;
+}
+
+pare_status tui_settings_parse_task(tui_settings *s, const char *text, pare_error *err)
+{
+    char buf[1200], *p = buf;
+    snprintf(buf, sizeof buf, "%s", text);
+    while (*p == ' ')
+        p++;
+    size_t n = strlen(p);
+    while (n && p[n - 1] == ' ')
+        p[--n] = 0;
+    if (!*p)
+        return tui_settings_set_task(s, NULL, NULL, 0, err);
+    char *path = strchr(p, ' ');
+    if (!path)
+        return pare_fail(err, PARE_EINVAL, "task '%s': expected KIND PATH [LIMIT], e.g. piqa data/tasks/piqa 200", p);
+    *path++ = 0;
+    while (*path == ' ')
+        path++;
+    long long limit = 0;
+    char *last = strrchr(path, ' ');
+    if (last && last[1] && strspn(last + 1, "0123456789") == strlen(last + 1)) { /* a trailing number is the limit */
+        limit = strtoll(last + 1, NULL, 10);
+        *last = 0;
+    }
+    return tui_settings_set_task(s, p, path, limit, err);
+}
+
+void tui_settings_task_text(const tui_settings *s, char *buf, size_t cap)
+{
+    if (!s->task[0])
+        snprintf(buf, cap, "%s", "");
+    else if (s->task_limit > 0)
+        snprintf(buf, cap, "%s %s %lld", s->task, s->task_data, s->task_limit);
+    else
+        snprintf(buf, cap, "%s %s", s->task, s->task_data);
 }
 
 void tui_method_opts_effective(const tui_config *cfg, pare_method_opts *mo)
@@ -638,6 +700,25 @@ const char *tui_state_word(const tui_state *st, int i, char *detail, size_t cap)
         return "sliced";
     }
     return "dense";
+}
+
+const char *const TUI_METRIC_NAMES[3] = {"perplexity", "acc", "acc_norm"};
+
+double tui_result_metric(const tui_result *r, tui_metric metric)
+{
+    if (metric == TUI_METRIC_PPL)
+        return r->ppl;
+    if (!r->task[0])
+        return NAN;
+    return metric == TUI_METRIC_ACC ? r->acc : r->acc_norm;
+}
+
+int tui_state_has_task_results(const tui_state *st)
+{
+    for (int i = 0; i < st->n_res; i++)
+        if (st->res[i].task[0])
+            return 1;
+    return 0;
 }
 
 int tui_state_add_result(tui_state *st, const tui_result *r)

@@ -35,6 +35,13 @@ typedef struct {
 } tui_settings;
 
 void tui_settings_defaults(tui_settings *s);
+/* The zero-shot task e also scores: kind as `pare eval --task` takes it (NULL or "" clears the task),
+ * data its file or folder (must exist), limit the first N items (0: all). */
+pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,
+                                  pare_error *err);
+/* The setup's one-line form "KIND PATH [LIMIT]" ("" clears), and back. */
+pare_status tui_settings_parse_task(tui_settings *s, const char *text, pare_error *err);
+void tui_settings_task_text(const tui_settings *s, char *buf, size_t cap);
 
 typedef enum {
     TUI_CFG_DENSE,  /* the model as loaded */
@@ -149,7 +156,16 @@ typedef struct {
 
     tui_result *res;
     int n_res, cap_res;
+    int chart_metric;         /* what the size-quality chart plots: tui_metric */
 } tui_state;
+
+/* The quality measures of a result row, for the size-quality chart. */
+typedef enum { TUI_METRIC_PPL, TUI_METRIC_ACC, TUI_METRIC_ACC_NORM } tui_metric;
+extern const char *const TUI_METRIC_NAMES[3]; /* "perplexity", "acc", "acc_norm" */
+/* Row r's value of metric (NAN when it was not measured). */
+double tui_result_metric(const tui_result *r, tui_metric metric);
+/* Whether some result row scored a zero-shot task. */
+int tui_state_has_task_results(const tui_state *st);
 
 /* Takes ownership of model. Every cursor starts at the matrix's break-even rank halved. */
 int tui_state_init(tui_state *st, pare_model *model, const char *path, const tui_settings *set, pare_error *err);
