@@ -1,11 +1,14 @@
 /* Allocation: LoRAP's rule reproduced exactly on square multi-head attention, its parameter-count
- * generalization under GQA, uniform ranks, break-even handling and bad ratios. */
+ * generalization under GQA, uniform ranks, break-even handling, bad ratios, and plans whose counts are
+ * what applying them leaves (per-matrix methods included). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/allocate.h"
+#include "core/compress.h"
+#include "core/method.h"
 #include "core/spectrum.h"
 #include "fixture.h"
 #include "harness.h"
@@ -329,6 +332,117 @@ static void test_energy_and_mask(void)
     pare_model_free(m);
 }
 
+/* Applies plan to m (made for m) and checks that every matrix and the totals have exactly the
+ * parameters the plan counted. */
+static void check_applied(pare_model *m, pare_plan *plan, const int32_t *ids, const pare_calib_opts *co, int sequential,
+                          const char *tag)
+{
+    pare_apply_opts ao;
+    pare_apply_defaults(&ao);
+    ao.sequential = sequential;
+    pare_apply_report rep;
+    pare_error err = {0};
+    CHECKF(pare_apply_plan(m, plan, ids, co, &ao, NULL, &rep, &err) == PARE_OK, "%s: %s", tag, err.msg);
+    CHECKF(rep.params_after == plan->params_after, "%s: the plan counts %zu block-linear weights, compression left %zu",
+           tag, plan->params_after, rep.params_after);
+    for (int i = 0; i < plan->count; i++) {
+        const pare_plan_item *it = &plan->items[i];
+        CHECKF(pare_linear_params(it->linear) == it->params_after, "%s: %s planned %zu, has %zu", tag, it->linear->name,
+               it->params_after, pare_linear_params(it->linear));
+    }
+}
+
+/* The plans' parameter counts equal what applying them leaves, matrix by matrix: LoRAP (channel
+ * selection with keep_least, which can remove one channel more than floor(s F)), Wanda per output row
+ * at a sparsity that does not divide the rows, magnitude per matrix, N:M, and hand-made plans that mix
+ * methods per matrix (whitened factors beside 2:4 Wanda masks; magnitude masks beside LoRAP channels). */
+static void test_plan_counts_match_compression(void)
+{
+    pare_model *base = fixture_model("plancount", 0);
+    if (!base)
+        return;
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    co.samples = 4;
+    co.len = 32;
+    int32_t *ids = fixture_ids(base, co.samples, co.len);
+    pare_error err = {0};
+    for (int i = 0; i < base->cfg.n_layers; i++)
+        CHECK(!base->blocks[i].q.b && !base->blocks[i].down.b); /* weights are all there is to count */
+    static const struct {
+        const char *method;
+        double ratio, keep_least;
+        int nm_n, nm_m;
+    } cases[] = {{"lorap", 0.17, 0.01, 0, 0},  {"lorap", 0.3, 0.07, 0, 0},    {"lorap-magnitude", 0.45, 0.03, 0, 0},
+                 {"wanda", 0.37, 0.01, 0, 0},  {"magnitude", 0.37, 0.01, 0, 0}, {"wanda", 0.2, 0.01, 2, 4},
+                 {"magnitude", 0.2, 0.01, 4, 8}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        pare_model *m = NULL;
+        CHECK(pare_model_clone(base, &m, &err) == PARE_OK);
+        const pare_method *me = pare_method_find(cases[c].method);
+        pare_method_opts mo;
+        pare_method_defaults(&mo);
+        mo.ratio = cases[c].ratio;
+        mo.keep_least = cases[c].keep_least;
+        mo.nm_n = cases[c].nm_n;
+        mo.nm_m = cases[c].nm_m;
+        pare_plan plan;
+        char tag[64];
+        snprintf(tag, sizeof tag, "%s %g kl %g nm %d:%d", cases[c].method, mo.ratio, mo.keep_least, mo.nm_n, mo.nm_m);
+        CHECKF(pare_method_plan(m, me, &mo, ids, &co, NULL, &plan, NULL, &err) == PARE_OK, "%s: %s", tag, err.msg);
+        check_applied(m, &plan, ids, &co, me->sequential, tag);
+        pare_plan_free(&plan);
+        pare_model_free(m);
+    }
+    /* hand-made per-matrix plans */
+    for (int variant = 0; variant < 2; variant++) {
+        pare_model *m = NULL;
+        CHECK(pare_model_clone(base, &m, &err) == PARE_OK);
+        pare_plan plan;
+        CHECK(pare_plan_dense(m, NULL, &plan, &err) == PARE_OK);
+        pare_plan_how att, ffn;
+        pare_plan_how_defaults(&att);
+        pare_plan_how_defaults(&ffn);
+        for (int i = 0; i < plan.count; i++) {
+            pare_plan_item *it = &plan.items[i];
+            const pare_block *b = &m->blocks[0];
+            int is_ffn = 0;
+            for (int l = 0; l < m->cfg.n_layers; l++)
+                b = &m->blocks[l], is_ffn |= it->linear == &b->gate || it->linear == &b->up || it->linear == &b->down;
+            pare_status rc;
+            if (variant == 0) { /* whitened attention factors, 2:4 Wanda FFN masks */
+                att.weighting = PARE_WEIGHT_WHITEN;
+                ffn.mask_score = PARE_SCORE_WANDA;
+                ffn.mask_scope = PARE_SCOPE_ROW;
+                ffn.nm_n = 2, ffn.nm_m = 4;
+                rc = is_ffn ? pare_plan_item_set(m, it, PARE_PLAN_MASK, 0, &ffn, &err)
+                            : pare_plan_item_set(m, it, PARE_PLAN_FACTOR, 5, &att, &err);
+            } else { /* magnitude masks per matrix on attention, LoRAP channels on the FFN */
+                ffn.chan_score = PARE_CHAN_LORAP;
+                ffn.keep_least = 0.05;
+                rc = is_ffn ? pare_plan_item_set(m, it, PARE_PLAN_CHANNELS, 0.29, &ffn, &err)
+                            : pare_plan_item_set(m, it, PARE_PLAN_MASK, 0.33, &att, &err);
+            }
+            CHECKF(rc == PARE_OK, "%s", err.msg);
+        }
+        CHECKF(pare_plan_recount(m, &plan, &err) == PARE_OK, "%s", err.msg);
+        CHECK(plan.params_after < plan.params_before);
+        check_applied(m, &plan, ids, &co, 0, variant ? "magnitude attention + LoRAP channels" : "whiten + 2:4 wanda");
+        pare_plan_free(&plan);
+        pare_model_free(m);
+    }
+    /* a block whose gate, up and down disagree about channels is refused before anything changes */
+    pare_plan plan;
+    CHECK(pare_plan_dense(base, NULL, &plan, &err) == PARE_OK);
+    for (int i = 0; i < plan.count; i++)
+        if (plan.items[i].linear == &base->blocks[0].up)
+            CHECK(pare_plan_item_set(base, &plan.items[i], PARE_PLAN_CHANNELS, 0.25, NULL, &err) == PARE_OK);
+    CHECKF(pare_plan_recount(base, &plan, &err) == PARE_EINVAL && strstr(err.msg, "pruned together"), "%s", err.msg);
+    pare_plan_free(&plan);
+    free(ids);
+    pare_model_free(base);
+}
+
 void suite_allocate(void);
 void suite_allocate(void)
 {
@@ -339,4 +453,5 @@ void suite_allocate(void)
     RUN(test_infeasible_budgets);
     RUN(test_global);
     RUN(test_energy_and_mask);
+    RUN(test_plan_counts_match_compression);
 }
