@@ -6,6 +6,7 @@
 #include "core/prune.h"
 #include "core/tasks.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -755,4 +756,67 @@ void tui_layout_compute(int cols, int rows, tui_layout *l)
     l->pane[TUI_P_PLOT] = (tui_rect){lw, top, rw, area - rh - lh};
     l->pane[TUI_P_RESULTS] = (tui_rect){lw, top + area - rh - lh, rw, rh};
     l->pane[TUI_P_LOG] = (tui_rect){lw, top + area - lh, rw, lh};
+}
+
+int tui_results_from_run(tui_state *st, const char *out_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", out_dir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return 0;
+    const char *run = strrchr(out_dir, '/');
+    run = run && run[1] ? run + 1 : out_dir;
+    json_t *rows = json_object_get(j, "results");
+    int added = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        json_t *params = json_object_get(row, "params"), *metrics = json_object_get(row, "metrics");
+        size_t k;
+        json_t *met;
+        /* zero-shot accuracies (metrics acc, acc_norm on a task) go beside the perplexities of the row */
+        char task[32] = "";
+        double acc = NAN, acc_norm = NAN;
+        int n_ppl = 0;
+        json_array_foreach(metrics, k, met) {
+            const char *name = json_string_value(json_object_get(met, "name"));
+            const char *data = json_string_value(json_object_get(met, "data"));
+            int is_acc = name && !strcmp(name, "acc"), is_norm = name && !strcmp(name, "acc_norm");
+            if ((is_acc || is_norm) && (!task[0] || (data && !strcmp(task, data)))) {
+                snprintf(task, sizeof task, "%s", data ? data : "?");
+                *(is_acc ? &acc : &acc_norm) = json_number_value(json_object_get(met, "value"));
+            }
+            n_ppl += !is_acc && !is_norm;
+        }
+        json_array_foreach(metrics, k, met) {
+            const char *mname = json_string_value(json_object_get(met, "name"));
+            int is_acc = mname && (!strcmp(mname, "acc") || !strcmp(mname, "acc_norm"));
+            if (is_acc && (n_ppl > 0 || strcmp(mname, "acc"))) /* one row for a row with accuracies only */
+                continue;
+            tui_result r = {0};
+            snprintf(r.task, sizeof r.task, "%s", task);
+            r.acc = acc;
+            r.acc_norm = acc_norm;
+            const char *method = json_string_value(json_object_get(row, "method"));
+            const char *data = json_string_value(json_object_get(met, "data"));
+            const char *db = data ? strrchr(data, '/') : NULL;
+            snprintf(r.method, sizeof r.method, "%s", method ? method : "?");
+            snprintf(r.label, sizeof r.label, "%s (%s)", method ? method : "?", run);
+            snprintf(r.data, sizeof r.data, "%s", db ? db + 1 : data ? data : "");
+            snprintf(r.source, sizeof r.source, "%s", run);
+            r.ppl = is_acc ? NAN : json_number_value(json_object_get(met, "value"));
+            r.block_after = (size_t)json_integer_value(json_object_get(params, "block_linear"));
+            r.total_after = (size_t)json_integer_value(json_object_get(params, "total"));
+            r.block_before = (size_t)json_integer_value(json_object_get(params, "block_linear_dense"));
+            r.total_before = (size_t)json_integer_value(json_object_get(params, "total_dense"));
+            json_t *wall = json_object_get(j, "wall_s");
+            r.wall_s = wall ? json_number_value(wall) : 0;
+            if (tui_state_add_result(st, &r) == 0)
+                added++;
+        }
+    }
+    json_decref(j);
+    return added;
 }

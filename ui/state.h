@@ -237,6 +237,10 @@ const char *tui_short_name(const tui_state *st, int i);
 const char *tui_state_word(const tui_state *st, int i, char *detail, size_t cap);
 
 int tui_state_add_result(tui_state *st, const tui_result *r);
+/* Reads the result rows of OUT/run.json into the state, one per perplexity metric, each carrying the
+ * row's zero-shot acc and acc_norm (a row with accuracies only gives one row without perplexity);
+ * returns how many. */
+int tui_results_from_run(tui_state *st, const char *out_dir);
 /* Drops the cached statistics and every weighted spectrum (settings changed). */
 void tui_state_drop_calib(tui_state *st);
 
