@@ -1227,6 +1227,9 @@ static void test_needs_terminal(void)
                       (const char *const[]){"/nonexistent.txt", NULL}, 1);
 }
 
+static void test_per_type_methods(void);
+static void test_zero_shot_task(void);
+
 void suite_tui(void);
 void suite_tui(void)
 {
@@ -1244,4 +1247,247 @@ void suite_tui(void)
     RUN(test_pty_signals);
     RUN(test_pty_eval_cancel_save);
     RUN(test_pty_preset_stderr);
+    RUN(test_per_type_methods);
+    RUN(test_zero_shot_task);
+}
+
+/* ---- methods per matrix type: one decision mechanism for factors, masks, N:M and channels ---------- */
+
+/* The compressed model's parameters (both conventions) equal the budget's totals. */
+static void check_totals(tui_state *st, const char *tag, tui_result *row)
+{
+    pare_error err = {0};
+    CHECKF(tui_run_config(st->model, &st->cfg, &st->set, NULL, row, &err) == PARE_OK, "%s: %s", tag, err.msg);
+    CHECKF(row->block_after == st->block_after && row->total_after == st->total_after,
+           "%s: compressed %zu / %zu parameters, the budget says %zu / %zu", tag, row->block_after, row->total_after,
+           st->block_after, st->total_after);
+    CHECKF(st->block_after < st->block_before, "%s: nothing removed", tag);
+}
+
+/* Attention by whitened SVD and the FFN by 2:4 Wanda, chosen per type: the decisions, the totals under
+ * both conventions, the perplexity of the same compression done directly with the core API (one-shot
+ * statistics of the dense model, pare_factorize_linear, pare_prune_mask), and the saved recipe's run.
+ * Then attention by ASVD with LoRAP channel pruning of the FFN, magnitude masks at the ratio, and the
+ * wanda method itself at 2:4 (m:compress{nm = "2:4"}). */
+static void test_per_type_methods(void)
+{
+    const char *text = text_file();
+    tui_state st;
+    if (open_state(&st, "pertype", 0, text))
+        return;
+    int tm[TUI_TYPES], need = -1;
+    for (int t = 0; t < TUI_TYPES; t++)
+        tm[t] = t < 4 ? PARE_WEIGHT_WHITEN : TUI_MIX_WANDA;
+    st.mo.ratio = 0.4;
+    st.mo.nm_n = 2, st.mo.nm_m = 4;
+    CHECKF(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.dec_ok, "%s", st.dec_err);
+    for (int i = 0; i < st.n; i++) {
+        const pare_linear *l = st.lin[i];
+        if (st.type[i] < 4) {
+            int k = (int)(0.6 * l->out * l->in / (l->out + l->in) + 1e-9);
+            CHECKF(st.dec[i].action == PARE_PLAN_FACTOR && st.dec[i].rank == k && st.dec[i].weighting == PARE_WEIGHT_WHITEN,
+                   "%s: %d r %d", l->name, st.dec[i].action, st.dec[i].rank);
+        } else
+            CHECKF(st.dec[i].action == PARE_PLAN_MASK && st.dec[i].frac == 0.5 &&
+                       st.dec[i].after == (size_t)l->out * l->in / 2,
+                   "%s: %d %g", l->name, st.dec[i].action, st.dec[i].frac);
+    }
+    char label[96];
+    tui_config_label(&st.cfg, label, sizeof label);
+    CHECKF(strstr(label, "masked 2:4"), "%s", label);
+    tui_result row;
+    check_totals(&st, "whiten + 2:4 wanda", &row);
+    /* the same compression through the core API */
+    pare_error err = {0};
+    pare_model *m = NULL;
+    CHECK(pare_model_clone(st.model, &m, &err) == PARE_OK);
+    int32_t *ids = NULL;
+    pare_calib_opts co;
+    CHECK(tui_calib_windows(m, &st.set, &ids, &co, &err) == PARE_OK);
+    co.gram = 1;
+    pare_calib_stats *cs = NULL;
+    CHECK(pare_calibrate(m, ids, &co, NULL, NULL, NULL, &cs, &err) == PARE_OK);
+    for (int l = 0; cs && l < m->cfg.n_layers; l++) {
+        pare_block *b = &m->blocks[l];
+        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7; j++) {
+            const pare_input_stats *in = &cs->sites[l][pare_linear_site(b, lin[j])];
+            if (j < 4) {
+                pare_factor_opts fo;
+                pare_factor_defaults(&fo);
+                fo.weighting = PARE_WEIGHT_WHITEN;
+                int k = (int)(0.6 * lin[j]->out * lin[j]->in / (lin[j]->out + lin[j]->in) + 1e-9);
+                pare_factor_report fr;
+                CHECK(pare_factorize_linear(lin[j], k, &fo, in, &fr, &err) == PARE_OK);
+            } else {
+                pare_mask_opts mo;
+                pare_mask_defaults(&mo);
+                mo.score = PARE_SCORE_WANDA;
+                mo.nm_n = 2, mo.nm_m = 4;
+                CHECKF(pare_prune_mask(&lin[j], &in, 1, &mo, NULL, &err) == PARE_OK, "%s", err.msg);
+            }
+        }
+    }
+    pare_eval_result er;
+    CHECK(tui_evaluate(m, &st.set, NULL, &er, &err) == PARE_OK);
+    CHECKF(er.ppl == row.ppl, "core API ppl %.17g, workbench %.17g", er.ppl, row.ppl);
+    pare_calib_free(cs);
+    free(ids);
+    pare_model_free(m);
+    check_reproduces(&st, "pertype-wanda24");
+    char *txt = NULL;
+    CHECK(tui_recipe_text(&st, &st.cfg, &st.set, NULL, &txt, &err) == PARE_OK);
+    CHECKF(txt && strstr(txt, "m:prune{method = \"wanda\", nm = \"2:4\", calib = c") && strstr(txt, "gram = true") &&
+               strstr(txt, "weighting = \"whiten\""),
+           "recipe:\n%s", txt);
+    free(txt);
+
+    /* ASVD attention, LoRAP channel pruning of the FFN (keep_least from the budget) */
+    for (int t = 0; t < TUI_TYPES; t++)
+        tm[t] = t < 4 ? PARE_WEIGHT_ACT : TUI_MIX_CHANNELS;
+    st.mo.ratio = 0.3;
+    st.mo.keep_least = 0.05;
+    CHECKF(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.n_channels == 3 * st.model->cfg.n_layers,
+           "%s", st.dec_err);
+    check_totals(&st, "asvd + channels", &row);
+    check_reproduces(&st, "pertype-channels");
+    /* channels are for the FFN only; N:M needs a width it divides (the old configuration stays) */
+    tm[0] = TUI_MIX_CHANNELS;
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == -1 && strstr(st.dec_err, "FFN"));
+    CHECK(st.dec_ok && st.n_channels > 0);
+    /* unstructured magnitude masks at the ratio on v and o, the rest as loaded */
+    for (int t = 0; t < TUI_TYPES; t++)
+        tm[t] = t == 2 || t == 3 ? TUI_MIX_MAGNITUDE : TUI_MIX_KEEP;
+    st.mo.nm_n = st.mo.nm_m = 0;
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.n_mask == 2 * st.model->cfg.n_layers);
+    check_totals(&st, "magnitude v o", &row);
+    check_reproduces(&st, "pertype-magnitude");
+    /* the wanda method at 2:4: the budget's nm field */
+    set_method(&st, "wanda", 0.3);
+    st.mo.nm_n = 2, st.mo.nm_m = 4;
+    tui_state_use_budget(&st);
+    tui_config_label(&st.cfg, label, sizeof label);
+    CHECKF(st.dec_ok && !strcmp(label, "wanda 2:4") && st.dec[0].frac == 0.5, "%s: %s", label, st.dec_err);
+    check_totals(&st, "wanda 2:4", &row);
+    check_reproduces(&st, "wanda24");
+    tui_state_free(&st);
+}
+
+/* ---- zero-shot tasks in the evaluation ------------------------------------------------------------- */
+
+/* Reads "accuracy      ACC acc_norm NORM" from a saved recipe's output. */
+static int recipe_acc(const char *out, double *acc, double *norm)
+{
+    const char *p = out ? strstr(out, "accuracy") : NULL;
+    return p && sscanf(p, "accuracy %lf acc_norm %lf", acc, norm) == 2;
+}
+
+/* A task set in the workbench is scored by e beside the perplexity: the dense model's acc equals `pare eval
+ * --task`'s; a compressed configuration's acc and acc_norm are reproduced by its saved recipe
+ * (m:eval_task), land in run.json, read back into result rows, show in `pare compare` and can be the
+ * metric of `pare plot size-quality` and of the workbench's chart. */
+static void test_zero_shot_task(void)
+{
+    const char *text = text_file();
+    const char *task = tmp_path("arc.jsonl");
+    {
+        FILE *f = fopen(task, "w");
+        const char *words[] = {"cat", "mat", "dog", "log", "bird", "song", "sat", "the"};
+        for (int i = 0; f && i < 12; i++)
+            fprintf(f,
+                    "{\"id\": \"q%d\", \"question\": {\"stem\": \"where did the %s sit\", \"choices\": ["
+                    "{\"text\": \"on the %s\", \"label\": \"A\"}, {\"text\": \"the %s sang\", \"label\": \"B\"}, "
+                    "{\"text\": \"a %s and a %s\", \"label\": \"C\"}]}, \"answerKey\": \"%c\"}\n",
+                    i, words[i % 8], words[(i + 1) % 8], words[(i + 2) % 8], words[(i + 3) % 8], words[(i + 5) % 8],
+                    "ABC"[i % 3]);
+        if (f)
+            fclose(f);
+    }
+    tui_state st;
+    if (open_state(&st, "task", 0, text))
+        return;
+    pare_error err = {0};
+    /* the setup's one-line form */
+    CHECK(tui_settings_parse_task(&st.set, "nonsense x", &err) != PARE_OK && strstr(err.msg, "piqa"));
+    CHECK(tui_settings_parse_task(&st.set, "arc-easy /nonexistent/arc", &err) != PARE_OK);
+    char line[1200], want[1200];
+    snprintf(line, sizeof line, "arc_easy %s 5", task);
+    CHECKF(tui_settings_parse_task(&st.set, line, &err) == PARE_OK && st.set.task_limit == 5 &&
+               !strcmp(st.set.task, "arc-easy") && !strcmp(st.set.task_data, task),
+           "%s", err.msg);
+    tui_settings_task_text(&st.set, line, sizeof line);
+    snprintf(want, sizeof want, "arc-easy %s 5", task);
+    CHECKF(!strcmp(line, want), "%s", line);
+    CHECK(tui_settings_parse_task(&st.set, "", &err) == PARE_OK && !st.set.task[0]);
+    CHECK(tui_settings_set_task(&st.set, "arc-easy", task, 0, &err) == PARE_OK);
+
+    /* the dense model: the same acc as pare eval --task */
+    tui_result dense;
+    CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &dense, &err) == PARE_OK, "%s", err.msg);
+    CHECK(!strcmp(dense.task, "arc-easy") && dense.task_items == 12 && dense.ppl > 1);
+    char *out = NULL, *errout = NULL;
+    int rc = run_pare(&out, &errout,
+                      (const char *const[]){"eval", "--model", st.model_path, "--task", "arc-easy", "--task-data", task,
+                                            "--json", NULL});
+    json_error_t je;
+    json_t *j = rc == 0 ? json_loads(out, 0, &je) : NULL;
+    /* the JSON has 10 significant digits: compare the counts of items right */
+    double n_items = (double)json_integer_value(json_object_get(j, "items"));
+    CHECKF(j && n_items == 12 && lround(json_number_value(json_object_get(j, "acc")) * n_items) == lround(dense.acc * 12) &&
+               lround(json_number_value(json_object_get(j, "acc_norm")) * n_items) == lround(dense.acc_norm * 12) &&
+               fabs(json_number_value(json_object_get(j, "acc")) - dense.acc) < 1e-9,
+           "pare eval --task: exit %d: %s %s; workbench acc %.17g", rc, out, errout, dense.acc);
+    json_decref(j);
+    free(out);
+    free(errout);
+    tui_state_add_result(&st, &dense);
+
+    /* a compressed configuration: the saved recipe gives the same acc and acc_norm */
+    set_method(&st, "lorap", 0.4);
+    tui_result row;
+    CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &row, &err) == PARE_OK, "%s", err.msg);
+    tui_state_add_result(&st, &row);
+    const char *recipe = tmp_path("task.lua"), *rout = tmp_path("run-task");
+    CHECK(tui_recipe_save(&st, &st.cfg, &st.set, NULL, recipe, &err) == PARE_OK);
+    rc = run_pare(&out, &errout, (const char *const[]){"run", recipe, "--out", rout, "--quiet", NULL});
+    double acc = -1, norm = -1;
+    CHECKF(rc == 0 && recipe_acc(out, &acc, &norm) && acc == row.acc && norm == row.acc_norm &&
+               recipe_ppl(out) == row.ppl,
+           "pare run: exit %d, acc %.17g / %.17g, workbench %.17g / %.17g: %s %s", rc, acc, norm, row.acc, row.acc_norm,
+           out, errout);
+    free(out);
+    free(errout);
+    /* run.json keeps the accuracies; read back they join the perplexity in one row */
+    int before = st.n_res;
+    CHECK(tui_results_from_run(&st, rout) == 1 && st.n_res == before + 1);
+    const tui_result *back = &st.res[st.n_res - 1];
+    CHECKF(back->ppl == row.ppl && back->acc == row.acc && back->acc_norm == row.acc_norm &&
+               !strcmp(back->task, "arc-easy"),
+           "from run.json: ppl %.17g acc %.17g task %s", back->ppl, back->acc, back->task);
+    /* pare compare and the size-quality plot */
+    rc = run_pare(&out, &errout, (const char *const[]){"compare", rout, "--format", "csv", NULL});
+    char acc_txt[64];
+    snprintf(acc_txt, sizeof acc_txt, "%.4f", row.acc);
+    CHECKF(rc == 0 && out && strstr(out, "acc arc-easy") && strstr(out, "acc_norm arc-easy") && strstr(out, acc_txt),
+           "pare compare: exit %d: %s %s", rc, out, errout);
+    free(out);
+    free(errout);
+    const char *png = tmp_path("sq-acc.png");
+    rc = run_pare(&out, &errout,
+                  (const char *const[]){"plot", "size-quality", rout, "--metric", "acc arc-easy", "--out", png, NULL});
+    CHECKF(rc == 0 && pare_file_exists(png), "pare plot size-quality --metric acc: exit %d: %s", rc, errout);
+    free(out);
+    free(errout);
+    /* the workbench's chart of acc and acc_norm */
+    for (int met = TUI_METRIC_PPL; met <= TUI_METRIC_ACC_NORM; met++) {
+        st.chart_metric = met;
+        pare_plot *p = NULL;
+        CHECKF(tui_plot_build(&st, TUI_PLOT_CHART, &p, &err) == PARE_OK, "%s: %s", TUI_METRIC_NAMES[met], err.msg);
+        pare_plot_destroy(p);
+    }
+    /* a task without an evaluation text: accuracies only */
+    st.set.eval[0] = 0;
+    CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &row, &err) == PARE_OK && isnan(row.ppl) && row.acc >= 0,
+           "%s", err.msg);
+    tui_state_free(&st);
 }

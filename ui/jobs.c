@@ -3,7 +3,6 @@
  * settings while busy); their outputs are handed to the state in done() on the UI thread. */
 #include "jobs.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,10 +116,18 @@ static void eval_done(tui_job *j, pare_status st, const pare_error *err, void *c
     }
     tui_state_add_result(c->st, &e->row);
     char line[512];
-    snprintf(line, sizeof line, "result: %s: ppl %.4f on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
-             e->row.label, e->row.ppl, e->row.data, e->row.block_before, e->row.block_after, e->row.total_before,
-             e->row.total_after, e->row.wall_s);
-    c->log(c->ui, 0, line);
+    if (e->set.eval[0]) {
+        snprintf(line, sizeof line, "result: %s: ppl %.4f on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
+                 e->row.label, e->row.ppl, e->row.data, e->row.block_before, e->row.block_after, e->row.total_before,
+                 e->row.total_after, e->row.wall_s);
+        c->log(c->ui, 0, line);
+    }
+    if (e->row.task[0]) {
+        snprintf(line, sizeof line, "result: %s: %s acc %.4f acc_norm %.4f (%zu items), all parameters %zu -> %zu",
+                 e->row.label, e->row.task, e->row.acc, e->row.acc_norm, e->row.task_items, e->row.total_before,
+                 e->row.total_after);
+        c->log(c->ui, 0, line);
+    }
 }
 
 static void eval_destroy(tui_job *j)
@@ -265,46 +272,4 @@ tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *con
     r->job.done = recipe_done;
     r->job.destroy = recipe_destroy;
     return &r->job;
-}
-
-int tui_results_from_run(tui_state *st, const char *out_dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/run.json", out_dir);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j)
-        return 0;
-    const char *run = strrchr(out_dir, '/');
-    run = run && run[1] ? run + 1 : out_dir;
-    json_t *rows = json_object_get(j, "results");
-    int added = 0;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_t *params = json_object_get(row, "params"), *metrics = json_object_get(row, "metrics");
-        size_t k;
-        json_t *met;
-        json_array_foreach(metrics, k, met) {
-            tui_result r = {0};
-            const char *method = json_string_value(json_object_get(row, "method"));
-            const char *data = json_string_value(json_object_get(met, "data"));
-            const char *db = data ? strrchr(data, '/') : NULL;
-            snprintf(r.method, sizeof r.method, "%s", method ? method : "?");
-            snprintf(r.label, sizeof r.label, "%s (%s)", method ? method : "?", run);
-            snprintf(r.data, sizeof r.data, "%s", db ? db + 1 : data ? data : "");
-            snprintf(r.source, sizeof r.source, "%s", run);
-            r.ppl = json_number_value(json_object_get(met, "value"));
-            r.block_after = (size_t)json_integer_value(json_object_get(params, "block_linear"));
-            r.total_after = (size_t)json_integer_value(json_object_get(params, "total"));
-            r.block_before = (size_t)json_integer_value(json_object_get(params, "block_linear_dense"));
-            r.total_before = (size_t)json_integer_value(json_object_get(params, "total_dense"));
-            json_t *wall = json_object_get(j, "wall_s");
-            r.wall_s = wall ? json_number_value(wall) : 0;
-            if (tui_state_add_result(st, &r) == 0)
-                added++;
-        }
-    }
-    json_decref(j);
-    return added;
 }

@@ -23,7 +23,4 @@ tui_job *tui_job_eval(const tui_state *st);
  * through the session runner; its events go to the log, its result rows (run.json) to the results. */
 tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *const *sets, int n_sets);
 
-/* Reads the result rows of OUT/run.json into the state; returns how many. */
-int tui_results_from_run(tui_state *st, const char *out_dir);
-
 #endif

@@ -8,6 +8,7 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,8 +305,13 @@ static int save_recipe(tui_app *a, char *path, size_t cap)
     for (int i = a->st.n_res - 1; i >= 0; i--) { /* what the workbench measured for this configuration */
         const tui_result *r = &a->st.res[i];
         if (r->hash == h) {
-            snprintf(note, sizeof note, "Measured in the workbench: perplexity %.17g on %.900s (window %d).", r->ppl,
-                     a->st.set.eval, a->st.set.window);
+            size_t o = 0;
+            if (!isnan(r->ppl))
+                o = (size_t)snprintf(note, sizeof note, "Measured in the workbench: perplexity %.17g on %.700s (window %d).",
+                                     r->ppl, a->st.set.eval, a->st.set.window);
+            if (r->task[0] && o < sizeof note) /* zero-shot accuracies of the same configuration */
+                snprintf(note + o, sizeof note - o, "%sMeasured in the workbench: %s acc %.17g acc_norm %.17g (%zu items).",
+                         o ? "\n" : "", r->task, r->acc, r->acc_norm, r->task_items);
             break;
         }
     }
@@ -451,10 +457,10 @@ static void run_preset(tui_app *a, const char *path)
 
 /* ---- setup (F2) --------------------------------------------------------------------------------- */
 
-enum { S_CALIB, S_SAMPLES, S_LEN, S_SEED, S_EVAL, S_WINDOW, S_LIMIT, S_OUT, S_COUNT };
+enum { S_CALIB, S_SAMPLES, S_LEN, S_SEED, S_EVAL, S_WINDOW, S_LIMIT, S_OUT, S_TASK, S_COUNT };
 static const char *const SETUP_NAMES[S_COUNT] = {"calibration text", "calibration windows", "tokens per window",
                                                  "seed",             "evaluation text",     "evaluation window",
-                                                 "limit tokens",     "output folder"};
+                                                 "limit tokens",     "output folder",       "zero-shot task"};
 
 static void setup_text(const tui_settings *s, int f, char *buf, size_t cap)
 {
@@ -466,6 +472,7 @@ static void setup_text(const tui_settings *s, int f, char *buf, size_t cap)
     case S_EVAL: snprintf(buf, cap, "%s", s->eval); break;
     case S_WINDOW: snprintf(buf, cap, "%d", s->window); break;
     case S_LIMIT: snprintf(buf, cap, "%lld", s->limit_tokens); break;
+    case S_TASK: tui_settings_task_text(s, buf, cap); break; /* KIND PATH [LIMIT] */
     default: snprintf(buf, cap, "%s", s->out);
     }
 }
@@ -473,6 +480,15 @@ static void setup_text(const tui_settings *s, int f, char *buf, size_t cap)
 static int setup_apply(tui_app *a, int f, const char *text)
 {
     tui_settings *s = &a->st.set;
+    if (f == S_TASK) {
+        pare_error err = {0};
+        if (tui_settings_parse_task(s, text, &err)) {
+            tui_log(a, 1, "%s: %s", SETUP_NAMES[f], err.msg);
+            return -1;
+        }
+        tui_log(a, 0, "%s: %s", SETUP_NAMES[f], *text ? text : "(none)");
+        return 0;
+    }
     char *end;
     long long v = strtoll(text, &end, 10);
     int numeric = f != S_CALIB && f != S_EVAL && f != S_OUT;
@@ -741,8 +757,8 @@ static void mix_apply(tui_app *a)
     if (tui_state_mix(&a->st, a->mix_type, (tui_mix_policy)a->mix_policy, &need) == 0) {
         if (a->overlay == OV_MIX)
             a->overlay = OV_NONE;
-        tui_log(a, 0, "method per type (%s): %d matrices factorized; the configuration is manual",
-                TUI_MIX_POLICY_NAMES[a->mix_policy], a->st.n_factor);
+        tui_log(a, 0, "method per type (%s): %d matrices factorized, %d masked, %d sliced; the configuration is manual",
+                TUI_MIX_POLICY_NAMES[a->mix_policy], a->st.n_factor, a->st.n_mask, a->st.n_channels);
         return;
     }
     if (need >= 0 && !a->auto_failed[need]) { /* applied by itself once the spectra are there */
@@ -796,15 +812,18 @@ static void draw_overlay(tui_app *a)
         tui_rect r = center_box(a, 72, n + 6);
         clear_rect(r);
         tui_box(a, r, "Method per matrix type (Enter sets the ranks, Esc closes)", 1);
-        static const char *const NAMES[] = {"keep as loaded", "svd (plain)", "asvd (activation)", "svdllm (whitened)"};
         for (int i = 0; i <= n; i++) {
             char line[160];
             if (i < n)
                 snprintf(line, sizeof line, " %-8s %s %s %s", TUI_TYPE_NAMES[rows[i]], a->utf8 ? "◂" : "<",
-                         NAMES[a->mix_type[rows[i]] + 1], a->utf8 ? "▸" : ">");
+                         TUI_MIX_CHOICE_NAMES[a->mix_type[rows[i]] + 1], a->utf8 ? "▸" : ">");
             else if (a->mix_policy == TUI_MIX_ENERGY)
                 snprintf(line, sizeof line, " %-8s %s %s %s  energy %.3g (budget)", "policy", a->utf8 ? "◂" : "<",
                          TUI_MIX_POLICY_NAMES[a->mix_policy], a->utf8 ? "▸" : ">", a->st.mo.energy);
+            else if (a->st.mo.nm_m > 0) /* masks take N:M, the rest the ratio */
+                snprintf(line, sizeof line, " %-8s %s %s %s  ratio %.3g, masks %d:%d (budget)", "policy",
+                         a->utf8 ? "◂" : "<", TUI_MIX_POLICY_NAMES[a->mix_policy], a->utf8 ? "▸" : ">", a->st.mo.ratio,
+                         a->st.mo.nm_n, a->st.mo.nm_m);
             else
                 snprintf(line, sizeof line, " %-8s %s %s %s  ratio %.3g (budget)", "policy", a->utf8 ? "◂" : "<",
                          TUI_MIX_POLICY_NAMES[a->mix_policy], a->utf8 ? "▸" : ">", a->st.mo.ratio);
@@ -812,7 +831,7 @@ static void draw_overlay(tui_app *a)
             tui_fill(r.y + 1 + i, r.x + 1, r.w - 2, at);
             tui_put(r.y + 1 + i, r.x + 1, r.w - 2, line, at);
         }
-        tui_put(r.y + r.h - 3, r.x + 2, r.w - 4, "the ranks become manual ranks (one-shot statistics, saved by s)",
+        tui_put(r.y + r.h - 3, r.x + 2, r.w - 4, "becomes the manual configuration (one-shot statistics, saved by s)",
                 tui_attr(a, PAIR_DIM));
         tui_put(r.y + r.h - 2, r.x + 2, r.w - 4, "global needs every type; energy leaves a matrix dense at break-even",
                 tui_attr(a, PAIR_DIM));
@@ -873,7 +892,7 @@ static void overlay_key(tui_app *a, int ch)
         int d = ch == KEY_RIGHT ? 1 : -1;
         if (a->ov_row < n_types) {
             int *m = &a->mix_type[rows[a->ov_row]];
-            *m = (*m + 1 + d + 4) % 4 - 1; /* keep, svd, asvd, svdllm */
+            *m = (*m + 1 + d + TUI_MIX_CHOICES + 1) % (TUI_MIX_CHOICES + 1) - 1; /* keep, svd, ..., wanda */
         } else
             a->mix_policy = (a->mix_policy + d + 3) % 3;
         return;
@@ -1009,7 +1028,14 @@ static void key(tui_app *a, int ch)
     case 'w': cycle_weighting(a); return;
     case 'h': toggle_plot(a, TUI_PLOT_HEATMAP); return;
     case 'g': toggle_plot(a, TUI_PLOT_LAYERS); return;
-    case 'c': toggle_plot(a, TUI_PLOT_CHART); return;
+    case 'c': /* size against perplexity, then acc and acc_norm once a task was scored, then the spectrum */
+        if (a->plot == TUI_PLOT_CHART && a->st.chart_metric < TUI_METRIC_ACC_NORM && tui_state_has_task_results(&a->st)) {
+            a->st.chart_metric++;
+            return;
+        }
+        a->st.chart_metric = TUI_METRIC_PPL;
+        toggle_plot(a, TUI_PLOT_CHART);
+        return;
     case '/':
         a->focus = TUI_P_TREE;
         tui_start_edit(a, ED_SEARCH, 0, "search: ", "");
@@ -1073,9 +1099,10 @@ static void app_free(tui_app *a)
 int cmd_tui(int argc, char **argv)
 {
     const char *model = NULL, *tok = NULL, *calib = NULL, *eval = NULL, *out = NULL;
+    const char *task = NULL, *task_data = NULL;
     tui_settings set;
     tui_settings_defaults(&set);
-    size_t limit_sz = 0;
+    size_t limit_sz = 0, task_limit = 0;
     int help = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face or pare export) or llama2.c checkpoint"},
@@ -1086,6 +1113,9 @@ int cmd_tui(int argc, char **argv)
         {"eval", OPT_STR, &eval, "evaluation text for e / F6"},
         {"window", OPT_INT, &set.window, "evaluation window (default 256)"},
         {"limit-tokens", OPT_SIZE, &limit_sz, "evaluate only the first N tokens (default: all)"},
+        {"task", OPT_STR, &task, "zero-shot task e also scores: piqa | arc-easy | boolq | hellaswag"},
+        {"task-data", OPT_STR, &task_data, "the task's data file or folder (as pare eval --task-data)"},
+        {"task-limit", OPT_SIZE, &task_limit, "score only the first N items of the task (default: all)"},
         {"out", OPT_STR, &out, "session folder for recipes, exports, plots (default $PARE_RUNS/tui-TIME)"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
         {"help", OPT_FLAG, &help, "show this help"},
@@ -1108,6 +1138,11 @@ int cmd_tui(int argc, char **argv)
         snprintf(set.calib, sizeof set.calib, "%s", calib);
     if (eval)
         snprintf(set.eval, sizeof set.eval, "%s", eval);
+    if ((task || task_data) && tui_settings_set_task(&set, task ? task : "", task_data, (long long)task_limit, &err)) {
+        if (!task)
+            pare_fail(&err, PARE_EINVAL, "--task-data without --task KIND");
+        return cli_error("tui", &err);
+    }
     const char *files[] = {set.calib, set.eval};
     for (int i = 0; i < 2; i++)
         if (files[i][0] && !pare_file_exists(files[i])) {
