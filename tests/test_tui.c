@@ -3,7 +3,9 @@
  * reproduces to the last digit), then the real binary in a pseudo-terminal (100x30, xterm-256color)
  * read through a small VT100 screen model: it starts, shows the model tree, moves the rank cursor,
  * evaluates and cancels in the background while taking keys, saves a recipe, quits with q and F10,
- * restores the terminal on quit, Ctrl-C, SIGTERM and crash signals, and says "too small" below 80x24. */
+ * restores the terminal on quit, Ctrl-C, SIGTERM and crash signals, and says "too small" below 80x24;
+ * then the headless mode (--keys, --dump-screen: what the screen shows against the state, `pare eval`
+ * and the core; the sandbox setting for F5 recipes), and once in a real terminal under tmux. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
