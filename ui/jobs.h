@@ -1,7 +1,7 @@
 /* The workbench's long jobs, each a tui_job for the worker thread: spectra (calibrating on demand),
  * evaluating a configuration, and running a recipe through the session runner (presets with F5,
- * optionally sandboxed, the export of the current configuration with x). Their results reach the state in done(), on the UI
- * thread, through a tui_job_ctx given to tui_worker_poll. */
+ * optionally sandboxed, the export of the current configuration with x). Their results reach the
+ * state in done(), on the UI thread, through a tui_job_ctx given to tui_worker_poll. */
 #ifndef PARE_UI_JOBS_H
 #define PARE_UI_JOBS_H
 
