@@ -1206,7 +1206,7 @@ int cmd_tui(int argc, char **argv)
         {"out", OPT_STR, &out, "session folder for recipes, exports, plots (default $PARE_RUNS/tui-TIME)"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
         {"sandbox", OPT_FLAG, &sandbox, "run F5's recipes in the sandbox of pare run --sandbox (F2 toggles it)"},
-        {"allow", OPT_STR, &allow_usage, "PATH sandboxed recipes may also read (repeatable)"},
+        {"allow", OPT_STR, &allow_usage, "a file or folder sandboxed recipes may also read (repeatable)"},
         {"keys", OPT_STR, &keys_spec, "headless: replay these keys (\"j j Right e\", 'text' typed as is)"},
         {"dump-screen", OPT_STR, &dump, "headless: write the final screen as UTF-8 text to FILE (- for stdout)"},
         {"size", OPT_STR, &size, "headless screen size COLSxROWS (default 120x40)"},
