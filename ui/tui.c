@@ -109,8 +109,14 @@ static int term_start(tui_app *a, int cols, int rows)
     if (a->headless) {
         g_term_out = fopen("/dev/null", "w");
         g_term_in = fopen("/dev/null", "r");
-        if (!g_term_out || !g_term_in)
+        if (!g_term_out || !g_term_in) {
+            if (g_term_out)
+                fclose(g_term_out);
+            if (g_term_in)
+                fclose(g_term_in);
+            g_term_out = g_term_in = NULL;
             return -1;
+        }
         in = g_term_in;
         /* a fixed terminal type: what is drawn does not depend on the caller's TERM */
         g_screen = newterm("xterm-256color", g_term_out, in);
@@ -128,6 +134,9 @@ static int term_start(tui_app *a, int cols, int rows)
     if (!g_screen) {
         fclose(g_term_out);
         g_term_out = NULL;
+        if (g_term_in)
+            fclose(g_term_in);
+        g_term_in = NULL;
         return -1;
     }
     g_term_up = 1;
