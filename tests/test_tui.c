@@ -1447,11 +1447,12 @@ static void test_headless_sandbox(void)
 
 /* ---- a real terminal: tmux ------------------------------------------------------------------------ */
 
-/* Runs a tmux command on the private socket; returns its exit status, its stdout in *out if asked. */
+/* Runs a tmux command on the private socket (SOCK; its folder holds the configuration SOCK.conf, so
+ * ~/.tmux.conf is never read); returns its exit status, its stdout in *out if asked. */
 static int tmux(const char *sock, const char *cmd, char **out)
 {
     char line[12000];
-    snprintf(line, sizeof line, "tmux -S '%s' -f /dev/null %s 2>/dev/null", sock, cmd);
+    snprintf(line, sizeof line, "tmux -S '%s' -f '%s.conf' %s 2>/dev/null", sock, sock, cmd);
     FILE *p = popen(line, "r");
     if (!p)
         return -1;
@@ -1504,16 +1505,21 @@ static void test_tmux_session(void)
 {
     if (system("command -v tmux >/dev/null 2>&1") != 0)
         SKIP("skipped: tmux not installed (make deps installs it)");
-    char sockdir[] = "/tmp/pare-tmux-XXXXXX"; /* short: a socket path has ~100 bytes */
-    if (!mkdtemp(sockdir)) {
-        CHECKF(0, "mkdtemp: %s", strerror(errno));
-        return;
-    }
-    char sock[128];
-    snprintf(sock, sizeof sock, "%s/sock", sockdir);
     tui_state st;
     if (open_state(&st, "tmux", 0, NULL))
         return;
+    char sockdir[] = "/tmp/pare-tmux-XXXXXX"; /* short: a socket path has ~100 bytes */
+    if (!mkdtemp(sockdir)) {
+        CHECKF(0, "mkdtemp: %s", strerror(errno));
+        tui_state_free(&st);
+        return;
+    }
+    char sock[128], conf[160];
+    snprintf(sock, sizeof sock, "%s/sock", sockdir);
+    snprintf(conf, sizeof conf, "%s.conf", sock);
+    /* a terminal type every ncurses install has (ncurses-base) */
+    const char *conf_text = "set -g default-terminal screen\n";
+    CHECK(fixture_write_raw(conf, conf_text, strlen(conf_text)) == 0);
     tui_tree_row rows[64];
     tui_tree_rows(&st, rows, 64);
     int sel = rows[2].mat, k = tui_cursor_move(&st, sel, 2);
@@ -1557,6 +1563,7 @@ static void test_tmux_session(void)
     CHECKF(!alive, "the session is still there 10 s after F10");
     tmux(sock, "kill-server", NULL);
     unlink(sock);
+    unlink(conf);
     rmdir(sockdir);
     tui_state_free(&st);
 }
