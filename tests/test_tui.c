@@ -3,7 +3,9 @@
  * reproduces to the last digit), then the real binary in a pseudo-terminal (100x30, xterm-256color)
  * read through a small VT100 screen model: it starts, shows the model tree, moves the rank cursor,
  * evaluates and cancels in the background while taking keys, saves a recipe, quits with q and F10,
- * restores the terminal on quit, Ctrl-C, SIGTERM and crash signals, and says "too small" below 80x24. */
+ * restores the terminal on quit, Ctrl-C, SIGTERM and crash signals, and says "too small" below 80x24;
+ * then the headless mode (--keys, --dump-screen: what the screen shows against the state, `pare eval`
+ * and the core; the sandbox setting for F5 recipes), and once in a real terminal under tmux. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -1218,6 +1220,354 @@ static void test_pty_preset_stderr(void)
     CHECKF(pare_file_exists(rj), "no run record %s", rj);
 }
 
+/* ---- the scripted, headless mode (--keys, --dump-screen) ----------------------------------------- */
+
+/* Runs `pare tui ... --keys KEYS --dump-screen FILE` with the common options plus extra (NULL-ended)
+ * and returns the screen text (malloc'd), or NULL when the run failed (its stderr checked). */
+static char *headless_screen(const char *dir, const char *text, const char *keys, const char *size,
+                             const char *const *extra)
+{
+    char dump[1300], out[1300];
+    static int n;
+    snprintf(dump, sizeof dump, "%s/screen-%d.txt", harness_tmpdir(), ++n);
+    snprintf(out, sizeof out, "%s/headless-out", harness_tmpdir());
+    const char *args[40] = {"tui", "--model", dir, "--out", out, "--keys", keys, "--dump-screen", dump, "--size",
+                            size ? size : "120x40"};
+    int k = 11;
+    if (text) {
+        const char *more[] = {"--calib", text, "--calib-samples", "4", "--calib-len", "32", "--eval", text, "--window",
+                              "32"};
+        for (int i = 0; i < 10; i++)
+            args[k++] = more[i];
+    }
+    for (int i = 0; extra && extra[i] && k < 39; i++)
+        args[k++] = extra[i];
+    args[k] = NULL;
+    char *o = NULL, *e = NULL;
+    int rc = run_pare(&o, &e, args);
+    CHECKF(rc == 0, "pare tui --keys \"%s\": exit %d: %s", keys, rc, e);
+    free(o);
+    free(e);
+    size_t len = 0;
+    char *s = rc == 0 ? (char *)fixture_read(dump, &len) : NULL;
+    CHECKF(rc != 0 || s, "no screen dump %s", dump);
+    if (s)
+        s[len] = 0; /* fixture_read leaves room for it */
+    return s;
+}
+
+/* The number after the first occurrence of prefix on the screen, or -1. */
+static double screen_number(const char *screen, const char *prefix)
+{
+    const char *p = screen ? strstr(screen, prefix) : NULL;
+    return p ? strtod(p + strlen(prefix), NULL) : -1;
+}
+
+static void print_screen(const char *s) { printf("  --- screen ---\n%s  --------------\n", s ? s : "(none)"); }
+
+/* What a user sees after scripted keys: j j selects the tree's third row (layer 0's second matrix, as
+ * the state's tree lists it), Right Right moves its rank cursor two past where the state starts it, e
+ * evaluates (the results row and the log line equal `pare eval` of the dense model), Enter then e
+ * evaluates that rank (equal to the core's evaluation of the same configuration), literal text types
+ * into the search, ? shows the help, 60x20 the too-small message, an unknown key name is refused. */
+static void test_headless_keys(void)
+{
+    char text[1300], dir[4200];
+    snprintf(text, sizeof text, "%s", text_file());
+    tui_state st;
+    if (open_state(&st, "headless", 0, text))
+        return;
+    snprintf(dir, sizeof dir, "%s", st.model_path);
+    /* what the state says the keys lead to */
+    tui_tree_row rows[64];
+    int nrows = tui_tree_rows(&st, rows, 64);
+    CHECK(nrows > 2 && rows[2].mat >= 0);
+    int sel = rows[2].mat;
+    int k = tui_cursor_move(&st, sel, 2);
+    pare_error err = {0};
+    CHECK(pare_model_spectra_weighted(st.model, NULL, PARE_WEIGHT_NONE, NULL, &st.spectra[0], &err) == PARE_OK);
+    tui_cursor_stats cs;
+    CHECK(tui_cursor_stats_at(&st, sel, PARE_WEIGHT_NONE, k, &cs) == 0);
+    int r = st.lin[sel]->out < st.lin[sel]->in ? st.lin[sel]->out : st.lin[sel]->in;
+
+    char *s = headless_screen(dir, text, "j j Right Right e", NULL, NULL);
+    char want[512];
+    snprintf(want, sizeof want, "spectrum %s", st.lin[sel]->name);
+    CHECKF(s && strstr(s, want), "after j j the plot does not show '%s'", want);
+    snprintf(want, sizeof want, "k %d/%d ", k, r);
+    CHECKF(s && strstr(s, want), "after Right Right the cursor line does not read '%s'", want);
+    snprintf(want, sizeof want, "b-e %d", cs.break_even);
+    CHECKF(s && strstr(s, want), "no '%s' on the cursor line", want);
+    /* pare eval of the same model, text and window */
+    char *o = NULL, *e = NULL;
+    int rc = run_pare(&o, &e, (const char *const[]){"eval", "--model", dir, "--data", text, "--window", "32", "--json",
+                                                    NULL});
+    double ref = screen_number(o, "\"ppl\":");
+    CHECKF(rc == 0 && ref > 1, "pare eval: exit %d: %s", rc, e);
+    free(o);
+    free(e);
+    double row = screen_number(s, "│ 1  dense");
+    double line = screen_number(s, "result: dense: ppl ");
+    CHECKF(fabs(row - ref) <= 0.5e-4 + 1e-9 * ref, "results row ppl %.4f, pare eval %.10g", row, ref);
+    CHECKF(fabs(line - ref) <= 1e-6 * ref, "log ppl %.10g, pare eval %.10g", line, ref);
+    printf("  note: %s at k %d/%d; dense ppl %.10g on the screen, %.10g by pare eval\n", st.lin[sel]->name, k, r, line,
+           ref);
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+
+    /* Enter sets the cursor's rank: the evaluation equals the core's of the same manual configuration */
+    s = headless_screen(dir, text, "j j Right Right Enter e", NULL, NULL);
+    CHECK(tui_state_set_rank(&st, sel, k, PARE_WEIGHT_NONE, NULL) == 0);
+    tui_result res;
+    CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &res, &err) == PARE_OK, "%s", err.msg);
+    char label[96];
+    tui_config_label(&st.cfg, label, sizeof label);
+    snprintf(want, sizeof want, "fact r %d", k);
+    CHECKF(s && strstr(s, want), "the tree does not show '%s'", want);
+    snprintf(want, sizeof want, "│ 1  %s", label);
+    row = screen_number(s, want);
+    snprintf(want, sizeof want, "result: %s: ppl ", label);
+    line = screen_number(s, want);
+    CHECKF(fabs(row - res.ppl) <= 0.5e-4 + 1e-9 * res.ppl, "results row ppl %.4f, core %.10g", row, res.ppl);
+    CHECKF(fabs(line - res.ppl) <= 1e-6 * res.ppl, "log ppl %.10g, core %.10g", line, res.ppl);
+    CHECK(res.ppl != ref);
+    printf("  note: %s ppl %.10g on the screen, %.10g by the core\n", label, line, res.ppl);
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+
+    /* literal text typed into the search */
+    int down = tui_tree_find(&st, "down_proj", -1);
+    s = headless_screen(dir, NULL, "/ 'down_proj' Enter", NULL, NULL);
+    snprintf(want, sizeof want, "spectrum %s", down >= 0 ? st.lin[down]->name : "?");
+    CHECKF(s && strstr(s, want), "the search did not select '%s'", want);
+    free(s);
+    /* help, and a key closes it */
+    s = headless_screen(dir, NULL, "?", NULL, NULL);
+    CHECKF(s && strstr(s, "Help (any key closes)") && strstr(s, "F10  q") && strstr(s, "F9  Esc"), "no help overlay");
+    free(s);
+    s = headless_screen(dir, NULL, "? Space", NULL, NULL);
+    CHECK(s && !strstr(s, "Help (any key closes)") && strstr(s, "Budget"));
+    free(s);
+    /* too small */
+    s = headless_screen(dir, NULL, "j", "60x20", NULL);
+    CHECKF(s && strstr(s, "terminal too small: 60x20") && !strstr(s, "Budget"), "no too-small message");
+    int lines = 0;
+    for (const char *c = s; c && *c; c++)
+        lines += *c == '\n';
+    CHECKF(lines == 20, "a 60x20 screen dumped as %d lines", lines);
+    free(s);
+    /* an unknown key name: refused before anything runs, no dump */
+    const char *dump = tmp_path("never.txt");
+    expect_pare_error((const char *const[]){"tui", "--model", dir, "--keys", "j Foo Right", "--dump-screen", dump, NULL},
+                      (const char *const[]){"unknown key 'Foo'", NULL}, 1);
+    CHECK(!pare_file_exists(dump));
+    expect_pare_error((const char *const[]){"tui", "--model", dir, "--keys", "j", "--size", "wide", NULL},
+                      (const char *const[]){"--size", NULL}, 1);
+    tui_state_free(&st);
+}
+
+/* The sandbox setting: with --sandbox (or toggled on in F2) a recipe run with F5 that calls os.execute
+ * fails with the sandbox's error on the screen, after reading the model it is allowed to read; a file
+ * outside needs --allow; with the setting off the same recipe runs. */
+static void test_headless_sandbox(void)
+{
+    char presets[1300], secret[1300], env_presets[1400], dir[1300], out[1300];
+    snprintf(presets, sizeof presets, "%s", tmp_path("presets"));
+    snprintf(secret, sizeof secret, "%s", tmp_path("secret.txt"));
+    snprintf(out, sizeof out, "%s", tmp_path("headless-out"));
+    mkdir(presets, 0777);
+    CHECK(fixture_write_raw(secret, "a secret line\n", 14) == 0);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/exec.lua", presets);
+    const char *src = "description = 'calls os.execute'\n"
+                      "params { model = {'', 'model'} }\n"
+                      "function run(p)\n"
+                      "    local m <close> = pare.load(p.model)\n"
+                      "    print('loaded the model')\n"
+                      "    print('execute returned ' .. tostring(os.execute('true')))\n"
+                      "end\n";
+    CHECK(fixture_write_raw(path, src, strlen(src)) == 0);
+    snprintf(path, sizeof path, "%s/reads.lua", presets);
+    const char *src2 = "description = 'reads a file named by PARE_TEST_SECRET'\n"
+                       "function run(p)\n"
+                       "    local f = assert(io.open(os.getenv('PARE_TEST_SECRET')))\n"
+                       "    print('read: ' .. f:read('l'))\n"
+                       "    f:close()\n"
+                       "end\n";
+    CHECK(fixture_write_raw(path, src2, strlen(src2)) == 0);
+    snprintf(env_presets, sizeof env_presets, "%s", presets);
+    setenv("PARE_PRESETS", env_presets, 1);
+    setenv("PARE_TEST_SECRET", secret, 1);
+    snprintf(dir, sizeof dir, "%s", fixture_hf_dir("sandbox", 0));
+
+    char *s = headless_screen(dir, NULL, "F5 Enter", "160x40", (const char *const[]){"--sandbox", NULL});
+    CHECKF(s && strstr(s, "os.execute: sandbox: not available"), "--sandbox: no sandbox error on the screen");
+    CHECK(s && strstr(s, "run failed") && !strstr(s, "execute returned"));
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+    char f[1500];
+    snprintf(f, sizeof f, "%s/run-exec-1/log.txt", out);
+    size_t len = 0;
+    char *log = (char *)fixture_read(f, &len);
+    if (log)
+        log[len] = 0;
+    CHECKF(log && strstr(log, "loaded the model"), "the sandboxed recipe could not read the model: %s", log);
+    free(log);
+
+    /* toggled in F2: the ninth row of the setup */
+    s = headless_screen(dir, NULL, "F2 j j j j j j j j Enter", "160x40", NULL);
+    CHECKF(s && strstr(s, "sandbox F5 recipes    on"), "F2 does not show the sandbox on");
+    free(s);
+    s = headless_screen(dir, NULL, "F2 j j j j j j j j Enter Esc F5 Enter", "160x40", NULL);
+    CHECKF(s && strstr(s, "os.execute: sandbox: not available"), "F2 toggle: no sandbox error on the screen");
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+    /* off: it runs */
+    s = headless_screen(dir, NULL, "F5 Enter", "160x40", NULL);
+    CHECKF(s && strstr(s, "execute returned true") && strstr(s, "run complete"), "without the sandbox the recipe failed");
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+    /* reading outside the allowed paths needs --allow */
+    s = headless_screen(dir, NULL, "F5 j Enter", "160x40", (const char *const[]){"--sandbox", NULL});
+    CHECKF(s && strstr(s, "outside the folders") && !strstr(s, "read: a secret line"), "read a file not allowed");
+    free(s);
+    s = headless_screen(dir, NULL, "F5 j Enter", "160x40", (const char *const[]){"--sandbox", "--allow", secret, NULL});
+    CHECKF(s && strstr(s, "read: a secret line") && strstr(s, "run complete"), "--allow did not let it read");
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+    unsetenv("PARE_PRESETS");
+    unsetenv("PARE_TEST_SECRET");
+}
+
+/* ---- a real terminal: tmux ------------------------------------------------------------------------ */
+
+/* Runs a tmux command on the private socket (SOCK; its folder holds the configuration SOCK.conf, so
+ * ~/.tmux.conf is never read); returns its exit status, its stdout in *out if asked. */
+static int tmux(const char *sock, const char *cmd, char **out)
+{
+    char line[12000];
+    snprintf(line, sizeof line, "tmux -S '%s' -f '%s.conf' %s 2>/dev/null", sock, sock, cmd);
+    FILE *p = popen(line, "r");
+    if (!p)
+        return -1;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b)
+                break;
+            buf = b;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[n] = 0;
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Polls capture-pane until the pane shows needle; returns the last capture (malloc'd) or NULL. */
+static char *tmux_wait(const char *sock, const char *needle, int ms)
+{
+    double t0 = now_s();
+    for (;;) {
+        char *s = NULL;
+        tmux(sock, "capture-pane -p -t pare-test", &s);
+        if (s && strstr(s, needle))
+            return s;
+        if (now_s() - t0 > ms / 1000.0) {
+            printf("  --- pane (waiting for '%s') ---\n%s  --------------\n", needle, s ? s : "(none)");
+            free(s);
+            return NULL;
+        }
+        free(s);
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The workbench in a real terminal (tmux, 120x40, on a private socket): the tree and spectrum appear,
+ * j j and Right Right do what the state says, ? opens the help, F10 ends the session. */
+static void test_tmux_session(void)
+{
+    if (system("command -v tmux >/dev/null 2>&1") != 0)
+        SKIP("skipped: tmux not installed (make deps installs it)");
+    tui_state st;
+    if (open_state(&st, "tmux", 0, NULL))
+        return;
+    char sockdir[] = "/tmp/pare-tmux-XXXXXX"; /* short: a socket path has ~100 bytes */
+    if (!mkdtemp(sockdir)) {
+        CHECKF(0, "mkdtemp: %s", strerror(errno));
+        tui_state_free(&st);
+        return;
+    }
+    char sock[128], conf[160];
+    snprintf(sock, sizeof sock, "%s/sock", sockdir);
+    snprintf(conf, sizeof conf, "%s.conf", sock);
+    /* a terminal type every ncurses install has (ncurses-base) */
+    const char *conf_text = "set -g default-terminal screen\n";
+    CHECK(fixture_write_raw(conf, conf_text, strlen(conf_text)) == 0);
+    tui_tree_row rows[64];
+    tui_tree_rows(&st, rows, 64);
+    int sel = rows[2].mat, k = tui_cursor_move(&st, sel, 2);
+    int r = st.lin[sel]->out < st.lin[sel]->in ? st.lin[sel]->out : st.lin[sel]->in;
+    const char *bin = getenv("PARE_BIN");
+    char exe[4200], cmd[10000];
+    if (!realpath(bin && *bin ? bin : "./pare", exe))
+        snprintf(exe, sizeof exe, "%s", bin && *bin ? bin : "./pare");
+    snprintf(cmd, sizeof cmd, "new-session -d -s pare-test -x 120 -y 40 \"'%s' tui --model '%s' --out '%s'\"", exe,
+             st.model_path, tmp_path("tmux-out"));
+    CHECKF(tmux(sock, cmd, NULL) == 0, "tmux new-session failed");
+    char *s = tmux_wait(sock, "plain spectra of 14 matrices ready", 30000);
+    CHECKF(s && strstr(s, "Model 2 layers, 14 matrices") && strstr(s, "F10Quit"), "the workbench did not come up");
+    free(s);
+    tmux(sock, "send-keys -t pare-test j j", NULL);
+    char want[512];
+    snprintf(want, sizeof want, "spectrum %s", st.lin[sel]->name);
+    s = tmux_wait(sock, want, 5000);
+    CHECKF(s, "j j did not select %s", st.lin[sel]->name);
+    free(s);
+    tmux(sock, "send-keys -t pare-test Right Right", NULL);
+    snprintf(want, sizeof want, "k %d/%d ", k, r);
+    s = tmux_wait(sock, want, 5000);
+    CHECKF(s, "Right Right did not show '%s'", want);
+    free(s);
+    tmux(sock, "send-keys -t pare-test ?", NULL);
+    s = tmux_wait(sock, "Help (any key closes)", 5000);
+    CHECKF(s, "? did not open the help");
+    free(s);
+    tmux(sock, "send-keys -t pare-test Space", NULL);
+    s = tmux_wait(sock, "Budget", 5000);
+    free(s);
+    tmux(sock, "send-keys -t pare-test F10", NULL);
+    double t0 = now_s();
+    int alive = 1;
+    while (alive && now_s() - t0 < 10) {
+        alive = tmux(sock, "has-session -t pare-test", NULL) == 0;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECKF(!alive, "the session is still there 10 s after F10");
+    tmux(sock, "kill-server", NULL);
+    unlink(sock);
+    unlink(conf);
+    rmdir(sockdir);
+    tui_state_free(&st);
+}
+
 /* Without a terminal `pare tui` refuses with one line and status 2. */
 static void test_needs_terminal(void)
 {
@@ -1249,6 +1599,9 @@ void suite_tui(void)
     RUN(test_pty_preset_stderr);
     RUN(test_per_type_methods);
     RUN(test_zero_shot_task);
+    RUN(test_headless_keys);
+    RUN(test_headless_sandbox);
+    RUN(test_tmux_session);
 }
 
 /* ---- methods per matrix type: one decision mechanism for factors, masks, N:M and channels ---------- */

@@ -117,7 +117,7 @@ static void eval_done(tui_job *j, pare_status st, const pare_error *err, void *c
     tui_state_add_result(c->st, &e->row);
     char line[512];
     if (e->set.eval[0]) {
-        snprintf(line, sizeof line, "result: %s: ppl %.4f on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
+        snprintf(line, sizeof line, "result: %s: ppl %.10g on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
                  e->row.label, e->row.ppl, e->row.data, e->row.block_before, e->row.block_after, e->row.total_before,
                  e->row.total_after, e->row.wall_s);
         c->log(c->ui, 0, line);
@@ -162,6 +162,9 @@ typedef struct {
     char recipe[1024], out[1024];
     char **sets;
     int n_sets;
+    int sandbox;  /* LS_SANDBOX, reading only the allowed paths (and what lsession_set names) */
+    char **allow;
+    int n_allow;
     ls_status status;
     char msg[8192];
     char run_out[4096];
@@ -197,11 +200,13 @@ static pare_status recipe_run(tui_job *j, tui_worker *w, const pare_progress *p,
     (void)p;
     ls_sink sink = {recipe_event, recipe_interrupted, w};
     RECIPE_WORKER = w;
-    lsession *s = lsession_open(r->recipe, &sink, 0, r->msg, sizeof r->msg);
+    lsession *s = lsession_open(r->recipe, &sink, r->sandbox ? LS_SANDBOX : 0, r->msg, sizeof r->msg);
     if (!s) {
         RECIPE_WORKER = NULL;
         return pare_fail(err, PARE_EINVAL, "%s", r->msg);
     }
+    for (int i = 0; r->sandbox && i < r->n_allow; i++)
+        lsession_allow(s, r->allow[i]);
     for (int i = 0; i < r->n_sets; i++) {
         char key[128];
         const char *eq = strchr(r->sets[i], '=');
@@ -214,7 +219,8 @@ static pare_status recipe_run(tui_job *j, tui_worker *w, const pare_progress *p,
             tui_worker_log(w, msg); /* declared but refused (range, choices): the recipe's default stays */
     }
     char line[2200];
-    snprintf(line, sizeof line, "running %s into %s", r->recipe, r->out);
+    snprintf(line, sizeof line, "running %s into %s%s", r->recipe, r->out,
+             r->sandbox ? " in the sandbox (no processes or libraries; reads the model, data, OUT, --allow)" : "");
     tui_worker_log(w, line);
     r->status = lsession_run(s, r->out, 1, r->msg, sizeof r->msg);
     snprintf(r->run_out, sizeof r->run_out, "%s", lsession_out_dir(s));
@@ -235,14 +241,14 @@ static void recipe_done(tui_job *j, pare_status st, const pare_error *err, void 
         c->log(c->ui, 1, err->msg);
         return;
     }
-    if (st) /* the full message (traceback) goes to the log, its first line to the status line */
-        c->log(c->ui, 1, r->msg);
     int rows = r->run_out[0] ? tui_results_from_run(c->st, r->run_out) : 0;
     char line[4300];
     snprintf(line, sizeof line, "run %s: %.1000s, %d result row%s; record %.3000s/run.json",
              r->status == LS_COMPLETE ? "complete" : r->status == LS_CANCELLED ? "cancelled" : "failed", r->recipe,
              rows, rows == 1 ? "" : "s", r->run_out);
     c->log(c->ui, 0, line);
+    if (st) /* then the full message (traceback) to the log, its first line staying on the status line */
+        c->log(c->ui, 1, r->msg);
 }
 
 static void recipe_destroy(tui_job *j)
@@ -251,19 +257,30 @@ static void recipe_destroy(tui_job *j)
     for (int i = 0; i < r->n_sets; i++)
         free(r->sets[i]);
     free(r->sets);
+    for (int i = 0; i < r->n_allow; i++)
+        free(r->allow[i]);
+    free(r->allow);
     free(r);
 }
 
-tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *const *sets, int n_sets)
+tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *const *sets, int n_sets, int sandbox,
+                        const char *const *allow, int n_allow)
 {
     recipe_job *r = calloc(1, sizeof *r);
-    if (!r || !(r->sets = calloc((size_t)(n_sets > 0 ? n_sets : 1), sizeof *r->sets))) {
+    if (!r || !(r->sets = calloc((size_t)(n_sets > 0 ? n_sets : 1), sizeof *r->sets)) ||
+        !(r->allow = calloc((size_t)(n_allow > 0 ? n_allow : 1), sizeof *r->allow))) {
+        if (r)
+            free(r->sets);
         free(r);
         return NULL;
     }
     for (int i = 0; i < n_sets; i++)
         if ((r->sets[r->n_sets] = strdup(sets[i])))
             r->n_sets++;
+    for (int i = 0; i < n_allow; i++)
+        if (allow[i] && allow[i][0] && (r->allow[r->n_allow] = strdup(allow[i])))
+            r->n_allow++;
+    r->sandbox = sandbox;
     const char *base = strrchr(recipe, '/');
     snprintf(r->job.name, sizeof r->job.name, "run %s", base ? base + 1 : recipe);
     snprintf(r->recipe, sizeof r->recipe, "%s", recipe);
