@@ -291,6 +291,13 @@ static int train_model(const dargs *a, const char *tok, const char *data, const 
     return cmd_train(n, (char **)argv);
 }
 
+static int interrupted(const char *partial)
+{
+    fprintf(stderr, "pare demo: interrupted; the work so far is kept in %s; run the same pare demo command to "
+                    "continue it\n", partial);
+    return EXIT_INTERRUPTED;
+}
+
 static int run_demo(dargs *a)
 {
     pare_error err = {0};
@@ -380,6 +387,8 @@ static int run_demo(dargs *a)
             double t0 = cli_now();
             pare_status st = pare_bpe_train_file(train, &bo, tok, &pp, &br, &err);
             cli_progress_done(&prog);
+            if (st == PARE_ECANCELED)
+                return interrupted(partial);
             if (st)
                 return cli_error(cmd, &err);
             fprintf(stderr, "[demo] tokenizer: byte-level BPE, %d ids (%d merges) from %zu words (%zu distinct); "
@@ -397,11 +406,8 @@ static int run_demo(dargs *a)
         join(p, model, "config.json");
         if (!pare_file_exists(p)) {
             int rc = train_model(a, tok, train, run, until_steps);
-            if (rc == EXIT_INTERRUPTED) {
-                fprintf(stderr, "pare demo: interrupted; the run is kept in %s; run the same pare demo command to "
-                                "continue it\n", partial);
-                return rc;
-            }
+            if (rc == EXIT_INTERRUPTED)
+                return interrupted(partial);
             if (rc)
                 return rc;
             if (!pare_file_exists(p)) { /* --until N stopped it with a checkpoint */
@@ -435,10 +441,10 @@ static int run_demo(dargs *a)
             pare_model_param_counts(m, &pc);
         free(ids);
         pare_model_free(m);
-        if (st) {
-            int rc = cli_error(cmd, &err);
-            return st == PARE_ECANCELED ? EXIT_INTERRUPTED : rc;
-        }
+        if (st == PARE_ECANCELED)
+            return interrupted(partial);
+        if (st)
+            return cli_error(cmd, &err);
         double l0, l1, tokens, seconds;
         long steps;
         join(p, run, "train.jsonl");
