@@ -7,7 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "core/bpe_train.h"
@@ -534,6 +540,10 @@ static void test_demo_errors(void)
     CHECK(st == 2 && err && strstr(err, "pare demo"));
     free(out);
     free(err);
+    st = run_pare(&out, &err, (const char *const[]){"tui", NULL});
+    CHECKF(st == 2 && err && strstr(err, "no model") && strstr(err, "pare demo"), "exit %d: %s", st, err);
+    free(out);
+    free(err);
     if (saved) {
         setenv("PARE_MODEL", saved, 1);
         free(saved);
@@ -561,6 +571,64 @@ static void test_demo_xdg_cache(void)
     free(err);
 }
 
+/* Without --no-tui, on a terminal, pare demo opens the workbench on the model it built: run it
+ * under a pseudo-terminal, wait for the workbench's spectra line, quit with q. */
+static void test_demo_opens_tui(void)
+{
+    const char *corpus = tiny_corpus(), *cache = tmp_path("cache"), *bin = getenv("PARE_BIN");
+    bin = bin && *bin ? bin : "./pare";
+    const char *argv[] = {bin, "demo", "--corpus", corpus, "--cache", cache, "--steps", "2", TINY, NULL};
+    struct winsize ws = {.ws_row = 30, .ws_col = 100};
+    int fd;
+    fflush(stdout);
+    pid_t pid = forkpty(&fd, NULL, NULL, &ws);
+    if (pid < 0)
+        SKIP("skipped: no pseudo-terminal");
+    if (pid == 0) {
+        setenv("TERM", "xterm-256color", 1);
+        setenv("LC_ALL", "C.UTF-8", 1);
+        setenv("PARE_RUNS", tmp_path("runs"), 1); /* the workbench's session folder, if it writes one */
+        unsetenv("COLUMNS");
+        unsetenv("LINES");
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    size_t cap = 1 << 22, n = 0;
+    char *buf = malloc(cap);
+    int seen = 0, sent = 0, status = -1;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t r = read(fd, buf + n, cap - 1 - n);
+            if (r > 0) {
+                n += (size_t)r;
+                buf[n] = '\0';
+            }
+        }
+        if (!seen && strstr(buf, "matrices ready")) {
+            seen = 1;
+            if (write(fd, "q", 1) == 1)
+                sent = 1;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 120 || n + 1 >= cap) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+    }
+    CHECKF(seen && sent, "the workbench did not show its spectra; output ends: %s", n > 400 ? buf + n - 400 : buf);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    CHECK(count_entries(cache, 0) == 1);
+    free(buf);
+    close(fd);
+}
+
 void suite_demo(void);
 void suite_demo(void)
 {
@@ -572,4 +640,5 @@ void suite_demo(void)
     RUN(test_demo_interrupted);
     RUN(test_demo_errors);
     RUN(test_demo_xdg_cache);
+    RUN(test_demo_opens_tui);
 }

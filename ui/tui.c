@@ -1078,7 +1078,7 @@ int cmd_tui(int argc, char **argv)
     size_t limit_sz = 0;
     int help = 0;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model, "model folder (Hugging Face or pare export) or llama2.c checkpoint"},
+        {"model", OPT_STR, &model, "model folder (Hugging Face or pare export) or llama2.c checkpoint (default $PARE_MODEL)"},
         {"calib", OPT_STR, &calib, "calibration text (weighted spectra, methods that need statistics)"},
         {"calib-samples", OPT_INT, &set.calib_samples, "calibration windows (default 128)"},
         {"calib-len", OPT_INT, &set.calib_len, "tokens per calibration window (default 256)"},
@@ -1100,6 +1100,13 @@ int cmd_tui(int argc, char **argv)
     }
     set.limit_tokens = (long long)limit_sz;
     pare_error err = {0};
+    if (!model || !*model)
+        model = getenv("PARE_MODEL");
+    if (!model || !*model) {
+        pare_fail(&err, PARE_EINVAL, "no model: pass --model DIR or set PARE_MODEL; without one, `pare demo` trains a "
+                                     "small model on the Brown corpus (make corpus) and opens the workbench on it");
+        return cli_error("tui", &err);
+    }
     if (set.calib_samples < 1 || set.calib_len < 2 || set.window < 2) {
         pare_fail(&err, PARE_EINVAL, "--calib-samples must be >= 1, --calib-len and --window >= 2");
         return cli_error("tui", &err);
