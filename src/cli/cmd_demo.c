@@ -328,6 +328,9 @@ static int run_demo(dargs *a)
     char corpus[PATH_MAX], train[PATH_MAX], val[PATH_MAX], root[PATH_MAX];
     if (find_corpus(a, corpus, sizeof corpus, &err) || cache_root(a, root, sizeof root, &err))
         return cli_error(cmd, &err);
+    char abs_corpus[PATH_MAX]; /* the record and the printed command must work from any folder */
+    if (realpath(corpus, abs_corpus))
+        snprintf(corpus, sizeof corpus, "%s", abs_corpus);
     if (strlen(corpus) > PATH_MAX - 128 || strlen(root) > PATH_MAX - 128) {
         pare_fail(&err, PARE_EINVAL, "%s: path too long", strlen(root) > PATH_MAX - 128 ? root : corpus);
         return cli_error(cmd, &err);
@@ -366,6 +369,13 @@ static int run_demo(dargs *a)
     }
     join(p, final, "demo.json");
     int cached = pare_file_exists(p);
+    if (!cached && pare_is_dir(final)) { /* only a rename makes it, so someone emptied it: build it again */
+        fprintf(stderr, "[demo] %s lacks demo.json; building it again\n", final);
+        if (remove_tree(final) != 0) {
+            pare_fail(&err, PARE_EIO, "%s: incomplete and cannot be removed: %s", final, strerror(errno));
+            return cli_error(cmd, &err);
+        }
+    }
     if (cached) {
         fprintf(stderr, "[demo] cached model %s (corpus %s); --force trains it again\n", final, corpus);
     } else {
@@ -454,14 +464,14 @@ static int run_demo(dargs *a)
         if (copy_file(p, q, &err))
             return cli_error(cmd, &err);
         json_t *j = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:i}, s:{s:s, s:i, s:i, s:i, s:i, s:i, s:I}, "
-                              "s:{s:i, s:i, s:i, s:f, s:i, s:I}, s:{s:f, s:f, s:f, s:f}, s:{s:s, s:i, s:I, s:f}}",
+                              "s:{s:i, s:i, s:i, s:f, s:i, s:I}, s:{s:f, s:f, s:I, s:f}, s:{s:s, s:i, s:I, s:f}}",
                               "recipe", DEMO_RECIPE, "corpus", "train", train, "train_sha256", train_sha, "val", val,
                               "val_sha256", val_sha, "tokenizer", "type", "byte-level BPE", "vocab", a->vocab,
                               "architecture", "arch", "llama", "dim", a->dim, "layers", a->layers, "heads", a->heads,
                               "kv_heads", a->kv_heads > 0 ? a->kv_heads : a->heads, "ffn", a->ffn > 0 ? a->ffn : 8 * a->dim / 3,
                               "params", (json_int_t)pc.total, "training", "steps", a->steps, "batch", a->batch, "seq",
                               a->seq, "lr", a->lr, "warmup", a->warmup, "seed", (json_int_t)a->seed, "result",
-                              "first_loss", l0, "final_loss", l1, "tokens", tokens, "train_seconds", seconds,
+                              "first_loss", l0, "final_loss", l1, "tokens", (json_int_t)tokens, "train_seconds", seconds,
                               "eval", "data", val, "window", er.plan.window, "predicted", (json_int_t)er.plan.predicted,
                               "ppl", er.ppl);
         join(q, model, "demo.json");
