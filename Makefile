@@ -138,7 +138,7 @@ $(CORPUS_TGZ):
 	  echo "  holding brown_train.txt and brown_val.txt (e.g. ../shared/data/text/brown, which pare demo also finds by itself)."; \
 	  exit 1; \
 	fi; \
-	if ! echo "$(CORPUS_SHA256)  $@.part" | sha256sum -c --status; then \
+	if ! echo "$(CORPUS_SHA256)  $@.part" | sha256sum -c --status 2>/dev/null; then \
 	  echo "make corpus: the downloaded $(notdir $@) has sha256 $$(sha256sum < $@.part | cut -c1-64), expected $(CORPUS_SHA256); not used"; \
 	  rm -f $@.part; exit 1; \
 	fi; \
