@@ -9,7 +9,7 @@
 #include "fileio.h"
 
 /* The split order: 500 four-character document names, the 25 held-out documents first. It is the
- * order of ../shared/data/text/brown (a seeded shuffle made once), kept here so a fresh clone
+ * order of ../shared/data/text/brown (a shuffle made once; only the 500 names are kept here), so a fresh clone
  * without ../shared converts the package into the same two files. */
 static const char BROWN_ORDER[] =
     "cl17cn27ce26cm05cj77ca27cg13cb13cj73ce04cg43cj33ce14cf13cr03cj18cj40ca25cj74ca18cf10cj02cg59cb01ch11"
