@@ -1232,7 +1232,7 @@ int cmd_tui(int argc, char **argv)
     size_t limit_sz = 0, task_limit = 0;
     int help = 0, sandbox = 0;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model, "model folder (Hugging Face or pare export) or llama2.c checkpoint"},
+        {"model", OPT_STR, &model, "model folder (Hugging Face or pare export) or llama2.c checkpoint (default $PARE_MODEL)"},
         {"calib", OPT_STR, &calib, "calibration text (weighted spectra, methods that need statistics)"},
         {"calib-samples", OPT_INT, &set.calib_samples, "calibration windows (default 128)"},
         {"calib-len", OPT_INT, &set.calib_len, "tokens per calibration window (default 256)"},
@@ -1294,11 +1294,16 @@ int cmd_tui(int argc, char **argv)
     }
     set.limit_tokens = (long long)limit_sz;
     pare_error err = {0};
+    if (!model || !*model)
+        model = getenv("PARE_MODEL");
     int headless = keys_spec || dump || size;
     int cols = 120, rows = 40, n_keys = 0;
     int *keys = NULL;
     char msg[512];
-    if (size && tui_parse_size(size, &cols, &rows))
+    if (!model || !*model)
+        pare_fail(&err, PARE_EINVAL, "no model: pass --model DIR or set PARE_MODEL; without one, `pare demo` trains a "
+                                     "small model on the Brown corpus (make corpus) and opens the workbench on it");
+    else if (size && tui_parse_size(size, &cols, &rows))
         pare_fail(&err, PARE_EINVAL, "--size %s: expected COLSxROWS, e.g. 120x40", size);
     else if (keys_spec && tui_parse_keys(keys_spec, &keys, &n_keys, msg, sizeof msg))
         pare_fail(&err, PARE_EINVAL, "--keys: %s", msg);

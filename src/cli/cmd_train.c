@@ -26,7 +26,7 @@ typedef struct {
     /* common */
     const char *data, *out, *tok, *evalf, *format, *dtype, *schedule;
     long steps, lr_warmup, checkpoint_every, log_every, until;
-    int batch, seq, accum, resume, overwrite, json, help, eval_window;
+    int batch, seq, accum, resume, overwrite, json, quiet, help, eval_window;
     double lr, lr_min, wd, clip;
     uint64_t seed;
     size_t eval_limit;
@@ -488,7 +488,9 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     }
     const pare_fop_state *fs = pare_ft_fop(ft);
     size_t trained = lc.tokens;
-    if (a->json) {
+    if (a->quiet) {
+        /* a driver (pare demo) reports the result itself */
+    } else if (a->json) {
         json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:{s:s, s:s, s:I}}", "command", cmd, "model",
                               m->path, "steps", (json_int_t)pare_ft_steps_done(ft), "params", (json_int_t)pc.total,
                               "final_loss", lc.last_loss, "train_seconds", train_s, "tokens_per_second",
@@ -566,6 +568,7 @@ done:
     {"dtype", OPT_STR, &c.t.dtype, "hf-dense: F32 (default), F16 or BF16"},                                             \
     {"tokenizer", OPT_STR, &c.t.tok, "tokenizer file"},                                                                 \
     {"json", OPT_FLAG, &c.t.json, "print a JSON summary"},                                                              \
+    {"quiet", OPT_FLAG, &c.t.quiet, "no summary on stdout (progress still on stderr)"},                                 \
     {"help", OPT_FLAG, &c.t.help, "show this help"}
 
 /* targs with int-typed staging fields for the long options (cli_opt has no long type). */
