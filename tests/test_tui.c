@@ -1417,11 +1417,11 @@ static void test_headless_sandbox(void)
     CHECKF(log && strstr(log, "loaded the model"), "the sandboxed recipe could not read the model: %s", log);
     free(log);
 
-    /* toggled in F2: the ninth row of the setup */
-    s = headless_screen(dir, NULL, "F2 j j j j j j j j Enter", "160x40", NULL);
+    /* toggled in F2: the tenth row of the setup (after the zero-shot task) */
+    s = headless_screen(dir, NULL, "F2 j j j j j j j j j Enter", "160x40", NULL);
     CHECKF(s && strstr(s, "sandbox F5 recipes    on"), "F2 does not show the sandbox on");
     free(s);
-    s = headless_screen(dir, NULL, "F2 j j j j j j j j Enter Esc F5 Enter", "160x40", NULL);
+    s = headless_screen(dir, NULL, "F2 j j j j j j j j j Enter Esc F5 Enter", "160x40", NULL);
     CHECKF(s && strstr(s, "os.execute: sandbox: not available"), "F2 toggle: no sandbox error on the screen");
     if (harness_failed_now())
         print_screen(s);
