@@ -33,6 +33,8 @@ UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
 ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# The test runner's allocations go through tests/alloc_fault.c, which can fail the Nth one (suite faults).
+FAULT_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 
 objs = $(patsubst %.c,$(1)/%.o,$(2))
 
@@ -54,7 +56,7 @@ pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 $(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
-	$(CC) $(OPT) -o $@ $^ $(LIBS) -lutil
+	$(CC) $(OPT) -o $@ $^ $(LIBS) -lutil $(FAULT_WRAP)
 
 $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -64,7 +66,7 @@ $(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 $(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) -lutil
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) -lutil $(FAULT_WRAP)
 
 $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)

