@@ -21,6 +21,7 @@
 #include "alloc_fault.h"
 #include "core/eval.h"
 #include "core/export.h"
+#include "core/fileio.h"
 #include "core/finetune.h"
 #include "core/generate.h"
 #include "core/spectrum.h"
@@ -411,9 +412,316 @@ static void test_alloc_sweep(void)
     free(out);
 }
 
+
+/* ---------------------------------------------------------------- ./pare in a controlled child */
+
+typedef struct {
+    const char *const *args; /* after argv[0] */
+    const char *delay_ms;    /* PARE_TEST_PROGRESS_DELAY_MS, or NULL */
+    const char *wait_for;    /* send sig once stderr contains this (NULL: never) */
+    int sig;
+    long fsize;              /* RLIMIT_FSIZE in bytes (SIGXFSZ ignored: writes fail with EFBIG), 0: none */
+    int unprivileged;        /* drop CAP_DAC_OVERRIDE, so that folder permissions bind root too */
+    char *out, *err;         /* captured, malloc'd */
+    int signalled;           /* sig was sent */
+    int status;              /* exit status (128 + signal when killed) */
+} child;
+
+static void child_free(child *c)
+{
+    free(c->out);
+    free(c->err);
+    c->out = c->err = NULL;
+}
+
+static char *read_all(const char *path)
+{
+    size_t len = 0;
+    char *s = (char *)fixture_read(path, &len);
+    return s ? s : strdup("");
+}
+
+/* Runs ./pare (PARE_BIN) as c says; returns c->status. 125 means the child could not be set up as
+ * asked (e.g. no capability to drop), which the callers turn into a skip. */
+static int run_child(child *c)
+{
+    const char *bin = getenv("PARE_BIN");
+    bin = bin && *bin ? bin : "./pare";
+    const char *argv[64];
+    int argc = 0;
+    argv[argc++] = bin;
+    for (int i = 0; c->args[i] && argc < 63; i++)
+        argv[argc++] = c->args[i];
+    argv[argc] = NULL;
+    char opath[1200], epath[1200];
+    snprintf(opath, sizeof opath, "%s/child.stdout", harness_tmpdir());
+    snprintf(epath, sizeof epath, "%s/child.stderr", harness_tmpdir());
+    unlink(opath); /* the wait below must not see the previous child's stderr */
+    unlink(epath);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        if (o < 0 || e < 0 || nul < 0)
+            _exit(126);
+        dup2(nul, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        if (c->delay_ms)
+            setenv("PARE_TEST_PROGRESS_DELAY_MS", c->delay_ms, 1);
+        if (c->fsize) {
+            signal(SIGXFSZ, SIG_IGN); /* ignored dispositions survive exec */
+            struct rlimit rl = {(rlim_t)c->fsize, (rlim_t)c->fsize};
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+                _exit(125);
+        }
+        if (c->unprivileged && geteuid() == 0) {
+            /* out of the bounding set, CAP_DAC_OVERRIDE does not come back at exec */
+            if (prctl(PR_CAPBSET_DROP, 1 /* CAP_DAC_OVERRIDE */, 0, 0, 0) != 0)
+                _exit(125);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    c->signalled = 0;
+    double waited = 0;
+    while (c->wait_for && !c->signalled && waitpid(pid, &st, WNOHANG) == 0) {
+        char *e = read_all(epath);
+        int seen = strstr(e, c->wait_for) != NULL;
+        free(e);
+        if (seen) {
+            kill(pid, c->sig);
+            c->signalled = 1;
+            break;
+        }
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+        if ((waited += 0.005) > 120) {
+            kill(pid, SIGKILL);
+            break;
+        }
+    }
+    if (!c->wait_for || c->signalled || waited > 120)
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+    c->status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    c->out = read_all(opath);
+    c->err = read_all(epath);
+    return c->status;
+}
+
+/* The JSON file at path, or NULL when it is absent or unreadable. */
+static json_t *load_json(const char *path)
+{
+    json_error_t je;
+    return json_load_file(path, 0, &je);
+}
+
+static const char *run_status(const char *out_dir)
+{
+    static char buf[64];
+    char p[1300];
+    snprintf(p, sizeof p, "%s/run.json", out_dir);
+    json_t *j = load_json(p);
+    snprintf(buf, sizeof buf, "%s", j && json_string_value(json_object_get(j, "status")) ?
+                                      json_string_value(json_object_get(j, "status")) : "(no run.json)");
+    json_decref(j);
+    return buf;
+}
+
+/* Names in dir's parent that start with dir's base name plus '.' (temporary or leftover siblings). */
+static int leftovers(const char *dir)
+{
+    char parent[1200], prefix[300];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    *slash = 0;
+    snprintf(prefix, sizeof prefix, "%s.", slash + 1);
+    DIR *d = opendir(parent);
+    int k = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (!strncmp(e->d_name, prefix, strlen(prefix)) && strcmp(e->d_name + strlen(prefix), "lock"))
+            k++;
+    if (d)
+        closedir(d);
+    return k;
+}
+
+/* Files under dir (recursively) whose name holds ".tmp" (an atomic write that was not cleaned up). */
+static int tmp_files_under(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int k = 0;
+    struct dirent *e;
+    char p[2400];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (strstr(e->d_name, ".tmp"))
+            k++;
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            k += tmp_files_under(p);
+    }
+    closedir(d);
+    return k;
+}
+
+static const char *signame(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+/* The fixture model and a text for the CLI cases. */
+static const char *cli_text(void)
+{
+    const char *t = tmp_path("cli-text.txt");
+    fixture_write_pattern(t, "the quick brown fox jumps over the lazy dog. ", 3000);
+    return t;
+}
+
+/* ---------------------------------------------------------------- signals */
+
+typedef struct {
+    const char *what, *wait_for;
+    int sig;
+} sig_case;
+
+/* Batch commands: a signal in each long stage cancels cleanly with 128 + the signal. */
+static void test_signals_cli(void)
+{
+    const char *model = fixture_hf_dir("sig-model", 0), *text = cli_text();
+    char out[1200];
+    static const struct {
+        const char *cmd, *method, *wait_for;
+        int sig, export;
+    } CASES[] = {
+        {"compress", "lorap", "(statistics)", SIGINT, 0},      /* calibration */
+        {"compress", "svd", "[compress]", SIGTERM, 0},         /* compression */
+        {"compress", "svd", "[eval compressed]", SIGINT, 0},   /* evaluation of the result */
+        {"compress", "svd", "[export]", SIGTERM, 1},           /* export */
+        {"compress", "svd", "[export]", SIGINT, 1},
+        {"eval", NULL, "[eval]", SIGTERM, 0},
+    };
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        snprintf(out, sizeof out, "%s", tmp_path("sig-out"));
+        const char *args[32];
+        int n = 0;
+        args[n++] = CASES[i].cmd;
+        args[n++] = "--model";
+        args[n++] = model;
+        args[n++] = "--window";
+        args[n++] = "16";
+        if (!strcmp(CASES[i].cmd, "eval")) {
+            args[n++] = "--data";
+            args[n++] = text;
+            args[n++] = "--batch";
+            args[n++] = "1";
+        } else {
+            args[n++] = "--method";
+            args[n++] = CASES[i].method;
+            args[n++] = "--ratio";
+            args[n++] = "0.3";
+            args[n++] = "--calib";
+            args[n++] = text;
+            args[n++] = "--calib-samples";
+            args[n++] = "8";
+            args[n++] = "--calib-len";
+            args[n++] = "16";
+            if (strstr(CASES[i].wait_for, "eval")) {
+                args[n++] = "--eval";
+                args[n++] = text;
+            }
+            if (CASES[i].export) {
+                args[n++] = "--out";
+                args[n++] = out;
+            }
+        }
+        args[n] = NULL;
+        child c = {.args = args, .delay_ms = "30", .wait_for = CASES[i].wait_for, .sig = CASES[i].sig};
+        run_child(&c);
+        int want = 128 + CASES[i].sig;
+        CHECKF(c.signalled, "pare %s: never reached '%s' (exit %d): %s", CASES[i].cmd, CASES[i].wait_for, c.status, c.err);
+        CHECKF(c.status == want, "pare %s, %s at '%s': exit %d, want %d: %s", CASES[i].cmd, signame(CASES[i].sig),
+               CASES[i].wait_for, c.status, want, c.err);
+        CHECKF(strstr(c.err, "interrupted") || strstr(c.err, "canceled"), "no cancel message: %s", c.err);
+        CHECKF(!pare_is_dir(out) && leftovers(out) == 0, "pare %s cancelled at '%s' left %s or a sibling", CASES[i].cmd,
+               CASES[i].wait_for, out);
+        child_free(&c);
+    }
+}
+
+/* pare finetune: a signal between steps cancels with a resumable checkpoint. */
+static void test_signals_finetune(void)
+{
+    const char *model = fixture_hf_dir("ft-model", 0), *text = cli_text();
+    static const int SIGS[] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        char out[1200], ckpt[1300];
+        snprintf(out, sizeof out, "%s-%d", tmp_path("ft-out"), i);
+        snprintf(ckpt, sizeof ckpt, "%s/checkpoint", out);
+        const char *args[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "200", "--batch",
+                              "2", "--seq", "16", "--log-every", "1", "--checkpoint-every", "0", NULL};
+        child c = {.args = args, .delay_ms = "10", .wait_for = "step 3/200", .sig = SIGS[i]};
+        run_child(&c);
+        CHECKF(c.signalled && c.status == 128 + SIGS[i], "pare finetune, %s: exit %d: %s", signame(SIGS[i]), c.status,
+               c.err);
+        long step = -1;
+        char *oj = NULL;
+        pare_error err = {0};
+        CHECKF(pare_ft_checkpoint_info(ckpt, &step, &oj, &err) == PARE_OK && step >= 3 && step < 200,
+               "%s: no checkpoint of the steps done: %s", ckpt, err.msg);
+        free(oj);
+        CHECKF(tmp_files_under(out) == 0 && leftovers(ckpt) == 0, "%s: temporary files remain", out);
+        child_free(&c);
+    }
+}
+
+/* pare run: a signal in each stage of a recipe; run.json says cancelled, the exit status 130/143. */
+static void test_signals_run(void)
+{
+    const char *model = fixture_hf_dir("run-model", 0), *text = cli_text();
+    char set_model[1300], set_calib[1300], set_eval[1300];
+    snprintf(set_model, sizeof set_model, "model=%s", model);
+    snprintf(set_calib, sizeof set_calib, "calib=%s", text);
+    snprintf(set_eval, sizeof set_eval, "eval=%s", text);
+    static const struct {
+        const char *recipe, *wait_for;
+        int sig;
+    } CASES[] = {
+        {"presets/lorap.lua", "[calibrate]", SIGTERM},
+        {"presets/global.lua", "[spectra]", SIGINT},
+        {"presets/svd.lua", "[eval]", SIGTERM},
+        {"presets/svd.lua", "[export]", SIGINT},
+        {"presets/svd.lua", "[export]", SIGTERM},
+    };
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        char out[1200], model_out[1300];
+        snprintf(out, sizeof out, "%s-%zu", tmp_path("run-out"), i);
+        snprintf(model_out, sizeof model_out, "%s/model", out);
+        const char *args[] = {"run", CASES[i].recipe, "--set", set_model, "--set", set_calib, "--set", "export=true",
+                              "--set", "calib_samples=8", "--set", "calib_len=16", "--set", "window=4", "--out", out,
+                              strstr(CASES[i].wait_for, "eval") ? "--set" : NULL, set_eval, NULL};
+        child c = {.args = args, .delay_ms = "30", .wait_for = CASES[i].wait_for, .sig = CASES[i].sig};
+        run_child(&c);
+        CHECKF(c.signalled && c.status == 128 + CASES[i].sig, "pare run %s, %s at '%s': exit %d: %s", CASES[i].recipe,
+               signame(CASES[i].sig), CASES[i].wait_for, c.status, c.err);
+        CHECKF(!strcmp(run_status(out), "cancelled"), "%s/run.json: status %s; stderr: %s", out, run_status(out), c.err);
+        CHECKF(!pare_is_dir(model_out) && leftovers(model_out) == 0 && tmp_files_under(out) == 0,
+               "%s: a partial export or temporary file remains", out);
+        child_free(&c);
+    }
+}
+
 void suite_faults(void);
 void suite_faults(void)
 {
     RUN(test_alloc_sweep_child);
     RUN(test_alloc_sweep);
+    RUN(test_signals_cli);
+    RUN(test_signals_finetune);
+    RUN(test_signals_run);
 }

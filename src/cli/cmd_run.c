@@ -1,6 +1,6 @@
 /* `pare run RECIPE`: runs a Lua recipe through the session runner (lua/lsession.c) into an output
  * folder; events go to the terminal (print() to stdout, log lines and progress with ETA to stderr);
- * Ctrl-C cancels the running step, run.json then says "cancelled", and the exit status is 130. */
+ * Ctrl-C (SIGTERM) cancels the running step, run.json then says "cancelled", and the exit status is 130 (143). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +86,7 @@ static void run_usage(void)
            "--sandbox runs a recipe you do not trust: no os.execute, io.popen, package.loadlib, C modules or\n"
            "debug library, text chunks only, files read only under the model and the paths given with --model,\n"
            "--set and --allow (and pare's Lua folders), files written only under OUT (docs/reliability.md).\n"
-           "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C).\n");
+           "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n");
 }
 
 int cmd_run(int argc, char **argv)
@@ -210,7 +210,7 @@ int cmd_run(int argc, char **argv)
     case LS_CANCELLED:
         fprintf(stderr, "pare run: %s\npare run: interrupted; %s/run.json says cancelled; no result\n", msg,
                 lsession_out_dir(s));
-        rc = EXIT_INTERRUPTED;
+        rc = cli_interrupt_status();
         break;
     case LS_FAILED:
         fprintf(stderr, "pare run: %s\n", msg);
