@@ -716,6 +716,200 @@ static void test_signals_run(void)
     }
 }
 
+/* ---------------------------------------------------------------- full disk, unwritable folders */
+
+/* A whole file's bytes compared with a copy taken before (1: identical). */
+static int same_file(const char *path, const unsigned char *before, size_t len)
+{
+    size_t n = 0;
+    unsigned char *now = fixture_read(path, &n);
+    int same = now && n == len && !memcmp(now, before, len);
+    free(now);
+    return same;
+}
+
+static const char *FULL = "16384"; /* bytes a file may grow to under the "full disk" */
+
+/* pare compress --out on a full disk: an error naming the file, no folder or temporary sibling,
+ * and an existing export replaced with --overwrite stays as it was. */
+static void test_disk_full_export(void)
+{
+    const char *model = fixture_hf_dir("df-model", 0);
+    char out[1200], weights[1300];
+    snprintf(out, sizeof out, "%s", tmp_path("df-out"));
+    snprintf(weights, sizeof weights, "%s/model.safetensors", out);
+    const char *first[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.3", "--out", out, NULL};
+    child c = {.args = first};
+    run_child(&c);
+    CHECKF(c.status == 0, "first export: %s", c.err);
+    child_free(&c);
+    size_t len = 0;
+    unsigned char *before = fixture_read(weights, &len);
+    CHECKF(before && len > 16384, "%s: %zu bytes, too small to test a full disk", weights, len);
+    static const char *const FORMATS[] = {"pare", "hf-dense"};
+    for (int f = 0; f < 2; f++) {
+        /* a new folder */
+        char fresh[1200];
+        snprintf(fresh, sizeof fresh, "%s-%s", tmp_path("df-new"), FORMATS[f]);
+        const char *a1[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.4", "--format", FORMATS[f],
+                            "--out", fresh, NULL};
+        child d = {.args = a1, .fsize = atol(FULL)};
+        run_child(&d);
+        CHECKF(d.status == 2 && strstr(d.err, fresh) && strstr(d.err, "File too large"),
+               "%s export on a full disk: exit %d: %s", FORMATS[f], d.status, d.err);
+        CHECKF(!pare_is_dir(fresh) && leftovers(fresh) == 0, "%s: a partial export remains", fresh);
+        child_free(&d);
+        /* replacing the first export */
+        const char *a2[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.4", "--format", FORMATS[f],
+                            "--out", out, "--overwrite", NULL};
+        child e = {.args = a2, .fsize = atol(FULL)};
+        run_child(&e);
+        CHECKF(e.status == 2 && strstr(e.err, out), "%s --overwrite on a full disk: exit %d: %s", FORMATS[f], e.status,
+               e.err);
+        CHECKF(before && same_file(weights, before, len) && leftovers(out) == 0,
+               "%s: the previous export changed or a temporary sibling remains", out);
+        child_free(&e);
+    }
+    free(before);
+    pare_model *m = NULL;
+    pare_error err = {0};
+    CHECKF(pare_model_load(out, NULL, &m, &err) == PARE_OK, "the previous export no longer loads: %s", err.msg);
+    pare_model_free(m);
+}
+
+/* Drops write permission for root too; 0 when that is not possible here (then the caller skips). */
+static int make_readonly_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) != 0 || chmod(dir, 0555) != 0)
+        return 0;
+    const char *probe[] = {"--version", NULL};
+    child c = {.args = probe, .unprivileged = 1};
+    int ok = run_child(&c) == 0;
+    child_free(&c);
+    return ok;
+}
+
+/* Exports, run records and checkpoints into a read-only folder: an error naming the path, nothing
+ * written. */
+static void test_unwritable_outputs(void)
+{
+    const char *model = fixture_hf_dir("ro-model", 0), *text = cli_text();
+    const char *ro = tmp_path("readonly");
+    if (!make_readonly_dir(ro))
+        SKIP("cannot make a folder read-only for the child (no CAP_SETPCAP to drop CAP_DAC_OVERRIDE)");
+    char out[1300], set_model[1300];
+    snprintf(out, sizeof out, "%s/out", ro);
+    snprintf(set_model, sizeof set_model, "model=%s", model);
+    const char *compress[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.3", "--out", out, NULL};
+    const char *run[] = {"run", "presets/svd.lua", "--set", set_model, "--out", out, NULL};
+    const char *finetune[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "2", "--batch", "2",
+                              "--seq", "8", NULL};
+    const char *const *cases[] = {compress, run, finetune};
+    for (int i = 0; i < 3; i++) {
+        child c = {.args = cases[i], .unprivileged = 1};
+        run_child(&c);
+        CHECKF(c.status == 2 && strstr(c.err, ro) && strstr(c.err, "Permission denied"),
+               "pare %s into a read-only folder: exit %d: %s", cases[i][0], c.status, c.err);
+        DIR *d = opendir(ro);
+        int entries = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+        if (d)
+            closedir(d);
+        CHECKF(entries == 0, "pare %s wrote into the read-only folder", cases[i][0]);
+        child_free(&c);
+    }
+    chmod(ro, 0755);
+}
+
+/* pare run on a full disk: the export fails, run.json (when it could be written) says failed, no
+ * temporary file is left, and a previous run elsewhere is untouched; a run.json too large for the
+ * disk leaves no run.json at all and an error naming it. */
+static void test_disk_full_run(void)
+{
+    const char *model = fixture_hf_dir("dr-model", 0);
+    char set_model[1300], out1[1200], out2[1200], rj1[1300], rj2[1300];
+    snprintf(set_model, sizeof set_model, "model=%s", model);
+    snprintf(out1, sizeof out1, "%s", tmp_path("dr-out1"));
+    snprintf(out2, sizeof out2, "%s", tmp_path("dr-out2"));
+    snprintf(rj1, sizeof rj1, "%s/run.json", out1);
+    snprintf(rj2, sizeof rj2, "%s/run.json", out2);
+    const char *a1[] = {"run", "presets/svd.lua", "--set", set_model, "--set", "export=true", "--out", out1, NULL};
+    child c = {.args = a1};
+    run_child(&c);
+    CHECKF(c.status == 0 && !strcmp(run_status(out1), "complete"), "first run: %s", c.err);
+    child_free(&c);
+    size_t len = 0;
+    unsigned char *before = fixture_read(rj1, &len);
+    const char *a2[] = {"run", "presets/svd.lua", "--set", set_model, "--set", "export=true", "--out", out2, NULL};
+    child d = {.args = a2, .fsize = atol(FULL)};
+    run_child(&d);
+    CHECKF(d.status == 2 && strstr(d.err, out2) && strstr(d.err, "File too large"), "run on a full disk: exit %d: %s",
+           d.status, d.err);
+    json_t *j = load_json(rj2);
+    CHECKF(!pare_file_exists(rj2) || (j && !strcmp(run_status(out2), "failed")), "%s: status %s", rj2,
+           run_status(out2));
+    json_decref(j);
+    char model2[1300];
+    snprintf(model2, sizeof model2, "%s/model", out2);
+    CHECKF(!pare_is_dir(model2) && leftovers(model2) == 0 && tmp_files_under(out2) == 0,
+           "%s: a partial export or temporary file remains", out2);
+    CHECKF(before && same_file(rj1, before, len), "%s changed", rj1);
+    free(before);
+    child_free(&d);
+
+    /* run.json itself does not fit */
+    const char *recipe = tmp_path("big-record.lua");
+    const char *src = "params { note = {string.rep('x', 40000), 'a long note recorded in run.json'} }\n"
+                      "function run(p) print('ran') end\n";
+    CHECK(write_bytes(recipe, src, strlen(src)) == 0);
+    char out3[1200], rj3[1300];
+    snprintf(out3, sizeof out3, "%s", tmp_path("dr-out3"));
+    snprintf(rj3, sizeof rj3, "%s/run.json", out3);
+    const char *a3[] = {"run", recipe, "--set", set_model, "--out", out3, NULL};
+    child e = {.args = a3, .fsize = atol(FULL)};
+    run_child(&e);
+    CHECKF(e.status == 2 && strstr(e.err, "run.json: write failed: File too large") && strstr(e.err, "no run record"),
+           "run.json on a full disk: exit %d: %s", e.status, e.err);
+    CHECKF(!pare_file_exists(rj3) && tmp_files_under(out3) == 0, "%s: a partial run.json remains", out3);
+    child_free(&e);
+}
+
+/* pare finetune on a full disk: the next checkpoint fails with an error naming it, the previous
+ * checkpoint stays complete and the run resumes from it once there is room. */
+static void test_disk_full_checkpoint(void)
+{
+    const char *model = fixture_hf_dir("dc-model", 0), *text = cli_text();
+    char out[1200], ckpt[1300];
+    snprintf(out, sizeof out, "%s", tmp_path("dc-out"));
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint", out);
+    const char *a1[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "4", "--batch", "2",
+                        "--seq", "8", "--checkpoint-every", "1", "--until", "2", NULL};
+    child c = {.args = a1};
+    run_child(&c);
+    CHECKF(c.status == 0, "first steps: %s", c.err);
+    child_free(&c);
+    const char *a2[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "4", "--batch", "2",
+                        "--seq", "8", "--checkpoint-every", "1", "--resume", NULL};
+    child d = {.args = a2, .fsize = atol(FULL)};
+    run_child(&d);
+    CHECKF(d.status == 2 && strstr(d.err, ckpt) && strstr(d.err, "File too large"),
+           "checkpoint on a full disk: exit %d: %s", d.status, d.err);
+    long step = -1;
+    char *oj = NULL;
+    pare_error err = {0};
+    CHECKF(pare_ft_checkpoint_info(ckpt, &step, &oj, &err) == PARE_OK && step == 2,
+           "%s: not the complete step-2 checkpoint (step %ld): %s", ckpt, step, err.msg);
+    free(oj);
+    CHECKF(leftovers(ckpt) == 0 && tmp_files_under(out) == 0, "%s: temporary files remain", out);
+    child_free(&d);
+    child e = {.args = a2};
+    run_child(&e);
+    CHECKF(e.status == 0 && strstr(e.out, "step 4"), "resuming once there is room: exit %d: %s", e.status, e.err);
+    child_free(&e);
+}
+
 void suite_faults(void);
 void suite_faults(void)
 {
@@ -724,4 +918,8 @@ void suite_faults(void)
     RUN(test_signals_cli);
     RUN(test_signals_finetune);
     RUN(test_signals_run);
+    RUN(test_disk_full_export);
+    RUN(test_unwritable_outputs);
+    RUN(test_disk_full_run);
+    RUN(test_disk_full_checkpoint);
 }
