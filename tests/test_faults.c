@@ -425,6 +425,9 @@ typedef struct {
     char *out, *err;         /* captured, malloc'd */
     int signalled;           /* sig was sent */
     int status;              /* exit status (128 + signal when killed) */
+    int slot;                /* which capture files (children running at once need different ones) */
+    pid_t pid;
+    char opath[1200], epath[1200];
 } child;
 
 static void child_free(child *c)
@@ -441,9 +444,8 @@ static char *read_all(const char *path)
     return s ? s : strdup("");
 }
 
-/* Runs ./pare (PARE_BIN) as c says; returns c->status. 125 means the child could not be set up as
- * asked (e.g. no capability to drop), which the callers turn into a skip. */
-static int run_child(child *c)
+/* Starts ./pare (PARE_BIN) as c says, without waiting. */
+static void start_child(child *c)
 {
     const char *bin = getenv("PARE_BIN");
     bin = bin && *bin ? bin : "./pare";
@@ -453,9 +455,9 @@ static int run_child(child *c)
     for (int i = 0; c->args[i] && argc < 63; i++)
         argv[argc++] = c->args[i];
     argv[argc] = NULL;
-    char opath[1200], epath[1200];
-    snprintf(opath, sizeof opath, "%s/child.stdout", harness_tmpdir());
-    snprintf(epath, sizeof epath, "%s/child.stderr", harness_tmpdir());
+    char *opath = c->opath, *epath = c->epath;
+    snprintf(opath, sizeof c->opath, "%s/child%d.stdout", harness_tmpdir(), c->slot);
+    snprintf(epath, sizeof c->epath, "%s/child%d.stderr", harness_tmpdir(), c->slot);
     unlink(opath); /* the wait below must not see the previous child's stderr */
     unlink(epath);
     fflush(stdout);
@@ -484,6 +486,14 @@ static int run_child(child *c)
         execv(bin, (char *const *)argv);
         _exit(127);
     }
+    c->pid = pid;
+}
+
+/* Waits for a started child (sending c->sig once its stderr shows c->wait_for); returns c->status. */
+static int finish_child(child *c)
+{
+    pid_t pid = c->pid;
+    const char *opath = c->opath, *epath = c->epath;
     int st = 0;
     c->signalled = 0;
     double waited = 0;
@@ -510,6 +520,31 @@ static int run_child(child *c)
     c->out = read_all(opath);
     c->err = read_all(epath);
     return c->status;
+}
+
+/* Runs ./pare as c says; returns c->status. 125 means the child could not be set up as asked (e.g.
+ * no capability to drop), which the callers turn into a skip. */
+static int run_child(child *c)
+{
+    start_child(c);
+    return finish_child(c);
+}
+
+/* Waits until the started child's stderr shows needle (0), or it exits or 60 s pass (-1). */
+static int wait_stderr(const child *c, const char *needle)
+{
+    for (int i = 0; i < 12000; i++) {
+        char *e = read_all(c->epath);
+        int seen = strstr(e, needle) != NULL;
+        free(e);
+        if (seen)
+            return 0;
+        if (waitpid(c->pid, NULL, WNOHANG) != 0)
+            return -1;
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
 }
 
 /* The JSON file at path, or NULL when it is absent or unreadable. */
@@ -910,6 +945,57 @@ static void test_disk_full_checkpoint(void)
     child_free(&e);
 }
 
+/* ---------------------------------------------------------------- two runs, one output */
+
+/* While one pare writes an output (slowed so that it is still running), a second pare aimed at the
+ * same output is refused at once, and the first completes undisturbed. */
+static void test_output_lock(void)
+{
+    const char *model = fixture_hf_dir("lk-model", 0), *text = cli_text();
+    char out[1200], set_model[1300], set_calib[1300];
+    snprintf(set_model, sizeof set_model, "model=%s", model);
+    snprintf(set_calib, sizeof set_calib, "calib=%s", text);
+    static const char *const KINDS[] = {"compress --out", "run", "finetune"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(out, sizeof out, "%s-%d", tmp_path("lk-out"), k);
+        const char *compress[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.3", "--out", out, NULL};
+        const char *run[] = {"run", "presets/svd.lua", "--set", set_model, "--set", set_calib, "--set", "calib_samples=8",
+                             "--set", "calib_len=16", "--set", "export=true", "--out", out, NULL};
+        const char *finetune[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "6",
+                                  "--batch", "2", "--seq", "8", "--log-every", "1", NULL};
+        const char *const *args = k == 0 ? compress : k == 1 ? run : finetune;
+        const char *busy = k == 0 ? "[export]" : k == 1 ? "[calibrate]" : "step 1/6";
+        child first = {.args = args, .delay_ms = "40", .slot = 1};
+        start_child(&first);
+        CHECKF(wait_stderr(&first, busy) == 0, "%s: the first process never reached '%s'", KINDS[k], busy);
+        child second = {.args = args, .slot = 2};
+        run_child(&second);
+        CHECKF(second.status == 2 && strstr(second.err, "in use by another pare") && strstr(second.err, out),
+               "a second pare %s into %s: exit %d: %s", KINDS[k], out, second.status, second.err);
+        finish_child(&first);
+        CHECKF(first.status == 0, "the first pare %s: exit %d: %s", KINDS[k], first.status, first.err);
+        char model_dir[1300];
+        snprintf(model_dir, sizeof model_dir, k == 0 ? "%s" : "%s/model", out);
+        pare_model *m = NULL;
+        pare_error err = {0};
+        CHECKF(pare_model_load(model_dir, NULL, &m, &err) == PARE_OK, "%s: %s", model_dir, err.msg);
+        pare_model_free(m);
+        if (k == 1) { /* one run's log, not two interleaved */
+            char log[1300];
+            snprintf(log, sizeof log, "%s/log.txt", out);
+            char *t = read_all(log);
+            int headers = 0;
+            for (const char *q = t; (q = strstr(q, ": run ")); q++)
+                headers++;
+            CHECKF(headers == 1 && !strcmp(run_status(out), "complete"), "%s: %d run headers, status %s", log, headers,
+                   run_status(out));
+            free(t);
+        }
+        child_free(&first);
+        child_free(&second);
+    }
+}
+
 void suite_faults(void);
 void suite_faults(void)
 {
@@ -922,4 +1008,5 @@ void suite_faults(void)
     RUN(test_unwritable_outputs);
     RUN(test_disk_full_run);
     RUN(test_disk_full_checkpoint);
+    RUN(test_output_lock);
 }
