@@ -369,6 +369,17 @@ static void test_alloc_sweep_child(void)
     free(x.calib);
 }
 
+/* A whole file as a NUL-terminated string ("" when absent). */
+static char *read_all(const char *path)
+{
+    size_t len = 0;
+    char *s = (char *)fixture_read(path, &len);
+    if (!s)
+        return strdup("");
+    s[len] = 0; /* fixture_read leaves room for it */
+    return s;
+}
+
 /* The child's output (stdout + stderr), its exit status in *status. */
 static char *run_self(const char *const *args, const char *env_name, int *status)
 {
@@ -391,9 +402,7 @@ static char *run_self(const char *const *args, const char *env_name, int *status
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     *status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-    size_t len = 0;
-    char *out = (char *)fixture_read(path, &len);
-    return out ? out : strdup("");
+    return read_all(path);
 }
 
 static void test_alloc_sweep(void)
@@ -437,12 +446,7 @@ static void child_free(child *c)
     c->out = c->err = NULL;
 }
 
-static char *read_all(const char *path)
-{
-    size_t len = 0;
-    char *s = (char *)fixture_read(path, &len);
-    return s ? s : strdup("");
-}
+
 
 /* Starts ./pare (PARE_BIN) as c says, without waiting. */
 static void start_child(child *c)
