@@ -10,7 +10,7 @@ LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -l
 
 # Debian packages pare builds and runs with (checked by `make deps`).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \
-            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl
+            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl valgrind
 
 # Lua 5.4 for the recipe runner (lua/ and src/cli/cmd_run.c only; src/core never sees lua.h). Expanded
 # lazily: on a fresh machine the package arrives with `make deps`, after this file was read.
@@ -33,6 +33,8 @@ UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
 ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# The test runner's allocations go through tests/alloc_fault.c, which can fail the Nth one (suite faults).
+FAULT_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 
 objs = $(patsubst %.c,$(1)/%.o,$(2))
 
@@ -47,14 +49,18 @@ $(call objs,$(OPT_DIR),src/cli/main.c src/cli/cmd_demo.c tests/test_tui.c) $(cal
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
 $(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-errno
 
-.PHONY: all test check bench deps layering clean fuzz corpus
+.PHONY: all test check bench deps layering clean fuzz corpus valgrind
 all: pare
 
 pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
+# ./pare linked inside a build folder: `make valgrind` builds build/valgrind/pare this way.
+$(OPT_DIR)/pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
+
 $(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
-	$(CC) $(OPT) -o $@ $^ $(LIBS) -lutil
+	$(CC) $(OPT) -o $@ $^ $(LIBS) -lutil $(FAULT_WRAP)
 
 $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -64,7 +70,7 @@ $(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 $(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) -lutil
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) -lutil $(FAULT_WRAP)
 
 $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -172,3 +178,21 @@ fuzz: $(FUZZ_DIR)/pare_fuzz
 	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | grep -E "^(stat::|==|SUMMARY|INFO: (seed|-max)|.*(crash|leak|timeout)-)" ; \
 	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz $$t: finding in $(FUZZ_DIR)/$$t-*"; exit 1; }; \
 	done
+
+# Memcheck on `pare eval` and a recipe run of a small model: build/valgrind/pare, built without
+# -march=native (valgrind does not know every AVX-512 instruction) and with OpenBLAS held to its
+# Haswell kernels; any error or leak fails. Two threads: libgomp and OpenBLAS threads are exercised.
+VG_DIR   := build/valgrind
+VG_MODEL ?= $(or $(PARE_SHARED),../shared)/models/stories260K
+VG_TEXT  ?= $(or $(PARE_SHARED),../shared)/data/text/wikitext-2/wiki.test.raw
+VALGRIND := valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+            --error-exitcode=1 --num-callers=30 --suppressions=tools/valgrind.supp
+valgrind: deps
+	@$(MAKE) --no-print-directory OPT_DIR=$(VG_DIR) OPT="-O1" $(VG_DIR)/pare
+	@rm -rf $(VG_DIR)/run
+	@head -c 4000 $(VG_TEXT) > $(VG_DIR)/text.txt
+	OPENBLAS_CORETYPE=Haswell PARE_THREADS=2 $(VALGRIND) $(VG_DIR)/pare eval --model $(VG_MODEL) --data $(VG_DIR)/text.txt \
+	  --window 128
+	OPENBLAS_CORETYPE=Haswell PARE_THREADS=2 $(VALGRIND) $(VG_DIR)/pare run presets/svd.lua --model $(VG_MODEL) \
+	  --set ratio=0.3 --set eval=$(VG_DIR)/text.txt --set window=128 --set export=true --out $(VG_DIR)/run --quiet
+	@echo "valgrind: no errors or leaks in pare eval and pare run presets/svd.lua"

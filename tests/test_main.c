@@ -28,6 +28,7 @@ void suite_cli(void);
 void suite_lpaf(void);
 void suite_tui(void);
 void suite_demo(void);
+void suite_faults(void);
 
 const suite harness_suites[] = {
     {"tokenizer", suite_tokenizer},
@@ -52,5 +53,6 @@ const suite harness_suites[] = {
     {"lpaf", suite_lpaf},
     {"tui", suite_tui},
     {"demo", suite_demo},
+    {"faults", suite_faults},
     {0, 0},
 };

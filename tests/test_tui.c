@@ -1080,6 +1080,32 @@ static void test_pty_signals(void)
     }
 }
 
+/* A signal while a job runs (an evaluation slowed by PARE_TEST_PROGRESS_DELAY_MS): the job is
+ * cancelled, the terminal restored, and pare ends by that signal (a shell's 130 / 143). */
+static void test_pty_signals_during_job(void)
+{
+    const char *dir = fixture_hf_dir("pty-job", 0), *text = text_file();
+    const char *env[] = {"PARE_TEST_PROGRESS_DELAY_MS=50", NULL};
+    static const int sigs[] = {SIGINT, SIGTERM};
+    for (int c = 0; c < 2; c++) {
+        tty_proc p;
+        if (tty_start(&p, 100, 30, dir, text, env))
+            return;
+        CHECKF(tty_wait_for(&p, "spectra of 14 matrices ready", 30000) >= 0, "signal %d: no spectra", sigs[c]);
+        tty_send(&p, "e");
+        CHECKF(tty_wait_for(&p, "F9 cancels", 10000) >= 0, "signal %d: no evaluation running", sigs[c]);
+        if (sigs[c] == SIGINT)
+            tty_send(&p, "\003");
+        else
+            kill(p.pid, sigs[c]);
+        int st = tty_wait_exit(&p, 10000);
+        CHECKF(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == sigs[c], "signal %d during a job: wait status %d (exit %d)",
+               sigs[c], st, st >= 0 && WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
+        CHECKF(restored(&p), "signal %d during a job: the terminal was not restored", sigs[c]);
+        tty_close(&p);
+    }
+}
+
 /* With a job running (an evaluation long enough to watch), keys still work at once: Tab moves the
  * focus while it runs, F9 cancels it and the log says so; then an evaluation that finishes lands in
  * the results, s saves a recipe, and `pare run` of that recipe gives the perplexity the workbench showed. */
@@ -1595,6 +1621,7 @@ void suite_tui(void)
     RUN(test_pty_start_cursor_quit);
     RUN(test_pty_f10_small_nocolor);
     RUN(test_pty_signals);
+    RUN(test_pty_signals_during_job);
     RUN(test_pty_eval_cancel_save);
     RUN(test_pty_preset_stderr);
     RUN(test_per_type_methods);

@@ -319,6 +319,16 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     snprintf(cache, sizeof cache, "%s/cache", a->out);
     snprintf(logp, sizeof logp, "%s/train.jsonl", a->out);
     snprintf(init, sizeof init, "%s/init", a->out);
+    /* one run at a time in OUT: a second one is refused before it reads or changes anything there */
+    pare_lock lock = {.fd = -1};
+    if (!a->resume && mkdir(a->out, 0777) != 0 && errno != EEXIST) {
+        pare_fail(&err, PARE_EIO, "%s: cannot create: %s", a->out, strerror(errno));
+        return cli_error(cmd, &err);
+    }
+    char lockp[4200];
+    snprintf(lockp, sizeof lockp, "%s/.pare-lock", a->out);
+    if (pare_is_dir(a->out) && pare_lock_path(&lock, lockp, a->out, &err))
+        return cli_error(cmd, &err);
     long ck_step = -1;
     char *ck_opts = NULL;
     {
@@ -330,6 +340,7 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     if (a->resume && ck_step < 0) {
         free(ck_opts);
         pare_fail(&err, PARE_EINVAL, "--resume: %s holds no checkpoint to resume", ckpt);
+        pare_unlock(&lock);
         return cli_error(cmd, &err);
     }
     if (!a->resume && !a->overwrite && (ck_step >= 0 || stat(model_out, &sb) == 0 || (a->scratch && stat(init, &sb) == 0))) {
@@ -339,11 +350,13 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
                                          "--overwrite to start over", a->out, ck_step);
         else
             pare_fail(&err, PARE_EINVAL, "%s: holds a finished run; pass --overwrite to start over", a->out);
+        pare_unlock(&lock);
         return cli_error(cmd, &err);
     }
     if (mkdir(a->out, 0777) != 0 && errno != EEXIST) {
         free(ck_opts);
         pare_fail(&err, PARE_EIO, "%s: cannot create: %s", a->out, strerror(errno));
+        pare_unlock(&lock);
         return cli_error(cmd, &err);
     }
     if (a->overwrite) {
@@ -351,7 +364,8 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
             (a->scratch && stat(init, &sb) == 0 && remove_flat_dir(init) != 0)) {
             free(ck_opts);
             pare_fail(&err, PARE_EIO, "%s: cannot remove the previous run's checkpoint or initial model", a->out);
-            return cli_error(cmd, &err);
+            pare_unlock(&lock);
+        return cli_error(cmd, &err);
         }
         unlink(logp);
         ck_step = -1;
@@ -528,6 +542,7 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
         printf("checkpoint    %s (step %ld)\n", ckpt, pare_ft_steps_done(ft));
     }
 done:
+    pare_unlock(&lock);
     if (logf)
         fclose(logf);
     free(eval_ids);
