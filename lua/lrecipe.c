@@ -47,18 +47,30 @@ static int decls_table(lua_State *L)
 
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* The declared names, sorted; a malloc'd array of pointers into Lua strings held by the decls table. */
+/* The declared names, sorted; a malloc'd array of pointers into Lua strings held by the decls table.
+ * NULL (and *count 0) when memory runs out. */
 static const char **sorted_names(lua_State *L, int decls, int *count)
 {
     int n = 0, cap = 16;
     const char **names = malloc((size_t)cap * sizeof *names);
+    *count = 0;
+    if (!names)
+        return NULL;
     lua_pushnil(L);
-    while (names && lua_next(L, decls)) {
+    while (lua_next(L, decls)) {
         lua_pop(L, 1);
-        if (n == cap)
-            names = realloc(names, (size_t)(cap *= 2) * sizeof *names);
-        if (names)
-            names[n++] = lua_tostring(L, -1);
+        if (n == cap) {
+            const char **bigger = realloc(names, (size_t)(cap *= 2) * sizeof *names);
+            if (!bigger) { /* free the old block; popping the key leaves the stack as it was before */
+                free(names);
+                names = NULL;
+                n = 0;
+                lua_pop(L, 1);
+                break;
+            }
+            names = bigger;
+        }
+        names[n++] = lua_tostring(L, -1);
     }
     if (names)
         qsort(names, (size_t)n, sizeof *names, str_cmp);
@@ -474,6 +486,11 @@ int lrecipe_run(lua_State *L)
     lua_newtable(L); /* 4: p */
     int n;
     const char **names = sorted_names(L, decls, &n);
+    if (!names) { /* running without the parameters would silently use none of them */
+        lua_settop(L, 0);
+        lua_pushliteral(L, "out of memory listing the recipe's parameters");
+        return -1;
+    }
     for (int i = 0; names && i < n; i++) {
         lua_getfield(L, 3, names[i]);
         if (lua_isnil(L, -1)) {

@@ -1,11 +1,14 @@
 /* Allocation: LoRAP's rule reproduced exactly on square multi-head attention, its parameter-count
- * generalization under GQA, uniform ranks, break-even handling and bad ratios. */
+ * generalization under GQA, uniform ranks, break-even handling, bad ratios, and plans whose counts are
+ * what applying them leaves (per-matrix methods included). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/allocate.h"
+#include "core/compress.h"
+#include "core/method.h"
 #include "core/spectrum.h"
 #include "fixture.h"
 #include "harness.h"
@@ -53,12 +56,12 @@ static void test_lorap_published_rule(void)
             pare_plan plan;
             pare_error err = {0};
             if (k_att == 0) { /* rank 1 everywhere is more than the budget: no policy can meet it */
-                CHECKF(pare_allocate_lorap(m, s, a, &plan, &err) == PARE_EINVAL &&
+                CHECKF(pare_allocate_lorap(m, s, a, NULL, &plan, &err) == PARE_EINVAL &&
                            strstr(err.msg, "largest feasible ratio"),
                        "s=%.1f: %s", s, err.msg);
                 continue;
             }
-            CHECKF(pare_allocate_lorap(m, s, a, &plan, &err) == PARE_OK, "%s", err.msg);
+            CHECKF(pare_allocate_lorap(m, s, a, NULL, &plan, &err) == PARE_OK, "%s", err.msg);
             const pare_block *b = &m->blocks[1];
             int gq = rank_of(&plan, &b->q), gk = rank_of(&plan, &b->k), gv = rank_of(&plan, &b->v), go = rank_of(&plan, &b->o);
             CHECKF(gq == k_qk && gk == k_qk && gv == k_vo && go == k_vo,
@@ -85,7 +88,7 @@ static void test_lorap_gqa_budget(void)
     for (double s = 0.5; s < 0.85; s += 0.1) { /* at 0.9 both ranks bottom out at 1 */
         pare_plan plan;
         pare_error err = {0};
-        CHECK(pare_allocate_lorap(m, s, 3.0, &plan, &err) == PARE_OK);
+        CHECK(pare_allocate_lorap(m, s, 3.0, NULL, &plan, &err) == PARE_OK);
         int kq = rank_of(&plan, &b->q), kv = rank_of(&plan, &b->v);
         CHECKF(kq > 0 && kv > 0 && rank_of(&plan, &b->k) == kq && rank_of(&plan, &b->o) == kv, "s=%.1f: QK %d VO %d", s, kq, kv);
         double kept = kq * c_qk + kv * c_vo;
@@ -104,7 +107,7 @@ static void test_uniform(void)
         return;
     pare_plan plan;
     pare_error err = {0};
-    CHECK(pare_allocate_uniform(m, 0.6, 0, &plan, &err) == PARE_OK);
+    CHECK(pare_allocate_uniform(m, 0.6, 0, NULL, &plan, &err) == PARE_OK);
     for (int i = 0; i < plan.count; i++) {
         const pare_plan_item *it = &plan.items[i];
         const pare_linear *l = it->linear;
@@ -118,12 +121,12 @@ static void test_uniform(void)
     CHECK(plan.params_after <= 0.4 * plan.params_before + 1);
     pare_plan_free(&plan);
     /* keeping (1 - s) of a matrix's weights always means a rank strictly below break-even */
-    CHECK(pare_allocate_uniform(m, 0.05, 0, &plan, &err) == PARE_OK);
+    CHECK(pare_allocate_uniform(m, 0.05, 0, NULL, &plan, &err) == PARE_OK);
     for (int i = 0; i < plan.count; i++)
         CHECK(plan.items[i].action == PARE_PLAN_FACTOR && plan.items[i].rank < plan.items[i].linear->out);
     CHECK(plan.params_after < plan.params_before);
     pare_plan_free(&plan);
-    CHECK(pare_allocate_uniform(m, 0.3, 1, &plan, &err) == PARE_OK);
+    CHECK(pare_allocate_uniform(m, 0.3, 1, NULL, &plan, &err) == PARE_OK);
     CHECK(find(&plan, &m->blocks[0].down)->action == PARE_PLAN_CHANNELS);
     pare_plan_free(&plan);
     pare_model_free(m);
@@ -138,10 +141,10 @@ static void test_bad_ratios(void)
     pare_error err = {0};
     const double bad[] = {0.0, 1.0, -0.2, 1.5, NAN};
     for (int i = 0; i < 5; i++) {
-        CHECK(pare_allocate_uniform(m, bad[i], 0, &plan, &err) == PARE_EINVAL && strstr(err.msg, "ratio"));
-        CHECK(pare_allocate_lorap(m, bad[i], 3, &plan, &err) == PARE_EINVAL && strstr(err.msg, "(0, 1)"));
+        CHECK(pare_allocate_uniform(m, bad[i], 0, NULL, &plan, &err) == PARE_EINVAL && strstr(err.msg, "ratio"));
+        CHECK(pare_allocate_lorap(m, bad[i], 3, NULL, &plan, &err) == PARE_EINVAL && strstr(err.msg, "(0, 1)"));
     }
-    CHECK(pare_allocate_lorap(m, 0.2, 0.0, &plan, &err) == PARE_EINVAL && strstr(err.msg, "split"));
+    CHECK(pare_allocate_lorap(m, 0.2, 0.0, NULL, &plan, &err) == PARE_EINVAL && strstr(err.msg, "split"));
     pare_model_free(m);
 }
 
@@ -160,23 +163,23 @@ static void check_feasible_hint(pare_model *m, const char *policy, pare_error *e
     pare_status ok, over;
     double above = best + 2e-4;
     if (strcmp(policy, "uniform") == 0) {
-        ok = pare_allocate_uniform(m, best, 0, &plan, &e2);
+        ok = pare_allocate_uniform(m, best, 0, NULL, &plan, &e2);
         if (!ok)
             pare_plan_free(&plan);
-        over = pare_allocate_uniform(m, above, 0, &plan, &e2);
+        over = pare_allocate_uniform(m, above, 0, NULL, &plan, &e2);
     } else if (strcmp(policy, "lorap") == 0) {
-        ok = pare_allocate_lorap(m, best, 3, &plan, &e2);
+        ok = pare_allocate_lorap(m, best, 3, NULL, &plan, &e2);
         if (!ok)
             pare_plan_free(&plan);
-        over = pare_allocate_lorap(m, above, 3, &plan, &e2);
+        over = pare_allocate_lorap(m, above, 3, NULL, &plan, &e2);
     } else {
-        ok = pare_allocate_global(m, sp, best, &plan, &e2);
+        ok = pare_allocate_global(m, sp, best, NULL, &plan, &e2);
         if (!ok) {
             CHECKF(plan.params_after <= (1 - best) * plan.params_before + 1e-6, "%s at %.4f: %zu of %zu", policy, best,
                    plan.params_after, plan.params_before);
             pare_plan_free(&plan);
         }
-        over = pare_allocate_global(m, sp, above, &plan, &e2);
+        over = pare_allocate_global(m, sp, above, NULL, &plan, &e2);
     }
     CHECKF(ok == PARE_OK, "%s at the named ratio %.4f: %s", policy, best, e2.msg);
     CHECKF(over == PARE_EINVAL, "%s at %.4f should be infeasible", policy, above);
@@ -194,11 +197,11 @@ static void test_infeasible_budgets(void)
     pare_error err = {0};
     pare_model_spectra *sp = NULL;
     CHECK(pare_model_spectra_weighted(m, NULL, PARE_WEIGHT_NONE, NULL, &sp, &err) == PARE_OK);
-    CHECK(pare_allocate_uniform(m, 0.999, 0, &plan, &err) == PARE_EINVAL && strstr(err.msg, "uniform"));
+    CHECK(pare_allocate_uniform(m, 0.999, 0, NULL, &plan, &err) == PARE_EINVAL && strstr(err.msg, "uniform"));
     check_feasible_hint(m, "uniform", &err);
-    CHECK(pare_allocate_lorap(m, 0.999, 3, &plan, &err) == PARE_EINVAL && strstr(err.msg, "LoRAP"));
+    CHECK(pare_allocate_lorap(m, 0.999, 3, NULL, &plan, &err) == PARE_EINVAL && strstr(err.msg, "LoRAP"));
     check_feasible_hint(m, "lorap", &err);
-    CHECK(pare_allocate_global(m, sp, 0.999, &plan, &err) == PARE_EINVAL && strstr(err.msg, "global"));
+    CHECK(pare_allocate_global(m, sp, 0.999, NULL, &plan, &err) == PARE_EINVAL && strstr(err.msg, "global"));
     check_feasible_hint(m, "global", &err);
     pare_model_spectra_free(sp);
     pare_model_free(m);
@@ -231,8 +234,8 @@ static void test_global(void)
         goto done;
     for (double s = 0.1; s < 0.75; s += 0.1) {
         pare_plan g, u;
-        CHECKF(pare_allocate_global(m, sp, s, &g, &err) == PARE_OK, "s=%.1f: %s", s, err.msg);
-        CHECK(pare_allocate_uniform(m, s, 0, &u, &err) == PARE_OK);
+        CHECKF(pare_allocate_global(m, sp, s, NULL, &g, &err) == PARE_OK, "s=%.1f: %s", s, err.msg);
+        CHECK(pare_allocate_uniform(m, s, 0, NULL, &u, &err) == PARE_OK);
         /* the budget is met, and tightly: what is left over is less than one rank of one matrix */
         int widest = 0;
         for (int i = 0; i < g.count; i++) {
@@ -262,7 +265,7 @@ static void test_global(void)
         for (int i = 2; i < ms->stats.r; i++)
             ms->s[i] = 0;
         pare_plan g;
-        CHECK(pare_allocate_global(m, sp, 0.05, &g, &err) == PARE_OK);
+        CHECK(pare_allocate_global(m, sp, 0.05, NULL, &g, &err) == PARE_OK);
         /* its cut to rank 2 costs nothing and saves more than 5%: it pays for the whole budget alone */
         CHECK((double)(lin[0]->out * lin[0]->in - 2 * (lin[0]->out + lin[0]->in)) >= 0.05 * (double)g.params_before);
         CHECKF(g.items[0].action == PARE_PLAN_FACTOR && pare_spectrum_trunc_error(ms->s, ms->stats.r, g.items[0].rank) == 0,
@@ -275,7 +278,7 @@ static void test_global(void)
     /* spectra of other shapes are refused */
     sp->mats[1].m++;
     pare_plan g;
-    CHECK(pare_allocate_global(m, sp, 0.2, &g, &err) == PARE_EINVAL && strstr(err.msg, sp->mats[1].name));
+    CHECK(pare_allocate_global(m, sp, 0.2, NULL, &g, &err) == PARE_EINVAL && strstr(err.msg, sp->mats[1].name));
     sp->mats[1].m--;
 done:
     pare_model_spectra_free(sp);
@@ -294,7 +297,7 @@ static void test_energy_and_mask(void)
     const double levels[] = {0.3, 0.6, 0.9, 0.99, 1.0};
     for (int li = 0; li < 5 && sp; li++) {
         pare_plan p;
-        CHECK(pare_allocate_energy(m, sp, levels[li], &p, &err) == PARE_OK);
+        CHECK(pare_allocate_energy(m, sp, levels[li], NULL, &p, &err) == PARE_OK);
         for (int i = 0; i < p.count; i++) {
             const pare_linear *l = p.items[i].linear;
             int k = pare_spectrum_energy_rank(sp->mats[i].s, sp->mats[i].stats.r, levels[li]);
@@ -312,11 +315,11 @@ static void test_energy_and_mask(void)
         }
         pare_plan_free(&p);
     }
-    CHECK(pare_allocate_energy(m, sp, 0.0, NULL, &err) == PARE_EINVAL && strstr(err.msg, "energy"));
-    CHECK(pare_allocate_energy(m, sp, 1.5, NULL, &err) == PARE_EINVAL && strstr(err.msg, "energy"));
+    CHECK(pare_allocate_energy(m, sp, 0.0, NULL, NULL, &err) == PARE_EINVAL && strstr(err.msg, "energy"));
+    CHECK(pare_allocate_energy(m, sp, 1.5, NULL, NULL, &err) == PARE_EINVAL && strstr(err.msg, "energy"));
     /* unstructured masks: every matrix loses floor(s * weights) */
     pare_plan p;
-    CHECK(pare_allocate_mask(m, 0.37, &p, &err) == PARE_OK);
+    CHECK(pare_allocate_mask(m, 0.37, NULL, &p, &err) == PARE_OK);
     for (int i = 0; i < p.count; i++) {
         size_t w = (size_t)p.items[i].linear->out * p.items[i].linear->in;
         CHECK(p.items[i].action == PARE_PLAN_MASK && p.items[i].sparsity == 0.37 &&
@@ -324,9 +327,120 @@ static void test_energy_and_mask(void)
     }
     CHECK(fabs(pare_plan_removed(&p) - 0.37) < 0.01);
     pare_plan_free(&p);
-    CHECK(pare_allocate_mask(m, 1.0, &p, &err) == PARE_EINVAL);
+    CHECK(pare_allocate_mask(m, 1.0, NULL, &p, &err) == PARE_EINVAL);
     pare_model_spectra_free(sp);
     pare_model_free(m);
+}
+
+/* Applies plan to m (made for m) and checks that every matrix and the totals have exactly the
+ * parameters the plan counted. */
+static void check_applied(pare_model *m, pare_plan *plan, const int32_t *ids, const pare_calib_opts *co, int sequential,
+                          const char *tag)
+{
+    pare_apply_opts ao;
+    pare_apply_defaults(&ao);
+    ao.sequential = sequential;
+    pare_apply_report rep;
+    pare_error err = {0};
+    CHECKF(pare_apply_plan(m, plan, ids, co, &ao, NULL, &rep, &err) == PARE_OK, "%s: %s", tag, err.msg);
+    CHECKF(rep.params_after == plan->params_after, "%s: the plan counts %zu block-linear weights, compression left %zu",
+           tag, plan->params_after, rep.params_after);
+    for (int i = 0; i < plan->count; i++) {
+        const pare_plan_item *it = &plan->items[i];
+        CHECKF(pare_linear_params(it->linear) == it->params_after, "%s: %s planned %zu, has %zu", tag, it->linear->name,
+               it->params_after, pare_linear_params(it->linear));
+    }
+}
+
+/* The plans' parameter counts equal what applying them leaves, matrix by matrix: LoRAP (channel
+ * selection with keep_least, which can remove one channel more than floor(s F)), Wanda per output row
+ * at a sparsity that does not divide the rows, magnitude per matrix, N:M, and hand-made plans that mix
+ * methods per matrix (whitened factors beside 2:4 Wanda masks; magnitude masks beside LoRAP channels). */
+static void test_plan_counts_match_compression(void)
+{
+    pare_model *base = fixture_model("plancount", 0);
+    if (!base)
+        return;
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    co.samples = 4;
+    co.len = 32;
+    int32_t *ids = fixture_ids(base, co.samples, co.len);
+    pare_error err = {0};
+    for (int i = 0; i < base->cfg.n_layers; i++)
+        CHECK(!base->blocks[i].q.b && !base->blocks[i].down.b); /* weights are all there is to count */
+    static const struct {
+        const char *method;
+        double ratio, keep_least;
+        int nm_n, nm_m;
+    } cases[] = {{"lorap", 0.17, 0.01, 0, 0},  {"lorap", 0.3, 0.07, 0, 0},    {"lorap-magnitude", 0.45, 0.03, 0, 0},
+                 {"wanda", 0.37, 0.01, 0, 0},  {"magnitude", 0.37, 0.01, 0, 0}, {"wanda", 0.2, 0.01, 2, 4},
+                 {"magnitude", 0.2, 0.01, 4, 8}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        pare_model *m = NULL;
+        CHECK(pare_model_clone(base, &m, &err) == PARE_OK);
+        const pare_method *me = pare_method_find(cases[c].method);
+        pare_method_opts mo;
+        pare_method_defaults(&mo);
+        mo.ratio = cases[c].ratio;
+        mo.keep_least = cases[c].keep_least;
+        mo.nm_n = cases[c].nm_n;
+        mo.nm_m = cases[c].nm_m;
+        pare_plan plan;
+        char tag[64];
+        snprintf(tag, sizeof tag, "%s %g kl %g nm %d:%d", cases[c].method, mo.ratio, mo.keep_least, mo.nm_n, mo.nm_m);
+        CHECKF(pare_method_plan(m, me, &mo, ids, &co, NULL, &plan, NULL, &err) == PARE_OK, "%s: %s", tag, err.msg);
+        check_applied(m, &plan, ids, &co, me->sequential, tag);
+        pare_plan_free(&plan);
+        pare_model_free(m);
+    }
+    /* hand-made per-matrix plans */
+    for (int variant = 0; variant < 2; variant++) {
+        pare_model *m = NULL;
+        CHECK(pare_model_clone(base, &m, &err) == PARE_OK);
+        pare_plan plan;
+        CHECK(pare_plan_dense(m, NULL, &plan, &err) == PARE_OK);
+        pare_plan_how att, ffn;
+        pare_plan_how_defaults(&att);
+        pare_plan_how_defaults(&ffn);
+        for (int i = 0; i < plan.count; i++) {
+            pare_plan_item *it = &plan.items[i];
+            const pare_block *b = &m->blocks[0];
+            int is_ffn = 0;
+            for (int l = 0; l < m->cfg.n_layers; l++)
+                b = &m->blocks[l], is_ffn |= it->linear == &b->gate || it->linear == &b->up || it->linear == &b->down;
+            pare_status rc;
+            if (variant == 0) { /* whitened attention factors, 2:4 Wanda FFN masks */
+                att.weighting = PARE_WEIGHT_WHITEN;
+                ffn.mask_score = PARE_SCORE_WANDA;
+                ffn.mask_scope = PARE_SCOPE_ROW;
+                ffn.nm_n = 2, ffn.nm_m = 4;
+                rc = is_ffn ? pare_plan_item_set(m, it, PARE_PLAN_MASK, 0, &ffn, &err)
+                            : pare_plan_item_set(m, it, PARE_PLAN_FACTOR, 5, &att, &err);
+            } else { /* magnitude masks per matrix on attention, LoRAP channels on the FFN */
+                ffn.chan_score = PARE_CHAN_LORAP;
+                ffn.keep_least = 0.05;
+                rc = is_ffn ? pare_plan_item_set(m, it, PARE_PLAN_CHANNELS, 0.29, &ffn, &err)
+                            : pare_plan_item_set(m, it, PARE_PLAN_MASK, 0.33, &att, &err);
+            }
+            CHECKF(rc == PARE_OK, "%s", err.msg);
+        }
+        CHECKF(pare_plan_recount(m, &plan, &err) == PARE_OK, "%s", err.msg);
+        CHECK(plan.params_after < plan.params_before);
+        check_applied(m, &plan, ids, &co, 0, variant ? "magnitude attention + LoRAP channels" : "whiten + 2:4 wanda");
+        pare_plan_free(&plan);
+        pare_model_free(m);
+    }
+    /* a block whose gate, up and down disagree about channels is refused before anything changes */
+    pare_plan plan;
+    CHECK(pare_plan_dense(base, NULL, &plan, &err) == PARE_OK);
+    for (int i = 0; i < plan.count; i++)
+        if (plan.items[i].linear == &base->blocks[0].up)
+            CHECK(pare_plan_item_set(base, &plan.items[i], PARE_PLAN_CHANNELS, 0.25, NULL, &err) == PARE_OK);
+    CHECKF(pare_plan_recount(base, &plan, &err) == PARE_EINVAL && strstr(err.msg, "pruned together"), "%s", err.msg);
+    pare_plan_free(&plan);
+    free(ids);
+    pare_model_free(base);
 }
 
 void suite_allocate(void);
@@ -339,4 +453,5 @@ void suite_allocate(void)
     RUN(test_infeasible_budgets);
     RUN(test_global);
     RUN(test_energy_and_mask);
+    RUN(test_plan_counts_match_compression);
 }

@@ -27,6 +27,8 @@ void suite_tasks(void);
 void suite_cli(void);
 void suite_lpaf(void);
 void suite_tui(void);
+void suite_demo(void);
+void suite_faults(void);
 
 const suite harness_suites[] = {
     {"tokenizer", suite_tokenizer},
@@ -50,5 +52,7 @@ const suite harness_suites[] = {
     {"cli", suite_cli},
     {"lpaf", suite_lpaf},
     {"tui", suite_tui},
+    {"demo", suite_demo},
+    {"faults", suite_faults},
     {0, 0},
 };

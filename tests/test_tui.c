@@ -3,7 +3,9 @@
  * reproduces to the last digit), then the real binary in a pseudo-terminal (100x30, xterm-256color)
  * read through a small VT100 screen model: it starts, shows the model tree, moves the rank cursor,
  * evaluates and cancels in the background while taking keys, saves a recipe, quits with q and F10,
- * restores the terminal on quit, Ctrl-C, SIGTERM and crash signals, and says "too small" below 80x24. */
+ * restores the terminal on quit, Ctrl-C, SIGTERM and crash signals, and says "too small" below 80x24;
+ * then the headless mode (--keys, --dump-screen: what the screen shows against the state, `pare eval`
+ * and the core; the sandbox setting for F5 recipes), and once in a real terminal under tmux. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -1078,6 +1080,32 @@ static void test_pty_signals(void)
     }
 }
 
+/* A signal while a job runs (an evaluation slowed by PARE_TEST_PROGRESS_DELAY_MS): the job is
+ * cancelled, the terminal restored, and pare ends by that signal (a shell's 130 / 143). */
+static void test_pty_signals_during_job(void)
+{
+    const char *dir = fixture_hf_dir("pty-job", 0), *text = text_file();
+    const char *env[] = {"PARE_TEST_PROGRESS_DELAY_MS=50", NULL};
+    static const int sigs[] = {SIGINT, SIGTERM};
+    for (int c = 0; c < 2; c++) {
+        tty_proc p;
+        if (tty_start(&p, 100, 30, dir, text, env))
+            return;
+        CHECKF(tty_wait_for(&p, "spectra of 14 matrices ready", 30000) >= 0, "signal %d: no spectra", sigs[c]);
+        tty_send(&p, "e");
+        CHECKF(tty_wait_for(&p, "F9 cancels", 10000) >= 0, "signal %d: no evaluation running", sigs[c]);
+        if (sigs[c] == SIGINT)
+            tty_send(&p, "\003");
+        else
+            kill(p.pid, sigs[c]);
+        int st = tty_wait_exit(&p, 10000);
+        CHECKF(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == sigs[c], "signal %d during a job: wait status %d (exit %d)",
+               sigs[c], st, st >= 0 && WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
+        CHECKF(restored(&p), "signal %d during a job: the terminal was not restored", sigs[c]);
+        tty_close(&p);
+    }
+}
+
 /* With a job running (an evaluation long enough to watch), keys still work at once: Tab moves the
  * focus while it runs, F9 cancels it and the log says so; then an evaluation that finishes lands in
  * the results, s saves a recipe, and `pare run` of that recipe gives the perplexity the workbench showed. */
@@ -1218,6 +1246,354 @@ static void test_pty_preset_stderr(void)
     CHECKF(pare_file_exists(rj), "no run record %s", rj);
 }
 
+/* ---- the scripted, headless mode (--keys, --dump-screen) ----------------------------------------- */
+
+/* Runs `pare tui ... --keys KEYS --dump-screen FILE` with the common options plus extra (NULL-ended)
+ * and returns the screen text (malloc'd), or NULL when the run failed (its stderr checked). */
+static char *headless_screen(const char *dir, const char *text, const char *keys, const char *size,
+                             const char *const *extra)
+{
+    char dump[1300], out[1300];
+    static int n;
+    snprintf(dump, sizeof dump, "%s/screen-%d.txt", harness_tmpdir(), ++n);
+    snprintf(out, sizeof out, "%s/headless-out", harness_tmpdir());
+    const char *args[40] = {"tui", "--model", dir, "--out", out, "--keys", keys, "--dump-screen", dump, "--size",
+                            size ? size : "120x40"};
+    int k = 11;
+    if (text) {
+        const char *more[] = {"--calib", text, "--calib-samples", "4", "--calib-len", "32", "--eval", text, "--window",
+                              "32"};
+        for (int i = 0; i < 10; i++)
+            args[k++] = more[i];
+    }
+    for (int i = 0; extra && extra[i] && k < 39; i++)
+        args[k++] = extra[i];
+    args[k] = NULL;
+    char *o = NULL, *e = NULL;
+    int rc = run_pare(&o, &e, args);
+    CHECKF(rc == 0, "pare tui --keys \"%s\": exit %d: %s", keys, rc, e);
+    free(o);
+    free(e);
+    size_t len = 0;
+    char *s = rc == 0 ? (char *)fixture_read(dump, &len) : NULL;
+    CHECKF(rc != 0 || s, "no screen dump %s", dump);
+    if (s)
+        s[len] = 0; /* fixture_read leaves room for it */
+    return s;
+}
+
+/* The number after the first occurrence of prefix on the screen, or -1. */
+static double screen_number(const char *screen, const char *prefix)
+{
+    const char *p = screen ? strstr(screen, prefix) : NULL;
+    return p ? strtod(p + strlen(prefix), NULL) : -1;
+}
+
+static void print_screen(const char *s) { printf("  --- screen ---\n%s  --------------\n", s ? s : "(none)"); }
+
+/* What a user sees after scripted keys: j j selects the tree's third row (layer 0's second matrix, as
+ * the state's tree lists it), Right Right moves its rank cursor two past where the state starts it, e
+ * evaluates (the results row and the log line equal `pare eval` of the dense model), Enter then e
+ * evaluates that rank (equal to the core's evaluation of the same configuration), literal text types
+ * into the search, ? shows the help, 60x20 the too-small message, an unknown key name is refused. */
+static void test_headless_keys(void)
+{
+    char text[1300], dir[4200];
+    snprintf(text, sizeof text, "%s", text_file());
+    tui_state st;
+    if (open_state(&st, "headless", 0, text))
+        return;
+    snprintf(dir, sizeof dir, "%s", st.model_path);
+    /* what the state says the keys lead to */
+    tui_tree_row rows[64];
+    int nrows = tui_tree_rows(&st, rows, 64);
+    CHECK(nrows > 2 && rows[2].mat >= 0);
+    int sel = rows[2].mat;
+    int k = tui_cursor_move(&st, sel, 2);
+    pare_error err = {0};
+    CHECK(pare_model_spectra_weighted(st.model, NULL, PARE_WEIGHT_NONE, NULL, &st.spectra[0], &err) == PARE_OK);
+    tui_cursor_stats cs;
+    CHECK(tui_cursor_stats_at(&st, sel, PARE_WEIGHT_NONE, k, &cs) == 0);
+    int r = st.lin[sel]->out < st.lin[sel]->in ? st.lin[sel]->out : st.lin[sel]->in;
+
+    char *s = headless_screen(dir, text, "j j Right Right e", NULL, NULL);
+    char want[512];
+    snprintf(want, sizeof want, "spectrum %s", st.lin[sel]->name);
+    CHECKF(s && strstr(s, want), "after j j the plot does not show '%s'", want);
+    snprintf(want, sizeof want, "k %d/%d ", k, r);
+    CHECKF(s && strstr(s, want), "after Right Right the cursor line does not read '%s'", want);
+    snprintf(want, sizeof want, "b-e %d", cs.break_even);
+    CHECKF(s && strstr(s, want), "no '%s' on the cursor line", want);
+    /* pare eval of the same model, text and window */
+    char *o = NULL, *e = NULL;
+    int rc = run_pare(&o, &e, (const char *const[]){"eval", "--model", dir, "--data", text, "--window", "32", "--json",
+                                                    NULL});
+    double ref = screen_number(o, "\"ppl\":");
+    CHECKF(rc == 0 && ref > 1, "pare eval: exit %d: %s", rc, e);
+    free(o);
+    free(e);
+    double row = screen_number(s, "│ 1  dense");
+    double line = screen_number(s, "result: dense: ppl ");
+    CHECKF(fabs(row - ref) <= 0.5e-4 + 1e-9 * ref, "results row ppl %.4f, pare eval %.10g", row, ref);
+    CHECKF(fabs(line - ref) <= 1e-6 * ref, "log ppl %.10g, pare eval %.10g", line, ref);
+    printf("  note: %s at k %d/%d; dense ppl %.10g on the screen, %.10g by pare eval\n", st.lin[sel]->name, k, r, line,
+           ref);
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+
+    /* Enter sets the cursor's rank: the evaluation equals the core's of the same manual configuration */
+    s = headless_screen(dir, text, "j j Right Right Enter e", NULL, NULL);
+    CHECK(tui_state_set_rank(&st, sel, k, PARE_WEIGHT_NONE, NULL) == 0);
+    tui_result res;
+    CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &res, &err) == PARE_OK, "%s", err.msg);
+    char label[96];
+    tui_config_label(&st.cfg, label, sizeof label);
+    snprintf(want, sizeof want, "fact r %d", k);
+    CHECKF(s && strstr(s, want), "the tree does not show '%s'", want);
+    snprintf(want, sizeof want, "│ 1  %s", label);
+    row = screen_number(s, want);
+    snprintf(want, sizeof want, "result: %s: ppl ", label);
+    line = screen_number(s, want);
+    CHECKF(fabs(row - res.ppl) <= 0.5e-4 + 1e-9 * res.ppl, "results row ppl %.4f, core %.10g", row, res.ppl);
+    CHECKF(fabs(line - res.ppl) <= 1e-6 * res.ppl, "log ppl %.10g, core %.10g", line, res.ppl);
+    CHECK(res.ppl != ref);
+    printf("  note: %s ppl %.10g on the screen, %.10g by the core\n", label, line, res.ppl);
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+
+    /* literal text typed into the search */
+    int down = tui_tree_find(&st, "down_proj", -1);
+    s = headless_screen(dir, NULL, "/ 'down_proj' Enter", NULL, NULL);
+    snprintf(want, sizeof want, "spectrum %s", down >= 0 ? st.lin[down]->name : "?");
+    CHECKF(s && strstr(s, want), "the search did not select '%s'", want);
+    free(s);
+    /* help, and a key closes it */
+    s = headless_screen(dir, NULL, "?", NULL, NULL);
+    CHECKF(s && strstr(s, "Help (any key closes)") && strstr(s, "F10  q") && strstr(s, "F9  Esc"), "no help overlay");
+    free(s);
+    s = headless_screen(dir, NULL, "? Space", NULL, NULL);
+    CHECK(s && !strstr(s, "Help (any key closes)") && strstr(s, "Budget"));
+    free(s);
+    /* too small */
+    s = headless_screen(dir, NULL, "j", "60x20", NULL);
+    CHECKF(s && strstr(s, "terminal too small: 60x20") && !strstr(s, "Budget"), "no too-small message");
+    int lines = 0;
+    for (const char *c = s; c && *c; c++)
+        lines += *c == '\n';
+    CHECKF(lines == 20, "a 60x20 screen dumped as %d lines", lines);
+    free(s);
+    /* an unknown key name: refused before anything runs, no dump */
+    const char *dump = tmp_path("never.txt");
+    expect_pare_error((const char *const[]){"tui", "--model", dir, "--keys", "j Foo Right", "--dump-screen", dump, NULL},
+                      (const char *const[]){"unknown key 'Foo'", NULL}, 1);
+    CHECK(!pare_file_exists(dump));
+    expect_pare_error((const char *const[]){"tui", "--model", dir, "--keys", "j", "--size", "wide", NULL},
+                      (const char *const[]){"--size", NULL}, 1);
+    tui_state_free(&st);
+}
+
+/* The sandbox setting: with --sandbox (or toggled on in F2) a recipe run with F5 that calls os.execute
+ * fails with the sandbox's error on the screen, after reading the model it is allowed to read; a file
+ * outside needs --allow; with the setting off the same recipe runs. */
+static void test_headless_sandbox(void)
+{
+    char presets[1300], secret[1300], env_presets[1400], dir[1300], out[1300];
+    snprintf(presets, sizeof presets, "%s", tmp_path("presets"));
+    snprintf(secret, sizeof secret, "%s", tmp_path("secret.txt"));
+    snprintf(out, sizeof out, "%s", tmp_path("headless-out"));
+    mkdir(presets, 0777);
+    CHECK(fixture_write_raw(secret, "a secret line\n", 14) == 0);
+    char path[1400];
+    snprintf(path, sizeof path, "%s/exec.lua", presets);
+    const char *src = "description = 'calls os.execute'\n"
+                      "params { model = {'', 'model'} }\n"
+                      "function run(p)\n"
+                      "    local m <close> = pare.load(p.model)\n"
+                      "    print('loaded the model')\n"
+                      "    print('execute returned ' .. tostring(os.execute('true')))\n"
+                      "end\n";
+    CHECK(fixture_write_raw(path, src, strlen(src)) == 0);
+    snprintf(path, sizeof path, "%s/reads.lua", presets);
+    const char *src2 = "description = 'reads a file named by PARE_TEST_SECRET'\n"
+                       "function run(p)\n"
+                       "    local f = assert(io.open(os.getenv('PARE_TEST_SECRET')))\n"
+                       "    print('read: ' .. f:read('l'))\n"
+                       "    f:close()\n"
+                       "end\n";
+    CHECK(fixture_write_raw(path, src2, strlen(src2)) == 0);
+    snprintf(env_presets, sizeof env_presets, "%s", presets);
+    setenv("PARE_PRESETS", env_presets, 1);
+    setenv("PARE_TEST_SECRET", secret, 1);
+    snprintf(dir, sizeof dir, "%s", fixture_hf_dir("sandbox", 0));
+
+    char *s = headless_screen(dir, NULL, "F5 Enter", "160x40", (const char *const[]){"--sandbox", NULL});
+    CHECKF(s && strstr(s, "os.execute: sandbox: not available"), "--sandbox: no sandbox error on the screen");
+    CHECK(s && strstr(s, "run failed") && !strstr(s, "execute returned"));
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+    char f[1500];
+    snprintf(f, sizeof f, "%s/run-exec-1/log.txt", out);
+    size_t len = 0;
+    char *log = (char *)fixture_read(f, &len);
+    if (log)
+        log[len] = 0;
+    CHECKF(log && strstr(log, "loaded the model"), "the sandboxed recipe could not read the model: %s", log);
+    free(log);
+
+    /* toggled in F2: the tenth row of the setup (after the zero-shot task) */
+    s = headless_screen(dir, NULL, "F2 j j j j j j j j j Enter", "160x40", NULL);
+    CHECKF(s && strstr(s, "sandbox F5 recipes    on"), "F2 does not show the sandbox on");
+    free(s);
+    s = headless_screen(dir, NULL, "F2 j j j j j j j j j Enter Esc F5 Enter", "160x40", NULL);
+    CHECKF(s && strstr(s, "os.execute: sandbox: not available"), "F2 toggle: no sandbox error on the screen");
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+    /* off: it runs */
+    s = headless_screen(dir, NULL, "F5 Enter", "160x40", NULL);
+    CHECKF(s && strstr(s, "execute returned true") && strstr(s, "run complete"), "without the sandbox the recipe failed");
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+    /* reading outside the allowed paths needs --allow */
+    s = headless_screen(dir, NULL, "F5 j Enter", "160x40", (const char *const[]){"--sandbox", NULL});
+    CHECKF(s && strstr(s, "outside the folders") && !strstr(s, "read: a secret line"), "read a file not allowed");
+    free(s);
+    s = headless_screen(dir, NULL, "F5 j Enter", "160x40", (const char *const[]){"--sandbox", "--allow", secret, NULL});
+    CHECKF(s && strstr(s, "read: a secret line") && strstr(s, "run complete"), "--allow did not let it read");
+    if (harness_failed_now())
+        print_screen(s);
+    free(s);
+    unsetenv("PARE_PRESETS");
+    unsetenv("PARE_TEST_SECRET");
+}
+
+/* ---- a real terminal: tmux ------------------------------------------------------------------------ */
+
+/* Runs a tmux command on the private socket (SOCK; its folder holds the configuration SOCK.conf, so
+ * ~/.tmux.conf is never read); returns its exit status, its stdout in *out if asked. */
+static int tmux(const char *sock, const char *cmd, char **out)
+{
+    char line[12000];
+    snprintf(line, sizeof line, "tmux -S '%s' -f '%s.conf' %s 2>/dev/null", sock, sock, cmd);
+    FILE *p = popen(line, "r");
+    if (!p)
+        return -1;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *b = realloc(buf, cap * 2);
+            if (!b)
+                break;
+            buf = b;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[n] = 0;
+    int st = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Polls capture-pane until the pane shows needle; returns the last capture (malloc'd) or NULL. */
+static char *tmux_wait(const char *sock, const char *needle, int ms)
+{
+    double t0 = now_s();
+    for (;;) {
+        char *s = NULL;
+        tmux(sock, "capture-pane -p -t pare-test", &s);
+        if (s && strstr(s, needle))
+            return s;
+        if (now_s() - t0 > ms / 1000.0) {
+            printf("  --- pane (waiting for '%s') ---\n%s  --------------\n", needle, s ? s : "(none)");
+            free(s);
+            return NULL;
+        }
+        free(s);
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The workbench in a real terminal (tmux, 120x40, on a private socket): the tree and spectrum appear,
+ * j j and Right Right do what the state says, ? opens the help, F10 ends the session. */
+static void test_tmux_session(void)
+{
+    if (system("command -v tmux >/dev/null 2>&1") != 0)
+        SKIP("skipped: tmux not installed (make deps installs it)");
+    tui_state st;
+    if (open_state(&st, "tmux", 0, NULL))
+        return;
+    char sockdir[] = "/tmp/pare-tmux-XXXXXX"; /* short: a socket path has ~100 bytes */
+    if (!mkdtemp(sockdir)) {
+        CHECKF(0, "mkdtemp: %s", strerror(errno));
+        tui_state_free(&st);
+        return;
+    }
+    char sock[128], conf[160];
+    snprintf(sock, sizeof sock, "%s/sock", sockdir);
+    snprintf(conf, sizeof conf, "%s.conf", sock);
+    /* a terminal type every ncurses install has (ncurses-base) */
+    const char *conf_text = "set -g default-terminal screen\n";
+    CHECK(fixture_write_raw(conf, conf_text, strlen(conf_text)) == 0);
+    tui_tree_row rows[64];
+    tui_tree_rows(&st, rows, 64);
+    int sel = rows[2].mat, k = tui_cursor_move(&st, sel, 2);
+    int r = st.lin[sel]->out < st.lin[sel]->in ? st.lin[sel]->out : st.lin[sel]->in;
+    const char *bin = getenv("PARE_BIN");
+    char exe[4200], cmd[10000];
+    if (!realpath(bin && *bin ? bin : "./pare", exe))
+        snprintf(exe, sizeof exe, "%s", bin && *bin ? bin : "./pare");
+    snprintf(cmd, sizeof cmd, "new-session -d -s pare-test -x 120 -y 40 \"'%s' tui --model '%s' --out '%s'\"", exe,
+             st.model_path, tmp_path("tmux-out"));
+    CHECKF(tmux(sock, cmd, NULL) == 0, "tmux new-session failed");
+    char *s = tmux_wait(sock, "plain spectra of 14 matrices ready", 30000);
+    CHECKF(s && strstr(s, "Model 2 layers, 14 matrices") && strstr(s, "F10Quit"), "the workbench did not come up");
+    free(s);
+    tmux(sock, "send-keys -t pare-test j j", NULL);
+    char want[512];
+    snprintf(want, sizeof want, "spectrum %s", st.lin[sel]->name);
+    s = tmux_wait(sock, want, 5000);
+    CHECKF(s, "j j did not select %s", st.lin[sel]->name);
+    free(s);
+    tmux(sock, "send-keys -t pare-test Right Right", NULL);
+    snprintf(want, sizeof want, "k %d/%d ", k, r);
+    s = tmux_wait(sock, want, 5000);
+    CHECKF(s, "Right Right did not show '%s'", want);
+    free(s);
+    tmux(sock, "send-keys -t pare-test ?", NULL);
+    s = tmux_wait(sock, "Help (any key closes)", 5000);
+    CHECKF(s, "? did not open the help");
+    free(s);
+    tmux(sock, "send-keys -t pare-test Space", NULL);
+    s = tmux_wait(sock, "Budget", 5000);
+    free(s);
+    tmux(sock, "send-keys -t pare-test F10", NULL);
+    double t0 = now_s();
+    int alive = 1;
+    while (alive && now_s() - t0 < 10) {
+        alive = tmux(sock, "has-session -t pare-test", NULL) == 0;
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECKF(!alive, "the session is still there 10 s after F10");
+    tmux(sock, "kill-server", NULL);
+    unlink(sock);
+    unlink(conf);
+    rmdir(sockdir);
+    tui_state_free(&st);
+}
+
 /* Without a terminal `pare tui` refuses with one line and status 2. */
 static void test_needs_terminal(void)
 {
@@ -1226,6 +1602,9 @@ static void test_needs_terminal(void)
     expect_pare_error((const char *const[]){"tui", "--model", dir, "--eval", "/nonexistent.txt", NULL},
                       (const char *const[]){"/nonexistent.txt", NULL}, 1);
 }
+
+static void test_per_type_methods(void);
+static void test_zero_shot_task(void);
 
 void suite_tui(void);
 void suite_tui(void)
@@ -1242,6 +1621,253 @@ void suite_tui(void)
     RUN(test_pty_start_cursor_quit);
     RUN(test_pty_f10_small_nocolor);
     RUN(test_pty_signals);
+    RUN(test_pty_signals_during_job);
     RUN(test_pty_eval_cancel_save);
     RUN(test_pty_preset_stderr);
+    RUN(test_per_type_methods);
+    RUN(test_zero_shot_task);
+    RUN(test_headless_keys);
+    RUN(test_headless_sandbox);
+    RUN(test_tmux_session);
+}
+
+/* ---- methods per matrix type: one decision mechanism for factors, masks, N:M and channels ---------- */
+
+/* The compressed model's parameters (both conventions) equal the budget's totals. */
+static void check_totals(tui_state *st, const char *tag, tui_result *row)
+{
+    pare_error err = {0};
+    CHECKF(tui_run_config(st->model, &st->cfg, &st->set, NULL, row, &err) == PARE_OK, "%s: %s", tag, err.msg);
+    CHECKF(row->block_after == st->block_after && row->total_after == st->total_after,
+           "%s: compressed %zu / %zu parameters, the budget says %zu / %zu", tag, row->block_after, row->total_after,
+           st->block_after, st->total_after);
+    CHECKF(st->block_after < st->block_before, "%s: nothing removed", tag);
+}
+
+/* Attention by whitened SVD and the FFN by 2:4 Wanda, chosen per type: the decisions, the totals under
+ * both conventions, the perplexity of the same compression done directly with the core API (one-shot
+ * statistics of the dense model, pare_factorize_linear, pare_prune_mask), and the saved recipe's run.
+ * Then attention by ASVD with LoRAP channel pruning of the FFN, magnitude masks at the ratio, and the
+ * wanda method itself at 2:4 (m:compress{nm = "2:4"}). */
+static void test_per_type_methods(void)
+{
+    const char *text = text_file();
+    tui_state st;
+    if (open_state(&st, "pertype", 0, text))
+        return;
+    int tm[TUI_TYPES], need = -1;
+    for (int t = 0; t < TUI_TYPES; t++)
+        tm[t] = t < 4 ? PARE_WEIGHT_WHITEN : TUI_MIX_WANDA;
+    st.mo.ratio = 0.4;
+    st.mo.nm_n = 2, st.mo.nm_m = 4;
+    CHECKF(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.dec_ok, "%s", st.dec_err);
+    for (int i = 0; i < st.n; i++) {
+        const pare_linear *l = st.lin[i];
+        if (st.type[i] < 4) {
+            int k = (int)(0.6 * l->out * l->in / (l->out + l->in) + 1e-9);
+            CHECKF(st.dec[i].action == PARE_PLAN_FACTOR && st.dec[i].rank == k && st.dec[i].weighting == PARE_WEIGHT_WHITEN,
+                   "%s: %d r %d", l->name, st.dec[i].action, st.dec[i].rank);
+        } else
+            CHECKF(st.dec[i].action == PARE_PLAN_MASK && st.dec[i].frac == 0.5 &&
+                       st.dec[i].after == (size_t)l->out * l->in / 2,
+                   "%s: %d %g", l->name, st.dec[i].action, st.dec[i].frac);
+    }
+    char label[96];
+    tui_config_label(&st.cfg, label, sizeof label);
+    CHECKF(strstr(label, "masked 2:4"), "%s", label);
+    tui_result row;
+    check_totals(&st, "whiten + 2:4 wanda", &row);
+    /* the same compression through the core API */
+    pare_error err = {0};
+    pare_model *m = NULL;
+    CHECK(pare_model_clone(st.model, &m, &err) == PARE_OK);
+    int32_t *ids = NULL;
+    pare_calib_opts co;
+    CHECK(tui_calib_windows(m, &st.set, &ids, &co, &err) == PARE_OK);
+    co.gram = 1;
+    pare_calib_stats *cs = NULL;
+    CHECK(pare_calibrate(m, ids, &co, NULL, NULL, NULL, &cs, &err) == PARE_OK);
+    for (int l = 0; cs && l < m->cfg.n_layers; l++) {
+        pare_block *b = &m->blocks[l];
+        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
+        for (int j = 0; j < 7; j++) {
+            const pare_input_stats *in = &cs->sites[l][pare_linear_site(b, lin[j])];
+            if (j < 4) {
+                pare_factor_opts fo;
+                pare_factor_defaults(&fo);
+                fo.weighting = PARE_WEIGHT_WHITEN;
+                int k = (int)(0.6 * lin[j]->out * lin[j]->in / (lin[j]->out + lin[j]->in) + 1e-9);
+                pare_factor_report fr;
+                CHECK(pare_factorize_linear(lin[j], k, &fo, in, &fr, &err) == PARE_OK);
+            } else {
+                pare_mask_opts mo;
+                pare_mask_defaults(&mo);
+                mo.score = PARE_SCORE_WANDA;
+                mo.nm_n = 2, mo.nm_m = 4;
+                CHECKF(pare_prune_mask(&lin[j], &in, 1, &mo, NULL, &err) == PARE_OK, "%s", err.msg);
+            }
+        }
+    }
+    pare_eval_result er;
+    CHECK(tui_evaluate(m, &st.set, NULL, &er, &err) == PARE_OK);
+    CHECKF(er.ppl == row.ppl, "core API ppl %.17g, workbench %.17g", er.ppl, row.ppl);
+    pare_calib_free(cs);
+    free(ids);
+    pare_model_free(m);
+    check_reproduces(&st, "pertype-wanda24");
+    char *txt = NULL;
+    CHECK(tui_recipe_text(&st, &st.cfg, &st.set, NULL, &txt, &err) == PARE_OK);
+    CHECKF(txt && strstr(txt, "m:prune{method = \"wanda\", nm = \"2:4\", calib = c") && strstr(txt, "gram = true") &&
+               strstr(txt, "weighting = \"whiten\""),
+           "recipe:\n%s", txt);
+    free(txt);
+
+    /* ASVD attention, LoRAP channel pruning of the FFN (keep_least from the budget) */
+    for (int t = 0; t < TUI_TYPES; t++)
+        tm[t] = t < 4 ? PARE_WEIGHT_ACT : TUI_MIX_CHANNELS;
+    st.mo.ratio = 0.3;
+    st.mo.keep_least = 0.05;
+    CHECKF(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.n_channels == 3 * st.model->cfg.n_layers,
+           "%s", st.dec_err);
+    check_totals(&st, "asvd + channels", &row);
+    check_reproduces(&st, "pertype-channels");
+    /* channels are for the FFN only; N:M needs a width it divides (the old configuration stays) */
+    tm[0] = TUI_MIX_CHANNELS;
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == -1 && strstr(st.dec_err, "FFN"));
+    CHECK(st.dec_ok && st.n_channels > 0);
+    /* unstructured magnitude masks at the ratio on v and o, the rest as loaded */
+    for (int t = 0; t < TUI_TYPES; t++)
+        tm[t] = t == 2 || t == 3 ? TUI_MIX_MAGNITUDE : TUI_MIX_KEEP;
+    st.mo.nm_n = st.mo.nm_m = 0;
+    CHECK(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.n_mask == 2 * st.model->cfg.n_layers);
+    check_totals(&st, "magnitude v o", &row);
+    check_reproduces(&st, "pertype-magnitude");
+    /* the wanda method at 2:4: the budget's nm field */
+    set_method(&st, "wanda", 0.3);
+    st.mo.nm_n = 2, st.mo.nm_m = 4;
+    tui_state_use_budget(&st);
+    tui_config_label(&st.cfg, label, sizeof label);
+    CHECKF(st.dec_ok && !strcmp(label, "wanda 2:4") && st.dec[0].frac == 0.5, "%s: %s", label, st.dec_err);
+    check_totals(&st, "wanda 2:4", &row);
+    check_reproduces(&st, "wanda24");
+    tui_state_free(&st);
+}
+
+/* ---- zero-shot tasks in the evaluation ------------------------------------------------------------- */
+
+/* Reads "accuracy      ACC acc_norm NORM" from a saved recipe's output. */
+static int recipe_acc(const char *out, double *acc, double *norm)
+{
+    const char *p = out ? strstr(out, "accuracy") : NULL;
+    return p && sscanf(p, "accuracy %lf acc_norm %lf", acc, norm) == 2;
+}
+
+/* A task set in the workbench is scored by e beside the perplexity: the dense model's acc equals `pare eval
+ * --task`'s; a compressed configuration's acc and acc_norm are reproduced by its saved recipe
+ * (m:eval_task), land in run.json, read back into result rows, show in `pare compare` and can be the
+ * metric of `pare plot size-quality` and of the workbench's chart. */
+static void test_zero_shot_task(void)
+{
+    const char *text = text_file();
+    const char *task = tmp_path("arc.jsonl");
+    {
+        FILE *f = fopen(task, "w");
+        const char *words[] = {"cat", "mat", "dog", "log", "bird", "song", "sat", "the"};
+        for (int i = 0; f && i < 12; i++)
+            fprintf(f,
+                    "{\"id\": \"q%d\", \"question\": {\"stem\": \"where did the %s sit\", \"choices\": ["
+                    "{\"text\": \"on the %s\", \"label\": \"A\"}, {\"text\": \"the %s sang\", \"label\": \"B\"}, "
+                    "{\"text\": \"a %s and a %s\", \"label\": \"C\"}]}, \"answerKey\": \"%c\"}\n",
+                    i, words[i % 8], words[(i + 1) % 8], words[(i + 2) % 8], words[(i + 3) % 8], words[(i + 5) % 8],
+                    "ABC"[i % 3]);
+        if (f)
+            fclose(f);
+    }
+    tui_state st;
+    if (open_state(&st, "task", 0, text))
+        return;
+    pare_error err = {0};
+    /* the setup's one-line form */
+    CHECK(tui_settings_parse_task(&st.set, "nonsense x", &err) != PARE_OK && strstr(err.msg, "piqa"));
+    CHECK(tui_settings_parse_task(&st.set, "arc-easy /nonexistent/arc", &err) != PARE_OK);
+    char line[1200], want[1200];
+    snprintf(line, sizeof line, "arc_easy %s 5", task);
+    CHECKF(tui_settings_parse_task(&st.set, line, &err) == PARE_OK && st.set.task_limit == 5 &&
+               !strcmp(st.set.task, "arc-easy") && !strcmp(st.set.task_data, task),
+           "%s", err.msg);
+    tui_settings_task_text(&st.set, line, sizeof line);
+    snprintf(want, sizeof want, "arc-easy %s 5", task);
+    CHECKF(!strcmp(line, want), "%s", line);
+    CHECK(tui_settings_parse_task(&st.set, "", &err) == PARE_OK && !st.set.task[0]);
+    CHECK(tui_settings_set_task(&st.set, "arc-easy", task, 0, &err) == PARE_OK);
+
+    /* the dense model: the same acc as pare eval --task */
+    tui_result dense;
+    CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &dense, &err) == PARE_OK, "%s", err.msg);
+    CHECK(!strcmp(dense.task, "arc-easy") && dense.task_items == 12 && dense.ppl > 1);
+    char *out = NULL, *errout = NULL;
+    int rc = run_pare(&out, &errout,
+                      (const char *const[]){"eval", "--model", st.model_path, "--task", "arc-easy", "--task-data", task,
+                                            "--json", NULL});
+    json_error_t je;
+    json_t *j = rc == 0 ? json_loads(out, 0, &je) : NULL;
+    /* the JSON has 10 significant digits: compare the counts of items right */
+    double n_items = (double)json_integer_value(json_object_get(j, "items"));
+    CHECKF(j && n_items == 12 && lround(json_number_value(json_object_get(j, "acc")) * n_items) == lround(dense.acc * 12) &&
+               lround(json_number_value(json_object_get(j, "acc_norm")) * n_items) == lround(dense.acc_norm * 12) &&
+               fabs(json_number_value(json_object_get(j, "acc")) - dense.acc) < 1e-9,
+           "pare eval --task: exit %d: %s %s; workbench acc %.17g", rc, out, errout, dense.acc);
+    json_decref(j);
+    free(out);
+    free(errout);
+    tui_state_add_result(&st, &dense);
+
+    /* a compressed configuration: the saved recipe gives the same acc and acc_norm */
+    set_method(&st, "lorap", 0.4);
+    tui_result row;
+    CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &row, &err) == PARE_OK, "%s", err.msg);
+    tui_state_add_result(&st, &row);
+    const char *recipe = tmp_path("task.lua"), *rout = tmp_path("run-task");
+    CHECK(tui_recipe_save(&st, &st.cfg, &st.set, NULL, recipe, &err) == PARE_OK);
+    rc = run_pare(&out, &errout, (const char *const[]){"run", recipe, "--out", rout, "--quiet", NULL});
+    double acc = -1, norm = -1;
+    CHECKF(rc == 0 && recipe_acc(out, &acc, &norm) && acc == row.acc && norm == row.acc_norm &&
+               recipe_ppl(out) == row.ppl,
+           "pare run: exit %d, acc %.17g / %.17g, workbench %.17g / %.17g: %s %s", rc, acc, norm, row.acc, row.acc_norm,
+           out, errout);
+    free(out);
+    free(errout);
+    /* run.json keeps the accuracies; read back they join the perplexity in one row */
+    int before = st.n_res;
+    CHECK(tui_results_from_run(&st, rout) == 1 && st.n_res == before + 1);
+    const tui_result *back = &st.res[st.n_res - 1];
+    CHECKF(back->ppl == row.ppl && back->acc == row.acc && back->acc_norm == row.acc_norm &&
+               !strcmp(back->task, "arc-easy"),
+           "from run.json: ppl %.17g acc %.17g task %s", back->ppl, back->acc, back->task);
+    /* pare compare and the size-quality plot */
+    rc = run_pare(&out, &errout, (const char *const[]){"compare", rout, "--format", "csv", NULL});
+    char acc_txt[64];
+    snprintf(acc_txt, sizeof acc_txt, "%.4f", row.acc);
+    CHECKF(rc == 0 && out && strstr(out, "acc arc-easy") && strstr(out, "acc_norm arc-easy") && strstr(out, acc_txt),
+           "pare compare: exit %d: %s %s", rc, out, errout);
+    free(out);
+    free(errout);
+    const char *png = tmp_path("sq-acc.png");
+    rc = run_pare(&out, &errout,
+                  (const char *const[]){"plot", "size-quality", rout, "--metric", "acc arc-easy", "--out", png, NULL});
+    CHECKF(rc == 0 && pare_file_exists(png), "pare plot size-quality --metric acc: exit %d: %s", rc, errout);
+    free(out);
+    free(errout);
+    /* the workbench's chart of acc and acc_norm */
+    for (int met = TUI_METRIC_PPL; met <= TUI_METRIC_ACC_NORM; met++) {
+        st.chart_metric = met;
+        pare_plot *p = NULL;
+        CHECKF(tui_plot_build(&st, TUI_PLOT_CHART, &p, &err) == PARE_OK, "%s: %s", TUI_METRIC_NAMES[met], err.msg);
+        pare_plot_destroy(p);
+    }
+    /* a task without an evaluation text: accuracies only */
+    st.set.eval[0] = 0;
+    CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &row, &err) == PARE_OK && isnan(row.ppl) && row.acc >= 0,
+           "%s", err.msg);
+    tui_state_free(&st);
 }

@@ -43,6 +43,7 @@
 
 #include "core/allocate.h"
 #include "core/calib.h"
+#include "core/method.h"
 #include "core/compress.h"
 #include "core/eval.h"
 #include "core/factorize.h"
@@ -330,7 +331,11 @@ static int mode_lorap(int argc, char **argv)
         fclose(f);
     }
     pare_apply_opts ao;
-    pare_apply_defaults(&ao); /* ACT weighting, LoRAP channel score, keep-least 0.01, sequential */
+    pare_apply_defaults(&ao); /* sequential */
+    pare_plan_how how;        /* ACT weighting, LoRAP channel score, keep-least 0.01: as the lorap method */
+    pare_method_opts mopts;
+    pare_method_defaults(&mopts);
+    pare_method_how(pare_method_find("lorap"), &mopts, &how);
     double best = 1e30;
     pare_apply_report rep = {0};
     for (int r = 0; r < rounds; r++) {
@@ -340,7 +345,7 @@ static int mode_lorap(int argc, char **argv)
         }
         pare_plan plan;
         t0 = now_s();
-        if (pare_allocate_lorap(m, ratio, 3.0, &plan, &err) ||
+        if (pare_allocate_lorap(m, ratio, 3.0, &how, &plan, &err) ||
             pare_apply_plan(m, &plan, win, &co, &ao, NULL, &rep, &err))
             die("lorap", &err);
         double dt = now_s() - t0;
@@ -375,7 +380,7 @@ static int mode_lorap(int argc, char **argv)
     split_ctx sc = {0};
     pare_calib_stats *st = NULL;
     pare_progress pp = {split_progress, &sc};
-    if (pare_allocate_lorap(m, ratio, 3.0, &plan, &err))
+    if (pare_allocate_lorap(m, ratio, 3.0, &how, &plan, &err))
         die("lorap", &err);
     sc.plan = &plan;
     t0 = now_s();
@@ -500,11 +505,13 @@ static int mode_speed(int argc, char **argv)
     pare_plan plan;
     pare_apply_opts ao;
     pare_apply_defaults(&ao);
-    ao.weighting = PARE_WEIGHT_NONE;
-    ao.chan_score = PARE_CHAN_MAGNITUDE;
+    pare_plan_how how; /* plain SVD, magnitude channel score, keep-least 0.01 */
+    pare_method_opts mopts;
+    pare_method_defaults(&mopts);
+    pare_method_how(pare_method_find("lorap-magnitude"), &mopts, &how);
     pare_apply_report rep;
     double t0 = now_s();
-    if (pare_allocate_lorap(mc, ratio, 3.0, &plan, &err) ||
+    if (pare_allocate_lorap(mc, ratio, 3.0, &how, &plan, &err) ||
         pare_apply_plan(mc, &plan, NULL, NULL, &ao, NULL, &rep, &err))
         die("compress", &err);
     double t_compress = now_s() - t0;

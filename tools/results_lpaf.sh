@@ -7,7 +7,8 @@
 # Usage: tools/results_lpaf.sh [OUT]   (default runs/lpaf)
 # Environment: PARE_SHARED (../shared), PARE_BIN (./pare), STEPS (100), BATCH (8), SEQ (128),
 # BASE_STEPS (200), KEEPS ("0.5 0.25"), ABLATIONS (1: without mixed rank, mask-only weighting, dense
-# fine-tuning), SCORES (0; 1: sensitivity and magnitude scores in LPAF and alone).
+# fine-tuning), SCORES (0; 1: sensitivity and magnitude scores in LPAF and alone), JOBS (1: runs at
+# once after the base; give each PARE_THREADS=cores/JOBS on a larger machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${PARE_SHARED:-../shared}
@@ -20,6 +21,7 @@ BASE_STEPS=${BASE_STEPS:-200}
 KEEPS=${KEEPS:-"0.5 0.25"}
 ABLATIONS=${ABLATIONS:-1}
 SCORES=${SCORES:-0}
+JOBS=${JOBS:-1}
 T=$SHARED/data/text/tinystories
 mkdir -p "$OUT"
 
@@ -36,10 +38,12 @@ lpaf() { # NAME KEEP VARIANT [--set k=v ...]
     local name=$1 keep=$2 variant=$3
     shift 3
     [ -s "$OUT/$name/run.json" ] && grep -q '"status": "complete"' "$OUT/$name/run.json" && return 0
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     echo "== $name" >&2
+    # a failed run says so in OUT/NAME.log and is left out of the table; the others go on
     "$PARE" run presets/lpaf.lua --model "$BASE" --set data="$T/tiny_train.txt" --set eval="$T/tiny_test.txt" \
         --set keep="$keep" --set variant="$variant" --set steps="$STEPS" --set batch="$BATCH" --set seq="$SEQ" \
-        "$@" --out "$OUT/$name" --overwrite --quiet >/dev/null
+        "$@" --out "$OUT/$name" --overwrite --quiet >"$OUT/$name.log" 2>&1 || echo "!! $name failed: $OUT/$name.log" >&2 &
 }
 
 for keep in $KEEPS; do
@@ -65,6 +69,7 @@ if [ "$SCORES" = 1 ]; then
         done
     done
 fi
+wait
 "$PARE" compare "$OUT"/keep*/ "$OUT"/dense-ft/ --markdown "$OUT/compare.md" 2>/dev/null || true
 # one row per run: the records LPAF keeps beside the final perplexity
 python3 - "$OUT" <<'EOF' | tee "$OUT/table.md"

@@ -2,12 +2,14 @@
  * mirrors what the `pare` Lua module does for the recipe the workbench saves, so the numbers agree. */
 #include "apply.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "core/factorize.h"
+#include "core/compress.h"
+#include "core/tasks.h"
 
 static double now_s(void)
 {
@@ -48,47 +50,30 @@ pare_status tui_calibrate(pare_model *m, const tui_settings *set, int gram, cons
     return st;
 }
 
+/* A manual configuration: its plan (tui_config_plan) applied by pare_apply_plan with one-shot statistics
+ * of m, which is still dense when they are taken, as the saved recipe's m:calibrate does. */
 static pare_status apply_manual(pare_model *m, const tui_config *cfg, const tui_settings *set, const pare_progress *p,
                                 pare_error *err)
 {
-    int n = pare_model_linears(m, NULL, 0);
-    if (n != cfg->n)
-        return pare_fail(err, PARE_EINVAL, "the configuration has %d matrices, the model %d", cfg->n, n);
-    int weighted = 0, gram = 0, todo = 0;
-    for (int i = 0; i < n; i++)
-        if (cfg->man[i].rank > 0) {
-            todo++;
-            weighted |= cfg->man[i].weighting != PARE_WEIGHT_NONE;
-            gram |= cfg->man[i].weighting == PARE_WEIGHT_WHITEN;
-        }
-    pare_calib_stats *cs = NULL;
-    pare_status st = weighted ? tui_calibrate(m, set, gram, p, &cs, err) : PARE_OK;
+    pare_plan plan;
+    int needs = 0, gram = 0;
+    pare_status st = tui_config_plan(m, cfg, &plan, &needs, &gram, err);
     if (st)
         return st;
-    pare_factor_opts fo;
-    pare_factor_defaults(&fo);
-    int i = 0, done = 0;
-    for (int l = 0; l < m->cfg.n_layers && !st; l++) {
-        pare_block *b = &m->blocks[l];
-        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7 && !st; j++) {
-            if (!lin[j]->out)
-                continue;
-            const tui_manual *d = &cfg->man[i++];
-            if (d->rank <= 0)
-                continue;
-            int site = pare_linear_site(b, lin[j]);
-            fo.weighting = (pare_weighting)d->weighting;
-            st = pare_report(p, "factorize", (double)done / todo, lin[j]->name, err);
-            pare_factor_report rep;
-            if (!st)
-                st = pare_factorize_linear(lin[j], d->rank, &fo, cs && site >= 0 ? &cs->sites[l][site] : NULL, &rep, err);
-            done++;
-        }
+    int32_t *ids = NULL;
+    pare_calib_opts co;
+    calib_opts(set, &co);
+    if (needs)
+        st = tui_calib_windows(m, set, &ids, &co, err);
+    if (!st) {
+        pare_apply_opts ao;
+        pare_apply_defaults(&ao);
+        ao.sequential = 0;
+        pare_apply_report rep;
+        st = pare_apply_plan(m, &plan, ids, &co, &ao, p, &rep, err);
     }
-    if (!st)
-        st = pare_report(p, "factorize", 1.0, "done", err);
-    pare_calib_free(cs);
+    free(ids);
+    pare_plan_free(&plan);
     return st;
 }
 
@@ -131,20 +116,53 @@ pare_status tui_evaluate(const pare_model *m, const tui_settings *set, const par
     return st;
 }
 
+pare_status tui_score_task(const pare_model *m, const tui_settings *set, const pare_progress *p,
+                           pare_zeroshot_result *r, pare_error *err)
+{
+    memset(r, 0, sizeof *r);
+    pare_task_kind kind;
+    if (!set->task[0])
+        return pare_fail(err, PARE_EINVAL, "no zero-shot task: set one with F2 (setup) or --task KIND --task-data PATH");
+    if (!set->task_data[0])
+        return pare_fail(err, PARE_EINVAL, "task %s: no data: set its file or folder with F2 or --task-data PATH", set->task);
+    pare_status st = pare_task_kind_parse(set->task, &kind, err);
+    pare_task *t = NULL;
+    if (!st)
+        st = pare_task_load(kind, set->task_data, (size_t)(set->task_limit > 0 ? set->task_limit : 0), &t, err);
+    pare_zeroshot_opts zo;
+    pare_zeroshot_defaults(&zo); /* as m:eval_task without options */
+    if (!st)
+        st = pare_task_score(m, t, &zo, p, r, err);
+    pare_task_free(t);
+    return st;
+}
+
 pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const tui_settings *set,
                            const pare_progress *p, tui_result *row, pare_error *err)
 {
     double t0 = now_s();
     memset(row, 0, sizeof *row);
-    if (!set->eval[0])
-        return pare_fail(err, PARE_EINVAL, "no evaluation text: set one with F2 (setup) or --eval FILE");
+    if (!set->eval[0] && !set->task[0])
+        return pare_fail(err, PARE_EINVAL, "no evaluation text or task: set one with F2 (setup), --eval FILE or --task KIND");
     pare_model *m = NULL;
     pare_status st = pare_model_clone(src, &m, err);
     pare_eval_result r = {0};
+    pare_zeroshot_result zr;
+    memset(&zr, 0, sizeof zr);
+    row->ppl = row->acc = row->acc_norm = NAN;
     if (!st)
         st = tui_apply(m, cfg, set, p, err);
-    if (!st)
+    if (!st && set->eval[0])
         st = tui_evaluate(m, set, p, &r, err);
+    if (!st && set->task[0] && !(st = tui_score_task(m, set, p, &zr, err))) {
+        pare_task_kind kind;
+        pare_task_kind_parse(set->task, &kind, err);
+        snprintf(row->task, sizeof row->task, "%s", pare_task_kind_name(kind));
+        row->acc = zr.acc;
+        row->acc_norm = zr.acc_norm;
+        row->task_items = zr.n;
+        pare_zeroshot_result_free(&zr);
+    }
     if (!st) {
         pare_param_counts a, b;
         pare_model_param_counts(src, &b);
@@ -154,7 +172,8 @@ pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const t
                  cfg->kind == TUI_CFG_DENSE ? "dense" : cfg->kind == TUI_CFG_MANUAL ? "manual" : cfg->method->name);
         const char *base = strrchr(set->eval, '/');
         snprintf(row->data, sizeof row->data, "%.255s", base ? base + 1 : set->eval);
-        row->ppl = r.ppl;
+        if (set->eval[0])
+            row->ppl = r.ppl;
         row->block_before = b.block_linear;
         row->block_after = a.block_linear;
         row->total_before = b.total;

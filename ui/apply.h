@@ -5,6 +5,7 @@
 #define PARE_UI_APPLY_H
 
 #include "core/eval.h"
+#include "core/zeroshot.h"
 #include "state.h"
 
 /* Calibration windows of the settings (pare_calib_windows_file); *ids malloc'd. */
@@ -24,7 +25,14 @@ pare_status tui_apply(pare_model *m, const tui_config *cfg, const tui_settings *
 pare_status tui_evaluate(const pare_model *m, const tui_settings *set, const pare_progress *p, pare_eval_result *r,
                          pare_error *err);
 
-/* Clone of src, tui_apply, tui_evaluate: one result row (label, parameters, ppl, time). */
+/* The settings' zero-shot task on m (task, task_data, task_limit; pare_zeroshot_defaults, as
+ * m:eval_task(task, data, {limit = N}) scores it). r is released with pare_zeroshot_result_free. */
+pare_status tui_score_task(const pare_model *m, const tui_settings *set, const pare_progress *p,
+                           pare_zeroshot_result *r, pare_error *err);
+
+/* Clone of src, tui_apply, tui_evaluate (when an evaluation text is set) and tui_score_task (when a
+ * task is set): one result row (label, parameters, ppl, acc, acc_norm, time; NAN for what was not
+ * measured). */
 pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const tui_settings *set,
                            const pare_progress *p, tui_result *row, pare_error *err);
 

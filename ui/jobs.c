@@ -3,7 +3,6 @@
  * settings while busy); their outputs are handed to the state in done() on the UI thread. */
 #include "jobs.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,10 +116,18 @@ static void eval_done(tui_job *j, pare_status st, const pare_error *err, void *c
     }
     tui_state_add_result(c->st, &e->row);
     char line[512];
-    snprintf(line, sizeof line, "result: %s: ppl %.4f on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
-             e->row.label, e->row.ppl, e->row.data, e->row.block_before, e->row.block_after, e->row.total_before,
-             e->row.total_after, e->row.wall_s);
-    c->log(c->ui, 0, line);
+    if (e->set.eval[0]) {
+        snprintf(line, sizeof line, "result: %s: ppl %.10g on %s, block linears %zu -> %zu, all %zu -> %zu (%.1f s)",
+                 e->row.label, e->row.ppl, e->row.data, e->row.block_before, e->row.block_after, e->row.total_before,
+                 e->row.total_after, e->row.wall_s);
+        c->log(c->ui, 0, line);
+    }
+    if (e->row.task[0]) {
+        snprintf(line, sizeof line, "result: %s: %s acc %.4f acc_norm %.4f (%zu items), all parameters %zu -> %zu",
+                 e->row.label, e->row.task, e->row.acc, e->row.acc_norm, e->row.task_items, e->row.total_before,
+                 e->row.total_after);
+        c->log(c->ui, 0, line);
+    }
 }
 
 static void eval_destroy(tui_job *j)
@@ -155,6 +162,9 @@ typedef struct {
     char recipe[1024], out[1024];
     char **sets;
     int n_sets;
+    int sandbox;  /* LS_SANDBOX, reading only the allowed paths (and what lsession_set names) */
+    char **allow;
+    int n_allow;
     ls_status status;
     char msg[8192];
     char run_out[4096];
@@ -190,18 +200,21 @@ static pare_status recipe_run(tui_job *j, tui_worker *w, const pare_progress *p,
     (void)p;
     ls_sink sink = {recipe_event, recipe_interrupted, w};
     RECIPE_WORKER = w;
-    lsession *s = lsession_open(r->recipe, &sink, 0, r->msg, sizeof r->msg);
+    lsession *s = lsession_open(r->recipe, &sink, r->sandbox ? LS_SANDBOX : 0, r->msg, sizeof r->msg);
     if (!s) {
         RECIPE_WORKER = NULL;
         return pare_fail(err, PARE_EINVAL, "%s", r->msg);
     }
+    for (int i = 0; r->sandbox && i < r->n_allow; i++)
+        lsession_allow(s, r->allow[i]);
     for (int i = 0; i < r->n_sets; i++) {
         char msg[2048];
         if (lsession_set_arg(s, r->sets[i], msg, sizeof msg) && !strstr(msg, ": no parameter '"))
             tui_worker_log(w, msg); /* declared but refused (range, choices): the recipe's default stays */
     }
     char line[2200];
-    snprintf(line, sizeof line, "running %s into %s", r->recipe, r->out);
+    snprintf(line, sizeof line, "running %s into %s%s", r->recipe, r->out,
+             r->sandbox ? " in the sandbox (no processes or libraries; reads the model, data, OUT, --allow)" : "");
     tui_worker_log(w, line);
     r->status = lsession_run(s, r->out, 1, r->msg, sizeof r->msg);
     snprintf(r->run_out, sizeof r->run_out, "%s", lsession_out_dir(s));
@@ -222,14 +235,14 @@ static void recipe_done(tui_job *j, pare_status st, const pare_error *err, void 
         c->log(c->ui, 1, err->msg);
         return;
     }
-    if (st) /* the full message (traceback) goes to the log, its first line to the status line */
-        c->log(c->ui, 1, r->msg);
     int rows = r->run_out[0] ? tui_results_from_run(c->st, r->run_out) : 0;
     char line[4300];
     snprintf(line, sizeof line, "run %s: %.1000s, %d result row%s; record %.3000s/run.json",
              r->status == LS_COMPLETE ? "complete" : r->status == LS_CANCELLED ? "cancelled" : "failed", r->recipe,
              rows, rows == 1 ? "" : "s", r->run_out);
     c->log(c->ui, 0, line);
+    if (st) /* then the full message (traceback) to the log, its first line staying on the status line */
+        c->log(c->ui, 1, r->msg);
 }
 
 static void recipe_destroy(tui_job *j)
@@ -238,19 +251,30 @@ static void recipe_destroy(tui_job *j)
     for (int i = 0; i < r->n_sets; i++)
         free(r->sets[i]);
     free(r->sets);
+    for (int i = 0; i < r->n_allow; i++)
+        free(r->allow[i]);
+    free(r->allow);
     free(r);
 }
 
-tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *const *sets, int n_sets)
+tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *const *sets, int n_sets, int sandbox,
+                        const char *const *allow, int n_allow)
 {
     recipe_job *r = calloc(1, sizeof *r);
-    if (!r || !(r->sets = calloc((size_t)(n_sets > 0 ? n_sets : 1), sizeof *r->sets))) {
+    if (!r || !(r->sets = calloc((size_t)(n_sets > 0 ? n_sets : 1), sizeof *r->sets)) ||
+        !(r->allow = calloc((size_t)(n_allow > 0 ? n_allow : 1), sizeof *r->allow))) {
+        if (r)
+            free(r->sets);
         free(r);
         return NULL;
     }
     for (int i = 0; i < n_sets; i++)
         if ((r->sets[r->n_sets] = strdup(sets[i])))
             r->n_sets++;
+    for (int i = 0; i < n_allow; i++)
+        if (allow[i] && allow[i][0] && (r->allow[r->n_allow] = strdup(allow[i])))
+            r->n_allow++;
+    r->sandbox = sandbox;
     const char *base = strrchr(recipe, '/');
     snprintf(r->job.name, sizeof r->job.name, "run %s", base ? base + 1 : recipe);
     snprintf(r->recipe, sizeof r->recipe, "%s", recipe);
@@ -259,46 +283,4 @@ tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *con
     r->job.done = recipe_done;
     r->job.destroy = recipe_destroy;
     return &r->job;
-}
-
-int tui_results_from_run(tui_state *st, const char *out_dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/run.json", out_dir);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j)
-        return 0;
-    const char *run = strrchr(out_dir, '/');
-    run = run && run[1] ? run + 1 : out_dir;
-    json_t *rows = json_object_get(j, "results");
-    int added = 0;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_t *params = json_object_get(row, "params"), *metrics = json_object_get(row, "metrics");
-        size_t k;
-        json_t *met;
-        json_array_foreach(metrics, k, met) {
-            tui_result r = {0};
-            const char *method = json_string_value(json_object_get(row, "method"));
-            const char *data = json_string_value(json_object_get(met, "data"));
-            const char *db = data ? strrchr(data, '/') : NULL;
-            snprintf(r.method, sizeof r.method, "%s", method ? method : "?");
-            snprintf(r.label, sizeof r.label, "%s (%s)", method ? method : "?", run);
-            snprintf(r.data, sizeof r.data, "%s", db ? db + 1 : data ? data : "");
-            snprintf(r.source, sizeof r.source, "%s", run);
-            r.ppl = json_number_value(json_object_get(met, "value"));
-            r.block_after = (size_t)json_integer_value(json_object_get(params, "block_linear"));
-            r.total_after = (size_t)json_integer_value(json_object_get(params, "total"));
-            r.block_before = (size_t)json_integer_value(json_object_get(params, "block_linear_dense"));
-            r.total_before = (size_t)json_integer_value(json_object_get(params, "total_dense"));
-            json_t *wall = json_object_get(j, "wall_s");
-            r.wall_s = wall ? json_number_value(wall) : 0;
-            if (tui_state_add_result(st, &r) == 0)
-                added++;
-        }
-    }
-    json_decref(j);
-    return added;
 }

@@ -1,7 +1,7 @@
 /* The workbench's long jobs, each a tui_job for the worker thread: spectra (calibrating on demand),
- * evaluating a configuration, and running a recipe through the session runner (presets with F5, the
- * export of the current configuration with x). Their results reach the state in done(), on the UI
- * thread, through a tui_job_ctx given to tui_worker_poll. */
+ * evaluating a configuration, and running a recipe through the session runner (presets with F5,
+ * optionally sandboxed, the export of the current configuration with x). Their results reach the
+ * state in done(), on the UI thread, through a tui_job_ctx given to tui_worker_poll. */
 #ifndef PARE_UI_JOBS_H
 #define PARE_UI_JOBS_H
 
@@ -20,10 +20,10 @@ tui_job *tui_job_spectra(const tui_state *st, int w);
 /* Evaluates a copy of the state's configuration on a clone of the loaded model: one result row. */
 tui_job *tui_job_eval(const tui_state *st);
 /* Runs recipe into out_dir with sets ("name=value"; names the recipe does not declare are skipped)
- * through the session runner; its events go to the log, its result rows (run.json) to the results. */
-tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *const *sets, int n_sets);
-
-/* Reads the result rows of OUT/run.json into the state; returns how many. */
-int tui_results_from_run(tui_state *st, const char *out_dir);
+ * through the session runner; its events go to the log, its result rows (run.json) to the results.
+ * sandbox: as pare run --sandbox (lsession_open's LS_SANDBOX), the recipe reading only the paths in
+ * allow (a file or a folder and what is under it), those the sets name, and out_dir. */
+tui_job *tui_job_recipe(const char *recipe, const char *out_dir, const char *const *sets, int n_sets, int sandbox,
+                        const char *const *allow, int n_allow);
 
 #endif

@@ -1,5 +1,5 @@
 /* The budget pane: method (and so the allocation policy), target ratio, LoRAP split, keep_least,
- * energy threshold and weighting; the configuration's totals under both parameter conventions
+ * energy threshold, weighting and N:M (mask methods and masked types); the configuration's totals under both parameter conventions
  * (decoder-block linears, all parameters) and what each matrix type gets, updated as values change.
  * Nothing is compressed here: the totals come from the plan. */
 #include <math.h>
@@ -9,8 +9,11 @@
 
 #include "tui_internal.h"
 
-enum { F_METHOD, F_RATIO, F_SPLIT, F_KEEP, F_ENERGY, F_WEIGHTING, F_COUNT };
-static const char *const FIELD_NAMES[F_COUNT] = {"method", "ratio", "split", "keep_least", "energy", "weighting"};
+enum { F_METHOD, F_RATIO, F_SPLIT, F_KEEP, F_ENERGY, F_WEIGHTING, F_NM, F_COUNT };
+static const char *const FIELD_NAMES[F_COUNT] = {"method", "ratio", "split", "keep_least", "energy", "weighting", "nm"};
+/* The N:M patterns Left/Right step through (0:0 is off: unstructured masks at the ratio). */
+static const int NM_STEPS[][2] = {{0, 0}, {2, 4}, {4, 8}, {1, 4}, {1, 2}};
+#define N_NM_STEPS ((int)(sizeof NM_STEPS / sizeof NM_STEPS[0]))
 
 static const pare_method *budget_method(const tui_app *a)
 {
@@ -23,6 +26,8 @@ static int applies(const tui_app *a, int f)
     const pare_method *me = budget_method(a);
     if (f == F_METHOD)
         return 1;
+    if (f == F_NM) /* mask methods, and masked types of the method per type (m) */
+        return (me && me->policy == PARE_POLICY_MASK) || a->st.cfg.kind == TUI_CFG_MANUAL;
     if (!me)
         return 0;
     switch (f) {
@@ -44,6 +49,12 @@ void tui_budget_field_text(const tui_app *a, int f, char *buf, size_t cap)
     case F_SPLIT: snprintf(buf, cap, "%.3g", o->split); break;
     case F_KEEP: snprintf(buf, cap, "%.3g", o->keep_least); break;
     case F_ENERGY: snprintf(buf, cap, "%.3g", o->energy); break;
+    case F_NM:
+        if (o->nm_m > 0)
+            snprintf(buf, cap, "%d:%d", o->nm_n, o->nm_m);
+        else
+            snprintf(buf, cap, "off (masks at the ratio)");
+        break;
     default:
         if (o->weighting >= 0)
             snprintf(buf, cap, "%s", PARE_WEIGHTING_NAMES[o->weighting]);
@@ -63,6 +74,19 @@ static void budget_changed(tui_app *a)
 
 int tui_budget_apply_text(tui_app *a, int f, const char *text)
 {
+    if (f == F_NM) { /* "2:4", or off / 0 / empty */
+        int n = 0, m = 0;
+        char c;
+        if (!*text || !strcmp(text, "off") || !strcmp(text, "0"))
+            a->st.mo.nm_n = a->st.mo.nm_m = 0;
+        else if (sscanf(text, "%d:%d%c", &n, &m, &c) == 2 && n >= 1 && n < m && m <= 1024) {
+            a->st.mo.nm_n = n;
+            a->st.mo.nm_m = m;
+        } else
+            return -1;
+        budget_changed(a);
+        return 0;
+    }
     char *end;
     double v = strtod(text, &end);
     while (*end == ' ')
@@ -101,6 +125,16 @@ static void step(tui_app *a, int f, int dir)
     case F_SPLIT: o->split = clampd(o->split + 0.5 * dir, 0.5, 20); break;
     case F_KEEP: o->keep_least = clampd(round((o->keep_least + 0.01 * dir) * 1000) / 1000, 0, 0.5); break;
     case F_ENERGY: o->energy = clampd(round((o->energy + 0.01 * dir) * 1000) / 1000, 0.01, 1); break;
+    case F_NM: {
+        int k = 0;
+        for (int i = 0; i < N_NM_STEPS; i++)
+            if (NM_STEPS[i][0] == o->nm_n && NM_STEPS[i][1] == o->nm_m)
+                k = i;
+        k = (k + (dir > 0 ? 1 : -1) + N_NM_STEPS) % N_NM_STEPS;
+        o->nm_n = NM_STEPS[k][0];
+        o->nm_m = NM_STEPS[k][1];
+        break;
+    }
     default: {
         int w = o->weighting + (dir > 0 ? 1 : -1);
         o->weighting = w < -1 ? 2 : w > 2 ? -1 : w;
@@ -217,7 +251,7 @@ void tui_budget_draw(tui_app *a, tui_rect r, int focused)
                  -100.0 * (1.0 - (double)st->total_after / (double)st->total_before));
         tui_put(y++, x, w, line, A_NORMAL);
     }
-    if (y < r.y + 1 + h) {
+    if (y < r.y + h) { /* only with room left for the types line below */
         snprintf(line, sizeof line, " %d factorized, %d sliced, %d masked", st->n_factor, st->n_channels, st->n_mask);
         tui_put(y++, x, w, line, tui_attr(a, PAIR_DIM));
     }
@@ -240,7 +274,7 @@ int tui_budget_key(tui_app *a, int ch)
     case KEY_RIGHT: step(a, a->bud_row, ch == KEY_RIGHT ? 1 : -1); return 1;
     case '<':
     case '>':
-        for (int i = 0; i < (a->bud_row == F_METHOD || a->bud_row == F_WEIGHTING ? 1 : 10); i++)
+        for (int i = 0; i < (a->bud_row == F_METHOD || a->bud_row == F_WEIGHTING || a->bud_row == F_NM ? 1 : 10); i++)
             step(a, a->bud_row, ch == '>' ? 1 : -1);
         return 1;
     case '\n':

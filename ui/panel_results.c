@@ -1,5 +1,7 @@
-/* The results pane (one row per evaluated configuration: perplexity, parameters, method, time) and
+/* The results pane (one row per evaluated configuration: perplexity, zero-shot acc and acc_norm when a
+ * task was scored, parameters, method, time) and
  * the log pane (job messages, recipe output, captured stderr; errors in full). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +18,22 @@ void tui_results_draw(tui_app *a, tui_rect r, int focused)
     if (w < 10 || h < 1)
         return;
     char line[512];
+    /* acc and acc_norm columns once some row scored a zero-shot task */
+    int task = 0;
+    for (int i = 0; i < st->n_res; i++)
+        task |= st->res[i].task[0] != 0;
     /* the configuration column takes what the others leave; the data file only on wide panes */
-    int wide = w >= 84, cw = w - (4 + 10 + 12 + 12 + 7) - (wide ? 17 : 0);
+    int wide = w >= 84 + (task ? 16 : 0), cw = w - (4 + 10 + 12 + 12 + 7) - (wide ? 17 : 0) - (task ? 16 : 0);
     cw = cw < 8 ? 8 : cw > 40 ? 40 : cw;
+    char acc_head[32] = "";
+    if (task)
+        snprintf(acc_head, sizeof acc_head, "%8s%8s", "acc", "acc_norm");
     if (wide)
-        snprintf(line, sizeof line, " %-3s%-*s%10s%12s%12s  %-15s%7s", "#", cw, "configuration", "ppl", "block lin.",
-                 "all params", "data", "time");
+        snprintf(line, sizeof line, " %-3s%-*s%10s%s%12s%12s  %-15s%7s", "#", cw, "configuration", "ppl", acc_head,
+                 "block lin.", "all params", "data", "time");
     else
-        snprintf(line, sizeof line, " %-3s%-*s%10s%12s%12s%7s", "#", cw, "configuration", "ppl", "block lin.",
-                 "all params", "time");
+        snprintf(line, sizeof line, " %-3s%-*s%10s%s%12s%12s%7s", "#", cw, "configuration", "ppl", acc_head,
+                 "block lin.", "all params", "time");
     tui_put(r.y + 1, x, w, line, tui_attr(a, PAIR_TITLE));
     int rows = h - 1;
     if (st->n_res == 0) {
@@ -49,11 +58,20 @@ void tui_results_draw(tui_app *a, tui_rect r, int focused)
         char bl[48], tl[48];
         snprintf(bl, sizeof bl, "%s %3.0f%%", b, rs->block_before ? 100.0 * rs->block_after / rs->block_before : 0);
         snprintf(tl, sizeof tl, "%s %3.0f%%", t, rs->total_before ? 100.0 * rs->total_after / rs->total_before : 0);
+        char ppl[32], acc[40] = "";
+        if (isnan(rs->ppl))
+            snprintf(ppl, sizeof ppl, "%10s", "-");
+        else
+            snprintf(ppl, sizeof ppl, "%10.4f", rs->ppl);
+        if (task && rs->task[0])
+            snprintf(acc, sizeof acc, "%8.4f%8.4f", rs->acc, rs->acc_norm);
+        else if (task)
+            snprintf(acc, sizeof acc, "%8s%8s", "-", "-");
         if (wide)
-            snprintf(line, sizeof line, " %-3d%-*.*s%10.4f%12s%12s  %-15.15s%6.1fs", i + 1, cw, cw, rs->label, rs->ppl,
+            snprintf(line, sizeof line, " %-3d%-*.*s%s%s%12s%12s  %-15.15s%6.1fs", i + 1, cw, cw, rs->label, ppl, acc,
                      bl, tl, rs->data, rs->wall_s);
         else
-            snprintf(line, sizeof line, " %-3d%-*.*s%10.4f%12s%12s%6.1fs", i + 1, cw, cw, rs->label, rs->ppl, bl, tl,
+            snprintf(line, sizeof line, " %-3d%-*.*s%s%s%12s%12s%6.1fs", i + 1, cw, cw, rs->label, ppl, acc, bl, tl,
                      rs->wall_s);
         int at = focused && i == a->res_row ? tui_attr(a, PAIR_SEL) : 0;
         tui_fill(r.y + 2 + j, x, w, at);

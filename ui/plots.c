@@ -134,13 +134,24 @@ static int by_params(const void *a, const void *b)
     return (x[0] > y[0]) - (x[0] < y[0]);
 }
 
+/* Size against the chart's metric (perplexity, or a zero-shot accuracy), one line per method, the
+ * dense row as a reference line; rows without the metric are left out. */
 static pare_status chart(const tui_state *st, pare_plot *p, pare_error *err)
 {
     if (st->n_res == 0)
         return pare_fail(err, PARE_EINVAL, "no results yet: e evaluates the configuration");
-    pare_plot_opts o = {.title = "size against perplexity",
+    tui_metric met = (tui_metric)st->chart_metric;
+    const char *mname = TUI_METRIC_NAMES[met];
+    char title[96], ylab[96];
+    const char *task = "";
+    for (int i = 0; i < st->n_res && met != TUI_METRIC_PPL; i++)
+        if (st->res[i].task[0])
+            task = st->res[i].task;
+    snprintf(title, sizeof title, "size against %s%s%s", mname, task[0] ? " on " : "", task);
+    snprintf(ylab, sizeof ylab, "%s%s%s", mname, task[0] ? " " : "", task);
+    pare_plot_opts o = {.title = title,
                         .x = {.label = "parameters"},
-                        .y = {.label = "perplexity", .scale = PARE_SCALE_LOG}};
+                        .y = {.label = ylab, .scale = met == TUI_METRIC_PPL ? PARE_SCALE_LOG : PARE_SCALE_LINEAR}};
     pare_status rc = pare_plot_set_opts(p, &o, err);
     double *xy = malloc((size_t)st->n_res * 2 * sizeof *xy), *x = malloc((size_t)st->n_res * sizeof *x),
            *y = malloc((size_t)st->n_res * sizeof *y);
@@ -149,7 +160,10 @@ static pare_status chart(const tui_state *st, pare_plot *p, pare_error *err)
         free(xy), free(x), free(y), free(seen);
         return pare_fail(err, PARE_ENOMEM, "out of memory for the chart");
     }
+    for (int i = 0; i < st->n_res; i++) /* rows without the metric are not drawn */
+        seen[i] = !isfinite(tui_result_metric(&st->res[i], met));
     double dense = NAN;
+    int lines = 0;
     for (int i = 0; i < st->n_res && !rc; i++) {
         if (seen[i])
             continue;
@@ -158,7 +172,7 @@ static pare_status chart(const tui_state *st, pare_plot *p, pare_error *err)
             if (!seen[j] && !strcmp(st->res[j].method, st->res[i].method)) {
                 seen[j] = 1;
                 xy[2 * n] = (double)st->res[j].total_after;
-                xy[2 * n + 1] = st->res[j].ppl;
+                xy[2 * n + 1] = tui_result_metric(&st->res[j], met);
                 n++;
             }
         qsort(xy, (size_t)n, 2 * sizeof *xy, by_params);
@@ -169,8 +183,11 @@ static pare_status chart(const tui_state *st, pare_plot *p, pare_error *err)
         rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_LINE_MARKERS, .name = st->res[i].method, .x = x,
                                              .y = y, .n = n},
                            err);
+        lines++;
     }
-    if (!rc && isfinite(dense) && dense > 0) {
+    if (!rc && !lines)
+        rc = pare_fail(err, PARE_EINVAL, "no result has %s yet", mname);
+    if (!rc && isfinite(dense) && (dense > 0 || met != TUI_METRIC_PPL)) {
         char name[48];
         snprintf(name, sizeof name, "dense %.4g", dense);
         rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_HLINE, .name = name, .value = dense, .dashed = 1}, err);

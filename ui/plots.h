@@ -10,7 +10,7 @@ typedef enum {
     TUI_PLOT_SPECTRUM, /* singular values of the selected matrix, energy on y2, rank cursor and break-even */
     TUI_PLOT_HEATMAP,  /* parameters kept per matrix (layers x types) under the configuration (h) */
     TUI_PLOT_LAYERS,   /* the selected matrix's type across layers, values over s_1 (g) */
-    TUI_PLOT_CHART,    /* perplexity against parameters of the results so far, per method (c) */
+    TUI_PLOT_CHART,    /* perplexity (or acc, acc_norm: c again) against parameters of the results, per method (c) */
     TUI_PLOT_KINDS
 } tui_plot_kind;
 

@@ -77,6 +77,8 @@ static void write_method(FILE *f, const tui_config *cfg)
     }
     if (mo.weighting >= 0)
         fprintf(f, ", weighting = \"%s\"", PARE_WEIGHTING_NAMES[mo.weighting]);
+    if (mo.nm_m > 0)
+        fprintf(f, ", nm = \"%d:%d\"", mo.nm_n, mo.nm_m);
     fputs(",\n                         calib = p.calib, calib_samples = p.calib_samples, calib_len = p.calib_len, "
           "seed = p.seed}\n",
           f);
@@ -86,17 +88,39 @@ static void write_method(FILE *f, const tui_config *cfg)
           f);
 }
 
-static void write_manual(FILE *f, const tui_state *st, const tui_config *cfg)
+/* The manual configuration as m:calibrate (one-shot, on the dense model), then one m:factorize per
+ * (rank, weighting), one m:prune per mask method (score, scope, sparsity or N:M) and one m:prune for
+ * FFN channels (the whole model: the workbench prunes channels by type, so every block alike). Each
+ * matrix is touched once and the statistics are taken before any change, so the order does not
+ * matter and the model equals the workbench's plan applied by pare_apply_plan. */
+static pare_status write_manual(FILE *f, const tui_state *st, const tui_config *cfg, pare_error *err)
 {
-    int weighted = 0, gram = 0;
-    for (int i = 0; i < cfg->n; i++)
-        if (cfg->man[i].rank > 0) {
-            weighted |= cfg->man[i].weighting != PARE_WEIGHT_NONE;
-            gram |= cfg->man[i].weighting == PARE_WEIGHT_WHITEN;
+    pare_plan plan;
+    int needs = 0, gram = 0;
+    pare_status rc = tui_config_plan(st->model, cfg, &plan, &needs, &gram, err);
+    if (rc)
+        return rc;
+    const pare_plan_item *chan = NULL;
+    int n_chan = 0, n_ffn = 0;
+    for (int i = 0; i < plan.count; i++) {
+        n_ffn += st->type[i] >= 4;
+        if (plan.items[i].action == PARE_PLAN_CHANNELS) {
+            n_chan++;
+            if (chan && (chan->channel_frac != plan.items[i].channel_frac || chan->how.keep_least != plan.items[i].how.keep_least ||
+                         chan->how.chan_score != plan.items[i].how.chan_score))
+                rc = pare_fail(err, PARE_EINVAL, "FFN channels pruned differently across blocks: m:prune prunes every block alike");
+            chan = &plan.items[i];
         }
-    if (weighted) {
+    }
+    if (!rc && n_chan && n_chan != n_ffn)
+        rc = pare_fail(err, PARE_EINVAL, "FFN channels pruned in some blocks only: m:prune prunes every block alike");
+    if (rc) {
+        pare_plan_free(&plan);
+        return rc;
+    }
+    if (needs) {
         fputs("    if not p.calib then\n"
-              "        error(\"these ranks are factorized with calibration statistics: --set calib=FILE\", 0)\n"
+              "        error(\"these decisions use calibration statistics: --set calib=FILE\", 0)\n"
               "    end\n"
               "    -- one-shot statistics of the dense model, as the workbench took them\n",
               f);
@@ -104,24 +128,56 @@ static void write_manual(FILE *f, const tui_state *st, const tui_config *cfg)
                    "seed = p.seed, gram = %s}\n",
                 gram ? "true" : "false");
     }
-    /* one m:factorize per (rank, weighting), matrices in model order */
-    unsigned char *done = calloc((size_t)(cfg->n > 0 ? cfg->n : 1), 1);
-    for (int i = 0; done && i < cfg->n; i++) {
-        if (done[i] || cfg->man[i].rank <= 0)
+    /* one call per group of matrices with the same decision, matrices in model order */
+    unsigned char *done = calloc((size_t)(plan.count > 0 ? plan.count : 1), 1);
+    for (int i = 0; done && i < plan.count; i++) {
+        const pare_plan_item *a = &plan.items[i];
+        if (done[i] || (a->action != PARE_PLAN_FACTOR && a->action != PARE_PLAN_MASK))
             continue;
-        int k = cfg->man[i].rank, w = cfg->man[i].weighting;
-        fprintf(f, "    m:factorize{rank = %d, weighting = \"%s\"%s, matrices = {\n", k, PARE_WEIGHTING_NAMES[w],
-                w != PARE_WEIGHT_NONE ? ", calib = c" : "");
-        for (int j = i; j < cfg->n; j++)
-            if (!done[j] && cfg->man[j].rank == k && cfg->man[j].weighting == w) {
+        if (a->action == PARE_PLAN_FACTOR) {
+            int w = a->how.weighting;
+            fprintf(f, "    m:factorize{rank = %d, weighting = \"%s\"%s, matrices = {\n", a->rank, PARE_WEIGHTING_NAMES[w],
+                    w != PARE_WEIGHT_NONE ? ", calib = c" : "");
+        } else {
+            int wanda = a->how.mask_score == PARE_SCORE_WANDA;
+            fprintf(f, "    m:prune{method = \"%s\", ", wanda ? "wanda" : "magnitude");
+            if (a->how.nm_m > 0)
+                fprintf(f, "nm = \"%d:%d\"", a->how.nm_n, a->how.nm_m);
+            else {
+                fprintf(f, "sparsity = ");
+                num(f, a->sparsity);
+                fprintf(f, ", scope = \"%s\"", a->how.mask_scope == PARE_SCOPE_ROW ? "row" : "matrix");
+            }
+            fprintf(f, "%s, matrices = {\n", wanda ? ", calib = c" : "");
+        }
+        for (int j = i; j < plan.count; j++) {
+            const pare_plan_item *b = &plan.items[j];
+            int same = !done[j] && b->action == a->action &&
+                       (a->action == PARE_PLAN_FACTOR
+                            ? b->rank == a->rank && b->how.weighting == a->how.weighting
+                            : b->how.mask_score == a->how.mask_score && b->how.nm_m == a->how.nm_m &&
+                                  b->how.nm_n == a->how.nm_n &&
+                                  (a->how.nm_m > 0 || (b->sparsity == a->sparsity && b->how.mask_scope == a->how.mask_scope)));
+            if (same) {
                 done[j] = 1;
                 fputs("        ", f);
                 quote(f, st->lin[j]->name);
                 fputs(",\n", f);
             }
+        }
         fputs("    }}\n", f);
     }
     free(done);
+    if (chan) {
+        int lorap = chan->how.chan_score == PARE_CHAN_LORAP;
+        fprintf(f, "    m:prune{method = \"%s\", sparsity = ", lorap ? "channels" : "channels-magnitude");
+        num(f, chan->channel_frac);
+        fputs(", keep_least = ", f);
+        num(f, chan->how.keep_least);
+        fprintf(f, "%s}\n", lorap ? ", calib = c" : "");
+    }
+    pare_plan_free(&plan);
+    return PARE_OK;
 }
 
 pare_status tui_recipe_text(const tui_state *st, const tui_config *cfg, const tui_settings *set, const char *note,
@@ -149,7 +205,7 @@ pare_status tui_recipe_text(const tui_state *st, const tui_config *cfg, const tu
         fprintf(f, "%s\n", note);
     fputs("Reproduce: pare run THIS.lua [--out OUT] (--set export=true also writes OUT/model).\n", f);
     if (cfg->kind == TUI_CFG_MANUAL)
-        fputs("Per-matrix ranks from the workbench, factorized from one-shot statistics of the dense model.\n", f);
+        fputs("Per-matrix decisions from the workbench, applied with one-shot statistics of the dense model.\n", f);
     fputs("]]\n\n", f);
     fputs("description = ", f);
     char desc[512];
@@ -166,16 +222,31 @@ pare_status tui_recipe_text(const tui_state *st, const tui_config *cfg, const tu
     fprintf(f, "    window = {%d, \"evaluation window (tokens)\", min = 2},\n", set->window);
     fprintf(f, "    limit_tokens = {%lld, \"evaluate only the first N tokens (0: all)\", min = 0},\n",
             set->limit_tokens > 0 ? set->limit_tokens : 0);
+    fputs("    task = {", f);
+    if (set->task[0])
+        quote(f, set->task);
+    else
+        fputs("nil", f);
+    fprintf(f, ", \"zero-shot task: piqa, arc-easy, boolq or hellaswag\", type = \"string\"%s},\n",
+            set->task[0] ? "" : ", optional = true");
+    declare_text(f, "task_data", set->task_data, "the task's data file or folder");
+    fprintf(f, "    task_limit = {%lld, \"score only the first N items of the task (0: all)\", min = 0},\n",
+            set->task_limit > 0 ? set->task_limit : 0);
     fputs("    export = {false, \"write the compressed model into OUT/model (pare format)\"},\n}\n\n", f);
     fputs("function run(p)\n    local m <close> = pare.load(p.model)\n", f);
+    pare_status rc = PARE_OK;
     if (cfg->kind == TUI_CFG_METHOD)
         write_method(f, cfg);
     else if (cfg->kind == TUI_CFG_MANUAL)
-        write_manual(f, st, cfg);
+        rc = write_manual(f, st, cfg, err);
     fputs("    if p.eval then\n"
           "        local e = m:eval(p.eval, {window = p.window, limit_tokens = p.limit_tokens})\n"
           "        print(string.format(\"perplexity    %.17g on %s (window %d, %d targets)\", e.ppl, e.data, e.window,\n"
           "                            e.predicted))\n"
+          "    end\n"
+          "    if p.task then\n"
+          "        local t = m:eval_task(p.task, p.task_data, {limit = p.task_limit})\n"
+          "        print(string.format(\"accuracy      %.17g acc_norm %.17g on %s (%d items)\", t.acc, t.acc_norm, t.task, t.n))\n"
           "    end\n"
           "    if p.export then\n"
           "        local x = m:export(pare.out(\"model\"), {format = \"pare\", overwrite = true})\n"
@@ -183,9 +254,9 @@ pare_status tui_recipe_text(const tui_state *st, const tui_config *cfg, const tu
           "    end\n"
           "end\n",
           f);
-    if (fclose(f) || !buf) {
+    if (fclose(f) || !buf || rc) {
         free(buf);
-        return pare_fail(err, PARE_ENOMEM, "out of memory for the recipe");
+        return rc ? rc : pare_fail(err, PARE_ENOMEM, "out of memory for the recipe");
     }
     *text = buf;
     return PARE_OK;

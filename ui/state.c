@@ -2,8 +2,11 @@
  * built, the rank cursor, the model tree and the layout, all without a terminal. */
 #include "state.h"
 
+#include "core/fileio.h"
 #include "core/prune.h"
+#include "core/tasks.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,66 @@ void tui_settings_defaults(tui_settings *s)
     s->window = 256;
 }
 
+pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,
+                                  pare_error *err)
+{
+    if (!kind || !*kind) {
+        s->task[0] = s->task_data[0] = 0;
+        s->task_limit = 0;
+        return PARE_OK;
+    }
+    pare_task_kind k;
+    pare_status rc = pare_task_kind_parse(kind, &k, err);
+    if (rc)
+        return rc;
+    if (!data || !*data)
+        return pare_fail(err, PARE_EINVAL, "task %s needs its data: a file or the folder holding it", kind);
+    if (!pare_file_exists(data) && !pare_is_dir(data))
+        return pare_fail(err, PARE_EIO, "%s: cannot open: No such file or directory", data);
+    if (limit < 0)
+        return pare_fail(err, PARE_EINVAL, "task limit %lld: must be 0 (all items) or more", limit);
+    snprintf(s->task, sizeof s->task, "%s", pare_task_kind_name(k));
+    snprintf(s->task_data, sizeof s->task_data, "%s", data);
+    s->task_limit = limit;
+    return PARE_OK;
+}
+
+pare_status tui_settings_parse_task(tui_settings *s, const char *text, pare_error *err)
+{
+    char buf[1200], *p = buf;
+    snprintf(buf, sizeof buf, "%s", text);
+    while (*p == ' ')
+        p++;
+    size_t n = strlen(p);
+    while (n && p[n - 1] == ' ')
+        p[--n] = 0;
+    if (!*p)
+        return tui_settings_set_task(s, NULL, NULL, 0, err);
+    char *path = strchr(p, ' ');
+    if (!path)
+        return pare_fail(err, PARE_EINVAL, "task '%s': expected KIND PATH [LIMIT], e.g. piqa data/tasks/piqa 200", p);
+    *path++ = 0;
+    while (*path == ' ')
+        path++;
+    long long limit = 0;
+    char *last = strrchr(path, ' ');
+    if (last && last[1] && strspn(last + 1, "0123456789") == strlen(last + 1)) { /* a trailing number is the limit */
+        limit = strtoll(last + 1, NULL, 10);
+        *last = 0;
+    }
+    return tui_settings_set_task(s, p, path, limit, err);
+}
+
+void tui_settings_task_text(const tui_settings *s, char *buf, size_t cap)
+{
+    if (!s->task[0])
+        snprintf(buf, cap, "%s", "");
+    else if (s->task_limit > 0)
+        snprintf(buf, cap, "%s %s %lld", s->task, s->task_data, s->task_limit);
+    else
+        snprintf(buf, cap, "%s %s", s->task, s->task_data);
+}
+
 void tui_method_opts_effective(const tui_config *cfg, pare_method_opts *mo)
 {
     pare_method_defaults(mo);
@@ -37,7 +100,13 @@ void tui_method_opts_effective(const tui_config *cfg, pare_method_opts *mo)
         mo->energy = cfg->mo.energy;
     if (me->policy == PARE_POLICY_GLOBAL || me->policy == PARE_POLICY_ENERGY)
         mo->weighting = cfg->mo.weighting;
+    if (me->policy == PARE_POLICY_MASK && cfg->mo.nm_m > 0) {
+        mo->nm_n = cfg->mo.nm_n;
+        mo->nm_m = cfg->mo.nm_m;
+    }
 }
+
+pare_plan_action tui_manual_action(const tui_manual *d) { return d->rank > 0 ? PARE_PLAN_FACTOR : d->action; }
 
 int tui_config_copy(tui_config *dst, const tui_config *src)
 {
@@ -73,15 +142,23 @@ unsigned long long tui_config_hash(const tui_config *c, const tui_settings *set)
         pare_method_opts mo;
         tui_method_opts_effective(c, &mo);
         h = fnv(h, c->method->name, strlen(c->method->name));
-        double v[] = {mo.ratio, mo.split, mo.keep_least, mo.energy, mo.weighting};
+        double v[] = {mo.ratio, mo.split, mo.keep_least, mo.energy, mo.weighting, mo.nm_n, mo.nm_m};
         h = fnv(h, v, sizeof v);
     }
     if (c->kind == TUI_CFG_MANUAL)
-        for (int i = 0; i < c->n; i++)
-            h = fnv(h, &c->man[i], sizeof c->man[i]);
+        for (int i = 0; i < c->n; i++) { /* field by field: no padding bytes */
+            const tui_manual *d = &c->man[i];
+            const pare_plan_how *w = &d->how;
+            double v[] = {d->rank, d->weighting, tui_manual_action(d), d->frac, w->weighting, w->mask_score,
+                          w->mask_scope, w->nm_n, w->nm_m, w->chan_score, w->keep_least};
+            h = fnv(h, v, sizeof v);
+        }
     h = fnv(h, set->calib, strlen(set->calib) + 1);
     h = fnv(h, set->eval, strlen(set->eval) + 1);
-    long long nums[] = {set->calib_samples, set->calib_len, (long long)set->seed, set->window, set->limit_tokens};
+    h = fnv(h, set->task, strlen(set->task) + 1);
+    h = fnv(h, set->task_data, strlen(set->task_data) + 1);
+    long long nums[] = {set->calib_samples, set->calib_len, (long long)set->seed, set->window, set->limit_tokens,
+                        set->task_limit};
     return fnv(h, nums, sizeof nums);
 }
 
@@ -91,14 +168,60 @@ void tui_config_label(const tui_config *c, char *buf, size_t cap)
         snprintf(buf, cap, "dense");
     else if (c->kind == TUI_CFG_METHOD && c->method->policy == PARE_POLICY_ENERGY)
         snprintf(buf, cap, "%s %.3g", c->method->name, c->mo.energy); /* "energy 0.9" */
+    else if (c->kind == TUI_CFG_METHOD && c->method->policy == PARE_POLICY_MASK && c->mo.nm_m > 0)
+        snprintf(buf, cap, "%s %d:%d", c->method->name, c->mo.nm_n, c->mo.nm_m); /* "wanda 2:4" */
     else if (c->kind == TUI_CFG_METHOD)
         snprintf(buf, cap, "%s %.3g", c->method->name, c->mo.ratio);
     else {
-        int k = 0;
-        for (int i = 0; i < c->n; i++)
-            k += c->man[i].rank > 0;
-        snprintf(buf, cap, "manual (%d rank%s)", k, k == 1 ? "" : "s");
+        int k = 0, masked = 0, sliced = 0, nm_n = 0, nm_m = 0;
+        for (int i = 0; i < c->n; i++) {
+            pare_plan_action a = tui_manual_action(&c->man[i]);
+            k += a == PARE_PLAN_FACTOR;
+            sliced += a == PARE_PLAN_CHANNELS;
+            if (a == PARE_PLAN_MASK && masked++ == 0)
+                nm_n = c->man[i].how.nm_n, nm_m = c->man[i].how.nm_m;
+        }
+        size_t o = (size_t)snprintf(buf, cap, "manual (%d rank%s", k, k == 1 ? "" : "s");
+        if (masked && o < cap && nm_m > 0)
+            o += (size_t)snprintf(buf + o, cap - o, ", %d masked %d:%d", masked, nm_n, nm_m);
+        else if (masked && o < cap)
+            o += (size_t)snprintf(buf + o, cap - o, ", %d masked", masked);
+        if (sliced && o < cap)
+            o += (size_t)snprintf(buf + o, cap - o, ", %d sliced", sliced);
+        if (o < cap)
+            snprintf(buf + o, cap - o, ")");
     }
+}
+
+pare_status tui_config_plan(pare_model *m, const tui_config *cfg, pare_plan *plan, int *needs_stats, int *gram,
+                            pare_error *err)
+{
+    int ns = 0, g = 0;
+    memset(plan, 0, sizeof *plan);
+    pare_status rc = pare_plan_dense(m, NULL, plan, err);
+    if (!rc && cfg->kind == TUI_CFG_MANUAL && cfg->n != plan->count)
+        rc = pare_fail(err, PARE_EINVAL, "the configuration has %d matrices, the model %d", cfg->n, plan->count);
+    for (int i = 0; !rc && cfg->kind == TUI_CFG_MANUAL && i < cfg->n; i++) {
+        const tui_manual *d = &cfg->man[i];
+        pare_plan_how how = d->how;
+        pare_plan_action a = tui_manual_action(d);
+        if (a == PARE_PLAN_FACTOR)
+            how.weighting = (pare_weighting)d->weighting;
+        rc = pare_plan_item_set(m, &plan->items[i], a, a == PARE_PLAN_FACTOR ? d->rank : d->frac, &how, err);
+        ns |= (a == PARE_PLAN_FACTOR && how.weighting != PARE_WEIGHT_NONE) ||
+              (a == PARE_PLAN_MASK && how.mask_score == PARE_SCORE_WANDA) ||
+              (a == PARE_PLAN_CHANNELS && how.chan_score == PARE_CHAN_LORAP);
+        g |= a == PARE_PLAN_FACTOR && how.weighting == PARE_WEIGHT_WHITEN;
+    }
+    if (!rc)
+        rc = pare_plan_recount(m, plan, err);
+    if (rc)
+        pare_plan_free(plan);
+    if (needs_stats)
+        *needs_stats = ns;
+    if (gram)
+        *gram = g;
+    return rc;
 }
 
 /* Weights of a linear as it is now, without its bias (plans count weights only). */
@@ -207,10 +330,13 @@ static int plan_method(tui_state *st)
             snprintf(st->dec_err, sizeof st->dec_err, "%s needs the %s spectra (computing them%s)", me->name,
                      TUI_WEIGHTING_LABELS[w], w != PARE_WEIGHT_NONE && !st->set.calib[0] ? " needs a calibration text: F2" : "");
             return -1;
-        } else if (me->policy == PARE_POLICY_GLOBAL)
-            rc = pare_allocate_global(st->model, st->spectra[w], o->ratio, &plan, &err);
-        else
-            rc = pare_allocate_energy(st->model, st->spectra[w], o->energy, &plan, &err);
+        } else {
+            pare_plan_how how;
+            pare_method_how(me, o, &how);
+            how.weighting = w;
+            rc = me->policy == PARE_POLICY_GLOBAL ? pare_allocate_global(st->model, st->spectra[w], o->ratio, &how, &plan, &err)
+                                                  : pare_allocate_energy(st->model, st->spectra[w], o->energy, &how, &plan, &err);
+        }
     } else
         rc = pare_method_plan(st->model, me, o, NULL, NULL, NULL, &plan, &w, &err);
     if (rc == PARE_OK && plan.count != st->n)
@@ -228,18 +354,7 @@ static int plan_method(tui_state *st)
         d->frac = it->action == PARE_PLAN_CHANNELS ? it->channel_frac : it->action == PARE_PLAN_MASK ? it->sparsity : 0;
         d->weighting = (int)w;
         d->before = it->params_before;
-        d->after = it->params_after;
-        if (it->action == PARE_PLAN_CHANNELS) {
-            /* The plan counts floor(s F) channels removed, but channel selection with keep_least removes
-             * floor((keep_least + s) F) - floor(keep_least F) (pare_chan_select), which can be one
-             * more; count what compression will do, so the totals match the compressed model. */
-            const pare_linear *l = it->linear;
-            int down = st->type[i] == 6, F = down ? l->in : l->out;
-            size_t lo = pare_prune_count(o->keep_least, (size_t)F), hi = pare_prune_count(o->keep_least + it->channel_frac,
-                                                                                          (size_t)F);
-            size_t keep = (size_t)F - (hi > lo ? hi - lo : 0);
-            d->after = down ? (size_t)l->out * keep : keep * (size_t)l->in;
-        }
+        d->after = it->params_after; /* the core counts what compression leaves (keep_least, rows, N:M) */
     }
     pare_plan_free(&plan);
     return 0;
@@ -259,15 +374,26 @@ int tui_state_update(tui_state *st)
     st->total_after = st->total_before;
     if (st->cfg.kind == TUI_CFG_METHOD && plan_method(st))
         return 0;
-    if (st->cfg.kind == TUI_CFG_MANUAL)
-        for (int i = 0; i < st->n && i < st->cfg.n; i++)
-            if (st->cfg.man[i].rank > 0) {
-                tui_decision *d = &st->dec[i];
-                d->action = PARE_PLAN_FACTOR;
-                d->rank = st->cfg.man[i].rank;
-                d->weighting = st->cfg.man[i].weighting;
-                d->after = pare_lowrank_params(st->lin[i]->out, st->lin[i]->in, d->rank);
-            }
+    if (st->cfg.kind == TUI_CFG_MANUAL) { /* the plan apply.c applies, counted by the core */
+        pare_plan plan;
+        pare_error err = {0};
+        if (tui_config_plan(st->model, &st->cfg, &plan, NULL, NULL, &err)) {
+            snprintf(st->dec_err, sizeof st->dec_err, "%s", err.msg);
+            return 0;
+        }
+        for (int i = 0; i < st->n && i < plan.count; i++) {
+            const pare_plan_item *it = &plan.items[i];
+            if (it->action == PARE_PLAN_DENSE)
+                continue;
+            tui_decision *d = &st->dec[i];
+            d->action = it->action;
+            d->rank = it->rank;
+            d->frac = it->action == PARE_PLAN_CHANNELS ? it->channel_frac : it->sparsity;
+            d->weighting = (int)it->how.weighting;
+            d->after = it->params_after;
+        }
+        pare_plan_free(&plan);
+    }
     size_t removed = 0;
     for (int i = 0; i < st->n; i++) {
         const tui_decision *d = &st->dec[i];
@@ -319,7 +445,7 @@ int tui_state_set_rank(tui_state *st, int i, int k, int w, int *dropped)
         if (st->cfg.kind == TUI_CFG_METHOD && st->dec_ok)
             for (int j = 0; j < st->n; j++) {
                 if (st->dec[j].action == PARE_PLAN_FACTOR)
-                    man[j] = (tui_manual){st->dec[j].rank, st->dec[j].weighting};
+                    man[j] = (tui_manual){.rank = st->dec[j].rank, .weighting = st->dec[j].weighting};
                 drop += st->dec[j].action == PARE_PLAN_CHANNELS || st->dec[j].action == PARE_PLAN_MASK;
             }
         if (dropped)
@@ -330,7 +456,7 @@ int tui_state_set_rank(tui_state *st, int i, int k, int w, int *dropped)
         st->cfg.n = st->n;
         st->cfg.man = man;
     }
-    st->cfg.man[i] = (tui_manual){k > 0 ? k : 0, w};
+    st->cfg.man[i] = (tui_manual){.rank = k > 0 ? k : 0, .weighting = w};
     tui_state_update(st);
     return 0;
 }
@@ -354,26 +480,62 @@ int tui_state_set_rank_type(tui_state *st, int i, int k, int w)
 }
 
 const char *const TUI_MIX_POLICY_NAMES[3] = {"uniform", "energy", "global"};
+const char *const TUI_MIX_CHOICE_NAMES[TUI_MIX_CHOICES + 1] = {
+    "keep as loaded", "svd (plain)", "asvd (activation)", "svdllm (whitened)", "channels (LoRAP score)",
+    "magnitude mask", "wanda mask"};
+
+/* The decision a pruning choice gives matrix i under the budget (ratio, keep_least, nm). */
+static tui_manual prune_choice(const tui_state *st, int choice)
+{
+    tui_manual d = {0};
+    pare_plan_how_defaults(&d.how);
+    d.frac = st->mo.ratio;
+    if (choice == TUI_MIX_CHANNELS) {
+        d.action = PARE_PLAN_CHANNELS;
+        d.how.chan_score = PARE_CHAN_LORAP;
+        d.how.keep_least = st->mo.keep_least;
+    } else {
+        d.action = PARE_PLAN_MASK;
+        const pare_method *me = pare_method_find(choice == TUI_MIX_WANDA ? "wanda" : "magnitude");
+        d.how.mask_score = me->mask_score; /* as the methods of the same name */
+        d.how.mask_scope = me->mask_scope;
+        if (st->mo.nm_m > 0) {
+            d.how.nm_n = st->mo.nm_n;
+            d.how.nm_m = st->mo.nm_m;
+            d.frac = 1.0 - (double)st->mo.nm_n / st->mo.nm_m;
+        }
+    }
+    return d;
+}
 
 int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_policy pol, int *need_w)
 {
     *need_w = -1;
     int any = 0;
     for (int i = 0; i < st->n; i++) {
-        int w = type_method[st->type[i]];
-        any |= w >= 0;
-        if (pol != TUI_MIX_UNIFORM && w >= 0 && !st->spectra[w]) {
-            *need_w = w;
-            snprintf(st->dec_err, sizeof st->dec_err, "the %s spectra are needed first", TUI_WEIGHTING_LABELS[w]);
+        int c = type_method[st->type[i]], factor = c >= 0 && c <= PARE_WEIGHT_WHITEN;
+        if (c < TUI_MIX_KEEP || c >= TUI_MIX_CHOICES) {
+            snprintf(st->dec_err, sizeof st->dec_err, "method %d for %s: unknown", c, TUI_TYPE_NAMES[st->type[i]]);
             return -1;
         }
-        if (pol == TUI_MIX_GLOBAL && w < 0) {
+        any |= c >= 0;
+        if (pol != TUI_MIX_UNIFORM && factor && !st->spectra[c]) {
+            *need_w = c;
+            snprintf(st->dec_err, sizeof st->dec_err, "the %s spectra are needed first", TUI_WEIGHTING_LABELS[c]);
+            return -1;
+        }
+        if (pol == TUI_MIX_GLOBAL && !factor) {
             snprintf(st->dec_err, sizeof st->dec_err,
-                     "the global policy allocates over every matrix: choose a method for every type (or use "
-                     "uniform or energy to leave types as loaded)");
+                     "the global policy allocates ranks over every matrix: factorize every type (or use uniform or "
+                     "energy to leave types as loaded or prune them)");
             return -1;
         }
-        if (w >= 0 && (st->lin[i]->kind != PARE_LIN_DENSE || st->lin[i]->kept_in || st->lin[i]->kept_out)) {
+        if (c == TUI_MIX_CHANNELS && st->type[i] < 4) {
+            snprintf(st->dec_err, sizeof st->dec_err, "channel pruning is for the FFN (gate, up, down), not %s",
+                     TUI_TYPE_NAMES[st->type[i]]);
+            return -1;
+        }
+        if (c >= 0 && (st->lin[i]->kind != PARE_LIN_DENSE || st->lin[i]->kept_in || st->lin[i]->kept_out)) {
             snprintf(st->dec_err, sizeof st->dec_err, "%s is not dense as loaded; leave its type as loaded",
                      st->lin[i]->name);
             return -1;
@@ -396,10 +558,10 @@ int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_polic
         if (comp.mats) {
             for (int i = 0; i < st->n; i++)
                 comp.mats[i] = st->spectra[type_method[st->type[i]]]->mats[i];
-            if (pare_allocate_global(st->model, &comp, o->ratio, &plan, &err) == PARE_OK) {
+            if (pare_allocate_global(st->model, &comp, o->ratio, NULL, &plan, &err) == PARE_OK) {
                 for (int i = 0; i < st->n && i < plan.count; i++)
                     if (plan.items[i].action == PARE_PLAN_FACTOR)
-                        man[i] = (tui_manual){plan.items[i].rank, type_method[st->type[i]]};
+                        man[i] = (tui_manual){.rank = plan.items[i].rank, .weighting = type_method[st->type[i]]};
                 rc = 0;
             } else
                 snprintf(st->dec_err, sizeof st->dec_err, "%s", err.msg);
@@ -416,6 +578,10 @@ int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_polic
             const pare_linear *l = st->lin[i];
             if (w < 0)
                 continue;
+            if (w > PARE_WEIGHT_WHITEN) { /* pruned: the same decision for every matrix of the type */
+                man[i] = prune_choice(st, w);
+                continue;
+            }
             int k;
             if (pol == TUI_MIX_UNIFORM) {
                 k = (int)((1.0 - o->ratio) * (double)l->out * l->in / ((double)l->out + l->in) + 1e-9);
@@ -427,14 +593,23 @@ int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_polic
                     continue;
                 k = k < 1 ? 1 : k;
             }
-            man[i] = (tui_manual){k, w};
+            man[i] = (tui_manual){.rank = k, .weighting = w};
         }
-    tui_config_free(&st->cfg);
+    tui_config prev = st->cfg;
     memset(&st->cfg, 0, sizeof st->cfg);
     st->cfg.kind = TUI_CFG_MANUAL;
     st->cfg.n = st->n;
     st->cfg.man = man;
-    tui_state_update(st);
+    if (!tui_state_update(st)) { /* a plan the core refuses (N:M on a width it does not divide, ...): keep the old */
+        char msg[sizeof st->dec_err];
+        snprintf(msg, sizeof msg, "%s", st->dec_err);
+        tui_config_free(&st->cfg);
+        st->cfg = prev;
+        tui_state_update(st);
+        snprintf(st->dec_err, sizeof st->dec_err, "%s", msg);
+        return -1;
+    }
+    tui_config_free(&prev);
     return 0;
 }
 
@@ -528,6 +703,25 @@ const char *tui_state_word(const tui_state *st, int i, char *detail, size_t cap)
     return "dense";
 }
 
+const char *const TUI_METRIC_NAMES[3] = {"perplexity", "acc", "acc_norm"};
+
+double tui_result_metric(const tui_result *r, tui_metric metric)
+{
+    if (metric == TUI_METRIC_PPL)
+        return r->ppl;
+    if (!r->task[0])
+        return NAN;
+    return metric == TUI_METRIC_ACC ? r->acc : r->acc_norm;
+}
+
+int tui_state_has_task_results(const tui_state *st)
+{
+    for (int i = 0; i < st->n_res; i++)
+        if (st->res[i].task[0])
+            return 1;
+    return 0;
+}
+
 int tui_state_add_result(tui_state *st, const tui_result *r)
 {
     if (st->n_res == st->cap_res) {
@@ -562,4 +756,67 @@ void tui_layout_compute(int cols, int rows, tui_layout *l)
     l->pane[TUI_P_PLOT] = (tui_rect){lw, top, rw, area - rh - lh};
     l->pane[TUI_P_RESULTS] = (tui_rect){lw, top + area - rh - lh, rw, rh};
     l->pane[TUI_P_LOG] = (tui_rect){lw, top + area - lh, rw, lh};
+}
+
+int tui_results_from_run(tui_state *st, const char *out_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", out_dir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return 0;
+    const char *run = strrchr(out_dir, '/');
+    run = run && run[1] ? run + 1 : out_dir;
+    json_t *rows = json_object_get(j, "results");
+    int added = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        json_t *params = json_object_get(row, "params"), *metrics = json_object_get(row, "metrics");
+        size_t k;
+        json_t *met;
+        /* zero-shot accuracies (metrics acc, acc_norm on a task) go beside the perplexities of the row */
+        char task[32] = "";
+        double acc = NAN, acc_norm = NAN;
+        int n_ppl = 0;
+        json_array_foreach(metrics, k, met) {
+            const char *name = json_string_value(json_object_get(met, "name"));
+            const char *data = json_string_value(json_object_get(met, "data"));
+            int is_acc = name && !strcmp(name, "acc"), is_norm = name && !strcmp(name, "acc_norm");
+            if ((is_acc || is_norm) && (!task[0] || (data && !strcmp(task, data)))) {
+                snprintf(task, sizeof task, "%s", data ? data : "?");
+                *(is_acc ? &acc : &acc_norm) = json_number_value(json_object_get(met, "value"));
+            }
+            n_ppl += !is_acc && !is_norm;
+        }
+        json_array_foreach(metrics, k, met) {
+            const char *mname = json_string_value(json_object_get(met, "name"));
+            int is_acc = mname && (!strcmp(mname, "acc") || !strcmp(mname, "acc_norm"));
+            if (is_acc && (n_ppl > 0 || strcmp(mname, "acc"))) /* one row for a row with accuracies only */
+                continue;
+            tui_result r = {0};
+            snprintf(r.task, sizeof r.task, "%s", task);
+            r.acc = acc;
+            r.acc_norm = acc_norm;
+            const char *method = json_string_value(json_object_get(row, "method"));
+            const char *data = json_string_value(json_object_get(met, "data"));
+            const char *db = data ? strrchr(data, '/') : NULL;
+            snprintf(r.method, sizeof r.method, "%s", method ? method : "?");
+            snprintf(r.label, sizeof r.label, "%s (%s)", method ? method : "?", run);
+            snprintf(r.data, sizeof r.data, "%s", db ? db + 1 : data ? data : "");
+            snprintf(r.source, sizeof r.source, "%s", run);
+            r.ppl = is_acc ? NAN : json_number_value(json_object_get(met, "value"));
+            r.block_after = (size_t)json_integer_value(json_object_get(params, "block_linear"));
+            r.total_after = (size_t)json_integer_value(json_object_get(params, "total"));
+            r.block_before = (size_t)json_integer_value(json_object_get(params, "block_linear_dense"));
+            r.total_before = (size_t)json_integer_value(json_object_get(params, "total_dense"));
+            json_t *wall = json_object_get(j, "wall_s");
+            r.wall_s = wall ? json_number_value(wall) : 0;
+            if (tui_state_add_result(st, &r) == 0)
+                added++;
+        }
+    }
+    json_decref(j);
+    return added;
 }

@@ -28,21 +28,42 @@ typedef struct {
     char eval[1024];      /* evaluation text ("" none) */
     int window;
     long long limit_tokens; /* 0: the whole file */
+    char task[32];        /* zero-shot task `e` also scores: piqa, arc-easy, boolq, hellaswag ("" none) */
+    char task_data[1024]; /* its data file or folder (as pare eval --task-data) */
+    long long task_limit; /* score only the first N items (0: all) */
     char out[1024];       /* session folder: saved recipes, exports, plots, preset runs */
 } tui_settings;
 
 void tui_settings_defaults(tui_settings *s);
+/* The zero-shot task e also scores: kind as `pare eval --task` takes it (NULL or "" clears the task),
+ * data its file or folder (must exist), limit the first N items (0: all). */
+pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,
+                                  pare_error *err);
+/* The setup's one-line form "KIND PATH [LIMIT]" ("" clears), and back. */
+pare_status tui_settings_parse_task(tui_settings *s, const char *text, pare_error *err);
+void tui_settings_task_text(const tui_settings *s, char *buf, size_t cap);
 
 typedef enum {
     TUI_CFG_DENSE,  /* the model as loaded */
     TUI_CFG_METHOD, /* a named method at the budget (pare_method_compress) */
-    TUI_CFG_MANUAL  /* per-matrix ranks set with the rank cursor, factorized from one-shot statistics */
+    TUI_CFG_MANUAL  /* per-matrix decisions (ranks set with the rank cursor, a method per matrix type),
+                       applied as one plan with one-shot statistics of the dense model */
 } tui_cfg_kind;
 
+/* One matrix's decision in a manual configuration. rank > 0: factorized at that rank with weighting;
+ * else `action` says MASK (sparsity frac, or N:M by how) or CHANNELS (the block's FFN loses frac of its
+ * channels, gate, up and down alike), or DENSE (left as loaded). how carries the method (mask score,
+ * scope, N:M, channel score, keep_least), as a core plan item does. */
 typedef struct {
-    int rank;      /* 0: left as loaded */
-    int weighting; /* pare_weighting of the factorization */
+    int rank;
+    int weighting;           /* pare_weighting of the factorization */
+    pare_plan_action action; /* with rank 0 */
+    double frac;
+    pare_plan_how how;
 } tui_manual;
+
+/* The action a manual entry takes (FACTOR whenever rank > 0). */
+pare_plan_action tui_manual_action(const tui_manual *d);
 
 /* A configuration, self-contained so that a worker job or a recipe writer can take a copy. */
 typedef struct {
@@ -63,8 +84,14 @@ void tui_config_free(tui_config *c);
  * its effective options, every manual rank and weighting, calibration and evaluation settings), so
  * a result is matched to the configuration it measured. */
 unsigned long long tui_config_hash(const tui_config *c, const tui_settings *set);
-/* "dense", "lorap 0.20", "manual (12 ranks)" */
+/* "dense", "lorap 0.2", "wanda 2:4", "manual (12 ranks)", "manual (12 ranks, 6 masked 2:4, 6 sliced)" */
 void tui_config_label(const tui_config *c, char *buf, size_t cap);
+/* The core plan of a MANUAL configuration for model m (any clone of the loaded model: items point to
+ * m's matrices), counted by pare_plan_recount; the same plan the workbench totals show and apply.c
+ * applies. *needs_stats and *gram (may be NULL) say whether it needs calibration statistics and
+ * Gram matrices. */
+pare_status tui_config_plan(pare_model *m, const tui_config *cfg, pare_plan *plan, int *needs_stats, int *gram,
+                            pare_error *err);
 
 /* One matrix's decision under the configuration, as a plan item says it. */
 typedef struct {
@@ -80,7 +107,10 @@ typedef struct {
     char label[96];    /* configuration label */
     char method[32];   /* dense, lorap, manual, ... (groups the size-quality chart) */
     char data[256];    /* evaluation file (basename) */
-    double ppl;
+    double ppl;                /* NAN for a row without perplexity */
+    char task[32];             /* zero-shot task scored ("" none) */
+    double acc, acc_norm;      /* its accuracies (NAN when no task was scored) */
+    size_t task_items;
     size_t block_before, block_after, total_before, total_after;
     double wall_s;
     char source[64];   /* "tui" or the run folder it came from */
@@ -126,7 +156,16 @@ typedef struct {
 
     tui_result *res;
     int n_res, cap_res;
+    int chart_metric;         /* what the size-quality chart plots: tui_metric */
 } tui_state;
+
+/* The quality measures of a result row, for the size-quality chart. */
+typedef enum { TUI_METRIC_PPL, TUI_METRIC_ACC, TUI_METRIC_ACC_NORM } tui_metric;
+extern const char *const TUI_METRIC_NAMES[3]; /* "perplexity", "acc", "acc_norm" */
+/* Row r's value of metric (NAN when it was not measured). */
+double tui_result_metric(const tui_result *r, tui_metric metric);
+/* Whether some result row scored a zero-shot task. */
+int tui_state_has_task_results(const tui_state *st);
 
 /* Takes ownership of model. Every cursor starts at the matrix's break-even rank halved. */
 int tui_state_init(tui_state *st, pare_model *model, const char *path, const tui_settings *set, pare_error *err);
@@ -156,8 +195,18 @@ int tui_state_set_rank_type(tui_state *st, int i, int k, int w);
  * saved recipe reproduces them with m:factorize. */
 typedef enum { TUI_MIX_UNIFORM, TUI_MIX_ENERGY, TUI_MIX_GLOBAL } tui_mix_policy;
 extern const char *const TUI_MIX_POLICY_NAMES[3];
-#define TUI_MIX_KEEP (-1) /* type_method: leave the type as loaded */
-/* 0 on success; -1 with dec_err, and *need_w >= 0 when the spectra of that weighting are needed first. */
+/* type_method values: TUI_MIX_KEEP, a pare_weighting (factorized: svd, asvd, svdllm), or one of the
+ * pruning choices below. Every type gets the same decision mechanism (a tui_manual per matrix):
+ * CHANNELS prunes FFN channels with LoRAP's score and the budget's keep_least (gate, up and down must
+ * then all choose it), MAGNITUDE masks by |W| per matrix, WANDA by |W| ||X|| per output row; masks take
+ * the budget's ratio as sparsity, or N:M when the budget's nm is set (mo.nm_m > 0). Pruned types take
+ * the ratio under every policy; energy and global only decide the ranks of factorized types. */
+#define TUI_MIX_KEEP (-1)
+enum { TUI_MIX_CHANNELS = 3, TUI_MIX_MAGNITUDE, TUI_MIX_WANDA, TUI_MIX_CHOICES };
+/* "keep as loaded", "svd (plain)", ... by type_method + 1 */
+extern const char *const TUI_MIX_CHOICE_NAMES[TUI_MIX_CHOICES + 1];
+/* 0 on success; -1 with dec_err, and *need_w >= 0 when the spectra of that weighting are needed first.
+ * global needs every type factorized. */
 int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_policy pol, int *need_w);
 
 /* The figures of the rank cursor at k for matrix i under weighting w (its spectrum must be cached). */
@@ -188,6 +237,10 @@ const char *tui_short_name(const tui_state *st, int i);
 const char *tui_state_word(const tui_state *st, int i, char *detail, size_t cap);
 
 int tui_state_add_result(tui_state *st, const tui_result *r);
+/* Reads the result rows of OUT/run.json into the state, one per perplexity metric, each carrying the
+ * row's zero-shot acc and acc_norm (a row with accuracies only gives one row without perplexity);
+ * returns how many. */
+int tui_results_from_run(tui_state *st, const char *out_dir);
 /* Drops the cached statistics and every weighted spectrum (settings changed). */
 void tui_state_drop_calib(tui_state *st);
 

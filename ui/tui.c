@@ -8,6 +8,7 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ static volatile sig_atomic_t g_term_up;   /* curses owns the terminal */
 static int g_saved_fd[3] = {-1, -1, -1};  /* the real fds 1 and 2 while a pipe stands in for them */
 static int g_pipe[3] = {-1, -1, -1};      /* read ends of those pipes */
 static FILE *g_term_out;                  /* curses' own handle on the terminal (a dup of fd 1) */
+static FILE *g_term_in;                   /* headless: /dev/null as curses' input */
 static SCREEN *g_screen;
 
 /* Gives the terminal back: leaves curses (normal screen, cursor, modes) and restores fds 1 and 2.
@@ -99,23 +101,49 @@ static void capture_output(void)
     }
 }
 
-static int term_start(tui_app *a)
+/* Takes the terminal (headless: curses draws into memory for a cols x rows screen, writing to
+ * /dev/null and reading nothing; the keys come from --keys). */
+static int term_start(tui_app *a, int cols, int rows)
 {
     install_signals(); /* before curses, which otherwise installs its own SIGINT/SIGTERM handlers */
-    int out = fcntl(1, F_DUPFD_CLOEXEC, 3);
-    if (out < 0 || !(g_term_out = fdopen(out, "w"))) {
-        if (out >= 0)
-            close(out);
-        return -1;
+    FILE *in = stdin;
+    if (a->headless) {
+        g_term_out = fopen("/dev/null", "w");
+        g_term_in = fopen("/dev/null", "r");
+        if (!g_term_out || !g_term_in) {
+            if (g_term_out)
+                fclose(g_term_out);
+            if (g_term_in)
+                fclose(g_term_in);
+            g_term_out = g_term_in = NULL;
+            return -1;
+        }
+        in = g_term_in;
+        /* a fixed terminal type: what is drawn does not depend on the caller's TERM */
+        g_screen = newterm("xterm-256color", g_term_out, in);
+        if (!g_screen)
+            g_screen = newterm("vt100", g_term_out, in);
+    } else {
+        int out = fcntl(1, F_DUPFD_CLOEXEC, 3);
+        if (out < 0 || !(g_term_out = fdopen(out, "w"))) {
+            if (out >= 0)
+                close(out);
+            return -1;
+        }
+        g_screen = newterm(NULL, g_term_out, in);
     }
-    g_screen = newterm(NULL, g_term_out, stdin);
     if (!g_screen) {
         fclose(g_term_out);
         g_term_out = NULL;
+        if (g_term_in)
+            fclose(g_term_in);
+        g_term_in = NULL;
         return -1;
     }
     g_term_up = 1;
     atexit(term_end);
+    if (a->headless)
+        resizeterm(rows, cols);
     capture_output();
     cbreak();
     noecho();
@@ -304,8 +332,13 @@ static int save_recipe(tui_app *a, char *path, size_t cap)
     for (int i = a->st.n_res - 1; i >= 0; i--) { /* what the workbench measured for this configuration */
         const tui_result *r = &a->st.res[i];
         if (r->hash == h) {
-            snprintf(note, sizeof note, "Measured in the workbench: perplexity %.17g on %.900s (window %d).", r->ppl,
-                     a->st.set.eval, a->st.set.window);
+            size_t o = 0;
+            if (!isnan(r->ppl))
+                o = (size_t)snprintf(note, sizeof note, "Measured in the workbench: perplexity %.17g on %.700s (window %d).",
+                                     r->ppl, a->st.set.eval, a->st.set.window);
+            if (r->task[0] && o < sizeof note) /* zero-shot accuracies of the same configuration */
+                snprintf(note + o, sizeof note - o, "%sMeasured in the workbench: %s acc %.17g acc_norm %.17g (%zu items).",
+                         o ? "\n" : "", r->task, r->acc, r->acc_norm, r->task_items);
             break;
         }
     }
@@ -331,7 +364,8 @@ static void do_export(tui_app *a)
         return;
     next_path(a, "export-", "", out, sizeof out);
     const char *sets[] = {"export=true"};
-    if (tui_submit(a, tui_job_recipe(path, out, sets, 1)) == 0)
+    /* the workbench's own recipe: not sandboxed (the sandbox setting is for F5's recipes) */
+    if (tui_submit(a, tui_job_recipe(path, out, sets, 1, 0, NULL, 0)) == 0)
         tui_log(a, 0, "exporting through %s into %s (model/, run.json)", path, out);
 }
 
@@ -446,19 +480,38 @@ static void run_preset(tui_app *a, const char *path)
     char prefix[128], out[1200];
     snprintf(prefix, sizeof prefix, "run-%.*s-", (int)strcspn(base ? base + 1 : path, "."), base ? base + 1 : path);
     next_path(a, prefix, "", out, sizeof out);
-    tui_submit(a, tui_job_recipe(path, out, ptr, n));
+    /* sandboxed: the recipe reads the model, the data and the session folder, and what --allow names */
+    enum { MAX_ALLOW = 64 };
+    const char *allow[MAX_ALLOW + 4];
+    int n_allow = 0;
+    allow[n_allow++] = a->st.model_path;
+    allow[n_allow++] = s->calib;
+    allow[n_allow++] = s->eval;
+    allow[n_allow++] = s->out;
+    for (int i = 0; i < a->n_allow && i < MAX_ALLOW; i++)
+        allow[n_allow++] = a->allow[i];
+    tui_submit(a, tui_job_recipe(path, out, ptr, n, a->sandbox, allow, n_allow));
 }
 
 /* ---- setup (F2) --------------------------------------------------------------------------------- */
 
-enum { S_CALIB, S_SAMPLES, S_LEN, S_SEED, S_EVAL, S_WINDOW, S_LIMIT, S_OUT, S_COUNT };
+enum { S_CALIB, S_SAMPLES, S_LEN, S_SEED, S_EVAL, S_WINDOW, S_LIMIT, S_OUT, S_TASK, S_SANDBOX, S_COUNT };
 static const char *const SETUP_NAMES[S_COUNT] = {"calibration text", "calibration windows", "tokens per window",
                                                  "seed",             "evaluation text",     "evaluation window",
-                                                 "limit tokens",     "output folder"};
+                                                 "limit tokens",     "output folder",       "zero-shot task",
+                                                 "sandbox F5 recipes"};
 
-static void setup_text(const tui_settings *s, int f, char *buf, size_t cap)
+static void setup_text(const tui_app *a, int f, char *buf, size_t cap)
 {
+    const tui_settings *s = &a->st.set;
     switch (f) {
+    case S_SANDBOX:
+        if (a->sandbox)
+            snprintf(buf, cap, "on: no processes or libraries; reads model, data, output folder%s",
+                     a->n_allow ? ", --allow" : "");
+        else
+            snprintf(buf, cap, "off (Enter: on)");
+        break;
     case S_CALIB: snprintf(buf, cap, "%s", s->calib); break;
     case S_SAMPLES: snprintf(buf, cap, "%d", s->calib_samples); break;
     case S_LEN: snprintf(buf, cap, "%d", s->calib_len); break;
@@ -466,6 +519,7 @@ static void setup_text(const tui_settings *s, int f, char *buf, size_t cap)
     case S_EVAL: snprintf(buf, cap, "%s", s->eval); break;
     case S_WINDOW: snprintf(buf, cap, "%d", s->window); break;
     case S_LIMIT: snprintf(buf, cap, "%lld", s->limit_tokens); break;
+    case S_TASK: tui_settings_task_text(s, buf, cap); break; /* KIND PATH [LIMIT] */
     default: snprintf(buf, cap, "%s", s->out);
     }
 }
@@ -473,6 +527,15 @@ static void setup_text(const tui_settings *s, int f, char *buf, size_t cap)
 static int setup_apply(tui_app *a, int f, const char *text)
 {
     tui_settings *s = &a->st.set;
+    if (f == S_TASK) {
+        pare_error err = {0};
+        if (tui_settings_parse_task(s, text, &err)) {
+            tui_log(a, 1, "%s: %s", SETUP_NAMES[f], err.msg);
+            return -1;
+        }
+        tui_log(a, 0, "%s: %s", SETUP_NAMES[f], *text ? text : "(none)");
+        return 0;
+    }
     char *end;
     long long v = strtoll(text, &end, 10);
     int numeric = f != S_CALIB && f != S_EVAL && f != S_OUT;
@@ -714,8 +777,8 @@ static const char *const HELP[] = {
     "s                save the configuration as a Lua recipe (pare run reproduces it)",
     "x                export: run that recipe with export=true (model/ and run.json)",
     "p                write the current plot as PNG",
-    "F2               setup: calibration, evaluation, output folder",
-    "F5               run a preset recipe from presets/ with these settings",
+    "F2               setup: calibration, evaluation, output folder, sandbox for F5's recipes",
+    "F5               run a preset recipe from presets/ with these settings (sandboxed if set in F2)",
     "F9  Esc          cancel the running job",
     "F10  q           quit (cancels a running job)",
     "",
@@ -741,8 +804,8 @@ static void mix_apply(tui_app *a)
     if (tui_state_mix(&a->st, a->mix_type, (tui_mix_policy)a->mix_policy, &need) == 0) {
         if (a->overlay == OV_MIX)
             a->overlay = OV_NONE;
-        tui_log(a, 0, "method per type (%s): %d matrices factorized; the configuration is manual",
-                TUI_MIX_POLICY_NAMES[a->mix_policy], a->st.n_factor);
+        tui_log(a, 0, "method per type (%s): %d matrices factorized, %d masked, %d sliced; the configuration is manual",
+                TUI_MIX_POLICY_NAMES[a->mix_policy], a->st.n_factor, a->st.n_mask, a->st.n_channels);
         return;
     }
     if (need >= 0 && !a->auto_failed[need]) { /* applied by itself once the spectra are there */
@@ -778,12 +841,12 @@ static void draw_overlay(tui_app *a)
         for (int i = 0; i < n && i < r.h - 2; i++)
             tui_put(r.y + 1 + i, r.x + 2, r.w - 4, HELP[i], i == 0 ? A_BOLD : A_NORMAL);
     } else if (a->overlay == OV_SETUP) {
-        tui_rect r = center_box(a, 90, S_COUNT + 4);
+        tui_rect r = center_box(a, 100, S_COUNT + 4);
         clear_rect(r);
-        tui_box(a, r, "Setup (Enter edits, Esc closes)", 1);
+        tui_box(a, r, "Setup (Enter edits or toggles, Esc closes)", 1);
         for (int f = 0; f < S_COUNT; f++) {
             char val[1100], line[1300];
-            setup_text(&a->st.set, f, val, sizeof val);
+            setup_text(a, f, val, sizeof val);
             snprintf(line, sizeof line, " %-21s %s", SETUP_NAMES[f], val[0] ? val : "(none)");
             int at = f == a->ov_row ? tui_attr(a, PAIR_SEL) : 0;
             tui_fill(r.y + 1 + f, r.x + 1, r.w - 2, at);
@@ -796,15 +859,18 @@ static void draw_overlay(tui_app *a)
         tui_rect r = center_box(a, 72, n + 6);
         clear_rect(r);
         tui_box(a, r, "Method per matrix type (Enter sets the ranks, Esc closes)", 1);
-        static const char *const NAMES[] = {"keep as loaded", "svd (plain)", "asvd (activation)", "svdllm (whitened)"};
         for (int i = 0; i <= n; i++) {
             char line[160];
             if (i < n)
                 snprintf(line, sizeof line, " %-8s %s %s %s", TUI_TYPE_NAMES[rows[i]], a->utf8 ? "◂" : "<",
-                         NAMES[a->mix_type[rows[i]] + 1], a->utf8 ? "▸" : ">");
+                         TUI_MIX_CHOICE_NAMES[a->mix_type[rows[i]] + 1], a->utf8 ? "▸" : ">");
             else if (a->mix_policy == TUI_MIX_ENERGY)
                 snprintf(line, sizeof line, " %-8s %s %s %s  energy %.3g (budget)", "policy", a->utf8 ? "◂" : "<",
                          TUI_MIX_POLICY_NAMES[a->mix_policy], a->utf8 ? "▸" : ">", a->st.mo.energy);
+            else if (a->st.mo.nm_m > 0) /* masks take N:M, the rest the ratio */
+                snprintf(line, sizeof line, " %-8s %s %s %s  ratio %.3g, masks %d:%d (budget)", "policy",
+                         a->utf8 ? "◂" : "<", TUI_MIX_POLICY_NAMES[a->mix_policy], a->utf8 ? "▸" : ">", a->st.mo.ratio,
+                         a->st.mo.nm_n, a->st.mo.nm_m);
             else
                 snprintf(line, sizeof line, " %-8s %s %s %s  ratio %.3g (budget)", "policy", a->utf8 ? "◂" : "<",
                          TUI_MIX_POLICY_NAMES[a->mix_policy], a->utf8 ? "▸" : ">", a->st.mo.ratio);
@@ -812,7 +878,7 @@ static void draw_overlay(tui_app *a)
             tui_fill(r.y + 1 + i, r.x + 1, r.w - 2, at);
             tui_put(r.y + 1 + i, r.x + 1, r.w - 2, line, at);
         }
-        tui_put(r.y + r.h - 3, r.x + 2, r.w - 4, "the ranks become manual ranks (one-shot statistics, saved by s)",
+        tui_put(r.y + r.h - 3, r.x + 2, r.w - 4, "becomes the manual configuration (one-shot statistics, saved by s)",
                 tui_attr(a, PAIR_DIM));
         tui_put(r.y + r.h - 2, r.x + 2, r.w - 4, "global needs every type; energy leaves a matrix dense at break-even",
                 tui_attr(a, PAIR_DIM));
@@ -827,7 +893,9 @@ static void draw_overlay(tui_app *a)
             tui_fill(r.y + 1 + i, r.x + 1, r.w - 2, at);
             tui_put(r.y + 1 + i, r.x + 2, r.w - 4, a->presets[i], at);
         }
-        tui_put(r.y + r.h - 2, r.x + 2, r.w - 4, "with the setup's calibration, evaluation and the budget's ratio",
+        tui_put(r.y + r.h - 2, r.x + 2, r.w - 4,
+                a->sandbox ? "with the setup's calibration, evaluation and the budget's ratio; sandboxed (F2)"
+                           : "with the setup's calibration, evaluation and the budget's ratio",
                 tui_attr(a, PAIR_DIM));
     }
 }
@@ -873,7 +941,7 @@ static void overlay_key(tui_app *a, int ch)
         int d = ch == KEY_RIGHT ? 1 : -1;
         if (a->ov_row < n_types) {
             int *m = &a->mix_type[rows[a->ov_row]];
-            *m = (*m + 1 + d + 4) % 4 - 1; /* keep, svd, asvd, svdllm */
+            *m = (*m + 1 + d + TUI_MIX_CHOICES + 1) % (TUI_MIX_CHOICES + 1) - 1; /* keep, svd, ..., wanda */
         } else
             a->mix_policy = (a->mix_policy + d + 3) % 3;
         return;
@@ -895,13 +963,18 @@ static void overlay_key(tui_app *a, int ch)
             mix_apply(a);
             return;
         }
+        if (a->overlay == OV_SETUP && a->ov_row == S_SANDBOX) { /* a toggle; applies to the next F5 run */
+            a->sandbox = !a->sandbox;
+            tui_log(a, 0, "sandbox for F5 recipes: %s", a->sandbox ? "on" : "off");
+            return;
+        }
         if (a->overlay == OV_SETUP) {
             if (tui_worker_busy(a->worker)) {
                 tui_log(a, 1, "settings cannot change while %s runs (F9 cancels it)", a->js.job);
                 return;
             }
             char val[1100], prompt[64];
-            setup_text(&a->st.set, a->ov_row, val, sizeof val);
+            setup_text(a, a->ov_row, val, sizeof val);
             snprintf(prompt, sizeof prompt, "%s: ", SETUP_NAMES[a->ov_row]);
             tui_start_edit(a, ED_SETUP, a->ov_row, prompt, val);
         } else if (a->ov_row < a->n_presets) {
@@ -1009,7 +1082,14 @@ static void key(tui_app *a, int ch)
     case 'w': cycle_weighting(a); return;
     case 'h': toggle_plot(a, TUI_PLOT_HEATMAP); return;
     case 'g': toggle_plot(a, TUI_PLOT_LAYERS); return;
-    case 'c': toggle_plot(a, TUI_PLOT_CHART); return;
+    case 'c': /* size against perplexity, then acc and acc_norm once a task was scored, then the spectrum */
+        if (a->plot == TUI_PLOT_CHART && a->st.chart_metric < TUI_METRIC_ACC_NORM && tui_state_has_task_results(&a->st)) {
+            a->st.chart_metric++;
+            return;
+        }
+        a->st.chart_metric = TUI_METRIC_PPL;
+        toggle_plot(a, TUI_PLOT_CHART);
+        return;
     case '/':
         a->focus = TUI_P_TREE;
         tui_start_edit(a, ED_SEARCH, 0, "search: ", "");
@@ -1067,18 +1147,92 @@ static void app_free(tui_app *a)
     for (int i = 0; i < a->n_presets; i++)
         free(a->presets[i]);
     free(a->presets);
+    free(a->allow);
     tui_state_free(&a->st);
 }
+
+/* One turn of the loop without the key: the job thread's outcome and lines, captured output, and
+ * the jobs the view needs next (one at a time). Returns 1 when something changed. */
+static int step(tui_app *a)
+{
+    int changed = 0;
+    tui_job_status js;
+    if (tui_worker_poll(a->worker, worker_line, &a->jctx, &js)) {
+        changed = 1;
+        if (pending_w >= 0 && !a->st.spectra[pending_w])
+            a->auto_failed[pending_w] = 1; /* failed or cancelled: not again by itself */
+        pending_w = -1;
+    }
+    a->js = js;
+    drain_output(a);
+    if (!js.running && a->mix_pending)
+        mix_apply(a);
+    if (!js.running) {
+        if (a->st.dec_need >= 0)
+            tui_want_spectra(a, a->st.dec_need);
+        tui_want_spectra(a, a->st.weighting);
+    }
+    return changed;
+}
+
+/* Headless: until no job runs and none is due (a job a key started, the spectra the view asks for). */
+static void wait_idle(tui_app *a)
+{
+    for (;;) {
+        step(a);
+        if (g_signal || (!tui_worker_busy(a->worker) && !a->js.running))
+            return;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Replays keys as if typed, each after the jobs the previous ones started have finished, draws after
+ * each, and returns the last screen as text (malloc'd) or NULL. */
+static char *run_headless(tui_app *a, const int *keys, int n_keys)
+{
+    wait_idle(a);
+    draw(a);
+    for (int i = 0; i < n_keys && !a->quit && !g_signal; i++) {
+        key(a, keys[i]);
+        wait_idle(a);
+        draw(a);
+    }
+    return tui_screen_text();
+}
+
+/* Writes the screen text to path ("-": stdout) atomically. */
+static int write_dump(const char *path, const char *text, pare_error *err)
+{
+    size_t n = strlen(text);
+    if (!strcmp(path, "-")) {
+        fwrite(text, 1, n, stdout);
+        fflush(stdout);
+        return 0;
+    }
+    pare_atomic_file f;
+    if (pare_atomic_open(&f, path, err))
+        return -1;
+    if (fwrite(text, 1, n, f.fp) != n) {
+        pare_atomic_abort(&f);
+        pare_fail(err, PARE_EIO, "%s: write failed", path);
+        return -1;
+    }
+    return pare_atomic_commit(&f, err) ? -1 : 0;
+}
+
 
 int cmd_tui(int argc, char **argv)
 {
     const char *model = NULL, *tok = NULL, *calib = NULL, *eval = NULL, *out = NULL;
+    const char *task = NULL, *task_data = NULL;
+    const char *keys_spec = NULL, *dump = NULL, *size = NULL, *allow_usage = NULL; /* --allow: taken out below */
     tui_settings set;
     tui_settings_defaults(&set);
-    size_t limit_sz = 0;
-    int help = 0;
+    size_t limit_sz = 0, task_limit = 0;
+    int help = 0, sandbox = 0;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model, "model folder (Hugging Face or pare export) or llama2.c checkpoint"},
+        {"model", OPT_STR, &model, "model folder (Hugging Face or pare export) or llama2.c checkpoint (default $PARE_MODEL)"},
         {"calib", OPT_STR, &calib, "calibration text (weighted spectra, methods that need statistics)"},
         {"calib-samples", OPT_INT, &set.calib_samples, "calibration windows (default 128)"},
         {"calib-len", OPT_INT, &set.calib_len, "tokens per calibration window (default 256)"},
@@ -1086,32 +1240,98 @@ int cmd_tui(int argc, char **argv)
         {"eval", OPT_STR, &eval, "evaluation text for e / F6"},
         {"window", OPT_INT, &set.window, "evaluation window (default 256)"},
         {"limit-tokens", OPT_SIZE, &limit_sz, "evaluate only the first N tokens (default: all)"},
+        {"task", OPT_STR, &task, "zero-shot task e also scores: piqa | arc-easy | boolq | hellaswag"},
+        {"task-data", OPT_STR, &task_data, "the task's data file or folder (as pare eval --task-data)"},
+        {"task-limit", OPT_SIZE, &task_limit, "score only the first N items of the task (default: all)"},
         {"out", OPT_STR, &out, "session folder for recipes, exports, plots (default $PARE_RUNS/tui-TIME)"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
+        {"sandbox", OPT_FLAG, &sandbox, "run F5's recipes in the sandbox of pare run --sandbox (F2 toggles it)"},
+        {"allow", OPT_STR, &allow_usage, "a file or folder sandboxed recipes may also read (repeatable)"},
+        {"keys", OPT_STR, &keys_spec, "headless: replay these keys (\"j j Right e\", 'text' typed as is)"},
+        {"dump-screen", OPT_STR, &dump, "headless: write the final screen as UTF-8 text to FILE (- for stdout)"},
+        {"size", OPT_STR, &size, "headless screen size COLSxROWS (default 120x40)"},
         {"help", OPT_FLAG, &help, "show this help"},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    if (cli_parse("tui", argc, argv, opts, n_opts))
+    /* --allow may repeat: taken out here, the rest parsed as usual */
+    const char **allow = calloc((size_t)argc + 1, sizeof *allow);
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int n_allow = 0, n_rest = 0;
+    if (!allow || !rest) {
+        free(allow);
+        free(rest);
+        fprintf(stderr, "pare tui: out of memory\n");
         return EXIT_BAD_INPUT;
+    }
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && !strcmp(argv[i], "--allow")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "pare tui: --allow needs a value\n");
+                free(allow);
+                free(rest);
+                return EXIT_BAD_INPUT;
+            }
+            allow[n_allow++] = argv[++i];
+        } else if (i > 0 && !strncmp(argv[i], "--allow=", 8))
+            allow[n_allow++] = argv[i] + 8;
+        else
+            rest[n_rest++] = argv[i];
+    }
+    int bad = cli_parse("tui", n_rest, rest, opts, n_opts);
+    free(rest);
+    if (bad) {
+        free(allow);
+        return EXIT_BAD_INPUT;
+    }
     if (help) {
-        cli_usage("tui", "--model DIR [--calib TEXT] [--eval TEXT] [--out DIR]", opts, n_opts);
-        printf("\nKeys and panes: docs/tui.md (? inside the workbench).\n");
+        free(allow);
+        cli_usage("tui", "--model DIR [--calib TEXT] [--eval TEXT] [--out DIR] [--sandbox [--allow PATH ...]]\n"
+                         "                [--keys KEYS --dump-screen FILE [--size COLSxROWS]]",
+                  opts, n_opts);
+        printf("\nKeys and panes: docs/tui.md (? inside the workbench). --keys and --dump-screen run without a\n"
+               "terminal: the keys are replayed, each after the jobs the previous ones started have finished.\n");
         return 0;
     }
     set.limit_tokens = (long long)limit_sz;
     pare_error err = {0};
-    if (set.calib_samples < 1 || set.calib_len < 2 || set.window < 2) {
+    if (!model || !*model)
+        model = getenv("PARE_MODEL");
+    int headless = keys_spec || dump || size;
+    int cols = 120, rows = 40, n_keys = 0;
+    int *keys = NULL;
+    char msg[512];
+    if (!model || !*model)
+        pare_fail(&err, PARE_EINVAL, "no model: pass --model DIR or set PARE_MODEL; without one, `pare demo` trains a "
+                                     "small model on the Brown corpus (make corpus) and opens the workbench on it");
+    else if (size && tui_parse_size(size, &cols, &rows))
+        pare_fail(&err, PARE_EINVAL, "--size %s: expected COLSxROWS, e.g. 120x40", size);
+    else if (keys_spec && tui_parse_keys(keys_spec, &keys, &n_keys, msg, sizeof msg))
+        pare_fail(&err, PARE_EINVAL, "--keys: %s", msg);
+    else if (set.calib_samples < 1 || set.calib_len < 2 || set.window < 2)
         pare_fail(&err, PARE_EINVAL, "--calib-samples must be >= 1, --calib-len and --window >= 2");
+    for (int i = 0; !err.code && i < n_allow; i++)
+        if (access(allow[i], F_OK))
+            pare_fail(&err, PARE_EIO, "--allow %s: %s", allow[i], strerror(errno));
+    if (err.code) {
+        free(keys);
+        free(allow);
         return cli_error("tui", &err);
     }
     if (calib)
         snprintf(set.calib, sizeof set.calib, "%s", calib);
     if (eval)
         snprintf(set.eval, sizeof set.eval, "%s", eval);
+    if ((task || task_data) && tui_settings_set_task(&set, task ? task : "", task_data, (long long)task_limit, &err)) {
+        if (!task)
+            pare_fail(&err, PARE_EINVAL, "--task-data without --task KIND");
+        return cli_error("tui", &err);
+    }
     const char *files[] = {set.calib, set.eval};
     for (int i = 0; i < 2; i++)
         if (files[i][0] && !pare_file_exists(files[i])) {
             pare_fail(&err, PARE_EIO, "%s: cannot open: No such file or directory", files[i]);
+            free(keys);
+            free(allow);
             return cli_error("tui", &err);
         }
     if (out)
@@ -1125,72 +1345,81 @@ int cmd_tui(int argc, char **argv)
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
         snprintf(set.out, sizeof set.out, "%s/tui-%s", runs && *runs ? runs : "runs", stamp);
     }
-    if (!isatty(0) || !isatty(1)) {
-        pare_fail(&err, PARE_EINVAL, "needs a terminal (stdin and stdout); for batch work use pare compress or pare run");
+    if (!headless && (!isatty(0) || !isatty(1))) {
+        free(allow);
+        pare_fail(&err, PARE_EINVAL,
+                  "needs a terminal (stdin and stdout); for batch work use pare compress or pare run, for a scripted "
+                  "session --keys and --dump-screen");
         return cli_error("tui", &err);
     }
     pare_model *m = NULL;
-    if (cli_load_model(model, tok, &m, &err))
+    if (cli_load_model(model, tok, &m, &err)) {
+        free(keys);
+        free(allow);
         return cli_error("tui", &err);
+    }
 
     static tui_app app; /* static: the crash and exit paths may still see it */
     tui_app *a = &app;
     memset(a, 0, sizeof *a);
+    a->headless = headless;
+    a->sandbox = sandbox;
+    a->allow = allow;
+    a->n_allow = n_allow;
     if (tui_state_init(&a->st, m, model, &set, &err)) {
         pare_model_free(m);
+        free(keys);
+        free(allow);
         return cli_error("tui", &err);
     }
     setlocale(LC_ALL, "");
+    if (headless && strcmp(nl_langinfo(CODESET), "UTF-8")) /* the dump is UTF-8 whatever the caller's locale */
+        setlocale(LC_CTYPE, "C.UTF-8");
     a->utf8 = !strcmp(nl_langinfo(CODESET), "UTF-8");
     a->worker = tui_worker_start();
     if (!a->worker) {
         app_free(a);
+        free(keys);
         pare_fail(&err, PARE_ENOMEM, "cannot start the job thread");
         return cli_error("tui", &err);
     }
     a->jctx = (tui_job_ctx){&a->st, job_log, a};
-    if (term_start(a)) {
+    if (term_start(a, cols, rows)) {
         tui_worker_stop(a->worker, 1000);
         app_free(a);
-        pare_fail(&err, PARE_EINVAL, "cannot start the terminal (TERM=%s)", getenv("TERM") ? getenv("TERM") : "");
+        free(keys);
+        pare_fail(&err, PARE_EINVAL, "cannot start the terminal (TERM=%s)",
+                  headless ? "xterm-256color" : getenv("TERM") ? getenv("TERM") : "");
         return cli_error("tui", &err);
     }
     tui_log(a, 0, "loaded %s: %d block matrices; spectra are computed in the background", model, a->st.n);
+    if (a->sandbox)
+        tui_log(a, 0, "F5 recipes run in the sandbox (F2 turns it off)");
     a->status[0] = 0;
     tui_want_spectra(a, PARE_WEIGHT_NONE);
     a->dirty = 1;
+    char *screen = NULL;
+    if (headless)
+        screen = run_headless(a, keys, n_keys);
     double last_draw = 0;
     int prev_running = 0;
-    while (!a->quit && !g_signal) {
-        tui_job_status js;
-        if (tui_worker_poll(a->worker, worker_line, &a->jctx, &js)) {
+    while (!headless && !a->quit && !g_signal) {
+        if (step(a))
             a->dirty = 1;
-            if (pending_w >= 0 && !a->st.spectra[pending_w])
-                a->auto_failed[pending_w] = 1; /* failed or cancelled: not again by itself */
-            pending_w = -1;
-        }
-        a->js = js;
-        drain_output(a);
-        if (!js.running && a->mix_pending)
-            mix_apply(a);
-        if (!js.running) { /* what the view needs next, one job at a time */
-            if (a->st.dec_need >= 0)
-                tui_want_spectra(a, a->st.dec_need);
-            tui_want_spectra(a, a->st.weighting);
-        }
         double t = now_s();
-        if (a->dirty || js.running != prev_running || (js.running && t - last_draw > 0.2)) {
+        if (a->dirty || a->js.running != prev_running || (a->js.running && t - last_draw > 0.2)) {
             draw(a);
             last_draw = t;
             a->dirty = 0;
         }
-        prev_running = js.running;
+        prev_running = a->js.running;
         int ch = getch();
         if (ch == ERR)
             continue;
         key(a, ch);
         a->dirty = 1;
     }
+    free(keys);
     /* leaving: cancel a job and wait for it briefly (the core stops at its next progress point) */
     int sig = g_signal;
     int joined = tui_worker_stop(a->worker, 3000) == 0;
@@ -1201,6 +1430,9 @@ int cmd_tui(int argc, char **argv)
         g_screen = NULL;
         fclose(g_term_out);
         g_term_out = NULL;
+        if (g_term_in)
+            fclose(g_term_in);
+        g_term_in = NULL;
     }
     drain_output(a);
     for (int fd = 1; fd <= 2; fd++)
@@ -1209,9 +1441,21 @@ int cmd_tui(int argc, char **argv)
     if (joined)
         app_free(a);
     if (sig) {
+        free(screen);
         signal(sig, SIG_DFL);
         raise(sig);
         return EXIT_INTERRUPTED;
     }
+    if (headless && dump) {
+        if (!screen) {
+            pare_fail(&err, PARE_ENOMEM, "out of memory for the screen text");
+            return cli_error("tui", &err);
+        }
+        int rc = write_dump(dump, screen, &err);
+        free(screen);
+        if (rc)
+            return cli_error("tui", &err);
+    } else
+        free(screen);
     return 0;
 }

@@ -69,6 +69,11 @@ typedef struct tui_app {
     char search[128];
     int quit;
     int auto_failed[3]; /* an automatic spectra job failed for this weighting: do not retry until settings change */
+
+    int sandbox;        /* F5 recipes run in the sandbox (pare run --sandbox): --sandbox, toggled in F2 */
+    const char **allow; /* --allow PATH: more paths sandboxed recipes may read */
+    int n_allow;
+    int headless;       /* --keys / --dump-screen: no terminal, keys replayed, jobs waited for */
 } tui_app;
 
 /* tui.c */
@@ -80,6 +85,15 @@ void tui_start_edit(tui_app *a, tui_edit_target t, int field, const char *prompt
 void tui_tree_follow(tui_app *a);
 /* Starts the spectra job of the plot's weighting when it is missing. */
 void tui_want_spectra(tui_app *a, int w);
+
+/* headless.c */
+/* Key names ("j Right S-Tab Enter F2 'text'") to curses key codes; -1 with a message naming the
+ * unknown one. *keys is malloc'd. */
+int tui_parse_keys(const char *spec, int **keys, int *n, char *msg, size_t cap);
+/* "120x40" -> 120, 40; -1 if malformed. */
+int tui_parse_size(const char *s, int *cols, int *rows);
+/* What stdscr holds, as UTF-8 text: one line per row, trailing blanks dropped; malloc'd. */
+char *tui_screen_text(void);
 
 /* draw.c */
 void tui_colors_init(tui_app *a);

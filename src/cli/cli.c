@@ -28,13 +28,12 @@ size_t cli_peak_rss(void)
     return (size_t)ru.ru_maxrss * 1024;
 }
 
-static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t interrupted; /* the first signal received, 0 before */
 static void on_sigint(int sig)
 {
-    (void)sig;
     if (interrupted)
-        _exit(EXIT_INTERRUPTED); /* a second Ctrl-C does not wait */
-    interrupted = 1;
+        _exit(128 + sig); /* a second signal does not wait */
+    interrupted = sig;
 }
 
 void cli_install_sigint(void)
@@ -43,9 +42,11 @@ void cli_install_sigint(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL); /* a service manager's or `kill`'s stop cancels as cleanly as Ctrl-C */
 }
 
-int cli_interrupted(void) { return interrupted; }
+int cli_interrupted(void) { return interrupted != 0; }
+int cli_interrupt_status(void) { return interrupted == SIGTERM ? EXIT_TERMINATED : EXIT_INTERRUPTED; }
 
 static const cli_opt *find_opt(const char *name, const cli_opt *opts, int n)
 {
@@ -157,7 +158,7 @@ int cli_error(const char *cmd, const pare_error *err)
 {
     fprintf(stderr, "pare %s: %s\n", cmd, err->msg);
     if (err->code == PARE_ECANCELED)
-        return EXIT_INTERRUPTED;
+        return cli_interrupt_status();
     return EXIT_BAD_INPUT;
 }
 

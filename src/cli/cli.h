@@ -7,8 +7,9 @@
 #include "core/error.h"
 #include "core/model.h"
 
-/* Exit statuses: 0 success, 2 bad input, usage or any other error the core reports, 130 interrupted. */
-enum { EXIT_BAD_INPUT = 2, EXIT_INTERRUPTED = 130 };
+/* Exit statuses: 0 success, 2 bad input, usage or any other error the core reports, 130 interrupted
+ * (SIGINT), 143 terminated (SIGTERM): 128 + the signal, as a shell reports a process it killed. */
+enum { EXIT_BAD_INPUT = 2, EXIT_INTERRUPTED = 130, EXIT_TERMINATED = 143 };
 
 typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG, OPT_SIZE, OPT_U64 } cli_opt_type;
 
@@ -46,10 +47,13 @@ void cli_progress_done(cli_progress *p);
 
 double cli_now(void);
 size_t cli_peak_rss(void);
-/* Installs SIGINT handling for a long job: the first Ctrl-C sets the flag its progress callbacks
- * check, a second one exits at once. Quick commands keep the default (Ctrl-C ends them). */
+/* Installs SIGINT and SIGTERM handling for a long job: the first signal sets the flag its progress
+ * callbacks check (the job cancels cleanly: outputs complete or absent, run.json "cancelled"), a
+ * second one exits at once. Quick commands keep the default (the signal ends them). */
 void cli_install_sigint(void);
 int cli_interrupted(void);
+/* The exit status of a cancelled job: 143 after SIGTERM, else 130. */
+int cli_interrupt_status(void);
 
 pare_status cli_load_model(const char *path, const char *tok, pare_model **m, pare_error *err);
 /* Reads a whole UTF-8 text file and tokenizes it without special tokens; errors name the file. */
@@ -69,5 +73,6 @@ int cmd_compare(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

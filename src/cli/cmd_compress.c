@@ -27,7 +27,7 @@ static pare_status run_eval(pare_model *m, const char *what, const int32_t *ids,
 int cmd_compress(int argc, char **argv)
 {
     const char *model = NULL, *tok = NULL, *method = "lorap", *calib = NULL, *evalf = NULL, *weighting = NULL;
-    const char *out = NULL, *format = "pare", *dtype = "F32";
+    const char *out = NULL, *format = "pare", *dtype = "F32", *nm = NULL;
     pare_method_opts mo;
     pare_method_defaults(&mo);
     pare_calib_opts co;
@@ -43,6 +43,7 @@ int cmd_compress(int argc, char **argv)
         {"keep-least", OPT_DOUBLE, &mo.keep_least, "LoRAP: lowest-scored fraction of FFN channels kept (default 0.01)"},
         {"energy", OPT_DOUBLE, &mo.energy, "energy: fraction of weighted spectral energy every matrix keeps (default 0.9)"},
         {"weighting", OPT_STR, &weighting, "global, energy: none | act | whiten (default act)"},
+        {"nm", OPT_STR, &nm, "wanda, magnitude: N:M semi-structured masks instead of --ratio, e.g. 2:4"},
         {"calib", OPT_STR, &calib, "calibration text (every method but svd and magnitude needs it)"},
         {"calib-samples", OPT_INT, &co.samples, "calibration windows (default 128)"},
         {"calib-len", OPT_INT, &co.len, "tokens per calibration window (default 256)"},
@@ -87,6 +88,11 @@ int cmd_compress(int argc, char **argv)
                       weighting);
             return cli_error("compress", &err);
         }
+    }
+    if (nm && (sscanf(nm, "%d:%d", &mo.nm_n, &mo.nm_m) != 2 || mo.nm_n < 1 || mo.nm_n >= mo.nm_m ||
+               me->policy != PARE_POLICY_MASK)) {
+        pare_fail(&err, PARE_EINVAL, "--nm %s: expected N:M with 0 < N < M (e.g. 2:4), for wanda or magnitude", nm);
+        return cli_error("compress", &err);
     }
     if (!(mo.ratio > 0 && mo.ratio < 1)) {
         pare_fail(&err, PARE_EINVAL, "--ratio %g: the fraction of parameters to remove must be in (0, 1)", mo.ratio);

@@ -1,6 +1,6 @@
 /* `pare run RECIPE`: runs a Lua recipe through the session runner (lua/lsession.c) into an output
  * folder; events go to the terminal (print() to stdout, log lines and progress with ETA to stderr);
- * Ctrl-C cancels the running step, run.json then says "cancelled", and the exit status is 130. */
+ * Ctrl-C (SIGTERM) cancels the running step, run.json then says "cancelled", and the exit status is 130 (143). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +73,14 @@ static void on_event(void *user, const ls_event *ev)
     }
 }
 
+/* Whether the run left OUT/run.json (a full disk can keep it from being written). */
+static int has_record(lsession *s)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/run.json", lsession_out_dir(s));
+    return access(p, F_OK) == 0;
+}
+
 static void run_usage(void)
 {
     printf("usage: pare run RECIPE [--model DIR] [--set name=value ...] [--out DIR] [--overwrite] [--quiet]\n"
@@ -86,7 +94,7 @@ static void run_usage(void)
            "--sandbox runs a recipe you do not trust: no os.execute, io.popen, package.loadlib, C modules or\n"
            "debug library, text chunks only, files read only under the model and the paths given with --model,\n"
            "--set and --allow (and pare's Lua folders), files written only under OUT (docs/reliability.md).\n"
-           "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C).\n");
+           "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n");
 }
 
 int cmd_run(int argc, char **argv)
@@ -199,13 +207,20 @@ int cmd_run(int argc, char **argv)
             fprintf(stderr, "run record: %s/run.json\n", lsession_out_dir(s));
         break;
     case LS_CANCELLED:
-        fprintf(stderr, "pare run: %s\npare run: interrupted; %s/run.json says cancelled; no result\n", msg,
-                lsession_out_dir(s));
-        rc = EXIT_INTERRUPTED;
+        if (has_record(s))
+            fprintf(stderr, "pare run: %s\npare run: interrupted; %s/run.json says cancelled; no result\n", msg,
+                    lsession_out_dir(s));
+        else
+            fprintf(stderr, "pare run: %s\npare run: interrupted; no run record could be written (see %s/log.txt)\n",
+                    msg, lsession_out_dir(s));
+        rc = cli_interrupt_status();
         break;
     case LS_FAILED:
         fprintf(stderr, "pare run: %s\n", msg);
-        fprintf(stderr, "pare run: failed; see %s/run.json and log.txt\n", lsession_out_dir(s));
+        if (has_record(s))
+            fprintf(stderr, "pare run: failed; see %s/run.json and log.txt\n", lsession_out_dir(s));
+        else /* run.json itself could not be written (full disk): do not point at a file that is not there */
+            fprintf(stderr, "pare run: failed; no run record could be written (see %s/log.txt)\n", lsession_out_dir(s));
         rc = EXIT_BAD_INPUT;
         break;
     }

@@ -26,7 +26,7 @@ typedef struct {
     /* common */
     const char *data, *out, *tok, *evalf, *format, *dtype, *schedule;
     long steps, lr_warmup, checkpoint_every, log_every, until;
-    int batch, seq, accum, resume, overwrite, json, help, eval_window;
+    int batch, seq, accum, resume, overwrite, json, quiet, help, eval_window;
     double lr, lr_min, wd, clip;
     uint64_t seed;
     size_t eval_limit;
@@ -319,6 +319,16 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     snprintf(cache, sizeof cache, "%s/cache", a->out);
     snprintf(logp, sizeof logp, "%s/train.jsonl", a->out);
     snprintf(init, sizeof init, "%s/init", a->out);
+    /* one run at a time in OUT: a second one is refused before it reads or changes anything there */
+    pare_lock lock = {.fd = -1};
+    if (!a->resume && mkdir(a->out, 0777) != 0 && errno != EEXIST) {
+        pare_fail(&err, PARE_EIO, "%s: cannot create: %s", a->out, strerror(errno));
+        return cli_error(cmd, &err);
+    }
+    char lockp[4200];
+    snprintf(lockp, sizeof lockp, "%s/.pare-lock", a->out);
+    if (pare_is_dir(a->out) && pare_lock_path(&lock, lockp, a->out, &err))
+        return cli_error(cmd, &err);
     long ck_step = -1;
     char *ck_opts = NULL;
     {
@@ -330,6 +340,7 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     if (a->resume && ck_step < 0) {
         free(ck_opts);
         pare_fail(&err, PARE_EINVAL, "--resume: %s holds no checkpoint to resume", ckpt);
+        pare_unlock(&lock);
         return cli_error(cmd, &err);
     }
     if (!a->resume && !a->overwrite && (ck_step >= 0 || stat(model_out, &sb) == 0 || (a->scratch && stat(init, &sb) == 0))) {
@@ -339,11 +350,13 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
                                          "--overwrite to start over", a->out, ck_step);
         else
             pare_fail(&err, PARE_EINVAL, "%s: holds a finished run; pass --overwrite to start over", a->out);
+        pare_unlock(&lock);
         return cli_error(cmd, &err);
     }
     if (mkdir(a->out, 0777) != 0 && errno != EEXIST) {
         free(ck_opts);
         pare_fail(&err, PARE_EIO, "%s: cannot create: %s", a->out, strerror(errno));
+        pare_unlock(&lock);
         return cli_error(cmd, &err);
     }
     if (a->overwrite) {
@@ -351,7 +364,8 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
             (a->scratch && stat(init, &sb) == 0 && remove_flat_dir(init) != 0)) {
             free(ck_opts);
             pare_fail(&err, PARE_EIO, "%s: cannot remove the previous run's checkpoint or initial model", a->out);
-            return cli_error(cmd, &err);
+            pare_unlock(&lock);
+        return cli_error(cmd, &err);
         }
         unlink(logp);
         ck_step = -1;
@@ -488,7 +502,9 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     }
     const pare_fop_state *fs = pare_ft_fop(ft);
     size_t trained = lc.tokens;
-    if (a->json) {
+    if (a->quiet) {
+        /* a driver (pare demo) reports the result itself */
+    } else if (a->json) {
         json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:{s:s, s:s, s:I}}", "command", cmd, "model",
                               m->path, "steps", (json_int_t)pare_ft_steps_done(ft), "params", (json_int_t)pc.total,
                               "final_loss", lc.last_loss, "train_seconds", train_s, "tokens_per_second",
@@ -526,6 +542,7 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
         printf("checkpoint    %s (step %ld)\n", ckpt, pare_ft_steps_done(ft));
     }
 done:
+    pare_unlock(&lock);
     if (logf)
         fclose(logf);
     free(eval_ids);
@@ -566,6 +583,7 @@ done:
     {"dtype", OPT_STR, &c.t.dtype, "hf-dense: F32 (default), F16 or BF16"},                                             \
     {"tokenizer", OPT_STR, &c.t.tok, "tokenizer file"},                                                                 \
     {"json", OPT_FLAG, &c.t.json, "print a JSON summary"},                                                              \
+    {"quiet", OPT_FLAG, &c.t.quiet, "no summary on stdout (progress still on stderr)"},                                 \
     {"help", OPT_FLAG, &c.t.help, "show this help"}
 
 /* targs with int-typed staging fields for the long options (cli_opt has no long type). */

@@ -27,6 +27,7 @@ static const struct {
     {"spectra", cmd_spectra, "singular-value statistics of every block matrix (plain, activation, whitened)"},
     {"plot", cmd_plot, "charts as PNG or in the terminal: spectra, energy ranks, masks, budgets, size vs quality"},
     {"tui", cmd_tui, "interactive workbench: spectra, rank cursor, budgets, evaluations, saved recipes"},
+    {"demo", cmd_demo, "no model at hand: train a small one on the Brown corpus once (cached), open the workbench"},
 };
 
 static void usage(FILE *f)
@@ -36,6 +37,10 @@ static void usage(FILE *f)
             PARE_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    const char *model = getenv("PARE_MODEL");
+    if (!model || !*model)
+        fprintf(f, "\nNo model at hand? `make corpus && pare demo` trains a small LLaMA on the Brown corpus (about 5\n"
+                   "minutes on 2 cores, cached) and opens the workbench on it (docs/demo.md).\n");
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,6 @@
 /* Allocation policies: uniform ranks, LoRAP's attention split (generalized by parameter counts),
- * unstructured masks, energy thresholds and pare's global greedy allocation. */
+ * unstructured and N:M masks, energy thresholds and pare's global greedy allocation; per-item methods
+ * and the counts they leave (pare_plan_recount), shared by every policy and by hand-made plans. */
 #include "allocate.h"
 
 #include <limits.h>
@@ -18,8 +19,20 @@ static pare_status check_ratio(double s, pare_error *err)
     return PARE_OK;
 }
 
-static pare_status plan_init(pare_model *m, pare_plan *plan, pare_error *err)
+void pare_plan_how_defaults(pare_plan_how *h)
 {
+    memset(h, 0, sizeof *h);
+    h->weighting = PARE_WEIGHT_NONE;
+    h->mask_score = PARE_SCORE_MAGNITUDE;
+    h->mask_scope = PARE_SCOPE_MATRIX;
+    h->chan_score = PARE_CHAN_MAGNITUDE;
+    h->keep_least = 0;
+}
+
+static pare_status plan_init(pare_model *m, const pare_plan_how *how, pare_plan *plan, pare_error *err)
+{
+    pare_plan_how def;
+    pare_plan_how_defaults(&def);
     memset(plan, 0, sizeof *plan);
     pare_linear *lin[4096];
     int n = pare_model_linears(m, lin, 4096);
@@ -31,6 +44,7 @@ static pare_status plan_init(pare_model *m, pare_plan *plan, pare_error *err)
         pare_plan_item *it = &plan->items[i];
         it->linear = lin[i];
         it->action = PARE_PLAN_DENSE;
+        it->how = how ? *how : def;
         it->params_before = it->params_after = weights(lin[i]);
     }
     return PARE_OK;
@@ -50,28 +64,134 @@ static void set_factor(pare_plan_item *it, int k)
     }
 }
 
-/* The FFN of a block loses a fraction s of its channels: gate/up rows and down columns. */
+/* The FFN of a block loses a fraction s of its channels: gate/up rows and down columns (counted by
+ * pare_plan_recount). */
 static void set_channels(pare_plan *plan, const pare_block *b, double s)
 {
-    int F = b->up.out, removed = (int)floor(s * F + 1e-9);
     for (int i = 0; i < plan->count; i++) {
         pare_plan_item *it = &plan->items[i];
         if (it->linear != &b->gate && it->linear != &b->up && it->linear != &b->down)
             continue;
         it->action = PARE_PLAN_CHANNELS;
         it->channel_frac = s;
-        const pare_linear *l = it->linear;
-        it->params_after = it->linear == &b->down ? (size_t)l->out * (F - removed) : (size_t)(F - removed) * l->in;
     }
 }
 
-static void plan_totals(pare_plan *plan)
+/* The block whose FFN holds l, or NULL. */
+static const pare_block *ffn_block(const pare_model *m, const pare_linear *l)
+{
+    for (int b = 0; b < m->cfg.n_layers; b++)
+        if (l == &m->blocks[b].gate || l == &m->blocks[b].up || l == &m->blocks[b].down)
+            return &m->blocks[b];
+    return NULL;
+}
+
+/* What compressing the item as planned leaves of its weights (pare_prune_mask's and pare_chan_select's
+ * counts). */
+static pare_status item_count(const pare_model *m, pare_plan_item *it, pare_error *err)
+{
+    const pare_linear *l = it->linear;
+    const pare_plan_how *h = &it->how;
+    size_t mn = weights(l);
+    switch (it->action) {
+    case PARE_PLAN_DENSE: it->params_after = mn; return PARE_OK;
+    case PARE_PLAN_FACTOR:
+        if (it->rank < 1)
+            return pare_fail(err, PARE_EINVAL, "%s: rank %d: must be at least 1", l->name, it->rank);
+        it->params_after = (size_t)it->rank * (size_t)(l->out + l->in);
+        return PARE_OK;
+    case PARE_PLAN_MASK:
+        if (h->nm_m > 0) {
+            if (h->nm_n < 1 || h->nm_n >= h->nm_m || l->in % h->nm_m)
+                return pare_fail(err, PARE_EINVAL, "%s: N:M %d:%d needs 1 <= N < M and in-features (%d) divisible by M",
+                                 l->name, h->nm_n, h->nm_m, l->in);
+            it->sparsity = 1.0 - (double)h->nm_n / h->nm_m;
+            it->params_after = (size_t)l->out * (size_t)(l->in / h->nm_m) * (size_t)h->nm_n;
+            return PARE_OK;
+        }
+        if (!(it->sparsity >= 0 && it->sparsity < 1))
+            return pare_fail(err, PARE_EINVAL, "%s: sparsity %g is outside [0, 1)", l->name, it->sparsity);
+        if (h->mask_scope == PARE_SCOPE_ROW)
+            it->params_after = (size_t)l->out * ((size_t)l->in - pare_prune_count(it->sparsity, (size_t)l->in));
+        else if (h->mask_scope == PARE_SCOPE_MATRIX)
+            it->params_after = mn - pare_prune_count(it->sparsity, mn);
+        else
+            return pare_fail(err, PARE_EINVAL, "%s: plans mask per matrix or per row, not globally", l->name);
+        return PARE_OK;
+    case PARE_PLAN_CHANNELS: {
+        const pare_block *b = ffn_block(m, l);
+        if (!b)
+            return pare_fail(err, PARE_EINVAL, "%s: only FFN matrices lose channels", l->name);
+        double s = it->channel_frac, kl = h->keep_least;
+        if (!(s >= 0 && s < 1 && kl >= 0 && kl < 1 && kl + s <= 1 + 1e-12))
+            return pare_fail(err, PARE_EINVAL, "%s: channel fraction %g with keep_least %g: both in [0, 1), sum at most 1",
+                             l->name, s, kl);
+        size_t F = (size_t)b->up.out, lo = pare_prune_count(kl, F), hi = pare_prune_count(kl + s, F);
+        size_t keep = F - (hi > lo ? hi - lo : 0);
+        if (keep < 1)
+            return pare_fail(err, PARE_EINVAL, "%s: channel fraction %g would remove every channel", l->name, s);
+        it->params_after = l == &b->down ? (size_t)l->out * keep : keep * (size_t)l->in;
+        return PARE_OK;
+    }
+    }
+    return pare_fail(err, PARE_EINVAL, "%s: unknown plan action %d", l->name, (int)it->action);
+}
+
+pare_status pare_plan_recount(pare_model *m, pare_plan *plan, pare_error *err)
 {
     plan->params_before = plan->params_after = 0;
     for (int i = 0; i < plan->count; i++) {
-        plan->params_before += plan->items[i].params_before;
-        plan->params_after += plan->items[i].params_after;
+        pare_plan_item *it = &plan->items[i];
+        pare_status rc = item_count(m, it, err);
+        if (rc)
+            return rc;
+        if (it->action == PARE_PLAN_CHANNELS) { /* the block's FFN matrices lose the same channels */
+            const pare_block *b = ffn_block(m, it->linear);
+            const pare_linear *ffn[3] = {&b->gate, &b->up, &b->down};
+            for (int j = 0; j < plan->count; j++)
+                for (int f = 0; f < 3; f++) {
+                    const pare_plan_item *o = &plan->items[j];
+                    if (o->linear != ffn[f] || !ffn[f]->out)
+                        continue;
+                    if (o->action != PARE_PLAN_CHANNELS || o->channel_frac != it->channel_frac ||
+                        o->how.keep_least != it->how.keep_least || o->how.chan_score != it->how.chan_score)
+                        return pare_fail(err, PARE_EINVAL,
+                                         "%s loses FFN channels but %s does not lose the same ones: a block's gate, up "
+                                         "and down are pruned together",
+                                         it->linear->name, o->linear->name);
+                }
+        }
+        plan->params_before += it->params_before;
+        plan->params_after += it->params_after;
     }
+    return PARE_OK;
+}
+
+/* The policies' last step: counts as compression leaves them; the plan is freed on failure. */
+static pare_status finish(pare_model *m, pare_plan *plan, pare_error *err)
+{
+    pare_status rc = pare_plan_recount(m, plan, err);
+    if (rc)
+        pare_plan_free(plan);
+    return rc;
+}
+
+pare_status pare_plan_dense(pare_model *m, const pare_plan_how *how, pare_plan *plan, pare_error *err)
+{
+    pare_status rc = plan_init(m, how, plan, err);
+    return rc ? rc : finish(m, plan, err);
+}
+
+pare_status pare_plan_item_set(pare_model *m, pare_plan_item *it, pare_plan_action action, double amount,
+                               const pare_plan_how *how, pare_error *err)
+{
+    it->action = action;
+    it->rank = action == PARE_PLAN_FACTOR ? (int)amount : 0;
+    it->channel_frac = action == PARE_PLAN_CHANNELS ? amount : 0;
+    it->sparsity = action == PARE_PLAN_MASK ? amount : 0;
+    if (how)
+        it->how = *how;
+    return item_count(m, it, err);
 }
 
 static pare_plan_item *item_for(pare_plan *plan, const pare_linear *l)
@@ -85,18 +205,13 @@ static pare_plan_item *item_for(pare_plan *plan, const pare_linear *l)
 /* A ratio shown as the closest feasible value must itself be feasible: round it down. */
 static double feasible_floor(double x) { return floor(x * 1e4) / 1e4; }
 
-static int is_ffn(const pare_model *m, const pare_linear *l)
-{
-    for (int b = 0; b < m->cfg.n_layers; b++)
-        if (l == &m->blocks[b].gate || l == &m->blocks[b].up || l == &m->blocks[b].down)
-            return 1;
-    return 0;
-}
+static int is_ffn(const pare_model *m, const pare_linear *l) { return ffn_block(m, l) != NULL; }
 
-pare_status pare_allocate_uniform(pare_model *m, double s, int ffn_channels, pare_plan *plan, pare_error *err)
+pare_status pare_allocate_uniform(pare_model *m, double s, int ffn_channels, const pare_plan_how *how, pare_plan *plan,
+                                  pare_error *err)
 {
     pare_status rc = check_ratio(s, err);
-    if (rc || (rc = plan_init(m, plan, err)))
+    if (rc || (rc = plan_init(m, how, plan, err)))
         return rc;
     /* every factorized matrix must be able to keep the same fraction 1 - s with rank >= 1 */
     const pare_linear *worst = NULL;
@@ -126,11 +241,11 @@ pare_status pare_allocate_uniform(pare_model *m, double s, int ffn_channels, par
     if (ffn_channels)
         for (int b = 0; b < m->cfg.n_layers; b++)
             set_channels(plan, &m->blocks[b], s);
-    plan_totals(plan);
-    return PARE_OK;
+    return finish(m, plan, err);
 }
 
-pare_status pare_allocate_lorap(pare_model *m, double s, double a, pare_plan *plan, pare_error *err)
+pare_status pare_allocate_lorap(pare_model *m, double s, double a, const pare_plan_how *how, pare_plan *plan,
+                                pare_error *err)
 {
     pare_status rc = check_ratio(s, err);
     if (rc)
@@ -154,7 +269,7 @@ pare_status pare_allocate_lorap(pare_model *m, double s, double a, pare_plan *pl
                          "ratio %g cannot be met by the LoRAP policy: the attention of block %d cannot keep less than "
                          "rank 1 in q, k, v and o (%.2f%% of its weights); largest feasible ratio %.4f",
                          s, worst, 100.0 * (1.0 - best), feasible_floor(best));
-    if ((rc = plan_init(m, plan, err)))
+    if ((rc = plan_init(m, how, plan, err)))
         return rc;
     for (int bi = 0; bi < m->cfg.n_layers; bi++) {
         pare_block *b = &m->blocks[bi];
@@ -181,23 +296,20 @@ pare_status pare_allocate_lorap(pare_model *m, double s, double a, pare_plan *pl
         }
         set_channels(plan, b, s);
     }
-    plan_totals(plan);
-    return PARE_OK;
+    return finish(m, plan, err);
 }
 
-pare_status pare_allocate_mask(pare_model *m, double s, pare_plan *plan, pare_error *err)
+pare_status pare_allocate_mask(pare_model *m, double s, const pare_plan_how *how, pare_plan *plan, pare_error *err)
 {
-    pare_status rc = check_ratio(s, err);
-    if (rc || (rc = plan_init(m, plan, err)))
+    pare_status rc = how && how->nm_m > 0 ? PARE_OK : check_ratio(s, err);
+    if (rc || (rc = plan_init(m, how, plan, err)))
         return rc;
     for (int i = 0; i < plan->count; i++) {
         pare_plan_item *it = &plan->items[i];
         it->action = PARE_PLAN_MASK;
         it->sparsity = s;
-        it->params_after = weights(it->linear) - (size_t)floor(s * (double)weights(it->linear) + 1e-9);
     }
-    plan_totals(plan);
-    return PARE_OK;
+    return finish(m, plan, err);
 }
 
 /* The spectra must describe the plan's matrices as they are now. */
@@ -218,13 +330,13 @@ static pare_status check_spectra(const pare_plan *plan, const pare_model_spectra
     return PARE_OK;
 }
 
-pare_status pare_allocate_energy(pare_model *m, const pare_model_spectra *sp, double energy, pare_plan *plan,
-                                 pare_error *err)
+pare_status pare_allocate_energy(pare_model *m, const pare_model_spectra *sp, double energy,
+                                 const pare_plan_how *how, pare_plan *plan, pare_error *err)
 {
     if (!(energy > 0.0 && energy <= 1.0))
         return pare_fail(err, PARE_EINVAL, "energy %g: the fraction of spectral energy to keep must be in (0, 1]",
                          energy);
-    pare_status rc = plan_init(m, plan, err);
+    pare_status rc = plan_init(m, how, plan, err);
     if (rc || (rc = check_spectra(plan, sp, err))) {
         pare_plan_free(plan);
         return rc;
@@ -236,8 +348,7 @@ pare_status pare_allocate_energy(pare_model *m, const pare_model_spectra *sp, do
         if (k >= 1) /* a zero matrix (k = 0) stays as it is */
             set_factor(&plan->items[i], k);
     }
-    plan_totals(plan);
-    return PARE_OK;
+    return finish(m, plan, err);
 }
 
 /* One segment of a matrix's lower convex hull: going from rank `from` to rank `to` (from = -1: dense)
@@ -258,17 +369,16 @@ static int seg_cmp(const void *pa, const void *pb)
     return fa > fb ? -1 : fa < fb; /* a matrix's segments in hull order: dense first */
 }
 
-pare_status pare_allocate_global(pare_model *m, const pare_model_spectra *sp, double s, pare_plan *plan,
-                                 pare_error *err)
+pare_status pare_allocate_global(pare_model *m, const pare_model_spectra *sp, double s, const pare_plan_how *how,
+                                 pare_plan *plan, pare_error *err)
 {
     pare_status rc = check_ratio(s, err);
-    if (rc || (rc = plan_init(m, plan, err)))
+    if (rc || (rc = plan_init(m, how, plan, err)))
         return rc;
-    if ((rc = check_spectra(plan, sp, err))) {
+    if ((rc = check_spectra(plan, sp, err)) || (rc = pare_plan_recount(m, plan, err))) {
         pare_plan_free(plan);
         return rc;
     }
-    plan_totals(plan);
     double target = (1.0 - s) * (double)plan->params_before;
     size_t floor_params = 0;
     size_t n_points = 0;
@@ -364,8 +474,7 @@ pare_status pare_allocate_global(pare_model *m, const pare_model_spectra *sp, do
         if (rank[i] >= 1)
             set_factor(&plan->items[i], rank[i]);
     free(rank), free(segs), free(px), free(py), free(pk);
-    plan_totals(plan);
-    return PARE_OK;
+    return finish(m, plan, err);
 }
 
 double pare_plan_removed(const pare_plan *plan)

@@ -3,15 +3,7 @@
 
 #include <string.h>
 
-void pare_apply_defaults(pare_apply_opts *o)
-{
-    o->weighting = PARE_WEIGHT_ACT;
-    o->chan_score = PARE_CHAN_LORAP;
-    o->keep_least = 0.01;
-    o->sequential = 1;
-    o->mask_score = PARE_SCORE_WANDA;
-    o->mask_scope = PARE_SCOPE_ROW;
-}
+void pare_apply_defaults(pare_apply_opts *o) { o->sequential = 1; }
 
 typedef struct {
     const pare_plan *plan;
@@ -34,11 +26,9 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
                                   pare_error *err)
 {
     pare_block *b = &m->blocks[layer];
-    int channels = 0;
-    double channel_frac = 0;
-    pare_linear *masked[8];
+    const pare_plan_item *channels = NULL;
+    const pare_plan_item *masked[8];
     const pare_input_stats *masked_stats[8];
-    double mask_sparsity[8];
     int n_masked = 0;
     for (int i = 0; i < c->plan->count; i++) {
         const pare_plan_item *it = &c->plan->items[i];
@@ -46,16 +36,14 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
         if (site < 0)
             continue;
         if (it->action == PARE_PLAN_MASK && n_masked < 8) {
-            masked[n_masked] = it->linear;
-            masked_stats[n_masked] = sites ? &sites[site] : NULL;
-            mask_sparsity[n_masked++] = it->sparsity;
+            masked[n_masked] = it;
+            masked_stats[n_masked++] = sites ? &sites[site] : NULL;
         } else if (it->action == PARE_PLAN_CHANNELS) {
-            channels = 1;
-            channel_frac = it->channel_frac;
+            channels = it;
         } else if (it->action == PARE_PLAN_FACTOR) {
             pare_factor_opts fo;
             pare_factor_defaults(&fo);
-            fo.weighting = c->o->weighting;
+            fo.weighting = it->how.weighting;
             pare_factor_report fr;
             pare_status rc = pare_factorize_linear(it->linear, it->rank, &fo, sites ? &sites[site] : NULL, &fr, err);
             if (rc)
@@ -66,18 +54,22 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
         }
     }
     for (int j = 0; j < n_masked; j++) { /* one call per matrix: plans may give each its own sparsity */
+        const pare_plan_how *h = &masked[j]->how;
         pare_mask_opts mo;
         pare_mask_defaults(&mo);
-        mo.score = c->o->mask_score;
-        mo.scope = c->o->mask_scope;
-        mo.sparsity = mask_sparsity[j];
-        pare_status rc = pare_prune_mask(&masked[j], &masked_stats[j], 1, &mo, NULL, err);
+        mo.score = h->mask_score;
+        mo.scope = h->mask_scope;
+        mo.sparsity = h->nm_m > 0 ? 0 : masked[j]->sparsity;
+        mo.nm_n = h->nm_m > 0 ? h->nm_n : 0;
+        mo.nm_m = h->nm_m > 0 ? h->nm_m : 0;
+        pare_linear *ml = masked[j]->linear;
+        pare_status rc = pare_prune_mask(&ml, &masked_stats[j], 1, &mo, NULL, err);
         if (rc)
             return rc;
         c->rep->masked++;
     }
     if (channels) {
-        pare_chan_opts co = {c->o->chan_score, channel_frac, c->o->keep_least};
+        pare_chan_opts co = {channels->how.chan_score, channels->channel_frac, channels->how.keep_least};
         pare_chan_report cr;
         pare_status rc = pare_prune_ffn(b, sites, &co, &cr, err);
         if (rc)
@@ -101,14 +93,17 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
         rep->params_before += block_params(&m->blocks[l]);
     apply_ctx c = {plan, o, rep};
     pare_status rc;
-    int needs_stats = 0;
-    if (o->mask_scope == PARE_SCOPE_GLOBAL)
-        return pare_fail(err, PARE_EINVAL, "plans prune masks per matrix or per row; a global mask scope is "
-                                           "pare_prune_model_mask's job");
-    for (int i = 0; i < plan->count && !needs_stats; i++)
-        needs_stats = (plan->items[i].action == PARE_PLAN_FACTOR && o->weighting != PARE_WEIGHT_NONE) ||
-                      (plan->items[i].action == PARE_PLAN_CHANNELS && o->chan_score == PARE_CHAN_LORAP) ||
-                      (plan->items[i].action == PARE_PLAN_MASK && o->mask_score == PARE_SCORE_WANDA);
+    int needs_stats = 0, gram = 0;
+    for (int i = 0; i < plan->count; i++) {
+        const pare_plan_item *it = &plan->items[i];
+        if (it->action == PARE_PLAN_MASK && it->how.mask_scope == PARE_SCOPE_GLOBAL && it->how.nm_m <= 0)
+            return pare_fail(err, PARE_EINVAL, "plans prune masks per matrix or per row; a global mask scope is "
+                                               "pare_prune_model_mask's job");
+        needs_stats |= (it->action == PARE_PLAN_FACTOR && it->how.weighting != PARE_WEIGHT_NONE) ||
+                       (it->action == PARE_PLAN_CHANNELS && it->how.chan_score == PARE_CHAN_LORAP) ||
+                       (it->action == PARE_PLAN_MASK && it->how.mask_score == PARE_SCORE_WANDA);
+        gram |= it->action == PARE_PLAN_FACTOR && it->how.weighting == PARE_WEIGHT_WHITEN;
+    }
     if (!calib_ids) {
         if (needs_stats)
             return pare_fail(err, PARE_EINVAL, "this method needs calibration data (--calib FILE)");
@@ -117,7 +112,7 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
                 return rc;
     } else {
         pare_calib_opts opts = *co;
-        opts.gram = o->weighting == PARE_WEIGHT_WHITEN;
+        opts.gram = gram;
         pare_calib_stats *st = NULL;
         if (o->sequential) {
             rc = pare_calibrate(m, calib_ids, &opts, hook, &c, progress, &st, err);

@@ -10,13 +10,10 @@
 #include "factorize.h"
 #include "prune.h"
 
+/* How each matrix is factorized, masked or channel-pruned is the plan item's (pare_plan_how); the
+ * options here are the application's own. */
 typedef struct {
-    pare_weighting weighting;   /* for factorized matrices: plain, activation-weighted or whitened SVD */
-    pare_chan_score chan_score; /* for FFN channel pruning */
-    double keep_least;          /* LoRAP: lowest-scored fraction of channels kept (default 0.01) */
     int sequential;             /* 1: calibrate block i on the output of compressed blocks < i */
-    pare_prune_score mask_score; /* for masked matrices: magnitude or Wanda */
-    pare_prune_scope mask_scope; /* per matrix or per output row (Wanda's comparison group); not global */
 } pare_apply_opts;
 
 typedef struct {
@@ -28,8 +25,10 @@ typedef struct {
 
 void pare_apply_defaults(pare_apply_opts *o);
 
-/* Compresses m in place following plan (made for m). calib_ids [co->samples * co->len] may be
- * NULL only when nothing needs statistics (plain SVD and magnitude channel scores). */
+/* Compresses m in place following plan (made for m), each matrix by its item's method (weighting,
+ * mask score, scope and N:M, channel score and keep_least). calib_ids [co->samples * co->len] may be
+ * NULL only when nothing needs statistics (plain SVD, magnitude masks and channel scores); Gram
+ * matrices are gathered when some item is whitened. */
 pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t *calib_ids, const pare_calib_opts *co,
                             const pare_apply_opts *o, const pare_progress *progress, pare_apply_report *rep,
                             pare_error *err);

@@ -903,6 +903,9 @@ static pare_status commit_dir(const char *tmp, const char *dir, int replacing, p
     return PARE_OK;
 }
 
+static pare_status export_locked(const pare_model *m, const char *dir, const pare_export_opts *o,
+                                 const pare_progress *prog, pare_export_report *rep, pare_error *err);
+
 pare_status pare_export(const pare_model *m, const char *dir_in, const pare_export_opts *o, const pare_progress *prog,
                         pare_export_report *rep, pare_error *err)
 {
@@ -921,6 +924,20 @@ pare_status pare_export(const pare_model *m, const char *dir_in, const pare_expo
         dir[n - 1] = '\0'; /* "out/" must give the sibling "out.tmp-*", not a folder inside out */
     if (!strcmp(dir, "/") || !strcmp(dir, ".") || !strcmp(dir, ".."))
         return pare_fail(err, PARE_EINVAL, "export: '%s' cannot be an export folder", dir);
+    /* a second export into the same folder is refused while this one runs (nothing interleaves) */
+    pare_lock lk;
+    pare_status rc = pare_lock_dir(&lk, dir, err);
+    if (rc)
+        return rc;
+    rc = export_locked(m, dir, o, prog, rep, err);
+    pare_unlock(&lk);
+    return rc;
+}
+
+/* pare_export once dir (normalized) is locked. */
+static pare_status export_locked(const pare_model *m, const char *dir, const pare_export_opts *o,
+                                 const pare_progress *prog, pare_export_report *rep, pare_error *err)
+{
     struct stat st;
     int exists = lstat(dir, &st) == 0;
     pare_status rc;

@@ -12,11 +12,17 @@ void pare_factor_defaults(pare_factor_opts *o)
     o->damping = PARE_WHITEN_DAMPING;
 }
 
-/* ||(W - A B) S||_F / ||W S||_F where S is diag(scale), L (lower, [n, n]) or the identity. */
+/* ||(W - A B) S||_F / ||W S||_F where S is diag(scale), L (lower, [n, n]) or the identity; -1 when
+ * its two rows of scratch cannot be allocated. */
 static double weighted_error(const float *w, const float *ab, int m, int n, const double *scale, const double *L)
 {
     double num = 0, den = 0;
     double *row_d = malloc((size_t)n * sizeof *row_d), *row_w = malloc((size_t)n * sizeof *row_w);
+    if (!row_d || !row_w) {
+        free(row_d);
+        free(row_w);
+        return -1;
+    }
     for (int i = 0; i < m; i++) {
         for (int j = 0; j < n; j++) {
             row_d[j] = (double)w[(size_t)i * n + j] - ab[(size_t)i * n + j];
@@ -72,6 +78,10 @@ pare_status pare_factorize_linear(pare_linear *l, int rank, const pare_factor_op
     if (o->weighting == PARE_WEIGHT_ACT) {
         scale = malloc((size_t)n * sizeof *scale);
         norms = malloc((size_t)n * sizeof *norms);
+        if (!scale || !norms) {
+            rc = pare_fail(err, PARE_ENOMEM, "%s: out of memory for the activation scale (%d inputs)", l->name, n);
+            goto done;
+        }
         for (int j = 0; j < n; j++)
             norms[j] = sqrt(stats->sumsq[j]);
         if ((rc = pare_act_scale(l->name, norms, n, scale, &info.act_floored, err)))
@@ -81,10 +91,18 @@ pare_status pare_factorize_linear(pare_linear *l, int rank, const pare_factor_op
                 mw[(size_t)i * n + j] = (float)(w[(size_t)i * n + j] * scale[j]);
     } else if (o->weighting == PARE_WEIGHT_WHITEN) {
         L = malloc((size_t)n * n * sizeof *L);
-        if (!L || (rc = pare_whiten_cholesky(l->name, stats->gram, n, o->damping, PARE_WHITEN_MAX_DAMPING, L, &info, err)))
+        if (!L) { /* a whitened factorization without its factor would silently be a plain one */
+            rc = pare_fail(err, PARE_ENOMEM, "%s: out of memory for the whitening factor (%d x %d)", l->name, n, n);
+            goto done;
+        }
+        if ((rc = pare_whiten_cholesky(l->name, stats->gram, n, o->damping, PARE_WHITEN_MAX_DAMPING, L, &info, err)))
             goto done;
         rep->damping = info.damping;
         float *Lf = malloc((size_t)n * n * sizeof *Lf);
+        if (!Lf) {
+            rc = pare_fail(err, PARE_ENOMEM, "%s: out of memory for the whitening factor (%d x %d)", l->name, n, n);
+            goto done;
+        }
         for (size_t i = 0; i < (size_t)n * n; i++)
             Lf[i] = (float)L[i];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, n, 1.0f, w, n, Lf, n, 0.0f, mw, n);
@@ -111,6 +129,12 @@ pare_status pare_factorize_linear(pare_linear *l, int rank, const pare_factor_op
             B[(size_t)k * n + j] = (float)(svd.vt[(size_t)k * n + j] * sqrt(svd.s[k]) / (scale ? scale[j] : 1.0));
     if (L) { /* B L = S^1/2 V^T  =>  B = S^1/2 V^T L^-1 */
         float *Lf = malloc((size_t)n * n * sizeof *Lf);
+        if (!Lf) {
+            free(A);
+            free(B);
+            rc = pare_fail(err, PARE_ENOMEM, "%s: out of memory for the whitening factor (%d x %d)", l->name, n, n);
+            goto done;
+        }
         for (size_t i = 0; i < (size_t)n * n; i++)
             Lf[i] = (float)L[i];
         cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, rank, n, 1.0f, Lf, n, B, n);
@@ -120,7 +144,10 @@ pare_status pare_factorize_linear(pare_linear *l, int rank, const pare_factor_op
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, rank, 1.0f, A, rank, B, n, 0.0f, mw, n);
     rep->rel_error = weighted_error(w, mw, m, n, NULL, NULL);
     rep->rel_weighted_error = o->weighting == PARE_WEIGHT_NONE ? rep->rel_error : weighted_error(w, mw, m, n, scale, L);
-    rc = pare_linear_set_factors(l, rank, A, B, err);
+    if (rep->rel_error < 0 || rep->rel_weighted_error < 0)
+        rc = pare_fail(err, PARE_ENOMEM, "%s: out of memory measuring the factorization error", l->name);
+    else
+        rc = pare_linear_set_factors(l, rank, A, B, err);
     free(A);
     free(B);
     rep->params_after = pare_linear_params(l);

@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -159,4 +161,62 @@ int pare_is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+pare_status pare_lock_path(pare_lock *lk, const char *lock_path, const char *what, pare_error *err)
+{
+    lk->fd = -1;
+    if (strlen(lock_path) >= sizeof lk->path)
+        return pare_fail(err, PARE_EINVAL, "%s: path too long", lock_path);
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0)
+            return pare_fail(err, PARE_EIO, "%s: cannot create the lock file: %s", lock_path, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            char pid[32] = "";
+            ssize_t got = e == EWOULDBLOCK ? read(fd, pid, sizeof pid - 1) : -1;
+            close(fd);
+            if (e != EWOULDBLOCK)
+                return pare_fail(err, PARE_EIO, "%s: cannot lock: %s", lock_path, strerror(e));
+            pid[got > 0 ? got : 0] = 0;
+            pid[strcspn(pid, "\n")] = 0;
+            return pare_fail(err, PARE_EIO,
+                             "%s is in use by another pare process%s%s%s (lock %s); wait for it or choose another output",
+                             what, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", lock_path);
+        }
+        struct stat held, now;
+        if (fstat(fd, &held) == 0 && stat(lock_path, &now) == 0 && held.st_ino == now.st_ino &&
+            held.st_dev == now.st_dev) {
+            char pid[32];
+            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+            if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)n) != n) {
+                /* the pid is only for the refusal message */
+            }
+            lk->fd = fd;
+            snprintf(lk->path, sizeof lk->path, "%s", lock_path);
+            return PARE_OK;
+        }
+        close(fd); /* the holder removed this file as we locked it: lock the new one */
+    }
+    return pare_fail(err, PARE_EIO, "%s: the lock file keeps being replaced; is another pare process busy with %s?",
+                     lock_path, what);
+}
+
+pare_status pare_lock_dir(pare_lock *lk, const char *dir, pare_error *err)
+{
+    char p[4200];
+    lk->fd = -1;
+    if (snprintf(p, sizeof p, "%s.lock", dir) >= (int)sizeof p)
+        return pare_fail(err, PARE_EINVAL, "%s: path too long", dir);
+    return pare_lock_path(lk, p, dir, err);
+}
+
+void pare_unlock(pare_lock *lk)
+{
+    if (!lk || lk->fd < 0)
+        return;
+    unlink(lk->path); /* while still locked: see pare_lock_path */
+    close(lk->fd);
+    lk->fd = -1;
 }

@@ -30,6 +30,24 @@ pare_status pare_atomic_open(pare_atomic_file *f, const char *path, pare_error *
 pare_status pare_atomic_commit(pare_atomic_file *f, pare_error *err);
 void pare_atomic_abort(pare_atomic_file *f);
 
+/* Output locks: a second pare process writing the same output is refused rather than interleaving
+ * with the first. An exclusive flock on a lock file, taken without waiting; the file holds the pid
+ * for the message. pare_unlock removes the file while still holding the lock, and a locker that
+ * finds its file unlinked or replaced retries, so removing it cannot let two processes in. The
+ * kernel drops the lock when the process ends, however it ends. */
+typedef struct {
+    int fd;
+    char path[4200];
+} pare_lock;
+
+/* Locks lock_path (created if needed). what names the output in the refusal, which is PARE_EIO:
+ * "WHAT is in use by another pare process (pid N); wait for it or choose another output". */
+pare_status pare_lock_path(pare_lock *lk, const char *lock_path, const char *what, pare_error *err);
+/* The lock of an output folder that is replaced as a whole (an export): "<dir>.lock" beside it. */
+pare_status pare_lock_dir(pare_lock *lk, const char *dir, pare_error *err);
+/* Releases and removes the lock file (a zeroed or failed lock is ignored). */
+void pare_unlock(pare_lock *lk);
+
 /* Joins dir and name into out (size cap); fails if it does not fit. */
 pare_status pare_path_join(char *out, size_t cap, const char *dir, const char *name, pare_error *err);
 int pare_file_exists(const char *path);

@@ -56,12 +56,25 @@ void pare_method_defaults(pare_method_opts *o)
     o->keep_least = 0.01;
     o->energy = 0.9;
     o->weighting = -1;
+    o->nm_n = o->nm_m = 0;
+}
+
+void pare_method_how(const pare_method *me, const pare_method_opts *o, pare_plan_how *how)
+{
+    pare_plan_how_defaults(how);
+    how->weighting = o->weighting >= 0 ? (pare_weighting)o->weighting : me->weighting;
+    how->mask_score = me->mask_score;
+    how->mask_scope = me->mask_scope;
+    how->nm_n = o->nm_m > 0 ? o->nm_n : 0;
+    how->nm_m = o->nm_m > 0 ? o->nm_m : 0;
+    how->chan_score = me->chan_score;
+    how->keep_least = o->keep_least;
 }
 
 /* The plan of a spectral policy: one-shot statistics of the dense model, its weighted spectra, then
  * the allocation. */
 static pare_status spectral_plan(pare_model *m, const pare_method *me, pare_weighting w, const pare_method_opts *o,
-                                 const int32_t *win, const pare_calib_opts *co, const pare_progress *p,
+                                 const pare_plan_how *how, const int32_t *win, const pare_calib_opts *co, const pare_progress *p,
                                  pare_plan *plan, pare_error *err)
 {
     pare_calib_stats *cs = NULL;
@@ -78,8 +91,8 @@ static pare_status spectral_plan(pare_model *m, const pare_method *me, pare_weig
     if (!st)
         st = pare_model_spectra_weighted(m, cs, w, p, &sp, err);
     if (!st)
-        st = me->policy == PARE_POLICY_GLOBAL ? pare_allocate_global(m, sp, o->ratio, plan, err)
-                                              : pare_allocate_energy(m, sp, o->energy, plan, err);
+        st = me->policy == PARE_POLICY_GLOBAL ? pare_allocate_global(m, sp, o->ratio, how, plan, err)
+                                              : pare_allocate_energy(m, sp, o->energy, how, plan, err);
     pare_model_spectra_free(sp);
     pare_calib_free(cs);
     return st;
@@ -99,19 +112,26 @@ pare_status pare_method_plan(pare_model *m, const pare_method *me, const pare_me
                              PARE_WEIGHTING_NAMES[o->weighting], me->name);
         w = (pare_weighting)o->weighting;
     }
-    if (me->policy != PARE_POLICY_ENERGY && !(o->ratio > 0 && o->ratio < 1))
+    if (o->nm_m > 0 && me->policy != PARE_POLICY_MASK)
+        return pare_fail(err, PARE_EINVAL, "nm %d:%d: only the mask methods (wanda, magnitude) take N:M", o->nm_n, o->nm_m);
+    if (o->nm_m > 0 && !(o->nm_n >= 1 && o->nm_n < o->nm_m))
+        return pare_fail(err, PARE_EINVAL, "nm %d:%d: expected N:M with 0 < N < M, e.g. 2:4", o->nm_n, o->nm_m);
+    if (me->policy != PARE_POLICY_ENERGY && !(o->nm_m > 0) && !(o->ratio > 0 && o->ratio < 1))
         return pare_fail(err, PARE_EINVAL, "ratio %g: the fraction of parameters to remove must be in (0, 1)", o->ratio);
     if (!(o->keep_least >= 0 && o->keep_least < 1 && o->keep_least + o->ratio <= 1))
         return pare_fail(err, PARE_EINVAL, "keep_least %g: must be in [0, 1) with keep_least + ratio <= 1", o->keep_least);
     if (weighting_used)
         *weighting_used = w;
     memset(plan, 0, sizeof *plan);
+    pare_plan_how how;
+    pare_method_how(me, o, &how);
+    how.weighting = w;
     pare_status st;
     switch (me->policy) {
-    case PARE_POLICY_LORAP: st = pare_allocate_lorap(m, o->ratio, o->split, plan, err); break;
-    case PARE_POLICY_UNIFORM: st = pare_allocate_uniform(m, o->ratio, me->ffn_channels, plan, err); break;
-    case PARE_POLICY_MASK: st = pare_allocate_mask(m, o->ratio, plan, err); break;
-    default: st = spectral_plan(m, me, w, o, calib_ids, co, progress, plan, err); break;
+    case PARE_POLICY_LORAP: st = pare_allocate_lorap(m, o->ratio, o->split, &how, plan, err); break;
+    case PARE_POLICY_UNIFORM: st = pare_allocate_uniform(m, o->ratio, me->ffn_channels, &how, plan, err); break;
+    case PARE_POLICY_MASK: st = pare_allocate_mask(m, o->ratio, &how, plan, err); break;
+    default: st = spectral_plan(m, me, w, o, &how, calib_ids, co, progress, plan, err); break;
     }
     return st;
 }
@@ -129,12 +149,7 @@ pare_status pare_method_compress(pare_model *m, const pare_method *me, const par
     if (!st) {
         pare_apply_opts ao;
         pare_apply_defaults(&ao);
-        ao.weighting = w;
-        ao.chan_score = me->chan_score;
-        ao.keep_least = o->keep_least;
         ao.sequential = me->sequential;
-        ao.mask_score = me->mask_score;
-        ao.mask_scope = me->mask_scope;
         st = pare_apply_plan(m, &plan, calib_ids, co, &ao, progress, rep ? rep : &local, err);
     }
     pare_plan_free(&plan);

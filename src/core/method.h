@@ -35,9 +35,12 @@ typedef struct {
     double keep_least; /* LoRAP channel selection (default 0.01) */
     double energy;     /* energy policy: fraction of weighted spectral energy kept (default 0.9) */
     int weighting;     /* global / energy: a pare_weighting, or -1 for the method's own (default) */
+    int nm_n, nm_m;    /* mask methods: N:M semi-structured masks when nm_m > 0 (ratio then ignored; default 0:0) */
 } pare_method_opts;
 
 void pare_method_defaults(pare_method_opts *o);
+/* How the method compresses each planned matrix under o (the plan items' pare_plan_how). */
+void pare_method_how(const pare_method *me, const pare_method_opts *o, pare_plan_how *how);
 
 /* Checks the options against the method (errors name the option: "ratio 1.5: ...", "keep_least ...",
  * "weighting whiten: only the global and energy methods take a weighting"), plans and applies it to

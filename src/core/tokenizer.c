@@ -1638,6 +1638,24 @@ static size_t gpt2_match(const unsigned char *s, size_t n, size_t pos)
     return last_start;
 }
 
+size_t pare_gpt2_split(const unsigned char *s, size_t n, size_t pos) { return gpt2_match(s, n, pos); }
+
+size_t pare_byte_level_char(unsigned char b, char out[2])
+{
+    int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+    int32_t cp = b;
+    if (!printable) { /* the non-printable bytes take 256, 257, ... in byte order, as init_byte_level_map */
+        cp = 256;
+        for (int x = 0; x < b; x++)
+            if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE))
+                cp++;
+    }
+    char buf[4];
+    size_t len = encode_utf8(cp, buf);
+    memcpy(out, buf, len);
+    return len;
+}
+
 static pare_status pretokenize(encode_ctx *c, size_t pretok_index, const char *s, size_t n, int at_origin)
 {
     const pare_tokenizer *t = c->t;
