@@ -163,26 +163,6 @@ static void read_losses(const char *path, double *first, double *last, double *t
     fclose(f);
 }
 
-static pare_status copy_file(const char *from, const char *to, pare_error *err)
-{
-    char *data = NULL;
-    size_t len = 0;
-    pare_status st = pare_read_file(from, &data, &len, err);
-    if (st)
-        return st;
-    pare_atomic_file f;
-    if (!(st = pare_atomic_open(&f, to, err))) {
-        if (len && fwrite(data, 1, len, f.fp) != len) {
-            pare_atomic_abort(&f);
-            st = pare_fail(err, PARE_EIO, "%s: write failed: %s", to, strerror(errno));
-        } else {
-            st = pare_atomic_commit(&f, err);
-        }
-    }
-    free(data);
-    return st;
-}
-
 static pare_status write_json_file(json_t *j, const char *path, pare_error *err)
 {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -461,7 +441,7 @@ static int run_demo(dargs *a)
         read_losses(p, &l0, &l1, &tokens, &seconds, &steps);
         char q[PATH_MAX];
         join(q, model, "train.jsonl");
-        if (copy_file(p, q, &err))
+        if (pare_copy_file(p, q, &err))
             return cli_error(cmd, &err);
         json_t *j = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:i}, s:{s:s, s:i, s:i, s:i, s:i, s:i, s:I}, "
                               "s:{s:i, s:i, s:i, s:f, s:i, s:I}, s:{s:f, s:f, s:I, s:f}, s:{s:s, s:i, s:I, s:f}}",

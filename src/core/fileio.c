@@ -220,3 +220,22 @@ void pare_unlock(pare_lock *lk)
     close(lk->fd);
     lk->fd = -1;
 }
+
+pare_status pare_copy_file(const char *src, const char *dst, pare_error *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    pare_status st = pare_read_file(src, &data, &len, err);
+    if (st)
+        return st;
+    pare_atomic_file f;
+    if (!(st = pare_atomic_open(&f, dst, err))) {
+        if (len && fwrite(data, 1, len, f.fp) != len) {
+            st = pare_fail(err, PARE_EIO, "%s: write failed: %s", dst, strerror(errno));
+            pare_atomic_abort(&f);
+        } else
+            st = pare_atomic_commit(&f, err);
+    }
+    free(data);
+    return st;
+}

@@ -30,6 +30,9 @@ pare_status pare_atomic_open(pare_atomic_file *f, const char *path, pare_error *
 pare_status pare_atomic_commit(pare_atomic_file *f, pare_error *err);
 void pare_atomic_abort(pare_atomic_file *f);
 
+/* Copies a whole file to dst through pare_atomic_open: dst is either the complete copy or untouched. */
+pare_status pare_copy_file(const char *src, const char *dst, pare_error *err);
+
 /* Output locks: a second pare process writing the same output is refused rather than interleaving
  * with the first. An exclusive flock on a lock file, taken without waiting; the file holds the pid
  * for the message. pare_unlock removes the file while still holding the lock, and a locker that

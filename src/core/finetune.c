@@ -916,22 +916,6 @@ static void add_init(init_set *s, const char *name, int64_t d0, int64_t d1, doub
     s->n++;
 }
 
-static pare_status copy_file(const char *src, const char *dst, pare_error *err)
-{
-    char *data = NULL;
-    size_t len = 0;
-    pare_status rc = pare_read_file(src, &data, &len, err);
-    if (rc)
-        return rc;
-    pare_atomic_file f;
-    if (!(rc = pare_atomic_open(&f, dst, err))) {
-        fwrite(data, 1, len, f.fp);
-        rc = pare_atomic_commit(&f, err);
-    }
-    free(data);
-    return rc;
-}
-
 pare_status pare_model_init_folder(const char *dir, const pare_config *c, const char *tokenizer_json, uint64_t seed,
                                    pare_error *err)
 {
@@ -1047,7 +1031,7 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
     }
     if (!rc && tokenizer_json) {
         snprintf(path, sizeof path, "%s/tokenizer.json", tmp);
-        rc = copy_file(tokenizer_json, path, err);
+        rc = pare_copy_file(tokenizer_json, path, err);
     }
     if (!rc && rename(tmp, dir) != 0)
         rc = pare_fail(err, PARE_EIO, "%s: cannot rename the new model folder into place: %s", dir, strerror(errno));
