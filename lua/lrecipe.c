@@ -19,6 +19,17 @@ static const char VALUES_KEY = 'v'; /* registry: name -> overriding value */
 static const char PATH_KEY = 'f';   /* registry: the recipe path */
 static const char PARAMS_KEY = 'r'; /* registry: the parameter values run(p) got */
 
+/* Whether the value at idx is exactly the string s: a Lua string may hold a NUL, and "number\0x" must
+ * not pass for "number" (found by the recipe_params fuzz target). */
+static int lua_string_is(lua_State *L, int idx, const char *s)
+{
+    size_t len;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return 0;
+    const char *v = lua_tolstring(L, idx, &len);
+    return len == strlen(s) && !memcmp(v, s, len);
+}
+
 static const char *const TYPES[] = {"number", "integer", "string", "boolean", NULL};
 
 int lrecipe_msgh(lua_State *L)
@@ -172,11 +183,9 @@ static int l_params(lua_State *L)
         while (lua_next(L, spec)) {
             lua_pop(L, 1);
             int ok = lua_isinteger(L, -1) && (lua_tointeger(L, -1) == 1 || lua_tointeger(L, -1) == 2);
-            if (lua_type(L, -1) == LUA_TSTRING) {
-                const char *k = lua_tostring(L, -1);
-                ok = !strcmp(k, "min") || !strcmp(k, "max") || !strcmp(k, "choices") || !strcmp(k, "type") ||
-                     !strcmp(k, "optional");
-            }
+            if (lua_type(L, -1) == LUA_TSTRING)
+                ok = lua_string_is(L, -1, "min") || lua_string_is(L, -1, "max") || lua_string_is(L, -1, "choices") ||
+                     lua_string_is(L, -1, "type") || lua_string_is(L, -1, "optional");
             if (!ok)
                 return luaL_error(L, "params: %s: unknown field '%s' (fields: [1] default, [2] description, min, max, "
                                      "choices, type, optional)", name, luaL_tolstring(L, -1, NULL));
@@ -191,8 +200,8 @@ static int l_params(lua_State *L)
         const char *tname = NULL;
         if (lua_getfield(L, spec, "type") != LUA_TNIL) {
             int t = -1;
-            for (int i = 0; TYPES[i] && lua_type(L, -1) == LUA_TSTRING; i++)
-                if (!strcmp(lua_tostring(L, -1), TYPES[i]))
+            for (int i = 0; TYPES[i]; i++)
+                if (lua_string_is(L, -1, TYPES[i]))
                     t = i;
             if (t < 0)
                 return luaL_error(L, "params: %s: type must be number, integer, string or boolean", name);

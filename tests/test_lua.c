@@ -125,6 +125,10 @@ static void test_set_checks(void)
     snprintf(where, sizeof where, "%s:1:", bad);
     expect_fail((const char *const[]){"run", bad, "--model", d, NULL},
                 (const char *const[]){where, "unknown field 'mx'", NULL});
+    /* a type name is the whole string: "number\0" (a NUL inside a Lua string) is not "number" */
+    bad = write_recipe("badtype.lua", "params {\n  ratio = {0.2, \"x\", type = \"number\\0\"},\n}\nfunction run(p) end\n");
+    expect_fail((const char *const[]){"run", bad, "--model", d, NULL},
+                (const char *const[]){"type must be number, integer, string or boolean", NULL});
 }
 
 /* A script error shows file:line and a traceback through the recipe's functions; a core error names
