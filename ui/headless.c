@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <utf8proc.h>
 
 #include "tui_internal.h"
 
@@ -109,31 +110,10 @@ int tui_parse_size(const char *s, int *cols, int *rows)
     return 0;
 }
 
-/* Appends code point u as UTF-8. */
+/* Appends code point u as UTF-8 (utf8proc's encoder; out of range becomes U+FFFD). */
 static size_t put_utf8(char *o, unsigned long u)
 {
-    if (u < 0x80) {
-        o[0] = (char)u;
-        return 1;
-    }
-    if (u < 0x800) {
-        o[0] = (char)(0xC0 | (u >> 6));
-        o[1] = (char)(0x80 | (u & 0x3F));
-        return 2;
-    }
-    if (u < 0x10000) {
-        o[0] = (char)(0xE0 | (u >> 12));
-        o[1] = (char)(0x80 | ((u >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (u & 0x3F));
-        return 3;
-    }
-    if (u > 0x10FFFF)
-        u = 0xFFFD;
-    o[0] = (char)(0xF0 | (u >> 18));
-    o[1] = (char)(0x80 | ((u >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((u >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (u & 0x3F));
-    return 4;
+    return (size_t)utf8proc_encode_char(u <= 0x10FFFF ? (utf8proc_int32_t)u : 0xFFFD, (utf8proc_uint8_t *)o);
 }
 
 char *tui_screen_text(void)
