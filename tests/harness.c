@@ -160,7 +160,7 @@ static char *slurp_fd(int fd)
 
 int run_pare(char **out, char **errout, const char *const *args) { return run_pare_signal(out, errout, args, -1, 0); }
 
-int run_pare_signal(char **out, char **errout, const char *const *args, int delay_ms, int sig)
+pid_t spawn_pare(const char *const *args, const char *opath, const char *epath, int (*in_child)(void *), void *ctx)
 {
     const char *bin = getenv("PARE_BIN");
     if (!bin || !*bin)
@@ -171,10 +171,6 @@ int run_pare_signal(char **out, char **errout, const char *const *args, int dela
     for (int i = 0; args[i] && argc < 63; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
-    /* stdout and stderr go to temp files so a chatty child cannot deadlock a full pipe. */
-    char opath[1200], epath[1200];
-    snprintf(opath, sizeof opath, "%s/run_pare.stdout", harness_tmpdir()); /* not tmp_path: keep callers' slots */
-    snprintf(epath, sizeof epath, "%s/run_pare.stderr", harness_tmpdir());
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -186,9 +182,21 @@ int run_pare_signal(char **out, char **errout, const char *const *args, int dela
         dup2(nul, 0);
         dup2(o, 1);
         dup2(e, 2);
+        if (in_child && in_child(ctx))
+            _exit(125);
         execv(bin, (char *const *)argv);
         _exit(127);
     }
+    return pid;
+}
+
+int run_pare_signal(char **out, char **errout, const char *const *args, int delay_ms, int sig)
+{
+    /* stdout and stderr go to temp files so a chatty child cannot deadlock a full pipe. */
+    char opath[1200], epath[1200];
+    snprintf(opath, sizeof opath, "%s/run_pare.stdout", harness_tmpdir()); /* not tmp_path: keep callers' slots */
+    snprintf(epath, sizeof epath, "%s/run_pare.stderr", harness_tmpdir());
+    pid_t pid = spawn_pare(args, opath, epath, NULL, NULL);
     if (delay_ms >= 0) {
         struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);

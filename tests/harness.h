@@ -4,6 +4,7 @@
 #define PARE_TEST_HARNESS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 typedef void (*test_fn)(void);
@@ -24,6 +25,11 @@ const char *tmp_path(const char *name);
 /* Writes bytes to a file, returning 0 on success. */
 int write_bytes(const char *path, const void *data, size_t len);
 
+/* Starts ./pare (or PARE_BIN) with args (NULL-terminated, argv[0] excluded), stdin from /dev/null,
+ * stdout and stderr into the files opath and epath. in_child(ctx), when given, runs in the child just
+ * before exec (environment, limits); non-zero makes the child exit 125 (set-up impossible). Returns
+ * the pid without waiting. */
+pid_t spawn_pare(const char *const *args, const char *opath, const char *epath, int (*in_child)(void *), void *ctx);
 /* Runs ./pare (or PARE_BIN) with argv (NULL-terminated, argv[0] excluded); captures stdout and
  * stderr into heap strings the caller frees; returns the exit status (128+signal on a signal). */
 int run_pare(char **out, char **errout, const char *const *args);

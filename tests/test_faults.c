@@ -448,49 +448,32 @@ static void child_free(child *c)
 
 
 
+/* In the child before exec: the progress delay, the file-size limit, the dropped capability. */
+static int child_setup(void *ctx)
+{
+    const child *c = ctx;
+    if (c->delay_ms)
+        setenv("PARE_TEST_PROGRESS_DELAY_MS", c->delay_ms, 1);
+    if (c->fsize) {
+        signal(SIGXFSZ, SIG_IGN); /* ignored dispositions survive exec */
+        struct rlimit rl = {(rlim_t)c->fsize, (rlim_t)c->fsize};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            return -1;
+    }
+    /* out of the bounding set, CAP_DAC_OVERRIDE does not come back at exec */
+    if (c->unprivileged && geteuid() == 0 && prctl(PR_CAPBSET_DROP, 1 /* CAP_DAC_OVERRIDE */, 0, 0, 0) != 0)
+        return -1;
+    return 0;
+}
+
 /* Starts ./pare (PARE_BIN) as c says, without waiting. */
 static void start_child(child *c)
 {
-    const char *bin = getenv("PARE_BIN");
-    bin = bin && *bin ? bin : "./pare";
-    const char *argv[64];
-    int argc = 0;
-    argv[argc++] = bin;
-    for (int i = 0; c->args[i] && argc < 63; i++)
-        argv[argc++] = c->args[i];
-    argv[argc] = NULL;
-    char *opath = c->opath, *epath = c->epath;
-    snprintf(opath, sizeof c->opath, "%s/child%d.stdout", harness_tmpdir(), c->slot);
-    snprintf(epath, sizeof c->epath, "%s/child%d.stderr", harness_tmpdir(), c->slot);
-    unlink(opath); /* the wait below must not see the previous child's stderr */
-    unlink(epath);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || nul < 0)
-            _exit(126);
-        dup2(nul, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (c->delay_ms)
-            setenv("PARE_TEST_PROGRESS_DELAY_MS", c->delay_ms, 1);
-        if (c->fsize) {
-            signal(SIGXFSZ, SIG_IGN); /* ignored dispositions survive exec */
-            struct rlimit rl = {(rlim_t)c->fsize, (rlim_t)c->fsize};
-            if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
-                _exit(125);
-        }
-        if (c->unprivileged && geteuid() == 0) {
-            /* out of the bounding set, CAP_DAC_OVERRIDE does not come back at exec */
-            if (prctl(PR_CAPBSET_DROP, 1 /* CAP_DAC_OVERRIDE */, 0, 0, 0) != 0)
-                _exit(125);
-        }
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    c->pid = pid;
+    snprintf(c->opath, sizeof c->opath, "%s/child%d.stdout", harness_tmpdir(), c->slot);
+    snprintf(c->epath, sizeof c->epath, "%s/child%d.stderr", harness_tmpdir(), c->slot);
+    unlink(c->opath); /* the wait below must not see the previous child's stderr */
+    unlink(c->epath);
+    c->pid = spawn_pare(c->args, c->opath, c->epath, child_setup, c);
 }
 
 /* Waits for a started child (sending c->sig once its stderr shows c->wait_for); returns c->status. */
