@@ -2,8 +2,10 @@
  * (with content hashes), steps with wall times, and one result row per configuration evaluated
  * (its compression steps, per-matrix decisions, parameters under both conventions, metrics with
  * their protocol cards). The session runner writes it out as run.json. */
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -241,19 +243,136 @@ void lj_metric(lua_State *L, int midx)
     lua_settop(L, metric - 1);
 }
 
-/* pare.record(name, value): a value (number, string, boolean or table of them) kept under
- * run.json's "records"; recording a name again replaces it. */
+/* ---- pare.record ------------------------------------------------------------------------------- */
+
+/* What a record may hold: run.json is JSON, read by people and by pare compare, so no cycles, no
+ * functions or userdata, no NaN or infinity, text in UTF-8, and a bounded size. */
+#define RECORD_MAX_DEPTH 16       /* tables inside tables; the recorded table itself is level 1 */
+#define RECORD_MAX_VALUES 1000000 /* values in one record, counting those reached twice (shared) twice */
+
+typedef struct {
+    lua_State *L;
+    int on_path;      /* stack index of {[table] = true} for the tables being copied (cycle detection) */
+    size_t values;
+    char path[1200];  /* NAME.key[2]... of the value being copied, for the messages */
+} record_copy;
+
+/* Text JSON can hold: valid UTF-8, the criterion of the writer (jansson) itself. */
+static int is_json_text(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    json_decref(j);
+    return j != NULL;
+}
+
+/* Appends the key at idx to c->path ("[3]", ".name", or ["odd name"], long names shortened); raises for
+ * keys JSON objects cannot have. Returns 0 for a "_"-prefixed key, which run.json leaves out (the
+ * module's bookkeeping, e.g. in rows from pare.results()). */
+static int path_push_key(record_copy *c, int idx)
+{
+    lua_State *L = c->L;
+    size_t used = strlen(c->path), cap = sizeof c->path - used;
+    if (lua_type(L, idx) == LUA_TNUMBER && lua_isinteger(L, idx)) {
+        snprintf(c->path + used, cap, "[%lld]", (long long)lua_tointeger(L, idx));
+        return 1;
+    }
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_error(L, "pare.record: %s has a key of type %s (%s); keys must be strings or integers", c->path,
+                   luaL_typename(L, idx), lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : "JSON keys are text");
+    size_t len;
+    const char *k = lua_tolstring(L, idx, &len);
+    if (k[0] == '_')
+        return 0;
+    int ident = len > 0 && !memchr(k, 0, len);
+    for (size_t i = 0; i < len && ident; i++)
+        ident = k[i] == '_' || (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') || (i && k[i] >= '0' && k[i] <= '9');
+    int shown = len > 40 ? 40 : (int)len;
+    snprintf(c->path + used, cap, ident ? ".%.*s%s" : "[\"%.*s%s\"]", shown, k, len > 40 ? "..." : "");
+    if (memchr(k, 0, len) || !is_json_text(k, len))
+        luaL_error(L, "pare.record: the key at %s is not UTF-8 text without NUL bytes", c->path);
+    return 1;
+}
+
+/* Pushes a plain copy (no metatables, no shared tables) of the value at idx, at nesting level, or
+ * raises naming c->path. */
+static void record_copy_value(record_copy *c, int idx, int level)
+{
+    lua_State *L = c->L;
+    if (++c->values > RECORD_MAX_VALUES)
+        luaL_error(L, "pare.record: %s holds more than %d values", c->path, RECORD_MAX_VALUES);
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN: lua_pushvalue(L, idx); return;
+    case LUA_TNUMBER:
+        if (!lua_isinteger(L, idx) && !isfinite(lua_tonumber(L, idx)))
+            luaL_error(L, "pare.record: %s is %s; JSON has no NaN or infinity (record nil or a string instead)", c->path,
+                       lua_tostring(L, idx));
+        lua_pushvalue(L, idx);
+        return;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *str = lua_tolstring(L, idx, &len);
+        if (!is_json_text(str, len))
+            luaL_error(L, "pare.record: %s is not UTF-8 text", c->path);
+        lua_pushvalue(L, idx);
+        return;
+    }
+    case LUA_TTABLE: break;
+    default:
+        luaL_error(L, "pare.record: %s is a %s; a record holds numbers, strings, booleans and tables of them "
+                      "(run.json is JSON)", c->path, luaL_typename(L, idx));
+    }
+    if (level > RECORD_MAX_DEPTH)
+        luaL_error(L, "pare.record: table nested deeper than %d levels at %s", RECORD_MAX_DEPTH, c->path);
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, c->on_path) != LUA_TNIL)
+        luaL_error(L, "pare.record: cycle at %s (a table that contains itself cannot be written as JSON)", c->path);
+    lua_pop(L, 1);
+    luaL_checkstack(L, 8, "pare.record");
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, c->on_path);
+    lua_newtable(L);
+    int copy = lua_gettop(L);
+    size_t used = strlen(c->path);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int key = copy + 1, value = copy + 2;
+        if (path_push_key(c, key)) {
+            record_copy_value(c, value, level + 1);
+            lua_pushvalue(L, key);
+            lua_insert(L, -2);
+            lua_rawset(L, copy);
+        }
+        c->path[used] = 0;
+        lua_settop(L, key);
+    }
+    lua_pushvalue(L, idx);
+    lua_pushnil(L);
+    lua_rawset(L, c->on_path);
+}
+
+/* pare.record(name, value): a value (number, string, boolean or table of them) kept under run.json's
+ * "records"; recording a name again replaces it. The value is checked and copied now, so a later
+ * change to the table does not change the record; an unfit value raises naming its key path. */
 int lj_l_record(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     luaL_checkany(L, 2);
-    int t = lua_type(L, 2);
-    if (t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD || t == LUA_TLIGHTUSERDATA)
-        return luaL_argerror(L, 2, "a number, string, boolean or table (run.json is JSON)");
+    lua_settop(L, 2);
+    record_copy c = {L, 0, 0, ""};
+    lua_newtable(L);
+    c.on_path = lua_gettop(L);
+    lua_pushvalue(L, 1);
+    if (!path_push_key(&c, c.on_path + 1))
+        return luaL_error(L, "pare.record: the name '%s' starts with '_', which run.json leaves out", name);
+    if (c.path[0] == '.')
+        memmove(c.path, c.path + 1, strlen(c.path));
+    record_copy_value(&c, 2, 1);
     lpare_journal_push(L);
     lua_getfield(L, -1, "records");
-    lua_pushvalue(L, 2);
-    lua_setfield(L, -2, name);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -4);
+    lua_rawset(L, -3);
     return 0;
 }
 

@@ -168,14 +168,19 @@ void lp_check_keys(lua_State *L, int idx, const char *fname, const char *const *
     }
 }
 
-/* Pushes field k of the option table at idx (nil when the table is absent). */
+/* Pushes field k of the option table at idx (nil when the table is absent). An option table must be a
+ * table: lp_check_keys, which every function calls first, checks that. */
 int lp_opt_field(lua_State *L, int idx, const char *k)
 {
     if (lua_isnoneornil(L, idx)) {
         lua_pushnil(L);
         return LUA_TNIL;
     }
-    return lua_getfield(L, idx, k);
+    /* raw, as lp_check_keys reads the keys: an option table runs no metamethods */
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushstring(L, k);
+    return lua_rawget(L, idx);
 }
 
 double lp_opt_number(lua_State *L, int idx, const char *k, double def, const char *fname)
@@ -269,8 +274,153 @@ pare_model *lp_check_model(lua_State *L, int idx, const char *fname)
     return u->m;
 }
 
+/* ---- objects in use ---------------------------------------------------------------------------- */
+
+static const char BUSY_KEY = 'b'; /* registry: {[pare object] = the guard of the operation holding it} */
+#define GUARD_MT "pare.guard"
+
+/* A running operation's guard (lp_enter); user value 1: the objects and strings it holds. */
+typedef struct {
+    char op[48];
+} op_guard;
+
+/* What a pare object is called in messages, or NULL for other values. */
+static const char *object_kind(lua_State *L, int idx)
+{
+    if (luaL_testudata(L, idx, MODEL_MT))
+        return "model";
+    if (luaL_testudata(L, idx, CALIB_MT))
+        return "calibration";
+    if (luaL_testudata(L, idx, IMPORTANCE_MT))
+        return "importance";
+    return NULL;
+}
+
+/* Pushes the guard holding the object at idx, or nil. */
+static int push_holder(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &BUSY_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    lua_pushvalue(L, idx);
+    int t = lua_rawget(L, -2);
+    lua_remove(L, -2);
+    return t;
+}
+
+int lp_is_busy(lua_State *L, int idx)
+{
+    int busy = push_holder(L, idx) != LUA_TNIL;
+    lua_pop(L, 1);
+    return busy;
+}
+
+void lp_refuse_busy(lua_State *L, int idx, const char *fname)
+{
+    if (push_holder(L, idx) != LUA_TNIL) {
+        op_guard *g = lua_touserdata(L, -1);
+        luaL_error(L, "pare.%s: the %s is in use by %s", fname, object_kind(L, idx), g->op);
+    }
+    lua_pop(L, 1);
+}
+
+void lp_check_interrupted(lua_State *L, const char *fname)
+{
+    lpare_host *h = lp_get_host(L);
+    if (h && h->interrupted && h->interrupted()) {
+        h->canceled = 1;
+        luaL_error(L, "pare.%s: interrupted", fname);
+    }
+}
+
+/* Holds the value at idx for the guard at guard: a pare object is marked in use (refused when
+ * another operation holds it), objects and strings are kept referenced, and tables are searched down
+ * to depth 2 (arguments, their option tables, tables inside those). */
+static void hold_value(lua_State *L, int idx, int guard, int busy, int list, int depth, const char *fname)
+{
+    int t = lua_type(L, idx);
+    if (t == LUA_TTABLE && depth < 2) {
+        luaL_checkstack(L, 4, fname);
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            hold_value(L, lua_gettop(L), guard, busy, list, depth + 1, fname);
+            lua_pop(L, 1);
+        }
+        return;
+    }
+    if (t != LUA_TSTRING && !(t == LUA_TUSERDATA && object_kind(L, idx)))
+        return;
+    if (t == LUA_TUSERDATA) {
+        lua_pushvalue(L, idx);
+        if (lua_rawget(L, busy) != LUA_TNIL && !lua_rawequal(L, -1, guard)) {
+            op_guard *g = lua_touserdata(L, -1);
+            luaL_error(L, "pare.%s: the %s is in use by %s", fname, object_kind(L, idx), g->op);
+        }
+        lua_pop(L, 1);
+        lua_pushvalue(L, idx);
+        lua_pushvalue(L, guard);
+        lua_rawset(L, busy);
+    }
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);
+}
+
+/* __close of a guard: the objects it marked are free again. */
+static int l_guard_release(lua_State *L)
+{
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE || lua_rawgetp(L, LUA_REGISTRYINDEX, &BUSY_KEY) != LUA_TTABLE)
+        return 0;
+    int list = lua_gettop(L) - 1, busy = list + 1;
+    for (lua_Integer i = 1, n = (lua_Integer)lua_rawlen(L, list); i <= n; i++) {
+        if (lua_rawgeti(L, list, i) == LUA_TUSERDATA) {
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, busy) != LUA_TNIL && lua_rawequal(L, -1, 1)) {
+                lua_pushvalue(L, -2);
+                lua_pushnil(L);
+                lua_rawset(L, busy);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 1);
+    return 0;
+}
+
+void lp_enter(lua_State *L, const char *op, int nargs)
+{
+    const char *dot = strpbrk(op, ":.");
+    const char *fname = dot ? dot + 1 : op;
+    lp_check_interrupted(L, fname);
+    lua_settop(L, nargs);
+    op_guard *g = lua_newuserdatauv(L, sizeof *g, 1);
+    snprintf(g->op, sizeof g->op, "%s", op);
+    luaL_setmetatable(L, GUARD_MT);
+    int guard = lua_gettop(L);
+    lua_toclose(L, guard); /* from here on, an error or the return releases what was marked */
+    lua_newtable(L);
+    int list = guard + 1;
+    lua_pushvalue(L, list);
+    lua_setiuservalue(L, guard, 1);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &BUSY_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &BUSY_KEY);
+    }
+    int busy = list + 1;
+    for (int i = 1; i <= nargs; i++)
+        hold_value(L, i, guard, busy, list, 0, fname);
+    lua_settop(L, guard);
+}
+
 static int l_load(lua_State *L)
 {
+    lp_check_interrupted(L, "load");
     const char *path = luaL_checkstring(L, 1);
     static const char *const keys[] = {"tokenizer", NULL};
     lp_check_keys(L, 2, "load", keys);
@@ -290,11 +440,25 @@ static int l_load(lua_State *L)
     return 1;
 }
 
+/* m:close() and __close: refused while an operation holds the model. */
 static int l_model_free(lua_State *L)
 {
     lmodel *u = luaL_checkudata(L, 1, MODEL_MT);
+    lp_refuse_busy(L, 1, "close");
     pare_model_free(u->m);
     u->m = NULL;
+    return 0;
+}
+
+/* __gc: an operation's guard keeps what it holds referenced, so a held model is never collected; the
+ * check only makes sure that a finalizer can never free what C is using. */
+static int l_model_gc(lua_State *L)
+{
+    lmodel *u = luaL_checkudata(L, 1, MODEL_MT);
+    if (!lp_is_busy(L, 1)) {
+        pare_model_free(u->m);
+        u->m = NULL;
+    }
     return 0;
 }
 
@@ -396,6 +560,7 @@ void lp_push_matrices(lua_State *L, pare_model *m)
 /* m:info() -> {path, arch, format, dim, layers, ..., params = {...}, matrices = {...}} */
 static int l_info(lua_State *L)
 {
+    lp_enter(L, "m:info", 1);
     pare_model *m = lp_check_model(L, 1, "info");
     const pare_config *c = &m->cfg;
     lua_createtable(L, 0, 20);
@@ -424,6 +589,7 @@ static int l_info(lua_State *L)
 /* m:eval(path, {window=, stride=, bos=, batch=, limit_tokens=}) -> {ppl, nll, predicted, ...} */
 static int l_eval(lua_State *L)
 {
+    lp_enter(L, "m:eval", 3);
     pare_model *m = lp_check_model(L, 1, "eval");
     const char *path = luaL_checkstring(L, 2);
     lsandbox_check(L, path, 0, "pare.eval");
@@ -517,6 +683,7 @@ static const char *const PLAN_ACTIONS[] = {"dense", "factorize", "channels", "ma
  * the decisions m:compress would make, without changing the model. */
 static int l_plan(lua_State *L)
 {
+    lp_enter(L, "m:plan", 2);
     pare_model *m = lp_check_model(L, 1, "plan");
     pare_method_opts mo;
     pare_calib_opts co;
@@ -572,6 +739,7 @@ static int l_plan(lua_State *L)
  * calib_len=, seed=} -> report table. Same decisions as `pare compress` with the same options. */
 static int l_compress(lua_State *L)
 {
+    lp_enter(L, "m:compress", 2);
     pare_model *m = lp_check_model(L, 1, "compress");
     pare_method_opts mo;
     pare_calib_opts co;
@@ -664,6 +832,7 @@ static int l_compress(lua_State *L)
 /* m:export(dir, {format = "pare" | "hf-dense", dtype = "F32", overwrite = false}) -> {path, format, bytes, ...} */
 static int l_export(lua_State *L)
 {
+    lp_enter(L, "m:export", 3);
     pare_model *m = lp_check_model(L, 1, "export");
     const char *dir = luaL_checkstring(L, 2);
     lsandbox_check(L, dir, 1, "pare.export");
@@ -774,10 +943,14 @@ int luaopen_pare(lua_State *L)
         {"close", l_model_free},
         {NULL, NULL}};
     static const luaL_Reg meta[] = {
-        {"__gc", l_model_free}, {"__close", l_model_free}, {"__tostring", l_model_tostring}, {NULL, NULL}};
+        {"__gc", l_model_gc}, {"__close", l_model_free}, {"__tostring", l_model_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {{"load", l_load},       {"on_progress", l_on_progress}, {"log", l_log},
                                      {"methods", l_methods}, {"out", l_out},                 {"record", lj_l_record},
                                      {"results", lj_l_results},     {NULL, NULL}};
+    luaL_newmetatable(L, GUARD_MT);
+    lua_pushcfunction(L, l_guard_release);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
     luaL_newmetatable(L, MODEL_MT);
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, model_methods);

@@ -12,6 +12,7 @@
 
 #define MODEL_MT "pare.model"
 #define CALIB_MT "pare.calib"
+#define IMPORTANCE_MT "pare.importance"
 
 /* Model userdata; user value 1 is the model's current result row (ljournal.c) or nil. */
 typedef struct {
@@ -46,6 +47,25 @@ int lp_opt_bool(lua_State *L, int idx, const char *k, int def, const char *fname
 int lp_opt_choice(lua_State *L, int idx, const char *k, const char *def, const char *const *names, const char *fname);
 
 pare_model *lp_check_model(lua_State *L, int idx, const char *fname);
+
+/* Objects in use. A core call may run Lua code before it returns (the progress hook, finalizers of
+ * other objects, a replaced string.find), and that code must not close, change or re-enter what the
+ * call holds. Every operation on pare objects starts with lp_enter(L, "m:eval", nargs): it raises
+ * "pare.eval: interrupted" once the run was cancelled, keeps arguments 1..nargs (extra ones are
+ * dropped, missing ones become nil), and puts a to-be-closed guard at nargs + 1 that marks every pare
+ * object among the arguments, in their tables and in tables inside those (option tables, e.g.
+ * mixed_rank = {sparse = M}) as in use by op until the C function returns or raises. The guard also
+ * keeps those objects and strings referenced, so a collectgarbage() in a hook cannot finalize them nor
+ * free a string read from an option table. Another operation, close() or __close on a marked object
+ * raises "pare.FNAME: the model is in use by m:eval". */
+void lp_enter(lua_State *L, const char *op, int nargs);
+/* Raises "pare.FNAME: the KIND is in use by OP" when the object at idx is held by a running operation. */
+void lp_refuse_busy(lua_State *L, int idx, const char *fname);
+/* Non-zero when the object at idx is held by a running operation (for __gc, which cannot raise). */
+int lp_is_busy(lua_State *L, int idx);
+/* Raises "pare.FNAME: interrupted" once the host says the run is cancelled (marking it cancelled), so
+ * that a recipe catching the cancellation with pcall cannot start another step. */
+void lp_check_interrupted(lua_State *L, const char *fname);
 /* Fields of the table on the stack top. */
 void lp_set_int(lua_State *L, const char *k, lua_Integer v);
 void lp_set_num(lua_State *L, const char *k, double v);

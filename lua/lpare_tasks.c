@@ -29,6 +29,7 @@ static void record_metric(lua_State *L, int res, const char *name, const char *t
  * log-likelihood with lm-evaluation-harness's templates (docs/formats.md, "Zero-shot tasks"). */
 static int l_eval_task(lua_State *L)
 {
+    lp_enter(L, "m:eval_task", 4);
     pare_model *m = lp_check_model(L, 1, "eval_task");
     const char *task = luaL_checkstring(L, 2);
     const char *path = luaL_checkstring(L, 3);

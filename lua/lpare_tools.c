@@ -35,11 +35,24 @@ static lcalib *check_calib(lua_State *L, int idx, const char *fname)
     return c;
 }
 
+/* c:close() and __close: refused while an operation holds the statistics. */
 static int l_calib_free(lua_State *L)
 {
     lcalib *c = luaL_checkudata(L, 1, CALIB_MT);
+    lp_refuse_busy(L, 1, "calib.close");
     pare_calib_free(c->st);
     c->st = NULL;
+    return 0;
+}
+
+/* __gc: an operation's guard keeps what it holds referenced; never free what C is using. */
+static int l_calib_gc(lua_State *L)
+{
+    lcalib *c = luaL_checkudata(L, 1, CALIB_MT);
+    if (!lp_is_busy(L, 1)) {
+        pare_calib_free(c->st);
+        c->st = NULL;
+    }
     return 0;
 }
 
@@ -74,7 +87,7 @@ void lp_open_calib(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"info", l_calib_info}, {"close", l_calib_free}, {NULL, NULL}};
     static const luaL_Reg meta[] = {
-        {"__gc", l_calib_free}, {"__close", l_calib_free}, {"__tostring", l_calib_tostring}, {NULL, NULL}};
+        {"__gc", l_calib_gc}, {"__close", l_calib_free}, {"__tostring", l_calib_tostring}, {NULL, NULL}};
     luaL_newmetatable(L, CALIB_MT);
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, methods);
@@ -106,6 +119,7 @@ const pare_calib_stats *lp_opt_calib(lua_State *L, int idx, pare_model *m, const
  * one-shot statistics of every linear input on the model as it is now. */
 static int l_calibrate(lua_State *L)
 {
+    lp_enter(L, "m:calibrate", 2);
     pare_model *m = lp_check_model(L, 1, "calibrate");
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"data", "samples", "len", "seed", "batch", "gram", NULL};
@@ -237,7 +251,7 @@ static chosen *choose(lua_State *L, int idx, pare_model *m, const char *fname, i
                 continue;
             int take = 0;
             if (list) {
-                lua_Integer k = luaL_len(L, list);
+                lua_Integer k = (lua_Integer)lua_rawlen(L, list);
                 for (lua_Integer i = 1; i <= k && !take; i++) {
                     lua_rawgeti(L, list, i);
                     take = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), lin[j]->name);
@@ -261,7 +275,7 @@ static chosen *choose(lua_State *L, int idx, pare_model *m, const char *fname, i
     }
     lua_settop(L, find - 3);
     if (list) {
-        lua_Integer k = luaL_len(L, list);
+        lua_Integer k = (lua_Integer)lua_rawlen(L, list);
         for (lua_Integer i = 1; i <= k; i++) { /* every listed name must exist */
             lua_rawgeti(L, list, i);
             const char *nm = lua_tostring(L, -1);
@@ -295,6 +309,7 @@ static const pare_input_stats *site_stats(const pare_calib_stats *st, const chos
  * {name, out, in, values = {...}, stable_rank, effective_rank, rank90, rank95, rank99, break_even, s_max} */
 static int l_spectra(lua_State *L)
 {
+    lp_enter(L, "m:spectra", 2);
     pare_model *m = lp_check_model(L, 1, "spectra");
     static const char *const keys[] = {"weighting", "calib", "matrices", "values", NULL};
     lp_check_keys(L, 2, "spectra", keys);
@@ -363,6 +378,7 @@ static const char *const FACTOR_METHOD[] = {"svd", "asvd", "svdllm"}; /* by weig
  * Every rank is checked before any matrix changes. */
 static int l_factorize(lua_State *L)
 {
+    lp_enter(L, "m:factorize", 2);
     pare_model *m = lp_check_model(L, 1, "factorize");
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"rank", "keep", "matrices", "weighting", "calib", "damping", NULL};
@@ -473,6 +489,7 @@ static const char *const SCOPES[] = {"matrix", "row", "global", NULL};
  * norms only). */
 static int l_prune(lua_State *L)
 {
+    lp_enter(L, "m:prune", 2);
     pare_model *m = lp_check_model(L, 1, "prune");
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"method", "sparsity", "scope", "nm", "keep_least", "matrices", "calib", NULL};
@@ -568,6 +585,7 @@ static int l_prune(lua_State *L)
 /* m:clone() -> an independent copy of the model as it is now (compressing one leaves the other). */
 static int l_clone(lua_State *L)
 {
+    lp_enter(L, "m:clone", 1);
     pare_model *m = lp_check_model(L, 1, "clone");
     lmodel *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->m = NULL;
@@ -597,6 +615,7 @@ static int gen_token(void *user, int32_t token)
  * the continuation (greedy when temperature is 0) and its token count. */
 static int l_generate(lua_State *L)
 {
+    lp_enter(L, "m:generate", 3);
     pare_model *m = lp_check_model(L, 1, "generate");
     size_t plen;
     const char *prompt = luaL_checklstring(L, 2, &plen);

@@ -16,8 +16,6 @@
 #include "lsandbox.h"
 #include "lpare_internal.h"
 
-#define IMPORTANCE_MT "pare.importance"
-
 /* ---- pare.importance: per-matrix EMA of |W ⊙ ∇W| from a pruning run ---------------------------- */
 
 typedef struct {
@@ -28,7 +26,7 @@ typedef struct {
     int closed;
 } limportance;
 
-static int l_imp_free(lua_State *L)
+static int imp_release(lua_State *L)
 {
     limportance *p = luaL_checkudata(L, 1, IMPORTANCE_MT);
     for (int i = 0; i < p->count; i++)
@@ -42,6 +40,21 @@ static int l_imp_free(lua_State *L)
     p->count = 0;
     p->closed = 1;
     return 0;
+}
+
+/* imp:close() and __close: refused while an operation holds the importance. */
+static int l_imp_free(lua_State *L)
+{
+    luaL_checkudata(L, 1, IMPORTANCE_MT);
+    lp_refuse_busy(L, 1, "importance.close");
+    return imp_release(L);
+}
+
+/* __gc: an operation's guard keeps what it holds referenced; never free what C is using. */
+static int l_imp_gc(lua_State *L)
+{
+    luaL_checkudata(L, 1, IMPORTANCE_MT);
+    return lp_is_busy(L, 1) ? 0 : imp_release(L);
 }
 
 /* imp:info() -> {matrices, weights, method} */
@@ -71,7 +84,7 @@ static void open_importance(lua_State *L)
     if (luaL_newmetatable(L, IMPORTANCE_MT)) {
         static const luaL_Reg methods[] = {{"info", l_imp_info}, {"close", l_imp_free}, {NULL, NULL}};
         static const luaL_Reg meta[] = {
-            {"__gc", l_imp_free}, {"__close", l_imp_free}, {"__tostring", l_imp_tostring}, {NULL, NULL}};
+            {"__gc", l_imp_gc}, {"__close", l_imp_free}, {"__tostring", l_imp_tostring}, {NULL, NULL}};
         luaL_setfuncs(L, meta, 0);
         luaL_newlib(L, methods);
         lua_setfield(L, -2, "__index");
@@ -171,6 +184,7 @@ static int micro_progress(void *user, const char *stage, double fraction, const 
  *     importance = pare.importance (pruning runs)} */
 static int l_finetune(lua_State *L)
 {
+    lp_enter(L, "m:finetune", 2);
     lmodel *u = luaL_checkudata(L, 1, MODEL_MT);
     pare_model *m = lp_check_model(L, 1, "finetune");
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -235,7 +249,7 @@ static int l_finetune(lua_State *L)
         int mt = lua_gettop(L);
         static const char *const mkeys[] = {"sparse", "p0", "span", "distill", "temperature", NULL};
         lp_check_keys(L, mt, "finetune", mkeys);
-        lua_getfield(L, mt, "sparse");
+        lp_opt_field(L, mt, "sparse");
         lmodel *su = luaL_testudata(L, -1, MODEL_MT);
         if (!su || !su->m)
             return luaL_error(L, "pare.finetune: mixed_rank.sparse must be a model (the full-rank sparse one)");
@@ -374,6 +388,7 @@ static const char *const WEIGHTS[] = {"importance", "mask", NULL};
  * rank-k factors fitted by the sparsity-aware SVD; iters = 0 gives the plain SVD of the sparse matrix. */
 static int l_factorize_sparse(lua_State *L)
 {
+    lp_enter(L, "m:factorize_sparse", 2);
     pare_model *m = lp_check_model(L, 1, "factorize_sparse");
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"rank", "keep", "importance", "weighting", "iters", "tol", "quantile", "matrices",

@@ -168,6 +168,7 @@ static const char *opt_matrix(lua_State *L, pare_model *m, const char *fname, ch
 /* m:plot_spectrum{matrix = "0.q", calib = C, rank = K, path =, terminal =, ascii =, width =, height =, title =} */
 static int l_plot_spectrum(lua_State *L)
 {
+    lp_enter(L, "m:plot_spectrum", 2);
     pare_model *m = lp_check_model(L, 1, "plot_spectrum");
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"matrix", "calib", "rank", OUT_KEYS, NULL};
@@ -185,6 +186,7 @@ static int l_plot_spectrum(lua_State *L)
 /* m:plot_spectra{type = "q", weighting = "none"|"act"|"whiten", calib = C, ...output options} */
 static int l_plot_spectra(lua_State *L)
 {
+    lp_enter(L, "m:plot_spectra", 2);
     pare_model *m = lp_check_model(L, 1, "plot_spectra");
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"type", "weighting", "calib", OUT_KEYS, NULL};
@@ -208,6 +210,7 @@ static int l_plot_spectra(lua_State *L)
 /* m:plot_energy_ranks{weighting =, calib =, ...output options} */
 static int l_plot_energy_ranks(lua_State *L)
 {
+    lp_enter(L, "m:plot_energy_ranks", 2);
     pare_model *m = lp_check_model(L, 1, "plot_energy_ranks");
     static const char *const keys[] = {"weighting", "calib", OUT_KEYS, NULL};
     lp_check_keys(L, 2, "plot_energy_ranks", keys);
@@ -225,6 +228,7 @@ static int l_plot_energy_ranks(lua_State *L)
 /* m:plot_mask{matrix = "0.q", tile = 8, ...output options} */
 static int l_plot_mask(lua_State *L)
 {
+    lp_enter(L, "m:plot_mask", 2);
     pare_model *m = lp_check_model(L, 1, "plot_mask");
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"matrix", "tile", OUT_KEYS, NULL};
@@ -241,6 +245,7 @@ static int l_plot_mask(lua_State *L)
 /* m:plot_channels{...output options} */
 static int l_plot_channels(lua_State *L)
 {
+    lp_enter(L, "m:plot_channels", 2);
     lp_check_model(L, 1, "plot_channels");
     static const char *const keys[] = {OUT_KEYS, NULL};
     lp_check_keys(L, 2, "plot_channels", keys);
@@ -253,6 +258,7 @@ static int l_plot_channels(lua_State *L)
 /* m:plot_budget{...output options} */
 static int l_plot_budget(lua_State *L)
 {
+    lp_enter(L, "m:plot_budget", 2);
     lp_check_model(L, 1, "plot_budget");
     static const char *const keys[] = {OUT_KEYS, NULL};
     lp_check_keys(L, 2, "plot_budget", keys);
@@ -268,6 +274,7 @@ static int l_plot_budget(lua_State *L)
 static int l_plot_size_quality(lua_State *L)
 {
     static const char *const fname = "plot_size_quality";
+    lp_enter(L, "pare.plot_size_quality", 2); /* keeps the rows' series names referenced */
     luaL_checktype(L, 1, LUA_TTABLE);
     static const char *const keys[] = {"convention", "metric", "log_x",   "log_y",
                                          "reference",  "x_label", "y_label", OUT_KEYS, NULL};

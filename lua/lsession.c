@@ -144,12 +144,19 @@ static int l_print(lua_State *L)
     return 0;
 }
 
-/* A pure-Lua loop is interrupted too: the hook raises once the front end says so. */
+/* A pure-Lua loop is interrupted too: the hook raises once the front end says so. A pcall may catch
+ * that error, so from then on the hook runs at every instruction of the thread and raises again: the
+ * first instruction after the pcall (or in an xpcall's handler, or after coroutine.resume) raises, up
+ * to the recipe's top. The pare module refuses every later call (lp_check_interrupted), so a loop of
+ * pcall(m.eval, ...) stops as quickly. Lua's own code cannot clear a hook without the debug library,
+ * which --sandbox removes. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
-    if (host_interrupted())
+    if (host_interrupted()) {
+        lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1);
         luaL_error(L, "interrupted");
+    }
 }
 
 lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, char *msg, size_t cap)
@@ -244,9 +251,24 @@ static int make_dirs(const char *path, char *msg, size_t cap)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static json_t *to_json(lua_State *L, int idx, int depth)
+/* The conversion's state: the tables on the current path (cycles) and a budget of values, because the
+ * journal's rows are tables a recipe can reach (pare.results()) and change. pare.record checks and
+ * copies its values (ljournal.c), so records never meet these limits. */
+typedef struct {
+    int on_path; /* stack index of {[table] = true} */
+    long budget; /* values left to convert */
+} json_walk;
+
+#define JSON_MAX_DEPTH 32
+#define JSON_MAX_VALUES 4000000L
+
+static json_t *table_to_json(lua_State *L, int idx, int depth, json_walk *w);
+
+static json_t *to_json(lua_State *L, int idx, int depth, json_walk *w)
 {
     idx = lua_absindex(L, idx);
+    if (--w->budget < 0)
+        return json_string("(too large)");
     switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN: return json_boolean(lua_toboolean(L, idx));
     case LUA_TNUMBER:
@@ -257,8 +279,27 @@ static json_t *to_json(lua_State *L, int idx, int depth)
     case LUA_TTABLE: break;
     default: return json_null();
     }
-    if (depth > 32)
+    if (depth > JSON_MAX_DEPTH || !lua_checkstack(L, 8))
         return json_string("(nested too deeply)");
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, w->on_path) != LUA_TNIL) {
+        lua_pop(L, 1);
+        return json_string("(cycle)");
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, w->on_path);
+    json_t *j = table_to_json(L, idx, depth, w);
+    lua_pushvalue(L, idx);
+    lua_pushnil(L);
+    lua_rawset(L, w->on_path);
+    return j;
+}
+
+/* A table at idx: a JSON array when it is a sequence, else an object. */
+static json_t *table_to_json(lua_State *L, int idx, int depth, json_walk *w)
+{
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx), keys = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -269,7 +310,7 @@ static json_t *to_json(lua_State *L, int idx, int depth)
         json_t *a = json_array();
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            json_array_append_new(a, to_json(L, -1, depth + 1));
+            json_array_append_new(a, to_json(L, -1, depth + 1, w));
             lua_pop(L, 1);
         }
         return a;
@@ -293,22 +334,34 @@ static json_t *to_json(lua_State *L, int idx, int depth)
     qsort(names, (size_t)nk, sizeof *names, cmp_str);
     json_t *o = json_object();
     for (int i = 0; i < nk; i++) {
-        if (lua_getfield(L, idx, names[i]) == LUA_TNIL) { /* a number key */
+        /* raw reads: no metamethod runs while run.json is written (outside any protected call) */
+        lua_pushstring(L, names[i]);
+        if (lua_rawget(L, idx) == LUA_TNIL) { /* a number key */
             lua_pop(L, 1);
-            lua_pushnumber(L, strtod(names[i], NULL));
-            lua_Number v = lua_tonumber(L, -1);
-            lua_pop(L, 1);
-            if (v == (lua_Number)(lua_Integer)v)
+            double v = strtod(names[i], NULL);
+            if (floor(v) == v && fabs(v) < 0x1p63)
                 lua_pushinteger(L, (lua_Integer)v);
             else
                 lua_pushnumber(L, v);
-            lua_gettable(L, idx);
+            lua_rawget(L, idx);
         }
-        json_object_set_new(o, names[i], to_json(L, -1, depth + 1));
+        json_object_set_new(o, names[i], to_json(L, -1, depth + 1, w));
         lua_pop(L, 1);
     }
     lua_settop(L, hold - 1);
     return o;
+}
+
+json_t *lsession_to_json(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (!lua_checkstack(L, 8))
+        return json_null();
+    lua_newtable(L);
+    json_walk w = {lua_gettop(L), JSON_MAX_VALUES};
+    json_t *j = to_json(L, idx, 0, &w);
+    lua_pop(L, 1);
+    return j;
 }
 
 static void iso_time(time_t t, char *buf, size_t cap)
@@ -476,7 +529,7 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
     lua_pop(L, 1);
     json_object_set_new(j, "recipe", rec);
     lrecipe_params_push(L);
-    json_t *params = lua_istable(L, -1) ? to_json(L, -1, 0) : json_object();
+    json_t *params = lua_istable(L, -1) ? lsession_to_json(L, -1) : json_object();
     if (json_is_array(params)) { /* a recipe with no parameters but model is impossible; keep the type stable */
         json_decref(params);
         params = json_object();
@@ -490,11 +543,11 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
     const char *fields[] = {"models", "rows", "steps"};
     for (int i = 0; i < 3; i++) {
         lua_getfield(L, -1, fields[i]);
-        json_object_set_new(j, parts[i], to_json(L, -1, 0));
+        json_object_set_new(j, parts[i], lsession_to_json(L, -1));
         lua_pop(L, 1);
     }
     lua_getfield(L, -1, "records");
-    json_t *records = to_json(L, -1, 0);
+    json_t *records = lsession_to_json(L, -1);
     if (json_is_array(records) && json_array_size(records) == 0) {
         json_decref(records);
         records = json_object();

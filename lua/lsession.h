@@ -59,4 +59,10 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
 /* The output folder of the last lsession_run ("" before). */
 const char *lsession_out_dir(const lsession *s);
 
+/* The Lua value at idx as run.json writes it (a new jansson reference): tables become arrays (sequences)
+ * or objects with sorted keys ("_"-prefixed keys left out), non-finite numbers and other types null;
+ * a cycle, nesting deeper than 32 levels or more than 4 M values are cut off with a string saying so. */
+struct json_t;
+struct json_t *lsession_to_json(lua_State *L, int idx);
+
 #endif

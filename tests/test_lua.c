@@ -1,6 +1,8 @@
 /* `pare run`: Lua recipes through ./pare. A preset reproduces `pare compress` exactly, --set checks
  * types, ranges and choices naming the parameter, script errors carry file:line and a traceback,
- * core errors name the pare function, --help lists the declarations, Ctrl-C exits 130. */
+ * core errors name the pare function, --help lists the declarations, Ctrl-C exits 130; hostile
+ * recipes (progress hooks closing what an operation holds, unfit records, pcall loops) get errors. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
@@ -735,6 +737,162 @@ static void test_lorap_preset_reference(void)
     free(err);
 }
 
+/* ---- hostile recipes (issue 19) -------------------------------------------------------------- */
+
+/* Names in dir that a step interrupted half-way leaves behind: an export's lock or temporary folder
+ * (the run's own .pare-run.lock stays by design). Returns the first one found in buf, or NULL. */
+static const char *leftover_in(const char *dir, char *buf, size_t cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    const char *found = NULL;
+    while (d && !found && (e = readdir(d)))
+        if (strstr(e->d_name, ".tmp-") || (strstr(e->d_name, ".lock") && strcmp(e->d_name, ".pare-run.lock"))) {
+            snprintf(buf, cap, "%s", e->d_name);
+            found = buf;
+        }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* Runs tests/lua/hostile.lua's case on the fixture d into OUT = tmp_path("hostile-CASE"); checks the
+ * exit status, every needle on stderr (or "ok CASE" on stdout for a success), run.json's status and
+ * that nothing was left behind. Returns run.json (or NULL). */
+static json_t *run_hostile(const char *d, const char *text, const char *kase, int want_exit, const char *const *needles)
+{
+    char set_case[64], set_text[1300], dir[64];
+    set_kv(set_case, sizeof set_case, "case", kase);
+    set_kv(set_text, sizeof set_text, "text", text);
+    snprintf(dir, sizeof dir, "hostile-%s", kase);
+    char out_dir[1200];
+    snprintf(out_dir, sizeof out_dir, "%s", tmp_path(dir));
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"run", "tests/lua/hostile.lua", "--sandbox", "--model", d, "--set",
+                                                         set_case, "--set", set_text, "--out", out_dir, "--quiet", NULL});
+    CHECKF(st == want_exit, "case %s: exit %d, expected %d\n%s%s", kase, st, want_exit, out ? out : "", err ? err : "");
+    for (int i = 0; needles && needles[i]; i++)
+        CHECKF(err && strstr(err, needles[i]), "case %s: stderr lacks '%s':\n%s", kase, needles[i], err ? err : "");
+    char ok[64];
+    snprintf(ok, sizeof ok, "ok %s", kase);
+    if (want_exit == 0)
+        CHECKF(out && strstr(out, ok), "case %s: stdout lacks '%s': %s", kase, ok, out ? out : "");
+    char left[256];
+    CHECKF(!leftover_in(out_dir, left, sizeof left), "case %s left %s in %s", kase, left, out_dir);
+    json_t *j = load_run(out_dir);
+    const char *status = j ? json_string_value(json_object_get(j, "status")) : NULL;
+    CHECKF(status && !strcmp(status, want_exit ? "failed" : "complete"), "case %s: run.json status %s", kase,
+           status ? status : "(no run.json)");
+    free(out);
+    free(err);
+    return j;
+}
+
+/* A progress hook that closes and collects the model during m:export, m:compress{method = "lorap"}
+ * and m:eval, closes the calibration during m:spectra, or calls m:compress during m:eval, gets a Lua
+ * error naming the running operation (before: a crash, a lock and a temporary folder left behind, or
+ * a wrong perplexity with exit 0); a hook that drops the option table's references and collects
+ * changes nothing; a hook that raises leaves nothing behind and the model usable. Sandboxed, since
+ * that is where a recipe is hostile. Under `make check` ASan sees every access. */
+static void test_busy_objects(void)
+{
+    const char *text = text_file();
+    const char *d = fixture_hf_dir("busy", 0);
+    static const struct {
+        const char *kase, *needle;
+    } refused[] = {{"export", "pare.close: the model is in use by m:export"},
+                   {"lorap", "pare.close: the model is in use by m:compress"},
+                   {"eval", "pare.close: the model is in use by m:eval"},
+                   {"compress_in_eval", "pare.compress: the model is in use by m:eval"},
+                   {"calib_close", "pare.calib.close: the calibration is in use by m:spectra"}};
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++)
+        json_decref(run_hostile(d, text, refused[k].kase, 2,
+                                (const char *const[]){refused[k].needle, "progress hook", "hostile.lua:", NULL}));
+    json_decref(run_hostile(d, text, "options", 0, NULL));
+    json_decref(run_hostile(d, text, "hook_error", 0, NULL));
+}
+
+/* pare.record checks and copies its value: 12 nested tables are recorded as they were at the call
+ * (before: a crash while run.json was written), 40 levels, a cycle, a function, NaN and a boolean key
+ * fail at the call naming the key path, with run.json written (failed); a cycle a recipe makes in the
+ * result rows is cut off in run.json instead of crashing. */
+static void test_record_limits(void)
+{
+    const char *text = text_file();
+    const char *d = fixture_hf_dir("records", 0);
+    json_t *j = run_hostile(d, text, "deep12", 0, NULL);
+    json_t *v = json_object_get(json_object_get(j, "records"), "deep");
+    int levels = 0;
+    for (; json_is_object(v) && levels < 100; levels++)
+        v = json_object_get(v, levels == 11 ? "leaf" : "a");
+    CHECKF(levels == 12 && json_is_true(v), "records.deep: %d levels recorded", levels);
+    json_decref(j);
+    char deep[256] = "pare.record: table nested deeper than 16 levels at deep";
+    for (int i = 0; i < 16; i++)
+        strcat(deep, ".a");
+    static const char *const cases[][2] = {{"cycle", "pare.record: cycle at t.self"},
+                                           {"func", "pare.record: t.list[2] is a function"},
+                                           {"nan", "JSON has no NaN or infinity"},
+                                           {"key", "pare.record: t.sub has a key of type boolean"}};
+    json_decref(run_hostile(d, text, "deep40", 2, (const char *const[]){deep, "hostile.lua:", NULL}));
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        json_decref(run_hostile(d, text, cases[k][0], 2, (const char *const[]){cases[k][1], "hostile.lua:", NULL}));
+    j = run_hostile(d, text, "rows_cycle", 0, NULL);
+    json_t *row = json_array_get(json_object_get(j, "results"), 0);
+    CHECKF(!strcmp(json_string_value(json_object_get(row, "loop")) ?: "", "(cycle)") &&
+               json_array_size(json_object_get(row, "metrics")) == 1,
+           "rows_cycle: the row's loop is not cut off");
+    json_decref(j);
+}
+
+/* The first Ctrl-C stops a recipe that catches errors with pcall in a loop: a pure-Lua loop and a loop
+ * of m:eval calls end with exit 130 and run.json "cancelled" (before: the loop went on; the recipes
+ * stop by themselves after 8 s and print "survived"). */
+static void test_interrupt_pcall_loop(void)
+{
+    const char *d = fixture_hf_dir("pcall", 0);
+    const char *big = tmp_path("big.txt");
+    fixture_write_pattern(big, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 1 << 20);
+    char set_data[1300];
+    set_kv(set_data, sizeof set_data, "data", big);
+    static const char *const bodies[] = {
+        /* a pure-Lua loop inside each pcall: the interrupt raised in it is caught every time */
+        "pcall(function() local t1 = os.time() while os.time() - t1 < 2 do end end)",
+        /* a cancelled m:eval raises, pcall catches it, the next one starts */
+        "pcall(function() m:eval(p.data, {window = 16}) end)"};
+    for (int k = 0; k < 2; k++) {
+        char src[1024], name[32], dir[32];
+        snprintf(src, sizeof src,
+                 "params { data = {nil, 'text', type = 'string'} }\n"
+                 "function run(p)\n"
+                 "  local m <close> = pare.load(p.model)\n"
+                 "  print('looping')\n"
+                 "  local t0 = os.time()\n"
+                 "  while os.time() - t0 < 8 do %s end\n"
+                 "  print('survived')\n"
+                 "end\n",
+                 bodies[k]);
+        snprintf(name, sizeof name, "loop%d.lua", k);
+        snprintf(dir, sizeof dir, "loop%d", k);
+        const char *r = write_recipe(name, src);
+        char out_dir[1200];
+        snprintf(out_dir, sizeof out_dir, "%s", tmp_path(dir));
+        char *out = NULL, *err = NULL;
+        int st = run_pare_signal(&out, &err, (const char *const[]){"run", r, "--model", d, "--set", set_data, "--out",
+                                                                    out_dir, NULL},
+                                 1000, SIGINT);
+        CHECKF(out && strstr(out, "looping"), "loop %d: the signal came before the loop: %s %s", k, out, err);
+        CHECKF(st == 130 && !strstr(out ? out : "", "survived"), "loop %d: exit %d\n%s%s", k, st, out ? out : "",
+               err ? err : "");
+        json_t *j = load_run(out_dir);
+        CHECKF(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "cancelled"), "loop %d: run.json %s",
+               k, j ? json_string_value(json_object_get(j, "status")) : "(none)");
+        json_decref(j);
+        free(out);
+        free(err);
+    }
+}
+
 void suite_lua(void);
 void suite_lua(void)
 {
@@ -751,4 +909,7 @@ void suite_lua(void)
     RUN(test_compare);
     RUN(test_presets_run);
     RUN(test_lorap_preset_reference);
+    RUN(test_busy_objects);
+    RUN(test_record_limits);
+    RUN(test_interrupt_pcall_loop);
 }
