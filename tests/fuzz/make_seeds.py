@@ -217,6 +217,21 @@ put("recipe_params", "decls", b'alpha = {0.5, "weight", min = 0, max = 1},\nname
     b'big = {9007199254740993, "large", max = 9.3e18}' + SEP + b"alpha=0.25\nname=y\nn=-3\nflag=off\nbig=-1\n")
 put("recipe_params", "decls_bad", b'x = {1, "d", min = 2},\ny = {"s", "d", type = "number"}' + SEP + b"x=3\n")
 
+# recipe_record: a value in tests/fuzz/target_recipe.c's byte code (push_value): 4 = table of N entries
+# (key, value), 6 = chain of N nested tables, 5 = reference to the Nth table built (an ancestor: a cycle),
+# 0/1 = integer/float (8 bytes), 2 = key-like value (5: string of N bytes), 7 = function
+def rec_str(text): return bytes([2, 5, len(text)]) + text
+put("recipe_record", "table", bytes([4, 4]) + bytes([5, 1]) + b"a" + bytes([0]) + (42).to_bytes(8, "big")
+    + bytes([5, 4]) + b"list" + bytes([4, 2, 0, 1, 0]) + (7).to_bytes(8, "big") + bytes([0, 2]) + rec_str(b"x")
+    + bytes([5, 3]) + b"pi" + bytes([1]) + struct.pack(">d", 3.25) + bytes([5, 4]) + b"flag" + bytes([3]))
+put("recipe_record", "regress-nested-12", bytes([6, 11]))
+put("recipe_record", "regress-nested-40", bytes([6, 39]))
+put("recipe_record", "regress-self-cycle", bytes([4, 1]) + bytes([5, 4]) + b"self" + bytes([5, 0]))
+put("recipe_record", "nan_inf_function", bytes([4, 3]) + bytes([0, 1]) + bytes([1]) + struct.pack(">d", float("nan"))
+    + bytes([0, 2]) + bytes([1]) + struct.pack(">d", float("inf")) + bytes([0, 3]) + bytes([7]))
+put("recipe_record", "odd_keys", bytes([4, 3]) + bytes([3, 1]) + bytes([0]) + bytes(8) + bytes([2]) + struct.pack(">d", 1.5)
+    + bytes([3]) + bytes([5, 2]) + b"\xff\xfe" + bytes([3]))
+
 # states each linear allows but the model does not (the forward computes whole heads; FFN widths agree):
 # the reader refuses them (tests/test_fuzz.c checks the messages)
 lins, tens = pare_export({"self_attn.q_proj": {"kept_out": [0, 1, 2, 3, 4, 5]}})

@@ -1,6 +1,8 @@
-/* The recipe parameter fuzz target (see targets.h): declarations params {...} and --set name=value
- * arguments through the recipe runner of lua/lrecipe.c, as `pare run` uses it. Separate from
- * targets.c because it is the only target that includes Lua. */
+/* The recipe fuzz targets (see targets.h): recipe_params feeds declarations params {...} and --set
+ * name=value arguments through the recipe runner of lua/lrecipe.c, as `pare run` uses it;
+ * recipe_record builds a Lua value (nesting, cycles, shared tables, key kinds, numbers, strings) and
+ * records it with pare.record, then converts it as run.json does (lua/lsession.c). Separate from
+ * targets.c because these are the targets that include Lua. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -8,7 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <math.h>
+
 #include "lpare.h"
+#include "lsession.h"
 #include "targets.h"
 
 /* Used when the input has no PARE_FUZZ_SEP: then the whole input is --set arguments. */
@@ -165,6 +171,195 @@ void fuzz_recipe_params(const uint8_t *data, size_t size)
     if (st == LUA_OK && lua_getglobal(L, "FUZZ_VIOLATION") == LUA_TSTRING) {
         fprintf(stderr, "fuzz recipe_params: %s\n", lua_tostring(L, -1));
         abort();
+    }
+    lua_close(L);
+}
+
+/* ---- recipe_record ------------------------------------------------------------------------------ */
+
+/* The fuzz input, read a byte (or 8) at a time; past the end every read gives 0. */
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+    int tables; /* stack index of the list of tables built so far (for references: cycles, sharing) */
+    int refs;   /* references left: each may double the record's size, so a few are enough */
+} value_reader;
+
+static uint8_t next_byte(value_reader *r)
+{
+    if (!r->left)
+        return 0;
+    r->left--;
+    return *r->p++;
+}
+
+static uint64_t next_u64(value_reader *r)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | next_byte(r);
+    return v;
+}
+
+static void push_value(lua_State *L, value_reader *r, int depth);
+
+/* A key: a small or large integer, a float (1.5, inf; NaN keys are skipped), a string, a boolean, a table. */
+static void push_key(lua_State *L, value_reader *r, int depth)
+{
+    switch (next_byte(r) % 6) {
+    case 0: lua_pushinteger(L, next_byte(r)); break;
+    case 1: lua_pushinteger(L, (lua_Integer)next_u64(r)); break;
+    case 2: {
+        uint64_t bits = next_u64(r);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        lua_pushnumber(L, d);
+        break;
+    }
+    case 3: lua_pushboolean(L, next_byte(r) & 1); break;
+    case 4: push_value(L, r, depth); break; /* any value as a key: a table, a function... */
+    default: {
+        size_t n = next_byte(r) % 24;
+        n = n < r->left ? n : r->left;
+        lua_pushlstring(L, (const char *)r->p, n);
+        r->p += n;
+        r->left -= n;
+    }
+    }
+}
+
+/* Pushes one value read from r: an integer, a float (any bits: NaN, inf), a string (any bytes), a
+ * boolean, a table of up to 7 entries, a chain of up to 255 nested tables, a reference to a table
+ * built before (an ancestor makes a cycle), a function, a userdata. */
+static void push_value(lua_State *L, value_reader *r, int depth)
+{
+    luaL_checkstack(L, 8, "fuzz");
+    uint8_t op = next_byte(r);
+    if (depth > 40 && op % 10 == 4)
+        op = 0;
+    switch (op % 10) {
+    case 0: lua_pushinteger(L, (lua_Integer)next_u64(r)); return;
+    case 1: {
+        uint64_t bits = next_u64(r);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        lua_pushnumber(L, d);
+        return;
+    }
+    case 2: push_key(L, r, depth); return;
+    case 3: lua_pushboolean(L, op & 16); return;
+    case 4: {
+        lua_newtable(L);
+        int t = lua_gettop(L);
+        lua_pushvalue(L, t);
+        lua_rawseti(L, r->tables, (lua_Integer)lua_rawlen(L, r->tables) + 1);
+        for (int n = next_byte(r) % 8; n > 0 && r->left; n--) {
+            push_key(L, r, depth + 1);
+            push_value(L, r, depth + 1);
+            if (lua_isnil(L, -2) || (lua_type(L, -2) == LUA_TNUMBER && isnan(lua_tonumber(L, -2))))
+                lua_pop(L, 2); /* keys Lua refuses */
+            else
+                lua_rawset(L, t);
+        }
+        return;
+    }
+    case 5: {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, r->tables);
+        if (n && r->refs-- > 0)
+            lua_rawgeti(L, r->tables, 1 + next_byte(r) % n);
+        else
+            lua_pushnil(L);
+        return;
+    }
+    case 6: { /* {a = {a = ... {}}}: deep nesting in a few bytes */
+        int levels = next_byte(r);
+        lua_newtable(L);
+        for (int i = 0; i < levels; i++) {
+            lua_createtable(L, 0, 1);
+            lua_insert(L, -2);
+            lua_setfield(L, -2, "a");
+        }
+        return;
+    }
+    case 7: lua_getglobal(L, "print"); return;
+    case 8: lua_newuserdatauv(L, 1, 0); return;
+    default: lua_pushnil(L); return;
+    }
+}
+
+/* Depth of nested JSON containers. */
+static int json_depth(const json_t *j)
+{
+    int d = 0;
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v) {
+            int c = json_depth(v);
+            d = c > d ? c : d;
+        }
+        return d + 1;
+    }
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) {
+            int c = json_depth(v);
+            d = c > d ? c : d;
+        }
+        return d + 1;
+    }
+    return 0;
+}
+
+/* pare.record("fuzz", VALUE) in a protected call: either it is recorded and run.json's conversion of
+ * the records is complete (no more than 16 levels, no cut-off marks), or the error names pare.record;
+ * then the unchecked value itself goes through the conversion (as result rows a recipe changed do). */
+void fuzz_recipe_record(const uint8_t *data, size_t size)
+{
+    budget b = {0, (size_t)64 << 20};
+    lua_State *L = lua_newstate(capped_alloc, &b);
+    if (!L)
+        return;
+    lua_atpanic(L, panic);
+    luaL_openlibs(L);
+    luaL_requiref(L, "pare", luaopen_pare, 1);
+    lua_getfield(L, -1, "record");
+    int record = lua_gettop(L);
+    lua_newtable(L);
+    value_reader r = {data, size, lua_gettop(L), 4};
+    push_value(L, &r, 0);
+    int value = lua_gettop(L);
+    lua_pushvalue(L, record);
+    lua_pushliteral(L, "fuzz");
+    lua_pushvalue(L, value);
+    int st = lua_pcall(L, 2, 0, 0);
+    if (st == LUA_OK) {
+        lpare_journal_push(L);
+        lua_getfield(L, -1, "records");
+        json_t *j = lsession_to_json(L, -1);
+        char *text = json_dumps(j, JSON_ENCODE_ANY);
+        if (!j || !text || json_depth(json_object_get(j, "fuzz")) > 16 || strstr(text, "\"(cycle)\"") ||
+            strstr(text, "\"(nested too deeply)\"") || strstr(text, "\"(too large)\"")) {
+            fprintf(stderr, "fuzz recipe_record: a recorded value did not convert as recorded: %.300s\n",
+                    text ? text : "(no JSON)");
+            abort();
+        }
+        free(text);
+        json_decref(j);
+        lua_pop(L, 2);
+    } else {
+        const char *msg = lua_tostring(L, -1);
+        if (st != LUA_ERRMEM && (!msg || strncmp(msg, "pare.record: ", 13))) {
+            fprintf(stderr, "fuzz recipe_record: an error that does not name pare.record: %s\n", msg ? msg : "?");
+            abort();
+        }
+        fuzz_note("recipe_record", msg ? msg : "?");
+        lua_pop(L, 1);
+        json_t *j = lsession_to_json(L, value);
+        char *text = json_dumps(j, JSON_ENCODE_ANY);
+        free(text);
+        json_decref(j);
     }
     lua_close(L);
 }

@@ -468,6 +468,7 @@ const fuzz_target fuzz_targets[] = {
     {"task", fuzz_task},
     {"manifest", fuzz_manifest},
     {"recipe_params", fuzz_recipe_params},
+    {"recipe_record", fuzz_recipe_record},
     {NULL, NULL},
 };
 

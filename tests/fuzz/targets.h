@@ -36,7 +36,8 @@ void fuzz_note(const char *target, const char *msg);
 /* Writes DIR/name (sub-folders of fuzz_dir must exist); 0 on success. A NULL part removes the file. */
 int fuzz_put(const char *name, const fuzz_part *part);
 
-/* The recipe parameter target (target_recipe.c, linked with Lua). */
+/* The recipe targets (target_recipe.c, linked with Lua): parameters, and values kept with pare.record. */
 void fuzz_recipe_params(const uint8_t *data, size_t size);
+void fuzz_recipe_record(const uint8_t *data, size_t size);
 
 #endif
