@@ -276,9 +276,11 @@ static int path_push_key(record_copy *c, int idx)
         snprintf(c->path + used, cap, "[%lld]", (long long)lua_tointeger(L, idx));
         return 1;
     }
-    if (lua_type(L, idx) != LUA_TSTRING)
-        luaL_error(L, "pare.record: %s has a key of type %s (%s); keys must be strings or integers", c->path,
-                   luaL_typename(L, idx), lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : "JSON keys are text");
+    if (lua_type(L, idx) != LUA_TSTRING) {
+        const char *type = luaL_typename(L, idx); /* before lua_tostring turns a number key into a string */
+        luaL_error(L, "pare.record: %s has a key of type %s (%s); keys must be strings or integers", c->path, type,
+                   lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx) : "JSON keys are text");
+    }
     size_t len;
     const char *k = lua_tolstring(L, idx, &len);
     if (k[0] == '_')
