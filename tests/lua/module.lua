@@ -250,7 +250,7 @@ function groups.record(p)
     fails({"pare.out"}, pare.out, "../escape")
     pare.record("answer", 42)
     pare.record("nested", {a = 1, list = {1, 2, 3}})
-    fails({"bad argument #2"}, pare.record, "f", print)
+    fails({"pare.record: f is a function"}, pare.record, "f", print)
     local m <close> = pare.load(p.model)
     m:eval(p.text, {window = 32})
     m:compress{method = "svd", ratio = 0.3}
