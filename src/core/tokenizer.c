@@ -1090,41 +1090,65 @@ static pare_status parse_post_processor(const char *path, pare_tokenizer *t, jso
     return st;
 }
 
-/* Runs the normalizer chain on s into out (used for normalized added tokens and for each piece). */
-static int apply_normalizers(const pare_tokenizer *t, const char *s, size_t n, bytebuf *out, bytebuf *tmp)
+/* How far normalizers may grow a text: real ones stay well below 16x in bytes (NFKC expands UTF-8 at
+ * most 11x, U+FDFA; Replace(" ", "\u2581") 3x; Prepend adds a few bytes), chained Replaces do not:
+ * four Replace("e" -> 128 "e") turn one byte into 256 MiB. Checked after every step and while it
+ * runs, so no intermediate text can exceed it either. */
+#define NORM_GROWTH_FACTOR 16
+#define NORM_GROWTH_SLACK 256                 /* bytes, for Prepend on short texts */
+#define NORM_MAX_BYTES ((size_t)1 << 30)      /* whatever the input */
+
+static pare_status normalized_too_long(const char *path, const norm_step *ns, size_t k, size_t n, size_t limit,
+                                       pare_error *err)
 {
+    return pare_fail(err, PARE_EFORMAT,
+                     "%s: normalizer expands input beyond %dx its length plus %d bytes (%zu bytes from %zu at "
+                     "normalizer %zu, %s); real normalizers grow text at most 11x (NFKC)",
+                     path, NORM_GROWTH_FACTOR, NORM_GROWTH_SLACK, limit, n, k + 1,
+                     ns->kind == NORM_PREPEND ? "Prepend" : "Replace");
+}
+
+/* Runs the normalizer chain on s into out (used for normalized added tokens and for each piece).
+ * path names the tokenizer in errors. */
+static pare_status apply_normalizers(const pare_tokenizer *t, const char *path, const char *s, size_t n,
+                                     bytebuf *out, bytebuf *tmp, pare_error *err)
+{
+    size_t limit = n > (NORM_MAX_BYTES - NORM_GROWTH_SLACK) / NORM_GROWTH_FACTOR
+                       ? NORM_MAX_BYTES
+                       : n * NORM_GROWTH_FACTOR + NORM_GROWTH_SLACK;
     out->len = 0;
     if (!bb_append(out, s, n))
-        return 0;
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory while normalizing", path);
     for (size_t k = 0; k < t->n_norms; k++) {
         const norm_step *ns = &t->norms[k];
         tmp->len = 0;
         if (!bb_reserve(tmp, 0))
-            return 0;
+            return pare_fail(err, PARE_ENOMEM, "%s: out of memory while normalizing", path);
         if (ns->kind == NORM_PREPEND) {
             if (out->len == 0)
                 continue; /* the reference prepends only to non-empty strings */
+            if (ns->content_len > limit - out->len)
+                return normalized_too_long(path, ns, k, n, limit, err);
             if (!bb_append(tmp, ns->content, ns->content_len) || !bb_append(tmp, out->data, out->len))
-                return 0;
+                return pare_fail(err, PARE_ENOMEM, "%s: out of memory while normalizing", path);
         } else {
             size_t i = 0;
             while (i < out->len) {
-                if (out->len - i >= ns->pattern_len && memcmp(out->data + i, ns->pattern, ns->pattern_len) == 0) {
-                    if (!bb_append(tmp, ns->content, ns->content_len))
-                        return 0;
-                    i += ns->pattern_len;
-                } else {
-                    if (!bb_append(tmp, out->data + i, 1))
-                        return 0;
-                    i++;
-                }
+                int match = out->len - i >= ns->pattern_len && memcmp(out->data + i, ns->pattern, ns->pattern_len) == 0;
+                const char *piece = match ? ns->content : out->data + i;
+                size_t piece_len = match ? ns->content_len : 1;
+                if (piece_len > limit - tmp->len) /* tmp->len <= limit throughout */
+                    return normalized_too_long(path, ns, k, n, limit, err);
+                if (!bb_append(tmp, piece, piece_len))
+                    return pare_fail(err, PARE_ENOMEM, "%s: out of memory while normalizing", path);
+                i += match ? ns->pattern_len : 1;
             }
         }
         bytebuf swap = *out;
         *out = *tmp;
         *tmp = swap;
     }
-    return 1;
+    return PARE_OK;
 }
 
 static pare_status parse_added_tokens(const char *path, pare_tokenizer *t, json_t *list, pare_error *err)
@@ -1173,10 +1197,8 @@ static pare_status prepare_added_tokens(const char *path, pare_tokenizer *t, par
     for (size_t i = 0; i < t->n_added && !st; i++) {
         added_token *a = &t->added[i];
         if (a->normalized && t->n_norms) {
-            if (!apply_normalizers(t, a->content, a->len, &out, &tmp)) {
-                st = pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
+            if ((st = apply_normalizers(t, path, a->content, a->len, &out, &tmp, err)))
                 break;
-            }
             a->match = dup_bytes(out.data, out.len);
             a->match_len = out.len;
         } else {
@@ -1924,8 +1946,9 @@ static pare_status encode_piece(encode_ctx *c, const char *s, size_t n, int at_o
     const char *norm = s;
     size_t norm_len = n;
     if (t->n_norms) {
-        if (!apply_normalizers(t, s, n, &c->norm, &c->norm_tmp))
-            return oom(c);
+        pare_status st = apply_normalizers(t, t->source, s, n, &c->norm, &c->norm_tmp, c->err);
+        if (st)
+            return st;
         norm = c->norm.data;
         norm_len = c->norm.len;
     }
