@@ -265,7 +265,7 @@ static void fuzz_tokenizer_json(const uint8_t *data, size_t size)
 
 /* A normalizer chain (the JSON value of "normalizer") and a text, split at PARE_FUZZ_SEP: the chain
  * goes into a byte-fallback BPE tokenizer and the text is encoded. Normalizing is capped at 16x the
- * text plus 256 bytes (tokenizer.c); every id covers at least one normalized byte, so more ids than
+ * text plus 256 bytes (tokenizer_hf_encode.c); every id covers at least one normalized byte, so more ids than
  * that would mean the cap was passed. */
 static void fuzz_tokenizer_normalizer(const uint8_t *data, size_t size)
 {
