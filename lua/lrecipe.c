@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "lpare.h"
 
 static const char DECLS_KEY = 'd';  /* registry: name -> {default=, desc=, type=, min=, max=, choices=, optional=} */
@@ -302,6 +303,11 @@ int lrecipe_load(lua_State *L, const char *path)
         lsandbox_lua_path(L, lpath);
     lua_setfield(L, pkg, "path");
     lua_settop(L, 0);
+    pare_error perr = {0};
+    if (pare_check_input(path, &perr)) { /* luaL_loadfilex would wait forever on a named pipe */
+        lua_pushstring(L, perr.msg);
+        return LUA_ERRFILE;
+    }
     lua_pushcfunction(L, lrecipe_msgh);
     int st = luaL_loadfilex(L, path, sandboxed ? "t" : NULL); /* a binary chunk is not verified by Lua */
     if (st == LUA_OK)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
+
 /* Registry: POLICY_KEY -> {read = {root, ...}, write = {root, ...}, lua_path = "..."} (resolved roots). */
 static const char POLICY_KEY = 'S';
 
@@ -102,6 +104,16 @@ void lsandbox_allow(lua_State *L, const char *path, int write)
     lua_pop(L, 1);
 }
 
+/* Reading a named pipe or a device would wait forever (io.open, io.lines, loadfile): refused as the
+ * core refuses them. Folders pass: pare.load and m:eval_task take them. */
+static void refuse_special_file(lua_State *L, const char *path, const char *fname)
+{
+    struct stat sb;
+    pare_error perr = {0};
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode) && pare_check_input(path, &perr))
+        luaL_error(L, "%s: %s", fname, perr.msg);
+}
+
 void lsandbox_check(lua_State *L, const char *path, int write, const char *fname)
 {
     if (!push_policy(L)) {
@@ -117,6 +129,8 @@ void lsandbox_check(lua_State *L, const char *path, int write, const char *fname
                    fname, path, write ? "write" : "read",
                    write ? "the run's output folder" : "the model, the files given with --model/--set, OUT and "
                                                        "the recipe's Lua folders");
+    if (!write)
+        refuse_special_file(L, path, fname);
 }
 
 /* ---- the restricted standard library ---------------------------------------------------------- */

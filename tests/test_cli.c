@@ -2,13 +2,17 @@
  * parameter counts, and bad input giving exit status 2 with one line naming the file. */
 #include <jansson.h>
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "fixture.h"
 #include "harness.h"
 #include "refdata.h"
@@ -574,9 +578,120 @@ static void test_compress_export_info(void)
     }
 }
 
+
+/* ---- inputs that are not regular files (issue 19, item 7) ----------------------------------- */
+
+/* A deadline for the child: an alarm armed before exec survives it, so a pare that waits forever
+ * on an input is killed (exit 142) and the test fails instead of hanging the suite. */
+static int arm_alarm(void *seconds)
+{
+    alarm(*(const unsigned *)seconds);
+    return 0;
+}
+
+static char *read_text(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    pare_error e = {0};
+    return pare_read_file(path, &text, &len, &e) ? strdup("") : text;
+}
+
+static int wait_status(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* args must exit 2 within a few seconds with one stderr line naming path and what it is. */
+static void expect_refused_input(const char *const *args, const char *path, const char *kind)
+{
+    char opath[1200], epath[1200];
+    snprintf(opath, sizeof opath, "%s/refused.stdout", harness_tmpdir());
+    snprintf(epath, sizeof epath, "%s/refused.stderr", harness_tmpdir());
+    unsigned deadline = 10;
+    int st = wait_status(spawn_pare(args, opath, epath, arm_alarm, &deadline));
+    char *err = read_text(epath);
+    size_t len = strlen(err), lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += err[i] == '\n';
+    CHECKF(st == 2, "pare %s ... %s: exit %d (want 2%s); stderr: %s", args[0], path, st,
+           st == 142 ? ", it waited on the input until the test's 10 s alarm" : "", err);
+    CHECKF(lines == 1, "want one stderr line, got %zu: %s", lines, err);
+    CHECKF(strstr(err, path) && strstr(err, kind), "stderr lacks '%s' and '%s': %s", path, kind, err);
+    free(err);
+}
+
+/* A fixture folder whose file `name` is replaced by a named pipe; returns the pipe's path. */
+static const char *fifo_in_fixture(const char *dir, const char *name)
+{
+    static char p[4][1300];
+    static int slot;
+    char *out = p[slot++ % 4];
+    snprintf(out, sizeof p[0], "%s/%s", dir, name);
+    CHECKF(unlink(out) == 0 && mkfifo(out, 0600) == 0, "%s: cannot make the pipe", out);
+    return out;
+}
+
+/* A named pipe (or a folder, or a device) given as any input is refused at once, naming it: every
+ * input is opened non-blocking and checked to be a regular file (pare_open_input). It used to wait
+ * in open() forever, for a writer that never comes. */
+static void test_fifo_inputs(void)
+{
+    const char *d = fixture_hf_dir("fifo-model", 0);
+    const char *text = tmp_path("fifo-text.txt"), *fifo = tmp_path("pipe");
+    fixture_write_pattern(text, "abc defg hij ", 4096);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    const char *NP = "is a named pipe";
+    expect_refused_input((const char *const[]){"eval", "--model", d, "--data", fifo, "--window", "32", NULL}, fifo, NP);
+    expect_refused_input((const char *const[]){"eval", "--model", d, "--tokenizer", fifo, "--data", text, NULL}, fifo, NP);
+    expect_refused_input((const char *const[]){"compress", "--model", d, "--method", "wanda", "--calib", fifo, NULL}, fifo, NP);
+    expect_refused_input((const char *const[]){"eval", "--model", d, "--task", "boolq", "--task-data", fifo, NULL}, fifo, NP);
+    expect_refused_input((const char *const[]){"tokenize", "--model", d, "--file", fifo, NULL}, fifo, NP);
+    expect_refused_input((const char *const[]){"run", fifo, "--model", d, NULL}, fifo, NP);
+    expect_refused_input((const char *const[]){"info", "--model", fifo, NULL}, fifo, NP); /* a llama2.c checkpoint */
+    expect_refused_input((const char *const[]){"eval", "--model", d, "--data", harness_tmpdir(), "--window", "32", NULL}, harness_tmpdir(),
+                         "is a directory");
+    expect_refused_input((const char *const[]){"eval", "--model", d, "--data", "/dev/zero", "--window", "32", NULL}, "/dev/zero", "is a device");
+    /* the files of a model folder, and a shard of a sharded one */
+    const char *files[] = {"model.safetensors", "config.json", "tokenizer.json"};
+    for (int i = 0; i < 3; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "fifo-model-%d", i);
+        const char *dir = fixture_hf_dir(name, 0);
+        const char *pipe_path = fifo_in_fixture(dir, files[i]);
+        expect_refused_input((const char *const[]){"info", "--model", dir, NULL}, pipe_path, NP);
+    }
+    fixture_spec spec;
+    fixture_default(&spec, 0);
+    spec.shards = 2;
+    const char *sharded = tmp_path("fifo-sharded");
+    CHECK(fixture_write_hf(sharded, &spec) == 0);
+    const char *shard = fifo_in_fixture(sharded, "model-00002-of-00002.safetensors");
+    expect_refused_input((const char *const[]){"info", "--model", sharded, NULL}, shard, NP);
+    /* a recipe reading a pipe through the sandbox's io.open */
+    const char *recipe = tmp_path("read-pipe.lua");
+    char body[1600];
+    int n = snprintf(body, sizeof body, "local f = assert(io.open(\"%s\"))\nprint(f:read(\"a\"))\n", fifo);
+    fixture_write_raw(recipe, body, (size_t)n);
+    char opath[1200], epath[1200];
+    snprintf(opath, sizeof opath, "%s/sandbox.stdout", harness_tmpdir());
+    snprintf(epath, sizeof epath, "%s/sandbox.stderr", harness_tmpdir());
+    const char *args[] = {"run", recipe, "--model", d, "--sandbox", "--allow", harness_tmpdir(), "--out",
+                          tmp_path("fifo-run"), NULL};
+    unsigned deadline = 10;
+    int st = wait_status(spawn_pare(args, opath, epath, arm_alarm, &deadline));
+    char *err = read_text(epath);
+    CHECKF(st == 2 && strstr(err, "io.open") && strstr(err, fifo) && strstr(err, NP), "sandboxed io.open of a pipe: exit %d; stderr: %s", st, err);
+    free(err);
+}
+
 void suite_cli(void);
 void suite_cli(void)
 {
+    RUN(test_fifo_inputs);
     RUN(test_compress_export_info);
     RUN(test_compress_command);
     RUN(test_spectra_command);

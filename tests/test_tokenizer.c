@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/fileio.h"
 #include "core/tokenizer.h"
@@ -859,6 +860,49 @@ static void test_llama2c_stray_byte_pairs(void)
     pare_tokenizer_free(tok);
 }
 
+/* A normalizer bomb (issue 19, item 8): four chained Replace("e" -> 128 "e") grow one byte to 256 MiB
+ * (a 140 KB tokenizer.json reached 6.2 GB of memory). Normalizing is capped relative to the input at
+ * every step: encoding "e" is refused at once, naming the file, with memory bounded. */
+static void test_normalizer_expansion_bomb(void)
+{
+    char json[1 << 14], many_e[129];
+    memset(many_e, 'e', 128);
+    many_e[128] = 0;
+    size_t used = (size_t)snprintf(json, sizeof json, "{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [");
+    for (int i = 0; i < 4; i++)
+        used += (size_t)snprintf(json + used, sizeof json - used,
+                                 "%s{\"type\": \"Replace\", \"pattern\": {\"String\": \"e\"}, \"content\": \"%s\"}",
+                                 i ? ", " : "", many_e);
+    used += (size_t)snprintf(json + used, sizeof json - used,
+                             "]}, \"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"merges\": [],"
+                             " \"vocab\": {\"e\": 0");
+    for (int b = 0; b < 256; b++)
+        used += (size_t)snprintf(json + used, sizeof json - used, ", \"<0x%02X>\": %d", b, b + 1);
+    snprintf(json + used, sizeof json - used, "}}}");
+    const char *path = tmp_path("bomb.json");
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(load_hf_text(path, json, &tok, &err) == PARE_OK, "%s", err.msg);
+    if (!tok)
+        return;
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    pare_status st = pare_tokenizer_encode(tok, "e", 1, 0, &ids, &n, &err);
+    getrusage(RUSAGE_SELF, &after);
+    CHECKF(st == PARE_EFORMAT && strstr(err.msg, path) && strstr(err.msg, "normalizer expands input beyond"),
+           "status %d: %s", st, err.msg);
+    long grown_kib = after.ru_maxrss - before.ru_maxrss;
+    CHECKF(grown_kib < 64 * 1024, "peak memory grew by %ld KiB", grown_kib);
+    free(ids);
+    /* a text the cap allows still encodes: "x" has no "e" to replace */
+    CHECKF(pare_tokenizer_encode(tok, "x", 1, 0, &ids, &n, &err) == PARE_OK && n == 1 && ids[0] == 'x' + 1,
+           "%s", err.msg);
+    free(ids);
+    pare_tokenizer_free(tok);
+}
+
 void suite_tokenizer(void)
 {
     RUN(test_llama12m_matches_reference_ids);
@@ -880,4 +924,5 @@ void suite_tokenizer(void)
     RUN(test_encode_errors_name_the_file);
     RUN(test_rejects_deep_sequences_and_pieceless_special_ids);
     RUN(test_llama2c_stray_byte_pairs);
+    RUN(test_normalizer_expansion_bomb);
 }

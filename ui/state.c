@@ -763,6 +763,9 @@ int tui_results_from_run(tui_state *st, const char *out_dir)
     char path[4200];
     snprintf(path, sizeof path, "%s/run.json", out_dir);
     json_error_t je;
+    pare_error ignored;
+    if (pare_check_input(path, &ignored)) /* absent, or a named pipe that would block */
+        return 0;
     json_t *j = json_load_file(path, 0, &je);
     if (!j)
         return 0;

@@ -157,7 +157,8 @@ void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n
 int cli_error(const char *cmd, const pare_error *err)
 {
     fprintf(stderr, "pare %s: %s\n", cmd, err->msg);
-    if (err->code == PARE_ECANCELED)
+    /* after Ctrl-C, an error is the interruption's doing (a blocking read fails with EINTR) */
+    if (err->code == PARE_ECANCELED || cli_interrupted())
         return cli_interrupt_status();
     return EXIT_BAD_INPUT;
 }

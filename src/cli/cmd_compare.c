@@ -86,6 +86,11 @@ static int add_run(table *t, const char *arg)
     if (pare_is_dir(arg))
         snprintf(path, sizeof path, "%s/run.json", arg);
     json_error_t je;
+    pare_error err = {0};
+    if (pare_file_exists(path) && pare_check_input(path, &err)) { /* a named pipe would block */
+        fprintf(stderr, "pare compare: %s\n", err.msg);
+        return -1;
+    }
     json_t *j = json_load_file(path, 0, &je);
     if (!j) {
         if (!pare_file_exists(path))

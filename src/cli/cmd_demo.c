@@ -142,8 +142,9 @@ static void read_losses(const char *path, double *first, double *last, double *t
     *first = *last = NAN;
     *tokens = *seconds = 0;
     *steps = 0;
-    FILE *f = fopen(path, "r");
-    if (!f)
+    FILE *f;
+    pare_error ignored;
+    if (pare_fopen_input(path, &f, &ignored))
         return;
     char line[1024];
     while (fgets(line, sizeof line, f)) {

@@ -300,7 +300,10 @@ int cmd_plot(int argc, char **argv)
                 break;
             }
             json_error_t je;
-            json_t *j = json_load_file(path, 0, &je);
+            json_t *j = NULL;
+            if (pare_file_exists(path) && (st = pare_check_input(path, &err))) /* a named pipe would block */
+                break;
+            j = json_load_file(path, 0, &je);
             if (!j)
                 st = pare_file_exists(path)
                          ? pare_fail(&err, PARE_EFORMAT, "%s:%d: not valid JSON: %s", path, je.line, je.text)

@@ -217,6 +217,11 @@ int cmd_run(int argc, char **argv)
         break;
     case LS_FAILED:
         fprintf(stderr, "pare run: %s\n", msg);
+        if (cli_interrupted()) { /* the failure came from the signal: a read the signal broke off, say */
+            fprintf(stderr, "pare run: interrupted\n");
+            rc = cli_interrupt_status();
+            break;
+        }
         if (has_record(s))
             fprintf(stderr, "pare run: failed; see %s/run.json and log.txt\n", lsession_out_dir(s));
         else /* run.json itself could not be written (full disk): do not point at a file that is not there */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "strtable.h"
 #include "tokenizer.h"
 
 void pare_bpe_defaults(pare_bpe_opts *o)
@@ -21,80 +22,14 @@ void pare_bpe_defaults(pare_bpe_opts *o)
     o->special = "<|endoftext|>";
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t hash_bytes(const unsigned char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
-    return mix64(h ^ n);
-}
-
-/* ---------------------------------------------------------------- byte strings -> index */
-
-typedef struct {
-    int32_t *slot; /* index + 1, 0 = empty */
-    size_t cap;    /* power of two */
-    size_t used;
-} strtab;
-
-typedef struct {
-    const unsigned char *(*get)(void *ctx, int32_t idx, size_t *len);
-    void *ctx;
-} strsrc;
-
-static int strtab_grow(strtab *t, const strsrc *src)
-{
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    int32_t *slot = calloc(cap, sizeof *slot);
-    if (!slot)
-        return 0;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->slot[i])
-            continue;
-        size_t len;
-        const unsigned char *s = src->get(src->ctx, t->slot[i] - 1, &len);
-        size_t h = (size_t)hash_bytes(s, len) & (cap - 1);
-        while (slot[h])
-            h = (h + 1) & (cap - 1);
-        slot[h] = t->slot[i];
-    }
-    free(t->slot);
-    t->slot = slot;
-    t->cap = cap;
-    return 1;
-}
-
 /* The index stored for s, or -1; with insert >= 0 and no match, stores insert and returns it
  * (-2 when out of memory). */
-static int32_t strtab_find(strtab *t, const strsrc *src, const unsigned char *s, size_t n, int32_t insert)
+static int32_t table_find(strmap *m, const unsigned char *s, size_t n, int32_t insert)
 {
-    if (insert >= 0 && (t->used + 1) * 2 > t->cap && !strtab_grow(t, src))
-        return -2;
-    if (!t->cap)
-        return -1;
-    size_t h = (size_t)hash_bytes(s, n) & (t->cap - 1);
-    while (t->slot[h]) {
-        size_t len;
-        const unsigned char *k = src->get(src->ctx, t->slot[h] - 1, &len);
-        if (len == n && !memcmp(k, s, n))
-            return t->slot[h] - 1;
-        h = (h + 1) & (t->cap - 1);
-    }
-    if (insert < 0)
-        return -1;
-    t->slot[h] = insert + 1;
-    t->used++;
-    return insert;
+    int32_t v = strmap_get(m, (const char *)s, n);
+    if (v >= 0 || insert < 0)
+        return v;
+    return strmap_put(m, (const char *)s, n, insert) < 0 ? -2 : insert;
 }
 
 /* ---------------------------------------------------------------- pair counts */
@@ -163,20 +98,6 @@ typedef struct {
     int32_t (*merge)[2];
     int n_merges;
 } trainer;
-
-static const unsigned char *word_get(void *ctx, int32_t idx, size_t *len)
-{
-    trainer *t = ctx;
-    *len = t->w_len[idx];
-    return t->text + t->w_off[idx];
-}
-
-static const unsigned char *tok_get(void *ctx, int32_t idx, size_t *len)
-{
-    trainer *t = ctx;
-    *len = t->t_len[idx];
-    return t->tb + t->t_off[idx];
-}
 
 static int tok_add(trainer *t, const unsigned char *s, size_t n)
 {
@@ -336,7 +257,7 @@ pare_status pare_bpe_train(const char *text, size_t len, const pare_bpe_opts *o,
     if (len > INT32_MAX)
         return pare_fail(err, PARE_EINVAL, "BPE training: %zu bytes of text; at most %d", len, INT32_MAX);
     trainer t = {.text = (const unsigned char *)text};
-    strtab words = {0}, toks = {0};
+    strmap words = {0}, toks = {0};
     pairtab pairs = {0};
     unsigned char *joined = NULL;
     pare_status st = PARE_OK;
@@ -349,9 +270,8 @@ pare_status pare_bpe_train(const char *text, size_t len, const pare_bpe_opts *o,
         goto oom;
     /* ids 0..256: the special token, then the bytes ordered by their byte-level characters (the
      * printable bytes map to themselves, the others to 256, 257, ... in byte order) */
-    strsrc tsrc = {tok_get, &t};
     if (!tok_add(&t, (const unsigned char *)special, strlen(special)) ||
-        strtab_find(&toks, &tsrc, (const unsigned char *)special, strlen(special), 0) < 0)
+        table_find(&toks, (const unsigned char *)special, strlen(special), 0) < 0)
         goto oom;
     int32_t byte_id[256];
     for (int pass = 0; pass < 2; pass++)
@@ -361,12 +281,11 @@ pare_status pare_bpe_train(const char *text, size_t len, const pare_bpe_opts *o,
                 continue;
             unsigned char byte = (unsigned char)b;
             byte_id[b] = t.n_tok;
-            int32_t at = strtab_find(&toks, &tsrc, &byte, 1, t.n_tok);
+            int32_t at = table_find(&toks, &byte, 1, t.n_tok);
             if (at == -2 || !tok_add(&t, &byte, 1))
                 goto oom;
         }
     /* words */
-    strsrc wsrc = {word_get, &t};
     size_t total_sym = 0;
     for (size_t pos = 0; pos < len;) {
         size_t end = pare_gpt2_split(t.text, len, pos);
@@ -385,7 +304,7 @@ pare_status pare_bpe_train(const char *text, size_t len, const pare_bpe_opts *o,
         }
         t.w_off[t.n_words] = pos;
         t.w_len[t.n_words] = end - pos;
-        int32_t w = strtab_find(&words, &wsrc, t.text + pos, end - pos, (int32_t)t.n_words);
+        int32_t w = table_find(&words, t.text + pos, end - pos, (int32_t)t.n_words);
         if (w == -2)
             goto oom;
         if ((size_t)w == t.n_words) {
@@ -401,8 +320,7 @@ pare_status pare_bpe_train(const char *text, size_t len, const pare_bpe_opts *o,
             goto done;
     }
     r.unique_words = t.n_words;
-    free(words.slot);
-    words.slot = NULL;
+    strmap_free(&words); /* the words are counted: their table is no longer needed */
     t.w_sym = malloc((t.n_words + 1) * sizeof *t.w_sym);
     t.w_nsym = malloc((t.n_words + 1) * sizeof *t.w_nsym);
     t.sym = malloc((total_sym + 1) * sizeof *t.sym);
@@ -439,14 +357,14 @@ pare_status pare_bpe_train(const char *text, size_t len, const pare_bpe_opts *o,
         joined = jn;
         memcpy(joined, t.tb + t.t_off[a], la);
         memcpy(joined + la, t.tb + t.t_off[b], lb);
-        int32_t id = strtab_find(&toks, &tsrc, joined, la + lb, -1);
+        int32_t id = table_find(&toks, joined, la + lb, -1);
         if (id == 0) { /* the special token's text: never a merge result */
             best->banned = 1;
             continue;
         }
         if (id < 0) {
             id = t.n_tok;
-            if (strtab_find(&toks, &tsrc, joined, la + lb, id) == -2 || !tok_add(&t, joined, la + lb))
+            if (table_find(&toks, joined, la + lb, id) == -2 || !tok_add(&t, joined, la + lb))
                 goto oom;
         }
         t.merge[t.n_merges][0] = a;
@@ -498,8 +416,8 @@ done:
         *report = r;
     trainer_free(&t);
     free(joined);
-    free(words.slot);
-    free(toks.slot);
+    strmap_free(&words);
+    strmap_free(&toks);
     free(pairs.slot);
     return st;
 }

@@ -277,11 +277,12 @@ static pare_status make_config(const pare_model *m, int ffn, pare_dtype dt, char
     snprintf(path, sizeof path, "%s/config.json", src);
     json_t *root = NULL;
     if (m->format == PARE_FMT_HF && pare_file_exists(path)) {
-        json_error_t jerr;
-        root = json_load_file(path, 0, &jerr);
+        pare_status rc = pare_load_json(path, 0, &root, err);
+        if (rc)
+            return rc;
         if (!json_is_object(root)) {
             json_decref(root);
-            return pare_fail(err, PARE_EFORMAT, "%s: cannot re-read the source config: %s", path, jerr.text);
+            return pare_fail(err, PARE_EFORMAT, "%s: cannot re-read the source config: not a JSON object", path);
         }
     } else if (c->arch == PARE_ARCH_LLAMA) {
         /* llama2.c fixes eps 1e-5 and theta 10000; written so HF reads back the same fp32 values */
@@ -1266,10 +1267,9 @@ pare_status pare_export_load(pare_model *m, const char *dir, const char *tokeniz
     pare_status rc = pare_path_join(mpath, sizeof mpath, dir, PARE_EXPORT_MANIFEST, err);
     if (rc)
         return rc;
-    json_error_t jerr;
-    json_t *root = json_load_file(mpath, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return pare_fail(err, PARE_EFORMAT, "%s: invalid JSON at line %d: %s", mpath, jerr.line, jerr.text);
+    json_t *root;
+    if ((rc = pare_load_json(mpath, JSON_REJECT_DUPLICATES, &root, err)))
+        return rc;
     const char *fmt = json_string_value(json_object_get(root, "format"));
     json_t *ver = json_object_get(root, "version");
     const char *arch = json_string_value(json_object_get(root, "architecture"));

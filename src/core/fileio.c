@@ -1,8 +1,9 @@
-/* Whole-file reads, read-only memory maps and atomic writes. */
+/* Input files opened safely, whole-file reads, read-only memory maps and atomic writes. */
 #include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,20 +12,82 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Opens a regular file read-only; *size gets its length. */
-static pare_status open_regular(const char *path, int *fd_out, size_t *size, pare_error *err)
+/* What a path that is not a regular file is, for the refusal. */
+static const char *file_kind(mode_t mode)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
+    if (S_ISFIFO(mode))
+        return "is a named pipe";
+    if (S_ISDIR(mode))
+        return "is a directory";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "is a device";
+    if (S_ISSOCK(mode))
+        return "is a socket";
+    return "is not a regular file";
+}
+
+static pare_status refuse_kind(const char *path, mode_t mode, pare_error *err)
+{
+    return pare_fail(err, PARE_EIO, "%s: %s; pare reads its inputs from regular files only", path,
+                     file_kind(mode));
+}
+
+pare_status pare_open_input(const char *path, int *fd_out, size_t *size, pare_error *err)
+{
+    *fd_out = -1;
+    /* O_NONBLOCK: opening a named pipe for reading waits for a writer, forever if none comes. No
+     * O_NOFOLLOW: model folders (the Hugging Face cache) are made of symbolic links, and the fuzz
+     * targets read memfds through /proc/self/fd links. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EINTR)
+            return pare_fail(err, PARE_ECANCELED, "%s: interrupted while opening", path);
         return pare_fail(err, PARE_EIO, "%s: cannot open: %s", path, strerror(errno));
+    }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
         close(fd);
-        return pare_fail(err, PARE_EIO, "%s: not a regular file", path);
+        return pare_fail(err, PARE_EIO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return refuse_kind(path, st.st_mode, err);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return pare_fail(err, PARE_EIO, "%s: cannot open: %s", path, strerror(e));
     }
     *fd_out = fd;
-    *size = (size_t)st.st_size;
+    if (size)
+        *size = (size_t)st.st_size;
     return PARE_OK;
+}
+
+pare_status pare_fopen_input(const char *path, FILE **fp, pare_error *err)
+{
+    int fd;
+    *fp = NULL;
+    pare_status rc = pare_open_input(path, &fd, NULL, err);
+    if (rc)
+        return rc;
+    if (!(*fp = fdopen(fd, "rb"))) {
+        int e = errno;
+        close(fd);
+        return pare_fail(err, e == ENOMEM ? PARE_ENOMEM : PARE_EIO, "%s: cannot open: %s", path, strerror(e));
+    }
+    return PARE_OK;
+}
+
+pare_status pare_check_input(const char *path, pare_error *err)
+{
+    int fd;
+    pare_status rc = pare_open_input(path, &fd, NULL, err);
+    if (!rc)
+        close(fd);
+    return rc;
 }
 
 pare_status pare_read_file(const char *path, char **data, size_t *len, pare_error *err)
@@ -33,7 +96,7 @@ pare_status pare_read_file(const char *path, char **data, size_t *len, pare_erro
     *len = 0;
     int fd;
     size_t n;
-    pare_status rc = open_regular(path, &fd, &n, err);
+    pare_status rc = pare_open_input(path, &fd, &n, err);
     if (rc)
         return rc;
     char *buf = malloc(n + 1);
@@ -62,13 +125,29 @@ pare_status pare_read_file(const char *path, char **data, size_t *len, pare_erro
     return PARE_OK;
 }
 
+pare_status pare_load_json(const char *path, size_t flags, json_t **root, pare_error *err)
+{
+    char *text;
+    size_t len;
+    *root = NULL;
+    pare_status rc = pare_read_file(path, &text, &len, err);
+    if (rc)
+        return rc;
+    json_error_t jerr;
+    *root = json_loadb(text, len, flags, &jerr);
+    free(text);
+    if (!*root)
+        return pare_fail(err, PARE_EFORMAT, "%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
+    return PARE_OK;
+}
+
 pare_status pare_map_file(const char *path, pare_map *map, pare_error *err)
 {
     map->data = NULL;
     map->len = 0;
     int fd;
     size_t n;
-    pare_status rc = open_regular(path, &fd, &n, err);
+    pare_status rc = pare_open_input(path, &fd, &n, err);
     if (rc)
         return rc;
     if (n == 0) {
@@ -154,7 +233,7 @@ pare_status pare_path_join(char *out, size_t cap, const char *dir, const char *n
 int pare_file_exists(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
 int pare_is_dir(const char *path)

@@ -1,4 +1,5 @@
-/* Whole-file reads, read-only memory maps and atomic writes (temporary name, then rename). */
+/* Input files opened safely, whole-file reads, read-only memory maps and atomic writes (temporary
+ * name, then rename). */
 #ifndef PARE_FILEIO_H
 #define PARE_FILEIO_H
 
@@ -6,8 +7,26 @@
 #include <stdio.h>
 #include "error.h"
 
+/* Every input pare reads from a path goes through pare_open_input (the functions below use it).
+ * It never blocks: the open is non-blocking, because opening a named pipe waits for a writer,
+ * forever if none comes. Anything but a regular file is then refused, naming the path and what it
+ * is ("PATH: is a named pipe; pare reads its inputs from regular files only", "is a directory",
+ * "is a device"), and the descriptor is made blocking again. Symbolic links are followed. *size
+ * (when not NULL) gets the file's length; the descriptor is close-on-exec. */
+pare_status pare_open_input(const char *path, int *fd, size_t *size, pare_error *err);
+/* pare_open_input as a stdio stream (binary reads). */
+pare_status pare_fopen_input(const char *path, FILE **fp, pare_error *err);
+/* Whether pare_open_input accepts path, for readers that must open it by name themselves (Lua's
+ * loadfile); the file is opened and closed, never read. */
+pare_status pare_check_input(const char *path, pare_error *err);
+
 /* Reads a whole file into a NUL-terminated heap buffer (*len excludes the NUL). */
 pare_status pare_read_file(const char *path, char **data, size_t *len, pare_error *err);
+
+/* Parses a JSON file read with pare_read_file (jansson's flags); *root is a json_t the caller
+ * releases. Errors: pare_read_file's, or "PATH: invalid JSON at line N: WHAT". */
+struct json_t;
+pare_status pare_load_json(const char *path, size_t flags, struct json_t **root, pare_error *err);
 
 typedef struct {
     const unsigned char *data;
@@ -53,6 +72,8 @@ void pare_unlock(pare_lock *lk);
 
 /* Joins dir and name into out (size cap); fails if it does not fit. */
 pare_status pare_path_join(char *out, size_t cap, const char *dir, const char *name, pare_error *err);
+/* Whether path names something other than a folder. Not only regular files: a named pipe called
+ * tokenizer.json is found, and then refused by name when opened, rather than passed over in silence. */
 int pare_file_exists(const char *path);
 int pare_is_dir(const char *path);
 

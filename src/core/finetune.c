@@ -80,8 +80,9 @@ static void tokenizer_fingerprint(const pare_model *m, char out[17])
 /* Reads a cache file written by write_cache; non-zero when it is absent or does not match. */
 static int read_cache(const char *path, const char *sha, const pare_model *m, int32_t **ids, size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    FILE *f;
+    pare_error ignored;
+    if (pare_fopen_input(path, &f, &ignored))
         return -1;
     char magic[8], hsha[64];
     uint64_t count = 0;
@@ -715,11 +716,11 @@ static pare_status read_trainer_json(const char *dir, json_t **out, pare_error *
     pare_status rc = pare_path_join(path, sizeof path, dir, "trainer.json", err);
     if (rc)
         return rc;
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j)
-        return pare_fail(err, pare_file_exists(path) ? PARE_EFORMAT : PARE_EIO, "%s: %s", path,
-                         pare_file_exists(path) ? je.text : "not found (not a checkpoint folder)");
+    if (!pare_file_exists(path))
+        return pare_fail(err, PARE_EIO, "%s: not found (not a checkpoint folder)", path);
+    json_t *j;
+    if ((rc = pare_load_json(path, 0, &j, err)))
+        return rc;
     const char *fmt = json_string_value(json_object_get(j, "format"));
     if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0 || json_integer_value(json_object_get(j, "version")) != CKPT_VERSION ||
         !json_is_integer(json_object_get(j, "step")) || json_integer_value(json_object_get(j, "step")) < 0) {

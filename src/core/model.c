@@ -149,14 +149,12 @@ static pare_status config_gpt2(json_t *root, pare_config *c, const char *path, p
 pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *err)
 {
     memset(c, 0, sizeof *c);
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    if (!root) {
-        if (!pare_file_exists(path))
-            return pare_fail(err, PARE_EIO, "%s: not found", path);
-        return pare_fail(err, PARE_EFORMAT, "%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
-    }
-    pare_status rc;
+    if (!pare_file_exists(path))
+        return pare_fail(err, PARE_EIO, "%s: not found", path);
+    json_t *root;
+    pare_status rc = pare_load_json(path, 0, &root, err);
+    if (rc)
+        return rc;
     json_t *archs = json_object_get(root, "architectures");
     const char *arch = json_string_value(json_array_get(archs, 0));
     const char *mtype = json_string_value(json_object_get(root, "model_type"));

@@ -135,9 +135,10 @@ pare_status pare_png_read(const char *path, uint8_t **rgba, int *width, int *hei
 {
     *rgba = NULL;
     *width = *height = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return pare_fail(err, PARE_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *fp;
+    pare_status rc = pare_fopen_input(path, &fp, err);
+    if (rc)
+        return rc;
     unsigned char sig[8];
     if (fread(sig, 1, sizeof sig, fp) != sizeof sig || png_sig_cmp(sig, 0, sizeof sig) != 0) {
         fclose(fp);

@@ -292,10 +292,9 @@ pare_status pare_st_open_dir(const char *dir, pare_safetensors *st, pare_error *
         return rc;
     if (!pare_file_exists(index))
         return pare_fail(err, PARE_EIO, "%s: no model.safetensors or model.safetensors.index.json", dir);
-    json_error_t jerr;
-    json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return pare_fail(err, PARE_EFORMAT, "%s: invalid JSON at line %d: %s", index, jerr.line, jerr.text);
+    json_t *root;
+    if ((rc = pare_load_json(index, JSON_REJECT_DUPLICATES, &root, err)))
+        return rc;
     json_t *wm = json_object_get(root, "weight_map");
     if (!json_is_object(wm) || json_object_size(wm) == 0) {
         json_decref(root);

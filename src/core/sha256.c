@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
+
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -91,9 +93,10 @@ void pare_sha256_final(pare_sha256 *s, char hex[65])
 
 pare_status pare_sha256_file(const char *path, char hex[65], pare_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return pare_fail(err, PARE_EIO, "%s: %s", path, strerror(errno));
+    FILE *f;
+    pare_status rc = pare_fopen_input(path, &f, err);
+    if (rc)
+        return rc;
     pare_sha256 s;
     pare_sha256_init(&s);
     enum { CHUNK = 1 << 20 };

@@ -63,6 +63,15 @@ for i, text in enumerate(["Hello world", "", "\u00e9t\u00e9 \u2581\u2581 <s></s>
     put("tokenizer_encode", f"text{i}", text.encode("utf-8", "surrogatepass"))
 put("tokenizer_encode", "invalid_utf8", b"\xff\xfe\xc3(\xe2\x82\xf0\x9f\x98")
 
+# tokenizer_normalizer: a normalizer chain, the separator, a text
+SEP = "\n--pare-fuzz-part--\n"
+replace = lambda pat, content: {"type": "Replace", "pattern": {"String": pat}, "content": content}
+put("tokenizer_normalizer", "bomb-4x128", json.dumps({"type": "Sequence", "normalizers": [replace("e", "e" * 128)] * 4})
+    + SEP + "e")
+put("tokenizer_normalizer", "metaspace", json.dumps({"type": "Sequence", "normalizers": [
+    {"type": "Prepend", "prepend": "\u2581"}, replace(" ", "\u2581")]}) + SEP + "a b  c d")
+put("tokenizer_normalizer", "null", "null" + SEP + "plain text")
+
 def llama2c(dim=8, hidden=16, layers=1, heads=2, kv=2, vocab=16, seq=8):
     hd = dim // heads
     n = (abs(vocab) * dim * (2 if vocab < 0 else 1) + layers * dim + layers * dim * dim + 2 * layers * dim * kv * hd + layers * dim * dim

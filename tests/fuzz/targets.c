@@ -263,6 +263,51 @@ static void fuzz_tokenizer_json(const uint8_t *data, size_t size)
     fuzz_file_close(&f);
 }
 
+/* A normalizer chain (the JSON value of "normalizer") and a text, split at PARE_FUZZ_SEP: the chain
+ * goes into a byte-fallback BPE tokenizer and the text is encoded. Normalizing is capped at 16x the
+ * text plus 256 bytes (tokenizer_hf_encode.c); every id covers at least one normalized byte, so more ids than
+ * that would mean the cap was passed. */
+static void fuzz_tokenizer_normalizer(const uint8_t *data, size_t size)
+{
+    fuzz_part parts[2];
+    if (fuzz_split(data, size, parts, 2) != 2 || parts[1].size > 4096)
+        return;
+    static const char head[] = "{\"normalizer\": ";
+    char tail[8192];
+    size_t tl = (size_t)snprintf(tail, sizeof tail, ", \"model\": {\"type\": \"BPE\", \"byte_fallback\": true, "
+                                                     "\"merges\": [], \"vocab\": {\"x\": 0");
+    for (int b = 0; b < 256; b++)
+        tl += (size_t)snprintf(tail + tl, sizeof tail - tl, ", \"<0x%02X>\": %d", b, b + 1);
+    tl += (size_t)snprintf(tail + tl, sizeof tail - tl, "}}}");
+    size_t jl = sizeof head - 1 + parts[0].size + tl;
+    char *json = malloc(jl);
+    if (!json)
+        return;
+    memcpy(json, head, sizeof head - 1);
+    memcpy(json + sizeof head - 1, parts[0].data, parts[0].size);
+    memcpy(json + sizeof head - 1 + parts[0].size, tail, tl);
+    fuzz_file f;
+    int opened = fuzz_file_open(&f, (const uint8_t *)json, jl);
+    free(json);
+    if (opened)
+        return;
+    pare_tokenizer *tok = NULL;
+    pare_error err;
+    if (pare_tokenizer_load_hf(f.path, &tok, &err) == PARE_OK) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (pare_tokenizer_encode(tok, (const char *)parts[1].data, parts[1].size, 0, &ids, &n, &err) == PARE_OK) {
+            if (n > 16 * parts[1].size + 256)
+                abort(); /* the normalized text outgrew the cap */
+            free(ids);
+        } else
+            fuzz_note("tokenizer_normalizer", err.msg);
+        pare_tokenizer_free(tok);
+    } else
+        fuzz_note("tokenizer_normalizer", err.msg);
+    fuzz_file_close(&f);
+}
+
 /* encoding arbitrary bytes with a real tokenizer: $PARE_FUZZ_TOKENIZER, else a small BPE built here */
 static pare_tokenizer *fixed_tokenizer(void)
 {
@@ -469,6 +514,7 @@ const fuzz_target fuzz_targets[] = {
     {"manifest", fuzz_manifest},
     {"recipe_params", fuzz_recipe_params},
     {"recipe_record", fuzz_recipe_record},
+    {"tokenizer_normalizer", fuzz_tokenizer_normalizer},
     {NULL, NULL},
 };
 
