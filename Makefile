@@ -176,7 +176,7 @@ $(CORPUS_DIR)/brown_train.txt: $(CORPUS_TGZ) | pare
 # build/fuzz/TARGET-crash-* (fix them, then add the input to tests/fuzz/corpus/TARGET: `make test`
 # replays it). Needs clang and libomp (Debian: clang libomp-dev).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := safetensors config tokenizer_json tokenizer_encode llama2c tokenizer_bin st_index task manifest recipe_params recipe_record
+FUZZ_TARGETS := safetensors config tokenizer_json tokenizer_encode llama2c tokenizer_bin st_index task manifest recipe_params recipe_record tokenizer_normalizer
 FUZZ_DIR     := build/fuzz
 FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -std=c11 -D_GNU_SOURCE \
                 -Isrc -Itests -I/usr/include/x86_64-linux-gnu -Wno-unknown-pragmas
