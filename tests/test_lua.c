@@ -700,6 +700,16 @@ static void test_sandbox_reads(void)
         free(out);
         free(err);
     }
+    /* the sweep preset still loads the preset it sweeps (pare's presets folder) when sandboxed */
+    char set_eval[1300];
+    set_kv(set_eval, sizeof set_eval, "eval", text_file());
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "preset=svd",
+                                                         "--set", "ratios=0.3", "--set", set_eval, "--set", "window=32",
+                                                         "--out", tmp_path("sweep-sandboxed"), "--quiet", "--sandbox", NULL});
+    CHECKF(st == 0 && out && strstr(out, "svd "), "sweep sandboxed: exit %d\n%s%s", st, out ? out : "", err ? err : "");
+    free(out);
+    free(err);
 }
 
 /* Issue 19, item 10: pare run does not take over a folder that is not a pare run folder (user files,
