@@ -741,6 +741,14 @@ static void test_run_out_not_ours(void)
     CHECKF(st == 0 && out && strstr(out, "ran"), "an interrupted run's folder: exit %d %s", st, err ? err : "");
     free(out);
     free(err);
+    /* a run folder of an earlier pare, whose lock held the pid alone */
+    char lock[1300];
+    snprintf(lock, sizeof lock, "%s/.pare-run.lock", run_dir);
+    CHECK(unlink(run_json) == 0 && write_bytes(lock, "12345\n", 6) == 0);
+    st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", run_dir, "--overwrite", "--quiet", NULL});
+    CHECKF(st == 0, "a run folder of an earlier pare: exit %d %s", st, err ? err : "");
+    free(out);
+    free(err);
 }
 
 /* pare compare: one row per result of each run, metrics as columns; CSV and Markdown files agree

@@ -185,7 +185,8 @@ int pare_is_dir(const char *path)
 }
 
 /* Every lock file pare writes starts with this; a file without it is not pare's and is never
- * removed or overwritten. */
+ * removed or overwritten. Earlier versions wrote the pid alone ("1234\n"), and every run folder they
+ * made holds such a .pare-run.lock: that exact form counts as pare's too. */
 static const char LOCK_MARKER[] = "pare lock, pid ";
 
 /* Reads the start of an open lock file: 1 when it is pare's (pid gets the pid text), 0 when it
@@ -198,6 +199,11 @@ static int read_lock_marker(int fd, char *pid, size_t cap)
     if (got <= 0)
         return got == 0 ? -1 : 0;
     buf[got] = 0;
+    size_t digits = strspn(buf, "0123456789");
+    if (digits && digits <= 20 && !strcmp(buf + digits, "\n")) { /* the pid alone: pare before the marker */
+        snprintf(pid, cap, "%.*s", (int)digits, buf);
+        return 1;
+    }
     size_t ml = sizeof LOCK_MARKER - 1;
     if ((size_t)got < ml || memcmp(buf, LOCK_MARKER, ml))
         return 0;
