@@ -301,10 +301,11 @@ int lrecipe_load(lua_State *L, const char *path)
     if (sandboxed) {
         lsandbox_lua_path(L, lpath);
         /* readable: the recipe itself and pare's own Lua and preset folders (pipeline.load_preset),
-         * not the recipe's folder, which may be the user's working folder */
+         * not the recipe's folder, which may be the user's working folder. The binary is ./pare or
+         * build/VARIANT/pare in a checkout, PREFIX/bin/pare when installed. */
         lsandbox_allow(L, path, 0);
-        static const char *const own[] = {"%s/lua", "%s/../lua", "%s/../share/pare/lua", "%s/presets", "%s/../presets",
-                                          "%s/../share/pare/presets"};
+        static const char *const own[] = {"%s/lua", "%s/presets", "%s/../../lua", "%s/../../presets",
+                                          "%s/../share/pare/lua", "%s/../share/pare/presets"};
         for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
             char d[4200];
             snprintf(d, sizeof d, own[i], exe);
