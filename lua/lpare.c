@@ -836,6 +836,14 @@ static int l_export(lua_State *L)
     pare_model *m = lp_check_model(L, 1, "export");
     const char *dir = luaL_checkstring(L, 2);
     lsandbox_check(L, dir, 1, "pare.export");
+    /* replacing OUT (or a folder above it) would swap away the running recipe's log, lock and record */
+    lpare_host *host = lp_get_host(L);
+    char out_real[PATH_MAX], dir_real[PATH_MAX];
+    if (host && host->out_dir && realpath(host->out_dir, out_real) && pare_resolve_path(dir, dir_real) &&
+        pare_path_under(out_real, dir_real))
+        return luaL_error(L, "pare.export: %s is the run's output folder %s or holds it; export into a folder inside it, "
+                             "e.g. pare.out(\"model\")",
+                          dir, host->out_dir);
     static const char *const keys[] = {"format", "dtype", "overwrite", NULL};
     lp_check_keys(L, 3, "export", keys);
     pare_export_opts xo;

@@ -299,8 +299,20 @@ int lrecipe_load(lua_State *L, const char *path)
     const char *lpath = lua_pushfstring(L, "%s%s%s/?.lua;%s/../lua/?.lua;%s/lua/?.lua;%s/../share/pare/lua/?.lua%s%s",
                                         extra ? extra : "", extra ? ";" : "", dir, dir, exe, exe,
                                         old && !sandboxed ? ";" : "", old && !sandboxed ? old : "");
-    if (sandboxed)
+    if (sandboxed) {
         lsandbox_lua_path(L, lpath);
+        /* readable: the recipe itself and pare's own Lua and preset folders (pipeline.load_preset),
+         * not the recipe's folder, which may be the user's working folder. The binary is ./pare or
+         * build/VARIANT/pare in a checkout, PREFIX/bin/pare when installed. */
+        lsandbox_allow(L, path, 0);
+        static const char *const own[] = {"%s/lua", "%s/presets", "%s/../../lua", "%s/../../presets",
+                                          "%s/../share/pare/lua", "%s/../share/pare/presets"};
+        for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
+            char d[4200];
+            snprintf(d, sizeof d, own[i], exe);
+            lsandbox_allow(L, d, 0);
+        }
+    }
     lua_setfield(L, pkg, "path");
     lua_settop(L, 0);
     pare_error perr = {0};

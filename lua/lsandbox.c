@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 
@@ -26,52 +28,6 @@ int lsandbox_active(lua_State *L)
     return on;
 }
 
-/* The canonical form of path: realpath of its longest existing prefix, then the remaining components,
- * which may not be "." or ".." (a name that does not exist yet cannot climb out). 0 on failure. */
-static int resolve(const char *path, char *out)
-{
-    if (!path || !*path || strlen(path) >= PATH_MAX)
-        return 0;
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    size_t n = strlen(buf);
-    while (n > 1 && buf[n - 1] == '/')
-        buf[--n] = 0;
-    if (realpath(buf, out))
-        return 1;
-    char *slash = strrchr(buf, '/');
-    const char *name = slash ? slash + 1 : buf;
-    if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
-        return 0;
-    char parent[PATH_MAX];
-    if (!slash)
-        snprintf(parent, sizeof parent, ".");
-    else if (slash == buf)
-        snprintf(parent, sizeof parent, "/");
-    else
-        snprintf(parent, sizeof parent, "%.*s", (int)(slash - buf), buf);
-    char base[PATH_MAX];
-    if (!resolve(parent, base))
-        return 0;
-    size_t bl = strlen(base), nl = strlen(name);
-    int sep = strcmp(base, "/") != 0;
-    if (bl + (size_t)sep + nl >= PATH_MAX)
-        return 0;
-    memcpy(out, base, bl);
-    if (sep)
-        out[bl] = '/';
-    memcpy(out + bl + sep, name, nl + 1);
-    return 1;
-}
-
-static int under(const char *path, const char *root)
-{
-    size_t n = strlen(root);
-    if (!strcmp(root, "/"))
-        return 1;
-    return !strncmp(path, root, n) && (path[n] == 0 || path[n] == '/');
-}
-
 /* Non-zero when the resolved path lies under a root of the list `which` of the policy on the stack top. */
 static int allowed_in(lua_State *L, const char *resolved, const char *which)
 {
@@ -80,7 +36,7 @@ static int allowed_in(lua_State *L, const char *resolved, const char *which)
     lua_Integer n = luaL_len(L, -1);
     for (lua_Integer i = 1; i <= n && !ok; i++) {
         lua_rawgeti(L, -1, i);
-        ok = under(resolved, lua_tostring(L, -1));
+        ok = pare_path_under(resolved, lua_tostring(L, -1));
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -91,7 +47,7 @@ void lsandbox_allow(lua_State *L, const char *path, int write)
 {
     char r[PATH_MAX];
     struct stat sb;
-    if (!push_policy(L) || !path || stat(path, &sb) || !resolve(path, r)) {
+    if (!push_policy(L) || !path || stat(path, &sb) || !pare_resolve_path(path, r)) {
         lua_pop(L, 1);
         return;
     }
@@ -121,14 +77,15 @@ void lsandbox_check(lua_State *L, const char *path, int write, const char *fname
         return;
     }
     char r[PATH_MAX];
-    int ok = resolve(path, r) && (allowed_in(L, r, write ? "write" : "read"));
+    int ok = pare_resolve_path(path, r) && (allowed_in(L, r, write ? "write" : "read"));
     lua_pop(L, 1);
     if (!ok)
-        luaL_error(L, "%s: sandbox: %s is outside the folders this recipe may %s (%s); run it without --sandbox "
-                      "or allow the folder with --allow DIR",
+        luaL_error(L, "%s: sandbox: %s is outside the folders this recipe may %s (%s); run it without --sandbox%s",
                    fname, path, write ? "write" : "read",
-                   write ? "the run's output folder" : "the model, the files given with --model/--set, OUT and "
-                                                       "the recipe's Lua folders");
+                   write ? "the run's output folder, reached without a symbolic link that leads out of it"
+                         : "the recipe, the model, the files given with --model/--set, OUT and pare's Lua and preset "
+                           "folders",
+                   write ? "" : " or allow the folder with --allow DIR");
     if (!write)
         refuse_special_file(L, path, fname);
 }
@@ -137,11 +94,63 @@ void lsandbox_check(lua_State *L, const char *path, int write, const char *fname
 
 static int is_write_mode(const char *mode) { return strpbrk(mode, "wa+") != NULL; }
 
-/* io.open(path [, mode]) */
+/* The open(2) flags of a Lua/C file mode ("r", "w", "a", "r+", "w+", "a+", each with an optional
+ * "b"); -1 for anything else, as io.open refuses it. */
+static int mode_flags(const char *mode)
+{
+    static const struct {
+        char c;
+        int flags;
+    } base[] = {{'r', O_RDONLY}, {'w', O_WRONLY | O_CREAT | O_TRUNC}, {'a', O_WRONLY | O_CREAT | O_APPEND}};
+    for (size_t i = 0; i < sizeof base / sizeof *base; i++) {
+        if (mode[0] != base[i].c)
+            continue;
+        const char *m = mode + 1;
+        int flags = base[i].flags;
+        if (*m == '+') {
+            flags = (flags & ~(O_WRONLY | O_RDONLY)) | O_RDWR;
+            m++;
+        }
+        return strspn(m, "b") == strlen(m) ? flags : -1;
+    }
+    return -1;
+}
+
+static int close_stream(lua_State *L)
+{
+    luaL_Stream *p = luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    return luaL_fileresult(L, fclose(p->f) == 0, NULL);
+}
+
+/* Opens path for writing with O_NOFOLLOW and pushes a Lua file handle (or nil, message, errno as
+ * io.open does): the policy check resolves links, and a link put in place afterwards is not followed. */
+static int open_nofollow(lua_State *L, const char *path, const char *mode)
+{
+    int flags = mode_flags(mode);
+    luaL_argcheck(L, flags >= 0, 2, "invalid mode");
+    luaL_Stream *p = lua_newuserdatauv(L, sizeof *p, 0);
+    p->f = NULL;
+    p->closef = NULL; /* not a valid handle until the file is open */
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0 || !(p->f = fdopen(fd, mode))) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        errno = e;
+        return luaL_fileresult(L, 0, path);
+    }
+    p->closef = close_stream;
+    return 1;
+}
+
+/* io.open(path [, mode]): a write mode opens without following a symbolic link */
 static int sb_io_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1), *mode = luaL_optstring(L, 2, "r");
     lsandbox_check(L, path, is_write_mode(mode), "io.open");
+    if (is_write_mode(mode))
+        return open_nofollow(L, path, mode);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -152,8 +161,16 @@ static int sb_io_open(lua_State *L)
 static int sb_io_path_first(lua_State *L)
 {
     int write = (int)lua_tointeger(L, lua_upvalueindex(2));
-    if (lua_type(L, 1) == LUA_TSTRING)
-        lsandbox_check(L, lua_tostring(L, 1), write, lua_tostring(L, lua_upvalueindex(3)));
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        const char *path = lua_tostring(L, 1);
+        lsandbox_check(L, path, write, lua_tostring(L, lua_upvalueindex(3)));
+        if (write) { /* io.output(path): opened here as io.open(path, "w") is, then handed over */
+            if (open_nofollow(L, path, "w") != 1)
+                return luaL_error(L, "%s", lua_tostring(L, -2));
+            lua_replace(L, 1);
+            lua_settop(L, 1);
+        }
+    }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -275,6 +292,50 @@ static int sb_searcher(lua_State *L)
     return 1;
 }
 
+/* Non-zero when the policy lets the recipe read path (no error raised). */
+static int may_read(lua_State *L, const char *path)
+{
+    char r[PATH_MAX];
+    int ok = push_policy(L) && pare_resolve_path(path, r) && allowed_in(L, r, "read");
+    lua_pop(L, 1);
+    return ok;
+}
+
+/* package.searchpath(name, path [, sep [, rep]]) as Lua's, except that a file the recipe may not read
+ * is reported as missing whether it exists or not: probing is no way to learn what lies outside. */
+static int sb_searchpath(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1), *path = luaL_checkstring(L, 2);
+    const char *sep = luaL_optstring(L, 3, "."), *rep = luaL_optstring(L, 4, LUA_DIRSEP);
+    if (*sep)
+        name = luaL_gsub(L, name, sep, rep);
+    int top = lua_gettop(L);
+    for (const char *p = path; *p;) {
+        const char *e = strchr(p, ';');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len) {
+            luaL_checkstack(L, 3, "too many templates");
+            lua_pushlstring(L, p, len);
+            const char *file = luaL_gsub(L, lua_tostring(L, -1), LUA_PATH_MARK, name);
+            lua_remove(L, -2);
+            FILE *f = may_read(L, file) ? fopen(file, "r") : NULL;
+            if (f) {
+                fclose(f);
+                return 1;
+            }
+            lua_pushfstring(L, "\n\tno file '%s'", file);
+            lua_remove(L, -2);
+        }
+        p += len + (e ? 1 : 0);
+        if (!e)
+            break;
+    }
+    lua_concat(L, lua_gettop(L) - top);
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
 static void wrap(lua_State *L, const char *lib, const char *fn, lua_CFunction w)
 {
     lua_getglobal(L, lib);
@@ -348,6 +409,8 @@ void lsandbox_enable(lua_State *L, const char *lua_path)
     lua_pushcfunction(L, sb_searcher);
     lua_rawseti(L, -2, 2);
     lua_setfield(L, -2, "searchers");
+    lua_pushcfunction(L, sb_searchpath);
+    lua_setfield(L, -2, "searchpath");
     lua_pop(L, 1);
     if (lua_path)
         lsandbox_lua_path(L, lua_path);
@@ -362,25 +425,4 @@ void lsandbox_lua_path(lua_State *L, const char *lua_path)
     lua_pushstring(L, lua_path);
     lua_setfield(L, -2, "lua_path");
     lua_pop(L, 1);
-    /* each template's folder may be read */
-    for (const char *p = lua_path; *p;) {
-        const char *e = strchr(p, ';');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        char t[PATH_MAX];
-        if (len && len < sizeof t) {
-            memcpy(t, p, len);
-            t[len] = 0;
-            char *q = strchr(t, '?');
-            if (q) {
-                *q = 0;
-                char *slash = strrchr(t, '/');
-                if (slash)
-                    *slash = 0;
-                lsandbox_allow(L, t[0] ? t : "/", 0);
-            }
-        }
-        p += len + (e ? 1 : 0);
-        if (!e)
-            break;
-    }
 }

@@ -9,9 +9,11 @@
  * removes os.execute, os.exit, os.tmpname, io.popen, package.loadlib, the C module searchers and the
  * debug library; load, loadfile and dofile take text only; io.open, io.lines, io.input, io.output,
  * loadfile, dofile, os.remove and os.rename, and every path the pare module opens, are checked
- * against the allowed folders. lua_dirs (';'-separated) may be read and are require's only path. */
+ * against the allowed folders; writes open no symbolic link. package.searchpath reports only files the
+ * recipe may read. lua_dirs (';'-separated templates) are require's only path. */
 void lsandbox_enable(lua_State *L, const char *lua_dirs);
-/* The package.path require may use from now on (the recipe cannot change it); its folders may be read. */
+/* The package.path require may use from now on (the recipe cannot change it). Its folders are not
+ * made readable: the caller allows the recipe file and pare's own Lua folders. */
 void lsandbox_lua_path(lua_State *L, const char *lua_path);
 /* Non-zero when L runs sandboxed. */
 int lsandbox_active(lua_State *L);

@@ -2,6 +2,7 @@
  * lock, log.txt, a copy of the recipe, and run.json written last and atomically. */
 #include "lsession.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -434,6 +435,40 @@ static void default_out(const char *recipe, char *out, size_t cap)
         snprintf(out, cap, "%s/%.*s-%s-%d", parent, len, base, stamp, i);
 }
 
+/* OUT may be run into when it is empty or a pare run folder: one that holds the run lock pare leaves
+ * in every run folder (an interrupted run's too) or a run.json with pare's fields. Anything else is
+ * the user's, and a run would overwrite log.txt, recipe.lua, plots or a model in it. */
+static int usable_out(const char *out, char *msg, size_t cap)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/.pare-run.lock", out);
+    if (pare_lock_file_is_pare(p))
+        return 0;
+    snprintf(p, sizeof p, "%s/run.json", out);
+    json_t *j = json_load_file(p, 0, NULL);
+    int pare_run = json_is_object(j) && json_is_string(json_object_get(j, "pare_version")) &&
+                   json_is_string(json_object_get(j, "status"));
+    json_decref(j);
+    if (pare_run)
+        return 0;
+    DIR *d = opendir(out);
+    if (!d) {
+        snprintf(msg, cap, "cannot read output folder %s: %s", out, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    const char *other = NULL;
+    while (!other && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            other = e->d_name;
+    if (other)
+        snprintf(msg, cap, "output folder %s is not empty ('%s') and is not a pare run folder (no run.json of pare); "
+                           "choose a new or empty --out",
+                 out, other);
+    closedir(d);
+    return other ? -1 : 0;
+}
+
 ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *msg, size_t cap)
 {
     lua_State *L = s->L;
@@ -445,48 +480,43 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
     size_t ol = strlen(s->out);
     while (ol > 1 && s->out[ol - 1] == '/')
         s->out[--ol] = 0;
-    if (make_dirs(s->out, msg, cap))
+    pare_error lerr = {0};
+    if (pare_check_output_path(s->out, "--out", &lerr)) {
+        snprintf(msg, cap, "%s", lerr.msg);
+        return LS_REFUSED;
+    }
+    if (make_dirs(s->out, msg, cap) || usable_out(s->out, msg, cap))
         return LS_REFUSED;
     lsandbox_allow(s->L, s->out, 1);
     char path[4200], lockp[4200];
     snprintf(lockp, sizeof lockp, "%s/.pare-run.lock", s->out);
-    int lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (lock < 0) {
-        snprintf(msg, cap, "cannot write in output folder %s: %s", s->out, strerror(errno));
-        return LS_REFUSED;
-    }
-    if (flock(lock, LOCK_EX | LOCK_NB)) {
-        char pid[32] = "";
-        ssize_t got = read(lock, pid, sizeof pid - 1);
-        pid[got > 0 ? got : 0] = 0;
-        pid[strcspn(pid, "\n")] = 0;
-        snprintf(msg, cap, "output folder %s is in use by another pare run%s%s%s; wait for it or choose another --out",
-                 s->out, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
-        close(lock);
+    /* the lock file stays after the run: it marks OUT as a pare run folder, interrupted or not */
+    pare_lock lock;
+    if (pare_lock_path(&lock, lockp, s->out, &lerr)) {
+        snprintf(msg, cap, "%s", lerr.msg);
         return LS_REFUSED;
     }
     snprintf(path, sizeof path, "%s/run.json", s->out);
     if (pare_file_exists(path) && !overwrite) {
         snprintf(msg, cap, "%s holds a finished run (run.json); pass --overwrite to replace it or choose another --out",
                  s->out);
-        close(lock);
+        pare_unlock_keep(&lock);
         return LS_REFUSED;
     }
-    char pid[32];
-    int pl = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(lock, 0) || write(lock, pid, (size_t)pl) != pl) {
-        /* the pid is only a courtesy for the "in use" message */
-    }
     unlink(path); /* a replaced run never looks complete while the new one runs */
+    /* log.txt is made new: a link or hard link planted under that name is replaced, not written through */
     snprintf(path, sizeof path, "%s/log.txt", s->out);
-    if (!(s->log = fopen(path, "w"))) {
+    int log_fd = -1;
+    if ((unlink(path) && errno != ENOENT) || (log_fd = pare_create_new(path)) < 0 || !(s->log = fdopen(log_fd, "w"))) {
         snprintf(msg, cap, "cannot write %s: %s", path, strerror(errno));
-        close(lock);
+        if (log_fd >= 0)
+            close(log_fd);
+        pare_unlock_keep(&lock);
         return LS_REFUSED;
     }
     snprintf(path, sizeof path, "%s/recipe.lua", s->out);
     if (copy_file_atomic(s->recipe, path, msg, cap)) {
-        close(lock);
+        pare_unlock_keep(&lock);
         return LS_REFUSED;
     }
     char recipe_sha[65] = "";
@@ -586,6 +616,6 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
     fclose(s->log);
     s->log = NULL;
     s->host.out_dir = NULL;
-    close(lock); /* the lock file stays: removing it would let two runs lock different files */
+    pare_unlock_keep(&lock);
     return status;
 }

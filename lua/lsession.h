@@ -53,8 +53,9 @@ int lsession_set(lsession *s, const char *key, const char *value, char *msg, siz
 int lsession_set_arg(lsession *s, const char *arg, char *msg, size_t cap);
 void lsession_help(lsession *s, FILE *f);
 /* Runs the recipe into out_dir (NULL: runs/NAME-YYYYmmdd-HHMMSS). LS_REFUSED (nothing run, msg
- * says why): OUT holds a finished run and overwrite is 0, OUT is locked by another run, or OUT cannot
- * be created. Otherwise run.json is written with the returned status; msg gets the error if any. */
+ * says why): OUT fails pare_check_output_path (/, the current folder), is neither empty nor a pare run
+ * folder, holds a finished run and overwrite is 0, is locked by another run, or cannot be created.
+ * Otherwise run.json is written with the returned status; msg gets the error if any. */
 ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *msg, size_t cap);
 /* The output folder of the last lsession_run ("" before). */
 const char *lsession_out_dir(const lsession *s);

@@ -95,9 +95,10 @@ end
 
 --[[ Loads another preset's declarations and compress function without running it (sweep.lua):
 returns {decls = {...}, compress = f, description = s}. name is a preset name ("lorap") looked up
-in dir, or a path ending in .lua. ]]
+in dir (nil: along package.path, which holds the recipe's folder), or a path ending in .lua. ]]
 function pipeline.load_preset(name, dir)
-    local path = name:match("%.lua$") and name or (dir .. "/" .. name .. ".lua")
+    local path = name:match("%.lua$") and name
+        or (dir and dir .. "/" .. name .. ".lua" or package.searchpath(name, package.path) or name .. ".lua")
     local decls
     local env = setmetatable({params = function(t) decls = t end}, {__index = _G})
     local chunk, err = loadfile(path, "t", env)

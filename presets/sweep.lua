@@ -24,7 +24,8 @@ params(pipeline.declare({
     dense = {true, "evaluate the uncompressed model too"},
 }, "calib", "eval"))
 
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+-- this file's folder; sandboxed there is no debug library, and load_preset searches package.path
+local here = debug and (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".")
 
 -- The preset's parameter values: its defaults, sweep's shared ones, then `args` (checked by type).
 local function preset_params(preset, p, ratio)

@@ -688,6 +688,40 @@ static void test_fifo_inputs(void)
     free(err);
 }
 
+/* Issue 19, item 11: every command that writes an output refuses the root folder and the current
+ * folder (one check, pare_check_output_path) with one line naming the option and the path, before
+ * writing anything. */
+static void test_out_refused_everywhere(void)
+{
+    const char *model = fixture_hf_dir("out-check", 0);
+    const char *text = tmp_path("out-check.txt");
+    fixture_write_pattern(text, "the quick brown fox jumps over the lazy dog. ", 200);
+    const char *recipe = tmp_path("out-check.lua");
+    CHECK(write_bytes(recipe, "function run(p) end\n", 20) == 0);
+    for (int k = 0; k < 2; k++) {
+        const char *o = k ? "." : "/";
+        const char *why = k ? "is the current folder" : "root folder";
+        expect_bad((const char *const[]){"run", recipe, "--model", model, "--out", o, NULL},
+                   (const char *const[]){"pare run: --out ", why, NULL});
+        expect_bad((const char *const[]){"compress", "--model", model, "--method", "magnitude", "--ratio", "0.2", "--out",
+                                         o, NULL},
+                   (const char *const[]){"pare compress: --out ", why, NULL});
+        expect_bad((const char *const[]){"finetune", "--model", model, "--data", text, "--out", o, "--steps", "1", NULL},
+                   (const char *const[]){"pare finetune: --out ", why, NULL});
+        expect_bad((const char *const[]){"plot", "budget", "--model", model, "--out", o, NULL},
+                   (const char *const[]){"pare plot: --out ", why, NULL});
+    }
+    /* compare's output file (a run with no results adds a line of its own, hence not one line) */
+    const char *run_dir = tmp_path("out-check-run");
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"run", recipe, "--model", model, "--out", run_dir, "--quiet", NULL});
+    CHECKF(st == 0, "a run to compare: exit %d %s", st, err ? err : "");
+    free(out);
+    free(err);
+    expect_pare_error((const char *const[]){"compare", run_dir, "--csv", "/", NULL},
+                      (const char *const[]){"pare compare: output /: refusing to write into the root folder", NULL}, 0);
+}
+
 void suite_cli(void);
 void suite_cli(void)
 {
@@ -705,4 +739,5 @@ void suite_cli(void)
     RUN(test_generate_stories260k);
     RUN(test_eval_protocol_card);
     RUN(test_eval_reference_protocol);
+    RUN(test_out_refused_everywhere);
 }

@@ -983,6 +983,88 @@ static void test_output_lock(void)
     }
 }
 
+/* Issue 19, item 4: lock files never clobber what pare did not create. A user's DIR.lock is kept and
+ * the export refused naming it; a lock name planted as a link to a victim file (beside an export, in a
+ * run folder, in a finetune folder) and a planted OUT/log.txt link leave the victim unchanged; a lock
+ * pare left behind (its marker, nobody holding it) is taken over and removed. */
+static void test_lock_files(void)
+{
+    const char *model = fixture_hf_dir("lf-model", 0), *text = cli_text();
+    const char *victim = tmp_path("victim.txt");
+    CHECK(write_bytes(victim, "keep", 4) == 0);
+    char out[1200], lock[1300];
+    /* a user's own OUT.lock, then a link planted under that name */
+    for (int k = 0; k < 2; k++) {
+        snprintf(out, sizeof out, "%s", tmp_path(k ? "lf-linked" : "lf-mymodel"));
+        snprintf(lock, sizeof lock, "%s.lock", out);
+        CHECK(k ? symlink(victim, lock) == 0 : write_bytes(lock, "mine", 4) == 0);
+        child c = {.args = (const char *const[]){"compress", "--model", model, "--method", "magnitude", "--ratio", "0.3",
+                                                  "--out", out, NULL}};
+        run_child(&c);
+        CHECKF(c.status == 2 && strstr(c.err, lock) && strstr(c.err, "not a lock file of pare"),
+               "compress --out %s beside %s: exit %d: %s", out, k ? "a planted link" : "the user's lock file", c.status,
+               c.err);
+        char *kept = read_all(k ? victim : lock);
+        CHECKF(!strcmp(kept, k ? "keep" : "mine"), "%s: now '%s'", k ? victim : lock, kept);
+        CHECKF(access(out, F_OK) != 0, "%s was written", out);
+        free(kept);
+        child_free(&c);
+    }
+    /* a lock left by a pare that ended */
+    snprintf(out, sizeof out, "%s", tmp_path("lf-stale"));
+    snprintf(lock, sizeof lock, "%s.lock", out);
+    CHECK(write_bytes(lock, "pare lock, pid 1\n", 17) == 0);
+    child stale = {.args = (const char *const[]){"compress", "--model", model, "--method", "magnitude", "--ratio", "0.3",
+                                                  "--out", out, NULL}};
+    run_child(&stale);
+    CHECKF(stale.status == 0 && pare_is_dir(out) && access(lock, F_OK) != 0, "a stale lock: exit %d: %s", stale.status,
+           stale.err);
+    child_free(&stale);
+    /* pare run: a planted OUT/.pare-run.lock, then a planted OUT/log.txt (OUT a finished run folder) */
+    char set_model[1300];
+    snprintf(set_model, sizeof set_model, "model=%s", model);
+    const char *recipe = tmp_path("lf-recipe.lua");
+    CHECK(write_bytes(recipe, "function run(p) end\n", 20) == 0);
+    snprintf(out, sizeof out, "%s", tmp_path("lf-run"));
+    const char *run[] = {"run", recipe, "--set", set_model, "--out", out, "--overwrite", NULL};
+    static const char *const PLANTED[] = {".pare-run.lock", "log.txt"};
+    for (int k = 0; k < 2; k++) {
+        child first = {.args = run};
+        run_child(&first);
+        CHECKF(first.status == 0, "pare run: exit %d: %s", first.status, first.err);
+        child_free(&first);
+        snprintf(lock, sizeof lock, "%s/%s", out, PLANTED[k]);
+        CHECK(unlink(lock) == 0 && symlink(victim, lock) == 0);
+        child c = {.args = run};
+        run_child(&c);
+        if (k == 0)
+            CHECKF(c.status == 2 && strstr(c.err, lock) && strstr(c.err, "not a lock file of pare"),
+                   "pare run with a planted %s: exit %d: %s", lock, c.status, c.err);
+        else {
+            struct stat st;
+            CHECKF(c.status == 0 && lstat(lock, &st) == 0 && S_ISREG(st.st_mode),
+                   "pare run with a planted %s: exit %d, not replaced by a file: %s", lock, c.status, c.err);
+        }
+        char *kept = read_all(victim);
+        CHECKF(!strcmp(kept, "keep"), "pare run with a planted %s: %s now '%s'", PLANTED[k], victim, kept);
+        free(kept);
+        child_free(&c);
+        unlink(lock);
+    }
+    /* pare finetune's OUT/.pare-lock */
+    snprintf(out, sizeof out, "%s", tmp_path("lf-finetune"));
+    snprintf(lock, sizeof lock, "%s/.pare-lock", out);
+    CHECK(mkdir(out, 0777) == 0 && symlink(victim, lock) == 0);
+    child ft = {.args = (const char *const[]){"finetune", "--model", model, "--data", text, "--out", out, "--steps", "1",
+                                               "--batch", "1", "--seq", "8", NULL}};
+    run_child(&ft);
+    char *kept = read_all(victim);
+    CHECKF(ft.status == 2 && strstr(ft.err, lock) && !strcmp(kept, "keep"), "finetune with a planted %s: exit %d: %s",
+           lock, ft.status, ft.err);
+    free(kept);
+    child_free(&ft);
+}
+
 void suite_faults(void);
 void suite_faults(void)
 {
@@ -996,4 +1078,5 @@ void suite_faults(void)
     RUN(test_disk_full_run);
     RUN(test_disk_full_checkpoint);
     RUN(test_output_lock);
+    RUN(test_lock_files);
 }

@@ -498,7 +498,7 @@ static void test_run_refusals(void)
     int fd = open(lock, O_RDWR | O_CREAT, 0666);
     CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
     expect_fail((const char *const[]){"run", r, "--model", d, "--out", dir, "--overwrite", NULL},
-                (const char *const[]){dir, "in use by another pare run", NULL});
+                (const char *const[]){dir, "in use by another pare process", NULL});
     if (fd >= 0)
         close(fd);
     json_t *j = load_run(dir);
@@ -575,6 +575,182 @@ static void test_run_sandbox(void)
         json_decref(j);
     }
     CHECKF(ppl[0] > 0 && ppl[0] == ppl[1], "svd preset perplexity %.17g plain, %.17g sandboxed", ppl[0], ppl[1]);
+}
+
+/* Whether path holds exactly text (a file pare must not have touched). */
+static int file_is(const char *path, const char *text)
+{
+    char *data = NULL;
+    size_t len = 0;
+    pare_error err = {0};
+    int same = pare_read_file(path, &data, &len, &err) == PARE_OK && len == strlen(text) && !memcmp(data, text, len);
+    free(data);
+    return same;
+}
+
+/* Counts the lines of out that begin with prefix ("refused " / "allowed "). */
+static int count_lines(const char *out, const char *prefix)
+{
+    int n = 0;
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        n += !strncmp(p, prefix, strlen(prefix));
+    return n;
+}
+
+/* Issue 19, items 3 and 9: links planted in OUT do not lead a sandboxed recipe's writes out of it (a
+ * dangling link, a link to an existing file, a linked folder; io.open and io.output), and m:export
+ * onto OUT or a folder above it is refused, sandboxed or not, leaving the run's own files in place. */
+static void test_sandbox_out_links(void)
+{
+    const char *d = fixture_hf_dir("sbx-links", 0);
+    const char *dir = tmp_path("links-out"), *elsewhere = tmp_path("elsewhere"), *victim = tmp_path("victim.txt");
+    CHECK(mkdir(elsewhere, 0777) == 0 && write_bytes(victim, "keep", 4) == 0);
+    const char *empty = write_recipe("empty.lua", "function run(p) end\n");
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"run", empty, "--model", d, "--out", dir, "--quiet", NULL});
+    CHECKF(st == 0, "first run: exit %d %s", st, err ? err : "");
+    free(out);
+    free(err);
+    char dangle[1300], tofile[1300], linked_dir[1300], new_file[1300];
+    snprintf(dangle, sizeof dangle, "%s/dangle", dir);
+    snprintf(tofile, sizeof tofile, "%s/tofile", dir);
+    snprintf(linked_dir, sizeof linked_dir, "%s/dl", dir);
+    snprintf(new_file, sizeof new_file, "%s/new.txt", elsewhere);
+    CHECK(symlink(new_file, dangle) == 0 && symlink(victim, tofile) == 0 && symlink(elsewhere, linked_dir) == 0);
+    const char *r = write_recipe("links.lua",
+        "local function try(what, f)\n"
+        "  local ok, e = pcall(f)\n"
+        "  print((ok and 'allowed ' or 'refused ') .. what .. ': ' .. tostring(e))\n"
+        "end\n"
+        "function run(p)\n"
+        "  local function write(name) return function() assert(io.open(pare.out(name), 'w')):write('x') end end\n"
+        "  if not pcall(os.execute) then -- sandboxed\n"
+        "    try('dangling link', write('dangle'))\n"
+        "    try('link to a file', write('tofile'))\n"
+        "    try('linked folder', write('dl/x.txt'))\n"
+        "    try('io.output through a link', function() io.output(pare.out('dangle')) end)\n"
+        "  end\n"
+        "  local m <close> = pare.load(p.model)\n"
+        "  try('export onto OUT', function() m:export(pare.out(), {overwrite = true}) end)\n"
+        "  try('export onto the folder above OUT', function() m:export(pare.out() .. '/..', {overwrite = true}) end)\n"
+        "  try('export inside OUT', function() m:export(pare.out('model'), {overwrite = true}) end)\n"
+        "end\n");
+    for (int sandboxed = 0; sandboxed < 2; sandboxed++) {
+        const char *args[] = {"run", r, "--model", d, "--out", dir, "--overwrite", "--quiet",
+                              sandboxed ? "--sandbox" : NULL, NULL};
+        st = run_pare(&out, &err, args);
+        CHECKF(st == 0, "%s run: exit %d %s", sandboxed ? "sandboxed" : "plain", st, err ? err : "");
+        int refused = count_lines(out, "refused "), allowed = count_lines(out, "allowed ");
+        CHECKF(refused == 2 + 4 * sandboxed && allowed == 1 && strstr(out, "allowed export inside OUT"),
+               "%s: %d refused, %d allowed:\n%s", sandboxed ? "sandboxed" : "plain", refused, allowed, out ? out : "");
+        CHECKF(out && strstr(out, "refused export onto OUT: ") && strstr(out, "run's output folder") && strstr(out, dir),
+               "the export refusal names OUT:\n%s", out ? out : "");
+        if (sandboxed)
+            CHECKF(out && strstr(out, "refused dangling link: ") && strstr(out, dangle) &&
+                       strstr(out, "refused linked folder: ") && strstr(out, "dl/x.txt is outside"),
+                   "the refusals name the paths:\n%s", out ? out : "");
+        char p[1300];
+        snprintf(p, sizeof p, "%s/log.txt", dir);
+        json_t *j = load_run(dir);
+        CHECKF(pare_file_exists(p) && j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "complete"),
+               "the run's own files survive the refused exports");
+        json_decref(j);
+        free(out);
+        free(err);
+    }
+    char stray[1300];
+    snprintf(stray, sizeof stray, "%s.lock", dir);
+    CHECKF(access(new_file, F_OK) != 0 && access(tmp_path("x.txt"), F_OK) != 0 && file_is(victim, "keep") &&
+               access(stray, F_OK) != 0,
+           "a write left OUT: %s exists, or %s changed, or %s was made", new_file, victim, stray);
+}
+
+/* Issue 19, item 14: a sandboxed recipe reads its own file but not the files beside it, and
+ * package.searchpath reports a file outside what it may read as missing, existing or not (the
+ * same recipe unsandboxed finds it, so the probe is real). */
+static void test_sandbox_reads(void)
+{
+    const char *d = fixture_hf_dir("sbx-reads", 0);
+    const char *secret = tmp_path("secret.txt");
+    CHECK(write_bytes(secret, "secret", 6) == 0);
+    char probe[1300];
+    snprintf(probe, sizeof probe, "probe=%s/?.txt", harness_tmpdir()); /* names no existing file: grants nothing */
+    const char *r = write_recipe("reads.lua",
+        "params { probe = {'', 'DIR/?.txt, DIR being the recipe folder', type = 'string'} }\n"
+        "function run(p)\n"
+        "  local own = p.probe:gsub('%?%.txt$', 'reads.lua')\n"
+        "  print('own file ' .. tostring(io.open(own) ~= nil))\n"
+        "  local ok, e = pcall(io.open, (p.probe:gsub('%?', 'secret')))\n"
+        "  print('sibling ' .. tostring(ok and e ~= nil) .. ' ' .. tostring(e))\n"
+        "  print('searchpath beside ' .. tostring(package.searchpath('secret', p.probe)))\n"
+        "  print('searchpath system ' .. tostring(package.searchpath('passwd', '/etc/?')))\n"
+        "end\n");
+    for (int sandboxed = 0; sandboxed < 2; sandboxed++) {
+        char *out = NULL, *err = NULL;
+        const char *o = tmp_path(sandboxed ? "reads-sandboxed" : "reads-plain");
+        int st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--set", probe, "--out", o, "--quiet",
+                                                             sandboxed ? "--sandbox" : NULL, NULL});
+        CHECKF(st == 0 && out && strstr(out, "own file true"), "%s: exit %d\n%s%s", o, st, out ? out : "", err ? err : "");
+        if (sandboxed)
+            CHECKF(out && strstr(out, "sibling false ") && strstr(out, "secret.txt is outside the folders this recipe may read") &&
+                       strstr(out, "searchpath beside nil") && strstr(out, "searchpath system nil"),
+                   "sandboxed, the sibling is refused and searchpath finds nothing outside:\n%s", out ? out : "");
+        else
+            CHECKF(out && strstr(out, "sibling true ") && strstr(out, "searchpath beside /") &&
+                       strstr(out, "searchpath system /etc/passwd"),
+                   "unsandboxed, the same probes find the files:\n%s", out ? out : "");
+        free(out);
+        free(err);
+    }
+    /* the sweep preset still loads the preset it sweeps (pare's presets folder) when sandboxed */
+    char set_eval[1300];
+    set_kv(set_eval, sizeof set_eval, "eval", text_file());
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "preset=svd",
+                                                         "--set", "ratios=0.3", "--set", set_eval, "--set", "window=32",
+                                                         "--out", tmp_path("sweep-sandboxed"), "--quiet", "--sandbox", NULL});
+    CHECKF(st == 0 && out && strstr(out, "svd "), "sweep sandboxed: exit %d\n%s%s", st, out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+}
+
+/* Issue 19, item 10: pare run does not take over a folder that is not a pare run folder (user files,
+ * no run.json of pare), even with --overwrite, and leaves it as it was; a run folder whose run was
+ * interrupted (pare's lock, log and recipe, no run.json) is reused. */
+static void test_run_out_not_ours(void)
+{
+    const char *d = fixture_hf_dir("notours", 0);
+    const char *r = write_recipe("tiny.lua", "function run(p) print('ran') end\n");
+    const char *dir = tmp_path("users-folder");
+    char log[1300], recipe[1300];
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    snprintf(recipe, sizeof recipe, "%s/recipe.lua", dir);
+    CHECK(mkdir(dir, 0777) == 0 && write_bytes(log, "my notes", 8) == 0 && write_bytes(recipe, "my code", 7) == 0);
+    for (int overwrite = 0; overwrite < 2; overwrite++)
+        expect_fail((const char *const[]){"run", r, "--model", d, "--out", dir, overwrite ? "--overwrite" : NULL, NULL},
+                    (const char *const[]){dir, "is not a pare run folder", NULL});
+    CHECKF(file_is(log, "my notes") && file_is(recipe, "my code"), "%s: the user's files were replaced", dir);
+    /* an interrupted run: pare's lock and files, no run.json */
+    const char *run_dir = tmp_path("interrupted");
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", run_dir, "--quiet", NULL});
+    free(out);
+    free(err);
+    char run_json[1300];
+    snprintf(run_json, sizeof run_json, "%s/run.json", run_dir);
+    CHECK(st == 0 && unlink(run_json) == 0);
+    st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", run_dir, "--overwrite", "--quiet", NULL});
+    CHECKF(st == 0 && out && strstr(out, "ran"), "an interrupted run's folder: exit %d %s", st, err ? err : "");
+    free(out);
+    free(err);
+    /* a run folder of an earlier pare, whose lock held the pid alone */
+    char lock[1300];
+    snprintf(lock, sizeof lock, "%s/.pare-run.lock", run_dir);
+    CHECK(unlink(run_json) == 0 && write_bytes(lock, "12345\n", 6) == 0);
+    st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", run_dir, "--overwrite", "--quiet", NULL});
+    CHECKF(st == 0, "a run folder of an earlier pare: exit %d %s", st, err ? err : "");
+    free(out);
+    free(err);
 }
 
 /* pare compare: one row per result of each run, metrics as columns; CSV and Markdown files agree
@@ -906,6 +1082,9 @@ void suite_lua(void)
     RUN(test_run_reproducible);
     RUN(test_run_refusals);
     RUN(test_run_sandbox);
+    RUN(test_sandbox_out_links);
+    RUN(test_sandbox_reads);
+    RUN(test_run_out_not_ours);
     RUN(test_compare);
     RUN(test_presets_run);
     RUN(test_lorap_preset_reference);

@@ -163,6 +163,12 @@ int cli_error(const char *cmd, const pare_error *err)
     return EXIT_BAD_INPUT;
 }
 
+int cli_check_out(const char *cmd, const char *opt, const char *path)
+{
+    pare_error err = {0};
+    return pare_check_output_path(path, opt, &err) ? cli_error(cmd, &err) : 0;
+}
+
 void cli_progress_init(cli_progress *p, const char *label, double units_total, const char *unit)
 {
     memset(p, 0, sizeof *p);

@@ -28,6 +28,10 @@ void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n
 /* Prints the error's one line ("pare CMD: message") and returns the exit status to use. */
 int cli_error(const char *cmd, const pare_error *err);
 
+/* The one --out check of every command (pare_check_output_path: not empty, not /, not the current
+ * folder or one above it): 0, or the exit status after printing "pare CMD: OPT PATH: problem". */
+int cli_check_out(const char *cmd, const char *opt, const char *path);
+
 /* Progress printer for core callbacks: \r-updated on a terminal, a line every 10% otherwise. */
 typedef struct {
     const char *label;

@@ -287,7 +287,7 @@ int cmd_compare(int argc, char **argv)
     } else if (!rc && n_runs == 0) {
         fprintf(stderr, "pare compare: give one or more run output folders (or run.json files)\n");
         rc = EXIT_BAD_INPUT;
-    } else if (!rc && output) {
+    } else if (!rc && output && !(rc = cli_check_out("compare", "output", output))) {
         pare_atomic_file f;
         pare_error err = {0};
         if (pare_atomic_open(&f, output, &err))

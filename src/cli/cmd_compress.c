@@ -109,6 +109,9 @@ int cmd_compress(int argc, char **argv)
     xo.producer = "pare compress";
     if (out && pare_export_format_parse(format, &xo.format, &err))
         return cli_error("compress", &err);
+    int bad_out = out ? cli_check_out("compress", "--out", out) : 0;
+    if (bad_out)
+        return bad_out;
     pare_model *m = NULL;
     if (cli_load_model(model, tok, &m, &err))
         return cli_error("compress", &err);

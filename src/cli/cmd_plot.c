@@ -256,9 +256,10 @@ int cmd_plot(int argc, char **argv)
         pare_fail(&err, PARE_EINVAL, "give --out FILE.png or --terminal, not both");
     else if (rank < 0 || tile < 0)
         pare_fail(&err, PARE_EINVAL, "%s %d: must be positive", rank < 0 ? "--rank" : "--tile", rank < 0 ? rank : tile);
-    if (err.msg[0]) {
+    int bad_out = !err.msg[0] && out ? cli_check_out("plot", "--out", out) : 0;
+    if (err.msg[0] || bad_out) {
         free(runs);
-        return cli_error("plot", &err);
+        return bad_out ? bad_out : cli_error("plot", &err);
     }
     if (samples_set > 0)
         co.samples = samples_set;

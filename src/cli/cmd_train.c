@@ -240,6 +240,9 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
         BAD("--data FILE (the training text) is required");
     if (!a->out)
         BAD("--out DIR is required: it receives model/, checkpoint/, train.jsonl and the token cache");
+    int bad_out = cli_check_out(cmd, "--out", a->out);
+    if (bad_out)
+        return bad_out;
     if (!a->scratch && !a->model)
         BAD("--model is required (a Hugging Face folder, a pare export or a llama2.c checkpoint)");
     if (a->scratch && !a->tok)

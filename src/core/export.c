@@ -923,11 +923,12 @@ pare_status pare_export(const pare_model *m, const char *dir_in, const pare_expo
     snprintf(dir, sizeof dir, "%s", dir_in);
     for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
         dir[n - 1] = '\0'; /* "out/" must give the sibling "out.tmp-*", not a folder inside out */
-    if (!strcmp(dir, "/") || !strcmp(dir, ".") || !strcmp(dir, ".."))
-        return pare_fail(err, PARE_EINVAL, "export: '%s' cannot be an export folder", dir);
+    pare_status rc = pare_check_output_path(dir, "export", err);
+    if (rc)
+        return rc;
     /* a second export into the same folder is refused while this one runs (nothing interleaves) */
     pare_lock lk;
-    pare_status rc = pare_lock_dir(&lk, dir, err);
+    rc = pare_lock_dir(&lk, dir, err);
     if (rc)
         return rc;
     rc = export_locked(m, dir, o, prog, rep, err);

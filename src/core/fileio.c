@@ -2,6 +2,7 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -177,11 +178,31 @@ pare_status pare_atomic_open(pare_atomic_file *f, const char *path, pare_error *
     if (strlen(path) >= sizeof f->path)
         return pare_fail(err, PARE_EINVAL, "%s: path too long", path);
     strcpy(f->path, path);
-    snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld", path, (long)getpid());
-    f->fp = fopen(f->tmp, "wb");
-    if (!f->fp)
-        return pare_fail(err, PARE_EIO, "%s: cannot create: %s", f->tmp, strerror(errno));
-    return PARE_OK;
+    /* a new file, never an existing one: a name planted in the folder (a symbolic link to a file
+     * elsewhere, a stale temporary) is not written through; it gets another name */
+    for (int attempt = 0;; attempt++) {
+        if (attempt == 0)
+            snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld", path, (long)getpid());
+        else
+            snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld.%d", path, (long)getpid(), attempt);
+        int fd = pare_create_new(f->tmp);
+        if (fd < 0 && errno == EEXIST && attempt < 64)
+            continue;
+        if (fd < 0 || !(f->fp = fdopen(fd, "wb"))) {
+            int e = errno;
+            if (fd >= 0) {
+                close(fd);
+                unlink(f->tmp);
+            }
+            return pare_fail(err, PARE_EIO, "%s: cannot create: %s", f->tmp, strerror(e));
+        }
+        return PARE_OK;
+    }
+}
+
+int pare_create_new(const char *path)
+{
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
 }
 
 pare_status pare_atomic_commit(pare_atomic_file *f, pare_error *err)
@@ -242,35 +263,113 @@ int pare_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Every lock file pare writes starts with this; a file without it is not pare's and is never
+ * removed or overwritten. Earlier versions wrote the pid alone ("1234\n"), and every run folder they
+ * made holds such a .pare-run.lock: that exact form counts as pare's too. */
+static const char LOCK_MARKER[] = "pare lock, pid ";
+
+/* Reads the start of an open lock file: 1 when it is pare's (pid gets the pid text), 0 when it
+ * holds something else, -1 when it is empty (a lock just created whose marker is not written yet). */
+static int read_lock_marker(int fd, char *pid, size_t cap)
+{
+    char buf[128];
+    ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+    pid[0] = 0;
+    if (got <= 0)
+        return got == 0 ? -1 : 0;
+    buf[got] = 0;
+    size_t digits = strspn(buf, "0123456789");
+    if (digits && digits <= 20 && !strcmp(buf + digits, "\n")) { /* the pid alone: pare before the marker */
+        snprintf(pid, cap, "%.*s", (int)digits, buf);
+        return 1;
+    }
+    size_t ml = sizeof LOCK_MARKER - 1;
+    if ((size_t)got < ml || memcmp(buf, LOCK_MARKER, ml))
+        return 0;
+    snprintf(pid, cap, "%.*s", (int)strcspn(buf + ml, "\n"), buf + ml);
+    return 1;
+}
+
+int pare_lock_file_is_pare(const char *lock_path)
+{
+    int fd = open(lock_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    char pid[64];
+    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read_lock_marker(fd, pid, sizeof pid) == 1;
+    close(fd);
+    return ok;
+}
+
+static pare_status not_a_lock(pare_error *err, const char *lock_path, const char *what, const char *why)
+{
+    return pare_fail(err, PARE_EIO,
+                     "%s: exists and is not a lock file of pare (%s); pare does not overwrite or remove it: move it "
+                     "away or choose another output than %s",
+                     lock_path, why, what);
+}
+
 pare_status pare_lock_path(pare_lock *lk, const char *lock_path, const char *what, pare_error *err)
 {
     lk->fd = -1;
     if (strlen(lock_path) >= sizeof lk->path)
         return pare_fail(err, PARE_EINVAL, "%s: path too long", lock_path);
-    for (int attempt = 0; attempt < 16; attempt++) {
-        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-        if (fd < 0)
+    char marker[64];
+    int mlen = snprintf(marker, sizeof marker, "%s%ld\n", LOCK_MARKER, (long)getpid());
+    for (int attempt = 0; attempt < 64; attempt++) {
+        /* a new lock gets its marker before anything else, so a file without one is never pare's */
+        int fd = pare_create_new(lock_path), created = fd >= 0;
+        if (created) {
+            if (write(fd, marker, (size_t)mlen) != mlen) {
+                int e = errno;
+                close(fd);
+                unlink(lock_path);
+                return pare_fail(err, PARE_EIO, "%s: cannot write the lock file: %s", lock_path, strerror(e));
+            }
+            close(fd);
+        } else if (errno != EEXIST)
             return pare_fail(err, PARE_EIO, "%s: cannot create the lock file: %s", lock_path, strerror(errno));
+        /* existing (or just created): lock it; O_NOFOLLOW, so a planted link is never opened */
+        fd = open(lock_path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue; /* released meanwhile */
+            if (errno == ELOOP)
+                return not_a_lock(err, lock_path, what, "a symbolic link");
+            return pare_fail(err, PARE_EIO, "%s: cannot open the lock file: %s", lock_path, strerror(errno));
+        }
+        struct stat held, now;
+        if (fstat(fd, &held) != 0 || !S_ISREG(held.st_mode)) {
+            close(fd);
+            return not_a_lock(err, lock_path, what, "not a regular file");
+        }
+        char pid[64];
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             int e = errno;
-            char pid[32] = "";
-            ssize_t got = e == EWOULDBLOCK ? read(fd, pid, sizeof pid - 1) : -1;
+            int mine = read_lock_marker(fd, pid, sizeof pid);
             close(fd);
             if (e != EWOULDBLOCK)
                 return pare_fail(err, PARE_EIO, "%s: cannot lock: %s", lock_path, strerror(e));
-            pid[got > 0 ? got : 0] = 0;
-            pid[strcspn(pid, "\n")] = 0;
+            if (mine == 0) /* locked, but not by pare's protocol: still not ours to take */
+                return not_a_lock(err, lock_path, what, "it holds other content");
             return pare_fail(err, PARE_EIO,
                              "%s is in use by another pare process%s%s%s (lock %s); wait for it or choose another output",
                              what, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", lock_path);
         }
-        struct stat held, now;
-        if (fstat(fd, &held) == 0 && stat(lock_path, &now) == 0 && held.st_ino == now.st_ino &&
-            held.st_dev == now.st_dev) {
-            char pid[32];
-            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-            if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)n) != n) {
-                /* the pid is only for the refusal message */
+        int mine = read_lock_marker(fd, pid, sizeof pid);
+        if (mine <= 0) {
+            close(fd);
+            if (mine < 0 && attempt < 63) { /* another pare between creating it and writing its marker */
+                usleep(2000);
+                continue;
+            }
+            return not_a_lock(err, lock_path, what, mine < 0 ? "an empty file" : "it holds other content");
+        }
+        /* pare's marker and unlocked: ours, or left by a pare that ended (flock dies with the process) */
+        if (lstat(lock_path, &now) == 0 && held.st_ino == now.st_ino && held.st_dev == now.st_dev) {
+            if (ftruncate(fd, 0) != 0 || pwrite(fd, marker, (size_t)mlen, 0) != mlen) {
+                /* the pid is only for the refusal message; the marker of the old holder stays valid */
             }
             lk->fd = fd;
             snprintf(lk->path, sizeof lk->path, "%s", lock_path);
@@ -291,13 +390,88 @@ pare_status pare_lock_dir(pare_lock *lk, const char *dir, pare_error *err)
     return pare_lock_path(lk, p, dir, err);
 }
 
-void pare_unlock(pare_lock *lk)
+static void release(pare_lock *lk, int remove)
 {
     if (!lk || lk->fd < 0)
         return;
-    unlink(lk->path); /* while still locked: see pare_lock_path */
+    struct stat held, now;
+    /* only the file this lock holds, never one put in its place */
+    if (remove && fstat(lk->fd, &held) == 0 && lstat(lk->path, &now) == 0 && held.st_ino == now.st_ino &&
+        held.st_dev == now.st_dev)
+        unlink(lk->path); /* while still locked: see pare_lock_path */
     close(lk->fd);
     lk->fd = -1;
+}
+
+void pare_unlock(pare_lock *lk) { release(lk, 1); }
+void pare_unlock_keep(pare_lock *lk) { release(lk, 0); }
+
+/* The canonical form of path: realpath of its longest existing prefix, then the remaining components,
+ * which may not be "." or ".." (a name that does not exist yet cannot climb out). A component that
+ * exists but cannot be resolved (a dangling symbolic link) fails: the file it would create lies
+ * wherever the link points. */
+int pare_resolve_path(const char *path, char *out)
+{
+    if (!path || !*path || strlen(path) >= PATH_MAX)
+        return 0;
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = 0;
+    if (realpath(buf, out))
+        return 1;
+    struct stat st;
+    if (errno != ENOENT || lstat(buf, &st) == 0)
+        return 0;
+    char *slash = strrchr(buf, '/');
+    const char *name = slash ? slash + 1 : buf;
+    if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+        return 0;
+    char parent[PATH_MAX];
+    if (!slash)
+        snprintf(parent, sizeof parent, ".");
+    else if (slash == buf)
+        snprintf(parent, sizeof parent, "/");
+    else
+        snprintf(parent, sizeof parent, "%.*s", (int)(slash - buf), buf);
+    char base[PATH_MAX];
+    if (!pare_resolve_path(parent, base))
+        return 0;
+    size_t bl = strlen(base), nl = strlen(name);
+    int sep = strcmp(base, "/") != 0;
+    if (bl + (size_t)sep + nl >= PATH_MAX)
+        return 0;
+    memcpy(out, base, bl);
+    if (sep)
+        out[bl] = '/';
+    memcpy(out + bl + sep, name, nl + 1);
+    return 1;
+}
+
+int pare_path_under(const char *resolved, const char *root)
+{
+    size_t n = strlen(root);
+    if (!strcmp(root, "/"))
+        return 1;
+    return !strncmp(resolved, root, n) && (resolved[n] == 0 || resolved[n] == '/');
+}
+
+pare_status pare_check_output_path(const char *path, const char *what, pare_error *err)
+{
+    char r[PATH_MAX], cwd[PATH_MAX];
+    if (!path || !*path)
+        return pare_fail(err, PARE_EINVAL, "%s: the output path is empty", what);
+    if (!pare_resolve_path(path, r))
+        return pare_fail(err, PARE_EINVAL, "%s %s: cannot resolve the path (a dangling symbolic link, \".\" or \"..\" "
+                                           "after a missing folder, or too long)", what, path);
+    if (!strcmp(r, "/"))
+        return pare_fail(err, PARE_EINVAL, "%s %s: refusing to write into the root folder /; choose a folder of its own",
+                         what, path);
+    if (getcwd(cwd, sizeof cwd) && pare_path_under(cwd, r))
+        return pare_fail(err, PARE_EINVAL, "%s %s: is the current folder or one above it (%s); choose a folder of its own",
+                         what, path, r);
+    return PARE_OK;
 }
 
 pare_status pare_copy_file(const char *src, const char *dst, pare_error *err)

@@ -53,22 +53,43 @@ void pare_atomic_abort(pare_atomic_file *f);
 pare_status pare_copy_file(const char *src, const char *dst, pare_error *err);
 
 /* Output locks: a second pare process writing the same output is refused rather than interleaving
- * with the first. An exclusive flock on a lock file, taken without waiting; the file holds the pid
- * for the message. pare_unlock removes the file while still holding the lock, and a locker that
- * finds its file unlinked or replaced retries, so removing it cannot let two processes in. The
- * kernel drops the lock when the process ends, however it ends. */
+ * with the first. An exclusive flock on a lock file, taken without waiting. The file is created new
+ * (O_EXCL, never through a symbolic link) and starts with pare's marker and the pid; an existing
+ * file is only taken over when it carries the marker and nobody holds its flock (a lock left by a
+ * pare that ended: the kernel drops the flock however a process ends). Anything else at that name
+ * (a user's file, a link, a fifo) is refused with a message naming it and is never written or
+ * removed. pare_unlock removes the file while still holding the lock, and a locker that finds its
+ * file unlinked or replaced retries, so removing it cannot let two processes in. */
 typedef struct {
     int fd;
     char path[4200];
 } pare_lock;
 
-/* Locks lock_path (created if needed). what names the output in the refusal, which is PARE_EIO:
- * "WHAT is in use by another pare process (pid N); wait for it or choose another output". */
+/* Locks lock_path. what names the output in the refusal, which is PARE_EIO: "WHAT is in use by
+ * another pare process (pid N); wait for it or choose another output", or "LOCK: ..., not a lock
+ * file of pare". */
 pare_status pare_lock_path(pare_lock *lk, const char *lock_path, const char *what, pare_error *err);
 /* The lock of an output folder that is replaced as a whole (an export): "<dir>.lock" beside it. */
 pare_status pare_lock_dir(pare_lock *lk, const char *dir, pare_error *err);
 /* Releases and removes the lock file (a zeroed or failed lock is ignored). */
 void pare_unlock(pare_lock *lk);
+/* Releases the lock and leaves its file (with pare's marker) in place: it marks a folder as pare's. */
+void pare_unlock_keep(pare_lock *lk);
+/* Non-zero when lock_path is a regular file carrying pare's lock marker (held or not). */
+int pare_lock_file_is_pare(const char *lock_path);
+
+/* Creates path as a new file for writing (O_EXCL, never through a symbolic link); -1 with errno. */
+int pare_create_new(const char *path);
+
+/* Resolves path into out (PATH_MAX bytes): realpath of the longest existing prefix, then the names
+ * that do not exist yet (no "." or ".." among them). 0 when it cannot, e.g. through a dangling link. */
+int pare_resolve_path(const char *path, char *out);
+/* Non-zero when the resolved path is root or lies under it. */
+int pare_path_under(const char *resolved, const char *root);
+/* The one check of every output path (--out of every command, exports, recipe runs): refuses an
+ * empty path, one that cannot be resolved, the root folder, and the current folder or one above it.
+ * what names the option in the message ("--out"). */
+pare_status pare_check_output_path(const char *path, const char *what, pare_error *err);
 
 /* Joins dir and name into out (size cap); fails if it does not fit. */
 pare_status pare_path_join(char *out, size_t cap, const char *dir, const char *name, pare_error *err);
