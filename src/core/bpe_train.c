@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "rng.h"
 #include "tokenizer.h"
 
 void pare_bpe_defaults(pare_bpe_opts *o)
@@ -21,22 +22,12 @@ void pare_bpe_defaults(pare_bpe_opts *o)
     o->special = "<|endoftext|>";
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static uint64_t hash_bytes(const unsigned char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++)
         h = (h ^ s[i]) * 1099511628211ULL;
-    return mix64(h ^ n);
+    return pare_murmur3_fmix64(h ^ n);
 }
 
 /* ---------------------------------------------------------------- byte strings -> index */
@@ -122,7 +113,7 @@ static pair_slot *pair_at(pairtab *t, uint64_t key, int insert)
         for (size_t i = 0; i < t->cap; i++) {
             if (!t->slot[i].key)
                 continue;
-            size_t h = (size_t)mix64(t->slot[i].key) & (cap - 1);
+            size_t h = (size_t)pare_murmur3_fmix64(t->slot[i].key) & (cap - 1);
             while (slot[h].key)
                 h = (h + 1) & (cap - 1);
             slot[h] = t->slot[i];
@@ -133,7 +124,7 @@ static pair_slot *pair_at(pairtab *t, uint64_t key, int insert)
     }
     if (!t->cap)
         return NULL;
-    size_t h = (size_t)mix64(key) & (t->cap - 1);
+    size_t h = (size_t)pare_murmur3_fmix64(key) & (t->cap - 1);
     while (t->slot[h].key && t->slot[h].key != key)
         h = (h + 1) & (t->cap - 1);
     if (!t->slot[h].key) {

@@ -8,6 +8,7 @@
 #include <utf8proc.h>
 
 #include "fileio.h"
+#include "rng.h"
 
 /* ------------------------------------------------------------------------------------------------
  * Growable buffers
@@ -102,15 +103,6 @@ static uint64_t hash_bytes(const char *s, size_t n)
         h *= 1099511628211ull;
     }
     return h ^ (h >> 29);
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
 }
 
 typedef struct {
@@ -247,7 +239,7 @@ static const pair_slot *pairmap_get(const pairmap *m, int32_t a, int32_t b)
     if (!m->n_slots || k == PAIR_EMPTY)
         return NULL;
     size_t mask = m->n_slots - 1;
-    size_t s = (size_t)mix64(k) & mask;
+    size_t s = (size_t)pare_splitmix64_mix(k) & mask;
     for (size_t probes = 0; probes < m->n_slots; probes++, s = (s + 1) & mask) {
         if (m->slots[s].key == k)
             return &m->slots[s];
@@ -282,7 +274,7 @@ static int pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t n
     if (!m->n_slots || k == PAIR_EMPTY)
         return 0;
     size_t mask = m->n_slots - 1;
-    size_t s = (size_t)mix64(k) & mask;
+    size_t s = (size_t)pare_splitmix64_mix(k) & mask;
     for (size_t probes = 0; m->slots[s].key != PAIR_EMPTY && m->slots[s].key != k; s = (s + 1) & mask)
         if (++probes == m->n_slots)
             return 0;
