@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -165,26 +164,6 @@ static int quiet_progress(void *user, const char *stage, double fraction, const 
     (void)fraction;
     (void)detail;
     return cli_interrupted();
-}
-
-static int remove_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    char p[4400];
-    int bad = 0;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) != 0 || S_ISDIR(st.st_mode) || unlink(p) != 0)
-            bad = 1;
-    }
-    closedir(d);
-    return bad || rmdir(dir) ? -1 : 0;
 }
 
 static pare_status scratch_config(const targs *a, const pare_tokenizer *tok, pare_config *c, pare_error *err)
@@ -360,8 +339,8 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
         return cli_error(cmd, &err);
     }
     if (a->overwrite) {
-        if ((stat(ckpt, &sb) == 0 && remove_flat_dir(ckpt) != 0) ||
-            (a->scratch && stat(init, &sb) == 0 && remove_flat_dir(init) != 0)) {
+        if ((stat(ckpt, &sb) == 0 && pare_remove_flat_dir(ckpt, NULL) != 0) ||
+            (a->scratch && stat(init, &sb) == 0 && pare_remove_flat_dir(init, NULL) != 0)) {
             free(ck_opts);
             pare_fail(&err, PARE_EIO, "%s: cannot remove the previous run's checkpoint or initial model", a->out);
             pare_unlock(&lock);

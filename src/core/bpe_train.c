@@ -278,22 +278,10 @@ static pare_status write_json(const trainer *t, const char *special, const char 
              !json_object_set_new(root, "pre_tokenizer", bytelevel[0]) &&
              !json_object_set_new(root, "post_processor", bytelevel[1]) &&
              !json_object_set_new(root, "decoder", bytelevel[2]) && !json_object_set_new(root, "model", model);
-        char *text = ok ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        if (!text) {
+        if (!ok)
             st = pare_fail(err, PARE_ENOMEM, "%s: out of memory building the tokenizer.json", path);
-        } else {
-            pare_atomic_file f;
-            if (!(st = pare_atomic_open(&f, path, err))) {
-                size_t n = strlen(text);
-                if (fwrite(text, 1, n, f.fp) != n || fputc('\n', f.fp) == EOF) {
-                    pare_atomic_abort(&f);
-                    st = pare_fail(err, PARE_EIO, "%s: write failed", path);
-                } else {
-                    st = pare_atomic_commit(&f, err);
-                }
-            }
-            free(text);
-        }
+        else
+            st = pare_write_json_atomic(path, root, JSON_INDENT(2) | JSON_PRESERVE_ORDER, err);
     } else {
         st = pare_fail(err, PARE_ENOMEM, "%s: out of memory building the tokenizer.json", path);
     }
