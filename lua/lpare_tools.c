@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/calib.h"
+#include "core/charts.h"
 #include "core/factorize.h"
 #include "core/generate.h"
 #include "core/method.h"
@@ -202,7 +203,6 @@ typedef struct {
     int site;
 } chosen;
 
-static const char *const TYPE_NAMES[] = {"q", "k", "v", "o", "gate", "up", "down", NULL};
 
 /* The block linears named by option `matrices` of the table at idx: "all" (default), "attn", "mlp",
  * a comma list of types ("q,k", "v,o", "gate,up,down"), a list of full names, or a Lua pattern
@@ -231,8 +231,8 @@ static chosen *choose(lua_State *L, int idx, pare_model *m, const char *fname, i
         while (is_types && *p) {
             size_t len = strcspn(p, ",");
             int found = 0;
-            for (int j = 0; TYPE_NAMES[j]; j++)
-                if (strlen(TYPE_NAMES[j]) == len && !strncmp(p, TYPE_NAMES[j], len))
+            for (int j = 0; PARE_MATRIX_TYPE_NAMES[j]; j++)
+                if (strlen(PARE_MATRIX_TYPE_NAMES[j]) == len && !strncmp(p, PARE_MATRIX_TYPE_NAMES[j], len))
                     types[j] = found = 1;
             is_types = found;
             p += len + (p[len] == ',');

@@ -127,8 +127,10 @@ static const float *importance_of(const limportance *p, const pare_linear *l)
 
 /* ---- m:finetune ------------------------------------------------------------------------------ */
 
-static const char *const SCHEDULES[] = {"cosine", "linear", "constant", NULL};
 static const char *const SCOPES[] = {"matrix", "global", NULL};
+/* m:finetune's own defaults where a recipe differs from pare finetune (docs/recipes.md) */
+#define RECIPE_FINETUNE_STEPS 100
+#define RECIPE_MIX_P0 0.5
 
 typedef struct {
     lua_State *L;
@@ -199,18 +201,20 @@ static int l_finetune(lua_State *L)
         return luaL_error(L, "pare.finetune: option 'data' (the training text) is required");
     pare_ft_opts o;
     pare_ft_defaults(&o);
-    o.steps = (long)lp_opt_integer(L, 2, "steps", 100, 1, INT_MAX, "finetune");
-    o.train.batch = (int)lp_opt_integer(L, 2, "batch", 8, 1, 1 << 16, "finetune");
-    o.train.seq = (int)lp_opt_integer(L, 2, "seq", 256, 2, 1 << 20, "finetune");
-    o.train.accum = (int)lp_opt_integer(L, 2, "accum", 1, 1, 1 << 16, "finetune");
-    o.train.lr.lr_max = lp_opt_number(L, 2, "lr", 3e-4, "finetune");
+    /* a recipe's run is a short experiment by default (docs/recipes.md), not pare finetune's full run */
+    o.steps = (long)lp_opt_integer(L, 2, "steps", RECIPE_FINETUNE_STEPS, 1, INT_MAX, "finetune");
+    o.train.batch = (int)lp_opt_integer(L, 2, "batch", o.train.batch, 1, 1 << 16, "finetune");
+    o.train.seq = (int)lp_opt_integer(L, 2, "seq", o.train.seq, 2, 1 << 20, "finetune");
+    o.train.accum = (int)lp_opt_integer(L, 2, "accum", o.train.accum, 1, 1 << 16, "finetune");
+    o.train.lr.lr_max = lp_opt_number(L, 2, "lr", o.train.lr.lr_max, "finetune");
     o.train.lr.lr_min = lp_opt_number(L, 2, "lr_min", o.train.lr.lr_max / 10, "finetune");
-    o.train.lr.warmup = (long)lp_opt_integer(L, 2, "warmup", 0, 0, INT_MAX, "finetune");
-    o.train.lr.decay = (pare_lr_decay)lp_opt_choice(L, 2, "schedule", "cosine", SCHEDULES, "finetune");
+    o.train.lr.warmup = (long)lp_opt_integer(L, 2, "warmup", o.train.lr.warmup, 0, INT_MAX, "finetune");
+    o.train.lr.decay = (pare_lr_decay)lp_opt_choice(L, 2, "schedule", PARE_LR_DECAY_NAMES[o.train.lr.decay],
+                                                    PARE_LR_DECAY_NAMES, "finetune");
     o.train.lr.total = o.steps;
-    o.train.adamw.weight_decay = lp_opt_number(L, 2, "weight_decay", 0.01, "finetune");
-    o.train.clip = lp_opt_number(L, 2, "clip", 1.0, "finetune");
-    o.seed = (uint64_t)lp_opt_integer(L, 2, "seed", 0, 0, LLONG_MAX, "finetune");
+    o.train.adamw.weight_decay = lp_opt_number(L, 2, "weight_decay", o.train.adamw.weight_decay, "finetune");
+    o.train.clip = lp_opt_number(L, 2, "clip", o.train.clip, "finetune");
+    o.seed = (uint64_t)lp_opt_integer(L, 2, "seed", (long long)o.seed, 0, LLONG_MAX, "finetune");
     const char *ckpt = lp_opt_string(L, 2, "checkpoint", NULL, "finetune");
     if (ckpt)
         lsandbox_check(L, ckpt, 1, "pare.finetune");
@@ -232,12 +236,13 @@ static int l_finetune(lua_State *L)
                                             "beta2", NULL};
         lp_check_keys(L, pt, "finetune", pkeys);
         o.prune = 1;
-        o.fop.method = (pare_fop_method)lp_opt_choice(L, pt, "method", "movement", PARE_FOP_NAMES, "finetune");
-        o.fop.sparsity = lp_opt_number(L, pt, "sparsity", 0.5, "finetune");
-        o.fop.warmup = (long)lp_opt_integer(L, pt, "warmup", 0, 0, INT_MAX, "finetune");
-        o.fop.cooldown = (long)lp_opt_integer(L, pt, "cooldown", 0, 0, INT_MAX, "finetune");
-        o.fop.every = (int)lp_opt_integer(L, pt, "every", 1, 1, INT_MAX, "finetune");
-        o.fop.global = lp_opt_choice(L, pt, "scope", "matrix", SCOPES, "finetune") == 1;
+        o.fop.method = (pare_fop_method)lp_opt_choice(L, pt, "method", PARE_FOP_NAMES[o.fop.method], PARE_FOP_NAMES,
+                                                      "finetune");
+        o.fop.sparsity = lp_opt_number(L, pt, "sparsity", o.fop.sparsity, "finetune");
+        o.fop.warmup = (long)lp_opt_integer(L, pt, "warmup", o.fop.warmup, 0, INT_MAX, "finetune");
+        o.fop.cooldown = (long)lp_opt_integer(L, pt, "cooldown", o.fop.cooldown, 0, INT_MAX, "finetune");
+        o.fop.every = (int)lp_opt_integer(L, pt, "every", o.fop.every, 1, INT_MAX, "finetune");
+        o.fop.global = lp_opt_choice(L, pt, "scope", SCOPES[o.fop.global], SCOPES, "finetune") == 1;
         o.fop.beta1 = lp_opt_number(L, pt, "beta1", o.fop.beta1, "finetune");
         o.fop.beta2 = lp_opt_number(L, pt, "beta2", o.fop.beta2, "finetune");
     }
@@ -257,10 +262,11 @@ static int l_finetune(lua_State *L)
             return luaL_error(L, "pare.finetune: mixed_rank.sparse must be another model than the one fine-tuned");
         lua_pop(L, 1);
         o.sparse = su->m;
-        o.mix_p0 = lp_opt_number(L, mt, "p0", 0.5, "finetune");
-        o.mix_span = lp_opt_number(L, mt, "span", 0.5, "finetune");
-        o.distill = lp_opt_number(L, mt, "distill", 0, "finetune");
-        o.distill_temp = lp_opt_number(L, mt, "temperature", 1, "finetune");
+        /* the core's p0 default is 0 (off); asking for mixed_rank turns it on */
+        o.mix_p0 = lp_opt_number(L, mt, "p0", RECIPE_MIX_P0, "finetune");
+        o.mix_span = lp_opt_number(L, mt, "span", o.mix_span, "finetune");
+        o.distill = lp_opt_number(L, mt, "distill", o.distill, "finetune");
+        o.distill_temp = lp_opt_number(L, mt, "temperature", o.distill_temp, "finetune");
     }
     lua_pop(L, 1);
     pare_error err = {0};

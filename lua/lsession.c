@@ -374,18 +374,8 @@ static void iso_time(time_t t, char *buf, size_t cap)
 
 static int write_json_atomic(const char *path, json_t *j, char *msg, size_t cap)
 {
-    pare_atomic_file f;
     pare_error err = {0};
-    if (pare_atomic_open(&f, path, &err)) {
-        snprintf(msg, cap, "%s", err.msg);
-        return -1;
-    }
-    if (json_dumpf(j, f.fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) || fputc('\n', f.fp) == EOF) {
-        pare_atomic_abort(&f);
-        snprintf(msg, cap, "%s: write failed: %s", path, strerror(errno));
-        return -1;
-    }
-    if (pare_atomic_commit(&f, &err)) {
+    if (pare_write_json_atomic(path, j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17), &err)) {
         snprintf(msg, cap, "%s", err.msg);
         return -1;
     }

@@ -19,15 +19,8 @@
 #include "core/bpe_train.h"
 #include "core/corpus.h"
 #include "core/fileio.h"
+#include "core/rng.h"
 #include "core/tokenizer.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 /* English-like text: sentences of words drawn from a small list, with punctuation, digits,
  * contractions and newlines, so the pre-tokenizer sees every kind of piece. */
@@ -41,12 +34,12 @@ static char *make_text(size_t bytes, uint64_t seed, size_t *len)
     size_t n = 0;
     uint64_t s = seed;
     while (n < bytes) {
-        int sentence = 4 + (int)(rng_next(&s) % 12);
+        int sentence = 4 + (int)(pare_splitmix64(&s) % 12);
         for (int i = 0; i < sentence && n < bytes; i++) {
-            const char *w = words[rng_next(&s) % nw];
+            const char *w = words[pare_splitmix64(&s) % nw];
             n += (size_t)sprintf(t + n, "%s%s", i ? " " : "", w);
         }
-        n += (size_t)sprintf(t + n, "%s", rng_next(&s) % 4 ? ".\n" : ", and\n\n");
+        n += (size_t)sprintf(t + n, "%s", pare_splitmix64(&s) % 4 ? ".\n" : ", and\n\n");
     }
     t[n] = '\0';
     *len = n;
@@ -239,7 +232,7 @@ static void test_bpe_trainer(void)
     unsigned char bytes[3000];
     uint64_t s = 7;
     for (size_t i = 0; i < sizeof bytes; i++)
-        bytes[i] = (unsigned char)(i < 256 ? i : rng_next(&s));
+        bytes[i] = (unsigned char)(i < 256 ? i : pare_splitmix64(&s));
     ids = NULL;
     CHECK(pare_tokenizer_encode(tok, (const char *)bytes, sizeof bytes, 0, &ids, &n_ids, &err) == PARE_OK);
     unsigned char *back = malloc(sizeof bytes * 2);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/model.h"
+#include "core/rng.h"
 #include "core/spectrum.h"
 #include "fixture.h"
 #include "harness.h"
@@ -18,19 +19,13 @@ static int quick(void) { return getenv("PARE_TEST_QUICK") != NULL; }
 
 static uint64_t trng_state;
 
-static double trng_uniform(void)
-{
-    /* xorshift64* */
-    trng_state ^= trng_state >> 12;
-    trng_state ^= trng_state << 25;
-    trng_state ^= trng_state >> 27;
-    return (((trng_state * 2685821657736338717ull) >> 11) + 0.5) / 9007199254740992.0;
-}
+static double trng_uniform(void) { return pare_unit_double(pare_xorshift64star(&trng_state), 0.5); }
 
+/* one value of each Box–Muller pair */
 static double trng_gauss(void)
 {
-    double u1 = trng_uniform(), u2 = trng_uniform();
-    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+    double u1 = trng_uniform(), u2 = trng_uniform(), unused;
+    return pare_box_muller(u1, u2, &unused);
 }
 
 /* Column-major [rows, cols] with orthonormal columns: QR of a Gaussian matrix. */

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const TUI_TYPE_NAMES[TUI_TYPES] = {"q", "k", "v", "o", "gate", "up", "down"};
 const char *const TUI_WEIGHTING_LABELS[3] = {"plain", "activation", "whitened"};
 
 void tui_settings_defaults(tui_settings *s)

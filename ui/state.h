@@ -10,13 +10,14 @@
 
 #include "core/allocate.h"
 #include "core/calib.h"
+#include "core/charts.h"
 #include "core/method.h"
 #include "core/model.h"
 #include "core/spectrum.h"
 
-#define TUI_TYPES 7
-/* Matrix types in block order; GPT-2 has no gate (its c_fc is up, c_proj down). */
-extern const char *const TUI_TYPE_NAMES[TUI_TYPES];
+/* Matrix types in block order (the core's table); GPT-2 has no gate (its c_fc is up, c_proj down). */
+#define TUI_TYPES PARE_MAT_TYPES
+#define TUI_TYPE_NAMES PARE_MATRIX_TYPE_NAMES
 /* Plot weightings by pare_weighting: "plain", "activation", "whitened". */
 extern const char *const TUI_WEIGHTING_LABELS[3];
 

@@ -24,6 +24,17 @@ static pare_status run_eval(pare_model *m, const char *what, const int32_t *ids,
     return st;
 }
 
+/* The core's method names joined by sep, the last one by last_sep ("a | b | c", "a, b or c"). */
+static void method_names(char *buf, size_t cap, const char *sep, const char *last_sep)
+{
+    int count = 0;
+    const pare_method *me = pare_methods(&count);
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < count && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i == 0 ? "" : i == count - 1 ? last_sep : sep, me[i].name);
+}
+
 int cmd_compress(int argc, char **argv)
 {
     const char *model = NULL, *tok = NULL, *method = "lorap", *calib = NULL, *evalf = NULL, *weighting = NULL;
@@ -35,22 +46,37 @@ int cmd_compress(int argc, char **argv)
     pare_eval_opts eo;
     pare_eval_defaults(&eo);
     int json = 0, help = 0, eval_dense = 0, overwrite = 0;
+    /* help texts quoting a default take it from the core's *_defaults() */
+    char methods_help[256], ratio_help[96], split_help[96], keep_help[96], energy_help[112], samples_help[64],
+        len_help[64], seed_help[64], window_help[64];
+    method_names(methods_help, sizeof methods_help, " | ", " | ");
+    snprintf(ratio_help, sizeof ratio_help, "fraction of decoder-block linear parameters to remove, in (0, 1) (default %g)",
+             mo.ratio);
+    snprintf(split_help, sizeof split_help, "LoRAP: (V,O) : (Q,K) parameter split a (default %g)", mo.split);
+    snprintf(keep_help, sizeof keep_help, "LoRAP: lowest-scored fraction of FFN channels kept (default %g)",
+             mo.keep_least);
+    snprintf(energy_help, sizeof energy_help,
+             "energy: fraction of weighted spectral energy every matrix keeps (default %g)", mo.energy);
+    snprintf(samples_help, sizeof samples_help, "calibration windows (default %d)", co.samples);
+    snprintf(len_help, sizeof len_help, "tokens per calibration window (default %d)", co.len);
+    snprintf(seed_help, sizeof seed_help, "seed for the calibration windows (default %llu)", (unsigned long long)co.seed);
+    snprintf(window_help, sizeof window_help, "evaluation window (default %d)", eo.window);
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
-        {"method", OPT_STR, &method, "lorap | lorap-magnitude | svd | asvd | svdllm | wanda | magnitude | global | energy"},
-        {"ratio", OPT_DOUBLE, &mo.ratio, "fraction of decoder-block linear parameters to remove, in (0, 1) (default 0.2)"},
-        {"split", OPT_DOUBLE, &mo.split, "LoRAP: (V,O) : (Q,K) parameter split a (default 3)"},
-        {"keep-least", OPT_DOUBLE, &mo.keep_least, "LoRAP: lowest-scored fraction of FFN channels kept (default 0.01)"},
-        {"energy", OPT_DOUBLE, &mo.energy, "energy: fraction of weighted spectral energy every matrix keeps (default 0.9)"},
+        {"method", OPT_STR, &method, methods_help},
+        {"ratio", OPT_DOUBLE, &mo.ratio, ratio_help},
+        {"split", OPT_DOUBLE, &mo.split, split_help},
+        {"keep-least", OPT_DOUBLE, &mo.keep_least, keep_help},
+        {"energy", OPT_DOUBLE, &mo.energy, energy_help},
         {"weighting", OPT_STR, &weighting, "global, energy: none | act | whiten (default act)"},
         {"nm", OPT_STR, &nm, "wanda, magnitude: N:M semi-structured masks instead of --ratio, e.g. 2:4"},
         {"calib", OPT_STR, &calib, "calibration text (every method but svd and magnitude needs it)"},
-        {"calib-samples", OPT_INT, &co.samples, "calibration windows (default 128)"},
-        {"calib-len", OPT_INT, &co.len, "tokens per calibration window (default 256)"},
-        {"seed", OPT_U64, &co.seed, "seed for the calibration windows (default 0)"},
+        {"calib-samples", OPT_INT, &co.samples, samples_help},
+        {"calib-len", OPT_INT, &co.len, len_help},
+        {"seed", OPT_U64, &co.seed, seed_help},
         {"eval", OPT_STR, &evalf, "text(s) to evaluate the compressed model on, comma-separated (pare eval's protocol)"},
         {"eval-dense", OPT_FLAG, &eval_dense, "also evaluate the dense model first, on the same texts"},
-        {"window", OPT_INT, &eo.window, "evaluation window (default 256)"},
+        {"window", OPT_INT, &eo.window, window_help},
         {"out", OPT_STR, &out, "write the compressed model to this folder"},
         {"format", OPT_STR, &format, "--out format: pare (compact, reloads exactly; default) | hf-dense (any HF tool)"},
         {"dtype", OPT_STR, &dtype, "hf-dense: F32 (default), F16 or BF16"},
@@ -71,9 +97,9 @@ int cmd_compress(int argc, char **argv)
     pare_error err = {0};
     const pare_method *me = pare_method_find(method);
     if (!me) {
-        pare_fail(&err, PARE_EINVAL,
-                  "--method '%s': expected lorap, lorap-magnitude, svd, asvd, svdllm, wanda, magnitude, global or energy",
-                  method);
+        char names[256];
+        method_names(names, sizeof names, ", ", " or ");
+        pare_fail(&err, PARE_EINVAL, "--method '%s': expected %s", method, names);
         return cli_error("compress", &err);
     }
     if (weighting) {

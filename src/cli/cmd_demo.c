@@ -164,21 +164,6 @@ static void read_losses(const char *path, double *first, double *last, double *t
     fclose(f);
 }
 
-static pare_status write_json_file(json_t *j, const char *path, pare_error *err)
-{
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (!s)
-        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
-    pare_atomic_file f;
-    pare_status st = pare_atomic_open(&f, path, err);
-    if (!st) {
-        fprintf(f.fp, "%s\n", s);
-        st = pare_atomic_commit(&f, err);
-    }
-    free(s);
-    return st;
-}
-
 /* Opens the workbench on a model, with the corpus as calibration and evaluation text when known. */
 static int open_tui(const char *model, const char *train, const char *val)
 {
@@ -456,7 +441,8 @@ static int run_demo(dargs *a)
                               "eval", "data", val, "window", er.plan.window, "predicted", (json_int_t)er.plan.predicted,
                               "ppl", er.ppl);
         join(q, model, "demo.json");
-        st = j ? write_json_file(j, q, &err) : pare_fail(&err, PARE_ENOMEM, "%s: out of memory", q);
+        st = j ? pare_write_json_atomic(q, j, JSON_INDENT(2) | JSON_PRESERVE_ORDER, &err)
+               : pare_fail(&err, PARE_ENOMEM, "%s: out of memory", q);
         json_decref(j);
         if (st)
             return cli_error(cmd, &err);

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -167,26 +166,6 @@ static int quiet_progress(void *user, const char *stage, double fraction, const 
     return cli_interrupted();
 }
 
-static int remove_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    char p[4400];
-    int bad = 0;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) != 0 || S_ISDIR(st.st_mode) || unlink(p) != 0)
-            bad = 1;
-    }
-    closedir(d);
-    return bad || rmdir(dir) ? -1 : 0;
-}
-
 static pare_status scratch_config(const targs *a, const pare_tokenizer *tok, pare_config *c, pare_error *err)
 {
     memset(c, 0, sizeof *c);
@@ -224,6 +203,371 @@ static pare_status scratch_config(const targs *a, const pare_tokenizer *tok, par
     return PARE_OK;
 }
 
+/* What a run holds from its checks to its summary; run() passes it through the steps below. */
+typedef struct {
+    targs *a;
+    pare_ft_opts o;
+    pare_export_opts xo;
+    char ckpt[4200], model_out[4200], cache[4200], logp[4200], init[4200]; /* paths in OUT */
+    pare_lock lock;
+    long ck_step;   /* step of the checkpoint in OUT, -1 for none */
+    char *ck_opts;  /* its options JSON */
+    pare_model *m, *sparse;
+    pare_tokenizer *stok; /* train: the tokenizer the new model is sized for */
+    pare_token_stream data;
+    pare_ft *ft;
+    json_t *oj;     /* this command's options (options_json) */
+    char *oj_text;
+    FILE *logf;     /* OUT/train.jsonl */
+    int32_t *eval_ids;
+    size_t n_eval;
+} train_run;
+
+/* The flags every run needs, before anything is read or written. */
+static pare_status check_args(const targs *a, pare_error *err)
+{
+    if (!a->data)
+        return pare_fail(err, PARE_EINVAL, "--data FILE (the training text) is required");
+    if (!a->out)
+        return pare_fail(err, PARE_EINVAL,
+                         "--out DIR is required: it receives model/, checkpoint/, train.jsonl and the token cache");
+    if (pare_check_output_path(a->out, "--out", err))
+        return err->code;
+    if (!a->scratch && !a->model)
+        return pare_fail(err, PARE_EINVAL,
+                         "--model is required (a Hugging Face folder, a pare export or a llama2.c checkpoint)");
+    if (a->scratch && !a->tok)
+        return pare_fail(err, PARE_EINVAL, "--tokenizer FILE (a tokenizer.json) is required for a new model");
+    if (a->scratch && !a->config && !(a->dim > 0 && a->layers > 0 && a->heads > 0))
+        return pare_fail(err, PARE_EINVAL, "the architecture: --config config.json, or --dim, --layers and --heads "
+                                           "(with --arch, --ffn, --kv-heads)");
+    if (a->steps < 1 || a->batch < 1 || a->seq < 2 || a->accum < 1)
+        return pare_fail(err, PARE_EINVAL, "--steps %ld, --batch %d, --seq %d, --accum %d: need steps >= 1, batch >= 1, "
+                                           "seq >= 2, accum >= 1", a->steps, a->batch, a->seq, a->accum);
+    if (a->log_every < 1 || a->checkpoint_every < 0)
+        return pare_fail(err, PARE_EINVAL, "--log-every %ld must be at least 1 and --checkpoint-every %ld non-negative",
+                         a->log_every, a->checkpoint_every);
+    if (a->resume && a->overwrite)
+        return pare_fail(err, PARE_EINVAL, "--resume continues the run in --out; --overwrite starts it over: give one");
+    return PARE_OK;
+}
+
+/* The index of name in a NULL-terminated table, or -1. */
+static int name_index(const char *const *names, const char *name)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    return -1;
+}
+
+/* --prune and its schedule into o->fop. */
+static pare_status prune_options(const targs *a, pare_ft_opts *o, pare_error *err)
+{
+    if (!a->prune) {
+        if (a->sparsity >= 0)
+            return pare_fail(err, PARE_EINVAL, "--sparsity needs --prune movement | sensitivity | magnitude");
+        return PARE_OK;
+    }
+    o->prune = 1;
+    int method = name_index(PARE_FOP_NAMES, a->prune);
+    if (method < 0)
+        return pare_fail(err, PARE_EINVAL, "--prune '%s': expected movement, sensitivity or magnitude", a->prune);
+    o->fop.method = (pare_fop_method)method;
+    o->fop.sparsity = a->sparsity;
+    o->fop.warmup = a->warmup;
+    o->fop.cooldown = a->cooldown;
+    o->fop.every = a->prune_every;
+    o->fop.total = a->steps;
+    if (strcmp(a->scope, "matrix") && strcmp(a->scope, "global"))
+        return pare_fail(err, PARE_EINVAL, "--prune-scope '%s': expected matrix or global", a->scope);
+    o->fop.global = !strcmp(a->scope, "global");
+    return pare_fop_check(&o->fop, err);
+}
+
+/* The flags into the core's fine-tuning and export options. */
+static pare_status run_options(const targs *a, pare_ft_opts *o, pare_export_opts *xo, pare_error *err)
+{
+    pare_ft_defaults(o);
+    o->steps = a->steps;
+    o->seed = a->seed;
+    o->train.batch = a->batch;
+    o->train.seq = a->seq;
+    o->train.accum = a->accum;
+    o->train.clip = a->clip;
+    o->train.adamw.weight_decay = a->wd;
+    o->train.lr.lr_max = a->lr;
+    o->train.lr.lr_min = a->lr_min >= 0 ? a->lr_min : a->lr / 10;
+    o->train.lr.warmup = a->lr_warmup;
+    o->train.lr.total = a->steps;
+    int decay = name_index(PARE_LR_DECAY_NAMES, a->schedule);
+    if (decay < 0)
+        return pare_fail(err, PARE_EINVAL, "--schedule '%s': expected cosine, linear or constant", a->schedule);
+    o->train.lr.decay = (pare_lr_decay)decay;
+    pare_status st = pare_lr_check(&o->train.lr, err);
+    if (st || (st = prune_options(a, o, err)))
+        return st;
+    o->mix_p0 = a->mix_p0;
+    o->mix_span = a->mix_span;
+    o->distill = a->distill;
+    o->distill_temp = a->distill_temp;
+    if ((a->mix_p0 > 0 || a->distill > 0) && !a->sparse)
+        return pare_fail(err, PARE_EINVAL, "--mixed-rank and --distill need --sparse-model DIR (the full-rank sparse model)");
+    pare_export_defaults(xo);
+    xo->overwrite = 1; /* OUT/model belongs to this run; the folder checks below guard a finished one */
+    xo->dtype = a->dtype;
+    xo->producer = a->scratch ? "pare train" : "pare finetune";
+    return pare_export_format_parse(a->format, &xo->format, err);
+}
+
+/* OUT: created and locked (one run at a time: a second one is refused before it reads or changes
+ * anything there), its checkpoint read, a run in it refused unless resumed or overwritten. */
+static pare_status open_run_folder(train_run *r, pare_error *err)
+{
+    const targs *a = r->a;
+    snprintf(r->ckpt, sizeof r->ckpt, "%s/checkpoint", a->out);
+    snprintf(r->model_out, sizeof r->model_out, "%s/model", a->out);
+    snprintf(r->cache, sizeof r->cache, "%s/cache", a->out);
+    snprintf(r->logp, sizeof r->logp, "%s/train.jsonl", a->out);
+    snprintf(r->init, sizeof r->init, "%s/init", a->out);
+    if (!a->resume && mkdir(a->out, 0777) != 0 && errno != EEXIST)
+        return pare_fail(err, PARE_EIO, "%s: cannot create: %s", a->out, strerror(errno));
+    char lockp[4200];
+    snprintf(lockp, sizeof lockp, "%s/.pare-lock", a->out);
+    pare_status st;
+    if (pare_is_dir(a->out) && (st = pare_lock_path(&r->lock, lockp, a->out, err)))
+        return st;
+    pare_error e2;
+    if (pare_ft_checkpoint_info(r->ckpt, &r->ck_step, &r->ck_opts, &e2) != PARE_OK)
+        r->ck_step = -1;
+    struct stat sb;
+    if (a->resume && r->ck_step < 0)
+        return pare_fail(err, PARE_EINVAL, "--resume: %s holds no checkpoint to resume", r->ckpt);
+    if (!a->resume && !a->overwrite &&
+        (r->ck_step >= 0 || stat(r->model_out, &sb) == 0 || (a->scratch && stat(r->init, &sb) == 0))) {
+        if (r->ck_step >= 0)
+            return pare_fail(err, PARE_EINVAL, "%s: holds a run (checkpoint at step %ld); pass --resume to continue it "
+                                               "or --overwrite to start over", a->out, r->ck_step);
+        return pare_fail(err, PARE_EINVAL, "%s: holds a finished run; pass --overwrite to start over", a->out);
+    }
+    if (mkdir(a->out, 0777) != 0 && errno != EEXIST)
+        return pare_fail(err, PARE_EIO, "%s: cannot create: %s", a->out, strerror(errno));
+    if (a->overwrite) {
+        if ((stat(r->ckpt, &sb) == 0 && pare_remove_flat_dir(r->ckpt, NULL) != 0) ||
+            (a->scratch && stat(r->init, &sb) == 0 && pare_remove_flat_dir(r->init, NULL) != 0))
+            return pare_fail(err, PARE_EIO, "%s: cannot remove the previous run's checkpoint or initial model", a->out);
+        unlink(r->logp);
+        r->ck_step = -1;
+    }
+    return PARE_OK;
+}
+
+/* The model: a checkpoint when resuming, else the given one or a freshly initialized folder; and
+ * the sparse model of mixed-rank runs. */
+static pare_status load_models(train_run *r, pare_error *err)
+{
+    const targs *a = r->a;
+    pare_status st = PARE_OK;
+    if (a->scratch) {
+        pare_config cfg;
+        if (!(st = pare_tokenizer_load_hf(a->tok, &r->stok, err)) && !(st = scratch_config(a, r->stok, &cfg, err)) &&
+            !a->resume) {
+            st = pare_model_init_folder(r->init, &cfg, a->tok, a->seed, err);
+            if (!st)
+                fprintf(stderr, "[%s] initialized %s (%s, dim %d, %d layers, %d heads, FFN %d, vocab %d)\n", a->cmd,
+                        r->init, pare_arch_name(cfg.arch), cfg.dim, cfg.n_layers, cfg.n_heads, cfg.ffn_dim,
+                        cfg.vocab_size);
+        }
+    }
+    if (!st)
+        st = cli_load_model(a->resume ? r->ckpt : a->scratch ? r->init : a->model,
+                            a->scratch || a->resume ? NULL : a->tok, &r->m, err);
+    if (!st && a->sparse && !(st = pare_model_load(a->sparse, NULL, &r->sparse, err)))
+        r->o.sparse = r->sparse;
+    if (!st && !r->m->tok)
+        st = pare_fail(err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json or tok*.bin); pass --tokenizer",
+                       r->m->path);
+    return st;
+}
+
+/* This command's options as JSON; on --resume they must be those the run started with. */
+static pare_status record_options(train_run *r, pare_error *err)
+{
+    char data_sha[65] = "";
+    pare_status st = pare_sha256_file(r->a->data, data_sha, err);
+    if (st)
+        return st;
+    r->oj = options_json(r->a, &r->o, data_sha, &r->m->cfg);
+    r->oj_text = json_dumps(r->oj, JSON_COMPACT | JSON_SORT_KEYS);
+    if (r->a->resume && r->ck_opts) {
+        json_error_t je;
+        json_t *was = json_loads(r->ck_opts, 0, &je);
+        char why[1024];
+        const char *d = was ? options_differ(was, r->oj, why, sizeof why) : "the checkpoint's options are unreadable";
+        if (d)
+            st = pare_fail(err, PARE_EINVAL, "--resume: %s; rerun with the options the run started with", d);
+        json_decref(was);
+    }
+    return st;
+}
+
+/* The token stream, the run (restored from the checkpoint on --resume) and the evaluation text. */
+static pare_status prepare_training(train_run *r, pare_error *err)
+{
+    const targs *a = r->a;
+    double t0 = cli_now();
+    pare_status st = pare_tokens_open(r->m, a->data, r->cache, &r->data, err);
+    if (st)
+        return st;
+    fprintf(stderr, "[%s] %zu tokens from %s (%s, %.2fs)\n", a->cmd, r->data.n, a->data,
+            r->data.from_cache ? "token cache" : "tokenized and cached", cli_now() - t0);
+    if ((st = pare_ft_new(r->m, &r->data, &r->o, &r->ft, err)))
+        return st;
+    if (a->resume) {
+        if ((st = pare_ft_load_state(r->ft, r->ckpt, err)))
+            return st;
+        fprintf(stderr, "[%s] resumed %s at step %ld of %ld\n", a->cmd, r->ckpt, pare_ft_steps_done(r->ft), a->steps);
+    }
+    if (a->evalf)
+        st = cli_tokenize_file(r->m, a->evalf, &r->eval_ids, &r->n_eval, err);
+    return st;
+}
+
+static void print_plan(const train_run *r)
+{
+    const targs *a = r->a;
+    pare_param_counts pc;
+    pare_model_param_counts(r->m, &pc);
+    size_t per_step = (size_t)a->accum * a->batch * a->seq;
+    fprintf(stderr, "[%s] %s: %zu parameters; %ld steps x %zu tokens (%d x %d x %d) = %.2fM tokens; lr %.3g %s to %.3g, "
+                    "warmup %ld; seed %llu\n",
+            a->cmd, r->m->path, pc.total, a->steps, per_step, a->accum, a->batch, a->seq,
+            (double)a->steps * per_step / 1e6, a->lr, a->schedule, r->o.train.lr.lr_min, a->lr_warmup,
+            (unsigned long long)a->seed);
+    if (r->o.prune)
+        fprintf(stderr, "[%s] %s pruning to sparsity %.3f (%s), cubic schedule: dense for %ld steps, masks frozen for the "
+                        "last %ld\n",
+                a->cmd, a->prune, a->sparsity, a->scope, a->warmup, a->cooldown);
+    if (r->o.mix_p0 > 0 || r->o.distill > 0)
+        fprintf(stderr, "[%s] sparse model %s: mixed rank p0 %.2f over the first %.0f%% of steps, distillation %.2f\n",
+                a->cmd, a->sparse, a->mix_p0, 100 * a->mix_span, a->distill);
+}
+
+/* The steps, logged to OUT/train.jsonl; an interrupt says how to continue. */
+static pare_status train_steps(train_run *r, loop_ctx *lc, pare_error *err)
+{
+    const targs *a = r->a;
+    if (!(r->logf = fopen(r->logp, "a")))
+        return pare_fail(err, PARE_EIO, "%s: cannot open for appending: %s", r->logp, strerror(errno));
+    *lc = (loop_ctx){.a = a, .log = r->logf, .start = cli_now(), .first_step = pare_ft_steps_done(r->ft),
+                     .total = a->steps};
+    pare_progress pp = {quiet_progress, NULL};
+    pare_ft_run_opts ro = {.checkpoint_dir = r->ckpt, .checkpoint_every = a->checkpoint_every,
+                           .options_json = r->oj_text, .on_step = on_step, .user = lc, .progress = &pp,
+                           .until = a->until};
+    pare_status st = pare_ft_run(r->ft, &ro, err);
+    if (st == PARE_ECANCELED) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        pare_fail(err, PARE_ECANCELED, "interrupted at step %ld of %ld (%s); continue with the same command and "
+                                       "--resume", pare_ft_steps_done(r->ft), a->steps, msg);
+    }
+    return st;
+}
+
+/* Perplexity on --eval (when given), then the model exported to OUT/model. */
+static pare_status evaluate_and_export(train_run *r, pare_eval_result *er, pare_export_report *xr, pare_error *err)
+{
+    const targs *a = r->a;
+    pare_status st = PARE_OK;
+    cli_progress prog;
+    if (a->evalf) {
+        pare_eval_opts eo;
+        pare_eval_defaults(&eo);
+        eo.window = a->eval_window;
+        eo.limit_tokens = a->eval_limit;
+        cli_progress_init(&prog, "eval", (double)r->n_eval, "tok");
+        pare_progress ep = {cli_progress_cb, &prog};
+        st = pare_eval_perplexity(r->m, r->eval_ids, r->n_eval, &eo, &ep, er, err);
+        cli_progress_done(&prog);
+    }
+    if (!st) {
+        cli_progress_init(&prog, "export", 1.0, "");
+        pare_progress ep = {cli_progress_cb, &prog};
+        st = pare_export(r->m, r->model_out, &r->xo, &ep, xr, err);
+        cli_progress_done(&prog);
+    }
+    return st;
+}
+
+static void print_summary(const train_run *r, const loop_ctx *lc, double train_s, const pare_eval_result *er,
+                          const pare_export_report *xr)
+{
+    const targs *a = r->a;
+    const pare_fop_state *fs = pare_ft_fop(r->ft);
+    size_t trained = lc->tokens;
+    long steps = pare_ft_steps_done(r->ft);
+    if (a->quiet) {
+        /* a driver (pare demo) reports the result itself */
+    } else if (a->json) {
+        pare_param_counts pc;
+        pare_model_param_counts(r->m, &pc);
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:{s:s, s:s, s:I}}", "command", a->cmd, "model",
+                              r->m->path, "steps", (json_int_t)steps, "params", (json_int_t)pc.total,
+                              "final_loss", lc->last_loss, "train_seconds", train_s, "tokens_per_second",
+                              train_s > 0 ? (double)trained / train_s : 0.0, "export", "path", r->model_out, "format",
+                              pare_export_format_name(r->xo.format), "bytes", (json_int_t)xr->bytes_on_disk);
+        if (lc->steady_seconds > 0)
+            json_object_set_new(j, "steady_tokens_per_second",
+                                json_real((double)lc->steady_tokens / lc->steady_seconds));
+        struct rusage ru;
+        if (!getrusage(RUSAGE_SELF, &ru))
+            json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)ru.ru_maxrss * 1024));
+        if (fs)
+            json_object_set_new(j, "sparsity", json_real(pare_fop_sparsity(fs)));
+        if (a->evalf)
+            json_object_set_new(j, "eval", json_pack("{s:s, s:f, s:I, s:i}", "data", a->evalf, "ppl", er->ppl,
+                                                     "predicted", (json_int_t)er->plan.predicted, "window",
+                                                     er->plan.window));
+        json_object_set(j, "options", r->oj);
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    } else {
+        if (trained)
+            printf("trained       %ld steps, final loss %.4f (%.0f tok/s over %.1fs)\n", steps, lc->last_loss,
+                   train_s > 0 ? (double)trained / train_s : 0.0, train_s);
+        else
+            printf("trained       %ld steps, all before this resume\n", steps);
+        if (fs)
+            printf("sparsity      %.4f of block-linear weights masked (%s)\n", pare_fop_sparsity(fs), a->prune);
+        if (a->evalf)
+            printf("perplexity    %.4f on %s (window %d, %zu targets)\n", er->ppl, a->evalf, er->plan.window,
+                   er->plan.predicted);
+        printf("exported      %s (%s, %.2f MiB)\n", r->model_out, pare_export_format_name(r->xo.format),
+               (double)xr->bytes_on_disk / (1 << 20));
+        printf("checkpoint    %s (step %ld)\n", r->ckpt, steps);
+    }
+}
+
+static void train_run_free(train_run *r)
+{
+    pare_unlock(&r->lock);
+    if (r->logf)
+        fclose(r->logf);
+    free(r->eval_ids);
+    free(r->ck_opts);
+    free(r->oj_text);
+    json_decref(r->oj);
+    pare_ft_free(r->ft);
+    pare_tokens_close(&r->data);
+    pare_model_free(r->m);
+    pare_model_free(r->sparse);
+    pare_tokenizer_free(r->stok);
+}
+
+/* The steps of a run, in order; any failure prints its one line and ends the run. */
 static int run(targs *a, const cli_opt *opts, int n_opts)
 {
     const char *cmd = a->cmd;
@@ -235,352 +579,60 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
         return 0;
     }
     pare_error err = {0};
-#define BAD(...) do { pare_fail(&err, PARE_EINVAL, __VA_ARGS__); return cli_error(cmd, &err); } while (0)
-    if (!a->data)
-        BAD("--data FILE (the training text) is required");
-    if (!a->out)
-        BAD("--out DIR is required: it receives model/, checkpoint/, train.jsonl and the token cache");
-    int bad_out = cli_check_out(cmd, "--out", a->out);
-    if (bad_out)
-        return bad_out;
-    if (!a->scratch && !a->model)
-        BAD("--model is required (a Hugging Face folder, a pare export or a llama2.c checkpoint)");
-    if (a->scratch && !a->tok)
-        BAD("--tokenizer FILE (a tokenizer.json) is required for a new model");
-    if (a->scratch && !a->config && !(a->dim > 0 && a->layers > 0 && a->heads > 0))
-        BAD("the architecture: --config config.json, or --dim, --layers and --heads (with --arch, --ffn, --kv-heads)");
-    if (a->steps < 1 || a->batch < 1 || a->seq < 2 || a->accum < 1)
-        BAD("--steps %ld, --batch %d, --seq %d, --accum %d: need steps >= 1, batch >= 1, seq >= 2, accum >= 1", a->steps,
-            a->batch, a->seq, a->accum);
-    if (a->log_every < 1 || a->checkpoint_every < 0)
-        BAD("--log-every %ld must be at least 1 and --checkpoint-every %ld non-negative", a->log_every,
-            a->checkpoint_every);
-    if (a->resume && a->overwrite)
-        BAD("--resume continues the run in --out; --overwrite starts it over: give one");
-    pare_ft_opts o;
-    pare_ft_defaults(&o);
-    o.steps = a->steps;
-    o.seed = a->seed;
-    o.train.batch = a->batch;
-    o.train.seq = a->seq;
-    o.train.accum = a->accum;
-    o.train.clip = a->clip;
-    o.train.adamw.weight_decay = a->wd;
-    o.train.lr.lr_max = a->lr;
-    o.train.lr.lr_min = a->lr_min >= 0 ? a->lr_min : a->lr / 10;
-    o.train.lr.warmup = a->lr_warmup;
-    o.train.lr.total = a->steps;
-    if (!strcmp(a->schedule, "cosine"))
-        o.train.lr.decay = PARE_LR_COSINE;
-    else if (!strcmp(a->schedule, "linear"))
-        o.train.lr.decay = PARE_LR_LINEAR;
-    else if (!strcmp(a->schedule, "constant"))
-        o.train.lr.decay = PARE_LR_CONSTANT;
-    else
-        BAD("--schedule '%s': expected cosine, linear or constant", a->schedule);
-    if (pare_lr_check(&o.train.lr, &err))
+    train_run r = {.a = a, .lock = {.fd = -1}, .ck_step = -1};
+    if (check_args(a, &err) || run_options(a, &r.o, &r.xo, &err))
         return cli_error(cmd, &err);
-    if (a->prune) {
-        o.prune = 1;
-        int i = 0;
-        while (PARE_FOP_NAMES[i] && strcmp(PARE_FOP_NAMES[i], a->prune))
-            i++;
-        if (!PARE_FOP_NAMES[i])
-            BAD("--prune '%s': expected movement, sensitivity or magnitude", a->prune);
-        o.fop.method = (pare_fop_method)i;
-        o.fop.sparsity = a->sparsity;
-        o.fop.warmup = a->warmup;
-        o.fop.cooldown = a->cooldown;
-        o.fop.every = a->prune_every;
-        o.fop.total = a->steps;
-        if (strcmp(a->scope, "matrix") && strcmp(a->scope, "global"))
-            BAD("--prune-scope '%s': expected matrix or global", a->scope);
-        o.fop.global = !strcmp(a->scope, "global");
-        if (pare_fop_check(&o.fop, &err))
-            return cli_error(cmd, &err);
-    } else if (a->sparsity >= 0) {
-        BAD("--sparsity needs --prune movement | sensitivity | magnitude");
+    pare_status st = open_run_folder(&r, &err);
+    if (!st) {
+        cli_install_sigint();
+        if (!(st = load_models(&r, &err)) && !(st = record_options(&r, &err)) && !(st = prepare_training(&r, &err)))
+            print_plan(&r);
     }
-    o.mix_p0 = a->mix_p0;
-    o.mix_span = a->mix_span;
-    o.distill = a->distill;
-    o.distill_temp = a->distill_temp;
-    if ((a->mix_p0 > 0 || a->distill > 0) && !a->sparse)
-        BAD("--mixed-rank and --distill need --sparse-model DIR (the full-rank sparse model)");
-    pare_export_opts xo;
-    pare_export_defaults(&xo);
-    xo.overwrite = 1; /* OUT/model belongs to this run; the folder checks below guard a finished one */
-    xo.dtype = a->dtype;
-    xo.producer = a->scratch ? "pare train" : "pare finetune";
-    if (pare_export_format_parse(a->format, &xo.format, &err))
-        return cli_error(cmd, &err);
-#undef BAD
-    /* the run folder */
-    char ckpt[4200], model_out[4200], cache[4200], logp[4200], init[4200];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint", a->out);
-    snprintf(model_out, sizeof model_out, "%s/model", a->out);
-    snprintf(cache, sizeof cache, "%s/cache", a->out);
-    snprintf(logp, sizeof logp, "%s/train.jsonl", a->out);
-    snprintf(init, sizeof init, "%s/init", a->out);
-    /* one run at a time in OUT: a second one is refused before it reads or changes anything there */
-    pare_lock lock = {.fd = -1};
-    if (!a->resume && mkdir(a->out, 0777) != 0 && errno != EEXIST) {
-        pare_fail(&err, PARE_EIO, "%s: cannot create: %s", a->out, strerror(errno));
-        return cli_error(cmd, &err);
+    loop_ctx lc = {0};
+    double train_s = 0;
+    if (!st) {
+        st = train_steps(&r, &lc, &err);
+        train_s = cli_now() - lc.start;
     }
-    char lockp[4200];
-    snprintf(lockp, sizeof lockp, "%s/.pare-lock", a->out);
-    if (pare_is_dir(a->out) && pare_lock_path(&lock, lockp, a->out, &err))
-        return cli_error(cmd, &err);
-    long ck_step = -1;
-    char *ck_opts = NULL;
-    {
-        pare_error e2;
-        if (pare_ft_checkpoint_info(ckpt, &ck_step, &ck_opts, &e2) != PARE_OK)
-            ck_step = -1;
-    }
-    struct stat sb;
-    if (a->resume && ck_step < 0) {
-        free(ck_opts);
-        pare_fail(&err, PARE_EINVAL, "--resume: %s holds no checkpoint to resume", ckpt);
-        pare_unlock(&lock);
-        return cli_error(cmd, &err);
-    }
-    if (!a->resume && !a->overwrite && (ck_step >= 0 || stat(model_out, &sb) == 0 || (a->scratch && stat(init, &sb) == 0))) {
-        free(ck_opts);
-        if (ck_step >= 0)
-            pare_fail(&err, PARE_EINVAL, "%s: holds a run (checkpoint at step %ld); pass --resume to continue it or "
-                                         "--overwrite to start over", a->out, ck_step);
-        else
-            pare_fail(&err, PARE_EINVAL, "%s: holds a finished run; pass --overwrite to start over", a->out);
-        pare_unlock(&lock);
-        return cli_error(cmd, &err);
-    }
-    if (mkdir(a->out, 0777) != 0 && errno != EEXIST) {
-        free(ck_opts);
-        pare_fail(&err, PARE_EIO, "%s: cannot create: %s", a->out, strerror(errno));
-        pare_unlock(&lock);
-        return cli_error(cmd, &err);
-    }
-    if (a->overwrite) {
-        if ((stat(ckpt, &sb) == 0 && remove_flat_dir(ckpt) != 0) ||
-            (a->scratch && stat(init, &sb) == 0 && remove_flat_dir(init) != 0)) {
-            free(ck_opts);
-            pare_fail(&err, PARE_EIO, "%s: cannot remove the previous run's checkpoint or initial model", a->out);
-            pare_unlock(&lock);
-        return cli_error(cmd, &err);
-        }
-        unlink(logp);
-        ck_step = -1;
-    }
-    cli_install_sigint();
     int rc = 0;
-    pare_model *m = NULL, *sparse = NULL;
-    pare_tokenizer *stok = NULL;
-    pare_token_stream data = {0};
-    pare_ft *ft = NULL;
-    json_t *oj = NULL;
-    char *oj_text = NULL;
-    FILE *logf = NULL;
-    pare_config cfg = {0};
-    pare_status st = PARE_OK;
-    /* the model: a checkpoint when resuming, else the given one or a freshly initialized folder */
-    if (a->scratch) {
-        if (!(st = pare_tokenizer_load_hf(a->tok, &stok, &err)) && !(st = scratch_config(a, stok, &cfg, &err)) &&
-            !a->resume) {
-            st = pare_model_init_folder(init, &cfg, a->tok, a->seed, &err);
-            if (!st)
-                fprintf(stderr, "[%s] initialized %s (%s, dim %d, %d layers, %d heads, FFN %d, vocab %d)\n", cmd, init,
-                        pare_arch_name(cfg.arch), cfg.dim, cfg.n_layers, cfg.n_heads, cfg.ffn_dim, cfg.vocab_size);
-        }
-    }
-    if (!st)
-        st = cli_load_model(a->resume ? ckpt : a->scratch ? init : a->model, a->scratch || a->resume ? NULL : a->tok, &m,
-                            &err);
-    if (!st && a->sparse && !(st = pare_model_load(a->sparse, NULL, &sparse, &err)))
-        o.sparse = sparse;
-    if (!st && !m->tok)
-        st = pare_fail(&err, PARE_EINVAL, "%s: no tokenizer found (tokenizer.json or tok*.bin); pass --tokenizer", m->path);
-    char data_sha[65] = "";
-    if (!st)
-        st = pare_sha256_file(a->data, data_sha, &err);
-    if (!st) {
-        oj = options_json(a, &o, data_sha, &m->cfg);
-        oj_text = json_dumps(oj, JSON_COMPACT | JSON_SORT_KEYS);
-        if (a->resume && ck_opts) {
-            json_error_t je;
-            json_t *was = json_loads(ck_opts, 0, &je);
-            char why[1024];
-            const char *d = was ? options_differ(was, oj, why, sizeof why) : "the checkpoint's options are unreadable";
-            if (d)
-                st = pare_fail(&err, PARE_EINVAL, "--resume: %s; rerun with the options the run started with", d);
-            json_decref(was);
-        }
-    }
-    if (!st) {
-        double t0 = cli_now();
-        if (!(st = pare_tokens_open(m, a->data, cache, &data, &err)))
-            fprintf(stderr, "[%s] %zu tokens from %s (%s, %.2fs)\n", cmd, data.n, a->data,
-                    data.from_cache ? "token cache" : "tokenized and cached", cli_now() - t0);
-    }
-    if (!st)
-        st = pare_ft_new(m, &data, &o, &ft, &err);
-    if (!st && a->resume) {
-        st = pare_ft_load_state(ft, ckpt, &err);
-        if (!st)
-            fprintf(stderr, "[%s] resumed %s at step %ld of %ld\n", cmd, ckpt, pare_ft_steps_done(ft), a->steps);
-    }
-    pare_eval_opts eo;
-    pare_eval_defaults(&eo);
-    eo.window = a->eval_window;
-    eo.limit_tokens = a->eval_limit;
-    int32_t *eval_ids = NULL;
-    size_t n_eval = 0;
-    if (!st && a->evalf)
-        st = cli_tokenize_file(m, a->evalf, &eval_ids, &n_eval, &err);
-    if (st) {
-        rc = cli_error(cmd, &err);
-        goto done;
-    }
-    pare_param_counts pc;
-    pare_model_param_counts(m, &pc);
-    size_t per_step = (size_t)a->accum * a->batch * a->seq;
-    fprintf(stderr, "[%s] %s: %zu parameters; %ld steps x %zu tokens (%d x %d x %d) = %.2fM tokens; lr %.3g %s to %.3g, "
-                    "warmup %ld; seed %llu\n",
-            cmd, m->path, pc.total, a->steps, per_step, a->accum, a->batch, a->seq, (double)a->steps * per_step / 1e6,
-            a->lr, a->schedule, o.train.lr.lr_min, a->lr_warmup, (unsigned long long)a->seed);
-    if (o.prune)
-        fprintf(stderr, "[%s] %s pruning to sparsity %.3f (%s), cubic schedule: dense for %ld steps, masks frozen for the "
-                        "last %ld\n",
-                cmd, a->prune, a->sparsity, a->scope, a->warmup, a->cooldown);
-    if (o.mix_p0 > 0 || o.distill > 0)
-        fprintf(stderr, "[%s] sparse model %s: mixed rank p0 %.2f over the first %.0f%% of steps, distillation %.2f\n", cmd,
-                a->sparse, a->mix_p0, 100 * a->mix_span, a->distill);
-    logf = fopen(logp, "a");
-    if (!logf) {
-        pare_fail(&err, PARE_EIO, "%s: cannot open for appending: %s", logp, strerror(errno));
-        rc = cli_error(cmd, &err);
-        goto done;
-    }
-    loop_ctx lc = {.a = a, .log = logf, .start = cli_now(), .first_step = pare_ft_steps_done(ft), .total = a->steps};
-    pare_progress pp = {quiet_progress, NULL};
-    pare_ft_run_opts ro = {.checkpoint_dir = ckpt, .checkpoint_every = a->checkpoint_every, .options_json = oj_text,
-                           .on_step = on_step, .user = &lc, .progress = &pp, .until = a->until};
-    st = pare_ft_run(ft, &ro, &err);
-    double train_s = cli_now() - lc.start;
-    if (!st && pare_ft_steps_done(ft) < a->steps) {
+    if (!st && pare_ft_steps_done(r.ft) < a->steps) {
         printf("stopped       at step %ld of %ld (--until); checkpoint %s; continue with the same command and --resume\n",
-               pare_ft_steps_done(ft), a->steps, ckpt);
-        goto done;
-    }
-    if (st) {
-        if (st == PARE_ECANCELED) {
-            char msg[sizeof err.msg];
-            snprintf(msg, sizeof msg, "%s", err.msg);
-            pare_fail(&err, PARE_ECANCELED, "interrupted at step %ld of %ld (%s); continue with the same command and "
-                                            "--resume", pare_ft_steps_done(ft), a->steps, msg);
-        }
-        rc = cli_error(cmd, &err);
-        goto done;
-    }
-    pare_eval_result er = {0};
-    if (a->evalf) {
-        cli_progress prog;
-        cli_progress_init(&prog, "eval", (double)n_eval, "tok");
-        pare_progress ep = {cli_progress_cb, &prog};
-        st = pare_eval_perplexity(m, eval_ids, n_eval, &eo, &ep, &er, &err);
-        cli_progress_done(&prog);
-    }
-    pare_export_report xr = {0};
-    if (!st) {
-        cli_progress prog;
-        cli_progress_init(&prog, "export", 1.0, "");
-        pare_progress ep = {cli_progress_cb, &prog};
-        st = pare_export(m, model_out, &xo, &ep, &xr, &err);
-        cli_progress_done(&prog);
-    }
-    if (st) {
-        rc = cli_error(cmd, &err);
-        goto done;
-    }
-    const pare_fop_state *fs = pare_ft_fop(ft);
-    size_t trained = lc.tokens;
-    if (a->quiet) {
-        /* a driver (pare demo) reports the result itself */
-    } else if (a->json) {
-        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:{s:s, s:s, s:I}}", "command", cmd, "model",
-                              m->path, "steps", (json_int_t)pare_ft_steps_done(ft), "params", (json_int_t)pc.total,
-                              "final_loss", lc.last_loss, "train_seconds", train_s, "tokens_per_second",
-                              train_s > 0 ? (double)trained / train_s : 0.0, "export", "path", model_out, "format",
-                              pare_export_format_name(xo.format), "bytes", (json_int_t)xr.bytes_on_disk);
-        if (lc.steady_seconds > 0)
-            json_object_set_new(j, "steady_tokens_per_second", json_real((double)lc.steady_tokens / lc.steady_seconds));
-        struct rusage ru;
-        if (!getrusage(RUSAGE_SELF, &ru))
-            json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)ru.ru_maxrss * 1024));
-        if (fs)
-            json_object_set_new(j, "sparsity", json_real(pare_fop_sparsity(fs)));
-        if (a->evalf)
-            json_object_set_new(j, "eval", json_pack("{s:s, s:f, s:I, s:i}", "data", a->evalf, "ppl", er.ppl,
-                                                     "predicted", (json_int_t)er.plan.predicted, "window",
-                                                     er.plan.window));
-        json_object_set(j, "options", oj);
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+               pare_ft_steps_done(r.ft), a->steps, r.ckpt);
     } else {
-        if (trained)
-            printf("trained       %ld steps, final loss %.4f (%.0f tok/s over %.1fs)\n", pare_ft_steps_done(ft),
-                   lc.last_loss, train_s > 0 ? (double)trained / train_s : 0.0, train_s);
+        pare_eval_result er = {0};
+        pare_export_report xr = {0};
+        if (!st)
+            st = evaluate_and_export(&r, &er, &xr, &err);
+        if (st)
+            rc = cli_error(cmd, &err);
         else
-            printf("trained       %ld steps, all before this resume\n", pare_ft_steps_done(ft));
-        if (fs)
-            printf("sparsity      %.4f of block-linear weights masked (%s)\n", pare_fop_sparsity(fs), a->prune);
-        if (a->evalf)
-            printf("perplexity    %.4f on %s (window %d, %zu targets)\n", er.ppl, a->evalf, er.plan.window,
-                   er.plan.predicted);
-        printf("exported      %s (%s, %.2f MiB)\n", model_out, pare_export_format_name(xo.format),
-               (double)xr.bytes_on_disk / (1 << 20));
-        printf("checkpoint    %s (step %ld)\n", ckpt, pare_ft_steps_done(ft));
+            print_summary(&r, &lc, train_s, &er, &xr);
     }
-done:
-    pare_unlock(&lock);
-    if (logf)
-        fclose(logf);
-    free(eval_ids);
-    free(ck_opts);
-    free(oj_text);
-    json_decref(oj);
-    pare_ft_free(ft);
-    pare_tokens_close(&data);
-    pare_model_free(m);
-    pare_model_free(sparse);
-    pare_tokenizer_free(stok);
+    train_run_free(&r);
     return rc;
 }
 
 #define COMMON_OPTS(c)                                                                                                \
     {"data", OPT_STR, &c.t.data, "training text (UTF-8); tokenized once and cached in OUT/cache"},                      \
     {"out", OPT_STR, &c.t.out, "run folder: model/ (the result), checkpoint/, train.jsonl, cache/"},                    \
-    {"steps", OPT_INT, &c.steps_i, "optimizer steps (default 1000)"},                                                 \
-    {"batch", OPT_INT, &c.t.batch, "sequences per micro-batch (default 8)"},                                            \
-    {"seq", OPT_INT, &c.t.seq, "tokens per sequence (default 256)"},                                                    \
-    {"accum", OPT_INT, &c.t.accum, "micro-batches per step (default 1)"},                                               \
-    {"lr", OPT_DOUBLE, &c.t.lr, "peak learning rate (default 3e-4)"},                                                   \
+    {"steps", OPT_INT, &c.steps_i, c.help.steps},                                                 \
+    {"batch", OPT_INT, &c.t.batch, c.help.batch},                                            \
+    {"seq", OPT_INT, &c.t.seq, c.help.seq},                                                    \
+    {"accum", OPT_INT, &c.t.accum, c.help.accum},                                               \
+    {"lr", OPT_DOUBLE, &c.t.lr, c.help.lr},                                                   \
     {"lr-min", OPT_DOUBLE, &c.t.lr_min, "final learning rate (default lr / 10)"},                                       \
-    {"lr-warmup", OPT_INT, &c.lr_warmup_i, "learning-rate warmup steps (default 0)"},                                 \
-    {"schedule", OPT_STR, &c.t.schedule, "cosine (default) | linear | constant"},                                       \
-    {"weight-decay", OPT_DOUBLE, &c.t.wd, "AdamW decoupled weight decay of matrices (default 0.01)"},                   \
-    {"clip", OPT_DOUBLE, &c.t.clip, "largest global gradient norm, 0 for none (default 1)"},                            \
-    {"seed", OPT_U64, &c.t.seed, "seed of the training windows (and of the initial weights for train) (default 0)"},   \
+    {"lr-warmup", OPT_INT, &c.lr_warmup_i, c.help.lr_warmup},                                 \
+    {"schedule", OPT_STR, &c.t.schedule, c.help.schedule},                                       \
+    {"weight-decay", OPT_DOUBLE, &c.t.wd, c.help.wd},                   \
+    {"clip", OPT_DOUBLE, &c.t.clip, c.help.clip},                            \
+    {"seed", OPT_U64, &c.t.seed, c.help.seed},   \
     {"checkpoint-every", OPT_INT, &c.ckpt_i, "steps between checkpoints, 0 for only the last (default 100)"},         \
     {"resume", OPT_FLAG, &c.t.resume, "continue the run in --out from its checkpoint (same options)"},                  \
     {"overwrite", OPT_FLAG, &c.t.overwrite, "start over in an --out that holds a run"},                                 \
     {"log-every", OPT_INT, &c.log_i, "steps between progress lines (default 10)"},                                    \
     {"until", OPT_INT, &c.until_i, "stop after this many steps with a checkpoint (continue later with --resume)"},    \
     {"eval", OPT_STR, &c.t.evalf, "text to measure perplexity on after training"},                                      \
-    {"eval-window", OPT_INT, &c.t.eval_window, "evaluation window (default 256)"},                                      \
+    {"eval-window", OPT_INT, &c.t.eval_window, c.help.eval_window},                                      \
     {"eval-limit", OPT_SIZE, &c.t.eval_limit, "evaluate only the first N tokens"},                                      \
     {"format", OPT_STR, &c.t.format, "model/ format: hf-dense (default, any HF tool) | pare (compact)"},                \
     {"dtype", OPT_STR, &c.t.dtype, "hf-dense: F32 (default), F16 or BF16"},                                             \
@@ -589,37 +641,88 @@ done:
     {"quiet", OPT_FLAG, &c.t.quiet, "no summary on stdout (progress still on stderr)"},                                 \
     {"help", OPT_FLAG, &c.t.help, "show this help"}
 
+/* Help texts that quote a default: formatted from the core's pare_ft_defaults and
+ * pare_eval_defaults, so that the help says what a run does. */
+typedef struct {
+    char steps[80], batch[80], seq[80], accum[80], lr[80], lr_warmup[80], schedule[80], wd[96], clip[96], seed[128],
+        eval_window[80], sparsity[96], warmup[96], cooldown[96], prune_every[96], scope[112], mix_span[96],
+        distill[96], distill_temp[80];
+} help_texts;
+
 /* targs with int-typed staging fields for the long options (cli_opt has no long type). */
 typedef struct {
     targs t;
     int steps_i, lr_warmup_i, ckpt_i, log_i, warmup_i, cooldown_i, until_i;
+    double default_sparsity; /* --sparsity when --prune is given without it */
+    help_texts help;
 } targs_cli;
+
+static void help_defaults(help_texts *h, const pare_ft_opts *o, const pare_eval_opts *eo)
+{
+    const char *scope = o->fop.global ? "global" : "matrix";
+    snprintf(h->steps, sizeof h->steps, "optimizer steps (default %ld)", o->steps);
+    snprintf(h->batch, sizeof h->batch, "sequences per micro-batch (default %d)", o->train.batch);
+    snprintf(h->seq, sizeof h->seq, "tokens per sequence (default %d)", o->train.seq);
+    snprintf(h->accum, sizeof h->accum, "micro-batches per step (default %d)", o->train.accum);
+    snprintf(h->lr, sizeof h->lr, "peak learning rate (default %g)", o->train.lr.lr_max);
+    snprintf(h->lr_warmup, sizeof h->lr_warmup, "learning-rate warmup steps (default %ld)", o->train.lr.warmup);
+    snprintf(h->schedule, sizeof h->schedule, "cosine | linear | constant (default %s)",
+             PARE_LR_DECAY_NAMES[o->train.lr.decay]);
+    snprintf(h->wd, sizeof h->wd, "AdamW decoupled weight decay of matrices (default %g)", o->train.adamw.weight_decay);
+    snprintf(h->clip, sizeof h->clip, "largest global gradient norm, 0 for none (default %g)", o->train.clip);
+    snprintf(h->seed, sizeof h->seed, "seed of the training windows (and of the initial weights for train) (default %llu)",
+             (unsigned long long)o->seed);
+    snprintf(h->eval_window, sizeof h->eval_window, "evaluation window (default %d)", eo->window);
+    snprintf(h->sparsity, sizeof h->sparsity, "final fraction of block-linear weights removed (default %g)",
+             o->fop.sparsity);
+    snprintf(h->warmup, sizeof h->warmup, "pruning: steps kept dense at the start (t_i, default %ld)", o->fop.warmup);
+    snprintf(h->cooldown, sizeof h->cooldown, "pruning: steps at the end with frozen final masks (t_f, default %ld)",
+             o->fop.cooldown);
+    snprintf(h->prune_every, sizeof h->prune_every, "pruning: steps between mask updates (default %d)", o->fop.every);
+    snprintf(h->scope, sizeof h->scope, "pruning: matrix (every matrix at the sparsity) | global (default %s)", scope);
+    snprintf(h->mix_span, sizeof h->mix_span, "fraction of the run over which p decays to 0 (default %g)", o->mix_span);
+    snprintf(h->distill, sizeof h->distill, "weight of the KL loss to the sparse model's logits (default %g)",
+             o->distill);
+    snprintf(h->distill_temp, sizeof h->distill_temp, "distillation temperature (default %g)", o->distill_temp);
+}
 
 static void defaults(targs_cli *c, int scratch)
 {
     memset(c, 0, sizeof *c);
+    pare_ft_opts o;
+    pare_ft_defaults(&o);
+    pare_eval_opts eo;
+    pare_eval_defaults(&eo);
+    help_defaults(&c->help, &o, &eo);
     targs *a = &c->t;
     a->scratch = scratch;
     a->cmd = scratch ? "train" : "finetune";
     a->format = "hf-dense";
     a->dtype = "F32";
-    a->schedule = "cosine";
-    c->steps_i = 1000;
-    a->batch = 8;
-    a->seq = 256;
-    a->accum = 1;
-    a->lr = 3e-4;
-    a->lr_min = -1;
-    a->wd = 0.01;
-    a->clip = 1.0;
+    a->schedule = PARE_LR_DECAY_NAMES[o.train.lr.decay];
+    c->steps_i = (int)o.steps;
+    a->batch = o.train.batch;
+    a->seq = o.train.seq;
+    a->accum = o.train.accum;
+    a->lr = o.train.lr.lr_max;
+    a->lr_min = -1; /* lr / 10 */
+    c->lr_warmup_i = (int)o.train.lr.warmup;
+    a->wd = o.train.adamw.weight_decay;
+    a->clip = o.train.clip;
+    a->seed = o.seed;
     c->ckpt_i = 100;
     c->log_i = 10;
-    a->eval_window = 256;
-    a->scope = "matrix";
-    a->sparsity = -1;
-    a->prune_every = 1;
-    a->mix_span = 0.5;
-    a->distill_temp = 1.0;
+    a->eval_window = eo.window;
+    a->scope = o.fop.global ? "global" : "matrix";
+    a->sparsity = -1; /* not given */
+    c->default_sparsity = o.fop.sparsity;
+    c->warmup_i = (int)o.fop.warmup;
+    c->cooldown_i = (int)o.fop.cooldown;
+    a->prune_every = o.fop.every;
+    a->mix_p0 = o.mix_p0;
+    a->mix_span = o.mix_span;
+    a->distill = o.distill;
+    a->distill_temp = o.distill_temp;
     a->arch = "llama";
     a->max_pos = 1024;
 }
@@ -635,7 +738,7 @@ static void finish(targs_cli *c)
     a->warmup = c->warmup_i;
     a->cooldown = c->cooldown_i;
     if (a->prune && a->sparsity < 0)
-        a->sparsity = 0.5;
+        a->sparsity = c->default_sparsity;
 }
 
 int cmd_finetune(int argc, char **argv)
@@ -646,16 +749,16 @@ int cmd_finetune(int argc, char **argv)
         {"model", OPT_STR, &c.t.model, "model to fine-tune (Hugging Face folder, pare export, llama2.c checkpoint)"},
         COMMON_OPTS(c),
         {"prune", OPT_STR, &c.t.prune, "prune while fine-tuning: movement | sensitivity | magnitude"},
-        {"sparsity", OPT_DOUBLE, &c.t.sparsity, "final fraction of block-linear weights removed (default 0.5)"},
-        {"warmup-steps", OPT_INT, &c.warmup_i, "pruning: steps kept dense at the start (t_i, default 0)"},
-        {"cooldown-steps", OPT_INT, &c.cooldown_i, "pruning: steps at the end with frozen final masks (t_f, default 0)"},
-        {"prune-every", OPT_INT, &c.t.prune_every, "pruning: steps between mask updates (default 1)"},
-        {"prune-scope", OPT_STR, &c.t.scope, "pruning: matrix (default, every matrix at the sparsity) | global"},
+        {"sparsity", OPT_DOUBLE, &c.t.sparsity, c.help.sparsity},
+        {"warmup-steps", OPT_INT, &c.warmup_i, c.help.warmup},
+        {"cooldown-steps", OPT_INT, &c.cooldown_i, c.help.cooldown},
+        {"prune-every", OPT_INT, &c.t.prune_every, c.help.prune_every},
+        {"prune-scope", OPT_STR, &c.t.scope, c.help.scope},
         {"sparse-model", OPT_STR, &c.t.sparse, "full-rank sparse model for --mixed-rank / --distill"},
         {"mixed-rank", OPT_DOUBLE, &c.t.mix_p0, "p0: probability a factorized linear runs as its sparse counterpart"},
-        {"mixed-span", OPT_DOUBLE, &c.t.mix_span, "fraction of the run over which p decays to 0 (default 0.5)"},
-        {"distill", OPT_DOUBLE, &c.t.distill, "weight of the KL loss to the sparse model's logits (default 0)"},
-        {"distill-temp", OPT_DOUBLE, &c.t.distill_temp, "distillation temperature (default 1)"},
+        {"mixed-span", OPT_DOUBLE, &c.t.mix_span, c.help.mix_span},
+        {"distill", OPT_DOUBLE, &c.t.distill, c.help.distill},
+        {"distill-temp", OPT_DOUBLE, &c.t.distill_temp, c.help.distill_temp},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     if (cli_parse("finetune", argc, argv, opts, n_opts))

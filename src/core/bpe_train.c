@@ -12,6 +12,7 @@
 
 #include "fileio.h"
 #include "strtable.h"
+#include "rng.h"
 #include "tokenizer.h"
 
 void pare_bpe_defaults(pare_bpe_opts *o)
@@ -57,7 +58,7 @@ static pair_slot *pair_at(pairtab *t, uint64_t key, int insert)
         for (size_t i = 0; i < t->cap; i++) {
             if (!t->slot[i].key)
                 continue;
-            size_t h = (size_t)mix64(t->slot[i].key) & (cap - 1);
+            size_t h = (size_t)pare_murmur3_fmix64(t->slot[i].key) & (cap - 1);
             while (slot[h].key)
                 h = (h + 1) & (cap - 1);
             slot[h] = t->slot[i];
@@ -68,7 +69,7 @@ static pair_slot *pair_at(pairtab *t, uint64_t key, int insert)
     }
     if (!t->cap)
         return NULL;
-    size_t h = (size_t)mix64(key) & (t->cap - 1);
+    size_t h = (size_t)pare_murmur3_fmix64(key) & (t->cap - 1);
     while (t->slot[h].key && t->slot[h].key != key)
         h = (h + 1) & (t->cap - 1);
     if (!t->slot[h].key) {
@@ -208,22 +209,10 @@ static pare_status write_json(const trainer *t, const char *special, const char 
              !json_object_set_new(root, "pre_tokenizer", bytelevel[0]) &&
              !json_object_set_new(root, "post_processor", bytelevel[1]) &&
              !json_object_set_new(root, "decoder", bytelevel[2]) && !json_object_set_new(root, "model", model);
-        char *text = ok ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        if (!text) {
+        if (!ok)
             st = pare_fail(err, PARE_ENOMEM, "%s: out of memory building the tokenizer.json", path);
-        } else {
-            pare_atomic_file f;
-            if (!(st = pare_atomic_open(&f, path, err))) {
-                size_t n = strlen(text);
-                if (fwrite(text, 1, n, f.fp) != n || fputc('\n', f.fp) == EOF) {
-                    pare_atomic_abort(&f);
-                    st = pare_fail(err, PARE_EIO, "%s: write failed", path);
-                } else {
-                    st = pare_atomic_commit(&f, err);
-                }
-            }
-            free(text);
-        }
+        else
+            st = pare_write_json_atomic(path, root, JSON_INDENT(2) | JSON_PRESERVE_ORDER, err);
     } else {
         st = pare_fail(err, PARE_ENOMEM, "%s: out of memory building the tokenizer.json", path);
     }

@@ -9,6 +9,7 @@
 
 #include "forward.h"
 #include "parallel.h"
+#include "rng.h"
 
 void pare_calib_defaults(pare_calib_opts *o)
 {
@@ -16,14 +17,6 @@ void pare_calib_defaults(pare_calib_opts *o)
     o->samples = 128;
     o->len = 256;
     o->batch = 8;
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
 }
 
 pare_status pare_calib_windows(const int32_t *ids, size_t n, const pare_calib_opts *o, int32_t **out, pare_error *err)
@@ -40,7 +33,7 @@ pare_status pare_calib_windows(const int32_t *ids, size_t n, const pare_calib_op
     uint64_t state = o->seed;
     size_t starts = n - (size_t)o->len + 1;
     for (int s = 0; s < o->samples; s++) {
-        size_t start = (size_t)(splitmix64(&state) % starts);
+        size_t start = (size_t)(pare_splitmix64(&state) % starts);
         memcpy(w + (size_t)s * o->len, ids + start, (size_t)o->len * sizeof *w);
     }
     *out = w;

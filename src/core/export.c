@@ -801,26 +801,6 @@ static pare_status copy_file(const char *src, const char *dir, const char *name,
     return rc;
 }
 
-/* Removes a folder holding only files (what an export folder holds); subfolders make it fail. */
-static int remove_flat(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    char p[4400];
-    int bad = 0;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (unlink(p) != 0)
-            bad = 1;
-    }
-    closedir(d);
-    return rmdir(dir) != 0 || bad ? -1 : 0;
-}
-
 /* An existing destination may only be replaced if it looks like a model folder (config.json and
  * only files or links), so a mistyped path cannot wipe out an unrelated folder. */
 static pare_status check_replaceable(const char *dir, pare_error *err)
@@ -880,7 +860,7 @@ static pare_status commit_dir(const char *tmp, const char *dir, int replacing, p
         return PARE_OK;
     }
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-        if (remove_flat(tmp) != 0)
+        if (pare_remove_flat_dir(tmp, NULL) != 0)
             return pare_fail(err, PARE_EIO, "%s: the export is in place but the old folder (now %s) could not be removed",
                              dir, tmp);
         return PARE_OK;
@@ -898,7 +878,7 @@ static pare_status commit_dir(const char *tmp, const char *dir, int replacing, p
         rename(old, dir);
         return pare_fail(err, PARE_EIO, "%s: cannot rename the finished export into place: %s", dir, strerror(e));
     }
-    if (remove_flat(old) != 0)
+    if (pare_remove_flat_dir(old, NULL) != 0)
         return pare_fail(err, PARE_EIO, "%s: the export is in place but the old folder (now %s) could not be removed",
                          dir, old);
     return PARE_OK;
@@ -977,7 +957,7 @@ static pare_status export_locked(const pare_model *m, const char *dir, const par
         rc = commit_dir(tmp, dir, exists, err);
     if (rc != PARE_OK) {
         if (pare_is_dir(tmp))
-            remove_flat(tmp);
+            pare_remove_flat_dir(tmp, NULL);
         plan_free(&pl);
         return rc;
     }

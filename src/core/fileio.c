@@ -1,6 +1,7 @@
 /* Input files opened safely, whole-file reads, read-only memory maps and atomic writes. */
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -491,4 +492,54 @@ pare_status pare_copy_file(const char *src, const char *dst, pare_error *err)
     }
     free(data);
     return st;
+}
+
+pare_status pare_write_json_atomic(const char *path, const json_t *j, size_t flags, pare_error *err)
+{
+    pare_atomic_file f;
+    pare_status st = pare_atomic_open(&f, path, err);
+    if (st)
+        return st;
+    if (json_dumpf(j, f.fp, flags) != 0 || fputc('\n', f.fp) == EOF) {
+        int e = errno;
+        pare_atomic_abort(&f);
+        return pare_fail(err, PARE_EIO, "%s: write failed: %s", path, strerror(e ? e : EIO));
+    }
+    return pare_atomic_commit(&f, err);
+}
+
+pare_status pare_remove_flat_dir(const char *dir, pare_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return pare_fail(err, PARE_EIO, "%s: cannot list the folder to remove it: %s", dir, strerror(errno));
+    struct dirent *e;
+    char p[4400];
+    const char *kept = NULL; /* the first entry that could not be removed */
+    int kept_errno = 0;
+    char kept_name[256];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        int why = 0;
+        if (lstat(p, &st) != 0)
+            why = errno;
+        else if (S_ISDIR(st.st_mode))
+            why = EISDIR;
+        else if (unlink(p) != 0)
+            why = errno;
+        if (why && !kept) {
+            kept_errno = why;
+            snprintf(kept_name, sizeof kept_name, "%s", e->d_name);
+            kept = kept_name;
+        }
+    }
+    closedir(d);
+    if (kept)
+        return pare_fail(err, PARE_EIO, "%s: cannot remove '%s' in it: %s", dir, kept, strerror(kept_errno));
+    if (rmdir(dir) != 0)
+        return pare_fail(err, PARE_EIO, "%s: cannot remove the folder: %s", dir, strerror(errno));
+    return PARE_OK;
 }

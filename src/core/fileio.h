@@ -3,6 +3,7 @@
 #ifndef PARE_FILEIO_H
 #define PARE_FILEIO_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include "error.h"
@@ -51,6 +52,15 @@ void pare_atomic_abort(pare_atomic_file *f);
 
 /* Copies a whole file to dst through pare_atomic_open: dst is either the complete copy or untouched. */
 pare_status pare_copy_file(const char *src, const char *dst, pare_error *err);
+
+/* Writes j (json_dumps flags, e.g. JSON_INDENT(2) | JSON_PRESERVE_ORDER) and a newline to path through
+ * pare_atomic_open: path is either the complete text or untouched. */
+pare_status pare_write_json_atomic(const char *path, const json_t *j, size_t flags, pare_error *err);
+
+/* Removes a folder that holds only files and links (an export, a checkpoint, a model folder pare
+ * made), then the folder itself. A subfolder is left in place and makes it fail: never a recursive
+ * delete of something pare did not write. */
+pare_status pare_remove_flat_dir(const char *dir, pare_error *err);
 
 /* Output locks: a second pare process writing the same output is refused rather than interleaving
  * with the first. An exclusive flock on a lock file, taken without waiting. The file is created new

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "forward.h"
+#include "rng.h"
 
 void pare_gen_defaults(pare_gen_opts *o)
 {
@@ -17,15 +18,7 @@ void pare_gen_defaults(pare_gen_opts *o)
     o->stop_at_eos = 1;
 }
 
-static uint64_t rng_next(uint64_t *s)
-{ /* xorshift64* */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
-
-static float rng_uniform(uint64_t *s) { return (float)(rng_next(s) >> 40) / 16777216.0f; }
+static float rng_uniform(uint64_t *s) { return (float)(pare_xorshift64star(s) >> 40) / 16777216.0f; }
 
 typedef struct {
     float p;

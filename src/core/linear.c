@@ -240,3 +240,54 @@ void pare_linear_release(pare_linear *l)
     l->mask = NULL;
     l->kept_out = l->kept_in = NULL;
 }
+
+/* A malloc'd copy of n bytes of src (NULL for a NULL src); *failed is set when the copy fails. */
+static void *copy_owned(const void *src, size_t n, int *failed)
+{
+    if (!src)
+        return NULL;
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        *failed = 1;
+    else
+        memcpy(p, src, n);
+    return p;
+}
+
+pare_status pare_linear_clone(const pare_linear *src, pare_linear *dst, pare_error *err)
+{
+    *dst = *src;
+    int failed = 0;
+    if (src->heap) { /* rehome's layout: weights or factors, then the bias, in one block */
+        size_t wf = src->kind == PARE_LIN_FACTORED ? (size_t)src->rank * ((size_t)src->out + src->in)
+                                                   : (size_t)src->out * src->in;
+        size_t nb = src->b ? (size_t)src->out : 0;
+        if (!(dst->heap = malloc((wf + nb) * sizeof(float)))) {
+            failed = 1;
+        } else if (src->kind == PARE_LIN_FACTORED) {
+            dst->A = dst->heap;
+            dst->B = dst->heap + (size_t)src->out * src->rank;
+            memcpy(dst->A, src->A, (size_t)src->out * src->rank * sizeof(float));
+            memcpy(dst->B, src->B, (size_t)src->rank * src->in * sizeof(float));
+        } else {
+            dst->w = dst->heap;
+            memcpy(dst->w, src->w, wf * sizeof(float));
+        }
+        if (dst->heap) {
+            dst->b = nb ? dst->heap + wf : NULL;
+            if (nb)
+                memcpy(dst->b, src->b, nb * sizeof(float));
+        }
+    }
+    dst->mask = copy_owned(src->mask, (size_t)src->out * src->in, &failed);
+    dst->kept_out = copy_owned(src->kept_out, (size_t)src->out * sizeof(int32_t), &failed);
+    dst->kept_in = copy_owned(src->kept_in, (size_t)src->in * sizeof(int32_t), &failed);
+    if (failed) {
+        pare_linear_release(dst);
+        dst->heap = NULL;
+        dst->mask = NULL;
+        dst->kept_out = dst->kept_in = NULL;
+        return pare_fail(err, PARE_ENOMEM, "cloning %s: out of memory", src->name);
+    }
+    return PARE_OK;
+}

@@ -49,4 +49,9 @@ pare_status pare_linear_keep_cols(pare_linear *l, const int32_t *cols, int n, pa
 /* Frees what the layer owns (not slab views). */
 void pare_linear_release(pare_linear *l);
 
+/* dst becomes a copy of src that owns copies of all src owns (its heap block of weights or factors
+ * and bias, mask, channel maps); weights src only views (a model's slab) stay views of the same
+ * storage, for the caller to move. On failure dst owns nothing. */
+pare_status pare_linear_clone(const pare_linear *src, pare_linear *dst, pare_error *err);
+
 #endif

@@ -799,52 +799,19 @@ static float *rebase(const pare_model *from, float *to_slab, float *p)
     return p;
 }
 
+/* pare_linear_clone, with the weights src views in from's slab moved to the same place in to_slab
+ * (what the layer owns is never in the slab, so rebase leaves it alone). */
 static pare_status clone_linear(const pare_model *from, float *to_slab, const pare_linear *src, pare_linear *dst,
                                 pare_error *err)
 {
-    *dst = *src;
-    dst->heap = NULL;
-    dst->mask = NULL;
-    dst->kept_out = dst->kept_in = NULL;
-    dst->w = rebase(from, to_slab, src->w);
-    dst->b = rebase(from, to_slab, src->b);
-    dst->A = rebase(from, to_slab, src->A);
-    dst->B = rebase(from, to_slab, src->B);
-    if (src->heap) { /* weights or factors and the bias live on the layer's own heap block */
-        size_t wf = src->kind == PARE_LIN_FACTORED ? (size_t)src->rank * ((size_t)src->out + src->in)
-                                                   : (size_t)src->out * src->in;
-        size_t nb = src->b ? (size_t)src->out : 0;
-        if (!(dst->heap = malloc((wf + nb) * sizeof(float))))
-            goto oom;
-        if (src->kind == PARE_LIN_FACTORED) {
-            dst->A = dst->heap;
-            dst->B = dst->heap + (size_t)src->out * src->rank;
-            memcpy(dst->A, src->A, (size_t)src->out * src->rank * sizeof(float));
-            memcpy(dst->B, src->B, (size_t)src->rank * src->in * sizeof(float));
-        } else {
-            dst->w = dst->heap;
-            memcpy(dst->w, src->w, wf * sizeof(float));
-        }
-        dst->b = nb ? dst->heap + wf : NULL;
-        if (nb)
-            memcpy(dst->b, src->b, nb * sizeof(float));
-    }
-    if (src->mask && !(dst->mask = malloc((size_t)src->out * src->in)))
-        goto oom;
-    if (src->mask)
-        memcpy(dst->mask, src->mask, (size_t)src->out * src->in);
-    if (src->kept_out && !(dst->kept_out = malloc((size_t)src->out * sizeof(int32_t))))
-        goto oom;
-    if (src->kept_out)
-        memcpy(dst->kept_out, src->kept_out, (size_t)src->out * sizeof(int32_t));
-    if (src->kept_in && !(dst->kept_in = malloc((size_t)src->in * sizeof(int32_t))))
-        goto oom;
-    if (src->kept_in)
-        memcpy(dst->kept_in, src->kept_in, (size_t)src->in * sizeof(int32_t));
+    pare_status st = pare_linear_clone(src, dst, err);
+    if (st)
+        return st;
+    dst->w = rebase(from, to_slab, dst->w);
+    dst->b = rebase(from, to_slab, dst->b);
+    dst->A = rebase(from, to_slab, dst->A);
+    dst->B = rebase(from, to_slab, dst->B);
     return PARE_OK;
-oom:
-    pare_linear_release(dst);
-    return pare_fail(err, PARE_ENOMEM, "cloning %s: out of memory", src->name);
 }
 
 pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error *err)

@@ -77,6 +77,8 @@ pare_status pare_adamw_step(pare_adamw *opt, pare_grads *g, double lr, pare_erro
     return PARE_OK;
 }
 
+const char *const PARE_LR_DECAY_NAMES[] = {"cosine", "linear", "constant", NULL};
+
 pare_status pare_lr_check(const pare_lr_schedule *s, pare_error *err)
 {
     if (!(s->lr_max >= 0) || !(s->lr_min >= 0) || s->lr_min > s->lr_max || !isfinite(s->lr_max))

@@ -37,6 +37,8 @@ void pare_adamw_free(pare_adamw *opt);
 pare_status pare_adamw_step(pare_adamw *opt, pare_grads *g, double lr, pare_error *err);
 
 typedef enum { PARE_LR_COSINE, PARE_LR_LINEAR, PARE_LR_CONSTANT } pare_lr_decay;
+/* "cosine", "linear", "constant", NULL: indexed by pare_lr_decay */
+extern const char *const PARE_LR_DECAY_NAMES[];
 
 /* Linear warmup to lr_max, then decay to lr_min at step `total`. For 0-based step s:
  *   s < warmup:  lr_max * (s + 1) / warmup

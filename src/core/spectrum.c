@@ -11,6 +11,7 @@
 
 #include "calib.h"
 #include "parallel.h"
+#include "rng.h"
 
 #define NM(name) ((name) ? (name) : "matrix")
 
@@ -274,37 +275,6 @@ pare_status pare_spectrum_values(const char *name, const float *w, int m, int n,
 /* ------------------------------------------------------------------------------------------- */
 /* truncated SVD */
 
-typedef struct {
-    uint64_t s;
-    int have;
-    double spare;
-} rng_t;
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in (0, 1]. */
-static double rng_uniform(rng_t *r) { return ((splitmix64(&r->s) >> 11) + 1.0) * (1.0 / 9007199254740992.0); }
-
-/* Standard normal by Box–Muller (both values of each pair are used). */
-static double rng_gauss(rng_t *r)
-{
-    if (r->have) {
-        r->have = 0;
-        return r->spare;
-    }
-    double u1 = rng_uniform(r), u2 = rng_uniform(r);
-    double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
-    r->spare = rad * sin(th);
-    r->have = 1;
-    return rad * cos(th);
-}
-
 /* Orthonormalizes the columns of the column-major Y [rows, cols] (rows >= cols) in place. */
 static pare_status orthonormalize(const char *name, float *Y, int rows, int cols, float *tau, pare_error *err)
 {
@@ -433,9 +403,10 @@ pare_status pare_svd_topk(const char *name, const float *w, int m, int n, int k,
         st = pare_fail(err, PARE_ENOMEM, "%s: out of memory for the range finder", NM(name));
         goto done;
     }
-    rng_t rng = {opts->seed, 0, 0};
+    /* uniforms in (0, 1] */
+    pare_normal_rng rng = {.state = opts->seed, .u1_offset = 1.0, .u2_offset = 1.0};
     for (size_t i = 0; i < (size_t)n * l; i++)
-        Z[i] = (float)rng_gauss(&rng);
+        Z[i] = (float)pare_normal(&rng);
     /* Q = orth(W·Ω) */
     cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, l, n, 1.0f, w, n, Z, n, 0.0f, Q, m);
     if ((st = orthonormalize(name, Q, m, l, tau, err)))

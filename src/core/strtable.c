@@ -45,7 +45,7 @@ int bb_append(bytebuf *b, const void *src, size_t n)
     return 1;
 }
 
-uint64_t hash_bytes(const char *s, size_t n)
+uint64_t pare_fnv1a_hash(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) {
@@ -53,15 +53,6 @@ uint64_t hash_bytes(const char *s, size_t n)
         h *= 1099511628211ull;
     }
     return h ^ (h >> 29);
-}
-
-uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
 }
 
 void strmap_free(strmap *m)
@@ -79,7 +70,7 @@ int32_t strmap_find(const strmap *m, const char *k, size_t n)
 {
     if (!m->n_slots)
         return -1;
-    uint64_t h = hash_bytes(k, n);
+    uint64_t h = pare_fnv1a_hash(k, n);
     size_t mask = m->n_slots - 1;
     for (size_t s = (size_t)h & mask;; s = (s + 1) & mask) {
         int32_t e = m->slots[s];
@@ -147,7 +138,7 @@ int32_t strmap_put(strmap *m, const char *k, size_t n, int32_t val)
     e = (int32_t)m->n++;
     m->key_off[e] = off;
     m->key_len[e] = n;
-    m->hash[e] = hash_bytes(k, n);
+    m->hash[e] = pare_fnv1a_hash(k, n);
     m->val[e] = val;
     size_t mask = m->n_slots - 1;
     size_t s = (size_t)m->hash[e] & mask;

@@ -18,9 +18,8 @@ int bb_reserve(bytebuf *b, size_t extra);
 /* Appends n bytes and keeps a NUL after them; 0 when out of memory. */
 int bb_append(bytebuf *b, const void *src, size_t n);
 
-/* FNV-1a of a byte string, and a 64-bit finalizer for integer keys (splitmix64's). */
-uint64_t hash_bytes(const char *s, size_t n);
-uint64_t mix64(uint64_t x);
+/* FNV-1a of a byte string (integer keys use rng.h's pare_splitmix64_mix). */
+uint64_t pare_fnv1a_hash(const char *s, size_t n);
 
 /* Byte strings -> int32: entries numbered in insertion order, keys kept in one buffer. */
 typedef struct {

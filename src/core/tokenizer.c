@@ -3,6 +3,7 @@
  * tokenizer.bin (tokenizer_llama2c.c), which match the reference libraries id for id; the tokenizer
  * object, id buffers and the merge table they share. */
 #include "tokenizer_internal.h"
+#include "rng.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,7 @@ const pair_slot *pairmap_get(const pairmap *m, int32_t a, int32_t b)
     if (!m->n_slots || k == PAIR_EMPTY)
         return NULL;
     size_t mask = m->n_slots - 1;
-    size_t s = (size_t)mix64(k) & mask;
+    size_t s = (size_t)pare_splitmix64_mix(k) & mask;
     for (size_t probes = 0; probes < m->n_slots; probes++, s = (s + 1) & mask) {
         if (m->slots[s].key == k)
             return &m->slots[s];
@@ -90,7 +91,7 @@ int pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t new_id)
     if (!m->n_slots || k == PAIR_EMPTY)
         return 0;
     size_t mask = m->n_slots - 1;
-    size_t s = (size_t)mix64(k) & mask;
+    size_t s = (size_t)pare_splitmix64_mix(k) & mask;
     for (size_t probes = 0; m->slots[s].key != PAIR_EMPTY && m->slots[s].key != k; s = (s + 1) & mask)
         if (++probes == m->n_slots)
             return 0;
