@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "core/error.h"
 #include "core/model.h"
+#include "core/numparse.h"
 
 /* Exit statuses: 0 success, 2 bad input, usage or any other error the core reports, 130 interrupted
  * (SIGINT), 143 terminated (SIGTERM): 128 + the signal, as a shell reports a process it killed. */

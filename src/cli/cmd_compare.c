@@ -167,11 +167,8 @@ oom:
 
 static int is_number(const char *s)
 {
-    char *end;
-    if (!s || !*s)
-        return 0;
-    strtod(s, &end);
-    return !*end;
+    double v;
+    return s && pare_parse_double("cell", s, -HUGE_VAL, HUGE_VAL, &v, NULL) == PARE_OK;
 }
 
 static void write_table(const table *t, const char *format, FILE *f)

@@ -13,13 +13,15 @@
 
 #define MAX_EVAL 8
 
-static pare_status run_eval(pare_model *m, const char *what, const int32_t *ids, size_t n, const pare_eval_opts *eo,
-                            pare_eval_result *res, pare_error *err)
+static pare_status run_eval(pare_model *m, const char *what, const char *data, const int32_t *ids, size_t n,
+                            const pare_eval_opts *eo, pare_eval_result *res, pare_error *err)
 {
     cli_progress prog;
     cli_progress_init(&prog, what, (double)n, "tok");
     pare_progress pp = {cli_progress_cb, &prog};
-    pare_status st = pare_eval_perplexity(m, ids, n, eo, &pp, res, err);
+    pare_eval_opts named = *eo;
+    named.data = data;
+    pare_status st = pare_eval_perplexity(m, ids, n, &named, &pp, res, err);
     cli_progress_done(&prog);
     return st;
 }
@@ -89,11 +91,10 @@ int cmd_compress(int argc, char **argv)
             return cli_error("compress", &err);
         }
     }
-    if (nm && (sscanf(nm, "%d:%d", &mo.nm_n, &mo.nm_m) != 2 || mo.nm_n < 1 || mo.nm_n >= mo.nm_m ||
-               me->policy != PARE_POLICY_MASK)) {
-        pare_fail(&err, PARE_EINVAL, "--nm %s: expected N:M with 0 < N < M (e.g. 2:4), for wanda or magnitude", nm);
+    if (nm && (pare_parse_nm("--nm", nm, &mo.nm_n, &mo.nm_m, &err) ||
+               (me->policy != PARE_POLICY_MASK &&
+                pare_fail(&err, PARE_EINVAL, "--nm %s: only wanda and magnitude take N:M masks", nm))))
         return cli_error("compress", &err);
-    }
     if (!(mo.ratio > 0 && mo.ratio < 1)) {
         pare_fail(&err, PARE_EINVAL, "--ratio %g: the fraction of parameters to remove must be in (0, 1)", mo.ratio);
         return cli_error("compress", &err);
@@ -131,11 +132,16 @@ int cmd_compress(int argc, char **argv)
         memcpy(eval_path[n_files], p, len);
         eval_path[n_files][len] = 0;
         st = cli_tokenize_file(m, eval_path[n_files], &eval_ids[n_files], &n_eval[n_files], &err);
+        pare_eval_opts named = eo;
+        pare_eval_plan plan;
+        named.data = eval_path[n_files];
+        if (!st) /* a text too short for one window is refused before the compression runs */
+            st = pare_eval_plan_make(m, n_eval[n_files], &named, &plan, &err);
         n_files++;
         p += len + (p[len] == ',');
     }
     for (int f = 0; !st && eval_dense && f < n_files; f++)
-        st = run_eval(m, "eval dense", eval_ids[f], n_eval[f], &eo, &before[f], &err);
+        st = run_eval(m, "eval dense", eval_path[f], eval_ids[f], n_eval[f], &eo, &before[f], &err);
     pare_apply_report rep = {0};
     pare_weighting wk = me->weighting;
     if (!st) {
@@ -146,7 +152,7 @@ int cmd_compress(int argc, char **argv)
         cli_progress_done(&prog);
     }
     for (int f = 0; !st && f < n_files; f++)
-        st = run_eval(m, "eval compressed", eval_ids[f], n_eval[f], &eo, &after[f], &err);
+        st = run_eval(m, "eval compressed", eval_path[f], eval_ids[f], n_eval[f], &eo, &after[f], &err);
     if (st) {
         rc = cli_error("compress", &err);
         goto done;

@@ -284,15 +284,14 @@ static int run_demo(dargs *a)
     const char *cmd = "demo";
     double t_start = cli_now();
 #define BAD(...) do { pare_fail(&err, PARE_EINVAL, __VA_ARGS__); return cli_error(cmd, &err); } while (0)
-    long until_steps = 0;
+    long long until_steps = 0;
     int until_tok = 0, until_model = 0;
     if (a->until) {
-        char *end;
         if (!strcmp(a->until, "tokenizer"))
             until_tok = 1;
         else if (!strcmp(a->until, "model"))
             until_model = 1;
-        else if ((until_steps = strtol(a->until, &end, 10)) < 1 || *end)
+        else if (pare_parse_int("--until", a->until, 1, INT_MAX, &until_steps, NULL))
             BAD("--until '%s': expected tokenizer, model or a number of training steps", a->until);
     }
     if (a->vocab < 258 || a->dim < 1 || a->layers < 1 || a->heads < 1 || a->dim % a->heads || a->steps < 1 ||
@@ -414,6 +413,7 @@ static int run_demo(dargs *a)
         pare_eval_defaults(&eo);
         eo.window = a->seq;
         eo.limit_tokens = a->eval_limit;
+        eo.data = val;
         pare_status st = cli_load_model(model, NULL, &m, &err);
         if (!st)
             st = cli_tokenize_file(m, val, &ids, &n_ids, &err);

@@ -258,6 +258,7 @@ int cmd_eval(int argc, char **argv)
     size_t n_ids = 0;
     int32_t *ids = NULL;
     pare_eval_plan plan;
+    o.data = data;
     if (pare_eval_plan_make(m, SIZE_MAX, &o, &plan, &err)) { /* options checked before the slow parts */
         rc = cli_error("eval", &err);
         goto done;
@@ -270,7 +271,6 @@ int cmd_eval(int argc, char **argv)
     }
     double t_tok = cli_now() - t0;
     if (pare_eval_plan_make(m, n_ids, &o, &plan, &err)) {
-        pare_wrap(&err, "%s (%zu tokens)", data, n_ids);
         rc = cli_error("eval", &err);
         goto done;
     }

@@ -431,6 +431,7 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     pare_eval_defaults(&eo);
     eo.window = a->eval_window;
     eo.limit_tokens = a->eval_limit;
+    eo.data = a->evalf;
     int32_t *eval_ids = NULL;
     size_t n_eval = 0;
     if (!st && a->evalf)

@@ -1301,12 +1301,12 @@ pare_status pare_export_load(pare_model *m, const char *dir, const char *tokeniz
         size_t n = strlen(tokenizer_path);
         if (n > 4 && !strcmp(tokenizer_path + n - 4, ".bin"))
             return pare_tokenizer_load_llama2c(tokenizer_path, m->cfg.vocab_size, &m->tok, err);
-        return pare_tokenizer_load_hf(tokenizer_path, &m->tok, err);
+        return pare_model_load_hf_tokenizer(m, tokenizer_path, err);
     }
     if ((rc = pare_path_join(path, sizeof path, dir, "tokenizer.json", err)))
         return rc;
     if (pare_file_exists(path))
-        return pare_tokenizer_load_hf(path, &m->tok, err);
+        return pare_model_load_hf_tokenizer(m, path, err);
     if ((rc = pare_path_join(path, sizeof path, dir, "tokenizer.bin", err)))
         return rc;
     if (pare_file_exists(path))
