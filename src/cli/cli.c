@@ -6,6 +6,7 @@
 #include "core/numparse.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -149,6 +150,19 @@ void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n
         snprintf(left, sizeof left, "%s%s%s", strlen(opts[i].name) == 1 ? "-" : "--", opts[i].name, arg);
         printf("  %-24s %s\n", left, opts[i].help);
     }
+}
+
+int cli_print_json(const char *cmd, json_t *j, size_t flags)
+{
+    char *s = j ? json_dumps(j, flags) : NULL;
+    json_decref(j);
+    if (!s) {
+        fprintf(stderr, "pare %s: out of memory building the JSON output\n", cmd);
+        return EXIT_BAD_INPUT;
+    }
+    printf("%s\n", s);
+    free(s);
+    return 0;
 }
 
 int cli_error(const char *cmd, const pare_error *err)

@@ -26,6 +26,11 @@ typedef struct {
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts);
 void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts);
 
+/* Prints j (consumed) on stdout with json_dumps flags; a NULL j (a json_pack that failed) or a failed
+ * dump is an error line instead of a crash. Returns 0 or the exit status to use. */
+struct json_t;
+int cli_print_json(const char *cmd, struct json_t *j, size_t flags);
+
 /* Prints the error's one line ("pare CMD: message") and returns the exit status to use. */
 int cli_error(const char *cmd, const pare_error *err);
 

@@ -10,6 +10,7 @@
 #include "core/spectrum.h"
 #include "core/eval.h"
 #include "core/export.h"
+#include "core/json_number.h"
 
 #define MAX_EVAL 8
 
@@ -165,25 +166,26 @@ int cmd_compress(int argc, char **argv)
                         "more calibration data (--calib-samples) makes the Gram better conditioned\n",
                 rep.max_damping, PARE_WHITEN_DAMPING);
     /* one summary serves --json and the export manifest */
-        json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:{s:I, s:I, s:I, s:I, s:f, s:f}, s:i, s:i, s:i, s:f}",
-                          "model", m->path, "method", method, "weighting", PARE_WEIGHTING_NAMES[wk], "ratio", mo.ratio, "split",
-                          mo.split, "keep_least", mo.keep_least, "params", "block_linear_before",
-                          (json_int_t)rep.params_before, "block_linear_after", (json_int_t)rep.params_after,
-                          "total_before", (json_int_t)total_before, "total_after", (json_int_t)pc.total,
-                          "block_linear_removed", 1.0 - (double)rep.params_after / (double)rep.params_before,
-                          "total_removed", 1.0 - (double)pc.total / (double)total_before, "factorized",
-                          rep.factorized, "channel_blocks", rep.channel_blocks, "masked", rep.masked,
-                          "worst_rel_error", rep.worst_rel_error);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:o, s:o}, s:i, s:i, s:i, s:o}", "model", m->path,
+        "method", method, "weighting", PARE_WEIGHTING_NAMES[wk], "ratio", pare_json_number(mo.ratio), "split",
+        pare_json_number(mo.split), "keep_least", pare_json_number(mo.keep_least), "params", "block_linear_before",
+        (json_int_t)rep.params_before, "block_linear_after", (json_int_t)rep.params_after, "total_before",
+        (json_int_t)total_before, "total_after", (json_int_t)pc.total, "block_linear_removed",
+        pare_json_number(1.0 - (double)rep.params_after / (double)rep.params_before), "total_removed",
+        pare_json_number(1.0 - (double)pc.total / (double)total_before), "factorized", rep.factorized, "channel_blocks",
+        rep.channel_blocks, "masked", rep.masked, "worst_rel_error", pare_json_number(rep.worst_rel_error));
     if (me->policy == PARE_POLICY_ENERGY)
-        json_object_set_new(j, "energy", json_real(mo.energy));
+        json_object_set_new(j, "energy", pare_json_number(mo.energy));
     if (wk == PARE_WEIGHT_WHITEN)
-        json_object_set_new(j, "max_whiten_damping", json_real(rep.max_damping));
+        json_object_set_new(j, "max_whiten_damping", pare_json_number(rep.max_damping));
     json_t *evals = json_array();
     for (int f = 0; f < n_files; f++) {
-        json_t *e = json_pack("{s:s, s:i, s:i, s:I, s:f}", "data", eval_path[f], "window", after[f].plan.window,
-                              "stride", after[f].plan.stride, "predicted", (json_int_t)after[f].plan.predicted, "ppl", after[f].ppl);
+        json_t *e = json_pack("{s:s, s:i, s:i, s:I, s:o}", "data", eval_path[f], "window", after[f].plan.window,
+                              "stride", after[f].plan.stride, "predicted", (json_int_t)after[f].plan.predicted, "ppl",
+                              pare_json_number(after[f].ppl));
         if (eval_dense)
-            json_object_set_new(e, "ppl_dense", json_real(before[f].ppl));
+            json_object_set_new(e, "ppl_dense", pare_json_number(before[f].ppl));
         json_array_append_new(evals, e);
     }
     json_object_set_new(j, "eval", evals);
@@ -208,10 +210,7 @@ int cmd_compress(int argc, char **argv)
                                                    (json_int_t)xr.bytes_on_disk, "ffn_width", xr.ffn_width));
     }
     if (json) {
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        rc = cli_print_json("compress", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         printf("method        %s: %s\n", method, me->what);
         if (me->policy == PARE_POLICY_ENERGY)

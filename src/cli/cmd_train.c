@@ -19,6 +19,7 @@
 #include "core/finetune.h"
 #include "core/sha256.h"
 #include "core/tokenizer.h"
+#include "core/json_number.h"
 
 typedef struct {
     int scratch; /* 1: pare train */
@@ -44,11 +45,12 @@ typedef struct {
  * --resume (the text and the models by content hash where they are files). */
 static json_t *options_json(const targs *a, const pare_ft_opts *o, const char *data_sha, const pare_config *cfg)
 {
-    json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:f, s:f, s:I, s:s, s:f, s:f, s:I}", "command", a->cmd,
-                          "data_sha256", data_sha, "steps", (json_int_t)a->steps, "batch", a->batch, "seq", a->seq,
-                          "accum", a->accum, "lr", a->lr, "lr_min", o->train.lr.lr_min, "lr_warmup",
-                          (json_int_t)a->lr_warmup, "schedule", a->schedule, "weight_decay", a->wd, "clip", a->clip,
-                          "seed", (json_int_t)a->seed);
+    json_t *j =
+        json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:o, s:o, s:I, s:s, s:o, s:o, s:I}", "command", a->cmd, "data_sha256",
+                  data_sha, "steps", (json_int_t)a->steps, "batch", a->batch, "seq", a->seq, "accum", a->accum, "lr",
+                  pare_json_number(a->lr), "lr_min", pare_json_number(o->train.lr.lr_min), "lr_warmup",
+                  (json_int_t)a->lr_warmup, "schedule", a->schedule, "weight_decay", pare_json_number(a->wd), "clip",
+                  pare_json_number(a->clip), "seed", (json_int_t)a->seed);
     if (a->scratch)
         json_object_set_new(j, "architecture",
                             json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}", "arch", pare_arch_name(cfg->arch),
@@ -58,15 +60,20 @@ static json_t *options_json(const targs *a, const pare_ft_opts *o, const char *d
     else
         json_object_set_new(j, "model", json_string(a->model));
     if (o->prune)
-        json_object_set_new(j, "prune", json_pack("{s:s, s:f, s:I, s:I, s:i, s:s}", "method", a->prune, "sparsity",
-                                                  a->sparsity, "warmup", (json_int_t)a->warmup, "cooldown",
-                                                  (json_int_t)a->cooldown, "every", a->prune_every, "scope", a->scope));
+        json_object_set_new(j, "prune",
+                            json_pack("{s:s, s:o, s:I, s:I, s:i, s:s}", "method", a->prune, "sparsity",
+                                      pare_json_number(a->sparsity), "warmup", (json_int_t)a->warmup, "cooldown",
+                                      (json_int_t)a->cooldown, "every", a->prune_every, "scope", a->scope));
     if (a->sparse)
         json_object_set_new(j, "sparse_model", json_string(a->sparse));
     if (o->mix_p0 > 0)
-        json_object_set_new(j, "mixed_rank", json_pack("{s:f, s:f}", "p0", a->mix_p0, "span", a->mix_span));
+        json_object_set_new(
+            j, "mixed_rank",
+            json_pack("{s:o, s:o}", "p0", pare_json_number(a->mix_p0), "span", pare_json_number(a->mix_span)));
     if (o->distill > 0)
-        json_object_set_new(j, "distill", json_pack("{s:f, s:f}", "weight", a->distill, "temperature", a->distill_temp));
+        json_object_set_new(j, "distill",
+                            json_pack("{s:o, s:o}", "weight", pare_json_number(a->distill), "temperature",
+                                      pare_json_number(a->distill_temp)));
     return j;
 }
 
@@ -506,27 +513,26 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     if (a->quiet) {
         /* a driver (pare demo) reports the result itself */
     } else if (a->json) {
-        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:{s:s, s:s, s:I}}", "command", cmd, "model",
-                              m->path, "steps", (json_int_t)pare_ft_steps_done(ft), "params", (json_int_t)pc.total,
-                              "final_loss", lc.last_loss, "train_seconds", train_s, "tokens_per_second",
-                              train_s > 0 ? (double)trained / train_s : 0.0, "export", "path", model_out, "format",
-                              pare_export_format_name(xo.format), "bytes", (json_int_t)xr.bytes_on_disk);
+        json_t *j =
+            json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:{s:s, s:s, s:I}}", "command", cmd, "model", m->path,
+                      "steps", (json_int_t)pare_ft_steps_done(ft), "params", (json_int_t)pc.total, "final_loss",
+                      pare_json_number(lc.last_loss), "train_seconds", pare_json_number(train_s), "tokens_per_second",
+                      pare_json_number(train_s > 0 ? (double)trained / train_s : 0.0), "export", "path", model_out,
+                      "format", pare_export_format_name(xo.format), "bytes", (json_int_t)xr.bytes_on_disk);
         if (lc.steady_seconds > 0)
-            json_object_set_new(j, "steady_tokens_per_second", json_real((double)lc.steady_tokens / lc.steady_seconds));
+            json_object_set_new(j, "steady_tokens_per_second",
+                                pare_json_number((double)lc.steady_tokens / lc.steady_seconds));
         struct rusage ru;
         if (!getrusage(RUSAGE_SELF, &ru))
             json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)ru.ru_maxrss * 1024));
         if (fs)
-            json_object_set_new(j, "sparsity", json_real(pare_fop_sparsity(fs)));
+            json_object_set_new(j, "sparsity", pare_json_number(pare_fop_sparsity(fs)));
         if (a->evalf)
-            json_object_set_new(j, "eval", json_pack("{s:s, s:f, s:I, s:i}", "data", a->evalf, "ppl", er.ppl,
-                                                     "predicted", (json_int_t)er.plan.predicted, "window",
-                                                     er.plan.window));
+            json_object_set_new(j, "eval",
+                                json_pack("{s:s, s:o, s:I, s:i}", "data", a->evalf, "ppl", pare_json_number(er.ppl),
+                                          "predicted", (json_int_t)er.plan.predicted, "window", er.plan.window));
         json_object_set(j, "options", oj);
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        rc = cli_print_json(cmd, j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         if (trained)
             printf("trained       %ld steps, final loss %.4f (%.0f tok/s over %.1fs)\n", pare_ft_steps_done(ft),
