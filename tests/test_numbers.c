@@ -223,6 +223,32 @@ static void test_overflowing_logits(void)
     expect_refused(ft, (const char *const[]){"step 1", "loss", NULL});
 }
 
+/* A recipe evaluating that model fails naming the model (run.json said "complete" with ppl null,
+ * and pare compare printed 0.0000). */
+static void test_recipe_nonfinite_eval(void)
+{
+    const char *d = fixture_hf_dir("overflow-run", 0), *text = tmp_path("text.txt"), *out = tmp_path("run");
+    fixture_write_pattern(text, "abc defg hij ", 4096);
+    poke_tensor(d, "model.norm.weight", -1, 3e38f);
+    char eval_set[1300];
+    snprintf(eval_set, sizeof eval_set, "eval=%s", text);
+    const char *args[] = {"run", "presets/svd.lua", "--model", d, "--set", eval_set, "--set", "window=32",
+                          "--out", out, "--quiet", NULL};
+    char *o = NULL, *e = NULL;
+    int st = run_pare(&o, &e, args);
+    CHECKF(st == 2, "exit %d (want 2): %.300s", st, e);
+    CHECKF(e && strstr(e, "non-finite loss") && strstr(e, d), "stderr: %.300s", e);
+    char rec[1300];
+    snprintf(rec, sizeof rec, "%s/run.json", out);
+    json_error_t je;
+    json_t *j = json_load_file(rec, 0, &je);
+    const char *status = json_string_value(json_object_get(j, "status"));
+    CHECKF(status && strcmp(status, "complete") != 0, "run.json status %s", status ? status : "(none)");
+    json_decref(j);
+    free(o);
+    free(e);
+}
+
 /* The training core stops before an update from a non-finite loss, naming the step. */
 static void test_train_nonfinite_loss(void)
 {
@@ -349,6 +375,7 @@ void suite_numbers(void)
     RUN(test_bad_config_numbers);
     RUN(test_nonfinite_weights);
     RUN(test_overflowing_logits);
+    RUN(test_recipe_nonfinite_eval);
     RUN(test_train_nonfinite_loss);
     RUN(test_compare_missing_metric);
     RUN(test_thread_environment);
