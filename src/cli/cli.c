@@ -5,7 +5,6 @@
 #include "core/fileio.h"
 #include "core/numparse.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>

@@ -711,11 +711,11 @@ static pare_status check_finite_weights(pare_model *m, pare_error *err)
                 return rc;
         }
     }
-    pare_linear *lin[4097];
+    pare_linear *lin[4096];
     int n = pare_model_linears(m, lin, 4096);
-    lin[n < 4096 ? n : 4096] = c->tied_head ? NULL : &m->head;
-    for (int i = 0; i <= n && i <= 4096; i++) {
-        const pare_linear *l = lin[i];
+    n = n < 4096 ? n : 4096;
+    for (int i = 0; i <= n; i++) {
+        const pare_linear *l = i < n ? lin[i] : c->tied_head ? NULL : &m->head; /* a tied head is the embedding */
         if (!l)
             continue;
         int factored = l->kind == PARE_LIN_FACTORED;
