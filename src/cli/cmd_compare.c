@@ -78,16 +78,20 @@ enum { C_RUN, C_STATUS, C_METHOD, C_RATIO, C_BLOCK, C_BLOCK_REMOVED, C_TOTAL, C_
 static const char *const FIXED_HEAD[] = {"run", "status", "method", "ratio", "block_linear", "block_removed",
                                          "total", "total_removed"};
 
-/* Adds the rows of one run record; returns 0 or prints the problem and returns -1. */
-/* A cell for a number of the run record: integers as such, reals to 4 decimals, and "-" for a value
- * that is absent or null (run.json writes null for a metric that is not finite), never 0. */
-static char *number_cell(const json_t *v)
+/* Cells for the numbers of a run record: counts as integers, fractions and metrics to 4 decimals, and
+ * "-" for a value that is absent or null (run.json writes null for a metric that is not finite),
+ * never 0. */
+static char *count_cell(const json_t *v)
 {
-    if (json_is_integer(v))
-        return dupf("%lld", (long long)json_integer_value(v));
-    return json_is_real(v) ? dupf("%.4f", json_real_value(v)) : strdup("-");
+    return json_is_integer(v) ? dupf("%lld", (long long)json_integer_value(v)) : strdup("-");
 }
 
+static char *real_cell(const json_t *v)
+{
+    return json_is_number(v) ? dupf("%.4f", json_number_value(v)) : strdup("-");
+}
+
+/* Adds the rows of one run record; returns 0 or prints the problem and returns -1. */
 static int add_run(table *t, const char *arg)
 {
     char path[4200];
@@ -151,17 +155,17 @@ static int add_run(table *t, const char *arg)
                 snprintf(ratio + used, sizeof ratio - used, "%s%g", used ? "+" : "", json_number_value(v));
         }
         cells[C_RATIO] = strdup(ratio);
-        cells[C_BLOCK] = number_cell(json_object_get(params, "block_linear"));
-        cells[C_BLOCK_REMOVED] = number_cell(json_object_get(params, "block_linear_removed"));
-        cells[C_TOTAL] = number_cell(json_object_get(params, "total"));
-        cells[C_TOTAL_REMOVED] = number_cell(json_object_get(params, "total_removed"));
+        cells[C_BLOCK] = count_cell(json_object_get(params, "block_linear"));
+        cells[C_BLOCK_REMOVED] = real_cell(json_object_get(params, "block_linear_removed"));
+        cells[C_TOTAL] = count_cell(json_object_get(params, "total"));
+        cells[C_TOTAL_REMOVED] = real_cell(json_object_get(params, "total_removed"));
         json_array_foreach(metrics, k, mt) {
             char key[512];
             snprintf(key, sizeof key, "%s %s", json_string_value(json_object_get(mt, "name")) ?: "?",
                      base_name(json_string_value(json_object_get(mt, "data")) ?: "?"));
             int c = metric_col(t, key, C_FIXED);
             free(cells[c]);
-            cells[c] = number_cell(json_object_get(mt, "value"));
+            cells[c] = real_cell(json_object_get(mt, "value"));
         }
     }
     if (json_array_size(results) == 0)
