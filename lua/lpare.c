@@ -613,6 +613,7 @@ static int l_eval(lua_State *L)
     pare_progress pp;
     lp_progress_begin(L, &pc, &pp);
     pare_eval_result r = {0};
+    eo.data = path;
     pare_status st = pare_eval_perplexity(m, ids, n, &eo, &pp, &r, &err);
     free(ids);
     if (st)

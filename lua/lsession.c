@@ -22,6 +22,7 @@
 #include "core/sha256.h"
 #include "core/version.h"
 #include "lpare.h"
+#include "core/json_number.h"
 
 struct lsession {
     lua_State *L;
@@ -275,7 +276,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, json_walk *w)
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx))
             return json_integer((json_int_t)lua_tointeger(L, idx));
-        return isfinite(lua_tonumber(L, idx)) ? json_real(lua_tonumber(L, idx)) : json_null();
+        return pare_json_number(lua_tonumber(L, idx)); /* NaN and infinities: null */
     case LUA_TSTRING: return json_stringn(lua_tostring(L, idx), lua_rawlen(L, idx));
     case LUA_TTABLE: break;
     default: return json_null();
@@ -588,7 +589,7 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
     iso_time(time(NULL), t2, sizeof t2);
     json_object_set_new(j, "started", json_string(t1));
     json_object_set_new(j, "finished", json_string(t2));
-    json_object_set_new(j, "wall_s", json_real(wall));
+    json_object_set_new(j, "wall_s", pare_json_number(wall));
     if (status != LS_COMPLETE)
         emit(s, LS_ERROR, errmsg);
     snprintf(path, sizeof path, "%s/run.json", s->out);

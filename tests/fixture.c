@@ -437,3 +437,14 @@ void fixture_write_pattern(const char *path, const char *pattern, size_t bytes)
     CHECKF(fixture_write_raw(path, buf, bytes) == 0, "cannot write %s", path);
     free(buf);
 }
+
+void fixture_set_config(const char *dir, const char *key, json_t *value)
+{
+    char p[1300];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    json_object_set_new(j, key, value);
+    json_dump_file(j, p, 0);
+    json_decref(j);
+}

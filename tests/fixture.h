@@ -47,6 +47,10 @@ const char *fixture_hf_dir(const char *name, int gpt2);
 /* Writes `bytes` bytes of `pattern` repeated (a calibration or evaluation text). */
 void fixture_write_pattern(const char *path, const char *pattern, size_t bytes);
 
+/* Sets key in DIR/config.json to value (consumed). */
+struct json_t;
+void fixture_set_config(const char *dir, const char *key, struct json_t *value);
+
 /* Reads / writes whole files for corrupting fixtures. */
 unsigned char *fixture_read(const char *path, size_t *len);
 int fixture_write_raw(const char *path, const void *data, size_t len);

@@ -321,17 +321,6 @@ static void test_bad_safetensors(void)
     free(b);
 }
 
-static void set_config(const char *dir, const char *key, json_t *value)
-{
-    char p[1300];
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    json_error_t je;
-    json_t *j = json_load_file(p, 0, &je);
-    json_object_set_new(j, key, value);
-    json_dump_file(j, p, 0);
-    json_decref(j);
-}
-
 static void test_bad_model_config(void)
 {
     const char *d = fixture_hf_dir("cfg", 0);
@@ -339,13 +328,13 @@ static void test_bad_model_config(void)
     char st[1300], cfg[1300];
     snprintf(st, sizeof st, "%s/model.safetensors", d);
     snprintf(cfg, sizeof cfg, "%s/config.json", d);
-    set_config(d, "num_hidden_layers", json_integer(3));
+    fixture_set_config(d, "num_hidden_layers", json_integer(3));
     expect_bad(args, (const char *const[]){st, "model.layers.2.", "missing", NULL});
-    set_config(d, "num_hidden_layers", json_integer(2));
-    set_config(d, "hidden_size", json_integer(40));
+    fixture_set_config(d, "num_hidden_layers", json_integer(2));
+    fixture_set_config(d, "hidden_size", json_integer(40));
     expect_bad(args, (const char *const[]){st, "model.embed_tokens.weight", "shape", NULL});
-    set_config(d, "hidden_size", json_integer(32));
-    set_config(d, "architectures", json_pack("[s]", "T5ForConditionalGeneration"));
+    fixture_set_config(d, "hidden_size", json_integer(32));
+    fixture_set_config(d, "architectures", json_pack("[s]", "T5ForConditionalGeneration"));
     expect_bad(args, (const char *const[]){cfg, "T5ForConditionalGeneration", "LlamaForCausalLM, GPT2LMHeadModel", NULL});
     const char *missing[] = {"info", "--model", tmp_path("no-such-model"), NULL};
     expect_bad(missing, (const char *const[]){"no-such-model", NULL});

@@ -29,6 +29,7 @@ void suite_lpaf(void);
 void suite_tui(void);
 void suite_demo(void);
 void suite_faults(void);
+void suite_numbers(void);
 
 const suite harness_suites[] = {
     {"tokenizer", suite_tokenizer},
@@ -54,5 +55,6 @@ const suite harness_suites[] = {
     {"tui", suite_tui},
     {"demo", suite_demo},
     {"faults", suite_faults},
+    {"numbers", suite_numbers},
     {0, 0},
 };

@@ -1606,9 +1606,28 @@ static void test_needs_terminal(void)
 static void test_per_type_methods(void);
 static void test_zero_shot_task(void);
 
+/* A metric run.json records as null (it was not finite) reads back as NaN, shown "-", not as 0. */
+static void test_results_null_metric(void)
+{
+    tui_state st;
+    if (open_state(&st, "nullmetric", 0, NULL))
+        return;
+    const char *run = tmp_path("run-null");
+    char p[1300];
+    snprintf(p, sizeof p, "%s/run.json", run);
+    CHECK(mkdir(run, 0755) == 0);
+    const char *rec = "{\"status\": \"complete\", \"results\": [{\"method\": \"svd\", \"params\": {},"
+                      " \"metrics\": [{\"name\": \"ppl\", \"data\": \"t.txt\", \"value\": null}]}]}\n";
+    fixture_write_raw(p, rec, strlen(rec));
+    CHECK(tui_results_from_run(&st, run) == 1);
+    CHECKF(st.n_res > 0 && isnan(st.res[st.n_res - 1].ppl), "ppl %g", st.n_res ? st.res[st.n_res - 1].ppl : 0.0);
+    tui_state_free(&st);
+}
+
 void suite_tui(void);
 void suite_tui(void)
 {
+    RUN(test_results_null_metric);
     RUN(test_budget_totals);
     RUN(test_spectral_plans);
     RUN(test_method_per_type);

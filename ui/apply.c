@@ -107,6 +107,7 @@ pare_status tui_evaluate(const pare_model *m, const tui_settings *set, const par
     pare_eval_defaults(&eo);
     eo.window = set->window;
     eo.limit_tokens = (size_t)(set->limit_tokens > 0 ? set->limit_tokens : 0);
+    eo.data = set->eval;
     int32_t *ids = NULL;
     size_t n = 0;
     pare_status st = pare_model_tokenize_file(m, set->eval, &ids, &n, err);

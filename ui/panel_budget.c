@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/numparse.h"
 #include "tui_internal.h"
 
 enum { F_METHOD, F_RATIO, F_SPLIT, F_KEEP, F_ENERGY, F_WEIGHTING, F_NM, F_COUNT };
@@ -76,10 +77,9 @@ int tui_budget_apply_text(tui_app *a, int f, const char *text)
 {
     if (f == F_NM) { /* "2:4", or off / 0 / empty */
         int n = 0, m = 0;
-        char c;
         if (!*text || !strcmp(text, "off") || !strcmp(text, "0"))
             a->st.mo.nm_n = a->st.mo.nm_m = 0;
-        else if (sscanf(text, "%d:%d%c", &n, &m, &c) == 2 && n >= 1 && n < m && m <= 1024) {
+        else if (pare_parse_nm("N:M", text, &n, &m, NULL) == PARE_OK) {
             a->st.mo.nm_n = n;
             a->st.mo.nm_m = m;
         } else

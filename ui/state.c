@@ -757,6 +757,13 @@ void tui_layout_compute(int cols, int rows, tui_layout *l)
     l->pane[TUI_P_LOG] = (tui_rect){lw, top + area - lh, rw, lh};
 }
 
+/* A metric's value; run.json writes null for one that was not finite: NaN (shown as "-"), not 0. */
+static double metric_value(const json_t *met)
+{
+    const json_t *v = json_object_get(met, "value");
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
 int tui_results_from_run(tui_state *st, const char *out_dir)
 {
     char path[4200];
@@ -788,7 +795,7 @@ int tui_results_from_run(tui_state *st, const char *out_dir)
             int is_acc = name && !strcmp(name, "acc"), is_norm = name && !strcmp(name, "acc_norm");
             if ((is_acc || is_norm) && (!task[0] || (data && !strcmp(task, data)))) {
                 snprintf(task, sizeof task, "%s", data ? data : "?");
-                *(is_acc ? &acc : &acc_norm) = json_number_value(json_object_get(met, "value"));
+                *(is_acc ? &acc : &acc_norm) = metric_value(met);
             }
             n_ppl += !is_acc && !is_norm;
         }
@@ -808,7 +815,7 @@ int tui_results_from_run(tui_state *st, const char *out_dir)
             snprintf(r.label, sizeof r.label, "%s (%s)", method ? method : "?", run);
             snprintf(r.data, sizeof r.data, "%s", db ? db + 1 : data ? data : "");
             snprintf(r.source, sizeof r.source, "%s", run);
-            r.ppl = is_acc ? NAN : json_number_value(json_object_get(met, "value"));
+            r.ppl = is_acc ? NAN : metric_value(met);
             r.block_after = (size_t)json_integer_value(json_object_get(params, "block_linear"));
             r.total_after = (size_t)json_integer_value(json_object_get(params, "total"));
             r.block_before = (size_t)json_integer_value(json_object_get(params, "block_linear_dense"));

@@ -3,9 +3,11 @@
 
 #include "core/calib.h"
 #include "core/fileio.h"
+#include "core/numparse.h"
 
-#include <errno.h>
+#include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,44 +60,39 @@ static const cli_opt *find_opt(const char *name, const cli_opt *opts, int n)
 
 static int parse_value(const char *cmd, const cli_opt *o, const char *v)
 {
-    char *end;
-    errno = 0;
+    char what[80];
+    snprintf(what, sizeof what, "--%s", o->name);
+    pare_error err = {0};
+    long long x;
+    uint64_t u;
+    double d;
     switch (o->type) {
     case OPT_STR:
         *(const char **)o->dst = v;
         return 0;
-    case OPT_INT: {
-        long x = strtol(v, &end, 10);
-        if (*v == '\0' || *end || errno || x < INT_MIN || x > INT_MAX)
+    case OPT_INT:
+        if (pare_parse_int(what, v, INT_MIN, INT_MAX, &x, &err))
             break;
         *(int *)o->dst = (int)x;
         return 0;
-    }
     case OPT_SIZE:
-    case OPT_U64: {
-        /* strtoull accepts " -5" and negates it into a huge value: allow digits only */
-        if (*v < '0' || *v > '9')
-            break;
-        unsigned long long x = strtoull(v, &end, 10);
-        if (*end || errno)
+    case OPT_U64:
+        if (pare_parse_u64(what, v, &u, &err)) /* size_t is 64 bits wide on every target pare builds for */
             break;
         if (o->type == OPT_SIZE)
-            *(size_t *)o->dst = (size_t)x;
+            *(size_t *)o->dst = (size_t)u;
         else
-            *(uint64_t *)o->dst = x;
+            *(uint64_t *)o->dst = u;
         return 0;
-    }
-    case OPT_DOUBLE: {
-        double x = strtod(v, &end);
-        if (*v == '\0' || *end || errno)
+    case OPT_DOUBLE:
+        if (pare_parse_double(what, v, -HUGE_VAL, HUGE_VAL, &d, &err))
             break;
-        *(double *)o->dst = x;
+        *(double *)o->dst = d;
         return 0;
-    }
     case OPT_FLAG:
         return 0;
     }
-    fprintf(stderr, "pare %s: --%s: invalid value '%s'\n", cmd, o->name, v);
+    fprintf(stderr, "pare %s: %s\n", cmd, err.msg);
     return 1;
 }
 
@@ -152,6 +149,19 @@ void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n
         snprintf(left, sizeof left, "%s%s%s", strlen(opts[i].name) == 1 ? "-" : "--", opts[i].name, arg);
         printf("  %-24s %s\n", left, opts[i].help);
     }
+}
+
+int cli_print_json(const char *cmd, json_t *j, size_t flags)
+{
+    char *s = j ? json_dumps(j, flags) : NULL;
+    json_decref(j);
+    if (!s) {
+        fprintf(stderr, "pare %s: out of memory building the JSON output\n", cmd);
+        return EXIT_BAD_INPUT;
+    }
+    printf("%s\n", s);
+    free(s);
+    return 0;
 }
 
 int cli_error(const char *cmd, const pare_error *err)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "core/error.h"
 #include "core/model.h"
+#include "core/numparse.h"
 
 /* Exit statuses: 0 success, 2 bad input, usage or any other error the core reports, 130 interrupted
  * (SIGINT), 143 terminated (SIGTERM): 128 + the signal, as a shell reports a process it killed. */
@@ -24,6 +25,11 @@ typedef struct {
  * Prints "pare CMD: problem" and returns non-zero on a bad option. */
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts);
 void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts);
+
+/* Prints j (consumed) on stdout with json_dumps flags; a NULL j (a json_pack that failed) or a failed
+ * dump is an error line instead of a crash. Returns 0 or the exit status to use. */
+struct json_t;
+int cli_print_json(const char *cmd, struct json_t *j, size_t flags);
 
 /* Prints the error's one line ("pare CMD: message") and returns the exit status to use. */
 int cli_error(const char *cmd, const pare_error *err);

@@ -78,6 +78,19 @@ enum { C_RUN, C_STATUS, C_METHOD, C_RATIO, C_BLOCK, C_BLOCK_REMOVED, C_TOTAL, C_
 static const char *const FIXED_HEAD[] = {"run", "status", "method", "ratio", "block_linear", "block_removed",
                                          "total", "total_removed"};
 
+/* Cells for the numbers of a run record: counts as integers, fractions and metrics to 4 decimals, and
+ * "-" for a value that is absent or null (run.json writes null for a metric that is not finite),
+ * never 0. */
+static char *count_cell(const json_t *v)
+{
+    return json_is_integer(v) ? dupf("%lld", (long long)json_integer_value(v)) : strdup("-");
+}
+
+static char *real_cell(const json_t *v)
+{
+    return json_is_number(v) ? dupf("%.4f", json_number_value(v)) : strdup("-");
+}
+
 /* Adds the rows of one run record; returns 0 or prints the problem and returns -1. */
 static int add_run(table *t, const char *arg)
 {
@@ -143,21 +156,21 @@ static int add_run(table *t, const char *arg)
             v = v ? v : json_object_get(step, "sparsity");
             v = v ? v : json_object_get(step, "energy");
             size_t used = strlen(ratio);
-            if (v && used < sizeof ratio - 24)
+            if (json_is_number(v) && used < sizeof ratio - 24)
                 snprintf(ratio + used, sizeof ratio - used, "%s%g", used ? "+" : "", json_number_value(v));
         }
         cells[C_RATIO] = strdup(ratio);
-        cells[C_BLOCK] = dupf("%lld", (long long)json_integer_value(json_object_get(params, "block_linear")));
-        cells[C_BLOCK_REMOVED] = dupf("%.4f", json_number_value(json_object_get(params, "block_linear_removed")));
-        cells[C_TOTAL] = dupf("%lld", (long long)json_integer_value(json_object_get(params, "total")));
-        cells[C_TOTAL_REMOVED] = dupf("%.4f", json_number_value(json_object_get(params, "total_removed")));
+        cells[C_BLOCK] = count_cell(json_object_get(params, "block_linear"));
+        cells[C_BLOCK_REMOVED] = real_cell(json_object_get(params, "block_linear_removed"));
+        cells[C_TOTAL] = count_cell(json_object_get(params, "total"));
+        cells[C_TOTAL_REMOVED] = real_cell(json_object_get(params, "total_removed"));
         json_array_foreach(metrics, k, mt) {
             char key[512];
             snprintf(key, sizeof key, "%s %s", json_string_value(json_object_get(mt, "name")) ?: "?",
                      base_name(json_string_value(json_object_get(mt, "data")) ?: "?"));
             int c = metric_col(t, key, C_FIXED);
             free(cells[c]);
-            cells[c] = dupf("%.4f", json_number_value(json_object_get(mt, "value")));
+            cells[c] = real_cell(json_object_get(mt, "value"));
         }
     }
     if (json_array_size(results) == 0)
@@ -172,11 +185,8 @@ oom:
 
 static int is_number(const char *s)
 {
-    char *end;
-    if (!s || !*s)
-        return 0;
-    strtod(s, &end);
-    return !*end;
+    double v;
+    return s && pare_parse_double("cell", s, -HUGE_VAL, HUGE_VAL, &v, NULL) == PARE_OK;
 }
 
 static void write_table(const table *t, const char *format, FILE *f)

@@ -10,16 +10,19 @@
 #include "core/spectrum.h"
 #include "core/eval.h"
 #include "core/export.h"
+#include "core/json_number.h"
 
 #define MAX_EVAL 8
 
-static pare_status run_eval(pare_model *m, const char *what, const int32_t *ids, size_t n, const pare_eval_opts *eo,
-                            pare_eval_result *res, pare_error *err)
+static pare_status run_eval(pare_model *m, const char *what, const char *data, const int32_t *ids, size_t n,
+                            const pare_eval_opts *eo, pare_eval_result *res, pare_error *err)
 {
     cli_progress prog;
     cli_progress_init(&prog, what, (double)n, "tok");
     pare_progress pp = {cli_progress_cb, &prog};
-    pare_status st = pare_eval_perplexity(m, ids, n, eo, &pp, res, err);
+    pare_eval_opts named = *eo;
+    named.data = data;
+    pare_status st = pare_eval_perplexity(m, ids, n, &named, &pp, res, err);
     cli_progress_done(&prog);
     return st;
 }
@@ -115,11 +118,10 @@ int cmd_compress(int argc, char **argv)
             return cli_error("compress", &err);
         }
     }
-    if (nm && (sscanf(nm, "%d:%d", &mo.nm_n, &mo.nm_m) != 2 || mo.nm_n < 1 || mo.nm_n >= mo.nm_m ||
-               me->policy != PARE_POLICY_MASK)) {
-        pare_fail(&err, PARE_EINVAL, "--nm %s: expected N:M with 0 < N < M (e.g. 2:4), for wanda or magnitude", nm);
+    if (nm && (pare_parse_nm("--nm", nm, &mo.nm_n, &mo.nm_m, &err) ||
+               (me->policy != PARE_POLICY_MASK &&
+                pare_fail(&err, PARE_EINVAL, "--nm %s: only wanda and magnitude take N:M masks", nm))))
         return cli_error("compress", &err);
-    }
     if (!(mo.ratio > 0 && mo.ratio < 1)) {
         pare_fail(&err, PARE_EINVAL, "--ratio %g: the fraction of parameters to remove must be in (0, 1)", mo.ratio);
         return cli_error("compress", &err);
@@ -160,11 +162,16 @@ int cmd_compress(int argc, char **argv)
         memcpy(eval_path[n_files], p, len);
         eval_path[n_files][len] = 0;
         st = cli_tokenize_file(m, eval_path[n_files], &eval_ids[n_files], &n_eval[n_files], &err);
+        pare_eval_opts named = eo;
+        pare_eval_plan plan;
+        named.data = eval_path[n_files];
+        if (!st) /* a text too short for one window is refused before the compression runs */
+            st = pare_eval_plan_make(m, n_eval[n_files], &named, &plan, &err);
         n_files++;
         p += len + (p[len] == ',');
     }
     for (int f = 0; !st && eval_dense && f < n_files; f++)
-        st = run_eval(m, "eval dense", eval_ids[f], n_eval[f], &eo, &before[f], &err);
+        st = run_eval(m, "eval dense", eval_path[f], eval_ids[f], n_eval[f], &eo, &before[f], &err);
     pare_apply_report rep = {0};
     pare_weighting wk = me->weighting;
     if (!st) {
@@ -175,7 +182,7 @@ int cmd_compress(int argc, char **argv)
         cli_progress_done(&prog);
     }
     for (int f = 0; !st && f < n_files; f++)
-        st = run_eval(m, "eval compressed", eval_ids[f], n_eval[f], &eo, &after[f], &err);
+        st = run_eval(m, "eval compressed", eval_path[f], eval_ids[f], n_eval[f], &eo, &after[f], &err);
     if (st) {
         rc = cli_error("compress", &err);
         goto done;
@@ -188,25 +195,26 @@ int cmd_compress(int argc, char **argv)
                         "more calibration data (--calib-samples) makes the Gram better conditioned\n",
                 rep.max_damping, PARE_WHITEN_DAMPING);
     /* one summary serves --json and the export manifest */
-        json_t *j = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:{s:I, s:I, s:I, s:I, s:f, s:f}, s:i, s:i, s:i, s:f}",
-                          "model", m->path, "method", method, "weighting", PARE_WEIGHTING_NAMES[wk], "ratio", mo.ratio, "split",
-                          mo.split, "keep_least", mo.keep_least, "params", "block_linear_before",
-                          (json_int_t)rep.params_before, "block_linear_after", (json_int_t)rep.params_after,
-                          "total_before", (json_int_t)total_before, "total_after", (json_int_t)pc.total,
-                          "block_linear_removed", 1.0 - (double)rep.params_after / (double)rep.params_before,
-                          "total_removed", 1.0 - (double)pc.total / (double)total_before, "factorized",
-                          rep.factorized, "channel_blocks", rep.channel_blocks, "masked", rep.masked,
-                          "worst_rel_error", rep.worst_rel_error);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:o, s:o}, s:i, s:i, s:i, s:o}", "model", m->path,
+        "method", method, "weighting", PARE_WEIGHTING_NAMES[wk], "ratio", pare_json_number(mo.ratio), "split",
+        pare_json_number(mo.split), "keep_least", pare_json_number(mo.keep_least), "params", "block_linear_before",
+        (json_int_t)rep.params_before, "block_linear_after", (json_int_t)rep.params_after, "total_before",
+        (json_int_t)total_before, "total_after", (json_int_t)pc.total, "block_linear_removed",
+        pare_json_number(1.0 - (double)rep.params_after / (double)rep.params_before), "total_removed",
+        pare_json_number(1.0 - (double)pc.total / (double)total_before), "factorized", rep.factorized, "channel_blocks",
+        rep.channel_blocks, "masked", rep.masked, "worst_rel_error", pare_json_number(rep.worst_rel_error));
     if (me->policy == PARE_POLICY_ENERGY)
-        json_object_set_new(j, "energy", json_real(mo.energy));
+        json_object_set_new(j, "energy", pare_json_number(mo.energy));
     if (wk == PARE_WEIGHT_WHITEN)
-        json_object_set_new(j, "max_whiten_damping", json_real(rep.max_damping));
+        json_object_set_new(j, "max_whiten_damping", pare_json_number(rep.max_damping));
     json_t *evals = json_array();
     for (int f = 0; f < n_files; f++) {
-        json_t *e = json_pack("{s:s, s:i, s:i, s:I, s:f}", "data", eval_path[f], "window", after[f].plan.window,
-                              "stride", after[f].plan.stride, "predicted", (json_int_t)after[f].plan.predicted, "ppl", after[f].ppl);
+        json_t *e = json_pack("{s:s, s:i, s:i, s:I, s:o}", "data", eval_path[f], "window", after[f].plan.window,
+                              "stride", after[f].plan.stride, "predicted", (json_int_t)after[f].plan.predicted, "ppl",
+                              pare_json_number(after[f].ppl));
         if (eval_dense)
-            json_object_set_new(e, "ppl_dense", json_real(before[f].ppl));
+            json_object_set_new(e, "ppl_dense", pare_json_number(before[f].ppl));
         json_array_append_new(evals, e);
     }
     json_object_set_new(j, "eval", evals);
@@ -231,10 +239,7 @@ int cmd_compress(int argc, char **argv)
                                                    (json_int_t)xr.bytes_on_disk, "ffn_width", xr.ffn_width));
     }
     if (json) {
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        rc = cli_print_json("compress", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         printf("method        %s: %s\n", method, me->what);
         if (me->policy == PARE_POLICY_ENERGY)

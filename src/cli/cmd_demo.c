@@ -20,6 +20,7 @@
 #include "core/fileio.h"
 #include "core/sha256.h"
 #include "tui.h"
+#include "core/json_number.h"
 
 /* Bumped when what a cache folder holds or how it is made changes, so old folders are not reused. */
 #define DEMO_RECIPE "pare-demo-1"
@@ -270,15 +271,14 @@ static int run_demo(dargs *a)
     const char *cmd = "demo";
     double t_start = cli_now();
 #define BAD(...) do { pare_fail(&err, PARE_EINVAL, __VA_ARGS__); return cli_error(cmd, &err); } while (0)
-    long until_steps = 0;
+    long long until_steps = 0;
     int until_tok = 0, until_model = 0;
     if (a->until) {
-        char *end;
         if (!strcmp(a->until, "tokenizer"))
             until_tok = 1;
         else if (!strcmp(a->until, "model"))
             until_model = 1;
-        else if ((until_steps = strtol(a->until, &end, 10)) < 1 || *end)
+        else if (pare_parse_int("--until", a->until, 1, INT_MAX, &until_steps, NULL))
             BAD("--until '%s': expected tokenizer, model or a number of training steps", a->until);
     }
     if (a->vocab < 258 || a->dim < 1 || a->layers < 1 || a->heads < 1 || a->dim % a->heads || a->steps < 1 ||
@@ -400,6 +400,7 @@ static int run_demo(dargs *a)
         pare_eval_defaults(&eo);
         eo.window = a->seq;
         eo.limit_tokens = a->eval_limit;
+        eo.data = val;
         pare_status st = cli_load_model(model, NULL, &m, &err);
         if (!st)
             st = cli_tokenize_file(m, val, &ids, &n_ids, &err);
@@ -429,17 +430,17 @@ static int run_demo(dargs *a)
         join(q, model, "train.jsonl");
         if (pare_copy_file(p, q, &err))
             return cli_error(cmd, &err);
-        json_t *j = json_pack("{s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:i}, s:{s:s, s:i, s:i, s:i, s:i, s:i, s:I}, "
-                              "s:{s:i, s:i, s:i, s:f, s:i, s:I}, s:{s:f, s:f, s:I, s:f}, s:{s:s, s:i, s:I, s:f}}",
-                              "recipe", DEMO_RECIPE, "corpus", "train", train, "train_sha256", train_sha, "val", val,
-                              "val_sha256", val_sha, "tokenizer", "type", "byte-level BPE", "vocab", a->vocab,
-                              "architecture", "arch", "llama", "dim", a->dim, "layers", a->layers, "heads", a->heads,
-                              "kv_heads", a->kv_heads > 0 ? a->kv_heads : a->heads, "ffn", a->ffn > 0 ? a->ffn : 8 * a->dim / 3,
-                              "params", (json_int_t)pc.total, "training", "steps", a->steps, "batch", a->batch, "seq",
-                              a->seq, "lr", a->lr, "warmup", a->warmup, "seed", (json_int_t)a->seed, "result",
-                              "first_loss", l0, "final_loss", l1, "tokens", (json_int_t)tokens, "train_seconds", seconds,
-                              "eval", "data", val, "window", er.plan.window, "predicted", (json_int_t)er.plan.predicted,
-                              "ppl", er.ppl);
+        json_t *j = json_pack(
+            "{s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:i}, s:{s:s, s:i, s:i, s:i, s:i, s:i, s:I}, "
+            "s:{s:i, s:i, s:i, s:o, s:i, s:I}, s:{s:o, s:o, s:I, s:o}, s:{s:s, s:i, s:I, s:o}}",
+            "recipe", DEMO_RECIPE, "corpus", "train", train, "train_sha256", train_sha, "val", val, "val_sha256",
+            val_sha, "tokenizer", "type", "byte-level BPE", "vocab", a->vocab, "architecture", "arch", "llama", "dim",
+            a->dim, "layers", a->layers, "heads", a->heads, "kv_heads", a->kv_heads > 0 ? a->kv_heads : a->heads, "ffn",
+            a->ffn > 0 ? a->ffn : 8 * a->dim / 3, "params", (json_int_t)pc.total, "training", "steps", a->steps,
+            "batch", a->batch, "seq", a->seq, "lr", pare_json_number(a->lr), "warmup", a->warmup, "seed",
+            (json_int_t)a->seed, "result", "first_loss", pare_json_number(l0), "final_loss", pare_json_number(l1),
+            "tokens", (json_int_t)tokens, "train_seconds", pare_json_number(seconds), "eval", "data", val, "window",
+            er.plan.window, "predicted", (json_int_t)er.plan.predicted, "ppl", pare_json_number(er.ppl));
         join(q, model, "demo.json");
         st = j ? pare_write_json_atomic(q, j, JSON_INDENT(2) | JSON_PRESERVE_ORDER, &err)
                : pare_fail(&err, PARE_ENOMEM, "%s: out of memory", q);

@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "core/tasks.h"
 #include "core/zeroshot.h"
+#include "core/json_number.h"
 
 static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, const pare_eval_result *r,
                        size_t file_tokens, const pare_model *m)
@@ -57,9 +58,9 @@ static pare_status dump_requests(const char *path, const pare_model *m, const pa
                 json_array_append_new(inp, json_integer(q.inp[k]));
             for (int k = 0; k < q.n_cont; k++)
                 json_array_append_new(cont, json_integer(q.cont[k]));
-            json_array_append_new(choices, json_pack("{s:o, s:o, s:I, s:f}", "inp", inp, "cont", cont, "chars",
+            json_array_append_new(choices, json_pack("{s:o, s:o, s:I, s:o}", "inp", inp, "cont", cont, "chars",
                                                      (json_int_t)pare_utf8_chars(it->choices[j]), "ll",
-                                                     r->ll[r->first[i] + j]));
+                                                     pare_json_number(r->ll[r->first[i] + j])));
             pare_zeroshot_request_free(&q);
         }
         if (rc) {
@@ -141,22 +142,20 @@ static int eval_task(const char *model, const char *tok, const char *task_name, 
     double ips = secs > 0 ? (double)r.n / secs : 0;
     int max_len = zo->max_len ? zo->max_len : m->cfg.max_pos;
     if (json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, "
-                              "s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i}",
-                              "model", m->path, "task", pare_task_kind_name(kind), "data", t->path, "labels",
-                              t->labels_path, "template", pare_task_template(kind), "items", (json_int_t)r.n,
-                              "items_in_file", (json_int_t)t->n_in_file, "requests", (json_int_t)r.n_requests, "acc",
-                              r.acc, "acc_stderr", r.acc_stderr, "acc_norm", r.acc_norm, "acc_norm_stderr",
-                              r.acc_norm_stderr, "sequences", (json_int_t)r.sequences, "tokens", (json_int_t)r.tokens,
-                              "padded_tokens", (json_int_t)r.padded_tokens, "forwards", (json_int_t)r.forwards,
-                              "truncated", (json_int_t)r.truncated, "max_len", max_len, "batch_tokens",
-                              zo->batch_tokens, "load_seconds", t_load, "tokenize_seconds", r.tokenize_seconds,
-                              "forward_seconds", r.forward_seconds, "seconds", secs, "items_per_second", ips,
-                              "threads", pare_threads());
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, "
+            "s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:i}",
+            "model", m->path, "task", pare_task_kind_name(kind), "data", t->path, "labels", t->labels_path, "template",
+            pare_task_template(kind), "items", (json_int_t)r.n, "items_in_file", (json_int_t)t->n_in_file, "requests",
+            (json_int_t)r.n_requests, "acc", pare_json_number(r.acc), "acc_stderr", pare_json_number(r.acc_stderr),
+            "acc_norm", pare_json_number(r.acc_norm), "acc_norm_stderr", pare_json_number(r.acc_norm_stderr),
+            "sequences", (json_int_t)r.sequences, "tokens", (json_int_t)r.tokens, "padded_tokens",
+            (json_int_t)r.padded_tokens, "forwards", (json_int_t)r.forwards, "truncated", (json_int_t)r.truncated,
+            "max_len", max_len, "batch_tokens", zo->batch_tokens, "load_seconds", pare_json_number(t_load),
+            "tokenize_seconds", pare_json_number(r.tokenize_seconds), "forward_seconds",
+            pare_json_number(r.forward_seconds), "seconds", pare_json_number(secs), "items_per_second",
+            pare_json_number(ips), "threads", pare_threads());
+        rc = cli_print_json("eval", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     } else {
         printf("task          %s, 0-shot, log-likelihood of each choice (lm-evaluation-harness protocol)\n",
                pare_task_kind_name(kind));
@@ -258,6 +257,7 @@ int cmd_eval(int argc, char **argv)
     size_t n_ids = 0;
     int32_t *ids = NULL;
     pare_eval_plan plan;
+    o.data = data;
     if (pare_eval_plan_make(m, SIZE_MAX, &o, &plan, &err)) { /* options checked before the slow parts */
         rc = cli_error("eval", &err);
         goto done;
@@ -270,7 +270,6 @@ int cmd_eval(int argc, char **argv)
     }
     double t_tok = cli_now() - t0;
     if (pare_eval_plan_make(m, n_ids, &o, &plan, &err)) {
-        pare_wrap(&err, "%s (%zu tokens)", data, n_ids);
         rc = cli_error("eval", &err);
         goto done;
     }
@@ -291,21 +290,18 @@ int cmd_eval(int argc, char **argv)
     double tps = t_fwd > 0 ? (double)res.plan.windows * res.plan.window / t_fwd : 0;
     if (json) {
         int B = o.batch < (int)res.plan.windows ? o.batch : (int)res.plan.windows;
-        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:i, s:i, s:b, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:i, s:i}",
-                              "model", m->path, "data", data, "file_tokens", (json_int_t)n_ids, "tokens",
-                              (json_int_t)res.plan.tokens, "window", res.plan.window, "stride", res.plan.stride, "bos",
-                              res.plan.bos, "windows", (json_int_t)res.plan.windows, "predicted",
-                              (json_int_t)res.plan.predicted, "dropped", (json_int_t)res.plan.dropped, "nll", res.nll,
-                              "ppl", res.ppl, "tokenize_seconds", t_tok, "forward_seconds", t_fwd,
-                              "tokens_per_second", tps, "flop_per_token",
-                              pare_model_flop_per_token(m, res.plan.window), "peak_rss_bytes",
-                              (json_int_t)cli_peak_rss(), "weight_bytes_fp32", (json_int_t)(m->slab_floats * 4),
-                              "activation_bytes", (json_int_t)pare_acts_bytes(m, B, res.plan.window, 0), "batch", B,
-                              "threads", pare_threads());
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        json_t *j = json_pack(
+            "{s:s, s:s, s:I, s:I, s:i, s:i, s:b, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:i, s:i}",
+            "model", m->path, "data", data, "file_tokens", (json_int_t)n_ids, "tokens", (json_int_t)res.plan.tokens,
+            "window", res.plan.window, "stride", res.plan.stride, "bos", res.plan.bos, "windows",
+            (json_int_t)res.plan.windows, "predicted", (json_int_t)res.plan.predicted, "dropped",
+            (json_int_t)res.plan.dropped, "nll", pare_json_number(res.nll), "ppl", pare_json_number(res.ppl),
+            "tokenize_seconds", pare_json_number(t_tok), "forward_seconds", pare_json_number(t_fwd),
+            "tokens_per_second", pare_json_number(tps), "flop_per_token",
+            pare_json_number(pare_model_flop_per_token(m, res.plan.window)), "peak_rss_bytes",
+            (json_int_t)cli_peak_rss(), "weight_bytes_fp32", (json_int_t)(m->slab_floats * 4), "activation_bytes",
+            (json_int_t)pare_acts_bytes(m, B, res.plan.window, 0), "batch", B, "threads", pare_threads());
+        rc = cli_print_json("eval", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     } else {
         struct stat sb;
         print_card(data, stat(data, &sb) == 0 ? (size_t)sb.st_size : 0, &res.plan, &res, n_ids, m);

@@ -112,9 +112,9 @@ int cmd_generate(int argc, char **argv)
     }
     memcpy(ids, pids, np * sizeof *ids);
     cli_install_sigint();
+    /* the prompt is shown with the first new token, once the buffers are allocated and a forward
+     * has run: a failure before that leaves stdout empty instead of holding a prompt and no answer */
     stream_state s = {m, ids, (int)np, 0, !json};
-    if (!json)
-        show(&s, 0);
     int n = 0;
     if (pare_generate(m, ids, (int)np, &o, on_token, &s, &n, &err)) {
         rc = cli_error("generate", &err);
@@ -129,10 +129,7 @@ int cmd_generate(int argc, char **argv)
     if (json) {
         json_t *j = json_pack("{s:s, s:o, s:o, s:s#}", "prompt", prompt, "prompt_ids", ids_json(ids, (int)np), "ids",
                               ids_json(ids, n), "continuation", text, (int)len);
-        char *out = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", out);
-        free(out);
-        json_decref(j);
+        rc = cli_print_json("generate", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         show(&s, 1);
         fputc('\n', stdout);

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "core/export.h"
+#include "core/json_number.h"
 
 /* "dense", "factorized", "masked", each with ", sliced" when channels were removed. */
 static const char *state_of(const pare_linear *l, char *buf, size_t cap)
@@ -49,6 +50,7 @@ int cmd_info(int argc, char **argv)
         return 0;
     }
     pare_error err = {0};
+    int rc = 0;
     pare_model *m = NULL;
     if (cli_load_model(model, tok, &m, &err))
         return cli_error("info", &err);
@@ -78,24 +80,23 @@ int cmd_info(int argc, char **argv)
                 json_object_set_new(o, "rank", json_integer(lin[i]->rank));
             json_array_append_new(mats, o);
         }
-        json_t *j = json_pack(
-            "{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:o}",
-            "model", m->path, "architecture", pare_arch_name(c->arch), "format",
-            m->format == PARE_FMT_HF ? "huggingface" : "llama2.c", "dtype", m->source_dtype, "config", "dim", c->dim,
-            "layers", c->n_layers, "heads", c->n_heads, "kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim",
-            c->ffn_dim, "vocab", c->vocab_size, "max_positions", c->max_pos, "norm_eps", (double)c->norm_eps,
-            "rope_theta", c->rope_theta, "tied_head", c->tied_head, "params", "embeddings", (json_int_t)pc.embeddings,
-            "block_linear", (json_int_t)pc.block_linear, "norms", (json_int_t)pc.norms, "head", (json_int_t)pc.head,
-            "total", (json_int_t)pc.total, "weight_bytes_fp32", (json_int_t)(pc.total * 4), "matrices", mats);
+        json_t *j =
+            json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:b}, s:{s:I, s:I, "
+                      "s:I, s:I, s:I}, s:I, s:o}",
+                      "model", m->path, "architecture", pare_arch_name(c->arch), "format",
+                      m->format == PARE_FMT_HF ? "huggingface" : "llama2.c", "dtype", m->source_dtype, "config", "dim",
+                      c->dim, "layers", c->n_layers, "heads", c->n_heads, "kv_heads", c->n_kv_heads, "head_dim",
+                      c->head_dim, "ffn_dim", c->ffn_dim, "vocab", c->vocab_size, "max_positions", c->max_pos,
+                      "norm_eps", pare_json_number((double)c->norm_eps), "rope_theta", pare_json_number(c->rope_theta),
+                      "tied_head", c->tied_head, "params", "embeddings", (json_int_t)pc.embeddings, "block_linear",
+                      (json_int_t)pc.block_linear, "norms", (json_int_t)pc.norms, "head", (json_int_t)pc.head, "total",
+                      (json_int_t)pc.total, "weight_bytes_fp32", (json_int_t)(pc.total * 4), "matrices", mats);
         json_t *params = json_object_get(j, "params");
         json_object_set_new(params, "block_linear_dense", json_integer((json_int_t)block_dense));
         json_object_set_new(params, "total_dense", json_integer((json_int_t)total_dense));
         json_object_set_new(j, "export_bytes", json_pack("{s:I, s:I}", "pare", (json_int_t)bytes_pare, "hf_dense",
                                                          (json_int_t)bytes_hf));
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        rc = cli_print_json("info", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         printf("model         %s\n", m->path);
         printf("architecture  %s (%s format, stored %s, computed in fp32)\n", pare_arch_name(c->arch),
@@ -138,5 +139,5 @@ int cmd_info(int argc, char **argv)
         }
     }
     pare_model_free(m);
-    return 0;
+    return rc;
 }

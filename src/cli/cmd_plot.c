@@ -227,8 +227,8 @@ int cmd_plot(int argc, char **argv)
             if (!strcmp(weighting, WEIGHTINGS[i]))
                 wk = i;
     int w = 0, h = 0;
-    if (size && (sscanf(size, "%dx%d", &w, &h) != 2 || w < 1 || h < 1 || w > 16384 || h > 16384))
-        pare_fail(&err, PARE_EINVAL, "--size '%s': expected WxH, e.g. 1200x800 (or 100x30 with --terminal)", size);
+    if (size && pare_parse_int_pair("--size", size, 'x', 1, 16384, &w, &h, &err))
+        ; /* the message names --size and the value */
     else if (misplaced)
         pare_fail(&err, PARE_EINVAL, "%s is not an option of pare plot %s (see pare plot %s --help)", misplaced,
                   KINDS[kind], KINDS[kind]);

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "core/calib.h"
 #include "core/spectrum.h"
+#include "core/json_number.h"
 
 static const char *const WEIGHTINGS[] = {"none", "act", "whiten"};
 
@@ -98,22 +99,21 @@ int cmd_spectra(int argc, char **argv)
             if (match && !strstr(ms->name, match))
                 continue;
             const pare_spectrum_stats *t = &ms->stats;
-            json_t *o = json_pack("{s:s, s:[i,i], s:s, s:f, s:f, s:f, s:i, s:i, s:i, s:i, s:f}", "name", ms->name, "shape",
-                                  ms->m, ms->n, "weighting", weighting, "s_max", t->s_max, "stable_rank", t->stable_rank,
-                                  "effective_rank", t->effective_rank, "rank90", t->rank90, "rank95", t->rank95,
-                                  "rank99", t->rank99, "break_even", t->break_even, "whiten_damping", ms->info.damping);
+            json_t *o =
+                json_pack("{s:s, s:[i,i], s:s, s:o, s:o, s:o, s:i, s:i, s:i, s:i, s:o}", "name", ms->name, "shape",
+                          ms->m, ms->n, "weighting", weighting, "s_max", pare_json_number(t->s_max), "stable_rank",
+                          pare_json_number(t->stable_rank), "effective_rank", pare_json_number(t->effective_rank),
+                          "rank90", t->rank90, "rank95", t->rank95, "rank99", t->rank99, "break_even", t->break_even,
+                          "whiten_damping", pare_json_number(ms->info.damping));
             if (values) {
                 json_t *v = json_array();
                 for (int k = 0; k < t->r; k++)
-                    json_array_append_new(v, json_real(ms->s[k]));
+                    json_array_append_new(v, pare_json_number(ms->s[k]));
                 json_object_set_new(o, "values", v);
             }
             json_array_append_new(arr, o);
         }
-        char *s = json_dumps(arr, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-        printf("%s\n", s);
-        free(s);
-        json_decref(arr);
+        rc = cli_print_json("spectra", arr, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     } else if (csv) {
         printf(values ? "matrix,index,sigma,energy\n"
                       : "matrix,out,in,weighting,s_max,stable_rank,effective_rank,rank90,rank95,rank99,break_even\n");

@@ -18,6 +18,7 @@
 #include "core/finetune.h"
 #include "core/sha256.h"
 #include "core/tokenizer.h"
+#include "core/json_number.h"
 
 typedef struct {
     int scratch; /* 1: pare train */
@@ -43,11 +44,12 @@ typedef struct {
  * --resume (the text and the models by content hash where they are files). */
 static json_t *options_json(const targs *a, const pare_ft_opts *o, const char *data_sha, const pare_config *cfg)
 {
-    json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:f, s:f, s:I, s:s, s:f, s:f, s:I}", "command", a->cmd,
-                          "data_sha256", data_sha, "steps", (json_int_t)a->steps, "batch", a->batch, "seq", a->seq,
-                          "accum", a->accum, "lr", a->lr, "lr_min", o->train.lr.lr_min, "lr_warmup",
-                          (json_int_t)a->lr_warmup, "schedule", a->schedule, "weight_decay", a->wd, "clip", a->clip,
-                          "seed", (json_int_t)a->seed);
+    json_t *j =
+        json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:o, s:o, s:I, s:s, s:o, s:o, s:I}", "command", a->cmd, "data_sha256",
+                  data_sha, "steps", (json_int_t)a->steps, "batch", a->batch, "seq", a->seq, "accum", a->accum, "lr",
+                  pare_json_number(a->lr), "lr_min", pare_json_number(o->train.lr.lr_min), "lr_warmup",
+                  (json_int_t)a->lr_warmup, "schedule", a->schedule, "weight_decay", pare_json_number(a->wd), "clip",
+                  pare_json_number(a->clip), "seed", (json_int_t)a->seed);
     if (a->scratch)
         json_object_set_new(j, "architecture",
                             json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}", "arch", pare_arch_name(cfg->arch),
@@ -57,15 +59,20 @@ static json_t *options_json(const targs *a, const pare_ft_opts *o, const char *d
     else
         json_object_set_new(j, "model", json_string(a->model));
     if (o->prune)
-        json_object_set_new(j, "prune", json_pack("{s:s, s:f, s:I, s:I, s:i, s:s}", "method", a->prune, "sparsity",
-                                                  a->sparsity, "warmup", (json_int_t)a->warmup, "cooldown",
-                                                  (json_int_t)a->cooldown, "every", a->prune_every, "scope", a->scope));
+        json_object_set_new(j, "prune",
+                            json_pack("{s:s, s:o, s:I, s:I, s:i, s:s}", "method", a->prune, "sparsity",
+                                      pare_json_number(a->sparsity), "warmup", (json_int_t)a->warmup, "cooldown",
+                                      (json_int_t)a->cooldown, "every", a->prune_every, "scope", a->scope));
     if (a->sparse)
         json_object_set_new(j, "sparse_model", json_string(a->sparse));
     if (o->mix_p0 > 0)
-        json_object_set_new(j, "mixed_rank", json_pack("{s:f, s:f}", "p0", a->mix_p0, "span", a->mix_span));
+        json_object_set_new(
+            j, "mixed_rank",
+            json_pack("{s:o, s:o}", "p0", pare_json_number(a->mix_p0), "span", pare_json_number(a->mix_span)));
     if (o->distill > 0)
-        json_object_set_new(j, "distill", json_pack("{s:f, s:f}", "weight", a->distill, "temperature", a->distill_temp));
+        json_object_set_new(j, "distill",
+                            json_pack("{s:o, s:o}", "weight", pare_json_number(a->distill), "temperature",
+                                      pare_json_number(a->distill_temp)));
     return j;
 }
 
@@ -486,6 +493,7 @@ static pare_status evaluate_and_export(train_run *r, pare_eval_result *er, pare_
         pare_eval_defaults(&eo);
         eo.window = a->eval_window;
         eo.limit_tokens = a->eval_limit;
+        eo.data = a->evalf;
         cli_progress_init(&prog, "eval", (double)r->n_eval, "tok");
         pare_progress ep = {cli_progress_cb, &prog};
         st = pare_eval_perplexity(r->m, r->eval_ids, r->n_eval, &eo, &ep, er, err);
@@ -500,7 +508,7 @@ static pare_status evaluate_and_export(train_run *r, pare_eval_result *er, pare_
     return st;
 }
 
-static void print_summary(const train_run *r, const loop_ctx *lc, double train_s, const pare_eval_result *er,
+static int print_summary(const train_run *r, const loop_ctx *lc, double train_s, const pare_eval_result *er,
                           const pare_export_report *xr)
 {
     const targs *a = r->a;
@@ -512,28 +520,26 @@ static void print_summary(const train_run *r, const loop_ctx *lc, double train_s
     } else if (a->json) {
         pare_param_counts pc;
         pare_model_param_counts(r->m, &pc);
-        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:{s:s, s:s, s:I}}", "command", a->cmd, "model",
-                              r->m->path, "steps", (json_int_t)steps, "params", (json_int_t)pc.total,
-                              "final_loss", lc->last_loss, "train_seconds", train_s, "tokens_per_second",
-                              train_s > 0 ? (double)trained / train_s : 0.0, "export", "path", r->model_out, "format",
-                              pare_export_format_name(r->xo.format), "bytes", (json_int_t)xr->bytes_on_disk);
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:{s:s, s:s, s:I}}", "command", a->cmd, "model",
+                              r->m->path, "steps", (json_int_t)steps, "params", (json_int_t)pc.total, "final_loss",
+                              pare_json_number(lc->last_loss), "train_seconds", pare_json_number(train_s),
+                              "tokens_per_second", pare_json_number(train_s > 0 ? (double)trained / train_s : 0.0),
+                              "export", "path", r->model_out, "format", pare_export_format_name(r->xo.format), "bytes",
+                              (json_int_t)xr->bytes_on_disk);
         if (lc->steady_seconds > 0)
             json_object_set_new(j, "steady_tokens_per_second",
-                                json_real((double)lc->steady_tokens / lc->steady_seconds));
+                                pare_json_number((double)lc->steady_tokens / lc->steady_seconds));
         struct rusage ru;
         if (!getrusage(RUSAGE_SELF, &ru))
             json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)ru.ru_maxrss * 1024));
         if (fs)
-            json_object_set_new(j, "sparsity", json_real(pare_fop_sparsity(fs)));
+            json_object_set_new(j, "sparsity", pare_json_number(pare_fop_sparsity(fs)));
         if (a->evalf)
-            json_object_set_new(j, "eval", json_pack("{s:s, s:f, s:I, s:i}", "data", a->evalf, "ppl", er->ppl,
+            json_object_set_new(j, "eval", json_pack("{s:s, s:o, s:I, s:i}", "data", a->evalf, "ppl", pare_json_number(er->ppl),
                                                      "predicted", (json_int_t)er->plan.predicted, "window",
                                                      er->plan.window));
         json_object_set(j, "options", r->oj);
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        return cli_print_json(a->cmd, j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         if (trained)
             printf("trained       %ld steps, final loss %.4f (%.0f tok/s over %.1fs)\n", steps, lc->last_loss,
@@ -549,6 +555,7 @@ static void print_summary(const train_run *r, const loop_ctx *lc, double train_s
                (double)xr->bytes_on_disk / (1 << 20));
         printf("checkpoint    %s (step %ld)\n", r->ckpt, steps);
     }
+    return 0;
 }
 
 static void train_run_free(train_run *r)
@@ -606,7 +613,7 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
         if (st)
             rc = cli_error(cmd, &err);
         else
-            print_summary(&r, &lc, train_s, &er, &xr);
+            rc = print_summary(&r, &lc, train_s, &er, &xr);
     }
     train_run_free(&r);
     return rc;

@@ -1,4 +1,5 @@
 /* pare's batch CLI: dispatches subcommands. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,29 @@ static const struct {
     {"demo", cmd_demo, "no model at hand: train a small one on the Brown corpus once (cached), open the workbench"},
 };
 
+/* The thread count from PARE_THREADS, else OMP_NUM_THREADS (the core reads no environment). A value
+ * that is not a positive integer is ignored with a warning; one above pare_max_threads() is clamped. */
+static void set_threads_from_env(void)
+{
+    const char *names[] = {"PARE_THREADS", "OMP_NUM_THREADS"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(names[i]);
+        if (!v || !*v)
+            continue;
+        long long n;
+        pare_error err;
+        if (pare_parse_int(names[i], v, 1, INT_MAX, &n, &err)) {
+            fprintf(stderr, "pare: warning: %s; ignored\n", err.msg);
+            continue;
+        }
+        if (n > pare_max_threads())
+            fprintf(stderr, "pare: warning: %s=%lld is more than %d threads (4 x the cores); using %d\n", names[i], n,
+                    pare_max_threads(), pare_max_threads());
+        pare_set_threads((int)n);
+        return;
+    }
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "pare %s: compress transformer language models by pruning and low-rank factorization\n\n"
@@ -46,6 +70,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     pare_blas_select_kernel(argv);
+    set_threads_from_env();
     if (argc < 2) {
         usage(stderr);
         return EXIT_BAD_INPUT;

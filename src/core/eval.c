@@ -38,9 +38,10 @@ pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare
                          cap);
     size_t n = o->limit_tokens && o->limit_tokens < n_tokens ? o->limit_tokens : n_tokens;
     if (n == 0)
-        return pare_fail(err, PARE_EINVAL, "no tokens to evaluate");
+        return pare_fail(err, PARE_EINVAL, "%s: no tokens to evaluate", o->data ? o->data : "the text");
     if (n < (size_t)cap)
-        return pare_fail(err, PARE_EINVAL, "only %zu tokens: shorter than one window of %d text tokens", n, cap);
+        return pare_fail(err, PARE_EINVAL, "%s: only %zu tokens: shorter than one window of %d text tokens",
+                         o->data ? o->data : "the text", n, cap);
     p->tokens = n;
     p->window = o->window;
     p->stride = stride;
@@ -111,7 +112,16 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
             for (size_t t = first; t < start + cap; t++)
                 nll += term[t - start];
             scored += start + cap > first ? start + cap - first : 0;
+            if (!isfinite(nll)) {
+                rc = pare_fail(err, PARE_EFORMAT,
+                               "%s: non-finite loss on %s (window %zu, text tokens %zu..%zu): the model's logits hold "
+                               "NaN or infinity (check its weights and config)",
+                               m->path, o->data ? o->data : "the text", k + 1, start, start + cap - 1);
+                break;
+            }
         }
+        if (rc)
+            break;
         char detail[128];
         snprintf(detail, sizeof detail, "%zu/%zu windows", w0 + nb, p->windows);
         rc = pare_report(progress, "eval", (double)(w0 + nb) / p->windows, detail, err);
@@ -125,5 +135,8 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
         return pare_fail(err, PARE_EINVAL, "internal: scored %zu targets, planned %zu", scored, p->predicted);
     res->nll = nll;
     res->ppl = exp(nll / (double)scored);
+    if (!isfinite(res->ppl))
+        return pare_fail(err, PARE_EFORMAT, "%s: perplexity on %s overflows a double (mean loss %.6g nats/token)", m->path,
+                         o->data ? o->data : "the text", nll / (double)scored);
     return PARE_OK;
 }

@@ -14,6 +14,7 @@ typedef struct {
     int bos;     /* 1: every window starts with the BOS token */
     int batch;   /* windows per forward pass */
     size_t limit_tokens; /* 0: whole stream; else only the first limit_tokens tokens */
+    const char *data;    /* the text's file, named in errors (NULL: "the text") */
 } pare_eval_opts;
 
 /* The protocol as planned for a stream of n tokens, before running anything. */
@@ -35,6 +36,8 @@ void pare_eval_defaults(pare_eval_opts *o);
 /* Checks options against the model and the stream length and fills the plan. */
 pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare_eval_opts *o, pare_eval_plan *plan,
                                 pare_error *err);
+/* A non-finite loss (NaN or infinite logits) or a perplexity that overflows a double is an error
+ * naming the model, the text and the window, never a NaN result. */
 pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t n_ids, const pare_eval_opts *o,
                                  const pare_progress *progress, pare_eval_result *res, pare_error *err);
 

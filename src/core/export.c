@@ -19,6 +19,7 @@
 
 #include "fileio.h"
 #include "safetensors.h"
+#include "json_number.h"
 
 #define WEIGHTS_FILE "model.safetensors"
 
@@ -286,19 +287,19 @@ static pare_status make_config(const pare_model *m, int ffn, pare_dtype dt, char
         }
     } else if (c->arch == PARE_ARCH_LLAMA) {
         /* llama2.c fixes eps 1e-5 and theta 10000; written so HF reads back the same fp32 values */
-        root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:b, s:b, s:b}",
+        root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:s, s:b, s:b, s:b}",
                          "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", c->dim,
                          "intermediate_size", c->ffn_dim, "num_hidden_layers", c->n_layers, "num_attention_heads",
                          c->n_heads, "num_key_value_heads", c->n_kv_heads, "head_dim", c->head_dim, "vocab_size",
                          c->vocab_size, "max_position_embeddings", c->max_pos, "rms_norm_eps",
-                         c->norm_eps == 1e-5f ? 1e-5 : (double)c->norm_eps, "rope_theta", c->rope_theta, "hidden_act",
-                         "silu", "tie_word_embeddings", c->tied_head, "attention_bias", c->attn_bias, "mlp_bias",
-                         c->mlp_bias);
+                         pare_json_number(c->norm_eps == 1e-5f ? 1e-5 : (double)c->norm_eps), "rope_theta",
+                         pare_json_number(c->rope_theta), "hidden_act", "silu", "tie_word_embeddings", c->tied_head,
+                         "attention_bias", c->attn_bias, "mlp_bias", c->mlp_bias);
     } else {
-        root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:b}", "architectures",
+        root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:s, s:b}", "architectures",
                          "GPT2LMHeadModel", "model_type", "gpt2", "n_embd", c->dim, "n_layer", c->n_layers, "n_head",
                          c->n_heads, "n_positions", c->max_pos, "vocab_size", c->vocab_size, "n_inner", c->ffn_dim,
-                         "layer_norm_epsilon", c->norm_eps == 1e-5f ? 1e-5 : (double)c->norm_eps,
+                         "layer_norm_epsilon", pare_json_number(c->norm_eps == 1e-5f ? 1e-5 : (double)c->norm_eps),
                          "activation_function", "gelu_new", "tie_word_embeddings", c->tied_head);
     }
     if (!root)
@@ -1282,12 +1283,12 @@ pare_status pare_export_load(pare_model *m, const char *dir, const char *tokeniz
         size_t n = strlen(tokenizer_path);
         if (n > 4 && !strcmp(tokenizer_path + n - 4, ".bin"))
             return pare_tokenizer_load_llama2c(tokenizer_path, m->cfg.vocab_size, &m->tok, err);
-        return pare_tokenizer_load_hf(tokenizer_path, &m->tok, err);
+        return pare_model_load_hf_tokenizer(m, tokenizer_path, err);
     }
     if ((rc = pare_path_join(path, sizeof path, dir, "tokenizer.json", err)))
         return rc;
     if (pare_file_exists(path))
-        return pare_tokenizer_load_hf(path, &m->tok, err);
+        return pare_model_load_hf_tokenizer(m, path, err);
     if ((rc = pare_path_join(path, sizeof path, dir, "tokenizer.bin", err)))
         return rc;
     if (pare_file_exists(path))

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "json_number.h"
 #include "rng.h"
 #include "safetensors.h"
 
@@ -62,18 +63,18 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
     double sd = 0.02, sres = 0.02 / sqrt(2.0 * L);
     json_t *cfg;
     if (c->arch == PARE_ARCH_LLAMA)
-        cfg = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:s, s:b, s:b, s:b, s:s}",
+        cfg = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:s, s:b, s:b, s:b, s:s}",
                         "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", C,
                         "intermediate_size", F, "num_hidden_layers", L, "num_attention_heads", c->n_heads,
                         "num_key_value_heads", c->n_kv_heads, "head_dim", c->head_dim, "vocab_size", V,
-                        "max_position_embeddings", c->max_pos, "rms_norm_eps", (double)c->norm_eps, "rope_theta",
-                        c->rope_theta, "hidden_act", "silu", "tie_word_embeddings", c->tied_head, "attention_bias",
+                        "max_position_embeddings", c->max_pos, "rms_norm_eps", pare_json_number((double)c->norm_eps), "rope_theta",
+                        pare_json_number(c->rope_theta), "hidden_act", "silu", "tie_word_embeddings", c->tied_head, "attention_bias",
                         c->attn_bias, "mlp_bias", c->mlp_bias, "torch_dtype", "float32");
     else
-        cfg = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:b, s:s}", "architectures",
+        cfg = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:s, s:b, s:s}", "architectures",
                         "GPT2LMHeadModel", "model_type", "gpt2", "n_embd", C, "n_layer", L, "n_head", c->n_heads,
                         "n_positions", c->max_pos, "vocab_size", V, "n_inner", F, "layer_norm_epsilon",
-                        (double)c->norm_eps, "activation_function", "gelu_new", "tie_word_embeddings", c->tied_head,
+                        pare_json_number((double)c->norm_eps), "activation_function", "gelu_new", "tie_word_embeddings", c->tied_head,
                         "torch_dtype", "float32");
     if (!cfg)
         return pare_fail(err, PARE_ENOMEM, "out of memory");

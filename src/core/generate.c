@@ -101,6 +101,16 @@ pare_status pare_generate(const pare_model *m, int32_t *ids, int n_prompt, const
         int len = n < ctx ? n : ctx;
         if ((rc = pare_forward(m, a, ids + n - len, 1, len, PARE_LOGITS_LAST, err)))
             break;
+        for (int j = 0; j < V; j++)
+            if (!isfinite(a->logits[j])) {
+                rc = pare_fail(err, PARE_EFORMAT,
+                               "%s: non-finite logits after %d tokens (id %d is %g): the model's activations overflow "
+                               "or its weights are corrupt",
+                               m->path, n, j, (double)a->logits[j]);
+                break;
+            }
+        if (rc)
+            break;
         int next = sample(a->logits, V, o, &rng, scratch);
         ids[n++] = next;
         if (fn && fn(user, next))

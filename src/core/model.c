@@ -53,6 +53,30 @@ static pare_status need_int(json_t *o, const char *key, int *out, const char *pa
     return PARE_OK;
 }
 
+/* An optional positive integer: absent or null keeps *out; anything else must be one. */
+static pare_status optional_int(json_t *o, const char *key, int *out, const char *path, pare_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    return v && !json_is_null(v) ? need_int(o, key, out, path, err) : PARE_OK;
+}
+
+/* An optional normalization epsilon: it must stay positive and finite once rounded to the fp32 the
+ * forward computes in (1e308 becomes inf, 1e-50 becomes 0: both turn every norm into NaN). */
+static pare_status optional_eps(json_t *o, const char *key, float *out, const char *path, pare_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return PARE_OK;
+    if (!json_is_number(v))
+        return pare_fail(err, PARE_EFORMAT, "%s: \"%s\" must be a positive number", path, key);
+    float f = (float)json_number_value(v);
+    if (!isfinite(f) || !(f > 0))
+        return pare_fail(err, PARE_EFORMAT, "%s: \"%s\" must be a positive number that fp32 represents (got %.17g)",
+                         path, key, json_number_value(v));
+    *out = f;
+    return PARE_OK;
+}
+
 static pare_status config_llama(json_t *root, pare_config *c, const char *path, pare_error *err)
 {
     pare_status rc;
@@ -64,18 +88,15 @@ static pare_status config_llama(json_t *root, pare_config *c, const char *path, 
         (rc = need_int(root, "vocab_size", &c->vocab_size, path, err)))
         return rc;
     c->n_kv_heads = c->n_heads;
-    if (json_object_get(root, "num_key_value_heads") && !json_is_null(json_object_get(root, "num_key_value_heads")) &&
-        (rc = need_int(root, "num_key_value_heads", &c->n_kv_heads, path, err)))
+    if ((rc = optional_int(root, "num_key_value_heads", &c->n_kv_heads, path, err)))
         return rc;
     c->head_dim = c->dim / c->n_heads;
-    if (json_object_get(root, "head_dim") && !json_is_null(json_object_get(root, "head_dim")) &&
-        (rc = need_int(root, "head_dim", &c->head_dim, path, err)))
-        return rc;
     c->max_pos = 2048;
-    get_int(root, "max_position_embeddings", &c->max_pos);
-    double eps = 1e-6;
-    get_num(root, "rms_norm_eps", &eps);
-    c->norm_eps = (float)eps;
+    c->norm_eps = 1e-6f;
+    if ((rc = optional_int(root, "head_dim", &c->head_dim, path, err)) ||
+        (rc = optional_int(root, "max_position_embeddings", &c->max_pos, path, err)) ||
+        (rc = optional_eps(root, "rms_norm_eps", &c->norm_eps, path, err)))
+        return rc;
     json_t *act = json_object_get(root, "hidden_act");
     if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: hidden_act \"%s\" is not supported; supported: silu", path,
@@ -98,8 +119,9 @@ static pare_status config_llama(json_t *root, pare_config *c, const char *path, 
             return pare_fail(err, PARE_EUNSUPPORTED, "%s: rope type \"%s\" is not supported; supported: default",
                              path, json_string_value(t));
     }
-    if (c->rope_theta <= 0)
-        return pare_fail(err, PARE_EFORMAT, "%s: rope_theta must be positive", path);
+    if (!(c->rope_theta > 0) || !isfinite((float)c->rope_theta))
+        return pare_fail(err, PARE_EFORMAT, "%s: rope_theta must be a positive number that fp32 represents (got %.17g)",
+                         path, c->rope_theta);
     c->tied_head = get_bool(root, "tie_word_embeddings", 0);
     c->attn_bias = get_bool(root, "attention_bias", 0);
     c->mlp_bias = get_bool(root, "mlp_bias", 0);
@@ -123,12 +145,10 @@ static pare_status config_gpt2(json_t *root, pare_config *c, const char *path, p
         return pare_fail(err, PARE_EFORMAT, "%s: n_embd %d is not divisible by n_head %d", path, c->dim, c->n_heads);
     c->head_dim = c->dim / c->n_heads;
     c->ffn_dim = 4 * c->dim; /* n_inner: null means 4 x n_embd */
-    json_t *inner = json_object_get(root, "n_inner");
-    if (inner && !json_is_null(inner) && (rc = need_int(root, "n_inner", &c->ffn_dim, path, err)))
+    c->norm_eps = 1e-5f;
+    if ((rc = optional_int(root, "n_inner", &c->ffn_dim, path, err)) ||
+        (rc = optional_eps(root, "layer_norm_epsilon", &c->norm_eps, path, err)))
         return rc;
-    double eps = 1e-5;
-    get_num(root, "layer_norm_epsilon", &eps);
-    c->norm_eps = (float)eps;
     json_t *act = json_object_get(root, "activation_function");
     if (act && (!json_is_string(act) || (strcmp(json_string_value(act), "gelu_new") != 0 &&
                                          strcmp(json_string_value(act), "gelu_pytorch_tanh") != 0)))
@@ -458,12 +478,24 @@ static pare_status load_hf(pare_model *m, const char *dir, const char *tok_path,
         return rc;
     m->format = PARE_FMT_HF;
     if (tok_path)
-        return pare_tokenizer_load_hf(tok_path, &m->tok, err);
+        return pare_model_load_hf_tokenizer(m, tok_path, err);
     if ((rc = pare_path_join(path, sizeof path, dir, "tokenizer.json", err)))
         return rc;
     if (pare_file_exists(path))
-        return pare_tokenizer_load_hf(path, &m->tok, err);
+        return pare_model_load_hf_tokenizer(m, path, err);
     return PARE_OK;
+}
+
+pare_status pare_model_load_hf_tokenizer(pare_model *m, const char *json_path, pare_error *err)
+{
+    pare_status rc = pare_tokenizer_load_hf(json_path, &m->tok, err);
+    int n_ids = rc ? 0 : pare_tokenizer_vocab_size(m->tok);
+    if (rc == PARE_OK && n_ids > m->cfg.vocab_size)
+        rc = pare_fail(err, PARE_EFORMAT,
+                       "%s: token id %d is outside the model's vocabulary of %d ids (vocab_size in config.json); "
+                       "this tokenizer does not belong to the model",
+                       json_path, n_ids - 1, m->cfg.vocab_size);
+    return rc;
 }
 
 /* ---- llama2.c ---- */
@@ -521,8 +553,11 @@ static pare_status load_llama2c(pare_model *m, const char *file, const char *tok
     if (rc)
         return rc;
     if (map.len < 28) {
+        size_t got = map.len; /* pare_unmap zeroes map.len */
         pare_unmap(&map);
-        return pare_fail(err, PARE_EFORMAT, "%s: truncated: %zu bytes, too short for a llama2.c header", file, map.len);
+        return pare_fail(err, PARE_EFORMAT,
+                         "%s: truncated: %zu bytes, but a llama2.c checkpoint starts with a 28-byte header (7 int32)",
+                         file, got);
     }
     int32_t h[7];
     memcpy(h, map.data, sizeof h);
@@ -630,6 +665,79 @@ static pare_status find_llama2c_checkpoint(const char *dir, char *out, size_t ca
     return PARE_OK;
 }
 
+/* Fails naming `tensor` when x[0..n) holds a NaN or an infinity. */
+static pare_status check_finite(const pare_model *m, const char *tensor, const float *x, size_t n, pare_error *err)
+{
+    if (!x)
+        return PARE_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return pare_fail(err, PARE_EFORMAT,
+                             "%s: tensor '%s' holds a non-finite value (%g at element %zu); every output would be "
+                             "NaN: the weights are corrupt",
+                             m->path, tensor, (double)x[i], i);
+    return PARE_OK;
+}
+
+/* One NaN or infinity in the weights makes every logit NaN, which surfaces much later as a NaN
+ * perplexity or loss; checked once at load instead (one pass over the parameters, a few ms for
+ * 12M), naming the first tensor that holds one, as the Hugging Face files name it. */
+static pare_status check_finite_weights(pare_model *m, pare_error *err)
+{
+    const pare_config *c = &m->cfg;
+    int gpt2 = c->arch == PARE_ARCH_GPT2;
+    size_t C = (size_t)c->dim;
+    char name[160];
+    pare_status rc;
+    if ((rc = check_finite(m, gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight", m->tok_emb,
+                           (size_t)c->vocab_size * C, err)) ||
+        (rc = check_finite(m, "transformer.wpe.weight", m->pos_emb, (size_t)c->max_pos * C, err)))
+        return rc;
+    for (int i = 0; i < c->n_layers; i++) {
+        const pare_block *b = &m->blocks[i];
+        const struct {
+            const char *llama, *gpt2;
+            const float *x;
+        } norms[] = {{"input_layernorm.weight", "ln_1.weight", b->norm1_w},
+                     {"post_attention_layernorm.weight", "ln_2.weight", b->norm2_w},
+                     {NULL, "ln_1.bias", b->norm1_b},
+                     {NULL, "ln_2.bias", b->norm2_b}};
+        for (int j = 0; j < 4; j++) {
+            snprintf(name, sizeof name, gpt2 ? "transformer.h.%d.%s" : "model.layers.%d.%s", i,
+                     gpt2 ? norms[j].gpt2 : norms[j].llama ? norms[j].llama : "");
+            if ((rc = check_finite(m, name, norms[j].x, C, err)))
+                return rc;
+        }
+    }
+    pare_linear *lin[4096];
+    int n = pare_model_linears(m, lin, 4096);
+    n = n < 4096 ? n : 4096;
+    for (int i = 0; i <= n; i++) {
+        const pare_linear *l = i < n ? lin[i] : c->tied_head ? NULL : &m->head; /* a tied head is the embedding */
+        if (!l)
+            continue;
+        int factored = l->kind == PARE_LIN_FACTORED;
+        const struct {
+            const char *suffix;
+            const float *x;
+            size_t n;
+        } parts[] = {{"weight", factored ? NULL : l->w, (size_t)l->out * l->in},
+                     {"bias", l->b, (size_t)l->out},
+                     {"A (factor [out, rank])", factored ? l->A : NULL, (size_t)l->out * l->rank},
+                     {"B (factor [rank, in])", factored ? l->B : NULL, (size_t)l->rank * l->in}};
+        for (int j = 0; j < 4; j++) {
+            snprintf(name, sizeof name, "%s.%s", l->name, parts[j].suffix);
+            if ((rc = check_finite(m, name, parts[j].x, parts[j].n, err)))
+                return rc;
+        }
+    }
+    snprintf(name, sizeof name, "%s", gpt2 ? "transformer.ln_f.weight" : "model.norm.weight");
+    if ((rc = check_finite(m, name, m->final_norm_w, C, err)) ||
+        (rc = check_finite(m, "transformer.ln_f.bias", m->final_norm_b, C, err)))
+        return rc;
+    return PARE_OK;
+}
+
 pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_model **out, pare_error *err)
 {
     *out = NULL;
@@ -659,6 +767,8 @@ pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_m
     } else {
         rc = pare_fail(err, PARE_EIO, "%s: no such model folder or checkpoint file", path);
     }
+    if (rc == PARE_OK)
+        rc = check_finite_weights(m, err);
     if (rc != PARE_OK) {
         pare_model_free(m);
         return rc;

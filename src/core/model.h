@@ -67,6 +67,9 @@ typedef struct {
  * checkpoint file, or a folder holding one llama2.c checkpoint and its tok*.bin tokenizer.
  * tokenizer_path may be NULL to find the tokenizer next to the model. */
 pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_model **out, pare_error *err);
+/* Loads a tokenizer.json into m->tok, refusing one whose ids reach past the model's vocabulary
+ * (the embedding lookup of such an id would fail much later, naming neither file). */
+pare_status pare_model_load_hf_tokenizer(pare_model *m, const char *json_path, pare_error *err);
 void pare_model_free(pare_model *m);
 /* An independent copy of src as it is now (compressed layers included); the copy shares src's
  * tokenizer, which is immutable. Compressing one leaves the other untouched. */

@@ -10,14 +10,19 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int n_threads;
 
+int pare_max_threads(void)
+{
+    int procs = omp_get_num_procs();
+    return 4 * (procs > 0 ? procs : 1);
+}
+
+/* libgomp takes its default team size from OMP_NUM_THREADS when it loads; every parallel region
+ * here names its team size, and the default is reset so no region asks for that raw value. */
 static void init_threads(void)
 {
     openblas_set_num_threads(1);
-    const char *e = getenv("PARE_THREADS");
-    int n = e ? atoi(e) : 0;
-    if (n <= 0)
-        n = omp_get_max_threads();
-    n_threads = n > 0 ? n : 1;
+    int procs = omp_get_num_procs();
+    n_threads = procs > 0 ? procs : 1;
     omp_set_num_threads(n_threads);
 }
 
@@ -30,10 +35,10 @@ int pare_threads(void)
 void pare_set_threads(int n)
 {
     pthread_once(&once, init_threads);
-    if (n <= 0) {
-        const char *e = getenv("PARE_THREADS");
-        n = e && atoi(e) > 0 ? atoi(e) : omp_get_num_procs();
-    }
+    if (n <= 0)
+        n = omp_get_num_procs() > 0 ? omp_get_num_procs() : 1;
+    if (n > pare_max_threads())
+        n = pare_max_threads();
     n_threads = n;
     omp_set_num_threads(n);
 }

@@ -5,9 +5,15 @@
 
 #include <cblas.h>
 
-/* Threads pare uses: PARE_THREADS, else OMP_NUM_THREADS, else the number of cores. */
+/* Threads pare uses: the count set with pare_set_threads, else the number of cores. The core reads
+ * no environment variable; a front end reads PARE_THREADS / OMP_NUM_THREADS and sets the count. */
 int pare_threads(void);
-/* Sets the thread count for later work (n <= 0 restores the default). */
+/* The most threads pare starts: 4 x the cores. Compute-bound kernels gain nothing beyond the cores;
+ * the margin leaves room for deliberate oversubscription, and the cap keeps a typo such as 100000
+ * from asking libgomp for a team whose thread stacks alone exhaust memory (a crash inside libgomp). */
+int pare_max_threads(void);
+/* Sets the thread count for later work: n <= 0 restores the default, n above pare_max_threads()
+ * is clamped to it. */
 void pare_set_threads(int n);
 
 /* OpenBLAS 0.3.21 (Debian 12) does not recognize recent AVX-512 CPUs and falls back to its

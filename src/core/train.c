@@ -2,6 +2,7 @@
  * the step's targets, which is then clipped and applied with AdamW at the scheduled learning rate. */
 #include "train.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,9 @@ pare_status pare_train_step(pare_trainer *t, const int32_t *ids, const int32_t *
             pare_wrap(err, "training step %ld", t->step);
         return rc;
     }
+    if (!isfinite(loss)) /* an update from it would turn every parameter into NaN */
+        return pare_fail(err, PARE_EINVAL, "training step %ld: the loss is %s; stopped before the update", t->step + 1,
+                         isnan(loss) ? "nan" : "inf");
     st->grad_norm = pare_grads_clip(t->grads, t->o.clip);
     st->lr = pare_lr_at(&t->o.lr, t->step);
     if ((rc = pare_adamw_step(t->opt, t->grads, st->lr, err)))

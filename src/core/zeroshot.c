@@ -411,7 +411,17 @@ pare_status pare_task_score(const pare_model *m, const pare_task *t, const pare_
     if (rc)
         goto out;
 
-    /* 5. decisions and metrics */
+    /* 5. decisions and metrics; a NaN log-likelihood compares false with everything, and would pick
+     * choice 0 silently (an accuracy of 1/choices reported as a result) */
+    for (size_t i = 0; i < n_items; i++)
+        for (int j = 0; j < t->items[i].n_choices; j++)
+            if (!isfinite(r.ll[r.first[i] + j])) {
+                rc = pare_fail(err, PARE_EFORMAT,
+                               "%s: non-finite log-likelihood on %s (item %zu, line %d, choice %d): the model's logits "
+                               "hold NaN or infinity (check its weights and config)",
+                               m->path, t->path, i + 1, t->items[i].line, j + 1);
+                goto out;
+            }
     int *hit = malloc(n_items * sizeof *hit), *hit_norm = malloc(n_items * sizeof *hit_norm);
     if (!hit || !hit_norm) {
         free(hit);
