@@ -23,15 +23,17 @@ NCURSES_CFLAGS = $(shell pkg-config --cflags ncursesw 2>/dev/null || echo -D_XOP
 NCURSES_LIBS   = $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
+# run records (run.json) and their plots: below lua/, ui/ and src/cli/, above src/core
+RECORD_SRC := $(sort $(wildcard src/record/*.c))
 LUA_SRC   := $(sort $(wildcard lua/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c tests/fuzz/target_recipe.c
 UI_SRC    := $(sort $(wildcard ui/*.c))
 # the workbench's state, jobs' core calls and recipe writer: no curses, no Lua; the tests link them
 UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c
-# the recipe runner without the CLI (lua/ needs runplots.c); the tests and the fuzzer link it for the
-# recipe_params target (tests/fuzz/target_recipe.c)
-RECIPE_SRC := $(LUA_SRC) src/cli/runplots.c
+# the recipe runner without the CLI (lua/ and ui/state.c need src/record); the tests and the fuzzer link
+# it for the recipe_params target (tests/fuzz/target_recipe.c)
+RECIPE_SRC := $(LUA_SRC) $(RECORD_SRC)
 
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
@@ -56,11 +58,11 @@ $(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-er
 .PHONY: all test check bench deps layering clean fuzz corpus valgrind demo
 all: pare
 
-pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 # ./pare linked inside a build folder: `make valgrind` builds build/valgrind/pare this way.
-$(OPT_DIR)/pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+$(OPT_DIR)/pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 $(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
@@ -70,7 +72,7 @@ $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(OPT) -MMD -MP -c -o $@ $<
 
-$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 $(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
@@ -183,7 +185,7 @@ FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 
 FUZZ_SRC     := $(CORE_SRC) $(RECIPE_SRC) tests/fuzz/targets.c tests/fuzz/target_recipe.c tests/fuzz/libfuzzer_main.c
 
-$(FUZZ_DIR)/pare_fuzz: $(FUZZ_SRC) $(wildcard src/core/*.h lua/*.h src/cli/runplots.h tests/fuzz/*.h)
+$(FUZZ_DIR)/pare_fuzz: $(FUZZ_SRC) $(wildcard src/core/*.h lua/*.h src/record/*.h tests/fuzz/*.h)
 	@command -v clang >/dev/null || { echo "make fuzz needs clang; run: sudo apt-get install -y clang libomp-dev"; exit 1; }
 	@mkdir -p $(FUZZ_DIR)
 	clang $(FUZZ_FLAGS) -Ilua $(LUA_CFLAGS) -o $@ $(FUZZ_SRC) $(LIBS) $(LUA_LIBS)
