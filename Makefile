@@ -48,8 +48,8 @@ LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c tests/fuzz/targe
 $(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
 UI_OBJS := $(call objs,$(OPT_DIR),$(UI_SRC)) $(call objs,$(ASAN_DIR),$(UI_SRC))
 $(UI_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS) $(NCURSES_CFLAGS)
-# main.c registers cmd_tui (ui/tui.h) and pare demo opens it; the TUI's tests read ui/'s headers
-$(call objs,$(OPT_DIR),src/cli/main.c src/cli/cmd_demo.c tests/test_tui.c) $(call objs,$(ASAN_DIR),src/cli/main.c src/cli/cmd_demo.c tests/test_tui.c): CFLAGS += -Iui
+# cmd_tui.c parses `pare tui`'s options and calls ui/'s entry point (ui/tui.h); the TUI's tests read ui/'s headers
+$(call objs,$(OPT_DIR),src/cli/cmd_tui.c tests/test_tui.c) $(call objs,$(ASAN_DIR),src/cli/cmd_tui.c tests/test_tui.c): CFLAGS += -Iui
 
 # AdamW's square roots never see a negative argument; without errno handling its update loop
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
