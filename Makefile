@@ -98,15 +98,17 @@ deps:
 	  echo "missing Debian packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
 	fi
 
-# Fails if the numerical core references curses or Lua (only ui/ and lua/ may), or if anything outside
-# ui/ references curses (the TUI's pure state files included).
+# Fails on an #include that points upward in the layers (tools/layering.sh holds the table: src/core <
+# src/record < lua < ui < src/cli), if the numerical core or the run records reference curses, Lua,
+# printing or exit, or if anything outside ui/ references curses (the TUI's pure state files included).
 CURSES_SYMS := initscr|newterm|endwin|newwin|wrefresh|wgetch|wmove|waddnstr|printw|wprintw|stdscr|curscr|keypad|start_color|init_pair|mousemask
-layering: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_PURE))
-	@bad=$$(nm -u $(call objs,$(OPT_DIR),$(CORE_SRC)) | grep -E ' (lua_|luaL_|luaopen_|$(CURSES_SYMS)|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
-	if [ -n "$$bad" ]; then echo "layering violation in src/core:"; echo "$$bad"; exit 1; fi; \
+layering: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_PURE))
+	@bash tools/layering.sh
+	@bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC)) | grep -E ' (lua_|luaL_|luaopen_|$(CURSES_SYMS)|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
+	if [ -n "$$bad" ]; then echo "layering violation in src/core or src/record:"; echo "$$bad"; exit 1; fi; \
 	bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(CLI_SRC) $(LUA_SRC) $(UI_PURE)) | grep -E ' ($(CURSES_SYMS))$$' | sort -u); \
 	if [ -n "$$bad" ]; then echo "layering violation: curses outside ui/:"; echo "$$bad"; exit 1; fi; \
-	echo "layering: src/core references no curses, Lua, stdout/stderr, printing or exit; only ui/ references curses"
+	echo "layering: src/core and src/record reference no curses, Lua, stdout/stderr, printing or exit; only ui/ references curses"
 
 test: deps pare $(OPT_DIR)/pare_tests layering
 	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T) $(TEST)
