@@ -23,15 +23,17 @@ NCURSES_CFLAGS = $(shell pkg-config --cflags ncursesw 2>/dev/null || echo -D_XOP
 NCURSES_LIBS   = $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
+# run records (run.json) and their plots: below lua/, ui/ and src/cli/, above src/core
+RECORD_SRC := $(sort $(wildcard src/record/*.c))
 LUA_SRC   := $(sort $(wildcard lua/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c tests/fuzz/target_recipe.c
 UI_SRC    := $(sort $(wildcard ui/*.c))
 # the workbench's state, jobs' core calls and recipe writer: no curses, no Lua; the tests link them
 UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c
-# the recipe runner without the CLI (lua/ needs runplots.c); the tests and the fuzzer link it for the
-# recipe_params target (tests/fuzz/target_recipe.c)
-RECIPE_SRC := $(LUA_SRC) src/cli/runplots.c
+# the recipe runner without the CLI (lua/ and ui/state.c need src/record); the tests and the fuzzer link
+# it for the recipe_params target (tests/fuzz/target_recipe.c)
+RECIPE_SRC := $(LUA_SRC) $(RECORD_SRC)
 
 OPT_DIR   := build/opt
 ASAN_DIR  := build/asan
@@ -46,8 +48,8 @@ LUA_OBJS := $(call objs,$(OPT_DIR),$(LUA_SRC) src/cli/cmd_run.c tests/fuzz/targe
 $(LUA_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS)
 UI_OBJS := $(call objs,$(OPT_DIR),$(UI_SRC)) $(call objs,$(ASAN_DIR),$(UI_SRC))
 $(UI_OBJS): CFLAGS += -Ilua $(LUA_CFLAGS) $(NCURSES_CFLAGS)
-# main.c registers cmd_tui (ui/tui.h) and pare demo opens it; the TUI's tests read ui/'s headers
-$(call objs,$(OPT_DIR),src/cli/main.c src/cli/cmd_demo.c tests/test_tui.c) $(call objs,$(ASAN_DIR),src/cli/main.c src/cli/cmd_demo.c tests/test_tui.c): CFLAGS += -Iui
+# cmd_tui.c parses `pare tui`'s options and calls ui/'s entry point (ui/tui.h); the TUI's tests read ui/'s headers
+$(call objs,$(OPT_DIR),src/cli/cmd_tui.c tests/test_tui.c) $(call objs,$(ASAN_DIR),src/cli/cmd_tui.c tests/test_tui.c): CFLAGS += -Iui
 
 # AdamW's square roots never see a negative argument; without errno handling its update loop
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
@@ -56,11 +58,11 @@ $(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-er
 .PHONY: all test check bench deps layering clean fuzz corpus valgrind demo
 all: pare
 
-pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 # ./pare linked inside a build folder: `make valgrind` builds build/valgrind/pare this way.
-$(OPT_DIR)/pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+$(OPT_DIR)/pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 $(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
@@ -70,7 +72,7 @@ $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(OPT) -MMD -MP -c -o $@ $<
 
-$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 $(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
@@ -96,15 +98,17 @@ deps:
 	  echo "missing Debian packages; run:"; echo "  sudo apt-get install -y$$missing"; exit 1; \
 	fi
 
-# Fails if the numerical core references curses or Lua (only ui/ and lua/ may), or if anything outside
-# ui/ references curses (the TUI's pure state files included).
+# Fails on an #include that points upward in the layers (tools/layering.sh holds the table: src/core <
+# src/record < lua < ui < src/cli), if the numerical core or the run records reference curses, Lua,
+# printing or exit, or if anything outside ui/ references curses (the TUI's pure state files included).
 CURSES_SYMS := initscr|newterm|endwin|newwin|wrefresh|wgetch|wmove|waddnstr|printw|wprintw|stdscr|curscr|keypad|start_color|init_pair|mousemask
-layering: $(call objs,$(OPT_DIR),$(CORE_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_PURE))
-	@bad=$$(nm -u $(call objs,$(OPT_DIR),$(CORE_SRC)) | grep -E ' (lua_|luaL_|luaopen_|$(CURSES_SYMS)|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
-	if [ -n "$$bad" ]; then echo "layering violation in src/core:"; echo "$$bad"; exit 1; fi; \
+layering: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_PURE))
+	@bash tools/layering.sh
+	@bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC)) | grep -E ' (lua_|luaL_|luaopen_|$(CURSES_SYMS)|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
+	if [ -n "$$bad" ]; then echo "layering violation in src/core or src/record:"; echo "$$bad"; exit 1; fi; \
 	bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(CLI_SRC) $(LUA_SRC) $(UI_PURE)) | grep -E ' ($(CURSES_SYMS))$$' | sort -u); \
 	if [ -n "$$bad" ]; then echo "layering violation: curses outside ui/:"; echo "$$bad"; exit 1; fi; \
-	echo "layering: src/core references no curses, Lua, stdout/stderr, printing or exit; only ui/ references curses"
+	echo "layering: src/core and src/record reference no curses, Lua, stdout/stderr, printing or exit; only ui/ references curses"
 
 test: deps pare $(OPT_DIR)/pare_tests layering
 	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T) $(TEST)
@@ -183,7 +187,7 @@ FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 
 FUZZ_SRC     := $(CORE_SRC) $(RECIPE_SRC) tests/fuzz/targets.c tests/fuzz/target_recipe.c tests/fuzz/libfuzzer_main.c
 
-$(FUZZ_DIR)/pare_fuzz: $(FUZZ_SRC) $(wildcard src/core/*.h lua/*.h src/cli/runplots.h tests/fuzz/*.h)
+$(FUZZ_DIR)/pare_fuzz: $(FUZZ_SRC) $(wildcard src/core/*.h lua/*.h src/record/*.h tests/fuzz/*.h)
 	@command -v clang >/dev/null || { echo "make fuzz needs clang; run: sudo apt-get install -y clang libomp-dev"; exit 1; }
 	@mkdir -p $(FUZZ_DIR)
 	clang $(FUZZ_FLAGS) -Ilua $(LUA_CFLAGS) -o $@ $(FUZZ_SRC) $(LIBS) $(LUA_LIBS)

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/runplots.h"
+#include "record/runplots.h"
 #include "core/calib.h"
 #include "core/charts.h"
 #include "core/method.h"

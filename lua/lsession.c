@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/runplots.h"
+#include "record/runplots.h"
 #include "core/fileio.h"
 #include "lsandbox.h"
 #include "core/sha256.h"

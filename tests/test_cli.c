@@ -711,6 +711,67 @@ static void test_out_refused_everywhere(void)
                       (const char *const[]){"pare compare: output /: refusing to write into the root folder", NULL}, 0);
 }
 
+/* tools/layering.sh (run by `make layering`) on a copy of src/, lua/ and ui/: the copy as it is passes;
+ * an include planted pointing upward (lua -> src/cli, src/record -> ui by a bare name, src/core ->
+ * src/record) makes it fail, naming the file, its line and the include. */
+static int layering_check(const char *root, char **out)
+{
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "bash tools/layering.sh '%s' 2>&1", root);
+    FILE *p = popen(cmd, "r");
+    size_t len = 0, cap = 65536;
+    *out = calloc(cap, 1);
+    if (!p || !*out) {
+        if (p)
+            pclose(p);
+        return -1;
+    }
+    len = fread(*out, 1, cap - 1, p);
+    (*out)[len] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_layering_includes(void)
+{
+    CHECKF(pare_file_exists("tools/layering.sh"), "tools/layering.sh not found (the tests run from the repository root)");
+    if (harness_failed_now())
+        return;
+    const char *root = tmp_path("tree");
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp -r src lua ui '%s'/", root, root);
+    CHECK(system(cmd) == 0);
+    char *out = NULL;
+    int rc = layering_check(root, &out);
+    CHECKF(rc == 0, "the tree as it is: exit %d: %s", rc, out);
+    free(out);
+    static const struct {
+        const char *file, *include;
+    } planted[] = {
+        {"lua/lsession.c", "cli/cli.h"},       /* lua/ including the CLI */
+        {"src/record/runrec.c", "tui.h"},      /* a bare name found through -Iui: ui/tui.h */
+        {"src/core/fileio.c", "record/runrec.h"}, /* the core including a layer above it */
+    };
+    for (size_t i = 0; i < sizeof planted / sizeof planted[0]; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", root, planted[i].file);
+        FILE *f = fopen(path, "a");
+        CHECK(f != NULL);
+        if (!f)
+            continue;
+        fprintf(f, "\n#include \"%s\"\n", planted[i].include);
+        fclose(f);
+        rc = layering_check(root, &out);
+        char needle[512];
+        snprintf(needle, sizeof needle, "%s:", planted[i].file);
+        CHECKF(rc == 1 && strstr(out, needle) && strstr(out, planted[i].include),
+               "planted #include \"%s\" in %s: exit %d: %s", planted[i].include, planted[i].file, rc, out);
+        free(out);
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", planted[i].file, path); /* back to the original */
+        CHECK(system(cmd) == 0);
+    }
+}
+
 void suite_cli(void);
 void suite_cli(void)
 {
@@ -729,4 +790,5 @@ void suite_cli(void)
     RUN(test_eval_protocol_card);
     RUN(test_eval_reference_protocol);
     RUN(test_out_refused_everywhere);
+    RUN(test_layering_includes);
 }

@@ -5,6 +5,7 @@
 #include "core/fileio.h"
 #include "core/prune.h"
 #include "core/tasks.h"
+#include "record/runrec.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -766,18 +767,11 @@ static double metric_value(const json_t *met)
 
 int tui_results_from_run(tui_state *st, const char *out_dir)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/run.json", out_dir);
-    json_error_t je;
-    pare_error ignored;
-    if (pare_check_input(path, &ignored)) /* absent, or a named pipe that would block */
+    runrec rec;
+    if (runrec_load(out_dir, &rec, NULL))
         return 0;
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j)
-        return 0;
-    const char *run = strrchr(out_dir, '/');
-    run = run && run[1] ? run + 1 : out_dir;
-    json_t *rows = json_object_get(j, "results");
+    const char *run = rec.name;
+    json_t *rows = rec.results;
     int added = 0;
     size_t i;
     json_t *row;
@@ -820,12 +814,12 @@ int tui_results_from_run(tui_state *st, const char *out_dir)
             r.total_after = (size_t)json_integer_value(json_object_get(params, "total"));
             r.block_before = (size_t)json_integer_value(json_object_get(params, "block_linear_dense"));
             r.total_before = (size_t)json_integer_value(json_object_get(params, "total_dense"));
-            json_t *wall = json_object_get(j, "wall_s");
+            json_t *wall = json_object_get(rec.root, "wall_s");
             r.wall_s = wall ? json_number_value(wall) : 0;
             if (tui_state_add_result(st, &r) == 0)
                 added++;
         }
     }
-    json_decref(j);
+    runrec_free(&rec);
     return added;
 }

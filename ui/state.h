@@ -251,7 +251,7 @@ void tui_state_drop_calib(tui_state *st);
 typedef struct {
     int x, y, w, h;
 } tui_rect;
-typedef enum { TUI_P_TREE, TUI_P_PLOT, TUI_P_BUDGET, TUI_P_RESULTS, TUI_P_LOG, TUI_P_COUNT } tui_pane;
+typedef enum { TUI_P_TREE, TUI_P_PLOT, TUI_P_BUDGET, TUI_P_RESULTS, TUI_P_LOG, TUI_P_COUNT } tui_pane_id;
 typedef struct {
     int too_small;
     tui_rect header, status, fbar;

@@ -1,5 +1,6 @@
-/* Shared by the curses files of the workbench (tui.c: terminal, loop and screen manager; draw.c:
- * drawing helpers; panel_*.c: the panes). Not used outside ui/. */
+/* Shared by the curses files of the workbench (tui.c: the loop and screen manager; term.c: the
+ * terminal; overlay.c: help and dialogs; editor.c: the line editor; actions.c: what command keys start;
+ * draw.c: drawing helpers; panes.c + panel_*.c: the panes). Not used outside ui/. */
 #ifndef PARE_UI_TUI_INTERNAL_H
 #define PARE_UI_TUI_INTERNAL_H
 
@@ -8,6 +9,7 @@
 #include "jobs.h"
 #include "plots.h"
 #include "state.h"
+#include "tui.h"
 #include "worker.h"
 
 /* Colour pairs: named roles, then one per terminal plot colour (PARE_TERM_COLORS of them). */
@@ -36,7 +38,7 @@ typedef struct tui_app {
     tui_job_status js;
     tui_layout lay;
     int cols, rows;
-    int focus;        /* tui_pane */
+    int focus;        /* tui_pane_id */
     int utf8, color;
     tui_plot_kind plot;
     int dirty;
@@ -80,18 +82,46 @@ typedef struct tui_app {
 void tui_log(tui_app *a, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Submits a job; logs "busy" and frees it when another runs. Returns 0 when started. */
 int tui_submit(tui_app *a, tui_job *j);
-void tui_start_edit(tui_app *a, tui_edit_target t, int field, const char *prompt, const char *text);
 /* The selected matrix changed: keep the tree's row on it. */
 void tui_tree_follow(tui_app *a);
 /* Starts the spectra job of the plot's weighting when it is missing. */
 void tui_want_spectra(tui_app *a, int w);
 
+/* term.c */
+/* Takes the terminal (headless: a cols x rows screen in memory); -1 if curses cannot start. */
+int tui_term_start(tui_app *a, int cols, int rows);
+/* The quit signal that arrived (SIGINT, SIGTERM, SIGHUP), or 0. */
+int tui_term_signal(void);
+/* Lines written to fds 1 and 2 while the screen is up, into the log. */
+void tui_term_drain(tui_app *a);
+/* Gives the terminal back, frees curses' screen and drains the last captured output. */
+void tui_term_finish(tui_app *a);
+
+/* editor.c */
+void tui_start_edit(tui_app *a, tui_edit_target t, int field, const char *prompt, const char *text);
+void tui_edit_key(tui_app *a, int ch);
+/* The prompt, the text and the cursor on the status line r. */
+void tui_edit_draw(tui_app *a, tui_rect r);
+
+/* overlay.c */
+/* Opens an overlay on its first row (the presets are listed again for OV_PRESETS). */
+void tui_overlay_open(tui_app *a, tui_overlay ov);
+void tui_overlay_draw(tui_app *a);
+void tui_overlay_key(tui_app *a, int ch);
+/* A setup field's edited text; 0 if it was valid and applied, else logged. */
+int tui_setup_apply(tui_app *a, int f, const char *text);
+/* Applies the method per type; waits for (and starts) the spectra it needs. */
+void tui_mix_apply(tui_app *a);
+
+/* actions.c */
+void tui_save(tui_app *a);
+void tui_export(tui_app *a);
+void tui_write_png(tui_app *a);
+void tui_start_eval(tui_app *a);
+/* Runs a preset recipe with the setup's settings into a new folder of the session (sandboxed if set). */
+void tui_run_preset(tui_app *a, const char *path);
+
 /* headless.c */
-/* Key names ("j Right S-Tab Enter F2 'text'") to curses key codes; -1 with a message naming the
- * unknown one. *keys is malloc'd. */
-int tui_parse_keys(const char *spec, int **keys, int *n, char *msg, size_t cap);
-/* "120x40" -> 120, 40; -1 if malformed. */
-int tui_parse_size(const char *s, int *cols, int *rows);
 /* What stdscr holds, as UTF-8 text: one line per row, trailing blanks dropped; malloc'd. */
 char *tui_screen_text(void);
 
@@ -127,6 +157,16 @@ int tui_results_key(tui_app *a, int ch);
 void tui_results_click(tui_app *a, int x, int y);
 void tui_log_draw(tui_app *a, tui_rect r, int focused);
 int tui_log_key(tui_app *a, int ch);
+
+/* panes.c: a pane as the main loop sees it. */
+typedef struct {
+    const char *name;
+    void (*draw)(tui_app *a, tui_rect r, int focused);
+    int (*key)(tui_app *a, int ch);          /* 1 when the pane used the key */
+    void (*click)(tui_app *a, int x, int y); /* NULL: a click only focuses the pane */
+    int wheel;                               /* the mouse wheel scrolls it (as Up / Down keys) */
+} tui_pane;
+extern const tui_pane TUI_PANES[TUI_P_COUNT];
 
 /* Rank cursor keys shared by the tree and the plot: Left/Right by 1, </> by 10, Enter sets the rank,
  * a sets it for the whole type, d clears it. Returns 1 if handled. */

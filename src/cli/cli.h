@@ -84,5 +84,6 @@ int cmd_plot(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_tui(int argc, char **argv);
 
 #endif

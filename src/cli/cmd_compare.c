@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "core/fileio.h"
+#include "record/runplots.h"
+#include "record/runrec.h"
 
 typedef struct {
     char **cells; /* [rows * cols] */
@@ -68,10 +70,11 @@ static char **new_row(table *t)
     return t->cells + (size_t)t->rows++ * t->cols;
 }
 
-static const char *base_name(const char *p)
+/* The column of a metric: "NAME FILE-BASENAME" as the plots key it, "?" standing for a missing file. */
+static void metric_key(json_t *mt, char *key, size_t cap)
 {
-    const char *s = strrchr(p, '/');
-    return s && s[1] ? s + 1 : p;
+    runplot_metric_key(json_string_value(json_object_get(mt, "name")),
+                       json_string_value(json_object_get(mt, "data")) ?: "?", key, cap);
 }
 
 enum { C_RUN, C_STATUS, C_METHOD, C_RATIO, C_BLOCK, C_BLOCK_REMOVED, C_TOTAL, C_TOTAL_REMOVED, C_FIXED };
@@ -94,40 +97,14 @@ static char *real_cell(const json_t *v)
 /* Adds the rows of one run record; returns 0 or prints the problem and returns -1. */
 static int add_run(table *t, const char *arg)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s", arg);
-    if (pare_is_dir(arg))
-        snprintf(path, sizeof path, "%s/run.json", arg);
-    json_error_t je;
+    runrec rec;
     pare_error err = {0};
-    if (pare_file_exists(path) && pare_check_input(path, &err)) { /* a named pipe would block */
-        fprintf(stderr, "pare compare: %s\n", err.msg);
+    if (runrec_load(arg, &rec, &err)) {
+        cli_error("compare", &err);
         return -1;
     }
-    json_t *j = json_load_file(path, 0, &je);
-    if (!j) {
-        if (!pare_file_exists(path))
-            fprintf(stderr, "pare compare: %s: no run record (run.json) there; is it a pare run output folder?\n",
-                    arg);
-        else
-            fprintf(stderr, "pare compare: %s:%d: not valid JSON: %s\n", path, je.line, je.text);
-        return -1;
-    }
-    json_t *results = json_object_get(j, "results");
-    const char *status = json_string_value(json_object_get(j, "status"));
-    if (!json_is_array(results) || !status) {
-        fprintf(stderr, "pare compare: %s: not a pare run record (no status or results)\n", path);
-        json_decref(j);
-        return -1;
-    }
-    /* the run's name: its folder */
-    char run[4200];
-    snprintf(run, sizeof run, "%s", path);
-    char *slash = strrchr(run, '/');
-    if (slash)
-        *slash = 0;
-    else
-        snprintf(run, sizeof run, ".");
+    json_t *results = rec.results;
+    const char *status = rec.status;
     size_t i;
     json_t *row;
     json_array_foreach(results, i, row) {
@@ -137,15 +114,14 @@ static int add_run(table *t, const char *arg)
         json_t *mt;
         json_array_foreach(metrics, k, mt) {
             char key[512];
-            snprintf(key, sizeof key, "%s %s", json_string_value(json_object_get(mt, "name")) ?: "?",
-                     base_name(json_string_value(json_object_get(mt, "data")) ?: "?"));
+            metric_key(mt, key, sizeof key);
             if (metric_col(t, key, C_FIXED) < 0)
                 goto oom;
         }
         char **cells = new_row(t);
         if (!cells)
             goto oom;
-        cells[C_RUN] = strdup(base_name(run));
+        cells[C_RUN] = strdup(rec.name);
         cells[C_STATUS] = strdup(status);
         cells[C_METHOD] = strdup(json_string_value(json_object_get(row, "method")) ?: "?");
         /* the steps' ratios (or energies), joined like the method */
@@ -166,8 +142,7 @@ static int add_run(table *t, const char *arg)
         cells[C_TOTAL_REMOVED] = real_cell(json_object_get(params, "total_removed"));
         json_array_foreach(metrics, k, mt) {
             char key[512];
-            snprintf(key, sizeof key, "%s %s", json_string_value(json_object_get(mt, "name")) ?: "?",
-                     base_name(json_string_value(json_object_get(mt, "data")) ?: "?"));
+            metric_key(mt, key, sizeof key);
             int c = metric_col(t, key, C_FIXED);
             free(cells[c]);
             cells[c] = real_cell(json_object_get(mt, "value"));
@@ -175,10 +150,10 @@ static int add_run(table *t, const char *arg)
     }
     if (json_array_size(results) == 0)
         fprintf(stderr, "pare compare: %s: the run has no results (status %s)\n", arg, status);
-    json_decref(j);
+    runrec_free(&rec);
     return 0;
 oom:
-    json_decref(j);
+    runrec_free(&rec);
     fprintf(stderr, "pare compare: out of memory\n");
     return -1;
 }

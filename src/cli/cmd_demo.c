@@ -19,7 +19,6 @@
 #include "core/eval.h"
 #include "core/fileio.h"
 #include "core/sha256.h"
-#include "tui.h"
 #include "core/json_number.h"
 
 /* Bumped when what a cache folder holds or how it is made changes, so old folders are not reused. */

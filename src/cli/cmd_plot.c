@@ -12,7 +12,8 @@
 #include "core/calib.h"
 #include "core/charts.h"
 #include "core/fileio.h"
-#include "runplots.h"
+#include "record/runplots.h"
+#include "record/runrec.h"
 
 enum { K_SPECTRUM, K_SPECTRA, K_ENERGY, K_MASK, K_CHANNELS, K_BUDGET, K_SQ, K_COUNT };
 static const char *const KINDS[] = {"spectrum", "spectra", "energy-ranks", "mask", "channels", "budget", "size-quality"};
@@ -284,35 +285,14 @@ int cmd_plot(int argc, char **argv)
         char **labels = calloc((size_t)n_runs, sizeof *labels);
         pare_status st = labels ? PARE_OK : pare_fail(&err, PARE_ENOMEM, "out of memory");
         for (int r = 0; r < n_runs && !st; r++) {
-            char path[4200];
-            if (pare_is_dir(runs[r]))
-                snprintf(path, sizeof path, "%s/run.json", runs[r]);
-            else
-                snprintf(path, sizeof path, "%s", runs[r]);
-            /* the run's name: its folder */
-            char dir[4200];
-            snprintf(dir, sizeof dir, "%s", path);
-            char *slash = strrchr(dir, '/');
-            if (slash)
-                *slash = 0;
-            const char *base = strrchr(dir, '/');
-            if (!(labels[r] = strdup(slash ? (base ? base + 1 : dir) : "."))) {
+            runrec rec;
+            if ((st = runrec_load(runs[r], &rec, &err)))
+                break;
+            if (!(labels[r] = strdup(rec.name)))
                 st = pare_fail(&err, PARE_ENOMEM, "out of memory");
-                break;
-            }
-            json_error_t je;
-            json_t *j = NULL;
-            if (pare_file_exists(path) && (st = pare_check_input(path, &err))) /* a named pipe would block */
-                break;
-            j = json_load_file(path, 0, &je);
-            if (!j)
-                st = pare_file_exists(path)
-                         ? pare_fail(&err, PARE_EFORMAT, "%s:%d: not valid JSON: %s", path, je.line, je.text)
-                         : pare_fail(&err, PARE_EIO, "%s: no run record (run.json) there; is it a pare run output folder?",
-                                     runs[r]);
-            else if (runplot_add_results(&pts, json_object_get(j, "results"), conv, metric, &err))
-                st = pare_wrap(&err, "%s", path);
-            json_decref(j);
+            else if (runplot_add_results(&pts, rec.results, conv, metric, &err))
+                st = pare_wrap(&err, "%s", rec.path);
+            runrec_free(&rec);
             size_t sl = strlen(source);
             snprintf(source + sl, sizeof source - sl, "%s%s", r ? " " : "", runs[r]);
         }

@@ -9,7 +9,6 @@
 #include "core/parallel.h"
 
 #include "core/version.h"
-#include "tui.h"
 
 static const struct {
     const char *name;

@@ -1,9 +1,9 @@
 /* Plots of run records: the size-against-quality points of the result rows of one or several
- * run.json files and the budget of one result row, read with jansson and drawn by src/core/charts.c.
- * Shared by `pare plot size-quality` and the session runner (lua/lsession.c), which writes the
- * automatic plots into OUT at the end of a run. */
-#ifndef PARE_CLI_RUNPLOTS_H
-#define PARE_CLI_RUNPLOTS_H
+ * run.json files (loaded by runrec.h) and the budget of one result row, drawn by src/core/charts.c.
+ * Shared by `pare plot size-quality`, the Lua plots (lua/lplot.c) and the session runner
+ * (lua/lsession.c), which writes the automatic plots into OUT at the end of a run. Layer: as runrec.h. */
+#ifndef PARE_RECORD_RUNPLOTS_H
+#define PARE_RECORD_RUNPLOTS_H
 
 #include <jansson.h>
 #include <stddef.h>

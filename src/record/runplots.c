@@ -7,21 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runrec.h"
+
 const char *runplot_convention_label(runplot_convention c)
 {
     return c == RUNPLOT_TOTAL ? "parameters (all: LLM-Pruner / LoRAP convention)"
                               : "parameters (decoder-block linears: Wanda / ASVD / SVD-LLM convention)";
 }
 
-static const char *base_name(const char *p)
-{
-    const char *s = p ? strrchr(p, '/') : NULL;
-    return s && s[1] ? s + 1 : p ? p : "";
-}
-
 void runplot_metric_key(const char *name, const char *data, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s %s", name ? name : "?", base_name(data));
+    snprintf(buf, cap, "%s %s", name ? name : "?", runrec_base_name(data));
 }
 
 int runplot_metric_matches(const char *name, const char *data, const char *want)
@@ -33,7 +29,7 @@ int runplot_metric_matches(const char *name, const char *data, const char *want)
         return 0;
     if (!want[nl])
         return 1;
-    return !strcmp(base_name(want + nl + 1), base_name(data));
+    return !strcmp(runrec_base_name(want + nl + 1), runrec_base_name(data));
 }
 
 static void metric_key(json_t *mt, char *buf, size_t cap)
