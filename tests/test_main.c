@@ -6,6 +6,7 @@ typedef struct {
     void (*fn)(void);
 } suite;
 
+void suite_harness(void);
 void suite_tokenizer(void);
 void suite_forward(void);
 void suite_formats(void);
@@ -31,6 +32,7 @@ void suite_demo(void);
 void suite_faults(void);
 
 const suite harness_suites[] = {
+    {"harness", suite_harness},
     {"tokenizer", suite_tokenizer},
     {"formats", suite_formats},
     {"forward", suite_forward},
