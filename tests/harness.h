@@ -1,5 +1,6 @@
-/* A small test harness: each test is a function; CHECK records failures and continues,
- * SKIP ends a test as skipped, and a test that made no CHECK and did not SKIP fails. The runner prints "N passed, N failed, N skipped". */
+/* A small test harness: each test is a function; CHECK records failures and continues, SKIP ends a
+ * test as skipped, and a test that made no CHECK and did not SKIP fails. The runner prints
+ * "N passed, N failed, N skipped". */
 #ifndef PARE_TEST_HARNESS_H
 #define PARE_TEST_HARNESS_H
 
