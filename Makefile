@@ -110,6 +110,14 @@ layering: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC)
 	if [ -n "$$bad" ]; then echo "layering violation: curses outside ui/:"; echo "$$bad"; exit 1; fi; \
 	echo "layering: src/core and src/record reference no curses, Lua, stdout/stderr, printing or exit; only ui/ references curses"
 
+# Fails if clang-format (.clang-format, clang-format 14) would change any C file of src lua ui tests;
+# prints what it would change. Not yet part of `make check`: the code is reformatted once first.
+FORMAT_FILES = $(shell find src lua ui tests -name '*.[ch]' | sort)
+.PHONY: format-check
+format-check:
+	@command -v clang-format >/dev/null || { echo "make format-check needs clang-format; run: sudo apt-get install -y clang-format"; exit 1; }
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
 test: deps pare $(OPT_DIR)/pare_tests layering
 	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T) $(TEST)
 

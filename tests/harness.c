@@ -16,35 +16,41 @@
 #include <unistd.h>
 
 static int n_pass, n_fail, n_skip;
-static int cur_failed, cur_skipped;
-static char cur_name[256];
+/* The running test's state; harness_outcome saves and restores it around a nested test. */
+typedef struct {
+    char name[256];
+    int failed, skipped;
+    long checks; /* CHECKs made, passed or not: a test that made none and did not skip checked nothing */
+} test_state;
+static test_state cur;
 static char tmpdir[512];
 
 void harness_check(int ok, const char *file, int line, const char *fmt, ...)
 {
+    cur.checks++;
     if (ok)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stdout, "  FAIL %s (%s:%d): ", cur_name, file, line);
+    fprintf(stdout, "  FAIL %s (%s:%d): ", cur.name, file, line);
     vfprintf(stdout, fmt, ap);
     fputc('\n', stdout);
     va_end(ap);
-    cur_failed = 1;
+    cur.failed = 1;
 }
 
 void harness_skip(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stdout, "  skip %s: ", cur_name);
+    fprintf(stdout, "  skip %s: ", cur.name);
     vfprintf(stdout, fmt, ap);
     fputc('\n', stdout);
     va_end(ap);
-    cur_skipped = 1;
+    cur.skipped = 1;
 }
 
-int harness_failed_now(void) { return cur_failed; }
+int harness_failed_now(void) { return cur.failed; }
 
 static void remove_tree(const char *path)
 {
@@ -56,27 +62,49 @@ static void remove_tree(const char *path)
 
 static const char *test_filter; /* argv[2]: run only tests whose name contains it */
 
+/* Runs fn as the test called name in a fresh test state and returns its outcome; a test that neither
+ * checked anything nor skipped fails, since it asserted nothing. */
+static harness_result run_test(const char *name, test_fn fn)
+{
+    snprintf(cur.name, sizeof cur.name, "%s", name);
+    cur.failed = cur.skipped = 0;
+    cur.checks = 0;
+    fflush(stdout);
+    fn();
+    if (!cur.failed && !cur.skipped && cur.checks == 0) {
+        printf("  FAIL %s: ran no check\n", name);
+        cur.failed = 1;
+    }
+    return cur.failed ? HARNESS_FAILED : cur.skipped ? HARNESS_SKIPPED : HARNESS_PASSED;
+}
+
 void harness_run(const char *name, test_fn fn)
 {
     if (test_filter && !strstr(name, test_filter))
         return;
-    snprintf(cur_name, sizeof cur_name, "%s", name);
-    cur_failed = cur_skipped = 0;
     tmpdir[0] = '\0';
-    fflush(stdout);
-    fn();
+    harness_result r = run_test(name, fn);
     if (tmpdir[0])
         remove_tree(tmpdir);
-    if (cur_failed) {
+    if (r == HARNESS_FAILED) {
         n_fail++;
         printf("FAIL %s\n", name);
-    } else if (cur_skipped) {
+    } else if (r == HARNESS_SKIPPED) {
         n_skip++;
     } else {
         n_pass++;
         printf("ok   %s\n", name);
     }
     fflush(stdout);
+}
+
+harness_result harness_outcome(const char *name, test_fn fn)
+{
+    /* the nested test shares the outer test's temporary folder, which the outer test's end removes */
+    test_state outer = cur;
+    harness_result r = run_test(name, fn);
+    cur = outer;
+    return r;
 }
 
 const char *harness_shared(void)

@@ -1,5 +1,6 @@
-/* A small test harness: each test is a function; CHECK records failures and continues,
- * SKIP ends a test as skipped. The runner prints "N passed, N failed, N skipped". */
+/* A small test harness: each test is a function; CHECK records failures and continues, SKIP ends a
+ * test as skipped, and a test that made no CHECK and did not SKIP fails. The runner prints
+ * "N passed, N failed, N skipped". */
 #ifndef PARE_TEST_HARNESS_H
 #define PARE_TEST_HARNESS_H
 
@@ -9,7 +10,14 @@
 
 typedef void (*test_fn)(void);
 
+typedef enum { HARNESS_PASSED, HARNESS_FAILED, HARNESS_SKIPPED } harness_result;
+
+/* Runs a test and counts its outcome: passed, failed (a CHECK failed, or it made no CHECK and did not
+ * SKIP: "FAIL test_x: ran no check"), or skipped. */
 void harness_run(const char *name, test_fn fn);
+/* Runs fn as a test inside the running one and returns its outcome without counting it (its lines
+ * are printed as usual); the running test's state is restored afterwards. For testing the harness. */
+harness_result harness_outcome(const char *name, test_fn fn);
 void harness_check(int ok, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void harness_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

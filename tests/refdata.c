@@ -1,6 +1,7 @@
-/* Reference data readers for tests. */
+/* Reference data readers for tests: every read of a reference file is checked (see refdata.h). */
 #include "refdata.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,54 +16,75 @@ const ref_eval_file ref_eval_files[REF_EVAL_FILES] = {
     {"tiny_test.txt", "data/text/tinystories/tiny_test.txt"},
 };
 
-/* Parses models/MODEL/reference.json; rel receives that relative path for messages. */
-static json_t *load_reference(const char *model, char *rel, size_t rel_cap, json_error_t *jerr)
+/* Whether a reference file can be read at all: without the shared data the running test skips. */
+static int shared_present(void)
 {
-    snprintf(rel, rel_cap, "models/%s/reference.json", model);
-    return json_load_file(shared_path(rel), 0, jerr);
-}
-
-json_t *ref_json(const char *model)
-{
-    char rel[256];
-    json_error_t jerr;
-    return load_reference(model, rel, sizeof rel, &jerr);
+    if (harness_shared())
+        return 1;
+    harness_skip("skipped: PARE_SHARED not found");
+    return 0;
 }
 
 json_t *ref_json_checked(const char *model)
 {
+    if (!shared_present())
+        return NULL;
     char rel[256];
+    snprintf(rel, sizeof rel, "models/%s/reference.json", model);
     json_error_t jerr;
-    json_t *ref = load_reference(model, rel, sizeof rel, &jerr);
+    json_t *ref = json_load_file(shared_path(rel), 0, &jerr);
     CHECKF(ref != NULL, "%s: %s", rel, jerr.text);
     return ref;
 }
 
-/* A whole file (NUL-terminated); on failure NULL, and a failed check when report is set. */
-static char *read_file(const char *path, int report, size_t *len)
+json_t *ref_field(json_t *ref, const char *model, const char *key, ...)
 {
+    if (!ref)
+        return NULL;
+    char where[512] = "";
+    size_t used = 0;
+    json_t *v = ref;
+    va_list ap;
+    va_start(ap, key);
+    for (const char *k = key; k && v; k = va_arg(ap, const char *)) {
+        int w = snprintf(where + used, sizeof where - used, "%s%s", used ? "/" : "", k);
+        used = w > 0 && (size_t)w < sizeof where - used ? used + (size_t)w : used;
+        v = json_object_get(v, k);
+    }
+    va_end(ap);
+    CHECKF(v != NULL, "models/%s/reference.json: no field %s", model, where);
+    return v;
+}
+
+/* A whole shared file (NUL-terminated), or NULL after a skip or a failed check. */
+static char *read_shared(const char *rel, size_t *len)
+{
+    *len = 0;
+    if (!shared_present())
+        return NULL;
     char *data = NULL;
     pare_error err = {0};
-    pare_status st = pare_read_file(path, &data, len, &err);
-    if (report)
-        CHECKF(st == PARE_OK, "%s", err.msg);
+    pare_status st = pare_read_file(shared_path(rel), &data, len, &err);
+    CHECKF(st == PARE_OK, "%s", err.msg);
     return st == PARE_OK ? data : NULL;
 }
 
-char *ref_read_text(const char *rel, size_t *len) { return read_file(shared_path(rel), 1, len); }
+char *ref_read_text(const char *rel, size_t *len) { return read_shared(rel, len); }
 
-/* Reads a file of little-endian 32-bit words and puts each into host order in place (*n words;
- * trailing bytes short of a word are ignored). With checked_rel set, failures are reported under
- * that name, including a size that is not a whole number of words. */
-static void *read_le32(const char *path, const char *checked_rel, size_t *n)
+/* Reads a shared file of little-endian 32-bit words (what names the element type in messages) and
+ * puts each into host order in place (*n words). */
+static void *read_le32(const char *rel, const char *what, size_t *n)
 {
     size_t bytes = 0;
-    unsigned char *p = (unsigned char *)read_file(path, checked_rel != NULL, &bytes);
+    unsigned char *p = (unsigned char *)read_shared(rel, &bytes);
     *n = 0;
     if (!p)
         return NULL;
-    if (checked_rel)
-        CHECKF(bytes % 4 == 0, "%s: %zu bytes is not a whole number of int32", checked_rel, bytes);
+    if (bytes % 4 != 0) {
+        CHECKF(0, "%s: %zu bytes is not a whole number of %s", rel, bytes, what);
+        free(p);
+        return NULL;
+    }
     *n = bytes / 4;
     for (size_t i = 0; i < *n; i++) {
         const unsigned char *b = p + 4 * i;
@@ -72,11 +94,9 @@ static void *read_le32(const char *path, const char *checked_rel, size_t *n)
     return p;
 }
 
-int32_t *ref_read_i32(const char *path, size_t *n) { return read_le32(path, NULL, n); }
+int32_t *ref_read_i32_checked(const char *rel, size_t *n) { return read_le32(rel, "int32", n); }
 
-float *ref_read_f32(const char *path, size_t *n) { return read_le32(path, NULL, n); }
-
-int32_t *ref_read_i32_checked(const char *rel, size_t *n) { return read_le32(shared_path(rel), rel, n); }
+float *ref_read_f32_checked(const char *rel, size_t *n) { return read_le32(rel, "float32", n); }
 
 int32_t *ref_ids(json_t *arr, size_t *n)
 {

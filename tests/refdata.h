@@ -13,25 +13,26 @@ typedef struct {
 #define REF_EVAL_FILES 4
 extern const ref_eval_file ref_eval_files[REF_EVAL_FILES];
 
-/* Quiet readers: they return NULL on any failure and leave reporting to the caller. */
+/* Checked readers, the only way tests read reference files: paths are relative to the shared data.
+ * When the shared data itself is absent they skip the running test; otherwise a missing or invalid
+ * file fails the running test with one line naming the file and the problem. Either way they return
+ * NULL (with *len / *n set to 0), and the caller stops using the reference. */
 
-/* Loads models/MODEL/reference.json (caller json_decref's), or NULL. */
-json_t *ref_json(const char *model);
-/* Reads a whole binary file (full path) of little-endian int32 / float32 (malloc'd; *n elements;
- * trailing bytes short of a whole element are ignored). */
-int32_t *ref_read_i32(const char *path, size_t *n);
-float *ref_read_f32(const char *path, size_t *n);
-/* A JSON array of integers as a malloc'd int32 array (never NULL unless out of memory). */
-int32_t *ref_ids(json_t *arr, size_t *n);
-
-/* Checked readers: paths are relative to the shared data; on failure they fail the running test
- * with one line naming the file and the problem, and return NULL (with *len / *n set to 0). */
-
-/* ref_json, reporting a missing or invalid reference.json with the parser's message. */
+/* models/MODEL/reference.json (caller json_decref's), reporting a parser's message. */
 json_t *ref_json_checked(const char *model);
+/* The value at a NULL-terminated path of keys in MODEL's reference.json (ref as ref_json_checked
+ * returned it; NULL gives NULL without a second report), or NULL with a failed check naming the file
+ * and the missing field. */
+json_t *ref_field(json_t *ref, const char *model, const char *key, ...) __attribute__((sentinel));
 /* A whole file as a NUL-terminated heap string (*len excludes the NUL). */
 char *ref_read_text(const char *rel, size_t *len);
-/* ref_read_i32, also failing on a size that is not a whole number of int32. */
+/* A file of little-endian int32 / float32 (malloc'd; *n elements), failing on a size that is not a
+ * whole number of elements. */
 int32_t *ref_read_i32_checked(const char *rel, size_t *n);
+float *ref_read_f32_checked(const char *rel, size_t *n);
+
+/* A JSON array of integers as a malloc'd int32 array (never NULL unless out of memory; empty for a
+ * value that is not an array). */
+int32_t *ref_ids(json_t *arr, size_t *n);
 
 #endif

@@ -54,8 +54,8 @@ static void test_eval_reference_protocol(void)
     NEED_SHARED();
     int quick = getenv("PARE_TEST_QUICK") != NULL;
     for (int m = 0; m < 2; m++) {
-        json_t *ref = ref_json(HF_MODELS[m]);
-        for (int f = 0; f < 4; f++) {
+        json_t *ref = ref_json_checked(HF_MODELS[m]);
+        for (int f = 0; ref && f < 4; f++) {
             if (quick && f != 3)
                 continue;
             char data[1200];
@@ -63,35 +63,35 @@ static void test_eval_reference_protocol(void)
             const char *args[] = {"eval", "--model", model_dir(HF_MODELS[m]), "--data", data, "--json", NULL};
             int st;
             json_t *j = run_json(args, &st);
-            json_t *r = json_object_get(ref, EVAL_FILES[f].name);
-            CHECKF(j && r, "%s %s: exit %d", HF_MODELS[m], EVAL_FILES[f].name, st);
+            json_t *r = ref_field(ref, HF_MODELS[m], EVAL_FILES[f].name, NULL);
+            CHECKF(j != NULL, "%s %s: exit %d", HF_MODELS[m], EVAL_FILES[f].name, st);
             if (!j || !r) {
                 json_decref(j);
                 continue;
             }
-            double ppl = json_real_value(json_object_get(j, "ppl")), want = json_real_value(json_object_get(r, "ppl"));
+            double ppl = json_real_value(json_object_get(j, "ppl")),
+                   want = json_real_value(ref_field(ref, HF_MODELS[m], EVAL_FILES[f].name, "ppl", NULL));
             printf("  %s %-14s ppl %.4f (reference %.4f)  %.0f tok/s\n", HF_MODELS[m], EVAL_FILES[f].name, ppl, want,
                    json_real_value(json_object_get(j, "tokens_per_second")));
             CHECKF(fabs(ppl - want) <= 1e-3 * want, "%s %s: ppl %.5f vs %.5f", HF_MODELS[m], EVAL_FILES[f].name, ppl, want);
             const char *keys[][2] = {{"tokens", "tokens"}, {"windows", "windows"}, {"predicted", "predicted"}, {"window", "window_len"}};
-            for (int k = 0; k < 4; k++)
-                CHECKF(json_integer_value(json_object_get(j, keys[k][0])) == json_integer_value(json_object_get(r, keys[k][1])),
+            for (int k = 0; k < 4; k++) {
+                json_int_t want_k = json_integer_value(ref_field(ref, HF_MODELS[m], EVAL_FILES[f].name, keys[k][1], NULL));
+                CHECKF(json_integer_value(json_object_get(j, keys[k][0])) == want_k,
                        "%s %s: %s %lld vs reference %lld", HF_MODELS[m], EVAL_FILES[f].name, keys[k][0],
-                       (long long)json_integer_value(json_object_get(j, keys[k][0])),
-                       (long long)json_integer_value(json_object_get(r, keys[k][1])));
+                       (long long)json_integer_value(json_object_get(j, keys[k][0])), (long long)want_k);
+            }
             json_decref(j);
         }
         json_decref(ref);
     }
     /* Meta's 32000-piece Llama-2 vocabulary on a tiny random BF16 model: reference.json lists per file
      * the token count and perplexity from the reference libraries. */
-    json_t *ref = ref_json("llama2-vocab-tiny");
-    json_t *files = json_object_get(ref, "files");
-    CHECK(files != NULL);
-    for (int f = 0; f < 4 && files; f++) {
+    json_t *ref = ref_json_checked("llama2-vocab-tiny");
+    for (int f = 0; f < 4 && ref; f++) {
         if (quick && f != 3)
             continue;
-        json_t *r = json_object_get(files, EVAL_FILES[f].name);
+        json_t *r = ref_field(ref, "llama2-vocab-tiny", "files", EVAL_FILES[f].name, NULL);
         char data[1200];
         snprintf(data, sizeof data, "%s", shared_path(EVAL_FILES[f].path));
         const char *args[] = {"eval", "--model", model_dir("llama2-vocab-tiny"), "--data", data, "--json", NULL};
@@ -99,11 +99,16 @@ static void test_eval_reference_protocol(void)
         json_t *j = run_json(args, &st);
         CHECKF(j && r, "llama2-vocab-tiny %s: exit %d", EVAL_FILES[f].name, st);
         if (j && r) {
-            double ppl = json_real_value(json_object_get(j, "ppl")), want = json_real_value(json_object_get(r, "ppl"));
+            double ppl = json_real_value(json_object_get(j, "ppl")),
+                   want = json_real_value(ref_field(ref, "llama2-vocab-tiny", "files", EVAL_FILES[f].name, "ppl", NULL));
             printf("  llama2-vocab-tiny %-14s ppl %.3f (reference %.3f)\n", EVAL_FILES[f].name, ppl, want);
             CHECKF(fabs(ppl - want) <= 1e-3 * want, "llama2-vocab-tiny %s: ppl %.4f vs %.4f", EVAL_FILES[f].name, ppl, want);
-            CHECK(json_integer_value(json_object_get(j, "tokens")) == json_integer_value(json_object_get(r, "tokens")));
-            CHECK(json_integer_value(json_object_get(j, "windows")) == json_integer_value(json_object_get(r, "windows")));
+            for (int k = 0; k < 2; k++) {
+                const char *key = k ? "windows" : "tokens";
+                CHECKF(json_integer_value(json_object_get(j, key)) ==
+                           json_integer_value(ref_field(ref, "llama2-vocab-tiny", "files", EVAL_FILES[f].name, key, NULL)),
+                       "llama2-vocab-tiny %s: %s differs from the reference", EVAL_FILES[f].name, key);
+            }
         }
         json_decref(j);
     }
@@ -134,14 +139,18 @@ static void test_generate_greedy_reference(void)
 {
     NEED_SHARED();
     for (int m = 0; m < 2; m++) {
-        json_t *ref = ref_json(HF_MODELS[m]);
+        json_t *ref = ref_json_checked(HF_MODELS[m]);
+        const char *prompt = json_string_value(ref_field(ref, HF_MODELS[m], "prompt", NULL));
+        if (!prompt) {
+            json_decref(ref);
+            continue;
+        }
         size_t n_want = 0, n_prompt = 0;
-        int32_t *want = ref_ids(json_object_get(ref, "greedy_ids"), &n_want);
-        int32_t *prompt_ids = ref_ids(json_object_get(ref, "prompt_ids"), &n_prompt);
+        int32_t *want = ref_ids(ref_field(ref, HF_MODELS[m], "greedy_ids", NULL), &n_want);
+        int32_t *prompt_ids = ref_ids(ref_field(ref, HF_MODELS[m], "prompt_ids", NULL), &n_prompt);
         char nbuf[16];
         snprintf(nbuf, sizeof nbuf, "%zu", n_want - n_prompt);
-        const char *args[] = {"generate", "--model", model_dir(HF_MODELS[m]), "--prompt",
-                              json_string_value(json_object_get(ref, "prompt")), "-n", nbuf, "--json", NULL};
+        const char *args[] = {"generate", "--model", model_dir(HF_MODELS[m]), "--prompt", prompt, "-n", nbuf, "--json", NULL};
         int st;
         json_t *j = run_json(args, &st);
         CHECKF(j != NULL, "%s: generate failed", HF_MODELS[m]);
@@ -156,7 +165,7 @@ static void test_generate_greedy_reference(void)
             CHECKF(n_got == n_want && first_diff == n_want, "%s: %zu ids vs %zu, first difference at %zu", HF_MODELS[m],
                    n_got, n_want, first_diff);
             const char *cont = json_string_value(json_object_get(j, "continuation"));
-            const char *want_cont = json_string_value(json_object_get(ref, "greedy_continuation"));
+            const char *want_cont = json_string_value(ref_field(ref, HF_MODELS[m], "greedy_continuation", NULL));
             CHECKF(cont && want_cont && strcmp(cont, want_cont) == 0, "%s: continuation '%s' vs '%s'", HF_MODELS[m],
                    cont ? cont : "", want_cont ? want_cont : "");
             free(got);

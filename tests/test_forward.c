@@ -27,19 +27,18 @@ static pare_model *load(const char *name)
 static void check_logits(const char *name)
 {
     pare_model *m = load(name);
-    json_t *ref = ref_json(name);
-    CHECKF(ref != NULL, "%s: reference.json", name);
+    json_t *ref = ref_json_checked(name);
     if (!m || !ref) {
         pare_model_free(m);
         json_decref(ref);
         return;
     }
     size_t n = 0, nl = 0;
-    int32_t *ids = ref_ids(json_object_get(ref, "prompt_ids"), &n);
+    int32_t *ids = ref_ids(ref_field(ref, name, "prompt_ids", NULL), &n);
     char rel[256];
     snprintf(rel, sizeof rel, "models/%s/reference_logits_f32.bin", name);
-    float *want = ref_read_f32(shared_path(rel), &nl);
-    json_t *shape = json_object_get(ref, "reference_logits_shape");
+    float *want = ref_read_f32_checked(rel, &nl);
+    json_t *shape = ref_field(ref, name, "reference_logits_shape", NULL);
     size_t rows = (size_t)json_integer_value(json_array_get(shape, 0)),
            cols = (size_t)json_integer_value(json_array_get(shape, 1));
     CHECKF(rows == n && cols == (size_t)m->cfg.vocab_size && nl == rows * cols,
@@ -72,7 +71,7 @@ static void test_logits_gpt2(void) { NEED_SHARED(); check_logits("ref-gpt2-6m");
 static void check_ppl(const char *name)
 {
     pare_model *m = load(name);
-    json_t *ref = ref_json(name);
+    json_t *ref = ref_json_checked(name);
     if (!m || !ref) {
         pare_model_free(m);
         json_decref(ref);
@@ -82,26 +81,28 @@ static void check_ppl(const char *name)
         char rel[256];
         snprintf(rel, sizeof rel, "models/%s/reference_ids/%s.i32", name, EVAL_FILES[f]);
         size_t n = 0;
-        int32_t *ids = ref_read_i32(shared_path(rel), &n);
-        json_t *r = json_object_get(ref, EVAL_FILES[f]);
-        CHECKF(ids && r, "%s: reference ids and values for %s", name, EVAL_FILES[f]);
+        int32_t *ids = ref_read_i32_checked(rel, &n);
+        json_t *r = ref_field(ref, name, EVAL_FILES[f], NULL);
         if (!ids || !r) {
             free(ids);
             continue;
         }
         pare_eval_opts o;
         pare_eval_defaults(&o);
-        o.window = (int)json_integer_value(json_object_get(r, "window_len"));
+        o.window = (int)json_integer_value(ref_field(ref, name, EVAL_FILES[f], "window_len", NULL));
         pare_eval_result res;
         pare_error err = {0};
         pare_status st = pare_eval_perplexity(m, ids, n, &o, NULL, &res, &err);
         CHECKF(st == PARE_OK, "%s %s: %s", name, EVAL_FILES[f], err.msg);
         if (st == PARE_OK) {
-            double want = json_real_value(json_object_get(r, "ppl"));
+            double want = json_real_value(ref_field(ref, name, EVAL_FILES[f], "ppl", NULL));
             double rel_err = fabs(res.ppl - want) / want;
             printf("  %s %-14s ppl %.4f  reference %.4f  rel diff %.2e\n", name, EVAL_FILES[f], res.ppl, want, rel_err);
-            CHECKF(res.plan.windows == (size_t)json_integer_value(json_object_get(r, "windows")), "windows");
-            CHECKF(res.plan.predicted == (size_t)json_integer_value(json_object_get(r, "predicted")), "predicted");
+            CHECKF(res.plan.windows == (size_t)json_integer_value(ref_field(ref, name, EVAL_FILES[f], "windows", NULL)),
+                   "windows");
+            CHECKF(res.plan.predicted ==
+                       (size_t)json_integer_value(ref_field(ref, name, EVAL_FILES[f], "predicted", NULL)),
+                   "predicted");
             CHECKF(rel_err <= 1e-3, "%s %s: ppl %.5f vs %.5f", name, EVAL_FILES[f], res.ppl, want);
         }
         free(ids);
@@ -121,7 +122,11 @@ static void test_batch_invariance(void)
     if (!m)
         return;
     size_t n = 0;
-    int32_t *ids = ref_read_i32(shared_path("models/ref-gpt2-6m/reference_ids/tiny_test.txt.i32"), &n);
+    int32_t *ids = ref_read_i32_checked("models/ref-gpt2-6m/reference_ids/tiny_test.txt.i32", &n);
+    if (!ids) {
+        pare_model_free(m);
+        return;
+    }
     pare_eval_opts o;
     pare_eval_defaults(&o);
     o.window = 64;
@@ -147,7 +152,11 @@ static void test_protocol_plans(void)
     if (!m)
         return;
     size_t n = 0;
-    int32_t *ids = ref_read_i32(shared_path("models/ref-llama-12m/reference_ids/tiny_test.txt.i32"), &n);
+    int32_t *ids = ref_read_i32_checked("models/ref-llama-12m/reference_ids/tiny_test.txt.i32", &n);
+    if (!ids) {
+        pare_model_free(m);
+        return;
+    }
     pare_eval_opts o;
     pare_eval_defaults(&o);
     o.window = 128;

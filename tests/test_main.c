@@ -6,6 +6,7 @@ typedef struct {
     void (*fn)(void);
 } suite;
 
+void suite_harness(void);
 void suite_tokenizer(void);
 void suite_forward(void);
 void suite_formats(void);
@@ -32,6 +33,7 @@ void suite_faults(void);
 void suite_numbers(void);
 
 const suite harness_suites[] = {
+    {"harness", suite_harness},
     {"tokenizer", suite_tokenizer},
     {"formats", suite_formats},
     {"forward", suite_forward},

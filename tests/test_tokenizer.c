@@ -110,8 +110,7 @@ static void check_hf_model_files(const char *model, int loses_leading_space)
             char what[300];
             snprintf(what, sizeof what, "%s on %s", model, ref_eval_files[f].name);
             check_same_ids(tok, what, want, n_ref, ids, n_ids);
-            json_t *entry = json_object_get(ref, ref_eval_files[f].name);
-            json_int_t count = json_integer_value(json_object_get(entry, "tokens"));
+            json_int_t count = json_integer_value(ref_field(ref, model, ref_eval_files[f].name, "tokens", NULL));
             CHECKF((json_int_t)n_ids == count, "%s: %zu tokens, reference.json says %lld", what, n_ids,
                    (long long)count);
             char *back = decode(tok, ids, n_ids, 0, &back_len);
@@ -148,11 +147,13 @@ static void check_prompt_and_greedy(const char *model)
     json_t *ref = ref_json_checked(model);
     if (!tok || !ref)
         goto out;
-    const char *prompt = json_string_value(json_object_get(ref, "prompt"));
-    const char *cont = json_string_value(json_object_get(ref, "greedy_continuation"));
+    const char *prompt = json_string_value(ref_field(ref, model, "prompt", NULL));
+    const char *cont = json_string_value(ref_field(ref, model, "greedy_continuation", NULL));
+    if (!prompt || !cont)
+        goto out;
     size_t n_prompt, n_greedy, n_ids, len;
-    int32_t *want = ref_ids(json_object_get(ref, "prompt_ids"), &n_prompt);
-    int32_t *greedy = ref_ids(json_object_get(ref, "greedy_ids"), &n_greedy);
+    int32_t *want = ref_ids(ref_field(ref, model, "prompt_ids", NULL), &n_prompt);
+    int32_t *greedy = ref_ids(ref_field(ref, model, "greedy_ids", NULL), &n_greedy);
     int32_t *ids = encode(tok, prompt, strlen(prompt), 1, &n_ids);
     if (ids)
         check_same_ids(tok, "prompt with special tokens", want, n_prompt, ids, n_ids);
@@ -250,9 +251,8 @@ static void test_llama2_vocab_counts_and_roundtrip(void)
     NEED_SHARED();
     pare_tokenizer *tok = load_hf_model("llama2-vocab-tiny");
     json_t *ref = ref_json_checked("llama2-vocab-tiny");
-    json_t *files = json_object_get(ref, "files");
     for (int f = 0; tok && ref && f < REF_EVAL_FILES; f++) {
-        json_t *entry = json_object_get(files, ref_eval_files[f].name);
+        json_t *entry = ref_field(ref, "llama2-vocab-tiny", "files", ref_eval_files[f].name, NULL);
         size_t len, n, back_len;
         char *text = ref_read_text(ref_eval_files[f].path, &len);
         int32_t *ids = text ? encode(tok, text, len, 0, &n) : NULL;
@@ -279,7 +279,7 @@ static void test_llama2_vocab_tricky_cases(void)
     NEED_SHARED();
     pare_tokenizer *tok = load_hf_model("llama2-vocab-tiny");
     json_t *ref = ref_json_checked("llama2-vocab-tiny");
-    json_t *tricky = json_object_get(ref, "tricky");
+    json_t *tricky = ref_field(ref, "llama2-vocab-tiny", "tricky", NULL);
     CHECK(json_array_size(tricky) > 0);
     size_t k;
     json_t *c;
