@@ -161,7 +161,8 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
     }
 }
 
-lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, char *msg, size_t cap)
+lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, const char *const *allow,
+                        int n_allow, char *msg, size_t cap)
 {
     lsession *s = calloc(1, sizeof *s);
     if (!s || !(s->L = luaL_newstate())) {
@@ -174,8 +175,11 @@ lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags,
     snprintf(s->recipe, sizeof s->recipe, "%s", recipe);
     lua_State *L = s->L;
     luaL_openlibs(L);
-    if (flags & LS_SANDBOX)
+    if (flags & LS_SANDBOX) {
         lsandbox_enable(L, NULL);
+        for (int i = 0; i < n_allow; i++)
+            lsandbox_allow(L, allow[i], 0);
+    }
     s->host = (lpare_host){.interrupted = host_interrupted, .progress = host_progress, .log = host_log,
                            .result = host_result, .plot = host_plot, .user = s};
     lpare_set_host(L, &s->host);

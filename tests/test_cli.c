@@ -708,6 +708,13 @@ static void test_out_refused_everywhere(void)
                    (const char *const[]){"pare finetune: --out ", why, NULL});
         expect_bad((const char *const[]){"plot", "budget", "--model", model, "--out", o, NULL},
                    (const char *const[]){"pare plot: --out ", why, NULL});
+        expect_bad((const char *const[]){"tui", "--model", model, "--out", o, NULL},
+                   (const char *const[]){"pare tui: --out ", why, NULL});
+        expect_bad((const char *const[]){"tui", "--model", model, "--keys", "q", "--dump-screen", o, NULL},
+                   (const char *const[]){"pare tui: --dump-screen ", why, NULL});
+        expect_bad((const char *const[]){"eval", "--model", model, "--task", "boolq", "--task-data", text,
+                                         "--dump-requests", o, NULL},
+                   (const char *const[]){"pare eval: --dump-requests ", why, NULL});
     }
     /* compare's output file (a run with no results adds a line of its own, hence not one line) */
     const char *run_dir = tmp_path("out-check-run");

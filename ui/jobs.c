@@ -200,13 +200,12 @@ static pare_status recipe_run(tui_job *j, tui_worker *w, const pare_progress *p,
     (void)p;
     ls_sink sink = {recipe_event, recipe_interrupted, w};
     RECIPE_WORKER = w;
-    lsession *s = lsession_open(r->recipe, &sink, r->sandbox ? LS_SANDBOX : 0, r->msg, sizeof r->msg);
+    lsession *s = lsession_open(r->recipe, &sink, r->sandbox ? LS_SANDBOX : 0, (const char *const *)r->allow,
+                                r->n_allow, r->msg, sizeof r->msg);
     if (!s) {
         RECIPE_WORKER = NULL;
         return pare_fail(err, PARE_EINVAL, "%s", r->msg);
     }
-    for (int i = 0; r->sandbox && i < r->n_allow; i++)
-        lsession_allow(s, r->allow[i]);
     for (int i = 0; i < r->n_sets; i++) {
         char msg[2048];
         if (lsession_set_arg(s, r->sets[i], msg, sizeof msg) && !strstr(msg, ": no parameter '"))

@@ -238,6 +238,9 @@ int cmd_eval(int argc, char **argv)
             pare_fail(&err, PARE_EINVAL, "--task-data needs --task NAME (piqa, arc-easy, boolq, hellaswag)");
             return cli_error("eval", &err);
         }
+        int bad_out = dump ? cli_check_out("eval", "--dump-requests", dump) : 0;
+        if (bad_out)
+            return bad_out;
         return eval_task(model, tok, task, task_data, limit, &zo, dump, json);
     }
     const char *task_only = limit ? "--limit" : dump ? "--dump-requests" : zo.batch_tokens != zdefaults.batch_tokens ? "--batch-tokens"

@@ -175,13 +175,11 @@ int cmd_run(int argc, char **argv)
             fprintf(stderr, "pare run: --allow %s: %s\n", allows[i], strerror(errno));
             return EXIT_BAD_INPUT;
         }
-    lsession *s = lsession_open(recipe, &sink, sandbox ? LS_SANDBOX : 0, msg, sizeof msg);
+    lsession *s = lsession_open(recipe, &sink, sandbox ? LS_SANDBOX : 0, allows, n_allows, msg, sizeof msg);
     if (!s) {
         fprintf(stderr, "pare run: %s\n", msg);
         return EXIT_BAD_INPUT;
     }
-    for (int i = 0; i < n_allows; i++)
-        lsession_allow(s, allows[i]);
     int rc = 0;
     if (help) {
         lsession_help(s, stdout);

@@ -123,6 +123,15 @@ int cmd_tui(int argc, char **argv)
             free(allow);
             return cli_error("tui", &err);
         }
+    /* the same output rules as every other --out (never /, the current folder or one above it) */
+    int bad_out = out ? cli_check_out("tui", "--out", out) : 0;
+    if (!bad_out && dump)
+        bad_out = cli_check_out("tui", "--dump-screen", dump);
+    if (bad_out) {
+        free(keys);
+        free(allow);
+        return bad_out;
+    }
     if (out)
         snprintf(set.out, sizeof set.out, "%s", out);
     else {
