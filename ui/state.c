@@ -29,6 +29,13 @@ void tui_settings_defaults(tui_settings *s)
     s->window = eo.window;
 }
 
+void tui_free_strings(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,
                                   pare_error *err)
 {
