@@ -44,6 +44,9 @@ const char *const *lp_method_names(void)
     return METHOD_NAMES;
 }
 #define WEIGHTINGS PARE_WEIGHTING_NAMES
+/* m:export writes the compact pare format unless told otherwise, unlike the core's hf-dense default:
+ * a recipe's compressed model then reloads exactly and stays small (as pare compress --out). */
+#define RECIPE_EXPORT_FORMAT PARE_EXPORT_PARE
 
 /* ---- host, progress, errors ------------------------------------------------------------------ */
 
@@ -229,6 +232,27 @@ const char *lp_opt_string(lua_State *L, int idx, const char *k, const char *def,
     }
     lua_pop(L, 1);
     return v;
+}
+
+void lp_opt_rank_or_keep(lua_State *L, int idx, const char *fname, long long *rank, double *keep)
+{
+    *rank = lp_opt_integer(L, idx, "rank", 0, 1, INT_MAX, fname);
+    *keep = lp_opt_number(L, idx, "keep", 0, fname);
+    if ((*rank > 0) == (*keep != 0))
+        luaL_error(L, "pare.%s: give exactly one of 'rank' (an integer) or 'keep' (a fraction)", fname);
+    if (*keep != 0 && !(*keep > 0 && *keep < 1))
+        luaL_error(L, "pare.%s: keep %f: the fraction of parameters kept must be in (0, 1)", fname, *keep);
+}
+
+const char *lp_opt_input_file(lua_State *L, int idx, const char *k, const char *what, const char *fname)
+{
+    const char *path = lp_opt_string(L, idx, k, NULL, fname);
+    if (!path)
+        luaL_error(L, "pare.%s: option '%s' (%s) is required", fname, k, what);
+    char qualified[64];
+    snprintf(qualified, sizeof qualified, "pare.%s", fname);
+    lsandbox_check(L, path, 0, qualified);
+    return path;
 }
 
 int lp_opt_bool(lua_State *L, int idx, const char *k, int def, const char *fname)
@@ -850,11 +874,11 @@ static int l_export(lua_State *L)
     pare_export_opts xo;
     pare_export_defaults(&xo);
     pare_error err = {0};
-    const char *format = lp_opt_string(L, 3, "format", "pare", "export");
+    const char *format = lp_opt_string(L, 3, "format", pare_export_format_name(RECIPE_EXPORT_FORMAT), "export");
     if (pare_export_format_parse(format, &xo.format, &err))
         return lp_core_error(L, "export", NULL, &err);
-    xo.dtype = lp_opt_string(L, 3, "dtype", "F32", "export");
-    xo.overwrite = lp_opt_bool(L, 3, "overwrite", 0, "export");
+    xo.dtype = lp_opt_string(L, 3, "dtype", xo.dtype, "export");
+    xo.overwrite = lp_opt_bool(L, 3, "overwrite", xo.overwrite, "export");
     xo.producer = "pare run";
     double t0 = lp_now();
     progress_ctx pc;
@@ -890,19 +914,24 @@ static int l_on_progress(lua_State *L)
     return 1;
 }
 
-/* pare.log(...): its arguments joined by spaces (tostring), one line to the host's log. */
-static int l_log(lua_State *L)
+void lpare_push_joined_args(lua_State *L, char sep)
 {
     int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (int i = 1; i <= n; i++) {
         if (i > 1)
-            luaL_addchar(&b, ' ');
+            luaL_addchar(&b, sep);
         luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
+}
+
+/* pare.log(...): its arguments joined by spaces (tostring), one line to the host's log. */
+static int l_log(lua_State *L)
+{
+    lpare_push_joined_args(L, ' ');
     lp_host_log(L, lua_tostring(L, -1));
     return 0;
 }

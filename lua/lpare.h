@@ -27,6 +27,8 @@ void lpare_set_host(lua_State *L, lpare_host *host);
 /* Pushes the run journal {steps, rows, models, records} that the module fills as a recipe runs
  * (lua/ljournal.c); the session runner writes it into run.json. */
 void lpare_journal_push(lua_State *L);
+/* Pushes the function's arguments converted by tostring and joined by sep (print's and pare.log's line). */
+void lpare_push_joined_args(lua_State *L, char sep);
 
 /* Recipes (lua/lrecipe.c). A recipe is a Lua file that declares its parameters with
  * params { name = {default, "description", min =, max =, choices =, type =, optional =}, ... }

@@ -45,6 +45,12 @@ long long lp_opt_integer(lua_State *L, int idx, const char *k, long long def, lo
 const char *lp_opt_string(lua_State *L, int idx, const char *k, const char *def, const char *fname);
 int lp_opt_bool(lua_State *L, int idx, const char *k, int def, const char *fname);
 int lp_opt_choice(lua_State *L, int idx, const char *k, const char *def, const char *const *names, const char *fname);
+/* Exactly one of rank = K (an integer) or keep = FRACTION in (0, 1) of the option table at idx:
+ * the other comes back 0. */
+void lp_opt_rank_or_keep(lua_State *L, int idx, const char *fname, long long *rank, double *keep);
+/* A required option naming a file the operation reads (what says what it holds, for the error):
+ * checked against the sandbox, an error when absent. */
+const char *lp_opt_input_file(lua_State *L, int idx, const char *k, const char *what, const char *fname);
 
 pare_model *lp_check_model(lua_State *L, int idx, const char *fname);
 

@@ -125,18 +125,14 @@ static int l_calibrate(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"data", "samples", "len", "seed", "batch", "gram", NULL};
     lp_check_keys(L, 2, "calibrate", keys);
-    const char *data = lp_opt_string(L, 2, "data", NULL, "calibrate");
-    if (data)
-        lsandbox_check(L, data, 0, "pare.calibrate");
-    if (!data)
-        return luaL_error(L, "pare.calibrate: option 'data' (a text file) is required");
+    const char *data = lp_opt_input_file(L, 2, "data", "a text file", "calibrate");
     pare_calib_opts co;
     pare_calib_defaults(&co);
     co.samples = (int)lp_opt_integer(L, 2, "samples", co.samples, 1, 1 << 24, "calibrate");
     co.len = (int)lp_opt_integer(L, 2, "len", co.len, 2, 1 << 20, "calibrate");
     co.seed = (uint64_t)lp_opt_integer(L, 2, "seed", (long long)co.seed, 0, LLONG_MAX, "calibrate");
     co.batch = (int)lp_opt_integer(L, 2, "batch", co.batch, 1, 4096, "calibrate");
-    co.gram = lp_opt_bool(L, 2, "gram", 0, "calibrate");
+    co.gram = lp_opt_bool(L, 2, "gram", co.gram, "calibrate");
     double t0 = lp_now();
     lcalib *c = lua_newuserdatauv(L, sizeof *c, 1);
     memset(c, 0, sizeof *c);
@@ -313,7 +309,7 @@ static int l_spectra(lua_State *L)
     pare_model *m = lp_check_model(L, 1, "spectra");
     static const char *const keys[] = {"weighting", "calib", "matrices", "values", NULL};
     lp_check_keys(L, 2, "spectra", keys);
-    int w = lp_opt_choice(L, 2, "weighting", "none", PARE_WEIGHTING_NAMES, "spectra");
+    int w = lp_opt_choice(L, 2, "weighting", PARE_WEIGHTING_NAMES[PARE_WEIGHT_NONE], PARE_WEIGHTING_NAMES, "spectra");
     const pare_calib_stats *cs = lp_opt_calib(L, 2, m, "spectra");
     int with_values = lp_opt_bool(L, 2, "values", 1, "spectra");
     if (w != PARE_WEIGHT_NONE && !cs)
@@ -383,13 +379,10 @@ static int l_factorize(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"rank", "keep", "matrices", "weighting", "calib", "damping", NULL};
     lp_check_keys(L, 2, "factorize", keys);
-    long long rank = lp_opt_integer(L, 2, "rank", 0, 1, INT_MAX, "factorize");
-    double keep = lp_opt_number(L, 2, "keep", 0, "factorize");
-    if ((rank > 0) == (keep != 0))
-        return luaL_error(L, "pare.factorize: give exactly one of 'rank' (an integer) or 'keep' (a fraction)");
-    if (keep != 0 && !(keep > 0 && keep < 1))
-        return luaL_error(L, "pare.factorize: keep %f: the fraction of parameters kept must be in (0, 1)", keep);
-    int w = lp_opt_choice(L, 2, "weighting", "none", PARE_WEIGHTING_NAMES, "factorize");
+    long long rank;
+    double keep;
+    lp_opt_rank_or_keep(L, 2, "factorize", &rank, &keep);
+    int w = lp_opt_choice(L, 2, "weighting", PARE_WEIGHTING_NAMES[PARE_WEIGHT_NONE], PARE_WEIGHTING_NAMES, "factorize");
     const pare_calib_stats *cs = lp_opt_calib(L, 2, m, "factorize");
     pare_factor_opts fo;
     pare_factor_defaults(&fo);
@@ -480,7 +473,6 @@ static int l_factorize(lua_State *L)
 /* ---- prune ---------------------------------------------------------------------------------- */
 
 static const char *const PRUNE_METHODS[] = {"magnitude", "wanda", "channels", "channels-magnitude", NULL};
-static const char *const SCOPES[] = {"matrix", "row", "global", NULL};
 
 /* m:prune{method = "magnitude"|"wanda"|"channels"|"channels-magnitude", sparsity = S, scope =
  * "matrix"|"row"|"global", nm = "2:4", keep_least = 0.01, matrices = SPEC, calib = C} -> report.
@@ -541,7 +533,10 @@ static int l_prune(lua_State *L)
         pare_mask_opts mo;
         pare_mask_defaults(&mo);
         mo.score = me == 1 ? PARE_SCORE_WANDA : PARE_SCORE_MAGNITUDE;
-        mo.scope = (pare_prune_scope)lp_opt_choice(L, 2, "scope", me == 1 ? "row" : "matrix", SCOPES, "prune");
+        /* each score's own comparison group, as its named method in the core's table has it */
+        const pare_prune_scope own_scope = pare_method_find(PRUNE_METHODS[me])->mask_scope;
+        mo.scope = (pare_prune_scope)lp_opt_choice(L, 2, "scope", PARE_PRUNE_SCOPE_NAMES[own_scope],
+                                                   PARE_PRUNE_SCOPE_NAMES, "prune");
         mo.sparsity = sparsity;
         if (nm && (sscanf(nm, "%d:%d", &mo.nm_n, &mo.nm_m) != 2 || mo.nm_n < 1 || mo.nm_n >= mo.nm_m))
             return luaL_error(L, "pare.prune: nm '%s': expected N:M with 0 < N < M, e.g. \"2:4\"", nm);
@@ -559,7 +554,7 @@ static int l_prune(lua_State *L)
             return lp_core_error(L, "prune", NULL, &err);
         lua_settop(L, res);
         lua_pushvalue(L, step);
-        lp_set_str(L, "scope", SCOPES[mo.scope]);
+        lp_set_str(L, "scope", PARE_PRUNE_SCOPE_NAMES[mo.scope]);
         lp_set_str(L, "matrices", spec);
         if (nm)
             lp_set_str(L, "nm", nm);
@@ -623,7 +618,7 @@ static int l_generate(lua_State *L)
     lp_check_keys(L, 3, "generate", keys);
     pare_gen_opts o;
     pare_gen_defaults(&o);
-    o.max_new = (int)lp_opt_integer(L, 3, "max_new", 64, 1, 1 << 20, "generate");
+    o.max_new = (int)lp_opt_integer(L, 3, "max_new", o.max_new, 1, 1 << 20, "generate");
     o.temperature = (float)lp_opt_number(L, 3, "temperature", o.temperature, "generate");
     o.top_p = (float)lp_opt_number(L, 3, "top_p", o.top_p, "generate");
     o.seed = (uint64_t)lp_opt_integer(L, 3, "seed", (long long)o.seed, 0, LLONG_MAX, "generate");

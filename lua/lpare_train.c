@@ -127,7 +127,6 @@ static const float *importance_of(const limportance *p, const pare_linear *l)
 
 /* ---- m:finetune ------------------------------------------------------------------------------ */
 
-static const char *const SCOPES[] = {"matrix", "global", NULL};
 /* m:finetune's own defaults where a recipe differs from pare finetune (docs/recipes.md) */
 #define RECIPE_FINETUNE_STEPS 100
 #define RECIPE_MIX_P0 0.5
@@ -194,11 +193,7 @@ static int l_finetune(lua_State *L)
                                        "weight_decay", "clip", "seed", "prune", "mixed_rank", "checkpoint",
                                        "checkpoint_every", "resume", "cache", "log_every", "stop_after", NULL};
     lp_check_keys(L, 2, "finetune", keys);
-    const char *data = lp_opt_string(L, 2, "data", NULL, "finetune");
-    if (data)
-        lsandbox_check(L, data, 0, "pare.finetune");
-    if (!data)
-        return luaL_error(L, "pare.finetune: option 'data' (the training text) is required");
+    const char *data = lp_opt_input_file(L, 2, "data", "the training text", "finetune");
     pare_ft_opts o;
     pare_ft_defaults(&o);
     /* a recipe's run is a short experiment by default (docs/recipes.md), not pare finetune's full run */
@@ -242,7 +237,7 @@ static int l_finetune(lua_State *L)
         o.fop.warmup = (long)lp_opt_integer(L, pt, "warmup", o.fop.warmup, 0, INT_MAX, "finetune");
         o.fop.cooldown = (long)lp_opt_integer(L, pt, "cooldown", o.fop.cooldown, 0, INT_MAX, "finetune");
         o.fop.every = (int)lp_opt_integer(L, pt, "every", o.fop.every, 1, INT_MAX, "finetune");
-        o.fop.global = lp_opt_choice(L, pt, "scope", SCOPES[o.fop.global], SCOPES, "finetune") == 1;
+        o.fop.global = lp_opt_choice(L, pt, "scope", PARE_FOP_SCOPE_NAMES[o.fop.global], PARE_FOP_SCOPE_NAMES, "finetune");
         o.fop.beta1 = lp_opt_number(L, pt, "beta1", o.fop.beta1, "finetune");
         o.fop.beta2 = lp_opt_number(L, pt, "beta2", o.fop.beta2, "finetune");
     }
@@ -360,7 +355,7 @@ static int l_finetune(lua_State *L)
         lp_set_num(L, "sparsity", o.fop.sparsity);
         lp_set_int(L, "warmup", o.fop.warmup);
         lp_set_int(L, "cooldown", o.fop.cooldown);
-        lp_set_str(L, "scope", o.fop.global ? "global" : "matrix");
+        lp_set_str(L, "scope", PARE_FOP_SCOPE_NAMES[o.fop.global]);
         lua_setfield(L, -2, "prune");
     }
     if (o.sparse) {
@@ -400,12 +395,9 @@ static int l_factorize_sparse(lua_State *L)
     static const char *const keys[] = {"rank", "keep", "importance", "weighting", "iters", "tol", "quantile", "matrices",
                                        NULL};
     lp_check_keys(L, 2, "factorize_sparse", keys);
-    long long rank = lp_opt_integer(L, 2, "rank", 0, 1, INT_MAX, "factorize_sparse");
-    double keep = lp_opt_number(L, 2, "keep", 0, "factorize_sparse");
-    if ((rank > 0) == (keep != 0))
-        return luaL_error(L, "pare.factorize_sparse: give exactly one of 'rank' (an integer) or 'keep' (a fraction)");
-    if (keep != 0 && !(keep > 0 && keep < 1))
-        return luaL_error(L, "pare.factorize_sparse: keep %f: the fraction of parameters kept must be in (0, 1)", keep);
+    long long rank;
+    double keep;
+    lp_opt_rank_or_keep(L, 2, "factorize_sparse", &rank, &keep);
     lp_opt_field(L, 2, "importance");
     limportance *imp = luaL_testudata(L, -1, IMPORTANCE_MT);
     if (!lua_isnil(L, -1) && (!imp || imp->closed))

@@ -132,16 +132,7 @@ static int host_interrupted(void) { return CURRENT && CURRENT->sink.interrupted 
 static int l_print(lua_State *L)
 {
     lsession *s = lua_touserdata(L, lua_upvalueindex(1));
-    int n = lua_gettop(L);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int i = 1; i <= n; i++) {
-        if (i > 1)
-            luaL_addchar(&b, '\t');
-        luaL_tolstring(L, i, NULL);
-        luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
+    lpare_push_joined_args(L, '\t');
     emit(s, LS_PRINT, lua_tostring(L, -1));
     return 0;
 }
@@ -387,29 +378,6 @@ static int write_json_atomic(const char *path, json_t *j, char *msg, size_t cap)
     return 0;
 }
 
-static int copy_file_atomic(const char *from, const char *to, char *msg, size_t cap)
-{
-    pare_map map;
-    pare_error err = {0};
-    pare_atomic_file f;
-    if (pare_map_file(from, &map, &err) || pare_atomic_open(&f, to, &err)) {
-        snprintf(msg, cap, "%s", err.msg);
-        return -1;
-    }
-    int bad = map.len && fwrite(map.data, 1, map.len, f.fp) != map.len;
-    pare_unmap(&map);
-    if (bad) {
-        pare_atomic_abort(&f);
-        snprintf(msg, cap, "%s: write failed: %s", to, strerror(errno));
-        return -1;
-    }
-    if (pare_atomic_commit(&f, &err)) {
-        snprintf(msg, cap, "%s", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
 /* runs/NAME-YYYYmmdd-HHMMSS[-N] under $PARE_RUNS (default ./runs) */
 static void default_out(const char *recipe, char *out, size_t cap)
 {
@@ -510,7 +478,9 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
         return LS_REFUSED;
     }
     snprintf(path, sizeof path, "%s/recipe.lua", s->out);
-    if (copy_file_atomic(s->recipe, path, msg, cap)) {
+    pare_error copy_err = {0};
+    if (pare_copy_file(s->recipe, path, &copy_err)) {
+        snprintf(msg, cap, "%s", copy_err.msg);
         pare_unlock_keep(&lock);
         return LS_REFUSED;
     }

@@ -39,14 +39,20 @@ static pare_status spectra_run(tui_job *j, tui_worker *w, const pare_progress *p
     return pare_model_spectra_weighted(s->model, cs, (pare_weighting)s->w, p, &s->sp, err);
 }
 
+/* A failed job's message goes to the log (and the status line); 1 when st is a failure. */
+static int logged_failure(pare_status st, const pare_error *err, const tui_job_ctx *c)
+{
+    if (st)
+        c->log(c->ui, 1, err->msg);
+    return st != PARE_OK;
+}
+
 static void spectra_done(tui_job *j, pare_status st, const pare_error *err, void *ctx)
 {
     spectra_job *s = (spectra_job *)j;
     tui_job_ctx *c = ctx;
-    if (st) {
-        c->log(c->ui, 1, err->msg);
+    if (logged_failure(st, err, c))
         return;
-    }
     if (s->calib) {
         tui_state_drop_calib(c->st);
         c->st->calib = s->calib;
@@ -110,10 +116,8 @@ static void eval_done(tui_job *j, pare_status st, const pare_error *err, void *c
 {
     eval_job *e = (eval_job *)j;
     tui_job_ctx *c = ctx;
-    if (st) {
-        c->log(c->ui, 1, err->msg);
+    if (logged_failure(st, err, c))
         return;
-    }
     tui_state_add_result(c->st, &e->row);
     char line[512];
     if (e->set.eval[0]) {
@@ -247,12 +251,8 @@ static void recipe_done(tui_job *j, pare_status st, const pare_error *err, void 
 static void recipe_destroy(tui_job *j)
 {
     recipe_job *r = (recipe_job *)j;
-    for (int i = 0; i < r->n_sets; i++)
-        free(r->sets[i]);
-    free(r->sets);
-    for (int i = 0; i < r->n_allow; i++)
-        free(r->allow[i]);
-    free(r->allow);
+    tui_free_strings(r->sets, r->n_sets);
+    tui_free_strings(r->allow, r->n_allow);
     free(r);
 }
 

@@ -184,6 +184,17 @@ static void by_type(const tui_state *st, char *buf, size_t cap)
     }
 }
 
+/* One " LABEL before -> after  -x%" line of the parameter totals. */
+static void put_change(int y, int x, int w, const char *label, const char *arrow, size_t before, size_t after)
+{
+    char line[256], b0[32], b1[32];
+    tui_human(before, b0, sizeof b0);
+    tui_human(after, b1, sizeof b1);
+    snprintf(line, sizeof line, " %s %s %s %s  %+.1f%%", label, b0, arrow, b1,
+             -100.0 * (1.0 - (double)after / (double)before));
+    tui_put(y, x, w, line, A_NORMAL);
+}
+
 void tui_budget_draw(tui_app *a, tui_rect r, int focused)
 {
     tui_state *st = &a->st;
@@ -207,7 +218,7 @@ void tui_budget_draw(tui_app *a, tui_rect r, int focused)
         tui_fill(y, x, w, at);
         tui_put(y, x, w, line, at);
     }
-    char label[96], line[256], b0[32], b1[32];
+    char label[96], line[256];
     tui_config_label(&st->cfg, label, sizeof label);
     if (y < r.y + 1 + h) {
         if (st->cfg.kind == TUI_CFG_MANUAL)
@@ -237,20 +248,10 @@ void tui_budget_draw(tui_app *a, tui_rect r, int focused)
         return;
     }
     const char *arrow = a->utf8 ? "→" : "->";
-    if (y < r.y + 1 + h) {
-        tui_human(st->block_before, b0, sizeof b0);
-        tui_human(st->block_after, b1, sizeof b1);
-        snprintf(line, sizeof line, " block lin. %s %s %s  %+.1f%%", b0, arrow, b1,
-                 -100.0 * (1.0 - (double)st->block_after / (double)st->block_before));
-        tui_put(y++, x, w, line, A_NORMAL);
-    }
-    if (y < r.y + 1 + h) {
-        tui_human(st->total_before, b0, sizeof b0);
-        tui_human(st->total_after, b1, sizeof b1);
-        snprintf(line, sizeof line, " all params %s %s %s  %+.1f%%", b0, arrow, b1,
-                 -100.0 * (1.0 - (double)st->total_after / (double)st->total_before));
-        tui_put(y++, x, w, line, A_NORMAL);
-    }
+    if (y < r.y + 1 + h)
+        put_change(y++, x, w, "block lin.", arrow, st->block_before, st->block_after);
+    if (y < r.y + 1 + h)
+        put_change(y++, x, w, "all params", arrow, st->total_before, st->total_after);
     if (y < r.y + h) { /* only with room left for the types line below */
         snprintf(line, sizeof line, " %d factorized, %d sliced, %d masked", st->n_factor, st->n_channels, st->n_mask);
         tui_put(y++, x, w, line, tui_attr(a, PAIR_DIM));

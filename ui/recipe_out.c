@@ -146,7 +146,7 @@ static pare_status write_manual(FILE *f, const tui_state *st, const tui_config *
             else {
                 fprintf(f, "sparsity = ");
                 num(f, a->sparsity);
-                fprintf(f, ", scope = \"%s\"", a->how.mask_scope == PARE_SCOPE_ROW ? "row" : "matrix");
+                fprintf(f, ", scope = \"%s\"", PARE_PRUNE_SCOPE_NAMES[a->how.mask_scope]);
             }
             fprintf(f, "%s, matrices = {\n", wanda ? ", calib = c" : "");
         }

@@ -2,6 +2,7 @@
  * built, the rank cursor, the model tree and the layout, all without a terminal. */
 #include "state.h"
 
+#include "core/eval.h"
 #include "core/fileio.h"
 #include "core/prune.h"
 #include "core/tasks.h"
@@ -23,7 +24,16 @@ void tui_settings_defaults(tui_settings *s)
     s->calib_samples = co.samples;
     s->calib_len = co.len;
     s->seed = co.seed;
-    s->window = 256;
+    pare_eval_opts eo;
+    pare_eval_defaults(&eo);
+    s->window = eo.window;
+}
+
+void tui_free_strings(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,

@@ -36,6 +36,8 @@ typedef struct {
 } tui_settings;
 
 void tui_settings_defaults(tui_settings *s);
+/* Frees the n strings of v, then v (either may be NULL). */
+void tui_free_strings(char **v, int n);
 /* The zero-shot task e also scores: kind as `pare eval --task` takes it (NULL or "" clears the task),
  * data its file or folder (must exist), limit the first N items (0: all). */
 pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,

@@ -357,12 +357,8 @@ static double now_s(void)
 
 static void app_free(tui_app *a)
 {
-    for (int i = 0; i < a->log_n; i++)
-        free(a->log[i]);
-    free(a->log);
-    for (int i = 0; i < a->n_presets; i++)
-        free(a->presets[i]);
-    free(a->presets);
+    tui_free_strings(a->log, a->log_n);
+    tui_free_strings(a->presets, a->n_presets);
     free(a->allow);
     tui_state_free(&a->st);
 }

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,60 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n
     return 0;
 }
 
+/* Help texts built at run time live here for the whole process: a command builds its option table
+ * once, so a fixed arena suffices and the tables can hold the texts inline. A text that would not fit
+ * comes back NULL, and the callers fall back to their literal part rather than fail. */
+static char help_arena[16384];
+static size_t help_used;
+
+static const char *help_vprintf(const char *fmt, va_list ap)
+{
+    size_t room = sizeof help_arena - help_used;
+    int n = vsnprintf(help_arena + help_used, room, fmt, ap);
+    if (n < 0 || (size_t)n >= room)
+        return NULL;
+    const char *text = help_arena + help_used;
+    help_used += (size_t)n + 1;
+    return text;
+}
+
+const char *cli_help(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const char *text = help_vprintf(fmt, ap);
+    va_end(ap);
+    return text ? text : fmt;
+}
+
+const char *cli_help_default(const char *text, double value)
+{
+    const char *built = cli_help("%s (default %g)", text, value);
+    return built == text ? text : built;
+}
+
+const char *cli_help_default_str(const char *text, const char *value)
+{
+    const char *built = cli_help("%s (default %s)", text, value);
+    return built == text ? text : built;
+}
+
+const char *cli_names(const char *const *names, const char *sep, const char *last_sep)
+{
+    size_t start = help_used, room = sizeof help_arena - help_used, n = 0;
+    int count = 0;
+    while (names[count])
+        count++;
+    for (int i = 0; i < count; i++) {
+        int w = snprintf(help_arena + start + n, room - n, "%s%s", i == 0 ? "" : i == count - 1 ? last_sep : sep, names[i]);
+        if (w < 0 || (size_t)w >= room - n)
+            return names[0] ? names[0] : "";
+        n += (size_t)w;
+    }
+    help_used = start + n + 1;
+    return help_arena + start;
+}
+
 void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts)
 {
     printf("usage: pare %s %s\n\noptions:\n", cmd, synopsis);
@@ -250,6 +305,31 @@ pare_status cli_calib_windows(const pare_model *m, const char *path, const void 
                 (double)pare_calib_bytes(m, &plain) / (1 << 20), (double)pare_calib_bytes(m, &gram) / (1 << 20));
     }
     return rc;
+}
+
+pare_status cli_calibrate_file(pare_model *m, const char *path, const void *calib_opts, pare_calib_stats **st,
+                               pare_error *err)
+{
+    const pare_calib_opts *co = calib_opts;
+    int32_t *win = NULL;
+    pare_status rc = cli_calib_windows(m, path, co, &win, err);
+    if (!rc) {
+        cli_progress prog;
+        cli_progress_init(&prog, "calibrate", (double)co->samples * co->len * m->cfg.n_layers, "tok");
+        pare_progress pp = {cli_progress_cb, &prog};
+        rc = pare_calibrate(m, win, co, NULL, NULL, &pp, st, err);
+        cli_progress_done(&prog);
+    }
+    free(win);
+    return rc;
+}
+
+int cli_name_index(const char *const *names, const char *name)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    return -1;
 }
 
 pare_status cli_load_model(const char *path, const char *tok, pare_model **m, pare_error *err)

@@ -26,6 +26,17 @@ typedef struct {
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts);
 void cli_usage(const char *cmd, const char *synopsis, const cli_opt *opts, int n_opts);
 
+/* Help and error texts that quote a fact owned by the core (a default from its *_defaults(), names
+ * from its tables), built once per process so a text never repeats a value typed by hand. The
+ * strings live until the process ends. cli_help: printf-style (on overflow, fmt itself);
+ * cli_help_default: "TEXT (default VALUE)" with VALUE as %g (on overflow, text alone);
+ * cli_names: a NULL-terminated table joined by sep, the last one by last_sep ("a | b | c",
+ * "a, b or c"). */
+const char *cli_help(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *cli_help_default(const char *text, double value);
+const char *cli_help_default_str(const char *text, const char *value);
+const char *cli_names(const char *const *names, const char *sep, const char *last_sep);
+
 /* Prints j (consumed) on stdout with json_dumps flags; a NULL j (a json_pack that failed) or a failed
  * dump is an error line instead of a crash. Returns 0 or the exit status to use. */
 struct json_t;
@@ -71,6 +82,13 @@ pare_status cli_tokenize_file(const pare_model *m, const char *path, int32_t **i
 /* Calibration windows (seeded) from a text file, reported on stderr. */
 pare_status cli_calib_windows(const pare_model *m, const char *path, const void *calib_opts, int32_t **windows,
                               pare_error *err);
+/* One-shot calibration statistics (Gram matrices when the options' gram is set) from a text file,
+ * with progress on stderr; calib_opts is a pare_calib_opts. */
+struct pare_calib_stats;
+pare_status cli_calibrate_file(pare_model *m, const char *path, const void *calib_opts, struct pare_calib_stats **st,
+                               pare_error *err);
+/* The index of name in a NULL-terminated table of names (the core's *_NAMES), or -1. */
+int cli_name_index(const char *const *names, const char *name);
 
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);

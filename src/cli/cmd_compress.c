@@ -14,6 +14,10 @@
 
 #define MAX_EVAL 8
 
+/* compress writes the compact pare format unless told otherwise, unlike the core's hf-dense default:
+ * only it keeps the factors, so a compressed model reloads exactly and stays small. */
+static const pare_export_format COMPRESS_DEFAULT_FORMAT = PARE_EXPORT_PARE;
+
 static pare_status run_eval(pare_model *m, const char *what, const char *data, const int32_t *ids, size_t n,
                             const pare_eval_opts *eo, pare_eval_result *res, pare_error *err)
 {
@@ -41,7 +45,10 @@ static void method_names(char *buf, size_t cap, const char *sep, const char *las
 int cmd_compress(int argc, char **argv)
 {
     const char *model = NULL, *tok = NULL, *method = "lorap", *calib = NULL, *evalf = NULL, *weighting = NULL;
-    const char *out = NULL, *format = "pare", *dtype = "F32", *nm = NULL;
+    pare_export_opts export_defaults;
+    pare_export_defaults(&export_defaults);
+    const char *out = NULL, *format = pare_export_format_name(COMPRESS_DEFAULT_FORMAT), *dtype = export_defaults.dtype;
+    const char *nm = NULL;
     pare_method_opts mo;
     pare_method_defaults(&mo);
     pare_calib_opts co;
@@ -71,7 +78,9 @@ int cmd_compress(int argc, char **argv)
         {"split", OPT_DOUBLE, &mo.split, split_help},
         {"keep-least", OPT_DOUBLE, &mo.keep_least, keep_help},
         {"energy", OPT_DOUBLE, &mo.energy, energy_help},
-        {"weighting", OPT_STR, &weighting, "global, energy: none | act | whiten (default act)"},
+        {"weighting", OPT_STR, &weighting,
+         cli_help("global, energy: %s (default %s)", cli_names(PARE_WEIGHTING_NAMES, " | ", " | "),
+                  PARE_WEIGHTING_NAMES[pare_method_find("global")->weighting])},
         {"nm", OPT_STR, &nm, "wanda, magnitude: N:M semi-structured masks instead of --ratio, e.g. 2:4"},
         {"calib", OPT_STR, &calib, "calibration text (every method but svd and magnitude needs it)"},
         {"calib-samples", OPT_INT, &co.samples, samples_help},
@@ -81,8 +90,10 @@ int cmd_compress(int argc, char **argv)
         {"eval-dense", OPT_FLAG, &eval_dense, "also evaluate the dense model first, on the same texts"},
         {"window", OPT_INT, &eo.window, window_help},
         {"out", OPT_STR, &out, "write the compressed model to this folder"},
-        {"format", OPT_STR, &format, "--out format: pare (compact, reloads exactly; default) | hf-dense (any HF tool)"},
-        {"dtype", OPT_STR, &dtype, "hf-dense: F32 (default), F16 or BF16"},
+        {"format", OPT_STR, &format,
+         cli_help("--out format: %s (compact, reloads exactly; default) | %s (any HF tool)", format,
+                  pare_export_format_name(PARE_EXPORT_HF_DENSE))},
+        {"dtype", OPT_STR, &dtype, cli_help("hf-dense: %s (default), F16 or BF16", dtype)},
         {"overwrite", OPT_FLAG, &overwrite, "replace an existing --out folder (once the new one is complete)"},
         {"json", OPT_FLAG, &json, "print JSON"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
@@ -106,14 +117,16 @@ int cmd_compress(int argc, char **argv)
         return cli_error("compress", &err);
     }
     if (weighting) {
-        for (int i = 0; PARE_WEIGHTING_NAMES[i]; i++)
-            if (strcmp(weighting, PARE_WEIGHTING_NAMES[i]) == 0)
-                mo.weighting = i;
-        if (mo.weighting < 0 || (me->policy != PARE_POLICY_GLOBAL && me->policy != PARE_POLICY_ENERGY)) {
+        mo.weighting = cli_name_index(PARE_WEIGHTING_NAMES, weighting);
+        if (mo.weighting < 0) {
+            pare_fail(&err, PARE_EINVAL, "--weighting '%s': expected %s", weighting,
+                      cli_names(PARE_WEIGHTING_NAMES, ", ", " or "));
+            return cli_error("compress", &err);
+        }
+        if (me->policy != PARE_POLICY_GLOBAL && me->policy != PARE_POLICY_ENERGY) {
             pare_fail(&err, PARE_EINVAL,
-                      mo.weighting < 0 ? "--weighting '%s': expected none, act or whiten"
-                                       : "--weighting %s: only the global and energy methods take a weighting (the "
-                                         "others are defined by theirs)",
+                      "--weighting %s: only the global and energy methods take a weighting (the others are defined "
+                      "by theirs)",
                       weighting);
             return cli_error("compress", &err);
         }

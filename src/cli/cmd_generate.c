@@ -55,15 +55,15 @@ int cmd_generate(int argc, char **argv)
     const char *model = NULL, *prompt = "", *tok = NULL;
     pare_gen_opts o;
     pare_gen_defaults(&o);
-    double temperature = 0.0, top_p = 1.0;
+    double temperature = o.temperature, top_p = o.top_p;
     int json = 0, help = 0, ignore_eos = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
         {"prompt", OPT_STR, &prompt, "text to continue (default: empty, i.e. BOS only)"},
-        {"n", OPT_INT, &o.max_new, "new tokens to generate (default 64)"},
-        {"temperature", OPT_DOUBLE, &temperature, "0 for greedy decoding (default 0)"},
-        {"top-p", OPT_DOUBLE, &top_p, "nucleus sampling mass in (0, 1] (default 1)"},
-        {"seed", OPT_U64, &o.seed, "random seed for sampling (default 42)"},
+        {"n", OPT_INT, &o.max_new, cli_help_default("new tokens to generate", o.max_new)},
+        {"temperature", OPT_DOUBLE, &temperature, cli_help_default("0 for greedy decoding", temperature)},
+        {"top-p", OPT_DOUBLE, &top_p, cli_help_default("nucleus sampling mass in (0, 1]", top_p)},
+        {"seed", OPT_U64, &o.seed, cli_help_default("random seed for sampling", (double)o.seed)},
         {"ignore-eos", OPT_FLAG, &ignore_eos, "keep generating after the end-of-sequence token"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
         {"json", OPT_FLAG, &json, "print prompt ids, all ids and the continuation as JSON"},

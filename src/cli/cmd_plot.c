@@ -12,6 +12,7 @@
 #include "core/calib.h"
 #include "core/charts.h"
 #include "core/fileio.h"
+#include "core/method.h"
 #include "record/runplots.h"
 #include "record/runrec.h"
 
@@ -26,25 +27,6 @@ static const char *const KIND_HELP[] = {
     "parameters kept per matrix, by how each was compressed",
     "parameters against a metric across run records: pare plot size-quality OUT1 OUT2 ...",
 };
-static const char *const WEIGHTINGS[] = {"none", "act", "whiten"};
-
-/* One-shot statistics from a calibration text (Gram matrices when co->gram). */
-static pare_status calibrate_from_file(pare_model *m, const char *path, pare_calib_opts *co, pare_calib_stats **st,
-                                       pare_error *err)
-{
-    int32_t *win = NULL;
-    pare_status rc = cli_calib_windows(m, path, co, &win, err);
-    if (!rc) {
-        cli_progress prog;
-        cli_progress_init(&prog, "calibrate", (double)co->samples * co->len * m->cfg.n_layers, "tok");
-        pare_progress pp = {cli_progress_cb, &prog};
-        rc = pare_calibrate(m, win, co, NULL, NULL, &pp, st, err);
-        cli_progress_done(&prog);
-    }
-    free(win);
-    return rc;
-}
-
 static void plot_usage(FILE *f)
 {
     fprintf(f, "usage: pare plot KIND --model M [options] [--out FILE.png | --terminal [--ascii]]\n"
@@ -149,11 +131,12 @@ int cmd_plot(int argc, char **argv)
         {"matrix", OPT_STR, &matrix, "spectrum, mask: the matrix, by name or LAYER.TYPE (0.q, 3.down)"},
         {"type", OPT_STR, &type, "spectra: q | k | v | o | gate | up | down"},
         {"weighting", OPT_STR, &weighting,
-         "spectra, energy-ranks: none | act | whiten; spectrum: act skips the whitened curve"},
+         cli_help("spectra, energy-ranks: %s; spectrum: %s skips the whitened curve",
+                  cli_names(PARE_WEIGHTING_NAMES, " | ", " | "), PARE_WEIGHTING_NAMES[PARE_WEIGHT_ACT])},
         {"calib", OPT_STR, &calib, "calibration text for weighted spectra"},
-        {"calib-samples", OPT_INT, &samples_set, "calibration windows (default 128)"},
-        {"calib-len", OPT_INT, &co.len, "tokens per calibration window (default 256)"},
-        {"seed", OPT_U64, &co.seed, "seed for the calibration windows (default 0)"},
+        {"calib-samples", OPT_INT, &samples_set, cli_help_default("calibration windows", co.samples)},
+        {"calib-len", OPT_INT, &co.len, cli_help_default("tokens per calibration window", co.len)},
+        {"seed", OPT_U64, &co.seed, cli_help_default("seed for the calibration windows", (double)co.seed)},
         {"rank", OPT_INT, &rank, "spectrum: the rank to mark (default: the matrix's rank when factorized)"},
         {"tile", OPT_INT, &tile, "mask: tile edge in weights (default: at most 64 tiles along the longer side)"},
         {"convention", OPT_STR, &convention, "size-quality: block (decoder-block linears) | total (all parameters)"},
@@ -224,9 +207,7 @@ int cmd_plot(int argc, char **argv)
                             : !(uses & U_RUNS) && (metric || log_x || log_y) ? (metric ? "--metric" : "--log-x/--log-y")
                                                                             : NULL;
     if (weighting)
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(weighting, WEIGHTINGS[i]))
-                wk = i;
+        wk = cli_name_index(PARE_WEIGHTING_NAMES, weighting);
     int w = 0, h = 0;
     if (size && pare_parse_int_pair("--size", size, 'x', 1, 16384, &w, &h, &err))
         ; /* the message names --size and the value */
@@ -234,7 +215,8 @@ int cmd_plot(int argc, char **argv)
         pare_fail(&err, PARE_EINVAL, "%s is not an option of pare plot %s (see pare plot %s --help)", misplaced,
                   KINDS[kind], KINDS[kind]);
     else if (weighting && wk < 0)
-        pare_fail(&err, PARE_EINVAL, "--weighting '%s': expected none, act or whiten", weighting);
+        pare_fail(&err, PARE_EINVAL, "--weighting '%s': expected %s", weighting,
+                  cli_names(PARE_WEIGHTING_NAMES, ", ", " or "));
     else if (wk > 0 && !calib)
         pare_fail(&err, PARE_EINVAL, "--weighting %s needs --calib FILE (e.g. brown_train.txt)", weighting);
     else if (calib && (kind == K_SPECTRUM ? wk == PARE_WEIGHT_NONE : wk <= 0))
@@ -316,7 +298,7 @@ int cmd_plot(int argc, char **argv)
     cli_install_sigint();
     if (calib) {
         co.gram = kind == K_SPECTRUM ? wk != PARE_WEIGHT_ACT : wk == PARE_WEIGHT_WHITEN;
-        if (calibrate_from_file(m, calib, &co, &cs, &err)) {
+        if (cli_calibrate_file(m, calib, &co, &cs, &err)) {
             rc = cli_error("plot", &err);
             goto done;
         }

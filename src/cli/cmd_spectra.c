@@ -10,39 +10,24 @@
 #include "core/calib.h"
 #include "core/spectrum.h"
 #include "core/json_number.h"
-
-static const char *const WEIGHTINGS[] = {"none", "act", "whiten"};
-
-/* One-shot statistics from a calibration text (Gram matrices for whitening). */
-static pare_status calibrate_from_file(pare_model *m, const char *path, pare_calib_opts *co, pare_calib_stats **st,
-                                       pare_error *err)
-{
-    int32_t *win = NULL;
-    pare_status rc = cli_calib_windows(m, path, co, &win, err);
-    if (!rc) {
-        cli_progress prog;
-        cli_progress_init(&prog, "calibrate", (double)co->samples * co->len * m->cfg.n_layers, "tok");
-        pare_progress pp = {cli_progress_cb, &prog};
-        rc = pare_calibrate(m, win, co, NULL, NULL, &pp, st, err);
-        cli_progress_done(&prog);
-    }
-    free(win);
-    return rc;
-}
+#include "core/method.h"
 
 int cmd_spectra(int argc, char **argv)
 {
-    const char *model = NULL, *tok = NULL, *weighting = "none", *calib = NULL, *match = NULL;
+    const char *model = NULL, *tok = NULL, *weighting = PARE_WEIGHTING_NAMES[PARE_WEIGHT_NONE], *calib = NULL, *match = NULL;
     pare_calib_opts co;
     pare_calib_defaults(&co);
     int json = 0, csv = 0, help = 0, values = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
-        {"weighting", OPT_STR, &weighting, "none | act (W diag(||X_j||), ASVD/LoRAP) | whiten (W L, SVD-LLM)"},
+        {"weighting", OPT_STR, &weighting,
+         cli_help("%s | %s (W diag(||X_j||), ASVD/LoRAP) | %s (W L, SVD-LLM)",
+                  PARE_WEIGHTING_NAMES[PARE_WEIGHT_NONE], PARE_WEIGHTING_NAMES[PARE_WEIGHT_ACT],
+                  PARE_WEIGHTING_NAMES[PARE_WEIGHT_WHITEN])},
         {"calib", OPT_STR, &calib, "calibration text (needed for act and whiten)"},
-        {"calib-samples", OPT_INT, &co.samples, "calibration windows (default 128)"},
-        {"calib-len", OPT_INT, &co.len, "tokens per calibration window (default 256)"},
-        {"seed", OPT_U64, &co.seed, "seed for the calibration windows (default 0)"},
+        {"calib-samples", OPT_INT, &co.samples, cli_help_default("calibration windows", co.samples)},
+        {"calib-len", OPT_INT, &co.len, cli_help_default("tokens per calibration window", co.len)},
+        {"seed", OPT_U64, &co.seed, cli_help_default("seed for the calibration windows", (double)co.seed)},
         {"matrix", OPT_STR, &match, "only matrices whose name contains this text"},
         {"values", OPT_FLAG, &values, "with --csv or --json: include every singular value"},
         {"json", OPT_FLAG, &json, "print JSON"},
@@ -54,16 +39,16 @@ int cmd_spectra(int argc, char **argv)
     if (cli_parse("spectra", argc, argv, opts, n_opts))
         return EXIT_BAD_INPUT;
     if (help) {
-        cli_usage("spectra", "--model M [--weighting none|act|whiten --calib FILE] [--json|--csv]", opts, n_opts);
+        cli_usage("spectra",
+                  cli_help("--model M [--weighting %s --calib FILE] [--json|--csv]", cli_names(PARE_WEIGHTING_NAMES, "|", "|")),
+                  opts, n_opts);
         return 0;
     }
     pare_error err = {0};
-    int wk = -1;
-    for (int i = 0; i < 3; i++)
-        if (strcmp(weighting, WEIGHTINGS[i]) == 0)
-            wk = i;
+    int wk = cli_name_index(PARE_WEIGHTING_NAMES, weighting);
     if (wk < 0)
-        pare_fail(&err, PARE_EINVAL, "--weighting '%s': expected none, act or whiten", weighting);
+        pare_fail(&err, PARE_EINVAL, "--weighting '%s': expected %s", weighting,
+                  cli_names(PARE_WEIGHTING_NAMES, ", ", " or "));
     else if (wk > 0 && !calib)
         pare_fail(&err, PARE_EINVAL, "--weighting %s needs --calib FILE (e.g. brown_train.txt)", weighting);
     else if (json && csv)
@@ -79,7 +64,7 @@ int cmd_spectra(int argc, char **argv)
     pare_model_spectra *sp = NULL;
     int nl = pare_model_linears(m, NULL, 0);
     co.gram = wk == PARE_WEIGHT_WHITEN;
-    if (wk > 0 && calibrate_from_file(m, calib, &co, &cs, &err)) {
+    if (wk > 0 && cli_calibrate_file(m, calib, &co, &cs, &err)) {
         rc = cli_error("spectra", &err);
         goto done;
     }

@@ -259,36 +259,29 @@ static pare_status check_args(const targs *a, pare_error *err)
     return PARE_OK;
 }
 
-/* The index of name in a NULL-terminated table, or -1. */
-static int name_index(const char *const *names, const char *name)
-{
-    for (int i = 0; names[i]; i++)
-        if (!strcmp(names[i], name))
-            return i;
-    return -1;
-}
-
 /* --prune and its schedule into o->fop. */
 static pare_status prune_options(const targs *a, pare_ft_opts *o, pare_error *err)
 {
     if (!a->prune) {
         if (a->sparsity >= 0)
-            return pare_fail(err, PARE_EINVAL, "--sparsity needs --prune movement | sensitivity | magnitude");
+            return pare_fail(err, PARE_EINVAL, "--sparsity needs --prune %s", cli_names(PARE_FOP_NAMES, " | ", " | "));
         return PARE_OK;
     }
     o->prune = 1;
-    int method = name_index(PARE_FOP_NAMES, a->prune);
+    int method = cli_name_index(PARE_FOP_NAMES, a->prune);
     if (method < 0)
-        return pare_fail(err, PARE_EINVAL, "--prune '%s': expected movement, sensitivity or magnitude", a->prune);
+        return pare_fail(err, PARE_EINVAL, "--prune '%s': expected %s", a->prune, cli_names(PARE_FOP_NAMES, ", ", " or "));
     o->fop.method = (pare_fop_method)method;
     o->fop.sparsity = a->sparsity;
     o->fop.warmup = a->warmup;
     o->fop.cooldown = a->cooldown;
     o->fop.every = a->prune_every;
     o->fop.total = a->steps;
-    if (strcmp(a->scope, "matrix") && strcmp(a->scope, "global"))
-        return pare_fail(err, PARE_EINVAL, "--prune-scope '%s': expected matrix or global", a->scope);
-    o->fop.global = !strcmp(a->scope, "global");
+    int scope = cli_name_index(PARE_FOP_SCOPE_NAMES, a->scope);
+    if (scope < 0)
+        return pare_fail(err, PARE_EINVAL, "--prune-scope '%s': expected %s", a->scope,
+                         cli_names(PARE_FOP_SCOPE_NAMES, ", ", " or "));
+    o->fop.global = scope;
     return pare_fop_check(&o->fop, err);
 }
 
@@ -307,7 +300,7 @@ static pare_status run_options(const targs *a, pare_ft_opts *o, pare_export_opts
     o->train.lr.lr_min = a->lr_min >= 0 ? a->lr_min : a->lr / 10;
     o->train.lr.warmup = a->lr_warmup;
     o->train.lr.total = a->steps;
-    int decay = name_index(PARE_LR_DECAY_NAMES, a->schedule);
+    int decay = cli_name_index(PARE_LR_DECAY_NAMES, a->schedule);
     if (decay < 0)
         return pare_fail(err, PARE_EINVAL, "--schedule '%s': expected cosine, linear or constant", a->schedule);
     o->train.lr.decay = (pare_lr_decay)decay;
@@ -641,8 +634,10 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     {"eval", OPT_STR, &c.t.evalf, "text to measure perplexity on after training"},                                      \
     {"eval-window", OPT_INT, &c.t.eval_window, c.help.eval_window},                                      \
     {"eval-limit", OPT_SIZE, &c.t.eval_limit, "evaluate only the first N tokens"},                                      \
-    {"format", OPT_STR, &c.t.format, "model/ format: hf-dense (default, any HF tool) | pare (compact)"},                \
-    {"dtype", OPT_STR, &c.t.dtype, "hf-dense: F32 (default), F16 or BF16"},                                             \
+    {"format", OPT_STR, &c.t.format,                                                                                    \
+     cli_help("model/ format: %s (default, any HF tool) | %s (compact)", c.t.format,                                     \
+              pare_export_format_name(PARE_EXPORT_PARE))},                                                              \
+    {"dtype", OPT_STR, &c.t.dtype, cli_help("hf-dense: %s (default), F16 or BF16", c.t.dtype)},                          \
     {"tokenizer", OPT_STR, &c.t.tok, "tokenizer file"},                                                                 \
     {"json", OPT_FLAG, &c.t.json, "print a JSON summary"},                                                              \
     {"quiet", OPT_FLAG, &c.t.quiet, "no summary on stdout (progress still on stderr)"},                                 \
@@ -666,14 +661,13 @@ typedef struct {
 
 static void help_defaults(help_texts *h, const pare_ft_opts *o, const pare_eval_opts *eo)
 {
-    const char *scope = o->fop.global ? "global" : "matrix";
     snprintf(h->steps, sizeof h->steps, "optimizer steps (default %ld)", o->steps);
     snprintf(h->batch, sizeof h->batch, "sequences per micro-batch (default %d)", o->train.batch);
     snprintf(h->seq, sizeof h->seq, "tokens per sequence (default %d)", o->train.seq);
     snprintf(h->accum, sizeof h->accum, "micro-batches per step (default %d)", o->train.accum);
     snprintf(h->lr, sizeof h->lr, "peak learning rate (default %g)", o->train.lr.lr_max);
     snprintf(h->lr_warmup, sizeof h->lr_warmup, "learning-rate warmup steps (default %ld)", o->train.lr.warmup);
-    snprintf(h->schedule, sizeof h->schedule, "cosine | linear | constant (default %s)",
+    snprintf(h->schedule, sizeof h->schedule, "%s (default %s)", cli_names(PARE_LR_DECAY_NAMES, " | ", " | "),
              PARE_LR_DECAY_NAMES[o->train.lr.decay]);
     snprintf(h->wd, sizeof h->wd, "AdamW decoupled weight decay of matrices (default %g)", o->train.adamw.weight_decay);
     snprintf(h->clip, sizeof h->clip, "largest global gradient norm, 0 for none (default %g)", o->train.clip);
@@ -686,7 +680,9 @@ static void help_defaults(help_texts *h, const pare_ft_opts *o, const pare_eval_
     snprintf(h->cooldown, sizeof h->cooldown, "pruning: steps at the end with frozen final masks (t_f, default %ld)",
              o->fop.cooldown);
     snprintf(h->prune_every, sizeof h->prune_every, "pruning: steps between mask updates (default %d)", o->fop.every);
-    snprintf(h->scope, sizeof h->scope, "pruning: matrix (every matrix at the sparsity) | global (default %s)", scope);
+    snprintf(h->scope, sizeof h->scope, "pruning: %s (every matrix at the sparsity) | %s (default %s)",
+             PARE_FOP_SCOPE_NAMES[PARE_FOP_SCOPE_MATRIX], PARE_FOP_SCOPE_NAMES[PARE_FOP_SCOPE_GLOBAL],
+             PARE_FOP_SCOPE_NAMES[o->fop.global]);
     snprintf(h->mix_span, sizeof h->mix_span, "fraction of the run over which p decays to 0 (default %g)", o->mix_span);
     snprintf(h->distill, sizeof h->distill, "weight of the KL loss to the sparse model's logits (default %g)",
              o->distill);
@@ -704,8 +700,10 @@ static void defaults(targs_cli *c, int scratch)
     targs *a = &c->t;
     a->scratch = scratch;
     a->cmd = scratch ? "train" : "finetune";
-    a->format = "hf-dense";
-    a->dtype = "F32";
+    pare_export_opts xo;
+    pare_export_defaults(&xo);
+    a->format = pare_export_format_name(xo.format);
+    a->dtype = xo.dtype;
     a->schedule = PARE_LR_DECAY_NAMES[o.train.lr.decay];
     c->steps_i = (int)o.steps;
     a->batch = o.train.batch;
@@ -720,7 +718,7 @@ static void defaults(targs_cli *c, int scratch)
     c->ckpt_i = 100;
     c->log_i = 10;
     a->eval_window = eo.window;
-    a->scope = o.fop.global ? "global" : "matrix";
+    a->scope = PARE_FOP_SCOPE_NAMES[o.fop.global];
     a->sparsity = -1; /* not given */
     c->default_sparsity = o.fop.sparsity;
     c->warmup_i = (int)o.fop.warmup;
@@ -755,7 +753,7 @@ int cmd_finetune(int argc, char **argv)
     cli_opt opts[] = {
         {"model", OPT_STR, &c.t.model, "model to fine-tune (Hugging Face folder, pare export, llama2.c checkpoint)"},
         COMMON_OPTS(c),
-        {"prune", OPT_STR, &c.t.prune, "prune while fine-tuning: movement | sensitivity | magnitude"},
+        {"prune", OPT_STR, &c.t.prune, cli_help("prune while fine-tuning: %s", cli_names(PARE_FOP_NAMES, " | ", " | "))},
         {"sparsity", OPT_DOUBLE, &c.t.sparsity, c.help.sparsity},
         {"warmup-steps", OPT_INT, &c.warmup_i, c.help.warmup},
         {"cooldown-steps", OPT_INT, &c.cooldown_i, c.help.cooldown},

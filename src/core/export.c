@@ -947,11 +947,7 @@ static pare_status export_locked(const pare_model *m, const char *dir, const par
     if (rc == PARE_OK)
         rc = write_weights(&pl, tmp, prog, err);
     if (rc == PARE_OK) {
-        int fd = open(tmp, O_RDONLY | O_DIRECTORY);
-        if (fd >= 0) {
-            fsync(fd);
-            close(fd);
-        }
+        pare_fsync_dir(tmp);
         rc = pare_report(prog, "export", 1.0, "rename into place", err);
     }
     if (rc == PARE_OK)

@@ -475,6 +475,15 @@ pare_status pare_check_output_path(const char *path, const char *what, pare_erro
     return PARE_OK;
 }
 
+void pare_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
 pare_status pare_copy_file(const char *src, const char *dst, pare_error *err)
 {
     char *data = NULL;

@@ -50,6 +50,11 @@ pare_status pare_atomic_open(pare_atomic_file *f, const char *path, pare_error *
 pare_status pare_atomic_commit(pare_atomic_file *f, pare_error *err);
 void pare_atomic_abort(pare_atomic_file *f);
 
+/* Flushes a folder's entries (the files just written into it) to disk before it is renamed into
+ * place, so a crash after the rename cannot leave a folder with missing files. Best effort: a
+ * file system that cannot sync a folder changes nothing for the caller. */
+void pare_fsync_dir(const char *dir);
+
 /* Copies a whole file to dst through pare_atomic_open: dst is either the complete copy or untouched. */
 pare_status pare_copy_file(const char *src, const char *dst, pare_error *err);
 

@@ -99,11 +99,7 @@ pare_status pare_ft_save(pare_ft *ft, const char *dir_in, const char *options_js
     }
     json_decref(opts);
     if (!rc) {
-        int fd = open(next, O_RDONLY | O_DIRECTORY);
-        if (fd >= 0) {
-            fsync(fd);
-            close(fd);
-        }
+        pare_fsync_dir(next);
         /* the commit point: dir changes from the old complete checkpoint to the new one in one rename */
         if (lstat(dir, &sb) != 0) {
             if (rename(next, dir) != 0)

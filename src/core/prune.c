@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const PARE_PRUNE_SCOPE_NAMES[] = {"matrix", "row", "global", NULL};
+
 void pare_mask_defaults(pare_mask_opts *o)
 {
     memset(o, 0, sizeof *o);

@@ -38,6 +38,9 @@ typedef enum {
     PARE_SCOPE_GLOBAL  /* one threshold over all weights of all matrices given: ⌊s·Σ out·in⌋ removed */
 } pare_prune_scope;
 
+/* "matrix", "row", "global" (NULL-terminated, in enum order). */
+extern const char *const PARE_PRUNE_SCOPE_NAMES[];
+
 typedef struct {
     pare_prune_score score;
     pare_prune_scope scope; /* ignored for N:M */

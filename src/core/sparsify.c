@@ -11,6 +11,7 @@
 #include "prune.h"
 
 const char *const PARE_FOP_NAMES[] = {"movement", "sensitivity", "magnitude", NULL};
+const char *const PARE_FOP_SCOPE_NAMES[] = {"matrix", "global", NULL};
 
 void pare_fop_defaults(pare_fop_opts *o)
 {

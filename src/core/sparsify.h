@@ -20,6 +20,15 @@ typedef enum {
 /* "movement", "sensitivity", "magnitude" (NULL-terminated, in enum order). */
 extern const char *const PARE_FOP_NAMES[];
 
+/* What one ranking spans (pare_fop_opts.global holds one of these). */
+typedef enum {
+    PARE_FOP_SCOPE_MATRIX, /* every matrix pruned to the sparsity on its own */
+    PARE_FOP_SCOPE_GLOBAL  /* one ranking over every block linear */
+} pare_fop_scope;
+
+/* "matrix", "global" (NULL-terminated, in enum order). */
+extern const char *const PARE_FOP_SCOPE_NAMES[];
+
 typedef struct {
     pare_fop_method method;
     double sparsity; /* final fraction of each scope's weights removed, [0, 1) (r_f = 1 - sparsity) */
@@ -27,7 +36,7 @@ typedef struct {
     long warmup;     /* t_i: the first t_i steps stay dense */
     long cooldown;   /* t_f: the last t_f steps run with the final masks, frozen */
     int every;       /* masks are recomputed every `every` steps of the pruning phase (default 1) */
-    int global;      /* 1: one ranking over every block linear; 0: one per matrix (default) */
+    int global;      /* a pare_fop_scope: 1 one ranking over every block linear; 0 one per matrix (default) */
     double beta1;    /* sensitivity: EMA rate of |W ⊙ g| (default 0.85, PLATON's) */
     double beta2;    /* sensitivity: EMA rate of the uncertainty (default 0.95) */
 } pare_fop_opts;
