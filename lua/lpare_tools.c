@@ -214,21 +214,18 @@ static chosen *choose(lua_State *L, int idx, pare_model *m, const char *fname, i
                    luaL_typename(L, -1));
     int list = t == LUA_TTABLE ? lua_gettop(L) : 0;
     /* a type list: every comma-separated word a type name */
-    int types[7] = {0}, is_types = spec != NULL;
-    if (spec && !strcmp(spec, "all"))
-        for (int j = 0; j < 7; j++)
-            types[j] = 1;
-    else if (spec && !strcmp(spec, "attn"))
-        types[0] = types[1] = types[2] = types[3] = 1;
-    else if (spec && !strcmp(spec, "mlp"))
-        types[4] = types[5] = types[6] = 1;
+    int types[PARE_LIN_KINDS] = {0}, is_types = spec != NULL;
+    int all = spec && !strcmp(spec, "all"), attn = spec && !strcmp(spec, "attn"), mlp = spec && !strcmp(spec, "mlp");
+    if (all || attn || mlp)
+        for (int j = 0; j < PARE_LIN_KINDS; j++)
+            types[j] = all || (pare_lin_kinds[j].ffn ? mlp : attn);
     else if (spec) {
         const char *p = spec;
         while (is_types && *p) {
             size_t len = strcspn(p, ",");
             int found = 0;
-            for (int j = 0; PARE_MATRIX_TYPE_NAMES[j]; j++)
-                if (strlen(PARE_MATRIX_TYPE_NAMES[j]) == len && !strncmp(p, PARE_MATRIX_TYPE_NAMES[j], len))
+            for (int j = 0; j < PARE_LIN_KINDS; j++)
+                if (strlen(pare_lin_kinds[j].name) == len && !strncmp(p, pare_lin_kinds[j].name, len))
                     types[j] = found = 1;
             is_types = found;
             p += len + (p[len] == ',');
@@ -241,23 +238,23 @@ static chosen *choose(lua_State *L, int idx, pare_model *m, const char *fname, i
     int n = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         pare_block *b = &m->blocks[l];
-        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7; j++) {
-            if (!lin[j]->out)
+        for (int j = 0; j < PARE_LIN_KINDS; j++) {
+            pare_linear *ln = &b->lin[j];
+            if (!ln->out)
                 continue;
             int take = 0;
             if (list) {
                 lua_Integer k = (lua_Integer)lua_rawlen(L, list);
                 for (lua_Integer i = 1; i <= k && !take; i++) {
                     lua_rawgeti(L, list, i);
-                    take = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), lin[j]->name);
+                    take = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), ln->name);
                     lua_pop(L, 1);
                 }
             } else if (is_types) {
                 take = types[j];
             } else if (lua_isfunction(L, find)) {
                 lua_pushvalue(L, find);
-                lua_pushstring(L, lin[j]->name);
+                lua_pushstring(L, ln->name);
                 lua_pushstring(L, spec);
                 if (lua_pcall(L, 2, 1, 0) != LUA_OK)
                     luaL_error(L, "pare.%s: option 'matrices' '%s' is not a valid Lua pattern: %s", fname, spec,
@@ -266,7 +263,7 @@ static chosen *choose(lua_State *L, int idx, pare_model *m, const char *fname, i
                 lua_pop(L, 1);
             }
             if (take)
-                out[n++] = (chosen){lin[j], l, pare_linear_site(b, lin[j])};
+                out[n++] = (chosen){ln, l, pare_linear_site(b, ln)};
         }
     }
     lua_settop(L, find - 3);

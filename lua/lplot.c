@@ -191,7 +191,10 @@ static int l_plot_spectra(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     static const char *const keys[] = {"type", "weighting", "calib", OUT_KEYS, NULL};
     lp_check_keys(L, 2, "plot_spectra", keys);
-    int t = lp_opt_choice(L, 2, "type", NULL, PARE_MATRIX_TYPE_NAMES, "plot_spectra");
+    const char *types[PARE_LIN_KINDS + 1] = {NULL}; /* NULL-terminated for lp_opt_choice */
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        types[k] = pare_lin_kinds[k].name;
+    int t = lp_opt_choice(L, 2, "type", NULL, types, "plot_spectra");
     if (t < 0)
         return luaL_error(L, "pare.plot_spectra: option 'type' (q, k, v, o, gate, up or down) is required");
     pare_chart_opts co = {.weighting = (pare_weighting)lp_opt_choice(L, 2, "weighting", "none", PARE_WEIGHTING_NAMES,
@@ -201,10 +204,10 @@ static int l_plot_spectra(lua_State *L)
         return luaL_error(L, "pare.plot_spectra: weighting %s needs calib = m:calibrate{data = FILE%s}",
                           PARE_WEIGHTING_NAMES[co.weighting], co.weighting == PARE_WEIGHT_WHITEN ? ", gram = true" : "");
     char name[64];
-    snprintf(name, sizeof name, "spectra_%s.png", PARE_MATRIX_TYPE_NAMES[t]);
+    snprintf(name, sizeof name, "spectra_%s.png", types[t]);
     out_opts oo;
     read_out(L, 2, "plot_spectra", name, &oo);
-    return model_chart(L, "plot_spectra", chart_spectra, PARE_MATRIX_TYPE_NAMES[t], &co, &oo);
+    return model_chart(L, "plot_spectra", chart_spectra, types[t], &co, &oo);
 }
 
 /* m:plot_energy_ranks{weighting =, calib =, ...output options} */

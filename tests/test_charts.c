@@ -167,11 +167,11 @@ static void test_matrix_names(void)
         int n = pare_model_linears(m, lin, 64);
         for (int i = 0; i < n; i++) {
             int layer = -1;
-            pare_matrix_type t;
+            pare_lin_kind t;
             CHECKF(pare_matrix_name_parse(lin[i]->name, &layer, &t), "%s does not parse", lin[i]->name);
             pare_linear *want[] = {&m->blocks[layer].q, &m->blocks[layer].k, &m->blocks[layer].v, &m->blocks[layer].o,
                                    &m->blocks[layer].gate, &m->blocks[layer].up, &m->blocks[layer].down};
-            CHECKF(want[t] == lin[i], "%s parsed as %d.%s", lin[i]->name, layer, PARE_MATRIX_TYPE_NAMES[t]);
+            CHECKF(want[t] == lin[i], "%s parsed as %d.%s", lin[i]->name, layer, pare_lin_kinds[t].name);
             char label[64];
             pare_matrix_short_label(lin[i]->name, label, sizeof label);
             pare_linear *found = NULL;
@@ -217,7 +217,7 @@ static void test_energy_ranks_chart(void)
             for (int c = 0; c < b.n; c++) {
                 /* category c: type c / L, layer c % L */
                 char want_label[32];
-                snprintf(want_label, sizeof want_label, "%d.%s", c % L, PARE_MATRIX_TYPE_NAMES[c / L]);
+                snprintf(want_label, sizeof want_label, "%d.%s", c % L, pare_lin_kinds[c / L].name);
                 CHECKF(!strcmp(b.labels[c], want_label), "category %d is %s, not %s", c, b.labels[c], want_label);
                 const pare_matrix_spectrum *ms = NULL;
                 pare_linear *lin = NULL;

@@ -1453,22 +1453,22 @@ static void test_per_type_methods(void)
     CHECK(pare_calibrate(m, ids, &co, NULL, NULL, NULL, &cs, &err) == PARE_OK);
     for (int l = 0; cs && l < m->cfg.n_layers; l++) {
         pare_block *b = &m->blocks[l];
-        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7; j++) {
-            const pare_input_stats *in = &cs->sites[l][pare_linear_site(b, lin[j])];
-            if (j < 4) {
+        for (int j = 0; j < PARE_LIN_KINDS; j++) {
+            pare_linear *lin = &b->lin[j];
+            const pare_input_stats *in = &cs->sites[l][pare_linear_site(b, lin)];
+            if (!pare_lin_kinds[j].ffn) {
                 pare_factor_opts fo;
                 pare_factor_defaults(&fo);
                 fo.weighting = PARE_WEIGHT_WHITEN;
-                int k = (int)(0.6 * lin[j]->out * lin[j]->in / (lin[j]->out + lin[j]->in) + 1e-9);
+                int k = (int)(0.6 * lin->out * lin->in / (lin->out + lin->in) + 1e-9);
                 pare_factor_report fr;
-                CHECK(pare_factorize_linear(lin[j], k, &fo, in, &fr, &err) == PARE_OK);
+                CHECK(pare_factorize_linear(lin, k, &fo, in, &fr, &err) == PARE_OK);
             } else {
                 pare_mask_opts mo;
                 pare_mask_defaults(&mo);
                 mo.score = PARE_SCORE_WANDA;
                 mo.nm_n = 2, mo.nm_m = 4;
-                CHECKF(pare_prune_mask(&lin[j], &in, 1, &mo, NULL, &err) == PARE_OK, "%s", err.msg);
+                CHECKF(pare_prune_mask(&lin, &in, 1, &mo, NULL, &err) == PARE_OK, "%s", err.msg);
             }
         }
     }

@@ -463,12 +463,12 @@ static void forward_split(const pare_model *m, const int32_t *ids, size_t n, int
             double t1 = now_s();
             const pare_block *b = &m->blocks[l];
             const pare_layer_acts *la = pare_acts_layer(a, l);
-            const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-            const float *in[] = {la->ln1, la->ln1, la->ln1, la->atty, la->ln2, la->ln2, la->hmid};
-            for (int j = 0; j < 7; j++)
-                if (lin[j]->out) {
-                    pare_linear_forward(lin[j], in[j], rows, y, scr);
-                    sp->lin_flop += 2.0 * (double)pare_linear_macs(lin[j]) * rows;
+            const float *site_in[PARE_IN_COUNT] = {[PARE_IN_ATTN] = la->ln1, [PARE_IN_O] = la->atty,
+                                                   [PARE_IN_MLP] = la->ln2, [PARE_IN_DOWN] = la->hmid};
+            for (int k = 0; k < PARE_LIN_KINDS; k++)
+                if (b->lin[k].out) {
+                    pare_linear_forward(&b->lin[k], site_in[pare_lin_kinds[k].input], rows, y, scr);
+                    sp->lin_flop += 2.0 * (double)pare_linear_macs(&b->lin[k]) * rows;
                 }
             sp->blocks += t1 - t0;
             sp->linears += now_s() - t1;

@@ -244,7 +244,7 @@ void tui_overlay_draw(tui_app *a)
         for (int i = 0; i <= n; i++) {
             char line[160];
             if (i < n)
-                snprintf(line, sizeof line, " %-8s %s %s %s", TUI_TYPE_NAMES[rows[i]], a->utf8 ? "◂" : "<",
+                snprintf(line, sizeof line, " %-8s %s %s %s", TUI_TYPE_NAME(rows[i]), a->utf8 ? "◂" : "<",
                          TUI_MIX_CHOICE_NAMES[a->mix_type[rows[i]] + 1], a->utf8 ? "▸" : ">");
             else if (a->mix_policy == TUI_MIX_ENERGY)
                 snprintf(line, sizeof line, " %-8s %s %s %s  energy %.3g (budget)", "policy", a->utf8 ? "◂" : "<",

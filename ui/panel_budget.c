@@ -177,7 +177,7 @@ static void by_type(const tui_state *st, char *buf, size_t cap)
         for (int u = t; u < TUI_TYPES && o < cap; u++)
             if (present[u] && !done[u] && !strcmp(sum[u], sum[t])) {
                 done[u] = 1;
-                o += (size_t)snprintf(buf + o, cap - o, "%s%s", u == t ? "" : " ", TUI_TYPE_NAMES[u]);
+                o += (size_t)snprintf(buf + o, cap - o, "%s%s", u == t ? "" : " ", TUI_TYPE_NAME(u));
             }
         if (o < cap)
             o += (size_t)snprintf(buf + o, cap - o, ": %s", sum[t]);

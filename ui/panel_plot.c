@@ -33,7 +33,7 @@ static void stats_line(tui_app *a, char *buf, size_t cap)
         tui_config_label(&st->cfg, label, sizeof label);
         snprintf(buf, cap, "fraction of each matrix's parameters kept by %s (h: back)", label);
     } else if (a->plot == TUI_PLOT_LAYERS)
-        snprintf(buf, cap, "%s of every layer, values over s1 (g: back)", TUI_TYPE_NAMES[st->type[i]]);
+        snprintf(buf, cap, "%s of every layer, values over s1 (g: back)", TUI_TYPE_NAME(st->type[i]));
     else
         snprintf(buf, cap, "%d result%s: perplexity against all parameters (c: back)", st->n_res,
                  st->n_res == 1 ? "" : "s");
@@ -117,7 +117,7 @@ int tui_rank_key(tui_app *a, int ch)
             tui_log(a, 1, "%s", st->dec_err);
         else
             tui_log(a, 0, "every %s matrix keeps the parameter fraction of rank %d here (%s)",
-                    TUI_TYPE_NAMES[st->type[i]], st->cursor[i], TUI_WEIGHTING_LABELS[st->weighting]);
+                    TUI_TYPE_NAME(st->type[i]), st->cursor[i], TUI_WEIGHTING_LABELS[st->weighting]);
         return 1;
     case 'd':
     case KEY_DC:

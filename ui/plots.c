@@ -61,7 +61,7 @@ static pare_status heatmap(const tui_state *st, pare_plot *p, pare_error *err)
     for (int t = 0; t < TUI_TYPES; t++) {
         col_of[t] = present[t] ? cols : -1;
         if (present[t])
-            labels[cols++] = TUI_TYPE_NAMES[t];
+            labels[cols++] = TUI_TYPE_NAME(t);
     }
     if (L < 1 || cols < 1)
         return pare_fail(err, PARE_EINVAL, "the model has no block matrices");
@@ -101,7 +101,7 @@ static pare_status layers(const tui_state *st, pare_plot *p, pare_error *err)
         return pare_fail(err, PARE_EINVAL, "the %s spectra are not computed yet", TUI_WEIGHTING_LABELS[w]);
     int t = st->type[st->sel];
     char title[96];
-    snprintf(title, sizeof title, "%s across layers (%s)", TUI_TYPE_NAMES[t], TUI_WEIGHTING_LABELS[w]);
+    snprintf(title, sizeof title, "%s across layers (%s)", TUI_TYPE_NAME(t), TUI_WEIGHTING_LABELS[w]);
     pare_plot_opts o = {.title = title, .x = {.label = "index"}, .y = {.label = "s / s1", .scale = PARE_SCALE_LOG}};
     if (st->model->cfg.n_layers > 8)
         o.legend = PARE_LEGEND_NONE;

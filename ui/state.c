@@ -261,10 +261,9 @@ int tui_state_init(tui_state *st, pare_model *model, const char *path, const tui
     int k = 0;
     for (int l = 0; l < model->cfg.n_layers; l++) {
         pare_block *b = &model->blocks[l];
-        pare_linear *lin[TUI_TYPES] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
         for (int j = 0; j < TUI_TYPES; j++)
-            if (lin[j]->out && k < st->n) {
-                st->lin[k] = lin[j];
+            if (b->lin[j].out && k < st->n) {
+                st->lin[k] = &b->lin[j];
                 st->layer[k] = l;
                 st->type[k] = j;
                 k++;
@@ -525,7 +524,7 @@ int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_polic
     for (int i = 0; i < st->n; i++) {
         int c = type_method[st->type[i]], factor = c >= 0 && c <= PARE_WEIGHT_WHITEN;
         if (c < TUI_MIX_KEEP || c >= TUI_MIX_CHOICES) {
-            snprintf(st->dec_err, sizeof st->dec_err, "method %d for %s: unknown", c, TUI_TYPE_NAMES[st->type[i]]);
+            snprintf(st->dec_err, sizeof st->dec_err, "method %d for %s: unknown", c, TUI_TYPE_NAME(st->type[i]));
             return -1;
         }
         any |= c >= 0;
@@ -542,7 +541,7 @@ int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_polic
         }
         if (c == TUI_MIX_CHANNELS && st->type[i] < 4) {
             snprintf(st->dec_err, sizeof st->dec_err, "channel pruning is for the FFN (gate, up, down), not %s",
-                     TUI_TYPE_NAMES[st->type[i]]);
+                     TUI_TYPE_NAME(st->type[i]));
             return -1;
         }
         if (c >= 0 && (st->lin[i]->kind != PARE_LIN_DENSE || st->lin[i]->kept_in || st->lin[i]->kept_out)) {
@@ -685,7 +684,7 @@ int tui_tree_find(tui_state *st, const char *pattern, int from)
     return -1;
 }
 
-const char *tui_short_name(const tui_state *st, int i) { return TUI_TYPE_NAMES[st->type[i]]; }
+const char *tui_short_name(const tui_state *st, int i) { return TUI_TYPE_NAME(st->type[i]); }
 
 const char *tui_state_word(const tui_state *st, int i, char *detail, size_t cap)
 {

@@ -16,8 +16,8 @@
 #include "core/spectrum.h"
 
 /* Matrix types in block order (the core's table); GPT-2 has no gate (its c_fc is up, c_proj down). */
-#define TUI_TYPES PARE_MAT_TYPES
-#define TUI_TYPE_NAMES PARE_MATRIX_TYPE_NAMES
+#define TUI_TYPES PARE_LIN_KINDS
+#define TUI_TYPE_NAME(t) (pare_lin_kinds[t].name)
 /* Plot weightings by pare_weighting: "plain", "activation", "whitened". */
 extern const char *const TUI_WEIGHTING_LABELS[3];
 

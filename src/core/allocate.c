@@ -12,6 +12,25 @@ static size_t weights(const pare_linear *l) { return (size_t)l->out * l->in; }
 /* A rank saves parameters only strictly below break-even m n / (m + n): k (m + n) < m n. */
 static int saves(const pare_linear *l, long long k) { return k * (l->out + l->in) < (long long)weights(l); }
 
+/* The weights of a block's attention matrices, and what rank 1 costs in each of them summed. */
+static size_t attention_weights(const pare_block *b)
+{
+    size_t n = 0;
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (!pare_lin_kinds[k].ffn)
+            n += weights(&b->lin[k]);
+    return n;
+}
+
+static int attention_rank1_cost(const pare_block *b)
+{
+    int n = 0;
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (!pare_lin_kinds[k].ffn)
+            n += b->lin[k].out + b->lin[k].in;
+    return n;
+}
+
 static pare_status check_ratio(double s, pare_error *err)
 {
     if (!(s > 0.0 && s < 1.0))
@@ -70,7 +89,8 @@ static void set_channels(pare_plan *plan, const pare_block *b, double s)
 {
     for (int i = 0; i < plan->count; i++) {
         pare_plan_item *it = &plan->items[i];
-        if (it->linear != &b->gate && it->linear != &b->up && it->linear != &b->down)
+        int k = pare_block_kind_of(b, it->linear);
+        if (k < 0 || !pare_lin_kinds[k].ffn)
             continue;
         it->action = PARE_PLAN_CHANNELS;
         it->channel_frac = s;
@@ -80,9 +100,11 @@ static void set_channels(pare_plan *plan, const pare_block *b, double s)
 /* The block whose FFN holds l, or NULL. */
 static const pare_block *ffn_block(const pare_model *m, const pare_linear *l)
 {
-    for (int b = 0; b < m->cfg.n_layers; b++)
-        if (l == &m->blocks[b].gate || l == &m->blocks[b].up || l == &m->blocks[b].down)
+    for (int b = 0; b < m->cfg.n_layers; b++) {
+        int k = pare_block_kind_of(&m->blocks[b], l);
+        if (k >= 0 && pare_lin_kinds[k].ffn)
             return &m->blocks[b];
+    }
     return NULL;
 }
 
@@ -130,7 +152,8 @@ static pare_status item_count(const pare_model *m, pare_plan_item *it, pare_erro
         size_t keep = F - (hi > lo ? hi - lo : 0);
         if (keep < 1)
             return pare_fail(err, PARE_EINVAL, "%s: channel fraction %g would remove every channel", l->name, s);
-        it->params_after = l == &b->down ? (size_t)l->out * keep : keep * (size_t)l->in;
+        int sliced_in = pare_lin_kinds[pare_block_kind_of(b, l)].in == PARE_DIM_FFN; /* down loses columns */
+        it->params_after = sliced_in ? (size_t)l->out * keep : keep * (size_t)l->in;
         return PARE_OK;
     }
     }
@@ -147,11 +170,10 @@ pare_status pare_plan_recount(pare_model *m, pare_plan *plan, pare_error *err)
             return rc;
         if (it->action == PARE_PLAN_CHANNELS) { /* the block's FFN matrices lose the same channels */
             const pare_block *b = ffn_block(m, it->linear);
-            const pare_linear *ffn[3] = {&b->gate, &b->up, &b->down};
             for (int j = 0; j < plan->count; j++)
-                for (int f = 0; f < 3; f++) {
+                for (int f = 0; f < PARE_LIN_KINDS; f++) {
                     const pare_plan_item *o = &plan->items[j];
-                    if (o->linear != ffn[f] || !ffn[f]->out)
+                    if (!pare_lin_kinds[f].ffn || o->linear != &b->lin[f] || !b->lin[f].out)
                         continue;
                     if (o->action != PARE_PLAN_CHANNELS || o->channel_frac != it->channel_frac ||
                         o->how.keep_least != it->how.keep_least || o->how.chan_score != it->how.chan_score)
@@ -257,8 +279,8 @@ pare_status pare_allocate_lorap(pare_model *m, double s, double a, const pare_pl
     int worst = -1;
     for (int bi = 0; bi < m->cfg.n_layers; bi++) {
         const pare_block *b = &m->blocks[bi];
-        double sigma = (b->q.out + b->q.in) + (b->k.out + b->k.in) + (b->v.out + b->v.in) + (b->o.out + b->o.in);
-        double s_max = 1.0 - sigma / (double)(weights(&b->q) + weights(&b->k) + weights(&b->v) + weights(&b->o));
+        double sigma = attention_rank1_cost(b);
+        double s_max = 1.0 - sigma / (double)attention_weights(b);
         if (s_max < best) {
             best = s_max;
             worst = bi;
@@ -276,7 +298,7 @@ pare_status pare_allocate_lorap(pare_model *m, double s, double a, const pare_pl
         double c_qk = (b->q.out + b->q.in) + (b->k.out + b->k.in);
         double c_vo = (b->v.out + b->v.in) + (b->o.out + b->o.in);
         double sigma = c_qk + c_vo;
-        double budget = (1.0 - s) * (double)(weights(&b->q) + weights(&b->k) + weights(&b->v) + weights(&b->o));
+        double budget = (1.0 - s) * (double)attention_weights(b);
         long long k_att = (long long)floor(budget / sigma + 1e-9);
         int k_vo = (int)floor((double)k_att * sigma * a / ((1.0 + a) * c_vo) + 1e-9);
         int k_qk = (int)floor((double)k_att * sigma / ((1.0 + a) * c_qk) + 1e-9);

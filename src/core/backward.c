@@ -73,6 +73,14 @@ static void take_linear(layout *L, const pare_linear *l, pare_linear_grad *gl)
         gl->b = take(L, l->name, ".bias", l->b, l->out, 1, 0, NULL);
 }
 
+/* The attention (ffn 0) or FFN (ffn 1) linears of b, in kind order: HF's order, the norm between. */
+static void take_block_linears(layout *L, const pare_block *b, pare_block_grads *gb, int ffn)
+{
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (pare_lin_kinds[k].ffn == ffn && b->lin[k].out)
+            take_linear(L, &b->lin[k], gb ? &gb->lin[k] : NULL);
+}
+
 static void walk(layout *L)
 {
     const pare_model *m = L->m;
@@ -101,10 +109,7 @@ static void walk(layout *L)
             snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm", l);
             n1w = take(L, nm, ".weight", b->norm1_w, C, 1, 0, NULL);
         }
-        take_linear(L, &b->q, gb ? &gb->q : NULL);
-        take_linear(L, &b->k, gb ? &gb->k : NULL);
-        take_linear(L, &b->v, gb ? &gb->v : NULL);
-        take_linear(L, &b->o, gb ? &gb->o : NULL);
+        take_block_linears(L, b, gb, 0);
         if (gpt2) {
             snprintf(nm, sizeof nm, "transformer.h.%d.ln_2", l);
             n2w = take(L, nm, ".weight", b->norm2_w, C, 1, 0, NULL);
@@ -113,10 +118,7 @@ static void walk(layout *L)
             snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm", l);
             n2w = take(L, nm, ".weight", b->norm2_w, C, 1, 0, NULL);
         }
-        if (b->gate.out)
-            take_linear(L, &b->gate, gb ? &gb->gate : NULL);
-        take_linear(L, &b->up, gb ? &gb->up : NULL);
-        take_linear(L, &b->down, gb ? &gb->down : NULL);
+        take_block_linears(L, b, gb, 1);
         if (gb) {
             gb->norm1_w = n1w;
             gb->norm1_b = n1b;
@@ -153,23 +155,18 @@ static int masked_linears(const pare_model *m, pare_grads *g, const pare_linear 
         *floats = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const pare_block *b = &m->blocks[l];
-        const pare_linear *ls[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        pare_linear_grad *gs[7] = {0};
-        if (g) {
-            pare_block_grads *gb = &g->blocks[l];
-            pare_linear_grad *t[] = {&gb->q, &gb->k, &gb->v, &gb->o, &gb->gate, &gb->up, &gb->down};
-            memcpy(gs, t, sizeof gs);
+        for (int k = 0; k < PARE_LIN_KINDS; k++) {
+            const pare_linear *ln = &b->lin[k];
+            if (!ln->out || ln->kind != PARE_LIN_MASKED)
+                continue;
+            if (lin)
+                lin[n] = ln;
+            if (gl)
+                gl[n] = g ? &g->blocks[l].lin[k] : NULL;
+            if (floats)
+                *floats += (size_t)ln->out * ln->in;
+            n++;
         }
-        for (int j = 0; j < 7; j++)
-            if (ls[j]->out && ls[j]->kind == PARE_LIN_MASKED) {
-                if (lin)
-                    lin[n] = ls[j];
-                if (gl)
-                    gl[n] = gs[j];
-                if (floats)
-                    *floats += (size_t)ls[j]->out * ls[j]->in;
-                n++;
-            }
     }
     return n;
 }

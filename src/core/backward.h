@@ -20,9 +20,13 @@ typedef struct {
 
 typedef struct {
     float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm */
-    pare_linear_grad q, k, v, o;
     float *norm2_w, *norm2_b; /* [C] */
-    pare_linear_grad gate, up, down;
+    union { /* lin[k] is the gradient of pare_block's lin[k] */
+        pare_linear_grad lin[PARE_LIN_KINDS];
+        struct {
+            pare_linear_grad q, k, v, o, gate, up, down;
+        };
+    };
 } pare_block_grads;
 
 /* One trainable tensor of the model next to its gradient; the optimizer walks this table. */

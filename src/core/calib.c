@@ -42,15 +42,8 @@ pare_status pare_calib_windows(const int32_t *ids, size_t n, const pare_calib_op
 
 int pare_linear_site(const pare_block *b, const pare_linear *l)
 {
-    if (l == &b->q || l == &b->k || l == &b->v)
-        return PARE_IN_ATTN;
-    if (l == &b->o)
-        return PARE_IN_O;
-    if (l == &b->gate || l == &b->up)
-        return PARE_IN_MLP;
-    if (l == &b->down)
-        return PARE_IN_DOWN;
-    return -1;
+    int k = pare_block_kind_of(b, l);
+    return k < 0 ? -1 : (int)pare_lin_kinds[k].input;
 }
 
 pare_status pare_calib_windows_file(const pare_model *m, const char *path, const pare_calib_opts *o, int32_t **out,
@@ -83,12 +76,10 @@ static size_t site_floats(int dim, int gram) { return (size_t)dim + (gram ? (siz
 static int site_dim(const pare_model *m, int l, int site)
 {
     const pare_block *b = &m->blocks[l];
-    switch (site) {
-    case PARE_IN_ATTN: return b->q.in;
-    case PARE_IN_O: return b->o.in;
-    case PARE_IN_MLP: return b->up.in;
-    default: return b->down.in;
-    }
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if ((int)pare_lin_kinds[k].input == site && b->lin[k].out)
+            return b->lin[k].in;
+    return 0;
 }
 
 size_t pare_calib_bytes(const pare_model *m, const pare_calib_opts *o)

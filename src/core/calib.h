@@ -36,9 +36,7 @@ typedef struct {
     double *gram;  /* [dim, dim] X^T X, or NULL */
 } pare_input_stats;
 
-/* The four distinct inputs of a decoder block's linears. */
-typedef enum { PARE_IN_ATTN, PARE_IN_O, PARE_IN_MLP, PARE_IN_DOWN, PARE_IN_COUNT } pare_input_site;
-
+/* The four distinct inputs of a decoder block's linears are pare_input_site (linear_kind.h). */
 typedef struct pare_calib_stats {
     int n_layers;
     pare_input_stats (*sites)[PARE_IN_COUNT]; /* [n_layers][site] */

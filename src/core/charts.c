@@ -8,25 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const PARE_MATRIX_TYPE_NAMES[] = {"q", "k", "v", "o", "gate", "up", "down", NULL};
-
 /* ---------------------------------------------------------------- naming block matrices */
 
-int pare_matrix_type_find(const char *s)
-{
-    for (int t = 0; s && PARE_MATRIX_TYPE_NAMES[t]; t++)
-        if (!strcmp(s, PARE_MATRIX_TYPE_NAMES[t]))
-            return t;
-    return -1;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
-int pare_matrix_name_parse(const char *name, int *layer, pare_matrix_type *type)
+int pare_matrix_name_parse(const char *name, int *layer, pare_lin_kind *type)
 {
     if (!name)
         return 0;
@@ -41,31 +25,22 @@ int pare_matrix_name_parse(const char *name, int *layer, pare_matrix_type *type)
     if (!p || !isdigit((unsigned char)*p))
         return 0;
     int l = (int)strtol(p, NULL, 10);
-    static const struct {
-        const char *suffix;
-        pare_matrix_type type;
-    } SUFFIXES[] = {{"q_proj", PARE_MAT_Q},       {"c_attn.q", PARE_MAT_Q},   {"k_proj", PARE_MAT_K},
-                    {"c_attn.k", PARE_MAT_K},     {"v_proj", PARE_MAT_V},     {"c_attn.v", PARE_MAT_V},
-                    {"o_proj", PARE_MAT_O},       {"attn.c_proj", PARE_MAT_O}, {"gate_proj", PARE_MAT_GATE},
-                    {"up_proj", PARE_MAT_UP},     {"mlp.c_fc", PARE_MAT_UP},  {"down_proj", PARE_MAT_DOWN},
-                    {"mlp.c_proj", PARE_MAT_DOWN}};
-    for (size_t i = 0; i < sizeof SUFFIXES / sizeof SUFFIXES[0]; i++)
-        if (ends_with(name, SUFFIXES[i].suffix)) {
-            if (layer)
-                *layer = l;
-            if (type)
-                *type = SUFFIXES[i].type;
-            return 1;
-        }
-    return 0;
+    int k = pare_lin_kind_of_hf_name(name);
+    if (k < 0)
+        return 0;
+    if (layer)
+        *layer = l;
+    if (type)
+        *type = (pare_lin_kind)k;
+    return 1;
 }
 
 void pare_matrix_short_label(const char *name, char *buf, size_t cap)
 {
     int l;
-    pare_matrix_type t;
+    pare_lin_kind t;
     if (pare_matrix_name_parse(name, &l, &t))
-        snprintf(buf, cap, "%d.%s", l, PARE_MATRIX_TYPE_NAMES[t]);
+        snprintf(buf, cap, "%d.%s", l, pare_lin_kinds[t].name);
     else
         snprintf(buf, cap, "%s", name ? name : "?");
 }
@@ -73,8 +48,7 @@ void pare_matrix_short_label(const char *name, char *buf, size_t cap)
 /* The linear of type t in block b (NULL when the architecture has none, e.g. GPT-2's gate). */
 static pare_linear *block_linear(pare_block *b, int t)
 {
-    pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-    return t >= 0 && t < PARE_MAT_TYPES && lin[t]->out ? lin[t] : NULL;
+    return t >= 0 && t < PARE_LIN_KINDS && b->lin[t].out ? &b->lin[t] : NULL;
 }
 
 pare_status pare_model_find_linear(pare_model *m, const char *name, pare_linear **out, int *layer, pare_error *err)
@@ -84,7 +58,7 @@ pare_status pare_model_find_linear(pare_model *m, const char *name, pare_linear 
         return pare_fail(err, PARE_EINVAL, "no matrix given (a name such as %s, or LAYER.TYPE such as 0.q)",
                          m->cfg.n_layers ? m->blocks[0].q.name : "?");
     for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int t = 0; t < PARE_MAT_TYPES; t++) {
+        for (int t = 0; t < PARE_LIN_KINDS; t++) {
             pare_linear *lin = block_linear(&m->blocks[l], t);
             if (lin && !strcmp(lin->name, name)) {
                 *out = lin;
@@ -97,7 +71,7 @@ pare_status pare_model_find_linear(pare_model *m, const char *name, pare_linear 
     char *end;
     long l = strtol(name, &end, 10);
     if (end != name && *end == '.' && isdigit((unsigned char)name[0]) && l >= 0 && l < m->cfg.n_layers) {
-        pare_linear *lin = block_linear(&m->blocks[l], pare_matrix_type_find(end + 1));
+        pare_linear *lin = block_linear(&m->blocks[l], pare_lin_kind_find(end + 1));
         if (lin) {
             *out = lin;
             if (layer)
@@ -107,11 +81,15 @@ pare_status pare_model_find_linear(pare_model *m, const char *name, pare_linear 
     }
     int L = m->cfg.n_layers;
     pare_block *last = L ? &m->blocks[L - 1] : NULL;
+    char types[128] = "";
+    for (int t = 0, n = 0; t < PARE_LIN_KINDS && L; t++)
+        if (block_linear(&m->blocks[0], t))
+            n += snprintf(types + n, sizeof types - (size_t)n, "%s%s", n ? ", " : "", pare_lin_kinds[t].name);
     return pare_fail(err, PARE_EINVAL,
                      "matrix '%s': %s has no block matrix of that name (e.g. %s, %s, %s; or LAYER.TYPE such as 0.q, "
-                     "with layers 0-%d and types q, k, v, o,%s up, down)",
+                     "with layers 0-%d and types %s)",
                      name, m->path, L ? m->blocks[0].q.name : "?", L ? m->blocks[0].down.name : "?",
-                     last ? last->o.name : "?", L - 1, m->blocks && m->blocks[0].gate.out ? " gate," : "");
+                     last ? last->o.name : "?", L - 1, types);
 }
 
 /* ---------------------------------------------------------------- small helpers */
@@ -270,7 +248,7 @@ pare_status pare_chart_spectra_by_type(pare_model *m, const char *type, const pa
 {
     o = opts_or_default(o);
     *out = NULL;
-    int t = pare_matrix_type_find(type);
+    int t = pare_lin_kind_find(type);
     if (t < 0)
         return pare_fail(err, PARE_EINVAL, "matrix type '%s': expected q, k, v, o, gate, up or down", type ? type : "");
     int L = m->cfg.n_layers;
@@ -351,7 +329,7 @@ pare_status pare_chart_energy_ranks(pare_model *m, const pare_chart_opts *o, par
     pare_model_linears(m, lin, n);
     /* type-major order, so that the attention and FFN matrices form blocks on the axis */
     int j = 0;
-    for (int t = 0; t < PARE_MAT_TYPES; t++)
+    for (int t = 0; t < PARE_LIN_KINDS; t++)
         for (int l = 0; l < m->cfg.n_layers; l++) {
             pare_linear *want = block_linear(&m->blocks[l], t);
             for (int i = 0; want && i < n; i++)
@@ -374,9 +352,9 @@ pare_status pare_chart_energy_ranks(pare_model *m, const pare_chart_opts *o, par
             goto done;
         }
         int layer;
-        pare_matrix_type t;
+        pare_lin_kind t;
         if (pare_matrix_name_parse(ms->name, &layer, &t)) {
-            if (t <= PARE_MAT_O)
+            if (!pare_lin_kinds[t].ffn)
                 attn += y[0][c], n_attn++;
             else
                 ffn += y[0][c], n_ffn++;

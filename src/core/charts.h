@@ -15,18 +15,12 @@
 
 /* ---------------------------------------------------------------- naming block matrices */
 
-/* The matrix types of a decoder block, in pare_model_linears order (GPT-2: c_fc is up, c_proj down). */
-typedef enum {
-    PARE_MAT_Q = 0, PARE_MAT_K, PARE_MAT_V, PARE_MAT_O, PARE_MAT_GATE, PARE_MAT_UP, PARE_MAT_DOWN, PARE_MAT_TYPES
-} pare_matrix_type;
+/* The matrix types of a decoder block are the linear kinds (linear_kind.h: pare_lin_kinds[t].name is
+ * "q", ..., "down"; GPT-2: c_fc is up, c_proj down). */
 
-/* "q", "k", "v", "o", "gate", "up", "down", NULL-terminated. */
-extern const char *const PARE_MATRIX_TYPE_NAMES[];
-/* The type called s, or -1. */
-int pare_matrix_type_find(const char *s);
 /* Layer and type of a block matrix from its name as pare names them (model.layers.3.self_attn.q_proj,
  * transformer.h.3.attn.c_attn.q, transformer.h.3.mlp.c_proj, ...). Returns 1, or 0 for another name. */
-int pare_matrix_name_parse(const char *name, int *layer, pare_matrix_type *type);
+int pare_matrix_name_parse(const char *name, int *layer, pare_lin_kind *type);
 /* A short label for axes: "3.q" (layer.type), or the name itself when it is not a block matrix's. */
 void pare_matrix_short_label(const char *name, char *buf, size_t cap);
 /* The block linear called name: its full name or LAYER.TYPE ("3.q", "0.down"). *layer (may be NULL)

@@ -13,11 +13,10 @@ typedef struct {
 
 static size_t block_params(const pare_block *b)
 {
-    const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
     size_t n = 0;
-    for (int j = 0; j < 7; j++)
-        if (lin[j]->out)
-            n += pare_linear_params(lin[j]);
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (b->lin[k].out)
+            n += pare_linear_params(&b->lin[k]);
     return n;
 }
 

@@ -323,8 +323,6 @@ static pare_status make_config(const pare_model *m, int ffn, pare_dtype dt, char
     return PARE_OK;
 }
 
-static int is_ffn(const pare_block *b, const pare_linear *l) { return l == &b->gate || l == &b->up || l == &b->down; }
-
 /* hf-dense: every block's FFN must be consistent (gate/up rows = down columns) and everything else at
  * its loaded shape; the widest block sets intermediate_size and narrower ones are zero-padded. */
 static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_error *err)
@@ -335,10 +333,9 @@ static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_er
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: only a dense, unsliced output head can be exported", m->head.name);
     for (int i = 0; i < c->n_layers; i++) {
         const pare_block *b = &m->blocks[i];
-        const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7; j++) {
-            const pare_linear *l = lin[j];
-            if (!l->out || is_ffn(b, l))
+        for (int k = 0; k < PARE_LIN_KINDS; k++) {
+            const pare_linear *l = &b->lin[k];
+            if (!l->out || pare_lin_kinds[k].ffn)
                 continue;
             if (l->out != l->orig_out || l->in != l->orig_in)
                 return pare_fail(err, PARE_EUNSUPPORTED,
@@ -371,45 +368,45 @@ static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_er
     for (int i = 0; i < np && rc == PARE_OK; i++)
         rc = add_tensor(pl, SRC_F32, dt, refs[i].d0, refs[i].d1, refs[i].p, err, "%s", refs[i].name);
     free(refs);
+    int conv1d = pare_archs[c->arch].conv1d; /* Conv1D weights are stored [in, out] */
+    char prefix[48];
     for (int i = 0; i < c->n_layers && rc == PARE_OK; i++) {
         const pare_block *b = &m->blocks[i];
-        if (gpt2) {
-            /* c_attn fuses q, k, v along out; every Conv1D weight is stored [in, out] */
-            const pare_linear *qkv[3] = {&b->q, &b->k, &b->v};
-            int rows = b->q.out + b->k.out + b->v.out;
-            const pare_linear *one[4] = {&b->o, &b->up, &b->down, NULL};
-            if ((rc = add_tensor(pl, SRC_DENSE, dt, c->dim, rows, NULL, err, "transformer.h.%d.attn.c_attn.weight", i)))
-                break;
-            memcpy(last(pl)->l, qkv, sizeof qkv);
-            last(pl)->nl = 3, last(pl)->rows = rows, last(pl)->cols = c->dim, last(pl)->transpose = 1;
-            if ((rc = add_tensor(pl, SRC_BIAS, dt, rows, 0, NULL, err, "transformer.h.%d.attn.c_attn.bias", i)))
-                break;
-            memcpy(last(pl)->l, qkv, sizeof qkv);
-            last(pl)->nl = 3, last(pl)->rows = rows;
-            for (int j = 0; one[j] && rc == PARE_OK; j++) {
-                const pare_linear *l = one[j];
-                int rows1 = l == &b->up ? F : l->out, cols1 = l == &b->down ? F : l->in;
-                if ((rc = add_tensor(pl, SRC_DENSE, dt, cols1, rows1, NULL, err, "%s.weight", l->name)))
-                    break;
-                last(pl)->l[0] = l, last(pl)->nl = 1, last(pl)->rows = rows1, last(pl)->cols = cols1;
-                last(pl)->transpose = 1;
-                if ((rc = add_tensor(pl, SRC_BIAS, dt, rows1, 0, NULL, err, "%s.bias", l->name)))
-                    break;
-                last(pl)->l[0] = l, last(pl)->nl = 1, last(pl)->rows = rows1;
+        snprintf(prefix, sizeof prefix, pare_archs[c->arch].layer_prefix, i);
+        for (int k = 0; k < PARE_LIN_KINDS && rc == PARE_OK; k++) {
+            const pare_linear *l = &b->lin[k];
+            const char *fused = pare_lin_kinds[k].fused[c->arch];
+            if (!l->out)
+                continue;
+            /* one tensor for l, or for every kind fused with it (stacked along out; written at the first) */
+            const pare_linear *part[3];
+            int n_parts = 0, rows = 0, cols = pare_lin_kinds[k].in == PARE_DIM_FFN ? F : l->in, first = 1;
+            for (int j = 0; j < PARE_LIN_KINDS; j++) {
+                int same = j == k || (fused && pare_lin_kinds[j].fused[c->arch] &&
+                                      !strcmp(pare_lin_kinds[j].fused[c->arch], fused));
+                if (!same || !b->lin[j].out || n_parts == 3)
+                    continue;
+                first &= j >= k;
+                part[n_parts++] = &b->lin[j];
+                rows += pare_lin_kinds[j].out == PARE_DIM_FFN ? F : b->lin[j].out;
             }
-        } else {
-            const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-            for (int j = 0; j < 7 && rc == PARE_OK; j++) {
-                const pare_linear *l = lin[j];
-                int rows1 = (l == &b->gate || l == &b->up) ? F : l->out, cols1 = l == &b->down ? F : l->in;
-                if ((rc = add_tensor(pl, SRC_DENSE, dt, rows1, cols1, NULL, err, "%s.weight", l->name)))
+            if (!first)
+                continue;
+            char name[96];
+            if (fused)
+                snprintf(name, sizeof name, "%s%s", prefix, fused);
+            else
+                snprintf(name, sizeof name, "%s", l->name);
+            if ((rc = add_tensor(pl, SRC_DENSE, dt, conv1d ? cols : rows, conv1d ? rows : cols, NULL, err,
+                                 "%s.weight", name)))
+                break;
+            memcpy(last(pl)->l, part, (size_t)n_parts * sizeof *part);
+            last(pl)->nl = n_parts, last(pl)->rows = rows, last(pl)->cols = cols, last(pl)->transpose = conv1d;
+            if (l->b) {
+                if ((rc = add_tensor(pl, SRC_BIAS, dt, rows, 0, NULL, err, "%s.bias", name)))
                     break;
-                last(pl)->l[0] = l, last(pl)->nl = 1, last(pl)->rows = rows1, last(pl)->cols = cols1;
-                if (l->b) {
-                    if ((rc = add_tensor(pl, SRC_BIAS, dt, rows1, 0, NULL, err, "%s.bias", l->name)))
-                        break;
-                    last(pl)->l[0] = l, last(pl)->nl = 1, last(pl)->rows = rows1;
-                }
+                memcpy(last(pl)->l, part, (size_t)n_parts * sizeof *part);
+                last(pl)->nl = n_parts, last(pl)->rows = rows;
             }
         }
     }

@@ -59,7 +59,6 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
                          "not a valid %s", c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim,
                          c->vocab_size, c->max_pos, pare_arch_name(c->arch));
     int L = c->n_layers, C = c->dim, F = c->ffn_dim, V = c->vocab_size;
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     double sd = 0.02, sres = 0.02 / sqrt(2.0 * L);
     json_t *cfg;
     if (c->arch == PARE_ARCH_LLAMA)
@@ -113,19 +112,19 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
             ADD(F, C, sres, "transformer.h.%d.mlp.c_proj.weight", i);
             ADD(C, 0, -0.0, "transformer.h.%d.mlp.c_proj.bias", i);
         } else {
-            static const char *const an[] = {"q_proj", "k_proj", "v_proj", "o_proj"}, *const mn[] = {"gate_proj", "up_proj", "down_proj"};
-            int aout[] = {qd, kvd, kvd, C}, ain[] = {C, C, C, qd}, mout[] = {F, F, C}, min_[] = {C, C, F};
             ADD(C, 0, -1.0, "model.layers.%d.input_layernorm.weight", i);
             ADD(C, 0, -1.0, "model.layers.%d.post_attention_layernorm.weight", i);
-            for (int j = 0; j < 4; j++) {
-                ADD(aout[j], ain[j], j == 3 ? sres : sd, "model.layers.%d.self_attn.%s.weight", i, an[j]);
-                if (c->attn_bias)
-                    ADD(aout[j], 0, -0.0, "model.layers.%d.self_attn.%s.bias", i, an[j]);
-            }
-            for (int j = 0; j < 3; j++) {
-                ADD(mout[j], min_[j], j == 2 ? sres : sd, "model.layers.%d.mlp.%s.weight", i, mn[j]);
-                if (c->mlp_bias)
-                    ADD(mout[j], 0, -0.0, "model.layers.%d.mlp.%s.bias", i, mn[j]);
+            char prefix[48];
+            snprintf(prefix, sizeof prefix, pare_archs[c->arch].layer_prefix, i);
+            for (int k = 0; k < PARE_LIN_KINDS; k++) {
+                const char *hf = pare_lin_kinds[k].hf[c->arch];
+                int out, in;
+                pare_lin_shape(c, (pare_lin_kind)k, &out, &in);
+                /* the projections back into the residual stream (o, down) get the scaled init */
+                double std = pare_lin_kinds[k].out == PARE_DIM_HIDDEN ? sres : sd;
+                ADD(out, in, std, "%s%s.weight", prefix, hf);
+                if (pare_lin_kinds[k].ffn ? c->mlp_bias : c->attn_bias)
+                    ADD(out, 0, -0.0, "%s%s.bias", prefix, hf);
             }
         }
 #undef ADD

@@ -216,8 +216,7 @@ static void set_linear(pare_linear *l, const char *name, int out, int in)
 static pare_status allocate_params(pare_model *m, pare_error *err)
 {
     const pare_config *c = &m->cfg;
-    int C = c->dim, F = c->ffn_dim, V = c->vocab_size, L = c->n_layers;
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int C = c->dim, V = c->vocab_size, L = c->n_layers;
     int gpt2 = c->arch == PARE_ARCH_GPT2;
     m->blocks = calloc((size_t)L, sizeof *m->blocks);
     slab_entry *tab = calloc((size_t)L * 24 + 16, sizeof *tab);
@@ -230,24 +229,18 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
     ADD(m->tok_emb, (size_t)V * C);
     if (gpt2)
         ADD(m->pos_emb, (size_t)c->max_pos * C);
-    char name[96];
+    char prefix[48], name[96];
     for (int i = 0; i < L; i++) {
         pare_block *b = &m->blocks[i];
-        if (gpt2) {
-            snprintf(name, sizeof name, "transformer.h.%d.attn.c_attn.q", i); set_linear(&b->q, name, qd, C);
-            snprintf(name, sizeof name, "transformer.h.%d.attn.c_attn.k", i); set_linear(&b->k, name, kvd, C);
-            snprintf(name, sizeof name, "transformer.h.%d.attn.c_attn.v", i); set_linear(&b->v, name, kvd, C);
-            snprintf(name, sizeof name, "transformer.h.%d.attn.c_proj", i);   set_linear(&b->o, name, C, qd);
-            snprintf(name, sizeof name, "transformer.h.%d.mlp.c_fc", i);      set_linear(&b->up, name, F, C);
-            snprintf(name, sizeof name, "transformer.h.%d.mlp.c_proj", i);    set_linear(&b->down, name, C, F);
-        } else {
-            snprintf(name, sizeof name, "model.layers.%d.self_attn.q_proj", i); set_linear(&b->q, name, qd, C);
-            snprintf(name, sizeof name, "model.layers.%d.self_attn.k_proj", i); set_linear(&b->k, name, kvd, C);
-            snprintf(name, sizeof name, "model.layers.%d.self_attn.v_proj", i); set_linear(&b->v, name, kvd, C);
-            snprintf(name, sizeof name, "model.layers.%d.self_attn.o_proj", i); set_linear(&b->o, name, C, qd);
-            snprintf(name, sizeof name, "model.layers.%d.mlp.gate_proj", i);    set_linear(&b->gate, name, F, C);
-            snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj", i);      set_linear(&b->up, name, F, C);
-            snprintf(name, sizeof name, "model.layers.%d.mlp.down_proj", i);    set_linear(&b->down, name, C, F);
+        snprintf(prefix, sizeof prefix, pare_archs[c->arch].layer_prefix, i);
+        for (int k = 0; k < PARE_LIN_KINDS; k++) {
+            const char *hf = pare_lin_kinds[k].hf[c->arch];
+            if (!hf) /* the architecture has no such matrix: out stays 0 */
+                continue;
+            int out, in;
+            pare_lin_shape(c, (pare_lin_kind)k, &out, &in);
+            snprintf(name, sizeof name, "%s%s", prefix, hf);
+            set_linear(&b->lin[k], name, out, in);
         }
         ADD(b->norm1_w, C);
         ADD(b->norm2_w, C);
@@ -255,14 +248,13 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
             ADD(b->norm1_b, C);
             ADD(b->norm2_b, C);
         }
-        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7; j++) {
-            if (!lin[j]->out)
+        for (int k = 0; k < PARE_LIN_KINDS; k++) {
+            pare_linear *l = &b->lin[k];
+            if (!l->out)
                 continue;
-            ADD(lin[j]->w, (size_t)lin[j]->out * lin[j]->in);
-            int biased = j < 4 ? c->attn_bias : c->mlp_bias;
-            if (biased)
-                ADD(lin[j]->b, lin[j]->out);
+            ADD(l->w, (size_t)l->out * l->in);
+            if (pare_lin_kinds[k].ffn ? c->mlp_bias : c->attn_bias)
+                ADD(l->b, l->out);
         }
     }
     ADD(m->final_norm_w, C);
@@ -369,11 +361,13 @@ static pare_status load_llama_weights(pare_model *m, const pare_safetensors *st,
         pare_block *b = &m->blocks[i];
         LOAD(b->norm1_w, c->dim, 0, "model.layers.%d.input_layernorm.weight", i);
         LOAD(b->norm2_w, c->dim, 0, "model.layers.%d.post_attention_layernorm.weight", i);
-        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7; j++) {
-            LOAD(lin[j]->w, lin[j]->out, lin[j]->in, "%s.weight", lin[j]->name);
-            if (lin[j]->b)
-                LOAD(lin[j]->b, lin[j]->out, 0, "%s.bias", lin[j]->name);
+        for (int k = 0; k < PARE_LIN_KINDS; k++) {
+            pare_linear *l = &b->lin[k];
+            if (!l->out)
+                continue;
+            LOAD(l->w, l->out, l->in, "%s.weight", l->name);
+            if (l->b)
+                LOAD(l->b, l->out, 0, "%s.bias", l->name);
         }
     }
     LOAD(m->final_norm_w, c->dim, 0, "%s", "model.norm.weight");
@@ -383,11 +377,65 @@ static pare_status load_llama_weights(pare_model *m, const pare_safetensors *st,
     return PARE_OK;
 }
 
+/* The linears of block i from Conv1D tensors (stored [in, out], transposed at load) under
+ * pre "h.i."; kinds sharing a fused tensor (c_attn: q, k, v) take consecutive row ranges of it in kind
+ * order, so the fused tensor is read once, for the first of them. */
+static pare_status load_conv1d_linears(const pare_model *m, const pare_safetensors *st, const char *pre, int i,
+                                       pare_error *err)
+{
+    pare_arch arch = m->cfg.arch;
+    pare_block *b = &m->blocks[i];
+    float *fused_w = NULL, *fused_b = NULL; /* [rows, in], [rows] */
+    pare_status rc = PARE_OK;
+    char nm[160];
+    for (int k = 0; k < PARE_LIN_KINDS && rc == PARE_OK; k++) {
+        pare_linear *l = &b->lin[k];
+        const char *fused = pare_lin_kinds[k].fused[arch];
+        if (!l->out)
+            continue;
+        if (!fused) {
+            snprintf(nm, sizeof nm, "%sh.%d.%s.weight", pre, i, pare_lin_kinds[k].hf[arch]);
+            if ((rc = load_tensor(st, nm, l->out, l->in, 1, l->w, err)))
+                break;
+            snprintf(nm, sizeof nm, "%sh.%d.%s.bias", pre, i, pare_lin_kinds[k].hf[arch]);
+            rc = load_tensor(st, nm, l->out, 0, 0, l->b, err);
+            continue;
+        }
+        int row = 0, rows = 0; /* l's first row in the fused tensor, and its row count */
+        for (int j = 0; j < PARE_LIN_KINDS; j++)
+            if (pare_lin_kinds[j].fused[arch] && !strcmp(pare_lin_kinds[j].fused[arch], fused)) {
+                row += j < k ? b->lin[j].out : 0;
+                rows += b->lin[j].out;
+            }
+        if (row == 0) {
+            free(fused_w);
+            free(fused_b);
+            fused_w = malloc((size_t)rows * l->in * sizeof *fused_w);
+            fused_b = malloc((size_t)rows * sizeof *fused_b);
+            if (!fused_w || !fused_b) {
+                rc = pare_fail(err, PARE_ENOMEM, "out of memory");
+                break;
+            }
+            snprintf(nm, sizeof nm, "%sh.%d.%s.weight", pre, i, fused);
+            if ((rc = load_tensor(st, nm, rows, l->in, 1, fused_w, err)))
+                break;
+            snprintf(nm, sizeof nm, "%sh.%d.%s.bias", pre, i, fused);
+            if ((rc = load_tensor(st, nm, rows, 0, 0, fused_b, err)))
+                break;
+        }
+        memcpy(l->w, fused_w + (size_t)row * l->in, (size_t)l->out * l->in * sizeof(float));
+        memcpy(l->b, fused_b + row, (size_t)l->out * sizeof(float));
+    }
+    free(fused_w);
+    free(fused_b);
+    return rc;
+}
+
 static pare_status load_gpt2_weights(pare_model *m, const pare_safetensors *st, pare_error *err)
 {
     const pare_config *c = &m->cfg;
     const char *pre = pare_st_find(st, "transformer.wte.weight") ? "transformer." : "";
-    int C = c->dim, F = c->ffn_dim;
+    int C = c->dim;
     pare_status rc;
     char nm[160];
 #define LOADT(ptr, d0, d1, tr, fmt, ...)                                                                      \
@@ -398,53 +446,15 @@ static pare_status load_gpt2_weights(pare_model *m, const pare_safetensors *st, 
     } while (0)
     LOADT(m->tok_emb, c->vocab_size, C, 0, "%swte.weight", pre);
     LOADT(m->pos_emb, c->max_pos, C, 0, "%swpe.weight", pre);
-    float *qkv_w = malloc((size_t)3 * C * C * sizeof *qkv_w), *qkv_b = malloc((size_t)3 * C * sizeof *qkv_b);
-    if (!qkv_w || !qkv_b) {
-        free(qkv_w);
-        free(qkv_b);
-        return pare_fail(err, PARE_ENOMEM, "out of memory");
-    }
-    rc = PARE_OK;
-    for (int i = 0; i < c->n_layers && rc == PARE_OK; i++) {
+    for (int i = 0; i < c->n_layers; i++) {
         pare_block *b = &m->blocks[i];
-        /* Conv1D stores [in, out]; c_attn's out axis holds q, k, v one after another. */
-        snprintf(nm, sizeof nm, "%sh.%d.attn.c_attn.weight", pre, i);
-        if ((rc = load_tensor(st, nm, 3 * C, C, 1, qkv_w, err)) != PARE_OK)
-            break;
-        snprintf(nm, sizeof nm, "%sh.%d.attn.c_attn.bias", pre, i);
-        if ((rc = load_tensor(st, nm, 3 * C, 0, 0, qkv_b, err)) != PARE_OK)
-            break;
-        memcpy(b->q.w, qkv_w, (size_t)C * C * sizeof(float));
-        memcpy(b->k.w, qkv_w + (size_t)C * C, (size_t)C * C * sizeof(float));
-        memcpy(b->v.w, qkv_w + (size_t)2 * C * C, (size_t)C * C * sizeof(float));
-        memcpy(b->q.b, qkv_b, (size_t)C * sizeof(float));
-        memcpy(b->k.b, qkv_b + C, (size_t)C * sizeof(float));
-        memcpy(b->v.b, qkv_b + 2 * C, (size_t)C * sizeof(float));
-        snprintf(nm, sizeof nm, "%sh.%d.ln_1.weight", pre, i);
-        if ((rc = load_tensor(st, nm, C, 0, 0, b->norm1_w, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.ln_1.bias", pre, i);
-        if ((rc = load_tensor(st, nm, C, 0, 0, b->norm1_b, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.ln_2.weight", pre, i);
-        if ((rc = load_tensor(st, nm, C, 0, 0, b->norm2_w, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.ln_2.bias", pre, i);
-        if ((rc = load_tensor(st, nm, C, 0, 0, b->norm2_b, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.attn.c_proj.weight", pre, i);
-        if ((rc = load_tensor(st, nm, C, C, 1, b->o.w, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.attn.c_proj.bias", pre, i);
-        if ((rc = load_tensor(st, nm, C, 0, 0, b->o.b, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.mlp.c_fc.weight", pre, i);
-        if ((rc = load_tensor(st, nm, F, C, 1, b->up.w, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.mlp.c_fc.bias", pre, i);
-        if ((rc = load_tensor(st, nm, F, 0, 0, b->up.b, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.mlp.c_proj.weight", pre, i);
-        if ((rc = load_tensor(st, nm, C, F, 1, b->down.w, err))) break;
-        snprintf(nm, sizeof nm, "%sh.%d.mlp.c_proj.bias", pre, i);
-        if ((rc = load_tensor(st, nm, C, 0, 0, b->down.b, err))) break;
+        if ((rc = load_conv1d_linears(m, st, pre, i, err)))
+            return rc;
+        LOADT(b->norm1_w, C, 0, 0, "%sh.%d.ln_1.weight", pre, i);
+        LOADT(b->norm1_b, C, 0, 0, "%sh.%d.ln_1.bias", pre, i);
+        LOADT(b->norm2_w, C, 0, 0, "%sh.%d.ln_2.weight", pre, i);
+        LOADT(b->norm2_b, C, 0, 0, "%sh.%d.ln_2.bias", pre, i);
     }
-    free(qkv_w);
-    free(qkv_b);
-    if (rc != PARE_OK)
-        return rc;
     LOADT(m->final_norm_w, C, 0, 0, "%sln_f.weight", pre);
     LOADT(m->final_norm_b, C, 0, 0, "%sln_f.bias", pre);
     if (!c->tied_head)
@@ -801,12 +811,11 @@ int pare_model_linears(pare_model *m, pare_linear **out, int cap)
     int n = 0;
     for (int i = 0; i < m->cfg.n_layers; i++) {
         pare_block *b = &m->blocks[i];
-        pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7; j++) {
-            if (!lin[j]->out)
+        for (int k = 0; k < PARE_LIN_KINDS; k++) {
+            if (!b->lin[k].out)
                 continue;
             if (n < cap)
-                out[n] = lin[j];
+                out[n] = &b->lin[k];
             n++;
         }
     }
@@ -816,23 +825,23 @@ int pare_model_linears(pare_model *m, pare_linear **out, int cap)
 pare_status pare_model_check_shapes(const pare_model *m, pare_error *err)
 {
     const pare_config *c = &m->cfg;
-    int C = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int C = c->dim;
     for (int i = 0; i < c->n_layers; i++) {
         const pare_block *b = &m->blocks[i];
-        const struct {
-            const pare_linear *l;
-            int out, in; /* required; 0: the FFN width, checked below */
-        } want[] = {{&b->q, qd, C}, {&b->k, kvd, C}, {&b->v, kvd, C}, {&b->o, C, qd},
-                    {&b->gate, 0, C}, {&b->up, 0, C}, {&b->down, C, 0}};
-        for (int j = 0; j < 7; j++) {
-            const pare_linear *l = want[j].l;
+        for (int k = 0; k < PARE_LIN_KINDS; k++) {
+            const pare_linear *l = &b->lin[k];
             if (!l->out) /* GPT-2 has no gate */
                 continue;
-            if ((want[j].out && l->out != want[j].out) || (want[j].in && l->in != want[j].in))
+            /* the FFN width may be sliced: it is checked across the block below */
+            int out, in;
+            pare_lin_shape(c, (pare_lin_kind)k, &out, &in);
+            int want_out = pare_lin_kinds[k].out == PARE_DIM_FFN ? l->out : out;
+            int want_in = pare_lin_kinds[k].in == PARE_DIM_FFN ? l->in : in;
+            if (l->out != want_out || l->in != want_in)
                 return pare_fail(err, PARE_EUNSUPPORTED,
                                  "%s: shape [%d, %d], loaded as [%d, %d]; %s", l->name, l->out, l->in, l->orig_out,
                                  l->orig_in,
-                                 j < 4 ? "attention matrices keep their loaded shape (the forward computes whole "
+                                 !pare_lin_kinds[k].ffn ? "attention matrices keep their loaded shape (the forward computes whole "
                                          "heads; only FFN channels can be sliced)"
                                        : "the hidden size cannot be sliced (only FFN channels can)");
         }
@@ -856,10 +865,9 @@ void pare_model_param_counts(const pare_model *m, pare_param_counts *pc)
     pc->embeddings = (size_t)c->vocab_size * c->dim + (m->pos_emb ? (size_t)c->max_pos * c->dim : 0);
     for (int i = 0; i < c->n_layers; i++) {
         const pare_block *b = &m->blocks[i];
-        const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7; j++)
-            if (lin[j]->out)
-                pc->block_linear += pare_linear_params(lin[j]);
+        for (int k = 0; k < PARE_LIN_KINDS; k++)
+            if (b->lin[k].out)
+                pc->block_linear += pare_linear_params(&b->lin[k]);
         pc->norms += (size_t)c->dim * (b->norm1_b ? 4 : 2);
     }
     pc->norms += (size_t)c->dim * (m->final_norm_b ? 2 : 1);
@@ -873,10 +881,9 @@ double pare_model_flop_per_token(const pare_model *m, int T)
     double f = 0;
     for (int i = 0; i < c->n_layers; i++) {
         const pare_block *b = &m->blocks[i];
-        const pare_linear *lin[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7; j++)
-            if (lin[j]->out)
-                f += 2.0 * (double)pare_linear_macs(lin[j]);
+        for (int k = 0; k < PARE_LIN_KINDS; k++)
+            if (b->lin[k].out)
+                f += 2.0 * (double)pare_linear_macs(&b->lin[k]);
         /* scores and weighted values over the full T x T block (the causal half is computed too) */
         f += 2.0 * 2.0 * T * c->n_heads * c->head_dim;
     }
@@ -957,10 +964,8 @@ pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error
         b->norm1_b = rebase(src, s, a->norm1_b);
         b->norm2_w = rebase(src, s, a->norm2_w);
         b->norm2_b = rebase(src, s, a->norm2_b);
-        const pare_linear *from[] = {&a->q, &a->k, &a->v, &a->o, &a->gate, &a->up, &a->down};
-        pare_linear *to[] = {&b->q, &b->k, &b->v, &b->o, &b->gate, &b->up, &b->down};
-        for (int j = 0; j < 7 && !st; j++)
-            st = clone_linear(src, s, from[j], to[j], err);
+        for (int k = 0; k < PARE_LIN_KINDS && !st; k++)
+            st = clone_linear(src, s, &a->lin[k], &b->lin[k], err);
     }
     if (st) {
         pare_model_free(m); /* releases the layers cloned so far; the rest are zeroed */

@@ -7,9 +7,8 @@
 #include <stdint.h>
 #include "error.h"
 #include "linear.h"
+#include "linear_kind.h"
 #include "tokenizer.h"
-
-typedef enum { PARE_ARCH_LLAMA, PARE_ARCH_GPT2 } pare_arch;
 
 typedef struct {
     pare_arch arch;
@@ -28,13 +27,26 @@ typedef struct {
     int bos_id, eos_id; /* -1 when unknown */
 } pare_config;
 
+/* lin[k] and the named fields are the same layers: loops walk lin[PARE_LIN_*], the forward's math names
+ * them. A kind the architecture lacks has out == 0 (GPT-2 has no gate). */
 typedef struct {
     float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm */
-    pare_linear q, k, v, o;   /* q [H*hd, C], k/v [KV*hd, C], o [C, H*hd] */
     float *norm2_w, *norm2_b; /* [C] */
-    pare_linear gate, up, down; /* LLaMA: gate/up [F, C], down [C, F]; GPT-2: up = c_fc, down = c_proj, no gate.
-                                   After channel pruning a block's FFN width is up.out, at most F. */
+    union {
+        pare_linear lin[PARE_LIN_KINDS];
+        struct {
+            pare_linear q, k, v, o;     /* q [H*hd, C], k/v [KV*hd, C], o [C, H*hd] */
+            pare_linear gate, up, down; /* LLaMA: gate/up [F, C], down [C, F]; GPT-2: up = c_fc, down = c_proj,
+                                           no gate. After channel pruning a block's FFN width is up.out, at most F. */
+        };
+    };
 } pare_block;
+_Static_assert(sizeof(((pare_block *)0)->lin) == PARE_LIN_KINDS * sizeof(pare_linear) &&
+                   offsetof(pare_block, down) == offsetof(pare_block, lin) + PARE_LIN_DOWN * sizeof(pare_linear),
+               "pare_block's named linears must alias lin[] in pare_lin_kind order");
+
+/* The kind of l in block b, or -1 when l is not one of b's linears. */
+int pare_block_kind_of(const pare_block *b, const pare_linear *l);
 
 typedef enum { PARE_FMT_HF, PARE_FMT_LLAMA2C } pare_format;
 
@@ -74,6 +86,9 @@ void pare_model_free(pare_model *m);
 /* An independent copy of src as it is now (compressed layers included); the copy shares src's
  * tokenizer, which is immutable. Compressing one leaves the other untouched. */
 pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error *err);
+
+/* The loaded shape [out, in] of kind k under config c. */
+void pare_lin_shape(const pare_config *c, pare_lin_kind k, int *out, int *in);
 
 /* Parses a HF config.json into cfg. */
 pare_status pare_config_load_hf(const char *config_path, pare_config *cfg, pare_error *err);

@@ -537,8 +537,11 @@ pare_status pare_chan_select(const double *scores, int n, double sparsity, doubl
 
 static size_t ffn_params(const pare_block *b)
 {
-    return (b->gate.out ? pare_linear_params(&b->gate) : 0) + pare_linear_params(&b->up) +
-           pare_linear_params(&b->down);
+    size_t n = 0;
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (pare_lin_kinds[k].ffn && b->lin[k].out)
+            n += pare_linear_params(&b->lin[k]);
+    return n;
 }
 
 /* Scores and selects the kept channels of b into *keep (malloc'd) and *n_keep; modifies nothing. */
@@ -572,10 +575,15 @@ static pare_status ffn_apply(pare_block *b, const int32_t *keep, int n_keep, par
     size_t before = ffn_params(b);
     pare_status rc = PARE_OK;
     if (n_keep < F) {
-        if ((b->gate.out && (rc = pare_linear_keep_rows(&b->gate, keep, n_keep, err))) ||
-            (rc = pare_linear_keep_rows(&b->up, keep, n_keep, err)) ||
-            (rc = pare_linear_keep_cols(&b->down, keep, n_keep, err)))
-            return rc;
+        for (int k = 0; k < PARE_LIN_KINDS; k++) {
+            pare_linear *l = &b->lin[k];
+            if (!pare_lin_kinds[k].ffn || !l->out)
+                continue;
+            /* the FFN width is down's input and gate's and up's output */
+            if ((rc = pare_lin_kinds[k].in == PARE_DIM_FFN ? pare_linear_keep_cols(l, keep, n_keep, err)
+                                                           : pare_linear_keep_rows(l, keep, n_keep, err)))
+                return rc;
+        }
     }
     rep->channels_before += F;
     rep->channels_after += n_keep;
