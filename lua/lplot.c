@@ -12,7 +12,7 @@
 
 #include "record/runplots.h"
 #include "core/calib.h"
-#include "core/charts.h"
+#include "plot/charts.h"
 #include "core/method.h"
 #include "lsandbox.h"
 #include "lpare_internal.h"

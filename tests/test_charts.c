@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include "core/calib.h"
-#include "core/charts.h"
+#include "plot/charts.h"
 #include "core/factorize.h"
 #include "core/fileio.h"
-#include "core/plot.h"
-#include "core/png.h"
+#include "plot/plot.h"
+#include "plot/png.h"
 #include "core/prune.h"
 #include "core/spectrum.h"
 #include "fixture.h"

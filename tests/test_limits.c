@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backward.h"
+#include "train/backward.h"
 #include "core/forward.h"
 #include "core/memcheck.h"
 #include "core/model.h"

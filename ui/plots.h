@@ -3,7 +3,7 @@
 #ifndef PARE_UI_PLOTS_H
 #define PARE_UI_PLOTS_H
 
-#include "core/plot.h"
+#include "plot/plot.h"
 #include "state.h"
 
 typedef enum {

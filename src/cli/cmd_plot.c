@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "core/calib.h"
-#include "core/charts.h"
+#include "plot/charts.h"
 #include "core/fileio.h"
 #include "record/runplots.h"
 #include "record/runrec.h"

@@ -8,7 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "core/charts.h"
+#include "plot/charts.h"
 
 typedef enum { RUNPLOT_BLOCK = 0, RUNPLOT_TOTAL } runplot_convention;
 

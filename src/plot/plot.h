@@ -9,7 +9,7 @@
 
 #include "canvas.h"
 #include "colormap.h"
-#include "error.h"
+#include "core/error.h"
 #include "png.h"
 
 #define PARE_PLOT_DEFAULT_WIDTH 1200
