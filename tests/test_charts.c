@@ -1,4 +1,4 @@
-/* Charts (src/core/charts.c), `pare plot`, the pare module's plots and a run's automatic plots: the
+/* Charts (src/plot/charts.c), `pare plot`, the pare module's plots and a run's automatic plots: the
  * series each chart builds equal what the test computes from the model itself (spectra and energy
  * ranks, break-even ranks, mask tile densities, the channels channel pruning removed, parameters per
  * matrix), PNGs decode to the requested size with the data where the plot's own mapping puts it,
