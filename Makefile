@@ -23,10 +23,18 @@ NCURSES_CFLAGS = $(shell pkg-config --cflags ncursesw 2>/dev/null || echo -D_XOP
 NCURSES_LIBS   = $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
+# the plotting library and the model's charts; the training engine: each above src/core only
+PLOT_SRC  := $(sort $(wildcard src/plot/*.c))
+TRAIN_SRC := $(sort $(wildcard src/train/*.c))
+# what every front end, the tests and the tools link: the core and the layers beside it
+LIB_SRC   := $(CORE_SRC) $(PLOT_SRC) $(TRAIN_SRC)
 # run records (run.json) and their plots: below lua/, ui/ and src/cli/, above src/core
 RECORD_SRC := $(sort $(wildcard src/record/*.c))
 LUA_SRC   := $(sort $(wildcard lua/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
+# the process-level settings (OpenBLAS re-exec, environment variables to core settings): ./pare, the
+# test runner and tools/bench_compress each start with them
+ENV_SRC   := src/cli/environment.c
 TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c tests/fuzz/target_recipe.c
 UI_SRC    := $(sort $(wildcard ui/*.c))
 # the workbench's state, jobs' core calls and recipe writer: no curses, no Lua; the tests link them
@@ -53,29 +61,29 @@ $(call objs,$(OPT_DIR),src/cli/cmd_tui.c tests/test_tui.c) $(call objs,$(ASAN_DI
 
 # AdamW's square roots never see a negative argument; without errno handling its update loop
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
-$(OPT_DIR)/src/core/optim.o $(ASAN_DIR)/src/core/optim.o: CFLAGS += -fno-math-errno
+$(OPT_DIR)/src/train/optim.o $(ASAN_DIR)/src/train/optim.o: CFLAGS += -fno-math-errno
 
 .PHONY: all test check bench deps layering clean fuzz corpus valgrind demo
 all: pare
 
-pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+pare: $(call objs,$(OPT_DIR),$(LIB_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
 # ./pare linked inside a build folder: `make valgrind` builds build/valgrind/pare this way.
-$(OPT_DIR)/pare: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+$(OPT_DIR)/pare: $(call objs,$(OPT_DIR),$(LIB_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
-$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
+$(OPT_DIR)/pare_tests: $(call objs,$(OPT_DIR),$(LIB_SRC) $(ENV_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
 	$(CC) $(OPT) -o $@ $^ $(LIBS) $(LUA_LIBS) -lutil $(FAULT_WRAP)
 
 $(OPT_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(OPT) -MMD -MP -c -o $@ $<
 
-$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
+$(ASAN_DIR)/pare: $(call objs,$(ASAN_DIR),$(LIB_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) $(NCURSES_LIBS)
 
-$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(CORE_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
+$(ASAN_DIR)/pare_tests: $(call objs,$(ASAN_DIR),$(LIB_SRC) $(ENV_SRC) $(TEST_SRC) $(UI_PURE) $(RECIPE_SRC))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS) $(LUA_LIBS) -lutil $(FAULT_WRAP)
 
 $(ASAN_DIR)/%.o: %.c
@@ -99,16 +107,21 @@ deps:
 	fi
 
 # Fails on an #include that points upward in the layers (tools/layering.sh holds the table: src/core <
-# src/record < lua < ui < src/cli), if the numerical core or the run records reference curses, Lua,
-# printing or exit, or if anything outside ui/ references curses (the TUI's pure state files included).
+# src/plot, src/train < src/record < lua < ui < src/cli), if the numerical core, plot, train or the
+# run records reference curses, Lua, printing or exit, if src/core, src/plot or src/train read or set
+# the environment or re-execute (src/cli/environment.c does that for them), or if anything outside
+# ui/ references curses (the TUI's pure state files included).
+PROCESS_SYMS := getenv|secure_getenv|setenv|unsetenv|putenv|environ|execv|execve|execvp|execl|execlp|execle|system
 CURSES_SYMS := initscr|newterm|endwin|newwin|wrefresh|wgetch|wmove|waddnstr|printw|wprintw|stdscr|curscr|keypad|start_color|init_pair|mousemask
-layering: $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_PURE))
+layering: $(call objs,$(OPT_DIR),$(LIB_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_PURE))
 	@bash tools/layering.sh
-	@bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(CORE_SRC) $(RECORD_SRC)) | grep -E ' (lua_|luaL_|luaopen_|$(CURSES_SYMS)|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
-	if [ -n "$$bad" ]; then echo "layering violation in src/core or src/record:"; echo "$$bad"; exit 1; fi; \
+	@bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(LIB_SRC) $(RECORD_SRC)) | grep -E ' (lua_|luaL_|luaopen_|$(CURSES_SYMS)|exit$$|_exit$$|abort$$|printf$$|vprintf$$|puts$$|putchar$$|perror$$|stdout$$|stderr$$)' | sort -u); \
+	if [ -n "$$bad" ]; then echo "layering violation in src/core, src/plot, src/train or src/record:"; echo "$$bad"; exit 1; fi; \
+	bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(LIB_SRC)) | grep -E ' ($(PROCESS_SYMS))$$' | sort -u); \
+	if [ -n "$$bad" ]; then echo "layering violation: src/core, src/plot or src/train reads the environment or re-executes:"; echo "$$bad"; exit 1; fi; \
 	bad=$$(nm -A -u $(call objs,$(OPT_DIR),$(CLI_SRC) $(LUA_SRC) $(UI_PURE)) | grep -E ' ($(CURSES_SYMS))$$' | sort -u); \
 	if [ -n "$$bad" ]; then echo "layering violation: curses outside ui/:"; echo "$$bad"; exit 1; fi; \
-	echo "layering: src/core and src/record reference no curses, Lua, stdout/stderr, printing or exit; only ui/ references curses"
+	echo "layering: src/core, src/plot, src/train and src/record reference no curses, Lua, stdout/stderr, printing or exit; src/core, src/plot and src/train no environment or exec; only ui/ references curses"
 
 # Fails if clang-format (.clang-format, clang-format 14) would change any C file of src lua ui tests;
 # prints what it would change. Not yet part of `make check`: the code is reformatted once first.
@@ -129,7 +142,7 @@ bench: deps pare $(OPT_DIR)/bench_compress
 	@bash tools/bench.sh
 
 # pare's side of the compression benchmarks (tools/bench_compress.c), linked against the core.
-$(OPT_DIR)/bench_compress: tools/bench_compress.c $(call objs,$(OPT_DIR),$(CORE_SRC))
+$(OPT_DIR)/bench_compress: tools/bench_compress.c $(call objs,$(OPT_DIR),$(LIB_SRC) $(ENV_SRC))
 	$(CC) $(CFLAGS) $(OPT) -o $@ $^ $(LIBS)
 
 clean:
@@ -193,9 +206,9 @@ FUZZ_DIR     := build/fuzz
 FUZZ_FLAGS   := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp -std=c11 -D_GNU_SOURCE \
                 -Isrc -Itests -I/usr/include/x86_64-linux-gnu -Wno-unknown-pragmas
 
-FUZZ_SRC     := $(CORE_SRC) $(RECIPE_SRC) tests/fuzz/targets.c tests/fuzz/target_recipe.c tests/fuzz/libfuzzer_main.c
+FUZZ_SRC     := $(LIB_SRC) $(ENV_SRC) $(RECIPE_SRC) tests/fuzz/targets.c tests/fuzz/target_recipe.c tests/fuzz/libfuzzer_main.c
 
-$(FUZZ_DIR)/pare_fuzz: $(FUZZ_SRC) $(wildcard src/core/*.h lua/*.h src/record/*.h tests/fuzz/*.h)
+$(FUZZ_DIR)/pare_fuzz: $(FUZZ_SRC) $(wildcard src/core/*.h src/plot/*.h src/train/*.h src/cli/environment.h lua/*.h src/record/*.h tests/fuzz/*.h)
 	@command -v clang >/dev/null || { echo "make fuzz needs clang; run: sudo apt-get install -y clang libomp-dev"; exit 1; }
 	@mkdir -p $(FUZZ_DIR)
 	clang $(FUZZ_FLAGS) -Ilua $(LUA_CFLAGS) -o $@ $(FUZZ_SRC) $(LIBS) $(LUA_LIBS)

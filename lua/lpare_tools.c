@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/calib.h"
-#include "core/charts.h"
+#include "plot/charts.h"
 #include "core/factorize.h"
 #include "core/generate.h"
 #include "core/method.h"

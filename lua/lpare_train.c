@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/finetune.h"
+#include "train/finetune.h"
 #include "core/sha256.h"
-#include "core/sparse_svd.h"
+#include "train/sparse_svd.h"
 #include "lsandbox.h"
 #include "lpare_internal.h"
 

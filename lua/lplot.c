@@ -1,6 +1,6 @@
 /* The `pare` module's plots: model methods m:plot_spectrum, m:plot_spectra, m:plot_energy_ranks,
  * m:plot_mask, m:plot_channels, m:plot_budget and pare.plot_size_quality(rows, opts), over
- * src/core/charts.c. Each writes a PNG (path =, default inside the run's output folder) and tells the
+ * src/plot/charts.c. Each writes a PNG (path =, default inside the run's output folder) and tells the
  * host (lpare_host.plot), or with terminal = true returns the chart as text. Every option is read
  * before the chart is built, so that a Lua error never leaves a plot allocated. */
 #include <lauxlib.h>
@@ -12,7 +12,7 @@
 
 #include "record/runplots.h"
 #include "core/calib.h"
-#include "core/charts.h"
+#include "plot/charts.h"
 #include "core/method.h"
 #include "lsandbox.h"
 #include "lpare_internal.h"

@@ -1,6 +1,7 @@
 /* Test runner: runs the suites named in test_main.c, counts results, owns temp dirs and subprocesses. */
 #include "harness.h"
 
+#include "cli/environment.h"
 #include "core/parallel.h"
 
 #include <errno.h>
@@ -264,7 +265,8 @@ extern const suite harness_suites[];
 
 int main(int argc, char **argv)
 {
-    pare_blas_select_kernel(argv); /* the same kernel choice as ./pare, for the same speed */
+    cli_select_blas_kernel(argv); /* the same kernel choice as ./pare, for the same speed */
+    cli_apply_environment();
     const char *filter = argc > 1 ? argv[1] : NULL;
     test_filter = argc > 2 ? argv[2] : NULL;
     /* runs without --out go under the temporary folder, never into the checkout */

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backward.h"
+#include "train/backward.h"
 #include "core/forward.h"
 #include "core/linear.h"
 #include "core/model.h"
-#include "core/optim.h"
+#include "train/optim.h"
 #include "fixture.h"
 #include "harness.h"
 

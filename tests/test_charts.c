@@ -1,4 +1,4 @@
-/* Charts (src/core/charts.c), `pare plot`, the pare module's plots and a run's automatic plots: the
+/* Charts (src/plot/charts.c), `pare plot`, the pare module's plots and a run's automatic plots: the
  * series each chart builds equal what the test computes from the model itself (spectra and energy
  * ranks, break-even ranks, mask tile densities, the channels channel pruning removed, parameters per
  * matrix), PNGs decode to the requested size with the data where the plot's own mapping puts it,
@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include "core/calib.h"
-#include "core/charts.h"
+#include "plot/charts.h"
 #include "core/factorize.h"
 #include "core/fileio.h"
-#include "core/plot.h"
-#include "core/png.h"
+#include "plot/plot.h"
+#include "plot/png.h"
 #include "core/prune.h"
 #include "core/spectrum.h"
 #include "fixture.h"

@@ -729,7 +729,8 @@ static void test_out_refused_everywhere(void)
 
 /* tools/layering.sh (run by `make layering`) on a copy of src/, lua/ and ui/: the copy as it is passes;
  * an include planted pointing upward (lua -> src/cli, src/record -> ui by a bare name, src/core ->
- * src/record) makes it fail, naming the file, its line and the include. */
+ * src/record or src/train, src/plot -> src/record) or sideways (src/train -> src/plot) makes it fail,
+ * naming the file, its line and the include. */
 static int layering_check(const char *root, char **out)
 {
     char cmd[4400];
@@ -767,6 +768,9 @@ static void test_layering_includes(void)
         {"lua/lsession.c", "cli/cli.h"},       /* lua/ including the CLI */
         {"src/record/runrec.c", "tui.h"},      /* a bare name found through -Iui: ui/tui.h */
         {"src/core/fileio.c", "record/runrec.h"}, /* the core including a layer above it */
+        {"src/core/fileio.c", "train/optim.h"},   /* the core including the training engine */
+        {"src/train/train.c", "plot/plot.h"},     /* sideways: layers of one rank stay apart */
+        {"src/plot/png.c", "record/runrec.h"},    /* the plotting library including a layer above it */
     };
     for (size_t i = 0; i < sizeof planted / sizeof planted[0]; i++) {
         char path[4400];

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "core/bpe_train.h"
-#include "core/corpus.h"
+#include "train/bpe_train.h"
+#include "train/corpus.h"
 #include "core/fileio.h"
 #include "core/rng.h"
 #include "core/tokenizer.h"

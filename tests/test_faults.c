@@ -22,7 +22,7 @@
 #include "core/eval.h"
 #include "core/export.h"
 #include "core/fileio.h"
-#include "core/finetune.h"
+#include "train/finetune.h"
 #include "core/generate.h"
 #include "core/spectrum.h"
 #include "core/method.h"

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backward.h"
+#include "cli/environment.h"
+#include "train/backward.h"
 #include "core/forward.h"
 #include "core/memcheck.h"
 #include "core/model.h"
@@ -99,8 +100,9 @@ static void test_deep_json(void)
     free(s);
 }
 
-/* The memory estimate: a model, activations or gradients larger than PARE_MEMORY_LIMIT are refused
- * with "needs X, Y available" before allocating; within the limit they load. */
+/* The memory estimate: a model, activations or gradients larger than PARE_MEMORY_LIMIT (handed to the
+ * core as ./pare does: cli_apply_environment) are refused with "needs X, Y available" before
+ * allocating; within the limit they load. */
 static void test_memory_estimate(void)
 {
     const char *dir = fixture_hf_dir("mem", 0);
@@ -114,6 +116,7 @@ static void test_memory_estimate(void)
     char lim[32];
     snprintf(lim, sizeof lim, "%zu", params - 1);
     setenv("PARE_MEMORY_LIMIT", lim, 1);
+    cli_apply_environment();
     CHECK(pare_memory_available() == params - 1);
     pare_status rc = pare_model_load(dir, NULL, &m, &err);
     CHECKF(rc == PARE_ENOMEM && strstr(err.msg, "needs") && strstr(err.msg, "available") && strstr(err.msg, dir),
@@ -121,6 +124,7 @@ static void test_memory_estimate(void)
     CHECK(m == NULL);
     snprintf(lim, sizeof lim, "%zu", params);
     setenv("PARE_MEMORY_LIMIT", lim, 1);
+    cli_apply_environment();
     CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
     if (m) {
         pare_acts *a = NULL;
@@ -129,16 +133,19 @@ static void test_memory_estimate(void)
                err.msg);
         snprintf(lim, sizeof lim, "%zuK", acts / 1024 + 1);
         setenv("PARE_MEMORY_LIMIT", lim, 1);
+        cli_apply_environment();
         CHECKF(pare_acts_alloc(m, 4, 16, 1, &a, &err) == PARE_OK, "%s", err.msg);
         pare_acts_free(a);
         pare_grads *g = NULL;
         setenv("PARE_MEMORY_LIMIT", "1K", 1);
+        cli_apply_environment();
         rc = pare_grads_alloc(m, 4, 16, 0, &g, &err);
         CHECKF(rc == PARE_ENOMEM && strstr(err.msg, "gradients") && g == NULL, "status %d: %s", rc, err.msg);
         pare_grads_free(g);
     }
     pare_model_free(m);
     unsetenv("PARE_MEMORY_LIMIT");
+    cli_apply_environment();
     /* the CLI reports it as its one-line error */
     setenv("PARE_MEMORY_LIMIT", "1K", 1);
     expect_pare_error((const char *const[]){"info", "--model", dir, NULL},

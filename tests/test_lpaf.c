@@ -9,14 +9,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/backward.h"
+#include "train/backward.h"
 #include "core/export.h"
-#include "core/finetune.h"
+#include "train/finetune.h"
 #include "core/forward.h"
 #include "core/model.h"
 #include "core/prune.h"
-#include "core/sparse_svd.h"
-#include "core/sparsify.h"
+#include "train/sparse_svd.h"
+#include "train/sparsify.h"
 #include "core/spectrum.h"
 #include "fixture.h"
 #include "harness.h"

@@ -9,7 +9,7 @@
 
 #include "core/eval.h"
 #include "core/numparse.h"
-#include "core/train.h"
+#include "train/train.h"
 #include "fixture.h"
 #include "harness.h"
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/backward.h"
-#include "core/optim.h"
-#include "core/train.h"
+#include "train/backward.h"
+#include "train/optim.h"
+#include "train/train.h"
 #include "fixture.h"
 #include "harness.h"
 

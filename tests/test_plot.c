@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/canvas.h"
-#include "core/colormap.h"
-#include "core/font.h"
-#include "core/plot.h"
-#include "core/png.h"
+#include "plot/canvas.h"
+#include "plot/colormap.h"
+#include "plot/font.h"
+#include "plot/plot.h"
+#include "plot/png.h"
 #include "core/version.h"
 #include "harness.h"
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/environment.h"
 #include "core/forward.h"
 #include "core/tasks.h"
 #include "core/zeroshot.h"
@@ -196,8 +197,9 @@ static void test_hellaswag(void)
     pare_task_free(t);
 }
 
-/* A bzip2 file that expands past the limit (64 MiB, or PARE_TASK_MAX_DECOMPRESSED) is refused with an
- * error naming the file and the limit, without allocating the whole output; under the limit it loads. */
+/* A bzip2 file that expands past the limit (64 MiB, or PARE_TASK_MAX_DECOMPRESSED, which the runner hands
+ * to the core as ./pare does: cli_apply_environment) is refused with an error naming the file and the
+ * limit, without allocating the whole output; under the limit it loads. */
 static void test_decompression_limit(void)
 {
     /* 65 MiB of one repeated item: one 1 MiB stream of whole items, written 65 times (concatenated
@@ -227,14 +229,17 @@ static void test_decompression_limit(void)
     size_t n = chunk * copies;
     char *saved = getenv("PARE_TASK_MAX_DECOMPRESSED") ? strdup(getenv("PARE_TASK_MAX_DECOMPRESSED")) : NULL;
     unsetenv("PARE_TASK_MAX_DECOMPRESSED");
+    cli_apply_environment();
     expect_load_error(PARE_TASK_HELLASWAG, path,
                       (const char *const[]){"bomb.txt.bz2", "decompresses to more than 67108864 bytes", "default 64 MiB",
                                             "PARE_TASK_MAX_DECOMPRESSED", NULL});
     setenv("PARE_TASK_MAX_DECOMPRESSED", "1M", 1);
+    cli_apply_environment();
     expect_load_error(PARE_TASK_HELLASWAG, path,
                       (const char *const[]){"bomb.txt.bz2", "more than 1048576 bytes", NULL});
     if (!getenv("PARE_TEST_QUICK")) { /* the whole file under a raised limit (decodes 65 MiB) */
         setenv("PARE_TASK_MAX_DECOMPRESSED", "66M", 1);
+        cli_apply_environment();
         pare_task *t = load_ok(PARE_TASK_HELLASWAG, path, 3);
         CHECK(t && t->n_in_file == n / il && t->n_items == 3 && t->items[2].gold == 0);
         pare_task_free(t);
@@ -243,6 +248,7 @@ static void test_decompression_limit(void)
         setenv("PARE_TASK_MAX_DECOMPRESSED", saved, 1);
     else
         unsetenv("PARE_TASK_MAX_DECOMPRESSED");
+    cli_apply_environment();
     free(saved);
 }
 

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/environment.h"
 #include "core/allocate.h"
 #include "core/calib.h"
 #include "core/method.h"
@@ -613,7 +614,8 @@ static int mode_speed(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    pare_blas_select_kernel(argv);
+    cli_select_blas_kernel(argv);
+    cli_apply_environment();
     pare_threads(); /* OpenBLAS single-threaded, OpenMP threads as pare uses them */
     if (argc >= 2 && !strcmp(argv[1], "spectra"))
         return mode_spectra(argc - 2, argv + 2);

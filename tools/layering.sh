@@ -6,9 +6,12 @@
 set -u
 root=${1:-.}
 
-# The layers, lowest first: folder and rank. A new folder (src/plot, src/train: rank 1) is one row.
+# The layers, lowest first: folder and rank (a new folder is one row). Layers of the same rank may not
+# include each other: src/train needs no plot, src/plot no training.
 LAYERS="
 src/core    0
+src/plot    1
+src/train   1
 src/record  2
 lua         3
 ui          4
@@ -65,6 +68,6 @@ for folder in "${!rank[@]}"; do
     done < <(grep -H -n -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$root/$folder"/*.[ch] 2>/dev/null)
 done
 if [ $bad -eq 0 ]; then
-    echo "layering: every #include points into its own folder or a lower layer ($(echo "$LAYERS" | awk 'NF == 2 { printf "%s%s", sep, $1; sep = " < " }'))"
+    echo "layering: every #include points into its own folder or a lower layer ($(echo "$LAYERS" | awk 'NF == 2 { printf "%s%s", (n++ == 0 ? "" : $2 == last ? ", " : " < "), $1; last = $2 }'))"
 fi
 exit $bad

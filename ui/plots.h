@@ -1,9 +1,9 @@
-/* The workbench's plots as core plot descriptions (src/core/plot.h): the plot pane renders them into
+/* The workbench's plots as core plot descriptions (src/plot/plot.h): the plot pane renders them into
  * terminal cells and `p` writes the same description as PNG. No terminal here. */
 #ifndef PARE_UI_PLOTS_H
 #define PARE_UI_PLOTS_H
 
-#include "core/plot.h"
+#include "plot/plot.h"
 #include "state.h"
 
 typedef enum {

@@ -10,7 +10,7 @@
 
 #include "core/allocate.h"
 #include "core/calib.h"
-#include "core/charts.h"
+#include "plot/charts.h"
 #include "core/method.h"
 #include "core/model.h"
 #include "core/spectrum.h"

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "core/bpe_train.h"
-#include "core/corpus.h"
+#include "train/bpe_train.h"
+#include "train/corpus.h"
 #include "core/eval.h"
 #include "core/fileio.h"
 #include "core/sha256.h"

@@ -1,4 +1,4 @@
-/* `pare plot KIND`: the charts of src/core/charts.c as a PNG or in the terminal: a matrix's spectrum,
+/* `pare plot KIND`: the charts of src/plot/charts.c as a PNG or in the terminal: a matrix's spectrum,
  * the spectra of one matrix type across layers, energy ranks, a mask's density, the FFN channel
  * keep-map, the parameter budget, and size against quality across run records (run.json). */
 #include <jansson.h>
@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "core/calib.h"
-#include "core/charts.h"
+#include "plot/charts.h"
 #include "core/fileio.h"
 #include "core/method.h"
 #include "record/runplots.h"

@@ -15,7 +15,7 @@
 #include "core/eval.h"
 #include "core/export.h"
 #include "core/fileio.h"
-#include "core/finetune.h"
+#include "train/finetune.h"
 #include "core/sha256.h"
 #include "core/tokenizer.h"
 #include "core/json_number.h"

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "environment.h"
 #include "core/parallel.h"
 
 #include "core/version.h"
@@ -68,8 +69,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    pare_blas_select_kernel(argv);
+    cli_select_blas_kernel(argv);
     set_threads_from_env();
+    cli_apply_environment();
     if (argc < 2) {
         usage(stderr);
         return EXIT_BAD_INPUT;

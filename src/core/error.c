@@ -47,23 +47,15 @@ const char *pare_status_name(pare_status code)
     return "unknown";
 }
 
-/* PARE_TEST_PROGRESS_DELAY_MS=N: every progress report first sleeps N ms, so that a test's signal
- * reliably lands in the middle of a job on a tiny model (tests only; read once). */
-static long progress_delay_ms(void)
-{
-    static long ms = -1;
-    if (ms < 0) {
-        const char *e = getenv("PARE_TEST_PROGRESS_DELAY_MS");
-        long v = e ? strtol(e, NULL, 10) : 0;
-        ms = v > 0 && v < 60000 ? v : 0;
-    }
-    return ms;
-}
+/* Set by the front end before any work starts (tests only, through PARE_TEST_PROGRESS_DELAY_MS). */
+static long progress_delay;
+
+void pare_set_progress_delay_ms(long ms) { progress_delay = ms > 0 && ms < 60000 ? ms : 0; }
 
 pare_status pare_report(const pare_progress *p, const char *stage, double fraction, const char *detail,
                         pare_error *err)
 {
-    long delay = p && p->fn ? progress_delay_ms() : 0;
+    long delay = p && p->fn ? progress_delay : 0;
     if (delay) {
         struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) != 0) {

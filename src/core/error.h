@@ -41,4 +41,9 @@ typedef struct {
 pare_status pare_report(const pare_progress *p, const char *stage, double fraction, const char *detail,
                         pare_error *err);
 
+/* Every later progress report first sleeps ms milliseconds (1..59999; anything else: none), so that a
+ * test's signal reliably lands in the middle of a job on a tiny model. Tests only: ./pare sets it from
+ * PARE_TEST_PROGRESS_DELAY_MS. */
+void pare_set_progress_delay_ms(long ms);
+
 #endif

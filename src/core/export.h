@@ -1,22 +1,20 @@
 /* Exporting a (compressed) model to disk: a dense Hugging Face folder any HF-compatible tool can
  * load, or the compact "pare" format (factors, masks and slices kept as they are) that
- * pare_model_load reloads bit for bit. Both are written into a temporary sibling folder and renamed
- * into place only when complete. See docs/formats.md, "pare export formats". */
+ * pare_model_load reloads bit for bit (model_pare.h: its manifest and reader). Both are written into
+ * a temporary sibling folder and renamed into place only when complete. See docs/formats.md, "pare
+ * export formats". */
 #ifndef PARE_EXPORT_H
 #define PARE_EXPORT_H
 
 #include <stddef.h>
 #include "error.h"
 #include "model.h"
+#include "model_pare.h"
 
 typedef enum {
     PARE_EXPORT_HF_DENSE, /* "hf-dense": config.json + model.safetensors with the original HF names */
     PARE_EXPORT_PARE      /* "pare": compact F32 tensors + pare.json manifest */
 } pare_export_format;
-
-/* The manifest that marks a pare-format folder, and the manifest version this build writes/reads. */
-#define PARE_EXPORT_MANIFEST "pare.json"
-#define PARE_EXPORT_VERSION 1
 
 typedef struct {
     pare_export_format format;
@@ -54,15 +52,5 @@ pare_status pare_export(const pare_model *m, const char *dir, const pare_export_
 
 /* The bytes pare_export would write (bytes_on_disk), without writing anything; the same checks. */
 pare_status pare_export_size(const pare_model *m, const pare_export_opts *o, size_t *bytes, pare_error *err);
-
-/* Non-zero when dir holds a pare-format export (a pare.json manifest). */
-int pare_export_is_pare_dir(const char *dir);
-
-/* Used by pare_model_load on a pare-format folder: m->cfg comes from dir/config.json and the slab is
- * allocated for that dense architecture; this fills every parameter from the folder's safetensors,
- * rebuilds the compressed linears exactly as pare.json describes (validated completely; errors name
- * pare.json and the linear) and loads the tokenizer (tokenizer_path, else tokenizer.json, else
- * tokenizer.bin in dir; none is not an error). */
-pare_status pare_export_load(pare_model *m, const char *dir, const char *tokenizer_path, pare_error *err);
 
 #endif

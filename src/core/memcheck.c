@@ -5,6 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Set once by the front end before any work starts, like the thread count. */
+static uint64_t memory_limit;
+static const char *memory_limit_from; /* NULL: no cap */
+
+void pare_set_memory_limit(uint64_t bytes, const char *source)
+{
+    memory_limit = source ? bytes : 0;
+    memory_limit_from = source;
+}
+
+const char *pare_memory_limit_source(void) { return memory_limit_from; }
+
 int pare_parse_size(const char *s, uint64_t *out)
 {
     char *end;
@@ -28,10 +40,8 @@ int pare_parse_size(const char *s, uint64_t *out)
 
 uint64_t pare_memory_available(void)
 {
-    const char *lim = getenv("PARE_MEMORY_LIMIT");
-    uint64_t v;
-    if (lim && *lim && pare_parse_size(lim, &v))
-        return v;
+    if (memory_limit_from)
+        return memory_limit;
     FILE *f = fopen("/proc/meminfo", "r");
     if (!f)
         return 0;
@@ -66,8 +76,9 @@ pare_status pare_memory_check(uint64_t need, const char *what, pare_error *err)
         char n[32], a[32];
         human(need, n, sizeof n);
         human(avail, a, sizeof a);
-        return pare_fail(err, PARE_ENOMEM, "%s needs %s, %s available%s", what, n, a,
-                         getenv("PARE_MEMORY_LIMIT") ? " (PARE_MEMORY_LIMIT)" : "");
+        return pare_fail(err, PARE_ENOMEM, "%s needs %s, %s available%s%s%s", what, n, a,
+                         memory_limit_from ? " (" : "", memory_limit_from ? memory_limit_from : "",
+                         memory_limit_from ? ")" : "");
     }
     return PARE_OK;
 }

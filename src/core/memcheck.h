@@ -8,10 +8,16 @@
 #include <stdint.h>
 #include "error.h"
 
-/* Bytes this process may still allocate: PARE_MEMORY_LIMIT when set (a number of bytes with an
- * optional K, M, G suffix, powers of 1024), else MemAvailable + SwapFree of /proc/meminfo; 0 when
- * neither can be read (then nothing is refused). */
+/* Bytes this process may still allocate: the cap set with pare_set_memory_limit, else MemAvailable +
+ * SwapFree of /proc/meminfo; 0 when neither is known (then nothing is refused). */
 uint64_t pare_memory_available(void);
+
+/* Caps what pare_memory_available reports at bytes (0, like an unknown amount, refuses nothing);
+ * source names where the cap comes from in messages, e.g. "PARE_MEMORY_LIMIT". source NULL removes
+ * the cap. The core reads no environment: a front end (src/cli/environment.c) sets this. */
+void pare_set_memory_limit(uint64_t bytes, const char *source);
+/* The source of the cap in force, or NULL when there is none. */
+const char *pare_memory_limit_source(void);
 
 /* A byte count as the PARE_*_LIMIT variables take it: a number with an optional K, M or G suffix
  * (powers of 1024, "KiB"/"KB" also read). Non-zero when s is such a count. */

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export.h"
 #include "fileio.h"
+#include "model_pare.h"
 #include "safetensors.h"
 
 const char *pare_arch_name(pare_arch a) { return a == PARE_ARCH_LLAMA ? "LlamaForCausalLM" : "GPT2LMHeadModel"; }
@@ -762,7 +762,7 @@ pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_m
             if (pare_file_exists(cfg) && pare_export_is_pare_dir(path)) {
                 /* a pare export: the dense architecture from config.json, pare.json rebuilds the rest */
                 if ((rc = pare_config_load_hf(cfg, &m->cfg, err)) == PARE_OK && (rc = allocate_params(m, err)) == PARE_OK)
-                    rc = pare_export_load(m, path, tokenizer_path, err);
+                    rc = pare_model_load_pare(m, path, tokenizer_path, err);
             } else if (pare_file_exists(cfg)) {
                 rc = load_hf(m, path, tokenizer_path, err);
             } else {

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int n_threads;
@@ -63,16 +62,6 @@ void pare_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, flo
         const float *Ap = ta == CblasNoTrans ? A + (size_t)r0 * lda : A + r0;
         cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, N, K, alpha, Ap, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
     }
-}
-
-void pare_blas_select_kernel(char **argv)
-{
-    const char *better = pare_blas_better_coretype();
-    if (!better || getenv("OPENBLAS_CORETYPE"))
-        return;
-    setenv("OPENBLAS_CORETYPE", better, 1);
-    execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with the kernel we have */
 }
 
 const char *pare_blas_corename(void) { return openblas_get_corename(); }

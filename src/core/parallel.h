@@ -19,12 +19,9 @@ void pare_set_threads(int n);
 /* OpenBLAS 0.3.21 (Debian 12) does not recognize recent AVX-512 CPUs and falls back to its
  * Haswell kernels, which run these models about a third slower. Returns the OPENBLAS_CORETYPE
  * value that would select a better kernel on this CPU, or NULL when the choice is already right.
- * OpenBLAS reads that variable only when it is loaded, so a driver sets it and re-executes. */
+ * OpenBLAS reads that variable only when it is loaded, so a driver sets it and re-executes
+ * (src/cli/environment.c: cli_select_blas_kernel). */
 const char *pare_blas_better_coretype(void);
-/* Re-executes the running program once (/proc/self/exe, same argv) with OPENBLAS_CORETYPE set when
- * pare_blas_better_coretype names a better kernel; a user's own OPENBLAS_CORETYPE always wins.
- * Returns when there is nothing to do or the exec failed (then with the kernel already loaded). */
-void pare_blas_select_kernel(char **argv);
 /* The kernel family OpenBLAS chose, e.g. "Haswell" or "SkylakeX". */
 const char *pare_blas_corename(void);
 

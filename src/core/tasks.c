@@ -58,6 +58,19 @@ size_t pare_utf8_chars(const char *s)
 /* ------------------------------------------------------------------------------------------------ */
 /* bzip2 */
 
+/* Set by the front end before any work starts; NULL source: the default. */
+static uint64_t max_decompressed;
+static const char *max_decompressed_from;
+
+void pare_set_task_max_decompressed(uint64_t bytes, const char *source)
+{
+    int set = bytes > 0 && source;
+    max_decompressed = set ? bytes : 0;
+    max_decompressed_from = set ? source : NULL;
+}
+
+const char *pare_task_max_decompressed_source(void) { return max_decompressed_from; }
+
 pare_status pare_read_maybe_bz2(const char *path, char **data, size_t *len, pare_error *err)
 {
     *data = NULL;
@@ -72,11 +85,7 @@ pare_status pare_read_maybe_bz2(const char *path, char **data, size_t *len, pare
         return pare_read_file(path, data, len, err);
     }
     /* a few hundred bytes of bzip2 can expand to gigabytes: the output is capped */
-    uint64_t limit = PARE_TASK_MAX_DECOMPRESSED_DEFAULT;
-    const char *env = getenv("PARE_TASK_MAX_DECOMPRESSED");
-    int from_env = env && *env && pare_parse_size(env, &limit) && limit > 0;
-    if (!from_env)
-        limit = PARE_TASK_MAX_DECOMPRESSED_DEFAULT;
+    uint64_t limit = max_decompressed_from ? max_decompressed : PARE_TASK_MAX_DECOMPRESSED_DEFAULT;
     if (limit > (uint64_t)SIZE_MAX / 2)
         limit = (uint64_t)SIZE_MAX / 2;
     size_t cap = map.len * 6 + 1024, n = 0;
@@ -128,7 +137,7 @@ pare_status pare_read_maybe_bz2(const char *path, char **data, size_t *len, pare
                 rc = pare_fail(err, PARE_EFORMAT,
                                "%s: decompresses to more than %llu bytes, the limit for a task file (%s; "
                                "PARE_TASK_MAX_DECOMPRESSED=BYTES[K/M/G] sets it)",
-                               path, (unsigned long long)limit, from_env ? "PARE_TASK_MAX_DECOMPRESSED" : "default 64 MiB");
+                               path, (unsigned long long)limit, max_decompressed_from ? max_decompressed_from : "default 64 MiB");
                 break;
             }
             if (r == BZ_STREAM_END)

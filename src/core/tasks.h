@@ -44,9 +44,16 @@ const char *pare_task_template(pare_task_kind kind);
 pare_status pare_task_load(pare_task_kind kind, const char *path, size_t limit, pare_task **out, pare_error *err);
 void pare_task_free(pare_task *t);
 
-/* The most bytes a compressed task file may expand to, unless PARE_TASK_MAX_DECOMPRESSED (bytes, with
- * an optional K, M or G suffix) says otherwise: HellaSwag's validation file is 7.4 MiB. */
+/* The most bytes a compressed task file may expand to, unless pare_set_task_max_decompressed says
+ * otherwise: HellaSwag's validation file is 7.4 MiB. */
 #define PARE_TASK_MAX_DECOMPRESSED_DEFAULT ((uint64_t)64 << 20)
+
+/* Sets that limit for later reads: bytes > 0 with source naming it in messages (e.g.
+ * "PARE_TASK_MAX_DECOMPRESSED", which the front end reads: the core reads no environment); bytes 0
+ * or source NULL restores the default. */
+void pare_set_task_max_decompressed(uint64_t bytes, const char *source);
+/* The source of the limit in force, or NULL for the default. */
+const char *pare_task_max_decompressed_source(void);
 
 /* Reads a whole file, decompressing it when it is bzip2 (one or more concatenated streams); *data is
  * NUL-terminated and malloc'd, *len excludes the NUL. Output beyond the limit above is PARE_EFORMAT

@@ -39,7 +39,7 @@ int pare_tokenizer_eos_id(const pare_tokenizer *tok); /* -1 when there is none *
 /* A short description, e.g. "BPE 4096 tokens, Metaspace, byte fallback". */
 const char *pare_tokenizer_describe(const pare_tokenizer *tok);
 
-/* The pieces a byte-level tokenizer works with, for building one (src/core/bpe_train.c).
+/* The pieces a byte-level tokenizer works with, for building one (src/train/bpe_train.c).
  * pare_gpt2_split: the end of the GPT-2 pre-tokenizer match that starts at pos in s[0..n) (the
  * ByteLevel use_regex split; pos < n). pare_byte_level_char: GPT-2's bytes_to_unicode image of byte b
  * as UTF-8 in out (1 or 2 bytes); returns its length. */

@@ -1,5 +1,5 @@
 /* Plots of run records (see runplots.h): run.json result rows turned into size-quality points and
- * budgets for src/core/charts.c, and the automatic plots a run writes into its output folder. */
+ * budgets for src/plot/charts.c, and the automatic plots a run writes into its output folder. */
 #include "runplots.h"
 
 #include <math.h>

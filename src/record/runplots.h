@@ -1,5 +1,5 @@
 /* Plots of run records: the size-against-quality points of the result rows of one or several
- * run.json files (loaded by runrec.h) and the budget of one result row, drawn by src/core/charts.c.
+ * run.json files (loaded by runrec.h) and the budget of one result row, drawn by src/plot/charts.c.
  * Shared by `pare plot size-quality`, the Lua plots (lua/lplot.c) and the session runner
  * (lua/lsession.c), which writes the automatic plots into OUT at the end of a run. Layer: as runrec.h. */
 #ifndef PARE_RECORD_RUNPLOTS_H
@@ -8,7 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "core/charts.h"
+#include "plot/charts.h"
 
 typedef enum { RUNPLOT_BLOCK = 0, RUNPLOT_TOTAL } runplot_convention;
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cli/environment.h"
 #include "targets.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "PARE_FUZZ_TARGET must name a target of tests/fuzz/targets.c\n");
             abort();
         }
+        cli_apply_environment(); /* the limits a user sets, as ./pare takes them */
     }
     t->run(data, size);
     return 0;

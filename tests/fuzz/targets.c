@@ -13,6 +13,7 @@
 
 #include "core/export.h"
 #include "core/forward.h"
+#include "core/memcheck.h"
 #include "core/model.h"
 #include "core/safetensors.h"
 #include "core/tasks.h"
@@ -132,19 +133,22 @@ void fuzz_note(const char *target, const char *msg)
         fprintf(stderr, "%s: %s\n", target, msg);
 }
 
-/* Sets an environment variable for one call unless the user set it; restore_env undoes it. */
-static int default_env(const char *name, const char *value)
+/* A limit of the core for one call unless the user set one (the runner applies the environment at
+ * start: PARE_MEMORY_LIMIT, PARE_TASK_MAX_DECOMPRESSED); returns whether it was set here, for
+ * restore_limit. */
+static int default_limit(void (*set)(uint64_t, const char *), const char *(*source)(void), const char *value)
 {
-    if (getenv(name))
+    uint64_t bytes;
+    if (source() || !pare_parse_size(value, &bytes))
         return 0;
-    setenv(name, value, 1);
+    set(bytes, "the fuzzer's default");
     return 1;
 }
 
-static void restore_env(const char *name, int was_set_here)
+static void restore_limit(void (*set)(uint64_t, const char *), int was_set_here)
 {
     if (was_set_here)
-        unsetenv(name);
+        set(0, NULL);
 }
 
 /* an invariant the parser promises is broken: a finding like a crash */
@@ -425,7 +429,7 @@ static void fuzz_task(const uint8_t *data, size_t size)
         return;
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int env = default_env("PARE_TASK_MAX_DECOMPRESSED", "4M");
+    int limit_here = default_limit(pare_set_task_max_decompressed, pare_task_max_decompressed_source, "4M");
     pare_task *t = NULL;
     pare_error err = {.code = PARE_OK};
     if (pare_task_load(kind, path, limit, &t, &err) == PARE_OK) {
@@ -447,7 +451,7 @@ static void fuzz_task(const uint8_t *data, size_t size)
         FUZZ_ASSERT(!t && err.msg[0]);
         fuzz_note("task", err.msg);
     }
-    restore_env("PARE_TASK_MAX_DECOMPRESSED", env);
+    restore_limit(pare_set_task_max_decompressed, limit_here);
 }
 
 /* The architecture a pare export folder states unless the input brings its own config.json: LLaMA,
@@ -474,7 +478,7 @@ static void fuzz_manifest(const uint8_t *data, size_t size)
         return;
     char path[512];
     snprintf(path, sizeof path, "%s/pare", dir);
-    int env = default_env("PARE_MEMORY_LIMIT", "256M");
+    int limit_here = default_limit(pare_set_memory_limit, pare_memory_limit_source, "256M");
     pare_model *m = NULL;
     pare_error err = {.code = PARE_OK};
     if (pare_model_load(path, NULL, &m, &err) == PARE_OK) {
@@ -499,7 +503,7 @@ static void fuzz_manifest(const uint8_t *data, size_t size)
         FUZZ_ASSERT(!m && err.msg[0]);
         fuzz_note("manifest", err.msg);
     }
-    restore_env("PARE_MEMORY_LIMIT", env);
+    restore_limit(pare_set_memory_limit, limit_here);
 }
 
 const fuzz_target fuzz_targets[] = {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
+#include "core/fileio.h"
 
 /* The split order: 500 four-character document names, the 25 held-out documents first. It is the
  * order of ../shared/data/text/brown (a shuffle made once; only the 500 names are kept here), so a fresh clone

@@ -5,7 +5,7 @@
 #define PARE_BPE_TRAIN_H
 
 #include <stddef.h>
-#include "error.h"
+#include "core/error.h"
 
 typedef struct {
     int vocab_size;        /* ids in all: the special token, the 256 bytes and the merges (default 2048) */

@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #include "canvas.h"
-#include "error.h"
+#include "core/error.h"
 
 /* Text stored in the file: Title, Software ("pare VERSION", always) and Source (e.g. the run that
  * produced the data). NULL or empty fields are left out. */

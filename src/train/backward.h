@@ -5,9 +5,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "error.h"
-#include "forward.h"
-#include "model.h"
+#include "core/error.h"
+#include "core/forward.h"
+#include "core/model.h"
 
 /* Gradient of one linear layer, shaped as the layer is now (a sliced layer has its current shape). */
 typedef struct {

@@ -9,7 +9,7 @@
 
 #include "canvas.h"
 #include "colormap.h"
-#include "error.h"
+#include "core/error.h"
 #include "png.h"
 
 #define PARE_PLOT_DEFAULT_WIDTH 1200
@@ -90,7 +90,7 @@ pare_status pare_plot_set_opts(pare_plot *p, const pare_plot_opts *opts, pare_er
 pare_status pare_plot_add(pare_plot *p, const pare_series *s, pare_error *err);
 int pare_plot_series_count(const pare_plot *p);
 /* Series i (0-based, in the order added) as stored: the view points into the plot (arrays, names,
- * labels) and stays valid until the plot is changed or destroyed. Charts built by src/core/charts.c
+ * labels) and stays valid until the plot is changed or destroyed. Charts built by src/plot/charts.c
  * are checked through it. Fails on i out of range. */
 pare_status pare_plot_series_at(const pare_plot *p, int i, pare_series *out, pare_error *err);
 /* The options as stored (strings owned by the plot). */

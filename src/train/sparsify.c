@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parallel.h"
-#include "prune.h"
+#include "core/parallel.h"
+#include "core/prune.h"
 
 const char *const PARE_FOP_NAMES[] = {"movement", "sensitivity", "magnitude", NULL};
 const char *const PARE_FOP_SCOPE_NAMES[] = {"matrix", "global", NULL};

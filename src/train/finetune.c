@@ -12,8 +12,8 @@
 #include <time.h>
 
 #include "backward.h"
-#include "parallel.h"
-#include "rng.h"
+#include "core/parallel.h"
+#include "core/rng.h"
 
 static double now_s(void)
 {

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
-#include "json_number.h"
-#include "rng.h"
-#include "safetensors.h"
+#include "core/fileio.h"
+#include "core/json_number.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
 
 typedef struct {
     pare_st_out *t;

@@ -105,4 +105,19 @@ const char *plot_display_name(const pare_plot *p);
 int plot_text_width(const plot_metrics *m, const char *s);
 int plot_is_legend_series(const plot_series *s);
 
+/* Shared by the steps of plot_frame_build (plot.c, plot_ranges.c, plot_ticks.c, plot_layout.c). */
+/* Non-zero when the series has a finite point (or heatmap cell) to draw. */
+int plot_series_has_data(const plot_series *s);
+const pare_axis_opts *plot_axis_opts(const pare_plot *p, pare_axis_id id);
+/* A log axis accepts only positive data and limits; the error names the axis, the series and the value. */
+pare_status plot_check_log_axes(const pare_plot *p, pare_error *err);
+/* The number of s among the plot's bar series (for side-by-side slots); *count: how many there are. */
+int plot_bar_index_of(const pare_plot *p, const plot_series *s, int *count);
+/* The three axes' ranges from the data and the options (limits, zero baselines, padding). */
+void plot_fit_ranges(const pare_plot *p, plot_frame *f);
+/* Ticks that fit the axis's length: fewer and fewer until the labels no longer collide. */
+void plot_fit_ticks(const plot_metrics *m, plot_axis *a, int horizontal);
+/* Width of the axis's widest tick label in the frame's unit. */
+int plot_widest_label(const plot_metrics *m, const plot_axis *a);
+
 #endif

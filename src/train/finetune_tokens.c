@@ -9,10 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fileio.h"
-#include "rng.h"
-#include "sha256.h"
-#include "tokenizer.h"
+#include "core/fileio.h"
+#include "core/rng.h"
+#include "core/sha256.h"
+#include "core/tokenizer.h"
 
 #define TOKENS_MAGIC "PARETOK1"
 

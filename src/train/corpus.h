@@ -4,7 +4,7 @@
 #define PARE_CORPUS_H
 
 #include <stddef.h>
-#include "error.h"
+#include "core/error.h"
 
 /* Documents of the Brown corpus (500) and how many of them are held out (the first 25 of the split
  * order, see corpus.c). */

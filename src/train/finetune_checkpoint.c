@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "export.h"
-#include "fileio.h"
-#include "safetensors.h"
+#include "core/export.h"
+#include "core/fileio.h"
+#include "core/safetensors.h"
 
 #define CKPT_FORMAT "pare-checkpoint"
 #define CKPT_VERSION 1

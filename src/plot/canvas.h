@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "colormap.h"
-#include "error.h"
+#include "core/error.h"
 
 /* Coordinates are continuous: pixel (x, y) covers [x, x+1) x [y, y+1), y grows downwards. Filled
  * shapes cover the pixels whose centre lies inside them; lines and markers are antialiased. Every

@@ -4,7 +4,7 @@
 #define PARE_FINETUNE_INTERNAL_H
 
 #include "finetune.h"
-#include "forward.h"
+#include "core/forward.h"
 
 struct pare_ft {
     pare_model *m;

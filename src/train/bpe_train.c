@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
-#include "strtable.h"
-#include "rng.h"
-#include "tokenizer.h"
+#include "core/fileio.h"
+#include "core/strtable.h"
+#include "core/rng.h"
+#include "core/tokenizer.h"
 
 void pare_bpe_defaults(pare_bpe_opts *o)
 {

@@ -2,14 +2,14 @@
  * the logits back to the embeddings over the activations pare_forward kept. Each forward op has its
  * *_backward here; matrix products (linear layers, attention) go through sgemm, the rest are row loops. */
 #include "backward.h"
-#include "memcheck.h"
+#include "core/memcheck.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "parallel.h"
+#include "core/parallel.h"
 
 /* ---- the gradient slab and the parameter table ---- */
 

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
-#include "version.h"
+#include "core/fileio.h"
+#include "core/version.h"
 
 typedef struct {
     char msg[256];

@@ -4,8 +4,8 @@
 #define PARE_SPARSE_SVD_H
 
 #include <stddef.h>
-#include "error.h"
-#include "linear.h"
+#include "core/error.h"
+#include "core/linear.h"
 
 typedef struct {
     int max_iters;    /* EM iterations after the plain-SVD start (default 30; 0 gives the plain SVD) */

@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "backward.h"
-#include "error.h"
-#include "model.h"
+#include "core/error.h"
+#include "core/model.h"
 #include "optim.h"
 
 typedef enum {

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 #include "backward.h"
-#include "error.h"
+#include "core/error.h"
 
 typedef struct {
     double beta1, beta2; /* moment decay rates (default 0.9, 0.999) */

@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "backward.h"
-#include "error.h"
-#include "forward.h"
-#include "model.h"
+#include "core/error.h"
+#include "core/forward.h"
+#include "core/model.h"
 #include "optim.h"
 
 typedef struct {

@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "error.h"
-#include "model.h"
+#include "core/error.h"
+#include "core/model.h"
 #include "sparsify.h"
 #include "train.h"
 

@@ -7,11 +7,11 @@
 
 #include <stddef.h>
 
-#include "calib.h"
-#include "error.h"
-#include "model.h"
+#include "core/calib.h"
+#include "core/error.h"
+#include "core/model.h"
 #include "plot.h"
-#include "spectrum.h"
+#include "core/spectrum.h"
 
 /* ---------------------------------------------------------------- naming block matrices */
 

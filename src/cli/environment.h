@@ -1,0 +1,19 @@
+/* What pare takes from its process rather than from its options: the OpenBLAS kernel (chosen by
+ * re-executing once) and the variables that set the core's limits. The core reads no environment
+ * and never re-executes; ./pare (main.c), the test runner and tools/bench_compress call these. */
+#ifndef PARE_CLI_ENVIRONMENT_H
+#define PARE_CLI_ENVIRONMENT_H
+
+/* Re-executes the running program once (/proc/self/exe, same argv) with OPENBLAS_CORETYPE set when
+ * pare_blas_better_coretype names a better kernel; a user's own OPENBLAS_CORETYPE always wins.
+ * Returns when there is nothing to do or the exec failed (then with the kernel already loaded). */
+void cli_select_blas_kernel(char **argv);
+
+/* Sets the core's limits as the environment says now (a variable unset or not a valid value: the
+ * core's default):
+ *   PARE_MEMORY_LIMIT            bytes (K, M, G suffixes) pare may allocate (pare_set_memory_limit)
+ *   PARE_TASK_MAX_DECOMPRESSED   bytes a compressed task file may expand to (pare_set_task_max_decompressed)
+ *   PARE_TEST_PROGRESS_DELAY_MS  a sleep before every progress report, for tests (pare_set_progress_delay_ms) */
+void cli_apply_environment(void);
+
+#endif
