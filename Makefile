@@ -10,7 +10,7 @@ LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -l
 
 # Debian packages pare builds and runs with (checked by `make deps`).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \
-            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl valgrind
+            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl valgrind clang-format
 
 # Lua 5.4 for the recipe runner (lua/ and src/cli/cmd_run.c only; src/core never sees lua.h). Expanded
 # lazily: on a fresh machine the package arrives with `make deps`, after this file was read.
@@ -125,7 +125,7 @@ layering: $(call objs,$(OPT_DIR),$(LIB_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) 
 
 # Fails if clang-format (.clang-format, clang-format 14) would change any C file of src lua ui tests;
 # prints what it would change. Not yet part of `make check`: the code is reformatted once first.
-FORMAT_FILES = $(shell find src lua ui tests -name '*.[ch]' | sort)
+FORMAT_FILES = $(shell find src lua ui tests tools -name '*.[ch]' | sort)
 .PHONY: format-check
 format-check:
 	@command -v clang-format >/dev/null || { echo "make format-check needs clang-format; run: sudo apt-get install -y clang-format"; exit 1; }
@@ -134,7 +134,7 @@ format-check:
 test: deps pare $(OPT_DIR)/pare_tests layering
 	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T) $(TEST)
 
-check: deps $(ASAN_DIR)/pare $(ASAN_DIR)/pare_tests
+check: deps format-check $(ASAN_DIR)/pare $(ASAN_DIR)/pare_tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PARE_BIN=$(ASAN_DIR)/pare PARE_TEST_QUICK=1 $(ASAN_DIR)/pare_tests $(T) $(TEST)
 

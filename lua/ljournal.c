@@ -237,7 +237,10 @@ void lj_metric(lua_State *L, int midx)
         const char *base = data ? strrchr(data, '/') : NULL;
         char line[512];
         snprintf(line, sizeof line, "result: %s, block linears -%.1f%%: %s %.6g on %s", lua_tostring(L, -4),
-                 100 * lua_tonumber(L, -2), name, lua_tonumber(L, -1), base ? base + 1 : data ? data : "?");
+                 100 * lua_tonumber(L, -2), name, lua_tonumber(L, -1),
+                 base   ? base + 1
+                 : data ? data
+                        : "?");
         (h->result ? h->result : h->log)(h->user, line);
     }
     lua_settop(L, metric - 1);
@@ -252,9 +255,9 @@ void lj_metric(lua_State *L, int midx)
 
 typedef struct {
     lua_State *L;
-    int on_path;      /* stack index of {[table] = true} for the tables being copied (cycle detection) */
+    int on_path; /* stack index of {[table] = true} for the tables being copied (cycle detection) */
     size_t values;
-    char path[1200];  /* NAME.key[2]... of the value being copied, for the messages */
+    char path[1200]; /* NAME.key[2]... of the value being copied, for the messages */
 } record_copy;
 
 /* Text JSON can hold: valid UTF-8, the criterion of the writer (jansson) itself. */
@@ -287,7 +290,8 @@ static int path_push_key(record_copy *c, int idx)
         return 0;
     int ident = len > 0 && !memchr(k, 0, len);
     for (size_t i = 0; i < len && ident; i++)
-        ident = k[i] == '_' || (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') || (i && k[i] >= '0' && k[i] <= '9');
+        ident = k[i] == '_' || (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+                (i && k[i] >= '0' && k[i] <= '9');
     int shown = len > 40 ? 40 : (int)len;
     snprintf(c->path + used, cap, ident ? ".%.*s%s" : "[\"%.*s%s\"]", shown, k, len > 40 ? "..." : "");
     if (memchr(k, 0, len) || !is_json_text(k, len))
@@ -306,8 +310,8 @@ static void record_copy_value(record_copy *c, int idx, int level)
     case LUA_TBOOLEAN: lua_pushvalue(L, idx); return;
     case LUA_TNUMBER:
         if (!lua_isinteger(L, idx) && !isfinite(lua_tonumber(L, idx)))
-            luaL_error(L, "pare.record: %s is %s; JSON has no NaN or infinity (record nil or a string instead)", c->path,
-                       lua_tostring(L, idx));
+            luaL_error(L, "pare.record: %s is %s; JSON has no NaN or infinity (record nil or a string instead)",
+                       c->path, lua_tostring(L, idx));
         lua_pushvalue(L, idx);
         return;
     case LUA_TSTRING: {
@@ -320,8 +324,10 @@ static void record_copy_value(record_copy *c, int idx, int level)
     }
     case LUA_TTABLE: break;
     default:
-        luaL_error(L, "pare.record: %s is a %s; a record holds numbers, strings, booleans and tables of them "
-                      "(run.json is JSON)", c->path, luaL_typename(L, idx));
+        luaL_error(L,
+                   "pare.record: %s is a %s; a record holds numbers, strings, booleans and tables of them "
+                   "(run.json is JSON)",
+                   c->path, luaL_typename(L, idx));
     }
     if (level > RECORD_MAX_DEPTH)
         luaL_error(L, "pare.record: table nested deeper than %d levels at %s", RECORD_MAX_DEPTH, c->path);

@@ -29,8 +29,8 @@
 #include "lsandbox.h"
 #include "lpare_internal.h"
 
-static const char HOST_KEY = 'h';  /* registry: light userdata lpare_host* */
-static const char HOOK_KEY = 'p';  /* registry: pare.on_progress function */
+static const char HOST_KEY = 'h'; /* registry: light userdata lpare_host* */
+static const char HOOK_KEY = 'p'; /* registry: pare.on_progress function */
 
 /* Method names for luaL_checkoption-style choices, from the core's table (filled once). */
 static const char *METHOD_NAMES[32];
@@ -200,7 +200,7 @@ double lp_opt_number(lua_State *L, int idx, const char *k, double def, const cha
 }
 
 long long lp_opt_integer(lua_State *L, int idx, const char *k, long long def, long long lo, long long hi,
-                             const char *fname)
+                         const char *fname)
 {
     int t = lp_opt_field(L, idx, k);
     long long v = def;
@@ -268,8 +268,7 @@ int lp_opt_bool(lua_State *L, int idx, const char *k, int def, const char *fname
     return v;
 }
 
-int lp_opt_choice(lua_State *L, int idx, const char *k, const char *def, const char *const *names,
-                      const char *fname)
+int lp_opt_choice(lua_State *L, int idx, const char *k, const char *def, const char *const *names, const char *fname)
 {
     const char *s = lp_opt_string(L, idx, k, def, fname);
     if (!s)
@@ -561,7 +560,10 @@ void lp_push_matrices(lua_State *L, pare_model *m)
         const pare_linear *l = lin[i];
         lua_createtable(L, 0, 10);
         lp_set_str(L, "name", l->name);
-        lp_set_str(L, "kind", l->kind == PARE_LIN_FACTORED ? "factorized" : l->kind == PARE_LIN_MASKED ? "masked" : "dense");
+        lp_set_str(L, "kind",
+                   l->kind == PARE_LIN_FACTORED ? "factorized"
+                   : l->kind == PARE_LIN_MASKED ? "masked"
+                                                : "dense");
         lp_set_int(L, "out", l->out);
         lp_set_int(L, "in", l->in);
         lp_set_int(L, "orig_out", l->orig_out);
@@ -575,7 +577,8 @@ void lp_push_matrices(lua_State *L, pare_model *m)
             lp_set_num(L, "density", all ? (double)kept / (double)all : 0);
         }
         lp_set_int(L, "params", (lua_Integer)pare_linear_params(l));
-        lp_set_int(L, "dense_params", (lua_Integer)((size_t)l->orig_out * l->orig_in + (l->b ? (size_t)l->orig_out : 0)));
+        lp_set_int(L, "dense_params",
+                   (lua_Integer)((size_t)l->orig_out * l->orig_in + (l->b ? (size_t)l->orig_out : 0)));
         lua_rawseti(L, -2, i + 1);
     }
     lua_remove(L, tmp);
@@ -657,8 +660,9 @@ static int l_eval(lua_State *L)
     lp_set_int(L, "dropped", (lua_Integer)r.plan.dropped);
     lp_set_str(L, "data_sha256", sha);
     lp_set_str(L, "tokenizer", m->tok ? pare_tokenizer_describe(m->tok) : "");
-    lp_set_str(L, "protocol", "pare eval: non-overlapping windows of `window` tokens (stride = window unless set), "
-                              "every target after the first token of a window scored, BOS prepended when `bos`");
+    lp_set_str(L, "protocol",
+               "pare eval: non-overlapping windows of `window` tokens (stride = window unless set), "
+               "every target after the first token of a window scored, BOS prepended when `bos`");
     /* the run journal keeps a copy under the model's current row */
     lua_createtable(L, 0, 4);
     lp_set_str(L, "name", "ppl");
@@ -678,8 +682,9 @@ static const pare_method *method_args(lua_State *L, int idx, const char *fname, 
                                       pare_calib_opts *co, const char **calib)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
-    static const char *const keys[] = {"method", "ratio", "split", "keep_least", "energy", "weighting", "nm", "calib",
-                                       "calib_samples", "calib_len", "calib_batch", "seed", NULL};
+    static const char *const keys[] = {"method",      "ratio", "split", "keep_least",    "energy",
+                                       "weighting",   "nm",    "calib", "calib_samples", "calib_len",
+                                       "calib_batch", "seed",  NULL};
     lp_check_keys(L, idx, fname, keys);
     int mi = lp_opt_choice(L, idx, "method", "lorap", lp_method_names(), fname);
     pare_method_defaults(mo);
@@ -866,8 +871,9 @@ static int l_export(lua_State *L)
     char out_real[PATH_MAX], dir_real[PATH_MAX];
     if (host && host->out_dir && realpath(host->out_dir, out_real) && pare_resolve_path(dir, dir_real) &&
         pare_path_under(out_real, dir_real))
-        return luaL_error(L, "pare.export: %s is the run's output folder %s or holds it; export into a folder inside it, "
-                             "e.g. pare.out(\"model\")",
+        return luaL_error(L,
+                          "pare.export: %s is the run's output folder %s or holds it; export into a folder inside it, "
+                          "e.g. pare.out(\"model\")",
                           dir, host->out_dir);
     static const char *const keys[] = {"format", "dtype", "overwrite", NULL};
     lp_check_keys(L, 3, "export", keys);
@@ -976,15 +982,14 @@ static int l_out(lua_State *L)
 
 int luaopen_pare(lua_State *L)
 {
-    static const luaL_Reg model_methods[] = {
-        {"info", l_info}, {"eval", l_eval}, {"compress", l_compress}, {"plan", l_plan}, {"export", l_export},
-        {"close", l_model_free},
-        {NULL, NULL}};
+    static const luaL_Reg model_methods[] = {{"info", l_info}, {"eval", l_eval},     {"compress", l_compress},
+                                             {"plan", l_plan}, {"export", l_export}, {"close", l_model_free},
+                                             {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__gc", l_model_gc}, {"__close", l_model_free}, {"__tostring", l_model_tostring}, {NULL, NULL}};
-    static const luaL_Reg funcs[] = {{"load", l_load},       {"on_progress", l_on_progress}, {"log", l_log},
-                                     {"methods", l_methods}, {"out", l_out},                 {"record", lj_l_record},
-                                     {"results", lj_l_results},     {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"load", l_load},        {"on_progress", l_on_progress}, {"log", l_log}, {"methods", l_methods}, {"out", l_out},
+        {"record", lj_l_record}, {"results", lj_l_results},      {NULL, NULL}};
     luaL_newmetatable(L, GUARD_MT);
     lua_pushcfunction(L, l_guard_release);
     lua_setfield(L, -2, "__close");

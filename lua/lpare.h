@@ -11,12 +11,12 @@
 typedef struct {
     int (*interrupted)(void); /* non-zero: the running core step is cancelled (PARE_ECANCELED) */
     void (*progress)(void *user, const char *stage, double fraction, const char *detail);
-    void (*log)(void *user, const char *line); /* pare.log and the module's own notes */
+    void (*log)(void *user, const char *line);    /* pare.log and the module's own notes */
     void (*result)(void *user, const char *line); /* a configuration got a metric (one summary line) */
-    void (*plot)(void *user, const char *path); /* a plot was written (a PNG file) */
+    void (*plot)(void *user, const char *path);   /* a plot was written (a PNG file) */
     void *user;
     const char *out_dir; /* the run's output folder (pare.out), or NULL */
-    int canceled; /* set by the module when a core step returned PARE_ECANCELED */
+    int canceled;        /* set by the module when a core step returned PARE_ECANCELED */
 } lpare_host;
 
 /* require("pare"): opens the module (luaL_requiref(L, "pare", luaopen_pare, 1)). */
@@ -34,7 +34,7 @@ void lpare_push_joined_args(lua_State *L, char sep);
  * params { name = {default, "description", min =, max =, choices =, type =, optional =}, ... }
  * and defines run(p); see docs/recipes.md. Every function returning int gives a Lua status
  * (LUA_OK = 0) and leaves an error message, with file:line and traceback, on the stack top. */
-int lrecipe_load(lua_State *L, const char *path);     /* runs the file's top level (declarations) */
+int lrecipe_load(lua_State *L, const char *path); /* runs the file's top level (declarations) */
 /* Overrides a declared parameter from text (--set key=value): type, range and choice checks. On
  * failure returns -1 and writes one line naming the parameter into msg. */
 int lrecipe_set(lua_State *L, const char *key, const char *value, char *msg, size_t cap);
@@ -42,7 +42,7 @@ int lrecipe_set(lua_State *L, const char *key, const char *value, char *msg, siz
  * without a name or '='. */
 int lrecipe_set_arg(lua_State *L, const char *arg, char *msg, size_t cap);
 void lrecipe_help(lua_State *L, const char *path, FILE *f); /* the declared parameters */
-int lrecipe_run(lua_State *L);                        /* checks required parameters, calls run(p) */
+int lrecipe_run(lua_State *L);                              /* checks required parameters, calls run(p) */
 /* Pushes the parameter table run(p) was called with (raw values; nil before lrecipe_run got there). */
 void lrecipe_params_push(lua_State *L);
 /* Message handler for lua_pcall: the message (any type) plus luaL_traceback. */

@@ -22,9 +22,9 @@ typedef struct {
 typedef struct {
     lua_State *L;
     lpare_host *host;
-    int hook_ref;          /* LUA_NOREF when no pare.on_progress hook */
-    char hook_error[512];  /* the hook raised: the step is cancelled and this is re-raised */
-    int hook_canceled;     /* the hook returned false */
+    int hook_ref;         /* LUA_NOREF when no pare.on_progress hook */
+    char hook_error[512]; /* the hook raised: the step is cancelled and this is re-raised */
+    int hook_canceled;    /* the hook returned false */
 } progress_ctx;
 
 lpare_host *lp_get_host(lua_State *L);
@@ -89,7 +89,7 @@ double lp_now(void);
 extern const luaL_Reg lp_tool_methods[];
 extern const luaL_Reg lp_tool_funcs[];
 extern const luaL_Reg lp_train_methods[]; /* lpare_train.c: finetune, factorize_sparse */
-extern const luaL_Reg lp_task_methods[]; /* lpare_tasks.c */
+extern const luaL_Reg lp_task_methods[];  /* lpare_tasks.c */
 void lp_open_calib(lua_State *L);
 /* Option `calib` of the table at idx: statistics from m:calibrate{...} (checked against m's layers), or
  * NULL when absent. The option table, an argument, keeps them alive. */

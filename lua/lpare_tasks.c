@@ -73,8 +73,9 @@ static int l_eval_task(lua_State *L)
     lp_set_num(L, "acc_norm", r.acc_norm);
     lp_set_num(L, "acc_norm_stderr", r.acc_norm_stderr);
     lp_set_int(L, "truncated", (lua_Integer)r.truncated);
-    lp_set_str(L, "protocol", "zero-shot multiple choice by continuation log-likelihood, lm-evaluation-harness "
-                              "templates; acc_norm normalizes by continuation characters");
+    lp_set_str(L, "protocol",
+               "zero-shot multiple choice by continuation log-likelihood, lm-evaluation-harness "
+               "templates; acc_norm normalizes by continuation characters");
     double acc = r.acc, acc_norm = r.acc_norm;
     pare_zeroshot_result_free(&r);
     record_metric(L, res, "acc", pare_task_kind_name(kind), acc);

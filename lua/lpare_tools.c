@@ -399,8 +399,7 @@ static int l_factorize(lua_State *L)
         if (ranks[i] < 1)
             ranks[i] = 1;
         if (ranks[i] > lim)
-            return luaL_error(L, "pare.factorize: rank %d exceeds min(%d, %d) for %s", ranks[i], l->out, l->in,
-                              l->name);
+            return luaL_error(L, "pare.factorize: rank %d exceeds min(%d, %d) for %s", ranks[i], l->out, l->in, l->name);
         if (w == PARE_WEIGHT_WHITEN && !site_stats(cs, &ch[i])->gram)
             return luaL_error(L, "pare.factorize: weighting whiten needs Gram matrices: m:calibrate{..., gram = true}");
     }
@@ -487,8 +486,9 @@ static int l_prune(lua_State *L)
     const char *nm = lp_opt_string(L, 2, "nm", NULL, "prune");
     double sparsity = lp_opt_number(L, 2, "sparsity", nm ? 0 : -1, "prune");
     if (!nm && !(sparsity >= 0 && sparsity < 1))
-        return luaL_error(L, sparsity == -1 ? "pare.prune: option 'sparsity' (a fraction in [0, 1)) is required"
-                                            : "pare.prune: sparsity %f must be in [0, 1)",
+        return luaL_error(L,
+                          sparsity == -1 ? "pare.prune: option 'sparsity' (a fraction in [0, 1)) is required"
+                                         : "pare.prune: sparsity %f must be in [0, 1)",
                           sparsity);
     const pare_calib_stats *cs = lp_opt_calib(L, 2, m, "prune");
     if ((me == 1 || me == 2) && !cs)
@@ -656,7 +656,11 @@ static int l_generate(lua_State *L)
     return 2;
 }
 
-const luaL_Reg lp_tool_methods[] = {{"clone", l_clone},         {"calibrate", l_calibrate}, {"spectra", l_spectra},
-                                    {"factorize", l_factorize}, {"prune", l_prune},         {"generate", l_generate},
+const luaL_Reg lp_tool_methods[] = {{"clone", l_clone},
+                                    {"calibrate", l_calibrate},
+                                    {"spectra", l_spectra},
+                                    {"factorize", l_factorize},
+                                    {"prune", l_prune},
+                                    {"generate", l_generate},
                                     {NULL, NULL}};
 const luaL_Reg lp_tool_funcs[] = {{NULL, NULL}};

@@ -189,9 +189,10 @@ static int l_finetune(lua_State *L)
     lmodel *u = luaL_checkudata(L, 1, MODEL_MT);
     pare_model *m = lp_check_model(L, 1, "finetune");
     luaL_checktype(L, 2, LUA_TTABLE);
-    static const char *const keys[] = {"data", "steps", "batch", "seq", "accum", "lr", "lr_min", "warmup", "schedule",
-                                       "weight_decay", "clip", "seed", "prune", "mixed_rank", "checkpoint",
-                                       "checkpoint_every", "resume", "cache", "log_every", "stop_after", NULL};
+    static const char *const keys[] = {
+        "data",     "steps",        "batch",     "seq",        "accum", "lr",         "lr_min",     "warmup",
+        "schedule", "weight_decay", "clip",      "seed",       "prune", "mixed_rank", "checkpoint", "checkpoint_every",
+        "resume",   "cache",        "log_every", "stop_after", NULL};
     lp_check_keys(L, 2, "finetune", keys);
     const char *data = lp_opt_input_file(L, 2, "data", "the training text", "finetune");
     pare_ft_opts o;
@@ -227,8 +228,8 @@ static int l_finetune(lua_State *L)
         if (!lua_istable(L, -1))
             return luaL_error(L, "pare.finetune: option 'prune' must be a table {method = ..., sparsity = ...}");
         int pt = lua_gettop(L);
-        static const char *const pkeys[] = {"method", "sparsity", "warmup", "cooldown", "every", "scope", "beta1",
-                                            "beta2", NULL};
+        static const char *const pkeys[] = {"method", "sparsity", "warmup", "cooldown", "every",
+                                            "scope",  "beta1",    "beta2",  NULL};
         lp_check_keys(L, pt, "finetune", pkeys);
         o.prune = 1;
         o.fop.method = (pare_fop_method)lp_opt_choice(L, pt, "method", PARE_FOP_NAMES[o.fop.method], PARE_FOP_NAMES,
@@ -237,7 +238,8 @@ static int l_finetune(lua_State *L)
         o.fop.warmup = (long)lp_opt_integer(L, pt, "warmup", o.fop.warmup, 0, INT_MAX, "finetune");
         o.fop.cooldown = (long)lp_opt_integer(L, pt, "cooldown", o.fop.cooldown, 0, INT_MAX, "finetune");
         o.fop.every = (int)lp_opt_integer(L, pt, "every", o.fop.every, 1, INT_MAX, "finetune");
-        o.fop.global = lp_opt_choice(L, pt, "scope", PARE_FOP_SCOPE_NAMES[o.fop.global], PARE_FOP_SCOPE_NAMES, "finetune");
+        o.fop.global = lp_opt_choice(L, pt, "scope", PARE_FOP_SCOPE_NAMES[o.fop.global], PARE_FOP_SCOPE_NAMES,
+                                     "finetune");
         o.fop.beta1 = lp_opt_number(L, pt, "beta1", o.fop.beta1, "finetune");
         o.fop.beta2 = lp_opt_number(L, pt, "beta2", o.fop.beta2, "finetune");
     }
@@ -298,8 +300,13 @@ static int l_finetune(lua_State *L)
              o.train.accum, o.train.batch, o.train.seq, o.train.lr.lr_max, o.prune ? ", pruning " : "",
              o.prune ? PARE_FOP_NAMES[o.fop.method] : "");
     lp_host_log(L, line);
-    pare_ft_run_opts ro = {.checkpoint_dir = ckpt, .checkpoint_every = every, .options_json = NULL,
-                           .on_step = ft_on_step, .user = &c, .progress = &micro, .until = stop_after};
+    pare_ft_run_opts ro = {.checkpoint_dir = ckpt,
+                           .checkpoint_every = every,
+                           .options_json = NULL,
+                           .on_step = ft_on_step,
+                           .user = &c,
+                           .progress = &micro,
+                           .until = stop_after};
     pare_status st = pare_ft_run(ft, &ro, &err);
     if (st) {
         if (pare_ft_steps_done(ft) > c.first) { /* the steps taken so far changed the model */
@@ -336,10 +343,12 @@ static int l_finetune(lua_State *L)
     /* the journal: what changed the model */
     lua_createtable(L, 0, 12);
     lp_set_str(L, "step", "finetune");
-    lp_set_str(L, "method", o.prune ? (o.fop.method == PARE_FOP_MOVEMENT      ? "ft-movement"
-                                       : o.fop.method == PARE_FOP_SENSITIVITY ? "ft-sensitivity"
-                                                                              : "ft-magnitude")
-                                    : o.mix_p0 > 0 ? "ft-mixed" : "ft");
+    lp_set_str(L, "method",
+               o.prune        ? (o.fop.method == PARE_FOP_MOVEMENT      ? "ft-movement"
+                                 : o.fop.method == PARE_FOP_SENSITIVITY ? "ft-sensitivity"
+                                                                        : "ft-magnitude")
+               : o.mix_p0 > 0 ? "ft-mixed"
+                              : "ft");
     lp_set_str(L, "data", data);
     lp_set_str(L, "sha256", ts->sha256);
     lp_set_int(L, "steps", o.steps);
@@ -392,8 +401,8 @@ static int l_factorize_sparse(lua_State *L)
     lp_enter(L, "m:factorize_sparse", 2);
     pare_model *m = lp_check_model(L, 1, "factorize_sparse");
     luaL_checktype(L, 2, LUA_TTABLE);
-    static const char *const keys[] = {"rank", "keep", "importance", "weighting", "iters", "tol", "quantile", "matrices",
-                                       NULL};
+    static const char *const keys[] = {"rank", "keep",     "importance", "weighting", "iters",
+                                       "tol",  "quantile", "matrices",   NULL};
     lp_check_keys(L, 2, "factorize_sparse", keys);
     long long rank;
     double keep;
@@ -405,7 +414,8 @@ static int l_factorize_sparse(lua_State *L)
     lua_pop(L, 1);
     int w = lp_opt_choice(L, 2, "weighting", imp ? "importance" : "mask", WEIGHTS, "factorize_sparse");
     if (w == 0 && !imp)
-        return luaL_error(L, "pare.factorize_sparse: weighting importance needs importance = (m:finetune{prune = ...}).importance");
+        return luaL_error(L, "pare.factorize_sparse: weighting importance needs importance = (m:finetune{prune = "
+                             "...}).importance");
     pare_wsvd_opts wo;
     pare_wsvd_defaults(&wo);
     wo.max_iters = (int)lp_opt_integer(L, 2, "iters", wo.max_iters, 0, 100000, "factorize_sparse");

@@ -75,8 +75,8 @@ static int render_push(lua_State *L, pare_plot *p, const out_opts *o, const char
     if (o->terminal) {
         pare_term_grid *g = NULL;
         char *text = NULL;
-        pare_status st = pare_plot_render_terminal(p, o->width, o->height, o->ascii ? PARE_TERM_ASCII : PARE_TERM_BRAILLE,
-                                                   &g, &err);
+        pare_status st = pare_plot_render_terminal(p, o->width, o->height,
+                                                   o->ascii ? PARE_TERM_ASCII : PARE_TERM_BRAILLE, &g, &err);
         if (!st)
             st = pare_term_grid_to_text(g, &text, &err);
         pare_term_grid_free(g);
@@ -197,9 +197,9 @@ static int l_plot_spectra(lua_State *L)
     int t = lp_opt_choice(L, 2, "type", NULL, types, "plot_spectra");
     if (t < 0)
         return luaL_error(L, "pare.plot_spectra: option 'type' (q, k, v, o, gate, up or down) is required");
-    pare_chart_opts co = {.weighting = (pare_weighting)lp_opt_choice(L, 2, "weighting", "none", PARE_WEIGHTING_NAMES,
-                                                                     "plot_spectra"),
-                          .calib = lp_opt_calib(L, 2, m, "plot_spectra")};
+    pare_chart_opts co = {
+        .weighting = (pare_weighting)lp_opt_choice(L, 2, "weighting", "none", PARE_WEIGHTING_NAMES, "plot_spectra"),
+        .calib = lp_opt_calib(L, 2, m, "plot_spectra")};
     if (co.weighting != PARE_WEIGHT_NONE && !co.calib)
         return luaL_error(L, "pare.plot_spectra: weighting %s needs calib = m:calibrate{data = FILE%s}",
                           PARE_WEIGHTING_NAMES[co.weighting], co.weighting == PARE_WEIGHT_WHITEN ? ", gram = true" : "");
@@ -279,8 +279,8 @@ static int l_plot_size_quality(lua_State *L)
     static const char *const fname = "plot_size_quality";
     lp_enter(L, "pare.plot_size_quality", 2); /* keeps the rows' series names referenced */
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *const keys[] = {"convention", "metric", "log_x",   "log_y",
-                                         "reference",  "x_label", "y_label", OUT_KEYS, NULL};
+    static const char *const keys[] = {"convention", "metric",  "log_x",  "log_y", "reference",
+                                       "x_label",    "y_label", OUT_KEYS, NULL};
     lp_check_keys(L, 2, fname, keys);
     static const char *const CONVENTIONS[] = {"block", "total", NULL};
     int conv = lp_opt_choice(L, 2, "convention", "block", CONVENTIONS, fname);
@@ -337,8 +337,9 @@ static int l_plot_size_quality(lua_State *L)
             int okp, okv;
             double params = lua_tonumberx(L, -2, &okp), value = lua_tonumberx(L, -1, &okv);
             if (!lua_isstring(L, -3) || !okp || !okv)
-                return luaL_error(L, "pare.%s: row %d: expected {series = NAME, params = N, value = V} or a result row "
-                                     "of pare.results()",
+                return luaL_error(L,
+                                  "pare.%s: row %d: expected {series = NAME, params = N, value = V} or a result row "
+                                  "of pare.results()",
                                   fname, (int)i);
             pts[count++] = (pare_sq_point){lua_tostring(L, -3), params, value};
         }

@@ -188,8 +188,10 @@ static int l_params(lua_State *L)
                 ok = lua_string_is(L, -1, "min") || lua_string_is(L, -1, "max") || lua_string_is(L, -1, "choices") ||
                      lua_string_is(L, -1, "type") || lua_string_is(L, -1, "optional");
             if (!ok)
-                return luaL_error(L, "params: %s: unknown field '%s' (fields: [1] default, [2] description, min, max, "
-                                     "choices, type, optional)", name, luaL_tolstring(L, -1, NULL));
+                return luaL_error(L,
+                                  "params: %s: unknown field '%s' (fields: [1] default, [2] description, min, max, "
+                                  "choices, type, optional)",
+                                  name, luaL_tolstring(L, -1, NULL));
         }
         lua_createtable(L, 0, 7);
         int d = lua_gettop(L);
@@ -213,8 +215,10 @@ static int l_params(lua_State *L)
         if (!tname) {
             if (dt == LUA_TNIL)
                 return luaL_error(L, "params: %s has no default; say its type (type = \"string\", ...)", name);
-            tname = dt == LUA_TNUMBER ? (lua_isinteger(L, def) ? "integer" : "number")
-                    : dt == LUA_TSTRING ? "string" : dt == LUA_TBOOLEAN ? "boolean" : NULL;
+            tname = dt == LUA_TNUMBER    ? (lua_isinteger(L, def) ? "integer" : "number")
+                    : dt == LUA_TSTRING  ? "string"
+                    : dt == LUA_TBOOLEAN ? "boolean"
+                                         : NULL;
             if (!tname)
                 return luaL_error(L, "params: %s: a default must be a number, string or boolean, got %s", name,
                                   luaL_typename(L, def));
@@ -305,8 +309,8 @@ int lrecipe_load(lua_State *L, const char *path)
          * not the recipe's folder, which may be the user's working folder. The binary is ./pare or
          * build/VARIANT/pare in a checkout, PREFIX/bin/pare when installed. */
         lsandbox_allow(L, path, 0);
-        static const char *const own[] = {"%s/lua", "%s/presets", "%s/../../lua", "%s/../../presets",
-                                          "%s/../share/pare/lua", "%s/../share/pare/presets"};
+        static const char *const own[] = {"%s/lua",           "%s/presets",           "%s/../../lua",
+                                          "%s/../../presets", "%s/../share/pare/lua", "%s/../share/pare/presets"};
         for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
             char d[4200];
             snprintf(d, sizeof d, own[i], exe);
@@ -369,8 +373,10 @@ int lrecipe_set(lua_State *L, const char *key, const char *value, char *msg, siz
         ok = *value && !*end && isfinite(v);
         lua_pushnumber(L, v);
     } else if (!strcmp(t, "boolean")) {
-        int tr = !strcasecmp(value, "true") || !strcmp(value, "1") || !strcasecmp(value, "yes") || !strcasecmp(value, "on");
-        int fa = !strcasecmp(value, "false") || !strcmp(value, "0") || !strcasecmp(value, "no") || !strcasecmp(value, "off");
+        int tr = !strcasecmp(value, "true") || !strcmp(value, "1") || !strcasecmp(value, "yes") ||
+                 !strcasecmp(value, "on");
+        int fa = !strcasecmp(value, "false") || !strcmp(value, "0") || !strcasecmp(value, "no") ||
+                 !strcasecmp(value, "off");
         ok = tr || fa;
         lua_pushboolean(L, tr);
     } else {
@@ -405,8 +411,7 @@ int lrecipe_set_arg(lua_State *L, const char *arg, char *msg, size_t cap)
     char key[256];
     const char *eq = strchr(arg, '=');
     if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof key) {
-        snprintf(msg, cap, "--set '%s': expected name=value%s", arg,
-                 eq && eq != arg ? " (the name is too long)" : "");
+        snprintf(msg, cap, "--set '%s': expected name=value%s", arg, eq && eq != arg ? " (the name is too long)" : "");
         return -1;
     }
     memcpy(key, arg, (size_t)(eq - arg));
@@ -504,8 +509,8 @@ static int p_pairs(lua_State *L)
 int lrecipe_run(lua_State *L)
 {
     lua_settop(L, 0);
-    lua_pushcfunction(L, lrecipe_msgh); /* 1 */
-    int decls = decls_table(L);         /* 2 */
+    lua_pushcfunction(L, lrecipe_msgh);                                 /* 1 */
+    int decls = decls_table(L);                                         /* 2 */
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &VALUES_KEY) != LUA_TTABLE) { /* 3 */
         lua_pop(L, 1);
         lua_newtable(L);
@@ -527,7 +532,8 @@ int lrecipe_run(lua_State *L)
             lua_getfield(L, -2, "optional");
             if (lua_isnil(L, -2) && !lua_toboolean(L, -1)) {
                 const char *m = !strcmp(names[i], "model")
-                                    ? lua_pushliteral(L, "--model DIR is required (a model folder or llama2.c checkpoint)")
+                                    ? lua_pushliteral(L, "--model DIR is required (a model folder or llama2.c "
+                                                         "checkpoint)")
                                     : lua_pushfstring(L, "parameter %s has no default: give --set %s=VALUE", names[i],
                                                       names[i]);
                 free(names);
@@ -543,7 +549,7 @@ int lrecipe_run(lua_State *L)
     free(names);
     lua_pushvalue(L, 4);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &PARAMS_KEY); /* the raw values, for run.json */
-    lua_newtable(L); /* 5: the proxy run(p) gets */
+    lua_newtable(L);                                /* 5: the proxy run(p) gets */
     lua_createtable(L, 0, 4);
     lua_pushvalue(L, 4);
     lua_pushcclosure(L, p_index, 1);
@@ -572,7 +578,4 @@ int lrecipe_run(lua_State *L)
     return st;
 }
 
-void lrecipe_params_push(lua_State *L)
-{
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &PARAMS_KEY);
-}
+void lrecipe_params_push(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &PARAMS_KEY); }

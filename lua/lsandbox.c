@@ -16,10 +16,7 @@
 /* Registry: POLICY_KEY -> {read = {root, ...}, write = {root, ...}, lua_path = "..."} (resolved roots). */
 static const char POLICY_KEY = 'S';
 
-static int push_policy(lua_State *L)
-{
-    return lua_rawgetp(L, LUA_REGISTRYINDEX, &POLICY_KEY) == LUA_TTABLE;
-}
+static int push_policy(lua_State *L) { return lua_rawgetp(L, LUA_REGISTRYINDEX, &POLICY_KEY) == LUA_TTABLE; }
 
 int lsandbox_active(lua_State *L)
 {

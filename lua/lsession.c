@@ -116,7 +116,8 @@ static void host_progress(void *user, const char *stage, double fraction, const 
     }
     snprintf(s->where, sizeof s->where, "%s %.0f%% %s", s->stage, 100 * fraction, detail ? detail : "");
     double el = t - s->stage_start;
-    ls_event ev = {LS_PROGRESS, detail ? detail : "", s->stage, fraction, fraction > 0 ? el * (1 - fraction) / fraction : -1};
+    ls_event ev = {LS_PROGRESS, detail ? detail : "", s->stage, fraction,
+                   fraction > 0 ? el * (1 - fraction) / fraction : -1};
     if (s->sink.event)
         s->sink.event(s->sink.user, &ev);
     if (fraction >= 1 && s->log) {
@@ -152,8 +153,8 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
     }
 }
 
-lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, const char *const *allow,
-                        int n_allow, char *msg, size_t cap)
+lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, const char *const *allow, int n_allow,
+                        char *msg, size_t cap)
 {
     lsession *s = calloc(1, sizeof *s);
     if (!s || !(s->L = luaL_newstate())) {
@@ -171,8 +172,12 @@ lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags,
         for (int i = 0; i < n_allow; i++)
             lsandbox_allow(L, allow[i], 0);
     }
-    s->host = (lpare_host){.interrupted = host_interrupted, .progress = host_progress, .log = host_log,
-                           .result = host_result, .plot = host_plot, .user = s};
+    s->host = (lpare_host){.interrupted = host_interrupted,
+                           .progress = host_progress,
+                           .log = host_log,
+                           .result = host_result,
+                           .plot = host_plot,
+                           .user = s};
     lpare_set_host(L, &s->host);
     lua_pushlightuserdata(L, s);
     lua_pushcclosure(L, l_print, 1);
@@ -425,8 +430,9 @@ static int usable_out(const char *out, char *msg, size_t cap)
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
             other = e->d_name;
     if (other)
-        snprintf(msg, cap, "output folder %s is not empty ('%s') and is not a pare run folder (no run.json of pare); "
-                           "choose a new or empty --out",
+        snprintf(msg, cap,
+                 "output folder %s is not empty ('%s') and is not a pare run folder (no run.json of pare); "
+                 "choose a new or empty --out",
                  out, other);
     closedir(d);
     return other ? -1 : 0;

@@ -43,8 +43,8 @@ enum { LS_SANDBOX = 1 };
 
 /* Loads the recipe's declarations (running its top-level code). allow[0..n_allow-1]: paths a sandboxed
  * recipe may read, granted before that code runs. On failure returns NULL with the message in msg. */
-lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, const char *const *allow,
-                        int n_allow, char *msg, size_t cap);
+lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, const char *const *allow, int n_allow,
+                        char *msg, size_t cap);
 /* Sandboxed sessions: lets the recipe read path (and what is under it). */
 void lsession_allow(lsession *s, const char *path);
 void lsession_close(lsession *s);

@@ -12,8 +12,33 @@
 #include "core/safetensors.h"
 #include "harness.h"
 
-static const char *const PIECES[] = {"\xe2\x96\x81", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l",
-                                     "m", "n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z"};
+static const char *const PIECES[] = {"\xe2\x96\x81",
+                                     "a",
+                                     "b",
+                                     "c",
+                                     "d",
+                                     "e",
+                                     "f",
+                                     "g",
+                                     "h",
+                                     "i",
+                                     "j",
+                                     "k",
+                                     "l",
+                                     "m",
+                                     "n",
+                                     "o",
+                                     "p",
+                                     "q",
+                                     "r",
+                                     "s",
+                                     "t",
+                                     "u",
+                                     "v",
+                                     "w",
+                                     "x",
+                                     "y",
+                                     "z"};
 #define N_PIECES ((int)(sizeof PIECES / sizeof PIECES[0]))
 
 int fixture_tokenizer_vocab(void) { return 3 + 256 + N_PIECES; }
@@ -76,20 +101,30 @@ static void build(const fixture_spec *s, ftensors *ts)
     int C = s->dim, hd = s->dim / s->heads, qd = s->heads * hd, kvd = s->kv_heads * hd, F = s->ffn, V = s->vocab;
     if (s->gpt2) {
         const char *p = s->no_prefix ? "" : "transformer.";
-        snprintf(nm, sizeof nm, "%swte.weight", p); add(ts, &st, nm, V, C, 0);
-        snprintf(nm, sizeof nm, "%swpe.weight", p); add(ts, &st, nm, s->max_pos, C, 0);
+        snprintf(nm, sizeof nm, "%swte.weight", p);
+        add(ts, &st, nm, V, C, 0);
+        snprintf(nm, sizeof nm, "%swpe.weight", p);
+        add(ts, &st, nm, s->max_pos, C, 0);
         for (int l = 0; l < s->layers; l++) {
 #define G(suffix, d0, d1, base) (snprintf(nm, sizeof nm, "%sh.%d." suffix, p, l), add(ts, &st, nm, d0, d1, base))
-            G("ln_1.weight", C, 0, 1); G("ln_1.bias", C, 0, 0);
-            G("attn.c_attn.weight", C, 3 * C, 0); G("attn.c_attn.bias", 3 * C, 0, 0);
-            G("attn.c_proj.weight", C, C, 0); G("attn.c_proj.bias", C, 0, 0);
-            G("ln_2.weight", C, 0, 1); G("ln_2.bias", C, 0, 0);
-            G("mlp.c_fc.weight", C, F, 0); G("mlp.c_fc.bias", F, 0, 0);
-            G("mlp.c_proj.weight", F, C, 0); G("mlp.c_proj.bias", C, 0, 0);
+            G("ln_1.weight", C, 0, 1);
+            G("ln_1.bias", C, 0, 0);
+            G("attn.c_attn.weight", C, 3 * C, 0);
+            G("attn.c_attn.bias", 3 * C, 0, 0);
+            G("attn.c_proj.weight", C, C, 0);
+            G("attn.c_proj.bias", C, 0, 0);
+            G("ln_2.weight", C, 0, 1);
+            G("ln_2.bias", C, 0, 0);
+            G("mlp.c_fc.weight", C, F, 0);
+            G("mlp.c_fc.bias", F, 0, 0);
+            G("mlp.c_proj.weight", F, C, 0);
+            G("mlp.c_proj.bias", C, 0, 0);
 #undef G
         }
-        snprintf(nm, sizeof nm, "%sln_f.weight", p); add(ts, &st, nm, C, 0, 1);
-        snprintf(nm, sizeof nm, "%sln_f.bias", p); add(ts, &st, nm, C, 0, 0);
+        snprintf(nm, sizeof nm, "%sln_f.weight", p);
+        add(ts, &st, nm, C, 0, 1);
+        snprintf(nm, sizeof nm, "%sln_f.bias", p);
+        add(ts, &st, nm, C, 0, 0);
         if (!s->tied)
             add(ts, &st, "lm_head.weight", V, C, 0);
         return;
@@ -150,20 +185,22 @@ static int write_tokenizer(const char *dir)
     json_t *added = json_array();
     const char *specials[] = {"<unk>", "<s>", "</s>"};
     for (int i = 0; i < 3; i++)
-        json_array_append_new(added, json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", i, "content", specials[i],
-                                               "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1));
-    json_t *tok = json_pack(
-        "{s:s, s:n, s:n, s:o, s:n, s:{s:s, s:s, s:s, s:b}, s:{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[], s:{s:{s:s, s:[i], s:[s]}}},"
-        " s:{s:s, s:[{s:s, s:s, s:s, s:b}, {s:s}, {s:s}]},"
-        " s:{s:s, s:n, s:s, s:n, s:n, s:b, s:b, s:b, s:o, s:[]}}",
-        "version", "1.0", "truncation", "padding", "added_tokens", added, "normalizer", "pre_tokenizer", "type",
-        "Metaspace", "replacement", "\xe2\x96\x81", "prepend_scheme", "first", "split", 1, "post_processor", "type",
-        "TemplateProcessing", "single", "SpecialToken", "id", "<s>", "type_id", 0, "Sequence", "id", "A", "type_id", 0,
-        "pair", "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens", "<s>", "decoder", "type", "Sequence",
-        "decoders", "type", "Metaspace", "replacement", "\xe2\x96\x81", "prepend_scheme", "first", "split", 1, "type",
-        "ByteFallback", "type", "Fuse", "model", "type", "BPE", "dropout", "unk_token", "<unk>",
-        "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", 1, "byte_fallback", 1, "ignore_merges", 0,
-        "vocab", vocab, "merges");
+        json_array_append_new(added,
+                              json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", i, "content", specials[i],
+                                        "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1));
+    json_t *tok = json_pack("{s:s, s:n, s:n, s:o, s:n, s:{s:s, s:s, s:s, s:b}, s:{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, "
+                            "s:i}}], s:[], s:{s:{s:s, s:[i], s:[s]}}},"
+                            " s:{s:s, s:[{s:s, s:s, s:s, s:b}, {s:s}, {s:s}]},"
+                            " s:{s:s, s:n, s:s, s:n, s:n, s:b, s:b, s:b, s:o, s:[]}}",
+                            "version", "1.0", "truncation", "padding", "added_tokens", added, "normalizer",
+                            "pre_tokenizer", "type", "Metaspace", "replacement", "\xe2\x96\x81", "prepend_scheme",
+                            "first", "split", 1, "post_processor", "type", "TemplateProcessing", "single",
+                            "SpecialToken", "id", "<s>", "type_id", 0, "Sequence", "id", "A", "type_id", 0, "pair",
+                            "special_tokens", "<s>", "id", "<s>", "ids", 1, "tokens", "<s>", "decoder", "type",
+                            "Sequence", "decoders", "type", "Metaspace", "replacement", "\xe2\x96\x81", "prepend_scheme",
+                            "first", "split", 1, "type", "ByteFallback", "type", "Fuse", "model", "type", "BPE",
+                            "dropout", "unk_token", "<unk>", "continuing_subword_prefix", "end_of_word_suffix",
+                            "fuse_unk", 1, "byte_fallback", 1, "ignore_merges", 0, "vocab", vocab, "merges");
     if (!tok)
         return -1;
     char path[1024];
@@ -176,12 +213,13 @@ static int write_config(const char *dir, const fixture_spec *s)
     json_t *c;
     if (s->gpt2)
         c = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:n, s:f, s:s, s:b, s:i, s:i}", "architectures",
-                      "GPT2LMHeadModel", "model_type", "gpt2", "n_embd", s->dim, "n_layer", s->layers, "n_head", s->heads,
-                      "vocab_size", s->vocab, "n_positions", s->max_pos, "n_inner", "layer_norm_epsilon", 1e-5,
-                      "activation_function", "gelu_new", "tie_word_embeddings", s->tied, "bos_token_id", 1,
+                      "GPT2LMHeadModel", "model_type", "gpt2", "n_embd", s->dim, "n_layer", s->layers, "n_head",
+                      s->heads, "vocab_size", s->vocab, "n_positions", s->max_pos, "n_inner", "layer_norm_epsilon",
+                      1e-5, "activation_function", "gelu_new", "tie_word_embeddings", s->tied, "bos_token_id", 1,
                       "eos_token_id", 2);
     else
-        c = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:{s:f, s:s}, s:b, s:b, s:b, s:s, s:i, s:i}",
+        c = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:{s:f, s:s}, s:b, s:b, s:b, s:s, "
+                      "s:i, s:i}",
                       "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", s->dim,
                       "num_hidden_layers", s->layers, "num_attention_heads", s->heads, "num_key_value_heads",
                       s->kv_heads, "head_dim", s->dim / s->heads, "intermediate_size", s->ffn, "vocab_size", s->vocab,
@@ -213,8 +251,8 @@ int fixture_write_hf(const char *dir, const fixture_spec *s)
         pare_st_out out[256];
         int n = 0;
         for (int i = k; i < ts->n; i += shards) {
-            out[n] = (pare_st_out){ts->t[i].name, dtype_of(s->dtype), ts->t[i].ndim, {ts->t[i].shape[0], ts->t[i].shape[1]},
-                                   ts->t[i].data};
+            out[n] = (pare_st_out){
+                ts->t[i].name, dtype_of(s->dtype), ts->t[i].ndim, {ts->t[i].shape[0], ts->t[i].shape[1]}, ts->t[i].data};
             n++;
         }
         char file[128], path[1024];
@@ -261,10 +299,10 @@ int fixture_write_llama2c(const char *dir, const fixture_spec *s)
     fwrite(hdr, 4, 7, f);
     char nm[128];
     fwrite(find(ts, "model.embed_tokens.weight"), 4, (size_t)s->vocab * C, f);
-#define EACH(fmt, count)                                                                                         \
-    for (int l = 0; l < L; l++) {                                                                              \
-        snprintf(nm, sizeof nm, fmt, l);                                                                       \
-        fwrite(find(ts, nm), 4, (size_t)(count), f);                                                           \
+#define EACH(fmt, count)                                                                                               \
+    for (int l = 0; l < L; l++) {                                                                                      \
+        snprintf(nm, sizeof nm, fmt, l);                                                                               \
+        fwrite(find(ts, nm), 4, (size_t)(count), f);                                                                   \
     }
     EACH("model.layers.%d.input_layernorm.weight", C);
     /* q and k rows go back to llama2.c's interleaved pairs: row 2i <- i, row 2i+1 <- i + hd/2 */
@@ -301,12 +339,18 @@ int fixture_write_llama2c(const char *dir, const fixture_spec *s)
     fwrite(&maxlen, 4, 1, f);
     for (int i = 0; i < s->vocab; i++) {
         char piece[16];
-        if (i == 0) snprintf(piece, sizeof piece, "<unk>");
-        else if (i == 1) snprintf(piece, sizeof piece, "\n<s>\n");
-        else if (i == 2) snprintf(piece, sizeof piece, "\n</s>\n");
-        else if (i < 259) snprintf(piece, sizeof piece, "<0x%02X>", i - 3);
-        else if (i - 259 < N_PIECES) snprintf(piece, sizeof piece, "%s", i == 259 ? " " : PIECES[i - 259]);
-        else snprintf(piece, sizeof piece, "x%d", i);
+        if (i == 0)
+            snprintf(piece, sizeof piece, "<unk>");
+        else if (i == 1)
+            snprintf(piece, sizeof piece, "\n<s>\n");
+        else if (i == 2)
+            snprintf(piece, sizeof piece, "\n</s>\n");
+        else if (i < 259)
+            snprintf(piece, sizeof piece, "<0x%02X>", i - 3);
+        else if (i - 259 < N_PIECES)
+            snprintf(piece, sizeof piece, "%s", i == 259 ? " " : PIECES[i - 259]);
+        else
+            snprintf(piece, sizeof piece, "x%d", i);
         float score = -(float)i;
         int32_t len = (int32_t)strlen(piece);
         fwrite(&score, 4, 1, f);

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 typedef struct {
-    int gpt2;          /* 0: LLaMA, 1: GPT-2 */
+    int gpt2; /* 0: LLaMA, 1: GPT-2 */
     int dim, layers, heads, kv_heads, ffn, vocab, max_pos;
     int tied;
     int shards;        /* 1: model.safetensors; 2+: model-0000i-of-0000n.safetensors + index */

@@ -18,8 +18,7 @@ void harness_run(const char *name, test_fn fn);
 /* Runs fn as a test inside the running one and returns its outcome without counting it (its lines
  * are printed as usual); the running test's state is restored afterwards. For testing the harness. */
 harness_result harness_outcome(const char *name, test_fn fn);
-void harness_check(int ok, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void harness_check(int ok, const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void harness_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int harness_failed_now(void); /* non-zero if the running test has already failed a check */
 
@@ -50,8 +49,16 @@ void expect_pare_error(const char *const *args, const char *const *needles, int 
 #define RUN(fn) harness_run(#fn, fn)
 #define CHECK(cond) harness_check(!!(cond), __FILE__, __LINE__, "%s", #cond)
 #define CHECKF(cond, ...) harness_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define SKIP(...) do { harness_skip(__VA_ARGS__); return; } while (0)
+#define SKIP(...)                                                                                                      \
+    do {                                                                                                               \
+        harness_skip(__VA_ARGS__);                                                                                     \
+        return;                                                                                                        \
+    } while (0)
 /* Skips the test with the standard line when the shared data is absent. */
-#define NEED_SHARED() do { if (!harness_shared()) SKIP("skipped: PARE_SHARED not found"); } while (0)
+#define NEED_SHARED()                                                                                                  \
+    do {                                                                                                               \
+        if (!harness_shared())                                                                                         \
+            SKIP("skipped: PARE_SHARED not found");                                                                    \
+    } while (0)
 
 #endif

@@ -63,7 +63,8 @@ static void test_lorap_published_rule(void)
             }
             CHECKF(pare_allocate_lorap(m, s, a, NULL, &plan, &err) == PARE_OK, "%s", err.msg);
             const pare_block *b = &m->blocks[1];
-            int gq = rank_of(&plan, &b->q), gk = rank_of(&plan, &b->k), gv = rank_of(&plan, &b->v), go = rank_of(&plan, &b->o);
+            int gq = rank_of(&plan, &b->q), gk = rank_of(&plan, &b->k), gv = rank_of(&plan, &b->v),
+                go = rank_of(&plan, &b->o);
             CHECKF(gq == k_qk && gk == k_qk && gv == k_vo && go == k_vo,
                    "s=%.1f a=%.0f: got QK %d/%d VO %d/%d, published rule QK %d VO %d", s, a, gq, gk, gv, go, k_qk, k_vo);
             /* the FFN loses floor(s F) channels */
@@ -83,14 +84,16 @@ static void test_lorap_gqa_budget(void)
         return;
     const pare_block *b = &m->blocks[0];
     CHECK(b->k.out < b->q.out); /* the fixture uses grouped-query attention */
-    double P = (double)b->q.out * b->q.in + (double)b->k.out * b->k.in + (double)b->v.out * b->v.in + (double)b->o.out * b->o.in;
+    double P = (double)b->q.out * b->q.in + (double)b->k.out * b->k.in + (double)b->v.out * b->v.in +
+               (double)b->o.out * b->o.in;
     double c_qk = b->q.out + b->q.in + b->k.out + b->k.in, c_vo = b->v.out + b->v.in + b->o.out + b->o.in;
     for (double s = 0.5; s < 0.85; s += 0.1) { /* at 0.9 both ranks bottom out at 1 */
         pare_plan plan;
         pare_error err = {0};
         CHECK(pare_allocate_lorap(m, s, 3.0, NULL, &plan, &err) == PARE_OK);
         int kq = rank_of(&plan, &b->q), kv = rank_of(&plan, &b->v);
-        CHECKF(kq > 0 && kv > 0 && rank_of(&plan, &b->k) == kq && rank_of(&plan, &b->o) == kv, "s=%.1f: QK %d VO %d", s, kq, kv);
+        CHECKF(kq > 0 && kv > 0 && rank_of(&plan, &b->k) == kq && rank_of(&plan, &b->o) == kv, "s=%.1f: QK %d VO %d", s,
+               kq, kv);
         double kept = kq * c_qk + kv * c_vo;
         CHECKF(kept <= (1 - s) * P + 1e-6 && kept >= (1 - s) * P - c_qk - c_vo - 2 * (c_qk + c_vo),
                "s=%.1f: attention keeps %.0f of budget %.0f", s, kept, (1 - s) * P);
@@ -242,8 +245,8 @@ static void test_global(void)
             const pare_linear *l = g.items[i].linear;
             widest = l->out + l->in > widest ? l->out + l->in : widest;
             if (g.items[i].action == PARE_PLAN_FACTOR) /* never at or above break-even */
-                CHECKF((long long)g.items[i].rank * (l->out + l->in) < (long long)l->out * l->in, "%s rank %d",
-                       l->name, g.items[i].rank);
+                CHECKF((long long)g.items[i].rank * (l->out + l->in) < (long long)l->out * l->in, "%s rank %d", l->name,
+                       g.items[i].rank);
             else
                 CHECK(g.items[i].action == PARE_PLAN_DENSE && g.items[i].params_after == (size_t)l->out * l->in);
         }
@@ -268,7 +271,8 @@ static void test_global(void)
         CHECK(pare_allocate_global(m, sp, 0.05, NULL, &g, &err) == PARE_OK);
         /* its cut to rank 2 costs nothing and saves more than 5%: it pays for the whole budget alone */
         CHECK((double)(lin[0]->out * lin[0]->in - 2 * (lin[0]->out + lin[0]->in)) >= 0.05 * (double)g.params_before);
-        CHECKF(g.items[0].action == PARE_PLAN_FACTOR && pare_spectrum_trunc_error(ms->s, ms->stats.r, g.items[0].rank) == 0,
+        CHECKF(g.items[0].action == PARE_PLAN_FACTOR &&
+                   pare_spectrum_trunc_error(ms->s, ms->stats.r, g.items[0].rank) == 0,
                "%s: rank %d", lin[0]->name, g.items[0].rank);
         for (int i = 1; i < g.count; i++)
             CHECKF(g.items[i].action == PARE_PLAN_DENSE, "%s is not dense", lin[i]->name);
@@ -373,8 +377,8 @@ static void test_plan_counts_match_compression(void)
         const char *method;
         double ratio, keep_least;
         int nm_n, nm_m;
-    } cases[] = {{"lorap", 0.17, 0.01, 0, 0},  {"lorap", 0.3, 0.07, 0, 0},    {"lorap-magnitude", 0.45, 0.03, 0, 0},
-                 {"wanda", 0.37, 0.01, 0, 0},  {"magnitude", 0.37, 0.01, 0, 0}, {"wanda", 0.2, 0.01, 2, 4},
+    } cases[] = {{"lorap", 0.17, 0.01, 0, 0},   {"lorap", 0.3, 0.07, 0, 0},      {"lorap-magnitude", 0.45, 0.03, 0, 0},
+                 {"wanda", 0.37, 0.01, 0, 0},   {"magnitude", 0.37, 0.01, 0, 0}, {"wanda", 0.2, 0.01, 2, 4},
                  {"magnitude", 0.2, 0.01, 4, 8}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         pare_model *m = NULL;

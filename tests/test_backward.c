@@ -181,7 +181,17 @@ static double mirror_loss(const pare_model *m, const int32_t *ids, const int32_t
     }
     if (logits_out)
         memcpy(logits_out, lg, (size_t)N * V * sizeof *lg);
-    free(x); free(h); free(q); free(k); free(v); free(y); free(t); free(f1); free(f2); free(lg); free(p);
+    free(x);
+    free(h);
+    free(q);
+    free(k);
+    free(v);
+    free(y);
+    free(t);
+    free(f1);
+    free(f2);
+    free(lg);
+    free(p);
     return nll / count;
 }
 
@@ -301,8 +311,8 @@ static double fd_check(pare_model *m, const char *label, int flags)
                     CHECKF(fabs(fd) > 0, "%s: masked-out [%zu] does not affect the loss", pp->name, i);
                     if (r > worst) {
                         worst = r;
-                        snprintf(where, sizeof where, "%s dense[%zu]: %.9g vs fd %.9g", pp->name, i,
-                                 pp->grad_dense[i], fd);
+                        snprintf(where, sizeof where, "%s dense[%zu]: %.9g vs fd %.9g", pp->name, i, pp->grad_dense[i],
+                                 fd);
                         worst_at = where;
                     }
                 }
@@ -322,7 +332,8 @@ static double fd_check(pare_model *m, const char *label, int flags)
         long i = s ? (long)(hash_u(1000u + s) % (unsigned)(N * m->cfg.dim)) : itop;
         const double eps = 1e-4;
         double fd = (mirror_loss(m, ids, tg, FD_B, FD_T, i, eps, NULL) -
-                     mirror_loss(m, ids, tg, FD_B, FD_T, i, -eps, NULL)) / (2 * eps);
+                     mirror_loss(m, ids, tg, FD_B, FD_T, i, -eps, NULL)) /
+                    (2 * eps);
         double r = rel_err(g->d_res[i], fd, iscale, 0);
         checked++;
         if (r > worst) {
@@ -673,8 +684,7 @@ static void check_reference(const char *name)
     double global_ss = 0;
     const char *key;
     json_t *t;
-    json_object_foreach(tensors, key, t)
-    {
+    json_object_foreach(tensors, key, t) {
         pare_param *pp = pare_grads_find(g, key);
         CHECKF(pp != NULL, "%s: pare has no tensor %s", path, key);
         if (!pp)
@@ -703,8 +713,7 @@ static void check_reference(const char *name)
         }
         size_t k;
         json_t *en;
-        json_array_foreach(json_object_get(t, "entries"), k, en)
-        {
+        json_array_foreach(json_object_get(t, "entries"), k, en) {
             size_t i = (size_t)json_integer_value(json_array_get(en, 0));
             double v = json_real_value(json_array_get(en, 1));
             CHECKF(i < pp->n, "%s: entry %zu out of range", key, i);
@@ -735,8 +744,16 @@ done:
     pare_model_free(m);
 }
 
-static void test_reference_llama(void) { NEED_SHARED(); check_reference("ref-llama-12m"); }
-static void test_reference_gpt2(void) { NEED_SHARED(); check_reference("ref-gpt2-6m"); }
+static void test_reference_llama(void)
+{
+    NEED_SHARED();
+    check_reference("ref-llama-12m");
+}
+static void test_reference_gpt2(void)
+{
+    NEED_SHARED();
+    check_reference("ref-gpt2-6m");
+}
 
 void suite_backward(void);
 void suite_backward(void)

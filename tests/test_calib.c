@@ -82,7 +82,8 @@ static void check_stats(int gpt2)
                     double g = 0;
                     for (int r = 0; r < S * T; r++)
                         g += (double)src[k][(size_t)r * s->dim + i] * src[k][(size_t)r * s->dim + j];
-                    worst = fmax(worst, fabs(g - s->gram[(size_t)i * s->dim + j]) / fmax(sqrt(s->sumsq[i] * s->sumsq[j]), 1e-6));
+                    worst = fmax(worst, fabs(g - s->gram[(size_t)i * s->dim + j]) /
+                                            fmax(sqrt(s->sumsq[i] * s->sumsq[j]), 1e-6));
                 }
             }
         }

@@ -169,8 +169,9 @@ static void test_matrix_names(void)
             int layer = -1;
             pare_lin_kind t;
             CHECKF(pare_matrix_name_parse(lin[i]->name, &layer, &t), "%s does not parse", lin[i]->name);
-            pare_linear *want[] = {&m->blocks[layer].q, &m->blocks[layer].k, &m->blocks[layer].v, &m->blocks[layer].o,
-                                   &m->blocks[layer].gate, &m->blocks[layer].up, &m->blocks[layer].down};
+            pare_linear *want[] = {&m->blocks[layer].q,   &m->blocks[layer].k,    &m->blocks[layer].v,
+                                   &m->blocks[layer].o,   &m->blocks[layer].gate, &m->blocks[layer].up,
+                                   &m->blocks[layer].down};
             CHECKF(want[t] == lin[i], "%s parsed as %d.%s", lin[i]->name, layer, pare_lin_kinds[t].name);
             char label[64];
             pare_matrix_short_label(lin[i]->name, label, sizeof label);
@@ -286,7 +287,8 @@ static void test_mask_heatmap(void)
         uint8_t *px = png_of(p, "mask.png", 1000, 700, &lay);
         for (int r = 0; px && r < rows; r++)
             for (int c = 0; c < cols; c++) {
-                int x = (int)floor(pare_plot_map(&lay, PARE_AXIS_X, c)), y = (int)floor(pare_plot_map(&lay, PARE_AXIS_Y, r));
+                int x = (int)floor(pare_plot_map(&lay, PARE_AXIS_X, c)),
+                    y = (int)floor(pare_plot_map(&lay, PARE_AXIS_Y, r));
                 pare_rgba want = pare_colormap_sequential(h.z[r * cols + c]), got = pixel_of(px, 1000, x, y);
                 CHECKF(same_rgb(got, want), "cell (%d, %d): %d,%d,%d vs %d,%d,%d", r, c, got.r, got.g, got.b, want.r,
                        want.g, want.b);
@@ -434,7 +436,7 @@ static void test_budget_chart(void)
  * values <= 0; no points is an error. */
 static void test_size_quality_chart(void)
 {
-    pare_sq_point pts[] = {{"dense", 100, 10}, {"svd", 60, 14}, {"lorap", 70, 11},
+    pare_sq_point pts[] = {{"dense", 100, 10}, {"svd", 60, 14},   {"lorap", 70, 11},
                            {"svd", 80, 12},    {"lorap", 50, 13}, {"svd", 40, 20}};
     int n = (int)(sizeof pts / sizeof pts[0]);
     pare_sq_opts o = {.x_label = "parameters", .y_label = "ppl", .reference = "dense"};
@@ -463,7 +465,8 @@ static void test_size_quality_chart(void)
         pare_plot_layout lay;
         uint8_t *px = png_of(p, "sq.png", 1200, 800, &lay);
         if (px) {
-            int x = (int)floor(pare_plot_map(&lay, PARE_AXIS_X, 60)), y = (int)floor(pare_plot_map(&lay, PARE_AXIS_Y, 14));
+            int x = (int)floor(pare_plot_map(&lay, PARE_AXIS_X, 60)),
+                y = (int)floor(pare_plot_map(&lay, PARE_AXIS_Y, 14));
             CHECK(same_rgb(pixel_of(px, 1200, x, y), series_at(p, 1).color));
         }
         free(px);
@@ -491,8 +494,8 @@ static void test_plot_cli(void)
 {
     const char *d = fixture_hf_dir("cli", 0);
     static const char *const kinds[][3] = {{"spectrum", "--matrix", "0.q"}, {"spectra", "--type", "down"},
-                                           {"energy-ranks", NULL, NULL},     {"mask", "--matrix", "1.gate"},
-                                           {"channels", NULL, NULL},         {"budget", NULL, NULL}};
+                                           {"energy-ranks", NULL, NULL},    {"mask", "--matrix", "1.gate"},
+                                           {"channels", NULL, NULL},        {"budget", NULL, NULL}};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         char name[64];
         snprintf(name, sizeof name, "cli-%s.png", kinds[k][0]);
@@ -512,8 +515,9 @@ static void test_plot_cli(void)
         free(err);
     }
     char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err, (const char *const[]){"plot", "budget", "--model", d, "--terminal", "--ascii", "--size",
-                                                         "72x20", NULL});
+    int st = run_pare(
+        &out, &err,
+        (const char *const[]){"plot", "budget", "--model", d, "--terminal", "--ascii", "--size", "72x20", NULL});
     int ascii = 1, lines = 0;
     for (const char *c = out; c && *c; c++) {
         ascii &= (unsigned char)*c < 128;
@@ -541,8 +545,8 @@ static void test_plot_cli(void)
     expect_pare_error((const char *const[]){"plot", "budget", "--model", d, "--size", "big", NULL},
                       (const char *const[]){"--size 'big'", NULL}, 1);
     expect_pare_error((const char *const[]){"plot", "budget", NULL}, (const char *const[]){"--model", NULL}, 1);
-    expect_pare_error((const char *const[]){"plot", "size-quality", NULL},
-                      (const char *const[]){"run folders", NULL}, 1);
+    expect_pare_error((const char *const[]){"plot", "size-quality", NULL}, (const char *const[]){"run folders", NULL},
+                      1);
     expect_pare_error((const char *const[]){"plot", "size-quality", tmp_path("no-such-run"), NULL},
                       (const char *const[]){"no-such-run", "no run record", NULL}, 1);
     /* run records made here: an empty one, and one whose metric is 0 (not on a log axis) */
@@ -561,8 +565,9 @@ static void test_plot_cli(void)
     expect_pare_error((const char *const[]){"plot", "size-quality", zero, "--metric", "ppl", NULL},
                       (const char *const[]){"'ppl'", NULL}, 1);
     const char *png = tmp_path("zero.png");
-    st = run_pare(&out, &err, (const char *const[]){"plot", "size-quality", zero, "--metric", "acc b.txt", "--out", png,
-                                                     "--convention", "total", NULL});
+    st = run_pare(&out, &err,
+                  (const char *const[]){"plot", "size-quality", zero, "--metric", "acc b.txt", "--out", png,
+                                        "--convention", "total", NULL});
     CHECKF(st == 0 && pare_file_exists(png), "exit %d: %s", st, err);
     free(out);
     free(err);
@@ -595,7 +600,8 @@ static void test_lua_plots(void)
             int listed = 0;
             size_t i;
             json_t *v;
-            json_array_foreach(plots, i, v) listed |= !strcmp(json_string_value(v) ?: "", want[k]);
+            json_array_foreach(plots, i, v)
+                listed |= !strcmp(json_string_value(v) ?: "", want[k]);
             snprintf(path, sizeof path, "%s/%s", dir, want[k]);
             char line[1500];
             snprintf(line, sizeof line, "plot: %s\n", path);
@@ -631,14 +637,16 @@ static void test_run_writes_plots(void)
     char *out = NULL, *err = NULL;
     int st = run_pare(&out, &err,
                       (const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "preset=svd", "--set",
-                                            "ratios=0.3,0.5", "--set", set_eval, "--set", "window=32", "--out", dir, NULL});
+                                            "ratios=0.3,0.5", "--set", set_eval, "--set", "window=32", "--out", dir,
+                                            NULL});
     CHECKF(st == 0, "sweep: exit %d: %s", st, err);
     char path[1400], line[1500];
     snprintf(path, sizeof path, "%s/run.json", dir);
     json_error_t je;
     json_t *j = json_load_file(path, 0, &je);
     json_t *plots = json_object_get(j, "plots");
-    CHECKF(json_array_size(plots) == 2 && !strcmp(json_string_value(json_array_get(plots, 0)) ?: "", "size_quality.png") &&
+    CHECKF(json_array_size(plots) == 2 &&
+               !strcmp(json_string_value(json_array_get(plots, 0)) ?: "", "size_quality.png") &&
                !strcmp(json_string_value(json_array_get(plots, 1)) ?: "", "budget.png"),
            "run.json plots: %zu", json_array_size(plots));
     CHECKF(json_array_size(json_object_get(j, "results")) == 3, "3 results (dense + 2 ratios)");
@@ -656,7 +664,8 @@ static void test_run_writes_plots(void)
                "%s: %s", names[k], e.msg);
         /* size-quality: two series (dense, svd) in the first two palette colours; budget: factorized bars */
         if (px && k == 0)
-            CHECK(count_colour(px, w, h, pare_palette_color(0)) > 20 && count_colour(px, w, h, pare_palette_color(1)) > 20);
+            CHECK(count_colour(px, w, h, pare_palette_color(0)) > 20 &&
+                  count_colour(px, w, h, pare_palette_color(1)) > 20);
         if (px && k == 1)
             CHECK(count_colour(px, w, h, pare_palette_color(0)) > 1000);
         free(px);
@@ -684,7 +693,8 @@ static void test_run_writes_plots(void)
     free(err);
     /* `pare plot size-quality` over the sweep's record gives the same kind of chart */
     const char *png = tmp_path("sweep-sq.png");
-    st = run_pare(&out, &err, (const char *const[]){"plot", "size-quality", dir, "--out", png, "--size", "800x500", NULL});
+    st = run_pare(&out, &err,
+                  (const char *const[]){"plot", "size-quality", dir, "--out", png, "--size", "800x500", NULL});
     uint8_t *px = NULL;
     int w = 0, h = 0;
     pare_error e = {0};

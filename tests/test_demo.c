@@ -26,9 +26,10 @@
  * contractions and newlines, so the pre-tokenizer sees every kind of piece. */
 static char *make_text(size_t bytes, uint64_t seed, size_t *len)
 {
-    static const char *words[] = {"the", "jury", "said", "election", "city", "of", "and", "a", "in", "was",
-                                  "Atlanta", "county", "it's", "they'll", "report", "1961", "42", "primary", "to",
-                                  "that", "over-all", "(charge)", "\"praise\"", "thanks", "mayor"};
+    static const char *words[] = {"the",      "jury",       "said",   "election", "city",   "of",   "and",
+                                  "a",        "in",         "was",    "Atlanta",  "county", "it's", "they'll",
+                                  "report",   "1961",       "42",     "primary",  "to",     "that", "over-all",
+                                  "(charge)", "\"praise\"", "thanks", "mayor"};
     size_t nw = sizeof words / sizeof words[0];
     char *t = malloc(bytes + 64);
     size_t n = 0;
@@ -79,7 +80,7 @@ static size_t raw_bytes(const char *s, unsigned char *out)
 
 typedef struct {
     int n_ids;
-    char **piece;        /* id -> raw bytes, NUL-terminated (pieces hold no NUL but byte 0 itself) */
+    char **piece; /* id -> raw bytes, NUL-terminated (pieces hold no NUL but byte 0 itself) */
     size_t *piece_len;
     size_t n_merges;
     int32_t (*merge)[3]; /* a, b, result */
@@ -309,8 +310,10 @@ static void test_brown_convert(void)
     mkdir(root, 0777);
     mkdir(pkg, 0777);
     char p[4200];
-    const char *docs[][2] = {{"ca01", "\tHe/pps ran/vbd ./.\n"}, {"cn27", "\tJack/np sat/vbd ./.\n"},
-                             {"cl17", DOC_A}, {"cp20", "\tShe/pps sang/vbd ,/, too/rb ./.\n\n\tYes/rb ./.\n"}};
+    const char *docs[][2] = {{"ca01", "\tHe/pps ran/vbd ./.\n"},
+                             {"cn27", "\tJack/np sat/vbd ./.\n"},
+                             {"cl17", DOC_A},
+                             {"cp20", "\tShe/pps sang/vbd ,/, too/rb ./.\n\n\tYes/rb ./.\n"}};
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s/%s", pkg, docs[i][0]);
         write_file(p, docs[i][1]);
@@ -337,7 +340,8 @@ static void test_brown_convert(void)
     free(v);
     /* through the CLI, into a corpus folder */
     char *out = NULL, *errs = NULL;
-    int st = run_pare(&out, &errs, (const char *const[]){"demo", "--convert-brown", pkg, "--corpus", tmp_path("corpus"), NULL});
+    int st = run_pare(&out, &errs,
+                      (const char *const[]){"demo", "--convert-brown", pkg, "--corpus", tmp_path("corpus"), NULL});
     CHECKF(st == 0, "exit %d: %s", st, errs);
     CHECK(out && strstr(out, "2 documents") != NULL);
     CHECK(pare_file_exists(tmp_path("corpus/brown_train.txt")) && pare_file_exists(tmp_path("corpus/brown_val.txt")));
@@ -347,9 +351,9 @@ static void test_brown_convert(void)
     mkdir(tmp_path("empty"), 0777);
     CHECK(pare_brown_convert(tmp_path("empty"), train, val, NULL, &r, &err) == PARE_EFORMAT);
     CHECKF(strstr(err.msg, "no Brown documents") && strstr(err.msg, "empty"), "%s", err.msg);
-    expect_pare_error((const char *const[]){"demo", "--convert-brown", tmp_path("nowhere"), "--corpus",
-                                            tmp_path("c2"), NULL},
-                      (const char *const[]){"nowhere", "not a folder", NULL}, 1);
+    expect_pare_error(
+        (const char *const[]){"demo", "--convert-brown", tmp_path("nowhere"), "--corpus", tmp_path("c2"), NULL},
+        (const char *const[]){"nowhere", "not a folder", NULL}, 1);
 }
 
 /* A tiny corpus folder for the demo: brown_train.txt and brown_val.txt. */
@@ -369,8 +373,9 @@ static const char *tiny_corpus(void)
     return dir;
 }
 
-#define TINY "--vocab", "300", "--dim", "32", "--layers", "1", "--heads", "2", "--batch", "2", "--seq", "32", \
-             "--lr-warmup", "1", "--checkpoint-every", "2"
+#define TINY                                                                                                           \
+    "--vocab", "300", "--dim", "32", "--layers", "1", "--heads", "2", "--batch", "2", "--seq", "32", "--lr-warmup",    \
+        "1", "--checkpoint-every", "2"
 
 /* The folder named on the "model" line of pare demo's stdout. */
 static int model_line(const char *out, char *dir, size_t cap)
@@ -437,7 +442,8 @@ static void test_demo_cli(void)
     /* pare eval reads it: a finite perplexity, the one the demo recorded under the same window */
     char val[4200];
     snprintf(val, sizeof val, "%s/brown_val.txt", corpus);
-    st = run_pare(&out, &err, (const char *const[]){"eval", "--model", dir, "--data", val, "--window", "32", "--json", NULL});
+    st = run_pare(&out, &err,
+                  (const char *const[]){"eval", "--model", dir, "--data", val, "--window", "32", "--json", NULL});
     CHECKF(st == 0, "exit %d: %s", st, err);
     json_error_t je;
     json_t *j = out ? json_loads(out, 0, &je) : NULL;
@@ -466,7 +472,8 @@ static void test_demo_cli(void)
     free(out);
     free(err);
     /* --force trains again */
-    const char *argsf[] = {"demo", "--no-tui", "--force", "--corpus", corpus, "--cache", cache, "--steps", "6", TINY, NULL};
+    const char *argsf[] = {"demo", "--no-tui", "--force", "--corpus", corpus, "--cache",
+                           cache,  "--steps",  "6",       TINY,       NULL};
     st = run_pare(&out, &err, argsf);
     CHECKF(st == 0 && strstr(err, "[train] step 6/6") != NULL, "exit %d: %s", st, err);
     CHECK(model_line(out, dir2, sizeof dir2) && !strcmp(dir, dir2) && pare_file_exists(p));
@@ -480,29 +487,34 @@ static void test_demo_interrupted(void)
     const char *corpus = tiny_corpus(), *cache = tmp_path("cache");
     char *out = NULL, *err = NULL, dir[4096];
     /* stopped after the tokenizer, then after 2 of 6 steps: no final folder, the partial one kept */
-    int st = run_pare(&out, &err, (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache,
-                                                        "--steps", "6", "--until", "tokenizer", TINY, NULL});
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache, "--steps", "6",
+                                            "--until", "tokenizer", TINY, NULL});
     CHECK(st == 0 && count_entries(cache, 1) == 1 && count_entries(cache, 0) == 0);
     free(out);
     free(err);
-    st = run_pare(&out, &err, (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache, "--steps",
-                                                    "6", "--until", "2", TINY, NULL});
+    st = run_pare(&out, &err,
+                  (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache, "--steps", "6",
+                                        "--until", "2", TINY, NULL});
     CHECKF(st == 0 && strstr(err, "tokenizer") && strstr(err, "from an earlier run"), "exit %d: %s", st, err);
     CHECK(!model_line(out, dir, sizeof dir));
     CHECK(count_entries(cache, 1) == 1 && count_entries(cache, 0) == 0);
     free(out);
     free(err);
     /* the same command without --until continues from the checkpoint and finishes */
-    st = run_pare(&out, &err, (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache, "--steps",
-                                                    "6", TINY, NULL});
+    st = run_pare(
+        &out, &err,
+        (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache, "--steps", "6", TINY, NULL});
     CHECKF(st == 0 && strstr(err, "resumed") && strstr(err, "at step 2 of 6"), "exit %d: %s", st, err);
     CHECK(model_line(out, dir, sizeof dir) && count_entries(cache, 1) == 0 && count_entries(cache, 0) == 1);
     free(out);
     free(err);
     /* Ctrl-C during training: exit 130, no final folder */
     const char *cache2 = tmp_path("cache2");
-    st = run_pare_signal(&out, &err, (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache2,
-                                                           "--steps", "1000000", TINY, NULL}, 2500, SIGINT);
+    st = run_pare_signal(&out, &err,
+                         (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache2, "--steps",
+                                               "1000000", TINY, NULL},
+                         2500, SIGINT);
     CHECKF(st == 130, "exit %d: %s", st, err);
     CHECKF(err && strstr(err, "interrupted") && strstr(err, "continue"), "%s", err);
     CHECK(count_entries(cache2, 0) == 0 && count_entries(cache2, 1) == 1);
@@ -518,8 +530,9 @@ static void test_demo_errors(void)
                       (const char *const[]){"nocorpus/brown_train.txt", "make corpus", NULL}, 1);
     CHECK(count_entries(cache, 0) == 0 && count_entries(cache, 1) == 0);
     const char *corpus = tiny_corpus();
-    expect_pare_error((const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache, "--until", "soon", NULL},
-                      (const char *const[]){"--until 'soon'", NULL}, 1);
+    expect_pare_error(
+        (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache, "--until", "soon", NULL},
+        (const char *const[]){"--until 'soon'", NULL}, 1);
     expect_pare_error((const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--cache", cache, "--dim", "30",
                                             "--heads", "4", NULL},
                       (const char *const[]){"--dim 30", NULL}, 1);
@@ -550,7 +563,8 @@ static void test_demo_xdg_cache(void)
     const char *old = getenv("XDG_CACHE_HOME");
     char *saved = old ? strdup(old) : NULL;
     setenv("XDG_CACHE_HOME", xdg, 1);
-    int st = run_pare(&out, &err, (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--steps", "2", TINY, NULL});
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"demo", "--no-tui", "--corpus", corpus, "--steps", "2", TINY, NULL});
     if (saved) {
         setenv("XDG_CACHE_HOME", saved, 1);
         free(saved);

@@ -311,7 +311,8 @@ static void test_llama2c_source(void)
     char dir[1400];
     snprintf(dir, sizeof dir, "%s", tmp_path("l2c-hf-dense"));
     json_t *cfg = read_json(dir, "config.json");
-    CHECK(cfg && !strcmp(json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0)), "LlamaForCausalLM"));
+    CHECK(cfg && !strcmp(json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0)), "LlamaForCausalL"
+                                                                                                      "M"));
     CHECK(cfg && json_integer_value(json_object_get(cfg, "num_key_value_heads")) == s.kv_heads);
     json_decref(cfg);
     snprintf(dir, sizeof dir, "%s/tokenizer.bin", tmp_path("l2c-pare"));
@@ -559,8 +560,10 @@ static json_t *entry(json_t *j, const char *kind, int sliced)
 {
     json_t *lins = json_object_get(j, "linears"), *e;
     size_t i;
-    json_array_foreach(lins, i, e) if (!strcmp(json_string_value(json_object_get(e, "kind")), kind) &&
-                                       (!sliced || !json_is_null(json_object_get(e, "kept_out")))) return e;
+    json_array_foreach(lins, i, e)
+        if (!strcmp(json_string_value(json_object_get(e, "kind")), kind) &&
+            (!sliced || !json_is_null(json_object_get(e, "kept_out"))))
+            return e;
     return NULL;
 }
 
@@ -712,8 +715,8 @@ static void test_unsupported_states(void)
     /* sliced attention rows: the forward computes whole heads and would read v at the wrong stride
      * (uninitialized activations), so neither the forward nor the pare format takes this state */
     snprintf(dir, sizeof dir, "%s", tmp_path("unsup-pare"));
-    CHECKF(export_to(m, dir, PARE_EXPORT_PARE, NULL, NULL, &err) == PARE_EUNSUPPORTED && strstr(err.msg, m->blocks[1].v.name) &&
-               strstr(err.msg, "attention matrices keep their loaded shape"),
+    CHECKF(export_to(m, dir, PARE_EXPORT_PARE, NULL, NULL, &err) == PARE_EUNSUPPORTED &&
+               strstr(err.msg, m->blocks[1].v.name) && strstr(err.msg, "attention matrices keep their loaded shape"),
            "%s", err.msg);
     CHECK(!exists(dir));
     pare_acts *acts = NULL;
@@ -730,7 +733,8 @@ static void test_unsupported_states(void)
     for (int i = 0; i < F; i++)
         perm[i] = F - 1 - i;
     pare_block *b = &m->blocks[0];
-    CHECK(pare_linear_keep_rows(&b->gate, perm, F, &err) == PARE_OK && pare_linear_keep_rows(&b->up, perm, F, &err) == PARE_OK &&
+    CHECK(pare_linear_keep_rows(&b->gate, perm, F, &err) == PARE_OK &&
+          pare_linear_keep_rows(&b->up, perm, F, &err) == PARE_OK &&
           pare_linear_keep_cols(&b->down, perm, F, &err) == PARE_OK);
     free(perm);
     snprintf(dir, sizeof dir, "%s", tmp_path("perm-pare"));

@@ -102,8 +102,8 @@ static void test_error_matches_spectrum(void)
                 pare_factor_defaults(&po);
                 pare_factor_report prep;
                 CHECK(pare_factorize_linear(&p, k, &po, st, &prep, &err) == PARE_OK);
-                CHECKF(prep.rel_error <= rep.rel_error + 1e-9, "%s: plain SVD %.6f vs %.6f in the plain metric", names[w],
-                       prep.rel_error, rep.rel_error);
+                CHECKF(prep.rel_error <= rep.rel_error + 1e-9, "%s: plain SVD %.6f vs %.6f in the plain metric",
+                       names[w], prep.rel_error, rep.rel_error);
                 pare_linear_release(&p);
             }
             pare_linear_release(&l);
@@ -126,7 +126,8 @@ static void test_full_rank(void)
         o.weighting = kinds[w];
         pare_factor_report rep;
         pare_error err = {0};
-        CHECK(pare_factorize_linear(&l, l.out < l.in ? l.out : l.in, &o, &c.stats->sites[0][PARE_IN_ATTN], &rep, &err) == PARE_OK);
+        CHECK(pare_factorize_linear(&l, l.out < l.in ? l.out : l.in, &o, &c.stats->sites[0][PARE_IN_ATTN], &rep,
+                                    &err) == PARE_OK);
         CHECKF(rep.rel_error < 1e-4, "method %d: full rank error %.3g", w, rep.rel_error);
         pare_linear_release(&l);
     }

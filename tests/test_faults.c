@@ -429,12 +429,12 @@ typedef struct {
     const char *delay_ms;    /* PARE_TEST_PROGRESS_DELAY_MS, or NULL */
     const char *wait_for;    /* send sig once stderr contains this (NULL: never) */
     int sig;
-    long fsize;              /* RLIMIT_FSIZE in bytes (SIGXFSZ ignored: writes fail with EFBIG), 0: none */
-    int unprivileged;        /* drop CAP_DAC_OVERRIDE, so that folder permissions bind root too */
-    char *out, *err;         /* captured, malloc'd */
-    int signalled;           /* sig was sent */
-    int status;              /* exit status (128 + signal when killed) */
-    int slot;                /* which capture files (children running at once need different ones) */
+    long fsize;       /* RLIMIT_FSIZE in bytes (SIGXFSZ ignored: writes fail with EFBIG), 0: none */
+    int unprivileged; /* drop CAP_DAC_OVERRIDE, so that folder permissions bind root too */
+    char *out, *err;  /* captured, malloc'd */
+    int signalled;    /* sig was sent */
+    int status;       /* exit status (128 + signal when killed) */
+    int slot;         /* which capture files (children running at once need different ones) */
     pid_t pid;
     char opath[1200], epath[1200];
 } child;
@@ -445,7 +445,6 @@ static void child_free(child *c)
     free(c->err);
     c->out = c->err = NULL;
 }
-
 
 
 /* In the child before exec: the progress delay, the file-size limit, the dropped capability. */
@@ -547,8 +546,9 @@ static const char *run_status(const char *out_dir)
     char p[1300];
     snprintf(p, sizeof p, "%s/run.json", out_dir);
     json_t *j = load_json(p);
-    snprintf(buf, sizeof buf, "%s", j && json_string_value(json_object_get(j, "status")) ?
-                                      json_string_value(json_object_get(j, "status")) : "(no run.json)");
+    snprintf(buf, sizeof buf, "%s",
+             j && json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status"))
+                                                                  : "(no run.json)");
     json_decref(j);
     return buf;
 }
@@ -621,12 +621,11 @@ static void test_signals_cli(void)
         const char *cmd, *method, *wait_for;
         int sig, export;
     } CASES[] = {
-        {"compress", "lorap", "(statistics)", SIGINT, 0},      /* calibration */
-        {"compress", "svd", "[compress]", SIGTERM, 0},         /* compression */
-        {"compress", "svd", "[eval compressed]", SIGINT, 0},   /* evaluation of the result */
-        {"compress", "svd", "[export]", SIGTERM, 1},           /* export */
-        {"compress", "svd", "[export]", SIGINT, 1},
-        {"eval", NULL, "[eval]", SIGTERM, 0},
+        {"compress", "lorap", "(statistics)", SIGINT, 0},    /* calibration */
+        {"compress", "svd", "[compress]", SIGTERM, 0},       /* compression */
+        {"compress", "svd", "[eval compressed]", SIGINT, 0}, /* evaluation of the result */
+        {"compress", "svd", "[export]", SIGTERM, 1},         /* export */
+        {"compress", "svd", "[export]", SIGINT, 1},          {"eval", NULL, "[eval]", SIGTERM, 0},
     };
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         snprintf(out, sizeof out, "%s", tmp_path("sig-out"));
@@ -666,7 +665,8 @@ static void test_signals_cli(void)
         child c = {.args = args, .delay_ms = "30", .wait_for = CASES[i].wait_for, .sig = CASES[i].sig};
         run_child(&c);
         int want = 128 + CASES[i].sig;
-        CHECKF(c.signalled, "pare %s: never reached '%s' (exit %d): %s", CASES[i].cmd, CASES[i].wait_for, c.status, c.err);
+        CHECKF(c.signalled, "pare %s: never reached '%s' (exit %d): %s", CASES[i].cmd, CASES[i].wait_for, c.status,
+               c.err);
         CHECKF(c.status == want, "pare %s, %s at '%s': exit %d, want %d: %s", CASES[i].cmd, signame(CASES[i].sig),
                CASES[i].wait_for, c.status, want, c.err);
         CHECKF(strstr(c.err, "interrupted") || strstr(c.err, "canceled"), "no cancel message: %s", c.err);
@@ -685,8 +685,9 @@ static void test_signals_finetune(void)
         char out[1200], ckpt[1300];
         snprintf(out, sizeof out, "%s-%d", tmp_path("ft-out"), i);
         snprintf(ckpt, sizeof ckpt, "%s/checkpoint", out);
-        const char *args[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "200", "--batch",
-                              "2", "--seq", "16", "--log-every", "1", "--checkpoint-every", "0", NULL};
+        const char *args[] = {"finetune", "--model", model, "--data", text, "--out",       out, "--steps",
+                              "200",      "--batch", "2",   "--seq",  "16", "--log-every", "1", "--checkpoint-every",
+                              "0",        NULL};
         child c = {.args = args, .delay_ms = "10", .wait_for = "step 3/200", .sig = SIGS[i]};
         run_child(&c);
         CHECKF(c.signalled && c.status == 128 + SIGS[i], "pare finetune, %s: exit %d: %s", signame(SIGS[i]), c.status,
@@ -714,19 +715,33 @@ static void test_signals_run(void)
         const char *recipe, *wait_for;
         int sig;
     } CASES[] = {
-        {"presets/lorap.lua", "[calibrate]", SIGTERM},
-        {"presets/global.lua", "[spectra]", SIGINT},
-        {"presets/svd.lua", "[eval]", SIGTERM},
-        {"presets/svd.lua", "[export]", SIGINT},
+        {"presets/lorap.lua", "[calibrate]", SIGTERM}, {"presets/global.lua", "[spectra]", SIGINT},
+        {"presets/svd.lua", "[eval]", SIGTERM},        {"presets/svd.lua", "[export]", SIGINT},
         {"presets/svd.lua", "[export]", SIGTERM},
     };
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
         char out[1200], model_out[1300];
         snprintf(out, sizeof out, "%s-%zu", tmp_path("run-out"), i);
         snprintf(model_out, sizeof model_out, "%s/model", out);
-        const char *args[] = {"run", CASES[i].recipe, "--set", set_model, "--set", set_calib, "--set", "export=true",
-                              "--set", "calib_samples=8", "--set", "calib_len=16", "--set", "window=4", "--out", out,
-                              strstr(CASES[i].wait_for, "eval") ? "--set" : NULL, set_eval, NULL};
+        const char *args[] = {"run",
+                              CASES[i].recipe,
+                              "--set",
+                              set_model,
+                              "--set",
+                              set_calib,
+                              "--set",
+                              "export=true",
+                              "--set",
+                              "calib_samples=8",
+                              "--set",
+                              "calib_len=16",
+                              "--set",
+                              "window=4",
+                              "--out",
+                              out,
+                              strstr(CASES[i].wait_for, "eval") ? "--set" : NULL,
+                              set_eval,
+                              NULL};
         child c = {.args = args, .delay_ms = "30", .wait_for = CASES[i].wait_for, .sig = CASES[i].sig};
         run_child(&c);
         CHECKF(c.signalled && c.status == 128 + CASES[i].sig, "pare run %s, %s at '%s': exit %d: %s", CASES[i].recipe,
@@ -773,8 +788,8 @@ static void test_disk_full_export(void)
         /* a new folder */
         char fresh[1200];
         snprintf(fresh, sizeof fresh, "%s-%s", tmp_path("df-new"), FORMATS[f]);
-        const char *a1[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.4", "--format", FORMATS[f],
-                            "--out", fresh, NULL};
+        const char *a1[] = {"compress", "--model",  model,      "--method", "svd", "--ratio",
+                            "0.4",      "--format", FORMATS[f], "--out",    fresh, NULL};
         child d = {.args = a1, .fsize = atol(FULL)};
         run_child(&d);
         CHECKF(d.status == 2 && strstr(d.err, fresh) && strstr(d.err, "File too large"),
@@ -782,8 +797,8 @@ static void test_disk_full_export(void)
         CHECKF(!pare_is_dir(fresh) && leftovers(fresh) == 0, "%s: a partial export remains", fresh);
         child_free(&d);
         /* replacing the first export */
-        const char *a2[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.4", "--format", FORMATS[f],
-                            "--out", out, "--overwrite", NULL};
+        const char *a2[] = {"compress", "--model",  model,   "--method", "svd",         "--ratio", "0.4",
+                            "--format", FORMATS[f], "--out", out,        "--overwrite", NULL};
         child e = {.args = a2, .fsize = atol(FULL)};
         run_child(&e);
         CHECKF(e.status == 2 && strstr(e.err, out), "%s --overwrite on a full disk: exit %d: %s", FORMATS[f], e.status,
@@ -824,8 +839,8 @@ static void test_unwritable_outputs(void)
     snprintf(set_model, sizeof set_model, "model=%s", model);
     const char *compress[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.3", "--out", out, NULL};
     const char *run[] = {"run", "presets/svd.lua", "--set", set_model, "--out", out, NULL};
-    const char *finetune[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "2", "--batch", "2",
-                              "--seq", "8", NULL};
+    const char *finetune[] = {"finetune", "--model", model,     "--data", text,    "--out", out,
+                              "--steps",  "2",       "--batch", "2",      "--seq", "8",     NULL};
     const char *const *cases[] = {compress, run, finetune};
     for (int i = 0; i < 3; i++) {
         child c = {.args = cases[i], .unprivileged = 1};
@@ -870,8 +885,7 @@ static void test_disk_full_run(void)
     CHECKF(d.status == 2 && strstr(d.err, out2) && strstr(d.err, "File too large"), "run on a full disk: exit %d: %s",
            d.status, d.err);
     json_t *j = load_json(rj2);
-    CHECKF(!pare_file_exists(rj2) || (j && !strcmp(run_status(out2), "failed")), "%s: status %s", rj2,
-           run_status(out2));
+    CHECKF(!pare_file_exists(rj2) || (j && !strcmp(run_status(out2), "failed")), "%s: status %s", rj2, run_status(out2));
     json_decref(j);
     char model2[1300];
     snprintf(model2, sizeof model2, "%s/model", out2);
@@ -906,14 +920,16 @@ static void test_disk_full_checkpoint(void)
     char out[1200], ckpt[1300];
     snprintf(out, sizeof out, "%s", tmp_path("dc-out"));
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint", out);
-    const char *a1[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "4", "--batch", "2",
-                        "--seq", "8", "--checkpoint-every", "1", "--until", "2", NULL};
+    const char *a1[] = {"finetune", "--model", model,     "--data", text,    "--out", out,
+                        "--steps",  "4",       "--batch", "2",      "--seq", "8",     "--checkpoint-every",
+                        "1",        "--until", "2",       NULL};
     child c = {.args = a1};
     run_child(&c);
     CHECKF(c.status == 0, "first steps: %s", c.err);
     child_free(&c);
-    const char *a2[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "4", "--batch", "2",
-                        "--seq", "8", "--checkpoint-every", "1", "--resume", NULL};
+    const char *a2[] = {"finetune", "--model",  model,     "--data", text,    "--out", out,
+                        "--steps",  "4",        "--batch", "2",      "--seq", "8",     "--checkpoint-every",
+                        "1",        "--resume", NULL};
     child d = {.args = a2, .fsize = atol(FULL)};
     run_child(&d);
     CHECKF(d.status == 2 && strstr(d.err, ckpt) && strstr(d.err, "File too large"),
@@ -945,11 +961,13 @@ static void test_output_lock(void)
     static const char *const KINDS[] = {"compress --out", "run", "finetune"};
     for (int k = 0; k < 3; k++) {
         snprintf(out, sizeof out, "%s-%d", tmp_path("lk-out"), k);
-        const char *compress[] = {"compress", "--model", model, "--method", "svd", "--ratio", "0.3", "--out", out, NULL};
-        const char *run[] = {"run", "presets/svd.lua", "--set", set_model, "--set", set_calib, "--set", "calib_samples=8",
-                             "--set", "calib_len=16", "--set", "export=true", "--out", out, NULL};
-        const char *finetune[] = {"finetune", "--model", model, "--data", text, "--out", out, "--steps", "6",
-                                  "--batch", "2", "--seq", "8", "--log-every", "1", NULL};
+        const char *compress[] = {"compress", "--model", model,   "--method", "svd",
+                                  "--ratio",  "0.3",     "--out", out,        NULL};
+        const char *run[] = {"run",     "presets/svd.lua", "--set",           set_model, "--set",
+                             set_calib, "--set",           "calib_samples=8", "--set",   "calib_len=16",
+                             "--set",   "export=true",     "--out",           out,       NULL};
+        const char *finetune[] = {"finetune", "--model", model, "--data", text, "--out",       out, "--steps",
+                                  "6",        "--batch", "2",   "--seq",  "8",  "--log-every", "1", NULL};
         const char *const *args = k == 0 ? compress : k == 1 ? run : finetune;
         const char *busy = k == 0 ? "[export]" : k == 1 ? "[calibrate]" : "step 1/6";
         child first = {.args = args, .delay_ms = "40", .slot = 1};
@@ -998,8 +1016,8 @@ static void test_lock_files(void)
         snprintf(out, sizeof out, "%s", tmp_path(k ? "lf-linked" : "lf-mymodel"));
         snprintf(lock, sizeof lock, "%s.lock", out);
         CHECK(k ? symlink(victim, lock) == 0 : write_bytes(lock, "mine", 4) == 0);
-        child c = {.args = (const char *const[]){"compress", "--model", model, "--method", "magnitude", "--ratio", "0.3",
-                                                  "--out", out, NULL}};
+        child c = {.args = (const char *const[]){"compress", "--model", model, "--method", "magnitude", "--ratio",
+                                                 "0.3", "--out", out, NULL}};
         run_child(&c);
         CHECKF(c.status == 2 && strstr(c.err, lock) && strstr(c.err, "not a lock file of pare"),
                "compress --out %s beside %s: exit %d: %s", out, k ? "a planted link" : "the user's lock file", c.status,
@@ -1014,8 +1032,8 @@ static void test_lock_files(void)
     snprintf(out, sizeof out, "%s", tmp_path("lf-stale"));
     snprintf(lock, sizeof lock, "%s.lock", out);
     CHECK(write_bytes(lock, "pare lock, pid 1\n", 17) == 0);
-    child stale = {.args = (const char *const[]){"compress", "--model", model, "--method", "magnitude", "--ratio", "0.3",
-                                                  "--out", out, NULL}};
+    child stale = {.args = (const char *const[]){"compress", "--model", model, "--method", "magnitude", "--ratio",
+                                                 "0.3", "--out", out, NULL}};
     run_child(&stale);
     CHECKF(stale.status == 0 && pare_is_dir(out) && access(lock, F_OK) != 0, "a stale lock: exit %d: %s", stale.status,
            stale.err);
@@ -1055,8 +1073,8 @@ static void test_lock_files(void)
     snprintf(out, sizeof out, "%s", tmp_path("lf-finetune"));
     snprintf(lock, sizeof lock, "%s/.pare-lock", out);
     CHECK(mkdir(out, 0777) == 0 && symlink(victim, lock) == 0);
-    child ft = {.args = (const char *const[]){"finetune", "--model", model, "--data", text, "--out", out, "--steps", "1",
-                                               "--batch", "1", "--seq", "8", NULL}};
+    child ft = {.args = (const char *const[]){"finetune", "--model", model, "--data", text, "--out", out, "--steps",
+                                              "1", "--batch", "1", "--seq", "8", NULL}};
     run_child(&ft);
     char *kept = read_all(victim);
     CHECKF(ft.status == 2 && strstr(ft.err, lock) && !strcmp(kept, "keep"), "finetune with a planted %s: exit %d: %s",

@@ -39,8 +39,9 @@ static void expect_st_error(const char *path, const char *what)
 static void test_st_valid_and_metadata(void)
 {
     const char *p = tmp_path("ok.safetensors");
-    write_st(p, "{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-                "\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[24,32]}}",
+    write_st(p,
+             "{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+             "\"b\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[24,32]}}",
              32);
     pare_safetensors st;
     pare_error err = {0};
@@ -76,7 +77,10 @@ static void test_st_invalid_json(void)
     const char *p = tmp_path("json.safetensors");
     write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]", 4);
     expect_st_error(p, "invalid header JSON");
-    write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+    write_st(p,
+             "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
+             "\"data_offsets\":[0,4]}}",
+             4);
     expect_st_error(p, "invalid header JSON"); /* duplicate keys are rejected */
     write_st(p, "{\"a\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
     expect_st_error(p, "unknown dtype");
@@ -87,7 +91,10 @@ static void test_st_invalid_json(void)
 static void test_st_offsets(void)
 {
     const char *p = tmp_path("off.safetensors");
-    write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24);
+    write_st(p,
+             "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[4],"
+             "\"data_offsets\":[8,24]}}",
+             24);
     expect_st_error(p, "overlap");
     write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}", 16);
     expect_st_error(p, "out of range");
@@ -107,15 +114,15 @@ static void test_half_conversions(void)
 {
     float one = 1.0f;
     CHECK(pare_bf16_to_f32(pare_f32_to_bf16(1.5f)) == 1.5f);
-    CHECK(pare_bf16_to_f32(pare_f32_to_bf16(one + ldexpf(1, -8))) == 1.0f);                 /* tie -> even */
+    CHECK(pare_bf16_to_f32(pare_f32_to_bf16(one + ldexpf(1, -8))) == 1.0f);                    /* tie -> even */
     CHECK(pare_bf16_to_f32(pare_f32_to_bf16(one + 3 * ldexpf(1, -8))) == one + ldexpf(1, -6)); /* tie -> even (up) */
-    CHECK(pare_f16_to_f32(pare_f32_to_f16(65504.0f)) == 65504.0f);                            /* largest f16 */
+    CHECK(pare_f16_to_f32(pare_f32_to_f16(65504.0f)) == 65504.0f);                             /* largest f16 */
     CHECK(isinf(pare_f16_to_f32(pare_f32_to_f16(70000.0f))));
     CHECK(pare_f16_to_f32(pare_f32_to_f16(one + ldexpf(1, -11))) == 1.0f);
     CHECK(pare_f16_to_f32(pare_f32_to_f16(one + 3 * ldexpf(1, -11))) == one + ldexpf(1, -9));
-    CHECK(pare_f16_to_f32(pare_f32_to_f16(ldexpf(1, -24))) == ldexpf(1, -24));               /* smallest subnormal */
+    CHECK(pare_f16_to_f32(pare_f32_to_f16(ldexpf(1, -24))) == ldexpf(1, -24)); /* smallest subnormal */
     CHECK(pare_f16_to_f32(pare_f32_to_f16(ldexpf(3, -24))) == ldexpf(3, -24));
-    CHECK(pare_f16_to_f32(pare_f32_to_f16(ldexpf(1, -25))) == 0.0f);                          /* tie -> even (0) */
+    CHECK(pare_f16_to_f32(pare_f32_to_f16(ldexpf(1, -25))) == 0.0f); /* tie -> even (0) */
     CHECK(pare_f16_to_f32(pare_f32_to_f16(-2.0f)) == -2.0f);
     CHECK(isnan(pare_f16_to_f32(pare_f32_to_f16(NAN))) && isnan(pare_bf16_to_f32(pare_f32_to_bf16(NAN))));
     /* every finite f16 value survives f16 -> f32 -> f16 */
@@ -196,8 +203,9 @@ static void test_sharded_equals_single(void)
     json_t *wm = json_object_get(ij, "weight_map");
     const char *first_shard = json_string_value(json_object_get(wm, "model.embed_tokens.weight"));
     json_object_set_new(wm, "model.embed_tokens.weight",
-                        json_string(strcmp(first_shard, "model-00002-of-00003.safetensors") ? "model-00002-of-00003.safetensors"
-                                                                                            : "model-00001-of-00003.safetensors"));
+                        json_string(strcmp(first_shard, "model-00002-of-00003.safetensors")
+                                        ? "model-00002-of-00003.safetensors"
+                                        : "model-00001-of-00003.safetensors"));
     json_dump_file(ij, index, 0);
     json_decref(ij);
     {
@@ -232,7 +240,8 @@ static void test_half_precision_checkpoints(void)
     /* Rounding weights to 11 (f16) or 8 (bf16) significant bits moves logits a little, and f16's
      * three extra bits must show as a clearly smaller deviation. */
     int n32 = 0, n16 = 0, nbf = 0, v = 0;
-    float *l32 = fixture_logits(d32, &n32, &v), *l16 = fixture_logits(d16, &n16, &v), *lbf = fixture_logits(dbf, &nbf, &v);
+    float *l32 = fixture_logits(d32, &n32, &v), *l16 = fixture_logits(d16, &n16, &v),
+          *lbf = fixture_logits(dbf, &nbf, &v);
     if (l32 && l16 && lbf && n32 == n16 && n32 == nbf) {
         double scale = 0;
         for (int i = 0; i < n32; i++)
@@ -267,7 +276,7 @@ static void test_gpt2_prefix_and_tying(void)
     pare_error err = {0};
     CHECK(pare_model_load(d1, NULL, &m, &err) == PARE_OK);
     if (m) {
-        CHECK(m->head.w == m->tok_emb);      /* tied head shares storage */
+        CHECK(m->head.w == m->tok_emb);          /* tied head shares storage */
         CHECK(m->cfg.ffn_dim == 4 * m->cfg.dim); /* n_inner null */
         CHECK(m->blocks[0].q.out == m->cfg.dim && m->blocks[0].q.b != NULL);
     }
@@ -334,8 +343,8 @@ static void test_config_variants(void)
     json_object_set_new(j, "architectures", json_pack("[s]", "MambaForCausalLM"));
     json_dump_file(j, path, 0);
     CHECK(pare_config_load_hf(path, &c, &err) == PARE_EUNSUPPORTED);
-    CHECKF(strstr(err.msg, "MambaForCausalLM") && strstr(err.msg, "LlamaForCausalLM") && strstr(err.msg, "GPT2LMHeadModel") &&
-               strstr(err.msg, path),
+    CHECKF(strstr(err.msg, "MambaForCausalLM") && strstr(err.msg, "LlamaForCausalLM") &&
+               strstr(err.msg, "GPT2LMHeadModel") && strstr(err.msg, path),
            "%s", err.msg);
     json_decref(j);
 }

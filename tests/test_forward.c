@@ -63,8 +63,16 @@ static void check_logits(const char *name)
     pare_model_free(m);
 }
 
-static void test_logits_llama(void) { NEED_SHARED(); check_logits("ref-llama-12m"); }
-static void test_logits_gpt2(void) { NEED_SHARED(); check_logits("ref-gpt2-6m"); }
+static void test_logits_llama(void)
+{
+    NEED_SHARED();
+    check_logits("ref-llama-12m");
+}
+static void test_logits_gpt2(void)
+{
+    NEED_SHARED();
+    check_logits("ref-gpt2-6m");
+}
 
 /* The default protocol on the reference token ids (so independent of the tokenizer) reproduces the
  * reference perplexity of the smallest file; test_cli runs all files through ./pare. */
@@ -111,8 +119,16 @@ static void check_ppl(const char *name)
     pare_model_free(m);
 }
 
-static void test_ppl_llama(void) { NEED_SHARED(); check_ppl("ref-llama-12m"); }
-static void test_ppl_gpt2(void) { NEED_SHARED(); check_ppl("ref-gpt2-6m"); }
+static void test_ppl_llama(void)
+{
+    NEED_SHARED();
+    check_ppl("ref-llama-12m");
+}
+static void test_ppl_gpt2(void)
+{
+    NEED_SHARED();
+    check_ppl("ref-gpt2-6m");
+}
 
 /* Batching must not change results: windows evaluated one at a time give the same NLL. */
 static void test_batch_invariance(void)

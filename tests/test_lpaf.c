@@ -62,7 +62,8 @@ static int same_model(pare_model *a, pare_model *b, const char **what)
             (x->norm1_b && (memcmp(x->norm1_b, y->norm1_b, C * 4) || memcmp(x->norm2_b, y->norm2_b, C * 4))))
             return 0;
     }
-    if (memcmp(a->final_norm_w, b->final_norm_w, C * 4) || (a->final_norm_b && memcmp(a->final_norm_b, b->final_norm_b, C * 4)))
+    if (memcmp(a->final_norm_w, b->final_norm_w, C * 4) ||
+        (a->final_norm_b && memcmp(a->final_norm_b, b->final_norm_b, C * 4)))
         return 0;
     *what = "head";
     if (!c->tied_head && memcmp(a->head.w, b->head.w, (size_t)c->vocab_size * C * 4))
@@ -116,7 +117,8 @@ static void test_lpaf_cubic_schedule(void)
             want = rf;
         else
             want = rf + (1 - rf) * pow(1.0 - (t - 10) / 70.0, 3);
-        CHECKF(fabs(pare_fop_kept(&o, t) - want) <= 1e-15, "r_%ld = %.17g, formula %.17g", t, pare_fop_kept(&o, t), want);
+        CHECKF(fabs(pare_fop_kept(&o, t) - want) <= 1e-15, "r_%ld = %.17g, formula %.17g", t, pare_fop_kept(&o, t),
+               want);
     }
     CHECK(pare_fop_kept(&o, 10) == 1.0 && pare_fop_kept(&o, 80) == rf);
     pare_error err = {0};
@@ -137,7 +139,8 @@ static void test_lpaf_cubic_schedule(void)
     fo.mix_span = 0.5;
     for (long t = 0; t < 40; t++) {
         double want = t < 20 ? 0.5 * (1 - t / 20.0) : 0;
-        CHECKF(fabs(pare_ft_mix_prob(&fo, t) - want) <= 1e-15, "p(%ld) = %g, want %g", t, pare_ft_mix_prob(&fo, t), want);
+        CHECKF(fabs(pare_ft_mix_prob(&fo, t) - want) <= 1e-15, "p(%ld) = %g, want %g", t, pare_ft_mix_prob(&fo, t),
+               want);
     }
 }
 
@@ -321,7 +324,8 @@ static void test_lpaf_masks_reach_sparsity(void)
             size_t tot = 0;
             for (int i = 0; i < n; i++)
                 tot += masked_in(lin[i]);
-            CHECKF(fabs((double)tot / all - 0.6) < 0.01, "%s: final sparsity %g", PARE_FOP_NAMES[method], (double)tot / all);
+            CHECKF(fabs((double)tot / all - 0.6) < 0.01, "%s: final sparsity %g", PARE_FOP_NAMES[method],
+                   (double)tot / all);
             pare_ft_free(ft);
             pare_tokens_close(&ts);
             pare_model_free(m);
@@ -401,7 +405,8 @@ static void test_lpaf_sparse_svd(void)
             double u = (double)(st >> 11) * 0x1.0p-53;
             int kept = (st >> 7) % 10 < 5;
             /* a low-rank part plus noise, then pruned */
-            double lr = sin(0.3 * (double)(i / n)) * cos(0.2 * (double)(i % n)) + 0.5 * sin(0.11 * (double)(i / n) * (double)(i % n) / 7);
+            double lr = sin(0.3 * (double)(i / n)) * cos(0.2 * (double)(i % n)) +
+                        0.5 * sin(0.11 * (double)(i / n) * (double)(i % n) / 7);
             W[i] = kept ? (float)(lr + 0.3 * (u - 0.5)) : 0.0f;
             wt[i] = kept ? (float)(0.05 + 0.95 * u * u) : 0.0f;
             mk[i] = kept ? 1.0f : 0.0f;
@@ -517,8 +522,8 @@ static void test_lpaf_sparse_svd(void)
         num += wq * pow((double)w0[i] - dense[i], 2);
         den += wq * w0[i] * w0[i];
     }
-    CHECKF(fabs(sqrt(num / den) - r.rel_error) <= 1e-4 * r.rel_error, "median-scaled weighted error %.6g, recomputed %.6g",
-           r.rel_error, sqrt(num / den));
+    CHECKF(fabs(sqrt(num / den) - r.rel_error) <= 1e-4 * r.rel_error,
+           "median-scaled weighted error %.6g, recomputed %.6g", r.rel_error, sqrt(num / den));
     float *zero = calloc(N, sizeof *zero);
     CHECK(pare_factorize_sparse(&mdl->blocks[0].gate, 4, zero, NULL, NULL, &err) == PARE_EINVAL &&
           strstr(err.msg, "is zero"));
@@ -799,9 +804,11 @@ static void test_lpaf_cli_finetune_resume(void)
 {
     const char *d = fixture_hf_dir("fx", 0), *text = tmp_path("t.txt"), *o1 = tmp_path("o1"), *o2 = tmp_path("o2");
     fixture_write_pattern(text, TEXT, 3000);
-    const char *base[] = {"finetune", "--model", d, "--data", text, "--steps", "5", "--batch", "2", "--seq", "16",
-                          "--lr", "0.01", "--seed", "3", "--prune", "movement", "--sparsity", "0.4",
-                          "--warmup-steps", "1", "--cooldown-steps", "1", "--log-every", "1", "--json"};
+    const char *base[] = {
+        "finetune", "--model",    d,     "--data",         text,   "--steps",          "5", "--batch",
+        "2",        "--seq",      "16",  "--lr",           "0.01", "--seed",           "3", "--prune",
+        "movement", "--sparsity", "0.4", "--warmup-steps", "1",    "--cooldown-steps", "1", "--log-every",
+        "1",        "--json"};
     enum { NB = sizeof base / sizeof base[0] };
     const char *args[NB + 6];
     memcpy(args, base, sizeof base);
@@ -869,9 +876,10 @@ static void test_lpaf_cli_nan(void)
 {
     const char *d = fixture_hf_dir("fx", 1), *text = tmp_path("t.txt");
     fixture_write_pattern(text, TEXT, 3000);
-    expect_pare_error((const char *const[]){"finetune", "--model", d, "--data", text, "--out", tmp_path("o"), "--steps",
-                                            "6", "--batch", "2", "--seq", "16", "--lr", "1e38", "--clip", "0",
-                                            "--checkpoint-every", "1", NULL},
+    expect_pare_error((const char *const[]){"finetune",    "--model", d,      "--data",  text, "--out",
+                                            tmp_path("o"), "--steps", "6",    "--batch", "2",  "--seq",
+                                            "16",          "--lr",    "1e38", "--clip",  "0",  "--checkpoint-every",
+                                            "1",           NULL},
                       (const char *const[]){"non-finite", "stopped", NULL}, 0);
 }
 
@@ -884,11 +892,12 @@ static void test_lpaf_cli_train_scratch(void)
     char tok[1300];
     snprintf(tok, sizeof tok, "%s/tokenizer.json", d);
     int st;
-    json_t *j = run_json((const char *const[]){"train", "--tokenizer", tok, "--dim", "32", "--layers", "2", "--heads",
-                                               "4", "--kv-heads", "2", "--ffn", "64", "--max-pos", "64", "--data", text,
-                                               "--out", o, "--steps", "40", "--batch", "4", "--seq", "24", "--lr",
-                                               "0.01", "--lr-warmup", "4", "--json", NULL},
-                         &st, NULL);
+    json_t *j = run_json(
+        (const char *const[]){"train", "--tokenizer", tok,    "--dim",       "32", "--layers",  "2",  "--heads",
+                              "4",     "--kv-heads",  "2",    "--ffn",       "64", "--max-pos", "64", "--data",
+                              text,    "--out",       o,      "--steps",     "40", "--batch",   "4",  "--seq",
+                              "24",    "--lr",        "0.01", "--lr-warmup", "4",  "--json",    NULL},
+        &st, NULL);
     CHECKF(j && st == 0, "exit %d", st);
     json_decref(j);
     char p[1300];
@@ -926,8 +935,9 @@ static void test_lpaf_lua_module(void)
     char set_text[1300];
     snprintf(set_text, sizeof set_text, "text=%s", text);
     char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err, (const char *const[]){"run", "tests/lua/lpaf.lua", "--model", d, "--set", set_text,
-                                                         "--out", tmp_path("run"), "--quiet", NULL});
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"run", "tests/lua/lpaf.lua", "--model", d, "--set", set_text, "--out",
+                                            tmp_path("run"), "--quiet", NULL});
     CHECKF(st == 0 && out && strstr(out, "ok lpaf"), "exit %d\n%s%s", st, out ? out : "", err ? err : "");
     const char *fl = out ? strstr(out, "final_loss ") : NULL;
     double lua_loss = fl ? strtod(fl + 11, NULL) : -1;
@@ -959,11 +969,19 @@ static void test_lpaf_presets(void)
         snprintf(set_var, sizeof set_var, "variant=%s", variants[v]);
         snprintf(dir, sizeof dir, "p%d", v);
         char *out = NULL, *err = NULL;
-        int st = run_pare(&out, &err, (const char *const[]){"run", "presets/lpaf.lua", "--model", d, "--set", set_data,
-                                                             "--set", set_eval, "--set", set_var, "--set", "steps=4",
-                                                             "--set", "batch=2", "--set", "seq=16", "--set", "window=32",
-                                                             "--set", "calib_samples=4", "--set", "svd_iters=5", "--out",
-                                                             tmp_path(dir), "--quiet", NULL});
+        int st = run_pare(&out, &err, (const char *const[]){"run",     "presets/lpaf.lua",
+                                                            "--model", d,
+                                                            "--set",   set_data,
+                                                            "--set",   set_eval,
+                                                            "--set",   set_var,
+                                                            "--set",   "steps=4",
+                                                            "--set",   "batch=2",
+                                                            "--set",   "seq=16",
+                                                            "--set",   "window=32",
+                                                            "--set",   "calib_samples=4",
+                                                            "--set",   "svd_iters=5",
+                                                            "--out",   tmp_path(dir),
+                                                            "--quiet", NULL});
         char path[1300];
         snprintf(path, sizeof path, "%s/run.json", tmp_path(dir));
         json_error_t je;
@@ -987,10 +1005,10 @@ static void test_lpaf_presets(void)
         free(err);
     }
     char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err, (const char *const[]){"run", "presets/lpaf_rank.lua", "--model", d, "--set", set_data,
-                                                         "--set", "steps=4", "--set", "batch=2", "--set", "seq=16",
-                                                         "--set", "sparsities=0.5,0.8", "--out", tmp_path("rank"),
-                                                         "--quiet", NULL});
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"run", "presets/lpaf_rank.lua", "--model", d, "--set", set_data, "--set",
+                                            "steps=4", "--set", "batch=2", "--set", "seq=16", "--set",
+                                            "sparsities=0.5,0.8", "--out", tmp_path("rank"), "--quiet", NULL});
     CHECKF(st == 0 && out && strstr(out, "rank95/full") && strstr(out, "magnitude") && strstr(out, "dense"),
            "lpaf_rank: exit %d\n%s%s", st, out ? out : "", err ? err : "");
     for (int k = 0; k < 2; k++) { /* the rank plots are PNG files */

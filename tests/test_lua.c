@@ -43,21 +43,25 @@ static void test_preset_matches_compress(void)
     fixture_write_pattern(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 8000);
     static const struct {
         const char *preset, *method, *ratio;
-    } cases[] = {{"presets/lorap.lua", "lorap", "0.4"}, {"presets/svd.lua", "svd", "0.3"},
-                 {"presets/svd.lua", "asvd", "0.5"}};
+    } cases[] = {
+        {"presets/lorap.lua", "lorap", "0.4"}, {"presets/svd.lua", "svd", "0.3"}, {"presets/svd.lua", "asvd", "0.5"}};
     for (int g = 0; g < 2; g++) {
         const char *d = fixture_hf_dir(g ? "lgpt2" : "lllama", g);
         for (int c = 0; c < 3; c++) {
-            const char *cargs[] = {"compress", "--model", d, "--method", cases[c].method, "--ratio", cases[c].ratio,
-                                   "--calib", text, "--calib-samples", "4", "--calib-len", "32", "--seed", "7",
-                                   "--eval", text, "--window", "32", "--json", NULL};
+            const char *cargs[] = {"compress", "--model",      d,          "--method", cases[c].method,
+                                   "--ratio",  cases[c].ratio, "--calib",  text,       "--calib-samples",
+                                   "4",        "--calib-len",  "32",       "--seed",   "7",
+                                   "--eval",   text,           "--window", "32",       "--json",
+                                   NULL};
             char *out = NULL, *err = NULL;
             int st = run_pare(&out, &err, cargs);
             json_error_t je;
             json_t *j = st == 0 ? json_loads(out, 0, &je) : NULL;
             CHECKF(j != NULL, "compress %s: exit %d: %s", cases[c].method, st, err);
             double want = j ? json_real_value(json_object_get(json_array_get(json_object_get(j, "eval"), 0), "ppl")) : 0;
-            json_int_t after = j ? json_integer_value(json_object_get(json_object_get(j, "params"), "block_linear_after")) : 0;
+            json_int_t after = j ? json_integer_value(json_object_get(json_object_get(j, "params"), "block_linear_"
+                                                                                                    "after"))
+                                 : 0;
             json_decref(j);
             free(out);
             free(err);
@@ -67,9 +71,10 @@ static void test_preset_matches_compress(void)
             char set_calib[1300], set_eval[1300];
             snprintf(set_calib, sizeof set_calib, "calib=%s", text);
             snprintf(set_eval, sizeof set_eval, "eval=%s", text);
-            const char *rargs[] = {"run", cases[c].preset, "--model", d, "--set", set_ratio, "--set", set_method,
-                                   "--set", set_calib, "--set", "calib_samples=4", "--set", "calib_len=32", "--set",
-                                   "seed=7", "--set", set_eval, "--set", "window=32", "--quiet", NULL};
+            const char *rargs[] = {"run",   cases[c].preset, "--model", d,         "--set", set_ratio,
+                                   "--set", set_method,      "--set",   set_calib, "--set", "calib_samples=4",
+                                   "--set", "calib_len=32",  "--set",   "seed=7",  "--set", set_eval,
+                                   "--set", "window=32",     "--quiet", NULL};
             st = run_pare(&out, &err, rargs);
             double got = recipe_ppl(out);
             CHECKF(st == 0, "run %s %s: exit %d: %s", cases[c].preset, cases[c].method, st, err);
@@ -87,14 +92,14 @@ static void test_preset_matches_compress(void)
  * parameter and the bound; --model is required. */
 static void test_set_checks(void)
 {
-    const char *r = write_recipe("params.lua",
-                                 "params {\n"
-                                 "  ratio = {0.2, \"fraction to remove\", min = 0, max = 0.95},\n"
-                                 "  samples = {16, \"windows\", min = 1},\n"
-                                 "  mode = {\"fast\", \"how\", choices = {\"fast\", \"exact\"}},\n"
-                                 "  verbose = {false, \"chatty\"},\n"
-                                 "}\n"
-                                 "function run(p) print(p.ratio, p.samples, p.mode, p.verbose, math.type(p.samples)) end\n");
+    const char *r = write_recipe("params.lua", "params {\n"
+                                               "  ratio = {0.2, \"fraction to remove\", min = 0, max = 0.95},\n"
+                                               "  samples = {16, \"windows\", min = 1},\n"
+                                               "  mode = {\"fast\", \"how\", choices = {\"fast\", \"exact\"}},\n"
+                                               "  verbose = {false, \"chatty\"},\n"
+                                               "}\n"
+                                               "function run(p) print(p.ratio, p.samples, p.mode, p.verbose, "
+                                               "math.type(p.samples)) end\n");
     const char *d = "unused-model";
     char max_s[64];
     snprintf(max_s, sizeof max_s, "at most %g", 0.95);
@@ -122,13 +127,15 @@ static void test_set_checks(void)
     free(out);
     free(err);
     /* a bad declaration is a script error at its line */
-    const char *bad = write_recipe("baddecl.lua", "params {\n  ratio = {0.2, \"x\", mx = 1},\n}\nfunction run(p) end\n");
+    const char *bad = write_recipe("baddecl.lua", "params {\n  ratio = {0.2, \"x\", mx = 1},\n}\nfunction run(p) "
+                                                  "end\n");
     char where[1300];
     snprintf(where, sizeof where, "%s:1:", bad);
     expect_fail((const char *const[]){"run", bad, "--model", d, NULL},
                 (const char *const[]){where, "unknown field 'mx'", NULL});
     /* a type name is the whole string: "number\0" (a NUL inside a Lua string) is not "number" */
-    bad = write_recipe("badtype.lua", "params {\n  ratio = {0.2, \"x\", type = \"number\\0\"},\n}\nfunction run(p) end\n");
+    bad = write_recipe("badtype.lua", "params {\n  ratio = {0.2, \"x\", type = \"number\\0\"},\n}\nfunction run(p) "
+                                      "end\n");
     expect_fail((const char *const[]){"run", bad, "--model", d, NULL},
                 (const char *const[]){"type must be number, integer, string or boolean", NULL});
 }
@@ -138,23 +145,21 @@ static void test_set_checks(void)
 static void test_script_errors(void)
 {
     const char *d = fixture_hf_dir("lerr", 0);
-    const char *r = write_recipe("boom.lua",
-                                 "local function helper(t)\n"
-                                 "  return t.missing.field\n"
-                                 "end\n"
-                                 "function run(p)\n"
-                                 "  helper({})\n"
-                                 "end\n");
+    const char *r = write_recipe("boom.lua", "local function helper(t)\n"
+                                             "  return t.missing.field\n"
+                                             "end\n"
+                                             "function run(p)\n"
+                                             "  helper({})\n"
+                                             "end\n");
     char l2[1300], l5[1300];
     snprintf(l2, sizeof l2, "%s:2:", r);
     snprintf(l5, sizeof l5, "%s:5:", r);
     expect_fail((const char *const[]){"run", r, "--model", d, NULL},
                 (const char *const[]){l2, "stack traceback", l5, "helper", NULL});
-    const char *c = write_recipe("core.lua",
-                                 "function run(p)\n"
-                                 "  local m <close> = pare.load(p.model)\n"
-                                 "  m:compress{method = 'svd', ratio = 0.99}\n"
-                                 "end\n");
+    const char *c = write_recipe("core.lua", "function run(p)\n"
+                                             "  local m <close> = pare.load(p.model)\n"
+                                             "  m:compress{method = 'svd', ratio = 0.99}\n"
+                                             "end\n");
     char l3[1300];
     snprintf(l3, sizeof l3, "%s:3:", c);
     expect_fail((const char *const[]){"run", c, "--model", d, NULL},
@@ -228,15 +233,15 @@ static void test_run_interrupt(void)
     char *out = NULL, *err = NULL;
     const char *dir = tmp_path("cancelled");
     int st = run_pare_signal(&out, &err,
-                             (const char *const[]){"run", r, "--model", shared_path("models/ref-llama-12m"), "--set", set,
-                                                   "--out", dir, NULL},
+                             (const char *const[]){"run", r, "--model", shared_path("models/ref-llama-12m"), "--set",
+                                                   set, "--out", dir, NULL},
                              1500, SIGINT);
     CHECKF(st == 130, "exit %d; stderr: %s", st, err);
     CHECKF(err && strstr(err, "interrupted"), "stderr: %s", err);
     CHECKF(!out || !strstr(out, "perplexity"), "a result was printed: %s", out);
     json_t *j = load_run(dir);
-    CHECKF(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "cancelled"),
-           "run.json status: %s", j ? json_string_value(json_object_get(j, "status")) : "(no run.json)");
+    CHECKF(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "cancelled"), "run.json status: %s",
+           j ? json_string_value(json_object_get(j, "status")) : "(no run.json)");
     CHECK(j && json_array_size(json_object_get(j, "results")) == 0);
     json_decref(j);
     free(out);
@@ -268,16 +273,16 @@ static void set_kv(char *buf, size_t cap, const char *k, const char *v) { snprin
  * LLaMA and a GPT-2 fixture; m:eval and m:generate equal `pare eval` and `pare generate`. */
 static void test_module_functions(void)
 {
-    static const char *const groups[] = {"load",    "info",    "eval",      "plan",     "clone",    "calibrate",
-                                         "spectra", "factorize", "prune",   "generate", "progress", "record", "task"};
+    static const char *const groups[] = {"load",      "info",  "eval",     "plan",     "clone",  "calibrate", "spectra",
+                                         "factorize", "prune", "generate", "progress", "record", "task"};
     const char *text = text_file();
     for (int g = 0; g < 2; g++) {
         const char *d = fixture_hf_dir(g ? "mgpt2" : "mllama", g);
         /* the CLI's answers, for the module to match */
         char ppl[64] = "", cont[512] = "";
         char *out = NULL, *err = NULL;
-        int st = run_pare(&out, &err, (const char *const[]){"eval", "--model", d, "--data", text, "--window", "32",
-                                                             "--json", NULL});
+        int st = run_pare(
+            &out, &err, (const char *const[]){"eval", "--model", d, "--data", text, "--window", "32", "--json", NULL});
         json_error_t je;
         json_t *j = st == 0 ? json_loads(out, 0, &je) : NULL;
         CHECKF(j != NULL, "pare eval: %d %s", st, err);
@@ -285,8 +290,8 @@ static void test_module_functions(void)
         json_decref(j);
         free(out);
         free(err);
-        st = run_pare(&out, &err, (const char *const[]){"generate", "--model", d, "--prompt", "ab", "-n", "8", "--json",
-                                                         NULL});
+        st = run_pare(&out, &err,
+                      (const char *const[]){"generate", "--model", d, "--prompt", "ab", "-n", "8", "--json", NULL});
         j = st == 0 ? json_loads(out, 0, &je) : NULL;
         CHECKF(j != NULL, "pare generate: %d %s", st, err);
         snprintf(cont, sizeof cont, "%s", json_string_value(json_object_get(j, "continuation")) ?: "");
@@ -306,8 +311,8 @@ static void test_module_functions(void)
         fixture_write_raw(pf, JSONL, sizeof JSONL - 1);
         snprintf(pf, sizeof pf, "%s/valid-labels.lst", piqa);
         fixture_write_raw(pf, "0\n1\n1\n0\n", 8);
-        st = run_pare(&out, &err, (const char *const[]){"eval", "--model", d, "--task", "piqa", "--task-data", piqa,
-                                                         "--json", NULL});
+        st = run_pare(&out, &err,
+                      (const char *const[]){"eval", "--model", d, "--task", "piqa", "--task-data", piqa, "--json", NULL});
         j = st == 0 ? json_loads(out, 0, &je) : NULL;
         CHECKF(j != NULL, "pare eval --task: %d %s", st, err);
         snprintf(acc, sizeof acc, "%.17g", json_number_value(json_object_get(j, "acc")));
@@ -320,15 +325,18 @@ static void test_module_functions(void)
             set_kv(set_text, sizeof set_text, "text", task ? piqa : text);
             set_kv(set_group, sizeof set_group, "group", groups[k]);
             set_kv(set_expect, sizeof set_expect, "expect",
-                   !strcmp(groups[k], "eval") ? ppl : !strcmp(groups[k], "generate") ? cont : task ? acc : "");
+                   !strcmp(groups[k], "eval")       ? ppl
+                   : !strcmp(groups[k], "generate") ? cont
+                   : task                           ? acc
+                                                    : "");
             snprintf(dir, sizeof dir, "mod-%d-%s", g, groups[k]);
             st = run_pare(&out, &err,
                           (const char *const[]){"run", "tests/lua/module.lua", "--model", d, "--set", set_text, "--set",
                                                 set_group, "--set", set_expect, "--out", tmp_path(dir), "--quiet", NULL});
             char want[64];
             snprintf(want, sizeof want, "ok %s", groups[k]);
-            CHECKF(st == 0 && out && strstr(out, want), "%s group %s: exit %d\n%s%s", g ? "gpt2" : "llama", groups[k], st,
-                   out ? out : "", err ? err : "");
+            CHECKF(st == 0 && out && strstr(out, want), "%s group %s: exit %d\n%s%s", g ? "gpt2" : "llama", groups[k],
+                   st, out ? out : "", err ? err : "");
             free(out);
             free(err);
         }
@@ -347,11 +355,18 @@ static void test_run_record(void)
     set_kv(set_calib, sizeof set_calib, "calib", text);
     set_kv(set_eval, sizeof set_eval, "eval", text);
     char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err,
-                      (const char *const[]){"run", "presets/lorap.lua", "--model", d, "--set", "ratio=0.4", "--set", set_calib,
-                                            "--set", "calib_samples=4", "--set", "calib_len=32", "--set", "seed=5", "--set",
-                                            set_eval, "--set", "window=32", "--set", "export=true", "--out", out_dir,
-                                            "--quiet", NULL});
+    int st = run_pare(&out, &err, (const char *const[]){"run",     "presets/lorap.lua",
+                                                        "--model", d,
+                                                        "--set",   "ratio=0.4",
+                                                        "--set",   set_calib,
+                                                        "--set",   "calib_samples=4",
+                                                        "--set",   "calib_len=32",
+                                                        "--set",   "seed=5",
+                                                        "--set",   set_eval,
+                                                        "--set",   "window=32",
+                                                        "--set",   "export=true",
+                                                        "--out",   out_dir,
+                                                        "--quiet", NULL});
     CHECKF(st == 0, "exit %d: %s", st, err);
     json_t *j = load_run(out_dir);
     CHECKF(j != NULL, "no run.json in %s", out_dir);
@@ -374,7 +389,8 @@ static void test_run_record(void)
     CHECK(json_real_value(json_object_get(params, "ratio")) == 0.4);
     CHECK(json_integer_value(json_object_get(params, "calib_samples")) == 4);
     CHECK(json_integer_value(json_object_get(j, "seed")) == 5);
-    CHECK(json_is_string(json_object_get(params, "split")) == 0 && json_real_value(json_object_get(params, "split")) == 3.0);
+    CHECK(json_is_string(json_object_get(params, "split")) == 0 &&
+          json_real_value(json_object_get(params, "split")) == 3.0);
     /* one result row: lorap, its decisions and its perplexity as printed */
     json_t *rows = json_object_get(j, "results");
     CHECKF(json_array_size(rows) == 1, "%zu rows", json_array_size(rows));
@@ -390,10 +406,12 @@ static void test_run_record(void)
         const char *kind = json_string_value(json_object_get(mt, "kind"));
         if (kind && !strcmp(kind, "factorized")) {
             long long r = json_integer_value(json_object_get(mt, "rank"));
-            long long o = json_integer_value(json_object_get(mt, "out")), in = json_integer_value(json_object_get(mt, "in"));
+            long long o = json_integer_value(json_object_get(mt, "out")),
+                      in = json_integer_value(json_object_get(mt, "in"));
             factorized += r >= 1 && json_integer_value(json_object_get(mt, "params")) >= r * (o + in);
         }
-        sliced += json_integer_value(json_object_get(mt, "out")) < json_integer_value(json_object_get(mt, "orig_out")) ||
+        sliced += json_integer_value(json_object_get(mt, "out")) <
+                      json_integer_value(json_object_get(mt, "orig_out")) ||
                   json_integer_value(json_object_get(mt, "in")) < json_integer_value(json_object_get(mt, "orig_in"));
     }
     /* LoRAP: attention factorized (where the rank stays below break-even), the FFN's three matrices sliced */
@@ -406,7 +424,8 @@ static void test_run_record(void)
     snprintf(printed, sizeof printed, "%.17g", ppl);
     CHECKF(out && strstr(out, printed), "printed perplexity differs from run.json's %s: %s", printed, out);
     json_t *card = json_object_get(metric, "card");
-    CHECK(json_integer_value(json_object_get(card, "window")) == 32 && json_integer_value(json_object_get(card, "predicted")) > 0);
+    CHECK(json_integer_value(json_object_get(card, "window")) == 32 &&
+          json_integer_value(json_object_get(card, "predicted")) > 0);
     CHECK(json_is_string(json_object_get(card, "protocol")) && json_is_string(json_object_get(card, "data_sha256")));
     json_t *step0 = json_array_get(json_object_get(row, "steps"), 0);
     CHECK(json_integer_value(json_object_get(json_object_get(step0, "calib"), "seed")) == 5);
@@ -450,11 +469,16 @@ static void test_run_reproducible(void)
         char dir[32];
         snprintf(dir, sizeof dir, "repro%d", k);
         char *out = NULL, *err = NULL;
-        int st = run_pare(&out, &err,
-                          (const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "ratios=0.3,0.5",
-                                                "--set", set_calib, "--set", "calib_samples=4", "--set", "calib_len=32",
-                                                "--set", set_eval, "--set", "window=32", "--out", tmp_path(dir), "--quiet",
-                                                NULL});
+        int st = run_pare(&out, &err, (const char *const[]){"run",     "presets/sweep.lua",
+                                                            "--model", d,
+                                                            "--set",   "ratios=0.3,0.5",
+                                                            "--set",   set_calib,
+                                                            "--set",   "calib_samples=4",
+                                                            "--set",   "calib_len=32",
+                                                            "--set",   set_eval,
+                                                            "--set",   "window=32",
+                                                            "--out",   tmp_path(dir),
+                                                            "--quiet", NULL});
         CHECKF(st == 0, "run %d: exit %d: %s", k, st, err);
         runs[k] = load_run(tmp_path(dir));
         free(out);
@@ -467,8 +491,8 @@ static void test_run_reproducible(void)
     /* the sweep's perplexity rises with the ratio */
     double p[3];
     for (int k = 0; k < 3; k++)
-        p[k] = json_real_value(json_object_get(json_array_get(json_object_get(json_array_get(a, (size_t)k), "metrics"), 0),
-                                               "value"));
+        p[k] = json_real_value(
+            json_object_get(json_array_get(json_object_get(json_array_get(a, (size_t)k), "metrics"), 0), "value"));
     CHECKF(p[0] < p[2], "dense %g, ratio 0.5 %g", p[0], p[2]);
     json_decref(runs[0]);
     json_decref(runs[1]);
@@ -479,7 +503,8 @@ static void test_run_reproducible(void)
 static void test_run_refusals(void)
 {
     const char *d = fixture_hf_dir("refuse", 0);
-    const char *r = write_recipe("small.lua", "function run(p) local m <close> = pare.load(p.model) print('loaded') end\n");
+    const char *r = write_recipe("small.lua", "function run(p) local m <close> = pare.load(p.model) print('loaded') "
+                                              "end\n");
     const char *dir = tmp_path("once");
     char *out = NULL, *err = NULL;
     int st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", dir, "--quiet", NULL});
@@ -488,7 +513,8 @@ static void test_run_refusals(void)
     free(err);
     expect_fail((const char *const[]){"run", r, "--model", d, "--out", dir, NULL},
                 (const char *const[]){dir, "holds a finished run", "--overwrite", NULL});
-    st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", dir, "--overwrite", "--quiet", NULL});
+    st = run_pare(&out, &err,
+                  (const char *const[]){"run", r, "--model", d, "--out", dir, "--overwrite", "--quiet", NULL});
     CHECKF(st == 0, "--overwrite: %d %s", st, err);
     free(out);
     free(err);
@@ -502,7 +528,8 @@ static void test_run_refusals(void)
     if (fd >= 0)
         close(fd);
     json_t *j = load_run(dir);
-    CHECKF(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "complete"), "the refused run touched run.json");
+    CHECKF(j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", "complete"), "the refused run touched "
+                                                                                            "run.json");
     json_decref(j);
     /* failure */
     const char *bad = write_recipe("fails.lua", "function run(p)\n  local m <close> = pare.load(p.model)\n"
@@ -536,8 +563,9 @@ static void test_run_sandbox(void)
     set_kv(set_text, sizeof set_text, "text", text);
     const char *dir = tmp_path("sandboxed");
     char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err, (const char *const[]){"run", "tests/lua/sandbox.lua", "--sandbox", "--model", d,
-                                                         "--set", set_text, "--out", dir, "--quiet", NULL});
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"run", "tests/lua/sandbox.lua", "--sandbox", "--model", d, "--set",
+                                            set_text, "--out", dir, "--quiet", NULL});
     int expected = 0, unexpected = 0;
     for (const char *p = out; p && (p = strstr(p, "as-expected")); p++)
         expected++;
@@ -562,8 +590,10 @@ static void test_run_sandbox(void)
     double ppl[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
         const char *o = tmp_path(k ? "svd-sandboxed" : "svd-plain");
-        const char *args[] = {"run", "presets/svd.lua", "--model", d, "--set", "ratio=0.3", "--set", set_eval,
-                              "--set", "window=32", "--out", o, "--quiet", k ? "--sandbox" : NULL, NULL};
+        const char *args[] = {
+            "run",    "presets/svd.lua", "--model",   d,       "--set", "ratio=0.3", "--set",
+            set_eval, "--set",           "window=32", "--out", o,       "--quiet",   k ? "--sandbox" : NULL,
+            NULL};
         st = run_pare(&out, &err, args);
         CHECKF(st == 0, "svd preset%s: exit %d %s", k ? " sandboxed" : "", st, err ? err : "");
         free(out);
@@ -617,7 +647,8 @@ static void test_sandbox_out_links(void)
     snprintf(linked_dir, sizeof linked_dir, "%s/dl", dir);
     snprintf(new_file, sizeof new_file, "%s/new.txt", elsewhere);
     CHECK(symlink(new_file, dangle) == 0 && symlink(victim, tofile) == 0 && symlink(elsewhere, linked_dir) == 0);
-    const char *r = write_recipe("links.lua",
+    const char *r = write_recipe(
+        "links.lua",
         "local function try(what, f)\n"
         "  local ok, e = pcall(f)\n"
         "  print((ok and 'allowed ' or 'refused ') .. what .. ': ' .. tostring(e))\n"
@@ -636,8 +667,8 @@ static void test_sandbox_out_links(void)
         "  try('export inside OUT', function() m:export(pare.out('model'), {overwrite = true}) end)\n"
         "end\n");
     for (int sandboxed = 0; sandboxed < 2; sandboxed++) {
-        const char *args[] = {"run", r, "--model", d, "--out", dir, "--overwrite", "--quiet",
-                              sandboxed ? "--sandbox" : NULL, NULL};
+        const char *args[] = {
+            "run", r, "--model", d, "--out", dir, "--overwrite", "--quiet", sandboxed ? "--sandbox" : NULL, NULL};
         st = run_pare(&out, &err, args);
         CHECKF(st == 0, "%s run: exit %d %s", sandboxed ? "sandboxed" : "plain", st, err ? err : "");
         int refused = count_lines(out, "refused "), allowed = count_lines(out, "allowed ");
@@ -676,23 +707,26 @@ static void test_sandbox_reads(void)
     char probe[1300];
     snprintf(probe, sizeof probe, "probe=%s/?.txt", harness_tmpdir()); /* names no existing file: grants nothing */
     const char *r = write_recipe("reads.lua",
-        "params { probe = {'', 'DIR/?.txt, DIR being the recipe folder', type = 'string'} }\n"
-        "function run(p)\n"
-        "  local own = p.probe:gsub('%?%.txt$', 'reads.lua')\n"
-        "  print('own file ' .. tostring(io.open(own) ~= nil))\n"
-        "  local ok, e = pcall(io.open, (p.probe:gsub('%?', 'secret')))\n"
-        "  print('sibling ' .. tostring(ok and e ~= nil) .. ' ' .. tostring(e))\n"
-        "  print('searchpath beside ' .. tostring(package.searchpath('secret', p.probe)))\n"
-        "  print('searchpath system ' .. tostring(package.searchpath('passwd', '/etc/?')))\n"
-        "end\n");
+                                 "params { probe = {'', 'DIR/?.txt, DIR being the recipe folder', type = 'string'} }\n"
+                                 "function run(p)\n"
+                                 "  local own = p.probe:gsub('%?%.txt$', 'reads.lua')\n"
+                                 "  print('own file ' .. tostring(io.open(own) ~= nil))\n"
+                                 "  local ok, e = pcall(io.open, (p.probe:gsub('%?', 'secret')))\n"
+                                 "  print('sibling ' .. tostring(ok and e ~= nil) .. ' ' .. tostring(e))\n"
+                                 "  print('searchpath beside ' .. tostring(package.searchpath('secret', p.probe)))\n"
+                                 "  print('searchpath system ' .. tostring(package.searchpath('passwd', '/etc/?')))\n"
+                                 "end\n");
     for (int sandboxed = 0; sandboxed < 2; sandboxed++) {
         char *out = NULL, *err = NULL;
         const char *o = tmp_path(sandboxed ? "reads-sandboxed" : "reads-plain");
-        int st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--set", probe, "--out", o, "--quiet",
-                                                             sandboxed ? "--sandbox" : NULL, NULL});
-        CHECKF(st == 0 && out && strstr(out, "own file true"), "%s: exit %d\n%s%s", o, st, out ? out : "", err ? err : "");
+        int st = run_pare(&out, &err,
+                          (const char *const[]){"run", r, "--model", d, "--set", probe, "--out", o, "--quiet",
+                                                sandboxed ? "--sandbox" : NULL, NULL});
+        CHECKF(st == 0 && out && strstr(out, "own file true"), "%s: exit %d\n%s%s", o, st, out ? out : "",
+               err ? err : "");
         if (sandboxed)
-            CHECKF(out && strstr(out, "sibling false ") && strstr(out, "secret.txt is outside the folders this recipe may read") &&
+            CHECKF(out && strstr(out, "sibling false ") &&
+                       strstr(out, "secret.txt is outside the folders this recipe may read") &&
                        strstr(out, "searchpath beside nil") && strstr(out, "searchpath system nil"),
                    "sandboxed, the sibling is refused and searchpath finds nothing outside:\n%s", out ? out : "");
         else
@@ -706,9 +740,10 @@ static void test_sandbox_reads(void)
     char set_eval[1300];
     set_kv(set_eval, sizeof set_eval, "eval", text_file());
     char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err, (const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "preset=svd",
-                                                         "--set", "ratios=0.3", "--set", set_eval, "--set", "window=32",
-                                                         "--out", tmp_path("sweep-sandboxed"), "--quiet", "--sandbox", NULL});
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "preset=svd", "--set",
+                                            "ratios=0.3", "--set", set_eval, "--set", "window=32", "--out",
+                                            tmp_path("sweep-sandboxed"), "--quiet", "--sandbox", NULL});
     CHECKF(st == 0 && out && strstr(out, "svd "), "sweep sandboxed: exit %d\n%s%s", st, out ? out : "", err ? err : "");
     free(out);
     free(err);
@@ -739,7 +774,8 @@ static void test_run_out_not_ours(void)
     char run_json[1300];
     snprintf(run_json, sizeof run_json, "%s/run.json", run_dir);
     CHECK(st == 0 && unlink(run_json) == 0);
-    st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", run_dir, "--overwrite", "--quiet", NULL});
+    st = run_pare(&out, &err,
+                  (const char *const[]){"run", r, "--model", d, "--out", run_dir, "--overwrite", "--quiet", NULL});
     CHECKF(st == 0 && out && strstr(out, "ran"), "an interrupted run's folder: exit %d %s", st, err ? err : "");
     free(out);
     free(err);
@@ -747,7 +783,8 @@ static void test_run_out_not_ours(void)
     char lock[1300];
     snprintf(lock, sizeof lock, "%s/.pare-run.lock", run_dir);
     CHECK(unlink(run_json) == 0 && write_bytes(lock, "12345\n", 6) == 0);
-    st = run_pare(&out, &err, (const char *const[]){"run", r, "--model", d, "--out", run_dir, "--overwrite", "--quiet", NULL});
+    st = run_pare(&out, &err,
+                  (const char *const[]){"run", r, "--model", d, "--out", run_dir, "--overwrite", "--quiet", NULL});
     CHECKF(st == 0, "a run folder of an earlier pare: exit %d %s", st, err ? err : "");
     free(out);
     free(err);
@@ -765,9 +802,9 @@ static void test_compare(void)
     const char *presets[2] = {"presets/svd.lua", "presets/magnitude.lua"};
     for (int k = 0; k < 2; k++) {
         char *out = NULL, *err = NULL;
-        int st = run_pare(&out, &err, (const char *const[]){"run", presets[k], "--model", d, "--set", "ratio=0.3", "--set",
-                                                             set_eval, "--set", "window=32", "--out", dirs[k], "--quiet",
-                                                             NULL});
+        int st = run_pare(&out, &err,
+                          (const char *const[]){"run", presets[k], "--model", d, "--set", "ratio=0.3", "--set",
+                                                set_eval, "--set", "window=32", "--out", dirs[k], "--quiet", NULL});
         CHECKF(st == 0, "%s: %d %s", presets[k], st, err);
         free(out);
         free(err);
@@ -813,8 +850,8 @@ static void test_compare(void)
                       (const char *const[]){"no-such-run", "no run record", NULL}, 1);
     const char *junk = tmp_path("junk.json");
     fixture_write_raw(junk, "{\"status\": ", 12);
-    expect_pare_error((const char *const[]){"compare", junk, NULL}, (const char *const[]){"junk.json", "not valid JSON", NULL},
-                      1);
+    expect_pare_error((const char *const[]){"compare", junk, NULL},
+                      (const char *const[]){"junk.json", "not valid JSON", NULL}, 1);
     expect_pare_error((const char *const[]){"compare", NULL}, (const char *const[]){"give one or more", NULL}, 1);
 }
 
@@ -846,9 +883,26 @@ static void test_presets_run(void)
         free(err);
         int calib = strcmp(cases[k].preset, "magnitude") != 0; /* magnitude takes no calibration */
         st = run_pare(&out, &err,
-                      (const char *const[]){"run", preset, "--model", d, "--set", cases[k].extra, "--set", set_eval, "--set",
-                                            "window=32", "--out", tmp_path(dir), "--quiet", calib ? "--set" : NULL,
-                                            set_calib, "--set", "calib_samples=4", "--set", "calib_len=32", NULL});
+                      (const char *const[]){"run",
+                                            preset,
+                                            "--model",
+                                            d,
+                                            "--set",
+                                            cases[k].extra,
+                                            "--set",
+                                            set_eval,
+                                            "--set",
+                                            "window=32",
+                                            "--out",
+                                            tmp_path(dir),
+                                            "--quiet",
+                                            calib ? "--set" : NULL,
+                                            set_calib,
+                                            "--set",
+                                            "calib_samples=4",
+                                            "--set",
+                                            "calib_len=32",
+                                            NULL});
         json_t *j = load_run(tmp_path(dir));
         json_t *row = json_array_get(json_object_get(j, "results"), 0);
         const char *method = json_string_value(json_object_get(row, "method"));
@@ -862,8 +916,8 @@ static void test_presets_run(void)
     expect_fail((const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "preset=nosuch", "--out",
                                       tmp_path("sweep-bad"), NULL},
                 (const char *const[]){"nosuch.lua", NULL});
-    expect_fail((const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "args=splt=2", "--set", set_calib,
-                                      "--out", tmp_path("sweep-bad2"), NULL},
+    expect_fail((const char *const[]){"run", "presets/sweep.lua", "--model", d, "--set", "args=splt=2", "--set",
+                                      set_calib, "--out", tmp_path("sweep-bad2"), NULL},
                 (const char *const[]){"args: 'splt=2'", NULL});
 }
 
@@ -885,8 +939,8 @@ static void test_lorap_preset_reference(void)
     const char *model = shared_path("models/ref-llama-12m"), *calib = shared_path("data/text/brown/brown_train.txt");
     char *out = NULL, *err = NULL;
     int st = run_pare(&out, &err,
-                      (const char *const[]){"compress", "--model", model, "--method", "lorap", "--ratio", "0.2", "--calib",
-                                            calib, "--calib-samples", "16", "--eval", text, "--json", NULL});
+                      (const char *const[]){"compress", "--model", model, "--method", "lorap", "--ratio", "0.2",
+                                            "--calib", calib, "--calib-samples", "16", "--eval", text, "--json", NULL});
     json_error_t je;
     json_t *j = st == 0 ? json_loads(out, 0, &je) : NULL;
     CHECKF(j != NULL, "compress: %d %s", st, err);
@@ -898,16 +952,17 @@ static void test_lorap_preset_reference(void)
     set_kv(set_calib, sizeof set_calib, "calib", calib);
     set_kv(set_eval, sizeof set_eval, "eval", text);
     const char *dir = tmp_path("lorap-ref");
-    st = run_pare(&out, &err, (const char *const[]){"run", "presets/lorap.lua", "--model", model, "--set", "ratio=0.2",
-                                                     "--set", set_calib, "--set", "calib_samples=16", "--set", set_eval,
-                                                     "--out", dir, "--quiet", NULL});
+    st = run_pare(&out, &err,
+                  (const char *const[]){"run", "presets/lorap.lua", "--model", model, "--set", "ratio=0.2", "--set",
+                                        set_calib, "--set", "calib_samples=16", "--set", set_eval, "--out", dir,
+                                        "--quiet", NULL});
     j = load_run(dir);
     double got = j ? json_real_value(json_object_get(
                          json_array_get(json_object_get(json_array_get(json_object_get(j, "results"), 0), "metrics"), 0),
                          "value"))
                    : -1;
-    CHECKF(st == 0 && want > 1 && fabs(got - want) <= 1e-9 * want, "recipe %.17g vs pare compress %.17g (%s)", got, want,
-           err);
+    CHECKF(st == 0 && want > 1 && fabs(got - want) <= 1e-9 * want, "recipe %.17g vs pare compress %.17g (%s)", got,
+           want, err);
     json_decref(j);
     free(out);
     free(err);
@@ -944,8 +999,9 @@ static json_t *run_hostile(const char *d, const char *text, const char *kase, in
     char out_dir[1200];
     snprintf(out_dir, sizeof out_dir, "%s", tmp_path(dir));
     char *out = NULL, *err = NULL;
-    int st = run_pare(&out, &err, (const char *const[]){"run", "tests/lua/hostile.lua", "--sandbox", "--model", d, "--set",
-                                                         set_case, "--set", set_text, "--out", out_dir, "--quiet", NULL});
+    int st = run_pare(&out, &err,
+                      (const char *const[]){"run", "tests/lua/hostile.lua", "--sandbox", "--model", d, "--set",
+                                            set_case, "--set", set_text, "--out", out_dir, "--quiet", NULL});
     CHECKF(st == want_exit, "case %s: exit %d, expected %d\n%s%s", kase, st, want_exit, out ? out : "", err ? err : "");
     for (int i = 0; needles && needles[i]; i++)
         CHECKF(err && strstr(err, needles[i]), "case %s: stderr lacks '%s':\n%s", kase, needles[i], err ? err : "");
@@ -1028,7 +1084,8 @@ static void test_interrupt_pcall_loop(void)
 {
     const char *d = fixture_hf_dir("pcall", 0);
     const char *big = tmp_path("big.txt");
-    fixture_write_pattern(big, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 1 << 20);
+    fixture_write_pattern(big, "she sells sea shells by the sea shore and the shells she sells are sea shells ",
+                          1 << 20);
     char set_data[1300];
     set_kv(set_data, sizeof set_data, "data", big);
     static const char *const bodies[] = {
@@ -1054,9 +1111,9 @@ static void test_interrupt_pcall_loop(void)
         char out_dir[1200];
         snprintf(out_dir, sizeof out_dir, "%s", tmp_path(dir));
         char *out = NULL, *err = NULL;
-        int st = run_pare_signal(&out, &err, (const char *const[]){"run", r, "--model", d, "--set", set_data, "--out",
-                                                                    out_dir, NULL},
-                                 1000, SIGINT);
+        int st = run_pare_signal(
+            &out, &err, (const char *const[]){"run", r, "--model", d, "--set", set_data, "--out", out_dir, NULL}, 1000,
+            SIGINT);
         CHECKF(out && strstr(out, "looping"), "loop %d: the signal came before the loop: %s %s", k, out, err);
         CHECKF(st == 130 && !strstr(out ? out : "", "survived"), "loop %d: exit %d\n%s%s", k, st, out ? out : "",
                err ? err : "");

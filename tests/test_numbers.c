@@ -21,10 +21,21 @@ static void test_parse_table(void)
         const char *text;
         int ok;
         long long value;
-    } ints[] = {{"0", 1, 0},           {"-7", 1, -7},       {"100", 1, 100},     {"101", 0, 0},
-                {"-8", 0, 0},          {"", 0, 0},          {" 5", 0, 0},        {"5 ", 0, 0},
-                {"+5", 0, 0},          {"5x", 0, 0},        {"0x10", 0, 0},      {"1e2", 0, 0},
-                {"99999999999999999999", 0, 0}, {"-", 0, 0}, {"nan", 0, 0}};
+    } ints[] = {{"0", 1, 0},
+                {"-7", 1, -7},
+                {"100", 1, 100},
+                {"101", 0, 0},
+                {"-8", 0, 0},
+                {"", 0, 0},
+                {" 5", 0, 0},
+                {"5 ", 0, 0},
+                {"+5", 0, 0},
+                {"5x", 0, 0},
+                {"0x10", 0, 0},
+                {"1e2", 0, 0},
+                {"99999999999999999999", 0, 0},
+                {"-", 0, 0},
+                {"nan", 0, 0}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         long long v = -12345;
         pare_error err = {0};
@@ -33,16 +44,16 @@ static void test_parse_table(void)
         if (ok)
             CHECKF(v == ints[i].value, "int '%s' gave %lld", ints[i].text, v);
         else
-            CHECKF(strstr(err.msg, "--opt") && strstr(err.msg, ints[i].text) && v == -12345,
-                   "int '%s': message %s", ints[i].text, err.msg);
+            CHECKF(strstr(err.msg, "--opt") && strstr(err.msg, ints[i].text) && v == -12345, "int '%s': message %s",
+                   ints[i].text, err.msg);
     }
     static const struct {
         const char *text;
         int ok;
         double value;
-    } dbls[] = {{"0.5", 1, 0.5}, {"1", 1, 1},      {"-0.25", 1, -0.25}, {".5", 1, 0.5},  {"1e-3", 1, 1e-3},
-                {"2", 0, 0},     {"nan", 0, 0},    {"NaN", 0, 0},       {"inf", 0, 0},   {"-inf", 0, 0},
-                {"1e999", 0, 0}, {"0x1p-1", 0, 0}, {"", 0, 0},          {" 0.5", 0, 0},  {"0.5 ", 0, 0},
+    } dbls[] = {{"0.5", 1, 0.5}, {"1", 1, 1},      {"-0.25", 1, -0.25}, {".5", 1, 0.5}, {"1e-3", 1, 1e-3},
+                {"2", 0, 0},     {"nan", 0, 0},    {"NaN", 0, 0},       {"inf", 0, 0},  {"-inf", 0, 0},
+                {"1e999", 0, 0}, {"0x1p-1", 0, 0}, {"", 0, 0},          {" 0.5", 0, 0}, {"0.5 ", 0, 0},
                 {"0.5.1", 0, 0}, {"+0.5", 0, 0},   {"e5", 0, 0}};
     for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++) {
         double v = -99;
@@ -57,10 +68,9 @@ static void test_parse_table(void)
     static const struct {
         const char *text;
         int ok, n, m;
-    } nms[] = {{"2:4", 1, 2, 4},    {"1:1024", 1, 1, 1024}, {"4:2", 0, 0, 0},  {"2:2", 0, 0, 0},
-               {"0:4", 0, 0, 0},    {"2:4294967300", 0, 0, 0}, {"2:4:8", 0, 0, 0}, {"2:4x", 0, 0, 0},
-               {"2:", 0, 0, 0},     {":4", 0, 0, 0},        {"2 :4", 0, 0, 0}, {"2:1025", 0, 0, 0},
-               {"-2:4", 0, 0, 0},   {"2", 0, 0, 0}};
+    } nms[] = {{"2:4", 1, 2, 4},          {"1:1024", 1, 1, 1024}, {"4:2", 0, 0, 0},  {"2:2", 0, 0, 0}, {"0:4", 0, 0, 0},
+               {"2:4294967300", 0, 0, 0}, {"2:4:8", 0, 0, 0},     {"2:4x", 0, 0, 0}, {"2:", 0, 0, 0},  {":4", 0, 0, 0},
+               {"2 :4", 0, 0, 0},         {"2:1025", 0, 0, 0},    {"-2:4", 0, 0, 0}, {"2", 0, 0, 0}};
     for (size_t i = 0; i < sizeof nms / sizeof nms[0]; i++) {
         int n = -1, m = -1;
         pare_error err = {0};
@@ -69,8 +79,8 @@ static void test_parse_table(void)
         if (ok)
             CHECKF(n == nms[i].n && m == nms[i].m, "nm '%s' gave %d:%d", nms[i].text, n, m);
         else
-            CHECKF(strstr(err.msg, "--nm") && strstr(err.msg, nms[i].text) && n == -1 && m == -1,
-                   "nm '%s': message %s", nms[i].text, err.msg);
+            CHECKF(strstr(err.msg, "--nm") && strstr(err.msg, nms[i].text) && n == -1 && m == -1, "nm '%s': message %s",
+                   nms[i].text, err.msg);
     }
     uint64_t u = 0;
     CHECK(pare_parse_u64("--seed", "18446744073709551615", &u, NULL) == PARE_OK && u == UINT64_MAX);
@@ -88,8 +98,8 @@ static void test_bad_numeric_options(void)
     fixture_write_pattern(text, "abc defg hij ", 4096);
     const char *nm_values[] = {"2:4294967300", "2:4:8", "2:4x"};
     for (int i = 0; i < 3; i++) {
-        const char *args[] = {"compress", "--model", d, "--method", "wanda", "--nm", nm_values[i], "--calib", text,
-                              NULL};
+        const char *args[] = {"compress", "--model",    d,         "--method", "wanda",
+                              "--nm",     nm_values[i], "--calib", text,       NULL};
         expect_pare_error(args, (const char *const[]){"--nm", nm_values[i], NULL}, 1);
     }
     const char *gen_opts[] = {"--temperature", "--top-p"};
@@ -215,11 +225,11 @@ static void test_overflowing_logits(void)
     expect_refused(task, (const char *const[]){d, boolq, "non-finite log-likelihood", NULL});
     const char *gen[] = {"generate", "--model", d, "--prompt", "abc", "-n", "4", NULL};
     expect_refused(gen, (const char *const[]){d, "non-finite logits", NULL});
-    const char *comp[] = {"compress", "--model", d, "--method", "magnitude", "--ratio", "0.2", "--eval", text,
-                          "--window", "32", "--json", NULL};
+    const char *comp[] = {"compress", "--model", d,          "--method", "magnitude", "--ratio", "0.2",
+                          "--eval",   text,      "--window", "32",       "--json",    NULL};
     expect_refused(comp, (const char *const[]){d, "non-finite loss", NULL});
-    const char *ft[] = {"finetune", "--model", d, "--data", text, "--out", tmp_path("ft"), "--steps", "2", "--seq",
-                        "16", "--batch", "1", NULL};
+    const char *ft[] = {"finetune", "--model", d,       "--data", text,      "--out", tmp_path("ft"),
+                        "--steps",  "2",       "--seq", "16",     "--batch", "1",     NULL};
     expect_refused(ft, (const char *const[]){"step 1", "loss", NULL});
 }
 
@@ -232,8 +242,8 @@ static void test_recipe_nonfinite_eval(void)
     poke_tensor(d, "model.norm.weight", -1, 3e38f);
     char eval_set[1300];
     snprintf(eval_set, sizeof eval_set, "eval=%s", text);
-    const char *args[] = {"run", "presets/svd.lua", "--model", d, "--set", eval_set, "--set", "window=32",
-                          "--out", out, "--quiet", NULL};
+    const char *args[] = {"run",   "presets/svd.lua", "--model", d,   "--set",   eval_set,
+                          "--set", "window=32",       "--out",   out, "--quiet", NULL};
     char *o = NULL, *e = NULL;
     int st = run_pare(&o, &e, args);
     CHECKF(st == 2, "exit %d (want 2): %.300s", st, e);
@@ -348,8 +358,8 @@ static void test_short_text_named(void)
 {
     const char *d = fixture_hf_dir("short", 0), *shortf = tmp_path("short.txt");
     fixture_write_raw(shortf, "a few words", 11);
-    const char *args[] = {"compress", "--model", d, "--method", "magnitude", "--ratio", "0.2", "--eval", shortf,
-                          "--window", "32", NULL};
+    const char *args[] = {"compress", "--model", d,      "--method", "magnitude", "--ratio",
+                          "0.2",      "--eval",  shortf, "--window", "32",        NULL};
     expect_refused(args, (const char *const[]){shortf, "shorter than one window", NULL});
 }
 

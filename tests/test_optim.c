@@ -246,7 +246,7 @@ static void test_overfit_compressed(void)
     int k = 4;
     float *A = calloc((size_t)q->out * k, sizeof *A), *B = calloc((size_t)k * q->in, sizeof *B);
     for (int i = 0; i < q->out * k; i++)
-        A[i] = q->w[i] ; /* any values: training moves them */
+        A[i] = q->w[i]; /* any values: training moves them */
     for (int i = 0; i < k * q->in; i++)
         B[i] = q->w[(size_t)q->out * q->in - 1 - i];
     uint8_t *mask = malloc((size_t)up->out * up->in);

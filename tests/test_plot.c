@@ -173,14 +173,16 @@ static void test_bar_rows(void)
             if (stacked) /* the second series stacks from 6 to 9 */
                 CHECKF(same_rgb(above, green) &&
                            same_rgb(pare_canvas_get(c, col, (int)ceil(pare_plot_map(&l, PARE_AXIS_Y, 9) - 0.5)), green) &&
-                           !same_rgb(pare_canvas_get(c, col, (int)ceil(pare_plot_map(&l, PARE_AXIS_Y, 9) - 0.5) - 1), green),
+                           !same_rgb(pare_canvas_get(c, col, (int)ceil(pare_plot_map(&l, PARE_AXIS_Y, 9) - 0.5) - 1),
+                                     green),
                        "stacked segment misplaced");
             else
                 CHECKF(!same_rgb(above, blue), "row %d above the bar is bar-coloured", top - 1);
             if (!stacked) {
                 int col2 = (int)floor(pare_plot_map(&l, PARE_AXIS_X, 1.2));
                 int top2 = (int)ceil(pare_plot_map(&l, PARE_AXIS_Y, 5) - 0.5);
-                CHECK(same_rgb(pare_canvas_get(c, col2, top2), green) && !same_rgb(pare_canvas_get(c, col2, top2 - 1), green));
+                CHECK(same_rgb(pare_canvas_get(c, col2, top2), green) &&
+                      !same_rgb(pare_canvas_get(c, col2, top2 - 1), green));
             }
         }
         pare_canvas_free(c);
@@ -199,8 +201,14 @@ static void test_heatmap_cell_colours(void)
     const char *cols[C] = {"q", "k", "v", "o"};
     pare_plot_opts o = {.title = "heat", .y = {.inverted = 1}};
     pare_plot *p = new_plot(&o);
-    add(p, (pare_series){.kind = PARE_SERIES_HEATMAP, .name = "value", .z = z, .rows = R, .cols = C, .labels = cols,
-                         .zmin = 10, .zmax = 60});
+    add(p, (pare_series){.kind = PARE_SERIES_HEATMAP,
+                         .name = "value",
+                         .z = z,
+                         .rows = R,
+                         .cols = C,
+                         .labels = cols,
+                         .zmin = 10,
+                         .zmax = 60});
     pare_plot_layout l;
     pare_error err = {0};
     CHECKF(pare_plot_layout_canvas(p, 1200, 800, &l, &err) == PARE_OK, "%s", err.msg);
@@ -211,8 +219,8 @@ static void test_heatmap_cell_colours(void)
                 int x = (int)floor(pare_plot_map(&l, PARE_AXIS_X, k)), y = (int)floor(pare_plot_map(&l, PARE_AXIS_Y, r));
                 pare_rgba got = pare_canvas_get(c, x, y);
                 pare_rgba want = isnan(z[r * C + k]) ? WHITE : pare_colormap_sequential((z[r * C + k] - 10) / 50);
-                CHECKF(same_rgb(got, want), "cell (%d, %d) at (%d, %d): %d,%d,%d instead of %d,%d,%d", r, k, x, y, got.r,
-                       got.g, got.b, want.r, want.g, want.b);
+                CHECKF(same_rgb(got, want), "cell (%d, %d) at (%d, %d): %d,%d,%d instead of %d,%d,%d", r, k, x, y,
+                       got.r, got.g, got.b, want.r, want.g, want.b);
             }
         /* inverted y: row 0 is above row 2 */
         CHECK(pare_plot_map(&l, PARE_AXIS_Y, 0) < pare_plot_map(&l, PARE_AXIS_Y, 2));
@@ -228,8 +236,8 @@ static void test_log_axis_spacing(void)
     pare_plot *p = new_plot(&o);
     double x[3] = {1, 10, 100}, y[3] = {1, 1, 1};
     pare_rgba mc = {10, 120, 10, 255};
-    add(p, (pare_series){.kind = PARE_SERIES_MARKERS, .x = x, .y = y, .n = 3, .color = mc,
-                         .marker = PARE_MARKER_SQUARE});
+    add(p,
+        (pare_series){.kind = PARE_SERIES_MARKERS, .x = x, .y = y, .n = 3, .color = mc, .marker = PARE_MARKER_SQUARE});
     pare_plot_layout l;
     pare_error err = {0};
     CHECKF(pare_plot_layout_canvas(p, 1200, 800, &l, &err) == PARE_OK, "%s", err.msg);
@@ -460,13 +468,15 @@ static void test_colormap(void)
         double b = pare_color_lightness(pare_colormap_sequential(i / 255.0));
         CHECKF(b > a - 1e-3, "level %d: %g after %g", i, b, a);
     }
-    double lo = pare_color_lightness(pare_colormap_sequential(0)), hi = pare_color_lightness(pare_colormap_sequential(1));
+    double lo = pare_color_lightness(pare_colormap_sequential(0)),
+           hi = pare_color_lightness(pare_colormap_sequential(1));
     CHECKF(lo < 0.35 && hi > 0.85, "lightness %g .. %g", lo, hi);
     CHECK(same_rgb(pare_colormap_sequential(-3), pare_colormap_sequential(0)) &&
           same_rgb(pare_colormap_sequential(7), pare_colormap_sequential(1)) &&
           same_rgb(pare_colormap_sequential(NAN), pare_colormap_sequential(0)));
     for (int i = 0; i < PARE_PALETTE_SIZE; i++) {
-        CHECK(pare_palette_color(i).a == 255 && same_rgb(pare_palette_color(i), pare_palette_color(i + PARE_PALETTE_SIZE)));
+        CHECK(pare_palette_color(i).a == 255 &&
+              same_rgb(pare_palette_color(i), pare_palette_color(i + PARE_PALETTE_SIZE)));
         for (int j = 0; j < i; j++)
             CHECK(!same_rgb(pare_palette_color(i), pare_palette_color(j)));
     }
@@ -539,7 +549,8 @@ static void test_terminal_braille_diagonal(void)
 /* ASCII mode writes only ASCII, even for a UTF-8 title, and shows the tick labels as formatted. */
 static void test_terminal_ascii(void)
 {
-    pare_plot_opts o = {.title = "caf\xc3\xa9 plot", .x = {.label = "rank", .min = 0, .max = 1000},
+    pare_plot_opts o = {.title = "caf\xc3\xa9 plot",
+                        .x = {.label = "rank", .min = 0, .max = 1000},
                         .y = {.label = "error", .scale = PARE_SCALE_LOG, .min = 1, .max = 1e4}};
     pare_plot *p = new_plot(&o);
     double x[4] = {0, 300, 600, 1000}, y[4] = {1e4, 100, 10, 2};
@@ -557,8 +568,8 @@ static void test_terminal_ascii(void)
             lines += *c == '\n';
         }
         CHECK(ascii && lines == 22);
-        const char *want[] = {"caf? plot", "rank 64", "curve", "error", "rank", "1e3", "1e4", "100", "10", "200", "1000",
-                              NULL};
+        const char *want[] = {"caf? plot", "rank 64", "curve", "error", "rank", "1e3",
+                              "1e4",       "100",     "10",    "200",   "1000", NULL};
         for (int i = 0; want[i]; i++)
             CHECKF(strstr(text, want[i]) != NULL, "'%s' missing from\n%s", want[i], text);
     }
@@ -594,8 +605,8 @@ static void test_terminal_ascii(void)
          * top-right the highest */
         const pare_term_cell *lo = &g->cells[(l.y1 - 1) * g->cols + l.x0], *hi = &g->cells[l.y0 * g->cols + l.x1 - 1];
         CHECKF(strcmp(lo->text, "\u2591") == 0 && lo->color == PARE_TERM_COLOR_RAMP(0), "'%s' %d", lo->text, lo->color);
-        CHECKF(strcmp(hi->text, "\u2588") == 0 && hi->color == PARE_TERM_COLOR_RAMP(PARE_TERM_RAMP_LEVELS - 1), "'%s' %d",
-               hi->text, hi->color);
+        CHECKF(strcmp(hi->text, "\u2588") == 0 && hi->color == PARE_TERM_COLOR_RAMP(PARE_TERM_RAMP_LEVELS - 1),
+               "'%s' %d", hi->text, hi->color);
         CHECK(same_rgb(pare_term_color_rgba(PARE_TERM_COLOR_RAMP(0)), pare_colormap_sequential(0)) &&
               same_rgb(pare_term_color_rgba(PARE_TERM_COLOR_PALETTE(2)), pare_palette_color(2)));
     }
@@ -627,7 +638,8 @@ static void test_legend_corner(void)
             const char *a = strstr(line, "alpha");
             if (a) {
                 found = 1;
-                CHECKF(r < (l.y0 + l.y1) / 2 && a - line < (l.x0 + l.x1) / 2, "legend at row %d col %d", r, (int)(a - line));
+                CHECKF(r < (l.y0 + l.y1) / 2 && a - line < (l.x0 + l.x1) / 2, "legend at row %d col %d", r,
+                       (int)(a - line));
             }
         }
         CHECK(found);
@@ -756,8 +768,8 @@ static void test_extreme_values(void)
         add(p, (pare_series){.kind = PARE_SERIES_AREA, .name = "b", .x = x, .y = y, .n = 4});
         add(p, (pare_series){.kind = PARE_SERIES_BARS, .name = "c", .y = y, .n = 4});
         add(p, (pare_series){.kind = PARE_SERIES_VLINE, .name = "far", .value = 1e300});
-        add(p, (pare_series){.kind = PARE_SERIES_HEATMAP, .z = z, .rows = 2, .cols = 2, .zmin = -INFINITY,
-                             .zmax = INFINITY});
+        add(p, (pare_series){
+                   .kind = PARE_SERIES_HEATMAP, .z = z, .rows = 2, .cols = 2, .zmin = -INFINITY, .zmax = INFINITY});
         pare_error err = {0};
         CHECKF(render_error(p, &err) == PARE_OK, "%s: %s", opts[k].title, err.msg);
         for (int m = 0; m < 3; m++) {

@@ -494,7 +494,8 @@ static void lorap_scores(const pare_block *b, const pare_input_stats *sites, int
 {
     const pare_linear *up = &b->up, *gate = &b->gate, *down = &b->down;
     int F = up->out;
-    float *wu = malloc((size_t)up->out * up->in * sizeof(float)), *wd = malloc((size_t)down->out * down->in * sizeof(float));
+    float *wu = malloc((size_t)up->out * up->in * sizeof(float)),
+          *wd = malloc((size_t)down->out * down->in * sizeof(float));
     float *wg = gate->out ? malloc((size_t)gate->out * gate->in * sizeof(float)) : NULL;
     pare_linear_dense(up, wu);
     pare_linear_dense(down, wd);

@@ -311,8 +311,8 @@ static void test_whitened(void)
         double el = max_rel(s, want_l, m, 1e-6), ex = max_rel(s, want_x, m, 1e-6);
         CHECKF(el <= 1e-9, "whitened (%s) vs W·L: %.3g", meth ? "gesdd" : "gram", el);
         CHECKF(ex <= 1e-9, "whitened (%s) vs X·Wᵀ: %.3g", meth ? "gesdd" : "gram", ex);
-        CHECKF(info.damping == PARE_WHITEN_DAMPING && info.damping_retries == 0, "damping %g, %d retries",
-               info.damping, info.damping_retries);
+        CHECKF(info.damping == PARE_WHITEN_DAMPING && info.damping_retries == 0, "damping %g, %d retries", info.damping,
+               info.damping_retries);
         CHECKF(fabs(info.damping_abs - delta) <= 1e-12 * delta, "damping_abs %g vs %g", info.damping_abs, delta);
     }
     free(X);
@@ -359,8 +359,8 @@ static void test_whiten_damping(void)
     o.gram = Gi;
     o.gram_dim = n;
     CHECKF(pare_spectrum_values("indefinite", W, m, n, &o, s, &info, &err) == PARE_OK, "%s", err.msg);
-    CHECKF(fabs(info.damping - 0.1) < 1e-12 && info.damping_retries == 1, "damping %g after %d retries",
-           info.damping, info.damping_retries);
+    CHECKF(fabs(info.damping - 0.1) < 1e-12 && info.damping_retries == 1, "damping %g after %d retries", info.damping,
+           info.damping_retries);
 
     /* Hopeless: diag(10, −5, 1, ...) stays indefinite up to λ = 1. */
     int k = 4;
@@ -370,8 +370,8 @@ static void test_whiten_damping(void)
     o.gram = Gh;
     o.gram_dim = k;
     pare_status st = pare_spectrum_values("hopeless", Wh, 2, k, &o, sh, &info, &err);
-    CHECKF(st == PARE_EINVAL && strstr(err.msg, "hopeless") && strstr(err.msg, "not positive definite"), "%d: %s",
-           st, err.msg);
+    CHECKF(st == PARE_EINVAL && strstr(err.msg, "hopeless") && strstr(err.msg, "not positive definite"), "%d: %s", st,
+           err.msg);
     free(X);
     free(G);
     free(Gi);
@@ -422,12 +422,21 @@ static void check_rsvd_model(const char *name)
         checked++;
     }
     printf("  %s: %d matrices, worst relative error top-32 %.2g (%s), top-64 %.2g (%s); at most %d / %d power "
-           "iterations\n", name, checked, worst[0], worst_name[0], worst[1], worst_name[1], iters[0], iters[1]);
+           "iterations\n",
+           name, checked, worst[0], worst_name[0], worst[1], worst_name[1], iters[0], iters[1]);
     pare_model_free(m);
 }
 
-static void test_rsvd_llama(void) { NEED_SHARED(); check_rsvd_model("ref-llama-12m"); }
-static void test_rsvd_gpt2(void) { NEED_SHARED(); check_rsvd_model("ref-gpt2-6m"); }
+static void test_rsvd_llama(void)
+{
+    NEED_SHARED();
+    check_rsvd_model("ref-llama-12m");
+}
+static void test_rsvd_gpt2(void)
+{
+    NEED_SHARED();
+    check_rsvd_model("ref-gpt2-6m");
+}
 
 /* Factors: orthonormal, and W − U·S·Vᵀ has the Frobenius norm the full spectrum predicts. */
 static void check_factors(const float *W, int m, int n, int k, int exact, const double *full)
@@ -575,9 +584,10 @@ static void test_stats_closed_forms(void)
     double stable = (1 - q2r) / (1 - q2);
     double c = (1 - q) / (1 - qr), mean_i = q / (1 - q) - r * qr / (1 - qr);
     double erank = exp(-log(c) - log(q) * mean_i);
-    CHECKF(fabs(st.stable_rank - stable) < 1e-9 * stable, "geometric stable rank %.12g vs %.12g", st.stable_rank, stable);
-    CHECKF(fabs(st.effective_rank - erank) < 1e-9 * erank, "geometric effective rank %.12g vs %.12g",
-           st.effective_rank, erank);
+    CHECKF(fabs(st.stable_rank - stable) < 1e-9 * stable, "geometric stable rank %.12g vs %.12g", st.stable_rank,
+           stable);
+    CHECKF(fabs(st.effective_rank - erank) < 1e-9 * erank, "geometric effective rank %.12g vs %.12g", st.effective_rank,
+           erank);
     double thr[3] = {0.90, 0.95, 0.99};
     int got[3] = {st.rank90, st.rank95, st.rank99};
     for (int t = 0; t < 3; t++) {
@@ -626,7 +636,8 @@ static void test_errors(void)
     pare_svd svd;
 
     pare_status st = pare_svd_topk(name, W, m, n, 900, NULL, &svd, &err);
-    CHECKF(st == PARE_EINVAL && strcmp(err.msg, "rank 900 exceeds min(384, 384) for model.layers.0.self_attn.q_proj") == 0,
+    CHECKF(st == PARE_EINVAL &&
+               strcmp(err.msg, "rank 900 exceeds min(384, 384) for model.layers.0.self_attn.q_proj") == 0,
            "%d: %s", st, err.msg);
     CHECK(svd.s == NULL && svd.u == NULL);
     CHECK(pare_svd_topk(name, W, m, n, 0, NULL, &svd, &err) == PARE_EINVAL);
@@ -708,7 +719,8 @@ static void check_model_spectra(int gpt2)
         for (int i = 0; i < sp->count && i < 64; i++) {
             pare_matrix_spectrum *ms = &sp->mats[i];
             int r = lins[i]->out < lins[i]->in ? lins[i]->out : lins[i]->in;
-            CHECKF(strcmp(ms->name, lins[i]->name) == 0 && ms->m == lins[i]->out && ms->n == lins[i]->in, "%s", ms->name);
+            CHECKF(strcmp(ms->name, lins[i]->name) == 0 && ms->m == lins[i]->out && ms->n == lins[i]->in, "%s",
+                   ms->name);
             double *s = malloc(r * sizeof *s);
             pare_spectrum_opts o = method_opts(PARE_SVALS_GESDD);
             CHECK(pare_spectrum_values(lins[i]->name, lins[i]->w, lins[i]->out, lins[i]->in, &o, s, NULL, &err) ==
@@ -717,8 +729,9 @@ static void check_model_spectra(int gpt2)
             double fro = 0;
             for (size_t j = 0; j < (size_t)ms->m * ms->n; j++)
                 fro += (double)lins[i]->w[j] * lins[i]->w[j];
-            CHECKF(ms->stats.r == r && fabs(ms->stats.sum_sq - fro) <= 1e-9 * fro && ms->stats.rank99 >= ms->stats.rank90 &&
-                       ms->stats.rank90 >= 1 && ms->stats.break_even == pare_break_even_rank(ms->m, ms->n),
+            CHECKF(ms->stats.r == r && fabs(ms->stats.sum_sq - fro) <= 1e-9 * fro &&
+                       ms->stats.rank99 >= ms->stats.rank90 && ms->stats.rank90 >= 1 &&
+                       ms->stats.break_even == pare_break_even_rank(ms->m, ms->n),
                    "%s: stats", ms->name);
             free(s);
         }

@@ -68,12 +68,13 @@ static void expect_load_error(pare_task_kind kind, const char *path, const char 
 /* Each published format gives the harness's context, choices and gold index. */
 static void test_readers_templates(void)
 {
-    const char *piqa = task_dir("piqa", (const char *const[]){
-        "valid.jsonl",
-        "{\"goal\": \"Open a jar\", \"sol1\": \"Twist the lid.\", \"sol2\": \"Hit it.\"}\n"
-        "\n"
-        "{\"goal\": \"Dry socks\", \"sol1\": \"Use a dryer\", \"sol2\": \"Use a \\u00e9t\\u00e9 oven\"}\r\n",
-        "valid-labels.lst", "0\n1\n", NULL});
+    const char *piqa = task_dir("piqa", (const char *const[]){"valid.jsonl",
+                                                              "{\"goal\": \"Open a jar\", \"sol1\": \"Twist the "
+                                                              "lid.\", \"sol2\": \"Hit it.\"}\n"
+                                                              "\n"
+                                                              "{\"goal\": \"Dry socks\", \"sol1\": \"Use a dryer\", "
+                                                              "\"sol2\": \"Use a \\u00e9t\\u00e9 oven\"}\r\n",
+                                                              "valid-labels.lst", "0\n1\n", NULL});
     pare_task *t = load_ok(PARE_TASK_PIQA, piqa, 0);
     if (t) {
         CHECK(t->n_items == 2 && t->n_in_file == 2 && strcmp(t->delimiter, " ") == 0);
@@ -91,13 +92,15 @@ static void test_readers_templates(void)
     CHECK(t && t->n_items == 1 && t->n_in_file == 2);
     pare_task_free(t);
 
-    const char *arc = task_dir("arc", (const char *const[]){
-        "ARC-Easy-Test.jsonl",
-        "{\"id\":\"x\",\"question\":{\"stem\":\"Which is a gas?\",\"choices\":[{\"text\":\"ice\",\"label\":\"A\"},"
-        "{\"text\":\"steam\",\"label\":\"B\"},{\"text\":\"rock\",\"label\":\"C\"}]},\"answerKey\":\"B\"}\n"
-        "{\"id\":\"y\",\"question\":{\"stem\":\"Two?\",\"choices\":[{\"text\":\"1\",\"label\":\"1\"},"
-        "{\"text\":\"2\",\"label\":\"2\"}]},\"answerKey\":\"2\"}\n",
-        NULL});
+    const char *arc = task_dir("arc", (const char *const[]){"ARC-Easy-Test.jsonl",
+                                                            "{\"id\":\"x\",\"question\":{\"stem\":\"Which is a "
+                                                            "gas?\",\"choices\":[{\"text\":\"ice\",\"label\":\"A\"},"
+                                                            "{\"text\":\"steam\",\"label\":\"B\"},{\"text\":\"rock\","
+                                                            "\"label\":\"C\"}]},\"answerKey\":\"B\"}\n"
+                                                            "{\"id\":\"y\",\"question\":{\"stem\":\"Two?\",\"choices\":"
+                                                            "[{\"text\":\"1\",\"label\":\"1\"},"
+                                                            "{\"text\":\"2\",\"label\":\"2\"}]},\"answerKey\":\"2\"}\n",
+                                                            NULL});
     t = load_ok(PARE_TASK_ARC_EASY, arc, 0);
     if (t) {
         CHECK(t->n_items == 2);
@@ -107,12 +110,14 @@ static void test_readers_templates(void)
     }
     pare_task_free(t);
 
-    const char *boolq = task_dir("boolq", (const char *const[]){
-        "val.jsonl",
-        "{\"question\": \"is water wet\", \"passage\": \"Water -- Water is wet.\", \"idx\": 0, \"label\": \"true\"}\n"
-        "{\"question\": \"is fire cold\", \"passage\": \"Fire -- Fire is hot.\", \"label\": false}\n"
-        "{\"question\": \"is it\", \"passage\": \"P\", \"answer\": true}\n",
-        NULL});
+    const char *boolq = task_dir("boolq", (const char *const[]){"val.jsonl",
+                                                                "{\"question\": \"is water wet\", \"passage\": \"Water "
+                                                                "-- Water is wet.\", \"idx\": 0, \"label\": \"true\"}\n"
+                                                                "{\"question\": \"is fire cold\", \"passage\": \"Fire "
+                                                                "-- Fire is hot.\", \"label\": false}\n"
+                                                                "{\"question\": \"is it\", \"passage\": \"P\", "
+                                                                "\"answer\": true}\n",
+                                                                NULL});
     t = load_ok(PARE_TASK_BOOLQ, boolq, 0);
     if (t) {
         CHECK(t->n_items == 3);
@@ -130,10 +135,10 @@ static void test_hellaswag(void)
         const char *in, *out;
     } cases[] = {
         {"  How to sew [title] Thread the needle. [step] Pull. ", "How to sew. Thread the needle. Pull."},
-        {"a [header] b", "a b"},             /* "[header]" goes, the double space is collapsed */
-        {"a   b", "a  b"},                   /* one pass: three spaces become two, as str.replace */
+        {"a [header] b", "a b"}, /* "[header]" goes, the double space is collapsed */
+        {"a   b", "a  b"},       /* one pass: three spaces become two, as str.replace */
         {"keep [open bracket", "keep [open bracket"},
-        {"x [a] [b] y", "x  y"},            /* three spaces left, collapsed once */
+        {"x [a] [b] y", "x  y"}, /* three spaces left, collapsed once */
         {"", ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -231,12 +236,11 @@ static void test_decompression_limit(void)
     unsetenv("PARE_TASK_MAX_DECOMPRESSED");
     cli_apply_environment();
     expect_load_error(PARE_TASK_HELLASWAG, path,
-                      (const char *const[]){"bomb.txt.bz2", "decompresses to more than 67108864 bytes", "default 64 MiB",
-                                            "PARE_TASK_MAX_DECOMPRESSED", NULL});
+                      (const char *const[]){"bomb.txt.bz2", "decompresses to more than 67108864 bytes",
+                                            "default 64 MiB", "PARE_TASK_MAX_DECOMPRESSED", NULL});
     setenv("PARE_TASK_MAX_DECOMPRESSED", "1M", 1);
     cli_apply_environment();
-    expect_load_error(PARE_TASK_HELLASWAG, path,
-                      (const char *const[]){"bomb.txt.bz2", "more than 1048576 bytes", NULL});
+    expect_load_error(PARE_TASK_HELLASWAG, path, (const char *const[]){"bomb.txt.bz2", "more than 1048576 bytes", NULL});
     if (!getenv("PARE_TEST_QUICK")) { /* the whole file under a raised limit (decodes 65 MiB) */
         setenv("PARE_TASK_MAX_DECOMPRESSED", "66M", 1);
         cli_apply_environment();
@@ -255,32 +259,55 @@ static void test_decompression_limit(void)
 /* Malformed files: each error names the file and the line. */
 static void test_reader_errors(void)
 {
-    const char *d = task_dir("bad", (const char *const[]){
-        "p1.jsonl", "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n{\"goal\": \"g\", \"sol1\": \"a\",\n",
-        "p1-labels.lst", "0\n1\n",
-        "p2.jsonl", "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n",
-        "p2-labels.lst", "0\n",
-        "p3.jsonl", "{\"goal\": \"g\", \"sol1\": \"a\"}\n",
-        "p3-labels.lst", "0\n",
-        "p4.jsonl", "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n",
-        "p4-labels.lst", "2\n",
-        "a1.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":[]},\"answerKey\":\"A\"}\n",
-        "a2.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":[{\"text\":\"t\",\"label\":\"A\"}]},\"answerKey\":\"E\"}\n",
-        "a3.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":[{\"text\":\"t\",\"label\":\"A\"}]}}\n",
-        "a4.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":{}},\"answerKey\":\"A\"}\n",
-        "b1.jsonl", "{\"question\": \"q\", \"passage\": \"p\", \"label\": \"maybe\"}\n",
-        "b2.jsonl", "[1, 2]\n",
-        "h1.txt", "ctx\n0\ne1\ne2\ne3\n",
-        "h2.txt", "ctx\n7\ne1\ne2\ne3\ne4\n",
-        "empty.jsonl", "\n\n",
-        NULL});
-    expect_load_error(PARE_TASK_PIQA, path_in(d, "p1.jsonl"), (const char *const[]){"p1.jsonl:2:", "invalid JSON", NULL});
+    const char *d = task_dir(
+        "bad", (const char *const[]){"p1.jsonl",
+                                     "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n{\"goal\": \"g\", \"sol1\": "
+                                     "\"a\",\n",
+                                     "p1-labels.lst",
+                                     "0\n1\n",
+                                     "p2.jsonl",
+                                     "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n{\"goal\": \"g\", \"sol1\": "
+                                     "\"a\", \"sol2\": \"b\"}\n",
+                                     "p2-labels.lst",
+                                     "0\n",
+                                     "p3.jsonl",
+                                     "{\"goal\": \"g\", \"sol1\": \"a\"}\n",
+                                     "p3-labels.lst",
+                                     "0\n",
+                                     "p4.jsonl",
+                                     "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n",
+                                     "p4-labels.lst",
+                                     "2\n",
+                                     "a1.jsonl",
+                                     "{\"question\":{\"stem\":\"s\",\"choices\":[]},\"answerKey\":\"A\"}\n",
+                                     "a2.jsonl",
+                                     "{\"question\":{\"stem\":\"s\",\"choices\":[{\"text\":\"t\",\"label\":\"A\"}]},"
+                                     "\"answerKey\":\"E\"}\n",
+                                     "a3.jsonl",
+                                     "{\"question\":{\"stem\":\"s\",\"choices\":[{\"text\":\"t\",\"label\":\"A\"}]}}\n",
+                                     "a4.jsonl",
+                                     "{\"question\":{\"stem\":\"s\",\"choices\":{}},\"answerKey\":\"A\"}\n",
+                                     "b1.jsonl",
+                                     "{\"question\": \"q\", \"passage\": \"p\", \"label\": \"maybe\"}\n",
+                                     "b2.jsonl",
+                                     "[1, 2]\n",
+                                     "h1.txt",
+                                     "ctx\n0\ne1\ne2\ne3\n",
+                                     "h2.txt",
+                                     "ctx\n7\ne1\ne2\ne3\ne4\n",
+                                     "empty.jsonl",
+                                     "\n\n",
+                                     NULL});
+    expect_load_error(PARE_TASK_PIQA, path_in(d, "p1.jsonl"),
+                      (const char *const[]){"p1.jsonl:2:", "invalid JSON", NULL});
     expect_load_error(PARE_TASK_PIQA, path_in(d, "p2.jsonl"),
                       (const char *const[]){"p2-labels.lst", "1 label for 2 items", NULL});
     expect_load_error(PARE_TASK_PIQA, path_in(d, "p3.jsonl"), (const char *const[]){"p3.jsonl:1:", "'sol2'", NULL});
-    expect_load_error(PARE_TASK_PIQA, path_in(d, "p4.jsonl"), (const char *const[]){"p4-labels.lst:1:", "not 0 or 1", NULL});
+    expect_load_error(PARE_TASK_PIQA, path_in(d, "p4.jsonl"),
+                      (const char *const[]){"p4-labels.lst:1:", "not 0 or 1", NULL});
     expect_load_error(PARE_TASK_PIQA, path_in(d, "absent.jsonl"), (const char *const[]){"absent.jsonl", NULL});
-    expect_load_error(PARE_TASK_ARC_EASY, path_in(d, "a1.jsonl"), (const char *const[]){"a1.jsonl:1:", "no choices", NULL});
+    expect_load_error(PARE_TASK_ARC_EASY, path_in(d, "a1.jsonl"),
+                      (const char *const[]){"a1.jsonl:1:", "no choices", NULL});
     expect_load_error(PARE_TASK_ARC_EASY, path_in(d, "a2.jsonl"),
                       (const char *const[]){"a2.jsonl:1:", "answerKey 'E'", "(A)", NULL});
     /* no answerKey (found by fuzzing: the message was chosen after the item was released, a use after free) */
@@ -289,10 +316,12 @@ static void test_reader_errors(void)
     expect_load_error(PARE_TASK_ARC_EASY, path_in(d, "a4.jsonl"),
                       (const char *const[]){"a4.jsonl:1:", "'question.choices (a list)'", NULL});
     expect_load_error(PARE_TASK_BOOLQ, path_in(d, "b1.jsonl"), (const char *const[]){"b1.jsonl:1:", "label", NULL});
-    expect_load_error(PARE_TASK_BOOLQ, path_in(d, "b2.jsonl"), (const char *const[]){"b2.jsonl:1:", "JSON object", NULL});
+    expect_load_error(PARE_TASK_BOOLQ, path_in(d, "b2.jsonl"),
+                      (const char *const[]){"b2.jsonl:1:", "JSON object", NULL});
     expect_load_error(PARE_TASK_HELLASWAG, path_in(d, "h1.txt"), (const char *const[]){"h1.txt:1:", "incomplete", NULL});
     expect_load_error(PARE_TASK_HELLASWAG, path_in(d, "h2.txt"), (const char *const[]){"h2.txt:2:", "label '7'", NULL});
-    expect_load_error(PARE_TASK_BOOLQ, path_in(d, "empty.jsonl"), (const char *const[]){"empty.jsonl", "no items", NULL});
+    expect_load_error(PARE_TASK_BOOLQ, path_in(d, "empty.jsonl"),
+                      (const char *const[]){"empty.jsonl", "no items", NULL});
     expect_load_error(PARE_TASK_BOOLQ, d, (const char *const[]){"no val.jsonl", NULL});
     pare_task_kind k;
     pare_error err = {0};
@@ -360,17 +389,21 @@ static void test_score_matches_plain(void)
     pare_model *m = fixture_model("zs", 0);
     if (!m)
         return;
-    const char *d = task_dir("zs_arc", (const char *const[]){
-        "t.jsonl",
-        "{\"question\":{\"stem\":\"a b c\",\"choices\":[{\"text\":\"x\",\"label\":\"A\"},{\"text\":\"yy z\",\"label\":\"B\"},"
-        "{\"text\":\"x\",\"label\":\"C\"}]},\"answerKey\":\"B\"}\n"
-        "{\"question\":{\"stem\":\"the quick brown fox\",\"choices\":[{\"text\":\"and sleeps\","
-        "\"label\":\"A\"},{\"text\":\"no\",\"label\":\"B\"}]},\"answerKey\":\"A\"}\n"
-        "{\"question\":{\"stem\":\"hi \",\"choices\":[{\"text\":\"ok\",\"label\":\"A\"},{\"text\":\"okay then\",\"label\":\"B\"},"
-        "{\"text\":\"k\",\"label\":\"C\"},{\"text\":\"fine\",\"label\":\"D\"}]},\"answerKey\":\"D\"}\n"
-        "{\"question\":{\"stem\":\"abcdefghijklmnopqrstuvwxyz abc\","
-        "\"choices\":[{\"text\":\"long one\",\"label\":\"A\"},{\"text\":\"b\",\"label\":\"B\"}]},\"answerKey\":\"B\"}\n",
-        NULL});
+    const char *d = task_dir(
+        "zs_arc", (const char *const[]){
+                      "t.jsonl",
+                      "{\"question\":{\"stem\":\"a b c\",\"choices\":[{\"text\":\"x\",\"label\":\"A\"},{\"text\":\"yy "
+                      "z\",\"label\":\"B\"},"
+                      "{\"text\":\"x\",\"label\":\"C\"}]},\"answerKey\":\"B\"}\n"
+                      "{\"question\":{\"stem\":\"the quick brown fox\",\"choices\":[{\"text\":\"and sleeps\","
+                      "\"label\":\"A\"},{\"text\":\"no\",\"label\":\"B\"}]},\"answerKey\":\"A\"}\n"
+                      "{\"question\":{\"stem\":\"hi \",\"choices\":[{\"text\":\"ok\",\"label\":\"A\"},{\"text\":\"okay "
+                      "then\",\"label\":\"B\"},"
+                      "{\"text\":\"k\",\"label\":\"C\"},{\"text\":\"fine\",\"label\":\"D\"}]},\"answerKey\":\"D\"}\n"
+                      "{\"question\":{\"stem\":\"abcdefghijklmnopqrstuvwxyz abc\","
+                      "\"choices\":[{\"text\":\"long "
+                      "one\",\"label\":\"A\"},{\"text\":\"b\",\"label\":\"B\"}]},\"answerKey\":\"B\"}\n",
+                      NULL});
     pare_task *t = load_ok(PARE_TASK_ARC_EASY, path_in(d, "t.jsonl"), 0);
     if (!t) {
         pare_model_free(m);
@@ -466,7 +499,8 @@ static void test_reference_fixture(void)
             continue;
         pare_task_kind kind;
         CHECK(pare_task_kind_parse(FIX_TASKS[k], &kind, &err) == PARE_OK);
-        pare_task *t = load_ok(kind, shared_path(json_string_value(json_object_get(ft, "data"))), json_array_size(items));
+        pare_task *t = load_ok(kind, shared_path(json_string_value(json_object_get(ft, "data"))),
+                               json_array_size(items));
         if (!t)
             continue;
         pare_zeroshot_result r;
@@ -524,16 +558,17 @@ static json_t *run_json_ok(const char *const *args)
 static void test_cli_task(void)
 {
     const char *model = fixture_hf_dir("zs_cli", 0);
-    const char *d = task_dir("cli_piqa", (const char *const[]){
-        "valid.jsonl",
-        "{\"goal\": \"open a jar\", \"sol1\": \"twist\", \"sol2\": \"hit it\"}\n"
-        "{\"goal\": \"dry socks\", \"sol1\": \"use a dryer\", \"sol2\": \"oven\"}\n"
-        "{\"goal\": \"cut bread\", \"sol1\": \"knife\", \"sol2\": \"spoon\"}\n",
-        "valid-labels.lst", "0\n0\n0\n", NULL});
-    json_t *j = run_json_ok((const char *const[]){"eval", "--model", model, "--task", "piqa", "--task-data", d, "--json", NULL});
+    const char *d = task_dir(
+        "cli_piqa", (const char *const[]){"valid.jsonl",
+                                          "{\"goal\": \"open a jar\", \"sol1\": \"twist\", \"sol2\": \"hit it\"}\n"
+                                          "{\"goal\": \"dry socks\", \"sol1\": \"use a dryer\", \"sol2\": \"oven\"}\n"
+                                          "{\"goal\": \"cut bread\", \"sol1\": \"knife\", \"sol2\": \"spoon\"}\n",
+                                          "valid-labels.lst", "0\n0\n0\n", NULL});
+    json_t *j = run_json_ok(
+        (const char *const[]){"eval", "--model", model, "--task", "piqa", "--task-data", d, "--json", NULL});
     if (j) {
-        CHECK(json_integer_value(json_object_get(j, "items")) == 3 &&
-              json_integer_value(json_object_get(j, "requests")) == 6);
+        CHECK(json_integer_value(json_object_get(j, "items")) == 3 && json_integer_value(json_object_get(j, "request"
+                                                                                                            "s")) == 6);
         double acc = json_real_value(json_object_get(j, "acc"));
         CHECK(fabs(acc * 3 - round(acc * 3)) < 1e-9);
         CHECK(strcmp(json_string_value(json_object_get(j, "task")), "piqa") == 0);
@@ -555,7 +590,8 @@ static void test_cli_task(void)
     CHECKF(lines == 2 && strstr(text, "\"cont\"") && strstr(text, "\"ll\""), "dump: %s", text ? text : "(none)");
     free(text);
     char *out = NULL, *errout = NULL;
-    int st = run_pare(&out, &errout, (const char *const[]){"eval", "--model", model, "--task", "piqa", "--task-data", d, NULL});
+    int st = run_pare(&out, &errout,
+                      (const char *const[]){"eval", "--model", model, "--task", "piqa", "--task-data", d, NULL});
     CHECKF(st == 0 && strstr(out, "acc_norm") && strstr(out, "Question: {goal}") && strstr(errout, "items/s"),
            "exit %d: %s %s", st, out, errout);
     free(out);
@@ -566,13 +602,14 @@ static void test_cli_task(void)
 static void test_cli_task_errors(void)
 {
     const char *model = fixture_hf_dir("zs_err", 0);
-    const char *d = task_dir("cli_bad", (const char *const[]){
-        "valid.jsonl", "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\nnot json\n",
-        "valid-labels.lst", "0\n1\n",
-        "short.jsonl", "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n",
-        "short-labels.lst", "0\n",
-        "arc.jsonl", "{\"question\":{\"stem\":\"s\",\"choices\":[]},\"answerKey\":\"A\"}\n",
-        NULL});
+    const char *d = task_dir(
+        "cli_bad",
+        (const char *const[]){"valid.jsonl", "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\nnot json\n",
+                              "valid-labels.lst", "0\n1\n", "short.jsonl",
+                              "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n{\"goal\": \"g\", \"sol1\": \"a\", "
+                              "\"sol2\": \"b\"}\n",
+                              "short-labels.lst", "0\n", "arc.jsonl",
+                              "{\"question\":{\"stem\":\"s\",\"choices\":[]},\"answerKey\":\"A\"}\n", NULL});
     char valid[1200], shortf[1200], arc[1200];
     snprintf(valid, sizeof valid, "%s", path_in(d, "valid.jsonl"));
     snprintf(shortf, sizeof shortf, "%s", path_in(d, "short.jsonl"));
@@ -587,9 +624,9 @@ static void test_cli_task_errors(void)
                       (const char *const[]){"unknown task 'lambada'", "piqa, arc-easy, boolq, hellaswag", NULL}, 1);
     expect_pare_error((const char *const[]){"eval", "--model", model, "--task", "piqa", NULL},
                       (const char *const[]){"--task-data", NULL}, 1);
-    expect_pare_error((const char *const[]){"eval", "--model", model, "--task", "piqa", "--task-data", valid, "--window",
-                                            "32", NULL},
-                      (const char *const[]){"--window", "not to --task", NULL}, 1);
+    expect_pare_error(
+        (const char *const[]){"eval", "--model", model, "--task", "piqa", "--task-data", valid, "--window", "32", NULL},
+        (const char *const[]){"--window", "not to --task", NULL}, 1);
     expect_pare_error((const char *const[]){"eval", "--model", model, "--data", valid, "--limit", "3", NULL},
                       (const char *const[]){"--limit applies to --task", NULL}, 1);
 }

@@ -87,8 +87,9 @@ static void check_same_ids(const pare_tokenizer *tok, const char *what, const in
     size_t tl = 0;
     char *text = NULL;
     pare_tokenizer_decode(tok, want + from, to_w - from, 0, &text, &tl, NULL);
-    CHECKF(0, "%s: first difference at token %zu of %zu (got %zu tokens); reference ids [%zu..]: %s; ours: %s; "
-              "reference text there: \"%.60s\"",
+    CHECKF(0,
+           "%s: first difference at token %zu of %zu (got %zu tokens); reference ids [%zu..]: %s; ours: %s; "
+           "reference text there: \"%.60s\"",
            what, i, n_want, n_got, from, w, g, text ? text : "?");
     free(text);
 }
@@ -258,8 +259,8 @@ static void test_llama2_vocab_counts_and_roundtrip(void)
         int32_t *ids = text ? encode(tok, text, len, 0, &n) : NULL;
         if (ids) {
             json_int_t want = json_integer_value(json_object_get(entry, "tokens"));
-            CHECKF((json_int_t)n == want, "llama2-vocab-tiny on %s: %zu tokens, reference %lld",
-                   ref_eval_files[f].name, n, (long long)want);
+            CHECKF((json_int_t)n == want, "llama2-vocab-tiny on %s: %zu tokens, reference %lld", ref_eval_files[f].name,
+                   n, (long long)want);
             if (json_is_true(json_object_get(entry, "decode_roundtrip"))) {
                 char *back = decode(tok, ids, n, 0, &back_len);
                 CHECKF(back && back_len == len && !memcmp(back, text, len),
@@ -296,8 +297,7 @@ static void test_llama2_vocab_tricky_cases(void)
         if (ids)
             check_same_ids(tok, what, want, n_want, ids, n);
         char *back = decode(tok, want, n_want, 0, &len);
-        CHECKF(back && !strcmp(back, decoded), "%s: decoded \"%s\", reference \"%s\"", what, back ? back : "",
-               decoded);
+        CHECKF(back && !strcmp(back, decoded), "%s: decoded \"%s\", reference \"%s\"", what, back ? back : "", decoded);
         /* With special tokens the only change is the BOS in front. */
         free(ids);
         ids = encode(tok, text, strlen(text), 1, &n);
@@ -593,8 +593,7 @@ static void test_rejects_bad_tokenizer_bin(void)
     memcpy(bad, good, n);
     put_i32(bad + 8, -5);
     CHECK(write_bytes(path, bad, n) == 0);
-    CHECKF(pare_tokenizer_load_llama2c(path, 3, &tok, &err) == PARE_EFORMAT && strstr(err.msg, "length"), "%s",
-           err.msg);
+    CHECKF(pare_tokenizer_load_llama2c(path, 3, &tok, &err) == PARE_EFORMAT && strstr(err.msg, "length"), "%s", err.msg);
     put_i32(bad + 8, 0x7fffffff);
     CHECK(write_bytes(path, bad, n) == 0);
     CHECK(pare_tokenizer_load_llama2c(path, 3, &tok, &err) == PARE_EFORMAT);
@@ -607,19 +606,21 @@ static void test_rejects_bad_tokenizer_bin(void)
 static void test_synthetic_metaspace_byte_fallback(void)
 {
     char json[1 << 14];
-    size_t used = (size_t)snprintf(json, sizeof json,
-                                   "{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true}],"
-                                   " \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\\u2581\","
-                                   " \"prepend_scheme\": \"always\", \"split\": true},"
-                                   " \"decoder\": {\"type\": \"Sequence\", \"decoders\": ["
-                                   "{\"type\": \"Metaspace\", \"replacement\": \"\\u2581\", \"prepend_scheme\": \"always\"},"
-                                   "{\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]},"
-                                   " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"byte_fallback\": true,"
-                                   " \"merges\": [[\"\\u2581\", \"a\"], [\"\\u2581a\", \"b\"]], \"vocab\": {\"<unk>\": 0");
+    size_t used = (size_t)snprintf(
+        json, sizeof json,
+        "{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true}],"
+        " \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\\u2581\","
+        " \"prepend_scheme\": \"always\", \"split\": true},"
+        " \"decoder\": {\"type\": \"Sequence\", \"decoders\": ["
+        "{\"type\": \"Metaspace\", \"replacement\": \"\\u2581\", \"prepend_scheme\": \"always\"},"
+        "{\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]},"
+        " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"byte_fallback\": true,"
+        " \"merges\": [[\"\\u2581\", \"a\"], [\"\\u2581a\", \"b\"]], \"vocab\": {\"<unk>\": 0");
     for (int b = 0; b < 256; b++)
         used += (size_t)snprintf(json + used, sizeof json - used, ", \"<0x%02X>\": %d", b, b + 1);
-    snprintf(json + used, sizeof json - used, ", \"\\u2581\": 257, \"a\": 258, \"b\": 259, \"\\u2581a\": 260,"
-                                              " \"\\u2581ab\": 261}}}");
+    snprintf(json + used, sizeof json - used,
+             ", \"\\u2581\": 257, \"a\": 258, \"b\": 259, \"\\u2581a\": 260,"
+             " \"\\u2581ab\": 261}}}");
     const char *path = tmp_path("meta.json");
     pare_tokenizer *tok = NULL;
     pare_error err = {0};
@@ -637,7 +638,9 @@ static void test_synthetic_metaspace_byte_fallback(void)
     free(ids);
     int32_t invalid[] = {0xE4 + 1, 0xB8 + 1, 258};
     back = decode(tok, invalid, 3, 0, &len);
-    CHECKF(back && !strcmp(back, "\xEF\xBF\xBD\xEF\xBF\xBD" "a"), "invalid bytes decode to \"%s\"", back ? back : "");
+    CHECKF(back && !strcmp(back, "\xEF\xBF\xBD\xEF\xBF\xBD"
+                                 "a"),
+           "invalid bytes decode to \"%s\"", back ? back : "");
     free(back);
     int32_t out_of_range = 9999;
     char *none = NULL;
@@ -746,8 +749,8 @@ static void test_messages_escape_file_strings(void)
 static void test_encode_errors_name_the_file(void)
 {
     /* unk_token absent from the vocab is only an error once an unknown character needs it. */
-    const char *json =
-        "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<u\\nnk>\", \"vocab\": {\"a\": 0}, \"merges\": []}}";
+    const char *json = "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<u\\nnk>\", \"vocab\": {\"a\": 0}, "
+                       "\"merges\": []}}";
     const char *path = tmp_path("unk-missing.json");
     pare_tokenizer *tok = NULL;
     pare_error err = {0};
@@ -788,12 +791,11 @@ static void test_encode_errors_name_the_file(void)
     CHECKF(pare_tokenizer_load_llama2c(path, 3, &tok, &err) == PARE_OK, "%s", err.msg);
     if (tok) {
         pare_status st = pare_tokenizer_encode(tok, "ab", 2, 0, &ids, &n, &err);
-        CHECKF(st == PARE_EFORMAT && strstr(err.msg, path) && strstr(err.msg, "' '"), "%s: %s",
-               pare_status_name(st), err.msg);
+        CHECKF(st == PARE_EFORMAT && strstr(err.msg, path) && strstr(err.msg, "' '"), "%s: %s", pare_status_name(st),
+               err.msg);
         char small[4] = "abc";
         st = pare_tokenizer_encode(tok, small, (size_t)INT32_MAX + 1, 0, &ids, &n, &err);
-        CHECKF(st == PARE_EINVAL && ids == NULL && strstr(err.msg, "too long"), "%s: %s", pare_status_name(st),
-               err.msg);
+        CHECKF(st == PARE_EINVAL && ids == NULL && strstr(err.msg, "too long"), "%s: %s", pare_status_name(st), err.msg);
         pare_tokenizer_free(tok);
     }
 }
@@ -897,8 +899,8 @@ static void test_normalizer_expansion_bomb(void)
     CHECKF(grown_kib < 64 * 1024, "peak memory grew by %ld KiB", grown_kib);
     free(ids);
     /* a text the cap allows still encodes: "x" has no "e" to replace */
-    CHECKF(pare_tokenizer_encode(tok, "x", 1, 0, &ids, &n, &err) == PARE_OK && n == 1 && ids[0] == 'x' + 1,
-           "%s", err.msg);
+    CHECKF(pare_tokenizer_encode(tok, "x", 1, 0, &ids, &n, &err) == PARE_OK && n == 1 && ids[0] == 'x' + 1, "%s",
+           err.msg);
     free(ids);
     pare_tokenizer_free(tok);
 }

@@ -183,8 +183,8 @@ static void test_method_per_type(void)
     pare_error err = {0};
     CHECK(tui_calibrate(st.model, &st.set, 1, NULL, &st.calib, &err) == PARE_OK);
     for (int w = 0; w < 3; w++)
-        CHECK(pare_model_spectra_weighted(st.model, w ? st.calib : NULL, (pare_weighting)w, NULL, &st.spectra[w], &err) ==
-              PARE_OK);
+        CHECK(pare_model_spectra_weighted(st.model, w ? st.calib : NULL, (pare_weighting)w, NULL, &st.spectra[w],
+                                          &err) == PARE_OK);
     st.mo.energy = 0.8;
     CHECK(tui_state_mix(&st, tm, TUI_MIX_ENERGY, &need) == 0);
     for (int i = 0; i < st.n; i++) {
@@ -536,8 +536,8 @@ static void test_recipe_reproduces(void)
     char *txt = NULL;
     pare_error err = {0};
     CHECK(tui_recipe_text(&st, &st.cfg, &st.set, NULL, &txt, &err) == PARE_OK);
-    CHECKF(txt && strstr(txt, "m:factorize{rank = 6, weighting = \"act\", calib = c") &&
-               strstr(txt, "gram = true") && strstr(txt, "\"model.layers.1.mlp.down_proj\""),
+    CHECKF(txt && strstr(txt, "m:factorize{rank = 6, weighting = \"act\", calib = c") && strstr(txt, "gram = true") &&
+               strstr(txt, "\"model.layers.1.mlp.down_proj\""),
            "recipe:\n%s", txt);
     free(txt);
     check_reproduces(&st, "manual");
@@ -725,8 +725,8 @@ static int restored(const tty_proc *p)
 static int tty_start(tty_proc *p, int cols, int rows, const char *dir, const char *text, const char *const *env)
 {
     const char *out = tmp_path("tui-out");
-    const char *args[] = {"tui", "--model", dir, "--calib", text, "--calib-samples", "4", "--calib-len", "32",
-                          "--eval", text, "--window", "32", "--out", out, NULL};
+    const char *args[] = {"tui", "--model", dir,  "--calib",  text, "--calib-samples", "4", "--calib-len",
+                          "32",  "--eval",  text, "--window", "32", "--out",           out, NULL};
     const char *no_text[] = {"tui", "--model", dir, "--out", out, NULL};
     int rc = tty_spawn(p, cols, rows, text ? args : no_text, env);
     CHECKF(rc == 0, "forkpty: %s", strerror(errno));
@@ -946,7 +946,8 @@ static void test_pty_preset_stderr(void)
     char path[1300];
     snprintf(path, sizeof path, "%s/noisy.lua", presets);
     const char *src = "description = 'writes to stderr'\n"
-                      "function run(p) io.stderr:write('library noise\\n') io.stderr:flush() io.write('raw stdout\\n')\n"
+                      "function run(p) io.stderr:write('library noise\\n') io.stderr:flush() io.write('raw "
+                      "stdout\\n')\n"
                       "    print('printed line') end\n";
     CHECK(fixture_write_raw(path, src, strlen(src)) == 0);
     char env_presets[1400];
@@ -1002,12 +1003,12 @@ static char *headless_screen(const char *dir, const char *text, const char *keys
     static int n;
     snprintf(dump, sizeof dump, "%s/screen-%d.txt", harness_tmpdir(), ++n);
     snprintf(out, sizeof out, "%s/headless-out", harness_tmpdir());
-    const char *args[40] = {"tui", "--model", dir, "--out", out, "--keys", keys, "--dump-screen", dump, "--size",
-                            size ? size : "120x40"};
+    const char *args[40] = {
+        "tui", "--model", dir, "--out", out, "--keys", keys, "--dump-screen", dump, "--size", size ? size : "120x40"};
     int k = 11;
     if (text) {
-        const char *more[] = {"--calib", text, "--calib-samples", "4", "--calib-len", "32", "--eval", text, "--window",
-                              "32"};
+        const char *more[] = {"--calib", text, "--calib-samples", "4", "--calib-len", "32",
+                              "--eval",  text, "--window",        "32"};
         for (int i = 0; i < 10; i++)
             args[k++] = more[i];
     }
@@ -1071,8 +1072,8 @@ static void test_headless_keys(void)
     CHECKF(s && strstr(s, want), "no '%s' on the cursor line", want);
     /* pare eval of the same model, text and window */
     char *o = NULL, *e = NULL;
-    int rc = run_pare(&o, &e, (const char *const[]){"eval", "--model", dir, "--data", text, "--window", "32", "--json",
-                                                    NULL});
+    int rc = run_pare(&o, &e,
+                      (const char *const[]){"eval", "--model", dir, "--data", text, "--window", "32", "--json", NULL});
     double ref = screen_number(o, "\"ppl\":");
     CHECKF(rc == 0 && ref > 1, "pare eval: exit %d: %s", rc, e);
     free(o);
@@ -1199,7 +1200,8 @@ static void test_headless_sandbox(void)
     free(s);
     /* off: it runs */
     s = headless_screen(dir, NULL, "F5 Enter", "160x40", NULL);
-    CHECKF(s && strstr(s, "execute returned true") && strstr(s, "run complete"), "without the sandbox the recipe failed");
+    CHECKF(s && strstr(s, "execute returned true") && strstr(s, "run complete"), "without the sandbox the recipe "
+                                                                                 "failed");
     if (harness_failed_now())
         print_screen(s);
     free(s);
@@ -1429,7 +1431,8 @@ static void test_per_type_methods(void)
         const pare_linear *l = st.lin[i];
         if (st.type[i] < 4) {
             int k = (int)(0.6 * l->out * l->in / (l->out + l->in) + 1e-9);
-            CHECKF(st.dec[i].action == PARE_PLAN_FACTOR && st.dec[i].rank == k && st.dec[i].weighting == PARE_WEIGHT_WHITEN,
+            CHECKF(st.dec[i].action == PARE_PLAN_FACTOR && st.dec[i].rank == k &&
+                       st.dec[i].weighting == PARE_WEIGHT_WHITEN,
                    "%s: %d r %d", l->name, st.dec[i].action, st.dec[i].rank);
         } else
             CHECKF(st.dec[i].action == PARE_PLAN_MASK && st.dec[i].frac == 0.5 &&
@@ -1491,8 +1494,8 @@ static void test_per_type_methods(void)
         tm[t] = t < 4 ? PARE_WEIGHT_ACT : TUI_MIX_CHANNELS;
     st.mo.ratio = 0.3;
     st.mo.keep_least = 0.05;
-    CHECKF(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.n_channels == 3 * st.model->cfg.n_layers,
-           "%s", st.dec_err);
+    CHECKF(tui_state_mix(&st, tm, TUI_MIX_UNIFORM, &need) == 0 && st.n_channels == 3 * st.model->cfg.n_layers, "%s",
+           st.dec_err);
     check_totals(&st, "asvd + channels", &row);
     check_reproduces(&st, "pertype-channels");
     /* channels are for the FFN only; N:M needs a width it divides (the old configuration stays) */
@@ -1577,7 +1580,8 @@ static void test_zero_shot_task(void)
     json_t *j = rc == 0 ? json_loads(out, 0, &je) : NULL;
     /* the JSON has 10 significant digits: compare the counts of items right */
     double n_items = (double)json_integer_value(json_object_get(j, "items"));
-    CHECKF(j && n_items == 12 && lround(json_number_value(json_object_get(j, "acc")) * n_items) == lround(dense.acc * 12) &&
+    CHECKF(j && n_items == 12 &&
+               lround(json_number_value(json_object_get(j, "acc")) * n_items) == lround(dense.acc * 12) &&
                lround(json_number_value(json_object_get(j, "acc_norm")) * n_items) == lround(dense.acc_norm * 12) &&
                fabs(json_number_value(json_object_get(j, "acc")) - dense.acc) < 1e-9,
            "pare eval --task: exit %d: %s %s; workbench acc %.17g", rc, out, errout, dense.acc);

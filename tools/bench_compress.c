@@ -464,8 +464,8 @@ static void forward_split(const pare_model *m, const int32_t *ids, size_t n, int
             double t1 = now_s();
             const pare_block *b = &m->blocks[l];
             const pare_layer_acts *la = pare_acts_layer(a, l);
-            const float *site_in[PARE_IN_COUNT] = {[PARE_IN_ATTN] = la->ln1, [PARE_IN_O] = la->atty,
-                                                   [PARE_IN_MLP] = la->ln2, [PARE_IN_DOWN] = la->hmid};
+            const float *site_in[PARE_IN_COUNT] = {
+                [PARE_IN_ATTN] = la->ln1, [PARE_IN_O] = la->atty, [PARE_IN_MLP] = la->ln2, [PARE_IN_DOWN] = la->hmid};
             for (int k = 0; k < PARE_LIN_KINDS; k++)
                 if (b->lin[k].out) {
                     pare_linear_forward(&b->lin[k], site_in[pare_lin_kinds[k].input], rows, y, scr);

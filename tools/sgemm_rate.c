@@ -82,8 +82,8 @@ int main(int argc, char **argv)
     printf("{\"sgemm_gflops\": %.2f, \"threads\": \"%s\", \"kernel\": \"%s\", \"shapes\": [", best_all,
            thr ? thr : "default", openblas_get_corename());
     for (int s = 0; s < nshapes; s++)
-        printf("%s{\"m\": %d, \"n\": %d, \"k\": %d, \"gflops\": %.2f}", s ? ", " : "", shapes[s][0],
-               shapes[s][1], shapes[s][2], rates[s]);
+        printf("%s{\"m\": %d, \"n\": %d, \"k\": %d, \"gflops\": %.2f}", s ? ", " : "", shapes[s][0], shapes[s][1],
+               shapes[s][2], rates[s]);
     printf("]}\n");
     return 0;
 }

@@ -52,11 +52,13 @@ static int save_recipe(tui_app *a, char *path, size_t cap)
         if (r->hash == h) {
             size_t o = 0;
             if (!isnan(r->ppl))
-                o = (size_t)snprintf(note, sizeof note, "Measured in the workbench: perplexity %.17g on %.700s (window %d).",
-                                     r->ppl, a->st.set.eval, a->st.set.window);
+                o = (size_t)snprintf(note, sizeof note,
+                                     "Measured in the workbench: perplexity %.17g on %.700s (window %d).", r->ppl,
+                                     a->st.set.eval, a->st.set.window);
             if (r->task[0] && o < sizeof note) /* zero-shot accuracies of the same configuration */
-                snprintf(note + o, sizeof note - o, "%sMeasured in the workbench: %s acc %.17g acc_norm %.17g (%zu items).",
-                         o ? "\n" : "", r->task, r->acc, r->acc_norm, r->task_items);
+                snprintf(note + o, sizeof note - o,
+                         "%sMeasured in the workbench: %s acc %.17g acc_norm %.17g (%zu items).", o ? "\n" : "",
+                         r->task, r->acc, r->acc_norm, r->task_items);
             break;
         }
     }

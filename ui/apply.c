@@ -125,7 +125,8 @@ pare_status tui_score_task(const pare_model *m, const tui_settings *set, const p
     if (!set->task[0])
         return pare_fail(err, PARE_EINVAL, "no zero-shot task: set one with F2 (setup) or --task KIND --task-data PATH");
     if (!set->task_data[0])
-        return pare_fail(err, PARE_EINVAL, "task %s: no data: set its file or folder with F2 or --task-data PATH", set->task);
+        return pare_fail(err, PARE_EINVAL, "task %s: no data: set its file or folder with F2 or --task-data PATH",
+                         set->task);
     pare_status st = pare_task_kind_parse(set->task, &kind, err);
     pare_task *t = NULL;
     if (!st)
@@ -144,7 +145,8 @@ pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const t
     double t0 = now_s();
     memset(row, 0, sizeof *row);
     if (!set->eval[0] && !set->task[0])
-        return pare_fail(err, PARE_EINVAL, "no evaluation text or task: set one with F2 (setup), --eval FILE or --task KIND");
+        return pare_fail(err, PARE_EINVAL,
+                         "no evaluation text or task: set one with F2 (setup), --eval FILE or --task KIND");
     pare_model *m = NULL;
     pare_status st = pare_model_clone(src, &m, err);
     pare_eval_result r = {0};
@@ -170,7 +172,9 @@ pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const t
         pare_model_param_counts(m, &a);
         tui_config_label(cfg, row->label, sizeof row->label);
         snprintf(row->method, sizeof row->method, "%s",
-                 cfg->kind == TUI_CFG_DENSE ? "dense" : cfg->kind == TUI_CFG_MANUAL ? "manual" : cfg->method->name);
+                 cfg->kind == TUI_CFG_DENSE    ? "dense"
+                 : cfg->kind == TUI_CFG_MANUAL ? "manual"
+                                               : cfg->method->name);
         const char *base = strrchr(set->eval, '/');
         snprintf(row->data, sizeof row->data, "%.255s", base ? base + 1 : set->eval);
         if (set->eval[0])

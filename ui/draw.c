@@ -29,8 +29,8 @@ static short nearest_color(pare_rgba c)
     static const struct {
         short id;
         int r, g, b;
-    } ansi[] = {{COLOR_RED, 205, 0, 0},     {COLOR_GREEN, 0, 205, 0},     {COLOR_YELLOW, 205, 205, 0},
-                {COLOR_BLUE, 0, 0, 238},    {COLOR_MAGENTA, 205, 0, 205}, {COLOR_CYAN, 0, 205, 205},
+    } ansi[] = {{COLOR_RED, 205, 0, 0},      {COLOR_GREEN, 0, 205, 0},     {COLOR_YELLOW, 205, 205, 0},
+                {COLOR_BLUE, 0, 0, 238},     {COLOR_MAGENTA, 205, 0, 205}, {COLOR_CYAN, 0, 205, 205},
                 {COLOR_WHITE, 229, 229, 229}};
     for (size_t i = 0; i < sizeof ansi / sizeof ansi[0]; i++) {
         long d = (long)(ansi[i].r - c.r) * (ansi[i].r - c.r) + (long)(ansi[i].g - c.g) * (ansi[i].g - c.g) +

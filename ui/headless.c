@@ -12,13 +12,33 @@ static const struct {
     const char *name;
     int key;
 } NAMES[] = {
-    {"Left", KEY_LEFT},        {"Right", KEY_RIGHT},     {"Up", KEY_UP},           {"Down", KEY_DOWN},
-    {"S-Left", KEY_SLEFT},     {"S-Right", KEY_SRIGHT},  {"S-Up", KEY_SR},         {"S-Down", KEY_SF},
-    {"Home", KEY_HOME},        {"End", KEY_END},         {"PgUp", KEY_PPAGE},      {"PgDn", KEY_NPAGE},
-    {"PageUp", KEY_PPAGE},     {"PageDown", KEY_NPAGE},  {"Tab", '\t'},            {"S-Tab", KEY_BTAB},
-    {"BTab", KEY_BTAB},        {"Enter", '\r'},          {"Return", '\r'},         {"Esc", 27},
-    {"Escape", 27},            {"Space", ' '},           {"Backspace", KEY_BACKSPACE}, {"BS", KEY_BACKSPACE},
-    {"Delete", KEY_DC},        {"Del", KEY_DC},          {"Insert", KEY_IC},
+    {"Left", KEY_LEFT},
+    {"Right", KEY_RIGHT},
+    {"Up", KEY_UP},
+    {"Down", KEY_DOWN},
+    {"S-Left", KEY_SLEFT},
+    {"S-Right", KEY_SRIGHT},
+    {"S-Up", KEY_SR},
+    {"S-Down", KEY_SF},
+    {"Home", KEY_HOME},
+    {"End", KEY_END},
+    {"PgUp", KEY_PPAGE},
+    {"PgDn", KEY_NPAGE},
+    {"PageUp", KEY_PPAGE},
+    {"PageDown", KEY_NPAGE},
+    {"Tab", '\t'},
+    {"S-Tab", KEY_BTAB},
+    {"BTab", KEY_BTAB},
+    {"Enter", '\r'},
+    {"Return", '\r'},
+    {"Esc", 27},
+    {"Escape", 27},
+    {"Space", ' '},
+    {"Backspace", KEY_BACKSPACE},
+    {"BS", KEY_BACKSPACE},
+    {"Delete", KEY_DC},
+    {"Del", KEY_DC},
+    {"Insert", KEY_IC},
 };
 
 /* One token (len bytes at s) to a key code, or -1. */
@@ -81,7 +101,8 @@ int tui_parse_keys(const char *spec, int **keys, int *n, char *msg, size_t cap)
         int code = key_code(p, len);
         if (code < 0) {
             snprintf(msg, cap,
-                     "unknown key '%.*s' (names: a character such as j or ?, Left Right Up Down S-Left S-Right Home End "
+                     "unknown key '%.*s' (names: a character such as j or ?, Left Right Up Down S-Left S-Right Home "
+                     "End "
                      "PgUp PgDn Tab S-Tab Enter Esc Space Backspace Delete F1..F12 C-x, or 'literal text')",
                      (int)(len < 60 ? len : 60), p);
             free(k);

@@ -14,7 +14,7 @@
 
 typedef struct {
     tui_job job;
-    pare_model *model;            /* borrowed: the loaded model */
+    pare_model *model; /* borrowed: the loaded model */
     tui_settings set;
     int w;
     const pare_calib_stats *have; /* borrowed: the state's statistics, or NULL */
@@ -166,7 +166,7 @@ typedef struct {
     char recipe[1024], out[1024];
     char **sets;
     int n_sets;
-    int sandbox;  /* LS_SANDBOX, reading only the allowed paths (and what lsession_set names) */
+    int sandbox; /* LS_SANDBOX, reading only the allowed paths (and what lsession_set names) */
     char **allow;
     int n_allow;
     ls_status status;
@@ -241,8 +241,10 @@ static void recipe_done(tui_job *j, pare_status st, const pare_error *err, void 
     int rows = r->run_out[0] ? tui_results_from_run(c->st, r->run_out) : 0;
     char line[4300];
     snprintf(line, sizeof line, "run %s: %.1000s, %d result row%s; record %.3000s/run.json",
-             r->status == LS_COMPLETE ? "complete" : r->status == LS_CANCELLED ? "cancelled" : "failed", r->recipe,
-             rows, rows == 1 ? "" : "s", r->run_out);
+             r->status == LS_COMPLETE    ? "complete"
+             : r->status == LS_CANCELLED ? "cancelled"
+                                         : "failed",
+             r->recipe, rows, rows == 1 ? "" : "s", r->run_out);
     c->log(c->ui, 0, line);
     if (st) /* then the full message (traceback) to the log, its first line staying on the status line */
         c->log(c->ui, 1, r->msg);

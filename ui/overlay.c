@@ -65,10 +65,9 @@ static void load_presets(tui_app *a)
 }
 
 enum { S_CALIB, S_SAMPLES, S_LEN, S_SEED, S_EVAL, S_WINDOW, S_LIMIT, S_OUT, S_TASK, S_SANDBOX, S_COUNT };
-static const char *const SETUP_NAMES[S_COUNT] = {"calibration text", "calibration windows", "tokens per window",
-                                                 "seed",             "evaluation text",     "evaluation window",
-                                                 "limit tokens",     "output folder",       "zero-shot task",
-                                                 "sandbox F5 recipes"};
+static const char *const SETUP_NAMES[S_COUNT] = {
+    "calibration text",  "calibration windows", "tokens per window", "seed",           "evaluation text",
+    "evaluation window", "limit tokens",        "output folder",     "zero-shot task", "sandbox F5 recipes"};
 
 static void setup_text(const tui_app *a, int f, char *buf, size_t cap)
 {
@@ -108,7 +107,10 @@ int tui_setup_apply(tui_app *a, int f, const char *text)
     char *end;
     long long v = strtoll(text, &end, 10);
     int numeric = f != S_CALIB && f != S_EVAL && f != S_OUT;
-    if (numeric && (end == text || *end || v < (f == S_LEN || f == S_WINDOW ? 2 : f == S_SAMPLES ? 1 : 0) ||
+    if (numeric && (end == text || *end ||
+                    v < (f == S_LEN || f == S_WINDOW ? 2
+                         : f == S_SAMPLES            ? 1
+                                                     : 0) ||
                     v > (f == S_SEED || f == S_LIMIT ? (long long)1 << 62 : 1 << 24))) {
         tui_log(a, 1, "%s: '%s' is not a valid value", SETUP_NAMES[f], text);
         return -1;

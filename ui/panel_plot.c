@@ -21,9 +21,8 @@ static void stats_line(tui_app *a, char *buf, size_t cap)
         char kept[32], dense[32];
         tui_human(cs.params, kept, sizeof kept);
         tui_human(cs.dense_params, dense, sizeof dense);
-        size_t o = (size_t)snprintf(buf, cap, "k %d/%d · %s/%s (%.1f%%) · err %.3f · energy %.1f%% · b-e %d",
-                                    cs.k, cs.r, kept, dense, 100 * cs.kept, cs.trunc_error, 100 * cs.energy,
-                                    cs.break_even);
+        size_t o = (size_t)snprintf(buf, cap, "k %d/%d · %s/%s (%.1f%%) · err %.3f · energy %.1f%% · b-e %d", cs.k,
+                                    cs.r, kept, dense, 100 * cs.kept, cs.trunc_error, 100 * cs.energy, cs.break_even);
         if (cs.k >= cs.break_even && o < cap)
             o += (size_t)snprintf(buf + o, cap - o, " (saves nothing)");
         if (st->dec[i].action == PARE_PLAN_FACTOR && o < cap)
@@ -59,7 +58,8 @@ void tui_plot_draw(tui_app *a, tui_rect r, int focused)
         !pare_plot_render_terminal(p, w, h - 1, a->utf8 ? PARE_TERM_BRAILLE : PARE_TERM_ASCII, &g, &err))
         tui_blit_grid(a, g, r.y + 2, x);
     else if (a->js.running && strstr(a->js.job, "spectra"))
-        tui_put(r.y + 2 + (h - 1) / 2, x + 2, w - 4, "computing spectra (progress on the status line)", tui_attr(a, PAIR_DIM));
+        tui_put(r.y + 2 + (h - 1) / 2, x + 2, w - 4, "computing spectra (progress on the status line)",
+                tui_attr(a, PAIR_DIM));
     else
         tui_put(r.y + 2 + (h - 1) / 2, x + 2, w - 4, err.msg, tui_attr(a, PAIR_DIM));
     pare_term_grid_free(g);

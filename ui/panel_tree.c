@@ -98,8 +98,8 @@ void tui_tree_draw(tui_app *a, tui_rect r, int focused)
                 }
             tui_human(after, kept, sizeof kept);
             tui_human(before, dense, sizeof dense);
-            snprintf(line, sizeof line, "%s layer %d  %s of %s", a->utf8 ? (st->collapsed[row->layer] ? "▸" : "▾")
-                                                                          : (st->collapsed[row->layer] ? "+" : "-"),
+            snprintf(line, sizeof line, "%s layer %d  %s of %s",
+                     a->utf8 ? (st->collapsed[row->layer] ? "▸" : "▾") : (st->collapsed[row->layer] ? "+" : "-"),
                      row->layer, kept, dense);
             tui_put(y, x, w, line, base | A_BOLD);
         } else {

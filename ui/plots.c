@@ -35,18 +35,19 @@ static pare_status spectrum(const tui_state *st, pare_plot *p, pare_error *err)
     if (!rc)
         rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_LINE, .name = "s", .x = x, .y = y, .n = r}, err);
     if (!rc)
-        rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_LINE, .name = "energy", .x = x, .y = e, .n = r,
-                                             .on_y2 = 1, .dashed = 1},
-                           err);
+        rc = pare_plot_add(
+            p,
+            &(pare_series){.kind = PARE_SERIES_LINE, .name = "energy", .x = x, .y = e, .n = r, .on_y2 = 1, .dashed = 1},
+            err);
     int k = st->cursor[i] < r ? st->cursor[i] : r;
     snprintf(kl, sizeof kl, "k %d", k);
     snprintf(bl, sizeof bl, "b-e %d", ms->stats.break_even);
     if (!rc)
-        rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_VLINE, .name = kl, .value = k,
-                                             .color = pare_palette_color(1)}, err);
+        rc = pare_plot_add(
+            p, &(pare_series){.kind = PARE_SERIES_VLINE, .name = kl, .value = k, .color = pare_palette_color(1)}, err);
     if (!rc && ms->stats.break_even >= 1)
-        rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_VLINE, .name = bl, .value = ms->stats.break_even,
-                                             .dashed = 1}, err);
+        rc = pare_plot_add(
+            p, &(pare_series){.kind = PARE_SERIES_VLINE, .name = bl, .value = ms->stats.break_even, .dashed = 1}, err);
     free(x), free(y), free(e);
     return rc;
 }
@@ -66,7 +67,7 @@ static pare_status heatmap(const tui_state *st, pare_plot *p, pare_error *err)
     if (L < 1 || cols < 1)
         return pare_fail(err, PARE_EINVAL, "the model has no block matrices");
     double *z = malloc((size_t)L * cols * sizeof *z);
-    char (*rl)[16] = malloc((size_t)L * sizeof *rl);
+    char(*rl)[16] = malloc((size_t)L * sizeof *rl);
     const char **rows = malloc((size_t)L * sizeof *rows);
     if (!z || !rl || !rows) {
         free(z), free(rl), free(rows);
@@ -83,12 +84,20 @@ static pare_status heatmap(const tui_state *st, pare_plot *p, pare_error *err)
         double dense = (double)st->lin[i]->orig_out * st->lin[i]->orig_in;
         z[st->layer[i] * cols + col_of[st->type[i]]] = dense > 0 ? (double)d->after / dense : NAN;
     }
-    pare_plot_opts o = {.title = "parameters kept per matrix", .x = {.label = "matrix"},
-                        .y = {.label = "layer", .inverted = 1}};
+    pare_plot_opts o = {
+        .title = "parameters kept per matrix", .x = {.label = "matrix"}, .y = {.label = "layer", .inverted = 1}};
     pare_status rc = pare_plot_set_opts(p, &o, err);
     if (!rc)
-        rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_HEATMAP, .name = "kept", .z = z, .rows = L,
-                                             .cols = cols, .labels = labels, .row_labels = rows, .zmin = 0, .zmax = 1},
+        rc = pare_plot_add(p,
+                           &(pare_series){.kind = PARE_SERIES_HEATMAP,
+                                          .name = "kept",
+                                          .z = z,
+                                          .rows = L,
+                                          .cols = cols,
+                                          .labels = labels,
+                                          .row_labels = rows,
+                                          .zmin = 0,
+                                          .zmax = 1},
                            err);
     free(z), free(rl), free(rows);
     return rc;
@@ -180,9 +189,8 @@ static pare_status chart(const tui_state *st, pare_plot *p, pare_error *err)
             x[j] = xy[2 * j], y[j] = xy[2 * j + 1];
         if (!strcmp(st->res[i].method, "dense"))
             dense = y[0];
-        rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_LINE_MARKERS, .name = st->res[i].method, .x = x,
-                                             .y = y, .n = n},
-                           err);
+        rc = pare_plot_add(
+            p, &(pare_series){.kind = PARE_SERIES_LINE_MARKERS, .name = st->res[i].method, .x = x, .y = y, .n = n}, err);
         lines++;
     }
     if (!rc && !lines)

@@ -82,8 +82,10 @@ static void write_method(FILE *f, const tui_config *cfg)
     fputs(",\n                         calib = p.calib, calib_samples = p.calib_samples, calib_len = p.calib_len, "
           "seed = p.seed}\n",
           f);
-    fputs("    print(string.format(\"compressed    %s: block linears %d -> %d (%.1f%% removed), all parameters %d -> %d\",\n"
-          "                        r.method, r.block_linear_before, r.block_linear_after, 100 * r.block_linear_removed,\n"
+    fputs("    print(string.format(\"compressed    %s: block linears %d -> %d (%.1f%% removed), all parameters %d -> "
+          "%d\",\n"
+          "                        r.method, r.block_linear_before, r.block_linear_after, 100 * "
+          "r.block_linear_removed,\n"
           "                        r.total_before, r.total_after))\n",
           f);
 }
@@ -106,9 +108,11 @@ static pare_status write_manual(FILE *f, const tui_state *st, const tui_config *
         n_ffn += st->type[i] >= 4;
         if (plan.items[i].action == PARE_PLAN_CHANNELS) {
             n_chan++;
-            if (chan && (chan->channel_frac != plan.items[i].channel_frac || chan->how.keep_least != plan.items[i].how.keep_least ||
+            if (chan && (chan->channel_frac != plan.items[i].channel_frac ||
+                         chan->how.keep_least != plan.items[i].how.keep_least ||
                          chan->how.chan_score != plan.items[i].how.chan_score))
-                rc = pare_fail(err, PARE_EINVAL, "FFN channels pruned differently across blocks: m:prune prunes every block alike");
+                rc = pare_fail(err, PARE_EINVAL,
+                               "FFN channels pruned differently across blocks: m:prune prunes every block alike");
             chan = &plan.items[i];
         }
     }
@@ -124,8 +128,9 @@ static pare_status write_manual(FILE *f, const tui_state *st, const tui_config *
               "    end\n"
               "    -- one-shot statistics of the dense model, as the workbench took them\n",
               f);
-        fprintf(f, "    local c <close> = m:calibrate{data = p.calib, samples = p.calib_samples, len = p.calib_len, "
-                   "seed = p.seed, gram = %s}\n",
+        fprintf(f,
+                "    local c <close> = m:calibrate{data = p.calib, samples = p.calib_samples, len = p.calib_len, "
+                "seed = p.seed, gram = %s}\n",
                 gram ? "true" : "false");
     }
     /* one call per group of matrices with the same decision, matrices in model order */
@@ -136,8 +141,8 @@ static pare_status write_manual(FILE *f, const tui_state *st, const tui_config *
             continue;
         if (a->action == PARE_PLAN_FACTOR) {
             int w = a->how.weighting;
-            fprintf(f, "    m:factorize{rank = %d, weighting = \"%s\"%s, matrices = {\n", a->rank, PARE_WEIGHTING_NAMES[w],
-                    w != PARE_WEIGHT_NONE ? ", calib = c" : "");
+            fprintf(f, "    m:factorize{rank = %d, weighting = \"%s\"%s, matrices = {\n", a->rank,
+                    PARE_WEIGHTING_NAMES[w], w != PARE_WEIGHT_NONE ? ", calib = c" : "");
         } else {
             int wanda = a->how.mask_score == PARE_SCORE_WANDA;
             fprintf(f, "    m:prune{method = \"%s\", ", wanda ? "wanda" : "magnitude");
@@ -157,7 +162,8 @@ static pare_status write_manual(FILE *f, const tui_state *st, const tui_config *
                             ? b->rank == a->rank && b->how.weighting == a->how.weighting
                             : b->how.mask_score == a->how.mask_score && b->how.nm_m == a->how.nm_m &&
                                   b->how.nm_n == a->how.nm_n &&
-                                  (a->how.nm_m > 0 || (b->sparsity == a->sparsity && b->how.mask_scope == a->how.mask_scope)));
+                                  (a->how.nm_m > 0 ||
+                                   (b->sparsity == a->sparsity && b->how.mask_scope == a->how.mask_scope)));
             if (same) {
                 done[j] = 1;
                 fputs("        ", f);
@@ -241,12 +247,14 @@ pare_status tui_recipe_text(const tui_state *st, const tui_config *cfg, const tu
         rc = write_manual(f, st, cfg, err);
     fputs("    if p.eval then\n"
           "        local e = m:eval(p.eval, {window = p.window, limit_tokens = p.limit_tokens})\n"
-          "        print(string.format(\"perplexity    %.17g on %s (window %d, %d targets)\", e.ppl, e.data, e.window,\n"
+          "        print(string.format(\"perplexity    %.17g on %s (window %d, %d targets)\", e.ppl, e.data, "
+          "e.window,\n"
           "                            e.predicted))\n"
           "    end\n"
           "    if p.task then\n"
           "        local t = m:eval_task(p.task, p.task_data, {limit = p.task_limit})\n"
-          "        print(string.format(\"accuracy      %.17g acc_norm %.17g on %s (%d items)\", t.acc, t.acc_norm, t.task, t.n))\n"
+          "        print(string.format(\"accuracy      %.17g acc_norm %.17g on %s (%d items)\", t.acc, t.acc_norm, "
+          "t.task, t.n))\n"
           "    end\n"
           "    if p.export then\n"
           "        local x = m:export(pare.out(\"model\"), {format = \"pare\", overwrite = true})\n"

@@ -36,8 +36,7 @@ void tui_free_strings(char **v, int n)
     free(v);
 }
 
-pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,
-                                  pare_error *err)
+pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit, pare_error *err)
 {
     if (!kind || !*kind) {
         s->task[0] = s->task_data[0] = 0;
@@ -159,16 +158,17 @@ unsigned long long tui_config_hash(const tui_config *c, const tui_settings *set)
         for (int i = 0; i < c->n; i++) { /* field by field: no padding bytes */
             const tui_manual *d = &c->man[i];
             const pare_plan_how *w = &d->how;
-            double v[] = {d->rank, d->weighting, tui_manual_action(d), d->frac, w->weighting, w->mask_score,
-                          w->mask_scope, w->nm_n, w->nm_m, w->chan_score, w->keep_least};
+            double v[] = {d->rank,      d->weighting,  tui_manual_action(d), d->frac,
+                          w->weighting, w->mask_score, w->mask_scope,        w->nm_n,
+                          w->nm_m,      w->chan_score, w->keep_least};
             h = fnv(h, v, sizeof v);
         }
     h = fnv(h, set->calib, strlen(set->calib) + 1);
     h = fnv(h, set->eval, strlen(set->eval) + 1);
     h = fnv(h, set->task, strlen(set->task) + 1);
     h = fnv(h, set->task_data, strlen(set->task_data) + 1);
-    long long nums[] = {set->calib_samples, set->calib_len, (long long)set->seed, set->window, set->limit_tokens,
-                        set->task_limit};
+    long long nums[] = {set->calib_samples, set->calib_len,    (long long)set->seed,
+                        set->window,        set->limit_tokens, set->task_limit};
     return fnv(h, nums, sizeof nums);
 }
 
@@ -311,7 +311,10 @@ void tui_state_free(tui_state *st)
     memset(st, 0, sizeof *st);
 }
 
-static int spectral(const pare_method *me) { return me->policy == PARE_POLICY_GLOBAL || me->policy == PARE_POLICY_ENERGY; }
+static int spectral(const pare_method *me)
+{
+    return me->policy == PARE_POLICY_GLOBAL || me->policy == PARE_POLICY_ENERGY;
+}
 
 /* The method's plan into dec; 0 on success, -1 with dec_err / dec_need set. */
 static int plan_method(tui_state *st)
@@ -331,20 +334,23 @@ static int plan_method(tui_state *st)
         /* pare_method_plan would calibrate and compute these spectra itself; the cached ones come from
          * the same one-shot statistics, so the allocation is the same and instant. */
         if (me->policy == PARE_POLICY_GLOBAL && !(o->ratio > 0 && o->ratio < 1))
-            rc = pare_fail(&err, PARE_EINVAL, "ratio %g: the fraction of parameters to remove must be in (0, 1)", o->ratio);
+            rc = pare_fail(&err, PARE_EINVAL, "ratio %g: the fraction of parameters to remove must be in (0, 1)",
+                           o->ratio);
         else if (!(o->keep_least >= 0 && o->keep_least < 1))
             rc = pare_fail(&err, PARE_EINVAL, "keep_least %g: must be in [0, 1)", o->keep_least);
         else if (!st->spectra[w]) {
             st->dec_need = (int)w;
             snprintf(st->dec_err, sizeof st->dec_err, "%s needs the %s spectra (computing them%s)", me->name,
-                     TUI_WEIGHTING_LABELS[w], w != PARE_WEIGHT_NONE && !st->set.calib[0] ? " needs a calibration text: F2" : "");
+                     TUI_WEIGHTING_LABELS[w],
+                     w != PARE_WEIGHT_NONE && !st->set.calib[0] ? " needs a calibration text: F2" : "");
             return -1;
         } else {
             pare_plan_how how;
             pare_method_how(me, o, &how);
             how.weighting = w;
-            rc = me->policy == PARE_POLICY_GLOBAL ? pare_allocate_global(st->model, st->spectra[w], o->ratio, &how, &plan, &err)
-                                                  : pare_allocate_energy(st->model, st->spectra[w], o->energy, &how, &plan, &err);
+            rc = me->policy == PARE_POLICY_GLOBAL
+                     ? pare_allocate_global(st->model, st->spectra[w], o->ratio, &how, &plan, &err)
+                     : pare_allocate_energy(st->model, st->spectra[w], o->energy, &how, &plan, &err);
         }
     } else
         rc = pare_method_plan(st->model, me, o, NULL, NULL, NULL, &plan, &w, &err);
@@ -490,8 +496,8 @@ int tui_state_set_rank_type(tui_state *st, int i, int k, int w)
 
 const char *const TUI_MIX_POLICY_NAMES[3] = {"uniform", "energy", "global"};
 const char *const TUI_MIX_CHOICE_NAMES[TUI_MIX_CHOICES + 1] = {
-    "keep as loaded", "svd (plain)", "asvd (activation)", "svdllm (whitened)", "channels (LoRAP score)",
-    "magnitude mask", "wanda mask"};
+    "keep as loaded",         "svd (plain)",    "asvd (activation)", "svdllm (whitened)",
+    "channels (LoRAP score)", "magnitude mask", "wanda mask"};
 
 /* The decision a pruning choice gives matrix i under the budget (ratio, keep_least, nm). */
 static tui_manual prune_choice(const tui_state *st, int choice)

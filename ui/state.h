@@ -23,16 +23,16 @@ extern const char *const TUI_WEIGHTING_LABELS[3];
 
 /* What the session reads and writes: calibration and evaluation protocol, and where files go. */
 typedef struct {
-    char calib[1024];     /* calibration text ("" none) */
+    char calib[1024]; /* calibration text ("" none) */
     int calib_samples, calib_len;
     unsigned long long seed;
-    char eval[1024];      /* evaluation text ("" none) */
+    char eval[1024]; /* evaluation text ("" none) */
     int window;
     long long limit_tokens; /* 0: the whole file */
-    char task[32];        /* zero-shot task `e` also scores: piqa, arc-easy, boolq, hellaswag ("" none) */
-    char task_data[1024]; /* its data file or folder (as pare eval --task-data) */
-    long long task_limit; /* score only the first N items (0: all) */
-    char out[1024];       /* session folder: saved recipes, exports, plots, preset runs */
+    char task[32];          /* zero-shot task `e` also scores: piqa, arc-easy, boolq, hellaswag ("" none) */
+    char task_data[1024];   /* its data file or folder (as pare eval --task-data) */
+    long long task_limit;   /* score only the first N items (0: all) */
+    char out[1024];         /* session folder: saved recipes, exports, plots, preset runs */
 } tui_settings;
 
 void tui_settings_defaults(tui_settings *s);
@@ -40,8 +40,7 @@ void tui_settings_defaults(tui_settings *s);
 void tui_free_strings(char **v, int n);
 /* The zero-shot task e also scores: kind as `pare eval --task` takes it (NULL or "" clears the task),
  * data its file or folder (must exist), limit the first N items (0: all). */
-pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit,
-                                  pare_error *err);
+pare_status tui_settings_set_task(tui_settings *s, const char *kind, const char *data, long long limit, pare_error *err);
 /* The setup's one-line form "KIND PATH [LIMIT]" ("" clears), and back. */
 pare_status tui_settings_parse_task(tui_settings *s, const char *text, pare_error *err);
 void tui_settings_task_text(const tui_settings *s, char *buf, size_t cap);
@@ -99,24 +98,24 @@ pare_status tui_config_plan(pare_model *m, const tui_config *cfg, pare_plan *pla
 /* One matrix's decision under the configuration, as a plan item says it. */
 typedef struct {
     pare_plan_action action;
-    int rank;          /* FACTOR */
-    double frac;       /* CHANNELS: fraction of the FFN channels removed; MASK: sparsity */
-    int weighting;     /* FACTOR: of the factors */
+    int rank;             /* FACTOR */
+    double frac;          /* CHANNELS: fraction of the FFN channels removed; MASK: sparsity */
+    int weighting;        /* FACTOR: of the factors */
     size_t before, after; /* weights only (biases are never removed) */
 } tui_decision;
 
 /* One evaluated configuration. */
 typedef struct {
-    char label[96];    /* configuration label */
-    char method[32];   /* dense, lorap, manual, ... (groups the size-quality chart) */
-    char data[256];    /* evaluation file (basename) */
-    double ppl;                /* NAN for a row without perplexity */
-    char task[32];             /* zero-shot task scored ("" none) */
-    double acc, acc_norm;      /* its accuracies (NAN when no task was scored) */
+    char label[96];       /* configuration label */
+    char method[32];      /* dense, lorap, manual, ... (groups the size-quality chart) */
+    char data[256];       /* evaluation file (basename) */
+    double ppl;           /* NAN for a row without perplexity */
+    char task[32];        /* zero-shot task scored ("" none) */
+    double acc, acc_norm; /* its accuracies (NAN when no task was scored) */
     size_t task_items;
     size_t block_before, block_after, total_before, total_after;
     double wall_s;
-    char source[64];   /* "tui" or the run folder it came from */
+    char source[64];         /* "tui" or the run folder it came from */
     unsigned long long hash; /* tui_config_hash of what was evaluated (0 for rows read from run.json) */
 } tui_result;
 
@@ -126,29 +125,29 @@ typedef struct {
 } tui_tree_row;
 
 typedef struct {
-    pare_model *model;        /* as loaded; never modified (every compression happens on a clone) */
+    pare_model *model; /* as loaded; never modified (every compression happens on a clone) */
     char model_path[4096];
-    int n;                    /* block linears */
-    pare_linear **lin;        /* [n], pare_model_linears order */
-    int *layer, *type;        /* [n] */
+    int n;                             /* block linears */
+    pare_linear **lin;                 /* [n], pare_model_linears order */
+    int *layer, *type;                 /* [n] */
     size_t block_before, total_before; /* parameters of the model as loaded (biases included) */
 
     tui_settings set;
-    tui_config cfg;           /* the configuration being built */
-    int method_idx;           /* budget: index in pare_methods(), -1 for dense */
-    pare_method_opts mo;      /* budget: ratio, split, keep_least, energy, weighting (-1: the method's) */
+    tui_config cfg;      /* the configuration being built */
+    int method_idx;      /* budget: index in pare_methods(), -1 for dense */
+    pare_method_opts mo; /* budget: ratio, split, keep_least, energy, weighting (-1: the method's) */
 
     /* the configuration's decisions and totals, recomputed by tui_state_update */
-    tui_decision *dec;        /* [n] */
-    int dec_ok;               /* decisions valid */
-    int dec_need;             /* >= 0: a spectral plan waits for the spectra of this weighting */
-    char dec_err[1024];       /* why the decisions are not valid (an infeasible budget, ...) */
+    tui_decision *dec;  /* [n] */
+    int dec_ok;         /* decisions valid */
+    int dec_need;       /* >= 0: a spectral plan waits for the spectra of this weighting */
+    char dec_err[1024]; /* why the decisions are not valid (an infeasible budget, ...) */
     size_t block_after, total_after;
     int n_factor, n_channels, n_mask;
-    int plan_weighting;       /* weighting the method's factors use */
+    int plan_weighting; /* weighting the method's factors use */
 
     /* caches of the loaded model under the settings' calibration */
-    pare_calib_stats *calib;  /* one-shot statistics with Gram matrices, or NULL */
+    pare_calib_stats *calib;        /* one-shot statistics with Gram matrices, or NULL */
     pare_model_spectra *spectra[3]; /* by pare_weighting, or NULL */
 
     /* view */
@@ -159,7 +158,7 @@ typedef struct {
 
     tui_result *res;
     int n_res, cap_res;
-    int chart_metric;         /* what the size-quality chart plots: tui_metric */
+    int chart_metric; /* what the size-quality chart plots: tui_metric */
 } tui_state;
 
 /* The quality measures of a result row, for the size-quality chart. */
@@ -215,11 +214,11 @@ int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_polic
 /* The figures of the rank cursor at k for matrix i under weighting w (its spectrum must be cached). */
 typedef struct {
     int k, r, m, n;
-    size_t dense_params, params;  /* m n and k (m + n) */
-    double kept;                  /* params / dense_params */
-    double trunc_error;           /* relative truncation error sqrt(sum_{i>k} s_i^2 / sum s_i^2) */
-    double energy;                /* energy kept: 1 - trunc_error^2 */
-    int break_even;               /* floor(m n / (m + n)) */
+    size_t dense_params, params; /* m n and k (m + n) */
+    double kept;                 /* params / dense_params */
+    double trunc_error;          /* relative truncation error sqrt(sum_{i>k} s_i^2 / sum s_i^2) */
+    double energy;               /* energy kept: 1 - trunc_error^2 */
+    int break_even;              /* floor(m n / (m + n)) */
     int rank90;
 } tui_cursor_stats;
 

@@ -10,12 +10,12 @@
 
 #include "tui_internal.h"
 
-static volatile sig_atomic_t g_signal;    /* a quit signal arrived (SIGINT, SIGTERM, SIGHUP) */
-static volatile sig_atomic_t g_term_up;   /* curses owns the terminal */
-static int g_saved_fd[3] = {-1, -1, -1};  /* the real fds 1 and 2 while a pipe stands in for them */
-static int g_pipe[3] = {-1, -1, -1};      /* read ends of those pipes */
-static FILE *g_term_out;                  /* curses' own handle on the terminal (a dup of fd 1) */
-static FILE *g_term_in;                   /* headless: /dev/null as curses' input */
+static volatile sig_atomic_t g_signal;   /* a quit signal arrived (SIGINT, SIGTERM, SIGHUP) */
+static volatile sig_atomic_t g_term_up;  /* curses owns the terminal */
+static int g_saved_fd[3] = {-1, -1, -1}; /* the real fds 1 and 2 while a pipe stands in for them */
+static int g_pipe[3] = {-1, -1, -1};     /* read ends of those pipes */
+static FILE *g_term_out;                 /* curses' own handle on the terminal (a dup of fd 1) */
+static FILE *g_term_in;                  /* headless: /dev/null as curses' input */
 static SCREEN *g_screen;
 
 /* Gives the terminal back: leaves curses (normal screen, cursor, modes) and restores fds 1 and 2.

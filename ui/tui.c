@@ -130,8 +130,8 @@ void tui_want_spectra(tui_app *a, int w)
 static const struct {
     int key;
     const char *name, *label;
-} FKEYS[] = {{KEY_F(1), "F1", "Help"},  {KEY_F(2), "F2", "Setup"},   {KEY_F(5), "F5", "Recipe"},
-             {KEY_F(6), "F6", "Eval"},  {KEY_F(9), "F9", "Cancel"}, {KEY_F(10), "F10", "Quit"}};
+} FKEYS[] = {{KEY_F(1), "F1", "Help"}, {KEY_F(2), "F2", "Setup"},  {KEY_F(5), "F5", "Recipe"},
+             {KEY_F(6), "F6", "Eval"}, {KEY_F(9), "F9", "Cancel"}, {KEY_F(10), "F10", "Quit"}};
 #define N_FKEYS (int)(sizeof FKEYS / sizeof FKEYS[0])
 
 static void draw_fbar(tui_app *a)
@@ -463,7 +463,9 @@ int tui_run(const tui_options *o, pare_error *err)
         tui_worker_stop(a->worker, 1000);
         app_free(a);
         pare_fail(err, PARE_EINVAL, "cannot start the terminal (TERM=%s)",
-                  a->headless ? "xterm-256color" : getenv("TERM") ? getenv("TERM") : "");
+                  a->headless      ? "xterm-256color"
+                  : getenv("TERM") ? getenv("TERM")
+                                   : "");
         return -1;
     }
     tui_log(a, 0, "loaded %s: %d block matrices; spectra are computed in the background", o->model_path, a->st.n);

@@ -17,11 +17,11 @@ typedef struct {
     int sandbox;            /* F5 recipes run in the sandbox (F2 toggles it) */
     const char **allow;     /* malloc'd: more paths sandboxed recipes may read; the workbench owns it */
     int n_allow;
-    int headless;           /* no terminal: keys replayed, jobs waited for, the screen kept in memory */
-    int cols, rows;         /* headless screen size */
-    const int *keys;        /* headless: the keys to replay */
+    int headless;    /* no terminal: keys replayed, jobs waited for, the screen kept in memory */
+    int cols, rows;  /* headless screen size */
+    const int *keys; /* headless: the keys to replay */
     int n_keys;
-    const char *dump;       /* headless: where the final screen goes as UTF-8 text ("-": stdout), or NULL */
+    const char *dump; /* headless: where the final screen goes as UTF-8 text ("-": stdout), or NULL */
 } tui_options;
 
 enum { TUI_DONE = 0, TUI_INTERRUPTED = 1 };

@@ -22,9 +22,9 @@ enum {
     PAIR_ERROR,
     PAIR_GOOD,
     PAIR_DIM,
-    PAIR_BAR,       /* filled part of bars */
+    PAIR_BAR, /* filled part of bars */
     PAIR_HEADER,
-    PAIR_PLOT0      /* + colour index of a terminal plot cell */
+    PAIR_PLOT0 /* + colour index of a terminal plot cell */
 };
 
 typedef enum { OV_NONE, OV_HELP, OV_SETUP, OV_PRESETS, OV_MIX } tui_overlay;
@@ -38,12 +38,12 @@ typedef struct tui_app {
     tui_job_status js;
     tui_layout lay;
     int cols, rows;
-    int focus;        /* tui_pane_id */
+    int focus; /* tui_pane_id */
     int utf8, color;
     tui_plot_kind plot;
     int dirty;
 
-    char **log;       /* log pane lines ("!" first character: an error) */
+    char **log; /* log pane lines ("!" first character: an error) */
     int log_n, log_cap, log_scroll;
     char status[512]; /* status line message */
     int status_err;
@@ -58,7 +58,7 @@ typedef struct tui_app {
     int n_presets;
 
     tui_edit_target edit;
-    int edit_field;   /* budget or setup field being edited */
+    int edit_field; /* budget or setup field being edited */
     char edit_buf[1024];
     int edit_pos;
     char edit_prompt[64];
@@ -75,7 +75,7 @@ typedef struct tui_app {
     int sandbox;        /* F5 recipes run in the sandbox (pare run --sandbox): --sandbox, toggled in F2 */
     const char **allow; /* --allow PATH: more paths sandboxed recipes may read */
     int n_allow;
-    int headless;       /* --keys / --dump-screen: no terminal, keys replayed, jobs waited for */
+    int headless; /* --keys / --dump-screen: no terminal, keys replayed, jobs waited for */
 } tui_app;
 
 /* tui.c */

@@ -26,9 +26,9 @@ typedef struct {
     char job[64];
     char stage[64];
     char detail[192];
-    double fraction;   /* of the current stage */
-    double eta_s;      /* -1 unknown */
-    double elapsed_s;  /* since the job started */
+    double fraction;  /* of the current stage */
+    double eta_s;     /* -1 unknown */
+    double elapsed_s; /* since the job started */
     int cancelling;
 } tui_job_status;
 

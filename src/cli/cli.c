@@ -68,9 +68,7 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v)
     uint64_t u;
     double d;
     switch (o->type) {
-    case OPT_STR:
-        *(const char **)o->dst = v;
-        return 0;
+    case OPT_STR: *(const char **)o->dst = v; return 0;
     case OPT_INT:
         if (pare_parse_int(what, v, INT_MIN, INT_MAX, &x, &err))
             break;
@@ -90,8 +88,7 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v)
             break;
         *(double *)o->dst = d;
         return 0;
-    case OPT_FLAG:
-        return 0;
+    case OPT_FLAG: return 0;
     }
     fprintf(stderr, "pare %s: %s\n", cmd, err.msg);
     return 1;
@@ -186,7 +183,11 @@ const char *cli_names(const char *const *names, const char *sep, const char *las
     while (names[count])
         count++;
     for (int i = 0; i < count; i++) {
-        int w = snprintf(help_arena + start + n, room - n, "%s%s", i == 0 ? "" : i == count - 1 ? last_sep : sep, names[i]);
+        int w = snprintf(help_arena + start + n, room - n, "%s%s",
+                         i == 0           ? ""
+                         : i == count - 1 ? last_sep
+                                          : sep,
+                         names[i]);
         if (w < 0 || (size_t)w >= room - n)
             return names[0] ? names[0] : "";
         n += (size_t)w;
@@ -299,7 +300,8 @@ pare_status cli_calib_windows(const pare_model *m, const char *path, const void 
         plain.gram = 0;
         gram.gram = 1;
         fprintf(stderr,
-                "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu); memory %.1f MiB, %.1f MiB with the "
+                "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu); memory %.1f MiB, %.1f MiB with "
+                "the "
                 "Gram matrices whitening needs\n",
                 co->samples, co->len, path, n, (unsigned long long)co->seed,
                 (double)pare_calib_bytes(m, &plain) / (1 << 20), (double)pare_calib_bytes(m, &gram) / (1 << 20));

@@ -53,7 +53,7 @@ int cli_check_out(const char *cmd, const char *opt, const char *path);
 typedef struct {
     const char *label;
     double start;
-    double units_total;  /* e.g. tokens for the whole job, for the rate */
+    double units_total; /* e.g. tokens for the whole job, for the rate */
     const char *unit;
     double last_print;
     int last_decile;

@@ -78,8 +78,8 @@ static void metric_key(json_t *mt, char *key, size_t cap)
 }
 
 enum { C_RUN, C_STATUS, C_METHOD, C_RATIO, C_BLOCK, C_BLOCK_REMOVED, C_TOTAL, C_TOTAL_REMOVED, C_FIXED };
-static const char *const FIXED_HEAD[] = {"run", "status", "method", "ratio", "block_linear", "block_removed",
-                                         "total", "total_removed"};
+static const char *const FIXED_HEAD[] = {"run",          "status",        "method", "ratio",
+                                         "block_linear", "block_removed", "total",  "total_removed"};
 
 /* Cells for the numbers of a run record: counts as integers, fractions and metrics to 4 decimals, and
  * "-" for a value that is absent or null (run.json writes null for a metric that is not finite),
@@ -89,10 +89,7 @@ static char *count_cell(const json_t *v)
     return json_is_integer(v) ? dupf("%lld", (long long)json_integer_value(v)) : strdup("-");
 }
 
-static char *real_cell(const json_t *v)
-{
-    return json_is_number(v) ? dupf("%.4f", json_number_value(v)) : strdup("-");
-}
+static char *real_cell(const json_t *v) { return json_is_number(v) ? dupf("%.4f", json_number_value(v)) : strdup("-"); }
 
 /* Adds the rows of one run record; returns 0 or prints the problem and returns -1. */
 static int add_run(table *t, const char *arg)

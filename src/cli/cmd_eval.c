@@ -28,7 +28,9 @@ static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, 
         printf("              limited from %zu by --limit-tokens\n", file_tokens);
     int cap = p->window - (p->bos ? 1 : 0);
     printf("  window      %d tokens%s\n", p->window, p->bos ? " = BOS + text" : "");
-    printf("  stride      %d text tokens (%s)\n", p->stride, p->stride == cap ? "non-overlapping" : "overlapping windows; each token scored once, with the longest context available");
+    printf("  stride      %d text tokens (%s)\n", p->stride,
+           p->stride == cap ? "non-overlapping"
+                            : "overlapping windows; each token scored once, with the longest context available");
     printf("  BOS         %s\n", p->bos ? "inserted at the start of every window and never scored" : "not inserted");
     printf("  windows     %zu\n", p->windows);
     printf("  predicted   %zu targets%s\n", p->predicted,
@@ -39,8 +41,8 @@ static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, 
 
 /* One JSON line per item: every choice's model input and continuation ids as scored, its length for
  * acc_norm and its log-likelihood; for cross-checking pare against another implementation. */
-static pare_status dump_requests(const char *path, const pare_model *m, const pare_task *t, const pare_zeroshot_opts *zo,
-                                 const pare_zeroshot_result *r, pare_error *err)
+static pare_status dump_requests(const char *path, const pare_model *m, const pare_task *t,
+                                 const pare_zeroshot_opts *zo, const pare_zeroshot_result *r, pare_error *err)
 {
     pare_atomic_file f;
     pare_status rc = pare_atomic_open(&f, path, err);
@@ -67,8 +69,8 @@ static pare_status dump_requests(const char *path, const pare_model *m, const pa
             json_decref(choices);
             break;
         }
-        json_t *j = json_pack("{s:I, s:i, s:i, s:i, s:i, s:o}", "item", (json_int_t)i, "line", it->line, "gold", it->gold,
-                              "pred", r->pred[i], "pred_norm", r->pred_norm[i], "choices", choices);
+        json_t *j = json_pack("{s:I, s:i, s:i, s:i, s:i, s:o}", "item", (json_int_t)i, "line", it->line, "gold",
+                              it->gold, "pred", r->pred[i], "pred_norm", r->pred_norm[i], "choices", choices);
         char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) : NULL;
         if (!s || fprintf(f.fp, "%s\n", s) < 0)
             rc = pare_fail(err, PARE_EIO, "%s: cannot write", path);
@@ -130,7 +132,8 @@ static int eval_task(const char *model, const char *tok, const char *task_name, 
     cli_progress_done(&prog);
     if (st) {
         if (st == PARE_ECANCELED)
-            pare_fail(&err, PARE_ECANCELED, "interrupted after %s; no result", prog.last_detail[0] ? prog.last_detail : "0 sequences");
+            pare_fail(&err, PARE_ECANCELED, "interrupted after %s; no result",
+                      prog.last_detail[0] ? prog.last_detail : "0 sequences");
         rc = cli_error("eval", &err);
         goto done;
     }
@@ -212,7 +215,8 @@ int cmd_eval(int argc, char **argv)
         {"task", OPT_STR, &task, "zero-shot task instead of --data: piqa, arc-easy, boolq, hellaswag"},
         {"task-data", OPT_STR, &task_data, "the task's file as published, or its folder"},
         {"limit", OPT_SIZE, &limit, "--task: score only the first N items"},
-        {"batch-tokens", OPT_INT, &zo.batch_tokens, cli_help_default("--task: tokens per forward pass, padding included", zo.batch_tokens)},
+        {"batch-tokens", OPT_INT, &zo.batch_tokens,
+         cli_help_default("--task: tokens per forward pass, padding included", zo.batch_tokens)},
         {"max-len", OPT_INT, &zo.max_len, "--task: longest model input (default: the model's positions)"},
         {"dump-requests", OPT_STR, &dump, "--task: write every choice's token ids and log-likelihood (JSON lines)"},
         {"json", OPT_FLAG, &json, "print one JSON object instead of the protocol card"},
@@ -227,9 +231,13 @@ int cmd_eval(int argc, char **argv)
     }
     pare_error err = {0};
     if (task || task_data) {
-        const char *clash = data ? "--data" : o.window != defaults.window ? "--window" : o.stride != defaults.stride ? "--stride"
-                            : o.bos != defaults.bos ? "--bos" : o.limit_tokens != defaults.limit_tokens ? "--limit-tokens"
-                            : o.batch != defaults.batch ? "--batch" : NULL;
+        const char *clash = data                                      ? "--data"
+                            : o.window != defaults.window             ? "--window"
+                            : o.stride != defaults.stride             ? "--stride"
+                            : o.bos != defaults.bos                   ? "--bos"
+                            : o.limit_tokens != defaults.limit_tokens ? "--limit-tokens"
+                            : o.batch != defaults.batch               ? "--batch"
+                                                                      : NULL;
         if (clash) {
             pare_fail(&err, PARE_EINVAL, "%s applies to perplexity on a text file, not to --task", clash);
             return cli_error("eval", &err);
@@ -243,8 +251,11 @@ int cmd_eval(int argc, char **argv)
             return bad_out;
         return eval_task(model, tok, task, task_data, limit, &zo, dump, json);
     }
-    const char *task_only = limit ? "--limit" : dump ? "--dump-requests" : zo.batch_tokens != zdefaults.batch_tokens ? "--batch-tokens"
-                            : zo.max_len ? "--max-len" : NULL;
+    const char *task_only = limit                                       ? "--limit"
+                            : dump                                      ? "--dump-requests"
+                            : zo.batch_tokens != zdefaults.batch_tokens ? "--batch-tokens"
+                            : zo.max_len                                ? "--max-len"
+                                                                        : NULL;
     if (task_only) {
         pare_fail(&err, PARE_EINVAL, "%s applies to --task", task_only);
         return cli_error("eval", &err);
@@ -286,7 +297,8 @@ int cmd_eval(int argc, char **argv)
     cli_progress_done(&prog);
     if (st) {
         if (st == PARE_ECANCELED)
-            pare_fail(&err, PARE_ECANCELED, "interrupted after %s; no result", prog.last_detail[0] ? prog.last_detail : "0 windows");
+            pare_fail(&err, PARE_ECANCELED, "interrupted after %s; no result",
+                      prog.last_detail[0] ? prog.last_detail : "0 windows");
         rc = cli_error("eval", &err);
         goto done;
     }

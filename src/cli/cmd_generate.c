@@ -11,7 +11,7 @@ typedef struct {
     const pare_model *m;
     const int32_t *ids; /* prompt then new tokens */
     int n;
-    size_t printed;     /* bytes of the decoded text already written */
+    size_t printed; /* bytes of the decoded text already written */
     int stream;
 } stream_state;
 

@@ -69,8 +69,7 @@ int cmd_info(int argc, char **argv)
     char state[64];
     if (json) {
         json_t *mats = json_array();
-        for (int i = 0; i < nl; i++)
-        {
+        for (int i = 0; i < nl; i++) {
             json_t *o = json_pack("{s:s, s:[i,i], s:[i,i], s:b, s:s, s:I, s:I}", "name", lin[i]->name, "shape",
                                   lin[i]->out, lin[i]->in, "loaded_shape", lin[i]->orig_out, lin[i]->orig_in, "bias",
                                   lin[i]->b != NULL, "state", state_of(lin[i], state, sizeof state), "params",
@@ -80,22 +79,22 @@ int cmd_info(int argc, char **argv)
                 json_object_set_new(o, "rank", json_integer(lin[i]->rank));
             json_array_append_new(mats, o);
         }
-        json_t *j =
-            json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:b}, s:{s:I, s:I, "
-                      "s:I, s:I, s:I}, s:I, s:o}",
-                      "model", m->path, "architecture", pare_arch_name(c->arch), "format",
-                      m->format == PARE_FMT_HF ? "huggingface" : "llama2.c", "dtype", m->source_dtype, "config", "dim",
-                      c->dim, "layers", c->n_layers, "heads", c->n_heads, "kv_heads", c->n_kv_heads, "head_dim",
-                      c->head_dim, "ffn_dim", c->ffn_dim, "vocab", c->vocab_size, "max_positions", c->max_pos,
-                      "norm_eps", pare_json_number((double)c->norm_eps), "rope_theta", pare_json_number(c->rope_theta),
-                      "tied_head", c->tied_head, "params", "embeddings", (json_int_t)pc.embeddings, "block_linear",
-                      (json_int_t)pc.block_linear, "norms", (json_int_t)pc.norms, "head", (json_int_t)pc.head, "total",
-                      (json_int_t)pc.total, "weight_bytes_fp32", (json_int_t)(pc.total * 4), "matrices", mats);
+        json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:b}, s:{s:I, s:I, "
+            "s:I, s:I, s:I}, s:I, s:o}",
+            "model", m->path, "architecture", pare_arch_name(c->arch), "format",
+            m->format == PARE_FMT_HF ? "huggingface" : "llama2.c", "dtype", m->source_dtype, "config", "dim", c->dim,
+            "layers", c->n_layers, "heads", c->n_heads, "kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim",
+            c->ffn_dim, "vocab", c->vocab_size, "max_positions", c->max_pos, "norm_eps",
+            pare_json_number((double)c->norm_eps), "rope_theta", pare_json_number(c->rope_theta), "tied_head",
+            c->tied_head, "params", "embeddings", (json_int_t)pc.embeddings, "block_linear",
+            (json_int_t)pc.block_linear, "norms", (json_int_t)pc.norms, "head", (json_int_t)pc.head, "total",
+            (json_int_t)pc.total, "weight_bytes_fp32", (json_int_t)(pc.total * 4), "matrices", mats);
         json_t *params = json_object_get(j, "params");
         json_object_set_new(params, "block_linear_dense", json_integer((json_int_t)block_dense));
         json_object_set_new(params, "total_dense", json_integer((json_int_t)total_dense));
-        json_object_set_new(j, "export_bytes", json_pack("{s:I, s:I}", "pare", (json_int_t)bytes_pare, "hf_dense",
-                                                         (json_int_t)bytes_hf));
+        json_object_set_new(j, "export_bytes",
+                            json_pack("{s:I, s:I}", "pare", (json_int_t)bytes_pare, "hf_dense", (json_int_t)bytes_hf));
         rc = cli_print_json("info", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         printf("model         %s\n", m->path);
@@ -121,7 +120,8 @@ int cmd_info(int argc, char **argv)
         if (compressed)
             printf("  of %zu dense (%.2f%% removed; the LLM-Pruner / LoRAP convention)", total_dense,
                    100.0 * (1.0 - (double)pc.total / (double)total_dense));
-        printf("\nexport size   %.2f MiB as a pare export (F32, compressed layers kept compact), %.2f MiB as hf-dense F32\n",
+        printf("\nexport size   %.2f MiB as a pare export (F32, compressed layers kept compact), %.2f MiB as hf-dense "
+               "F32\n",
                (double)bytes_pare / (1 << 20), (double)bytes_hf / (1 << 20));
         printf("memory        %.2f MiB of fp32 weights", (double)pc.total * 4 / (1 << 20));
         if (c->arch == PARE_ARCH_LLAMA)

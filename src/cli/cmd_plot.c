@@ -17,7 +17,8 @@
 #include "record/runrec.h"
 
 enum { K_SPECTRUM, K_SPECTRA, K_ENERGY, K_MASK, K_CHANNELS, K_BUDGET, K_SQ, K_COUNT };
-static const char *const KINDS[] = {"spectrum", "spectra", "energy-ranks", "mask", "channels", "budget", "size-quality"};
+static const char *const KINDS[] = {"spectrum", "spectra", "energy-ranks", "mask",
+                                    "channels", "budget",  "size-quality"};
 static const char *const KIND_HELP[] = {
     "singular values of one matrix (plain, activation-weighted, whitened), chosen and break-even rank, energy",
     "spectra of one matrix type (--type q) across all layers, normalized",
@@ -87,7 +88,12 @@ static int emit(pare_plot *p, const char *out, int w, int h, int terminal, int a
 
 /* Which options each kind reads (the rest are refused, so that a misplaced one does not go unnoticed). */
 enum {
-    U_MODEL = 1 << 0, U_MATRIX = 1 << 1, U_TYPE = 1 << 2, U_WEIGHT = 1 << 3, U_RANK = 1 << 4, U_TILE = 1 << 5,
+    U_MODEL = 1 << 0,
+    U_MATRIX = 1 << 1,
+    U_TYPE = 1 << 2,
+    U_WEIGHT = 1 << 3,
+    U_RANK = 1 << 4,
+    U_TILE = 1 << 5,
     U_RUNS = 1 << 6
 };
 static const int USES[K_COUNT] = {
@@ -115,8 +121,9 @@ int cmd_plot(int argc, char **argv)
         if (!strcmp(argv[1], KINDS[k]))
             kind = k;
     if (kind < 0) {
-        fprintf(stderr, "pare plot: unknown kind '%s' (kinds: spectrum, spectra, energy-ranks, mask, channels, budget, "
-                        "size-quality)\n",
+        fprintf(stderr,
+                "pare plot: unknown kind '%s' (kinds: spectrum, spectra, energy-ranks, mask, channels, budget, "
+                "size-quality)\n",
                 argv[1]);
         return EXIT_BAD_INPUT;
     }
@@ -140,7 +147,8 @@ int cmd_plot(int argc, char **argv)
         {"rank", OPT_INT, &rank, "spectrum: the rank to mark (default: the matrix's rank when factorized)"},
         {"tile", OPT_INT, &tile, "mask: tile edge in weights (default: at most 64 tiles along the longer side)"},
         {"convention", OPT_STR, &convention, "size-quality: block (decoder-block linears) | total (all parameters)"},
-        {"metric", OPT_STR, &metric, "size-quality: \"NAME\" or \"NAME FILE\", e.g. \"ppl wiki.test.raw\" (default: the first)"},
+        {"metric", OPT_STR, &metric,
+         "size-quality: \"NAME\" or \"NAME FILE\", e.g. \"ppl wiki.test.raw\" (default: the first)"},
         {"log-x", OPT_FLAG, &log_x, "size-quality: logarithmic parameter axis"},
         {"log-y", OPT_FLAG, &log_y, "size-quality: logarithmic metric axis"},
         {"title", OPT_STR, &title, "the chart's title"},
@@ -198,14 +206,14 @@ int cmd_plot(int argc, char **argv)
     pare_error err = {0};
     int uses = USES[kind];
     int wk = -1;
-    const char *misplaced = !(uses & U_MODEL) && model ? "--model"
-                            : !(uses & U_MATRIX) && matrix ? "--matrix"
-                            : !(uses & U_TYPE) && type ? "--type"
-                            : !(uses & U_WEIGHT) && (weighting || calib) ? (weighting ? "--weighting" : "--calib")
-                            : !(uses & U_RANK) && rank ? "--rank"
-                            : !(uses & U_TILE) && tile ? "--tile"
+    const char *misplaced = !(uses & U_MODEL) && model                       ? "--model"
+                            : !(uses & U_MATRIX) && matrix                   ? "--matrix"
+                            : !(uses & U_TYPE) && type                       ? "--type"
+                            : !(uses & U_WEIGHT) && (weighting || calib)     ? (weighting ? "--weighting" : "--calib")
+                            : !(uses & U_RANK) && rank                       ? "--rank"
+                            : !(uses & U_TILE) && tile                       ? "--tile"
                             : !(uses & U_RUNS) && (metric || log_x || log_y) ? (metric ? "--metric" : "--log-x/--log-y")
-                                                                            : NULL;
+                                                                             : NULL;
     if (weighting)
         wk = cli_name_index(PARE_WEIGHTING_NAMES, weighting);
     int w = 0, h = 0;

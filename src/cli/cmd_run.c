@@ -87,14 +87,16 @@ static void run_usage(void)
            "                     [--sandbox [--allow PATH ...]]\n"
            "       pare run RECIPE --help     (the recipe's parameters)\n\n"
            "Runs a Lua recipe (see docs/recipes.md and presets/) into an output folder OUT (default\n"
-           "$PARE_RUNS/RECIPE-YYYYmmdd-HHMMSS, PARE_RUNS defaulting to ./runs): OUT/run.json (parameters, hashes, decisions, metrics, timings,\n"
+           "$PARE_RUNS/RECIPE-YYYYmmdd-HHMMSS, PARE_RUNS defaulting to ./runs): OUT/run.json (parameters, hashes, "
+           "decisions, metrics, timings,\n"
            "status, plots), OUT/log.txt, OUT/recipe.lua, the plots size_quality.png and budget.png when the run has\n"
            "results for them, and whatever the recipe writes there (pare.out).\n"
            "--model DIR is --set model=DIR. --overwrite replaces a finished run in OUT.\n"
            "--sandbox runs a recipe you do not trust: no os.execute, io.popen, package.loadlib, C modules or\n"
            "debug library, text chunks only, files read only under the model and the paths given with --model,\n"
            "--set and --allow (and pare's Lua folders), files written only under OUT (docs/reliability.md).\n"
-           "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).\n");
+           "Exit status: 0 done, 2 bad input or a script/core error, 130 interrupted (Ctrl-C), 143 terminated "
+           "(SIGTERM).\n");
 }
 
 int cmd_run(int argc, char **argv)

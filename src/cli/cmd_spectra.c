@@ -14,16 +14,16 @@
 
 int cmd_spectra(int argc, char **argv)
 {
-    const char *model = NULL, *tok = NULL, *weighting = PARE_WEIGHTING_NAMES[PARE_WEIGHT_NONE], *calib = NULL, *match = NULL;
+    const char *model = NULL, *tok = NULL, *weighting = PARE_WEIGHTING_NAMES[PARE_WEIGHT_NONE], *calib = NULL,
+               *match = NULL;
     pare_calib_opts co;
     pare_calib_defaults(&co);
     int json = 0, csv = 0, help = 0, values = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
         {"weighting", OPT_STR, &weighting,
-         cli_help("%s | %s (W diag(||X_j||), ASVD/LoRAP) | %s (W L, SVD-LLM)",
-                  PARE_WEIGHTING_NAMES[PARE_WEIGHT_NONE], PARE_WEIGHTING_NAMES[PARE_WEIGHT_ACT],
-                  PARE_WEIGHTING_NAMES[PARE_WEIGHT_WHITEN])},
+         cli_help("%s | %s (W diag(||X_j||), ASVD/LoRAP) | %s (W L, SVD-LLM)", PARE_WEIGHTING_NAMES[PARE_WEIGHT_NONE],
+                  PARE_WEIGHTING_NAMES[PARE_WEIGHT_ACT], PARE_WEIGHTING_NAMES[PARE_WEIGHT_WHITEN])},
         {"calib", OPT_STR, &calib, "calibration text (needed for act and whiten)"},
         {"calib-samples", OPT_INT, &co.samples, cli_help_default("calibration windows", co.samples)},
         {"calib-len", OPT_INT, &co.len, cli_help_default("tokens per calibration window", co.len)},
@@ -40,7 +40,8 @@ int cmd_spectra(int argc, char **argv)
         return EXIT_BAD_INPUT;
     if (help) {
         cli_usage("spectra",
-                  cli_help("--model M [--weighting %s --calib FILE] [--json|--csv]", cli_names(PARE_WEIGHTING_NAMES, "|", "|")),
+                  cli_help("--model M [--weighting %s --calib FILE] [--json|--csv]",
+                           cli_names(PARE_WEIGHTING_NAMES, "|", "|")),
                   opts, n_opts);
         return 0;
     }
@@ -84,12 +85,12 @@ int cmd_spectra(int argc, char **argv)
             if (match && !strstr(ms->name, match))
                 continue;
             const pare_spectrum_stats *t = &ms->stats;
-            json_t *o =
-                json_pack("{s:s, s:[i,i], s:s, s:o, s:o, s:o, s:i, s:i, s:i, s:i, s:o}", "name", ms->name, "shape",
-                          ms->m, ms->n, "weighting", weighting, "s_max", pare_json_number(t->s_max), "stable_rank",
-                          pare_json_number(t->stable_rank), "effective_rank", pare_json_number(t->effective_rank),
-                          "rank90", t->rank90, "rank95", t->rank95, "rank99", t->rank99, "break_even", t->break_even,
-                          "whiten_damping", pare_json_number(ms->info.damping));
+            json_t *o = json_pack("{s:s, s:[i,i], s:s, s:o, s:o, s:o, s:i, s:i, s:i, s:i, s:o}", "name", ms->name,
+                                  "shape", ms->m, ms->n, "weighting", weighting, "s_max", pare_json_number(t->s_max),
+                                  "stable_rank", pare_json_number(t->stable_rank), "effective_rank",
+                                  pare_json_number(t->effective_rank), "rank90", t->rank90, "rank95", t->rank95,
+                                  "rank99", t->rank99, "break_even", t->break_even, "whiten_damping",
+                                  pare_json_number(ms->info.damping));
             if (values) {
                 json_t *v = json_array();
                 for (int k = 0; k < t->r; k++)
@@ -134,7 +135,10 @@ int cmd_spectra(int argc, char **argv)
         }
         printf("weighting: %s%s; r90/r95/r99: smallest rank keeping that share of the %senergy; "
                "b-even: rank above which A B has more parameters than W\n",
-               weighting, wk == 1 ? " (W diag(||X_j||))" : wk == 2 ? " (W L, L L^T = X^T X + damping)" : "",
+               weighting,
+               wk == 1   ? " (W diag(||X_j||))"
+               : wk == 2 ? " (W L, L L^T = X^T X + damping)"
+                         : "",
                wk ? "weighted " : "");
     }
 done:

@@ -44,18 +44,18 @@ typedef struct {
  * --resume (the text and the models by content hash where they are files). */
 static json_t *options_json(const targs *a, const pare_ft_opts *o, const char *data_sha, const pare_config *cfg)
 {
-    json_t *j =
-        json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:o, s:o, s:I, s:s, s:o, s:o, s:I}", "command", a->cmd, "data_sha256",
-                  data_sha, "steps", (json_int_t)a->steps, "batch", a->batch, "seq", a->seq, "accum", a->accum, "lr",
-                  pare_json_number(a->lr), "lr_min", pare_json_number(o->train.lr.lr_min), "lr_warmup",
-                  (json_int_t)a->lr_warmup, "schedule", a->schedule, "weight_decay", pare_json_number(a->wd), "clip",
-                  pare_json_number(a->clip), "seed", (json_int_t)a->seed);
+    json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:o, s:o, s:I, s:s, s:o, s:o, s:I}", "command", a->cmd,
+                          "data_sha256", data_sha, "steps", (json_int_t)a->steps, "batch", a->batch, "seq", a->seq,
+                          "accum", a->accum, "lr", pare_json_number(a->lr), "lr_min",
+                          pare_json_number(o->train.lr.lr_min), "lr_warmup", (json_int_t)a->lr_warmup, "schedule",
+                          a->schedule, "weight_decay", pare_json_number(a->wd), "clip", pare_json_number(a->clip),
+                          "seed", (json_int_t)a->seed);
     if (a->scratch)
         json_object_set_new(j, "architecture",
-                            json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}", "arch", pare_arch_name(cfg->arch),
-                                      "dim", cfg->dim, "layers", cfg->n_layers, "heads", cfg->n_heads, "kv_heads",
-                                      cfg->n_kv_heads, "ffn", cfg->ffn_dim, "vocab", cfg->vocab_size, "max_pos",
-                                      cfg->max_pos, "tied", cfg->tied_head));
+                            json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}", "arch",
+                                      pare_arch_name(cfg->arch), "dim", cfg->dim, "layers", cfg->n_layers, "heads",
+                                      cfg->n_heads, "kv_heads", cfg->n_kv_heads, "ffn", cfg->ffn_dim, "vocab",
+                                      cfg->vocab_size, "max_pos", cfg->max_pos, "tied", cfg->tied_head));
     else
         json_object_set_new(j, "model", json_string(a->model));
     if (o->prune)
@@ -84,7 +84,8 @@ static const char *options_differ(json_t *was, json_t *now, char *buf, size_t ca
     json_object_foreach(now, key, v) {
         json_t *w = json_object_get(was, key);
         if (!w || !json_equal(w, v)) {
-            char *a = w ? json_dumps(w, JSON_COMPACT | JSON_ENCODE_ANY) : NULL, *b = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *a = w ? json_dumps(w, JSON_COMPACT | JSON_ENCODE_ANY) : NULL,
+                 *b = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
             snprintf(buf, cap, "%s was %s when the run started, now %s", key, a ? a : "(unset)", b ? b : "?");
             free(a);
             free(b);
@@ -102,11 +103,11 @@ static const char *options_differ(json_t *was, json_t *now, char *buf, size_t ca
 
 typedef struct {
     const targs *a;
-    FILE *log;           /* OUT/train.jsonl */
+    FILE *log; /* OUT/train.jsonl */
     double start;
-    long first_step;     /* steps done when this process started */
+    long first_step; /* steps done when this process started */
     long total;
-    size_t tokens;       /* tokens trained by this process */
+    size_t tokens; /* tokens trained by this process */
     double last_loss;
     /* the steps after this process's first: their time is the steady rate (the first pays for
      * allocation and page faults), which the benchmark compares */
@@ -141,7 +142,8 @@ static int on_step(void *user, const pare_ft_stats *st)
     double tps = el > 0 ? (double)c->tokens / el : 0;
     if (c->log) {
         fprintf(c->log,
-                "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"kept\": %.6f, \"sparsity\": %.6f, "
+                "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"kept\": %.6f, \"sparsity\": "
+                "%.6f, "
                 "\"distill_loss\": %.6f, \"mix_prob\": %.4f, \"swapped\": %d, \"tokens\": %zu, \"seconds\": %.4f}\n",
                 done, st->loss, st->lr, st->grad_norm, st->kept, st->sparsity, st->distill_loss, st->mix_prob,
                 st->swapped, st->tokens, st->seconds);
@@ -217,15 +219,15 @@ typedef struct {
     pare_export_opts xo;
     char ckpt[4200], model_out[4200], cache[4200], logp[4200], init[4200]; /* paths in OUT */
     pare_lock lock;
-    long ck_step;   /* step of the checkpoint in OUT, -1 for none */
-    char *ck_opts;  /* its options JSON */
+    long ck_step;  /* step of the checkpoint in OUT, -1 for none */
+    char *ck_opts; /* its options JSON */
     pare_model *m, *sparse;
     pare_tokenizer *stok; /* train: the tokenizer the new model is sized for */
     pare_token_stream data;
     pare_ft *ft;
-    json_t *oj;     /* this command's options (options_json) */
+    json_t *oj; /* this command's options (options_json) */
     char *oj_text;
-    FILE *logf;     /* OUT/train.jsonl */
+    FILE *logf; /* OUT/train.jsonl */
     int32_t *eval_ids;
     size_t n_eval;
 } train_run;
@@ -246,11 +248,14 @@ static pare_status check_args(const targs *a, pare_error *err)
     if (a->scratch && !a->tok)
         return pare_fail(err, PARE_EINVAL, "--tokenizer FILE (a tokenizer.json) is required for a new model");
     if (a->scratch && !a->config && !(a->dim > 0 && a->layers > 0 && a->heads > 0))
-        return pare_fail(err, PARE_EINVAL, "the architecture: --config config.json, or --dim, --layers and --heads "
-                                           "(with --arch, --ffn, --kv-heads)");
+        return pare_fail(err, PARE_EINVAL,
+                         "the architecture: --config config.json, or --dim, --layers and --heads "
+                         "(with --arch, --ffn, --kv-heads)");
     if (a->steps < 1 || a->batch < 1 || a->seq < 2 || a->accum < 1)
-        return pare_fail(err, PARE_EINVAL, "--steps %ld, --batch %d, --seq %d, --accum %d: need steps >= 1, batch >= 1, "
-                                           "seq >= 2, accum >= 1", a->steps, a->batch, a->seq, a->accum);
+        return pare_fail(err, PARE_EINVAL,
+                         "--steps %ld, --batch %d, --seq %d, --accum %d: need steps >= 1, batch >= 1, "
+                         "seq >= 2, accum >= 1",
+                         a->steps, a->batch, a->seq, a->accum);
     if (a->log_every < 1 || a->checkpoint_every < 0)
         return pare_fail(err, PARE_EINVAL, "--log-every %ld must be at least 1 and --checkpoint-every %ld non-negative",
                          a->log_every, a->checkpoint_every);
@@ -270,7 +275,8 @@ static pare_status prune_options(const targs *a, pare_ft_opts *o, pare_error *er
     o->prune = 1;
     int method = cli_name_index(PARE_FOP_NAMES, a->prune);
     if (method < 0)
-        return pare_fail(err, PARE_EINVAL, "--prune '%s': expected %s", a->prune, cli_names(PARE_FOP_NAMES, ", ", " or "));
+        return pare_fail(err, PARE_EINVAL, "--prune '%s': expected %s", a->prune,
+                         cli_names(PARE_FOP_NAMES, ", ", " or "));
     o->fop.method = (pare_fop_method)method;
     o->fop.sparsity = a->sparsity;
     o->fop.warmup = a->warmup;
@@ -312,7 +318,8 @@ static pare_status run_options(const targs *a, pare_ft_opts *o, pare_export_opts
     o->distill = a->distill;
     o->distill_temp = a->distill_temp;
     if ((a->mix_p0 > 0 || a->distill > 0) && !a->sparse)
-        return pare_fail(err, PARE_EINVAL, "--mixed-rank and --distill need --sparse-model DIR (the full-rank sparse model)");
+        return pare_fail(err, PARE_EINVAL,
+                         "--mixed-rank and --distill need --sparse-model DIR (the full-rank sparse model)");
     pare_export_defaults(xo);
     xo->overwrite = 1; /* OUT/model belongs to this run; the folder checks below guard a finished one */
     xo->dtype = a->dtype;
@@ -346,8 +353,10 @@ static pare_status open_run_folder(train_run *r, pare_error *err)
     if (!a->resume && !a->overwrite &&
         (r->ck_step >= 0 || stat(r->model_out, &sb) == 0 || (a->scratch && stat(r->init, &sb) == 0))) {
         if (r->ck_step >= 0)
-            return pare_fail(err, PARE_EINVAL, "%s: holds a run (checkpoint at step %ld); pass --resume to continue it "
-                                               "or --overwrite to start over", a->out, r->ck_step);
+            return pare_fail(err, PARE_EINVAL,
+                             "%s: holds a run (checkpoint at step %ld); pass --resume to continue it "
+                             "or --overwrite to start over",
+                             a->out, r->ck_step);
         return pare_fail(err, PARE_EINVAL, "%s: holds a finished run; pass --overwrite to start over", a->out);
     }
     if (mkdir(a->out, 0777) != 0 && errno != EEXIST)
@@ -380,7 +389,9 @@ static pare_status load_models(train_run *r, pare_error *err)
         }
     }
     if (!st)
-        st = cli_load_model(a->resume ? r->ckpt : a->scratch ? r->init : a->model,
+        st = cli_load_model(a->resume    ? r->ckpt
+                            : a->scratch ? r->init
+                                         : a->model,
                             a->scratch || a->resume ? NULL : a->tok, &r->m, err);
     if (!st && a->sparse && !(st = pare_model_load(a->sparse, NULL, &r->sparse, err)))
         r->o.sparse = r->sparse;
@@ -439,14 +450,16 @@ static void print_plan(const train_run *r)
     pare_param_counts pc;
     pare_model_param_counts(r->m, &pc);
     size_t per_step = (size_t)a->accum * a->batch * a->seq;
-    fprintf(stderr, "[%s] %s: %zu parameters; %ld steps x %zu tokens (%d x %d x %d) = %.2fM tokens; lr %.3g %s to %.3g, "
-                    "warmup %ld; seed %llu\n",
+    fprintf(stderr,
+            "[%s] %s: %zu parameters; %ld steps x %zu tokens (%d x %d x %d) = %.2fM tokens; lr %.3g %s to %.3g, "
+            "warmup %ld; seed %llu\n",
             a->cmd, r->m->path, pc.total, a->steps, per_step, a->accum, a->batch, a->seq,
             (double)a->steps * per_step / 1e6, a->lr, a->schedule, r->o.train.lr.lr_min, a->lr_warmup,
             (unsigned long long)a->seed);
     if (r->o.prune)
-        fprintf(stderr, "[%s] %s pruning to sparsity %.3f (%s), cubic schedule: dense for %ld steps, masks frozen for the "
-                        "last %ld\n",
+        fprintf(stderr,
+                "[%s] %s pruning to sparsity %.3f (%s), cubic schedule: dense for %ld steps, masks frozen for the "
+                "last %ld\n",
                 a->cmd, a->prune, a->sparsity, a->scope, a->warmup, a->cooldown);
     if (r->o.mix_p0 > 0 || r->o.distill > 0)
         fprintf(stderr, "[%s] sparse model %s: mixed rank p0 %.2f over the first %.0f%% of steps, distillation %.2f\n",
@@ -459,18 +472,24 @@ static pare_status train_steps(train_run *r, loop_ctx *lc, pare_error *err)
     const targs *a = r->a;
     if (!(r->logf = fopen(r->logp, "a")))
         return pare_fail(err, PARE_EIO, "%s: cannot open for appending: %s", r->logp, strerror(errno));
-    *lc = (loop_ctx){.a = a, .log = r->logf, .start = cli_now(), .first_step = pare_ft_steps_done(r->ft),
-                     .total = a->steps};
+    *lc = (loop_ctx){
+        .a = a, .log = r->logf, .start = cli_now(), .first_step = pare_ft_steps_done(r->ft), .total = a->steps};
     pare_progress pp = {quiet_progress, NULL};
-    pare_ft_run_opts ro = {.checkpoint_dir = r->ckpt, .checkpoint_every = a->checkpoint_every,
-                           .options_json = r->oj_text, .on_step = on_step, .user = lc, .progress = &pp,
+    pare_ft_run_opts ro = {.checkpoint_dir = r->ckpt,
+                           .checkpoint_every = a->checkpoint_every,
+                           .options_json = r->oj_text,
+                           .on_step = on_step,
+                           .user = lc,
+                           .progress = &pp,
                            .until = a->until};
     pare_status st = pare_ft_run(r->ft, &ro, err);
     if (st == PARE_ECANCELED) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
-        pare_fail(err, PARE_ECANCELED, "interrupted at step %ld of %ld (%s); continue with the same command and "
-                                       "--resume", pare_ft_steps_done(r->ft), a->steps, msg);
+        pare_fail(err, PARE_ECANCELED,
+                  "interrupted at step %ld of %ld (%s); continue with the same command and "
+                  "--resume",
+                  pare_ft_steps_done(r->ft), a->steps, msg);
     }
     return st;
 }
@@ -502,7 +521,7 @@ static pare_status evaluate_and_export(train_run *r, pare_eval_result *er, pare_
 }
 
 static int print_summary(const train_run *r, const loop_ctx *lc, double train_s, const pare_eval_result *er,
-                          const pare_export_report *xr)
+                         const pare_export_report *xr)
 {
     const targs *a = r->a;
     const pare_fop_state *fs = pare_ft_fop(r->ft);
@@ -528,9 +547,9 @@ static int print_summary(const train_run *r, const loop_ctx *lc, double train_s,
         if (fs)
             json_object_set_new(j, "sparsity", pare_json_number(pare_fop_sparsity(fs)));
         if (a->evalf)
-            json_object_set_new(j, "eval", json_pack("{s:s, s:o, s:I, s:i}", "data", a->evalf, "ppl", pare_json_number(er->ppl),
-                                                     "predicted", (json_int_t)er->plan.predicted, "window",
-                                                     er->plan.window));
+            json_object_set_new(j, "eval",
+                                json_pack("{s:s, s:o, s:I, s:i}", "data", a->evalf, "ppl", pare_json_number(er->ppl),
+                                          "predicted", (json_int_t)er->plan.predicted, "window", er->plan.window));
         json_object_set(j, "options", r->oj);
         return cli_print_json(a->cmd, j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
@@ -572,9 +591,10 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
 {
     const char *cmd = a->cmd;
     if (a->help) {
-        cli_usage(cmd, a->scratch ? "--tokenizer tokenizer.json (--config config.json | --dim N --layers N --heads N) "
-                                    "--data FILE --out DIR [options]"
-                                  : "--model M --data FILE --out DIR [--prune movement --sparsity S] [options]",
+        cli_usage(cmd,
+                  a->scratch ? "--tokenizer tokenizer.json (--config config.json | --dim N --layers N --heads N) "
+                               "--data FILE --out DIR [options]"
+                             : "--model M --data FILE --out DIR [--prune movement --sparsity S] [options]",
                   opts, n_opts);
         return 0;
     }
@@ -596,7 +616,8 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     }
     int rc = 0;
     if (!st && pare_ft_steps_done(r.ft) < a->steps) {
-        printf("stopped       at step %ld of %ld (--until); checkpoint %s; continue with the same command and --resume\n",
+        printf("stopped       at step %ld of %ld (--until); checkpoint %s; continue with the same command and "
+               "--resume\n",
                pare_ft_steps_done(r.ft), a->steps, r.ckpt);
     } else {
         pare_eval_result er = {0};
@@ -612,43 +633,40 @@ static int run(targs *a, const cli_opt *opts, int n_opts)
     return rc;
 }
 
-#define COMMON_OPTS(c)                                                                                                \
-    {"data", OPT_STR, &c.t.data, "training text (UTF-8); tokenized once and cached in OUT/cache"},                      \
-    {"out", OPT_STR, &c.t.out, "run folder: model/ (the result), checkpoint/, train.jsonl, cache/"},                    \
-    {"steps", OPT_INT, &c.steps_i, c.help.steps},                                                 \
-    {"batch", OPT_INT, &c.t.batch, c.help.batch},                                            \
-    {"seq", OPT_INT, &c.t.seq, c.help.seq},                                                    \
-    {"accum", OPT_INT, &c.t.accum, c.help.accum},                                               \
-    {"lr", OPT_DOUBLE, &c.t.lr, c.help.lr},                                                   \
-    {"lr-min", OPT_DOUBLE, &c.t.lr_min, "final learning rate (default lr / 10)"},                                       \
-    {"lr-warmup", OPT_INT, &c.lr_warmup_i, c.help.lr_warmup},                                 \
-    {"schedule", OPT_STR, &c.t.schedule, c.help.schedule},                                       \
-    {"weight-decay", OPT_DOUBLE, &c.t.wd, c.help.wd},                   \
-    {"clip", OPT_DOUBLE, &c.t.clip, c.help.clip},                            \
-    {"seed", OPT_U64, &c.t.seed, c.help.seed},   \
-    {"checkpoint-every", OPT_INT, &c.ckpt_i, "steps between checkpoints, 0 for only the last (default 100)"},         \
-    {"resume", OPT_FLAG, &c.t.resume, "continue the run in --out from its checkpoint (same options)"},                  \
-    {"overwrite", OPT_FLAG, &c.t.overwrite, "start over in an --out that holds a run"},                                 \
-    {"log-every", OPT_INT, &c.log_i, "steps between progress lines (default 10)"},                                    \
-    {"until", OPT_INT, &c.until_i, "stop after this many steps with a checkpoint (continue later with --resume)"},    \
-    {"eval", OPT_STR, &c.t.evalf, "text to measure perplexity on after training"},                                      \
-    {"eval-window", OPT_INT, &c.t.eval_window, c.help.eval_window},                                      \
-    {"eval-limit", OPT_SIZE, &c.t.eval_limit, "evaluate only the first N tokens"},                                      \
-    {"format", OPT_STR, &c.t.format,                                                                                    \
-     cli_help("model/ format: %s (default, any HF tool) | %s (compact)", c.t.format,                                     \
-              pare_export_format_name(PARE_EXPORT_PARE))},                                                              \
-    {"dtype", OPT_STR, &c.t.dtype, cli_help("hf-dense: %s (default), F16 or BF16", c.t.dtype)},                          \
-    {"tokenizer", OPT_STR, &c.t.tok, "tokenizer file"},                                                                 \
-    {"json", OPT_FLAG, &c.t.json, "print a JSON summary"},                                                              \
-    {"quiet", OPT_FLAG, &c.t.quiet, "no summary on stdout (progress still on stderr)"},                                 \
-    {"help", OPT_FLAG, &c.t.help, "show this help"}
+#define COMMON_OPTS(c)                                                                                                 \
+    {"data", OPT_STR, &c.t.data, "training text (UTF-8); tokenized once and cached in OUT/cache"},                     \
+        {"out", OPT_STR, &c.t.out, "run folder: model/ (the result), checkpoint/, train.jsonl, cache/"},               \
+        {"steps", OPT_INT, &c.steps_i, c.help.steps}, {"batch", OPT_INT, &c.t.batch, c.help.batch},                    \
+        {"seq", OPT_INT, &c.t.seq, c.help.seq}, {"accum", OPT_INT, &c.t.accum, c.help.accum},                          \
+        {"lr", OPT_DOUBLE, &c.t.lr, c.help.lr},                                                                        \
+        {"lr-min", OPT_DOUBLE, &c.t.lr_min, "final learning rate (default lr / 10)"},                                  \
+        {"lr-warmup", OPT_INT, &c.lr_warmup_i, c.help.lr_warmup},                                                      \
+        {"schedule", OPT_STR, &c.t.schedule, c.help.schedule}, {"weight-decay", OPT_DOUBLE, &c.t.wd, c.help.wd},       \
+        {"clip", OPT_DOUBLE, &c.t.clip, c.help.clip}, {"seed", OPT_U64, &c.t.seed, c.help.seed},                       \
+        {"checkpoint-every", OPT_INT, &c.ckpt_i, "steps between checkpoints, 0 for only the last (default 100)"},      \
+        {"resume", OPT_FLAG, &c.t.resume, "continue the run in --out from its checkpoint (same options)"},             \
+        {"overwrite", OPT_FLAG, &c.t.overwrite, "start over in an --out that holds a run"},                            \
+        {"log-every", OPT_INT, &c.log_i, "steps between progress lines (default 10)"},                                 \
+        {"until", OPT_INT, &c.until_i, "stop after this many steps with a checkpoint (continue later with --resume)"}, \
+        {"eval", OPT_STR, &c.t.evalf, "text to measure perplexity on after training"},                                 \
+        {"eval-window", OPT_INT, &c.t.eval_window, c.help.eval_window},                                                \
+        {"eval-limit", OPT_SIZE, &c.t.eval_limit, "evaluate only the first N tokens"},                                 \
+        {"format", OPT_STR, &c.t.format,                                                                               \
+         cli_help("model/ format: %s (default, any HF tool) | %s (compact)", c.t.format,                               \
+                  pare_export_format_name(PARE_EXPORT_PARE))},                                                         \
+        {"dtype", OPT_STR, &c.t.dtype, cli_help("hf-dense: %s (default), F16 or BF16", c.t.dtype)},                    \
+        {"tokenizer", OPT_STR, &c.t.tok, "tokenizer file"}, {"json", OPT_FLAG, &c.t.json, "print a JSON summary"},     \
+        {"quiet", OPT_FLAG, &c.t.quiet, "no summary on stdout (progress still on stderr)"},                            \
+    {                                                                                                                  \
+        "help", OPT_FLAG, &c.t.help, "show this help"                                                                  \
+    }
 
 /* Help texts that quote a default: formatted from the core's pare_ft_defaults and
  * pare_eval_defaults, so that the help says what a run does. */
 typedef struct {
     char steps[80], batch[80], seq[80], accum[80], lr[80], lr_warmup[80], schedule[80], wd[96], clip[96], seed[128],
-        eval_window[80], sparsity[96], warmup[96], cooldown[96], prune_every[96], scope[112], mix_span[96],
-        distill[96], distill_temp[80];
+        eval_window[80], sparsity[96], warmup[96], cooldown[96], prune_every[96], scope[112], mix_span[96], distill[96],
+        distill_temp[80];
 } help_texts;
 
 /* targs with int-typed staging fields for the long options (cli_opt has no long type). */
@@ -671,7 +689,8 @@ static void help_defaults(help_texts *h, const pare_ft_opts *o, const pare_eval_
              PARE_LR_DECAY_NAMES[o->train.lr.decay]);
     snprintf(h->wd, sizeof h->wd, "AdamW decoupled weight decay of matrices (default %g)", o->train.adamw.weight_decay);
     snprintf(h->clip, sizeof h->clip, "largest global gradient norm, 0 for none (default %g)", o->train.clip);
-    snprintf(h->seed, sizeof h->seed, "seed of the training windows (and of the initial weights for train) (default %llu)",
+    snprintf(h->seed, sizeof h->seed,
+             "seed of the training windows (and of the initial weights for train) (default %llu)",
              (unsigned long long)o->seed);
     snprintf(h->eval_window, sizeof h->eval_window, "evaluation window (default %d)", eo->window);
     snprintf(h->sparsity, sizeof h->sparsity, "final fraction of block-linear weights removed (default %g)",

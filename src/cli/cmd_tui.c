@@ -21,7 +21,8 @@ int cmd_tui(int argc, char **argv)
     size_t limit_sz = 0, task_limit = 0;
     int help = 0, sandbox = 0;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model, "model folder (Hugging Face or pare export) or llama2.c checkpoint (default $PARE_MODEL)"},
+        {"model", OPT_STR, &model,
+         "model folder (Hugging Face or pare export) or llama2.c checkpoint (default $PARE_MODEL)"},
         {"calib", OPT_STR, &calib, "calibration text (weighted spectra, methods that need statistics)"},
         {"calib-samples", OPT_INT, &set.calib_samples, cli_help_default("calibration windows", set.calib_samples)},
         {"calib-len", OPT_INT, &set.calib_len, cli_help_default("tokens per calibration window", set.calib_len)},
@@ -74,8 +75,9 @@ int cmd_tui(int argc, char **argv)
     }
     if (help) {
         free(allow);
-        cli_usage("tui", "--model DIR [--calib TEXT] [--eval TEXT] [--out DIR] [--sandbox [--allow PATH ...]]\n"
-                         "                [--keys KEYS --dump-screen FILE [--size COLSxROWS]]",
+        cli_usage("tui",
+                  "--model DIR [--calib TEXT] [--eval TEXT] [--out DIR] [--sandbox [--allow PATH ...]]\n"
+                  "                [--keys KEYS --dump-screen FILE [--size COLSxROWS]]",
                   opts, n_opts);
         printf("\nKeys and panes: docs/tui.md (? inside the workbench). --keys and --dump-screen run without a\n"
                "terminal: the keys are replayed, each after the jobs the previous ones started have finished.\n");
@@ -90,8 +92,9 @@ int cmd_tui(int argc, char **argv)
     int *keys = NULL;
     char msg[512];
     if (!model || !*model)
-        pare_fail(&err, PARE_EINVAL, "no model: pass --model DIR or set PARE_MODEL; without one, `pare demo` trains a "
-                                     "small model on the Brown corpus (make corpus) and opens the workbench on it");
+        pare_fail(&err, PARE_EINVAL,
+                  "no model: pass --model DIR or set PARE_MODEL; without one, `pare demo` trains a "
+                  "small model on the Brown corpus (make corpus) and opens the workbench on it");
     else if (size && tui_parse_size(size, &cols, &rows))
         pare_fail(&err, PARE_EINVAL, "--size %s: expected COLSxROWS, e.g. 120x40", size);
     else if (keys_spec && tui_parse_keys(keys_spec, &keys, &n_keys, msg, sizeof msg))

@@ -24,7 +24,8 @@ static const struct {
     {"run", cmd_run, "run a Lua recipe (presets/*.lua): pare run RECIPE [--model DIR] [--set k=v]"},
     {"compare", cmd_compare, "one table of the results of several runs: pare compare OUT1 OUT2 [--markdown FILE]"},
     {"train", cmd_train, "train a new model from a text (architecture from flags or a config.json)"},
-    {"finetune", cmd_finetune, "fine-tune a model on a text, optionally pruning it (movement, sensitivity, magnitude) or with mixed rank"},
+    {"finetune", cmd_finetune,
+     "fine-tune a model on a text, optionally pruning it (movement, sensitivity, magnitude) or with mixed rank"},
     {"spectra", cmd_spectra, "singular-value statistics of every block matrix (plain, activation, whitened)"},
     {"plot", cmd_plot, "charts as PNG or in the terminal: spectra, energy ranks, masks, budgets, size vs quality"},
     {"tui", cmd_tui, "interactive workbench: spectra, rank cursor, budgets, evaluations, saved recipes"},
@@ -56,8 +57,9 @@ static void set_threads_from_env(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "pare %s: compress transformer language models by pruning and low-rank factorization\n\n"
-               "usage: pare COMMAND [options]   (pare COMMAND --help for its options)\n\ncommands:\n",
+    fprintf(f,
+            "pare %s: compress transformer language models by pruning and low-rank factorization\n\n"
+            "usage: pare COMMAND [options]   (pare COMMAND --help for its options)\n\ncommands:\n",
             PARE_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);

@@ -146,8 +146,9 @@ static pare_status item_count(const pare_model *m, pare_plan_item *it, pare_erro
             return pare_fail(err, PARE_EINVAL, "%s: only FFN matrices lose channels", l->name);
         double s = it->channel_frac, kl = h->keep_least;
         if (!(s >= 0 && s < 1 && kl >= 0 && kl < 1 && kl + s <= 1 + 1e-12))
-            return pare_fail(err, PARE_EINVAL, "%s: channel fraction %g with keep_least %g: both in [0, 1), sum at most 1",
-                             l->name, s, kl);
+            return pare_fail(err, PARE_EINVAL,
+                             "%s: channel fraction %g with keep_least %g: both in [0, 1), sum at most 1", l->name, s,
+                             kl);
         size_t F = (size_t)b->up.out, lo = pare_prune_count(kl, F), hi = pare_prune_count(kl + s, F);
         size_t keep = F - (hi > lo ? hi - lo : 0);
         if (keep < 1)
@@ -352,8 +353,8 @@ static pare_status check_spectra(const pare_plan *plan, const pare_model_spectra
     return PARE_OK;
 }
 
-pare_status pare_allocate_energy(pare_model *m, const pare_model_spectra *sp, double energy,
-                                 const pare_plan_how *how, pare_plan *plan, pare_error *err)
+pare_status pare_allocate_energy(pare_model *m, const pare_model_spectra *sp, double energy, const pare_plan_how *how,
+                                 pare_plan *plan, pare_error *err)
 {
     if (!(energy > 0.0 && energy <= 1.0))
         return pare_fail(err, PARE_EINVAL, "energy %g: the fraction of spectral energy to keep must be in (0, 1]",

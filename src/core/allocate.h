@@ -31,9 +31,9 @@ typedef struct {
     pare_linear *linear;
     pare_plan_action action;
     pare_plan_how how;
-    int rank;            /* PARE_PLAN_FACTOR */
-    double channel_frac; /* PARE_PLAN_CHANNELS: fraction of the block's FFN channels to remove */
-    double sparsity;     /* PARE_PLAN_MASK: fraction of the matrix's weights masked (N:M: 1 - n/m) */
+    int rank;                           /* PARE_PLAN_FACTOR */
+    double channel_frac;                /* PARE_PLAN_CHANNELS: fraction of the block's FFN channels to remove */
+    double sparsity;                    /* PARE_PLAN_MASK: fraction of the matrix's weights masked (N:M: 1 - n/m) */
     size_t params_before, params_after; /* weights only (biases are never removed) */
 } pare_plan_item;
 
@@ -80,8 +80,8 @@ pare_status pare_allocate_mask(pare_model *m, double s, const pare_plan_how *how
 /* Energy threshold: every matrix gets the smallest rank keeping a fraction `energy` in (0, 1] of its
  * (weighted) spectral energy; a matrix whose rank is at or above break-even stays dense. The ratio
  * is an outcome (params_after), not an input. */
-pare_status pare_allocate_energy(pare_model *m, const pare_model_spectra *sp, double energy,
-                                 const pare_plan_how *how, pare_plan *plan, pare_error *err);
+pare_status pare_allocate_energy(pare_model *m, const pare_model_spectra *sp, double energy, const pare_plan_how *how,
+                                 pare_plan *plan, pare_error *err);
 
 /* Global (pare's own): one budget, (1 - s) of all block-linear weights, shared by every matrix. Each
  * matrix's choices are dense (no error) or rank k below break-even, costing its relative truncation

@@ -150,7 +150,8 @@ static pare_status check_finite(const pare_model *m, int l, const pare_calib_sta
         for (int j = 0; j < s->dim; j++)
             if (!isfinite(s->sumsq[j]))
                 return pare_fail(err, PARE_EINVAL,
-                                 "calibration: layer %d %s channel %d has a non-finite activation statistic (NaN or Inf in the weights or activations?)",
+                                 "calibration: layer %d %s channel %d has a non-finite activation statistic (NaN or "
+                                 "Inf in the weights or activations?)",
                                  l, names[k], j);
     }
     (void)m;

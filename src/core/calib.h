@@ -20,8 +20,7 @@ void pare_calib_defaults(pare_calib_opts *o);
 
 /* Picks o->samples windows of o->len tokens at seeded random starts in ids (uniform over
  * [0, n - len]); *out is malloc'd [samples * len]. A stream shorter than one window is an error. */
-pare_status pare_calib_windows(const int32_t *ids, size_t n, const pare_calib_opts *o, int32_t **out,
-                               pare_error *err);
+pare_status pare_calib_windows(const int32_t *ids, size_t n, const pare_calib_opts *o, int32_t **out, pare_error *err);
 
 /* pare_calib_windows over a text file tokenized with m's tokenizer (pare_model_tokenize_file);
  * *file_tokens (may be NULL) gets the file's token count. Errors name the file. */
@@ -40,8 +39,8 @@ typedef struct {
 typedef struct pare_calib_stats {
     int n_layers;
     pare_input_stats (*sites)[PARE_IN_COUNT]; /* [n_layers][site] */
-    size_t bytes;        /* memory the statistics take */
-    size_t window_bytes; /* memory of the hidden states carried between blocks */
+    size_t bytes;                             /* memory the statistics take */
+    size_t window_bytes;                      /* memory of the hidden states carried between blocks */
 } pare_calib_stats;
 
 /* Which input feeds a linear of block l: q/k/v read PARE_IN_ATTN, o PARE_IN_O, gate/up PARE_IN_MLP,

@@ -21,8 +21,7 @@ static size_t block_params(const pare_block *b)
 }
 
 /* Compresses block `layer` with its statistics (NULL when none were gathered). */
-static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const pare_input_stats *sites,
-                                  pare_error *err)
+static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const pare_input_stats *sites, pare_error *err)
 {
     pare_block *b = &m->blocks[layer];
     const pare_plan_item *channels = NULL;
@@ -96,8 +95,9 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
     for (int i = 0; i < plan->count; i++) {
         const pare_plan_item *it = &plan->items[i];
         if (it->action == PARE_PLAN_MASK && it->how.mask_scope == PARE_SCOPE_GLOBAL && it->how.nm_m <= 0)
-            return pare_fail(err, PARE_EINVAL, "plans prune masks per matrix or per row; a global mask scope is "
-                                               "pare_prune_model_mask's job");
+            return pare_fail(err, PARE_EINVAL,
+                             "plans prune masks per matrix or per row; a global mask scope is "
+                             "pare_prune_model_mask's job");
         needs_stats |= (it->action == PARE_PLAN_FACTOR && it->how.weighting != PARE_WEIGHT_NONE) ||
                        (it->action == PARE_PLAN_CHANNELS && it->how.chan_score == PARE_CHAN_LORAP) ||
                        (it->action == PARE_PLAN_MASK && it->how.mask_score == PARE_SCORE_WANDA);

@@ -13,13 +13,13 @@
 /* How each matrix is factorized, masked or channel-pruned is the plan item's (pare_plan_how); the
  * options here are the application's own. */
 typedef struct {
-    int sequential;             /* 1: calibrate block i on the output of compressed blocks < i */
+    int sequential; /* 1: calibrate block i on the output of compressed blocks < i */
 } pare_apply_opts;
 
 typedef struct {
     int factorized, channel_blocks, masked;
-    double worst_rel_error;      /* largest ||W - A B|| / ||W|| over factorized matrices */
-    double max_damping;          /* largest whitening damping used */
+    double worst_rel_error;             /* largest ||W - A B|| / ||W|| over factorized matrices */
+    double max_damping;                 /* largest whitening damping used */
     size_t params_before, params_after; /* decoder-block linear parameters, biases included */
 } pare_apply_report;
 

@@ -52,8 +52,7 @@ static long progress_delay;
 
 void pare_set_progress_delay_ms(long ms) { progress_delay = ms > 0 && ms < 60000 ? ms : 0; }
 
-pare_status pare_report(const pare_progress *p, const char *stage, double fraction, const char *detail,
-                        pare_error *err)
+pare_status pare_report(const pare_progress *p, const char *stage, double fraction, const char *detail, pare_error *err)
 {
     long delay = p && p->fn ? progress_delay : 0;
     if (delay) {

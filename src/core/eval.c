@@ -34,8 +34,8 @@ pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare
     int cap = o->window - (o->bos ? 1 : 0);
     int stride = o->stride ? o->stride : cap;
     if (stride < 1 || stride > cap)
-        return pare_fail(err, PARE_EINVAL, "--stride %d must be between 1 and %d (the text tokens in a window)", o->stride,
-                         cap);
+        return pare_fail(err, PARE_EINVAL, "--stride %d must be between 1 and %d (the text tokens in a window)",
+                         o->stride, cap);
     size_t n = o->limit_tokens && o->limit_tokens < n_tokens ? o->limit_tokens : n_tokens;
     if (n == 0)
         return pare_fail(err, PARE_EINVAL, "%s: no tokens to evaluate", o->data ? o->data : "the text");
@@ -96,7 +96,7 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
             size_t min_with_ctx = start + (p->bos ? 0 : 1);
             if (first < min_with_ctx)
                 first = min_with_ctx;
-            /* per-target terms in parallel, summed in order: the same text gives the same bits */
+                /* per-target terms in parallel, summed in order: the same text gives the same bits */
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
             for (size_t t = first; t < start + cap; t++) {
                 int pos = (int)(t - start) + (p->bos ? 1 : 0); /* position of target in the window */
@@ -136,7 +136,7 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
     res->nll = nll;
     res->ppl = exp(nll / (double)scored);
     if (!isfinite(res->ppl))
-        return pare_fail(err, PARE_EFORMAT, "%s: perplexity on %s overflows a double (mean loss %.6g nats/token)", m->path,
-                         o->data ? o->data : "the text", nll / (double)scored);
+        return pare_fail(err, PARE_EFORMAT, "%s: perplexity on %s overflows a double (mean loss %.6g nats/token)",
+                         m->path, o->data ? o->data : "the text", nll / (double)scored);
     return PARE_OK;
 }

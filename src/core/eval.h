@@ -9,27 +9,27 @@
 #include "model.h"
 
 typedef struct {
-    int window;  /* tokens per forward window, BOS included when bos is set */
-    int stride;  /* text tokens between window starts; 0 means window minus BOS (no overlap) */
-    int bos;     /* 1: every window starts with the BOS token */
-    int batch;   /* windows per forward pass */
+    int window;          /* tokens per forward window, BOS included when bos is set */
+    int stride;          /* text tokens between window starts; 0 means window minus BOS (no overlap) */
+    int bos;             /* 1: every window starts with the BOS token */
+    int batch;           /* windows per forward pass */
     size_t limit_tokens; /* 0: whole stream; else only the first limit_tokens tokens */
     const char *data;    /* the text's file, named in errors (NULL: "the text") */
 } pare_eval_opts;
 
 /* The protocol as planned for a stream of n tokens, before running anything. */
 typedef struct {
-    size_t tokens;       /* tokens in the stream considered (after limit) */
+    size_t tokens; /* tokens in the stream considered (after limit) */
     int window, stride, bos;
-    size_t windows;      /* full windows evaluated */
-    size_t predicted;    /* targets scored */
-    size_t dropped;      /* trailing tokens that do not fill a window and are not scored */
+    size_t windows;   /* full windows evaluated */
+    size_t predicted; /* targets scored */
+    size_t dropped;   /* trailing tokens that do not fill a window and are not scored */
 } pare_eval_plan;
 
 typedef struct {
     pare_eval_plan plan;
-    double nll;          /* total negative log-likelihood, nats */
-    double ppl;          /* exp(nll / predicted) */
+    double nll; /* total negative log-likelihood, nats */
+    double ppl; /* exp(nll / predicted) */
 } pare_eval_result;
 
 void pare_eval_defaults(pare_eval_opts *o);

@@ -24,8 +24,13 @@
 #define WEIGHTS_FILE "model.safetensors"
 
 /* Tokenizer and generation files copied from the source folder when present. */
-static const char *const COPY_FILES[] = {"tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json",
-                                         "generation_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+static const char *const COPY_FILES[] = {"tokenizer.json",
+                                         "tokenizer_config.json",
+                                         "special_tokens_map.json",
+                                         "generation_config.json",
+                                         "vocab.json",
+                                         "merges.txt",
+                                         "tokenizer.model",
                                          "tokenizer.bin"};
 #define N_COPY ((int)(sizeof COPY_FILES / sizeof COPY_FILES[0]))
 
@@ -75,9 +80,9 @@ typedef struct {
 typedef struct {
     tensor_plan *t;
     size_t n, cap;
-    char *config;     /* config.json text */
-    char *manifest;   /* pare.json text, or NULL */
-    char *st_header;  /* safetensors header JSON, space-padded to a multiple of 8 */
+    char *config;    /* config.json text */
+    char *manifest;  /* pare.json text, or NULL */
+    char *st_header; /* safetensors header JSON, space-padded to a multiple of 8 */
     size_t st_header_len;
     size_t tensor_bytes;
     char copy_src[N_COPY][4400];
@@ -207,7 +212,10 @@ static int real_digits(json_t *j)
     return p;
 }
 
-static char *dump_json(json_t *j) { return json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(real_digits(j))); }
+static char *dump_json(json_t *j)
+{
+    return json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(real_digits(j)));
+}
 
 /* config.json: the source's own config (so HF-only keys survive) when it is a HF-style folder,
  * else one synthesized from cfg; then the FFN width and dtype are set. */
@@ -288,7 +296,8 @@ static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_er
                   (!gpt2 && (b->gate.out != w || b->gate.in != c->dim));
         if (bad)
             return pare_fail(err, PARE_EUNSUPPORTED,
-                             "layer %d: inconsistent FFN shapes (%s [%d, %d], %s [%d, %d]%s); hf-dense needs gate/up rows = down columns",
+                             "layer %d: inconsistent FFN shapes (%s [%d, %d], %s [%d, %d]%s); hf-dense needs gate/up "
+                             "rows = down columns",
                              i, b->up.name, b->up.out, b->up.in, b->down.name, b->down.out, b->down.in,
                              gpt2 ? "" : " and a matching gate");
         if (w > F)
@@ -338,8 +347,8 @@ static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_er
                 snprintf(name, sizeof name, "%s%s", prefix, fused);
             else
                 snprintf(name, sizeof name, "%s", l->name);
-            if ((rc = add_tensor(pl, SRC_DENSE, dt, conv1d ? cols : rows, conv1d ? rows : cols, NULL, err,
-                                 "%s.weight", name)))
+            if ((rc = add_tensor(pl, SRC_DENSE, dt, conv1d ? cols : rows, conv1d ? rows : cols, NULL, err, "%s.weight",
+                                 name)))
                 break;
             memcpy(last(pl)->l, part, (size_t)n_parts * sizeof *part);
             last(pl)->nl = n_parts, last(pl)->rows = rows, last(pl)->cols = cols, last(pl)->transpose = conv1d;
@@ -431,11 +440,11 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
         json_object_set_new(e, "params", json_integer((json_int_t)pare_linear_params(l)));
         json_object_set_new(e, "tensors", tens);
         char nm[160];
-#define T(key, src, dt, d0, d1, ptr)                                                                           \
-    do {                                                                                                       \
-        snprintf(nm, sizeof nm, "%s." key, l->name);                                                           \
-        json_object_set_new(tens, key, json_string(nm));                                                       \
-        rc = add_tensor(pl, src, dt, d0, d1, ptr, err, "%s", nm);                                              \
+#define T(key, src, dt, d0, d1, ptr)                                                                                   \
+    do {                                                                                                               \
+        snprintf(nm, sizeof nm, "%s." key, l->name);                                                                   \
+        json_object_set_new(tens, key, json_string(nm));                                                               \
+        rc = add_tensor(pl, src, dt, d0, d1, ptr, err, "%s", nm);                                                      \
     } while (0)
         if (l->kind == PARE_LIN_FACTORED) {
             if (!l->A || !l->B || l->rank < 1)
@@ -454,7 +463,8 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
         }
         if (rc == PARE_OK && l->b)
             T("bias", SRC_F32, PARE_DT_F32, l->out, 0, l->b);
-        if (rc == PARE_OK && l->kept_out && (rc = check_kept(l, l->kept_out, l->out, l->orig_out, "kept_out", err)) == PARE_OK)
+        if (rc == PARE_OK && l->kept_out &&
+            (rc = check_kept(l, l->kept_out, l->out, l->orig_out, "kept_out", err)) == PARE_OK)
             T("kept_out", SRC_BYTES, PARE_DT_I32, l->out, 0, l->kept_out);
         if (rc == PARE_OK && l->kept_in && (rc = check_kept(l, l->kept_in, l->in, l->orig_in, "kept_in", err)) == PARE_OK)
             T("kept_in", SRC_BYTES, PARE_DT_I32, l->in, 0, l->kept_in);
@@ -477,8 +487,9 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
     json_object_set_new(root, "weights", json_string(WEIGHTS_FILE));
     json_object_set_new(root, "mask_encoding", json_string("U8 [out, in], one byte per weight, 1 = kept"));
     json_object_set_new(root, "ffn_widths", widths);
-    json_object_set_new(root, "params", json_pack("{s:I, s:I}", "total", (json_int_t)pc.total, "block_linear",
-                                                  (json_int_t)pc.block_linear));
+    json_object_set_new(
+        root, "params",
+        json_pack("{s:I, s:I}", "total", (json_int_t)pc.total, "block_linear", (json_int_t)pc.block_linear));
     json_object_set_new(root, "linears", lins);
     if (extra)
         json_object_set_new(root, "compression", extra);
@@ -800,8 +811,8 @@ static pare_status commit_dir(const char *tmp, const char *dir, int replacing, p
     }
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
         if (pare_remove_flat_dir(tmp, NULL) != 0)
-            return pare_fail(err, PARE_EIO, "%s: the export is in place but the old folder (now %s) could not be removed",
-                             dir, tmp);
+            return pare_fail(err, PARE_EIO,
+                             "%s: the export is in place but the old folder (now %s) could not be removed", dir, tmp);
         return PARE_OK;
     }
     char old[4200];

@@ -18,12 +18,12 @@ typedef enum {
 
 typedef struct {
     pare_export_format format;
-    int overwrite;       /* replace an existing export folder, only once the new one is complete */
-    const char *dtype;   /* hf-dense: "F32" (default), "F16" or "BF16"; the pare format is always F32
+    int overwrite;                   /* replace an existing export folder, only once the new one is complete */
+    const char *dtype;               /* hf-dense: "F32" (default), "F16" or "BF16"; the pare format is always F32
                             (any other value is refused) so a reload is bit-exact */
     const char *manifest_extra_json; /* pare format: a JSON object stored as "compression" in pare.json
                                         (e.g. method, ratio, perplexities); NULL for none */
-    const char *producer; /* recorded in pare.json as "producer" when non-NULL, e.g. "pare 0.1.0" */
+    const char *producer;            /* recorded in pare.json as "producer" when non-NULL, e.g. "pare 0.1.0" */
 } pare_export_opts;
 
 typedef struct {

@@ -58,10 +58,11 @@ pare_status pare_factorize_linear(pare_linear *l, int rank, const pare_factor_op
     if (rank < 1 || rank > (m < n ? m : n))
         return pare_fail(err, PARE_EINVAL, "rank %d exceeds min(%d, %d) for %s", rank, m, n, l->name);
     if (o->weighting != PARE_WEIGHT_NONE && (!stats || stats->dim != n))
-        return pare_fail(err, PARE_EINVAL, "%s: %s factorization needs calibration statistics of its %d inputs", l->name,
-                         o->weighting == PARE_WEIGHT_ACT ? "activation-weighted" : "whitened", n);
+        return pare_fail(err, PARE_EINVAL, "%s: %s factorization needs calibration statistics of its %d inputs",
+                         l->name, o->weighting == PARE_WEIGHT_ACT ? "activation-weighted" : "whitened", n);
     if (o->weighting == PARE_WEIGHT_WHITEN && !stats->gram)
-        return pare_fail(err, PARE_EINVAL, "%s: whitened factorization needs Gram matrices (calibrate with gram)", l->name);
+        return pare_fail(err, PARE_EINVAL, "%s: whitened factorization needs Gram matrices (calibrate with gram)",
+                         l->name);
     memset(rep, 0, sizeof *rep);
     rep->params_before = pare_linear_params(l);
     float *w = malloc((size_t)m * n * sizeof *w), *mw = malloc((size_t)m * n * sizeof *mw);

@@ -9,8 +9,8 @@
 #include "spectrum.h"
 
 typedef struct {
-    pare_weighting weighting;  /* NONE: SVD of W; ACT: SVD of W diag(||X_j||); WHITEN: SVD of W L */
-    double damping;            /* WHITEN: first relative damping of the Gram (PARE_WHITEN_DAMPING) */
+    pare_weighting weighting; /* NONE: SVD of W; ACT: SVD of W diag(||X_j||); WHITEN: SVD of W L */
+    double damping;           /* WHITEN: first relative damping of the Gram (PARE_WHITEN_DAMPING) */
 } pare_factor_opts;
 
 typedef struct {

@@ -30,8 +30,7 @@ static const char *file_kind(mode_t mode)
 
 static pare_status refuse_kind(const char *path, mode_t mode, pare_error *err)
 {
-    return pare_fail(err, PARE_EIO, "%s: %s; pare reads its inputs from regular files only", path,
-                     file_kind(mode));
+    return pare_fail(err, PARE_EIO, "%s: %s; pare reads its inputs from regular files only", path, file_kind(mode));
 }
 
 pare_status pare_open_input(const char *path, int *fd_out, size_t *size, pare_error *err)
@@ -201,10 +200,7 @@ pare_status pare_atomic_open(pare_atomic_file *f, const char *path, pare_error *
     }
 }
 
-int pare_create_new(const char *path)
-{
-    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-}
+int pare_create_new(const char *path) { return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666); }
 
 pare_status pare_atomic_commit(pare_atomic_file *f, pare_error *err)
 {
@@ -355,7 +351,8 @@ pare_status pare_lock_path(pare_lock *lk, const char *lock_path, const char *wha
             if (mine == 0) /* locked, but not by pare's protocol: still not ours to take */
                 return not_a_lock(err, lock_path, what, "it holds other content");
             return pare_fail(err, PARE_EIO,
-                             "%s is in use by another pare process%s%s%s (lock %s); wait for it or choose another output",
+                             "%s is in use by another pare process%s%s%s (lock %s); wait for it or choose another "
+                             "output",
                              what, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", lock_path);
         }
         int mine = read_lock_marker(fd, pid, sizeof pid);
@@ -464,14 +461,16 @@ pare_status pare_check_output_path(const char *path, const char *what, pare_erro
     if (!path || !*path)
         return pare_fail(err, PARE_EINVAL, "%s: the output path is empty", what);
     if (!pare_resolve_path(path, r))
-        return pare_fail(err, PARE_EINVAL, "%s %s: cannot resolve the path (a dangling symbolic link, \".\" or \"..\" "
-                                           "after a missing folder, or too long)", what, path);
-    if (!strcmp(r, "/"))
-        return pare_fail(err, PARE_EINVAL, "%s %s: refusing to write into the root folder /; choose a folder of its own",
+        return pare_fail(err, PARE_EINVAL,
+                         "%s %s: cannot resolve the path (a dangling symbolic link, \".\" or \"..\" "
+                         "after a missing folder, or too long)",
                          what, path);
+    if (!strcmp(r, "/"))
+        return pare_fail(err, PARE_EINVAL,
+                         "%s %s: refusing to write into the root folder /; choose a folder of its own", what, path);
     if (getcwd(cwd, sizeof cwd) && pare_path_under(cwd, r))
-        return pare_fail(err, PARE_EINVAL, "%s %s: is the current folder or one above it (%s); choose a folder of its own",
-                         what, path, r);
+        return pare_fail(err, PARE_EINVAL,
+                         "%s %s: is the current folder or one above it (%s); choose a folder of its own", what, path, r);
     return PARE_OK;
 }
 

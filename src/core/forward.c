@@ -67,18 +67,27 @@ pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, par
     a->keep_all = keep_all;
     a->n_layer_acts = (int)nl;
     a->slab_floats = bytes / sizeof(float);
-    size_t N = (size_t)B * T, C = (size_t)c->dim, F = (size_t)c->ffn_dim,
-           qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t N = (size_t)B * T, C = (size_t)c->dim, F = (size_t)c->ffn_dim, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim;
     float *p = a->slab;
 #define TAKE(dst, n) ((dst) = p, p += (n))
     for (size_t l = 0; l < nl; l++) {
         pare_layer_acts *la = &a->layers[l];
-        TAKE(la->ln1, N * C); TAKE(la->ln1_mean, N); TAKE(la->ln1_rstd, N);
-        TAKE(la->q, N * qd); TAKE(la->k, N * kvd); TAKE(la->v, N * kvd);
-        TAKE(la->att, (size_t)B * c->n_heads * T * T); TAKE(la->atty, N * qd);
+        TAKE(la->ln1, N * C);
+        TAKE(la->ln1_mean, N);
+        TAKE(la->ln1_rstd, N);
+        TAKE(la->q, N * qd);
+        TAKE(la->k, N * kvd);
+        TAKE(la->v, N * kvd);
+        TAKE(la->att, (size_t)B * c->n_heads * T * T);
+        TAKE(la->atty, N * qd);
         TAKE(la->res1, N * C);
-        TAKE(la->ln2, N * C); TAKE(la->ln2_mean, N); TAKE(la->ln2_rstd, N);
-        TAKE(la->fc1, N * F); TAKE(la->fc2, N * F); TAKE(la->hmid, N * F);
+        TAKE(la->ln2, N * C);
+        TAKE(la->ln2_mean, N);
+        TAKE(la->ln2_rstd, N);
+        TAKE(la->fc1, N * F);
+        TAKE(la->fc2, N * F);
+        TAKE(la->hmid, N * F);
         TAKE(la->res2, N * C);
     }
     TAKE(a->emb, N * C);
@@ -181,30 +190,30 @@ static void attention_forward(const pare_config *c, pare_layer_acts *la, int B, 
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
-            int b = bh / H, h = bh % H;
-            const float *q = la->q + (size_t)b * T * qd + (size_t)h * hd;
-            const float *k = la->k + (size_t)b * T * kvd + (size_t)(h / rep) * hd;
-            const float *v = la->v + (size_t)b * T * kvd + (size_t)(h / rep) * hd;
-            float *s = la->att + ((size_t)b * H + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, qd, k, kvd, 0.0f, s, T);
-            for (int i = 0; i < T; i++) {
-                float *row = s + (size_t)i * T;
-                float mx = row[0];
-                for (int j = 1; j <= i; j++)
-                    mx = row[j] > mx ? row[j] : mx;
-                float sum = 0;
-                for (int j = 0; j <= i; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= i; j++)
-                    row[j] *= inv;
-                memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
+        int b = bh / H, h = bh % H;
+        const float *q = la->q + (size_t)b * T * qd + (size_t)h * hd;
+        const float *k = la->k + (size_t)b * T * kvd + (size_t)(h / rep) * hd;
+        const float *v = la->v + (size_t)b * T * kvd + (size_t)(h / rep) * hd;
+        float *s = la->att + ((size_t)b * H + h) * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, qd, k, kvd, 0.0f, s, T);
+        for (int i = 0; i < T; i++) {
+            float *row = s + (size_t)i * T;
+            float mx = row[0];
+            for (int j = 1; j <= i; j++)
+                mx = row[j] > mx ? row[j] : mx;
+            float sum = 0;
+            for (int j = 0; j <= i; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
             }
-            float *y = la->atty + (size_t)b * T * qd + (size_t)h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, s, T, v, kvd, 0.0f, y, qd);
+            float inv = 1.0f / sum;
+            for (int j = 0; j <= i; j++)
+                row[j] *= inv;
+            memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
         }
+        float *y = la->atty + (size_t)b * T * qd + (size_t)h * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, s, T, v, kvd, 0.0f, y, qd);
+    }
 }
 
 static float gelu_tanh(float x)
@@ -225,7 +234,8 @@ pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t 
     if (B <= 0 || T <= 0 || B > a->B || T > a->T)
         return pare_fail(err, PARE_EINVAL, "forward: batch %d x %d exceeds the activations' %d x %d", B, T, a->B, a->T);
     if (T > c->max_pos)
-        return pare_fail(err, PARE_EINVAL, "forward: sequence length %d exceeds the model's %d positions", T, c->max_pos);
+        return pare_fail(err, PARE_EINVAL, "forward: sequence length %d exceeds the model's %d positions", T,
+                         c->max_pos);
     int N = B * T, C = c->dim, V = c->vocab_size;
     for (int i = 0; i < N; i++)
         if (ids[i] < 0 || ids[i] >= V)

@@ -10,34 +10,34 @@
 
 /* Activations of one decoder block for N = B*T rows. */
 typedef struct {
-    float *ln1;       /* [N, C] normalized block input */
-    float *ln1_mean;  /* [N] (LayerNorm only) */
-    float *ln1_rstd;  /* [N] */
-    float *q;         /* [N, H*hd] after RoPE */
-    float *k;         /* [N, KV*hd] after RoPE */
-    float *v;         /* [N, KV*hd] */
-    float *att;       /* [B, H, T, T] attention probabilities (zero above the diagonal) */
-    float *atty;      /* [N, H*hd] attention output before o */
-    float *res1;      /* [N, C] block input + attention */
-    float *ln2;       /* [N, C] */
-    float *ln2_mean;  /* [N] */
-    float *ln2_rstd;  /* [N] */
-    float *fc1;       /* [N, F] gate (LLaMA) or c_fc (GPT-2) pre-activation */
-    float *fc2;       /* [N, F] up (LLaMA only) */
-    float *hmid;      /* [N, F] MLP hidden after activation: input of down / c_proj */
-    float *res2;      /* [N, C] block output */
+    float *ln1;      /* [N, C] normalized block input */
+    float *ln1_mean; /* [N] (LayerNorm only) */
+    float *ln1_rstd; /* [N] */
+    float *q;        /* [N, H*hd] after RoPE */
+    float *k;        /* [N, KV*hd] after RoPE */
+    float *v;        /* [N, KV*hd] */
+    float *att;      /* [B, H, T, T] attention probabilities (zero above the diagonal) */
+    float *atty;     /* [N, H*hd] attention output before o */
+    float *res1;     /* [N, C] block input + attention */
+    float *ln2;      /* [N, C] */
+    float *ln2_mean; /* [N] */
+    float *ln2_rstd; /* [N] */
+    float *fc1;      /* [N, F] gate (LLaMA) or c_fc (GPT-2) pre-activation */
+    float *fc2;      /* [N, F] up (LLaMA only) */
+    float *hmid;     /* [N, F] MLP hidden after activation: input of down / c_proj */
+    float *res2;     /* [N, C] block output */
 } pare_layer_acts;
 
 typedef struct {
-    int B, T;          /* capacity this was allocated for */
-    int keep_all;      /* 1: one pare_layer_acts per layer; 0: all layers share one (inference) */
+    int B, T;     /* capacity this was allocated for */
+    int keep_all; /* 1: one pare_layer_acts per layer; 0: all layers share one (inference) */
     int n_layer_acts;
     pare_layer_acts *layers;
-    float *emb;        /* [N, C] embeddings (block 0 input) */
-    float *lnf;        /* [N, C] final norm output */
+    float *emb;                 /* [N, C] embeddings (block 0 input) */
+    float *lnf;                 /* [N, C] final norm output */
     float *lnf_mean, *lnf_rstd; /* [N] */
-    float *logits;     /* [N, V] */
-    float *scratch;    /* [N, max(C, F, H*hd)]: the thin middle of factorized products */
+    float *logits;              /* [N, V] */
+    float *scratch;             /* [N, max(C, F, H*hd)]: the thin middle of factorized products */
     float *slab;
     size_t slab_floats;
 } pare_acts;
@@ -53,8 +53,8 @@ pare_layer_acts *pare_acts_layer(pare_acts *a, int l);
 
 /* Runs the model on ids [B, T] (B <= a->B, T <= a->T, T <= max_pos). With PARE_LOGITS_LAST only
  * row T-1 of each sequence is computed, stored at logits[b * V]. */
-pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T,
-                         pare_logits_mode mode, pare_error *err);
+pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T, pare_logits_mode mode,
+                         pare_error *err);
 
 /* Token (and position) embeddings of ids [B, T] into a->emb; ids are checked against the vocabulary. */
 pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T, pare_error *err);

@@ -7,11 +7,11 @@
 #include "model.h"
 
 typedef struct {
-    int max_new;        /* tokens to generate */
-    float temperature;  /* 0: greedy (argmax, first maximum on ties) */
-    float top_p;        /* nucleus mass in (0, 1]; 1 disables */
+    int max_new;       /* tokens to generate */
+    float temperature; /* 0: greedy (argmax, first maximum on ties) */
+    float top_p;       /* nucleus mass in (0, 1]; 1 disables */
     uint64_t seed;
-    int stop_at_eos;    /* stop after emitting EOS (and BOS for llama2.c models, which delimit stories with it) */
+    int stop_at_eos; /* stop after emitting EOS (and BOS for llama2.c models, which delimit stories with it) */
 } pare_gen_opts;
 
 /* Called after each new token; returning non-zero stops generation early (not an error). */

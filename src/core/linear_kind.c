@@ -48,8 +48,10 @@ int pare_lin_kind_of_hf_name(const char *name)
 
 void pare_lin_shape(const pare_config *c, pare_lin_kind k, int *out, int *in)
 {
-    const int size[] = {[PARE_DIM_HIDDEN] = c->dim, [PARE_DIM_QUERY] = c->n_heads * c->head_dim,
-                        [PARE_DIM_KV] = c->n_kv_heads * c->head_dim, [PARE_DIM_FFN] = c->ffn_dim};
+    const int size[] = {[PARE_DIM_HIDDEN] = c->dim,
+                        [PARE_DIM_QUERY] = c->n_heads * c->head_dim,
+                        [PARE_DIM_KV] = c->n_kv_heads * c->head_dim,
+                        [PARE_DIM_FFN] = c->ffn_dim};
     *out = size[pare_lin_kinds[k].out];
     *in = size[pare_lin_kinds[k].in];
 }

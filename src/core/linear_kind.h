@@ -9,7 +9,14 @@ typedef enum { PARE_ARCH_LLAMA, PARE_ARCH_GPT2, PARE_ARCHS } pare_arch;
 
 /* Block order: the order of pare_model_linears, of the slab, and of every report by matrix. */
 typedef enum {
-    PARE_LIN_Q, PARE_LIN_K, PARE_LIN_V, PARE_LIN_O, PARE_LIN_GATE, PARE_LIN_UP, PARE_LIN_DOWN, PARE_LIN_KINDS
+    PARE_LIN_Q,
+    PARE_LIN_K,
+    PARE_LIN_V,
+    PARE_LIN_O,
+    PARE_LIN_GATE,
+    PARE_LIN_UP,
+    PARE_LIN_DOWN,
+    PARE_LIN_KINDS
 } pare_lin_kind;
 
 /* The activation a kind reads (what calibration gathers statistics of): q/k/v the normed block
@@ -20,8 +27,8 @@ typedef enum { PARE_IN_ATTN, PARE_IN_O, PARE_IN_MLP, PARE_IN_DOWN, PARE_IN_COUNT
 typedef enum { PARE_DIM_HIDDEN, PARE_DIM_QUERY, PARE_DIM_KV, PARE_DIM_FFN } pare_lin_dim;
 
 typedef struct {
-    const char *name;     /* short name: "q", "gate" */
-    int ffn;              /* 1: FFN (its channels can be pruned; biased per mlp_bias), 0: attention */
+    const char *name; /* short name: "q", "gate" */
+    int ffn;          /* 1: FFN (its channels can be pruned; biased per mlp_bias), 0: attention */
     pare_input_site input;
     pare_lin_dim out, in; /* loaded shape [out, in] */
     /* The layer's name after "model.layers.N." / "transformer.h.N."; NULL where the architecture has

@@ -25,9 +25,21 @@ int pare_parse_size(const char *s, uint64_t *out)
         return 0;
     double mul = 1;
     switch (*end) {
-    case 'k': case 'K': mul = 1024.0; end++; break;
-    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 'k':
+    case 'K':
+        mul = 1024.0;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1024.0 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1024.0 * 1024 * 1024;
+        end++;
+        break;
     default: break;
     }
     if (*end == 'i' || *end == 'B' || *end == 'b')
@@ -76,9 +88,8 @@ pare_status pare_memory_check(uint64_t need, const char *what, pare_error *err)
         char n[32], a[32];
         human(need, n, sizeof n);
         human(avail, a, sizeof a);
-        return pare_fail(err, PARE_ENOMEM, "%s needs %s, %s available%s%s%s", what, n, a,
-                         memory_limit_from ? " (" : "", memory_limit_from ? memory_limit_from : "",
-                         memory_limit_from ? ")" : "");
+        return pare_fail(err, PARE_ENOMEM, "%s needs %s, %s available%s%s%s", what, n, a, memory_limit_from ? " (" : "",
+                         memory_limit_from ? memory_limit_from : "", memory_limit_from ? ")" : "");
     }
     return PARE_OK;
 }

@@ -17,8 +17,8 @@ static const pare_method METHODS[] = {
      "whitened SVD (SVD-LLM) of every matrix, uniform ranks"},
     {"wanda", PARE_POLICY_MASK, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, PARE_SCORE_WANDA, PARE_SCOPE_ROW, 1,
      "Wanda: unstructured masks by |W_ij| ||X_j|| within each output row, sequential"},
-    {"magnitude", PARE_POLICY_MASK, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, PARE_SCORE_MAGNITUDE, PARE_SCOPE_MATRIX, 0,
-     "unstructured masks by |W_ij| within each matrix"},
+    {"magnitude", PARE_POLICY_MASK, 0, PARE_WEIGHT_NONE, PARE_CHAN_MAGNITUDE, PARE_SCORE_MAGNITUDE, PARE_SCOPE_MATRIX,
+     0, "unstructured masks by |W_ij| within each matrix"},
     {"global", PARE_POLICY_GLOBAL, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, 0, 1,
      "pare global: ranks of every matrix chosen together by weighted error per parameter saved (weighting)"},
     {"energy", PARE_POLICY_ENERGY, 0, PARE_WEIGHT_ACT, PARE_CHAN_MAGNITUDE, 0, 0, 1,
@@ -74,8 +74,8 @@ void pare_method_how(const pare_method *me, const pare_method_opts *o, pare_plan
 /* The plan of a spectral policy: one-shot statistics of the dense model, its weighted spectra, then
  * the allocation. */
 static pare_status spectral_plan(pare_model *m, const pare_method *me, pare_weighting w, const pare_method_opts *o,
-                                 const pare_plan_how *how, const int32_t *win, const pare_calib_opts *co, const pare_progress *p,
-                                 pare_plan *plan, pare_error *err)
+                                 const pare_plan_how *how, const int32_t *win, const pare_calib_opts *co,
+                                 const pare_progress *p, pare_plan *plan, pare_error *err)
 {
     pare_calib_stats *cs = NULL;
     pare_model_spectra *sp = NULL;
@@ -98,9 +98,9 @@ static pare_status spectral_plan(pare_model *m, const pare_method *me, pare_weig
     return st;
 }
 
-pare_status pare_method_plan(pare_model *m, const pare_method *me, const pare_method_opts *o,
-                              const int32_t *calib_ids, const pare_calib_opts *co, const pare_progress *progress,
-                              pare_plan *plan, pare_weighting *weighting_used, pare_error *err)
+pare_status pare_method_plan(pare_model *m, const pare_method *me, const pare_method_opts *o, const int32_t *calib_ids,
+                             const pare_calib_opts *co, const pare_progress *progress, pare_plan *plan,
+                             pare_weighting *weighting_used, pare_error *err)
 {
     pare_weighting w = me->weighting;
     if (o->weighting >= 0) {
@@ -108,18 +108,21 @@ pare_status pare_method_plan(pare_model *m, const pare_method *me, const pare_me
             return pare_fail(err, PARE_EINVAL, "weighting %d: expected none, act or whiten", o->weighting);
         if (me->policy != PARE_POLICY_GLOBAL && me->policy != PARE_POLICY_ENERGY)
             return pare_fail(err, PARE_EINVAL,
-                             "weighting %s: only the global and energy methods take a weighting (%s is defined by its own)",
+                             "weighting %s: only the global and energy methods take a weighting (%s is defined by its "
+                             "own)",
                              PARE_WEIGHTING_NAMES[o->weighting], me->name);
         w = (pare_weighting)o->weighting;
     }
     if (o->nm_m > 0 && me->policy != PARE_POLICY_MASK)
-        return pare_fail(err, PARE_EINVAL, "nm %d:%d: only the mask methods (wanda, magnitude) take N:M", o->nm_n, o->nm_m);
+        return pare_fail(err, PARE_EINVAL, "nm %d:%d: only the mask methods (wanda, magnitude) take N:M", o->nm_n,
+                         o->nm_m);
     if (o->nm_m > 0 && !(o->nm_n >= 1 && o->nm_n < o->nm_m))
         return pare_fail(err, PARE_EINVAL, "nm %d:%d: expected N:M with 0 < N < M, e.g. 2:4", o->nm_n, o->nm_m);
     if (me->policy != PARE_POLICY_ENERGY && !(o->nm_m > 0) && !(o->ratio > 0 && o->ratio < 1))
         return pare_fail(err, PARE_EINVAL, "ratio %g: the fraction of parameters to remove must be in (0, 1)", o->ratio);
     if (!(o->keep_least >= 0 && o->keep_least < 1 && o->keep_least + o->ratio <= 1))
-        return pare_fail(err, PARE_EINVAL, "keep_least %g: must be in [0, 1) with keep_least + ratio <= 1", o->keep_least);
+        return pare_fail(err, PARE_EINVAL, "keep_least %g: must be in [0, 1) with keep_least + ratio <= 1",
+                         o->keep_least);
     if (weighting_used)
         *weighting_used = w;
     memset(plan, 0, sizeof *plan);

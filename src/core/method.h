@@ -7,7 +7,13 @@
 
 #include "compress.h"
 
-typedef enum { PARE_POLICY_LORAP, PARE_POLICY_UNIFORM, PARE_POLICY_MASK, PARE_POLICY_GLOBAL, PARE_POLICY_ENERGY } pare_policy;
+typedef enum {
+    PARE_POLICY_LORAP,
+    PARE_POLICY_UNIFORM,
+    PARE_POLICY_MASK,
+    PARE_POLICY_GLOBAL,
+    PARE_POLICY_ENERGY
+} pare_policy;
 
 typedef struct {
     const char *name;
@@ -50,9 +56,9 @@ void pare_method_how(const pare_method *me, const pare_method_opts *o, pare_plan
  * gets the apply report, *weighting_used (may be NULL) the weighting the factors used. */
 /* The plan pare_method_compress would apply, without changing m (spectral policies calibrate and
  * compute spectra for it); the same option checks and errors. Free it with pare_plan_free. */
-pare_status pare_method_plan(pare_model *m, const pare_method *me, const pare_method_opts *o,
-                              const int32_t *calib_ids, const pare_calib_opts *co, const pare_progress *progress,
-                              pare_plan *plan, pare_weighting *weighting_used, pare_error *err);
+pare_status pare_method_plan(pare_model *m, const pare_method *me, const pare_method_opts *o, const int32_t *calib_ids,
+                             const pare_calib_opts *co, const pare_progress *progress, pare_plan *plan,
+                             pare_weighting *weighting_used, pare_error *err);
 
 pare_status pare_method_compress(pare_model *m, const pare_method *me, const pare_method_opts *o,
                                  const int32_t *calib_ids, const pare_calib_opts *co, const pare_progress *progress,

@@ -116,8 +116,8 @@ static pare_status config_llama(json_t *root, pare_config *c, const char *path, 
         if (!t)
             t = json_object_get(places[i], "type");
         if (json_is_string(t) && strcmp(json_string_value(t), "default") != 0)
-            return pare_fail(err, PARE_EUNSUPPORTED, "%s: rope type \"%s\" is not supported; supported: default",
-                             path, json_string_value(t));
+            return pare_fail(err, PARE_EUNSUPPORTED, "%s: rope type \"%s\" is not supported; supported: default", path,
+                             json_string_value(t));
     }
     if (!(c->rope_theta > 0) || !isfinite((float)c->rope_theta))
         return pare_fail(err, PARE_EFORMAT, "%s: rope_theta must be a positive number that fp32 represents (got %.17g)",
@@ -153,13 +153,14 @@ static pare_status config_gpt2(json_t *root, pare_config *c, const char *path, p
     if (act && (!json_is_string(act) || (strcmp(json_string_value(act), "gelu_new") != 0 &&
                                          strcmp(json_string_value(act), "gelu_pytorch_tanh") != 0)))
         return pare_fail(err, PARE_EUNSUPPORTED,
-                         "%s: activation_function \"%s\" is not supported; supported: gelu_new, gelu_pytorch_tanh", path,
-                         json_is_string(act) ? json_string_value(act) : "?");
+                         "%s: activation_function \"%s\" is not supported; supported: gelu_new, gelu_pytorch_tanh",
+                         path, json_is_string(act) ? json_string_value(act) : "?");
     if (json_is_true(json_object_get(root, "scale_attn_by_inverse_layer_idx")) ||
         json_is_true(json_object_get(root, "reorder_and_upcast_attn")) ||
         json_is_false(json_object_get(root, "scale_attn_weights")))
         return pare_fail(err, PARE_EUNSUPPORTED,
-                         "%s: non-default GPT-2 attention scaling (scale_attn_weights / scale_attn_by_inverse_layer_idx) is not supported",
+                         "%s: non-default GPT-2 attention scaling (scale_attn_weights / "
+                         "scale_attn_by_inverse_layer_idx) is not supported",
                          path);
     c->tied_head = get_bool(root, "tie_word_embeddings", 1);
     c->attn_bias = c->mlp_bias = 1;
@@ -184,7 +185,9 @@ pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *er
         rc = config_gpt2(root, c, path, err);
     else
         rc = pare_fail(err, PARE_EUNSUPPORTED, "%s: unknown architecture \"%s\"; supported: " SUPPORTED_ARCHS, path,
-                       arch ? arch : mtype ? mtype : "(none given)");
+                       arch    ? arch
+                       : mtype ? mtype
+                               : "(none given)");
     c->bos_id = c->eos_id = -1;
     get_int(root, "bos_token_id", &c->bos_id);
     if (!get_int(root, "eos_token_id", &c->eos_id) && json_is_array(json_object_get(root, "eos_token_id")))
@@ -311,8 +314,8 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
 /* ---- HF safetensors ---- */
 
 /* Copies tensor `name` (shape must be [d0] or [d0, d1]) into dst as fp32; transposed when asked. */
-static pare_status load_tensor(const pare_safetensors *st, const char *name, int d0, int d1, int transpose,
-                               float *dst, pare_error *err)
+static pare_status load_tensor(const pare_safetensors *st, const char *name, int d0, int d1, int transpose, float *dst,
+                               pare_error *err)
 {
     const pare_st_tensor *t = pare_st_find(st, name);
     if (!t)
@@ -350,11 +353,11 @@ static pare_status load_llama_weights(pare_model *m, const pare_safetensors *st,
     const pare_config *c = &m->cfg;
     pare_status rc;
     char nm[160];
-#define LOAD(ptr, d0, d1, fmt, ...)                                                                           \
-    do {                                                                                                      \
-        snprintf(nm, sizeof nm, fmt, __VA_ARGS__);                                                            \
-        if ((rc = load_tensor(st, nm, d0, d1, 0, ptr, err)) != PARE_OK)                                       \
-            return rc;                                                                                        \
+#define LOAD(ptr, d0, d1, fmt, ...)                                                                                    \
+    do {                                                                                                               \
+        snprintf(nm, sizeof nm, fmt, __VA_ARGS__);                                                                     \
+        if ((rc = load_tensor(st, nm, d0, d1, 0, ptr, err)) != PARE_OK)                                                \
+            return rc;                                                                                                 \
     } while (0)
     LOAD(m->tok_emb, c->vocab_size, c->dim, "%s", "model.embed_tokens.weight");
     for (int i = 0; i < c->n_layers; i++) {
@@ -438,11 +441,11 @@ static pare_status load_gpt2_weights(pare_model *m, const pare_safetensors *st, 
     int C = c->dim;
     pare_status rc;
     char nm[160];
-#define LOADT(ptr, d0, d1, tr, fmt, ...)                                                                      \
-    do {                                                                                                      \
-        snprintf(nm, sizeof nm, fmt, __VA_ARGS__);                                                            \
-        if ((rc = load_tensor(st, nm, d0, d1, tr, ptr, err)) != PARE_OK)                                      \
-            return rc;                                                                                        \
+#define LOADT(ptr, d0, d1, tr, fmt, ...)                                                                               \
+    do {                                                                                                               \
+        snprintf(nm, sizeof nm, fmt, __VA_ARGS__);                                                                     \
+        if ((rc = load_tensor(st, nm, d0, d1, tr, ptr, err)) != PARE_OK)                                               \
+            return rc;                                                                                                 \
     } while (0)
     LOADT(m->tok_emb, c->vocab_size, C, 0, "%swte.weight", pre);
     LOADT(m->pos_emb, c->max_pos, C, 0, "%swpe.weight", pre);
@@ -583,12 +586,13 @@ static pare_status load_llama2c(pare_model *m, const char *file, const char *tok
     c->vocab_size = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5]; /* INT32_MIN has no positive; 0 is refused */
     c->max_pos = h[6];
     if (c->dim <= 0 || c->ffn_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
-        c->vocab_size <= 0 || c->max_pos <= 0 || c->dim > (1 << 16) || c->ffn_dim > (1 << 18) ||
-        c->n_layers > 1024 || c->vocab_size > (1 << 22) || c->max_pos > (1 << 20) || c->dim % c->n_heads ||
-        c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2) {
+        c->vocab_size <= 0 || c->max_pos <= 0 || c->dim > (1 << 16) || c->ffn_dim > (1 << 18) || c->n_layers > 1024 ||
+        c->vocab_size > (1 << 22) || c->max_pos > (1 << 20) || c->dim % c->n_heads || c->n_heads % c->n_kv_heads ||
+        (c->dim / c->n_heads) % 2) {
         pare_unmap(&map);
         return pare_fail(err, PARE_EFORMAT,
-                         "%s: not a llama2.c version-0 checkpoint: implausible header (dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d, seq %d)",
+                         "%s: not a llama2.c version-0 checkpoint: implausible header (dim %d, hidden %d, layers %d, "
+                         "heads %d, kv heads %d, vocab %d, seq %d)",
                          file, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
     }
     c->head_dim = c->dim / c->n_heads;
@@ -613,15 +617,24 @@ static pare_status load_llama2c(pare_model *m, const char *file, const char *tok
     const float *p = (const float *)(map.data + 28);
 #define TAKE(dst, count) (memcpy((dst), p, (count) * sizeof(float)), p += (count))
     TAKE(m->tok_emb, V * C);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].norm1_w, C);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].q.w, C * C);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].k.w, kvd * C);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].v.w, kvd * C);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].o.w, C * C);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].norm2_w, C);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].gate.w, F * C);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].down.w, C * F);
-    for (size_t l = 0; l < L; l++) TAKE(m->blocks[l].up.w, F * C);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].norm1_w, C);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].q.w, C * C);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].k.w, kvd * C);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].v.w, kvd * C);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].o.w, C * C);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].norm2_w, C);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].gate.w, F * C);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].down.w, C * F);
+    for (size_t l = 0; l < L; l++)
+        TAKE(m->blocks[l].up.w, F * C);
     TAKE(m->final_norm_w, C);
     p += (size_t)c->max_pos * hd; /* freq_cis_real and freq_cis_imag: recomputed instead */
     if (!c->tied_head)
@@ -669,9 +682,8 @@ static pare_status find_llama2c_checkpoint(const char *dir, char *out, size_t ca
     }
     closedir(d);
     if (found != 1)
-        return pare_fail(err, PARE_EIO,
-                         "%s: not a model folder: no config.json, and %s llama2.c checkpoint (*.bin)", dir,
-                         found ? "more than one" : "no");
+        return pare_fail(err, PARE_EIO, "%s: not a model folder: no config.json, and %s llama2.c checkpoint (*.bin)",
+                         dir, found ? "more than one" : "no");
     return PARE_OK;
 }
 
@@ -714,7 +726,9 @@ static pare_status check_finite_weights(pare_model *m, pare_error *err)
                      {NULL, "ln_2.bias", b->norm2_b}};
         for (int j = 0; j < 4; j++) {
             snprintf(name, sizeof name, gpt2 ? "transformer.h.%d.%s" : "model.layers.%d.%s", i,
-                     gpt2 ? norms[j].gpt2 : norms[j].llama ? norms[j].llama : "");
+                     gpt2             ? norms[j].gpt2
+                     : norms[j].llama ? norms[j].llama
+                                      : "");
             if ((rc = check_finite(m, name, norms[j].x, C, err)))
                 return rc;
         }
@@ -838,12 +852,12 @@ pare_status pare_model_check_shapes(const pare_model *m, pare_error *err)
             int want_out = pare_lin_kinds[k].out == PARE_DIM_FFN ? l->out : out;
             int want_in = pare_lin_kinds[k].in == PARE_DIM_FFN ? l->in : in;
             if (l->out != want_out || l->in != want_in)
-                return pare_fail(err, PARE_EUNSUPPORTED,
-                                 "%s: shape [%d, %d], loaded as [%d, %d]; %s", l->name, l->out, l->in, l->orig_out,
-                                 l->orig_in,
-                                 !pare_lin_kinds[k].ffn ? "attention matrices keep their loaded shape (the forward computes whole "
-                                         "heads; only FFN channels can be sliced)"
-                                       : "the hidden size cannot be sliced (only FFN channels can)");
+                return pare_fail(err, PARE_EUNSUPPORTED, "%s: shape [%d, %d], loaded as [%d, %d]; %s", l->name, l->out,
+                                 l->in, l->orig_out, l->orig_in,
+                                 !pare_lin_kinds[k].ffn
+                                     ? "attention matrices keep their loaded shape (the forward computes whole "
+                                       "heads; only FFN channels can be sliced)"
+                                     : "the hidden size cannot be sliced (only FFN channels can)");
         }
         if ((b->gate.out && b->gate.out != b->up.out) || b->down.in != b->up.out)
             return pare_fail(err, PARE_EUNSUPPORTED,

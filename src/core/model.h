@@ -12,17 +12,17 @@
 
 typedef struct {
     pare_arch arch;
-    int dim;          /* C: hidden size */
-    int n_layers;     /* L */
-    int n_heads;      /* H */
-    int n_kv_heads;   /* KV (GQA when < H) */
-    int head_dim;     /* hd */
-    int ffn_dim;      /* F: MLP intermediate size */
-    int vocab_size;   /* V */
-    int max_pos;      /* longest sequence the model accepts */
+    int dim;        /* C: hidden size */
+    int n_layers;   /* L */
+    int n_heads;    /* H */
+    int n_kv_heads; /* KV (GQA when < H) */
+    int head_dim;   /* hd */
+    int ffn_dim;    /* F: MLP intermediate size */
+    int vocab_size; /* V */
+    int max_pos;    /* longest sequence the model accepts */
     float norm_eps;
     double rope_theta;
-    int tied_head;    /* lm_head shares the token embedding */
+    int tied_head; /* lm_head shares the token embedding */
     int attn_bias, mlp_bias;
     int bos_id, eos_id; /* -1 when unknown */
 } pare_config;
@@ -53,26 +53,26 @@ typedef enum { PARE_FMT_HF, PARE_FMT_LLAMA2C } pare_format;
 typedef struct {
     pare_config cfg;
     pare_format format;
-    char path[4096];        /* folder or checkpoint file it came from */
-    char source_dtype[16];  /* dtype of the stored weights, e.g. BF16 */
-    float *slab;            /* every parameter, one allocation */
+    char path[4096];       /* folder or checkpoint file it came from */
+    char source_dtype[16]; /* dtype of the stored weights, e.g. BF16 */
+    float *slab;           /* every parameter, one allocation */
     size_t slab_floats;
-    float *tok_emb;         /* [V, C] */
-    float *pos_emb;         /* [max_pos, C] (GPT-2) or NULL */
-    pare_block *blocks;     /* [L] */
+    float *tok_emb;                     /* [V, C] */
+    float *pos_emb;                     /* [max_pos, C] (GPT-2) or NULL */
+    pare_block *blocks;                 /* [L] */
     float *final_norm_w, *final_norm_b; /* [C] */
-    pare_linear head;       /* [V, C]; w aliases tok_emb when tied */
-    float *rope_cos, *rope_sin; /* [max_pos, hd/2] (LLaMA) */
-    pare_tokenizer *tok;    /* may be NULL when no tokenizer was found */
+    pare_linear head;                   /* [V, C]; w aliases tok_emb when tied */
+    float *rope_cos, *rope_sin;         /* [max_pos, hd/2] (LLaMA) */
+    pare_tokenizer *tok;                /* may be NULL when no tokenizer was found */
 } pare_model;
 
 /* Parameter counts under pare's reporting convention. */
 typedef struct {
-    size_t embeddings; /* token (+ position) embeddings */
+    size_t embeddings;   /* token (+ position) embeddings */
     size_t block_linear; /* weights and biases of decoder-block linear layers */
     size_t norms;
-    size_t head;       /* 0 when tied */
-    size_t total;      /* unique parameters */
+    size_t head;  /* 0 when tied */
+    size_t total; /* unique parameters */
 } pare_param_counts;
 
 /* Loads a model from a HF folder (config.json + safetensors + tokenizer.json), a llama2.c

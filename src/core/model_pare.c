@@ -22,15 +22,15 @@ int pare_model_named_params(const pare_model *m, pare_param_ref *r)
 {
     const pare_config *c = &m->cfg;
     int n = 0, C = c->dim, gpt2 = c->arch == PARE_ARCH_GPT2;
-#define P(ptr, a, b, ...)                                                                                      \
-    do {                                                                                                       \
-        if (r) {                                                                                               \
-            snprintf(r[n].name, sizeof r[n].name, __VA_ARGS__);                                                \
-            r[n].p = (ptr);                                                                                    \
-            r[n].d0 = (a);                                                                                     \
-            r[n].d1 = (b);                                                                                     \
-        }                                                                                                      \
-        n++;                                                                                                   \
+#define P(ptr, a, b, ...)                                                                                              \
+    do {                                                                                                               \
+        if (r) {                                                                                                       \
+            snprintf(r[n].name, sizeof r[n].name, __VA_ARGS__);                                                        \
+            r[n].p = (ptr);                                                                                            \
+            r[n].d0 = (a);                                                                                             \
+            r[n].d1 = (b);                                                                                             \
+        }                                                                                                              \
+        n++;                                                                                                           \
     } while (0)
     if (gpt2) {
         P(m->tok_emb, c->vocab_size, C, "transformer.wte.weight");
@@ -344,8 +344,9 @@ pare_status pare_model_load_pare(pare_model *m, const char *dir, const char *tok
     if (!json_is_object(root) || !fmt || strcmp(fmt, "pare") != 0)
         rc = pare_fail(err, PARE_EFORMAT, "%s: \"format\" must be \"pare\"", mpath);
     else if (!json_is_integer(ver) || json_integer_value(ver) != PARE_EXPORT_VERSION)
-        rc = pare_fail(err, json_is_integer(ver) && json_integer_value(ver) > PARE_EXPORT_VERSION ? PARE_EUNSUPPORTED
-                                                                                                  : PARE_EFORMAT,
+        rc = pare_fail(err,
+                       json_is_integer(ver) && json_integer_value(ver) > PARE_EXPORT_VERSION ? PARE_EUNSUPPORTED
+                                                                                             : PARE_EFORMAT,
                        "%s: \"version\" must be %d (this build reads version %d only)", mpath, PARE_EXPORT_VERSION,
                        PARE_EXPORT_VERSION);
     else if (arch && strcmp(arch, pare_arch_name(m->cfg.arch)) != 0)

@@ -32,11 +32,11 @@ pare_status pare_parse_int(const char *what, const char *text, long long lo, lon
     long long v;
     const char *end;
     if (!text || !scan_int(text, &v, &end) || *end)
-        return pare_fail(err, PARE_EINVAL, "%s '%s': expected an integer from %lld to %lld", what, text ? text : "",
-                         lo, hi);
+        return pare_fail(err, PARE_EINVAL, "%s '%s': expected an integer from %lld to %lld", what, text ? text : "", lo,
+                         hi);
     if (v < lo || v > hi)
-        return pare_fail(err, PARE_EINVAL, "%s '%s': out of range; expected an integer from %lld to %lld", what,
-                         text, lo, hi);
+        return pare_fail(err, PARE_EINVAL, "%s '%s': out of range; expected an integer from %lld to %lld", what, text,
+                         lo, hi);
     *out = v;
     return PARE_OK;
 }
@@ -47,14 +47,13 @@ pare_status pare_parse_u64(const char *what, const char *text, uint64_t *out, pa
     errno = 0;
     unsigned long long v = text && is_digit(text[0]) ? strtoull(text, &end, 10) : 0;
     if (!text || !is_digit(text[0]) || *end || errno)
-        return pare_fail(err, PARE_EINVAL, "%s '%s': expected a whole number from 0 to %llu", what,
-                         text ? text : "", (unsigned long long)UINT64_MAX);
+        return pare_fail(err, PARE_EINVAL, "%s '%s': expected a whole number from 0 to %llu", what, text ? text : "",
+                         (unsigned long long)UINT64_MAX);
     *out = v;
     return PARE_OK;
 }
 
-pare_status pare_parse_double(const char *what, const char *text, double lo, double hi, double *out,
-                              pare_error *err)
+pare_status pare_parse_double(const char *what, const char *text, double lo, double hi, double *out, pare_error *err)
 {
     char *end = NULL;
     double v = 0;
@@ -67,8 +66,7 @@ pare_status pare_parse_double(const char *what, const char *text, double lo, dou
     if (!ok)
         return pare_fail(err, PARE_EINVAL, "%s '%s': expected a finite decimal number", what, text ? text : "");
     if (!(v >= lo && v <= hi))
-        return pare_fail(err, PARE_EINVAL, "%s '%s': out of range; expected a number from %g to %g", what, text, lo,
-                         hi);
+        return pare_fail(err, PARE_EINVAL, "%s '%s': out of range; expected a number from %g to %g", what, text, lo, hi);
     *out = v;
     return PARE_OK;
 }

@@ -15,8 +15,7 @@ pare_status pare_parse_int(const char *what, const char *text, long long lo, lon
 /* Digits only (no sign): a count or seed up to UINT64_MAX. */
 pare_status pare_parse_u64(const char *what, const char *text, uint64_t *out, pare_error *err);
 /* A finite decimal number in [lo, hi] (no "nan", "inf" or hexadecimal floats). */
-pare_status pare_parse_double(const char *what, const char *text, double lo, double hi, double *out,
-                              pare_error *err);
+pare_status pare_parse_double(const char *what, const char *text, double lo, double hi, double *out, pare_error *err);
 /* Two integers in [lo, hi] separated by `sep`, e.g. "1200x800" with sep 'x'. */
 pare_status pare_parse_int_pair(const char *what, const char *text, char sep, int lo, int hi, int *a, int *b,
                                 pare_error *err);

@@ -186,10 +186,7 @@ static pare_status validate_mask_opts(const pare_mask_opts *o, pare_error *err)
     return PARE_OK;
 }
 
-static const char *score_purpose(const pare_mask_opts *o)
-{
-    return o->nm_m > 0 ? "Wanda N:M scores" : "Wanda scores";
-}
+static const char *score_purpose(const pare_mask_opts *o) { return o->nm_m > 0 ? "Wanda N:M scores" : "Wanda scores"; }
 
 /* Every check pare_prune_mask makes, before anything is modified. */
 static pare_status validate_mask_layers(pare_linear *const *ls, const pare_input_stats *const *stats, int count,
@@ -206,8 +203,7 @@ static pare_status validate_mask_layers(pare_linear *const *ls, const pare_input
         if (!l)
             return pare_fail(err, PARE_EINVAL, "pruning: layer %d of %d is missing", i, count);
         if (l->kind == PARE_LIN_FACTORED)
-            return pare_fail(err, PARE_EINVAL, "%s: cannot mask a factorized layer (prune before factorizing)",
-                             l->name);
+            return pare_fail(err, PARE_EINVAL, "%s: cannot mask a factorized layer (prune before factorizing)", l->name);
         if (o->nm_m > 0 && l->in % o->nm_m)
             return pare_fail(err, PARE_EINVAL, "%s: %d input features are not divisible by M = %d for %d:%d sparsity",
                              l->name, l->in, o->nm_m, o->nm_n, o->nm_m);
@@ -226,7 +222,10 @@ static pare_status validate_mask_layers(pare_linear *const *ls, const pare_input
     return PARE_OK;
 }
 
-static pare_status oom(pare_error *err, const char *what) { return pare_fail(err, PARE_ENOMEM, "%s: out of memory", what); }
+static pare_status oom(pare_error *err, const char *what)
+{
+    return pare_fail(err, PARE_ENOMEM, "%s: out of memory", what);
+}
 
 /* The new mask of one layer (scopes MATRIX and ROW, and N:M) into keep; score and buf are scratch. */
 static void mask_one(const pare_linear *l, const double *norms, const pare_mask_opts *o, double *score, uint8_t *keep,
@@ -545,8 +544,8 @@ static size_t ffn_params(const pare_block *b)
 }
 
 /* Scores and selects the kept channels of b into *keep (malloc'd) and *n_keep; modifies nothing. */
-static pare_status ffn_plan(const pare_block *b, const pare_input_stats *sites, const pare_chan_opts *o,
-                            int32_t **keep, int *n_keep, pare_error *err)
+static pare_status ffn_plan(const pare_block *b, const pare_input_stats *sites, const pare_chan_opts *o, int32_t **keep,
+                            int *n_keep, pare_error *err)
 {
     *keep = NULL;
     pare_status rc = validate_chan(o->sparsity, o->keep_least, err);

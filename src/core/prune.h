@@ -50,10 +50,10 @@ typedef struct {
 } pare_mask_opts;
 
 typedef struct {
-    size_t weights;        /* entries of the matrices considered */
-    size_t removed;        /* entries newly masked by this call */
-    size_t masked;         /* entries masked after the call, previously masked ones included */
-    double sparsity;       /* achieved: masked / weights */
+    size_t weights;                     /* entries of the matrices considered */
+    size_t removed;                     /* entries newly masked by this call */
+    size_t masked;                      /* entries masked after the call, previously masked ones included */
+    double sparsity;                    /* achieved: masked / weights */
     size_t params_before, params_after; /* pare_linear_params summed (masked layers count kept entries) */
 } pare_prune_report;
 
@@ -99,7 +99,7 @@ typedef struct {
 typedef struct {
     int channels_before, channels_after;
     int removed;
-    double sparsity;       /* achieved: removed / channels_before */
+    double sparsity;                    /* achieved: removed / channels_before */
     size_t params_before, params_after; /* gate + up + down (pare_linear_params, biases included) */
 } pare_chan_report;
 
@@ -123,8 +123,8 @@ pare_status pare_chan_select(const double *scores, int n, double sparsity, doubl
 /* Scores and removes the selected channels of block b: keep_rows on gate and up, keep_cols on down
  * (biases follow; kept_out / kept_in keep mapping to the loaded shape). rep may be NULL.
  * On PARE_ENOMEM during the slicing the block may be left partly sliced. */
-pare_status pare_prune_ffn(pare_block *b, const pare_input_stats *sites, const pare_chan_opts *o,
-                           pare_chan_report *rep, pare_error *err);
+pare_status pare_prune_ffn(pare_block *b, const pare_input_stats *sites, const pare_chan_opts *o, pare_chan_report *rep,
+                           pare_error *err);
 
 /* pare_prune_ffn on every block of m with st->sites[l] (st may be NULL for the magnitude score);
  * the report sums over the blocks. Every block is scored and checked before any is sliced; a

@@ -18,10 +18,7 @@ static inline uint64_t pare_splitmix64_mix(uint64_t x)
 }
 
 /* The next value of the splitmix64 stream in *state (advanced by the golden-ratio increment). */
-static inline uint64_t pare_splitmix64(uint64_t *state)
-{
-    return pare_splitmix64_mix(*state += 0x9E3779B97F4A7C15ull);
-}
+static inline uint64_t pare_splitmix64(uint64_t *state) { return pare_splitmix64_mix(*state += 0x9E3779B97F4A7C15ull); }
 
 /* A 64-bit hash of (a, b, c): chained splitmix64, so nearby inputs give unrelated outputs. */
 static inline uint64_t pare_hash3(uint64_t a, uint64_t b, uint64_t c)
@@ -54,10 +51,7 @@ static inline uint64_t pare_xorshift64star(uint64_t *state)
 
 /* A uniform double from the top 53 bits of x: (k + offset) 2^-53 with k in [0, 2^53). offset 0 gives
  * [0, 1), 0.5 the open (0, 1), 1 gives (0, 1]. */
-static inline double pare_unit_double(uint64_t x, double offset)
-{
-    return ((double)(x >> 11) + offset) * 0x1.0p-53;
-}
+static inline double pare_unit_double(uint64_t x, double offset) { return ((double)(x >> 11) + offset) * 0x1.0p-53; }
 
 /* Box–Muller: two independent standard normals from u1 in (0, 1] and u2 in [0, 1]; returns one and
  * stores the other in *spare. */
@@ -75,7 +69,7 @@ typedef struct {
     uint64_t state;   /* splitmix64 state: the seed */
     double u1_offset; /* > 0, so that log(u1) is finite */
     double u2_offset;
-    int have;         /* 1: spare holds the second value of the last pair */
+    int have; /* 1: spare holds the second value of the last pair */
     double spare;
 } pare_normal_rng;
 

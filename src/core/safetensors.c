@@ -11,10 +11,10 @@ static const struct {
     const char *name;
     size_t size;
 } dtype_table[PARE_DT_COUNT] = {
-    [PARE_DT_F32] = {"F32", 4},   [PARE_DT_F16] = {"F16", 2},   [PARE_DT_BF16] = {"BF16", 2},
-    [PARE_DT_F64] = {"F64", 8},   [PARE_DT_I64] = {"I64", 8},   [PARE_DT_I32] = {"I32", 4},
-    [PARE_DT_I16] = {"I16", 2},   [PARE_DT_I8] = {"I8", 1},     [PARE_DT_U8] = {"U8", 1},
-    [PARE_DT_BOOL] = {"BOOL", 1}, [PARE_DT_U16] = {"U16", 2},   [PARE_DT_U32] = {"U32", 4},
+    [PARE_DT_F32] = {"F32", 4},   [PARE_DT_F16] = {"F16", 2},         [PARE_DT_BF16] = {"BF16", 2},
+    [PARE_DT_F64] = {"F64", 8},   [PARE_DT_I64] = {"I64", 8},         [PARE_DT_I32] = {"I32", 4},
+    [PARE_DT_I16] = {"I16", 2},   [PARE_DT_I8] = {"I8", 1},           [PARE_DT_U8] = {"U8", 1},
+    [PARE_DT_BOOL] = {"BOOL", 1}, [PARE_DT_U16] = {"U16", 2},         [PARE_DT_U32] = {"U32", 4},
     [PARE_DT_U64] = {"U64", 8},   [PARE_DT_F8_E4M3] = {"F8_E4M3", 1}, [PARE_DT_F8_E5M2] = {"F8_E5M2", 1},
 };
 
@@ -113,12 +113,11 @@ static int cmp_by_data(const void *a, const void *b)
 }
 
 /* Parses and validates one file's header, appending its tensors to st (shard index `shard`). */
-static pare_status parse_header(const char *path, const pare_map *map, int shard, pare_safetensors *st,
-                                pare_error *err)
+static pare_status parse_header(const char *path, const pare_map *map, int shard, pare_safetensors *st, pare_error *err)
 {
     if (map->len < 8)
-        return pare_fail(err, PARE_EFORMAT, "%s: truncated: %zu bytes, too short for the 8-byte header length",
-                         path, map->len);
+        return pare_fail(err, PARE_EFORMAT, "%s: truncated: %zu bytes, too short for the 8-byte header length", path,
+                         map->len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | map->data[i];
@@ -129,15 +128,15 @@ static pare_status parse_header(const char *path, const pare_map *map, int shard
                          (unsigned long long)hlen, PARE_ST_MAX_HEADER);
     if (hlen > map->len - 8)
         return pare_fail(err, PARE_EFORMAT,
-                         "%s: header length %llu runs past the end of the file (%zu bytes); truncated or not safetensors",
+                         "%s: header length %llu runs past the end of the file (%zu bytes); truncated or not "
+                         "safetensors",
                          path, (unsigned long long)hlen, map->len);
     if (hlen < 2 || map->data[8] != '{')
         return pare_fail(err, PARE_EFORMAT, "%s: header does not start with a JSON object", path);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)map->data + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return pare_fail(err, PARE_EFORMAT, "%s: invalid header JSON at byte %d: %s", path, jerr.position,
-                         jerr.text);
+        return pare_fail(err, PARE_EFORMAT, "%s: invalid header JSON at byte %d: %s", path, jerr.position, jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);
         return pare_fail(err, PARE_EFORMAT, "%s: header JSON is not an object", path);
@@ -205,7 +204,8 @@ static pare_status parse_header(const char *path, const pare_map *map, int shard
         uint64_t b = (uint64_t)json_integer_value(jb), e = (uint64_t)json_integer_value(je);
         if (e > area_len) {
             rc = pare_fail(err, PARE_EFORMAT,
-                           "%s: tensor '%s': data_offsets [%llu, %llu] out of range: data area has %zu bytes (file truncated?)",
+                           "%s: tensor '%s': data_offsets [%llu, %llu] out of range: data area has %zu bytes (file "
+                           "truncated?)",
                            path, key, (unsigned long long)b, (unsigned long long)e, area_len);
             break;
         }
@@ -375,9 +375,7 @@ pare_status pare_st_to_f32(const pare_safetensors *st, const pare_st_tensor *t, 
     size_t n = pare_st_numel(t);
     const unsigned char *p = t->data;
     switch (t->dtype) {
-    case PARE_DT_F32:
-        memcpy(dst, p, n * 4);
-        return PARE_OK;
+    case PARE_DT_F32: memcpy(dst, p, n * 4); return PARE_OK;
     case PARE_DT_BF16:
         for (size_t i = 0; i < n; i++)
             dst[i] = pare_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
@@ -392,8 +390,7 @@ pare_status pare_st_to_f32(const pare_safetensors *st, const pare_st_tensor *t, 
     }
 }
 
-pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n, const void *metadata,
-                          pare_error *err)
+pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n, const void *metadata, pare_error *err)
 {
     json_t *hdr = json_object();
     if (!hdr)
@@ -457,7 +454,8 @@ pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n
         for (size_t s = 0; s < numel; s += CHUNK) {
             size_t m = numel - s < CHUNK ? numel - s : CHUNK;
             for (size_t j = 0; j < m; j++) {
-                uint16_t h = t->dtype == PARE_DT_BF16 ? pare_f32_to_bf16(t->data[s + j]) : pare_f32_to_f16(t->data[s + j]);
+                uint16_t h = t->dtype == PARE_DT_BF16 ? pare_f32_to_bf16(t->data[s + j])
+                                                      : pare_f32_to_f16(t->data[s + j]);
                 buf[2 * j] = (unsigned char)(h & 0xff);
                 buf[2 * j + 1] = (unsigned char)(h >> 8);
             }

@@ -8,9 +8,21 @@
 #include "fileio.h"
 
 typedef enum {
-    PARE_DT_F32, PARE_DT_F16, PARE_DT_BF16, PARE_DT_F64,
-    PARE_DT_I64, PARE_DT_I32, PARE_DT_I16, PARE_DT_I8, PARE_DT_U8, PARE_DT_BOOL,
-    PARE_DT_U16, PARE_DT_U32, PARE_DT_U64, PARE_DT_F8_E4M3, PARE_DT_F8_E5M2,
+    PARE_DT_F32,
+    PARE_DT_F16,
+    PARE_DT_BF16,
+    PARE_DT_F64,
+    PARE_DT_I64,
+    PARE_DT_I32,
+    PARE_DT_I16,
+    PARE_DT_I8,
+    PARE_DT_U8,
+    PARE_DT_BOOL,
+    PARE_DT_U16,
+    PARE_DT_U32,
+    PARE_DT_U64,
+    PARE_DT_F8_E4M3,
+    PARE_DT_F8_E5M2,
     PARE_DT_COUNT
 } pare_dtype;
 
@@ -60,8 +72,7 @@ typedef struct {
 
 /* Writes a safetensors file atomically; metadata is an optional JSON object of string values
  * (a jansson json_t*, passed as void* to keep jansson out of callers' headers). */
-pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n, const void *metadata,
-                          pare_error *err);
+pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n, const void *metadata, pare_error *err);
 
 float pare_bf16_to_f32(uint16_t h);
 float pare_f16_to_f32(uint16_t h);

@@ -34,8 +34,8 @@ static pare_status check_finite(const char *name, const float *w, int m, int n, 
     size_t total = (size_t)m * n;
     for (size_t i = 0; i < total; i++)
         if (!isfinite(w[i]))
-            return pare_fail(err, PARE_EINVAL, "%s: non-finite value %s at [%zu, %zu]", NM(name),
-                             nonfinite_name(w[i]), i / (size_t)n, i % (size_t)n);
+            return pare_fail(err, PARE_EINVAL, "%s: non-finite value %s at [%zu, %zu]", NM(name), nonfinite_name(w[i]),
+                             i / (size_t)n, i % (size_t)n);
     return PARE_OK;
 }
 
@@ -109,8 +109,7 @@ static pare_status svals_double(const char *name, double *M, int m, int n, pare_
 /* ------------------------------------------------------------------------------------------- */
 /* weighting */
 
-pare_status pare_act_scale(const char *name, const double *d, int len, double *scale, int *floored,
-                           pare_error *err)
+pare_status pare_act_scale(const char *name, const double *d, int len, double *scale, int *floored, pare_error *err)
 {
     if (floored)
         *floored = 0;
@@ -186,7 +185,8 @@ pare_status pare_whiten_cholesky(const char *name, const double *gram, int n, do
         if (next > max_damping * (1 + 1e-12))
             return pare_fail(err, PARE_EINVAL,
                              "%s: input Gram is not positive definite even with damping %g x mean diagonal "
-                             "(Cholesky pivot %d)", NM(name), lam, (int)st);
+                             "(Cholesky pivot %d)",
+                             NM(name), lam, (int)st);
         lam = next;
         retries++;
     }
@@ -338,8 +338,8 @@ pare_status pare_svd_topk(const char *name, const float *w, int m, int n, int k,
         return pare_fail(err, PARE_EINVAL, "rank %d is below 1 for %s", k, NM(name));
     if (opts->oversample < PARE_RSVD_AUTO || opts->power_iters < PARE_RSVD_AUTO ||
         (opts->power_iters == PARE_RSVD_AUTO && !(opts->tol > 0)))
-        return pare_fail(err, PARE_EINVAL, "%s: invalid oversampling %d, power iterations %d or tolerance %g",
-                         NM(name), opts->oversample, opts->power_iters, opts->tol);
+        return pare_fail(err, PARE_EINVAL, "%s: invalid oversampling %d, power iterations %d or tolerance %g", NM(name),
+                         opts->oversample, opts->power_iters, opts->tol);
     if ((st = check_finite(name, w, m, n, err)))
         return st;
     int want_vecs = opts->want_u || opts->want_vt;
@@ -393,10 +393,10 @@ pare_status pare_svd_topk(const char *name, const float *w, int m, int n, int k,
     if (l == r) /* the sample spans the whole row or column space: exact after one pass */
         qmax = 0;
     out->oversample = l - k;
-    Q = malloc((size_t)m * l * sizeof *Q);   /* [m, l] */
-    Z = malloc((size_t)n * l * sizeof *Z);   /* [n, l]: Ω, then Wᵀ·Q */
+    Q = malloc((size_t)m * l * sizeof *Q); /* [m, l] */
+    Z = malloc((size_t)n * l * sizeof *Z); /* [n, l]: Ω, then Wᵀ·Q */
     tau = malloc((size_t)l * sizeof *tau);
-    B = malloc((size_t)l * n * sizeof *B);   /* [l, n] double; also the Ritz-value scratch */
+    B = malloc((size_t)l * n * sizeof *B); /* [l, n] double; also the Ritz-value scratch */
     double *prev = malloc((size_t)l * sizeof *prev);
     if (!Q || !Z || !tau || !B || !prev) {
         free(prev);
@@ -566,8 +566,7 @@ size_t pare_lowrank_params(int m, int n, int k)
     return (size_t)k * ((size_t)m + (size_t)n);
 }
 
-pare_status pare_spectrum_stats_compute(const double *s, int r, int m, int n, pare_spectrum_stats *st,
-                                        pare_error *err)
+pare_status pare_spectrum_stats_compute(const double *s, int r, int m, int n, pare_spectrum_stats *st, pare_error *err)
 {
     if (!s || !st || r < 1)
         return pare_fail(err, PARE_EINVAL, "spectrum statistics: no values (%d)", r);
@@ -577,8 +576,8 @@ pare_status pare_spectrum_stats_compute(const double *s, int r, int m, int n, pa
         if (!isfinite(s[i]) || s[i] < 0)
             return pare_fail(err, PARE_EINVAL, "spectrum statistics: value %d is %g", i, s[i]);
         if (i > 0 && s[i] > s[i - 1])
-            return pare_fail(err, PARE_EINVAL, "spectrum statistics: values not descending at %d (%g > %g)", i,
-                             s[i], s[i - 1]);
+            return pare_fail(err, PARE_EINVAL, "spectrum statistics: values not descending at %d (%g > %g)", i, s[i],
+                             s[i - 1]);
     }
     memset(st, 0, sizeof *st);
     st->m = m;

@@ -69,10 +69,10 @@ pare_spectrum_opts pare_spectrum_defaults(void);
 
 /* What a spectrum call did beyond the values. */
 typedef struct {
-    double damping;       /* WHITEN: λ actually used (relative to mean(diag G)); warn when > requested */
-    double damping_abs;   /* WHITEN: δ = λ·mean(diag G) added to the diagonal */
-    int damping_retries;  /* WHITEN: failed Cholesky attempts before the one that succeeded */
-    int act_floored;      /* ACT: entries of d that were <= 0 and raised to PARE_ACT_EPS·max(d) */
+    double damping;      /* WHITEN: λ actually used (relative to mean(diag G)); warn when > requested */
+    double damping_abs;  /* WHITEN: δ = λ·mean(diag G) added to the diagonal */
+    int damping_retries; /* WHITEN: failed Cholesky attempts before the one that succeeded */
+    int act_floored;     /* ACT: entries of d that were <= 0 and raised to PARE_ACT_EPS·max(d) */
 } pare_spectrum_info;
 
 /* Singular values of M = W, W·diag(d) or W·L (per opts) into s[min(m, n)], descending.
@@ -86,8 +86,7 @@ pare_status pare_spectrum_values(const char *name, const float *w, int m, int n,
 
 /* d → the per-column scale actually used: entries <= 0 raised to PARE_ACT_EPS·max(d). scale[len];
  * *floored (may be NULL) gets how many were raised. Fails on non-finite d or max(d) <= 0. */
-pare_status pare_act_scale(const char *name, const double *d, int len, double *scale, int *floored,
-                           pare_error *err);
+pare_status pare_act_scale(const char *name, const double *d, int len, double *scale, int *floored, pare_error *err);
 /* Lower Cholesky factor L (row-major [n, n], upper triangle zeroed) of G + λ·mean(diag G)·I with the
  * damping escalation described above. damping / max_damping as in pare_spectrum_opts; info may be NULL. */
 pare_status pare_whiten_cholesky(const char *name, const double *gram, int n, double damping, double max_damping,
@@ -129,9 +128,9 @@ pare_svd_opts pare_svd_defaults(void);
 typedef struct {
     int m, n, k;
     int oversample, power_iters; /* randomized: what was used (q = 0 when l = min(m, n) made it exact) */
-    double *s;  /* [k], descending */
-    float *u;   /* [m, k] row-major, orthonormal columns; NULL unless want_u */
-    float *vt;  /* [k, n] row-major, orthonormal rows; NULL unless want_vt.
+    double *s;                   /* [k], descending */
+    float *u;                    /* [m, k] row-major, orthonormal columns; NULL unless want_u */
+    float *vt;                   /* [k, n] row-major, orthonormal rows; NULL unless want_vt.
                  * A rank-k factorization W ≈ A·B is A = u·diag(s) [m, k], B = vt [k, n]. */
 } pare_svd;
 
@@ -152,17 +151,16 @@ void pare_svd_free(pare_svd *svd);
 
 typedef struct {
     int m, n, r;
-    double sum_sq;          /* Σ s_i² = ‖W‖_F² */
-    double s_max;           /* s_1 = ‖W‖_2 */
-    double stable_rank;     /* ‖W‖_F² / ‖W‖_2² */
-    double effective_rank;  /* Roy & Vetterli (2007): exp(−Σ p_i ln p_i), p_i = s_i / Σ_j s_j */
+    double sum_sq;              /* Σ s_i² = ‖W‖_F² */
+    double s_max;               /* s_1 = ‖W‖_2 */
+    double stable_rank;         /* ‖W‖_F² / ‖W‖_2² */
+    double effective_rank;      /* Roy & Vetterli (2007): exp(−Σ p_i ln p_i), p_i = s_i / Σ_j s_j */
     int rank90, rank95, rank99; /* smallest k with cumulative energy >= 0.90 / 0.95 / 0.99 */
-    int break_even;         /* floor(m·n / (m + n)); rank k saves parameters only for k < m·n/(m+n) */
+    int break_even;             /* floor(m·n / (m + n)); rank k saves parameters only for k < m·n/(m+n) */
 } pare_spectrum_stats;
 
 /* Fails (PARE_EINVAL) on r < 1, a bad shape, r > min(m, n), negative, non-finite or ascending values. */
-pare_status pare_spectrum_stats_compute(const double *s, int r, int m, int n, pare_spectrum_stats *st,
-                                        pare_error *err);
+pare_status pare_spectrum_stats_compute(const double *s, int r, int m, int n, pare_spectrum_stats *st, pare_error *err);
 /* energy[i] = Σ_{j<=i} s_j² / Σ_j s_j² (i = 0..r-1; energy[r-1] = 1). */
 void pare_spectrum_energy(const double *s, int r, double *energy);
 /* Smallest k (1..r) with cumulative energy >= threshold (compared with a 1e-12 relative slack so
@@ -182,8 +180,8 @@ size_t pare_lowrank_params(int m, int n, int k);
 
 typedef struct {
     char name[96];
-    int m, n;                  /* out, in */
-    double *s;                 /* [min(m, n)] descending */
+    int m, n;  /* out, in */
+    double *s; /* [min(m, n)] descending */
     pare_spectrum_stats stats;
     pare_spectrum_info info;
 } pare_matrix_spectrum;

@@ -24,7 +24,8 @@ static const struct {
     [PARE_TASK_ARC_EASY] = {"arc-easy", "arc_easy", "\"Question: {question.stem}\\nAnswer:\" + \" {choice text}\""},
     [PARE_TASK_BOOLQ] = {"boolq", NULL, "\"{passage}\\nQuestion: {question}?\\nAnswer:\" + \" no\" | \" yes\""},
     [PARE_TASK_HELLASWAG] = {"hellaswag", NULL,
-                             "preprocess(\"{activity_label}: {ctx_a} {ctx_b.capitalize()}\") + \" \" + preprocess(ending)"},
+                             "preprocess(\"{activity_label}: {ctx_a} {ctx_b.capitalize()}\") + \" \" + "
+                             "preprocess(ending)"},
 };
 
 pare_status pare_task_kind_parse(const char *name, pare_task_kind *kind, pare_error *err)
@@ -34,7 +35,8 @@ pare_status pare_task_kind_parse(const char *name, pare_task_kind *kind, pare_er
             *kind = (pare_task_kind)k;
             return PARE_OK;
         }
-    return pare_fail(err, PARE_EINVAL, "unknown task '%s'; known tasks: piqa, arc-easy, boolq, hellaswag", name ? name : "");
+    return pare_fail(err, PARE_EINVAL, "unknown task '%s'; known tasks: piqa, arc-easy, boolq, hellaswag",
+                     name ? name : "");
 }
 
 const char *pare_task_kind_name(pare_task_kind kind)
@@ -137,14 +139,17 @@ pare_status pare_read_maybe_bz2(const char *path, char **data, size_t *len, pare
                 rc = pare_fail(err, PARE_EFORMAT,
                                "%s: decompresses to more than %llu bytes, the limit for a task file (%s; "
                                "PARE_TASK_MAX_DECOMPRESSED=BYTES[K/M/G] sets it)",
-                               path, (unsigned long long)limit, max_decompressed_from ? max_decompressed_from : "default 64 MiB");
+                               path, (unsigned long long)limit,
+                               max_decompressed_from ? max_decompressed_from : "default 64 MiB");
                 break;
             }
             if (r == BZ_STREAM_END)
                 break;
             if (r != BZ_OK) {
                 rc = pare_fail(err, PARE_EFORMAT, "%s: corrupt bzip2 data (%s) near compressed byte %zu", path,
-                               r == BZ_DATA_ERROR_MAGIC ? "bad magic" : r == BZ_DATA_ERROR ? "data error" : "decoder error",
+                               r == BZ_DATA_ERROR_MAGIC ? "bad magic"
+                               : r == BZ_DATA_ERROR     ? "data error"
+                                                        : "decoder error",
                                in_off);
                 break;
             }
@@ -302,10 +307,7 @@ static pare_task_item *add_item(builder *b, int line, int n_choices)
     return it;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static char *str_concat(const char *a, const char *b, const char *c, const char *d, const char *e)
 {
@@ -375,10 +377,7 @@ static pare_status parse_json_line(const jsonl_ctx *c, const char *line, int lin
     return PARE_OK;
 }
 
-static const char *get_str(json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
+static const char *get_str(json_t *obj, const char *key) { return json_string_value(json_object_get(obj, key)); }
 
 static pare_status oom(const char *path, pare_error *err)
 {
@@ -494,14 +493,15 @@ static pare_status boolq_line(void *user, char *line, int lineno, pare_error *er
     int gold = -1;
     if (json_is_boolean(lab))
         gold = json_is_true(lab);
-    else if (json_is_string(lab) && (strcmp(json_string_value(lab), "true") == 0 || strcmp(json_string_value(lab), "false") == 0))
+    else if (json_is_string(lab) &&
+             (strcmp(json_string_value(lab), "true") == 0 || strcmp(json_string_value(lab), "false") == 0))
         gold = strcmp(json_string_value(lab), "true") == 0;
     else if (json_is_integer(lab) && (json_integer_value(lab) == 0 || json_integer_value(lab) == 1))
         gold = (int)json_integer_value(lab);
     if (gold < 0) {
         json_decref(j);
-        return pare_fail(err, PARE_EFORMAT, "%s:%d: 'label' must be \"true\" or \"false\" (or a boolean, or 0/1)", c->path,
-                         lineno);
+        return pare_fail(err, PARE_EFORMAT, "%s:%d: 'label' must be \"true\" or \"false\" (or a boolean, or 0/1)",
+                         c->path, lineno);
     }
     pare_task_item *it = add_item(&c->b, lineno, 2);
     if (it) {
@@ -590,8 +590,10 @@ static pare_status hellaswag_parse(pare_task *t, char *data, size_t len, pare_er
         if (!*ctx)
             return pare_fail(err, PARE_EFORMAT, "%s:%d: empty context line", t->path, first_line);
         if (!(lab[0] >= '0' && lab[0] <= '3' && lab[1] == '\0'))
-            return pare_fail(err, PARE_EFORMAT, "%s:%d: label '%.40s' must be 0, 1, 2 or 3 (six lines per item: "
-                             "context, label, four endings)", t->path, first_line + 1, lab);
+            return pare_fail(err, PARE_EFORMAT,
+                             "%s:%d: label '%.40s' must be 0, 1, 2 or 3 (six lines per item: "
+                             "context, label, four endings)",
+                             t->path, first_line + 1, lab);
         pare_task_item *it = add_item(&b, first_line, 4);
         if (!it)
             return oom(t->path, err);
@@ -645,7 +647,8 @@ static pare_status resolve(pare_task *t, const char *path, pare_error *err)
     if (t->kind == PARE_TASK_PIQA) {
         size_t n = strlen(t->path);
         if (n < 6 || strcmp(t->path + n - 6, ".jsonl") != 0)
-            return pare_fail(err, PARE_EINVAL, "%s: a PIQA file is named X.jsonl, with its labels in X-labels.lst", t->path);
+            return pare_fail(err, PARE_EINVAL, "%s: a PIQA file is named X.jsonl, with its labels in X-labels.lst",
+                             t->path);
         if (n - 6 + strlen("-labels.lst") >= sizeof t->labels_path)
             return pare_fail(err, PARE_EINVAL, "%s: path too long", t->path);
         memcpy(t->labels_path, t->path, n - 6);

@@ -13,11 +13,11 @@ typedef enum { PARE_TASK_PIQA, PARE_TASK_ARC_EASY, PARE_TASK_BOOLQ, PARE_TASK_HE
 /* One item as the harness scores it: the continuation of choice j is task->delimiter + choices[j],
  * scored after context. */
 typedef struct {
-    char *context;   /* the prompt with the template applied */
-    int n_choices;   /* >= 1 */
-    char **choices;  /* choice texts without the delimiter (what acc_norm's length counts) */
-    int gold;        /* index of the correct choice */
-    int line;        /* 1-based line of the item in its data file (first of its lines for HellaSwag) */
+    char *context;  /* the prompt with the template applied */
+    int n_choices;  /* >= 1 */
+    char **choices; /* choice texts without the delimiter (what acc_norm's length counts) */
+    int gold;       /* index of the correct choice */
+    int line;       /* 1-based line of the item in its data file (first of its lines for HellaSwag) */
 } pare_task_item;
 
 typedef struct {

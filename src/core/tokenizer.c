@@ -45,10 +45,7 @@ int ib_append(idbuf *b, const int32_t *src, size_t n)
 
 /* Members are ids or code points, where -1 stands for a stray byte; storing each plus one keeps
  * every pair in [-1, INT32_MAX) clear of PAIR_EMPTY (which only (-2, -2) would map to). */
-static uint64_t pair_key(int32_t a, int32_t b)
-{
-    return (uint64_t)(uint32_t)(a + 1) << 32 | (uint32_t)(b + 1);
-}
+static uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t)(uint32_t)(a + 1) << 32 | (uint32_t)(b + 1); }
 
 const pair_slot *pairmap_get(const pairmap *m, int32_t a, int32_t b)
 {
@@ -226,8 +223,8 @@ pare_status pare_tokenizer_decode(const pare_tokenizer *tok, const int32_t *ids,
         int32_t id = ids[i];
         size_t plen;
         if (id < 0 || id >= tok->n_ids || (tok->kind == KIND_HF && !piece_of(tok, id, &plen)))
-            return pare_fail(err, PARE_EINVAL, "%s: id %d at position %zu is not in the vocab (size %d)",
-                             tok->source, (int)id, i, tok->n_ids);
+            return pare_fail(err, PARE_EINVAL, "%s: id %d at position %zu is not in the vocab (size %d)", tok->source,
+                             (int)id, i, tok->n_ids);
     }
     bytebuf out = {0};
     pare_status st = PARE_OK;

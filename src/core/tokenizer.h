@@ -15,8 +15,7 @@ typedef struct pare_tokenizer pare_tokenizer;
 pare_status pare_tokenizer_load_hf(const char *json_path, pare_tokenizer **out, pare_error *err);
 
 /* Loads a llama2.c tokenizer.bin holding vocab_size entries (vocab size comes from the checkpoint). */
-pare_status pare_tokenizer_load_llama2c(const char *bin_path, int vocab_size, pare_tokenizer **out,
-                                        pare_error *err);
+pare_status pare_tokenizer_load_llama2c(const char *bin_path, int vocab_size, pare_tokenizer **out, pare_error *err);
 
 /* Another owner for tok (it is immutable once loaded); each owner calls pare_tokenizer_free. */
 pare_tokenizer *pare_tokenizer_retain(pare_tokenizer *tok);

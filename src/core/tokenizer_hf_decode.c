@@ -165,8 +165,7 @@ static int decode_step(const pare_tokenizer *t, const dec_step *d, const strlist
             for (size_t k = 0; k < d->strip_left && start + cl <= stop && !memcmp(s + start, d->content, cl); k++)
                 start += cl;
             /* Counted in characters from the end; a character other than content ends the strip. */
-            for (size_t k = 0; k < d->strip_right && stop >= start + cl && !memcmp(s + stop - cl, d->content, cl);
-                 k++)
+            for (size_t k = 0; k < d->strip_right && stop >= start + cl && !memcmp(s + stop - cl, d->content, cl); k++)
                 stop -= cl;
             if (!strlist_add(out, s + start, stop - start))
                 return 0;
@@ -191,8 +190,8 @@ static int decode_step(const pare_tokenizer *t, const dec_step *d, const strlist
     return 1;
 }
 
-pare_status decode_hf(const pare_tokenizer *t, const int32_t *ids, size_t n_ids, int skip_special,
-                             bytebuf *result, pare_error *err)
+pare_status decode_hf(const pare_tokenizer *t, const int32_t *ids, size_t n_ids, int skip_special, bytebuf *result,
+                      pare_error *err)
 {
     strlist a = {0}, b = {0};
     pare_status st = PARE_OK;

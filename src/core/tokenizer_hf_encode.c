@@ -14,8 +14,8 @@
  * four Replace("e" -> 128 "e") turn one byte into 256 MiB. Checked after every step and while it
  * runs, so no intermediate text can exceed it either. */
 #define NORM_GROWTH_FACTOR 16
-#define NORM_GROWTH_SLACK 256                 /* bytes, for Prepend on short texts */
-#define NORM_MAX_BYTES ((size_t)1 << 30)      /* whatever the input */
+#define NORM_GROWTH_SLACK 256            /* bytes, for Prepend on short texts */
+#define NORM_MAX_BYTES ((size_t)1 << 30) /* whatever the input */
 
 static pare_status normalized_too_long(const char *path, const norm_step *ns, size_t k, size_t n, size_t limit,
                                        pare_error *err)
@@ -29,8 +29,8 @@ static pare_status normalized_too_long(const char *path, const norm_step *ns, si
 
 /* Runs the normalizer chain on s into out (used for normalized added tokens and for each piece).
  * path names the tokenizer in errors. */
-pare_status apply_normalizers(const pare_tokenizer *t, const char *path, const char *s, size_t n,
-                                     bytebuf *out, bytebuf *tmp, pare_error *err)
+pare_status apply_normalizers(const pare_tokenizer *t, const char *path, const char *s, size_t n, bytebuf *out,
+                              bytebuf *tmp, pare_error *err)
 {
     size_t limit = n > (NORM_MAX_BYTES - NORM_GROWTH_SLACK) / NORM_GROWTH_FACTOR
                        ? NORM_MAX_BYTES
@@ -355,8 +355,7 @@ static pare_status pretokenize(encode_ctx *c, size_t pretok_index, const char *s
     if (p->kind == PRE_METASPACE) {
         int starts_with_space = s[0] == ' ' ||
                                 (n >= p->replacement_len && memcmp(s, p->replacement, p->replacement_len) == 0);
-        int prepend = !starts_with_space &&
-                      (p->scheme == SCHEME_ALWAYS || (p->scheme == SCHEME_FIRST && at_origin));
+        int prepend = !starts_with_space && (p->scheme == SCHEME_ALWAYS || (p->scheme == SCHEME_FIRST && at_origin));
         if (prepend && !bb_append(a, p->replacement, p->replacement_len))
             return oom(c);
         for (size_t i = 0; i < n;) {
@@ -460,8 +459,8 @@ static pare_status bpe_word(encode_ctx *c, const char *w, size_t n)
     }
     /* Normalizers and ByteLevel can make a word longer than the text; positions must fit int32. */
     if (n > (size_t)INT32_MAX)
-        return pare_fail(c->err, PARE_EINVAL, "%s: a pre-tokenized word of %zu bytes is too long to encode",
-                         t->source, n);
+        return pare_fail(c->err, PARE_EINVAL, "%s: a pre-tokenized word of %zu bytes is too long to encode", t->source,
+                         n);
     if (!ensure_symbols(c, n))
         return oom(c);
     size_t ns = 0;
@@ -630,7 +629,7 @@ static pare_status encode_piece(encode_ctx *c, const char *s, size_t n, int at_o
 }
 
 pare_status encode_hf(const pare_tokenizer *t, const char *text, size_t len, int add_special, idbuf *out,
-                             pare_error *err)
+                      pare_error *err)
 {
     encode_ctx c;
     memset(&c, 0, sizeof c);

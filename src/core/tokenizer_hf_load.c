@@ -63,8 +63,8 @@ static pare_status parse_scheme(const char *path, const char *where, json_t *obj
 }
 
 /* Reads {"String": "..."} patterns; regex patterns are not supported. */
-static pare_status parse_string_pattern(const char *path, const char *where, json_t *obj, char **pat,
-                                        size_t *pat_len, char **content, size_t *content_len, pare_error *err)
+static pare_status parse_string_pattern(const char *path, const char *where, json_t *obj, char **pat, size_t *pat_len,
+                                        char **content, size_t *content_len, pare_error *err)
 {
     json_t *pattern = json_object_get(obj, "pattern");
     json_t *s = json_object_get(pattern, "String");
@@ -101,8 +101,8 @@ static pare_status parse_sequence(const char *path, pare_tokenizer *t, json_t *o
                                   const char *list_key, component_parser parse, pare_error *err)
 {
     if (depth >= MAX_SEQUENCE_DEPTH)
-        return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s Sequence is nested too deep (more than %d levels)", path,
-                         what, MAX_SEQUENCE_DEPTH);
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s Sequence is nested too deep (more than %d levels)", path, what,
+                         MAX_SEQUENCE_DEPTH);
     json_t *list = json_object_get(obj, list_key);
     if (!json_is_array(list))
         return pare_fail(err, PARE_EFORMAT, "%s: %s Sequence has no '%s' list", path, what, list_key);
@@ -269,8 +269,8 @@ static pare_status parse_post_processor(const char *path, pare_tokenizer *t, jso
         if (seq) {
             const char *seq_id = json_string_value(json_object_get(seq, "id"));
             if (!seq_id || strcmp(seq_id, "A") || seen_sequence_a) {
-                st = pare_fail(err, PARE_EUNSUPPORTED, "%s: TemplateProcessing single template must hold sequence A once",
-                               path);
+                st = pare_fail(err, PARE_EUNSUPPORTED,
+                               "%s: TemplateProcessing single template must hold sequence A once", path);
                 break;
             }
             seen_sequence_a = 1;
@@ -304,8 +304,7 @@ static pare_status parse_post_processor(const char *path, pare_tokenizer *t, jso
         st = pare_fail(err, PARE_EUNSUPPORTED, "%s: TemplateProcessing single template has no sequence A", path);
     if (!st) {
         idbuf prefix = {0};
-        if (!ib_append(&prefix, before.data, before.len) ||
-            !ib_append(&prefix, t->prefix_ids.data, t->prefix_ids.len) ||
+        if (!ib_append(&prefix, before.data, before.len) || !ib_append(&prefix, t->prefix_ids.data, t->prefix_ids.len) ||
             !ib_append(&t->suffix_ids, after.data, after.len)) {
             free(prefix.data);
             st = pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
@@ -451,7 +450,9 @@ static pare_status parse_merges(const char *path, pare_tokenizer *t, json_t *mer
         int32_t idm = strmap_get(&t->vocab, joined.data, joined.len);
         if (ida < 0 || idb < 0 || idm < 0) {
             st = pare_fail(err, PARE_EFORMAT, "%s: merge %zu uses a piece missing from the vocab: '%s'", path, i,
-                           ida < 0 ? show(a, alen).s : idb < 0 ? show(b, blen).s : show(joined.data, joined.len).s);
+                           ida < 0   ? show(a, alen).s
+                           : idb < 0 ? show(b, blen).s
+                                     : show(joined.data, joined.len).s);
             break;
         }
         if (!pairmap_put(&t->merges, ida, idb, (int32_t)i, idm)) {

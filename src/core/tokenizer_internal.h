@@ -133,13 +133,13 @@ struct pare_tokenizer {
 
     /* Hugging Face BPE */
     pairmap merges;
-    int32_t *merge_new_id; /* rank -> merged id */
+    int32_t *merge_new_id;       /* rank -> merged id */
     pairmap adjacent_char_pairs; /* pairs of characters that sit side by side inside some vocab piece */
     int byte_fallback, fuse_unk, ignore_merges;
-    int32_t unk_id;         /* -1 when there is no unk token */
-    int unk_missing;        /* unk_token named but absent from the vocab: an error once needed */
+    int32_t unk_id;  /* -1 when there is no unk token */
+    int unk_missing; /* unk_token named but absent from the vocab: an error once needed */
     char *unk_name;
-    int32_t byte_ids[256];  /* <0xXX> pieces, -1 when absent */
+    int32_t byte_ids[256]; /* <0xXX> pieces, -1 when absent */
     added_token *added;
     size_t n_added;
     int has_normalized_added;
@@ -192,7 +192,7 @@ pare_status decode_hf(const pare_tokenizer *t, const int32_t *ids, size_t n_ids,
 /* tokenizer_llama2c.c */
 pare_status encode_llama2c(const pare_tokenizer *t, const char *text, size_t len, int add_special, idbuf *out,
                            pare_error *err);
-pare_status decode_llama2c(const pare_tokenizer *t, const int32_t *ids, size_t n_ids, int skip_special,
-                           bytebuf *result, pare_error *err);
+pare_status decode_llama2c(const pare_tokenizer *t, const int32_t *ids, size_t n_ids, int skip_special, bytebuf *result,
+                           pare_error *err);
 
 #endif

@@ -255,7 +255,7 @@ static int l2c_merge_range(l2c_ctx *c, size_t from, size_t to, idbuf *out)
 }
 
 pare_status encode_llama2c(const pare_tokenizer *t, const char *text, size_t len, int add_special, idbuf *out,
-                                  pare_error *err)
+                           pare_error *err)
 {
     idbuf ids = {0};
     unsigned char *cuttable = NULL; /* token i is a character's own piece: a cut before it may be safe */
@@ -269,8 +269,7 @@ pare_status encode_llama2c(const pare_tokenizer *t, const char *text, size_t len
         ids.data[ids.len++] = 1;
     if (len > 0) {
         if (t->space_id < 0) {
-            st = pare_fail(err, PARE_EFORMAT, "%s: the llama2.c vocab has no ' ' piece for the dummy prefix",
-                           t->source);
+            st = pare_fail(err, PARE_EFORMAT, "%s: the llama2.c vocab has no ' ' piece for the dummy prefix", t->source);
             goto done;
         }
         ids.data[ids.len++] = t->space_id;
@@ -295,8 +294,8 @@ pare_status encode_llama2c(const pare_tokenizer *t, const char *text, size_t len
             for (size_t k = 0; k < group; k++) {
                 int32_t b = (int32_t)s[group_start + k] + 3;
                 if (b >= t->n_ids) {
-                    st = pare_fail(err, PARE_EFORMAT, "%s: byte fallback id %d is outside the vocab (%d)",
-                                   t->source, (int)b, t->n_ids);
+                    st = pare_fail(err, PARE_EFORMAT, "%s: byte fallback id %d is outside the vocab (%d)", t->source,
+                                   (int)b, t->n_ids);
                     goto done;
                 }
                 ids.data[ids.len++] = b;
@@ -343,8 +342,8 @@ done:
     return st;
 }
 
-pare_status decode_llama2c(const pare_tokenizer *t, const int32_t *ids, size_t n_ids, int skip_special,
-                                  bytebuf *result, pare_error *err)
+pare_status decode_llama2c(const pare_tokenizer *t, const int32_t *ids, size_t n_ids, int skip_special, bytebuf *result,
+                           pare_error *err)
 {
     for (size_t i = 0; i < n_ids; i++) {
         int32_t id = ids[i];

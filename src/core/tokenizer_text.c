@@ -62,8 +62,7 @@ int32_t next_char(const unsigned char *s, size_t n, size_t *clen)
     case 2: return (int32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
     case 3: return (int32_t)(s[0] & 0x0F) << 12 | (int32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
     default:
-        return (int32_t)(s[0] & 0x07) << 18 | (int32_t)(s[1] & 0x3F) << 12 | (int32_t)(s[2] & 0x3F) << 6 |
-               (s[3] & 0x3F);
+        return (int32_t)(s[0] & 0x07) << 18 | (int32_t)(s[1] & 0x3F) << 12 | (int32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
     }
 }
 

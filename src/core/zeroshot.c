@@ -95,8 +95,10 @@ static pare_status encode_choice(const pare_model *m, const pare_task *t, size_t
     }
     if (n_cont > keep) {
         free(ids);
-        return pare_fail(err, PARE_EINVAL, "%s:%d: choice %d has %zu continuation tokens: more than the %d the model "
-                         "can take", t->path, it->line, j + 1, n_cont, max_len);
+        return pare_fail(err, PARE_EINVAL,
+                         "%s:%d: choice %d has %zu continuation tokens: more than the %d the model "
+                         "can take",
+                         t->path, it->line, j + 1, n_cont, max_len);
     }
     req->inp = malloc(keep * sizeof *req->inp);
     req->cont = malloc(n_cont * sizeof *req->cont);

@@ -16,22 +16,22 @@ typedef struct {
 } pare_zeroshot_opts;
 
 typedef struct {
-    size_t n;                 /* items scored */
-    size_t n_requests;        /* (item, choice) pairs scored */
-    double acc, acc_stderr;   /* mean and sample standard error of the mean (ddof 1), as the harness */
+    size_t n;               /* items scored */
+    size_t n_requests;      /* (item, choice) pairs scored */
+    double acc, acc_stderr; /* mean and sample standard error of the mean (ddof 1), as the harness */
     double acc_norm, acc_norm_stderr;
-    size_t sequences;         /* distinct model inputs: choices whose inputs are identical (one-token
+    size_t sequences;     /* distinct model inputs: choices whose inputs are identical (one-token
                                  continuations of one context, e.g. BoolQ's " no" / " yes") share one */
-    size_t tokens;            /* input tokens through the model, padding excluded */
-    size_t padded_tokens;     /* the same with the padding of each batch */
-    size_t forwards;          /* forward passes */
-    size_t truncated;         /* requests whose input was left-truncated to max_len */
+    size_t tokens;        /* input tokens through the model, padding excluded */
+    size_t padded_tokens; /* the same with the padding of each batch */
+    size_t forwards;      /* forward passes */
+    size_t truncated;     /* requests whose input was left-truncated to max_len */
     double tokenize_seconds, forward_seconds;
     /* Per item i, its choices are requests first[i] .. first[i+1]-1 (item-major, choice order). */
-    size_t *first;            /* [n + 1] */
-    double *ll;               /* [n_requests] log-likelihood of each continuation, nats */
-    int *cont_tokens;         /* [n_requests] continuation tokens scored */
-    int *pred, *pred_norm;    /* [n] chosen index under acc / acc_norm (first maximum on ties) */
+    size_t *first;         /* [n + 1] */
+    double *ll;            /* [n_requests] log-likelihood of each continuation, nats */
+    int *cont_tokens;      /* [n_requests] continuation tokens scored */
+    int *pred, *pred_norm; /* [n] chosen index under acc / acc_norm (first maximum on ties) */
 } pare_zeroshot_result;
 
 void pare_zeroshot_defaults(pare_zeroshot_opts *o);

@@ -115,8 +115,7 @@ static void pixel_span(double a, double b, int *lo, int *hi)
     *hi = clamp_index(ceil(b - 0.5), -1, PARE_CANVAS_MAX_SIDE + 1);
 }
 
-int pare_clip_segment(double *x0, double *y0, double *x1, double *y1, double xmin, double ymin, double xmax,
-                      double ymax)
+int pare_clip_segment(double *x0, double *y0, double *x1, double *y1, double xmin, double ymin, double xmax, double ymax)
 {
     double t0 = 0, t1 = 1, dx = *x1 - *x0, dy = *y1 - *y0;
     if (!isfinite(dx) || !isfinite(dy))
@@ -182,8 +181,8 @@ static double stroke_coverage(double d, double width)
 }
 
 /* The pixel box around a segment widened by the stroke, limited to the clip; 0 when empty. */
-static int segment_box(const pare_canvas *c, double x0, double y0, double x1, double y1, double width, int *xa,
-                       int *ya, int *xb, int *yb)
+static int segment_box(const pare_canvas *c, double x0, double y0, double x1, double y1, double width, int *xa, int *ya,
+                       int *xb, int *yb)
 {
     double r = width / 2 + 1;
     *xa = clamp_index(floor(fmin(x0, x1) - r), c->clip_x0, c->clip_x1);
@@ -200,7 +199,10 @@ static int clip_to_canvas(const pare_canvas *c, double *x0, double *y0, double *
     return pare_clip_segment(x0, y0, x1, y1, c->clip_x0 - r, c->clip_y0 - r, c->clip_x1 + r, c->clip_y1 + r);
 }
 
-static int finite4(double a, double b, double c, double d) { return isfinite(a) && isfinite(b) && isfinite(c) && isfinite(d); }
+static int finite4(double a, double b, double c, double d)
+{
+    return isfinite(a) && isfinite(b) && isfinite(c) && isfinite(d);
+}
 
 void pare_canvas_line(pare_canvas *c, double x0, double y0, double x1, double y1, double width, pare_rgba color)
 {
@@ -210,7 +212,8 @@ void pare_canvas_line(pare_canvas *c, double x0, double y0, double x1, double y1
         return;
     for (int y = ya; y < yb; y++)
         for (int x = xa; x < xb; x++)
-            pare_canvas_blend(c, x, y, color, stroke_coverage(segment_distance(x + 0.5, y + 0.5, x0, y0, x1, y1), width));
+            pare_canvas_blend(c, x, y, color,
+                              stroke_coverage(segment_distance(x + 0.5, y + 0.5, x0, y0, x1, y1), width));
 }
 
 /* Coverage mask over a pixel box; segments of one polyline combine by maximum, then blend once. */
@@ -379,14 +382,17 @@ void pare_canvas_marker(pare_canvas *c, double x, double y, pare_marker m, doubl
     double k = r * 0.85, stroke = fmax(1, size / 4);
     double tx[3] = {x, x + r, x - r}, ty[3] = {y - r, y + r * 0.75, y + r * 0.75};
     double sx[4] = {x - k, x + k, x + k, x - k}, sy[4] = {y - k, y - k, y + k, y + k};
-    int xa = clamp_index(floor(x - r - 1), c->clip_x0, c->clip_x1), xb = clamp_index(ceil(x + r + 1) + 1, c->clip_x0, c->clip_x1);
-    int ya = clamp_index(floor(y - r - 1), c->clip_y0, c->clip_y1), yb = clamp_index(ceil(y + r + 1) + 1, c->clip_y0, c->clip_y1);
+    int xa = clamp_index(floor(x - r - 1), c->clip_x0, c->clip_x1),
+        xb = clamp_index(ceil(x + r + 1) + 1, c->clip_x0, c->clip_x1);
+    int ya = clamp_index(floor(y - r - 1), c->clip_y0, c->clip_y1),
+        yb = clamp_index(ceil(y + r + 1) + 1, c->clip_y0, c->clip_y1);
     for (int py = ya; py < yb; py++)
         for (int px = xa; px < xb; px++) {
             double cx = px + 0.5, cy = py + 0.5, d;
             if (m == PARE_MARKER_CROSS) /* both strokes at once, so the centre blends once */
                 d = fmin(segment_distance(cx, cy, x - k, y - k, x + k, y + k),
-                         segment_distance(cx, cy, x - k, y + k, x + k, y - k)) - stroke / 2;
+                         segment_distance(cx, cy, x - k, y + k, x + k, y - k)) -
+                    stroke / 2;
             else if (m == PARE_MARKER_SQUARE)
                 d = convex_distance(cx, cy, sx, sy, 4);
             else if (m == PARE_MARKER_TRIANGLE)
@@ -430,8 +436,7 @@ static void draw_font_pixel(void *ctx, int fx, int fy)
         pare_canvas_fill_rect(t->c, t->x + fy * s, t->y + t->width - (fx + 1) * s, t->x + (fy + 1) * s,
                               t->y + t->width - fx * s, t->color);
     else
-        pare_canvas_fill_rect(t->c, t->x + fx * s, t->y + fy * s, t->x + (fx + 1) * s, t->y + (fy + 1) * s,
-                              t->color);
+        pare_canvas_fill_rect(t->c, t->x + fx * s, t->y + fy * s, t->x + (fx + 1) * s, t->y + (fy + 1) * s, t->color);
 }
 
 void pare_canvas_text(pare_canvas *c, int x, int y, const char *s, int scale, pare_rgba color)

@@ -13,7 +13,7 @@
  * operation is limited to the clip rectangle and blends by the colour's alpha. */
 typedef struct {
     int width, height;
-    uint8_t *pixels; /* width * height * 4 bytes, rows top to bottom, R G B A */
+    uint8_t *pixels;                        /* width * height * 4 bytes, rows top to bottom, R G B A */
     int clip_x0, clip_y0, clip_x1, clip_y1; /* drawing stays inside [clip_x0, clip_x1) x [clip_y0, clip_y1) */
 } pare_canvas;
 

@@ -195,7 +195,9 @@ pare_status pare_chart_spectrum(pare_model *m, const char *matrix, const pare_ch
     }
     char title[256];
     snprintf(title, sizeof title, "%s (%d x %d%s)", l->name, l->out, l->in,
-             l->kind == PARE_LIN_FACTORED ? ", factorized" : l->kind == PARE_LIN_MASKED ? ", masked" : "");
+             l->kind == PARE_LIN_FACTORED ? ", factorized"
+             : l->kind == PARE_LIN_MASKED ? ", masked"
+                                          : "");
     pare_plot_opts po = {.title = o->title ? o->title : title,
                          .x = {.label = "index i"},
                          .y = {.label = "s_i / s_1", .scale = PARE_SCALE_LOG},
@@ -218,13 +220,15 @@ pare_status pare_chart_spectrum(pare_model *m, const char *matrix, const pare_ch
             y[i] = s[i] > 0 ? s[i] / s[0] : NAN;
         pare_spectrum_energy(s, shown, e);
         pare_rgba c = pare_palette_color(w);
-        st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_LINE, .name = WEIGHTING_LABEL[w], .x = x, .y = y,
-                                             .n = shown, .color = c},
-                           err);
+        st = pare_plot_add(
+            p,
+            &(pare_series){.kind = PARE_SERIES_LINE, .name = WEIGHTING_LABEL[w], .x = x, .y = y, .n = shown, .color = c},
+            err);
         if (!st)
-            st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_LINE, .x = x, .y = e, .n = shown, .on_y2 = 1,
-                                                 .dashed = 1, .color = c},
-                               err);
+            st = pare_plot_add(
+                p,
+                &(pare_series){.kind = PARE_SERIES_LINE, .x = x, .y = e, .n = shown, .on_y2 = 1, .dashed = 1, .color = c},
+                err);
     }
     char name[64];
     if (!st && rank > 0) {
@@ -292,8 +296,13 @@ pare_status pare_chart_spectra_by_type(pare_model *m, const char *type, const pa
         snprintf(name, sizeof name, "layer %d", l);
         /* with many layers the legend names only the ends of the colour ramp */
         int named = L <= 8 || l == 0 || l == L - 1;
-        st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_LINE, .name = named ? name : NULL, .x = x, .y = s,
-                                             .n = r, .color = pare_colormap_sequential(L > 1 ? 0.8 * l / (L - 1) : 0)},
+        st = pare_plot_add(p,
+                           &(pare_series){.kind = PARE_SERIES_LINE,
+                                          .name = named ? name : NULL,
+                                          .x = x,
+                                          .y = s,
+                                          .n = r,
+                                          .color = pare_colormap_sequential(L > 1 ? 0.8 * l / (L - 1) : 0)},
                            err);
         if (!st)
             st = pare_report(o->progress, "spectra", (double)(l + 1) / L, lin->name, err);
@@ -371,17 +380,25 @@ pare_status pare_chart_energy_ranks(pare_model *m, const pare_chart_opts *o, par
         goto done;
     static const char *const NAMES[3] = {"90%", "95%", "99%"};
     for (int k = 0; k < 3 && !st; k++)
-        st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_BARS, .name = NAMES[k], .y = y[k], .n = j,
-                                             .labels = (const char *const *)labels},
-                           err);
+        st = pare_plot_add(
+            p,
+            &(pare_series){
+                .kind = PARE_SERIES_BARS, .name = NAMES[k], .y = y[k], .n = j, .labels = (const char *const *)labels},
+            err);
     double *bx = malloc((size_t)(j ? j : 1) * sizeof *bx);
     if (!st && !bx)
         st = pare_fail(err, PARE_ENOMEM, "out of memory for the energy-rank chart");
     for (int c = 0; !st && c < j; c++)
         bx[c] = c;
     if (!st)
-        st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_MARKERS, .name = "break-even", .x = bx, .y = be, .n = j,
-                                             .marker = PARE_MARKER_CROSS, .color = {40, 40, 40, 255}},
+        st = pare_plot_add(p,
+                           &(pare_series){.kind = PARE_SERIES_MARKERS,
+                                          .name = "break-even",
+                                          .x = bx,
+                                          .y = be,
+                                          .n = j,
+                                          .marker = PARE_MARKER_CROSS,
+                                          .color = {40, 40, 40, 255}},
                            err);
     free(bx);
 done:
@@ -475,9 +492,16 @@ pare_status pare_chart_mask_heatmap(pare_model *m, const char *matrix, const par
                          .legend = PARE_LEGEND_NONE,
                          .hide_grid = 1};
     if (!(st = new_plot(&po, &p, err)))
-        st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_HEATMAP, .name = "density", .z = z, .rows = rows,
-                                             .cols = cols, .labels = (const char *const *)cl,
-                                             .row_labels = (const char *const *)rl, .zmin = 0, .zmax = 1},
+        st = pare_plot_add(p,
+                           &(pare_series){.kind = PARE_SERIES_HEATMAP,
+                                          .name = "density",
+                                          .z = z,
+                                          .rows = rows,
+                                          .cols = cols,
+                                          .labels = (const char *const *)cl,
+                                          .row_labels = (const char *const *)rl,
+                                          .zmin = 0,
+                                          .zmax = 1},
                            err);
 done:
     free(z), free(cnt);
@@ -526,8 +550,15 @@ pare_status pare_chart_channel_map(pare_model *m, const pare_chart_opts *o, pare
                          .legend = PARE_LEGEND_NONE,
                          .hide_grid = 1};
     if (!(st = new_plot(&po, &p, err)))
-        st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_HEATMAP, .name = "kept", .z = z, .rows = L, .cols = F,
-                                             .row_labels = (const char *const *)rl, .zmin = 0, .zmax = 1},
+        st = pare_plot_add(p,
+                           &(pare_series){.kind = PARE_SERIES_HEATMAP,
+                                          .name = "kept",
+                                          .z = z,
+                                          .rows = L,
+                                          .cols = F,
+                                          .row_labels = (const char *const *)rl,
+                                          .zmin = 0,
+                                          .zmax = 1},
                            err);
 done:
     free(z);
@@ -643,13 +674,23 @@ pare_status pare_chart_budget_items(const pare_budget_item *items, int n, const 
         if (!any)
             continue;
         pare_rgba c = pare_palette_color(k < 4 ? KNOWN_COLOR[k] : 3 + (k - 4) % 2);
-        st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_BARS, .name = kinds[k], .y = y, .n = n,
-                                             .labels = (const char *const *)labels, .color = c},
+        st = pare_plot_add(p,
+                           &(pare_series){.kind = PARE_SERIES_BARS,
+                                          .name = kinds[k],
+                                          .y = y,
+                                          .n = n,
+                                          .labels = (const char *const *)labels,
+                                          .color = c},
                            err);
     }
     if (!st && any_removed)
-        st = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_BARS, .name = "removed", .y = removed, .n = n,
-                                             .labels = (const char *const *)labels, .color = {205, 205, 205, 255}},
+        st = pare_plot_add(p,
+                           &(pare_series){.kind = PARE_SERIES_BARS,
+                                          .name = "removed",
+                                          .y = removed,
+                                          .n = n,
+                                          .labels = (const char *const *)labels,
+                                          .color = {205, 205, 205, 255}},
                            err);
 done:
     free_labels(labels, labels ? n : 0);
@@ -703,11 +744,10 @@ pare_status pare_chart_size_quality(const pare_sq_point *pts, int n, const pare_
         if (!isfinite(pts[i].params) || !isfinite(pts[i].value))
             return pare_fail(err, PARE_EINVAL, "size-quality chart: point %d (series '%s') has params %g and value %g",
                              i, pts[i].series ? pts[i].series : "", pts[i].params, pts[i].value);
-    pare_plot_opts po = {.title = o->title ? o->title : "size against quality",
-                         .x = {.label = o->x_label ? o->x_label : "parameters",
-                               .scale = o->log_x ? PARE_SCALE_LOG : PARE_SCALE_LINEAR},
-                         .y = {.label = o->y_label ? o->y_label : "value",
-                               .scale = o->log_y ? PARE_SCALE_LOG : PARE_SCALE_LINEAR}};
+    pare_plot_opts po = {
+        .title = o->title ? o->title : "size against quality",
+        .x = {.label = o->x_label ? o->x_label : "parameters", .scale = o->log_x ? PARE_SCALE_LOG : PARE_SCALE_LINEAR},
+        .y = {.label = o->y_label ? o->y_label : "value", .scale = o->log_y ? PARE_SCALE_LOG : PARE_SCALE_LINEAR}};
     pare_plot *p = NULL;
     pare_status st = new_plot(&po, &p, err);
     if (st)

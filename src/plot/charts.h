@@ -31,14 +31,14 @@ pare_status pare_model_find_linear(pare_model *m, const char *name, pare_linear 
 
 /* Options of the model charts; zeroed fields are the defaults, and each chart reads only its own. */
 typedef struct {
-    const char *title;              /* NULL: a title naming the matrix, type or model */
-    const pare_calib_stats *calib;  /* pare_calibrate's statistics of the model as it is now, or NULL */
-    pare_weighting weighting;       /* spectra by type, energy ranks: which spectrum (needs calib unless NONE) */
-    int rank;                       /* spectrum: rank marked "rank K"; 0: the matrix's rank when it is
+    const char *title;             /* NULL: a title naming the matrix, type or model */
+    const pare_calib_stats *calib; /* pare_calibrate's statistics of the model as it is now, or NULL */
+    pare_weighting weighting;      /* spectra by type, energy ranks: which spectrum (needs calib unless NONE) */
+    int rank;                      /* spectrum: rank marked "rank K"; 0: the matrix's rank when it is
                                        factorized, else none; < 0: none */
-    int tile;                       /* mask: tile edge in weights; 0: automatic (at most 64 tiles along the
+    int tile;                      /* mask: tile edge in weights; 0: automatic (at most 64 tiles along the
                                        longer side) */
-    const pare_progress *progress;  /* spectra by type, energy ranks (stage "spectra") */
+    const pare_progress *progress; /* spectra by type, energy ranks (stage "spectra") */
 } pare_chart_opts;
 
 /* 1. Spectrum of one matrix: singular values σ_i / σ_1 against i = 1..r (r = min(out, in), or the
@@ -89,7 +89,7 @@ pare_status pare_chart_channel_map(pare_model *m, const pare_chart_opts *o, pare
  * "dense", "factorized", "masked" or "sliced" (rows or columns removed); any other kind is drawn as
  * its own series. */
 typedef struct {
-    const char *name;  /* full matrix name (shortened to "L.type" on the axis) */
+    const char *name; /* full matrix name (shortened to "L.type" on the axis) */
     const char *kind;
     double dense, kept;
 } pare_budget_item;

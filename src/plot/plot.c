@@ -139,11 +139,24 @@ pare_status pare_plot_series_at(const pare_plot *p, int i, pare_series *out, par
         return pare_fail(err, PARE_EINVAL, "plot '%s' has %d series, no series %d", plot_display_name(p), p->n_series,
                          i);
     const plot_series *s = &p->series[i];
-    *out = (pare_series){.kind = s->kind, .name = s->name, .x = s->x, .y = s->y, .n = s->n,
-                         .labels = (const char *const *)s->labels, .row_labels = (const char *const *)s->row_labels,
-                         .value = s->value, .z = s->z, .rows = s->rows, .cols = s->cols, .zmin = s->zmin,
-                         .zmax = s->zmax, .on_y2 = s->on_y2, .color = s->color, .marker = s->marker,
-                         .baseline = s->baseline, .dashed = s->dashed};
+    *out = (pare_series){.kind = s->kind,
+                         .name = s->name,
+                         .x = s->x,
+                         .y = s->y,
+                         .n = s->n,
+                         .labels = (const char *const *)s->labels,
+                         .row_labels = (const char *const *)s->row_labels,
+                         .value = s->value,
+                         .z = s->z,
+                         .rows = s->rows,
+                         .cols = s->cols,
+                         .zmin = s->zmin,
+                         .zmax = s->zmax,
+                         .on_y2 = s->on_y2,
+                         .color = s->color,
+                         .marker = s->marker,
+                         .baseline = s->baseline,
+                         .dashed = s->dashed};
     return PARE_OK;
 }
 
@@ -285,10 +298,7 @@ pare_status pare_plot_add(pare_plot *p, const pare_series *s, pare_error *err)
 
 double plot_series_x(const plot_series *s, int i) { return s->x ? s->x[i] : (double)i; }
 
-int plot_is_legend_series(const plot_series *s)
-{
-    return takes_palette_color(s->kind) && s->name && *s->name;
-}
+int plot_is_legend_series(const plot_series *s) { return takes_palette_color(s->kind) && s->name && *s->name; }
 
 int plot_series_has_data(const plot_series *s)
 {
@@ -330,25 +340,29 @@ pare_status plot_check_log_axes(const pare_plot *p, pare_error *err)
         int xlog = p->opts.x.scale == PARE_SCALE_LOG, ylog = plot_axis_opts(p, ya)->scale == PARE_SCALE_LOG;
         if (s->kind == PARE_SERIES_HEATMAP) {
             if (xlog || ylog)
-                return pare_fail(err, PARE_EINVAL, "plot '%s': heatmap '%s' needs linear axes, but the %s axis is logarithmic",
-                                 pname, sname, xlog ? "x" : AXIS_NAMES[ya]);
+                return pare_fail(err, PARE_EINVAL,
+                                 "plot '%s': heatmap '%s' needs linear axes, but the %s axis is logarithmic", pname,
+                                 sname, xlog ? "x" : AXIS_NAMES[ya]);
             continue;
         }
         if (s->kind == PARE_SERIES_VLINE || s->kind == PARE_SERIES_HLINE) {
             int on_x = s->kind == PARE_SERIES_VLINE;
             if ((on_x ? xlog : ylog) && s->value <= 0)
-                return pare_fail(err, PARE_EINVAL, "plot '%s': the %s axis is logarithmic but reference line '%s' is at %s = %g",
-                                 pname, on_x ? "x" : AXIS_NAMES[ya], sname, on_x ? "x" : "y", s->value);
+                return pare_fail(err, PARE_EINVAL,
+                                 "plot '%s': the %s axis is logarithmic but reference line '%s' is at %s = %g", pname,
+                                 on_x ? "x" : AXIS_NAMES[ya], sname, on_x ? "x" : "y", s->value);
             continue;
         }
         for (int i = 0; i < s->n; i++) {
             double x = plot_series_x(s, i), y = s->y[i];
             if (xlog && isfinite(x) && x <= 0)
-                return pare_fail(err, PARE_EINVAL, "plot '%s': the x axis is logarithmic but series '%s' has x = %g at point %d%s",
-                                 pname, sname, x, i, s->x ? "" : " (no x given: points are numbered from 0)");
+                return pare_fail(err, PARE_EINVAL,
+                                 "plot '%s': the x axis is logarithmic but series '%s' has x = %g at point %d%s", pname,
+                                 sname, x, i, s->x ? "" : " (no x given: points are numbered from 0)");
             if (ylog && isfinite(y) && y <= 0)
-                return pare_fail(err, PARE_EINVAL, "plot '%s': the %s axis is logarithmic but series '%s' has y = %g at point %d",
-                                 pname, AXIS_NAMES[ya], sname, y, i);
+                return pare_fail(err, PARE_EINVAL,
+                                 "plot '%s': the %s axis is logarithmic but series '%s' has y = %g at point %d", pname,
+                                 AXIS_NAMES[ya], sname, y, i);
         }
     }
     return PARE_OK;

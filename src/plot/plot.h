@@ -106,15 +106,14 @@ typedef struct {
 } pare_axis_range;
 
 typedef struct {
-    int width, height;  /* whole picture */
-    int x0, y0, x1, y1; /* plot area [x0, x1) x [y0, y1) */
+    int width, height;       /* whole picture */
+    int x0, y0, x1, y1;      /* plot area [x0, x1) x [y0, y1) */
     pare_axis_range axis[3]; /* by pare_axis_id */
 } pare_plot_layout;
 
 /* Layout of the plot on a width x height canvas. Fails as rendering would (no data, log axis with
  * values <= 0, too small to hold the labels). */
-pare_status pare_plot_layout_canvas(const pare_plot *p, int width, int height, pare_plot_layout *out,
-                                    pare_error *err);
+pare_status pare_plot_layout_canvas(const pare_plot *p, int width, int height, pare_plot_layout *out, pare_error *err);
 /* Coordinate of value v along an axis: x from the left edge, y from the top; NaN when v cannot be
  * shown (non-finite, or <= 0 on a log axis). */
 double pare_plot_map(const pare_plot_layout *l, pare_axis_id axis, double v);
@@ -124,8 +123,8 @@ pare_status pare_plot_render(const pare_plot *p, pare_canvas *c, pare_error *err
 
 /* Renders at width x height (0 for the default 1200 x 800) and writes a PNG atomically. meta may be
  * NULL; a NULL meta title takes the plot's title. */
-pare_status pare_plot_write_png(const pare_plot *p, const char *path, int width, int height,
-                                const pare_png_meta *meta, pare_error *err);
+pare_status pare_plot_write_png(const pare_plot *p, const char *path, int width, int height, const pare_png_meta *meta,
+                                pare_error *err);
 
 /* ---------------------------------------------------------------- terminal rendering */
 
@@ -158,8 +157,8 @@ void pare_term_cell_dots(pare_term_mode mode, int *dots_x, int *dots_y);
 /* Layout in cells; multiply by pare_term_cell_dots for the dot a value lands on. */
 pare_status pare_plot_layout_terminal(const pare_plot *p, int cols, int rows, pare_term_mode mode,
                                       pare_plot_layout *out, pare_error *err);
-pare_status pare_plot_render_terminal(const pare_plot *p, int cols, int rows, pare_term_mode mode,
-                                      pare_term_grid **out, pare_error *err);
+pare_status pare_plot_render_terminal(const pare_plot *p, int cols, int rows, pare_term_mode mode, pare_term_grid **out,
+                                      pare_error *err);
 void pare_term_grid_free(pare_term_grid *g);
 /* The grid as text: one line per row, trailing spaces removed, each line ending in '\n'. */
 pare_status pare_term_grid_to_text(const pare_term_grid *g, char **text, pare_error *err);

@@ -19,7 +19,7 @@ typedef struct {
     double zmin, zmax;
     int on_y2;
     pare_rgba color;
-    int term_color; /* the nearest terminal colour index */
+    int term_color;    /* the nearest terminal colour index */
     int palette_index; /* -1 for explicit or grey colours */
     pare_marker marker;
     double baseline;
@@ -46,20 +46,20 @@ typedef struct {
     const char *label;
     int n_ticks;
     plot_tick ticks[PLOT_MAX_TICKS];
-    int is_category;          /* positions are the integers 0..n_categories-1 (bars without x, heatmaps) */
-    char *const *categories;  /* their names, or NULL for numbers */
+    int is_category;         /* positions are the integers 0..n_categories-1 (bars without x, heatmaps) */
+    char *const *categories; /* their names, or NULL for numbers */
     int n_categories;
-    double lo_px, hi_px;      /* coordinates of range.min and range.max (inversion applied) */
+    double lo_px, hi_px; /* coordinates of range.min and range.max (inversion applied) */
 } plot_axis;
 
 /* Sizes in the renderer's unit (pixels, or cells for the terminal). */
 typedef struct {
     int terminal;
-    int scale;      /* PNG: font scale of tick and axis labels; terminal: 1 */
-    int char_w;     /* advance of one character */
-    int text_h;     /* height of one line of text */
-    int title_h;    /* height of the title line */
-    int tick_len;   /* outward tick marks (0 in the terminal, where the axis characters show ticks) */
+    int scale;    /* PNG: font scale of tick and axis labels; terminal: 1 */
+    int char_w;   /* advance of one character */
+    int text_h;   /* height of one line of text */
+    int title_h;  /* height of the title line */
+    int tick_len; /* outward tick marks (0 in the terminal, where the axis characters show ticks) */
     int pad;
 } plot_metrics;
 
@@ -69,7 +69,7 @@ typedef struct {
     plot_axis axis[3];
     int title_x, title_y;
     int xlabel_x, xlabel_y;
-    int ylabel_x, ylabel_y;   /* PNG: top-left of the vertical text; terminal: start of the top row text */
+    int ylabel_x, ylabel_y; /* PNG: top-left of the vertical text; terminal: start of the top row text */
     int y2label_x, y2label_y;
     /* legend: entries are the named line, marker, bar and area series */
     int legend_shown, legend_entries, legend_x0, legend_y0, legend_x1, legend_y1, legend_swatch_w, legend_row_h;
@@ -83,8 +83,7 @@ typedef struct {
 } plot_frame;
 
 /* Builds the frame for a width x height canvas (pixels) or terminal (cells). */
-pare_status plot_frame_build(const pare_plot *p, int width, int height, int terminal, plot_frame *f,
-                             pare_error *err);
+pare_status plot_frame_build(const pare_plot *p, int width, int height, int terminal, plot_frame *f, pare_error *err);
 /* Continuous coordinate of v on an axis of the frame (NaN when not representable). */
 double plot_axis_map(const plot_axis *a, double v);
 /* Coordinate of an already transformed value (log10 of v on log axes). */
@@ -95,8 +94,8 @@ const plot_axis *plot_series_y_axis(const plot_frame *f, const plot_series *s);
 double plot_series_x(const plot_series *s, int i);
 /* Horizontal extent of bar i of bar series number bar_index, in transformed x units, and its
  * bottom and top y values (stacking applied). Returns 0 when the bar is not drawn. */
-int plot_bar_geometry(const pare_plot *p, const plot_frame *f, const plot_series *s, int bar_index, int i,
-                      double *tx0, double *tx1, double *ybot, double *ytop);
+int plot_bar_geometry(const pare_plot *p, const plot_frame *f, const plot_series *s, int bar_index, int i, double *tx0,
+                      double *tx1, double *ybot, double *ytop);
 /* Where a finite heatmap value falls in the colour range, in [0, 1]. */
 double plot_heat_fraction(const plot_frame *f, double z);
 /* Display name of the plot in messages: its title, or "untitled". */

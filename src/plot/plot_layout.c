@@ -344,8 +344,7 @@ pare_status plot_frame_build(const pare_plot *p, int width, int height, int term
     return PARE_OK;
 }
 
-pare_status pare_plot_layout_canvas(const pare_plot *p, int width, int height, pare_plot_layout *out,
-                                    pare_error *err)
+pare_status pare_plot_layout_canvas(const pare_plot *p, int width, int height, pare_plot_layout *out, pare_error *err)
 {
     plot_frame *f = malloc(sizeof *f);
     if (!f)

@@ -102,8 +102,8 @@ static double bar_slot_width(const pare_plot *p, int xlog)
     return isfinite(gap) ? 0.8 * gap : 0.8;
 }
 
-int plot_bar_geometry(const pare_plot *p, const plot_frame *f, const plot_series *s, int bar_index, int i,
-                      double *tx0, double *tx1, double *ybot, double *ytop)
+int plot_bar_geometry(const pare_plot *p, const plot_frame *f, const plot_series *s, int bar_index, int i, double *tx0,
+                      double *tx1, double *ybot, double *ytop)
 {
     double y = s->y[i];
     double cx = s->x ? plot_axis_transform(&f->axis[PARE_AXIS_X], s->x[i]) : (double)i;
@@ -145,7 +145,7 @@ int plot_bar_geometry(const pare_plot *p, const plot_frame *f, const plot_series
 /* ---------------------------------------------------------------- ranges */
 
 typedef struct {
-    double lo, hi;             /* in transformed units */
+    double lo, hi;               /* in transformed units */
     double sticky_lo, sticky_hi; /* extreme values the range must not be padded beyond (bar bases, cell edges) */
     int any, any_sticky;
 } range_acc;
@@ -251,12 +251,8 @@ void plot_fit_ranges(const pare_plot *p, plot_frame *f)
             }
             break;
         }
-        case PARE_SERIES_HLINE:
-            acc_add(&acc[ya], plot_axis_transform(Y, s->value));
-            break;
-        case PARE_SERIES_VLINE:
-            acc_add(&acc[PARE_AXIS_X], plot_axis_transform(X, s->value));
-            break;
+        case PARE_SERIES_HLINE: acc_add(&acc[ya], plot_axis_transform(Y, s->value)); break;
+        case PARE_SERIES_VLINE: acc_add(&acc[PARE_AXIS_X], plot_axis_transform(X, s->value)); break;
         case PARE_SERIES_HEATMAP:
             if (s->rows > 0 && s->cols > 0) {
                 acc_add_sticky(&acc[PARE_AXIS_X], -0.5);

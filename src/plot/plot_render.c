@@ -319,8 +319,8 @@ static void draw_title(render_ctx *r, const char *title)
             }
             w = pare_text_width(buf, s);
             int x = (width - w) / 2;
-            pare_canvas_text(r->c, x < 0 ? 0 : x, f->title_y + (pare_text_height(r->scale + 1) - pare_text_height(s)), buf,
-                             s, TEXT);
+            pare_canvas_text(r->c, x < 0 ? 0 : x, f->title_y + (pare_text_height(r->scale + 1) - pare_text_height(s)),
+                             buf, s, TEXT);
             return;
         }
     }
@@ -384,8 +384,8 @@ pare_status pare_plot_render(const pare_plot *p, pare_canvas *c, pare_error *err
     return PARE_OK;
 }
 
-pare_status pare_plot_write_png(const pare_plot *p, const char *path, int width, int height,
-                                const pare_png_meta *meta, pare_error *err)
+pare_status pare_plot_write_png(const pare_plot *p, const char *path, int width, int height, const pare_png_meta *meta,
+                                pare_error *err)
 {
     if (width == 0)
         width = PARE_PLOT_DEFAULT_WIDTH;

@@ -11,8 +11,9 @@
 /* Braille dot bits by (row, column) within a cell, as numbered by Unicode (dots 1-8). */
 static const uint8_t BRAILLE_BIT[4][2] = {{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}};
 /* Quadrant blocks indexed by upper-left | upper-right << 1 | lower-left << 2 | lower-right << 3. */
-static const char *const QUADRANTS[16] = {" ", "\u2598", "\u259d", "\u2580", "\u2596", "\u258c", "\u259e", "\u259b",
-                                          "\u2597", "\u259a", "\u2590", "\u259c", "\u2584", "\u2599", "\u259f", "\u2588"};
+static const char *const QUADRANTS[16] = {" ",      "\u2598", "\u259d", "\u2580", "\u2596", "\u258c",
+                                          "\u259e", "\u259b", "\u2597", "\u259a", "\u2590", "\u259c",
+                                          "\u2584", "\u2599", "\u259f", "\u2588"};
 static const char *const SHADES[4] = {"\u2591", "\u2592", "\u2593", "\u2588"};
 static const char ASCII_SHADES[] = " .:-=+*#%@";
 static const char ASCII_LINES[] = "*+:%@&=~";
@@ -23,7 +24,8 @@ typedef struct {
         *fill_swatch;
 } box_chars;
 
-static const box_chars UNICODE_BOX = {"\u2502", "\u2500", "\u2514", "\u2518", "\u2524", "\u251c", "\u252c", "\u2500", "\u2588"};
+static const box_chars UNICODE_BOX = {"\u2502", "\u2500", "\u2514", "\u2518", "\u2524",
+                                      "\u251c", "\u252c", "\u2500", "\u2588"};
 static const box_chars ASCII_BOX = {"|", "-", "+", "+", "+", "+", "+", "-", "#"};
 
 void pare_term_cell_dots(pare_term_mode mode, int *dots_x, int *dots_y)
@@ -38,11 +40,11 @@ typedef struct {
     pare_term_grid *g;
     pare_term_mode mode;
     const box_chars *box;
-    int sx, sy;       /* dots per cell */
-    int aw, ah;       /* plot area in cells */
-    uint8_t *bits;    /* per area cell: dots set */
-    uint8_t *color;   /* per area cell: colour of the last series drawn there */
-    char *ascii;      /* per area cell: character of that series (ASCII mode) */
+    int sx, sy;     /* dots per cell */
+    int aw, ah;     /* plot area in cells */
+    uint8_t *bits;  /* per area cell: dots set */
+    uint8_t *color; /* per area cell: colour of the last series drawn there */
+    char *ascii;    /* per area cell: character of that series (ASCII mode) */
 } term_ctx;
 
 static pare_term_cell *cell_at(pare_term_grid *g, int col, int row)
@@ -167,7 +169,8 @@ static void draw_points_series(term_ctx *t, const plot_series *s, int index)
         to_dots(t, X, Y, plot_series_x(s, i), s->y[i], &x, &y);
         if (s->kind == PARE_SERIES_AREA && t->mode != PARE_TERM_ASCII && isfinite(px) && isfinite(x)) {
             /* the fill: columns between the two points down to the baseline */
-            int c0 = clamp_dot(floor(fmin(px, x)), 0, t->aw * t->sx - 1), c1 = clamp_dot(floor(fmax(px, x)), -1, t->aw * t->sx - 1);
+            int c0 = clamp_dot(floor(fmin(px, x)), 0, t->aw * t->sx - 1),
+                c1 = clamp_dot(floor(fmax(px, x)), -1, t->aw * t->sx - 1);
             for (int c = c0; c <= c1; c++) {
                 double u = x != px ? (c + 0.5 - px) / (x - px) : 0;
                 u = u < 0 ? 0 : u > 1 ? 1 : u;
@@ -258,7 +261,8 @@ static void draw_heatmap(term_ctx *t, const plot_series *s)
                 snprintf(ch, sizeof ch, "%c", ASCII_SHADES[1 + (int)(tz * 8.999)]);
             else
                 snprintf(ch, sizeof ch, "%s", SHADES[(int)(tz * 3.999)]);
-            put_cell(t->g, f->pub.x0 + cx, f->pub.y0 + cy, ch, PARE_TERM_COLOR_RAMP((int)(tz * (PARE_TERM_RAMP_LEVELS - 0.001))));
+            put_cell(t->g, f->pub.x0 + cx, f->pub.y0 + cy, ch,
+                     PARE_TERM_COLOR_RAMP((int)(tz * (PARE_TERM_RAMP_LEVELS - 0.001))));
         }
     }
 }
@@ -420,7 +424,8 @@ static pare_status check_terminal_args(const pare_plot *p, int cols, int rows, p
     if ((unsigned)mode > PARE_TERM_ASCII)
         return pare_fail(err, PARE_EINVAL, "plot '%s': unknown terminal mode %d", plot_display_name(p), (int)mode);
     if (cols < 16 || rows < 6 || cols > 4096 || rows > 4096)
-        return pare_fail(err, PARE_EINVAL, "plot '%s': a terminal plot needs 16..4096 columns and 6..4096 rows, not %d x %d",
+        return pare_fail(err, PARE_EINVAL,
+                         "plot '%s': a terminal plot needs 16..4096 columns and 6..4096 rows, not %d x %d",
                          plot_display_name(p), cols, rows);
     return PARE_OK;
 }
@@ -441,8 +446,8 @@ pare_status pare_plot_layout_terminal(const pare_plot *p, int cols, int rows, pa
     return st;
 }
 
-pare_status pare_plot_render_terminal(const pare_plot *p, int cols, int rows, pare_term_mode mode,
-                                      pare_term_grid **out, pare_error *err)
+pare_status pare_plot_render_terminal(const pare_plot *p, int cols, int rows, pare_term_mode mode, pare_term_grid **out,
+                                      pare_error *err)
 {
     *out = NULL;
     pare_status st = check_terminal_args(p, cols, rows, mode, err);
@@ -455,8 +460,18 @@ pare_status pare_plot_render_terminal(const pare_plot *p, int cols, int rows, pa
         g->cols = cols;
         g->rows = rows;
         g->cells = calloc((size_t)cols * rows, sizeof *g->cells);
-        t = (term_ctx){p, f, g, mode, mode == PARE_TERM_ASCII ? &ASCII_BOX : &UNICODE_BOX, 0, 0,
-                       f->pub.x1 - f->pub.x0, f->pub.y1 - f->pub.y0, NULL, NULL, NULL};
+        t = (term_ctx){p,
+                       f,
+                       g,
+                       mode,
+                       mode == PARE_TERM_ASCII ? &ASCII_BOX : &UNICODE_BOX,
+                       0,
+                       0,
+                       f->pub.x1 - f->pub.x0,
+                       f->pub.y1 - f->pub.y0,
+                       NULL,
+                       NULL,
+                       NULL};
         pare_term_cell_dots(mode, &t.sx, &t.sy);
         size_t n = (size_t)t.aw * t.ah;
         t.bits = calloc(n, 1);

@@ -168,8 +168,10 @@ pare_status runplot_budget_items(json_t *row, pare_budget_item **items, int *n, 
     json_t *mt;
     json_array_foreach(mats, i, mt) {
         const char *kind = json_string_value(json_object_get(mt, "kind")) ?: "dense";
-        json_int_t out = json_integer_value(json_object_get(mt, "out")), in = json_integer_value(json_object_get(mt, "in"));
-        json_int_t oo = json_integer_value(json_object_get(mt, "orig_out")), oi = json_integer_value(json_object_get(mt, "orig_in"));
+        json_int_t out = json_integer_value(json_object_get(mt, "out")),
+                   in = json_integer_value(json_object_get(mt, "in"));
+        json_int_t oo = json_integer_value(json_object_get(mt, "orig_out")),
+                   oi = json_integer_value(json_object_get(mt, "orig_in"));
         json_t *dp = json_object_get(mt, "dense_params"), *kp = json_object_get(mt, "params");
         if (!json_is_number(kp) || oo <= 0 || oi <= 0) {
             free(it);

@@ -28,7 +28,8 @@ pare_status runrec_load(const char *arg, runrec *r, pare_error *err)
     if (!r->root)
         return pare_file_exists(r->path)
                    ? pare_fail(err, PARE_EFORMAT, "%s:%d: not valid JSON: %s", r->path, je.line, je.text)
-                   : pare_fail(err, PARE_EIO, "%s: no run record (run.json) there; is it a pare run output folder?", arg);
+                   : pare_fail(err, PARE_EIO, "%s: no run record (run.json) there; is it a pare run output folder?",
+                               arg);
     r->results = json_object_get(r->root, "results");
     r->status = json_string_value(json_object_get(r->root, "status"));
     if (!json_is_array(r->results) || !r->status) {

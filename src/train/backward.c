@@ -333,8 +333,7 @@ size_t pare_count_targets(const int32_t *targets, size_t n)
     return k;
 }
 
-static pare_status check_targets(const pare_model *m, const int32_t *targets, size_t n, size_t *valid,
-                                 pare_error *err)
+static pare_status check_targets(const pare_model *m, const int32_t *targets, size_t n, size_t *valid, pare_error *err)
 {
     int V = m->cfg.vocab_size;
     for (size_t i = 0; i < n; i++)
@@ -414,8 +413,8 @@ static void bias_backward(float *db, const float *dy, int N, int out)
     }
 }
 
-void pare_linear_backward(const pare_linear *l, pare_linear_grad *gl, const float *x, const float *dy, int N,
-                          float *dx, int accumulate_dx, float *thin, float *d_thin, float *wtmp)
+void pare_linear_backward(const pare_linear *l, pare_linear_grad *gl, const float *x, const float *dy, int N, float *dx,
+                          int accumulate_dx, float *thin, float *d_thin, float *wtmp)
 {
     float bx = accumulate_dx ? 1.0f : 0.0f;
     if (l->b && gl->b)
@@ -463,8 +462,8 @@ void pare_linear_backward(const pare_linear *l, pare_linear_grad *gl, const floa
 
 /* RMSNorm y = x * r * w with r = 1/sqrt(mean(x^2) + eps):
  * dx = r * (dy*w - xn * mean(dy*w * xn)) with xn = x * r, added to dx[N, C]; dw[C] += sum dy * xn. */
-static void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *rstd,
-                             const float *w, int N, int C)
+static void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *rstd, const float *w,
+                             int N, int C)
 {
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int i = 0; i < N; i++) {
@@ -566,11 +565,11 @@ static void attention_backward(const pare_config *c, const pare_layer_acts *la, 
         for (int r = 0; r < rep; r++) {
             int h = kh * rep + r;
             float beta = r ? 1.0f : 0.0f;
-            const float *q = la->q + (size_t)b * T * qd + (size_t)h * hd;     /* [T, hd] stride qd */
+            const float *q = la->q + (size_t)b * T * qd + (size_t)h * hd;      /* [T, hd] stride qd */
             const float *dy = g->d_atty + (size_t)b * T * qd + (size_t)h * hd; /* [T, hd] stride qd */
             float *dq = g->d_q + (size_t)b * T * qd + (size_t)h * hd;
             const float *P = la->att + ((size_t)b * H + h) * T * T; /* [T, T] */
-            float *dS = g->d_att + ((size_t)b * H + h) * T * T;      /* [T, T] */
+            float *dS = g->d_att + ((size_t)b * H + h) * T * T;     /* [T, T] */
             /* dV[T, hd] (+)= P^T dY */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dy, qd, beta, dv, kvd);
             /* dP[T, T] = dY V^T */
@@ -647,8 +646,7 @@ static void block_backward(const pare_model *m, int l, pare_acts *a, pare_grads 
         pare_linear_backward(&blk->up, &gb->up, la->ln2, g->d_fc1, N, g->d_ln, 0, th, dth, wt);
     }
     /* d_res [N, C] += norm2^T d_ln: the residual path's gradient plus the norm's; now dL/d(res1) */
-    norm_backward(m, g->d_res, gb->norm2_w, gb->norm2_b, g->d_ln, la->res1, la->ln2_mean, la->ln2_rstd, blk->norm2_w,
-                  N);
+    norm_backward(m, g->d_res, gb->norm2_w, gb->norm2_b, g->d_ln, la->res1, la->ln2_mean, la->ln2_rstd, blk->norm2_w, N);
     /* attention: res1 = x + o(attn(q, k, v)) */
     /* d_atty [N, H*hd] = d_res W_o */
     pare_linear_backward(&blk->o, &gb->o, la->atty, g->d_res, N, g->d_atty, 0, th, dth, wt);
@@ -684,12 +682,11 @@ static void embed_backward(const pare_model *m, pare_grads *g, const int32_t *id
     }
 }
 
-static pare_status backward_sweep(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids, int B,
-                                  int T);
+static pare_status backward_sweep(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids, int B, int T);
 
 /* The checks both entry points make before touching the logits or the gradients. */
-static pare_status check_backward(const pare_model *m, const pare_acts *a, pare_grads *g, const int32_t *ids,
-                                  int B, int T, pare_error *err)
+static pare_status check_backward(const pare_model *m, const pare_acts *a, pare_grads *g, const int32_t *ids, int B,
+                                  int T, pare_error *err)
 {
     const pare_config *c = &m->cfg;
     if (g->model != m)
@@ -699,13 +696,15 @@ static pare_status check_backward(const pare_model *m, const pare_acts *a, pare_
                          "backward: batch %d x %d exceeds the activations' %d x %d or the gradients' %d x %d", B, T,
                          a->B, a->T, g->B, g->T);
     if (!a->keep_all && c->n_layers > 1)
-        return pare_fail(err, PARE_EINVAL, "backward: the activations were allocated without keep_all; "
-                                           "allocate them with keep_all = 1 for training");
+        return pare_fail(err, PARE_EINVAL,
+                         "backward: the activations were allocated without keep_all; "
+                         "allocate them with keep_all = 1 for training");
     layout L = {.m = m, .g = g, .check = 1};
     walk(&L);
     if (L.mismatch || L.n != g->n_params || L.floats != g->param_floats)
-        return pare_fail(err, PARE_EINVAL, "backward: the model's layers changed shape or storage after the "
-                                           "gradients were allocated; allocate them again after compressing");
+        return pare_fail(err, PARE_EINVAL,
+                         "backward: the model's layers changed shape or storage after the "
+                         "gradients were allocated; allocate them again after compressing");
     int N = B * T, V = c->vocab_size;
     for (int i = 0; i < N; i++)
         if (ids[i] < 0 || ids[i] >= V)
@@ -714,8 +713,8 @@ static pare_status check_backward(const pare_model *m, const pare_acts *a, pare_
     return PARE_OK;
 }
 
-pare_status pare_backward(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids,
-                          const int32_t *targets, int B, int T, pare_error *err)
+pare_status pare_backward(const pare_model *m, pare_acts *a, pare_grads *g, const int32_t *ids, const int32_t *targets,
+                          int B, int T, pare_error *err)
 {
     pare_status rc = check_backward(m, a, g, ids, B, T, err);
     if (rc)

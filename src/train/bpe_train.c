@@ -38,7 +38,7 @@ static int32_t table_find(strmap *m, const unsigned char *s, size_t n, int32_t i
 typedef struct {
     uint64_t key; /* (a << 32 | b) + 1; 0 = empty */
     int64_t count;
-    int banned;   /* merging it would give the special token's text */
+    int banned; /* merging it would give the special token's text */
 } pair_slot;
 
 typedef struct {
@@ -192,8 +192,8 @@ static pare_status write_json(const trainer *t, const char *special, const char 
     }
     pare_status st = PARE_OK;
     if (ok) {
-        json_t *added = json_pack("[{s:i, s:s, s:b, s:b, s:b, s:b, s:b}]", "id", 0, "content", special, "single_word", 0,
-                                  "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1);
+        json_t *added = json_pack("[{s:i, s:s, s:b, s:b, s:b, s:b, s:b}]", "id", 0, "content", special, "single_word",
+                                  0, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1);
         json_t *bytelevel[3];
         const int prefix[3] = {0, 1, 1}, trim[3] = {1, 0, 1};
         for (int i = 0; i < 3; i++)
@@ -204,8 +204,9 @@ static pare_status write_json(const trainer *t, const char *special, const char 
                                   "byte_fallback", 0, "ignore_merges", 0, "vocab", vocab, "merges", merges);
         ok = added && bytelevel[0] && bytelevel[1] && bytelevel[2] && model &&
              !json_object_set_new(root, "version", json_string("1.0")) &&
-             !json_object_set_new(root, "truncation", json_null()) && !json_object_set_new(root, "padding", json_null()) &&
-             !json_object_set_new(root, "added_tokens", added) && !json_object_set_new(root, "normalizer", json_null()) &&
+             !json_object_set_new(root, "truncation", json_null()) &&
+             !json_object_set_new(root, "padding", json_null()) && !json_object_set_new(root, "added_tokens", added) &&
+             !json_object_set_new(root, "normalizer", json_null()) &&
              !json_object_set_new(root, "pre_tokenizer", bytelevel[0]) &&
              !json_object_set_new(root, "post_processor", bytelevel[1]) &&
              !json_object_set_new(root, "decoder", bytelevel[2]) && !json_object_set_new(root, "model", model);
@@ -235,8 +236,10 @@ pare_status pare_bpe_train(const char *text, size_t len, const pare_bpe_opts *o,
     }
     const char *special = o->special ? o->special : "<|endoftext|>";
     if (o->vocab_size < 258 || o->vocab_size > (1 << 20))
-        return pare_fail(err, PARE_EINVAL, "vocab_size %d: a byte-level BPE needs 258 to %d ids (1 special, 256 bytes, "
-                                           "merges)", o->vocab_size, 1 << 20);
+        return pare_fail(err, PARE_EINVAL,
+                         "vocab_size %d: a byte-level BPE needs 258 to %d ids (1 special, 256 bytes, "
+                         "merges)",
+                         o->vocab_size, 1 << 20);
     if (strlen(special) < 2 || strlen(special) > 256)
         return pare_fail(err, PARE_EINVAL, "special token '%s': needs 2 to 256 bytes", special);
     if (!out_path)

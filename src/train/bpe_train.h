@@ -8,20 +8,20 @@
 #include "core/error.h"
 
 typedef struct {
-    int vocab_size;        /* ids in all: the special token, the 256 bytes and the merges (default 2048) */
-    int min_frequency;     /* a pair seen fewer times ends training early (default 2) */
-    const char *special;   /* id 0, an added special token (default "<|endoftext|>", the end of text) */
+    int vocab_size;      /* ids in all: the special token, the 256 bytes and the merges (default 2048) */
+    int min_frequency;   /* a pair seen fewer times ends training early (default 2) */
+    const char *special; /* id 0, an added special token (default "<|endoftext|>", the end of text) */
 } pare_bpe_opts;
 
 void pare_bpe_defaults(pare_bpe_opts *o);
 
 typedef struct {
-    int vocab_size;          /* ids written (smaller than asked when pairs ran out) */
+    int vocab_size; /* ids written (smaller than asked when pairs ran out) */
     int merges;
     size_t words, unique_words; /* pre-tokenized words of the text */
-    size_t bytes;            /* of the text */
-    size_t symbols_before;   /* the words' symbols before any merge (= bytes) and after all of them: */
-    size_t symbols_after;    /* the tokens the training text encodes to */
+    size_t bytes;               /* of the text */
+    size_t symbols_before;      /* the words' symbols before any merge (= bytes) and after all of them: */
+    size_t symbols_after;       /* the tokens the training text encodes to */
 } pare_bpe_report;
 
 /* Trains on text[0..len) and writes the tokenizer.json to out_path (atomically). progress is told

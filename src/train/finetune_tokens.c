@@ -126,7 +126,8 @@ pare_status pare_train_windows(const pare_token_stream *s, uint64_t seed, long s
                                pare_error *err)
 {
     if (seq < 2 || count < 1)
-        return pare_fail(err, PARE_EINVAL, "training windows: %d windows of %d tokens; need at least 1 of 2", count, seq);
+        return pare_fail(err, PARE_EINVAL, "training windows: %d windows of %d tokens; need at least 1 of 2", count,
+                         seq);
     if (s->n < (size_t)seq)
         return pare_fail(err, PARE_EINVAL, "%s: %zu tokens, shorter than one training window of %d", s->path, s->n, seq);
     size_t starts = s->n - (size_t)seq + 1;

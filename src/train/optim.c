@@ -85,8 +85,9 @@ pare_status pare_lr_check(const pare_lr_schedule *s, pare_error *err)
         return pare_fail(err, PARE_EINVAL, "learning rates: floor %g and peak %g must satisfy 0 <= floor <= peak",
                          s->lr_min, s->lr_max);
     if (s->total < 1 || s->warmup < 0 || s->warmup > s->total)
-        return pare_fail(err, PARE_EINVAL, "schedule: %ld warmup steps of %ld in all; need 0 <= warmup <= total, total >= 1",
-                         s->warmup, s->total);
+        return pare_fail(err, PARE_EINVAL,
+                         "schedule: %ld warmup steps of %ld in all; need 0 <= warmup <= total, total >= 1", s->warmup,
+                         s->total);
     if (s->decay != PARE_LR_COSINE && s->decay != PARE_LR_LINEAR && s->decay != PARE_LR_CONSTANT)
         return pare_fail(err, PARE_EINVAL, "schedule: unknown decay kind %d", (int)s->decay);
     return PARE_OK;

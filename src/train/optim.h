@@ -19,9 +19,9 @@ void pare_adamw_defaults(pare_adamw_opts *o);
  * pare_grads it was made for (and so tied to that model layout). */
 typedef struct {
     pare_adamw_opts o;
-    long step;       /* updates taken so far */
-    float *m, *v;    /* [n] */
-    size_t n;        /* = grads->param_floats */
+    long step;    /* updates taken so far */
+    float *m, *v; /* [n] */
+    size_t n;     /* = grads->param_floats */
     const pare_grads *g;
 } pare_adamw;
 

@@ -31,8 +31,8 @@ static int truncate(const double *X, int p, int q, int k, double *G, double *ev,
 {
     cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, p, q, 1.0, X, q, 0.0, G, p);
     lapack_int found = 0;
-    lapack_int info = LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'L', p, G, p, 0.0, 0.0, p - k + 1, p, 0.0, &found,
-                                     ev, Ut, k, isuppz);
+    lapack_int info = LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'L', p, G, p, 0.0, 0.0, p - k + 1, p, 0.0, &found, ev,
+                                     Ut, k, isuppz);
     if (info != 0 || found != k)
         return -1;
     for (int i = 0; i < p; i++) /* ascending -> descending */
@@ -232,8 +232,10 @@ pare_status pare_factorize_sparse(pare_linear *l, int rank, const float *importa
     double scale = nk ? kv[(size_t)ceil(q * (double)nk) - 1 < nk ? (size_t)ceil(q * (double)nk) - 1 : nk - 1] : 0;
     free(kv);
     if (!(scale > 0)) {
-        rc = pare_fail(err, PARE_EINVAL, "%s: the importance's %g-quantile over the kept weights is zero; nothing to "
-                                         "weight by", l->name, q);
+        rc = pare_fail(err, PARE_EINVAL,
+                       "%s: the importance's %g-quantile over the kept weights is zero; nothing to "
+                       "weight by",
+                       l->name, q);
         goto done;
     }
     for (size_t i = 0; i < N; i++) {

@@ -8,26 +8,26 @@
 #include "core/linear.h"
 
 typedef struct {
-    int max_iters;    /* EM iterations after the plain-SVD start (default 30; 0 gives the plain SVD) */
-    double tol;       /* stop once an iteration lowers the objective by less than tol of it (default 1e-3) */
-    double *history;  /* optional [history_cap]: the objective at the start and after each accepted iteration */
+    int max_iters;   /* EM iterations after the plain-SVD start (default 30; 0 gives the plain SVD) */
+    double tol;      /* stop once an iteration lowers the objective by less than tol of it (default 1e-3) */
+    double *history; /* optional [history_cap]: the objective at the start and after each accepted iteration */
     int history_cap;
-    double quantile;  /* pare_factorize_sparse: the importance is divided by this quantile of its values on
+    double quantile; /* pare_factorize_sparse: the importance is divided by this quantile of its values on
                          the kept weights and clipped to 1 (default 1: the maximum, no clipping); lower
                          values stop a few outsized scores from leaving every other weight near zero */
 } pare_wsvd_opts;
 
 typedef struct {
-    int iters;                /* EM iterations accepted */
-    int rejected;             /* iterations whose objective came out higher in floating point (then it stops);
+    int iters;    /* EM iterations accepted */
+    int rejected; /* iterations whose objective came out higher in floating point (then it stops);
                                  0 in exact arithmetic, where EM never increases the objective */
     int history_len;
-    double weight_total;      /* Σ wt·W² (the objective of the zero matrix) */
-    double objective_plain;   /* Σ wt (W - Z)² of the plain rank-k SVD of the sparse matrix */
-    double objective;         /* of the result */
-    double rel_error_plain;   /* sqrt(objective_plain / weight_total) */
-    double rel_error;         /* sqrt(objective / weight_total) */
-    double rel_dense_error;   /* ||W - A B||_F / ||W||_F, unweighted, of the result */
+    double weight_total;    /* Σ wt·W² (the objective of the zero matrix) */
+    double objective_plain; /* Σ wt (W - Z)² of the plain rank-k SVD of the sparse matrix */
+    double objective;       /* of the result */
+    double rel_error_plain; /* sqrt(objective_plain / weight_total) */
+    double rel_error;       /* sqrt(objective / weight_total) */
+    double rel_dense_error; /* ||W - A B||_F / ||W||_F, unweighted, of the result */
 } pare_wsvd_report;
 
 void pare_wsvd_defaults(pare_wsvd_opts *o);

@@ -33,11 +33,15 @@ pare_status pare_fop_check(const pare_fop_opts *o, pare_error *err)
     if (!(o->sparsity >= 0 && o->sparsity < 1))
         return pare_fail(err, PARE_EINVAL, "sparsity %g must be in [0, 1)", o->sparsity);
     if (o->total < 1 || o->warmup < 0 || o->cooldown < 0)
-        return pare_fail(err, PARE_EINVAL, "pruning schedule: %ld steps, warmup %ld, cooldown %ld: need steps >= 1 and "
-                                           "non-negative warmup and cooldown", o->total, o->warmup, o->cooldown);
+        return pare_fail(err, PARE_EINVAL,
+                         "pruning schedule: %ld steps, warmup %ld, cooldown %ld: need steps >= 1 and "
+                         "non-negative warmup and cooldown",
+                         o->total, o->warmup, o->cooldown);
     if (o->sparsity > 0 && o->warmup + o->cooldown >= o->total)
-        return pare_fail(err, PARE_EINVAL, "pruning schedule: warmup %ld + cooldown %ld steps leave no pruning phase "
-                                           "in %ld steps", o->warmup, o->cooldown, o->total);
+        return pare_fail(err, PARE_EINVAL,
+                         "pruning schedule: warmup %ld + cooldown %ld steps leave no pruning phase "
+                         "in %ld steps",
+                         o->warmup, o->cooldown, o->total);
     if (o->every < 1)
         return pare_fail(err, PARE_EINVAL, "pruning: mask update interval %d must be at least 1", o->every);
     if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
@@ -67,8 +71,10 @@ pare_status pare_fop_prepare(pare_model *m, pare_error *err)
     pare_model_linears(m, ls, n);
     for (int i = 0; i < n; i++) {
         if (ls[i]->kind == PARE_LIN_FACTORED) {
-            pare_status rc = pare_fail(err, PARE_EINVAL, "%s is factorized: pruning during fine-tuning needs full "
-                                                        "(dense or masked) matrices", ls[i]->name);
+            pare_status rc = pare_fail(err, PARE_EINVAL,
+                                       "%s is factorized: pruning during fine-tuning needs full "
+                                       "(dense or masked) matrices",
+                                       ls[i]->name);
             free(ls);
             return rc;
         }
@@ -160,8 +166,10 @@ pare_status pare_fop_accumulate(pare_fop_state *s, const pare_grads *g, pare_err
     for (int i = 0; i < s->count; i++) {
         const pare_param *p = param_of(g, s->mats[i].lin->w);
         if (!p || !p->grad_dense || p->n != s->mats[i].n)
-            return pare_fail(err, PARE_EINVAL, "%s: no dense gradient (allocate the gradients with "
-                                               "PARE_GRADS_DENSE_MASKED after pare_fop_prepare)", s->mats[i].lin->name);
+            return pare_fail(err, PARE_EINVAL,
+                             "%s: no dense gradient (allocate the gradients with "
+                             "PARE_GRADS_DENSE_MASKED after pare_fop_prepare)",
+                             s->mats[i].lin->name);
     }
     float b1 = (float)s->o.beta1, b2 = (float)s->o.beta2;
     int movement = s->o.method == PARE_FOP_MOVEMENT, sens = s->o.method == PARE_FOP_SENSITIVITY;

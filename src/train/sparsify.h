@@ -65,10 +65,10 @@ typedef struct {
 
 typedef struct {
     pare_fop_opts o;
-    int count;              /* the decoder-block linears, pare_model_linears order */
+    int count; /* the decoder-block linears, pare_model_linears order */
     pare_fop_matrix *mats;
-    size_t weights;         /* Σ n */
-    long updates;           /* score accumulations so far */
+    size_t weights; /* Σ n */
+    long updates;   /* score accumulations so far */
     float *slab;
 } pare_fop_state;
 

@@ -33,8 +33,10 @@ pare_status pare_trainer_new(pare_model *m, const pare_train_opts *o, pare_train
 {
     *out = NULL;
     if (o->batch < 1 || o->seq < 2 || o->accum < 1)
-        return pare_fail(err, PARE_EINVAL, "training batch %d x %d with %d micro-batches: need batch >= 1, "
-                                           "sequence >= 2 tokens, micro-batches >= 1", o->batch, o->seq, o->accum);
+        return pare_fail(err, PARE_EINVAL,
+                         "training batch %d x %d with %d micro-batches: need batch >= 1, "
+                         "sequence >= 2 tokens, micro-batches >= 1",
+                         o->batch, o->seq, o->accum);
     pare_status rc = pare_lr_check(&o->lr, err);
     if (rc)
         return rc;

@@ -12,12 +12,12 @@
 #include "optim.h"
 
 typedef struct {
-    int batch, seq;         /* one micro-batch: sequences x tokens (default 8 x 256) */
-    int accum;              /* micro-batches per optimizer step (default 1) */
-    pare_adamw_opts adamw;  /* default pare_adamw_defaults */
-    pare_lr_schedule lr;    /* default cosine from 3e-4 to 3e-5 over 1000 steps, no warmup */
-    double clip;            /* largest global gradient norm; <= 0 turns clipping off (default 1.0) */
-    int grad_flags;         /* PARE_GRADS_* (e.g. keep dense gradients of masked weights) */
+    int batch, seq;        /* one micro-batch: sequences x tokens (default 8 x 256) */
+    int accum;             /* micro-batches per optimizer step (default 1) */
+    pare_adamw_opts adamw; /* default pare_adamw_defaults */
+    pare_lr_schedule lr;   /* default cosine from 3e-4 to 3e-5 over 1000 steps, no warmup */
+    double clip;           /* largest global gradient norm; <= 0 turns clipping off (default 1.0) */
+    int grad_flags;        /* PARE_GRADS_* (e.g. keep dense gradients of masked weights) */
 } pare_train_opts;
 
 void pare_train_defaults(pare_train_opts *o);
@@ -25,11 +25,11 @@ void pare_train_defaults(pare_train_opts *o);
 typedef struct {
     pare_model *m;
     pare_train_opts o;
-    pare_acts *acts;     /* keep_all activations for one micro-batch */
-    pare_grads *grads;   /* after a step: the accumulated (clipped) gradients it applied */
+    pare_acts *acts;   /* keep_all activations for one micro-batch */
+    pare_grads *grads; /* after a step: the accumulated (clipped) gradients it applied */
     pare_adamw *opt;
-    int32_t *targets;    /* [batch, seq] next-token targets when the caller passes none */
-    long step;           /* optimizer steps taken */
+    int32_t *targets; /* [batch, seq] next-token targets when the caller passes none */
+    long step;        /* optimizer steps taken */
 } pare_trainer;
 
 typedef struct {

@@ -18,15 +18,14 @@
 #include "targets.h"
 
 /* Used when the input has no PARE_FUZZ_SEP: then the whole input is --set arguments. */
-static const char DEFAULT_DECLS[] =
-    "ratio = {0.3, \"fraction of parameters removed\", min = 0, max = 0.95},\n"
-    "rank = {8, \"rank\", min = 1, max = 4096},\n"
-    "method = {\"svd\", \"method\", choices = {\"svd\", \"asvd\", \"wanda\"}},\n"
-    "verbose = {false, \"log more\"},\n"
-    "calib = {nil, \"calibration text\", type = \"string\", optional = true},\n"
-    "steps = {nil, \"steps\", type = \"integer\", min = 0},\n"
-    "lr = {1e-3, \"learning rate\", type = \"number\", choices = {1e-3, 1e-4, 3e-4}},\n"
-    "bits = {4, \"bits\", type = \"integer\", choices = {2, 4, 8}},\n";
+static const char DEFAULT_DECLS[] = "ratio = {0.3, \"fraction of parameters removed\", min = 0, max = 0.95},\n"
+                                    "rank = {8, \"rank\", min = 1, max = 4096},\n"
+                                    "method = {\"svd\", \"method\", choices = {\"svd\", \"asvd\", \"wanda\"}},\n"
+                                    "verbose = {false, \"log more\"},\n"
+                                    "calib = {nil, \"calibration text\", type = \"string\", optional = true},\n"
+                                    "steps = {nil, \"steps\", type = \"integer\", min = 0},\n"
+                                    "lr = {1e-3, \"learning rate\", type = \"number\", choices = {1e-3, 1e-4, 3e-4}},\n"
+                                    "bits = {4, \"bits\", type = \"integer\", choices = {2, 4, 8}},\n";
 
 /* The recipe: the declarations are evaluated as a table constructor in an empty environment (no
  * globals; the harness also removes the string methods, the only other way out), and run(p) checks

@@ -83,8 +83,8 @@ const char *fuzz_dir(void)
         return made > 0 ? fuzz_root : NULL;
     struct stat st;
     const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-                       : getenv("TMPDIR") && *getenv("TMPDIR")                                           ? getenv("TMPDIR")
-                                                                                                         : "/tmp";
+                       : getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
+                                                               : "/tmp";
     snprintf(fuzz_root, sizeof fuzz_root, "%s/pare-fuzz-XXXXXX", base);
     made = mkdtemp(fuzz_root) ? 1 : -1;
     if (made < 0) {
@@ -152,12 +152,12 @@ static void restore_limit(void (*set)(uint64_t, const char *), int was_set_here)
 }
 
 /* an invariant the parser promises is broken: a finding like a crash */
-#define FUZZ_ASSERT(cond)                                                                                      \
-    do {                                                                                                       \
-        if (!(cond)) {                                                                                         \
-            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond);                   \
-            abort();                                                                                           \
-        }                                                                                                      \
+#define FUZZ_ASSERT(cond)                                                                                              \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: fuzz invariant failed: %s\n", __FILE__, __LINE__, #cond);                          \
+            abort();                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 /* converts every small tensor of an opened file to F32, then closes it */
@@ -278,8 +278,9 @@ static void fuzz_tokenizer_normalizer(const uint8_t *data, size_t size)
         return;
     static const char head[] = "{\"normalizer\": ";
     char tail[8192];
-    size_t tl = (size_t)snprintf(tail, sizeof tail, ", \"model\": {\"type\": \"BPE\", \"byte_fallback\": true, "
-                                                     "\"merges\": [], \"vocab\": {\"x\": 0");
+    size_t tl = (size_t)snprintf(tail, sizeof tail,
+                                 ", \"model\": {\"type\": \"BPE\", \"byte_fallback\": true, "
+                                 "\"merges\": [], \"vocab\": {\"x\": 0");
     for (int b = 0; b < 256; b++)
         tl += (size_t)snprintf(tail + tl, sizeof tail - tl, ", \"<0x%02X>\": %d", b, b + 1);
     tl += (size_t)snprintf(tail + tl, sizeof tail - tl, "}}}");
@@ -367,7 +368,7 @@ static const char *tokenizer_bin_path(void)
     len = 4;
     for (int i = 0; i < N; i++) {
         char piece[16];
-        int pl = i < 3 ? snprintf(piece, sizeof piece, "%s", (const char *[]){"<unk>", "<s>", "</s>"}[i])
+        int pl = i < 3     ? snprintf(piece, sizeof piece, "%s", (const char *[]){"<unk>", "<s>", "</s>"}[i])
                  : i < 259 ? snprintf(piece, sizeof piece, "<0x%02X>", i - 3)
                            : snprintf(piece, sizeof piece, "p%d", i);
         float score = -(float)i;
@@ -456,11 +457,14 @@ static void fuzz_task(const uint8_t *data, size_t size)
 
 /* The architecture a pare export folder states unless the input brings its own config.json: LLaMA,
  * hidden 8, FFN 16, one layer, 2 heads over 1 KV head, vocabulary 32. */
-static const char MANIFEST_CONFIG[] =
-    "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 8, "
-    "\"intermediate_size\": 16, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
-    "\"num_key_value_heads\": 1, \"vocab_size\": 32, \"max_position_embeddings\": 16, \"rms_norm_eps\": 1e-05, "
-    "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false, \"bos_token_id\": 1, \"eos_token_id\": 2}";
+static const char MANIFEST_CONFIG[] = "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
+                                      "\"hidden_size\": 8, "
+                                      "\"intermediate_size\": 16, \"num_hidden_layers\": 1, \"num_attention_heads\": "
+                                      "2, "
+                                      "\"num_key_value_heads\": 1, \"vocab_size\": 32, \"max_position_embeddings\": "
+                                      "16, \"rms_norm_eps\": 1e-05, "
+                                      "\"rope_theta\": 10000.0, \"tie_word_embeddings\": false, \"bos_token_id\": 1, "
+                                      "\"eos_token_id\": 2}";
 
 /* A pare-format export folder: pare.json, then (after PARE_FUZZ_SEP) model.safetensors, then
  * optionally config.json (else MANIFEST_CONFIG). A model that loads is run forward on 4 tokens and
