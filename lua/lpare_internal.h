@@ -72,6 +72,8 @@ int lp_is_busy(lua_State *L, int idx);
 /* Raises "pare.FNAME: interrupted" once the host says the run is cancelled (marking it cancelled), so
  * that a recipe catching the cancellation with pcall cannot start another step. */
 void lp_check_interrupted(lua_State *L, const char *fname);
+/* Registers the guards' metatable (luaopen_pare). */
+void lp_busy_open(lua_State *L);
 /* Fields of the table on the stack top. */
 void lp_set_int(lua_State *L, const char *k, lua_Integer v);
 void lp_set_num(lua_State *L, const char *k, double v);
