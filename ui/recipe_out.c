@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/fileio.h"
+#include "core/tasks.h"
 #include "core/version.h"
 
 /* The shortest %g form that strtod reads back as v. */
@@ -233,8 +234,10 @@ pare_status tui_recipe_text(const tui_state *st, const tui_config *cfg, const tu
         quote(f, set->task);
     else
         fputs("nil", f);
-    fprintf(f, ", \"zero-shot task: piqa, arc-easy, boolq or hellaswag\", type = \"string\"%s},\n",
-            set->task[0] ? "" : ", optional = true");
+    fputs(", \"zero-shot task: ", f);
+    for (int k = 0; k < PARE_TASK_KINDS; k++)
+        fprintf(f, "%s%s", k == 0 ? "" : k + 1 < PARE_TASK_KINDS ? ", " : " or ", PARE_TASK_NAMES[k]);
+    fprintf(f, "\", type = \"string\"%s},\n", set->task[0] ? "" : ", optional = true");
     declare_text(f, "task_data", set->task_data, "the task's data file or folder");
     fprintf(f, "    task_limit = {%lld, \"score only the first N items of the task (0: all)\", min = 0},\n",
             set->task_limit > 0 ? set->task_limit : 0);

@@ -212,7 +212,8 @@ int cmd_eval(int argc, char **argv)
         {"limit-tokens", OPT_SIZE, &o.limit_tokens, "evaluate only the first N tokens"},
         {"batch", OPT_INT, &o.batch, cli_help_default("windows per forward pass", o.batch)},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
-        {"task", OPT_STR, &task, "zero-shot task instead of --data: piqa, arc-easy, boolq, hellaswag"},
+        {"task", OPT_STR, &task,
+         cli_help("zero-shot task instead of --data: %s", cli_names(PARE_TASK_NAMES, ", ", ", "))},
         {"task-data", OPT_STR, &task_data, "the task's file as published, or its folder"},
         {"limit", OPT_SIZE, &limit, "--task: score only the first N items"},
         {"batch-tokens", OPT_INT, &zo.batch_tokens,
@@ -243,7 +244,7 @@ int cmd_eval(int argc, char **argv)
             return cli_error("eval", &err);
         }
         if (!task) {
-            pare_fail(&err, PARE_EINVAL, "--task-data needs --task NAME (piqa, arc-easy, boolq, hellaswag)");
+            pare_fail(&err, PARE_EINVAL, "--task-data needs --task NAME (%s)", cli_names(PARE_TASK_NAMES, ", ", ", "));
             return cli_error("eval", &err);
         }
         int bad_out = dump ? cli_check_out("eval", "--dump-requests", dump) : 0;

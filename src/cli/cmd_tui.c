@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/tasks.h"
 #include "core/fileio.h"
 #include "tui.h"
 
@@ -30,7 +31,7 @@ int cmd_tui(int argc, char **argv)
         {"eval", OPT_STR, &eval, "evaluation text for e / F6"},
         {"window", OPT_INT, &set.window, cli_help_default("evaluation window", set.window)},
         {"limit-tokens", OPT_SIZE, &limit_sz, "evaluate only the first N tokens (default: all)"},
-        {"task", OPT_STR, &task, "zero-shot task e also scores: piqa | arc-easy | boolq | hellaswag"},
+        {"task", OPT_STR, &task, cli_help("zero-shot task e also scores: %s", cli_names(PARE_TASK_NAMES, " | ", " | "))},
         {"task-data", OPT_STR, &task_data, "the task's data file or folder (as pare eval --task-data)"},
         {"task-limit", OPT_SIZE, &task_limit, "score only the first N items of the task (default: all)"},
         {"out", OPT_STR, &out, "session folder for recipes, exports, plots (default $PARE_RUNS/tui-TIME)"},

@@ -15,33 +15,39 @@
 #include "fileio.h"
 #include "memcheck.h"
 
+const char *const PARE_TASK_NAMES[PARE_TASK_KINDS + 1] = {[PARE_TASK_PIQA] = "piqa",
+                                                          [PARE_TASK_ARC_EASY] = "arc-easy",
+                                                          [PARE_TASK_BOOLQ] = "boolq",
+                                                          [PARE_TASK_HELLASWAG] = "hellaswag",
+                                                          [PARE_TASK_KINDS] = NULL};
+
 static const struct {
-    const char *name;
     const char *alias;
     const char *template_text;
 } KINDS[PARE_TASK_KINDS] = {
-    [PARE_TASK_PIQA] = {"piqa", NULL, "\"Question: {goal}\\nAnswer:\" + \" {sol1|sol2}\""},
-    [PARE_TASK_ARC_EASY] = {"arc-easy", "arc_easy", "\"Question: {question.stem}\\nAnswer:\" + \" {choice text}\""},
-    [PARE_TASK_BOOLQ] = {"boolq", NULL, "\"{passage}\\nQuestion: {question}?\\nAnswer:\" + \" no\" | \" yes\""},
-    [PARE_TASK_HELLASWAG] = {"hellaswag", NULL,
-                             "preprocess(\"{activity_label}: {ctx_a} {ctx_b.capitalize()}\") + \" \" + "
-                             "preprocess(ending)"},
+    [PARE_TASK_PIQA] = {NULL, "\"Question: {goal}\\nAnswer:\" + \" {sol1|sol2}\""},
+    [PARE_TASK_ARC_EASY] = {"arc_easy", "\"Question: {question.stem}\\nAnswer:\" + \" {choice text}\""},
+    [PARE_TASK_BOOLQ] = {NULL, "\"{passage}\\nQuestion: {question}?\\nAnswer:\" + \" no\" | \" yes\""},
+    [PARE_TASK_HELLASWAG] = {NULL, "preprocess(\"{activity_label}: {ctx_a} {ctx_b.capitalize()}\") + \" \" + "
+                                   "preprocess(ending)"},
 };
 
 pare_status pare_task_kind_parse(const char *name, pare_task_kind *kind, pare_error *err)
 {
     for (int k = 0; k < PARE_TASK_KINDS; k++)
-        if (name && (strcmp(name, KINDS[k].name) == 0 || (KINDS[k].alias && strcmp(name, KINDS[k].alias) == 0))) {
+        if (name && (strcmp(name, PARE_TASK_NAMES[k]) == 0 || (KINDS[k].alias && strcmp(name, KINDS[k].alias) == 0))) {
             *kind = (pare_task_kind)k;
             return PARE_OK;
         }
-    return pare_fail(err, PARE_EINVAL, "unknown task '%s'; known tasks: piqa, arc-easy, boolq, hellaswag",
-                     name ? name : "");
+    char known[128] = "";
+    for (int k = 0; k < PARE_TASK_KINDS; k++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", k ? ", " : "", PARE_TASK_NAMES[k]);
+    return pare_fail(err, PARE_EINVAL, "unknown task '%s'; known tasks: %s", name ? name : "", known);
 }
 
 const char *pare_task_kind_name(pare_task_kind kind)
 {
-    return (unsigned)kind < PARE_TASK_KINDS ? KINDS[kind].name : "?";
+    return (unsigned)kind < PARE_TASK_KINDS ? PARE_TASK_NAMES[kind] : "?";
 }
 
 const char *pare_task_template(pare_task_kind kind)

@@ -30,7 +30,9 @@ typedef struct {
     pare_task_item *items;
 } pare_task;
 
-/* "piqa", "arc-easy", "boolq", "hellaswag" (also "arc_easy"). Unknown names are PARE_EINVAL with the list. */
+/* The tasks' names, indexed by pare_task_kind and NULL-terminated: "piqa", "arc-easy", "boolq", "hellaswag". */
+extern const char *const PARE_TASK_NAMES[PARE_TASK_KINDS + 1];
+/* A name of PARE_TASK_NAMES (also "arc_easy"). Unknown names are PARE_EINVAL with the list. */
 pare_status pare_task_kind_parse(const char *name, pare_task_kind *kind, pare_error *err);
 const char *pare_task_kind_name(pare_task_kind kind);
 /* The template as a one-line human string, e.g. "Question: {goal}\nAnswer:" + " {sol1|sol2}". */
