@@ -129,7 +129,7 @@ FORMAT_FILES = $(shell find src lua ui tests tools -name '*.[ch]' | sort)
 .PHONY: format-check
 format-check:
 	@command -v clang-format >/dev/null || { echo "make format-check needs clang-format; run: sudo apt-get install -y clang-format"; exit 1; }
-	clang-format --dry-run --Werror $(FORMAT_FILES)
+	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "format-check: $(words $(FORMAT_FILES)) files as .clang-format writes them"
 
 test: deps pare $(OPT_DIR)/pare_tests layering
 	@PARE_BIN=./pare $(OPT_DIR)/pare_tests $(T) $(TEST)
