@@ -202,19 +202,22 @@ static uint64_t next_u64(value_reader *r)
 
 static void push_value(lua_State *L, value_reader *r, int depth);
 
+/* A float made of 8 input bytes taken as its bits: any value, NaN and infinities included. */
+static void push_float_bits(lua_State *L, value_reader *r)
+{
+    uint64_t bits = next_u64(r);
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    lua_pushnumber(L, d);
+}
+
 /* A key: a small or large integer, a float (1.5, inf; NaN keys are skipped), a string, a boolean, a table. */
 static void push_key(lua_State *L, value_reader *r, int depth)
 {
     switch (next_byte(r) % 6) {
     case 0: lua_pushinteger(L, next_byte(r)); break;
     case 1: lua_pushinteger(L, (lua_Integer)next_u64(r)); break;
-    case 2: {
-        uint64_t bits = next_u64(r);
-        double d;
-        memcpy(&d, &bits, sizeof d);
-        lua_pushnumber(L, d);
-        break;
-    }
+    case 2: push_float_bits(L, r); break;
     case 3: lua_pushboolean(L, next_byte(r) & 1); break;
     case 4: push_value(L, r, depth); break; /* any value as a key: a table, a function... */
     default: {
@@ -238,13 +241,7 @@ static void push_value(lua_State *L, value_reader *r, int depth)
         op = 0;
     switch (op % 10) {
     case 0: lua_pushinteger(L, (lua_Integer)next_u64(r)); return;
-    case 1: {
-        uint64_t bits = next_u64(r);
-        double d;
-        memcpy(&d, &bits, sizeof d);
-        lua_pushnumber(L, d);
-        return;
-    }
+    case 1: push_float_bits(L, r); return;
     case 2: push_key(L, r, depth); return;
     case 3: lua_pushboolean(L, op & 16); return;
     case 4: {
