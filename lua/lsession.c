@@ -221,7 +221,6 @@ int lsession_set_arg(lsession *s, const char *arg, char *msg, size_t cap)
         lsandbox_allow(s->L, eq + 1, 0);
     return rc;
 }
-void lsession_allow(lsession *s, const char *path) { lsandbox_allow(s->L, path, 0); }
 void lsession_help(lsession *s, FILE *f) { lrecipe_help(s->L, s->recipe, f); }
 
 /* mkdir -p */

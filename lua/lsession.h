@@ -38,15 +38,13 @@ typedef struct lsession lsession;
 
 /* Flags of lsession_open. LS_SANDBOX: the recipe runs in the sandbox of lsandbox.h (no processes,
  * libraries or debug access; files only under the model and the paths given with lsession_set or
- * lsession_allow for reading, under OUT for writing). */
+ * lsession_open's allow list for reading, under OUT for writing). */
 enum { LS_SANDBOX = 1 };
 
 /* Loads the recipe's declarations (running its top-level code). allow[0..n_allow-1]: paths a sandboxed
  * recipe may read, granted before that code runs. On failure returns NULL with the message in msg. */
 lsession *lsession_open(const char *recipe, const ls_sink *sink, unsigned flags, const char *const *allow, int n_allow,
                         char *msg, size_t cap);
-/* Sandboxed sessions: lets the recipe read path (and what is under it). */
-void lsession_allow(lsession *s, const char *path);
 void lsession_close(lsession *s);
 lua_State *lsession_lua(lsession *s);
 /* --set name=value; -1 with a message naming the parameter on failure. */
