@@ -72,6 +72,7 @@ typedef struct {
     src_kind src;
     const void *p;
     const pare_linear *l[3];
+    int part_rows[3]; /* rows each of l takes in the stacked tensor: its own, or F for a narrowed FFN part */
     int nl;
     int rows, cols;
     int transpose; /* SRC_DENSE stored [cols, rows]: GPT-2's Conv1D keeps weights as [in, out] */
@@ -330,15 +331,16 @@ static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_er
                 continue;
             /* one tensor for l, or for every kind fused with it (stacked along out; written at the first) */
             const pare_linear *part[3];
-            int n_parts = 0, rows = 0, cols = pare_lin_kinds[k].in == PARE_DIM_FFN ? F : l->in, first = 1;
+            int part_rows[3], n_parts = 0, rows = 0, cols = pare_lin_kinds[k].in == PARE_DIM_FFN ? F : l->in, first = 1;
             for (int j = 0; j < PARE_LIN_KINDS; j++) {
                 int same = j == k || (fused && pare_lin_kinds[j].fused[c->arch] &&
                                       !strcmp(pare_lin_kinds[j].fused[c->arch], fused));
                 if (!same || !b->lin[j].out || n_parts == 3)
                     continue;
                 first &= j >= k;
+                part_rows[n_parts] = pare_lin_kinds[j].out == PARE_DIM_FFN ? F : b->lin[j].out;
+                rows += part_rows[n_parts];
                 part[n_parts++] = &b->lin[j];
-                rows += pare_lin_kinds[j].out == PARE_DIM_FFN ? F : b->lin[j].out;
             }
             if (!first)
                 continue;
@@ -351,11 +353,13 @@ static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_er
                                  name)))
                 break;
             memcpy(last(pl)->l, part, (size_t)n_parts * sizeof *part);
+            memcpy(last(pl)->part_rows, part_rows, (size_t)n_parts * sizeof *part_rows);
             last(pl)->nl = n_parts, last(pl)->rows = rows, last(pl)->cols = cols, last(pl)->transpose = conv1d;
             if (l->b) {
                 if ((rc = add_tensor(pl, SRC_BIAS, dt, rows, 0, NULL, err, "%s.bias", name)))
                     break;
                 memcpy(last(pl)->l, part, (size_t)n_parts * sizeof *part);
+                memcpy(last(pl)->part_rows, part_rows, (size_t)n_parts * sizeof *part_rows);
                 last(pl)->nl = n_parts, last(pl)->rows = rows;
             }
         }
@@ -483,7 +487,7 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
     if (o->producer)
         json_object_set_new(root, "producer", json_string(o->producer));
     json_object_set_new(root, "source", json_string(m->path));
-    json_object_set_new(root, "architecture", json_string(pare_arch_name(c->arch)));
+    json_object_set_new(root, "architecture", json_string(pare_family_class(c)));
     json_object_set_new(root, "weights", json_string(WEIGHTS_FILE));
     json_object_set_new(root, "mask_encoding", json_string("U8 [out, in], one byte per weight, 1 = kept"));
     json_object_set_new(root, "ffn_widths", widths);
@@ -656,7 +660,7 @@ static pare_status fill_tensor(const tensor_plan *t, unsigned char *out, pare_er
                     }
                 free(d);
             }
-            ro += l->out;
+            ro += t->part_rows[k]; /* Phi-3's gate_up_proj: up starts at row F even when gate was narrowed */
         }
     }
     if (t->dtype == PARE_DT_F32)

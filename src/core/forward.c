@@ -1,5 +1,6 @@
 /* Forward pass: embeddings, pre-norm decoder blocks (RMSNorm or LayerNorm; causal attention with
- * RoPE and GQA; SwiGLU or gelu_new MLP), final norm, LM head. Matmuls go through sgemm; the rest
+ * RoPE, GQA, optional sliding window and q/k norms; SwiGLU, GELU-tanh gated or gelu_new MLP; Gemma's
+ * post-branch norms), final norm, LM head, for every family of pare_families. Matmuls go through sgemm; the rest
  * are row loops. */
 #include "forward.h"
 #include "memcheck.h"
@@ -11,11 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Floats of one layer's activations; the optional ones only where the family computes them. */
 static size_t layer_floats(const pare_config *c, size_t N, size_t B, size_t T)
 {
+    const pare_family_info *f = &pare_families[c->family];
     size_t C = (size_t)c->dim, F = (size_t)c->ffn_dim, qd = (size_t)c->n_heads * c->head_dim,
            kvd = (size_t)c->n_kv_heads * c->head_dim;
-    return 4 * N * C + 6 * N + 2 * N * qd + 2 * N * kvd + B * c->n_heads * T * T + 3 * N * F;
+    size_t n = 4 * N * C + 6 * N + 2 * N * qd + 2 * N * kvd + B * c->n_heads * T * T + 3 * N * F;
+    if (f->qk_norm)
+        n += N * (qd + kvd) + N * (size_t)(c->n_heads + c->n_kv_heads);
+    if (f->gemma)
+        n += 2 * N * C + 2 * N;
+    return n;
 }
 
 static size_t scratch_width(const pare_config *c)
@@ -71,6 +79,7 @@ pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, par
            kvd = (size_t)c->n_kv_heads * c->head_dim;
     float *p = a->slab;
 #define TAKE(dst, n) ((dst) = p, p += (n))
+    const pare_family_info *fam = &pare_families[c->family];
     for (size_t l = 0; l < nl; l++) {
         pare_layer_acts *la = &a->layers[l];
         TAKE(la->ln1, N * C);
@@ -78,6 +87,18 @@ pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, par
         TAKE(la->ln1_rstd, N);
         TAKE(la->q, N * qd);
         TAKE(la->k, N * kvd);
+        if (fam->qk_norm) {
+            TAKE(la->q_pre, N * qd);
+            TAKE(la->q_rstd, N * (size_t)c->n_heads);
+            TAKE(la->k_pre, N * kvd);
+            TAKE(la->k_rstd, N * (size_t)c->n_kv_heads);
+        }
+        if (fam->gemma) {
+            TAKE(la->attn_out, N * C);
+            TAKE(la->attn_out_rstd, N);
+            TAKE(la->mlp_out, N * C);
+            TAKE(la->mlp_out_rstd, N);
+        }
         TAKE(la->v, N * kvd);
         TAKE(la->att, (size_t)B * c->n_heads * T * T);
         TAKE(la->atty, N * qd);
@@ -112,9 +133,12 @@ void pare_acts_free(pare_acts *a)
 
 pare_layer_acts *pare_acts_layer(pare_acts *a, int l) { return &a->layers[a->keep_all ? l : 0]; }
 
-/* out[N, C] = RMSNorm(x) * w; rstd[N] kept for the backward pass. */
-static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+/* out[N, C] = RMSNorm(x) * w, or * (1 + w) for Gemma's norms (plus_one); rstd[N] kept for the backward
+ * pass. Also serves per-head norms: N rows of C = hd. */
+static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps,
+                            int plus_one)
 {
+    float one = plus_one ? 1.0f : 0.0f;
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C;
@@ -125,7 +149,7 @@ static void rmsnorm_forward(float *out, float *rstd, const float *x, const float
         rstd[i] = r;
         float *o = out + (size_t)i * C;
         for (int j = 0; j < C; j++)
-            o[j] = xi[j] * r * w[j];
+            o[j] = xi[j] * r * (w[j] + one);
     }
 }
 
@@ -160,16 +184,18 @@ static void norm_forward(const pare_model *m, float *out, float *mean, float *rs
     if (m->cfg.arch == PARE_ARCH_GPT2)
         layernorm_forward(out, mean, rstd, x, w, b, N, m->cfg.dim, m->cfg.norm_eps);
     else
-        rmsnorm_forward(out, rstd, x, w, N, m->cfg.dim, m->cfg.norm_eps);
+        rmsnorm_forward(out, rstd, x, w, N, m->cfg.dim, m->cfg.norm_eps, pare_families[m->cfg.family].gemma);
 }
 
-/* Rotates pairs (i, i + hd/2) of every head by the position's angles (HF rotate_half convention). */
-static void rope_forward(const pare_model *m, float *x, int heads, int B, int T)
+/* Rotates pairs (i, i + hd/2) of every head by the position's angles (HF rotate_half convention);
+ * cos_t/sin_t [max_pos, hd/2] are the layer's table. */
+static void rope_forward(const pare_config *c, const float *cos_t, const float *sin_t, float *x, int heads, int B,
+                         int T)
 {
-    int hd = m->cfg.head_dim, half = hd / 2, width = heads * hd;
+    int hd = c->head_dim, half = hd / 2, width = heads * hd;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            const float *cs = m->rope_cos + (size_t)t * half, *sn = m->rope_sin + (size_t)t * half;
+            const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
             float *row = x + ((size_t)b * T + t) * width;
             for (int h = 0; h < heads; h++) {
                 float *v = row + h * hd;
@@ -182,12 +208,15 @@ static void rope_forward(const pare_model *m, float *x, int heads, int B, int T)
         }
 }
 
-/* Causal attention per (batch, head): scores = q k^T / sqrt(hd), softmax over j <= i, atty = P v.
- * Query head h reads key/value head h / (H / KV) (grouped-query attention). */
-static void attention_forward(const pare_config *c, pare_layer_acts *la, int B, int T)
+/* Causal attention per (batch, head): scores = q k^T * scale, softmax over the visible keys, atty = P v.
+ * Key j is visible to query i iff j <= i and, with a sliding window W > 0, i - j < W (transformers'
+ * sliding_window_overlay); the others get probability 0. Query head h reads key/value head h / (H / KV)
+ * (grouped-query attention). */
+static void attention_forward(const pare_config *c, pare_layer_acts *la, int B, int T, int window)
 {
     int H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv_heads * hd, rep = H / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
+    /* transformers: head_dim**-0.5, Gemma: query_pre_attn_scalar**-0.5 (Python floats) */
+    float scale = c->query_pre_attn_scalar > 0 ? (float)pow(c->query_pre_attn_scalar, -0.5) : 1.0f / sqrtf((float)hd);
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
@@ -198,17 +227,19 @@ static void attention_forward(const pare_config *c, pare_layer_acts *la, int B, 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, qd, k, kvd, 0.0f, s, T);
         for (int i = 0; i < T; i++) {
             float *row = s + (size_t)i * T;
-            float mx = row[0];
-            for (int j = 1; j <= i; j++)
+            int j0 = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0; /* first visible key */
+            float mx = row[j0];
+            for (int j = j0 + 1; j <= i; j++)
                 mx = row[j] > mx ? row[j] : mx;
             float sum = 0;
-            for (int j = 0; j <= i; j++) {
+            for (int j = j0; j <= i; j++) {
                 row[j] = expf(row[j] - mx);
                 sum += row[j];
             }
             float inv = 1.0f / sum;
-            for (int j = 0; j <= i; j++)
+            for (int j = j0; j <= i; j++)
                 row[j] *= inv;
+            memset(row, 0, (size_t)j0 * sizeof(float));
             memset(row + i + 1, 0, (size_t)(T - i - 1) * sizeof(float));
         }
         float *y = la->atty + (size_t)b * T * qd + (size_t)h * hd;
@@ -241,9 +272,14 @@ pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t 
         if (ids[i] < 0 || ids[i] >= V)
             return pare_fail(err, PARE_EINVAL, "forward: token id %d at position %d is outside the vocabulary (0..%d)",
                              ids[i], i, V - 1);
+    /* Gemma: x sqrt(C), the scale a fp32 tensor as transformers registers it */
+    float embed_scale = (float)sqrt((double)C);
+    int scaled = pare_families[c->family].gemma;
     for (int i = 0; i < N; i++) {
         float *e = a->emb + (size_t)i * C;
         memcpy(e, m->tok_emb + (size_t)ids[i] * C, (size_t)C * sizeof(float));
+        for (int j = 0; scaled && j < C; j++)
+            e[j] *= embed_scale;
         if (m->pos_emb) {
             const float *pe = m->pos_emb + (size_t)(i % T) * C;
             for (int j = 0; j < C; j++)
@@ -253,32 +289,53 @@ pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t 
     return PARE_OK;
 }
 
+/* Per-head RMSNorm of x [N, heads*hd] in place (q_norm / k_norm), keeping the input in pre. */
+static void head_norm_forward(const pare_model *m, const float *w, float *x, float *pre, float *rstd, int N, int heads)
+{
+    const pare_config *c = &m->cfg;
+    memcpy(pre, x, (size_t)N * heads * c->head_dim * sizeof(float));
+    rmsnorm_forward(x, rstd, pre, w, N * heads, c->head_dim, c->norm_eps, pare_families[c->family].gemma);
+}
+
 const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const float *x, int B, int T)
 {
     const pare_config *c = &m->cfg;
     const pare_block *blk = &m->blocks[l];
     pare_layer_acts *la = pare_acts_layer(a, l);
-    int N = B * T, C = c->dim;
+    int N = B * T, C = c->dim, gpt2 = c->arch == PARE_ARCH_GPT2, gemma = pare_families[c->family].gemma;
+    int sliding = !gpt2 && c->sliding_window > 0 && c->layer_sliding[l];
     norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, blk->norm1_w, blk->norm1_b, N);
     pare_linear_forward(&blk->q, la->ln1, N, la->q, a->scratch);
     pare_linear_forward(&blk->k, la->ln1, N, la->k, a->scratch);
     pare_linear_forward(&blk->v, la->ln1, N, la->v, a->scratch);
-    if (c->arch == PARE_ARCH_LLAMA) {
-        rope_forward(m, la->q, c->n_heads, B, T);
-        rope_forward(m, la->k, c->n_kv_heads, B, T);
+    if (blk->q_norm_w) {
+        head_norm_forward(m, blk->q_norm_w, la->q, la->q_pre, la->q_rstd, N, c->n_heads);
+        head_norm_forward(m, blk->k_norm_w, la->k, la->k_pre, la->k_rstd, N, c->n_kv_heads);
     }
-    attention_forward(c, la, B, T);
-    pare_linear_forward(&blk->o, la->atty, N, la->res1, a->scratch);
+    if (!gpt2) {
+        /* sliding layers of a model with a local RoPE base (Gemma-3) use that table */
+        int local = sliding && m->rope_local_cos;
+        const float *cs = local ? m->rope_local_cos : m->rope_cos, *sn = local ? m->rope_local_sin : m->rope_sin;
+        rope_forward(c, cs, sn, la->q, c->n_heads, B, T);
+        rope_forward(c, cs, sn, la->k, c->n_kv_heads, B, T);
+    }
+    attention_forward(c, la, B, T, sliding ? c->sliding_window : 0);
+    if (gemma) {
+        pare_linear_forward(&blk->o, la->atty, N, la->attn_out, a->scratch);
+        rmsnorm_forward(la->res1, la->attn_out_rstd, la->attn_out, blk->post_attn_norm_w, N, C, c->norm_eps, 1);
+    } else {
+        pare_linear_forward(&blk->o, la->atty, N, la->res1, a->scratch);
+    }
     add_rows(la->res1, la->res1, x, (size_t)N * C);
     norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->res1, blk->norm2_w, blk->norm2_b, N);
     size_t NF = (size_t)N * blk->up.out; /* this block's FFN width: channel pruning may have narrowed it */
-    if (c->arch == PARE_ARCH_LLAMA) {
+    if (!gpt2) {
         pare_linear_forward(&blk->gate, la->ln2, N, la->fc1, a->scratch);
         pare_linear_forward(&blk->up, la->ln2, N, la->fc2, a->scratch);
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
         for (size_t i = 0; i < NF; i++) {
             float g = la->fc1[i];
-            la->hmid[i] = g / (1.0f + expf(-g)) * la->fc2[i];
+            la->hmid[i] = (gemma ? gelu_tanh(g) : g / (1.0f + expf(-g))) * la->fc2[i];
         }
     } else {
         pare_linear_forward(&blk->up, la->ln2, N, la->fc1, a->scratch);
@@ -286,7 +343,12 @@ const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const 
         for (size_t i = 0; i < NF; i++)
             la->hmid[i] = gelu_tanh(la->fc1[i]);
     }
-    pare_linear_forward(&blk->down, la->hmid, N, la->res2, a->scratch);
+    if (gemma) {
+        pare_linear_forward(&blk->down, la->hmid, N, la->mlp_out, a->scratch);
+        rmsnorm_forward(la->res2, la->mlp_out_rstd, la->mlp_out, blk->post_ffn_norm_w, N, C, c->norm_eps, 1);
+    } else {
+        pare_linear_forward(&blk->down, la->hmid, N, la->res2, a->scratch);
+    }
     add_rows(la->res2, la->res2, la->res1, (size_t)N * C);
     return la->res2;
 }

@@ -13,18 +13,25 @@ typedef struct {
     float *ln1;      /* [N, C] normalized block input */
     float *ln1_mean; /* [N] (LayerNorm only) */
     float *ln1_rstd; /* [N] */
-    float *q;        /* [N, H*hd] after RoPE */
-    float *k;        /* [N, KV*hd] after RoPE */
+    float *q;        /* [N, H*hd] after RoPE (and q_norm) */
+    float *k;        /* [N, KV*hd] after RoPE (and k_norm) */
+    /* q_norm / k_norm (Qwen3, Gemma-3), else NULL: the projections before the per-head norm and the
+     * norm's 1/rms per row and head */
+    float *q_pre, *q_rstd; /* [N, H*hd], [N, H] */
+    float *k_pre, *k_rstd; /* [N, KV*hd], [N, KV] */
     float *v;        /* [N, KV*hd] */
     float *att;      /* [B, H, T, T] attention probabilities (zero above the diagonal) */
     float *atty;     /* [N, H*hd] attention output before o */
+    /* Gemma-3's post-attention norm, else NULL: o's output (its input) and its 1/rms */
+    float *attn_out, *attn_out_rstd; /* [N, C], [N] */
     float *res1;     /* [N, C] block input + attention */
     float *ln2;      /* [N, C] */
     float *ln2_mean; /* [N] */
     float *ln2_rstd; /* [N] */
-    float *fc1;      /* [N, F] gate (LLaMA) or c_fc (GPT-2) pre-activation */
+    float *fc1;      /* [N, F] gate (LLaMA; SiLU, Gemma: GELU-tanh) or c_fc (GPT-2) pre-activation */
     float *fc2;      /* [N, F] up (LLaMA only) */
     float *hmid;     /* [N, F] MLP hidden after activation: input of down / c_proj */
+    float *mlp_out, *mlp_out_rstd; /* [N, C], [N] Gemma-3's post-FFN norm input (down's output), else NULL */
     float *res2;     /* [N, C] block output */
 } pare_layer_acts;
 
@@ -33,7 +40,7 @@ typedef struct {
     int keep_all; /* 1: one pare_layer_acts per layer; 0: all layers share one (inference) */
     int n_layer_acts;
     pare_layer_acts *layers;
-    float *emb;                 /* [N, C] embeddings (block 0 input) */
+    float *emb;                 /* [N, C] embeddings (block 0 input; Gemma: x sqrt(C)) */
     float *lnf;                 /* [N, C] final norm output */
     float *lnf_mean, *lnf_rstd; /* [N] */
     float *logits;              /* [N, V] */

@@ -8,19 +8,20 @@
 
 /* clang-format off */
 const pare_lin_kind_info pare_lin_kinds[PARE_LIN_KINDS] = {
-    /*                 name    ffn input         out              in               LLaMA                GPT-2            fused: LLaMA, GPT-2 */
-    [PARE_LIN_Q]    = {"q",    0, PARE_IN_ATTN, PARE_DIM_QUERY,  PARE_DIM_HIDDEN, {"self_attn.q_proj", "attn.c_attn.q"}, {NULL, "attn.c_attn"}},
-    [PARE_LIN_K]    = {"k",    0, PARE_IN_ATTN, PARE_DIM_KV,     PARE_DIM_HIDDEN, {"self_attn.k_proj", "attn.c_attn.k"}, {NULL, "attn.c_attn"}},
-    [PARE_LIN_V]    = {"v",    0, PARE_IN_ATTN, PARE_DIM_KV,     PARE_DIM_HIDDEN, {"self_attn.v_proj", "attn.c_attn.v"}, {NULL, "attn.c_attn"}},
-    [PARE_LIN_O]    = {"o",    0, PARE_IN_O,    PARE_DIM_HIDDEN, PARE_DIM_QUERY,  {"self_attn.o_proj", "attn.c_proj"},   {NULL, NULL}},
-    [PARE_LIN_GATE] = {"gate", 1, PARE_IN_MLP,  PARE_DIM_FFN,    PARE_DIM_HIDDEN, {"mlp.gate_proj",    NULL},            {NULL, NULL}},
-    [PARE_LIN_UP]   = {"up",   1, PARE_IN_MLP,  PARE_DIM_FFN,    PARE_DIM_HIDDEN, {"mlp.up_proj",      "mlp.c_fc"},      {NULL, NULL}},
-    [PARE_LIN_DOWN] = {"down", 1, PARE_IN_DOWN, PARE_DIM_HIDDEN, PARE_DIM_FFN,    {"mlp.down_proj",    "mlp.c_proj"},    {NULL, NULL}},
+    /*                 name    ffn input         out              in               HF name: LLaMA, GPT-2, Phi-3                                     fused: LLaMA, GPT-2, Phi-3 */
+    [PARE_LIN_Q]    = {"q",    0, PARE_IN_ATTN, PARE_DIM_QUERY,  PARE_DIM_HIDDEN, {"self_attn.q_proj", "attn.c_attn.q", "self_attn.qkv_proj.q"},  {NULL, "attn.c_attn", "self_attn.qkv_proj"}},
+    [PARE_LIN_K]    = {"k",    0, PARE_IN_ATTN, PARE_DIM_KV,     PARE_DIM_HIDDEN, {"self_attn.k_proj", "attn.c_attn.k", "self_attn.qkv_proj.k"},  {NULL, "attn.c_attn", "self_attn.qkv_proj"}},
+    [PARE_LIN_V]    = {"v",    0, PARE_IN_ATTN, PARE_DIM_KV,     PARE_DIM_HIDDEN, {"self_attn.v_proj", "attn.c_attn.v", "self_attn.qkv_proj.v"},  {NULL, "attn.c_attn", "self_attn.qkv_proj"}},
+    [PARE_LIN_O]    = {"o",    0, PARE_IN_O,    PARE_DIM_HIDDEN, PARE_DIM_QUERY,  {"self_attn.o_proj", "attn.c_proj",   "self_attn.o_proj"},      {NULL, NULL, NULL}},
+    [PARE_LIN_GATE] = {"gate", 1, PARE_IN_MLP,  PARE_DIM_FFN,    PARE_DIM_HIDDEN, {"mlp.gate_proj",    NULL,            "mlp.gate_up_proj.gate"}, {NULL, NULL, "mlp.gate_up_proj"}},
+    [PARE_LIN_UP]   = {"up",   1, PARE_IN_MLP,  PARE_DIM_FFN,    PARE_DIM_HIDDEN, {"mlp.up_proj",      "mlp.c_fc",      "mlp.gate_up_proj.up"},   {NULL, NULL, "mlp.gate_up_proj"}},
+    [PARE_LIN_DOWN] = {"down", 1, PARE_IN_DOWN, PARE_DIM_HIDDEN, PARE_DIM_FFN,    {"mlp.down_proj",    "mlp.c_proj",    "mlp.down_proj"},         {NULL, NULL, NULL}},
 };
 
 const pare_arch_info pare_archs[PARE_ARCHS] = {
     [PARE_ARCH_LLAMA] = {"model.layers.%d.", 0},
     [PARE_ARCH_GPT2]  = {"transformer.h.%d.", 1},
+    [PARE_ARCH_PHI3]  = {"model.layers.%d.", 0},
 };
 /* clang-format on */
 

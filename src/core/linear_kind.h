@@ -5,7 +5,12 @@
 #ifndef PARE_LINEAR_KIND_H
 #define PARE_LINEAR_KIND_H
 
-typedef enum { PARE_ARCH_LLAMA, PARE_ARCH_GPT2, PARE_ARCHS } pare_arch;
+/* The weight layout of a checkpoint, i.e. how its block linears are named and stored: LLaMA-style
+ * separate projections under model.layers.N (Llama, Mistral, Qwen2/3, Gemma-3), GPT-2's Conv1D
+ * tensors under transformer.h.N, and Phi-3's fused qkv_proj / gate_up_proj under model.layers.N. The
+ * model family (pare_family, model.h) says what the forward computes; this says only where the
+ * weights are. */
+typedef enum { PARE_ARCH_LLAMA, PARE_ARCH_GPT2, PARE_ARCH_PHI3, PARE_ARCHS } pare_arch;
 
 /* Block order: the order of pare_model_linears, of the slab, and of every report by matrix. */
 typedef enum {
@@ -35,7 +40,8 @@ typedef struct {
      * no such matrix (GPT-2 has no gate). */
     const char *hf[PARE_ARCHS];
     /* The stored tensor holding it when several kinds share one, concatenated along out in kind order
-     * (GPT-2's c_attn holds q, k, v); NULL when stored alone under its own name. */
+     * (GPT-2's c_attn holds q, k, v; Phi-3's qkv_proj q, k, v and gate_up_proj gate, up); NULL when
+     * stored alone under its own name. */
     const char *fused[PARE_ARCHS];
 } pare_lin_kind_info;
 

@@ -13,9 +13,36 @@
 #include "model_pare.h"
 #include "safetensors.h"
 
-const char *pare_arch_name(pare_arch a) { return a == PARE_ARCH_LLAMA ? "LlamaForCausalLM" : "GPT2LMHeadModel"; }
+/* clang-format off */
+const pare_family_info pare_families[PARE_FAMILIES] = {
+    /*                        class                 model_type     name       layout           sliding              bias qkv qk gemma theta  eps */
+    [PARE_FAMILY_LLAMA]   = {"LlamaForCausalLM",   "llama",       "Llama",   PARE_ARCH_LLAMA, PARE_SLIDING_NONE,   1, 0, 0, 0, 1e4, 1e-6f},
+    [PARE_FAMILY_MISTRAL] = {"MistralForCausalLM", "mistral",     "Mistral", PARE_ARCH_LLAMA, PARE_SLIDING_ALL,    0, 0, 0, 0, 1e4, 1e-6f},
+    [PARE_FAMILY_QWEN2]   = {"Qwen2ForCausalLM",   "qwen2",       "Qwen2",   PARE_ARCH_LLAMA, PARE_SLIDING_QWEN,   0, 1, 0, 0, 1e4, 1e-6f},
+    [PARE_FAMILY_QWEN3]   = {"Qwen3ForCausalLM",   "qwen3",       "Qwen3",   PARE_ARCH_LLAMA, PARE_SLIDING_QWEN,   1, 0, 1, 0, 1e4, 1e-6f},
+    [PARE_FAMILY_PHI3]    = {"Phi3ForCausalLM",    "phi3",        "Phi-3",   PARE_ARCH_PHI3,  PARE_SLIDING_ALL,    0, 0, 0, 0, 1e4, 1e-5f},
+    [PARE_FAMILY_GEMMA3]  = {"Gemma3ForCausalLM",  "gemma3_text", "Gemma-3", PARE_ARCH_LLAMA, PARE_SLIDING_LAYERS, 1, 0, 1, 1, 1e6, 1e-6f},
+    [PARE_FAMILY_GPT2]    = {"GPT2LMHeadModel",    "gpt2",        "GPT-2",   PARE_ARCH_GPT2,  PARE_SLIDING_NONE,   1, 0, 0, 0, 0,   1e-5f},
+};
+/* clang-format on */
 
-#define SUPPORTED_ARCHS "LlamaForCausalLM, GPT2LMHeadModel"
+const char *pare_arch_name(pare_arch a)
+{
+    return a == PARE_ARCH_GPT2 ? "GPT2LMHeadModel" : a == PARE_ARCH_PHI3 ? "Phi3ForCausalLM" : "LlamaForCausalLM";
+}
+
+const char *pare_family_class(const pare_config *c)
+{
+    /* a config built by hand (pare train --arch gpt2) names its layout, not a family */
+    return c->arch == PARE_ARCH_GPT2 ? pare_families[PARE_FAMILY_GPT2].cls : pare_families[c->family].cls;
+}
+
+int pare_config_lin_bias(const pare_config *c, pare_lin_kind k)
+{
+    if (pare_lin_kinds[k].ffn)
+        return c->mlp_bias;
+    return c->attn_bias && !(k == PARE_LIN_O && pare_families[c->family].qkv_bias);
+}
 
 /* ---- config.json ---- */
 
@@ -28,15 +55,6 @@ static int get_int(json_t *o, const char *key, int *out)
     if (x < -1 || x > (1 << 30))
         return 0;
     *out = (int)x;
-    return 1;
-}
-
-static int get_num(json_t *o, const char *key, double *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_number(v))
-        return 0;
-    *out = json_number_value(v);
     return 1;
 }
 
@@ -60,6 +78,21 @@ static pare_status optional_int(json_t *o, const char *key, int *out, const char
     return v && !json_is_null(v) ? need_int(o, key, out, path, err) : PARE_OK;
 }
 
+/* An optional positive number that fp32 represents: absent or null keeps *out. where names the
+ * field as the file spells it ("rope_scaling.factor"). */
+static pare_status optional_pos(json_t *o, const char *key, const char *where, double *out, const char *path,
+                                pare_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return PARE_OK;
+    double x = json_is_number(v) ? json_number_value(v) : -1;
+    if (!(x > 0) || !isfinite((float)x) || !((float)x > 0))
+        return pare_fail(err, PARE_EFORMAT, "%s: \"%s\" must be a positive number that fp32 represents", path, where);
+    *out = x;
+    return PARE_OK;
+}
+
 /* An optional normalization epsilon: it must stay positive and finite once rounded to the fp32 the
  * forward computes in (1e308 becomes inf, 1e-50 becomes 0: both turn every norm into NaN). */
 static pare_status optional_eps(json_t *o, const char *key, float *out, const char *path, pare_error *err)
@@ -77,54 +110,201 @@ static pare_status optional_eps(json_t *o, const char *key, float *out, const ch
     return PARE_OK;
 }
 
-static pare_status config_llama(json_t *root, pare_config *c, const char *path, pare_error *err)
+/* One RoPE description: a rope_parameters object (transformers 5: rope_type, rope_theta and the
+ * scaling keys together) or a 4.x rope_scaling object (rope_type or type, no theta). where names it in
+ * messages. Types other than default, linear and llama3 are refused naming the field. */
+static pare_status parse_rope(json_t *o, const char *where, double *theta, pare_rope_scaling *rs, const char *path,
+                              pare_error *err)
 {
+    if (!o || json_is_null(o))
+        return PARE_OK;
+    if (!json_is_object(o))
+        return pare_fail(err, PARE_EFORMAT, "%s: \"%s\" must be an object", path, where);
     pare_status rc;
-    c->arch = PARE_ARCH_LLAMA;
+    char field[96];
+    snprintf(field, sizeof field, "%s.rope_theta", where);
+    if (theta && (rc = optional_pos(o, "rope_theta", field, theta, path, err)))
+        return rc;
+    const char *key = json_object_get(o, "rope_type") ? "rope_type" : "type";
+    json_t *t = json_object_get(o, key);
+    const char *type = json_is_string(t) ? json_string_value(t) : t && !json_is_null(t) ? "?" : "default";
+    if (!strcmp(type, "default")) /* keeps a scaling given elsewhere (rope_scaling beside rope_parameters) */
+        return PARE_OK;
+    memset(rs, 0, sizeof *rs);
+    if (strcmp(type, "linear") != 0 && strcmp(type, "llama3") != 0)
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: %s.%s \"%s\" is not supported; supported: default, linear, llama3", path, where, key,
+                         type);
+    rs->type = !strcmp(type, "linear") ? PARE_ROPE_LINEAR : PARE_ROPE_LLAMA3;
+    rs->factor = 0;
+    snprintf(field, sizeof field, "%s.factor", where);
+    if ((rc = optional_pos(o, "factor", field, &rs->factor, path, err)))
+        return rc;
+    if (!(rs->factor > 0))
+        return pare_fail(err, PARE_EFORMAT, "%s: %s.factor is missing (rope type \"%s\")", path, where, type);
+    if (rs->type == PARE_ROPE_LINEAR)
+        return PARE_OK;
+    rs->low_freq_factor = 0, rs->high_freq_factor = 0;
+    snprintf(field, sizeof field, "%s.low_freq_factor", where);
+    if ((rc = optional_pos(o, "low_freq_factor", field, &rs->low_freq_factor, path, err)))
+        return rc;
+    snprintf(field, sizeof field, "%s.high_freq_factor", where);
+    if ((rc = optional_pos(o, "high_freq_factor", field, &rs->high_freq_factor, path, err)))
+        return rc;
+    if (!get_int(o, "original_max_position_embeddings", &rs->original_max_pos) || rs->original_max_pos <= 0 ||
+        !(rs->low_freq_factor > 0) || !(rs->high_freq_factor > rs->low_freq_factor))
+        return pare_fail(err, PARE_EFORMAT,
+                         "%s: %s: llama3 RoPE needs factor, low_freq_factor < high_freq_factor and a positive "
+                         "original_max_position_embeddings",
+                         path, where);
+    return PARE_OK;
+}
+
+/* The RoPE settings: transformers 4.x writes rope_theta + rope_scaling at top level (Gemma-3 also
+ * rope_local_base_freq); 5.x writes rope_parameters, flat, or per layer type for Gemma-3
+ * ({"full_attention": {...}, "sliding_attention": {...}}). */
+static pare_status config_rope(json_t *root, pare_config *c, const char *path, pare_error *err)
+{
+    const pare_family_info *f = &pare_families[c->family];
+    pare_status rc;
+    c->rope_theta = f->default_theta;
+    if ((rc = optional_pos(root, "rope_theta", "rope_theta", &c->rope_theta, path, err)) ||
+        (rc = parse_rope(json_object_get(root, "rope_scaling"), "rope_scaling", NULL, &c->rope_scaling, path, err)))
+        return rc;
+    if (f->gemma) {
+        c->rope_local_theta = 10000.0;
+        if ((rc = optional_pos(root, "rope_local_base_freq", "rope_local_base_freq", &c->rope_local_theta, path, err)))
+            return rc;
+    }
+    json_t *rp = json_object_get(root, "rope_parameters");
+    json_t *full = json_object_get(rp, "full_attention"), *sliding = json_object_get(rp, "sliding_attention");
+    if (full || sliding) {
+        if ((rc = parse_rope(full, "rope_parameters.full_attention", &c->rope_theta, &c->rope_scaling, path, err)))
+            return rc;
+        pare_rope_scaling local = {0};
+        double *theta = f->gemma ? &c->rope_local_theta : &c->rope_theta;
+        if ((rc = parse_rope(sliding, "rope_parameters.sliding_attention", theta, &local, path, err)))
+            return rc;
+        /* a scaled local table is not what Gemma-3's layers compute in pare; never seen in a checkpoint */
+        if (local.type != PARE_ROPE_DEFAULT && (f->gemma || local.type != c->rope_scaling.type))
+            return pare_fail(err, PARE_EUNSUPPORTED,
+                             "%s: rope_parameters.sliding_attention.rope_type: only \"default\" is supported", path);
+    } else if ((rc = parse_rope(rp, "rope_parameters", &c->rope_theta, &c->rope_scaling, path, err))) {
+        return rc;
+    }
+    double prf = 1.0;
+    if ((rc = optional_pos(root, "partial_rotary_factor", "partial_rotary_factor", &prf, path, err)) ||
+        (rc = optional_pos(rp, "partial_rotary_factor", "rope_parameters.partial_rotary_factor", &prf, path, err)))
+        return rc;
+    if (prf != 1.0)
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: partial_rotary_factor %g is not supported (pare rotates whole heads; supported: 1)", path,
+                         prf);
+    return PARE_OK;
+}
+
+/* Which layers slide, per the family's rule; layer_types, when given, decides for every family. */
+static pare_status config_sliding(json_t *root, pare_config *c, const char *path, pare_error *err)
+{
+    const pare_family_info *f = &pare_families[c->family];
+    pare_status rc;
+    json_t *sw = json_object_get(root, "sliding_window");
+    int window = 0;
+    if (f->sliding == PARE_SLIDING_NONE)
+        return PARE_OK;
+    if (!sw && (c->family == PARE_FAMILY_MISTRAL || f->gemma))
+        window = 4096; /* the default of MistralConfig and Gemma3TextConfig */
+    else if (sw && !json_is_null(sw) && (rc = need_int(root, "sliding_window", &window, path, err)))
+        return rc;
+    json_t *types = json_object_get(root, "layer_types");
+    if (f->sliding == PARE_SLIDING_QWEN && !get_bool(root, "use_sliding_window", 0))
+        window = 0; /* Qwen2Config: sliding_window only "if use_sliding_window" */
+    if (!window)
+        return PARE_OK;
+    c->sliding_window = window;
+    if (json_is_array(types)) {
+        if ((int)json_array_size(types) != c->n_layers)
+            return pare_fail(err, PARE_EFORMAT, "%s: layer_types has %zu entries but num_hidden_layers is %d", path,
+                             json_array_size(types), c->n_layers);
+        for (int i = 0; i < c->n_layers; i++) {
+            const char *t = json_string_value(json_array_get(types, (size_t)i));
+            if (!t || (strcmp(t, "sliding_attention") != 0 && strcmp(t, "full_attention") != 0))
+                return pare_fail(err, PARE_EUNSUPPORTED,
+                                 "%s: layer_types[%d] \"%s\" is not supported; supported: full_attention, "
+                                 "sliding_attention",
+                                 path, i, t ? t : "?");
+            c->layer_sliding[i] = !strcmp(t, "sliding_attention");
+        }
+        return PARE_OK;
+    }
+    int first = 0, pattern = 6;
+    if (f->sliding == PARE_SLIDING_QWEN && (rc = optional_int(root, "max_window_layers", &first, path, err)))
+        return rc;
+    if (f->sliding == PARE_SLIDING_LAYERS && (rc = optional_int(root, "sliding_window_pattern", &pattern, path, err)))
+        return rc;
+    for (int i = 0; i < c->n_layers; i++)
+        c->layer_sliding[i] = f->sliding == PARE_SLIDING_LAYERS ? (i + 1) % pattern != 0 : i >= first;
+    return PARE_OK;
+}
+
+/* Settings transformers would honour and pare does not compute: refused by name, never ignored. */
+static pare_status refuse_unsupported(json_t *root, const char *path, pare_error *err)
+{
+    static const char *const nonnull[] = {"final_logit_softcapping", "attn_logit_softcapping"};
+    for (size_t i = 0; i < sizeof nonnull / sizeof *nonnull; i++) {
+        json_t *v = json_object_get(root, nonnull[i]);
+        if (v && !json_is_null(v))
+            return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s %g is not supported (pare computes no soft-capping)",
+                             path, nonnull[i], json_is_number(v) ? json_number_value(v) : NAN);
+    }
+    if (get_bool(root, "use_bidirectional_attention", 0))
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: use_bidirectional_attention true is not supported", path);
+    return PARE_OK;
+}
+
+/* A decoder of the LLaMA lineage: every family of pare_families but GPT-2. */
+static pare_status config_decoder(json_t *root, pare_config *c, const char *path, pare_error *err)
+{
+    const pare_family_info *f = &pare_families[c->family];
+    pare_status rc;
+    c->arch = f->arch;
     if ((rc = need_int(root, "hidden_size", &c->dim, path, err)) ||
         (rc = need_int(root, "num_hidden_layers", &c->n_layers, path, err)) ||
         (rc = need_int(root, "num_attention_heads", &c->n_heads, path, err)) ||
         (rc = need_int(root, "intermediate_size", &c->ffn_dim, path, err)) ||
         (rc = need_int(root, "vocab_size", &c->vocab_size, path, err)))
         return rc;
+    if (c->n_layers > PARE_MAX_LAYERS)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: num_hidden_layers %d exceeds pare's %d", path, c->n_layers,
+                         PARE_MAX_LAYERS);
     c->n_kv_heads = c->n_heads;
     if ((rc = optional_int(root, "num_key_value_heads", &c->n_kv_heads, path, err)))
         return rc;
     c->head_dim = c->dim / c->n_heads;
     c->max_pos = 2048;
-    c->norm_eps = 1e-6f;
+    c->norm_eps = f->default_eps;
     if ((rc = optional_int(root, "head_dim", &c->head_dim, path, err)) ||
         (rc = optional_int(root, "max_position_embeddings", &c->max_pos, path, err)) ||
         (rc = optional_eps(root, "rms_norm_eps", &c->norm_eps, path, err)))
         return rc;
-    json_t *act = json_object_get(root, "hidden_act");
-    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
-        return pare_fail(err, PARE_EUNSUPPORTED, "%s: hidden_act \"%s\" is not supported; supported: silu", path,
-                         json_is_string(act) ? json_string_value(act) : "?");
-    /* transformers 5 writes rope settings under rope_parameters; older versions at top level. */
-    c->rope_theta = 10000.0;
-    json_t *rp = json_object_get(root, "rope_parameters");
-    get_num(root, "rope_theta", &c->rope_theta);
-    if (json_is_object(rp))
-        get_num(rp, "rope_theta", &c->rope_theta);
-    /* either place may carry a scaling type; any but the default changes the angles */
-    json_t *places[2] = {rp, json_object_get(root, "rope_scaling")};
-    for (int i = 0; i < 2; i++) {
-        if (!json_is_object(places[i]))
-            continue;
-        json_t *t = json_object_get(places[i], "rope_type");
-        if (!t)
-            t = json_object_get(places[i], "type");
-        if (json_is_string(t) && strcmp(json_string_value(t), "default") != 0)
-            return pare_fail(err, PARE_EUNSUPPORTED, "%s: rope type \"%s\" is not supported; supported: default", path,
-                             json_string_value(t));
+    /* Gemma reads hidden_activation (its config also carries an unused hidden_act) */
+    const char *act_key = f->gemma ? "hidden_activation" : "hidden_act", *want = f->gemma ? "gelu_pytorch_tanh" : "silu";
+    json_t *act = json_object_get(root, act_key);
+    if (act && !json_is_null(act) && (!json_is_string(act) || strcmp(json_string_value(act), want) != 0))
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s \"%s\" is not supported; supported: %s", path, act_key,
+                         json_is_string(act) ? json_string_value(act) : "?", want);
+    if ((rc = refuse_unsupported(root, path, err)) || (rc = config_rope(root, c, path, err)) ||
+        (rc = config_sliding(root, c, path, err)))
+        return rc;
+    if (f->gemma) {
+        c->query_pre_attn_scalar = 256; /* Gemma3TextConfig's default */
+        if ((rc = optional_pos(root, "query_pre_attn_scalar", "query_pre_attn_scalar", &c->query_pre_attn_scalar, path,
+                               err)))
+            return rc;
     }
-    if (!(c->rope_theta > 0) || !isfinite((float)c->rope_theta))
-        return pare_fail(err, PARE_EFORMAT, "%s: rope_theta must be a positive number that fp32 represents (got %.17g)",
-                         path, c->rope_theta);
-    c->tied_head = get_bool(root, "tie_word_embeddings", 0);
-    c->attn_bias = get_bool(root, "attention_bias", 0);
-    c->mlp_bias = get_bool(root, "mlp_bias", 0);
+    c->tied_head = get_bool(root, "tie_word_embeddings", f->gemma);
+    c->attn_bias = f->qkv_bias || (f->bias_config && get_bool(root, "attention_bias", 0));
+    c->mlp_bias = c->family == PARE_FAMILY_LLAMA && get_bool(root, "mlp_bias", 0);
     if (c->head_dim % 2)
         return pare_fail(err, PARE_EFORMAT, "%s: head_dim %d must be even for rotary embeddings", path, c->head_dim);
     return PARE_OK;
@@ -179,15 +359,20 @@ pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *er
     json_t *archs = json_object_get(root, "architectures");
     const char *arch = json_string_value(json_array_get(archs, 0));
     const char *mtype = json_string_value(json_object_get(root, "model_type"));
-    if ((arch && strcmp(arch, "LlamaForCausalLM") == 0) || (!arch && mtype && strcmp(mtype, "llama") == 0))
-        rc = config_llama(root, c, path, err);
-    else if ((arch && strcmp(arch, "GPT2LMHeadModel") == 0) || (!arch && mtype && strcmp(mtype, "gpt2") == 0))
-        rc = config_gpt2(root, c, path, err);
-    else
-        rc = pare_fail(err, PARE_EUNSUPPORTED, "%s: unknown architecture \"%s\"; supported: " SUPPORTED_ARCHS, path,
-                       arch    ? arch
-                       : mtype ? mtype
-                               : "(none given)");
+    int fam = -1;
+    for (int i = 0; i < PARE_FAMILIES && fam < 0; i++)
+        if (arch ? !strcmp(arch, pare_families[i].cls) : mtype && !strcmp(mtype, pare_families[i].model_type))
+            fam = i;
+    if (fam < 0) {
+        char supported[512] = "";
+        for (int i = 0, n = 0; i < PARE_FAMILIES; i++)
+            n += snprintf(supported + n, sizeof supported - (size_t)n, "%s%s", i ? ", " : "", pare_families[i].cls);
+        rc = pare_fail(err, PARE_EUNSUPPORTED, "%s: %s \"%s\" is not supported; supported: %s", path,
+                       arch ? "architectures" : "model_type", arch ? arch : mtype ? mtype : "(none given)", supported);
+    } else {
+        c->family = (pare_family)fam;
+        rc = fam == PARE_FAMILY_GPT2 ? config_gpt2(root, c, path, err) : config_decoder(root, c, path, err);
+    }
     c->bos_id = c->eos_id = -1;
     get_int(root, "bos_token_id", &c->bos_id);
     if (!get_int(root, "eos_token_id", &c->eos_id) && json_is_array(json_object_get(root, "eos_token_id")))
@@ -215,12 +400,44 @@ static void set_linear(pare_linear *l, const char *name, int out, int in)
     l->in = l->orig_in = in;
 }
 
+/* cos/sin [max_pos, hd/2] of RoPE with base theta and scaling rs, computed in fp32 step by step as
+ * transformers' modeling_rope_utils does (its Python scalars rounded to fp32 where they meet a tensor),
+ * so positions far from 0 round identically. */
+static void rope_table(const pare_config *c, double theta, const pare_rope_scaling *rs, float *cos_out,
+                       float *sin_out)
+{
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float inv = 1.0f / powf((float)theta, (float)(2 * i) / (float)c->head_dim);
+        if (rs->type == PARE_ROPE_LINEAR) {
+            inv = inv / (float)rs->factor;
+        } else if (rs->type == PARE_ROPE_LLAMA3) {
+            float factor = (float)rs->factor, old_len = (float)rs->original_max_pos;
+            float low_wavelen = (float)(rs->original_max_pos / rs->low_freq_factor);
+            float high_wavelen = (float)(rs->original_max_pos / rs->high_freq_factor);
+            float wavelen = (float)(2 * M_PI) / inv;
+            float scaled = wavelen > low_wavelen ? inv / factor : inv; /* low frequencies: / factor */
+            float smooth =
+                (old_len / wavelen - (float)rs->low_freq_factor) / (float)(rs->high_freq_factor - rs->low_freq_factor);
+            float smoothed = (1.0f - smooth) * scaled / factor + smooth * scaled;
+            int medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+            inv = medium ? smoothed : scaled;
+        }
+        for (int pos = 0; pos < c->max_pos; pos++) {
+            float a = (float)pos * inv;
+            cos_out[(size_t)pos * half + i] = cosf(a);
+            sin_out[(size_t)pos * half + i] = sinf(a);
+        }
+    }
+}
+
 /* Names every linear layer and lays out the slab; the pointers are assigned in one pass. */
 static pare_status allocate_params(pare_model *m, pare_error *err)
 {
     const pare_config *c = &m->cfg;
     int C = c->dim, V = c->vocab_size, L = c->n_layers;
     int gpt2 = c->arch == PARE_ARCH_GPT2;
+    const pare_family_info *fam = &pare_families[c->family];
     m->blocks = calloc((size_t)L, sizeof *m->blocks);
     slab_entry *tab = calloc((size_t)L * 24 + 16, sizeof *tab);
     if (!m->blocks || !tab) {
@@ -251,12 +468,20 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
             ADD(b->norm1_b, C);
             ADD(b->norm2_b, C);
         }
+        if (fam->qk_norm) {
+            ADD(b->q_norm_w, c->head_dim);
+            ADD(b->k_norm_w, c->head_dim);
+        }
+        if (fam->gemma) {
+            ADD(b->post_attn_norm_w, C);
+            ADD(b->post_ffn_norm_w, C);
+        }
         for (int k = 0; k < PARE_LIN_KINDS; k++) {
             pare_linear *l = &b->lin[k];
             if (!l->out)
                 continue;
             ADD(l->w, (size_t)l->out * l->in);
-            if (pare_lin_kinds[k].ffn ? c->mlp_bias : c->attn_bias)
+            if (pare_config_lin_bias(c, (pare_lin_kind)k))
                 ADD(l->b, l->out);
         }
     }
@@ -269,6 +494,10 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
     if (!gpt2) {
         ADD(m->rope_cos, (size_t)c->max_pos * c->head_dim / 2);
         ADD(m->rope_sin, (size_t)c->max_pos * c->head_dim / 2);
+        if (c->rope_local_theta > 0) {
+            ADD(m->rope_local_cos, (size_t)c->max_pos * c->head_dim / 2);
+            ADD(m->rope_local_sin, (size_t)c->max_pos * c->head_dim / 2);
+        }
     }
 #undef ADD
     size_t total = 0;
@@ -297,16 +526,10 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
     if (c->tied_head)
         m->head.w = m->tok_emb;
     if (!gpt2) {
-        /* Angles computed in fp32 as transformers does, so positions far from 0 round identically. */
-        int half = c->head_dim / 2;
-        for (int i = 0; i < half; i++) {
-            float inv = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-            for (int pos = 0; pos < c->max_pos; pos++) {
-                float a = (float)pos * inv;
-                m->rope_cos[(size_t)pos * half + i] = cosf(a);
-                m->rope_sin[(size_t)pos * half + i] = sinf(a);
-            }
-        }
+        static const pare_rope_scaling none = {PARE_ROPE_DEFAULT, 0, 0, 0, 0};
+        rope_table(c, c->rope_theta, &c->rope_scaling, m->rope_cos, m->rope_sin);
+        if (m->rope_local_cos)
+            rope_table(c, c->rope_local_theta, &none, m->rope_local_cos, m->rope_local_sin);
     }
     return PARE_OK;
 }
@@ -348,45 +571,15 @@ static pare_status load_tensor(const pare_safetensors *st, const char *name, int
     return rc;
 }
 
-static pare_status load_llama_weights(pare_model *m, const pare_safetensors *st, pare_error *err)
-{
-    const pare_config *c = &m->cfg;
-    pare_status rc;
-    char nm[160];
-#define LOAD(ptr, d0, d1, fmt, ...)                                                                                    \
-    do {                                                                                                               \
-        snprintf(nm, sizeof nm, fmt, __VA_ARGS__);                                                                     \
-        if ((rc = load_tensor(st, nm, d0, d1, 0, ptr, err)) != PARE_OK)                                                \
-            return rc;                                                                                                 \
-    } while (0)
-    LOAD(m->tok_emb, c->vocab_size, c->dim, "%s", "model.embed_tokens.weight");
-    for (int i = 0; i < c->n_layers; i++) {
-        pare_block *b = &m->blocks[i];
-        LOAD(b->norm1_w, c->dim, 0, "model.layers.%d.input_layernorm.weight", i);
-        LOAD(b->norm2_w, c->dim, 0, "model.layers.%d.post_attention_layernorm.weight", i);
-        for (int k = 0; k < PARE_LIN_KINDS; k++) {
-            pare_linear *l = &b->lin[k];
-            if (!l->out)
-                continue;
-            LOAD(l->w, l->out, l->in, "%s.weight", l->name);
-            if (l->b)
-                LOAD(l->b, l->out, 0, "%s.bias", l->name);
-        }
-    }
-    LOAD(m->final_norm_w, c->dim, 0, "%s", "model.norm.weight");
-    if (!c->tied_head)
-        LOAD(m->head.w, c->vocab_size, c->dim, "%s", "lm_head.weight");
-#undef LOAD
-    return PARE_OK;
-}
-
-/* The linears of block i from Conv1D tensors (stored [in, out], transposed at load) under
- * pre "h.i."; kinds sharing a fused tensor (c_attn: q, k, v) take consecutive row ranges of it in kind
- * order, so the fused tensor is read once, for the first of them. */
-static pare_status load_conv1d_linears(const pare_model *m, const pare_safetensors *st, const char *pre, int i,
-                                       pare_error *err)
+/* The linears of block i under the layer prefix pre ("model.layers.3.", "h.3."); Conv1D layouts are
+ * stored [in, out] and transposed at load. Kinds sharing a fused tensor (GPT-2's c_attn: q, k, v;
+ * Phi-3's qkv_proj and gate_up_proj) take consecutive row ranges of it in kind order, so the fused
+ * tensor is read once, for the first of them. */
+static pare_status load_block_linears(const pare_model *m, const pare_safetensors *st, const char *pre, int i,
+                                      pare_error *err)
 {
     pare_arch arch = m->cfg.arch;
+    int transpose = pare_archs[arch].conv1d;
     pare_block *b = &m->blocks[i];
     float *fused_w = NULL, *fused_b = NULL; /* [rows, in], [rows] */
     pare_status rc = PARE_OK;
@@ -397,10 +590,10 @@ static pare_status load_conv1d_linears(const pare_model *m, const pare_safetenso
         if (!l->out)
             continue;
         if (!fused) {
-            snprintf(nm, sizeof nm, "%sh.%d.%s.weight", pre, i, pare_lin_kinds[k].hf[arch]);
-            if ((rc = load_tensor(st, nm, l->out, l->in, 1, l->w, err)))
-                break;
-            snprintf(nm, sizeof nm, "%sh.%d.%s.bias", pre, i, pare_lin_kinds[k].hf[arch]);
+            snprintf(nm, sizeof nm, "%s%s.weight", pre, pare_lin_kinds[k].hf[arch]);
+            if ((rc = load_tensor(st, nm, l->out, l->in, transpose, l->w, err)) || !l->b)
+                continue;
+            snprintf(nm, sizeof nm, "%s%s.bias", pre, pare_lin_kinds[k].hf[arch]);
             rc = load_tensor(st, nm, l->out, 0, 0, l->b, err);
             continue;
         }
@@ -419,18 +612,40 @@ static pare_status load_conv1d_linears(const pare_model *m, const pare_safetenso
                 rc = pare_fail(err, PARE_ENOMEM, "out of memory");
                 break;
             }
-            snprintf(nm, sizeof nm, "%sh.%d.%s.weight", pre, i, fused);
-            if ((rc = load_tensor(st, nm, rows, l->in, 1, fused_w, err)))
+            snprintf(nm, sizeof nm, "%s%s.weight", pre, fused);
+            if ((rc = load_tensor(st, nm, rows, l->in, transpose, fused_w, err)))
                 break;
-            snprintf(nm, sizeof nm, "%sh.%d.%s.bias", pre, i, fused);
-            if ((rc = load_tensor(st, nm, rows, 0, 0, fused_b, err)))
+            snprintf(nm, sizeof nm, "%s%s.bias", pre, fused);
+            if (l->b && (rc = load_tensor(st, nm, rows, 0, 0, fused_b, err)))
                 break;
         }
         memcpy(l->w, fused_w + (size_t)row * l->in, (size_t)l->out * l->in * sizeof(float));
-        memcpy(l->b, fused_b + row, (size_t)l->out * sizeof(float));
+        if (l->b)
+            memcpy(l->b, fused_b + row, (size_t)l->out * sizeof(float));
     }
     free(fused_w);
     free(fused_b);
+    return rc;
+}
+
+/* Every family with model.layers.N names: the dense parameters by the names the export writes
+ * (pare_model_named_params: embeddings, every norm, an untied head), then each block's linears. */
+static pare_status load_decoder_weights(pare_model *m, const pare_safetensors *st, pare_error *err)
+{
+    int np = pare_model_named_params(m, NULL);
+    pare_param_ref *refs = malloc((size_t)np * sizeof *refs);
+    if (!refs)
+        return pare_fail(err, PARE_ENOMEM, "out of memory loading %s", m->path);
+    pare_model_named_params(m, refs);
+    pare_status rc = PARE_OK;
+    for (int i = 0; i < np && rc == PARE_OK; i++)
+        rc = load_tensor(st, refs[i].name, refs[i].d0, refs[i].d1, 0, refs[i].p, err);
+    free(refs);
+    char pre[48];
+    for (int i = 0; i < m->cfg.n_layers && rc == PARE_OK; i++) {
+        snprintf(pre, sizeof pre, pare_archs[m->cfg.arch].layer_prefix, i);
+        rc = load_block_linears(m, st, pre, i, err);
+    }
     return rc;
 }
 
@@ -451,7 +666,9 @@ static pare_status load_gpt2_weights(pare_model *m, const pare_safetensors *st, 
     LOADT(m->pos_emb, c->max_pos, C, 0, "%swpe.weight", pre);
     for (int i = 0; i < c->n_layers; i++) {
         pare_block *b = &m->blocks[i];
-        if ((rc = load_conv1d_linears(m, st, pre, i, err)))
+        char layer[48];
+        snprintf(layer, sizeof layer, "%sh.%d.", pre, i);
+        if ((rc = load_block_linears(m, st, layer, i, err)))
             return rc;
         LOADT(b->norm1_w, C, 0, 0, "%sh.%d.ln_1.weight", pre, i);
         LOADT(b->norm1_b, C, 0, 0, "%sh.%d.ln_1.bias", pre, i);
@@ -477,7 +694,7 @@ static pare_status load_hf(pare_model *m, const char *dir, const char *tok_path,
     pare_safetensors st;
     if ((rc = pare_st_open_dir(dir, &st, err)))
         return rc;
-    rc = m->cfg.arch == PARE_ARCH_LLAMA ? load_llama_weights(m, &st, err) : load_gpt2_weights(m, &st, err);
+    rc = m->cfg.arch == PARE_ARCH_GPT2 ? load_gpt2_weights(m, &st, err) : load_decoder_weights(m, &st, err);
     if (rc == PARE_OK) {
         /* Report the stored dtype of the embedding table (all reference checkpoints are uniform). */
         const pare_st_tensor *t = st.n_tensors ? &st.tensors[0] : NULL;
@@ -706,40 +923,23 @@ static pare_status check_finite(const pare_model *m, const char *tensor, const f
  * 12M), naming the first tensor that holds one, as the Hugging Face files name it. */
 static pare_status check_finite_weights(pare_model *m, pare_error *err)
 {
-    const pare_config *c = &m->cfg;
-    int gpt2 = c->arch == PARE_ARCH_GPT2;
-    size_t C = (size_t)c->dim;
     char name[160];
-    pare_status rc;
-    if ((rc = check_finite(m, gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight", m->tok_emb,
-                           (size_t)c->vocab_size * C, err)) ||
-        (rc = check_finite(m, "transformer.wpe.weight", m->pos_emb, (size_t)c->max_pos * C, err)))
+    pare_status rc = PARE_OK;
+    int np = pare_model_named_params(m, NULL);
+    pare_param_ref *refs = malloc((size_t)np * sizeof *refs);
+    if (!refs)
+        return pare_fail(err, PARE_ENOMEM, "out of memory checking %s", m->path);
+    pare_model_named_params(m, refs);
+    for (int i = 0; i < np && rc == PARE_OK; i++)
+        rc = check_finite(m, refs[i].name, refs[i].p, (size_t)refs[i].d0 * (size_t)(refs[i].d1 ? refs[i].d1 : 1), err);
+    free(refs);
+    if (rc)
         return rc;
-    for (int i = 0; i < c->n_layers; i++) {
-        const pare_block *b = &m->blocks[i];
-        const struct {
-            const char *llama, *gpt2;
-            const float *x;
-        } norms[] = {{"input_layernorm.weight", "ln_1.weight", b->norm1_w},
-                     {"post_attention_layernorm.weight", "ln_2.weight", b->norm2_w},
-                     {NULL, "ln_1.bias", b->norm1_b},
-                     {NULL, "ln_2.bias", b->norm2_b}};
-        for (int j = 0; j < 4; j++) {
-            snprintf(name, sizeof name, gpt2 ? "transformer.h.%d.%s" : "model.layers.%d.%s", i,
-                     gpt2             ? norms[j].gpt2
-                     : norms[j].llama ? norms[j].llama
-                                      : "");
-            if ((rc = check_finite(m, name, norms[j].x, C, err)))
-                return rc;
-        }
-    }
     pare_linear *lin[4096];
     int n = pare_model_linears(m, lin, 4096);
     n = n < 4096 ? n : 4096;
-    for (int i = 0; i <= n; i++) {
-        const pare_linear *l = i < n ? lin[i] : c->tied_head ? NULL : &m->head; /* a tied head is the embedding */
-        if (!l)
-            continue;
+    for (int i = 0; i < n; i++) { /* the head is among the named parameters */
+        const pare_linear *l = lin[i];
         int factored = l->kind == PARE_LIN_FACTORED;
         const struct {
             const char *suffix;
@@ -755,10 +955,6 @@ static pare_status check_finite_weights(pare_model *m, pare_error *err)
                 return rc;
         }
     }
-    snprintf(name, sizeof name, "%s", gpt2 ? "transformer.ln_f.weight" : "model.norm.weight");
-    if ((rc = check_finite(m, name, m->final_norm_w, C, err)) ||
-        (rc = check_finite(m, "transformer.ln_f.bias", m->final_norm_b, C, err)))
-        return rc;
     return PARE_OK;
 }
 
@@ -882,7 +1078,8 @@ void pare_model_param_counts(const pare_model *m, pare_param_counts *pc)
         for (int k = 0; k < PARE_LIN_KINDS; k++)
             if (b->lin[k].out)
                 pc->block_linear += pare_linear_params(&b->lin[k]);
-        pc->norms += (size_t)c->dim * (b->norm1_b ? 4 : 2);
+        pc->norms += (size_t)c->dim * (b->norm1_b ? 4 : 2) + (b->q_norm_w ? 2 * (size_t)c->head_dim : 0) +
+                     (b->post_attn_norm_w ? 2 * (size_t)c->dim : 0);
     }
     pc->norms += (size_t)c->dim * (m->final_norm_b ? 2 : 1);
     pc->head = c->tied_head ? 0 : (size_t)c->vocab_size * c->dim;
@@ -970,6 +1167,8 @@ pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error
     m->final_norm_b = rebase(src, s, src->final_norm_b);
     m->rope_cos = rebase(src, s, src->rope_cos);
     m->rope_sin = rebase(src, s, src->rope_sin);
+    m->rope_local_cos = rebase(src, s, src->rope_local_cos);
+    m->rope_local_sin = rebase(src, s, src->rope_local_sin);
     pare_status st = clone_linear(src, s, &src->head, &m->head, err);
     for (int l = 0; l < src->cfg.n_layers && !st; l++) {
         const pare_block *a = &src->blocks[l];
@@ -978,6 +1177,10 @@ pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error
         b->norm1_b = rebase(src, s, a->norm1_b);
         b->norm2_w = rebase(src, s, a->norm2_w);
         b->norm2_b = rebase(src, s, a->norm2_b);
+        b->q_norm_w = rebase(src, s, a->q_norm_w);
+        b->k_norm_w = rebase(src, s, a->k_norm_w);
+        b->post_attn_norm_w = rebase(src, s, a->post_attn_norm_w);
+        b->post_ffn_norm_w = rebase(src, s, a->post_ffn_norm_w);
         for (int k = 0; k < PARE_LIN_KINDS && !st; k++)
             st = clone_linear(src, s, &a->lin[k], &b->lin[k], err);
     }

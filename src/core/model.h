@@ -10,28 +10,101 @@
 #include "linear_kind.h"
 #include "tokenizer.h"
 
+/* The model families pare computes exactly as transformers does, one row each in pare_families[]
+ * (model.c): what config.json's "architectures" / "model_type" name, the weight layout, and the
+ * terms the forward adds. Every family-dependent step asks the table (or the config fields it fills),
+ * never the family's name. PARE_FAMILY_LLAMA is 0, so a config built by hand (pare train, llama2.c)
+ * is a plain LLaMA. */
+typedef enum {
+    PARE_FAMILY_LLAMA,
+    PARE_FAMILY_MISTRAL,
+    PARE_FAMILY_QWEN2,
+    PARE_FAMILY_QWEN3,
+    PARE_FAMILY_PHI3,
+    PARE_FAMILY_GEMMA3,
+    PARE_FAMILY_GPT2,
+    PARE_FAMILIES
+} pare_family;
+
+/* How a family decides which layers attend through a sliding window. */
+typedef enum {
+    PARE_SLIDING_NONE,   /* never (Llama, GPT-2) */
+    PARE_SLIDING_ALL,    /* every layer when sliding_window is set (Mistral, Phi-3) */
+    PARE_SLIDING_QWEN,   /* use_sliding_window: layers >= max_window_layers (Qwen2, Qwen3) */
+    PARE_SLIDING_LAYERS, /* layer_types, else every sliding_window_pattern-th layer global (Gemma-3) */
+} pare_sliding_rule;
+
 typedef struct {
-    pare_arch arch;
+    const char *cls;        /* transformers class: "Qwen2ForCausalLM" */
+    const char *model_type; /* config.json model_type: "qwen2" */
+    const char *name;       /* short name pare prints: "Qwen2" */
+    pare_arch arch;         /* weight layout */
+    pare_sliding_rule sliding;
+    int bias_config;      /* attention_bias / mlp_bias read from config.json (else no biases, or qkv_bias) */
+    int qkv_bias;         /* q, k, v always biased, o never (Qwen2) */
+    int qk_norm;          /* RMSNorm of each head of q and k, after the projection, before RoPE (Qwen3, Gemma-3) */
+    int gemma;            /* Gemma: embeddings x sqrt(C), norms scale by (1 + w), GELU-tanh gate, post-attention
+                             and post-FFN norms, query_pre_attn_scalar, local layers' own RoPE base */
+    double default_theta; /* rope_theta when config.json gives none */
+    float default_eps;    /* rms_norm_eps when config.json gives none */
+} pare_family_info;
+
+extern const pare_family_info pare_families[PARE_FAMILIES];
+
+/* RoPE frequency scaling (transformers' modeling_rope_utils): default; linear (inv_freq / factor);
+ * llama3 (low frequencies / factor, high kept, a smooth ramp between, computed in fp32). */
+typedef enum { PARE_ROPE_DEFAULT, PARE_ROPE_LINEAR, PARE_ROPE_LLAMA3 } pare_rope_type;
+
+typedef struct {
+    pare_rope_type type;
+    double factor;                            /* linear, llama3 */
+    double low_freq_factor, high_freq_factor; /* llama3 */
+    int original_max_pos;                     /* llama3: original_max_position_embeddings */
+} pare_rope_scaling;
+
+/* Layers a config can describe (the per-layer attributes are held in the config by value). */
+#define PARE_MAX_LAYERS 1024
+
+typedef struct {
+    pare_arch arch; /* weight layout (naming, fused tensors, Conv1D) */
+    pare_family family;
     int dim;        /* C: hidden size */
     int n_layers;   /* L */
     int n_heads;    /* H */
     int n_kv_heads; /* KV (GQA when < H) */
-    int head_dim;   /* hd */
+    int head_dim;   /* hd (may differ from C / H: Qwen3, Gemma-3) */
     int ffn_dim;    /* F: MLP intermediate size */
     int vocab_size; /* V */
     int max_pos;    /* longest sequence the model accepts */
     float norm_eps;
-    double rope_theta;
-    int tied_head; /* lm_head shares the token embedding */
-    int attn_bias, mlp_bias;
-    int bos_id, eos_id; /* -1 when unknown */
+    double rope_theta;              /* base of the global (full-attention) layers' RoPE */
+    pare_rope_scaling rope_scaling; /* of the global layers */
+    double rope_local_theta;        /* Gemma-3's sliding layers: their own base, no scaling; 0 = as global */
+    int sliding_window;             /* key j is visible to query i iff j <= i and i - j < sliding_window */
+    unsigned char layer_sliding[PARE_MAX_LAYERS]; /* 1: layer l attends through the sliding window */
+    double query_pre_attn_scalar;                 /* attention scores x this^-0.5 (Gemma); 0: head_dim */
+    int tied_head;                                /* lm_head shares the token embedding */
+    int attn_bias, mlp_bias; /* biases on q, k, v (and o unless the family's qkv_bias) / gate, up, down */
+    int bos_id, eos_id;      /* -1 when unknown */
 } pare_config;
+
+/* Whether kind k of config c carries a bias. */
+int pare_config_lin_bias(const pare_config *c, pare_lin_kind k);
+/* The family's transformers class ("Gemma3ForCausalLM"). */
+const char *pare_family_class(const pare_config *c);
 
 /* lin[k] and the named fields are the same layers: loops walk lin[PARE_LIN_*], the forward's math names
  * them. A kind the architecture lacks has out == 0 (GPT-2 has no gate). */
+/* A decoder block. Pre-norm everywhere: x += attn(norm1(x)); x += mlp(norm2(x)). Gemma-3 adds a norm
+ * on each branch's output before the add: x += post_attn_norm(attn(norm1(x))), and likewise
+ * post_ffn_norm for the MLP. Qwen3 and Gemma-3 normalize each head of q and k (q_norm_w, k_norm_w)
+ * after the projection, before RoPE. Every weight here lives in the model's slab (so compression
+ * counts the norms as norms and the pare export round-trips them); absent ones are NULL. */
 typedef struct {
-    float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm */
-    float *norm2_w, *norm2_b; /* [C] */
+    float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm. HF: input_layernorm / ln_1 */
+    float *norm2_w, *norm2_b; /* [C]. HF: post_attention_layernorm (Gemma-3: pre_feedforward_layernorm) / ln_2 */
+    float *q_norm_w, *k_norm_w;               /* [hd] Qwen3, Gemma-3 */
+    float *post_attn_norm_w, *post_ffn_norm_w; /* [C] Gemma-3: post_attention_layernorm, post_feedforward_layernorm */
     union {
         pare_linear lin[PARE_LIN_KINDS];
         struct {
@@ -62,7 +135,8 @@ typedef struct {
     pare_block *blocks;                 /* [L] */
     float *final_norm_w, *final_norm_b; /* [C] */
     pare_linear head;                   /* [V, C]; w aliases tok_emb when tied */
-    float *rope_cos, *rope_sin;         /* [max_pos, hd/2] (LLaMA) */
+    float *rope_cos, *rope_sin;         /* [max_pos, hd/2] (LLaMA-style), of the global layers */
+    float *rope_local_cos, *rope_local_sin; /* [max_pos, hd/2] Gemma-3's sliding layers, else NULL */
     pare_tokenizer *tok;                /* may be NULL when no tokenizer was found */
 } pare_model;
 

@@ -45,11 +45,23 @@ int pare_model_named_params(const pare_model *m, pare_param_ref *r)
         P(m->final_norm_w, C, 0, "transformer.ln_f.weight");
         P(m->final_norm_b, C, 0, "transformer.ln_f.bias");
     } else {
+        /* Gemma-3's post_attention_layernorm is the norm on the attention output; its pre-MLP norm
+         * (norm2 here, LLaMA's post_attention_layernorm) is pre_feedforward_layernorm */
+        int hd = c->head_dim, gemma = pare_families[c->family].gemma;
         P(m->tok_emb, c->vocab_size, C, "model.embed_tokens.weight");
         for (int i = 0; i < c->n_layers; i++) {
             const pare_block *b = &m->blocks[i];
             P(b->norm1_w, C, 0, "model.layers.%d.input_layernorm.weight", i);
-            P(b->norm2_w, C, 0, "model.layers.%d.post_attention_layernorm.weight", i);
+            P(b->norm2_w, C, 0, "model.layers.%d.%s.weight", i,
+              gemma ? "pre_feedforward_layernorm" : "post_attention_layernorm");
+            if (b->post_attn_norm_w) {
+                P(b->post_attn_norm_w, C, 0, "model.layers.%d.post_attention_layernorm.weight", i);
+                P(b->post_ffn_norm_w, C, 0, "model.layers.%d.post_feedforward_layernorm.weight", i);
+            }
+            if (b->q_norm_w) {
+                P(b->q_norm_w, hd, 0, "model.layers.%d.self_attn.q_norm.weight", i);
+                P(b->k_norm_w, hd, 0, "model.layers.%d.self_attn.k_norm.weight", i);
+            }
         }
         P(m->final_norm_w, C, 0, "model.norm.weight");
     }
@@ -349,9 +361,9 @@ pare_status pare_model_load_pare(pare_model *m, const char *dir, const char *tok
                                                                                              : PARE_EFORMAT,
                        "%s: \"version\" must be %d (this build reads version %d only)", mpath, PARE_EXPORT_VERSION,
                        PARE_EXPORT_VERSION);
-    else if (arch && strcmp(arch, pare_arch_name(m->cfg.arch)) != 0)
+    else if (arch && strcmp(arch, pare_family_class(&m->cfg)) != 0)
         rc = pare_fail(err, PARE_EFORMAT, "%s: architecture %s but config.json is %s", mpath, arch,
-                       pare_arch_name(m->cfg.arch));
+                       pare_family_class(&m->cfg));
     else if (!wf || !*wf || strchr(wf, '/') || !strcmp(wf, "..") || !strcmp(wf, "."))
         rc = pare_fail(err, PARE_EFORMAT, "%s: \"weights\" must name a file in the folder", mpath);
     pare_safetensors st;
