@@ -31,6 +31,7 @@ void suite_tui(void);
 void suite_demo(void);
 void suite_faults(void);
 void suite_numbers(void);
+void suite_families(void);
 
 const suite harness_suites[] = {
     {"harness", suite_harness},   {"tokenizer", suite_tokenizer},
@@ -45,5 +46,6 @@ const suite harness_suites[] = {
     {"tasks", suite_tasks},       {"cli", suite_cli},
     {"lpaf", suite_lpaf},         {"tui", suite_tui},
     {"demo", suite_demo},         {"faults", suite_faults},
-    {"numbers", suite_numbers},   {0, 0},
+    {"numbers", suite_numbers},   {"families", suite_families},
+    {0, 0},
 };

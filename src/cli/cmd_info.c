@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "core/export.h"
@@ -20,6 +21,57 @@ static const char *state_of(const pare_linear *l, char *buf, size_t cap)
 static size_t dense_params(const pare_linear *l)
 {
     return (size_t)l->orig_out * l->orig_in + (l->b ? (size_t)l->orig_out : 0);
+}
+
+/* The family's particulars in words: "biases on q, k, v; q/k norms; tied embeddings". */
+static void describe_family(const pare_config *c, char *buf, size_t cap)
+{
+    const pare_family_info *f = pare_config_family(c);
+    size_t n = 0;
+    buf[0] = '\0';
+#define ADD(...) (n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__))
+    int biased = 0;
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (pare_lin_kinds[k].hf[c->arch] && pare_config_lin_bias(c, (pare_lin_kind)k))
+            ADD("%s%s", biased++ ? ", " : "biases on ", pare_lin_kinds[k].name);
+    if (!biased)
+        ADD("no biases");
+    if (f->qk_norm)
+        ADD("; q/k norms (per head)");
+    if (f->gemma)
+        ADD("; post-attention and post-FFN norms, norms scale by (1 + w), embeddings x sqrt(hidden), GELU-tanh "
+            "gate, scores x %g^-0.5",
+            c->query_pre_attn_scalar);
+    int fused = 0;
+    for (int k = 0; k < PARE_LIN_KINDS; k++) {
+        const char *t = pare_lin_kinds[k].fused[c->arch];
+        if (t && (k == 0 || !pare_lin_kinds[k - 1].fused[c->arch] || strcmp(pare_lin_kinds[k - 1].fused[c->arch], t)))
+            ADD("%s%s", fused++ ? ", " : "; fused ", t);
+    }
+    ADD("; %s embeddings", c->tied_head ? "tied" : "untied");
+#undef ADD
+}
+
+static const char *rope_type_name(pare_rope_type t)
+{
+    return t == PARE_ROPE_LINEAR ? "linear" : t == PARE_ROPE_LLAMA3 ? "llama3" : "default";
+}
+
+/* Layers that attend through the sliding window, as "0, 2, 3" (the first few, then a count). */
+static void sliding_layers(const pare_config *c, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int shown = 0, total = 0;
+    buf[0] = '\0';
+    for (int l = 0; l < c->n_layers; l++) {
+        if (!c->layer_sliding[l])
+            continue;
+        if (shown < 12)
+            n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%d", shown++ ? ", " : "", l);
+        total++;
+    }
+    if (total > shown)
+        snprintf(buf + n, n < cap ? cap - n : 0, " ... (%d of %d)", total, c->n_layers);
 }
 
 static size_t export_bytes(const pare_model *m, pare_export_format f)
@@ -82,7 +134,7 @@ int cmd_info(int argc, char **argv)
         json_t *j = json_pack(
             "{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:b}, s:{s:I, s:I, "
             "s:I, s:I, s:I}, s:I, s:o}",
-            "model", m->path, "architecture", pare_arch_name(c->arch), "format",
+            "model", m->path, "architecture", pare_family_class(c), "format",
             m->format == PARE_FMT_HF ? "huggingface" : "llama2.c", "dtype", m->source_dtype, "config", "dim", c->dim,
             "layers", c->n_layers, "heads", c->n_heads, "kv_heads", c->n_kv_heads, "head_dim", c->head_dim, "ffn_dim",
             c->ffn_dim, "vocab", c->vocab_size, "max_positions", c->max_pos, "norm_eps",
@@ -90,6 +142,31 @@ int cmd_info(int argc, char **argv)
             c->tied_head, "params", "embeddings", (json_int_t)pc.embeddings, "block_linear",
             (json_int_t)pc.block_linear, "norms", (json_int_t)pc.norms, "head", (json_int_t)pc.head, "total",
             (json_int_t)pc.total, "weight_bytes_fp32", (json_int_t)(pc.total * 4), "matrices", mats);
+        char particulars[512];
+        describe_family(c, particulars, sizeof particulars);
+        json_t *fam = json_pack("{s:s, s:s, s:s}", "name", pare_config_family(c)->name, "class",
+                                pare_family_class(c), "particulars", particulars);
+        if (c->arch != PARE_ARCH_GPT2) {
+            const pare_rope_scaling *rs = &c->rope_scaling;
+            json_object_set_new(fam, "rope_scaling",
+                                rs->type == PARE_ROPE_DEFAULT
+                                    ? json_null()
+                                    : json_pack("{s:s, s:o, s:o, s:o, s:i}", "type", rope_type_name(rs->type),
+                                                "factor", pare_json_number(rs->factor), "low_freq_factor",
+                                                pare_json_number(rs->low_freq_factor), "high_freq_factor",
+                                                pare_json_number(rs->high_freq_factor),
+                                                "original_max_position_embeddings", rs->original_max_pos));
+            json_object_set_new(fam, "rope_local_theta",
+                                c->rope_local_theta > 0 ? pare_json_number(c->rope_local_theta) : json_null());
+        }
+        json_t *sl = json_array();
+        for (int l = 0; l < c->n_layers && c->sliding_window; l++)
+            if (c->layer_sliding[l])
+                json_array_append_new(sl, json_integer(l));
+        json_object_set_new(fam, "sliding_window", c->sliding_window ? json_integer(c->sliding_window) : json_null());
+        json_object_set_new(fam, "sliding_layers", sl);
+        json_object_set_new(fam, "qk_norm", json_boolean(pare_config_family(c)->qk_norm));
+        json_object_set_new(j, "family", fam);
         json_t *params = json_object_get(j, "params");
         json_object_set_new(params, "block_linear_dense", json_integer((json_int_t)block_dense));
         json_object_set_new(params, "total_dense", json_integer((json_int_t)total_dense));
@@ -98,14 +175,31 @@ int cmd_info(int argc, char **argv)
         rc = cli_print_json("info", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         printf("model         %s\n", m->path);
-        printf("architecture  %s (%s format, stored %s, computed in fp32)\n", pare_arch_name(c->arch),
+        char particulars[512], layers[160];
+        describe_family(c, particulars, sizeof particulars);
+        printf("architecture  %s (%s format, stored %s, computed in fp32)\n", pare_family_class(c),
                m->format == PARE_FMT_HF ? "Hugging Face" : "llama2.c", m->source_dtype);
+        printf("family        %s: %s\n", pare_config_family(c)->name, particulars);
         printf("shape         %d layers, hidden %d, %d heads x %d (%d KV heads%s), FFN %d, vocab %d, %d positions\n",
                c->n_layers, c->dim, c->n_heads, c->head_dim, c->n_kv_heads, c->n_kv_heads < c->n_heads ? ", GQA" : "",
                c->ffn_dim, c->vocab_size, c->max_pos);
         printf("norm          %s, eps %g\n", c->arch == PARE_ARCH_GPT2 ? "LayerNorm" : "RMSNorm", (double)c->norm_eps);
-        if (c->arch == PARE_ARCH_LLAMA)
-            printf("rope          theta %g\n", c->rope_theta);
+        if (c->arch != PARE_ARCH_GPT2) {
+            const pare_rope_scaling *rs = &c->rope_scaling;
+            printf("rope          theta %g", c->rope_theta);
+            if (rs->type == PARE_ROPE_LINEAR)
+                printf(", linear scaling (factor %g)", rs->factor);
+            else if (rs->type == PARE_ROPE_LLAMA3)
+                printf(", llama3 scaling (factor %g, low_freq_factor %g, high_freq_factor %g, original %d positions)",
+                       rs->factor, rs->low_freq_factor, rs->high_freq_factor, rs->original_max_pos);
+            if (c->rope_local_theta > 0)
+                printf("; sliding layers theta %g, unscaled", c->rope_local_theta);
+            printf("\n");
+        }
+        sliding_layers(c, layers, sizeof layers);
+        if (c->sliding_window)
+            printf("attention     sliding window of %d on layers %s; the others full\n", c->sliding_window,
+                   layers[0] ? layers : "(none)");
         printf("tokenizer     %s\n", m->tok ? pare_tokenizer_describe(m->tok) : "(none found)");
         int compressed = block_dense != pc.block_linear;
         printf("parameters\n");
@@ -124,7 +218,7 @@ int cmd_info(int argc, char **argv)
                "F32\n",
                (double)bytes_pare / (1 << 20), (double)bytes_hf / (1 << 20));
         printf("memory        %.2f MiB of fp32 weights", (double)pc.total * 4 / (1 << 20));
-        if (c->arch == PARE_ARCH_LLAMA)
+        if (c->arch != PARE_ARCH_GPT2)
             printf(" (%.2f MiB in the slab, with RoPE tables)", (double)m->slab_floats * 4 / (1 << 20));
         printf("\n");
         printf("linear matrices (%d)\n", nl);

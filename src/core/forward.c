@@ -15,7 +15,7 @@
 /* Floats of one layer's activations; the optional ones only where the family computes them. */
 static size_t layer_floats(const pare_config *c, size_t N, size_t B, size_t T)
 {
-    const pare_family_info *f = &pare_families[c->family];
+    const pare_family_info *f = pare_config_family(c);
     size_t C = (size_t)c->dim, F = (size_t)c->ffn_dim, qd = (size_t)c->n_heads * c->head_dim,
            kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t n = 4 * N * C + 6 * N + 2 * N * qd + 2 * N * kvd + B * c->n_heads * T * T + 3 * N * F;
@@ -79,7 +79,7 @@ pare_status pare_acts_alloc(const pare_model *m, int B, int T, int keep_all, par
            kvd = (size_t)c->n_kv_heads * c->head_dim;
     float *p = a->slab;
 #define TAKE(dst, n) ((dst) = p, p += (n))
-    const pare_family_info *fam = &pare_families[c->family];
+    const pare_family_info *fam = pare_config_family(c);
     for (size_t l = 0; l < nl; l++) {
         pare_layer_acts *la = &a->layers[l];
         TAKE(la->ln1, N * C);
@@ -184,7 +184,7 @@ static void norm_forward(const pare_model *m, float *out, float *mean, float *rs
     if (m->cfg.arch == PARE_ARCH_GPT2)
         layernorm_forward(out, mean, rstd, x, w, b, N, m->cfg.dim, m->cfg.norm_eps);
     else
-        rmsnorm_forward(out, rstd, x, w, N, m->cfg.dim, m->cfg.norm_eps, pare_families[m->cfg.family].gemma);
+        rmsnorm_forward(out, rstd, x, w, N, m->cfg.dim, m->cfg.norm_eps, pare_config_family(&m->cfg)->gemma);
 }
 
 /* Rotates pairs (i, i + hd/2) of every head by the position's angles (HF rotate_half convention);
@@ -274,7 +274,7 @@ pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t 
                              ids[i], i, V - 1);
     /* Gemma: x sqrt(C), the scale a fp32 tensor as transformers registers it */
     float embed_scale = (float)sqrt((double)C);
-    int scaled = pare_families[c->family].gemma;
+    int scaled = pare_config_family(c)->gemma;
     for (int i = 0; i < N; i++) {
         float *e = a->emb + (size_t)i * C;
         memcpy(e, m->tok_emb + (size_t)ids[i] * C, (size_t)C * sizeof(float));
@@ -294,7 +294,7 @@ static void head_norm_forward(const pare_model *m, const float *w, float *x, flo
 {
     const pare_config *c = &m->cfg;
     memcpy(pre, x, (size_t)N * heads * c->head_dim * sizeof(float));
-    rmsnorm_forward(x, rstd, pre, w, N * heads, c->head_dim, c->norm_eps, pare_families[c->family].gemma);
+    rmsnorm_forward(x, rstd, pre, w, N * heads, c->head_dim, c->norm_eps, pare_config_family(c)->gemma);
 }
 
 const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const float *x, int B, int T)
@@ -302,7 +302,7 @@ const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const 
     const pare_config *c = &m->cfg;
     const pare_block *blk = &m->blocks[l];
     pare_layer_acts *la = pare_acts_layer(a, l);
-    int N = B * T, C = c->dim, gpt2 = c->arch == PARE_ARCH_GPT2, gemma = pare_families[c->family].gemma;
+    int N = B * T, C = c->dim, gpt2 = c->arch == PARE_ARCH_GPT2, gemma = pare_config_family(c)->gemma;
     int sliding = !gpt2 && c->sliding_window > 0 && c->layer_sliding[l];
     norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, blk->norm1_w, blk->norm1_b, N);
     pare_linear_forward(&blk->q, la->ln1, N, la->q, a->scratch);

@@ -31,17 +31,19 @@ const char *pare_arch_name(pare_arch a)
     return a == PARE_ARCH_GPT2 ? "GPT2LMHeadModel" : a == PARE_ARCH_PHI3 ? "Phi3ForCausalLM" : "LlamaForCausalLM";
 }
 
-const char *pare_family_class(const pare_config *c)
+const pare_family_info *pare_config_family(const pare_config *c)
 {
-    /* a config built by hand (pare train --arch gpt2) names its layout, not a family */
-    return c->arch == PARE_ARCH_GPT2 ? pare_families[PARE_FAMILY_GPT2].cls : pare_families[c->family].cls;
+    /* a config built by hand (pare train --arch gpt2) sets the layout, not the family */
+    return &pare_families[c->arch == PARE_ARCH_GPT2 ? PARE_FAMILY_GPT2 : c->family];
 }
+
+const char *pare_family_class(const pare_config *c) { return pare_config_family(c)->cls; }
 
 int pare_config_lin_bias(const pare_config *c, pare_lin_kind k)
 {
     if (pare_lin_kinds[k].ffn)
         return c->mlp_bias;
-    return c->attn_bias && !(k == PARE_LIN_O && pare_families[c->family].qkv_bias);
+    return c->attn_bias && !(k == PARE_LIN_O && pare_config_family(c)->qkv_bias);
 }
 
 /* ---- config.json ---- */
@@ -165,7 +167,7 @@ static pare_status parse_rope(json_t *o, const char *where, double *theta, pare_
  * ({"full_attention": {...}, "sliding_attention": {...}}). */
 static pare_status config_rope(json_t *root, pare_config *c, const char *path, pare_error *err)
 {
-    const pare_family_info *f = &pare_families[c->family];
+    const pare_family_info *f = pare_config_family(c);
     pare_status rc;
     c->rope_theta = f->default_theta;
     if ((rc = optional_pos(root, "rope_theta", "rope_theta", &c->rope_theta, path, err)) ||
@@ -206,7 +208,7 @@ static pare_status config_rope(json_t *root, pare_config *c, const char *path, p
 /* Which layers slide, per the family's rule; layer_types, when given, decides for every family. */
 static pare_status config_sliding(json_t *root, pare_config *c, const char *path, pare_error *err)
 {
-    const pare_family_info *f = &pare_families[c->family];
+    const pare_family_info *f = pare_config_family(c);
     pare_status rc;
     json_t *sw = json_object_get(root, "sliding_window");
     int window = 0;
@@ -265,7 +267,7 @@ static pare_status refuse_unsupported(json_t *root, const char *path, pare_error
 /* A decoder of the LLaMA lineage: every family of pare_families but GPT-2. */
 static pare_status config_decoder(json_t *root, pare_config *c, const char *path, pare_error *err)
 {
-    const pare_family_info *f = &pare_families[c->family];
+    const pare_family_info *f = pare_config_family(c);
     pare_status rc;
     c->arch = f->arch;
     if ((rc = need_int(root, "hidden_size", &c->dim, path, err)) ||
@@ -437,7 +439,7 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
     const pare_config *c = &m->cfg;
     int C = c->dim, V = c->vocab_size, L = c->n_layers;
     int gpt2 = c->arch == PARE_ARCH_GPT2;
-    const pare_family_info *fam = &pare_families[c->family];
+    const pare_family_info *fam = pare_config_family(c);
     m->blocks = calloc((size_t)L, sizeof *m->blocks);
     slab_entry *tab = calloc((size_t)L * 24 + 16, sizeof *tab);
     if (!m->blocks || !tab) {

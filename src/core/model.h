@@ -90,6 +90,8 @@ typedef struct {
 
 /* Whether kind k of config c carries a bias. */
 int pare_config_lin_bias(const pare_config *c, pare_lin_kind k);
+/* The row of pare_families that c computes (GPT-2 for any config with GPT-2's layout). */
+const pare_family_info *pare_config_family(const pare_config *c);
 /* The family's transformers class ("Gemma3ForCausalLM"). */
 const char *pare_family_class(const pare_config *c);
 

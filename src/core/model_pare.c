@@ -47,7 +47,7 @@ int pare_model_named_params(const pare_model *m, pare_param_ref *r)
     } else {
         /* Gemma-3's post_attention_layernorm is the norm on the attention output; its pre-MLP norm
          * (norm2 here, LLaMA's post_attention_layernorm) is pre_feedforward_layernorm */
-        int hd = c->head_dim, gemma = pare_families[c->family].gemma;
+        int hd = c->head_dim, gemma = pare_config_family(c)->gemma;
         P(m->tok_emb, c->vocab_size, C, "model.embed_tokens.weight");
         for (int i = 0; i < c->n_layers; i++) {
             const pare_block *b = &m->blocks[i];

@@ -1,0 +1,365 @@
+/* The model families of issue 16 against transformers itself: for each fixture under
+ * tests/data/families/ (made by tools/make_family_fixtures.py: tiny models of each family, saved by
+ * save_pretrained, with transformers' fp32 logits and perplexity) pare's logits and perplexity, its
+ * reading of 4.x- and 5.x-style configs, both exports and their reloads, and `pare info`. Refusals of
+ * what pare does not compute run on a synthetic LLaMA folder. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/eval.h"
+#include "core/export.h"
+#include "core/fileio.h"
+#include "core/forward.h"
+#include "core/model.h"
+#include "core/safetensors.h"
+#include "fixture.h"
+#include "harness.h"
+
+#define FAMILIES_DIR "tests/data/families"
+
+/* Each fixture, the family pare must recognize in it, and what `pare info` must say of it. */
+static const struct {
+    const char *dir;
+    pare_family family;
+    const char *info[3];
+} fixtures[] = {
+    {"llama3", PARE_FAMILY_LLAMA, {"family        Llama", "llama3 scaling", "tied embeddings"}},
+    {"llama-linear", PARE_FAMILY_LLAMA, {"family        Llama", "linear scaling (factor 2)", "biases on q, k, v, o, gate"}},
+    {"mistral", PARE_FAMILY_MISTRAL, {"family        Mistral", "sliding window of 16 on layers 0, 1, 2", "untied"}},
+    {"qwen2", PARE_FAMILY_QWEN2, {"family        Qwen2", "biases on q, k, v;", "tied embeddings"}},
+    {"qwen3", PARE_FAMILY_QWEN3, {"family        Qwen3", "q/k norms", "4 heads x 24"}},
+    {"phi3", PARE_FAMILY_PHI3, {"family        Phi-3", "fused self_attn.qkv_proj, mlp.gate_up_proj", "qkv_proj.q"}},
+    {"gemma3", PARE_FAMILY_GEMMA3, {"family        Gemma-3", "sliding window of 16 on layers 0, 2", "theta 10000"}},
+};
+#define N_FIXTURES ((int)(sizeof fixtures / sizeof fixtures[0]))
+
+static const char *fixture_dir(int i)
+{
+    static char path[8][256];
+    static int slot;
+    char *p = path[slot++ % 8];
+    snprintf(p, 256, "%s/%s", FAMILIES_DIR, fixtures[i].dir);
+    return p;
+}
+
+/* Skips the running test while the fixtures are not in the checkout. */
+#define NEED_FIXTURES()                                                                                                \
+    do {                                                                                                               \
+        if (!pare_is_dir(FAMILIES_DIR))                                                                                \
+            SKIP("skipped: %s not present (made by tools/make_family_fixtures.py)", FAMILIES_DIR);                     \
+    } while (0)
+
+static json_t *load_json(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    CHECKF(j != NULL, "%s: %s", path, je.text);
+    return j;
+}
+
+/* The logits of ids [1, n] through the core forward (malloc'd [n, V]). */
+static float *logits_of(const pare_model *m, const int32_t *ids, int n)
+{
+    pare_acts *a = NULL;
+    pare_error err = {0};
+    if (pare_acts_alloc(m, 1, n, 0, &a, &err) || pare_forward(m, a, ids, 1, n, PARE_LOGITS_ALL, &err)) {
+        CHECKF(0, "%s: forward: %s", m->path, err.msg);
+        pare_acts_free(a);
+        return NULL;
+    }
+    size_t sz = (size_t)n * m->cfg.vocab_size;
+    float *out = malloc(sz * sizeof *out);
+    if (out)
+        memcpy(out, a->logits, sz * sizeof *out);
+    pare_acts_free(a);
+    return out;
+}
+
+/* The prompt of reference.json (malloc'd) and its length. */
+static int32_t *prompt_of(json_t *ref, int *n)
+{
+    json_t *arr = json_object_get(ref, "prompt_ids");
+    *n = (int)json_array_size(arr);
+    int32_t *ids = malloc((size_t)(*n ? *n : 1) * sizeof *ids);
+    for (int i = 0; ids && i < *n; i++)
+        ids[i] = (int32_t)json_integer_value(json_array_get(arr, (size_t)i));
+    return ids;
+}
+
+static pare_model *load_model(const char *dir)
+{
+    pare_model *m = NULL;
+    pare_error err = {0};
+    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s: %s", dir, err.msg);
+    return m;
+}
+
+/* Logits of the prompt within 1e-4 (max abs) of transformers' logits.f32, and the perplexity of
+ * eval.i32 (non-overlapping windows of `window`, no BOS) within 1e-5 relative of reference.json. */
+static void test_family_logits_and_ppl(void)
+{
+    NEED_FIXTURES();
+    for (int i = 0; i < N_FIXTURES; i++) {
+        const char *dir = fixture_dir(i);
+        json_t *ref = load_json(dir, "reference.json");
+        pare_model *m = ref ? load_model(dir) : NULL;
+        if (!m) {
+            json_decref(ref);
+            continue;
+        }
+        CHECKF(m->cfg.family == fixtures[i].family, "%s: family %d, want %d", dir, (int)m->cfg.family,
+               (int)fixtures[i].family);
+        int n;
+        int32_t *prompt = prompt_of(ref, &n);
+        char path[512];
+        snprintf(path, sizeof path, "%s/logits.f32", dir);
+        size_t len = 0;
+        float *want = (float *)(void *)fixture_read(path, &len);
+        float *got = logits_of(m, prompt, n);
+        CHECKF(want && len == (size_t)n * m->cfg.vocab_size * sizeof(float), "%s: %zu bytes of logits", path, len);
+        if (want && got && len == (size_t)n * m->cfg.vocab_size * sizeof(float)) {
+            double d = fixture_max_diff(got, want, (size_t)n * m->cfg.vocab_size);
+            CHECKF(d <= 1e-4, "%s: logits differ from transformers' by %.3g (max abs)", dir, d);
+        }
+        snprintf(path, sizeof path, "%s/eval.i32", dir);
+        size_t n_ids = 0;
+        int32_t *ids = (int32_t *)(void *)fixture_read(path, &n_ids);
+        n_ids /= sizeof(int32_t);
+        pare_eval_opts o;
+        pare_eval_defaults(&o);
+        o.window = (int)json_integer_value(json_object_get(ref, "window"));
+        o.bos = 0;
+        o.batch = 4;
+        pare_eval_result r;
+        pare_error err = {0};
+        double ref_ppl = json_number_value(json_object_get(ref, "ppl"));
+        CHECKF(ids && pare_eval_perplexity(m, ids, n_ids, &o, NULL, &r, &err) == PARE_OK, "%s: %s", dir, err.msg);
+        if (ids && !err.code) {
+            CHECKF(r.plan.predicted == (size_t)json_integer_value(json_object_get(ref, "predicted")),
+                   "%s: %zu predicted", dir, r.plan.predicted);
+            CHECKF(fabs(r.ppl / ref_ppl - 1) <= 1e-5, "%s: ppl %.8g, transformers %.8g (rel %.3g)", dir, r.ppl,
+                   ref_ppl, fabs(r.ppl / ref_ppl - 1));
+            printf("  %-13s ppl %.6f  transformers %.6f  rel diff %.2e\n", fixtures[i].dir, r.ppl, ref_ppl,
+                   fabs(r.ppl / ref_ppl - 1));
+        }
+        free(ids);
+        free(want);
+        free(got);
+        free(prompt);
+        pare_model_free(m);
+        json_decref(ref);
+    }
+}
+
+/* Rewrites a config in the style of transformers 4.x (rope_theta / rope_scaling at the top level,
+ * Gemma's local base as rope_local_base_freq, torch_dtype) or 5.x (rope_parameters, per layer type
+ * for Gemma-3; dtype), whichever style it is in now. */
+static void restyle_config(json_t *j, int v5)
+{
+    json_t *rp = json_object_get(j, "rope_parameters");
+    json_t *full = json_object_get(rp, "full_attention"), *sliding = json_object_get(rp, "sliding_attention");
+    json_t *global = json_object(), *local = NULL;
+    /* gather: the global parameters (theta + scaling) and Gemma's local theta, from either style */
+    if (full || sliding) {
+        json_object_update(global, full);
+        local = json_deep_copy(sliding);
+    } else if (rp) {
+        json_object_update(global, rp);
+    }
+    if (json_object_get(j, "rope_theta"))
+        json_object_set(global, "rope_theta", json_object_get(j, "rope_theta"));
+    if (json_is_object(json_object_get(j, "rope_scaling")))
+        json_object_update(global, json_object_get(j, "rope_scaling"));
+    if (json_object_get(j, "rope_local_base_freq"))
+        local = json_pack("{s:s, s:O}", "rope_type", "default", "rope_theta", json_object_get(j, "rope_local_base_freq"));
+    if (!json_object_get(global, "rope_type"))
+        json_object_set_new(global, "rope_type", json_string("default"));
+    json_t *dt = json_object_get(j, "dtype") ? json_object_get(j, "dtype") : json_object_get(j, "torch_dtype");
+    json_incref(dt);
+    for (const char *const *k = (const char *const[]){"rope_parameters", "rope_theta", "rope_scaling",
+                                                      "rope_local_base_freq", "dtype", "torch_dtype", NULL};
+         *k; k++)
+        json_object_del(j, *k);
+    if (v5) {
+        json_object_set_new(j, "dtype", dt);
+        if (local)
+            json_object_set_new(j, "rope_parameters",
+                                json_pack("{s:O, s:O}", "full_attention", global, "sliding_attention", local));
+        else
+            json_object_set(j, "rope_parameters", global);
+    } else {
+        json_object_set_new(j, "torch_dtype", dt);
+        json_object_set(j, "rope_theta", json_object_get(global, "rope_theta"));
+        json_object_del(global, "rope_theta");
+        if (strcmp(json_string_value(json_object_get(global, "rope_type")), "default") != 0)
+            json_object_set(j, "rope_scaling", global);
+        else
+            json_object_set_new(j, "rope_scaling", json_null());
+        if (local)
+            json_object_set(j, "rope_local_base_freq", json_object_get(local, "rope_theta"));
+    }
+    json_decref(global);
+    json_decref(local);
+}
+
+/* The fixture's config rewritten in the style of transformers 4.x and of 5.x: all three load to the
+ * same pare_config, byte for byte. */
+static void test_family_config_styles(void)
+{
+    NEED_FIXTURES();
+    for (int i = 0; i < N_FIXTURES; i++) {
+        const char *dir = fixture_dir(i);
+        char path[512];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        pare_config base, styled;
+        pare_error err = {0};
+        CHECKF(pare_config_load_hf(path, &base, &err) == PARE_OK, "%s", err.msg);
+        for (int v5 = 0; v5 <= 1; v5++) {
+            json_t *j = load_json(dir, "config.json");
+            if (!j)
+                continue;
+            restyle_config(j, v5);
+            const char *out = tmp_path(v5 ? "config5.json" : "config4.json");
+            CHECK(json_dump_file(j, out, JSON_INDENT(1)) == 0);
+            json_decref(j);
+            CHECKF(pare_config_load_hf(out, &styled, &err) == PARE_OK, "%s (%s style): %s", dir, v5 ? "5.x" : "4.x",
+                   err.msg);
+            CHECKF(!memcmp(&base, &styled, sizeof base), "%s: the %s-style config loads differently", dir,
+                   v5 ? "5.x" : "4.x");
+        }
+        CHECKF(base.rope_theta > 0 && (fixtures[i].family != PARE_FAMILY_GEMMA3 || base.rope_local_theta > 0),
+               "%s: theta %g, local %g", dir, base.rope_theta, base.rope_local_theta);
+    }
+}
+
+/* What pare does not compute is refused at load with exit 2 and one line naming the field and value. */
+static void test_family_refusals(void)
+{
+    static const struct {
+        const char *key, *json, *needle;
+    } cases[] = {
+        {"architectures", "[\"MixtralForCausalLM\"]", "MixtralForCausalLM"},
+        {"rope_scaling", "{\"rope_type\": \"yarn\", \"factor\": 4.0}", "rope_scaling.rope_type \"yarn\""},
+        {"rope_scaling", "{\"type\": \"longrope\", \"short_factor\": [1], \"long_factor\": [1]}",
+         "rope_scaling.type \"longrope\""},
+        {"rope_scaling", "{\"rope_type\": \"dynamic\", \"factor\": 2.0}", "rope_scaling.rope_type \"dynamic\""},
+        {"rope_parameters", "{\"rope_type\": \"yarn\", \"rope_theta\": 10000.0, \"factor\": 4.0}",
+         "rope_parameters.rope_type \"yarn\""},
+        {"final_logit_softcapping", "30.0", "final_logit_softcapping 30"},
+        {"attn_logit_softcapping", "50.0", "attn_logit_softcapping 50"},
+        {"partial_rotary_factor", "0.5", "partial_rotary_factor 0.5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *dir = fixture_hf_dir("refused", 0);
+        json_error_t je;
+        fixture_set_config(dir, cases[i].key, json_loads(cases[i].json, JSON_DECODE_ANY, &je));
+        const char *args[] = {"info", "--model", dir, NULL};
+        const char *needles[] = {cases[i].needle, "config.json", NULL};
+        expect_pare_error(args, needles, 1);
+    }
+}
+
+static int same_bytes(const pare_model *a, const pare_model *b)
+{
+    return a && b && a->slab_floats == b->slab_floats && !memcmp(a->slab, b->slab, a->slab_floats * sizeof(float));
+}
+
+/* Phi-3's exported qkv_proj / gate_up_proj hold the source's bytes (the fixture is F32, the export F32). */
+static void check_fused_bytes(const char *src_dir, const char *out_dir)
+{
+    pare_safetensors a, b;
+    pare_error err = {0};
+    if (pare_st_open_dir(src_dir, &a, &err)) {
+        CHECKF(0, "%s", err.msg);
+        return;
+    }
+    if (pare_st_open_dir(out_dir, &b, &err)) {
+        CHECKF(0, "%s", err.msg);
+        pare_st_close(&a);
+        return;
+    }
+    int fused = 0;
+    for (size_t i = 0; i < a.n_tensors; i++) {
+        const pare_st_tensor *s = &a.tensors[i], *t = pare_st_find(&b, s->name);
+        if (!strstr(s->name, "qkv_proj") && !strstr(s->name, "gate_up_proj"))
+            continue;
+        fused++;
+        CHECKF(t && t->dtype == s->dtype && t->nbytes == s->nbytes && !memcmp(t->data, s->data, s->nbytes),
+               "%s: %s is not the source's bytes", out_dir, s->name);
+    }
+    CHECKF(fused == 2 * 3, "%s: %d fused tensors in the source", src_dir, fused);
+    pare_st_close(&a);
+    pare_st_close(&b);
+}
+
+/* The hf-dense export of each fixture reloads with identical logits (Phi-3 re-fused); the pare
+ * export reloads bit for bit (every parameter, norms included). */
+static void test_family_export_reload(void)
+{
+    NEED_FIXTURES();
+    for (int i = 0; i < N_FIXTURES; i++) {
+        const char *dir = fixture_dir(i);
+        pare_model *m = load_model(dir);
+        if (!m)
+            continue;
+        int32_t ids[16];
+        for (int t = 0; t < 16; t++)
+            ids[t] = (int32_t)((t * 37 + 11) % m->cfg.vocab_size);
+        float *want = logits_of(m, ids, 16);
+        for (int pare_fmt = 0; pare_fmt <= 1; pare_fmt++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s-%s", fixtures[i].dir, pare_fmt ? "pare" : "hf");
+            const char *out = tmp_path(name);
+            pare_export_opts o;
+            pare_export_defaults(&o);
+            o.format = pare_fmt ? PARE_EXPORT_PARE : PARE_EXPORT_HF_DENSE;
+            pare_error err = {0};
+            CHECKF(pare_export(m, out, &o, NULL, NULL, &err) == PARE_OK, "%s: export: %s", dir, err.msg);
+            pare_model *r = load_model(out);
+            float *got = r ? logits_of(r, ids, 16) : NULL;
+            CHECKF(want && got && fixture_max_diff(want, got, (size_t)16 * m->cfg.vocab_size) == 0,
+                   "%s: the %s export's logits differ", dir, pare_fmt ? "pare" : "hf-dense");
+            if (pare_fmt)
+                CHECKF(same_bytes(m, r), "%s: the pare export does not reload bit for bit", dir);
+            CHECKF(r && r->cfg.family == m->cfg.family, "%s: the export reloads as another family", dir);
+            if (!pare_fmt && fixtures[i].family == PARE_FAMILY_PHI3)
+                check_fused_bytes(dir, out);
+            free(got);
+            pare_model_free(r);
+        }
+        free(want);
+        pare_model_free(m);
+    }
+}
+
+/* `pare info` names each fixture's family and its particulars. */
+static void test_family_info(void)
+{
+    NEED_FIXTURES();
+    for (int i = 0; i < N_FIXTURES; i++) {
+        const char *args[] = {"info", "--model", fixture_dir(i), NULL};
+        char *out = NULL, *errout = NULL;
+        int rc = run_pare(&out, &errout, args);
+        CHECKF(rc == 0, "pare info %s: exit %d: %s", fixtures[i].dir, rc, errout ? errout : "");
+        for (int k = 0; k < 3 && out; k++)
+            CHECKF(strstr(out, fixtures[i].info[k]) != NULL, "pare info %s: no \"%s\" in:\n%s", fixtures[i].dir,
+                   fixtures[i].info[k], out);
+        free(out);
+        free(errout);
+    }
+}
+
+void suite_families(void);
+void suite_families(void)
+{
+    RUN(test_family_logits_and_ppl);
+    RUN(test_family_config_styles);
+    RUN(test_family_refusals);
+    RUN(test_family_export_reload);
+    RUN(test_family_info);
+}
