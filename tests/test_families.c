@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/eval.h"
 #include "core/export.h"
 #include "core/fileio.h"
 #include "core/forward.h"
 #include "core/model.h"
+#include "core/model_pare.h"
 #include "core/safetensors.h"
 #include "fixture.h"
 #include "harness.h"
@@ -270,7 +272,7 @@ static int same_bytes(const pare_model *a, const pare_model *b)
 }
 
 /* Phi-3's exported qkv_proj / gate_up_proj hold the source's bytes (the fixture is F32, the export F32). */
-static void check_fused_bytes(const char *src_dir, const char *out_dir)
+static void check_fused_bytes(const char *src_dir, const char *out_dir, int n_layers)
 {
     pare_safetensors a, b;
     pare_error err = {0};
@@ -292,7 +294,7 @@ static void check_fused_bytes(const char *src_dir, const char *out_dir)
         CHECKF(t && t->dtype == s->dtype && t->nbytes == s->nbytes && !memcmp(t->data, s->data, s->nbytes),
                "%s: %s is not the source's bytes", out_dir, s->name);
     }
-    CHECKF(fused == 2 * 3, "%s: %d fused tensors in the source", src_dir, fused);
+    CHECKF(fused == 2 * n_layers, "%s: %d fused tensors in the source", src_dir, fused);
     pare_st_close(&a);
     pare_st_close(&b);
 }
@@ -328,13 +330,103 @@ static void test_family_export_reload(void)
                 CHECKF(same_bytes(m, r), "%s: the pare export does not reload bit for bit", dir);
             CHECKF(r && r->cfg.family == m->cfg.family, "%s: the export reloads as another family", dir);
             if (!pare_fmt && fixtures[i].family == PARE_FAMILY_PHI3)
-                check_fused_bytes(dir, out);
+                check_fused_bytes(dir, out, m->cfg.n_layers);
             free(got);
             pare_model_free(r);
         }
         free(want);
         pare_model_free(m);
     }
+}
+
+/* A LLaMA folder rewritten as Phi-3 stores it (q, k, v and gate, up fused along out, no biases) is
+ * the same model: identical logits; its hf-dense export writes the fused tensors back byte for byte.
+ * Runs without the transformers fixtures. */
+static void test_phi3_fused_layout(void)
+{
+    const char *src = fixture_hf_dir("fused-src", 0);
+    pare_model *m = load_model(src);
+    if (!m)
+        return;
+    const pare_config *c = &m->cfg;
+    int C = c->dim, F = c->ffn_dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int np = pare_model_named_params(m, NULL), L = c->n_layers, n = 0;
+    pare_param_ref *refs = calloc((size_t)np, sizeof *refs);
+    pare_st_out *outs = calloc((size_t)(np + 4 * L), sizeof *outs);
+    char(*names)[96] = calloc((size_t)(4 * L), sizeof *names);
+    float **fused = calloc((size_t)(2 * L), sizeof *fused);
+    CHECK(refs && outs && names && fused);
+    if (!refs || !outs || !names || !fused)
+        goto done;
+    pare_model_named_params(m, refs);
+    for (int i = 0; i < np; i++)
+        outs[n++] = (pare_st_out){refs[i].name, PARE_DT_F32, refs[i].d1 ? 2 : 1, {refs[i].d0, refs[i].d1}, refs[i].p};
+    for (int l = 0; l < L; l++) {
+        const pare_block *b = &m->blocks[l];
+        float *qkv = fused[2 * l] = malloc((size_t)(qd + 2 * kvd) * C * sizeof(float)); /* [q | k | v] rows */
+        float *gu = fused[2 * l + 1] = malloc((size_t)2 * F * C * sizeof(float));     /* [gate | up] rows */
+        if (!qkv || !gu)
+            goto done;
+        memcpy(qkv, b->q.w, (size_t)qd * C * sizeof(float));
+        memcpy(qkv + (size_t)qd * C, b->k.w, (size_t)kvd * C * sizeof(float));
+        memcpy(qkv + (size_t)(qd + kvd) * C, b->v.w, (size_t)kvd * C * sizeof(float));
+        memcpy(gu, b->gate.w, (size_t)F * C * sizeof(float));
+        memcpy(gu + (size_t)F * C, b->up.w, (size_t)F * C * sizeof(float));
+        const struct {
+            const char *what;
+            int rows, cols;
+            const float *w;
+        } t[4] = {{"self_attn.qkv_proj", qd + 2 * kvd, C, qkv},
+                  {"self_attn.o_proj", C, qd, b->o.w},
+                  {"mlp.gate_up_proj", 2 * F, C, gu},
+                  {"mlp.down_proj", C, F, b->down.w}};
+        for (int j = 0; j < 4; j++) {
+            snprintf(names[4 * l + j], sizeof names[0], "model.layers.%d.%s.weight", l, t[j].what);
+            outs[n++] = (pare_st_out){names[4 * l + j], PARE_DT_F32, 2, {t[j].rows, t[j].cols}, t[j].w};
+        }
+    }
+    const char *dir = tmp_path("phi3-from-llama");
+    char path[1300];
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    pare_error err = {0};
+    CHECKF(pare_st_write(path, outs, (size_t)n, NULL, &err) == PARE_OK, "%s", err.msg);
+    json_t *cfg = load_json(src, "config.json");
+    if (!cfg)
+        goto done;
+    json_object_set_new(cfg, "architectures", json_pack("[s]", "Phi3ForCausalLM"));
+    json_object_set_new(cfg, "model_type", json_string("phi3"));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(json_dump_file(cfg, path, 0) == 0);
+    json_decref(cfg);
+    pare_model *p = load_model(dir);
+    if (p) {
+        CHECK(p->cfg.family == PARE_FAMILY_PHI3 && p->cfg.arch == PARE_ARCH_PHI3);
+        CHECKF(!strcmp(p->blocks[0].q.name, "model.layers.0.self_attn.qkv_proj.q") &&
+                   !strcmp(p->blocks[0].up.name, "model.layers.0.mlp.gate_up_proj.up"),
+               "%s, %s", p->blocks[0].q.name, p->blocks[0].up.name);
+        int32_t ids[12];
+        for (int t = 0; t < 12; t++)
+            ids[t] = (int32_t)((t * 7 + 3) % c->vocab_size);
+        float *a = logits_of(m, ids, 12), *b = logits_of(p, ids, 12);
+        CHECKF(a && b && fixture_max_diff(a, b, (size_t)12 * c->vocab_size) == 0, "fused Phi-3 logits differ");
+        free(a);
+        free(b);
+        const char *out = tmp_path("phi3-export");
+        pare_export_opts o;
+        pare_export_defaults(&o);
+        CHECKF(pare_export(p, out, &o, NULL, NULL, &err) == PARE_OK, "%s", err.msg);
+        check_fused_bytes(dir, out, L);
+        pare_model_free(p);
+    }
+done:
+    for (int i = 0; fused && i < 2 * L; i++)
+        free(fused[i]);
+    free(fused);
+    free(names);
+    free(outs);
+    free(refs);
+    pare_model_free(m);
 }
 
 /* `pare info` names each fixture's family and its particulars. */
@@ -361,5 +453,6 @@ void suite_families(void)
     RUN(test_family_config_styles);
     RUN(test_family_refusals);
     RUN(test_family_export_reload);
+    RUN(test_phi3_fused_layout);
     RUN(test_family_info);
 }
