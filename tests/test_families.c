@@ -29,7 +29,9 @@ static const struct {
     const char *info[3];
 } fixtures[] = {
     {"llama3", PARE_FAMILY_LLAMA, {"family        Llama", "llama3 scaling", "tied embeddings"}},
-    {"llama-linear", PARE_FAMILY_LLAMA, {"family        Llama", "linear scaling (factor 2)", "biases on q, k, v, o, gate"}},
+    {"llama-linear",
+     PARE_FAMILY_LLAMA,
+     {"family        Llama", "linear scaling (factor 2)", "biases on q, k, v, o, gate"}},
     {"mistral", PARE_FAMILY_MISTRAL, {"family        Mistral", "sliding window of 16 on layers 0, 1, 2", "untied"}},
     {"qwen2", PARE_FAMILY_QWEN2, {"family        Qwen2", "biases on q, k, v;", "tied embeddings"}},
     {"qwen3", PARE_FAMILY_QWEN3, {"family        Qwen3", "q/k norms", "4 heads x 24"}},
@@ -144,8 +146,8 @@ static void test_family_logits_and_ppl(void)
         if (ids && !err.code) {
             CHECKF(r.plan.predicted == (size_t)json_integer_value(json_object_get(ref, "predicted")),
                    "%s: %zu predicted", dir, r.plan.predicted);
-            CHECKF(fabs(r.ppl / ref_ppl - 1) <= 1e-5, "%s: ppl %.8g, transformers %.8g (rel %.3g)", dir, r.ppl,
-                   ref_ppl, fabs(r.ppl / ref_ppl - 1));
+            CHECKF(fabs(r.ppl / ref_ppl - 1) <= 1e-5, "%s: ppl %.8g, transformers %.8g (rel %.3g)", dir, r.ppl, ref_ppl,
+                   fabs(r.ppl / ref_ppl - 1));
             printf("  %-13s ppl %.6f  transformers %.6f  rel diff %.2e\n", fixtures[i].dir, r.ppl, ref_ppl,
                    fabs(r.ppl / ref_ppl - 1));
         }
@@ -178,7 +180,8 @@ static void restyle_config(json_t *j, int v5)
     if (json_is_object(json_object_get(j, "rope_scaling")))
         json_object_update(global, json_object_get(j, "rope_scaling"));
     if (json_object_get(j, "rope_local_base_freq"))
-        local = json_pack("{s:s, s:O}", "rope_type", "default", "rope_theta", json_object_get(j, "rope_local_base_freq"));
+        local = json_pack("{s:s, s:O}", "rope_type", "default", "rope_theta",
+                          json_object_get(j, "rope_local_base_freq"));
     if (!json_object_get(global, "rope_type"))
         json_object_set_new(global, "rope_type", json_string("default"));
     json_t *dt = json_object_get(j, "dtype") ? json_object_get(j, "dtype") : json_object_get(j, "torch_dtype");
@@ -364,7 +367,7 @@ static void test_phi3_fused_layout(void)
     for (int l = 0; l < L; l++) {
         const pare_block *b = &m->blocks[l];
         float *qkv = fused[2 * l] = malloc((size_t)(qd + 2 * kvd) * C * sizeof(float)); /* [q | k | v] rows */
-        float *gu = fused[2 * l + 1] = malloc((size_t)2 * F * C * sizeof(float));     /* [gate | up] rows */
+        float *gu = fused[2 * l + 1] = malloc((size_t)2 * F * C * sizeof(float));       /* [gate | up] rows */
         if (!qkv || !gu)
             goto done;
         memcpy(qkv, b->q.w, (size_t)qd * C * sizeof(float));

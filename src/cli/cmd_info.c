@@ -144,15 +144,15 @@ int cmd_info(int argc, char **argv)
             (json_int_t)pc.total, "weight_bytes_fp32", (json_int_t)(pc.total * 4), "matrices", mats);
         char particulars[512];
         describe_family(c, particulars, sizeof particulars);
-        json_t *fam = json_pack("{s:s, s:s, s:s}", "name", pare_config_family(c)->name, "class",
-                                pare_family_class(c), "particulars", particulars);
+        json_t *fam = json_pack("{s:s, s:s, s:s}", "name", pare_config_family(c)->name, "class", pare_family_class(c),
+                                "particulars", particulars);
         if (c->arch != PARE_ARCH_GPT2) {
             const pare_rope_scaling *rs = &c->rope_scaling;
             json_object_set_new(fam, "rope_scaling",
                                 rs->type == PARE_ROPE_DEFAULT
                                     ? json_null()
-                                    : json_pack("{s:s, s:o, s:o, s:o, s:i}", "type", rope_type_name(rs->type),
-                                                "factor", pare_json_number(rs->factor), "low_freq_factor",
+                                    : json_pack("{s:s, s:o, s:o, s:o, s:i}", "type", rope_type_name(rs->type), "factor",
+                                                pare_json_number(rs->factor), "low_freq_factor",
                                                 pare_json_number(rs->low_freq_factor), "high_freq_factor",
                                                 pare_json_number(rs->high_freq_factor),
                                                 "original_max_position_embeddings", rs->original_max_pos));

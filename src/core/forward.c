@@ -189,8 +189,7 @@ static void norm_forward(const pare_model *m, float *out, float *mean, float *rs
 
 /* Rotates pairs (i, i + hd/2) of every head by the position's angles (HF rotate_half convention);
  * cos_t/sin_t [max_pos, hd/2] are the layer's table. */
-static void rope_forward(const pare_config *c, const float *cos_t, const float *sin_t, float *x, int heads, int B,
-                         int T)
+static void rope_forward(const pare_config *c, const float *cos_t, const float *sin_t, float *x, int heads, int B, int T)
 {
     int hd = c->head_dim, half = hd / 2, width = heads * hd;
     for (int b = 0; b < B; b++)

@@ -15,15 +15,9 @@ typedef struct {
     float *ln1_rstd; /* [N] */
     float *q;        /* [N, H*hd] after RoPE (and q_norm) */
     float *k;        /* [N, KV*hd] after RoPE (and k_norm) */
-    /* q_norm / k_norm (Qwen3, Gemma-3), else NULL: the projections before the per-head norm and the
-     * norm's 1/rms per row and head */
-    float *q_pre, *q_rstd; /* [N, H*hd], [N, H] */
-    float *k_pre, *k_rstd; /* [N, KV*hd], [N, KV] */
     float *v;        /* [N, KV*hd] */
     float *att;      /* [B, H, T, T] attention probabilities (zero above the diagonal) */
     float *atty;     /* [N, H*hd] attention output before o */
-    /* Gemma-3's post-attention norm, else NULL: o's output (its input) and its 1/rms */
-    float *attn_out, *attn_out_rstd; /* [N, C], [N] */
     float *res1;     /* [N, C] block input + attention */
     float *ln2;      /* [N, C] */
     float *ln2_mean; /* [N] */
@@ -31,8 +25,17 @@ typedef struct {
     float *fc1;      /* [N, F] gate (LLaMA; SiLU, Gemma: GELU-tanh) or c_fc (GPT-2) pre-activation */
     float *fc2;      /* [N, F] up (LLaMA only) */
     float *hmid;     /* [N, F] MLP hidden after activation: input of down / c_proj */
-    float *mlp_out, *mlp_out_rstd; /* [N, C], [N] Gemma-3's post-FFN norm input (down's output), else NULL */
     float *res2;     /* [N, C] block output */
+
+    /* What a backward needs of the families' extra terms; NULL where the family has none.
+     * q_norm / k_norm (Qwen3, Gemma-3): the projections before the per-head norm (q, k hold the
+     * normed and rotated values) and the norm's 1/rms per row and head. */
+    float *q_pre, *q_rstd; /* [N, H*hd], [N, H] */
+    float *k_pre, *k_rstd; /* [N, KV*hd], [N, KV] */
+    /* Gemma-3's post-attention and post-FFN norms: their inputs (o's and down's outputs) and 1/rms;
+     * res1 = x + norm(attn_out), res2 = res1 + norm(mlp_out). */
+    float *attn_out, *attn_out_rstd; /* [N, C], [N] */
+    float *mlp_out, *mlp_out_rstd;   /* [N, C], [N] */
 } pare_layer_acts;
 
 typedef struct {

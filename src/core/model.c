@@ -134,9 +134,8 @@ static pare_status parse_rope(json_t *o, const char *where, double *theta, pare_
         return PARE_OK;
     memset(rs, 0, sizeof *rs);
     if (strcmp(type, "linear") != 0 && strcmp(type, "llama3") != 0)
-        return pare_fail(err, PARE_EUNSUPPORTED,
-                         "%s: %s.%s \"%s\" is not supported; supported: default, linear, llama3", path, where, key,
-                         type);
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s.%s \"%s\" is not supported; supported: default, linear, llama3",
+                         path, where, key, type);
     rs->type = !strcmp(type, "linear") ? PARE_ROPE_LINEAR : PARE_ROPE_LLAMA3;
     rs->factor = 0;
     snprintf(field, sizeof field, "%s.factor", where);
@@ -256,8 +255,8 @@ static pare_status refuse_unsupported(json_t *root, const char *path, pare_error
     for (size_t i = 0; i < sizeof nonnull / sizeof *nonnull; i++) {
         json_t *v = json_object_get(root, nonnull[i]);
         if (v && !json_is_null(v))
-            return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s %g is not supported (pare computes no soft-capping)",
-                             path, nonnull[i], json_is_number(v) ? json_number_value(v) : NAN);
+            return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s %g is not supported (pare computes no soft-capping)", path,
+                             nonnull[i], json_is_number(v) ? json_number_value(v) : NAN);
     }
     if (get_bool(root, "use_bidirectional_attention", 0))
         return pare_fail(err, PARE_EUNSUPPORTED, "%s: use_bidirectional_attention true is not supported", path);
@@ -370,7 +369,11 @@ pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *er
         for (int i = 0, n = 0; i < PARE_FAMILIES; i++)
             n += snprintf(supported + n, sizeof supported - (size_t)n, "%s%s", i ? ", " : "", pare_families[i].cls);
         rc = pare_fail(err, PARE_EUNSUPPORTED, "%s: %s \"%s\" is not supported; supported: %s", path,
-                       arch ? "architectures" : "model_type", arch ? arch : mtype ? mtype : "(none given)", supported);
+                       arch ? "architectures" : "model_type",
+                       arch    ? arch
+                       : mtype ? mtype
+                               : "(none given)",
+                       supported);
     } else {
         c->family = (pare_family)fam;
         rc = fam == PARE_FAMILY_GPT2 ? config_gpt2(root, c, path, err) : config_decoder(root, c, path, err);
@@ -405,8 +408,7 @@ static void set_linear(pare_linear *l, const char *name, int out, int in)
 /* cos/sin [max_pos, hd/2] of RoPE with base theta and scaling rs, computed in fp32 step by step as
  * transformers' modeling_rope_utils does (its Python scalars rounded to fp32 where they meet a tensor),
  * so positions far from 0 round identically. */
-static void rope_table(const pare_config *c, double theta, const pare_rope_scaling *rs, float *cos_out,
-                       float *sin_out)
+static void rope_table(const pare_config *c, double theta, const pare_rope_scaling *rs, float *cos_out, float *sin_out)
 {
     int half = c->head_dim / 2;
     for (int i = 0; i < half; i++) {
@@ -419,8 +421,8 @@ static void rope_table(const pare_config *c, double theta, const pare_rope_scali
             float high_wavelen = (float)(rs->original_max_pos / rs->high_freq_factor);
             float wavelen = (float)(2 * M_PI) / inv;
             float scaled = wavelen > low_wavelen ? inv / factor : inv; /* low frequencies: / factor */
-            float smooth =
-                (old_len / wavelen - (float)rs->low_freq_factor) / (float)(rs->high_freq_factor - rs->low_freq_factor);
+            float smooth = (old_len / wavelen - (float)rs->low_freq_factor) /
+                           (float)(rs->high_freq_factor - rs->low_freq_factor);
             float smoothed = (1.0f - smooth) * scaled / factor + smooth * scaled;
             int medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
             inv = medium ? smoothed : scaled;

@@ -105,8 +105,10 @@ const char *pare_family_class(const pare_config *c);
 typedef struct {
     float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm. HF: input_layernorm / ln_1 */
     float *norm2_w, *norm2_b; /* [C]. HF: post_attention_layernorm (Gemma-3: pre_feedforward_layernorm) / ln_2 */
-    float *q_norm_w, *k_norm_w;               /* [hd] Qwen3, Gemma-3 */
-    float *post_attn_norm_w, *post_ffn_norm_w; /* [C] Gemma-3: post_attention_layernorm, post_feedforward_layernorm */
+    float *q_norm_w;          /* [hd] Qwen3, Gemma-3: self_attn.q_norm */
+    float *k_norm_w;          /* [hd] self_attn.k_norm */
+    float *post_attn_norm_w;  /* [C] Gemma-3: post_attention_layernorm, on the attention output */
+    float *post_ffn_norm_w;   /* [C] Gemma-3: post_feedforward_layernorm, on the MLP output */
     union {
         pare_linear lin[PARE_LIN_KINDS];
         struct {
@@ -138,7 +140,8 @@ typedef struct {
     float *final_norm_w, *final_norm_b; /* [C] */
     pare_linear head;                   /* [V, C]; w aliases tok_emb when tied */
     float *rope_cos, *rope_sin;         /* [max_pos, hd/2] (LLaMA-style), of the global layers */
-    float *rope_local_cos, *rope_local_sin; /* [max_pos, hd/2] Gemma-3's sliding layers, else NULL */
+    float *rope_local_cos;              /* [max_pos, hd/2] Gemma-3's sliding layers, else NULL */
+    float *rope_local_sin;              /* [max_pos, hd/2] */
     pare_tokenizer *tok;                /* may be NULL when no tokenizer was found */
 } pare_model;
 
