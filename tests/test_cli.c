@@ -362,8 +362,7 @@ static void test_bad_model_config(void)
     expect_bad(args, (const char *const[]){st, "model.embed_tokens.weight", "shape", NULL});
     fixture_set_config(d, "hidden_size", json_integer(32));
     fixture_set_config(d, "architectures", json_pack("[s]", "T5ForConditionalGeneration"));
-    expect_bad(args,
-               (const char *const[]){cfg, "T5ForConditionalGeneration", "LlamaForCausalLM, GPT2LMHeadModel", NULL});
+    expect_bad(args, (const char *const[]){cfg, "T5ForConditionalGeneration", "LlamaForCausalLM, Mistral", NULL});
     const char *missing[] = {"info", "--model", tmp_path("no-such-model"), NULL};
     expect_bad(missing, (const char *const[]){"no-such-model", NULL});
 }
