@@ -6,10 +6,14 @@ CC      ?= cc
 OPT     ?= -O2 -march=native
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -fopenmp -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -I/usr/include/x86_64-linux-gnu
-LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -lpthread
+# PCRE2 compiles tokenizer.json's Split patterns (src/core/tokenizer_regex.c); lazily expanded like
+# the Lua flags below, since on a fresh machine the package arrives with `make deps`.
+PCRE2_CFLAGS = $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+PCRE2_LIBS   = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
+LIBS    = -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -lpthread $(PCRE2_LIBS)
 
 # Debian packages pare builds and runs with (checked by `make deps`).
-DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev libpcre2-dev \
             liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl valgrind clang-format
 
 # Lua 5.4 for the recipe runner (lua/ and src/cli/cmd_run.c only; src/core never sees lua.h). Expanded
@@ -62,6 +66,8 @@ $(call objs,$(OPT_DIR),src/cli/cmd_tui.c tests/test_tui.c) $(call objs,$(ASAN_DI
 # AdamW's square roots never see a negative argument; without errno handling its update loop
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
 $(OPT_DIR)/src/train/optim.o $(ASAN_DIR)/src/train/optim.o: CFLAGS += -fno-math-errno
+# only the Split-pattern file includes pcre2.h
+$(call objs,$(OPT_DIR),src/core/tokenizer_regex.c) $(call objs,$(ASAN_DIR),src/core/tokenizer_regex.c): CFLAGS += $(PCRE2_CFLAGS)
 
 .PHONY: all test check bench deps layering clean fuzz corpus valgrind demo
 all: pare
