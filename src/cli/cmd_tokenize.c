@@ -24,7 +24,8 @@ int cmd_tokenize(int argc, char **argv)
     if (cli_parse("tokenize", argc, argv, opts, n_opts))
         return EXIT_BAD_INPUT;
     if (help) {
-        cli_usage("tokenize", "(--model M | --tokenizer FILE) (--text T | --file F) [--special] [--count]", opts, n_opts);
+        cli_usage("tokenize", "(--model M | --tokenizer FILE) (--text T | --file F) [--special] [--count]", opts,
+                  n_opts);
         return 0;
     }
     pare_error err = {0};

@@ -25,7 +25,9 @@ static pare_status normalized_too_long(const char *path, const norm_step *ns, si
                      "%s: normalizer expands input beyond %dx its length plus %d bytes (%zu bytes from %zu at "
                      "normalizer %zu, %s); real normalizers grow text at most 11x (NFKC)",
                      path, NORM_GROWTH_FACTOR, NORM_GROWTH_SLACK, limit, n, k + 1,
-                     ns->kind == NORM_PREPEND ? "Prepend" : ns->kind == NORM_REPLACE ? "Replace" : "NFC");
+                     ns->kind == NORM_PREPEND   ? "Prepend"
+                     : ns->kind == NORM_REPLACE ? "Replace"
+                                                : "NFC");
 }
 
 /* NFC of s into out. The reference only sees valid UTF-8; here each valid run is composed and the
@@ -411,8 +413,9 @@ static pare_status split_into_pieces(encode_ctx *c, size_t step, const char *s, 
     if (rc == 0)
         return oom(c);
     if (rc < 0)
-        return pare_fail(c->err, PARE_EINVAL, "%s: the Split pattern of pre-tokenizer %zu failed on a piece of %zu bytes",
-                         c->t->source, step + 1, n);
+        return pare_fail(c->err, PARE_EINVAL,
+                         "%s: the Split pattern of pre-tokenizer %zu failed on a piece of %zu bytes", c->t->source,
+                         step + 1, n);
     size_t prev = 0;
     for (size_t k = 0; k <= matches->len; k++) {
         size_t start = k < matches->len ? matches->data[k].start : n;

@@ -222,8 +222,7 @@ static pare_status parse_pretokenizer(const char *path, pare_tokenizer *t, json_
     }
     return pare_fail(err, PARE_EUNSUPPORTED,
                      "%s: pre_tokenizer type '%s' is not supported; supported: ByteLevel, Metaspace, Split, Sequence",
-                     path,
-                     show_z(type).s);
+                     path, show_z(type).s);
 }
 
 static pare_status parse_decoder(const char *path, pare_tokenizer *t, json_t *d, int depth, pare_error *err)

@@ -105,7 +105,7 @@ typedef struct split_regex split_regex;
 typedef struct {
     struct {
         size_t start, end;
-    } *data;
+    } * data;
     size_t len, cap;
 } split_match_list;
 
