@@ -12,15 +12,14 @@ struct split_regex {
     pcre2_code *code;
 };
 
-/* Oniguruma's Unicode \s is U+0009..U+000D, U+0085 and the Z categories; PCRE2's (UCP) lacks
- * U+0085. Oniguruma's \w is Letter | Mark | Decimal_Number | Connector_Punctuation; PCRE2 10.42's
- * is L | N | '_'. Each becomes an explicit set (bare inside a class, bracketed outside). */
-static const char *const ONIG_SPACE_SET = "\\s\\x{85}";
+/* Oniguruma's \w is Letter | Mark | Decimal_Number | Connector_Punctuation; PCRE2 10.42's (UCP) is
+ * L | N | '_', so \w and \W become that explicit set (bare inside a class, bracketed outside).
+ * \s already agrees (U+0009..U+000D, U+0085 and Z in both; test_split_regex_oniguruma_semantics). */
 static const char *const ONIG_WORD_SET = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
 
 /* Rewrites the escapes whose meaning differs; everything else (\p{..}, (?i:..), (?!..), {m,n})
  * reads the same in both engines. Returns 0 on a construct it cannot translate exactly
- * (a negated \S or \W inside a class), setting *bad to its offset. */
+ * (\W inside a class), setting *bad to its offset. */
 static int translate_pattern(const char *pat, size_t n, bytebuf *out, size_t *bad)
 {
     int in_class = 0;
@@ -28,8 +27,8 @@ static int translate_pattern(const char *pat, size_t n, bytebuf *out, size_t *ba
         char ch = pat[i];
         if (ch == '\\' && i + 1 < n) {
             char e = pat[++i];
-            const char *set = e == 's' || e == 'S' ? ONIG_SPACE_SET : e == 'w' || e == 'W' ? ONIG_WORD_SET : NULL;
-            int negated = e == 'S' || e == 'W';
+            const char *set = e == 'w' || e == 'W' ? ONIG_WORD_SET : NULL;
+            int negated = e == 'W';
             int ok = 1;
             if (!set)
                 ok = bb_append(out, pat + i - 1, 2);
@@ -85,8 +84,8 @@ pare_status split_regex_compile(const char *path, const char *pattern, size_t le
         if (r == 0) {
             free(translated.data);
             return pare_fail(err, PARE_EUNSUPPORTED,
-                             "%s: Split regex '%s': a negated class escape at offset %zu inside [...] is not "
-                             "supported (Oniguruma and PCRE2 differ there)",
+                             "%s: Split regex '%s': \\W at offset %zu inside [...] is not supported (Oniguruma "
+                             "and PCRE2 differ there)",
                              path, show(pattern, len).s, bad);
         }
         src = translated.data ? translated.data : "";
