@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include "core/fileio.h"
@@ -1085,6 +1086,68 @@ static void test_split_invalid_regex(void)
                      PARE_EUNSUPPORTED, "Sideways");
 }
 
+/* The pare cache of `make tokenizer-refs` (PARE_CACHE, else $XDG_CACHE_HOME/pare, else ~/.cache/pare). */
+static const char *pare_cache_path(const char *rel)
+{
+    static char path[1024];
+    const char *cache = getenv("PARE_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (cache && *cache)
+        snprintf(path, sizeof path, "%s/%s", cache, rel);
+    else if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/pare/%s", xdg, rel);
+    else
+        snprintf(path, sizeof path, "%s/.cache/pare/%s", home ? home : "", rel);
+    return path;
+}
+
+/* Gemma-3 (Replace normalizer, Split " " MergedWithPrevious, byte fallback, 262k vocab, 6k added
+ * tokens) against Hugging Face tokenizers' npm binding, run here by tools/tokenizer_reference.js on
+ * the same five files; decoding gives each file back. */
+static void test_gemma3_matches_hf_binding(void)
+{
+    NEED_SHARED();
+    char gemma[1024], node_modules[1024];
+    snprintf(gemma, sizeof gemma, "%s", pare_cache_path("tokenizers/gemma3/tokenizer.json"));
+    snprintf(node_modules, sizeof node_modules, "%s", pare_cache_path("node/node_modules"));
+    char binding[1100];
+    snprintf(binding, sizeof binding, "%s/tokenizers/package.json", node_modules);
+    if (access(gemma, R_OK) != 0 || access(binding, R_OK) != 0 || system("node --version >/dev/null 2>&1") != 0)
+        SKIP("skipped: Gemma-3 tokenizer or Hugging Face tokenizers' node binding absent (make tokenizer-refs)");
+    const ref_eval_file tricky = {"tricky.txt", "tokenizers/tricky.txt"};
+    char cmd[8192];
+    int used = snprintf(cmd, sizeof cmd, "NODE_PATH='%s' node tools/tokenizer_reference.js '%s' '%s'", node_modules,
+                        gemma, tmp_path("gemma3_ids"));
+    for (int f = 0; f <= REF_EVAL_FILES; f++)
+        used += snprintf(cmd + used, sizeof cmd - (size_t)used, " '%s'",
+                         shared_path(f < REF_EVAL_FILES ? ref_eval_files[f].path : tricky.path));
+    CHECKF(system(cmd) == 0, "tools/tokenizer_reference.js failed: %s", cmd);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(pare_tokenizer_load_hf(gemma, &tok, &err) == PARE_OK, "%s", err.msg);
+    for (int f = 0; tok && f <= REF_EVAL_FILES; f++) {
+        const ref_eval_file *file = f < REF_EVAL_FILES ? &ref_eval_files[f] : &tricky;
+        char ids_path[1200];
+        snprintf(ids_path, sizeof ids_path, "%s/%s.i32", tmp_path("gemma3_ids"), file->name);
+        char *raw = NULL;
+        size_t raw_len = 0, len, n_ids, back_len;
+        CHECKF(pare_read_file(ids_path, &raw, &raw_len, &err) == PARE_OK && raw_len % 4 == 0, "%s", ids_path);
+        char *text = ref_read_text(file->path, &len);
+        int32_t *ids = text ? encode(tok, text, len, 0, &n_ids) : NULL;
+        if (raw && ids) {
+            char what[300];
+            snprintf(what, sizeof what, "gemma3 on %s", file->name);
+            check_same_ids(tok, what, (const int32_t *)raw, raw_len / 4, ids, n_ids);
+            char *back = decode(tok, ids, n_ids, 0, &back_len);
+            CHECKF(back && back_len == len && !memcmp(back, text, len), "%s: decode(encode(file)) differs", what);
+            free(back);
+        }
+        free(raw);
+        free(text);
+        free(ids);
+    }
+    pare_tokenizer_free(tok);
+}
+
 void suite_tokenizer(void)
 {
     RUN(test_llama12m_matches_reference_ids);
@@ -1113,4 +1176,5 @@ void suite_tokenizer(void)
     RUN(test_split_behaviors);
     RUN(test_split_regex_oniguruma_semantics);
     RUN(test_split_invalid_regex);
+    RUN(test_gemma3_matches_hf_binding);
 }
