@@ -8,8 +8,10 @@ transformers 4.x writes it (rope_theta, rope_scaling) or as 5.x does (rope_param
 layer type), safetensors F32/F16/BF16, single or sharded with model.safetensors.index.json.
 
 Everything is computed in the parameters' dtype (float64 for a reference) except where transformers
-itself rounds to float32 whatever the model's dtype: the RoPE inverse frequencies, angles, cos and sin
-(computed in float32 and then cast), and Gemma-3's embedding scale (a float32 tensor).
+itself rounds to float32 whatever the model's dtype, so that this is transformers' model run in float64:
+the RoPE inverse frequencies, angles, cos and sin (computed in float32, then cast), Gemma-3's embedding
+scale (a float32 tensor), the RMSNorms (normalized in float32; Gemma's (1 + w) applied in float32) and
+the attention softmax (float32).
 
     family_reference.py MODEL_DIR --ids 1,2,3         # prints the logits' shape and last row's top 5
     family_reference.py MODEL_DIR --check             # compares with the folder's reference logits
@@ -54,8 +56,7 @@ class Family:
         self.F = cfg["intermediate_size"]
         self.L = cfg["num_hidden_layers"]
         self.V = cfg["vocab_size"]
-        # Phi-3's attention ignores a head_dim key; the others honour it when present
-        self.D = (None if self.fused else cfg.get("head_dim")) or self.d // self.H
+        self.D = cfg.get("head_dim") or self.d // self.H
         default_eps = 1e-5 if self.fused else 1e-6
         self.eps = float(cfg.get("rms_norm_eps", default_eps))
         self.tied = bool(cfg.get("tie_word_embeddings", self.gemma))
@@ -242,9 +243,14 @@ class FamilyModel(nn.Module):
         return self.get_parameter(name)
 
     def _norm(self, x, name):
+        """RMSNorm over the last dim. transformers normalizes in float32 whatever the model's dtype;
+        LLaMA-likes multiply by w after casting back, Gemma multiplies by (1 + w) in float32 first."""
         w = self.p(name)
-        normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.family.eps)
-        return normed * (1.0 + w) if self.family.gemma else normed * w
+        x32 = x.to(torch.float32)
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.family.eps)
+        if self.family.gemma:
+            return (normed * (1.0 + w.to(torch.float32))).to(x.dtype)
+        return w * normed.to(x.dtype)
 
     def _linear(self, x, prefix):
         bias = prefix + ".bias"
@@ -297,7 +303,8 @@ class FamilyModel(nn.Module):
             scores = torch.matmul(q, k.transpose(2, 3)) * fam.scale         # [B, H, T, T]
             if fam.attn_softcap is not None:
                 scores = torch.tanh(scores / fam.attn_softcap) * fam.attn_softcap
-            weights = torch.softmax(scores + masks[kind], -1)
+            # transformers' eager attention takes the softmax in float32 and casts back
+            weights = torch.softmax(scores + masks[kind], -1, dtype=torch.float32).to(scores.dtype)
             a = torch.matmul(weights, v).transpose(1, 2).reshape(B, T, H * D)
             a = self._linear(a, pre + "self_attn.o_proj")
             if fam.sandwich:
