@@ -114,7 +114,7 @@ def transformers5_config(cls_name, kw, dtype):
             rp.setdefault("partial_rotary_factor", 1.0)
         rp.setdefault("rope_type", rp.pop("type", "default"))
         c["rope_parameters"] = rp
-    c.update(architectures=[arch], model_type=model_type, dtype=dtype, transformers_version=TRANSFORMERS_FORMAT)
+    c.update(architectures=[arch], model_type=model_type, dtype=dtype)
     return c
 
 
@@ -232,7 +232,7 @@ def make(name, cls_name, kw, dtype, shard, out, train_data, eval_ids, steps):
     write_json(os.path.join(d, "config.json"), cfg)
     gen = {"_from_model_config": True, "bos_token_id": cfg["bos_token_id"], "eos_token_id": cfg["eos_token_id"],
            "output_attentions": False, "output_hidden_states": False,
-           "transformers_version": TRANSFORMERS_FORMAT, "use_cache": True}
+           "use_cache": True}
     if cfg.get("pad_token_id") is not None:
         gen["pad_token_id"] = cfg["pad_token_id"]
     write_json(os.path.join(d, "generation_config.json"), gen)
