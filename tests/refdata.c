@@ -25,12 +25,18 @@ static int shared_present(void)
     return 0;
 }
 
+/* The reference.json of a model name (under models/) or of a folder path such as tokenizers/llama3. */
+static void reference_json_rel(const char *model, char *rel, size_t cap)
+{
+    snprintf(rel, cap, strchr(model, '/') ? "%s/reference.json" : "models/%s/reference.json", model);
+}
+
 json_t *ref_json_checked(const char *model)
 {
     if (!shared_present())
         return NULL;
     char rel[256];
-    snprintf(rel, sizeof rel, "models/%s/reference.json", model);
+    reference_json_rel(model, rel, sizeof rel);
     json_error_t jerr;
     json_t *ref = json_load_file(shared_path(rel), 0, &jerr);
     CHECKF(ref != NULL, "%s: %s", rel, jerr.text);
@@ -52,7 +58,9 @@ json_t *ref_field(json_t *ref, const char *model, const char *key, ...)
         v = json_object_get(v, k);
     }
     va_end(ap);
-    CHECKF(v != NULL, "models/%s/reference.json: no field %s", model, where);
+    char rel[256];
+    reference_json_rel(model, rel, sizeof rel);
+    CHECKF(v != NULL, "%s: no field %s", rel, where);
     return v;
 }
 

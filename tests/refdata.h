@@ -18,7 +18,8 @@ extern const ref_eval_file ref_eval_files[REF_EVAL_FILES];
  * file fails the running test with one line naming the file and the problem. Either way they return
  * NULL (with *len / *n set to 0), and the caller stops using the reference. */
 
-/* models/MODEL/reference.json (caller json_decref's), reporting a parser's message. */
+/* models/MODEL/reference.json (caller json_decref's), reporting a parser's message; a MODEL with a
+ * '/' is a folder below the shared data (tokenizers/llama3), here and in ref_field. */
 json_t *ref_json_checked(const char *model);
 /* The value at a NULL-terminated path of keys in MODEL's reference.json (ref as ref_json_checked
  * returned it; NULL gives NULL without a second report), or NULL with a failed check naming the file

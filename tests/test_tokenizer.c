@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
+#include <utf8proc.h>
 
 #include "core/fileio.h"
 #include "core/tokenizer.h"
@@ -94,30 +96,63 @@ static void check_same_ids(const pare_tokenizer *tok, const char *what, const in
     free(text);
 }
 
-/* Encodes every eval file and checks ids against reference_ids, counts against reference.json, and
- * that decoding gives the file back (Metaspace "first" drops a leading space, as the reference does). */
-static void check_hf_model_files(const char *model, int loses_leading_space)
+/* Loads DIR/tokenizer.json (DIR below the shared data: models/X or tokenizers/X). */
+static pare_tokenizer *load_hf_dir(const char *dir)
 {
-    pare_tokenizer *tok = load_hf_model(model);
-    json_t *ref = ref_json_checked(model);
-    for (int f = 0; tok && ref && f < REF_EVAL_FILES; f++) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/tokenizer.json", dir);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    pare_status st = pare_tokenizer_load_hf(shared_path(rel), &tok, &err);
+    CHECKF(st == PARE_OK, "loading %s: %s", rel, err.msg);
+    return st == PARE_OK ? tok : NULL;
+}
+
+enum { FILES_EVAL = 0, FILES_WITH_TRICKY = 1 };
+enum { ROUNDTRIP_EXACT, ROUNDTRIP_LOSES_LEADING_SPACE, ROUNDTRIP_NFC };
+
+/* Encodes every eval file (and tokenizers/tricky.txt) and checks ids against DIR/reference_ids,
+ * counts against DIR/reference.json, and that decoding gives the file back: Metaspace "first" drops
+ * a leading space, and an NFC normalizer gives the file's NFC, as the reference does. */
+static void check_hf_files(const char *dir, int files, int roundtrip)
+{
+    const ref_eval_file tricky = {"tricky.txt", "tokenizers/tricky.txt"};
+    pare_tokenizer *tok = load_hf_dir(dir);
+    json_t *ref = ref_json_checked(dir);
+    int n_files = REF_EVAL_FILES + (files == FILES_WITH_TRICKY);
+    for (int f = 0; tok && ref && f < n_files; f++) {
+        const ref_eval_file *file = f < REF_EVAL_FILES ? &ref_eval_files[f] : &tricky;
         size_t len, n_ref, n_ids, back_len;
-        char *text = ref_read_text(ref_eval_files[f].path, &len);
+        char *text = ref_read_text(file->path, &len);
         char rel[256];
-        snprintf(rel, sizeof rel, "models/%s/reference_ids/%s.i32", model, ref_eval_files[f].name);
+        snprintf(rel, sizeof rel, "%s/reference_ids/%s.i32", dir, file->name);
         int32_t *want = ref_read_i32_checked(rel, &n_ref);
         int32_t *ids = text ? encode(tok, text, len, 0, &n_ids) : NULL;
         if (text && want && ids) {
             char what[300];
-            snprintf(what, sizeof what, "%s on %s", model, ref_eval_files[f].name);
+            snprintf(what, sizeof what, "%s on %s", dir, file->name);
             check_same_ids(tok, what, want, n_ref, ids, n_ids);
-            json_int_t count = json_integer_value(ref_field(ref, model, ref_eval_files[f].name, "tokens", NULL));
+            /* models' reference.json keep counts under each file, tokenizers' under "tokens" */
+            json_t *count_v = json_object_get(ref, "tokens") ? ref_field(ref, dir, "tokens", file->name, NULL)
+                                                             : ref_field(ref, dir, file->name, "tokens", NULL);
+            json_int_t count = json_integer_value(count_v);
             CHECKF((json_int_t)n_ids == count, "%s: %zu tokens, reference.json says %lld", what, n_ids,
                    (long long)count);
             char *back = decode(tok, ids, n_ids, 0, &back_len);
-            size_t skip = loses_leading_space && len > 0 && text[0] == ' ' ? 1 : 0;
-            CHECKF(back && back_len == len - skip && memcmp(back, text + skip, back_len) == 0,
-                   "%s: decode(encode(file)) differs from the file (%zu vs %zu bytes)", what, back_len, len - skip);
+            const char *expect = text;
+            size_t expect_len = len;
+            char *composed = roundtrip == ROUNDTRIP_NFC ? (char *)utf8proc_NFC((const utf8proc_uint8_t *)text) : NULL;
+            if (composed) {
+                expect = composed;
+                expect_len = strlen(composed);
+            } else if (roundtrip == ROUNDTRIP_LOSES_LEADING_SPACE && len > 0 && text[0] == ' ') {
+                expect++;
+                expect_len--;
+            }
+            CHECKF(back && back_len == expect_len && memcmp(back, expect, back_len) == 0,
+                   "%s: decode(encode(file)) differs from the file%s (%zu vs %zu bytes)", what,
+                   composed ? "'s NFC" : "", back_len, expect_len);
+            free(composed);
             free(back);
         }
         free(text);
@@ -131,13 +166,13 @@ static void check_hf_model_files(const char *model, int loses_leading_space)
 static void test_llama12m_matches_reference_ids(void)
 {
     NEED_SHARED();
-    check_hf_model_files("ref-llama-12m", 1);
+    check_hf_files("models/ref-llama-12m", FILES_EVAL, ROUNDTRIP_LOSES_LEADING_SPACE);
 }
 
 static void test_gpt2_matches_reference_ids(void)
 {
     NEED_SHARED();
-    check_hf_model_files("ref-gpt2-6m", 0);
+    check_hf_files("models/ref-gpt2-6m", FILES_EVAL, ROUNDTRIP_EXACT);
 }
 
 /* The prompt encodes to prompt_ids with special tokens; greedy_ids after the prompt decode to the
@@ -905,6 +940,214 @@ static void test_normalizer_expansion_bomb(void)
     pare_tokenizer_free(tok);
 }
 
+
+/* ---- Llama-3 and Qwen3: Split regex pre-tokenizers, ignore_merges, NFC, merges as pairs ---- */
+
+static void test_llama3_matches_reference_ids(void)
+{
+    NEED_SHARED();
+    check_hf_files("tokenizers/llama3", FILES_WITH_TRICKY, ROUNDTRIP_EXACT);
+}
+
+static void test_qwen3_matches_reference_ids(void)
+{
+    NEED_SHARED();
+    check_hf_files("tokenizers/qwen3", FILES_WITH_TRICKY, ROUNDTRIP_NFC);
+}
+
+/* `pare tokenize --tokenizer FILE` with no model: the count of tricky.txt is the reference's. */
+static void test_tokenize_cli_tokenizer_only(void)
+{
+    NEED_SHARED();
+    const char *names[] = {"tokenizers/llama3", "tokenizers/qwen3"};
+    for (int k = 0; k < 2; k++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "%s/tokenizer.json", names[k]);
+        char tokenizer[1024], file[1024];
+        snprintf(tokenizer, sizeof tokenizer, "%s", shared_path(rel));
+        snprintf(file, sizeof file, "%s", shared_path("tokenizers/tricky.txt"));
+        json_t *ref = ref_json_checked(names[k]);
+        json_int_t want = json_integer_value(ref_field(ref, names[k], "tokens", "tricky.txt", NULL));
+        char *out = NULL, *errout = NULL;
+        const char *args[] = {"tokenize", "--tokenizer", tokenizer, "--file", file, "--count", NULL};
+        int rc = run_pare(&out, &errout, args);
+        CHECKF(rc == 0 && out && atoll(out) == want, "%s: exit %d, count %s (want %lld): %s", names[k], rc,
+               out ? out : "", (long long)want, errout ? errout : "");
+        free(out);
+        free(errout);
+        json_decref(ref);
+    }
+}
+
+/* A tokenizer whose vocab holds the pieces a Split may produce: with ignore_merges a pre-tokenized
+ * word found in the vocab is one id, so the ids spell the pieces. pattern is the JSON of the Split's
+ * pattern object. */
+static pare_tokenizer *split_tokenizer(const char *name, const char *pattern, const char *behavior, int invert,
+                                       const char *vocab)
+{
+    char json[4096];
+    snprintf(json, sizeof json,
+             "{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": %s,"
+             " \"behavior\": \"%s\", \"invert\": %s}]},"
+             " \"model\": {\"type\": \"BPE\", \"ignore_merges\": true, \"merges\": [], \"vocab\": {%s}}}",
+             pattern, behavior, invert ? "true" : "false", vocab);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(load_hf_text(tmp_path(name), json, &tok, &err) == PARE_OK, "%s: %s", name, err.msg);
+    return tok;
+}
+
+static void check_pieces(pare_tokenizer *tok, const char *what, const char *text, const int32_t *want, size_t n_want)
+{
+    if (!tok)
+        return;
+    size_t n;
+    int32_t *ids = encode(tok, text, strlen(text), 0, &n);
+    char got[160] = "", expected[160] = "";
+    if (ids)
+        print_ids(got, sizeof got, ids, 0, n);
+    print_ids(expected, sizeof expected, want, 0, n_want);
+    CHECKF(ids && n == n_want && !memcmp(ids, want, n * sizeof *ids), "%s on \"%s\": ids %s, want %s", what, text, got,
+           expected);
+    free(ids);
+}
+
+/* Every behavior of Split as tokenizers' NormalizedString::split defines it, on "a-b--c" with the
+ * delimiter "-" (as a String and as a Regex), and invert. */
+static void test_split_behaviors(void)
+{
+    const char *vocab = "\"a\": 0, \"b\": 1, \"c\": 2, \"-\": 3, \"a-\": 4, \"b-\": 5, \"-b\": 6, \"-c\": 7, \"--\": "
+                        "8, \"b--\": 9";
+    enum { A, B, C, DASH, A_DASH, B_DASH, DASH_B, DASH_C, DASH_DASH, B_DASH_DASH };
+    static const struct {
+        const char *behavior;
+        int invert;
+        int32_t want[6];
+        size_t n;
+    } cases[] = {
+        {"Isolated", 0, {A, DASH, B, DASH, DASH, C}, 6},
+        {"Removed", 0, {A, B, C}, 3},
+        {"MergedWithPrevious", 0, {A_DASH, B_DASH, DASH, C}, 4},
+        {"MergedWithNext", 0, {A, DASH_B, DASH, DASH_C}, 4},
+        {"Contiguous", 0, {A, DASH, B, DASH_DASH, C}, 5},
+        /* [a-c] inverted: the text between letters ("-", then "--" as one part) is the delimiter */
+        {"MergedWithPrevious", 1, {A_DASH, B_DASH_DASH, C}, 3},
+        {"Removed", 1, {A, B, C}, 3},
+    };
+    const char *patterns[] = {"{\"String\": \"-\"}", "{\"Regex\": \"-\"}"};
+    for (int p = 0; p < 2; p++)
+        for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+            /* inverted cases match the letters (a Regex only) */
+            const char *pattern = cases[k].invert ? (p ? "{\"Regex\": \"[a-c]\"}" : NULL) : patterns[p];
+            if (!pattern)
+                continue;
+            char name[64], what[128];
+            snprintf(name, sizeof name, "split%d_%zu.json", p, k);
+            snprintf(what, sizeof what, "%s %s%s", pattern, cases[k].behavior, cases[k].invert ? " inverted" : "");
+            pare_tokenizer *tok = split_tokenizer(name, pattern, cases[k].behavior, cases[k].invert, vocab);
+            check_pieces(tok, what, "a-b--c", cases[k].want, cases[k].n);
+            pare_tokenizer_free(tok);
+        }
+}
+
+/* Oniguruma (the reference's engine) against PCRE2: its \w includes marks (PCRE2 10.42's does not;
+ * the pattern is translated), its \s includes U+0085 (PCRE2's does too; checked should that change);
+ * and the Llama-3 pattern's case-insensitive contractions and \p{N}{1,3}. */
+static void test_split_regex_oniguruma_semantics(void)
+{
+    pare_tokenizer *tok = split_tokenizer("nel.json", "{\"Regex\": \"\\\\s\"}", "Removed", 0,
+                                          "\"x\": 0, \"y\": 1, \"x\\u0085y\": 2");
+    check_pieces(tok, "\\s on NEL", "x\xC2\x85y", (const int32_t[]){0, 1}, 2);
+    pare_tokenizer_free(tok);
+    tok = split_tokenizer("mark.json", "{\"Regex\": \"\\\\w+\"}", "Isolated", 0,
+                          "\"e\": 0, \"\\u0301\": 1, \"e\\u0301\": 2, \" \": 3");
+    check_pieces(tok, "\\w with a combining mark", "e\xCC\x81 e", (const int32_t[]){2, 3, 0}, 3);
+    pare_tokenizer_free(tok);
+    tok = split_tokenizer("contractions.json", "{\"Regex\": \"(?i:'s|'re)|\\\\p{N}{1,3}\"}", "Isolated", 0,
+                          "\"'S\": 0, \"'rE\": 1, \"123\": 2, \"45\": 3, \"'\": 4, \"S\": 5, \"r\": 6, \"E\": 7");
+    check_pieces(tok, "contractions and digit groups", "'S'rE12345", (const int32_t[]){0, 1, 2, 3}, 4);
+    pare_tokenizer_free(tok);
+}
+
+/* An invalid regex is refused naming the file and the pattern, in the core and by the CLI. */
+static void test_split_invalid_regex(void)
+{
+    const char *json = "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(?i:'s|\\\\p{L\"},"
+                       " \"behavior\": \"Isolated\", \"invert\": false},"
+                       " \"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {\"a\": 0}}}";
+    check_load_error("bad_regex.json", json, PARE_EFORMAT, "(?i:'s|\\\\p{L");
+    const char *args[] = {"tokenize", "--tokenizer", tmp_path("bad_regex.json"), "--text", "a", NULL};
+    const char *needles[] = {"bad_regex.json", "(?i:'s|\\\\p{L", "invalid", NULL};
+    expect_pare_error(args, needles, 1);
+    check_load_error("bad_behavior.json",
+                     "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, \"behavior\": "
+                     "\"Sideways\"},"
+                     " \"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {\"a\": 0}}}",
+                     PARE_EUNSUPPORTED, "Sideways");
+}
+
+/* The pare cache of `make tokenizer-refs` (PARE_CACHE, else $XDG_CACHE_HOME/pare, else ~/.cache/pare). */
+static const char *pare_cache_path(const char *rel)
+{
+    static char path[1024];
+    const char *cache = getenv("PARE_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (cache && *cache)
+        snprintf(path, sizeof path, "%s/%s", cache, rel);
+    else if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/pare/%s", xdg, rel);
+    else
+        snprintf(path, sizeof path, "%s/.cache/pare/%s", home ? home : "", rel);
+    return path;
+}
+
+/* Gemma-3 (Replace normalizer, Split " " MergedWithPrevious, byte fallback, 262k vocab, 6k added
+ * tokens) against Hugging Face tokenizers' npm binding, run here by tools/tokenizer_reference.js on
+ * the same five files; decoding gives each file back. */
+static void test_gemma3_matches_hf_binding(void)
+{
+    NEED_SHARED();
+    char gemma[1024], node_modules[1024];
+    snprintf(gemma, sizeof gemma, "%s", pare_cache_path("tokenizers/gemma3/tokenizer.json"));
+    snprintf(node_modules, sizeof node_modules, "%s", pare_cache_path("node/node_modules"));
+    char binding[1100];
+    snprintf(binding, sizeof binding, "%s/tokenizers/package.json", node_modules);
+    if (access(gemma, R_OK) != 0 || access(binding, R_OK) != 0 || system("node --version >/dev/null 2>&1") != 0)
+        SKIP("skipped: Gemma-3 tokenizer or Hugging Face tokenizers' node binding absent (make tokenizer-refs)");
+    const ref_eval_file tricky = {"tricky.txt", "tokenizers/tricky.txt"};
+    char cmd[8192];
+    int used = snprintf(cmd, sizeof cmd, "NODE_PATH='%s' node tools/tokenizer_reference.js '%s' '%s'", node_modules,
+                        gemma, tmp_path("gemma3_ids"));
+    for (int f = 0; f <= REF_EVAL_FILES; f++)
+        used += snprintf(cmd + used, sizeof cmd - (size_t)used, " '%s'",
+                         shared_path(f < REF_EVAL_FILES ? ref_eval_files[f].path : tricky.path));
+    CHECKF(system(cmd) == 0, "tools/tokenizer_reference.js failed: %s", cmd);
+    pare_tokenizer *tok = NULL;
+    pare_error err = {0};
+    CHECKF(pare_tokenizer_load_hf(gemma, &tok, &err) == PARE_OK, "%s", err.msg);
+    for (int f = 0; tok && f <= REF_EVAL_FILES; f++) {
+        const ref_eval_file *file = f < REF_EVAL_FILES ? &ref_eval_files[f] : &tricky;
+        char ids_path[1200];
+        snprintf(ids_path, sizeof ids_path, "%s/%s.i32", tmp_path("gemma3_ids"), file->name);
+        char *raw = NULL;
+        size_t raw_len = 0, len, n_ids, back_len;
+        CHECKF(pare_read_file(ids_path, &raw, &raw_len, &err) == PARE_OK && raw_len % 4 == 0, "%s", ids_path);
+        char *text = ref_read_text(file->path, &len);
+        int32_t *ids = text ? encode(tok, text, len, 0, &n_ids) : NULL;
+        if (raw && ids) {
+            char what[300];
+            snprintf(what, sizeof what, "gemma3 on %s", file->name);
+            check_same_ids(tok, what, (const int32_t *)raw, raw_len / 4, ids, n_ids);
+            char *back = decode(tok, ids, n_ids, 0, &back_len);
+            CHECKF(back && back_len == len && !memcmp(back, text, len), "%s: decode(encode(file)) differs", what);
+            free(back);
+        }
+        free(raw);
+        free(text);
+        free(ids);
+    }
+    pare_tokenizer_free(tok);
+}
+
 void suite_tokenizer(void)
 {
     RUN(test_llama12m_matches_reference_ids);
@@ -927,4 +1170,11 @@ void suite_tokenizer(void)
     RUN(test_rejects_deep_sequences_and_pieceless_special_ids);
     RUN(test_llama2c_stray_byte_pairs);
     RUN(test_normalizer_expansion_bomb);
+    RUN(test_llama3_matches_reference_ids);
+    RUN(test_qwen3_matches_reference_ids);
+    RUN(test_tokenize_cli_tokenizer_only);
+    RUN(test_split_behaviors);
+    RUN(test_split_regex_oniguruma_semantics);
+    RUN(test_split_invalid_regex);
+    RUN(test_gemma3_matches_hf_binding);
 }

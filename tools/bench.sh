@@ -649,4 +649,7 @@ if t:
 sys.exit(1 if (strict and slow) else 0)
 PYEOF
 fi
+# Tokenizers (issue 16 §3): pare against Hugging Face tokenizers on wiki.test.raw, one row each.
+echo "bench: tokenizers (tools/bench_tokenizer.sh)"
+bash tools/bench_tokenizer.sh || rc_f=$?
 exit $(( rc_fwd != 0 ? rc_fwd : rc_c != 0 ? rc_c : rc_t != 0 ? rc_t : rc_f ))

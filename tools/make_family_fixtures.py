@@ -11,7 +11,10 @@ the outputs are committed under tests/data/families/ and this script says how th
 
 Per family, DIR/<name>/ holds:
   config.json, model.safetensors (or an index + shards), generation_config.json  - as saved
-  eval.i32       the evaluation ids (little-endian int32), bytes of held-out text
+  eval.txt       held-out text (1,024 bytes, cut at character boundaries)
+  eval.i32       its ids (little-endian int32): the bytes of eval.txt
+  tokenizer.json a byte-level BPE without merges whose id of each byte is the byte's value (256 and 257
+                 are <s> and </s>), so `pare eval`, calibration and compression run on the fixture
   reference.json the protocol (non-overlapping windows of `window` tokens, loss over the window-1
                  shifted targets, ppl = exp(total NLL / predicted)), its NLL sum and perplexity;
                  prompt_ids and the logits shape of logits.f32 (row-major [positions][vocab]);
@@ -86,6 +89,35 @@ def corpus(root):
     files = sorted(glob.glob(os.path.join(root, "docs", "*.md"))) + [os.path.join(root, "README.md")]
     data = b"".join(open(f, "rb").read() for f in files)
     return np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+
+
+def bytes_to_unicode():
+    """GPT-2's printable stand-in for each byte (the ByteLevel pre-tokenizer's alphabet)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
+        list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def byte_tokenizer():
+    b2u = bytes_to_unicode()
+    vocab = {b2u[b]: b for b in range(256)}
+    added = [{"id": 256 + i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, t in enumerate(["<s>", "</s>"])]
+    vocab.update({a["content"]: a["id"] for a in added})
+    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                              "use_regex": True},
+            "post_processor": None,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                      "ignore_merges": False, "vocab": vocab, "merges": []}}
 
 
 def make_config(cls_name, kw):
@@ -195,7 +227,10 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     data = corpus(root)
+    # held-out text of N_EVAL bytes that starts and ends on character boundaries
     cut = len(data) - N_EVAL - 1
+    while data[cut] >= 0x80 or data[cut + N_EVAL] >= 0x80:
+        cut -= 1
     train_data, eval_ids = data[:cut], data[cut:cut + N_EVAL]
     only = [s for s in a.only.split(",") if s]
     for name, (cls_name, kw, dtype, shard) in FAMILIES.items():
@@ -216,6 +251,9 @@ def main():
         ref = AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager", torch_dtype=torch.float32)
         ref.eval()
         eval_ids.astype("<i4").tofile(os.path.join(d, "eval.i32"))
+        eval_ids.astype(np.uint8).tofile(os.path.join(d, "eval.txt"))
+        with open(os.path.join(d, "tokenizer.json"), "w") as f:
+            json.dump(byte_tokenizer(), f, ensure_ascii=False, indent=1)
         nll, count = 0.0, 0
         with torch.no_grad():
             for w in range(N_EVAL // WINDOW):

@@ -24,7 +24,8 @@ int cmd_tokenize(int argc, char **argv)
     if (cli_parse("tokenize", argc, argv, opts, n_opts))
         return EXIT_BAD_INPUT;
     if (help) {
-        cli_usage("tokenize", "--model M (--text T | --file F) [--special] [--count]", opts, n_opts);
+        cli_usage("tokenize", "(--model M | --tokenizer FILE) (--text T | --file F) [--special] [--count]", opts,
+                  n_opts);
         return 0;
     }
     pare_error err = {0};
@@ -32,19 +33,26 @@ int cmd_tokenize(int argc, char **argv)
         pare_fail(&err, PARE_EINVAL, "give exactly one of --text and --file");
         return cli_error("tokenize", &err);
     }
+    /* --tokenizer alone reads a tokenizer.json with no model around it */
     pare_model *m = NULL;
-    if (cli_load_model(model, tok, &m, &err))
+    pare_tokenizer *own_tok = NULL;
+    if (!model && tok) {
+        if (pare_tokenizer_load_hf(tok, &own_tok, &err))
+            return cli_error("tokenize", &err);
+    } else if (cli_load_model(model, tok, &m, &err)) {
         return cli_error("tokenize", &err);
+    }
+    const pare_tokenizer *tk = m ? m->tok : own_tok;
     char *buf = NULL;
     size_t len = text ? strlen(text) : 0, n = 0;
     int32_t *ids = NULL;
     int rc = 0;
-    if (!m->tok) {
+    if (!tk) {
         pare_fail(&err, PARE_EINVAL, "%s: no tokenizer found; pass --tokenizer", model);
         rc = cli_error("tokenize", &err);
     } else if (file && pare_read_file(file, &buf, &len, &err)) {
         rc = cli_error("tokenize", &err);
-    } else if (pare_tokenizer_encode(m->tok, file ? buf : text, len, special, &ids, &n, &err)) {
+    } else if (pare_tokenizer_encode(tk, file ? buf : text, len, special, &ids, &n, &err)) {
         rc = cli_error("tokenize", &err);
     } else if (count) {
         printf("%zu\n", n);
@@ -52,7 +60,7 @@ int cmd_tokenize(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             char *piece = NULL;
             size_t pl = 0;
-            if (pare_tokenizer_decode(m->tok, &ids[i], 1, 0, &piece, &pl, &err) == PARE_OK) {
+            if (pare_tokenizer_decode(tk, &ids[i], 1, 0, &piece, &pl, &err) == PARE_OK) {
                 json_t *js = json_stringn(piece, pl);
                 char *q = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
                 printf("%d\t%s\n", ids[i], q ? q : "?");
@@ -65,5 +73,6 @@ int cmd_tokenize(int argc, char **argv)
     free(ids);
     free(buf);
     pare_model_free(m);
+    pare_tokenizer_free(own_tok);
     return rc;
 }

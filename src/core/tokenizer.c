@@ -110,6 +110,8 @@ static void hf_free_steps(pare_tokenizer *t)
         free(t->norms[i].pattern);
         free(t->norms[i].content);
     }
+    for (size_t i = 0; i < t->n_pretoks; i++)
+        split_regex_free(t->pretoks[i].regex);
     for (size_t i = 0; i < t->n_decs; i++) {
         free(t->decs[i].pattern);
         free(t->decs[i].content);

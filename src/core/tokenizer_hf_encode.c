@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 /* ------------------------------------------------------------------------------------------------
  * Normalizers
@@ -24,7 +25,44 @@ static pare_status normalized_too_long(const char *path, const norm_step *ns, si
                      "%s: normalizer expands input beyond %dx its length plus %d bytes (%zu bytes from %zu at "
                      "normalizer %zu, %s); real normalizers grow text at most 11x (NFKC)",
                      path, NORM_GROWTH_FACTOR, NORM_GROWTH_SLACK, limit, n, k + 1,
-                     ns->kind == NORM_PREPEND ? "Prepend" : "Replace");
+                     ns->kind == NORM_PREPEND   ? "Prepend"
+                     : ns->kind == NORM_REPLACE ? "Replace"
+                                                : "NFC");
+}
+
+/* NFC of s into out. The reference only sees valid UTF-8; here each valid run is composed and the
+ * bytes between runs are kept as they are (no composition reaches across them). */
+static int append_nfc(const char *s, size_t n, bytebuf *out)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        int valid = 1;
+        while (run < n) {
+            size_t len = utf8_scan((const unsigned char *)s + run, n - run, &valid);
+            if (!valid)
+                break;
+            run += len;
+        }
+        if (run > i) {
+            utf8proc_uint8_t *composed = NULL;
+            utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(run - i), &composed,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            /* utf8proc refuses nothing that utf8_scan accepts; should it, the run stays as it was */
+            int ok = m >= 0 ? bb_append(out, composed, (size_t)m) : bb_append(out, s + i, run - i);
+            free(composed);
+            if (!ok)
+                return 0;
+        }
+        if (run < n) { /* the invalid sequence utf8_scan measured */
+            size_t bad = utf8_scan((const unsigned char *)s + run, n - run, &valid);
+            if (!bb_append(out, s + run, bad))
+                return 0;
+            run += bad;
+        }
+        i = run;
+    }
+    return 1;
 }
 
 /* Runs the normalizer chain on s into out (used for normalized added tokens and for each piece).
@@ -50,6 +88,11 @@ pare_status apply_normalizers(const pare_tokenizer *t, const char *path, const c
                 return normalized_too_long(path, ns, k, n, limit, err);
             if (!bb_append(tmp, ns->content, ns->content_len) || !bb_append(tmp, out->data, out->len))
                 return pare_fail(err, PARE_ENOMEM, "%s: out of memory while normalizing", path);
+        } else if (ns->kind == NORM_NFC) {
+            if (!append_nfc(out->data, out->len, tmp))
+                return pare_fail(err, PARE_ENOMEM, "%s: out of memory while normalizing", path);
+            if (tmp->len > limit) /* composition rarely grows text, but a few characters do (e.g. U+0958) */
+                return normalized_too_long(path, ns, k, n, limit, err);
         } else {
             size_t i = 0;
             while (i < out->len) {
@@ -160,6 +203,10 @@ typedef struct {
     bytebuf norm, norm_tmp;
     bytebuf pretok_buf[MAX_STEPS][2]; /* per pre-tokenizer step: its output and scratch */
     segment_list raw_segments, norm_segments;
+    /* per Split step: the pattern's matches, the parts they cut, the pieces kept */
+    split_match_list split_matches[MAX_STEPS];
+    segment_list split_parts[MAX_STEPS], split_pieces[MAX_STEPS];
+    void *match_data; /* PCRE2's, made on the first Split */
     /* BPE scratch */
     int32_t *sym_tok, *sym_prev, *sym_next;
     size_t sym_cap;
@@ -181,6 +228,13 @@ static void encode_ctx_free(encode_ctx *c)
     }
     free(c->raw_segments.data);
     free(c->norm_segments.data);
+    for (int i = 0; i < MAX_STEPS; i++) {
+        free(c->split_matches[i].data);
+        free(c->split_parts[i].data);
+        free(c->split_pieces[i].data);
+    }
+    if (c->match_data)
+        split_regex_match_data_free(c->match_data);
     free(c->sym_tok);
     free(c->sym_prev);
     free(c->sym_next);
@@ -342,6 +396,68 @@ size_t pare_byte_level_char(unsigned char b, char out[2])
     return len;
 }
 
+/* The pieces a Split step makes of s[0..n), as the reference's NormalizedString::split: the matches
+ * and the text between them (alternating parts that cover s), match flags flipped by invert, then
+ * folded by behavior; removed and empty pieces are dropped. */
+static pare_status split_into_pieces(encode_ctx *c, size_t step, const char *s, size_t n)
+{
+    const pretok_step *p = &c->t->pretoks[step];
+    segment_list *parts = &c->split_parts[step], *pieces = &c->split_pieces[step];
+    split_match_list *matches = &c->split_matches[step];
+    parts->len = pieces->len = 0;
+    if (!p->regex) /* an empty String pattern matches nowhere */
+        return seg_push(pieces, 0, n, 0) ? PARE_OK : oom(c);
+    if (!c->match_data && !(c->match_data = split_regex_match_data()))
+        return oom(c);
+    int rc = split_regex_find_all(p->regex, c->match_data, s, n, matches);
+    if (rc == 0)
+        return oom(c);
+    if (rc < 0)
+        return pare_fail(c->err, PARE_EINVAL,
+                         "%s: the Split pattern of pre-tokenizer %zu failed on a piece of %zu bytes", c->t->source,
+                         step + 1, n);
+    size_t prev = 0;
+    for (size_t k = 0; k <= matches->len; k++) {
+        size_t start = k < matches->len ? matches->data[k].start : n;
+        if (prev != start && !seg_push(parts, prev, start, p->invert))
+            return oom(c);
+        if (k == matches->len)
+            break;
+        prev = matches->data[k].end;
+        if (!seg_push(parts, start, prev, !p->invert))
+            return oom(c);
+    }
+    int previous_match = 0;
+    for (size_t k = 0; k < parts->len; k++) {
+        segment g = parts->data[k];
+        int is_match = g.id, next_is_match = k + 1 < parts->len && parts->data[k + 1].id;
+        int merge_into_last = 0;
+        switch (p->behavior) {
+        case SPLIT_REMOVED:
+            if (is_match)
+                continue;
+            break;
+        case SPLIT_CONTIGUOUS: merge_into_last = is_match == previous_match && pieces->len; break;
+        case SPLIT_MERGED_WITH_PREVIOUS: merge_into_last = is_match && !previous_match && pieces->len; break;
+        case SPLIT_MERGED_WITH_NEXT:
+            /* the reference folds from the end: a match joins the part after it unless that is a match */
+            if (is_match && k + 1 < parts->len && !next_is_match) {
+                parts->data[k + 1].start = g.start;
+                previous_match = is_match;
+                continue;
+            }
+            break;
+        default: break;
+        }
+        previous_match = is_match;
+        if (merge_into_last)
+            pieces->data[pieces->len - 1].end = g.end;
+        else if (!seg_push(pieces, g.start, g.end, 0))
+            return oom(c);
+    }
+    return PARE_OK;
+}
+
 static pare_status pretokenize(encode_ctx *c, size_t pretok_index, const char *s, size_t n, int at_origin)
 {
     const pare_tokenizer *t = c->t;
@@ -350,6 +466,15 @@ static pare_status pretokenize(encode_ctx *c, size_t pretok_index, const char *s
     if (pretok_index == t->n_pretoks)
         return encode_word(c, s, n);
     const pretok_step *p = &t->pretoks[pretok_index];
+    if (p->kind == PRE_SPLIT) {
+        pare_status st = split_into_pieces(c, pretok_index, s, n);
+        const segment_list *pieces = &c->split_pieces[pretok_index];
+        for (size_t k = 0; !st && k < pieces->len; k++) {
+            const segment *g = &pieces->data[k];
+            st = pretokenize(c, pretok_index + 1, s + g->start, g->end - g->start, at_origin && g->start == 0);
+        }
+        return st;
+    }
     bytebuf *a = &c->pretok_buf[pretok_index][0], *b = &c->pretok_buf[pretok_index][1];
     a->len = 0;
     if (p->kind == PRE_METASPACE) {

@@ -145,9 +145,46 @@ static pare_status parse_normalizer(const char *path, pare_tokenizer *t, json_t 
         return parse_string_pattern(path, "normalizer Replace", n, &s->pattern, &s->pattern_len, &s->content,
                                     &s->content_len, err);
     }
+    if (!strcmp(type, "NFC")) {
+        s->kind = NORM_NFC;
+        t->n_norms++;
+        return PARE_OK;
+    }
     return pare_fail(err, PARE_EUNSUPPORTED,
-                     "%s: normalizer type '%s' is not supported; supported: Sequence, Prepend, Replace", path,
+                     "%s: normalizer type '%s' is not supported; supported: Sequence, Prepend, Replace, NFC", path,
                      show_z(type).s);
+}
+
+/* Split: {"pattern": {"Regex": ...} or {"String": ...}, "behavior": ..., "invert": bool}. An empty
+ * String splits nothing (the reference's whole-text non-match), so it compiles no pattern. */
+static pare_status parse_split(const char *path, pretok_step *s, json_t *p, pare_error *err)
+{
+    static const char *const behaviors[] = {[SPLIT_REMOVED] = "Removed",
+                                            [SPLIT_ISOLATED] = "Isolated",
+                                            [SPLIT_MERGED_WITH_PREVIOUS] = "MergedWithPrevious",
+                                            [SPLIT_MERGED_WITH_NEXT] = "MergedWithNext",
+                                            [SPLIT_CONTIGUOUS] = "Contiguous"};
+    const char *behavior = json_string_value(json_object_get(p, "behavior"));
+    s->behavior = -1;
+    for (int k = 0; behavior && k < (int)(sizeof behaviors / sizeof *behaviors); k++)
+        if (!strcmp(behavior, behaviors[k]))
+            s->behavior = k;
+    if (s->behavior < 0)
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: pre_tokenizer Split behavior '%s' is not supported; supported: Removed, Isolated, "
+                         "MergedWithPrevious, MergedWithNext, Contiguous",
+                         path, behavior ? show_z(behavior).s : "(none)");
+    s->invert = json_flag(p, "invert", 0);
+    json_t *pattern = json_object_get(p, "pattern");
+    json_t *regex = json_object_get(pattern, "Regex"), *string = json_object_get(pattern, "String");
+    json_t *given = json_is_string(regex) ? regex : string;
+    if (!json_is_string(given))
+        return pare_fail(err, PARE_EFORMAT, "%s: pre_tokenizer Split has no pattern.Regex or pattern.String string",
+                         path);
+    if (given == string && json_string_length(string) == 0)
+        return PARE_OK;
+    return split_regex_compile(path, json_string_value(given), json_string_length(given), given == string, &s->regex,
+                               err);
 }
 
 static pare_status parse_pretokenizer(const char *path, pare_tokenizer *t, json_t *p, int depth, pare_error *err)
@@ -178,9 +215,14 @@ static pare_status parse_pretokenizer(const char *path, pare_tokenizer *t, json_
         t->n_pretoks++;
         return st;
     }
+    if (!strcmp(type, "Split")) {
+        s->kind = PRE_SPLIT;
+        t->n_pretoks++;
+        return parse_split(path, s, p, err);
+    }
     return pare_fail(err, PARE_EUNSUPPORTED,
-                     "%s: pre_tokenizer type '%s' is not supported; supported: ByteLevel, Metaspace, Sequence", path,
-                     show_z(type).s);
+                     "%s: pre_tokenizer type '%s' is not supported; supported: ByteLevel, Metaspace, Split, Sequence",
+                     path, show_z(type).s);
 }
 
 static pare_status parse_decoder(const char *path, pare_tokenizer *t, json_t *d, int depth, pare_error *err)
@@ -547,12 +589,16 @@ static void describe_hf(pare_tokenizer *t)
     size_t used = (size_t)snprintf(t->description, sizeof t->description, "BPE %d tokens", t->n_ids);
     for (size_t i = 0; i < t->n_pretoks && used < sizeof t->description; i++)
         used += (size_t)snprintf(t->description + used, sizeof t->description - used, ", %s",
-                                 t->pretoks[i].kind == PRE_BYTELEVEL ? "ByteLevel" : "Metaspace");
+                                 t->pretoks[i].kind == PRE_BYTELEVEL   ? "ByteLevel"
+                                 : t->pretoks[i].kind == PRE_METASPACE ? "Metaspace"
+                                                                       : "Split");
     if (t->n_norms && used < sizeof t->description) {
         used += (size_t)snprintf(t->description + used, sizeof t->description - used, ", normalizer ");
         for (size_t i = 0; i < t->n_norms && used < sizeof t->description; i++)
             used += (size_t)snprintf(t->description + used, sizeof t->description - used, "%s%s", i ? "+" : "",
-                                     t->norms[i].kind == NORM_PREPEND ? "Prepend" : "Replace");
+                                     t->norms[i].kind == NORM_PREPEND   ? "Prepend"
+                                     : t->norms[i].kind == NORM_REPLACE ? "Replace"
+                                                                        : "NFC");
     }
     if (t->byte_fallback && used < sizeof t->description)
         snprintf(t->description + used, sizeof t->description - used, ", byte fallback");

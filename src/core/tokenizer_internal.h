@@ -77,8 +77,10 @@ shown show_z(const char *s);
  * ---------------------------------------------------------------------------------------------- */
 
 enum { KIND_HF, KIND_LLAMA2C };
-enum { NORM_PREPEND, NORM_REPLACE };
-enum { PRE_BYTELEVEL, PRE_METASPACE };
+enum { NORM_PREPEND, NORM_REPLACE, NORM_NFC };
+enum { PRE_BYTELEVEL, PRE_METASPACE, PRE_SPLIT };
+/* Split's behavior: what becomes of the matched delimiters (tokenizers' SplitDelimiterBehavior) */
+enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_WITH_PREVIOUS, SPLIT_MERGED_WITH_NEXT, SPLIT_CONTIGUOUS };
 enum { SCHEME_ALWAYS, SCHEME_FIRST, SCHEME_NEVER };
 enum { DEC_BYTELEVEL, DEC_METASPACE, DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP };
 
@@ -94,8 +96,35 @@ typedef struct {
     size_t pattern_len, content_len;
 } norm_step;
 
+/* ------------------------------------------------------------------------------------------------
+ * Split patterns (tokenizer_regex.c): PCRE2 behind these calls, so no other file sees pcre2.h
+ * ---------------------------------------------------------------------------------------------- */
+
+typedef struct split_regex split_regex;
+
+typedef struct {
+    struct {
+        size_t start, end;
+    } * data;
+    size_t len, cap;
+} split_match_list;
+
+/* Compiles a Split pattern (an Oniguruma regex, or a literal string when literal != 0); an invalid
+ * one is a PARE_EFORMAT error naming path and the pattern. */
+pare_status split_regex_compile(const char *path, const char *pattern, size_t len, int literal, split_regex **out,
+                                pare_error *err);
+void split_regex_free(split_regex *r);
+/* Scratch for matching, one per encoding call (the compiled pattern is shared between threads). */
+void *split_regex_match_data(void);
+void split_regex_match_data_free(void *match_data);
+/* Every match in s[0..n), in order, as Hugging Face tokenizers finds them; 1 on success, 0 out of
+ * memory, -1 when the matcher fails (e.g. its match limit). */
+int split_regex_find_all(const split_regex *r, void *match_data, const char *s, size_t n, split_match_list *matches);
+
 typedef struct {
     int kind;
+    split_regex *regex;              /* Split */
+    int behavior, invert;            /* Split */
     int add_prefix_space, use_regex; /* ByteLevel */
     char replacement[8];             /* Metaspace, UTF-8 of one character */
     size_t replacement_len;
