@@ -1,8 +1,9 @@
-/* The model families of issue 16 against transformers itself: for each fixture under
- * tests/data/families/ (made by tools/make_family_fixtures.py: tiny models of each family, saved by
- * save_pretrained, with transformers' fp32 logits and perplexity) pare's logits and perplexity, its
- * reading of 4.x- and 5.x-style configs, both exports and their reloads, and `pare info`. Refusals of
- * what pare does not compute run on a synthetic LLaMA folder. */
+/* The model families of issue 16 against their reference: for each fixture under tests/data/families/
+ * (tiny models of each family with the reference logits and perplexity; see its README.md: made by
+ * transformers with tools/make_family_fixtures.py, or by tools/family_reference.py's independent
+ * re-implementation of transformers' forward) pare's logits and perplexity, its reading of 4.x- and
+ * 5.x-style configs, both exports and their reloads, and `pare info`. Refusals of what pare does not
+ * compute, and Phi-3's fused layout, run on a synthetic LLaMA folder. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -103,7 +104,7 @@ static pare_model *load_model(const char *dir)
     return m;
 }
 
-/* Logits of the prompt within 1e-4 (max abs) of transformers' logits.f32, and the perplexity of
+/* Logits of the prompt within 1e-4 (max abs) of the reference logits.f32, and the perplexity of
  * eval.i32 (non-overlapping windows of `window`, no BOS) within 1e-5 relative of reference.json. */
 static void test_family_logits_and_ppl(void)
 {
@@ -126,9 +127,10 @@ static void test_family_logits_and_ppl(void)
         float *want = (float *)(void *)fixture_read(path, &len);
         float *got = logits_of(m, prompt, n);
         CHECKF(want && len == (size_t)n * m->cfg.vocab_size * sizeof(float), "%s: %zu bytes of logits", path, len);
+        double d = NAN;
         if (want && got && len == (size_t)n * m->cfg.vocab_size * sizeof(float)) {
-            double d = fixture_max_diff(got, want, (size_t)n * m->cfg.vocab_size);
-            CHECKF(d <= 1e-4, "%s: logits differ from transformers' by %.3g (max abs)", dir, d);
+            d = fixture_max_diff(got, want, (size_t)n * m->cfg.vocab_size);
+            CHECKF(d <= 1e-4, "%s: logits differ from the reference by %.3g (max abs)", dir, d);
         }
         snprintf(path, sizeof path, "%s/eval.i32", dir);
         size_t n_ids = 0;
@@ -146,10 +148,10 @@ static void test_family_logits_and_ppl(void)
         if (ids && !err.code) {
             CHECKF(r.plan.predicted == (size_t)json_integer_value(json_object_get(ref, "predicted")),
                    "%s: %zu predicted", dir, r.plan.predicted);
-            CHECKF(fabs(r.ppl / ref_ppl - 1) <= 1e-5, "%s: ppl %.8g, transformers %.8g (rel %.3g)", dir, r.ppl, ref_ppl,
+            CHECKF(fabs(r.ppl / ref_ppl - 1) <= 1e-5, "%s: ppl %.8g, reference %.8g (rel %.3g)", dir, r.ppl, ref_ppl,
                    fabs(r.ppl / ref_ppl - 1));
-            printf("  %-13s ppl %.6f  transformers %.6f  rel diff %.2e\n", fixtures[i].dir, r.ppl, ref_ppl,
-                   fabs(r.ppl / ref_ppl - 1));
+            printf("  %-13s ppl %.6f  reference %.6f  rel diff %.2e  logits max abs diff %.2e\n", fixtures[i].dir,
+                   r.ppl, ref_ppl, fabs(r.ppl / ref_ppl - 1), d);
         }
         free(ids);
         free(want);
@@ -344,7 +346,7 @@ static void test_family_export_reload(void)
 
 /* A LLaMA folder rewritten as Phi-3 stores it (q, k, v and gate, up fused along out, no biases) is
  * the same model: identical logits; its hf-dense export writes the fused tensors back byte for byte.
- * Runs without the transformers fixtures. */
+ * Runs without the family fixtures. */
 static void test_phi3_fused_layout(void)
 {
     const char *src = fixture_hf_dir("fused-src", 0);
