@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "train/backward.h"
+#include "core/fileio.h"
 #include "core/forward.h"
 #include "core/linear.h"
 #include "core/model.h"
@@ -851,20 +852,18 @@ static void test_guards(void)
 
 /* ---- against PyTorch autograd on the reference models ---- */
 
-/* tests/data/grad_MODEL.json (tests/gen_grad_fixture.py: float64 PyTorch autograd on a fixed batch)
- * gives the loss, every tensor's gradient norm and sampled entries; pare's float gradients must agree
- * within 1e-4 relative. */
-static void check_reference(const char *name)
+/* A gradient reference (tests/data/grad_MODEL.json from tests/gen_grad_fixture.py, or a family
+ * fixture's grad.json from tools/make_family_fixtures.py: float64 PyTorch autograd on a fixed batch)
+ * gives the loss, every tensor's gradient norm and sampled entries; pare's float gradients of the
+ * model in model_dir must agree within 1e-4 relative. */
+static void check_reference(const char *name, const char *path, const char *model_dir)
 {
-    char path[256], rel[256];
-    snprintf(path, sizeof path, "tests/data/grad_%s.json", name);
     json_error_t jerr;
     json_t *ref = json_load_file(path, 0, &jerr);
     CHECKF(ref != NULL, "%s: %s (run the tests from the repository root)", path, jerr.text);
-    snprintf(rel, sizeof rel, "models/%s", name);
     pare_model *m = NULL;
     pare_error err = {0};
-    CHECKF(pare_model_load(shared_path(rel), NULL, &m, &err) == PARE_OK, "%s", err.msg);
+    CHECKF(pare_model_load(model_dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
     if (!ref || !m) {
         json_decref(ref);
         pare_model_free(m);
@@ -967,12 +966,56 @@ done:
 static void test_reference_llama(void)
 {
     NEED_SHARED();
-    check_reference("ref-llama-12m");
+    check_reference("ref-llama-12m", "tests/data/grad_ref-llama-12m.json", shared_path("models/ref-llama-12m"));
 }
 static void test_reference_gpt2(void)
 {
     NEED_SHARED();
-    check_reference("ref-gpt2-6m");
+    check_reference("ref-gpt2-6m", "tests/data/grad_ref-gpt2-6m.json", shared_path("models/ref-gpt2-6m"));
+}
+
+/* ---- the family fixtures made by transformers (tests/data/families, tools/make_family_fixtures.py) ---- */
+
+#define FAMILIES_DIR "tests/data/families"
+static const char *const FAMILY_FIXTURES[] = {"llama3", "llama-linear", "mistral", "qwen2", "qwen3", "phi3", "gemma3"};
+#define N_FAMILY_FIXTURES ((int)(sizeof FAMILY_FIXTURES / sizeof FAMILY_FIXTURES[0]))
+
+#define NEED_FAMILY_FIXTURES()                                                                                         \
+    do {                                                                                                               \
+        if (!pare_is_dir(FAMILIES_DIR))                                                                                \
+            SKIP("skipped: %s not present (made by tools/make_family_fixtures.py)", FAMILIES_DIR);                     \
+    } while (0)
+
+/* Every family against PyTorch autograd: its grad.json names every trainable tensor (Phi-3's fused
+ * matrices as their q, k, v / gate, up parts), over a batch of 32 tokens (longer than the sliding
+ * windows). */
+static void test_reference_families(void)
+{
+    NEED_FAMILY_FIXTURES();
+    char dir[256], path[300];
+    for (int i = 0; i < N_FAMILY_FIXTURES; i++) {
+        snprintf(dir, sizeof dir, "%s/%s", FAMILIES_DIR, FAMILY_FIXTURES[i]);
+        snprintf(path, sizeof path, "%s/grad.json", dir);
+        check_reference(FAMILY_FIXTURES[i], path, dir);
+    }
+}
+
+/* Every family fixture against finite differences of the mirror (itself checked against the forward). */
+static void test_fd_family_fixtures(void)
+{
+    NEED_FAMILY_FIXTURES();
+    char dir[256];
+    for (int i = 0; i < N_FAMILY_FIXTURES; i++) {
+        snprintf(dir, sizeof dir, "%s/%s", FAMILIES_DIR, FAMILY_FIXTURES[i]);
+        pare_model *m = NULL;
+        pare_error err = {0};
+        CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s: %s", dir, err.msg);
+        if (!m)
+            continue;
+        check_mirror(m, FAMILY_FIXTURES[i]);
+        fd_check(m, FAMILY_FIXTURES[i], 0);
+        pare_model_free(m);
+    }
 }
 
 void suite_backward(void);
@@ -991,4 +1034,6 @@ void suite_backward(void)
     RUN(test_guards);
     RUN(test_reference_llama);
     RUN(test_reference_gpt2);
+    RUN(test_fd_family_fixtures);
+    RUN(test_reference_families);
 }

@@ -63,7 +63,7 @@ const pare_ft_opts *pare_ft_options(const pare_ft *ft) { return &ft->o; }
 
 static int same_arch(const pare_config *a, const pare_config *b)
 {
-    return a->arch == b->arch && a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
+    return a->arch == b->arch && a->family == b->family && a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
            a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim && a->vocab_size == b->vocab_size;
 }
 
