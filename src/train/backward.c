@@ -673,6 +673,11 @@ static void gelu_gate_backward(float *dg, float *du, const float *dh, const floa
 
 /* ---- blocks, head, embeddings ---- */
 
+/* The families whose forward terms block_backward differentiates (the flags of pare_families: biases,
+ * sliding windows, q/k norms, Gemma's terms). A new family may add a term the backward does not know,
+ * which would give a silently wrong gradient: check it here (and in tests/test_backward.c), then count it. */
+_Static_assert(PARE_FAMILIES == 7, "a new model family: make block_backward differentiate its terms");
+
 /* On entry g->d_res [N, C] is dL/d(block output); on return dL/d(block input x [N, C]).
  * F' = up.out is this block's FFN width (channel pruning may narrow it below F). */
 static void block_backward(const pare_model *m, int l, pare_acts *a, pare_grads *g, const float *x, int B, int T)
