@@ -583,10 +583,10 @@ typedef struct {
     const char *label;
     pare_family family;
     int tied, attn_bias, mlp_bias;
-    int window;                  /* sliding_window, 0: none */
-    unsigned sliding_layers;     /* bit l: layer l slides */
+    int window;                   /* sliding_window, 0: none */
+    unsigned sliding_layers;      /* bit l: layer l slides */
     double query_pre_attn_scalar; /* 0: head_dim */
-    double local_theta;          /* > 0: the sliding layers' own RoPE base */
+    double local_theta;           /* > 0: the sliding layers' own RoPE base */
 } family_variant;
 
 static const family_variant family_variants[] = {

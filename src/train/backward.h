@@ -20,11 +20,11 @@ typedef struct {
 } pare_linear_grad;
 
 typedef struct {
-    float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm */
-    float *norm2_w, *norm2_b; /* [C] */
-    float *q_norm_w, *k_norm_w; /* [hd] Qwen3, Gemma-3, else NULL */
+    float *norm1_w, *norm1_b;                  /* [C]; b only for LayerNorm */
+    float *norm2_w, *norm2_b;                  /* [C] */
+    float *q_norm_w, *k_norm_w;                /* [hd] Qwen3, Gemma-3, else NULL */
     float *post_attn_norm_w, *post_ffn_norm_w; /* [C] Gemma-3, else NULL */
-    union {                   /* lin[k] is the gradient of pare_block's lin[k] */
+    union {                                    /* lin[k] is the gradient of pare_block's lin[k] */
         pare_linear_grad lin[PARE_LIN_KINDS];
         struct {
             pare_linear_grad q, k, v, o, gate, up, down;
