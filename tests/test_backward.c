@@ -594,6 +594,7 @@ static const family_variant family_variants[] = {
     {"mistral window", PARE_FAMILY_MISTRAL, 0, 0, 0, 3, 3, 0, 0},
     {"qwen2 qkv bias tied", PARE_FAMILY_QWEN2, 1, 1, 0, 3, 2, 0, 0},
     {"qwen3 qk norms", PARE_FAMILY_QWEN3, 1, 0, 0, 0, 0, 0, 0},
+    {"phi3 layout window", PARE_FAMILY_PHI3, 0, 0, 0, 4, 3, 0, 0},
     {"gemma3", PARE_FAMILY_GEMMA3, 1, 0, 0, 3, 1, 20, 100},
 };
 #define N_VARIANTS ((int)(sizeof family_variants / sizeof family_variants[0]))
@@ -619,6 +620,7 @@ static pare_model *family_model(const family_variant *v, float **extra)
     pare_config *c = &m->cfg;
     const pare_family_info *f = &pare_families[v->family];
     c->family = v->family;
+    c->arch = f->arch; /* Phi-3's layout: the same forward as LLaMA's, under other names */
     c->attn_bias = v->attn_bias;
     c->mlp_bias = v->mlp_bias;
     c->sliding_window = v->window;
