@@ -1113,7 +1113,12 @@ static void test_lpaf_families_movement(void)
     pare_model *m = family_fixture("gemma3", &ts);
     if (!m)
         return;
-    CHECK(m->blocks[0].q_norm_w && m->blocks[0].post_ffn_norm_w);
+    CHECKF(m->blocks[0].q_norm_w && m->blocks[0].post_ffn_norm_w, "%s: no q norm or post-FFN norm", m->path);
+    if (harness_failed_now()) {
+        pare_tokens_close(&ts);
+        pare_model_free(m);
+        return;
+    }
     float q_norm0 = m->blocks[0].q_norm_w[0], post0 = m->blocks[0].post_ffn_norm_w[0];
     pare_ft_opts o;
     small_opts(&o, 6);
