@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "train/backward.h"
+#include "core/fileio.h"
 #include "core/forward.h"
 #include "core/linear.h"
 #include "core/model.h"
@@ -52,18 +53,34 @@ static void mlin(const pare_linear *l, const double *x, int N, double *y)
     }
 }
 
+/* RMSNorm of N rows of C: x r w, or x r (1 + w) for Gemma's norms. */
+static void mrms(const double *x, const float *w, int N, int C, double eps, int plus_one, double *y)
+{
+    for (int i = 0; i < N; i++) {
+        const double *xi = x + (size_t)i * C;
+        double ss = 0;
+        for (int j = 0; j < C; j++)
+            ss += xi[j] * xi[j];
+        double r = 1.0 / sqrt(ss / C + eps);
+        for (int j = 0; j < C; j++)
+            y[(size_t)i * C + j] = xi[j] * r * (w[j] + (plus_one ? 1.0 : 0.0));
+    }
+}
+
 static void mnorm(const pare_model *m, const double *x, const float *w, const float *b, int N, double *y)
 {
     int C = m->cfg.dim;
+    if (m->cfg.arch != PARE_ARCH_GPT2) {
+        mrms(x, w, N, C, m->cfg.norm_eps, pare_config_family(&m->cfg)->gemma, y);
+        return;
+    }
     for (int i = 0; i < N; i++) {
         const double *xi = x + (size_t)i * C;
         double *yi = y + (size_t)i * C;
         double mu = 0, var = 0;
-        if (m->cfg.arch == PARE_ARCH_GPT2) {
-            for (int j = 0; j < C; j++)
-                mu += xi[j];
-            mu /= C;
-        }
+        for (int j = 0; j < C; j++)
+            mu += xi[j];
+        mu /= C;
         for (int j = 0; j < C; j++)
             var += (xi[j] - mu) * (xi[j] - mu);
         double r = 1.0 / sqrt(var / C + m->cfg.norm_eps);
@@ -72,7 +89,36 @@ static void mnorm(const pare_model *m, const double *x, const float *w, const fl
     }
 }
 
-static void mrope(const pare_model *m, double *x, int heads, int B, int T)
+/* Gemma-3's norm on a branch's output t [N, C] before it joins the residual stream, in place. */
+static void mpost_norm(const pare_model *m, const float *w, double *t, int N)
+{
+    if (!w)
+        return;
+    size_t n = (size_t)N * m->cfg.dim;
+    double *tmp = malloc(n * sizeof *tmp);
+    mrms(t, w, N, m->cfg.dim, m->cfg.norm_eps, 1, tmp);
+    memcpy(t, tmp, n * sizeof *tmp);
+    free(tmp);
+}
+
+/* Qwen3 / Gemma-3: RMSNorm of each head of x [N, heads*hd] in place. */
+static void mhead_norm(const pare_model *m, const float *w, double *x, int N, int heads)
+{
+    if (!w)
+        return;
+    int hd = m->cfg.head_dim;
+    double *tmp = malloc((size_t)hd * sizeof *tmp);
+    for (long r = 0; r < (long)N * heads; r++) {
+        mrms(x + r * hd, w, 1, hd, m->cfg.norm_eps, pare_config_family(&m->cfg)->gemma, tmp);
+        memcpy(x + r * hd, tmp, (size_t)hd * sizeof *tmp);
+    }
+    free(tmp);
+}
+
+static double mgelu(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * pow(x, 3)))); }
+
+/* Rotates x [N, heads*hd] by the table cos_t/sin_t [max_pos, hd/2]. */
+static void mrope(const pare_model *m, const float *cos_t, const float *sin_t, double *x, int heads, int B, int T)
 {
     int hd = m->cfg.head_dim, half = hd / 2;
     for (int bt = 0; bt < B * T; bt++) {
@@ -80,7 +126,7 @@ static void mrope(const pare_model *m, double *x, int heads, int B, int T)
         for (int h = 0; h < heads; h++) {
             double *v = x + ((size_t)bt * heads + h) * hd;
             for (int i = 0; i < half; i++) {
-                double c = m->rope_cos[(size_t)t * half + i], s = m->rope_sin[(size_t)t * half + i];
+                double c = cos_t[(size_t)t * half + i], s = sin_t[(size_t)t * half + i];
                 double x1 = v[i], x2 = v[i + half];
                 v[i] = x1 * c - x2 * s;
                 v[i + half] = x2 * c + x1 * s;
@@ -103,21 +149,32 @@ static double mirror_loss(const pare_model *m, const int32_t *ids, const int32_t
     double *t = calloc((size_t)N * C, sizeof *t), *f1 = calloc((size_t)N * F, sizeof *f1);
     double *f2 = calloc((size_t)N * F, sizeof *f2), *lg = calloc((size_t)N * V, sizeof *lg);
     double *p = calloc((size_t)T, sizeof *p);
+    int gpt2 = c->arch == PARE_ARCH_GPT2, gemma = pare_config_family(c)->gemma;
+    /* Gemma scales the embeddings by sqrt(C), a fp32 constant in transformers */
+    double emb_scale = gemma ? (double)(float)sqrt((double)C) : 1.0;
+    /* scores x query_pre_attn_scalar^-0.5 (Gemma) or head_dim^-0.5 */
+    double att_scale = c->query_pre_attn_scalar > 0 ? 1.0 / sqrt(c->query_pre_attn_scalar) : 1.0 / sqrt((double)hd);
     for (int i = 0; i < N; i++)
         for (int j = 0; j < C; j++)
-            x[(size_t)i * C + j] = (double)m->tok_emb[(size_t)ids[i] * C + j] +
+            x[(size_t)i * C + j] = (double)m->tok_emb[(size_t)ids[i] * C + j] * emb_scale +
                                    (m->pos_emb ? m->pos_emb[(size_t)(i % T) * C + j] : 0.0);
     if (poke >= 0)
         x[poke] += delta;
     for (int l = 0; l < c->n_layers; l++) {
         const pare_block *b = &m->blocks[l];
+        /* a sliding layer sees keys i - window < j <= i, and rotates by its own table if it has one */
+        int window = !gpt2 && c->sliding_window > 0 && c->layer_sliding[l] ? c->sliding_window : 0;
+        const float *cs = window && m->rope_local_cos ? m->rope_local_cos : m->rope_cos;
+        const float *sn = window && m->rope_local_cos ? m->rope_local_sin : m->rope_sin;
         mnorm(m, x, b->norm1_w, b->norm1_b, N, h);
         mlin(&b->q, h, N, q);
         mlin(&b->k, h, N, k);
         mlin(&b->v, h, N, v);
-        if (c->arch == PARE_ARCH_LLAMA) {
-            mrope(m, q, H, B, T);
-            mrope(m, k, KV, B, T);
+        mhead_norm(m, b->q_norm_w, q, N, H);
+        mhead_norm(m, b->k_norm_w, k, N, KV);
+        if (!gpt2) {
+            mrope(m, cs, sn, q, H, B, T);
+            mrope(m, cs, sn, k, KV, B, T);
         }
         for (int bb = 0; bb < B; bb++)
             for (int hh = 0; hh < H; hh++) {
@@ -125,41 +182,44 @@ static double mirror_loss(const pare_model *m, const int32_t *ids, const int32_t
                 for (int i = 0; i < T; i++) {
                     const double *qi = q + ((size_t)bb * T + i) * qd + hh * hd;
                     double mx = -1e300, s = 0;
-                    for (int j = 0; j <= i; j++) {
+                    int j0 = window && i - window + 1 > 0 ? i - window + 1 : 0;
+                    for (int j = j0; j <= i; j++) {
                         const double *kj = k + ((size_t)bb * T + j) * kvd + kh * hd;
                         double d = 0;
                         for (int e = 0; e < hd; e++)
                             d += qi[e] * kj[e];
-                        p[j] = d / sqrt((double)hd);
+                        p[j] = d * att_scale;
                         mx = p[j] > mx ? p[j] : mx;
                     }
-                    for (int j = 0; j <= i; j++)
+                    for (int j = j0; j <= i; j++)
                         s += (p[j] = exp(p[j] - mx));
                     double *yi = y + ((size_t)bb * T + i) * qd + hh * hd;
                     for (int e = 0; e < hd; e++) {
                         double acc = 0;
-                        for (int j = 0; j <= i; j++)
+                        for (int j = j0; j <= i; j++)
                             acc += p[j] / s * v[((size_t)bb * T + j) * kvd + kh * hd + e];
                         yi[e] = acc;
                     }
                 }
             }
         mlin(&b->o, y, N, t);
+        mpost_norm(m, b->post_attn_norm_w, t, N);
         for (size_t i = 0; i < (size_t)N * C; i++)
             x[i] += t[i];
         mnorm(m, x, b->norm2_w, b->norm2_b, N, h);
         size_t nf = (size_t)N * b->up.out;
-        if (c->arch == PARE_ARCH_LLAMA) {
+        if (!gpt2) {
             mlin(&b->gate, h, N, f1);
             mlin(&b->up, h, N, f2);
             for (size_t i = 0; i < nf; i++)
-                f1[i] = f1[i] / (1 + exp(-f1[i])) * f2[i];
+                f1[i] = (gemma ? mgelu(f1[i]) : f1[i] / (1 + exp(-f1[i]))) * f2[i];
         } else {
             mlin(&b->up, h, N, f1);
             for (size_t i = 0; i < nf; i++)
-                f1[i] = 0.5 * f1[i] * (1 + tanh(sqrt(2 / M_PI) * (f1[i] + 0.044715 * pow(f1[i], 3))));
+                f1[i] = mgelu(f1[i]);
         }
         mlin(&b->down, f1, N, t);
+        mpost_norm(m, b->post_ffn_norm_w, t, N);
         for (size_t i = 0; i < (size_t)N * C; i++)
             x[i] += t[i];
     }
@@ -353,31 +413,36 @@ done:
 }
 
 /* The mirror is the function being differentiated: it must be pare's forward, in double. */
+static void check_mirror(pare_model *m, const char *label)
+{
+    int N = FD_B * FD_T, V = m->cfg.vocab_size;
+    int32_t *ids = fixture_ids(m, FD_B, FD_T), tg[FD_B * FD_T];
+    pare_shift_targets(ids, FD_B, FD_T, tg);
+    double *lg = malloc((size_t)N * V * sizeof *lg);
+    mirror_loss(m, ids, tg, FD_B, FD_T, -1, 0, lg);
+    pare_acts *a = NULL;
+    pare_error err = {0};
+    CHECK(pare_acts_alloc(m, FD_B, FD_T, 1, &a, &err) == PARE_OK);
+    CHECK(pare_forward(m, a, ids, FD_B, FD_T, PARE_LOGITS_ALL, &err) == PARE_OK);
+    double d = 0, mag = 0;
+    for (size_t i = 0; a && i < (size_t)N * V; i++) {
+        d = fmax(d, fabs(a->logits[i] - lg[i]));
+        mag = fmax(mag, fabs(lg[i]));
+    }
+    CHECKF(d <= 1e-5 * fmax(mag, 1), "%s: float forward differs from the double mirror by %.3g (logits up to %.3g)",
+           label, d, mag);
+    pare_acts_free(a);
+    free(lg);
+    free(ids);
+}
+
 static void test_mirror_matches_forward(void)
 {
     for (int gpt2 = 0; gpt2 < 2; gpt2++) {
         pare_model *m = fixture_model(gpt2 ? "g" : "l", gpt2);
         if (!m)
             return;
-        int N = FD_B * FD_T, V = m->cfg.vocab_size;
-        int32_t *ids = fixture_ids(m, FD_B, FD_T), tg[FD_B * FD_T];
-        pare_shift_targets(ids, FD_B, FD_T, tg);
-        double *lg = malloc((size_t)N * V * sizeof *lg);
-        mirror_loss(m, ids, tg, FD_B, FD_T, -1, 0, lg);
-        pare_acts *a = NULL;
-        pare_error err = {0};
-        CHECK(pare_acts_alloc(m, FD_B, FD_T, 1, &a, &err) == PARE_OK);
-        CHECK(pare_forward(m, a, ids, FD_B, FD_T, PARE_LOGITS_ALL, &err) == PARE_OK);
-        double d = 0, mag = 0;
-        for (size_t i = 0; i < (size_t)N * V; i++) {
-            d = fmax(d, fabs(a->logits[i] - lg[i]));
-            mag = fmax(mag, fabs(lg[i]));
-        }
-        CHECKF(d <= 1e-5 * fmax(mag, 1), "%s: float forward differs from the double mirror by %.3g (logits up to %.3g)",
-               gpt2 ? "gpt2" : "llama", d, mag);
-        pare_acts_free(a);
-        free(lg);
-        free(ids);
+        check_mirror(m, gpt2 ? "gpt2" : "llama");
         pare_model_free(m);
     }
 }
@@ -508,6 +573,164 @@ static void test_fd_compressed_gpt2(void)
     pare_model_free(m);
 }
 
+/* ---- the families' terms on synthetic models ----
+ * A LLaMA fixture with a family's terms switched on in its config and the weights they need added
+ * (random, kept outside the model's slab): what the forward computes for that family, small enough
+ * for finite differences. The fixtures made by transformers (tests/data/families) check the same
+ * against PyTorch below. */
+
+typedef struct {
+    const char *label;
+    pare_family family;
+    int tied, attn_bias, mlp_bias;
+    int window;                   /* sliding_window, 0: none */
+    unsigned sliding_layers;      /* bit l: layer l slides */
+    double query_pre_attn_scalar; /* 0: head_dim */
+    double local_theta;           /* > 0: the sliding layers' own RoPE base */
+} family_variant;
+
+static const family_variant family_variants[] = {
+    {"llama biases", PARE_FAMILY_LLAMA, 0, 1, 1, 0, 0, 0, 0},
+    {"mistral window", PARE_FAMILY_MISTRAL, 0, 0, 0, 3, 3, 0, 0},
+    {"qwen2 qkv bias tied", PARE_FAMILY_QWEN2, 1, 1, 0, 3, 2, 0, 0},
+    {"qwen3 qk norms", PARE_FAMILY_QWEN3, 1, 0, 0, 0, 0, 0, 0},
+    {"phi3 layout window", PARE_FAMILY_PHI3, 0, 0, 0, 4, 3, 0, 0},
+    {"gemma3", PARE_FAMILY_GEMMA3, 1, 0, 0, 3, 1, 20, 100},
+};
+#define N_VARIANTS ((int)(sizeof family_variants / sizeof family_variants[0]))
+
+/* n floats of base + amp * uniform(-1, 1) */
+static float *fill_random(float *p, size_t n, float base, float amp, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = base + amp * ((float)(hash_u(seed + (unsigned)i) % 2001) / 1000.0f - 1.0f);
+    return p + n;
+}
+
+/* The fixture model with variant v's terms; *extra (to free after the model) holds the added weights. */
+static pare_model *family_model(const family_variant *v, float **extra)
+{
+    *extra = NULL;
+    fixture_spec s;
+    fixture_default(&s, 0);
+    s.tied = v->tied;
+    pare_model *m = fixture_model_spec("fam", &s);
+    if (!m)
+        return NULL;
+    pare_config *c = &m->cfg;
+    const pare_family_info *f = &pare_families[v->family];
+    c->family = v->family;
+    c->arch = f->arch; /* Phi-3's layout: the same forward as LLaMA's, under other names */
+    c->attn_bias = v->attn_bias;
+    c->mlp_bias = v->mlp_bias;
+    c->sliding_window = v->window;
+    for (int l = 0; l < c->n_layers; l++)
+        c->layer_sliding[l] = (v->sliding_layers >> l) & 1;
+    c->query_pre_attn_scalar = v->query_pre_attn_scalar;
+    int C = c->dim, hd = c->head_dim, half = hd / 2;
+    size_t n = v->local_theta > 0 ? 2 * (size_t)c->max_pos * half : 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        n += (f->qk_norm ? 2 * (size_t)hd : 0) + (f->gemma ? 2 * (size_t)C : 0);
+        for (int k = 0; k < PARE_LIN_KINDS; k++)
+            n += pare_config_lin_bias(c, (pare_lin_kind)k) ? (size_t)m->blocks[l].lin[k].out : 0;
+    }
+    float *p = *extra = malloc((n ? n : 1) * sizeof *p);
+    unsigned seed = 100;
+    /* Gemma's norms scale by 1 + w, so their weights sit around 0; the others around 1 */
+    float norm_base = f->gemma ? 0.0f : 1.0f;
+    for (int l = 0; l < c->n_layers; l++) {
+        pare_block *b = &m->blocks[l];
+        if (f->gemma) { /* the fixture's norms become (1 + w) norms */
+            fill_random(b->norm1_w, (size_t)C, 0.0f, 0.3f, seed += 1000);
+            fill_random(b->norm2_w, (size_t)C, 0.0f, 0.3f, seed += 1000);
+            b->post_attn_norm_w = p;
+            p = fill_random(p, (size_t)C, 0.0f, 0.3f, seed += 1000);
+            b->post_ffn_norm_w = p;
+            p = fill_random(p, (size_t)C, 0.0f, 0.3f, seed += 1000);
+        }
+        if (f->qk_norm) {
+            b->q_norm_w = p;
+            p = fill_random(p, (size_t)hd, norm_base, 0.3f, seed += 1000);
+            b->k_norm_w = p;
+            p = fill_random(p, (size_t)hd, norm_base, 0.3f, seed += 1000);
+        }
+        for (int k = 0; k < PARE_LIN_KINDS; k++)
+            if (pare_config_lin_bias(c, (pare_lin_kind)k)) {
+                b->lin[k].b = p;
+                p = fill_random(p, (size_t)b->lin[k].out, 0.0f, 0.2f, seed += 1000);
+            }
+    }
+    if (f->gemma)
+        fill_random(m->final_norm_w, (size_t)C, 0.0f, 0.3f, seed += 1000);
+    if (v->local_theta > 0) {
+        m->rope_local_cos = p;
+        m->rope_local_sin = p + (size_t)c->max_pos * half;
+        for (int t = 0; t < c->max_pos; t++)
+            for (int i = 0; i < half; i++) {
+                double a = t * pow(v->local_theta, -2.0 * i / hd);
+                m->rope_local_cos[(size_t)t * half + i] = (float)cos(a);
+                m->rope_local_sin[(size_t)t * half + i] = (float)sin(a);
+            }
+    }
+    return m;
+}
+
+/* The gradient table entry of tensor p is called name. */
+static void expect_param(pare_grads *g, const float *p, const char *name)
+{
+    pare_param *e = pare_grads_find(g, name);
+    CHECKF(e && e->param == p, "%s: %s", name, e ? "names another tensor" : "not in the gradient table");
+}
+
+/* Every tensor the variants add has its gradient under the checkpoint's name (Gemma's norm2 is
+ * pre_feedforward_layernorm, its post_attention_layernorm the norm on the attention output); then
+ * the gradients against finite differences of the double mirror, which is checked against the
+ * float forward first. */
+static void test_fd_families(void)
+{
+    for (int i = 0; i < N_VARIANTS; i++) {
+        const family_variant *v = &family_variants[i];
+        float *extra = NULL;
+        pare_model *m = family_model(v, &extra);
+        if (!m) {
+            free(extra);
+            return;
+        }
+        pare_grads *g = NULL;
+        pare_error err = {0};
+        CHECKF(pare_grads_alloc(m, 1, 4, 0, &g, &err) == PARE_OK, "%s", err.msg);
+        char nm[128];
+        for (int l = 0; g && l < m->cfg.n_layers; l++) {
+            const pare_block *b = &m->blocks[l];
+            const struct {
+                const float *p;
+                const char *name;
+            } added[] = {{b->q_norm_w, "self_attn.q_norm.weight"},
+                         {b->k_norm_w, "self_attn.k_norm.weight"},
+                         /* Gemma's norm on the attention output, else the pre-MLP norm */
+                         {b->post_attn_norm_w ? b->post_attn_norm_w : b->norm2_w, "post_attention_layernorm.weight"},
+                         {b->post_ffn_norm_w, "post_feedforward_layernorm.weight"},
+                         {b->post_attn_norm_w ? b->norm2_w : NULL, "pre_feedforward_layernorm.weight"},
+                         {b->q.b, "self_attn.q_proj.bias"},
+                         {b->v.b, "self_attn.v_proj.bias"},
+                         {b->o.b, "self_attn.o_proj.bias"},
+                         {b->down.b, "mlp.down_proj.bias"}};
+            for (size_t k = 0; k < sizeof added / sizeof added[0]; k++) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s", l, added[k].name);
+                if (added[k].p)
+                    expect_param(g, added[k].p, nm);
+                else
+                    CHECKF(!pare_grads_find(g, nm), "%s: %s in the gradient table", v->label, nm);
+            }
+        }
+        pare_grads_free(g);
+        check_mirror(m, v->label);
+        fd_check(m, v->label, 0);
+        pare_model_free(m);
+        free(extra);
+    }
+}
+
 /* ---- loss, accumulation, guards ---- */
 
 /* The loss is the mean over non-ignored targets, computed here from the logits independently. */
@@ -631,20 +854,18 @@ static void test_guards(void)
 
 /* ---- against PyTorch autograd on the reference models ---- */
 
-/* tests/data/grad_MODEL.json (tests/gen_grad_fixture.py: float64 PyTorch autograd on a fixed batch)
- * gives the loss, every tensor's gradient norm and sampled entries; pare's float gradients must agree
- * within 1e-4 relative. */
-static void check_reference(const char *name)
+/* A gradient reference (tests/data/grad_MODEL.json from tests/gen_grad_fixture.py, or a family
+ * fixture's grad.json from tools/make_family_fixtures.py: float64 PyTorch autograd on a fixed batch)
+ * gives the loss, every tensor's gradient norm and sampled entries; pare's float gradients of the
+ * model in model_dir must agree within 1e-4 relative. */
+static void check_reference(const char *name, const char *path, const char *model_dir)
 {
-    char path[256], rel[256];
-    snprintf(path, sizeof path, "tests/data/grad_%s.json", name);
     json_error_t jerr;
     json_t *ref = json_load_file(path, 0, &jerr);
     CHECKF(ref != NULL, "%s: %s (run the tests from the repository root)", path, jerr.text);
-    snprintf(rel, sizeof rel, "models/%s", name);
     pare_model *m = NULL;
     pare_error err = {0};
-    CHECKF(pare_model_load(shared_path(rel), NULL, &m, &err) == PARE_OK, "%s", err.msg);
+    CHECKF(pare_model_load(model_dir, NULL, &m, &err) == PARE_OK, "%s", err.msg);
     if (!ref || !m) {
         json_decref(ref);
         pare_model_free(m);
@@ -747,12 +968,56 @@ done:
 static void test_reference_llama(void)
 {
     NEED_SHARED();
-    check_reference("ref-llama-12m");
+    check_reference("ref-llama-12m", "tests/data/grad_ref-llama-12m.json", shared_path("models/ref-llama-12m"));
 }
 static void test_reference_gpt2(void)
 {
     NEED_SHARED();
-    check_reference("ref-gpt2-6m");
+    check_reference("ref-gpt2-6m", "tests/data/grad_ref-gpt2-6m.json", shared_path("models/ref-gpt2-6m"));
+}
+
+/* ---- the family fixtures made by transformers (tests/data/families, tools/make_family_fixtures.py) ---- */
+
+#define FAMILIES_DIR "tests/data/families"
+static const char *const FAMILY_FIXTURES[] = {"llama3", "llama-linear", "mistral", "qwen2", "qwen3", "phi3", "gemma3"};
+#define N_FAMILY_FIXTURES ((int)(sizeof FAMILY_FIXTURES / sizeof FAMILY_FIXTURES[0]))
+
+#define NEED_FAMILY_FIXTURES()                                                                                         \
+    do {                                                                                                               \
+        if (!pare_is_dir(FAMILIES_DIR))                                                                                \
+            SKIP("skipped: %s not present (made by tools/make_family_fixtures.py)", FAMILIES_DIR);                     \
+    } while (0)
+
+/* Every family against PyTorch autograd: its grad.json names every trainable tensor (Phi-3's fused
+ * matrices as their q, k, v / gate, up parts), over a batch of 32 tokens (longer than the sliding
+ * windows). */
+static void test_reference_families(void)
+{
+    NEED_FAMILY_FIXTURES();
+    char dir[256], path[300];
+    for (int i = 0; i < N_FAMILY_FIXTURES; i++) {
+        snprintf(dir, sizeof dir, "%s/%s", FAMILIES_DIR, FAMILY_FIXTURES[i]);
+        snprintf(path, sizeof path, "%s/grad.json", dir);
+        check_reference(FAMILY_FIXTURES[i], path, dir);
+    }
+}
+
+/* Every family fixture against finite differences of the mirror (itself checked against the forward). */
+static void test_fd_family_fixtures(void)
+{
+    NEED_FAMILY_FIXTURES();
+    char dir[256];
+    for (int i = 0; i < N_FAMILY_FIXTURES; i++) {
+        snprintf(dir, sizeof dir, "%s/%s", FAMILIES_DIR, FAMILY_FIXTURES[i]);
+        pare_model *m = NULL;
+        pare_error err = {0};
+        CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s: %s", dir, err.msg);
+        if (!m)
+            continue;
+        check_mirror(m, FAMILY_FIXTURES[i]);
+        fd_check(m, FAMILY_FIXTURES[i], 0);
+        pare_model_free(m);
+    }
 }
 
 void suite_backward(void);
@@ -765,9 +1030,12 @@ void suite_backward(void)
     RUN(test_fd_gpt2_untied);
     RUN(test_fd_compressed_llama);
     RUN(test_fd_compressed_gpt2);
+    RUN(test_fd_families);
     RUN(test_loss_ignore);
     RUN(test_accumulation);
     RUN(test_guards);
     RUN(test_reference_llama);
     RUN(test_reference_gpt2);
+    RUN(test_fd_family_fixtures);
+    RUN(test_reference_families);
 }

@@ -11,6 +11,7 @@
 
 #include "train/backward.h"
 #include "core/export.h"
+#include "core/fileio.h"
 #include "train/finetune.h"
 #include "core/forward.h"
 #include "core/model.h"
@@ -1025,6 +1026,136 @@ static void test_lpaf_presets(void)
     free(err);
 }
 
+/* ---------------------------------------------------------------- the model families */
+
+#define FAMILIES_DIR "tests/data/families"
+static const char *const FAMILY_FIXTURES[] = {"llama3", "llama-linear", "mistral", "qwen2", "qwen3", "phi3", "gemma3"};
+
+/* Mean loss of the model on 4 fixed windows of 32 tokens of the stream (seed 99, not a training seed). */
+static double windows_loss(pare_model *m, const pare_token_stream *ts)
+{
+    enum { B = 4, T = 32 };
+    int32_t ids[B * T], tg[B * T];
+    pare_acts *a = NULL;
+    pare_error err = {0};
+    double loss = NAN;
+    if (pare_train_windows(ts, 99, 0, B, T, ids, &err) || pare_acts_alloc(m, B, T, 0, &a, &err) ||
+        pare_forward(m, a, ids, B, T, PARE_LOGITS_ALL, &err)) {
+        CHECKF(0, "%s: %s", m->path, err.msg);
+    } else {
+        pare_shift_targets(ids, B, T, tg);
+        CHECKF(pare_loss_forward(m, a, tg, B, T, &loss, NULL, &err) == PARE_OK, "%s", err.msg);
+    }
+    pare_acts_free(a);
+    return loss;
+}
+
+/* The family fixture `name` and a token stream of its eval.txt (by its own tokenizer.json). */
+static pare_model *family_fixture(const char *name, pare_token_stream *ts)
+{
+    char dir[256], text[300];
+    snprintf(dir, sizeof dir, "%s/%s", FAMILIES_DIR, name);
+    snprintf(text, sizeof text, "%s/eval.txt", dir);
+    pare_model *m = NULL;
+    pare_error err = {0};
+    CHECKF(pare_model_load(dir, NULL, &m, &err) == PARE_OK, "%s: %s", dir, err.msg);
+    if (m && pare_tokens_open(m, text, NULL, ts, &err) != PARE_OK) {
+        CHECKF(0, "%s: %s", text, err.msg);
+        pare_model_free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+/* Each family's fixture (made by transformers) fine-tuned for 6 steps on its eval.txt: every step's
+ * loss finite, and the loss on fixed windows of that text lower afterwards. */
+static void test_lpaf_families_finetune(void)
+{
+    if (!pare_is_dir(FAMILIES_DIR))
+        SKIP("skipped: %s not present (made by tools/make_family_fixtures.py)", FAMILIES_DIR);
+    for (size_t f = 0; f < sizeof FAMILY_FIXTURES / sizeof FAMILY_FIXTURES[0]; f++) {
+        pare_token_stream ts;
+        pare_model *m = family_fixture(FAMILY_FIXTURES[f], &ts);
+        if (!m)
+            continue;
+        double before = windows_loss(m, &ts);
+        pare_ft_opts o;
+        small_opts(&o, 6);
+        o.train.seq = 32;
+        o.train.lr = (pare_lr_schedule){PARE_LR_COSINE, 3e-3, 1e-3, 1, 6};
+        pare_ft *ft = NULL;
+        pare_error err = {0};
+        CHECKF(pare_ft_new(m, &ts, &o, &ft, &err) == PARE_OK, "%s: %s", FAMILY_FIXTURES[f], err.msg);
+        for (int s = 0; s < 6 && ft && !harness_failed_now(); s++) {
+            pare_ft_stats st;
+            CHECKF(pare_ft_step(ft, NULL, &st, &err) == PARE_OK, "%s step %d: %s", FAMILY_FIXTURES[f], s, err.msg);
+            CHECKF(isfinite(st.loss) && isfinite(st.grad_norm), "%s step %d: loss %g, gradient norm %g",
+                   FAMILY_FIXTURES[f], s, st.loss, st.grad_norm);
+        }
+        double after = windows_loss(m, &ts);
+        printf("  %-13s loss on fixed windows of eval.txt %.4f -> %.4f after 6 steps\n", FAMILY_FIXTURES[f], before,
+               after);
+        CHECKF(after < before, "%s: fine-tuning raised the loss %.6f -> %.6f", FAMILY_FIXTURES[f], before, after);
+        pare_ft_free(ft);
+        pare_tokens_close(&ts);
+        pare_model_free(m);
+    }
+}
+
+/* Movement pruning (LPAF's first-order path) on Gemma-3, the family with the most terms: the masks
+ * reach the target sparsity on every block matrix, masked weights stay zero, the norms (q/k and the
+ * sandwich norms) are trained but never masked, and every loss is finite. */
+static void test_lpaf_families_movement(void)
+{
+    if (!pare_is_dir(FAMILIES_DIR))
+        SKIP("skipped: %s not present (made by tools/make_family_fixtures.py)", FAMILIES_DIR);
+    pare_token_stream ts;
+    pare_model *m = family_fixture("gemma3", &ts);
+    if (!m)
+        return;
+    CHECKF(m->blocks[0].q_norm_w && m->blocks[0].post_ffn_norm_w, "%s: no q norm or post-FFN norm", m->path);
+    if (harness_failed_now()) {
+        pare_tokens_close(&ts);
+        pare_model_free(m);
+        return;
+    }
+    float q_norm0 = m->blocks[0].q_norm_w[0], post0 = m->blocks[0].post_ffn_norm_w[0];
+    pare_ft_opts o;
+    small_opts(&o, 6);
+    o.train.seq = 32;
+    o.prune = 1;
+    o.fop.method = PARE_FOP_MOVEMENT;
+    o.fop.sparsity = 0.4;
+    o.fop.warmup = 1;
+    o.fop.cooldown = 1;
+    pare_ft *ft = NULL;
+    pare_error err = {0};
+    CHECKF(pare_ft_new(m, &ts, &o, &ft, &err) == PARE_OK, "%s", err.msg);
+    pare_ft_stats st = {0};
+    for (int s = 0; s < 6 && ft && !harness_failed_now(); s++) {
+        CHECKF(pare_ft_step(ft, NULL, &st, &err) == PARE_OK, "step %d: %s", s, err.msg);
+        CHECKF(isfinite(st.loss), "step %d: loss %g", s, st.loss);
+    }
+    pare_linear *lin[64];
+    int n = pare_model_linears(m, lin, 64);
+    for (int i = 0; i < n && i < 64; i++) {
+        size_t nn = (size_t)lin[i]->out * lin[i]->in, c = masked_in(lin[i]);
+        CHECKF(lin[i]->kind == PARE_LIN_MASKED && fabs((double)c / nn - 0.4) < 0.01, "%s: %zu of %zu masked",
+               lin[i]->name, c, nn);
+        for (size_t j = 0; lin[i]->mask && j < nn; j++)
+            if (!lin[i]->mask[j] && lin[i]->w[j] != 0.0f) {
+                CHECKF(0, "%s: masked weight %zu is %g", lin[i]->name, j, lin[i]->w[j]);
+                break;
+            }
+    }
+    CHECKF(m->blocks[0].q_norm_w[0] != q_norm0 && m->blocks[0].post_ffn_norm_w[0] != post0,
+           "the q norm and the post-FFN norm were not trained");
+    printf("  gemma3 movement pruning: sparsity %.3f after 6 steps, last loss %.4f\n", st.sparsity, st.loss);
+    pare_ft_free(ft);
+    pare_tokens_close(&ts);
+    pare_model_free(m);
+}
+
 void suite_lpaf(void);
 void suite_lpaf(void)
 {
@@ -1041,4 +1172,6 @@ void suite_lpaf(void)
     RUN(test_lpaf_cli_train_scratch);
     RUN(test_lpaf_lua_module);
     RUN(test_lpaf_presets);
+    RUN(test_lpaf_families_finetune);
+    RUN(test_lpaf_families_movement);
 }

@@ -3,6 +3,7 @@
  * *_backward here; matrix products (linear layers, attention) go through sgemm, the rest are row loops. */
 #include "backward.h"
 #include "core/memcheck.h"
+#include "core/model_pare.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +26,10 @@ typedef struct {
     int n;             /* table entries so far */
     size_t max_masked; /* largest masked out*in, for the dense-gradient temporary */
     int max_rank;
+    /* naming pass only: the checkpoint names of the embeddings and norms (pare_model_named_params,
+       the loader's and exporter's list), searched from just after the last one found */
+    const pare_param_ref *refs;
+    int n_refs, next_ref;
 } layout;
 
 static float *take(layout *L, const char *name, const char *suffix, float *param, int rows, int cols, int decay,
@@ -51,6 +56,25 @@ static float *take(layout *L, const char *name, const char *suffix, float *param
     L->n++;
     L->floats += n;
     return grad;
+}
+
+/* The checkpoint name of a dense tensor, from the model's named-parameter list ("" when not naming). */
+static const char *ref_name(layout *L, const float *param)
+{
+    for (int i = 0; i < L->n_refs; i++) {
+        int j = (L->next_ref + i) % L->n_refs;
+        if (L->refs[j].p == param) {
+            L->next_ref = j + 1;
+            return L->refs[j].name;
+        }
+    }
+    return "";
+}
+
+/* A norm weight or bias [n] (no weight decay), or NULL when the model has none. */
+static float *take_vector(layout *L, float *param, int n)
+{
+    return param ? take(L, ref_name(L, param), "", param, n, 1, 0, NULL) : NULL;
 }
 
 static void take_linear(layout *L, const pare_linear *l, pare_linear_grad *gl)
@@ -81,60 +105,42 @@ static void take_block_linears(layout *L, const pare_block *b, pare_block_grads 
             take_linear(L, &b->lin[k], gb ? &gb->lin[k] : NULL);
 }
 
+/* Per block: norm1, the attention linears, q/k norms, the post-attention norm, norm2, the FFN
+ * linears, the post-FFN norm (each only where the model has it). */
 static void walk(layout *L)
 {
     const pare_model *m = L->m;
     const pare_config *c = &m->cfg;
     pare_grads *g = L->check ? NULL : L->g;
-    int gpt2 = c->arch == PARE_ARCH_GPT2, C = c->dim;
-    float *p;
-    p = take(L, gpt2 ? "transformer.wte" : "model.embed_tokens", ".weight", m->tok_emb, c->vocab_size, C, 1, NULL);
+    int C = c->dim, hd = c->head_dim;
+    float *p = take(L, ref_name(L, m->tok_emb), "", m->tok_emb, c->vocab_size, C, 1, NULL);
     if (g)
         g->tok_emb = p;
     if (m->pos_emb) {
-        p = take(L, "transformer.wpe", ".weight", m->pos_emb, c->max_pos, C, 1, NULL);
+        p = take(L, ref_name(L, m->pos_emb), "", m->pos_emb, c->max_pos, C, 1, NULL);
         if (g)
             g->pos_emb = p;
     }
-    char nm[96];
     for (int l = 0; l < c->n_layers; l++) {
         const pare_block *b = &m->blocks[l];
-        pare_block_grads *gb = g ? &g->blocks[l] : NULL;
-        float *n1w, *n1b = NULL, *n2w, *n2b = NULL;
-        if (gpt2) {
-            snprintf(nm, sizeof nm, "transformer.h.%d.ln_1", l);
-            n1w = take(L, nm, ".weight", b->norm1_w, C, 1, 0, NULL);
-            n1b = take(L, nm, ".bias", b->norm1_b, C, 1, 0, NULL);
-        } else {
-            snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm", l);
-            n1w = take(L, nm, ".weight", b->norm1_w, C, 1, 0, NULL);
-        }
-        take_block_linears(L, b, gb, 0);
-        if (gpt2) {
-            snprintf(nm, sizeof nm, "transformer.h.%d.ln_2", l);
-            n2w = take(L, nm, ".weight", b->norm2_w, C, 1, 0, NULL);
-            n2b = take(L, nm, ".bias", b->norm2_b, C, 1, 0, NULL);
-        } else {
-            snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm", l);
-            n2w = take(L, nm, ".weight", b->norm2_w, C, 1, 0, NULL);
-        }
-        take_block_linears(L, b, gb, 1);
-        if (gb) {
-            gb->norm1_w = n1w;
-            gb->norm1_b = n1b;
-            gb->norm2_w = n2w;
-            gb->norm2_b = n2b;
-        }
+        pare_block_grads tmp, *gb = g ? &g->blocks[l] : &tmp;
+        gb->norm1_w = take_vector(L, b->norm1_w, C);
+        gb->norm1_b = take_vector(L, b->norm1_b, C);
+        take_block_linears(L, b, g ? gb : NULL, 0);
+        gb->q_norm_w = take_vector(L, b->q_norm_w, hd);
+        gb->k_norm_w = take_vector(L, b->k_norm_w, hd);
+        gb->post_attn_norm_w = take_vector(L, b->post_attn_norm_w, C);
+        gb->norm2_w = take_vector(L, b->norm2_w, C);
+        gb->norm2_b = take_vector(L, b->norm2_b, C);
+        take_block_linears(L, b, g ? gb : NULL, 1);
+        gb->post_ffn_norm_w = take_vector(L, b->post_ffn_norm_w, C);
     }
-    const char *fn = gpt2 ? "transformer.ln_f" : "model.norm";
-    p = take(L, fn, ".weight", m->final_norm_w, C, 1, 0, NULL);
+    p = take_vector(L, m->final_norm_w, C);
     if (g)
         g->final_norm_w = p;
-    if (m->final_norm_b) {
-        p = take(L, fn, ".bias", m->final_norm_b, C, 1, 0, NULL);
-        if (g)
-            g->final_norm_b = p;
-    }
+    p = take_vector(L, m->final_norm_b, C);
+    if (g)
+        g->final_norm_b = p;
     if (c->tied_head) {
         if (g) {
             memset(&g->head, 0, sizeof g->head);
@@ -240,8 +246,16 @@ pare_status pare_grads_alloc(const pare_model *m, int B, int T, int flags, pare_
     g->n_params = s.n_params;
     g->param_floats = s.params;
     g->slab_floats = s.total;
-    layout L = {.m = m, .g = g};
+    int n_refs = pare_model_named_params(m, NULL);
+    pare_param_ref *refs = malloc((size_t)n_refs * sizeof *refs);
+    if (!refs) {
+        pare_grads_free(g);
+        return pare_fail(err, PARE_ENOMEM, "out of memory naming the gradients");
+    }
+    pare_model_named_params(m, refs);
+    layout L = {.m = m, .g = g, .refs = refs, .n_refs = n_refs};
     walk(&L);
+    free(refs);
     float *p = g->slab + s.params;
     if (flags & PARE_GRADS_DENSE_MASKED) {
         int nm = masked_linears(m, NULL, NULL, NULL, NULL);
@@ -460,28 +474,31 @@ void pare_linear_backward(const pare_linear *l, pare_linear_grad *gl, const floa
 
 /* ---- norms ---- */
 
-/* RMSNorm y = x * r * w with r = 1/sqrt(mean(x^2) + eps):
- * dx = r * (dy*w - xn * mean(dy*w * xn)) with xn = x * r, added to dx[N, C]; dw[C] += sum dy * xn. */
+/* RMSNorm y = x * r * w' with r = 1/sqrt(mean(x^2) + eps) and w' = w, or 1 + w for Gemma's norms
+ * (plus_one): dx = r * (dy*w' - xn * mean(dy*w' * xn)) with xn = x * r, added to dx[N, C] (written
+ * when !accumulate); dw[C] += sum dy * xn. dx may be dy itself (dw is summed first, and each row's
+ * dy is read before it is overwritten): the per-head q/k norms run in place. */
 static void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *rstd, const float *w,
-                             int N, int C)
+                             int N, int C, int plus_one, int accumulate)
 {
+    float one = plus_one ? 1.0f : 0.0f, keep = accumulate ? 1.0f : 0.0f;
+    for (int i = 0; i < N; i++) {
+        const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C;
+        float r = rstd[i];
+        for (int j = 0; j < C; j++)
+            dw[j] += gi[j] * xi[j] * r;
+    }
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C;
         float r = rstd[i];
         float dot = 0;
         for (int j = 0; j < C; j++)
-            dot += gi[j] * w[j] * xi[j] * r;
+            dot += gi[j] * (w[j] + one) * xi[j] * r;
         dot /= (float)C;
         float *o = dx + (size_t)i * C;
         for (int j = 0; j < C; j++)
-            o[j] += r * (gi[j] * w[j] - xi[j] * r * dot);
-    }
-    for (int i = 0; i < N; i++) {
-        const float *xi = x + (size_t)i * C, *gi = dy + (size_t)i * C;
-        float r = rstd[i];
-        for (int j = 0; j < C; j++)
-            dw[j] += gi[j] * xi[j] * r;
+            o[j] = keep * o[j] + r * (gi[j] * (w[j] + one) - xi[j] * r * dot);
     }
 }
 
@@ -523,18 +540,20 @@ static void norm_backward(const pare_model *m, float *dx, float *dw, float *db, 
     if (m->cfg.arch == PARE_ARCH_GPT2)
         layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, N, m->cfg.dim);
     else
-        rmsnorm_backward(dx, dw, dy, x, rstd, w, N, m->cfg.dim);
+        rmsnorm_backward(dx, dw, dy, x, rstd, w, N, m->cfg.dim, pare_config_family(&m->cfg)->gemma, 1);
 }
 
 /* ---- attention ---- */
 
-/* The transpose of the forward's rotation: (d1, d2) -> (d1 c + d2 s, d2 c - d1 s) on pairs (i, i + hd/2). */
-static void rope_backward(const pare_model *m, float *dx, int heads, int B, int T)
+/* The transpose of the forward's rotation: (d1, d2) -> (d1 c + d2 s, d2 c - d1 s) on pairs (i, i + hd/2),
+ * with the layer's table cos_t/sin_t [max_pos, hd/2]. */
+static void rope_backward(const pare_config *c, const float *cos_t, const float *sin_t, float *dx, int heads, int B,
+                          int T)
 {
-    int hd = m->cfg.head_dim, half = hd / 2, width = heads * hd;
+    int hd = c->head_dim, half = hd / 2, width = heads * hd;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            const float *cs = m->rope_cos + (size_t)t * half, *sn = m->rope_sin + (size_t)t * half;
+            const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
             float *row = dx + ((size_t)b * T + t) * width;
             for (int h = 0; h < heads; h++) {
                 float *v = row + h * hd;
@@ -547,14 +566,30 @@ static void rope_backward(const pare_model *m, float *dx, int heads, int B, int 
         }
 }
 
+/* Whether layer l attends through the sliding window, and the RoPE table its q and k were rotated
+ * by: the same choices pare_block_forward makes (Gemma-3's sliding layers have their own table). */
+static int layer_sliding(const pare_config *c, int l)
+{
+    return c->arch != PARE_ARCH_GPT2 && c->sliding_window > 0 && c->layer_sliding[l];
+}
+
+static void layer_rope(const pare_model *m, int l, const float **cos_t, const float **sin_t)
+{
+    int local = layer_sliding(&m->cfg, l) && m->rope_local_cos;
+    *cos_t = local ? m->rope_local_cos : m->rope_cos;
+    *sin_t = local ? m->rope_local_sin : m->rope_sin;
+}
+
 /* Causal attention backward per (batch, KV head); the query heads that share a KV head (GQA) run in
  * turn so their dK, dV sums need no locking. With P the probabilities and dY the output gradient:
  * dV += P^T dY, dP = dY V^T, dS = P * (dP - rowsum(dP * P)), dQ = scale dS K, dK += scale dS^T Q.
- * P is exactly zero above the diagonal, so dS is too and the causal mask needs no extra care. */
+ * P is exactly zero above the diagonal and, in a sliding-window layer, left of the window, so dS is
+ * too: neither mask needs extra care. scale is the forward's: query_pre_attn_scalar^-0.5 (Gemma) or
+ * head_dim^-0.5. */
 static void attention_backward(const pare_config *c, const pare_layer_acts *la, pare_grads *g, int B, int T)
 {
     int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, qd = H * hd, kvd = KV * hd, rep = H / KV;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = c->query_pre_attn_scalar > 0 ? (float)pow(c->query_pre_attn_scalar, -0.5) : 1.0f / sqrtf((float)hd);
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int bk = 0; bk < B * KV; bk++) {
         int b = bk / KV, kh = bk % KV;
@@ -605,20 +640,43 @@ static void swiglu_backward(float *dg, float *du, const float *dh, const float *
     }
 }
 
-/* gelu_new h = 0.5 x (1 + tanh(k (x + 0.044715 x^3))):
+/* gelu_new / GELU-tanh h = 0.5 x (1 + tanh(k (x + 0.044715 x^3))) and its derivative
  * dh/dx = 0.5 (1 + th) + 0.5 x (1 - th^2) k (1 + 3 * 0.044715 x^2). */
-static void gelu_backward(float *dx, const float *dh, const float *x, size_t n)
+static float gelu_tanh_grad(float x, float *value)
 {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    float th = tanhf(k * (x + 0.044715f * x * x * x));
+    *value = 0.5f * x * (1.0f + th);
+    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+/* GPT-2's MLP activation: dx = dh * gelu'(x). */
+static void gelu_backward(float *dx, const float *dh, const float *x, size_t n)
+{
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float xi = x[i], th = tanhf(k * (xi + 0.044715f * xi * xi * xi));
-        float d = 0.5f * (1.0f + th) + 0.5f * xi * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * xi * xi);
-        dx[i] = dh[i] * d;
+        float h;
+        dx[i] = dh[i] * gelu_tanh_grad(x[i], &h);
+    }
+}
+
+/* Gemma's gate h = gelu_tanh(g) * u: dg = dh * u * gelu'(g); du = dh * gelu_tanh(g). */
+static void gelu_gate_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n)
+{
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float h, d = gelu_tanh_grad(g[i], &h);
+        dg[i] = dh[i] * u[i] * d;
+        du[i] = dh[i] * h;
     }
 }
 
 /* ---- blocks, head, embeddings ---- */
+
+/* The families whose forward terms block_backward differentiates (the flags of pare_families: biases,
+ * sliding windows, q/k norms, Gemma's terms). A new family may add a term the backward does not know,
+ * which would give a silently wrong gradient: check it here (and in tests/test_backward.c), then count it. */
+_Static_assert(PARE_FAMILIES == 7, "a new model family: make block_backward differentiate its terms");
 
 /* On entry g->d_res [N, C] is dL/d(block output); on return dL/d(block input x [N, C]).
  * F' = up.out is this block's FFN width (channel pruning may narrow it below F). */
@@ -628,15 +686,25 @@ static void block_backward(const pare_model *m, int l, pare_acts *a, pare_grads 
     const pare_block *blk = &m->blocks[l];
     pare_block_grads *gb = &g->blocks[l];
     const pare_layer_acts *la = pare_acts_layer(a, l);
-    int N = B * T;
+    int N = B * T, C = c->dim, gpt2 = c->arch == PARE_ARCH_GPT2, gemma = pare_config_family(c)->gemma;
     size_t NF = (size_t)N * blk->up.out;
     float *th = g->thin, *dth = g->d_thin, *wt = g->d_wtmp;
-    /* MLP: res2 = res1 + down(act(ln2)) */
-    /* d_hmid [N, F'] = d_res [N, C] W_down; dW_down [C, F'] += d_res^T hmid */
-    pare_linear_backward(&blk->down, &gb->down, la->hmid, g->d_res, N, g->d_hmid, 0, th, dth, wt);
-    if (c->arch == PARE_ARCH_LLAMA) {
-        /* d_fc1, d_fc2 [N, F'] from d_hmid through silu(gate) * up */
-        swiglu_backward(g->d_fc1, g->d_fc2, g->d_hmid, la->fc1, la->fc2, NF);
+    /* MLP: res2 = res1 + down(act(ln2)), Gemma: res1 + post_ffn_norm(down(act(ln2))) */
+    const float *d_down = g->d_res; /* [N, C] dL/d(down's output) */
+    if (gemma) {
+        /* d_ln [N, C] = post_ffn_norm^T d_res (d_ln is free until gate's backward writes it) */
+        rmsnorm_backward(g->d_ln, gb->post_ffn_norm_w, g->d_res, la->mlp_out, la->mlp_out_rstd, blk->post_ffn_norm_w, N,
+                         C, 1, 0);
+        d_down = g->d_ln;
+    }
+    /* d_hmid [N, F'] = d_down [N, C] W_down; dW_down [C, F'] += d_down^T hmid */
+    pare_linear_backward(&blk->down, &gb->down, la->hmid, d_down, N, g->d_hmid, 0, th, dth, wt);
+    if (!gpt2) {
+        /* d_fc1, d_fc2 [N, F'] from d_hmid through act(gate) * up: SiLU, Gemma GELU-tanh */
+        if (gemma)
+            gelu_gate_backward(g->d_fc1, g->d_fc2, g->d_hmid, la->fc1, la->fc2, NF);
+        else
+            swiglu_backward(g->d_fc1, g->d_fc2, g->d_hmid, la->fc1, la->fc2, NF);
         /* d_ln [N, C] = d_fc1 W_gate + d_fc2 W_up */
         pare_linear_backward(&blk->gate, &gb->gate, la->ln2, g->d_fc1, N, g->d_ln, 0, th, dth, wt);
         pare_linear_backward(&blk->up, &gb->up, la->ln2, g->d_fc2, N, g->d_ln, 1, th, dth, wt);
@@ -647,15 +715,30 @@ static void block_backward(const pare_model *m, int l, pare_acts *a, pare_grads 
     }
     /* d_res [N, C] += norm2^T d_ln: the residual path's gradient plus the norm's; now dL/d(res1) */
     norm_backward(m, g->d_res, gb->norm2_w, gb->norm2_b, g->d_ln, la->res1, la->ln2_mean, la->ln2_rstd, blk->norm2_w, N);
-    /* attention: res1 = x + o(attn(q, k, v)) */
-    /* d_atty [N, H*hd] = d_res W_o */
-    pare_linear_backward(&blk->o, &gb->o, la->atty, g->d_res, N, g->d_atty, 0, th, dth, wt);
+    /* attention: res1 = x + o(attn(q, k, v)), Gemma: x + post_attn_norm(o(...)) */
+    const float *d_o = g->d_res; /* [N, C] dL/d(o's output) */
+    if (gemma) {
+        rmsnorm_backward(g->d_ln, gb->post_attn_norm_w, g->d_res, la->attn_out, la->attn_out_rstd,
+                         blk->post_attn_norm_w, N, C, 1, 0);
+        d_o = g->d_ln;
+    }
+    /* d_atty [N, H*hd] = d_o W_o */
+    pare_linear_backward(&blk->o, &gb->o, la->atty, d_o, N, g->d_atty, 0, th, dth, wt);
     /* d_q [N, H*hd], d_k, d_v [N, KV*hd] (after RoPE), via d_att [B, H, T, T] */
     attention_backward(c, la, g, B, T);
-    if (c->arch == PARE_ARCH_LLAMA) {
-        /* back through the rotation: gradients of q and k before RoPE */
-        rope_backward(m, g->d_q, c->n_heads, B, T);
-        rope_backward(m, g->d_k, c->n_kv_heads, B, T);
+    if (!gpt2) {
+        /* back through the rotation (the layer's own table): gradients of q and k before RoPE */
+        const float *cs, *sn;
+        layer_rope(m, l, &cs, &sn);
+        rope_backward(c, cs, sn, g->d_q, c->n_heads, B, T);
+        rope_backward(c, cs, sn, g->d_k, c->n_kv_heads, B, T);
+    }
+    if (blk->q_norm_w) {
+        /* back through the per-head norms, in place: gradients of the projections' outputs */
+        rmsnorm_backward(g->d_q, gb->q_norm_w, g->d_q, la->q_pre, la->q_rstd, blk->q_norm_w, N * c->n_heads,
+                         c->head_dim, gemma, 0);
+        rmsnorm_backward(g->d_k, gb->k_norm_w, g->d_k, la->k_pre, la->k_rstd, blk->k_norm_w, N * c->n_kv_heads,
+                         c->head_dim, gemma, 0);
     }
     /* d_ln [N, C] = d_q W_q + d_k W_k + d_v W_v */
     pare_linear_backward(&blk->q, &gb->q, la->ln1, g->d_q, N, g->d_ln, 0, th, dth, wt);
@@ -665,15 +748,17 @@ static void block_backward(const pare_model *m, int l, pare_acts *a, pare_grads 
     norm_backward(m, g->d_res, gb->norm1_w, gb->norm1_b, g->d_ln, x, la->ln1_mean, la->ln1_rstd, blk->norm1_w, N);
 }
 
-/* Scatter-adds the input gradient d_res [N, C] into the rows of the token (and position) embeddings. */
+/* Scatter-adds the input gradient d_res [N, C] into the rows of the token (and position) embeddings;
+ * Gemma's embeddings were scaled by sqrt(C) (the forward's fp32 factor), so their gradient is too. */
 static void embed_backward(const pare_model *m, pare_grads *g, const int32_t *ids, int B, int T)
 {
     int N = B * T, C = m->cfg.dim;
+    float scale = pare_config_family(&m->cfg)->gemma ? (float)sqrt((double)C) : 1.0f;
     for (int i = 0; i < N; i++) {
         const float *d = g->d_res + (size_t)i * C;
         float *te = g->tok_emb + (size_t)ids[i] * C;
         for (int j = 0; j < C; j++)
-            te[j] += d[j];
+            te[j] += d[j] * scale;
         if (g->pos_emb) {
             float *pe = g->pos_emb + (size_t)(i % T) * C;
             for (int j = 0; j < C; j++)

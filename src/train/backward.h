@@ -1,5 +1,6 @@
 /* The backward pass: cross-entropy loss over [B, T] targets and the gradients of every parameter
- * of a LLaMA or GPT-2 model, including compressed (factorized, masked, sliced) linear layers. */
+ * of a model of any family pare computes (pare_families: Llama, Mistral, Qwen2/3, Phi-3, Gemma-3,
+ * GPT-2), including compressed (factorized, masked, sliced) linear layers. */
 #ifndef PARE_BACKWARD_H
 #define PARE_BACKWARD_H
 
@@ -19,9 +20,11 @@ typedef struct {
 } pare_linear_grad;
 
 typedef struct {
-    float *norm1_w, *norm1_b; /* [C]; b only for LayerNorm */
-    float *norm2_w, *norm2_b; /* [C] */
-    union {                   /* lin[k] is the gradient of pare_block's lin[k] */
+    float *norm1_w, *norm1_b;                  /* [C]; b only for LayerNorm */
+    float *norm2_w, *norm2_b;                  /* [C] */
+    float *q_norm_w, *k_norm_w;                /* [hd] Qwen3, Gemma-3, else NULL */
+    float *post_attn_norm_w, *post_ffn_norm_w; /* [C] Gemma-3, else NULL */
+    union {                                    /* lin[k] is the gradient of pare_block's lin[k] */
         pare_linear_grad lin[PARE_LIN_KINDS];
         struct {
             pare_linear_grad q, k, v, o, gate, up, down;
@@ -31,7 +34,8 @@ typedef struct {
 
 /* One trainable tensor of the model next to its gradient; the optimizer walks this table. */
 typedef struct {
-    char name[112];      /* HF-style name: model.layers.0.mlp.up_proj.weight; factors end in .A / .B */
+    char name[112];      /* the checkpoint's name: model.layers.0.mlp.up_proj.weight; factors end in .A / .B;
+                            Phi-3's fused parts model.layers.0.self_attn.qkv_proj.q.weight */
     float *param;        /* the model's tensor */
     float *grad;         /* its gradient (the effective one for masked weights) */
     float *grad_dense;   /* masked weights with PARE_GRADS_DENSE_MASKED: dL/dW before masking; else NULL */

@@ -63,8 +63,9 @@ const pare_ft_opts *pare_ft_options(const pare_ft *ft) { return &ft->o; }
 
 static int same_arch(const pare_config *a, const pare_config *b)
 {
-    return a->arch == b->arch && a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
-           a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim && a->vocab_size == b->vocab_size;
+    return a->arch == b->arch && a->family == b->family && a->dim == b->dim && a->n_layers == b->n_layers &&
+           a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim &&
+           a->vocab_size == b->vocab_size;
 }
 
 pare_status pare_ft_new(pare_model *m, const pare_token_stream *data, const pare_ft_opts *oin, pare_ft **out,
