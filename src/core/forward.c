@@ -211,11 +211,29 @@ static void rope_forward(const pare_config *c, const float *cos_t, const float *
  * Key j is visible to query i iff j <= i and, with a sliding window W > 0, i - j < W (transformers'
  * sliding_window_overlay); the others get probability 0. Query head h reads key/value head h / (H / KV)
  * (grouped-query attention). */
+float pare_attention_scale(const pare_config *c)
+{
+    /* transformers: head_dim**-0.5, Gemma: query_pre_attn_scalar**-0.5 (Python floats) */
+    return c->query_pre_attn_scalar > 0 ? (float)pow(c->query_pre_attn_scalar, -0.5) : 1.0f / sqrtf((float)c->head_dim);
+}
+
+int pare_layer_window(const pare_config *c, int l)
+{
+    return c->arch != PARE_ARCH_GPT2 && c->sliding_window > 0 && c->layer_sliding[l] ? c->sliding_window : 0;
+}
+
+void pare_layer_rope(const pare_model *m, int l, const float **cos_t, const float **sin_t)
+{
+    /* sliding layers of a model with a local RoPE base (Gemma-3) use that table */
+    int local = pare_layer_window(&m->cfg, l) && m->rope_local_cos;
+    *cos_t = local ? m->rope_local_cos : m->rope_cos;
+    *sin_t = local ? m->rope_local_sin : m->rope_sin;
+}
+
 static void attention_forward(const pare_config *c, pare_layer_acts *la, int B, int T, int window)
 {
     int H = c->n_heads, hd = c->head_dim, qd = H * hd, kvd = c->n_kv_heads * hd, rep = H / c->n_kv_heads;
-    /* transformers: head_dim**-0.5, Gemma: query_pre_attn_scalar**-0.5 (Python floats) */
-    float scale = c->query_pre_attn_scalar > 0 ? (float)pow(c->query_pre_attn_scalar, -0.5) : 1.0f / sqrtf((float)hd);
+    float scale = pare_attention_scale(c);
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
@@ -302,7 +320,6 @@ const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const 
     const pare_block *blk = &m->blocks[l];
     pare_layer_acts *la = pare_acts_layer(a, l);
     int N = B * T, C = c->dim, gpt2 = c->arch == PARE_ARCH_GPT2, gemma = pare_config_family(c)->gemma;
-    int sliding = !gpt2 && c->sliding_window > 0 && c->layer_sliding[l];
     norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, blk->norm1_w, blk->norm1_b, N);
     pare_linear_forward(&blk->q, la->ln1, N, la->q, a->scratch);
     pare_linear_forward(&blk->k, la->ln1, N, la->k, a->scratch);
@@ -312,13 +329,12 @@ const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const 
         head_norm_forward(m, blk->k_norm_w, la->k, la->k_pre, la->k_rstd, N, c->n_kv_heads);
     }
     if (!gpt2) {
-        /* sliding layers of a model with a local RoPE base (Gemma-3) use that table */
-        int local = sliding && m->rope_local_cos;
-        const float *cs = local ? m->rope_local_cos : m->rope_cos, *sn = local ? m->rope_local_sin : m->rope_sin;
+        const float *cs, *sn;
+        pare_layer_rope(m, l, &cs, &sn);
         rope_forward(c, cs, sn, la->q, c->n_heads, B, T);
         rope_forward(c, cs, sn, la->k, c->n_kv_heads, B, T);
     }
-    attention_forward(c, la, B, T, sliding ? c->sliding_window : 0);
+    attention_forward(c, la, B, T, pare_layer_window(c, l));
     if (gemma) {
         pare_linear_forward(&blk->o, la->atty, N, la->attn_out, a->scratch);
         rmsnorm_forward(la->res1, la->attn_out_rstd, la->attn_out, blk->post_attn_norm_w, N, C, c->norm_eps, 1);

@@ -70,6 +70,12 @@ pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, 
 pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t *ids, int B, int T, pare_error *err);
 /* Decoder block l on x [B*T, C]; returns its output (the layer's res2). x may be the previous
  * block's output in shared storage: it is consumed before res2 is written. */
+/* The choices the forward makes per layer, for the backward to make the same: the attention scale
+ * (head_dim^-0.5, or Gemma's query_pre_attn_scalar^-0.5), layer l's sliding window (0: none) and the
+ * RoPE table its q and k are rotated by (Gemma-3's sliding layers have their own). */
+float pare_attention_scale(const pare_config *c);
+int pare_layer_window(const pare_config *c, int l);
+void pare_layer_rope(const pare_model *m, int l, const float **cos_t, const float **sin_t);
 const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const float *x, int B, int T);
 /* Final norm and LM head on x [B*T, C]. */
 void pare_head_forward(const pare_model *m, pare_acts *a, const float *x, int B, int T, pare_logits_mode mode);

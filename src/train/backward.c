@@ -566,20 +566,6 @@ static void rope_backward(const pare_config *c, const float *cos_t, const float 
         }
 }
 
-/* Whether layer l attends through the sliding window, and the RoPE table its q and k were rotated
- * by: the same choices pare_block_forward makes (Gemma-3's sliding layers have their own table). */
-static int layer_sliding(const pare_config *c, int l)
-{
-    return c->arch != PARE_ARCH_GPT2 && c->sliding_window > 0 && c->layer_sliding[l];
-}
-
-static void layer_rope(const pare_model *m, int l, const float **cos_t, const float **sin_t)
-{
-    int local = layer_sliding(&m->cfg, l) && m->rope_local_cos;
-    *cos_t = local ? m->rope_local_cos : m->rope_cos;
-    *sin_t = local ? m->rope_local_sin : m->rope_sin;
-}
-
 /* Causal attention backward per (batch, KV head); the query heads that share a KV head (GQA) run in
  * turn so their dK, dV sums need no locking. With P the probabilities and dY the output gradient:
  * dV += P^T dY, dP = dY V^T, dS = P * (dP - rowsum(dP * P)), dQ = scale dS K, dK += scale dS^T Q.
@@ -589,7 +575,7 @@ static void layer_rope(const pare_model *m, int l, const float **cos_t, const fl
 static void attention_backward(const pare_config *c, const pare_layer_acts *la, pare_grads *g, int B, int T)
 {
     int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim, qd = H * hd, kvd = KV * hd, rep = H / KV;
-    float scale = c->query_pre_attn_scalar > 0 ? (float)pow(c->query_pre_attn_scalar, -0.5) : 1.0f / sqrtf((float)hd);
+    float scale = pare_attention_scale(c);
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int bk = 0; bk < B * KV; bk++) {
         int b = bk / KV, kh = bk % KV;
@@ -729,7 +715,7 @@ static void block_backward(const pare_model *m, int l, pare_acts *a, pare_grads 
     if (!gpt2) {
         /* back through the rotation (the layer's own table): gradients of q and k before RoPE */
         const float *cs, *sn;
-        layer_rope(m, l, &cs, &sn);
+        pare_layer_rope(m, l, &cs, &sn);
         rope_backward(c, cs, sn, g->d_q, c->n_heads, B, T);
         rope_backward(c, cs, sn, g->d_k, c->n_kv_heads, B, T);
     }
