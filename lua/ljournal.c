@@ -101,7 +101,7 @@ void lj_model_loaded(lua_State *L, int midx, int src)
         lp_core_error(L, "load", NULL, &err);
     lua_createtable(L, 0, 6);
     lp_set_str(L, "path", m->path);
-    lp_set_str(L, "arch", pare_arch_name(m->cfg.arch));
+    lp_set_str(L, "arch", pare_family_class(&m->cfg));
     lp_set_str(L, "dtype", m->source_dtype);
     lp_set_str(L, "config_sha256", cfg);
     lp_set_str(L, "weights_sha256", weights);

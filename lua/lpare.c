@@ -345,7 +345,7 @@ static int l_model_tostring(lua_State *L)
 {
     lmodel *u = luaL_checkudata(L, 1, MODEL_MT);
     if (u->m)
-        lua_pushfstring(L, "pare.model(%s, %s)", u->m->path, pare_arch_name(u->m->cfg.arch));
+        lua_pushfstring(L, "pare.model(%s, %s)", u->m->path, pare_family_class(&u->m->cfg));
     else
         lua_pushliteral(L, "pare.model(closed)");
     return 1;
@@ -448,7 +448,7 @@ static int l_info(lua_State *L)
     const pare_config *c = &m->cfg;
     lua_createtable(L, 0, 20);
     lp_set_str(L, "path", m->path);
-    lp_set_str(L, "arch", pare_arch_name(c->arch));
+    lp_set_str(L, "arch", pare_family_class(c));
     lp_set_str(L, "format", m->format == PARE_FMT_HF ? "huggingface" : "llama2.c");
     lp_set_str(L, "dtype", m->source_dtype);
     lp_set_int(L, "dim", c->dim);

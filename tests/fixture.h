@@ -40,6 +40,9 @@ pare_calib_stats *fixture_calibrate(pare_model *m, int S, int T, int gram);
 #define FIXTURE_T 24
 float *fixture_logits_of(const pare_model *m);
 double fixture_max_diff(const float *a, const float *b, size_t n);
+/* CHECKs that the layers of a and b are in exactly the same state, byte for byte (kind, shape, rank,
+ * weights or factors, bias, mask, channel maps). */
+void fixture_same_state(pare_model *a, pare_model *b);
 
 /* Writes a default fixture (LLaMA or GPT-2) into the test's temporary folder `name` and returns the
  * folder (one of 4 rotating buffers); a failure to write is a test failure. */

@@ -139,36 +139,6 @@ static void compress(pare_model *m, double sparsity1)
         factorize(&b1->gate, 1, 5);
 }
 
-/* The layers of a and b are in exactly the same state, byte for byte. */
-static void same_state(pare_model *a, pare_model *b)
-{
-    pare_linear *la[64], *lb[64];
-    int n = pare_model_linears(a, la, 64);
-    CHECK(n == pare_model_linears(b, lb, 64));
-    CHECK(a->cfg.ffn_dim == b->cfg.ffn_dim && a->cfg.tied_head == b->cfg.tied_head);
-    for (int i = 0; i < n && i < 64; i++) {
-        const pare_linear *x = la[i], *y = lb[i];
-        CHECKF(!strcmp(x->name, y->name) && x->kind == y->kind && x->out == y->out && x->in == y->in &&
-                   x->orig_out == y->orig_out && x->orig_in == y->orig_in && x->rank == y->rank,
-               "%s: kind/shape/rank differ after reload", x->name);
-        if (harness_failed_now())
-            return;
-        if (x->kind == PARE_LIN_FACTORED)
-            CHECKF(!memcmp(x->A, y->A, (size_t)x->out * x->rank * 4) && !memcmp(x->B, y->B, (size_t)x->rank * x->in * 4),
-                   "%s: factors differ", x->name);
-        else
-            CHECKF(!memcmp(x->w, y->w, (size_t)x->out * x->in * 4), "%s: weights differ", x->name);
-        CHECKF(!x->b == !y->b && (!x->b || !memcmp(x->b, y->b, (size_t)x->out * 4)), "%s: bias differs", x->name);
-        CHECKF(!x->mask == !y->mask && (!x->mask || !memcmp(x->mask, y->mask, (size_t)x->out * x->in)),
-               "%s: mask differs", x->name);
-        CHECKF(!x->kept_out == !y->kept_out && (!x->kept_out || !memcmp(x->kept_out, y->kept_out, (size_t)x->out * 4)),
-               "%s: kept_out differs", x->name);
-        CHECKF(!x->kept_in == !y->kept_in && (!x->kept_in || !memcmp(x->kept_in, y->kept_in, (size_t)x->in * 4)),
-               "%s: kept_in differs", x->name);
-        CHECK(pare_linear_params(x) == pare_linear_params(y));
-    }
-}
-
 static json_t *read_json(const char *dir, const char *name)
 {
     char p[1400];
@@ -225,7 +195,7 @@ static void roundtrip(pare_model *m, const char *prefix)
             continue;
         float *got = fixture_logits_of(r);
         if (fmt == PARE_EXPORT_PARE) {
-            same_state(m, r);
+            fixture_same_state(m, r);
             CHECKF(got && !memcmp(ref, got, nl * sizeof(float)), "%s: logits are not bit-identical", name);
             CHECK(rep.padded_blocks == 0);
             json_t *man = read_json(dir, PARE_EXPORT_MANIFEST);
@@ -492,7 +462,7 @@ static void test_destination_and_cleanup(void)
     CHECK(leftovers(dir) == 0);
     pare_model *r = load(dir);
     if (r)
-        same_state(m, r);
+        fixture_same_state(m, r);
     pare_model_free(r);
     /* a trailing slash names the same folder (the temporary is a sibling, not inside it) */
     snprintf(p, sizeof p, "%s/", dir);
@@ -688,7 +658,7 @@ static void test_corrupt_manifest(void)
     /* restored: loads again, in the exported state */
     r = load(dir);
     if (r)
-        same_state(m, r);
+        fixture_same_state(m, r);
     pare_model_free(r);
     free(orig);
     pare_model_free(m);

@@ -32,6 +32,7 @@ void suite_demo(void);
 void suite_faults(void);
 void suite_numbers(void);
 void suite_families(void);
+void suite_family_compress(void);
 
 const suite harness_suites[] = {
     {"harness", suite_harness},
@@ -60,5 +61,6 @@ const suite harness_suites[] = {
     {"faults", suite_faults},
     {"numbers", suite_numbers},
     {"families", suite_families},
+    {"family_compress", suite_family_compress},
     {0, 0},
 };

@@ -169,7 +169,7 @@ static void draw_header(tui_app *a)
     const char *base = strrchr(st->model_path, '/');
     base = base && base[1] ? base + 1 : st->model_path;
     snprintf(line, sizeof line, " pare tui  %.300s (%s, %d layers, %s)  config: %s  spectra: %s", base,
-             st->model->cfg.arch == PARE_ARCH_GPT2 ? "gpt2" : "llama", st->model->cfg.n_layers, total, label,
+             pare_family_class(&st->model->cfg), st->model->cfg.n_layers, total, label,
              TUI_WEIGHTING_LABELS[st->weighting]);
     tui_fill(0, 0, a->cols, tui_attr(a, PAIR_HEADER));
     tui_put(0, 0, a->cols, line, tui_attr(a, PAIR_HEADER));

@@ -20,7 +20,7 @@ static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, 
                        size_t file_tokens, const pare_model *m)
 {
     printf("protocol\n");
-    printf("  model       %s (%s)\n", m->path, pare_arch_name(m->cfg.arch));
+    printf("  model       %s (%s)\n", m->path, pare_family_class(&m->cfg));
     printf("  file        %s (%zu bytes)\n", data, bytes);
     printf("  tokens      %zu%s (whole file, no special tokens)\n", p->tokens,
            p->tokens < file_tokens ? " of the file's first" : "");
@@ -162,7 +162,7 @@ static int eval_task(const char *model, const char *tok, const char *task_name, 
     } else {
         printf("task          %s, 0-shot, log-likelihood of each choice (lm-evaluation-harness protocol)\n",
                pare_task_kind_name(kind));
-        printf("  model       %s (%s)\n", m->path, pare_arch_name(m->cfg.arch));
+        printf("  model       %s (%s)\n", m->path, pare_family_class(&m->cfg));
         if (t->labels_path[0])
             printf("  data        %s + %s\n", t->path, t->labels_path);
         else
