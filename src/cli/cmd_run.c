@@ -178,8 +178,9 @@ static int emit_jobs(lsession *s, const char *recipe, const char *file, const ch
     pare_atomic_file f;
     pare_error err = {0};
     if (pare_atomic_open(&f, file, &err)) {
+        fprintf(stderr, "pare run: --emit-jobs %s: cannot write the jobs file (%s)\n", file, err.msg);
         lsession_free_points(points, n);
-        return cli_error("run", &err);
+        return EXIT_BAD_INPUT;
     }
     for (int i = 0; i < n; i++) {
         char point_out[PATH_MAX + 200];
