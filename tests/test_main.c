@@ -24,7 +24,6 @@ void suite_fuzz(void);
 void suite_limits(void);
 void suite_charts(void);
 void suite_lua(void);
-void suite_lua_jobs(void);
 void suite_tasks(void);
 void suite_cli(void);
 void suite_lpaf(void);
@@ -53,7 +52,6 @@ const suite harness_suites[] = {
     {"limits", suite_limits},
     {"charts", suite_charts},
     {"lua", suite_lua},
-    {"lua_jobs", suite_lua_jobs},
     {"tasks", suite_tasks},
     {"cli", suite_cli},
     {"lpaf", suite_lpaf},

@@ -187,6 +187,7 @@ static void test_emit_jobs_refusals(void)
                       (const char *const[]){"sweep.lua", "points(p)", "no_such_preset", NULL}, 0);
 }
 
+/* Part of suite lua (called from test_lua.c's suite_lua). */
 void suite_lua_jobs(void);
 void suite_lua_jobs(void)
 {
