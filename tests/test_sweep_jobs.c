@@ -150,8 +150,9 @@ static void test_emit_jobs_parallel(void)
 }
 
 /* --emit-jobs refuses, with one line naming the culprit and exit 2, a recipe that declares no points,
- * points that are not folder names, a jobs file that cannot be written and a missing --out; a refused
- * emission leaves an existing jobs file as it was. */
+ * points that are not folder names or whose values their declaration refuses, a missing preset, a jobs
+ * file that cannot be written and a missing --out; a refused emission leaves an existing jobs file as
+ * it was. */
 static void test_emit_jobs_refusals(void)
 {
     char jobs[1300], out[1300], recipe[1300], bad_names[1300];
@@ -181,7 +182,13 @@ static void test_emit_jobs_refusals(void)
                       (const char *const[]){"--emit-jobs", nowhere, "cannot write", NULL}, 1);
     expect_pare_error((const char *const[]){"run", SWEEP_ARGS, "--emit-jobs", jobs, NULL},
                       (const char *const[]){"--emit-jobs needs --out", NULL}, 1);
-    /* a sweep point whose value the recipe's declaration refuses is named before anything is written */
+    /* a point value its declaration refuses, and a sweep over a preset that does not exist */
+    const char *mistyped = "params{ratio = {0.2, \"ratio\", max = 0.9}}\nfunction run(p) end\n"
+                           "function points(p) return {{name = \"a\", set = {ratio = 0.95}}} end\n";
+    CHECK(fixture_write_raw(recipe, mistyped, strlen(mistyped)) == 0);
+    expect_pare_error(
+        (const char *const[]){"run", recipe, "--model", SWEEP_MODEL, "--emit-jobs", jobs, "--out", out, NULL},
+        (const char *const[]){recipe, "point 'a'", "ratio must be at most 0.9", NULL}, 1);
     expect_pare_error((const char *const[]){"run", SWEEP_ARGS, "--set", "preset=no_such_preset", "--emit-jobs", jobs,
                                             "--out", out, NULL},
                       (const char *const[]){"sweep.lua", "points(p)", "no_such_preset", NULL}, 0);
