@@ -14,7 +14,7 @@ LIBS    = -fopenmp -lopenblas -llapacke -ljansson -lutf8proc -lpng -lbz2 -lm -lp
 
 # Debian packages pare builds and runs with (checked by `make deps`).
 DEB_PKGS := build-essential pkg-config libopenblas-dev liblapacke-dev libjansson-dev libutf8proc-dev libpcre2-dev \
-            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl valgrind clang-format
+            liblua5.4-dev libncurses-dev libpng-dev libbz2-dev tmux curl valgrind clang-format parallel
 
 # Lua 5.4 for the recipe runner (lua/ and src/cli/cmd_run.c only; src/core never sees lua.h). Expanded
 # lazily: on a fresh machine the package arrives with `make deps`, after this file was read.

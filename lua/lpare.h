@@ -43,6 +43,14 @@ int lrecipe_set(lua_State *L, const char *key, const char *value, char *msg, siz
 int lrecipe_set_arg(lua_State *L, const char *arg, char *msg, size_t cap);
 void lrecipe_help(lua_State *L, const char *path, FILE *f); /* the declared parameters */
 int lrecipe_run(lua_State *L);                              /* checks required parameters, calls run(p) */
+/* A recipe's points (lua/README.md, "Points"): calls its points(p) with the same parameter values run(p)
+ * would get. LUA_OK: leaves [1] the list points(p) returned and [2] the raw parameter values.
+ * LRECIPE_NO_POINTS (stack empty): the recipe defines no points function. Otherwise the message on top. */
+enum { LRECIPE_NO_POINTS = -2 };
+int lrecipe_points(lua_State *L);
+/* NULL when the value at idx is one the declared parameter name accepts (type, range, choices); else a
+ * message naming the parameter, left on top of the stack. */
+const char *lrecipe_check_value(lua_State *L, const char *name, int idx);
 /* Pushes the parameter table run(p) was called with (raw values; nil before lrecipe_run got there). */
 void lrecipe_params_push(lua_State *L);
 /* Message handler for lua_pcall: the message (any type) plus luaL_traceback. */

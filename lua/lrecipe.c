@@ -506,7 +506,10 @@ static int p_pairs(lua_State *L)
     return 3;
 }
 
-int lrecipe_run(lua_State *L)
+/* Builds the parameter values and the proxy a recipe function gets: leaves [1] the message handler,
+ * [2] the declarations, [3] the --set values, [4] the raw values (recorded as run.json's params) and
+ * [5] the proxy. On failure (a required parameter without a value) leaves only the message, returns -1. */
+static int push_params(lua_State *L)
 {
     lua_settop(L, 0);
     lua_pushcfunction(L, lrecipe_msgh);                                 /* 1 */
@@ -562,6 +565,13 @@ int lrecipe_run(lua_State *L)
     lua_pushliteral(L, "parameters");
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, 5);
+    return 0;
+}
+
+int lrecipe_run(lua_State *L)
+{
+    if (push_params(L))
+        return -1;
     if (lua_getglobal(L, "run") != LUA_TFUNCTION) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &PATH_KEY);
         const char *m = lua_pushfstring(L, "%s: the recipe defines no function run(p)", lua_tostring(L, -1));
@@ -576,6 +586,54 @@ int lrecipe_run(lua_State *L)
         lua_settop(L, 1);
     }
     return st;
+}
+
+int lrecipe_points(lua_State *L)
+{
+    if (push_params(L))
+        return -1;
+    if (lua_getglobal(L, "points") != LUA_TFUNCTION) {
+        lua_settop(L, 0);
+        return LRECIPE_NO_POINTS;
+    }
+    lua_pushvalue(L, 5);
+    int st = lua_pcall(L, 1, 1, 1);
+    if (st != LUA_OK) {
+        lua_replace(L, 1);
+        lua_settop(L, 1);
+        return st;
+    }
+    lua_replace(L, 1);
+    lua_pushvalue(L, 4);
+    lua_replace(L, 2);
+    lua_settop(L, 2);
+    return LUA_OK;
+}
+
+const char *lrecipe_check_value(lua_State *L, const char *name, int idx)
+{
+    idx = lua_absindex(L, idx);
+    int decls = decls_table(L);
+    if (lua_getfield(L, decls, name) != LUA_TTABLE) {
+        push_name_list(L);
+        const char *m = lua_pushfstring(L, "no parameter '%s' (parameters: %s)", name, lua_tostring(L, -1));
+        lua_replace(L, decls);
+        lua_settop(L, decls);
+        return m;
+    }
+    int d = lua_gettop(L);
+    lua_getfield(L, d, "type");
+    const char *tname = lua_tostring(L, -1);
+    const char *bad = !has_type(L, idx, tname) ? lua_pushfstring(L, "%s must be of type %s, got %s", name, tname,
+                                                                 luaL_tolstring(L, idx, NULL))
+                                               : check_value(L, idx, d, name);
+    if (!bad) {
+        lua_settop(L, decls - 1);
+        return NULL;
+    }
+    lua_replace(L, decls);
+    lua_settop(L, decls);
+    return lua_tostring(L, -1);
 }
 
 void lrecipe_params_push(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &PARAMS_KEY); }

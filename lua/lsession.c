@@ -589,3 +589,211 @@ ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *ms
     pare_unlock_keep(&lock);
     return status;
 }
+
+/* ---- points ------------------------------------------------------------------------------------ */
+
+/* A point's name becomes a folder name and part of a shell line: letters, digits and ._+=- only. */
+static int plain_name(const char *name, size_t len)
+{
+    if (len == 0 || len > 100 || name[0] == '.' || name[0] == '-')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+              (name[i] >= '0' && name[i] <= '9') || strchr("._+=-", name[i])))
+            return 0;
+    return 1;
+}
+
+/* "name=value" for the value at idx as --set reads it back: the same integer, the same double (the
+ * shortest decimal that parses to it), true/false, the string. NULL with msg for what --set cannot carry. */
+static char *set_text(lua_State *L, const char *where, const char *name, int idx, char *msg, size_t cap)
+{
+    char num[64];
+    const char *v = num;
+    size_t len;
+    if (lua_isinteger(L, idx))
+        snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+    else if (lua_type(L, idx) == LUA_TNUMBER) {
+        double x = lua_tonumber(L, idx);
+        if (!isfinite(x)) {
+            snprintf(msg, cap, "%s: %s = %g is not a finite number", where, name, x);
+            return NULL;
+        }
+        for (int digits = 1; digits <= 17; digits++) {
+            snprintf(num, sizeof num, "%.*g", digits, x);
+            if (strtod(num, NULL) == x)
+                break;
+        }
+    } else if (lua_type(L, idx) == LUA_TBOOLEAN)
+        v = lua_toboolean(L, idx) ? "true" : "false";
+    else if (lua_type(L, idx) == LUA_TSTRING) {
+        v = lua_tolstring(L, idx, &len);
+        if (strlen(v) != len || strpbrk(v, "\n\r")) { /* one job per line; a NUL cannot pass through argv */
+            snprintf(msg, cap, "%s: %s holds a line break or NUL byte, which a jobs file cannot carry", where, name);
+            return NULL;
+        }
+    } else {
+        snprintf(msg, cap, "%s: %s: a %s cannot be given with --set", where, name, luaL_typename(L, idx));
+        return NULL;
+    }
+    char *text = NULL;
+    if (asprintf(&text, "%s=%s", name, v) < 0) {
+        snprintf(msg, cap, "out of memory");
+        return NULL;
+    }
+    return text;
+}
+
+static int cmp_set(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Point i of n of the list at stack index 1 (the run's raw parameter values at 2) into *pt; leaves the
+ * stack as it found it on success. */
+static int read_point(lsession *s, int i, int n, ls_point *pt, char *msg, size_t cap)
+{
+    lua_State *L = s->L;
+    int top = lua_gettop(L);
+    char where[4300];
+    snprintf(where, sizeof where, "%s: points(p)[%d]", s->recipe, i);
+    if (lua_rawgeti(L, 1, i) != LUA_TTABLE) {
+        snprintf(msg, cap, "%s is a %s, not {name = \"...\", set = {param = value, ...}}", where, luaL_typename(L, -1));
+        return -1;
+    }
+    int entry = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, entry)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING ||
+            (strcmp(lua_tostring(L, -1), "name") && strcmp(lua_tostring(L, -1), "set"))) {
+            snprintf(msg, cap, "%s: unknown field '%s' (fields: name, set)", where, luaL_tolstring(L, -1, NULL));
+            return -1;
+        }
+    }
+    size_t len = 0;
+    lua_pushliteral(L, "name");
+    const char *name = lua_rawget(L, entry) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!name || !plain_name(name, len)) {
+        snprintf(msg, cap,
+                 "%s: name must be a folder name of letters, digits and ._+=- (at most 100 characters, not starting "
+                 "with . or -), got %s",
+                 where, name ? name : luaL_typename(L, -1));
+        return -1;
+    }
+    snprintf(pt->name, sizeof pt->name, "%0*d-%s", snprintf(NULL, 0, "%d", n), i, name);
+    snprintf(where, sizeof where, "%s: point '%s'", s->recipe, name);
+    /* the point's values: the run's, then its own, each checked as --set would check it */
+    lua_newtable(L);
+    int merged = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, merged);
+    }
+    lua_pushliteral(L, "set");
+    int t = lua_rawget(L, entry);
+    if (t != LUA_TTABLE && t != LUA_TNIL) {
+        snprintf(msg, cap, "%s: set must be a table of parameter values, got a %s", where, luaL_typename(L, -1));
+        return -1;
+    }
+    int set = lua_gettop(L), n_sets = 0;
+    lua_pushnil(L);
+    while (t == LUA_TTABLE && lua_next(L, set)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(msg, cap, "%s: set's keys must be parameter names, got %s", where, luaL_tolstring(L, -2, NULL));
+            return -1;
+        }
+        const char *bad = lrecipe_check_value(L, lua_tostring(L, -2), -1);
+        if (bad) {
+            snprintf(msg, cap, "%s: %s", where, bad);
+            return -1;
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, merged);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, merged)) {
+        lua_pop(L, 1);
+        n_sets++;
+    }
+    pt->sets = calloc((size_t)(n_sets ? n_sets : 1), sizeof *pt->sets);
+    if (!pt->sets) {
+        snprintf(msg, cap, "out of memory");
+        return -1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, merged)) {
+        char *text = set_text(L, where, lua_tostring(L, -2), -1, msg, cap);
+        lua_pop(L, 1);
+        if (!text)
+            return -1;
+        pt->sets[pt->n_sets++] = text;
+    }
+    qsort(pt->sets, (size_t)pt->n_sets, sizeof *pt->sets, cmp_set);
+    lua_settop(L, top);
+    return 0;
+}
+
+void lsession_free_points(ls_point *points, int n)
+{
+    for (int i = 0; points && i < n; i++) {
+        for (int k = 0; k < points[i].n_sets; k++)
+            free(points[i].sets[k]);
+        free(points[i].sets);
+    }
+    free(points);
+}
+
+int lsession_points(lsession *s, ls_point **points, int *n, char *msg, size_t cap)
+{
+    lua_State *L = s->L;
+    *points = NULL;
+    *n = 0;
+    CURRENT = s;
+    lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 10000);
+    int st = lrecipe_points(L);
+    lua_sethook(L, NULL, 0, 0);
+    if (st == LRECIPE_NO_POINTS) {
+        snprintf(msg, cap,
+                 "%s declares no points: --emit-jobs needs a recipe with a function points(p) that lists them "
+                 "(lua/README.md, \"Points\"), e.g. presets/sweep.lua",
+                 s->recipe);
+        return -1;
+    }
+    if (st != LUA_OK) {
+        snprintf(msg, cap, "%s: points(p): %s", s->recipe, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
+        lua_settop(L, 0);
+        return -1;
+    }
+    lua_Integer count = lua_istable(L, 1) ? (lua_Integer)lua_rawlen(L, 1) : 0;
+    if (count < 1 || count > 100000) {
+        snprintf(msg, cap, "%s: points(p) returned %s, not a list of one or more points", s->recipe,
+                 lua_istable(L, 1) ? (count ? "too many points" : "an empty list") : luaL_typename(L, 1));
+        lua_settop(L, 0);
+        return -1;
+    }
+    ls_point *list = calloc((size_t)count, sizeof *list);
+    if (!list) {
+        snprintf(msg, cap, "out of memory");
+        lua_settop(L, 0);
+        return -1;
+    }
+    for (int i = 1; i <= (int)count; i++) {
+        if (read_point(s, i, (int)count, &list[i - 1], msg, cap)) {
+            lsession_free_points(list, i);
+            lua_settop(L, 0);
+            return -1;
+        }
+        for (int k = 0; k < i - 1; k++) /* the same name twice is the recipe's mistake, not two points */
+            if (!strcmp(strchr(list[k].name, '-'), strchr(list[i - 1].name, '-'))) {
+                snprintf(msg, cap, "%s: points(p) names two points '%s'", s->recipe, strchr(list[k].name, '-') + 1);
+                lsession_free_points(list, i);
+                lua_settop(L, 0);
+                return -1;
+            }
+    }
+    lua_settop(L, 0);
+    *points = list;
+    *n = (int)count;
+    return 0;
+}

@@ -57,6 +57,21 @@ void lsession_help(lsession *s, FILE *f);
  * folder, holds a finished run and overwrite is 0, is locked by another run, or cannot be created.
  * Otherwise run.json is written with the returned status; msg gets the error if any. */
 ls_status lsession_run(lsession *s, const char *out_dir, int overwrite, char *msg, size_t cap);
+/* One point of a recipe that declares points (lua/README.md, "Points"): the same recipe run with every
+ * parameter spelled out, so that the point computes the same thing on any host at any later time. */
+typedef struct {
+    char name[128]; /* "02-lorap-0.2": the recipe's name behind its position, so listings keep its order */
+    char **sets;    /* "name=value" for every parameter that has a value, sorted by name */
+    int n_sets;
+} ls_point;
+
+/* The recipe's points, from its points(p) with the parameters set so far. On success fills *points
+ * (free with lsession_free_points) and *n (at least 1) and returns 0; otherwise -1 with a message in msg
+ * naming the recipe: it defines no points(p), points(p) raised or returned something else than a
+ * non-empty list of {name = "...", set = {param = value, ...}}, a name is not a plain folder name or is
+ * repeated, a value is refused by its parameter's declaration or holds a line break. */
+int lsession_points(lsession *s, ls_point **points, int *n, char *msg, size_t cap);
+void lsession_free_points(ls_point *points, int n);
 /* The output folder of the last lsession_run ("" before). */
 const char *lsession_out_dir(const lsession *s);
 

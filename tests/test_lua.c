@@ -1126,6 +1126,7 @@ static void test_interrupt_pcall_loop(void)
     }
 }
 
+void suite_lua_jobs(void);
 void suite_lua(void);
 void suite_lua(void)
 {
@@ -1148,4 +1149,5 @@ void suite_lua(void)
     RUN(test_busy_objects);
     RUN(test_record_limits);
     RUN(test_interrupt_pcall_loop);
+    suite_lua_jobs(); /* tests/test_sweep_jobs.c: --emit-jobs */
 }

@@ -1,6 +1,8 @@
 /* `pare compare OUT1 OUT2 ...`: one table of the result rows of several run records (run.json):
  * method, parameters under both conventions, every metric; printed aligned, or written as CSV or
- * Markdown (atomically) for papers and docs/results.md. */
+ * Markdown (atomically) for papers and docs/results.md. An OUT of `pare run --emit-jobs` (its points in
+ * OUT/points/NAME) counts as one run made of its points' rows. */
+#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -91,8 +93,9 @@ static char *count_cell(const json_t *v)
 
 static char *real_cell(const json_t *v) { return json_is_number(v) ? dupf("%.4f", json_number_value(v)) : strdup("-"); }
 
-/* Adds the rows of one run record; returns 0 or prints the problem and returns -1. */
-static int add_run(table *t, const char *arg)
+/* Adds the rows of one run record, under run_name (NULL: the record's own); returns 0 or prints the
+ * problem and returns -1. */
+static int add_record(table *t, const char *arg, const char *run_name)
 {
     runrec rec;
     pare_error err = {0};
@@ -118,7 +121,7 @@ static int add_run(table *t, const char *arg)
         char **cells = new_row(t);
         if (!cells)
             goto oom;
-        cells[C_RUN] = strdup(rec.name);
+        cells[C_RUN] = strdup(run_name ? run_name : rec.name);
         cells[C_STATUS] = strdup(status);
         cells[C_METHOD] = strdup(json_string_value(json_object_get(row, "method")) ?: "?");
         /* the steps' ratios (or energies), joined like the method */
@@ -153,6 +156,43 @@ oom:
     runrec_free(&rec);
     fprintf(stderr, "pare compare: out of memory\n");
     return -1;
+}
+
+static int point_folder(const struct dirent *e) { return e->d_name[0] != '.'; }
+
+/* Adds a run: its record, or for the OUT of `pare run --emit-jobs` (no OUT/run.json, an OUT/points
+ * folder) every point's record in name order, which is the recipe's order, as the rows of OUT. */
+static int add_run(table *t, const char *arg)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/run.json", arg);
+    if (pare_file_exists(path) || !pare_is_dir(arg))
+        return add_record(t, arg, NULL);
+    snprintf(path, sizeof path, "%s/points", arg);
+    if (!pare_is_dir(path))
+        return add_record(t, arg, NULL);
+    struct dirent **points;
+    int n = scandir(path, &points, point_folder, alphasort);
+    if (n <= 0) {
+        fprintf(stderr, "pare compare: %s: no points in %s (run the jobs of pare run --emit-jobs first)\n", arg, path);
+        if (n == 0)
+            free(points);
+        return -1;
+    }
+    char name[4200];
+    snprintf(name, sizeof name, "%s", arg);
+    for (size_t len = strlen(name); len > 1 && name[len - 1] == '/';)
+        name[--len] = 0;
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char point[8400];
+        snprintf(point, sizeof point, "%s/%s", path, points[i]->d_name);
+        if (!rc && add_record(t, point, runrec_base_name(name)))
+            rc = -1;
+        free(points[i]);
+    }
+    free(points);
+    return rc;
 }
 
 static int is_number(const char *s)
@@ -265,7 +305,9 @@ int cmd_compare(int argc, char **argv)
                "                    [--output FILE]\n\n"
                "One row per result of each run record (OUT/run.json of pare run): method, block-linear and total\n"
                "parameters with the fraction removed, and a column per metric (\"ppl FILE\"). The text table goes to\n"
-               "stdout; --csv / --markdown choose the format and, with FILE, write it there (atomically).\n");
+               "stdout; --csv / --markdown choose the format and, with FILE, write it there (atomically).\n"
+               "OUT may be the --out of `pare run RECIPE --emit-jobs FILE`: its points (OUT/points/NAME) are merged\n"
+               "into the rows of one run named OUT, in the recipe's order.\n");
     } else if (!rc && n_runs == 0) {
         fprintf(stderr, "pare compare: give one or more run output folders (or run.json files)\n");
         rc = EXIT_BAD_INPUT;
