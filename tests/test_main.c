@@ -32,6 +32,7 @@ void suite_demo(void);
 void suite_faults(void);
 void suite_numbers(void);
 void suite_families(void);
+void suite_init(void);
 
 const suite harness_suites[] = {
     {"harness", suite_harness},
@@ -60,5 +61,6 @@ const suite harness_suites[] = {
     {"faults", suite_faults},
     {"numbers", suite_numbers},
     {"families", suite_families},
+    {"init", suite_init},
     {0, 0},
 };
