@@ -170,8 +170,8 @@ static int same_file(const char *a, const char *b)
     char *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
     pare_error err;
-    int same = pare_read_file(a, &x, &nx, &err) == PARE_OK && pare_read_file(b, &y, &ny, &err) == PARE_OK &&
-               nx == ny && memcmp(x, y, nx) == 0;
+    int same = pare_read_file(a, &x, &nx, &err) == PARE_OK && pare_read_file(b, &y, &ny, &err) == PARE_OK && nx == ny &&
+               memcmp(x, y, nx) == 0;
     free(x);
     free(y);
     return same;
@@ -231,12 +231,10 @@ static void test_init_shards_reload_as_one_file(void)
     json_decref(idx);
     pare_error err = {0};
     pare_model *a = NULL, *b = NULL;
-    CHECKF(pare_model_load(tmp_path("one"), fixture_path("phi3", "tokenizer.json"), &a, &err) == PARE_OK, "%s",
-           err.msg);
+    CHECKF(pare_model_load(tmp_path("one"), fixture_path("phi3", "tokenizer.json"), &a, &err) == PARE_OK, "%s", err.msg);
     CHECKF(pare_model_load(tmp_path("many"), fixture_path("phi3", "tokenizer.json"), &b, &err) == PARE_OK, "%s",
            err.msg);
-    CHECK(a && b && a->slab_floats == b->slab_floats &&
-          memcmp(a->slab, b->slab, a->slab_floats * sizeof(float)) == 0);
+    CHECK(a && b && a->slab_floats == b->slab_floats && memcmp(a->slab, b->slab, a->slab_floats * sizeof(float)) == 0);
     pare_model_free(a);
     pare_model_free(b);
 }
@@ -346,9 +344,9 @@ static void test_shapes_have_published_sizes(void)
         double billions; /* as published */
         double unit;     /* its last digit */
     } shapes[] = {
-        {"llama-7b.json", 6.74, 0.01},     {"llama-2-13b.json", 13.0, 0.1},  {"llama-3.1-8b.json", 8.03, 0.01},
+        {"llama-7b.json", 6.74, 0.01},     {"llama-2-13b.json", 13.0, 0.1},     {"llama-3.1-8b.json", 8.03, 0.01},
         {"llama-3.2-1b.json", 1.24, 0.01}, {"tinyllama-1.1b.json", 1.10, 0.01}, {"mistral-7b-v0.1.json", 7.24, 0.01},
-        {"qwen2.5-0.5b.json", 0.49, 0.01}, {"qwen2.5-7b.json", 7.61, 0.01}, {"phi-3-mini-4k.json", 3.82, 0.01},
+        {"qwen2.5-0.5b.json", 0.49, 0.01}, {"qwen2.5-7b.json", 7.61, 0.01},     {"phi-3-mini-4k.json", 3.82, 0.01},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         char path[256];

@@ -137,10 +137,10 @@ pare_status pare_config_param_counts(const pare_config *c, pare_param_counts *pc
         return rc;
     for (size_t i = 0; i < n; i++) {
         pare_tensor_role r = t[i].role;
-        size_t *bucket = r == PARE_TENSOR_EMBEDDING                            ? &pc->embeddings
-                         : r == PARE_TENSOR_WEIGHT || r == PARE_TENSOR_BIAS   ? &pc->block_linear
-                         : r == PARE_TENSOR_HEAD                              ? &pc->head
-                                                                              : &pc->norms;
+        size_t *bucket = r == PARE_TENSOR_EMBEDDING                         ? &pc->embeddings
+                         : r == PARE_TENSOR_WEIGHT || r == PARE_TENSOR_BIAS ? &pc->block_linear
+                         : r == PARE_TENSOR_HEAD                            ? &pc->head
+                                                                            : &pc->norms;
         *bucket += t[i].numel;
         pc->total += t[i].numel;
     }
@@ -156,11 +156,11 @@ typedef struct {
     const pare_progress *prog;
     pare_hf_tensor *t;
     size_t n;
-    int *shard_of;      /* [n] the shard (0-based) each tensor goes to */
+    int *shard_of; /* [n] the shard (0-based) each tensor goes to */
     int shards;
-    double init_std;    /* config.json's initializer_range */
+    double init_std; /* config.json's initializer_range */
     size_t tensor_bytes, done_bytes;
-    float *values;      /* [INIT_CHUNK] */
+    float *values; /* [INIT_CHUNK] */
 } init_job;
 
 /* One chunk of tensor ti's initial values into v[0..m): seeded by (seed, tensor, chunk). */

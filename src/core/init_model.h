@@ -43,16 +43,16 @@ pare_status pare_config_param_counts(const pare_config *c, pare_param_counts *pc
 #define PARE_INIT_DEFAULT_SHARD_BYTES 5000000000ull
 
 typedef struct {
-    pare_dtype dtype;           /* F32, F16 or BF16 (default BF16) */
-    uint64_t seed;              /* the same seed gives the same bytes */
-    const char *tokenizer;      /* copied into the folder under its own name; NULL: none */
-    int overwrite;              /* replace an existing model folder, only once the new one is complete */
-    uint64_t max_shard_bytes;   /* above this, shards and an index as transformers writes them */
+    pare_dtype dtype;         /* F32, F16 or BF16 (default BF16) */
+    uint64_t seed;            /* the same seed gives the same bytes */
+    const char *tokenizer;    /* copied into the folder under its own name; NULL: none */
+    int overwrite;            /* replace an existing model folder, only once the new one is complete */
+    uint64_t max_shard_bytes; /* above this, shards and an index as transformers writes them */
 } pare_init_opts;
 
 typedef struct {
-    size_t bytes_on_disk;        /* every file written */
-    size_t tensor_bytes;         /* tensor data, headers excluded */
+    size_t bytes_on_disk; /* every file written */
+    size_t tensor_bytes;  /* tensor data, headers excluded */
     size_t tensors;
     size_t params;               /* unique parameters */
     size_t largest_tensor_bytes; /* as stored */
