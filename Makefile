@@ -69,7 +69,7 @@ $(OPT_DIR)/src/train/optim.o $(ASAN_DIR)/src/train/optim.o: CFLAGS += -fno-math-
 # only the Split-pattern file includes pcre2.h
 $(call objs,$(OPT_DIR),src/core/tokenizer_regex.c) $(call objs,$(ASAN_DIR),src/core/tokenizer_regex.c): CFLAGS += $(PCRE2_CFLAGS)
 
-.PHONY: all test check bench deps layering clean fuzz corpus valgrind demo tokenizer-refs
+.PHONY: all test check bench bench-scale deps layering clean fuzz corpus valgrind demo tokenizer-refs
 all: pare
 
 pare: $(call objs,$(OPT_DIR),$(LIB_SRC) $(RECORD_SRC) $(CLI_SRC) $(LUA_SRC) $(UI_SRC))
@@ -146,6 +146,11 @@ check: deps format-check $(ASAN_DIR)/pare $(ASAN_DIR)/pare_tests
 
 bench: deps pare $(OPT_DIR)/bench_compress
 	@bash tools/bench.sh
+
+# Real shapes (tools/shapes/): pare init streamed to disk, with time, bytes/s and peak RSS
+# (docs/scale.md). Large files under /tmp; not part of make test.
+bench-scale: deps pare
+	@bash tools/bench_scale.sh
 
 # pare's side of the compression benchmarks (tools/bench_compress.c), linked against the core.
 $(OPT_DIR)/bench_compress: tools/bench_compress.c $(call objs,$(OPT_DIR),$(LIB_SRC) $(ENV_SRC))

@@ -33,6 +33,7 @@ void suite_faults(void);
 void suite_numbers(void);
 void suite_families(void);
 void suite_family_compress(void);
+void suite_init(void);
 
 const suite harness_suites[] = {
     {"harness", suite_harness},
@@ -62,5 +63,6 @@ const suite harness_suites[] = {
     {"numbers", suite_numbers},
     {"families", suite_families},
     {"family_compress", suite_family_compress},
+    {"init", suite_init},
     {0, 0},
 };

@@ -100,6 +100,7 @@ int cmd_compress(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_tui(int argc, char **argv);

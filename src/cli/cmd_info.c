@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "core/export.h"
+#include "core/init_model.h"
 #include "core/json_number.h"
 
 /* "dense", "factorized", "masked", each with ", sliced" when channels were removed. */
@@ -84,12 +85,84 @@ static size_t export_bytes(const pare_model *m, pare_export_format f)
     return pare_export_size(m, &o, &bytes, &err) ? 0 : bytes;
 }
 
+/* The family, shape, norm, RoPE and attention lines (a model's or a config's). */
+static void print_shape(const pare_config *c)
+{
+    char particulars[512], layers[160];
+    describe_family(c, particulars, sizeof particulars);
+    printf("family        %s: %s\n", pare_config_family(c)->name, particulars);
+    printf("shape         %d layers, hidden %d, %d heads x %d (%d KV heads%s), FFN %d, vocab %d, %d positions\n",
+           c->n_layers, c->dim, c->n_heads, c->head_dim, c->n_kv_heads, c->n_kv_heads < c->n_heads ? ", GQA" : "",
+           c->ffn_dim, c->vocab_size, c->max_pos);
+    printf("norm          %s, eps %g\n", c->arch == PARE_ARCH_GPT2 ? "LayerNorm" : "RMSNorm", (double)c->norm_eps);
+    if (c->arch != PARE_ARCH_GPT2) {
+        const pare_rope_scaling *rs = &c->rope_scaling;
+        printf("rope          theta %g", c->rope_theta);
+        if (rs->type == PARE_ROPE_LINEAR)
+            printf(", linear scaling (factor %g)", rs->factor);
+        else if (rs->type == PARE_ROPE_LLAMA3)
+            printf(", llama3 scaling (factor %g, low_freq_factor %g, high_freq_factor %g, original %d positions)",
+                   rs->factor, rs->low_freq_factor, rs->high_freq_factor, rs->original_max_pos);
+        if (c->rope_local_theta > 0)
+            printf("; sliding layers theta %g, unscaled", c->rope_local_theta);
+        printf("\n");
+    }
+    sliding_layers(c, layers, sizeof layers);
+    if (c->sliding_window)
+        printf("attention     sliding window of %d on layers %s; the others full\n", c->sliding_window,
+               layers[0] ? layers : "(none)");
+}
+
+/* The parameter counts block. */
+static void print_counts(const pare_config *c, const pare_param_counts *pc)
+{
+    printf("parameters\n");
+    printf("  embeddings      %12zu\n", pc->embeddings);
+    printf("  block linears   %12zu\n", pc->block_linear);
+    printf("  norms           %12zu\n", pc->norms);
+    printf("  head            %12zu%s\n", pc->head, c->tied_head ? "  (tied to the token embedding)" : "");
+    printf("  total           %12zu  (%.2fB)\n", pc->total, pc->total / 1e9);
+}
+
+/* pare info --config: what a model of this shape would be, from its config.json alone (no weights
+ * are read or needed): the tools/shapes/ configs, a checkpoint not yet downloaded. */
+static int info_config(const char *path, int json)
+{
+    pare_error err = {0};
+    pare_config cfg;
+    pare_param_counts pc;
+    if (pare_config_load_hf(path, &cfg, &err) || pare_config_param_counts(&cfg, &pc, &err))
+        return cli_error("info", &err);
+    const pare_config *c = &cfg;
+    if (json)
+        return cli_print_json(
+            "info",
+            json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}, s:{s:I, s:I, s:I, s:I, s:I}, "
+                      "s:{s:I, s:I}}",
+                      "config", path, "architecture", pare_family_class(c), "family", pare_config_family(c)->name,
+                      "shape", "dim", c->dim, "layers", c->n_layers, "heads", c->n_heads, "kv_heads", c->n_kv_heads,
+                      "head_dim", c->head_dim, "ffn_dim", c->ffn_dim, "vocab", c->vocab_size, "max_positions",
+                      c->max_pos, "tied_head", c->tied_head, "params", "embeddings", (json_int_t)pc.embeddings,
+                      "block_linear", (json_int_t)pc.block_linear, "norms", (json_int_t)pc.norms, "head",
+                      (json_int_t)pc.head, "total", (json_int_t)pc.total, "weight_bytes", "bf16",
+                      (json_int_t)(pc.total * 2), "f32", (json_int_t)(pc.total * 4)),
+            JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("config        %s (no weights: the shape alone)\n", path);
+    printf("architecture  %s\n", pare_family_class(c));
+    print_shape(c);
+    print_counts(c, &pc);
+    printf("weights       %.2f GB in BF16, %.2f GB in F32 (fp32 slab when loaded)\n", pc.total * 2 / 1e9,
+           pc.total * 4 / 1e9);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv)
 {
-    const char *model = NULL, *tok = NULL;
+    const char *model = NULL, *tok = NULL, *config = NULL;
     int json = 0, help = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model folder (Hugging Face) or llama2.c checkpoint"},
+        {"config", OPT_STR, &config, "a config.json alone (tools/shapes/*.json): shape and parameter counts, no weights"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
         {"json", OPT_FLAG, &json, "print JSON"},
         {"help", OPT_FLAG, &help, "show this help"},
@@ -98,9 +171,15 @@ int cmd_info(int argc, char **argv)
     if (cli_parse("info", argc, argv, opts, n_opts))
         return EXIT_BAD_INPUT;
     if (help) {
-        cli_usage("info", "--model M [--json]", opts, n_opts);
+        cli_usage("info", "--model M | --config CONFIG.json [--json]", opts, n_opts);
         return 0;
     }
+    if (config && model) {
+        fprintf(stderr, "pare info: give --model or --config, not both\n");
+        return EXIT_BAD_INPUT;
+    }
+    if (config)
+        return info_config(config, json);
     pare_error err = {0};
     int rc = 0;
     pare_model *m = NULL;
@@ -175,31 +254,9 @@ int cmd_info(int argc, char **argv)
         rc = cli_print_json("info", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         printf("model         %s\n", m->path);
-        char particulars[512], layers[160];
-        describe_family(c, particulars, sizeof particulars);
         printf("architecture  %s (%s format, stored %s, computed in fp32)\n", pare_family_class(c),
                m->format == PARE_FMT_HF ? "Hugging Face" : "llama2.c", m->source_dtype);
-        printf("family        %s: %s\n", pare_config_family(c)->name, particulars);
-        printf("shape         %d layers, hidden %d, %d heads x %d (%d KV heads%s), FFN %d, vocab %d, %d positions\n",
-               c->n_layers, c->dim, c->n_heads, c->head_dim, c->n_kv_heads, c->n_kv_heads < c->n_heads ? ", GQA" : "",
-               c->ffn_dim, c->vocab_size, c->max_pos);
-        printf("norm          %s, eps %g\n", c->arch == PARE_ARCH_GPT2 ? "LayerNorm" : "RMSNorm", (double)c->norm_eps);
-        if (c->arch != PARE_ARCH_GPT2) {
-            const pare_rope_scaling *rs = &c->rope_scaling;
-            printf("rope          theta %g", c->rope_theta);
-            if (rs->type == PARE_ROPE_LINEAR)
-                printf(", linear scaling (factor %g)", rs->factor);
-            else if (rs->type == PARE_ROPE_LLAMA3)
-                printf(", llama3 scaling (factor %g, low_freq_factor %g, high_freq_factor %g, original %d positions)",
-                       rs->factor, rs->low_freq_factor, rs->high_freq_factor, rs->original_max_pos);
-            if (c->rope_local_theta > 0)
-                printf("; sliding layers theta %g, unscaled", c->rope_local_theta);
-            printf("\n");
-        }
-        sliding_layers(c, layers, sizeof layers);
-        if (c->sliding_window)
-            printf("attention     sliding window of %d on layers %s; the others full\n", c->sliding_window,
-                   layers[0] ? layers : "(none)");
+        print_shape(c);
         printf("tokenizer     %s\n", m->tok ? pare_tokenizer_describe(m->tok) : "(none found)");
         int compressed = block_dense != pc.block_linear;
         printf("parameters\n");

@@ -23,6 +23,7 @@ static const struct {
     {"compress", cmd_compress, "compress with LoRAP or a baseline at a ratio, evaluate and export"},
     {"run", cmd_run, "run a Lua recipe (presets/*.lua): pare run RECIPE [--model DIR] [--set k=v]"},
     {"compare", cmd_compare, "one table of the results of several runs: pare compare OUT1 OUT2 [--markdown FILE]"},
+    {"init", cmd_init, "a random-initialized model of any supported shape (tools/shapes/*.json), streamed to disk"},
     {"train", cmd_train, "train a new model from a text (architecture from flags or a config.json)"},
     {"finetune", cmd_finetune,
      "fine-tune a model on a text, optionally pruning it (movement, sensitivity, magnitude) or with mixed rank"},

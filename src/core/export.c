@@ -213,7 +213,7 @@ static int real_digits(json_t *j)
     return p;
 }
 
-static char *dump_json(json_t *j)
+char *pare_json_dumps_readable(json_t *j)
 {
     return json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(real_digits(j)));
 }
@@ -265,7 +265,7 @@ static pare_status make_config(const pare_model *m, int ffn, pare_dtype dt, char
         json_object_set_new(root, "dtype", json_string(torch_dtype(dt)));
     if (!has_dtype || json_object_get(root, "torch_dtype"))
         json_object_set_new(root, "torch_dtype", json_string(torch_dtype(dt)));
-    char *s = dump_json(root);
+    char *s = pare_json_dumps_readable(root);
     json_decref(root);
     if (!s)
         return pare_fail(err, PARE_ENOMEM, "out of memory writing config.json");
@@ -497,7 +497,7 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
     json_object_set_new(root, "linears", lins);
     if (extra)
         json_object_set_new(root, "compression", extra);
-    if (rc == PARE_OK && !(pl->manifest = dump_json(root)))
+    if (rc == PARE_OK && !(pl->manifest = pare_json_dumps_readable(root)))
         rc = pare_fail(err, PARE_ENOMEM, "out of memory writing %s", PARE_EXPORT_MANIFEST);
     json_decref(root);
     return rc;
@@ -757,7 +757,7 @@ static pare_status copy_file(const char *src, const char *dir, const char *name,
 
 /* An existing destination may only be replaced if it looks like a model folder (config.json and
  * only files or links), so a mistyped path cannot wipe out an unrelated folder. */
-static pare_status check_replaceable(const char *dir, pare_error *err)
+pare_status pare_dir_check_replaceable(const char *dir, pare_error *err)
 {
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -789,7 +789,7 @@ static pare_status check_replaceable(const char *dir, pare_error *err)
 }
 
 /* Creates "<dir>.<tag>-xxxxxx" with mode 0777 less the umask (mkdtemp would make it private). */
-static int make_sibling_dir(char *out, size_t cap, const char *dir, const char *tag)
+int pare_make_sibling_dir(char *out, size_t cap, const char *dir, const char *tag)
 {
     static unsigned counter;
     for (int attempt = 0; attempt < 64; attempt++) {
@@ -805,7 +805,7 @@ static int make_sibling_dir(char *out, size_t cap, const char *dir, const char *
 
 /* Puts the complete temporary folder in place of dir: rename when dir does not exist, else an atomic
  * exchange (falling back to move-aside, move-in, remove) and the old folder is deleted. */
-static pare_status commit_dir(const char *tmp, const char *dir, int replacing, pare_error *err)
+pare_status pare_commit_dir(const char *tmp, const char *dir, int replacing, pare_error *err)
 {
     if (!replacing) {
         if (rename(tmp, dir) != 0)
@@ -820,7 +820,7 @@ static pare_status commit_dir(const char *tmp, const char *dir, int replacing, p
         return PARE_OK;
     }
     char old[4200];
-    if (make_sibling_dir(old, sizeof old, dir, "old") != 0)
+    if (pare_make_sibling_dir(old, sizeof old, dir, "old") != 0)
         return pare_fail(err, PARE_EIO, "%s: cannot make room to replace it: %s", dir, strerror(errno));
     if (rename(dir, old) != 0) {
         int e = errno;
@@ -879,13 +879,13 @@ static pare_status export_locked(const pare_model *m, const char *dir, const par
     pare_status rc;
     if (exists && !o->overwrite)
         return pare_fail(err, PARE_EINVAL, "%s: already exists; choose a new folder or allow overwriting", dir);
-    if (exists && (rc = check_replaceable(dir, err)))
+    if (exists && (rc = pare_dir_check_replaceable(dir, err)))
         return rc;
     plan pl;
     if ((rc = build_plan(m, o, &pl, err)))
         return rc;
     char tmp[4200];
-    if (make_sibling_dir(tmp, sizeof tmp, dir, "tmp") != 0) {
+    if (pare_make_sibling_dir(tmp, sizeof tmp, dir, "tmp") != 0) {
         rc = pare_fail(err, PARE_EIO, "%s: cannot create the temporary folder %s: %s", dir, tmp, strerror(errno));
         plan_free(&pl);
         return rc;
@@ -904,7 +904,7 @@ static pare_status export_locked(const pare_model *m, const char *dir, const par
         rc = pare_report(prog, "export", 1.0, "rename into place", err);
     }
     if (rc == PARE_OK)
-        rc = commit_dir(tmp, dir, exists, err);
+        rc = pare_commit_dir(tmp, dir, exists, err);
     if (rc != PARE_OK) {
         if (pare_is_dir(tmp))
             pare_remove_flat_dir(tmp, NULL);

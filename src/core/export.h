@@ -53,4 +53,18 @@ pare_status pare_export(const pare_model *m, const char *dir, const pare_export_
 /* The bytes pare_export would write (bytes_on_disk), without writing anything; the same checks. */
 pare_status pare_export_size(const pare_model *m, const pare_export_opts *o, size_t *bytes, pare_error *err);
 
+/* The pieces of the export's atomic folder, shared with every writer of a whole model folder (pare
+ * init): an existing dir may only be replaced when it looks like a model folder (config.json and only
+ * files or links); the new folder is built in a sibling "<dir>.<tag>-xxxxxx" (mode 0777 less the
+ * umask; 0, or -1 with errno) and put in place by pare_commit_dir: a rename, or an atomic exchange
+ * with the old folder, which is then removed. */
+pare_status pare_dir_check_replaceable(const char *dir, pare_error *err);
+int pare_make_sibling_dir(char *out, size_t cap, const char *dir, const char *tag);
+pare_status pare_commit_dir(const char *tmp, const char *dir, int replacing, pare_error *err);
+
+/* JSON text as pare writes config.json: indented, keys in order, every real in the fewest digits
+ * that print it exactly (0.1, not 0.10000000000000001). NULL when out of memory; free() it. */
+struct json_t;
+char *pare_json_dumps_readable(struct json_t *j);
+
 #endif

@@ -47,18 +47,18 @@ int pare_model_named_params(const pare_model *m, pare_param_ref *r)
     } else {
         /* Gemma-3's post_attention_layernorm is the norm on the attention output; its pre-MLP norm
          * (norm2 here, LLaMA's post_attention_layernorm) is pre_feedforward_layernorm */
-        int hd = c->head_dim, gemma = pare_config_family(c)->gemma;
+        int hd = c->head_dim, gemma = pare_config_family(c)->gemma, qk_norm = pare_config_family(c)->qk_norm;
         P(m->tok_emb, c->vocab_size, C, "model.embed_tokens.weight");
         for (int i = 0; i < c->n_layers; i++) {
             const pare_block *b = &m->blocks[i];
             P(b->norm1_w, C, 0, "model.layers.%d.input_layernorm.weight", i);
             P(b->norm2_w, C, 0, "model.layers.%d.%s.weight", i,
               gemma ? "pre_feedforward_layernorm" : "post_attention_layernorm");
-            if (b->post_attn_norm_w) {
+            if (gemma) {
                 P(b->post_attn_norm_w, C, 0, "model.layers.%d.post_attention_layernorm.weight", i);
                 P(b->post_ffn_norm_w, C, 0, "model.layers.%d.post_feedforward_layernorm.weight", i);
             }
-            if (b->q_norm_w) {
+            if (qk_norm) {
                 P(b->q_norm_w, hd, 0, "model.layers.%d.self_attn.q_norm.weight", i);
                 P(b->k_norm_w, hd, 0, "model.layers.%d.self_attn.k_norm.weight", i);
             }

@@ -20,7 +20,9 @@ typedef struct {
 } pare_param_ref;
 
 /* Embeddings, norms and an untied head under their HF names (the loader's names, in model.c); the
- * same list serves both export formats and the pare reader. Returns the count (refs may be NULL). */
+ * same list serves both export formats, the pare reader and pare init. Which tensors exist follows
+ * from m->cfg alone, so a model with only cfg and a zeroed blocks[L] (no slab: every p NULL) lists
+ * the names and shapes of a checkpoint not yet written. Returns the count (refs may be NULL). */
 int pare_model_named_params(const pare_model *m, pare_param_ref *refs);
 
 /* Non-zero when dir holds a pare-format export (a pare.json manifest). */

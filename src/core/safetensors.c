@@ -3,6 +3,7 @@
  * then the data area; offsets are relative to the data area. */
 #include "safetensors.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,8 +391,10 @@ pare_status pare_st_to_f32(const pare_safetensors *st, const pare_st_tensor *t, 
     }
 }
 
-pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n, const void *metadata, pare_error *err)
+pare_status pare_st_writer_open(pare_st_writer *w, const char *path, const pare_st_out *tensors, size_t n,
+                                const void *metadata, pare_error *err)
 {
+    memset(w, 0, sizeof *w);
     json_t *hdr = json_object();
     if (!hdr)
         return pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
@@ -426,8 +429,7 @@ pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n
     if (!text)
         return pare_fail(err, PARE_ENOMEM, "%s: out of memory", path);
     size_t tl = strlen(text), padded = (tl + 7) & ~(size_t)7; /* 8-byte aligned data area */
-    pare_atomic_file f;
-    pare_status rc = pare_atomic_open(&f, path, err);
+    pare_status rc = pare_atomic_open(&w->f, path, err);
     if (rc != PARE_OK) {
         free(text);
         return rc;
@@ -435,32 +437,66 @@ pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    fwrite(len8, 1, 8, f.fp);
-    fwrite(text, 1, tl, f.fp);
+    fwrite(len8, 1, 8, w->f.fp);
+    fwrite(text, 1, tl, w->f.fp);
     for (size_t i = tl; i < padded; i++)
-        fputc(' ', f.fp);
+        fputc(' ', w->f.fp);
     free(text);
-    enum { CHUNK = 4096 };
-    unsigned char buf[CHUNK * 4];
-    for (size_t i = 0; i < n; i++) {
-        const pare_st_out *t = &tensors[i];
-        size_t numel = 1;
-        for (int d = 0; d < t->ndim; d++)
-            numel *= (size_t)t->shape[d];
-        if (t->dtype == PARE_DT_F32) {
-            fwrite(t->data, 4, numel, f.fp);
-            continue;
-        }
-        for (size_t s = 0; s < numel; s += CHUNK) {
-            size_t m = numel - s < CHUNK ? numel - s : CHUNK;
-            for (size_t j = 0; j < m; j++) {
-                uint16_t h = t->dtype == PARE_DT_BF16 ? pare_f32_to_bf16(t->data[s + j])
-                                                      : pare_f32_to_f16(t->data[s + j]);
-                buf[2 * j] = (unsigned char)(h & 0xff);
-                buf[2 * j + 1] = (unsigned char)(h >> 8);
-            }
-            fwrite(buf, 2, m, f.fp);
-        }
+    w->expected = off;
+    return PARE_OK;
+}
+
+pare_status pare_st_writer_put(pare_st_writer *w, const float *data, size_t numel, pare_dtype dt, pare_error *err)
+{
+    size_t size = pare_dtype_size(dt);
+    if (w->written + numel * size > w->expected)
+        return pare_fail(err, PARE_EINVAL, "%s: more tensor data than the header describes (%zu bytes)", w->f.path,
+                         w->expected);
+    if (dt == PARE_DT_F32) {
+        if (fwrite(data, 4, numel, w->f.fp) != numel)
+            return pare_fail(err, PARE_EIO, "%s: write failed: %s", w->f.path, strerror(errno));
+        w->written += numel * 4;
+        return PARE_OK;
     }
-    return pare_atomic_commit(&f, err);
+    enum { CHUNK = 4096 };
+    unsigned char buf[CHUNK * 2];
+    for (size_t s = 0; s < numel; s += CHUNK) {
+        size_t m = numel - s < CHUNK ? numel - s : CHUNK;
+        for (size_t j = 0; j < m; j++) {
+            uint16_t h = dt == PARE_DT_BF16 ? pare_f32_to_bf16(data[s + j]) : pare_f32_to_f16(data[s + j]);
+            buf[2 * j] = (unsigned char)(h & 0xff);
+            buf[2 * j + 1] = (unsigned char)(h >> 8);
+        }
+        if (fwrite(buf, 2, m, w->f.fp) != m)
+            return pare_fail(err, PARE_EIO, "%s: write failed: %s", w->f.path, strerror(errno));
+    }
+    w->written += numel * 2;
+    return PARE_OK;
+}
+
+pare_status pare_st_writer_commit(pare_st_writer *w, pare_error *err)
+{
+    if (w->written != w->expected) {
+        pare_status rc = pare_fail(err, PARE_EINVAL, "%s: %zu bytes of tensor data written, the header describes %zu",
+                                   w->f.path, w->written, w->expected);
+        pare_atomic_abort(&w->f);
+        return rc;
+    }
+    return pare_atomic_commit(&w->f, err);
+}
+
+void pare_st_writer_abort(pare_st_writer *w) { pare_atomic_abort(&w->f); }
+
+pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n, const void *metadata, pare_error *err)
+{
+    pare_st_writer w;
+    pare_status rc = pare_st_writer_open(&w, path, tensors, n, metadata, err);
+    for (size_t i = 0; i < n && rc == PARE_OK; i++) {
+        size_t numel = 1;
+        for (int d = 0; d < tensors[i].ndim; d++)
+            numel *= (size_t)tensors[i].shape[d];
+        if ((rc = pare_st_writer_put(&w, tensors[i].data, numel, tensors[i].dtype, err)))
+            pare_st_writer_abort(&w);
+    }
+    return rc ? rc : pare_st_writer_commit(&w, err);
 }

@@ -74,6 +74,23 @@ typedef struct {
  * (a jansson json_t*, passed as void* to keep jansson out of callers' headers). */
 pare_status pare_st_write(const char *path, const pare_st_out *tensors, size_t n, const void *metadata, pare_error *err);
 
+/* A safetensors file written as a stream: the header is laid out from the tensors' names, dtypes
+ * and shapes (their data pointers are not read), then the values arrive in pieces of any size, in
+ * the header's order, so the writer never holds more than the piece it is given. Written through
+ * pare_atomic_open: the file appears at path only when commit finds every byte the header promised. */
+typedef struct {
+    pare_atomic_file f;
+    size_t expected; /* tensor bytes the header describes */
+    size_t written;
+} pare_st_writer;
+
+pare_status pare_st_writer_open(pare_st_writer *w, const char *path, const pare_st_out *tensors, size_t n,
+                                const void *metadata, pare_error *err);
+/* Appends numel fp32 values converted to dt (the dtype of the tensor they belong to). */
+pare_status pare_st_writer_put(pare_st_writer *w, const float *data, size_t numel, pare_dtype dt, pare_error *err);
+pare_status pare_st_writer_commit(pare_st_writer *w, pare_error *err);
+void pare_st_writer_abort(pare_st_writer *w);
+
 float pare_bf16_to_f32(uint16_t h);
 float pare_f16_to_f32(uint16_t h);
 uint16_t pare_f32_to_bf16(float f);
