@@ -13,6 +13,7 @@ import json
 import math
 import sys
 
+import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
@@ -27,11 +28,15 @@ def load_tokenizer(model_dir):
 def check(model_dir, text_path, pare_json, tol):
     ref = json.load(open(pare_json))
     window = ref["window"]
-    tok = load_tokenizer(model_dir)
+    # TEXT may be the token ids themselves (little-endian int32, FILE.i32): no tokenizer needed
+    tok = None if text_path.endswith(".i32") else load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32,
                                                  attn_implementation="eager").eval()
-    text = open(text_path, encoding="utf-8").read()
-    ids = tok(text, add_special_tokens=False)["input_ids"]
+    if tok is None:
+        ids = np.fromfile(text_path, dtype="<i4").tolist()
+    else:
+        text = open(text_path, encoding="utf-8").read()
+        ids = tok(text, add_special_tokens=False)["input_ids"]
     n_win = len(ids) // window
     batch = torch.tensor(ids[: n_win * window]).view(n_win, window)
     nll, count = 0.0, 0
