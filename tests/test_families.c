@@ -153,6 +153,15 @@ static void test_family_logits_and_ppl(void)
             printf("  %-13s ppl %.6f  reference %.6f  rel diff %.2e  logits max abs diff %.2e\n", fixtures[i].dir,
                    r.ppl, ref_ppl, fabs(r.ppl / ref_ppl - 1), d);
         }
+        /* what `pare eval` and calibration score is eval.txt through the folder's tokenizer: the same ids */
+        snprintf(path, sizeof path, "%s/eval.txt", dir);
+        int32_t *text_ids = NULL;
+        size_t n_text = 0;
+        pare_error terr = {0};
+        CHECKF(pare_model_tokenize_file(m, path, &text_ids, &n_text, &terr) == PARE_OK, "%s: %s", path, terr.msg);
+        CHECKF(ids && text_ids && n_text == n_ids && !memcmp(ids, text_ids, n_ids * sizeof *ids),
+               "%s: the tokenizer gives %zu ids, not eval.i32's %zu", path, n_text, n_ids);
+        free(text_ids);
         free(ids);
         free(want);
         free(got);
