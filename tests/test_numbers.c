@@ -154,6 +154,49 @@ static void test_bad_config_numbers(void)
         }
 }
 
+/* `pare info --config` of the fixture's config.json with key set to value (a JSON text): refused with
+ * exit 2, one line naming the file and every needle. */
+static void expect_config_refused(int gpt2, const char *key, const char *value, const char *const *needles)
+{
+    const char *d = fixture_hf_dir(gpt2 ? "hostile-gpt2" : "hostile-llama", gpt2);
+    json_error_t je;
+    fixture_set_config(d, key, json_loads(value, JSON_DECODE_ANY, &je));
+    char cfg[1300];
+    snprintf(cfg, sizeof cfg, "%s/config.json", d);
+    const char *args[] = {"info", "--config", cfg, NULL};
+    const char *all[8] = {"config.json"};
+    for (int i = 0; needles[i] && i < 6; i++)
+        all[i + 1] = needles[i];
+    expect_pare_error(args, all, 1);
+}
+
+/* Every family's layer count is capped at PARE_MAX_LAYERS, so the per-layer attributes fit the config
+ * and PARE_MAX_LINEARS bounds every array filled by pare_model_linears (a 1024-layer LLaMA overran
+ * 4096-entry arrays; GPT-2's n_layer had no cap at all and info read past layer_sliding). */
+static void test_layer_cap(void)
+{
+    char limit[32], at_cap[32], past[32];
+    snprintf(limit, sizeof limit, "limit of %d layers", PARE_MAX_LAYERS);
+    snprintf(at_cap, sizeof at_cap, "%d", PARE_MAX_LAYERS);
+    snprintf(past, sizeof past, "%d", PARE_MAX_LAYERS + 1);
+    const char *too_many[] = {past, "1024", "100000"};
+    for (int gpt2 = 0; gpt2 < 2; gpt2++) {
+        const char *key = gpt2 ? "n_layer" : "num_hidden_layers";
+        for (int i = 0; i < 3; i++)
+            expect_config_refused(gpt2, key, too_many[i], (const char *const[]){key, too_many[i], limit, NULL});
+        const char *d = fixture_hf_dir("cap-ok", gpt2);
+        fixture_set_config(d, key, json_integer(PARE_MAX_LAYERS));
+        char cfg[1300];
+        snprintf(cfg, sizeof cfg, "%s/config.json", d);
+        const char *args[] = {"info", "--config", cfg, NULL};
+        char *out = NULL, *errout = NULL;
+        int st = run_pare(&out, &errout, args);
+        CHECKF(st == 0 && out && strstr(out, at_cap), "%s %s: exit %d: %s", key, at_cap, st, errout);
+        free(out);
+        free(errout);
+    }
+}
+
 /* Sets element `index` of F32 tensor `name` in DIR/model.safetensors to v (every element when index < 0). */
 static void poke_tensor(const char *dir, const char *name, long index, float v)
 {
@@ -383,6 +426,7 @@ void suite_numbers(void)
     RUN(test_parse_table);
     RUN(test_bad_numeric_options);
     RUN(test_bad_config_numbers);
+    RUN(test_layer_cap);
     RUN(test_nonfinite_weights);
     RUN(test_overflowing_logits);
     RUN(test_recipe_nonfinite_eval);

@@ -64,8 +64,8 @@ static void sliding_layers(const pare_config *c, char *buf, size_t cap)
     size_t n = 0;
     int shown = 0, total = 0;
     buf[0] = '\0';
-    for (int l = 0; l < c->n_layers; l++) {
-        if (!c->layer_sliding[l])
+    for (int l = 0; l < c->n_layers && l < PARE_MAX_LAYERS; l++) {
+        if (!c->sliding_window || !c->layer_sliding[l])
             continue;
         if (shown < 12)
             n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%d", shown++ ? ", " : "", l);
@@ -188,10 +188,8 @@ int cmd_info(int argc, char **argv)
     const pare_config *c = &m->cfg;
     pare_param_counts pc;
     pare_model_param_counts(m, &pc);
-    pare_linear *lin[4096];
-    int nl = pare_model_linears(m, lin, 4096);
-    if (nl > 4096)
-        nl = 4096;
+    pare_linear *lin[PARE_MAX_LINEARS];
+    int nl = pare_model_linears(m, lin, PARE_MAX_LINEARS);
     size_t block_dense = 0;
     for (int i = 0; i < nl; i++)
         block_dense += dense_params(lin[i]);

@@ -53,8 +53,8 @@ static pare_status plan_init(pare_model *m, const pare_plan_how *how, pare_plan 
     pare_plan_how def;
     pare_plan_how_defaults(&def);
     memset(plan, 0, sizeof *plan);
-    pare_linear *lin[4096];
-    int n = pare_model_linears(m, lin, 4096);
+    pare_linear *lin[PARE_MAX_LINEARS];
+    int n = pare_model_linears(m, lin, PARE_MAX_LINEARS);
     plan->items = calloc((size_t)n, sizeof *plan->items);
     if (!plan->items)
         return pare_fail(err, PARE_ENOMEM, "out of memory");

@@ -73,6 +73,17 @@ static pare_status need_int(json_t *o, const char *key, int *out, const char *pa
     return PARE_OK;
 }
 
+/* The layer count (key: num_hidden_layers, n_layer), at most PARE_MAX_LAYERS: the config holds
+ * per-layer attributes by value and callers of pare_model_linears size arrays by the cap. */
+static pare_status need_layers(json_t *o, const char *key, int *out, const char *path, pare_error *err)
+{
+    pare_status rc = need_int(o, key, out, path, err);
+    if (rc == PARE_OK && *out > PARE_MAX_LAYERS)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: \"%s\" %d exceeds pare's limit of %d layers", path, key, *out,
+                         PARE_MAX_LAYERS);
+    return rc;
+}
+
 /* An optional positive integer: absent or null keeps *out; anything else must be one. */
 static pare_status optional_int(json_t *o, const char *key, int *out, const char *path, pare_error *err)
 {
@@ -270,14 +281,11 @@ static pare_status config_decoder(json_t *root, pare_config *c, const char *path
     pare_status rc;
     c->arch = f->arch;
     if ((rc = need_int(root, "hidden_size", &c->dim, path, err)) ||
-        (rc = need_int(root, "num_hidden_layers", &c->n_layers, path, err)) ||
+        (rc = need_layers(root, "num_hidden_layers", &c->n_layers, path, err)) ||
         (rc = need_int(root, "num_attention_heads", &c->n_heads, path, err)) ||
         (rc = need_int(root, "intermediate_size", &c->ffn_dim, path, err)) ||
         (rc = need_int(root, "vocab_size", &c->vocab_size, path, err)))
         return rc;
-    if (c->n_layers > PARE_MAX_LAYERS)
-        return pare_fail(err, PARE_EUNSUPPORTED, "%s: num_hidden_layers %d exceeds pare's %d", path, c->n_layers,
-                         PARE_MAX_LAYERS);
     c->n_kv_heads = c->n_heads;
     if ((rc = optional_int(root, "num_key_value_heads", &c->n_kv_heads, path, err)))
         return rc;
@@ -316,7 +324,7 @@ static pare_status config_gpt2(json_t *root, pare_config *c, const char *path, p
     pare_status rc;
     c->arch = PARE_ARCH_GPT2;
     if ((rc = need_int(root, "n_embd", &c->dim, path, err)) ||
-        (rc = need_int(root, "n_layer", &c->n_layers, path, err)) ||
+        (rc = need_layers(root, "n_layer", &c->n_layers, path, err)) ||
         (rc = need_int(root, "n_head", &c->n_heads, path, err)) ||
         (rc = need_int(root, "vocab_size", &c->vocab_size, path, err)) ||
         (rc = need_int(root, "n_positions", &c->max_pos, path, err)))
@@ -807,9 +815,9 @@ static pare_status load_llama2c(pare_model *m, const char *file, const char *tok
     c->vocab_size = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5]; /* INT32_MIN has no positive; 0 is refused */
     c->max_pos = h[6];
     if (c->dim <= 0 || c->ffn_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
-        c->vocab_size <= 0 || c->max_pos <= 0 || c->dim > (1 << 16) || c->ffn_dim > (1 << 18) || c->n_layers > 1024 ||
-        c->vocab_size > (1 << 22) || c->max_pos > (1 << 20) || c->dim % c->n_heads || c->n_heads % c->n_kv_heads ||
-        (c->dim / c->n_heads) % 2) {
+        c->vocab_size <= 0 || c->max_pos <= 0 || c->dim > (1 << 16) || c->ffn_dim > (1 << 18) ||
+        c->n_layers > PARE_MAX_LAYERS || c->vocab_size > (1 << 22) || c->max_pos > (1 << 20) || c->dim % c->n_heads ||
+        c->n_heads % c->n_kv_heads || (c->dim / c->n_heads) % 2) {
         pare_unmap(&map);
         return pare_fail(err, PARE_EFORMAT,
                          "%s: not a llama2.c version-0 checkpoint: implausible header (dim %d, hidden %d, layers %d, "
@@ -939,9 +947,8 @@ static pare_status check_finite_weights(pare_model *m, pare_error *err)
     free(refs);
     if (rc)
         return rc;
-    pare_linear *lin[4096];
-    int n = pare_model_linears(m, lin, 4096);
-    n = n < 4096 ? n : 4096;
+    pare_linear *lin[PARE_MAX_LINEARS];
+    int n = pare_model_linears(m, lin, PARE_MAX_LINEARS);
     for (int i = 0; i < n; i++) { /* the head is among the named parameters */
         const pare_linear *l = lin[i];
         int factored = l->kind == PARE_LIN_FACTORED;
@@ -1010,9 +1017,9 @@ void pare_model_free(pare_model *m)
 {
     if (!m)
         return;
-    pare_linear *lin[4096];
-    int n = m->blocks ? pare_model_linears(m, lin, 4096) : 0;
-    for (int i = 0; i < n && i < 4096; i++)
+    pare_linear *lin[PARE_MAX_LINEARS];
+    int n = m->blocks ? pare_model_linears(m, lin, PARE_MAX_LINEARS) : 0;
+    for (int i = 0; i < n; i++)
         pare_linear_release(lin[i]);
     free(m->slab);
     free(m->blocks);

@@ -62,8 +62,11 @@ typedef struct {
     int original_max_pos;                     /* llama3: original_max_position_embeddings */
 } pare_rope_scaling;
 
-/* Layers a config can describe (the per-layer attributes are held in the config by value). */
-#define PARE_MAX_LAYERS 1024
+/* Layers a config can describe (the per-layer attributes are held in the config by value); every
+ * loader refuses more. So a model has at most PARE_MAX_LINEARS block linears, the size of any fixed
+ * array filled by pare_model_linears. */
+#define PARE_MAX_LAYERS 512
+#define PARE_MAX_LINEARS (PARE_MAX_LAYERS * PARE_LIN_KINDS)
 
 typedef struct {
     pare_arch arch; /* weight layout (naming, fused tensors, Conv1D) */

@@ -770,10 +770,10 @@ pare_status pare_model_spectra_weighted(pare_model *m, const pare_calib_stats *c
     if (w != PARE_WEIGHT_NONE && (!cs || cs->n_layers != m->cfg.n_layers))
         return pare_fail(err, PARE_EINVAL, "weighted spectra need calibration statistics of all %d layers",
                          m->cfg.n_layers);
-    pare_linear *lin[4096];
-    int nl = pare_model_linears(m, lin, 4096);
-    if (nl < 1 || nl > 4096)
-        return pare_fail(err, PARE_EINVAL, "%s: %d block matrices (expected 1 to 4096)", m->path, nl);
+    pare_linear *lin[PARE_MAX_LINEARS];
+    int nl = pare_model_linears(m, lin, PARE_MAX_LINEARS);
+    if (nl < 1 || nl > PARE_MAX_LINEARS)
+        return pare_fail(err, PARE_EINVAL, "%s: %d block matrices (expected 1 to %d)", m->path, nl, PARE_MAX_LINEARS);
     size_t n_norms = 0;
     for (int i = 0; i < nl; i++)
         n_norms += (size_t)lin[i]->in;

@@ -51,8 +51,8 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
     struct stat sb;
     if (lstat(dir, &sb) == 0)
         return pare_fail(err, PARE_EINVAL, "%s: already exists; not overwriting it with a new model", dir);
-    if (c->dim < 1 || c->n_layers < 1 || c->n_heads < 1 || c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads ||
-        c->head_dim < 2 || c->ffn_dim < 1 || c->vocab_size < 2 || c->max_pos < 2 ||
+    if (c->dim < 1 || c->n_layers < 1 || c->n_layers > PARE_MAX_LAYERS || c->n_heads < 1 || c->n_kv_heads < 1 ||
+        c->n_heads % c->n_kv_heads || c->head_dim < 2 || c->ffn_dim < 1 || c->vocab_size < 2 || c->max_pos < 2 ||
         (c->arch == PARE_ARCH_LLAMA && c->head_dim % 2) ||
         (c->arch == PARE_ARCH_GPT2 && c->head_dim * c->n_heads != c->dim))
         return pare_fail(err, PARE_EINVAL,
