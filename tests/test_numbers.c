@@ -154,13 +154,19 @@ static void test_bad_config_numbers(void)
         }
 }
 
-/* `pare info --config` of the fixture's config.json with key set to value (a JSON text): refused with
- * exit 2, one line naming the file and every needle. */
-static void expect_config_refused(int gpt2, const char *key, const char *value, const char *const *needles)
+/* `pare info --config` of the fixture's config.json with the keys of overrides (a JSON object's text)
+ * set: refused with exit 2, one line naming the file and every needle. */
+static void expect_config_refused(int gpt2, const char *overrides, const char *const *needles)
 {
     const char *d = fixture_hf_dir(gpt2 ? "hostile-gpt2" : "hostile-llama", gpt2);
     json_error_t je;
-    fixture_set_config(d, key, json_loads(value, JSON_DECODE_ANY, &je));
+    json_t *o = json_loads(overrides, 0, &je);
+    CHECKF(o != NULL, "overrides %s: %s", overrides, je.text);
+    const char *key;
+    json_t *value;
+    json_object_foreach(o, key, value)
+        fixture_set_config(d, key, json_incref(value));
+    json_decref(o);
     char cfg[1300];
     snprintf(cfg, sizeof cfg, "%s/config.json", d);
     const char *args[] = {"info", "--config", cfg, NULL};
@@ -175,15 +181,17 @@ static void expect_config_refused(int gpt2, const char *key, const char *value, 
  * 4096-entry arrays; GPT-2's n_layer had no cap at all and info read past layer_sliding). */
 static void test_layer_cap(void)
 {
-    char limit[32], at_cap[32], past[32];
-    snprintf(limit, sizeof limit, "limit of %d layers", PARE_MAX_LAYERS);
+    char limit[32], at_cap[32], past[32], overrides[64];
+    snprintf(limit, sizeof limit, "limit of %d", PARE_MAX_LAYERS);
     snprintf(at_cap, sizeof at_cap, "%d", PARE_MAX_LAYERS);
     snprintf(past, sizeof past, "%d", PARE_MAX_LAYERS + 1);
     const char *too_many[] = {past, "1024", "100000"};
     for (int gpt2 = 0; gpt2 < 2; gpt2++) {
         const char *key = gpt2 ? "n_layer" : "num_hidden_layers";
-        for (int i = 0; i < 3; i++)
-            expect_config_refused(gpt2, key, too_many[i], (const char *const[]){key, too_many[i], limit, NULL});
+        for (int i = 0; i < 3; i++) {
+            snprintf(overrides, sizeof overrides, "{\"%s\": %s}", key, too_many[i]);
+            expect_config_refused(gpt2, overrides, (const char *const[]){key, too_many[i], limit, NULL});
+        }
         const char *d = fixture_hf_dir("cap-ok", gpt2);
         fixture_set_config(d, key, json_integer(PARE_MAX_LAYERS));
         char cfg[1300];
@@ -194,6 +202,49 @@ static void test_layer_cap(void)
         CHECKF(st == 0 && out && strstr(out, at_cap), "%s %s: exit %d: %s", key, at_cap, st, errout);
         free(out);
         free(errout);
+    }
+}
+
+/* Dimensions whose products overflow an int or a size_t, or give head_dim 0, are refused at parse
+ * naming the fields and values (they wrapped in pare_lin_shape, the fused row sums and the parameter
+ * counts: info printed garbage or crashed). */
+static void test_hostile_dimensions(void)
+{
+    char dim_limit[32], past_dim[24];
+    snprintf(dim_limit, sizeof dim_limit, "limit of %d", PARE_MAX_DIM);
+    snprintf(past_dim, sizeof past_dim, "%d", PARE_MAX_DIM + 1);
+    static const struct {
+        int gpt2;
+        const char *overrides, *needles[4];
+    } cases[] = {
+        {0,
+         "{\"num_attention_heads\": 64, \"head_dim\": null}",
+         {"hidden_size 32 / num_attention_heads 64 gives head_dim 0", "at least 2"}},
+        {0, "{\"head_dim\": 1}", {"head_dim 1 must be at least 2"}},
+        {1, "{\"n_head\": 32}", {"n_embd 32 / n_head 32 gives head_dim 1", "at least 2"}},
+        {0,
+         "{\"num_attention_heads\": 65536, \"head_dim\": 65536}",
+         {"num_attention_heads 65536 x head_dim 65536 = 4294967296", "2147483647"}},
+        {0,
+         "{\"num_attention_heads\": 16384, \"num_key_value_heads\": 16384, \"head_dim\": 65536}",
+         {"num_key_value_heads 16384", "3221225472 rows of q, k, v"}},
+        {0,
+         "{\"hidden_size\": 16777216, \"num_hidden_layers\": 512, \"num_attention_heads\": 16384, \"head_dim\": "
+         "65536, \"intermediate_size\": 16777216, \"vocab_size\": 16777216}",
+         {"512 layers of hidden_size 16777216", "more than pare can address"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_config_refused(cases[i].gpt2, cases[i].overrides, cases[i].needles);
+    static const struct {
+        int gpt2;
+        const char *key;
+    } widths[] = {{0, "hidden_size"}, {0, "intermediate_size"}, {0, "vocab_size"},
+                  {1, "n_embd"},      {1, "n_inner"},           {1, "vocab_size"}};
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
+        char overrides[64];
+        snprintf(overrides, sizeof overrides, "{\"%s\": %s}", widths[i].key, past_dim);
+        expect_config_refused(widths[i].gpt2, overrides,
+                              (const char *const[]){widths[i].key, past_dim, dim_limit, NULL});
     }
 }
 
@@ -427,6 +478,7 @@ void suite_numbers(void)
     RUN(test_bad_numeric_options);
     RUN(test_bad_config_numbers);
     RUN(test_layer_cap);
+    RUN(test_hostile_dimensions);
     RUN(test_nonfinite_weights);
     RUN(test_overflowing_logits);
     RUN(test_recipe_nonfinite_eval);

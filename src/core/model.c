@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,14 +74,13 @@ static pare_status need_int(json_t *o, const char *key, int *out, const char *pa
     return PARE_OK;
 }
 
-/* The layer count (key: num_hidden_layers, n_layer), at most PARE_MAX_LAYERS: the config holds
- * per-layer attributes by value and callers of pare_model_linears size arrays by the cap. */
-static pare_status need_layers(json_t *o, const char *key, int *out, const char *path, pare_error *err)
+/* A positive integer at most max, pare's limit for the field (PARE_MAX_LAYERS for the layer count,
+ * which sizes arrays; PARE_MAX_DIM for widths). */
+static pare_status need_int_max(json_t *o, const char *key, int max, int *out, const char *path, pare_error *err)
 {
     pare_status rc = need_int(o, key, out, path, err);
-    if (rc == PARE_OK && *out > PARE_MAX_LAYERS)
-        return pare_fail(err, PARE_EUNSUPPORTED, "%s: \"%s\" %d exceeds pare's limit of %d layers", path, key, *out,
-                         PARE_MAX_LAYERS);
+    if (rc == PARE_OK && *out > max)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: \"%s\" %d exceeds pare's limit of %d", path, key, *out, max);
     return rc;
 }
 
@@ -89,6 +89,12 @@ static pare_status optional_int(json_t *o, const char *key, int *out, const char
 {
     json_t *v = json_object_get(o, key);
     return v && !json_is_null(v) ? need_int(o, key, out, path, err) : PARE_OK;
+}
+
+static pare_status optional_int_max(json_t *o, const char *key, int max, int *out, const char *path, pare_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    return v && !json_is_null(v) ? need_int_max(o, key, max, out, path, err) : PARE_OK;
 }
 
 /* An optional positive number that fp32 represents: absent or null keeps *out. where names the
@@ -274,17 +280,60 @@ static pare_status refuse_unsupported(json_t *root, const char *path, pare_error
     return PARE_OK;
 }
 
+/* head_dim, given or hidden / heads: at least 2 (hidden_size 64 over 100 heads gives 0, and every
+ * per-head loop and the RoPE table would be empty or divide by it). */
+static pare_status check_head_dim(json_t *root, const pare_config *c, const char *hidden_key, const char *heads_key,
+                                  const char *path, pare_error *err)
+{
+    if (c->head_dim >= 2)
+        return PARE_OK;
+    json_t *given = json_object_get(root, "head_dim");
+    if (given && !json_is_null(given))
+        return pare_fail(err, PARE_EFORMAT, "%s: head_dim %d must be at least 2", path, c->head_dim);
+    return pare_fail(err, PARE_EFORMAT, "%s: %s %d / %s %d gives head_dim %d; it must be at least 2", path, hidden_key,
+                     c->dim, heads_key, c->n_heads, c->head_dim);
+}
+
+/* The products of the config's fields, in int64 before anything computes them in int or size_t:
+ * q's rows H x hd and the fused q, k, v rows (H + 2 KV) x hd fit an int (pare_lin_shape, the fused
+ * loaders and writers), and the parameter count's fp32 bytes fit a size_t. Every field is already
+ * positive and within its own limit. */
+static pare_status check_products(const pare_config *c, const char *path, pare_error *err)
+{
+    int gpt2 = c->arch == PARE_ARCH_GPT2;
+    const char *heads = gpt2 ? "n_head" : "num_attention_heads", *kv_heads = gpt2 ? "n_head" : "num_key_value_heads";
+    int64_t q = (int64_t)c->n_heads * c->head_dim, kv = (int64_t)c->n_kv_heads * c->head_dim;
+    if (q > INT_MAX)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: %s %d x head_dim %d = %lld exceeds pare's limit of %d", path,
+                         heads, c->n_heads, c->head_dim, (long long)q, INT_MAX);
+    if (q + 2 * kv > INT_MAX)
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: (%s %d + 2 x %s %d) x head_dim %d = %lld rows of q, k, v exceed pare's limit of %d", path,
+                         heads, c->n_heads, kv_heads, c->n_kv_heads, c->head_dim, (long long)(q + 2 * kv), INT_MAX);
+    /* an upper bound of the slab (every bias and norm counted, three FFN matrices, both RoPE tables) */
+    double C = c->dim, F = c->ffn_dim, P = c->max_pos, qkv = (double)(q + 2 * kv);
+    double per_layer = C * qkv + (double)q * C + 3 * F * C + qkv + 2 * C + 2 * F + 4 * C + 2.0 * c->head_dim;
+    double total = c->n_layers * per_layer + 2.0 * c->vocab_size * C + P * C + 2 * P * c->head_dim + 2 * C;
+    if (total > (double)(SIZE_MAX / sizeof(float)))
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: %d layers of %s %d, %s %d x head_dim %d, FFN %d and vocab_size %d make %.3g parameters, "
+                         "more than pare can address (%.3g)",
+                         path, c->n_layers, gpt2 ? "n_embd" : "hidden_size", c->dim, heads, c->n_heads, c->head_dim,
+                         c->ffn_dim, c->vocab_size, total, (double)(SIZE_MAX / sizeof(float)));
+    return PARE_OK;
+}
+
 /* A decoder of the LLaMA lineage: every family of pare_families but GPT-2. */
 static pare_status config_decoder(json_t *root, pare_config *c, const char *path, pare_error *err)
 {
     const pare_family_info *f = pare_config_family(c);
     pare_status rc;
     c->arch = f->arch;
-    if ((rc = need_int(root, "hidden_size", &c->dim, path, err)) ||
-        (rc = need_layers(root, "num_hidden_layers", &c->n_layers, path, err)) ||
+    if ((rc = need_int_max(root, "hidden_size", PARE_MAX_DIM, &c->dim, path, err)) ||
+        (rc = need_int_max(root, "num_hidden_layers", PARE_MAX_LAYERS, &c->n_layers, path, err)) ||
         (rc = need_int(root, "num_attention_heads", &c->n_heads, path, err)) ||
-        (rc = need_int(root, "intermediate_size", &c->ffn_dim, path, err)) ||
-        (rc = need_int(root, "vocab_size", &c->vocab_size, path, err)))
+        (rc = need_int_max(root, "intermediate_size", PARE_MAX_DIM, &c->ffn_dim, path, err)) ||
+        (rc = need_int_max(root, "vocab_size", PARE_MAX_DIM, &c->vocab_size, path, err)))
         return rc;
     c->n_kv_heads = c->n_heads;
     if ((rc = optional_int(root, "num_key_value_heads", &c->n_kv_heads, path, err)))
@@ -295,6 +344,8 @@ static pare_status config_decoder(json_t *root, pare_config *c, const char *path
     if ((rc = optional_int(root, "head_dim", &c->head_dim, path, err)) ||
         (rc = optional_int(root, "max_position_embeddings", &c->max_pos, path, err)) ||
         (rc = optional_eps(root, "rms_norm_eps", &c->norm_eps, path, err)))
+        return rc;
+    if ((rc = check_head_dim(root, c, "hidden_size", "num_attention_heads", path, err)))
         return rc;
     /* Gemma reads hidden_activation (its config also carries an unused hidden_act) */
     const char *act_key = f->gemma ? "hidden_activation" : "hidden_act", *want = f->gemma ? "gelu_pytorch_tanh" : "silu";
@@ -323,10 +374,10 @@ static pare_status config_gpt2(json_t *root, pare_config *c, const char *path, p
 {
     pare_status rc;
     c->arch = PARE_ARCH_GPT2;
-    if ((rc = need_int(root, "n_embd", &c->dim, path, err)) ||
-        (rc = need_layers(root, "n_layer", &c->n_layers, path, err)) ||
+    if ((rc = need_int_max(root, "n_embd", PARE_MAX_DIM, &c->dim, path, err)) ||
+        (rc = need_int_max(root, "n_layer", PARE_MAX_LAYERS, &c->n_layers, path, err)) ||
         (rc = need_int(root, "n_head", &c->n_heads, path, err)) ||
-        (rc = need_int(root, "vocab_size", &c->vocab_size, path, err)) ||
+        (rc = need_int_max(root, "vocab_size", PARE_MAX_DIM, &c->vocab_size, path, err)) ||
         (rc = need_int(root, "n_positions", &c->max_pos, path, err)))
         return rc;
     c->n_kv_heads = c->n_heads;
@@ -335,7 +386,8 @@ static pare_status config_gpt2(json_t *root, pare_config *c, const char *path, p
     c->head_dim = c->dim / c->n_heads;
     c->ffn_dim = 4 * c->dim; /* n_inner: null means 4 x n_embd */
     c->norm_eps = 1e-5f;
-    if ((rc = optional_int(root, "n_inner", &c->ffn_dim, path, err)) ||
+    if ((rc = check_head_dim(root, c, "n_embd", "n_head", path, err)) ||
+        (rc = optional_int_max(root, "n_inner", PARE_MAX_DIM, &c->ffn_dim, path, err)) ||
         (rc = optional_eps(root, "layer_norm_epsilon", &c->norm_eps, path, err)))
         return rc;
     json_t *act = json_object_get(root, "activation_function");
@@ -394,6 +446,8 @@ pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *er
     if (rc == PARE_OK && (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0))
         rc = pare_fail(err, PARE_EFORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
                        path, c->n_heads, c->n_kv_heads);
+    if (rc == PARE_OK)
+        rc = check_products(c, path, err);
     return rc;
 }
 

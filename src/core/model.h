@@ -67,6 +67,9 @@ typedef struct {
  * array filled by pare_model_linears. */
 #define PARE_MAX_LAYERS 512
 #define PARE_MAX_LINEARS (PARE_MAX_LAYERS * PARE_LIN_KINDS)
+/* The largest hidden size, FFN width and vocabulary a config may give: far past any released model,
+ * and small enough that the loader's int shapes (3C, 2F) cannot overflow. */
+#define PARE_MAX_DIM (1 << 24)
 
 typedef struct {
     pare_arch arch; /* weight layout (naming, fused tensors, Conv1D) */
