@@ -269,6 +269,9 @@ static void test_family_refusals(void)
         {"final_logit_softcapping", "30.0", "final_logit_softcapping 30"},
         {"attn_logit_softcapping", "50.0", "attn_logit_softcapping 50"},
         {"partial_rotary_factor", "0.5", "partial_rotary_factor 0.5"},
+        /* transformers builds model_type's class: a disagreeing architectures[0] is refused naming both */
+        {"model_type", "\"mistral\"", "architectures[0] \"LlamaForCausalLM\" and model_type \"mistral\""},
+        {"model_type", "\"gemma3_text\"", "(Llama, Gemma-3)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *dir = fixture_hf_dir("refused", 0);

@@ -420,11 +420,21 @@ pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *er
     json_t *archs = json_object_get(root, "architectures");
     const char *arch = json_string_value(json_array_get(archs, 0));
     const char *mtype = json_string_value(json_object_get(root, "model_type"));
-    int fam = -1;
-    for (int i = 0; i < PARE_FAMILIES && fam < 0; i++)
-        if (arch ? !strcmp(arch, pare_families[i].cls) : mtype && !strcmp(mtype, pare_families[i].model_type))
-            fam = i;
-    if (fam < 0) {
+    int by_class = -1, by_type = -1;
+    for (int i = 0; i < PARE_FAMILIES; i++) {
+        if (arch && !strcmp(arch, pare_families[i].cls))
+            by_class = i;
+        if (mtype && !strcmp(mtype, pare_families[i].model_type))
+            by_type = i;
+    }
+    int fam = arch ? by_class : by_type;
+    if (fam >= 0 && by_type >= 0 && by_type != fam) {
+        /* transformers builds the class model_type names: which family the weights are is ambiguous */
+        rc = pare_fail(err, PARE_EFORMAT,
+                       "%s: architectures[0] \"%s\" and model_type \"%s\" name different families (%s, %s); make "
+                       "them agree",
+                       path, arch, mtype, pare_families[fam].name, pare_families[by_type].name);
+    } else if (fam < 0) {
         char supported[512] = "";
         for (int i = 0, n = 0; i < PARE_FAMILIES; i++)
             n += snprintf(supported + n, sizeof supported - (size_t)n, "%s%s", i ? ", " : "", pare_families[i].cls);
