@@ -356,6 +356,56 @@ static void test_family_export_reload(void)
     }
 }
 
+/* The hf-dense export writes the config read at load: with the source's config.json deleted after
+ * loading, a Gemma-3 export still names Gemma3ForCausalLM with the source's keys and reloads as the
+ * same model (it fell back to a synthesized LlamaForCausalLM config: a different model). */
+static void test_export_without_source_config(void)
+{
+    NEED_FIXTURES();
+    const char *src = fixture_dir(N_FIXTURES - 1), *copy = tmp_path("gemma3-copy"), *out = tmp_path("gemma3-noconf");
+    CHECKF(fixtures[N_FIXTURES - 1].family == PARE_FAMILY_GEMMA3, "the last fixture is %s", src);
+    pare_error err = {0};
+    mkdir(copy, 0755);
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json"};
+    for (int i = 0; i < 3; i++) {
+        char a[512], b[1300];
+        snprintf(a, sizeof a, "%s/%s", src, files[i]);
+        snprintf(b, sizeof b, "%s/%s", copy, files[i]);
+        CHECKF(pare_copy_file(a, b, &err) == PARE_OK, "%s", err.msg);
+    }
+    pare_model *m = load_model(copy);
+    if (!m)
+        return;
+    char conf[1300];
+    snprintf(conf, sizeof conf, "%s/config.json", copy);
+    CHECKF(remove(conf) == 0, "cannot remove %s", conf);
+    int32_t ids[12];
+    for (int t = 0; t < 12; t++)
+        ids[t] = (int32_t)((t * 29 + 5) % m->cfg.vocab_size);
+    float *want = logits_of(m, ids, 12);
+    pare_export_opts o;
+    pare_export_defaults(&o);
+    o.format = PARE_EXPORT_HF_DENSE;
+    CHECKF(pare_export(m, out, &o, NULL, NULL, &err) == PARE_OK, "export: %s", err.msg);
+    json_t *wrote = load_json(out, "config.json"), *orig = load_json(src, "config.json");
+    static const char *const keys[] = {"architectures", "model_type", "query_pre_attn_scalar", "sliding_window",
+                                       "layer_types"};
+    for (int i = 0; wrote && orig && i < 5; i++)
+        CHECKF(json_equal(json_object_get(wrote, keys[i]), json_object_get(orig, keys[i])),
+               "the export's %s differs from the source's", keys[i]);
+    pare_model *r = load_model(out);
+    float *got = r ? logits_of(r, ids, 12) : NULL;
+    CHECKF(r && r->cfg.family == PARE_FAMILY_GEMMA3, "the export reloads as another family");
+    CHECKF(want && got && fixture_max_diff(want, got, (size_t)12 * m->cfg.vocab_size) == 0, "the export's logits "
+                                                                                            "differ from the source's");
+    free(want);
+    free(got);
+    json_decref(wrote);
+    json_decref(orig);
+    pare_model_free(r);
+    pare_model_free(m);
+}
+
 /* A LLaMA folder rewritten as Phi-3 stores it (q, k, v and gate, up fused along out, no biases) is
  * the same model: identical logits; its hf-dense export writes the fused tensors back byte for byte.
  * Runs without the family fixtures. */
@@ -470,6 +520,7 @@ void suite_families(void)
     RUN(test_family_config_styles);
     RUN(test_family_refusals);
     RUN(test_family_export_reload);
+    RUN(test_export_without_source_config);
     RUN(test_phi3_fused_layout);
     RUN(test_family_info);
 }

@@ -218,23 +218,24 @@ char *pare_json_dumps_readable(json_t *j)
     return json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(real_digits(j)));
 }
 
-/* config.json: the source's own config (so HF-only keys survive) when it is a HF-style folder,
- * else one synthesized from cfg; then the FFN width and dtype are set. */
+/* config.json: the source's own config as read at load (so HF-only keys survive) when it came from a
+ * folder, else (llama2.c) one synthesized from cfg; then the FFN width and dtype are set. */
 static pare_status make_config(const pare_model *m, int ffn, pare_dtype dt, char **text, pare_error *err)
 {
     const pare_config *c = &m->cfg;
-    char src[4096], path[4200];
-    source_dir(m, src, sizeof src);
-    snprintf(path, sizeof path, "%s/config.json", src);
     json_t *root = NULL;
-    if (m->format == PARE_FMT_HF && pare_file_exists(path)) {
-        pare_status rc = pare_load_json(path, 0, &root, err);
-        if (rc)
-            return rc;
+    if (m->config_text) {
+        json_error_t je;
+        root = json_loads(m->config_text, 0, &je);
         if (!json_is_object(root)) {
             json_decref(root);
-            return pare_fail(err, PARE_EFORMAT, "%s: cannot re-read the source config: not a JSON object", path);
+            return pare_fail(err, PARE_EFORMAT, "%s: the config.json read at load is not a JSON object", m->path);
         }
+    } else if (c->arch != PARE_ARCH_GPT2 && c->family != PARE_FAMILY_LLAMA) {
+        /* the synthesized configs below describe plain Llama and GPT-2 only */
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: no config.json was read at load, and pare writes one only for Llama and GPT-2, not %s",
+                         m->path, pare_config_family(c)->name);
     } else if (c->arch == PARE_ARCH_LLAMA) {
         /* llama2.c fixes eps 1e-5 and theta 10000; written so HF reads back the same fp32 values */
         root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:s, s:b, s:b, s:b}",

@@ -759,11 +759,19 @@ static pare_status load_gpt2_weights(pare_model *m, const pare_safetensors *st, 
     return PARE_OK;
 }
 
+/* The config of folder m came from, parsed into m->cfg and kept as text in m->config_text. */
+static pare_status load_config(pare_model *m, const char *path, pare_error *err)
+{
+    size_t len;
+    pare_status rc = pare_config_load_hf(path, &m->cfg, err);
+    return rc ? rc : pare_read_file(path, &m->config_text, &len, err);
+}
+
 static pare_status load_hf(pare_model *m, const char *dir, const char *tok_path, pare_error *err)
 {
     char path[4096];
     pare_status rc = pare_path_join(path, sizeof path, dir, "config.json", err);
-    if (rc || (rc = pare_config_load_hf(path, &m->cfg, err)))
+    if (rc || (rc = load_config(m, path, err)))
         return rc;
     if ((rc = allocate_params(m, err)))
         return rc;
@@ -1046,7 +1054,7 @@ pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_m
         if ((rc = pare_path_join(cfg, sizeof cfg, path, "config.json", err)) == PARE_OK) {
             if (pare_file_exists(cfg) && pare_export_is_pare_dir(path)) {
                 /* a pare export: the dense architecture from config.json, pare.json rebuilds the rest */
-                if ((rc = pare_config_load_hf(cfg, &m->cfg, err)) == PARE_OK && (rc = allocate_params(m, err)) == PARE_OK)
+                if ((rc = load_config(m, cfg, err)) == PARE_OK && (rc = allocate_params(m, err)) == PARE_OK)
                     rc = pare_model_load_pare(m, path, tokenizer_path, err);
             } else if (pare_file_exists(cfg)) {
                 rc = load_hf(m, path, tokenizer_path, err);
@@ -1087,6 +1095,7 @@ void pare_model_free(pare_model *m)
         pare_linear_release(lin[i]);
     free(m->slab);
     free(m->blocks);
+    free(m->config_text);
     pare_tokenizer_free(m->tok);
     free(m);
 }
@@ -1227,9 +1236,11 @@ pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error
     m->slab = malloc(src->slab_floats * sizeof(float));
     m->blocks = calloc((size_t)src->cfg.n_layers, sizeof *m->blocks);
     m->tok = NULL;
-    if (!m->slab || !m->blocks) {
+    m->config_text = src->config_text ? strdup(src->config_text) : NULL;
+    if (!m->slab || !m->blocks || (src->config_text && !m->config_text)) {
         free(m->slab);
         free(m->blocks);
+        free(m->config_text);
         free(m);
         return pare_fail(err, PARE_ENOMEM, "cloning %s: out of memory (%.1f MiB of parameters)", src->path,
                          (double)src->slab_floats * sizeof(float) / (1 << 20));

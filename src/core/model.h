@@ -149,6 +149,8 @@ typedef struct {
     float *rope_local_cos;              /* [max_pos, hd/2] Gemma-3's sliding layers, else NULL */
     float *rope_local_sin;              /* [max_pos, hd/2] */
     pare_tokenizer *tok;                /* may be NULL when no tokenizer was found */
+    char *config_text; /* config.json as read at load (HF and pare folders), NULL for llama2.c: the hf-dense
+                          export writes it back, whatever became of the file since */
 } pare_model;
 
 /* Parameter counts under pare's reporting convention. */
