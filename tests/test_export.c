@@ -294,7 +294,8 @@ static void test_llama2c_source(void)
     free(x);
     free(y);
     pare_model *r = load(tmp_path("l2c-pare"));
-    CHECK(r && r->tok != NULL && r->cfg.bos_id == m->cfg.bos_id && r->cfg.eos_id == m->cfg.eos_id);
+    CHECK(r && r->tok != NULL && r->cfg.bos_id == m->cfg.bos_id && r->cfg.n_eos == m->cfg.n_eos &&
+          !memcmp(r->cfg.eos_ids, m->cfg.eos_ids, sizeof m->cfg.eos_ids));
     pare_model_free(r);
     pare_model_free(m);
 }

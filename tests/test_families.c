@@ -15,6 +15,7 @@
 #include "core/export.h"
 #include "core/fileio.h"
 #include "core/forward.h"
+#include "core/generate.h"
 #include "core/model.h"
 #include "core/model_pare.h"
 #include "core/safetensors.h"
@@ -356,23 +357,34 @@ static void test_family_export_reload(void)
     }
 }
 
+/* A copy of fixture i (config, single-file weights, tokenizer) under the test's temporary folder, to modify. */
+static const char *copy_fixture(int i)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s-copy", fixtures[i].dir);
+    const char *copy = tmp_path(name);
+    mkdir(copy, 0755);
+    pare_error err = {0};
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json"};
+    for (int f = 0; f < 3; f++) {
+        char a[512], b[1300];
+        snprintf(a, sizeof a, "%s/%s", fixture_dir(i), files[f]);
+        snprintf(b, sizeof b, "%s/%s", copy, files[f]);
+        CHECKF(pare_copy_file(a, b, &err) == PARE_OK, "%s", err.msg);
+    }
+    return copy;
+}
+
 /* The hf-dense export writes the config read at load: with the source's config.json deleted after
  * loading, a Gemma-3 export still names Gemma3ForCausalLM with the source's keys and reloads as the
  * same model (it fell back to a synthesized LlamaForCausalLM config: a different model). */
 static void test_export_without_source_config(void)
 {
     NEED_FIXTURES();
-    const char *src = fixture_dir(N_FIXTURES - 1), *copy = tmp_path("gemma3-copy"), *out = tmp_path("gemma3-noconf");
+    const char *src = fixture_dir(N_FIXTURES - 1), *copy = copy_fixture(N_FIXTURES - 1);
+    const char *out = tmp_path("gemma3-noconf");
     CHECKF(fixtures[N_FIXTURES - 1].family == PARE_FAMILY_GEMMA3, "the last fixture is %s", src);
     pare_error err = {0};
-    mkdir(copy, 0755);
-    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json"};
-    for (int i = 0; i < 3; i++) {
-        char a[512], b[1300];
-        snprintf(a, sizeof a, "%s/%s", src, files[i]);
-        snprintf(b, sizeof b, "%s/%s", copy, files[i]);
-        CHECKF(pare_copy_file(a, b, &err) == PARE_OK, "%s", err.msg);
-    }
     pare_model *m = load_model(copy);
     if (!m)
         return;
@@ -403,6 +415,47 @@ static void test_export_without_source_config(void)
     json_decref(wrote);
     json_decref(orig);
     pare_model_free(r);
+    pare_model_free(m);
+}
+
+/* Generation stops at any id of an eos_token_id list, not only its first: a copy of the Mistral
+ * fixture lists [an id greedy decoding never emits, the first token it emits], and generation ends
+ * after that first token (it ran on to max_new). */
+static void test_generation_stops_at_every_eos(void)
+{
+    NEED_FIXTURES();
+    enum { PROMPT = 4, MAX_NEW = 8 };
+    const char *copy = copy_fixture(2);
+    CHECKF(fixtures[2].family == PARE_FAMILY_MISTRAL, "fixture 2 is %s", fixtures[2].dir);
+    pare_model *m = load_model(copy);
+    if (!m)
+        return;
+    int32_t free_run[PROMPT + MAX_NEW] = {3, 17, 42, 99}, ids[PROMPT + MAX_NEW] = {3, 17, 42, 99};
+    pare_gen_opts o;
+    pare_gen_defaults(&o);
+    o.max_new = MAX_NEW;
+    o.temperature = 0;
+    o.stop_at_eos = 0;
+    pare_error err = {0};
+    int n = 0;
+    CHECKF(pare_generate(m, free_run, PROMPT, &o, NULL, NULL, &n, &err) == PARE_OK && n == PROMPT + MAX_NEW, "%s",
+           err.msg);
+    int never = 0; /* the smallest id greedy decoding does not emit */
+    for (int t = 0; t < n; t++)
+        if (free_run[t] == never)
+            never++, t = -1;
+    pare_model_free(m);
+    char list[64];
+    snprintf(list, sizeof list, "[%d, %d]", never, free_run[PROMPT]);
+    json_error_t je;
+    fixture_set_config(copy, "eos_token_id", json_loads(list, 0, &je));
+    m = load_model(copy);
+    if (!m)
+        return;
+    o.stop_at_eos = 1;
+    CHECKF(pare_generate(m, ids, PROMPT, &o, NULL, NULL, &n, &err) == PARE_OK, "%s", err.msg);
+    CHECKF(n == PROMPT + 1 && ids[PROMPT] == free_run[PROMPT], "eos_token_id %s: generated %d tokens, want 1", list,
+           n - PROMPT);
     pare_model_free(m);
 }
 
@@ -521,6 +574,7 @@ void suite_families(void)
     RUN(test_family_refusals);
     RUN(test_family_export_reload);
     RUN(test_export_without_source_config);
+    RUN(test_generation_stops_at_every_eos);
     RUN(test_phi3_fused_layout);
     RUN(test_family_info);
 }

@@ -248,6 +248,26 @@ static void test_hostile_dimensions(void)
     }
 }
 
+/* Every id of eos_token_id must be an integer token of the vocabulary, at most PARE_MAX_EOS of them
+ * (only the first of a list was read, unchecked). */
+static void test_bad_eos_ids(void)
+{
+    char vocab[96], too_many[128] = "{\"eos_token_id\": [", at_most[32];
+    snprintf(vocab, sizeof vocab, "eos_token_id[1] %d is not a token id (vocab_size %d)", fixture_tokenizer_vocab(),
+             fixture_tokenizer_vocab());
+    for (int i = 0; i <= PARE_MAX_EOS; i++)
+        snprintf(too_many + strlen(too_many), sizeof too_many - strlen(too_many), "%s%d", i ? ", " : "", i);
+    strcat(too_many, "]}");
+    snprintf(at_most, sizeof at_most, "at most %d", PARE_MAX_EOS);
+    char overrides[64];
+    snprintf(overrides, sizeof overrides, "{\"eos_token_id\": [2, %d]}", fixture_tokenizer_vocab());
+    expect_config_refused(0, overrides, (const char *const[]){vocab, NULL});
+    expect_config_refused(1, "{\"eos_token_id\": [2, \"x\"]}",
+                          (const char *const[]){"eos_token_id[1] must be an integer", NULL});
+    expect_config_refused(0, "{\"eos_token_id\": -3}", (const char *const[]){"eos_token_id -3 is not a token id", NULL});
+    expect_config_refused(0, too_many, (const char *const[]){"eos_token_id lists 9 ids", at_most, NULL});
+}
+
 /* Sets element `index` of F32 tensor `name` in DIR/model.safetensors to v (every element when index < 0). */
 static void poke_tensor(const char *dir, const char *name, long index, float v)
 {
@@ -479,6 +499,7 @@ void suite_numbers(void)
     RUN(test_bad_config_numbers);
     RUN(test_layer_cap);
     RUN(test_hostile_dimensions);
+    RUN(test_bad_eos_ids);
     RUN(test_nonfinite_weights);
     RUN(test_overflowing_logits);
     RUN(test_recipe_nonfinite_eval);

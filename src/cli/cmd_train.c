@@ -202,7 +202,7 @@ static pare_status scratch_config(const targs *a, const pare_tokenizer *tok, par
         c->attn_bias = c->mlp_bias = c->arch == PARE_ARCH_GPT2;
         c->vocab_size = pare_tokenizer_vocab_size(tok);
         c->bos_id = pare_tokenizer_bos_id(tok);
-        c->eos_id = pare_tokenizer_eos_id(tok);
+        pare_config_set_eos(c, pare_tokenizer_eos_id(tok));
         if (c->dim < 1 || c->n_heads < 1 || c->dim % c->n_heads)
             return pare_fail(err, PARE_EINVAL, "--dim %d must be a positive multiple of --heads %d", c->dim, c->n_heads);
     }

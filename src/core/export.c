@@ -257,8 +257,8 @@ static pare_status make_config(const pare_model *m, int ffn, pare_dtype dt, char
         return pare_fail(err, PARE_ENOMEM, "out of memory building config.json");
     if (c->bos_id >= 0 && !json_object_get(root, "bos_token_id"))
         json_object_set_new(root, "bos_token_id", json_integer(c->bos_id));
-    if (c->eos_id >= 0 && !json_object_get(root, "eos_token_id"))
-        json_object_set_new(root, "eos_token_id", json_integer(c->eos_id));
+    if (c->n_eos && !json_object_get(root, "eos_token_id"))
+        json_object_set_new(root, "eos_token_id", pare_config_eos_json(c));
     json_object_set_new(root, c->arch == PARE_ARCH_GPT2 ? "n_inner" : "intermediate_size", json_integer(ffn));
     /* transformers 5 writes "dtype" where older versions wrote "torch_dtype": update what is there */
     int has_dtype = json_object_get(root, "dtype") != NULL;

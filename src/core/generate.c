@@ -115,7 +115,8 @@ pare_status pare_generate(const pare_model *m, int32_t *ids, int n_prompt, const
         ids[n++] = next;
         if (fn && fn(user, next))
             break;
-        if (o->stop_at_eos && (next == m->cfg.eos_id || (m->format == PARE_FMT_LLAMA2C && next == m->cfg.bos_id)))
+        if (o->stop_at_eos &&
+            (pare_config_is_eos(&m->cfg, next) || (m->format == PARE_FMT_LLAMA2C && next == m->cfg.bos_id)))
             break;
     }
     free(scratch);

@@ -40,6 +40,30 @@ const pare_family_info *pare_config_family(const pare_config *c)
 
 const char *pare_family_class(const pare_config *c) { return pare_config_family(c)->cls; }
 
+int pare_config_is_eos(const pare_config *c, int id)
+{
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] == id)
+            return 1;
+    return 0;
+}
+
+void pare_config_set_eos(pare_config *c, int id)
+{
+    c->n_eos = id >= 0;
+    c->eos_ids[0] = id;
+}
+
+json_t *pare_config_eos_json(const pare_config *c)
+{
+    if (c->n_eos <= 1)
+        return c->n_eos ? json_integer(c->eos_ids[0]) : NULL;
+    json_t *list = json_array();
+    for (int i = 0; list && i < c->n_eos; i++)
+        json_array_append_new(list, json_integer(c->eos_ids[i]));
+    return list;
+}
+
 int pare_config_lin_bias(const pare_config *c, pare_lin_kind k)
 {
     if (pare_lin_kinds[k].ffn)
@@ -408,6 +432,33 @@ static pare_status config_gpt2(json_t *root, pare_config *c, const char *path, p
     return PARE_OK;
 }
 
+/* eos_token_id: one id or a list of them (Llama-3, Gemma-3), each a token of the vocabulary; null
+ * or [] gives none. */
+static pare_status config_eos(json_t *root, pare_config *c, const char *path, pare_error *err)
+{
+    json_t *v = json_object_get(root, "eos_token_id");
+    int list = json_is_array(v);
+    size_t n = list ? json_array_size(v) : v && !json_is_null(v);
+    if (n > PARE_MAX_EOS)
+        return pare_fail(err, PARE_EUNSUPPORTED, "%s: eos_token_id lists %zu ids; pare keeps at most %d", path, n,
+                         PARE_MAX_EOS);
+    char where[48] = "eos_token_id";
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = list ? json_array_get(v, i) : v;
+        if (list)
+            snprintf(where, sizeof where, "eos_token_id[%zu]", i);
+        if (!json_is_integer(e))
+            return pare_fail(err, PARE_EFORMAT, "%s: %s must be an integer token id", path, where);
+        json_int_t id = json_integer_value(e);
+        if (id < 0 || id >= c->vocab_size)
+            return pare_fail(err, PARE_EFORMAT, "%s: %s %lld is not a token id (vocab_size %d)", path, where,
+                             (long long)id, c->vocab_size);
+        c->eos_ids[i] = (int)id;
+    }
+    c->n_eos = (int)n;
+    return PARE_OK;
+}
+
 pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *err)
 {
     memset(c, 0, sizeof *c);
@@ -448,10 +499,10 @@ pare_status pare_config_load_hf(const char *path, pare_config *c, pare_error *er
         c->family = (pare_family)fam;
         rc = fam == PARE_FAMILY_GPT2 ? config_gpt2(root, c, path, err) : config_decoder(root, c, path, err);
     }
-    c->bos_id = c->eos_id = -1;
+    c->bos_id = -1;
     get_int(root, "bos_token_id", &c->bos_id);
-    if (!get_int(root, "eos_token_id", &c->eos_id) && json_is_array(json_object_get(root, "eos_token_id")))
-        c->eos_id = (int)json_integer_value(json_array_get(json_object_get(root, "eos_token_id"), 0));
+    if (rc == PARE_OK)
+        rc = config_eos(root, c, path, err);
     json_decref(root);
     if (rc == PARE_OK && (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0))
         rc = pare_fail(err, PARE_EFORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
@@ -900,7 +951,7 @@ static pare_status load_llama2c(pare_model *m, const char *file, const char *tok
     c->norm_eps = 1e-5f;
     c->rope_theta = 10000.0;
     c->bos_id = 1;
-    c->eos_id = 2;
+    pare_config_set_eos(c, 2);
     size_t C = (size_t)c->dim, F = (size_t)c->ffn_dim, L = (size_t)c->n_layers, V = (size_t)c->vocab_size;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, hd = (size_t)c->head_dim;
     size_t want = V * C + L * C + L * C * C + 2 * L * C * kvd + L * C * C + L * C + 3 * L * F * C + C +
@@ -1079,8 +1130,8 @@ pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_m
     /* the tokenizer knows its special tokens when the config does not name them */
     if (m->tok && m->cfg.bos_id < 0)
         m->cfg.bos_id = pare_tokenizer_bos_id(m->tok);
-    if (m->tok && m->cfg.eos_id < 0)
-        m->cfg.eos_id = pare_tokenizer_eos_id(m->tok);
+    if (m->tok && !m->cfg.n_eos)
+        pare_config_set_eos(&m->cfg, pare_tokenizer_eos_id(m->tok));
     *out = m;
     return PARE_OK;
 }

@@ -67,6 +67,8 @@ typedef struct {
  * array filled by pare_model_linears. */
 #define PARE_MAX_LAYERS 512
 #define PARE_MAX_LINEARS (PARE_MAX_LAYERS * PARE_LIN_KINDS)
+/* The end-of-sequence ids a config may list (Llama-3 instruct lists 3). */
+#define PARE_MAX_EOS 8
 /* The largest hidden size, FFN width and vocabulary a config may give: far past any released model,
  * and small enough that the loader's int shapes (3C, 2F) cannot overflow. */
 #define PARE_MAX_DIM (1 << 24)
@@ -90,10 +92,19 @@ typedef struct {
     unsigned char layer_sliding[PARE_MAX_LAYERS]; /* 1: layer l attends through the sliding window */
     double query_pre_attn_scalar;                 /* attention scores x this^-0.5 (Gemma); 0: head_dim */
     int tied_head;                                /* lm_head shares the token embedding */
-    int attn_bias, mlp_bias; /* biases on q, k, v (and o unless the family's qkv_bias) / gate, up, down */
-    int bos_id, eos_id;      /* -1 when unknown */
+    int attn_bias, mlp_bias;   /* biases on q, k, v (and o unless the family's qkv_bias) / gate, up, down */
+    int bos_id;                /* -1 when unknown */
+    int eos_ids[PARE_MAX_EOS]; /* eos_token_id, every id of its list: generation stops at any of them */
+    int n_eos;                 /* 0 when unknown or [] */
 } pare_config;
 
+/* Whether id is one of c's end-of-sequence ids. */
+int pare_config_is_eos(const pare_config *c, int id);
+/* c's end-of-sequence ids become the one id (none when id < 0). */
+void pare_config_set_eos(pare_config *c, int id);
+/* eos_token_id as config.json writes it: an integer, a list, or NULL when c has none. */
+struct json_t;
+struct json_t *pare_config_eos_json(const pare_config *c);
 /* Whether kind k of config c carries a bias. */
 int pare_config_lin_bias(const pare_config *c, pare_lin_kind k);
 /* The row of pare_families that c computes (GPT-2 for any config with GPT-2's layout). */

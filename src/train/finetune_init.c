@@ -81,8 +81,8 @@ pare_status pare_model_init_folder(const char *dir, const pare_config *c, const 
         return pare_fail(err, PARE_ENOMEM, "out of memory");
     if (c->bos_id >= 0)
         json_object_set_new(cfg, "bos_token_id", json_integer(c->bos_id));
-    if (c->eos_id >= 0)
-        json_object_set_new(cfg, "eos_token_id", json_integer(c->eos_id));
+    if (c->n_eos)
+        json_object_set_new(cfg, "eos_token_id", pare_config_eos_json(c));
     init_set s = {0};
     s.cap = 16 * L + 16;
     s.t = calloc((size_t)s.cap, sizeof *s.t);
