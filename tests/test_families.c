@@ -459,6 +459,34 @@ static void test_generation_stops_at_every_eos(void)
     pare_model_free(m);
 }
 
+/* pare_embed_scale, the one factor forward and backward scale the embeddings by: sqrt(hidden) in fp32
+ * for Gemma, 1 otherwise, and the forward's embedding rows are the table's rows times it. */
+static void test_embed_scale(void)
+{
+    NEED_FIXTURES();
+    const int which[] = {1, N_FIXTURES - 1}; /* llama-linear, gemma3 */
+    for (int w = 0; w < 2; w++) {
+        pare_model *m = load_model(fixture_dir(which[w]));
+        if (!m)
+            continue;
+        int C = m->cfg.dim, gemma = fixtures[which[w]].family == PARE_FAMILY_GEMMA3;
+        float want = gemma ? (float)sqrt((double)C) : 1.0f;
+        CHECKF(pare_embed_scale(&m->cfg) == want, "%s: embed scale %g, want %g", fixtures[which[w]].dir,
+               (double)pare_embed_scale(&m->cfg), (double)want);
+        int32_t ids[3] = {0, 7, 5};
+        pare_acts *a = NULL;
+        pare_error err = {0};
+        CHECKF(pare_acts_alloc(m, 1, 3, 0, &a, &err) == PARE_OK && pare_embed_forward(m, a, ids, 1, 3, &err) == PARE_OK,
+               "%s", err.msg);
+        for (int t = 0; a && t < 3; t++)
+            for (int j = 0; j < C; j++)
+                CHECKF(a->emb[(size_t)t * C + j] == m->tok_emb[(size_t)ids[t] * C + j] * want, "%s: emb[%d][%d]",
+                       fixtures[which[w]].dir, t, j);
+        pare_acts_free(a);
+        pare_model_free(m);
+    }
+}
+
 /* A LLaMA folder rewritten as Phi-3 stores it (q, k, v and gate, up fused along out, no biases) is
  * the same model: identical logits; its hf-dense export writes the fused tensors back byte for byte.
  * Runs without the family fixtures. */
@@ -575,6 +603,7 @@ void suite_families(void)
     RUN(test_family_export_reload);
     RUN(test_export_without_source_config);
     RUN(test_generation_stops_at_every_eos);
+    RUN(test_embed_scale);
     RUN(test_phi3_fused_layout);
     RUN(test_family_info);
 }

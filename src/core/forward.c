@@ -217,6 +217,11 @@ float pare_attention_scale(const pare_config *c)
     return c->query_pre_attn_scalar > 0 ? (float)pow(c->query_pre_attn_scalar, -0.5) : 1.0f / sqrtf((float)c->head_dim);
 }
 
+float pare_embed_scale(const pare_config *c)
+{
+    return pare_config_family(c)->gemma ? (float)sqrt((double)c->dim) : 1.0f;
+}
+
 int pare_layer_window(const pare_config *c, int l)
 {
     return c->arch != PARE_ARCH_GPT2 && c->sliding_window > 0 && c->layer_sliding[l] ? c->sliding_window : 0;
@@ -289,9 +294,8 @@ pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t 
         if (ids[i] < 0 || ids[i] >= V)
             return pare_fail(err, PARE_EINVAL, "forward: token id %d at position %d is outside the vocabulary (0..%d)",
                              ids[i], i, V - 1);
-    /* Gemma: x sqrt(C), the scale a fp32 tensor as transformers registers it */
-    float embed_scale = (float)sqrt((double)C);
-    int scaled = pare_config_family(c)->gemma;
+    float embed_scale = pare_embed_scale(c);
+    int scaled = embed_scale != 1.0f;
     for (int i = 0; i < N; i++) {
         float *e = a->emb + (size_t)i * C;
         memcpy(e, m->tok_emb + (size_t)ids[i] * C, (size_t)C * sizeof(float));

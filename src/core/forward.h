@@ -74,6 +74,9 @@ pare_status pare_embed_forward(const pare_model *m, pare_acts *a, const int32_t 
  * (head_dim^-0.5, or Gemma's query_pre_attn_scalar^-0.5), layer l's sliding window (0: none) and the
  * RoPE table its q and k are rotated by (Gemma-3's sliding layers have their own). */
 float pare_attention_scale(const pare_config *c);
+/* The factor the token embeddings are multiplied by: Gemma's sqrt(C) as transformers registers it (a
+ * fp32 tensor), else 1. The backward scales the embeddings' gradient by the same factor. */
+float pare_embed_scale(const pare_config *c);
 int pare_layer_window(const pare_config *c, int l);
 void pare_layer_rope(const pare_model *m, int l, const float **cos_t, const float **sin_t);
 const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const float *x, int B, int T);

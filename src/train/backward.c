@@ -739,7 +739,7 @@ static void block_backward(const pare_model *m, int l, pare_acts *a, pare_grads 
 static void embed_backward(const pare_model *m, pare_grads *g, const int32_t *ids, int B, int T)
 {
     int N = B * T, C = m->cfg.dim;
-    float scale = pare_config_family(&m->cfg)->gemma ? (float)sqrt((double)C) : 1.0f;
+    float scale = pare_embed_scale(&m->cfg);
     for (int i = 0; i < N; i++) {
         const float *d = g->d_res + (size_t)i * C;
         float *te = g->tok_emb + (size_t)ids[i] * C;
