@@ -334,9 +334,7 @@ static pare_status plan_hf(const pare_model *m, pare_dtype dt, plan *pl, pare_er
             const pare_linear *part[3];
             int part_rows[3], n_parts = 0, rows = 0, cols = pare_lin_kinds[k].in == PARE_DIM_FFN ? F : l->in, first = 1;
             for (int j = 0; j < PARE_LIN_KINDS; j++) {
-                int same = j == k || (fused && pare_lin_kinds[j].fused[c->arch] &&
-                                      !strcmp(pare_lin_kinds[j].fused[c->arch], fused));
-                if (!same || !b->lin[j].out || n_parts == 3)
+                if (!pare_lin_same_tensor(c->arch, j, k) || !b->lin[j].out || n_parts == 3)
                     continue;
                 first &= j >= k;
                 part_rows[n_parts] = pare_lin_kinds[j].out == PARE_DIM_FFN ? F : b->lin[j].out;

@@ -57,8 +57,7 @@ static size_t block_linear_tensors(const pare_config *c, int layer, pare_hf_tens
         int first = 1, rows = 0, out_k, in_k;
         pare_lin_shape(c, (pare_lin_kind)k, &out_k, &in_k);
         for (int j = 0; j < PARE_LIN_KINDS; j++) {
-            const char *fj = pare_lin_kinds[j].fused[c->arch];
-            if (j != k && !(fused && fj && !strcmp(fj, fused)))
+            if (!pare_lin_same_tensor(c->arch, j, k))
                 continue;
             int out_j, in_j;
             pare_lin_shape(c, (pare_lin_kind)j, &out_j, &in_j);

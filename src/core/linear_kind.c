@@ -47,6 +47,12 @@ int pare_lin_kind_of_hf_name(const char *name)
     return -1;
 }
 
+int pare_lin_same_tensor(pare_arch arch, int j, int k)
+{
+    const char *fj = pare_lin_kinds[j].fused[arch], *fk = pare_lin_kinds[k].fused[arch];
+    return j == k || (fj && fk && !strcmp(fj, fk));
+}
+
 void pare_lin_shape(const pare_config *c, pare_lin_kind k, int *out, int *in)
 {
     const int size[] = {[PARE_DIM_HIDDEN] = c->dim,

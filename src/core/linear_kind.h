@@ -60,5 +60,8 @@ extern const pare_arch_info pare_archs[PARE_ARCHS];
 int pare_lin_kind_find(const char *name);
 /* The kind whose HF name is the end of name ("...self_attn.q_proj", "...attn.c_attn.q"), or -1. */
 int pare_lin_kind_of_hf_name(const char *name);
+/* Whether kinds j and k are stored in one tensor under arch: j == k, or both fused into the same one
+ * (GPT-2's c_attn, Phi-3's qkv_proj and gate_up_proj), their rows stacked in kind order. */
+int pare_lin_same_tensor(pare_arch arch, int j, int k);
 
 #endif

@@ -726,7 +726,7 @@ static pare_status load_block_linears(const pare_model *m, const pare_safetensor
         }
         int row = 0, rows = 0; /* l's first row in the fused tensor, and its row count */
         for (int j = 0; j < PARE_LIN_KINDS; j++)
-            if (pare_lin_kinds[j].fused[arch] && !strcmp(pare_lin_kinds[j].fused[arch], fused)) {
+            if (pare_lin_same_tensor(arch, j, k)) {
                 row += j < k ? b->lin[j].out : 0;
                 rows += b->lin[j].out;
             }
