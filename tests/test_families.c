@@ -418,6 +418,49 @@ static void test_export_without_source_config(void)
     pare_model_free(m);
 }
 
+/* Gemma-3 with "sliding_window": null keeps its layer types: transformers still rotates a local layer by
+ * rope_local_base_freq, and only the mask goes. So null gives the logits of a window no sequence reaches
+ * (the model's positions), and differs from every layer typed full_attention (pare used the global
+ * RoPE table on every layer when the window was null). */
+static void test_gemma_null_window_keeps_layer_types(void)
+{
+    NEED_FIXTURES();
+    const char *copy = copy_fixture(N_FIXTURES - 1);
+    CHECKF(fixtures[N_FIXTURES - 1].family == PARE_FAMILY_GEMMA3, "the last fixture is %s", copy);
+    int32_t ids[24];
+    for (int t = 0; t < 24; t++)
+        ids[t] = (int32_t)((t * 37 + 11) % 256);
+    float *logits[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    for (int v = 0; v < 3; v++) {
+        if (v == 0)
+            fixture_set_config(copy, "sliding_window", json_null());
+        else if (v == 1)
+            fixture_set_config(copy, "sliding_window", json_integer(128));
+        else {
+            json_t *full = json_array();
+            for (int l = 0; l < 3; l++)
+                json_array_append_new(full, json_string("full_attention"));
+            fixture_set_config(copy, "layer_types", full);
+        }
+        pare_model *m = load_model(copy);
+        if (!m)
+            break;
+        CHECKF(m->cfg.n_layers == 3 && m->cfg.max_pos >= 24, "%s: %d layers, %d positions", copy, m->cfg.n_layers,
+               m->cfg.max_pos);
+        n = (size_t)24 * m->cfg.vocab_size;
+        logits[v] = logits_of(m, ids, 24);
+        pare_model_free(m);
+    }
+    if (logits[0] && logits[1] && logits[2]) {
+        double same = fixture_max_diff(logits[0], logits[1], n), other = fixture_max_diff(logits[0], logits[2], n);
+        CHECKF(same == 0, "sliding_window null differs from a window of 128 by %.3g", same);
+        CHECKF(other > 1e-3, "layer types made no difference (%.3g): the test cannot see the local RoPE base", other);
+    }
+    for (int v = 0; v < 3; v++)
+        free(logits[v]);
+}
+
 /* Generation stops at any id of an eos_token_id list, not only its first: a copy of the Mistral
  * fixture lists [an id greedy decoding never emits, the first token it emits], and generation ends
  * after that first token (it ran on to max_new). */
@@ -604,6 +647,7 @@ void suite_families(void)
     RUN(test_export_without_source_config);
     RUN(test_generation_stops_at_every_eos);
     RUN(test_embed_scale);
+    RUN(test_gemma_null_window_keeps_layer_types);
     RUN(test_phi3_fused_layout);
     RUN(test_family_info);
 }

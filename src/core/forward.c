@@ -230,7 +230,7 @@ int pare_layer_window(const pare_config *c, int l)
 void pare_layer_rope(const pare_model *m, int l, const float **cos_t, const float **sin_t)
 {
     /* sliding layers of a model with a local RoPE base (Gemma-3) use that table */
-    int local = pare_layer_window(&m->cfg, l) && m->rope_local_cos;
+    int local = m->cfg.arch != PARE_ARCH_GPT2 && m->cfg.layer_sliding[l] && m->rope_local_cos;
     *cos_t = local ? m->rope_local_cos : m->rope_cos;
     *sin_t = local ? m->rope_local_sin : m->rope_sin;
 }

@@ -245,7 +245,9 @@ static pare_status config_rope(json_t *root, pare_config *c, const char *path, p
     return PARE_OK;
 }
 
-/* Which layers slide, per the family's rule; layer_types, when given, decides for every family. */
+/* Which layers are sliding (local) layers, per the family's rule; layer_types, when given, decides for
+ * every family. A layer's type is kept even without a window (Gemma-3 with "sliding_window": null):
+ * transformers still rotates a local layer by the local RoPE base; the window only masks. */
 static pare_status config_sliding(json_t *root, pare_config *c, const char *path, pare_error *err)
 {
     const pare_family_info *f = pare_config_family(c);
@@ -261,7 +263,8 @@ static pare_status config_sliding(json_t *root, pare_config *c, const char *path
     json_t *types = json_object_get(root, "layer_types");
     if (f->sliding == PARE_SLIDING_QWEN && !get_bool(root, "use_sliding_window", 0))
         window = 0; /* Qwen2Config: sliding_window only "if use_sliding_window" */
-    if (!window)
+    /* without a window only Gemma's layer types still matter (their RoPE bases) */
+    if (!window && !f->gemma)
         return PARE_OK;
     c->sliding_window = window;
     if (json_is_array(types)) {

@@ -89,7 +89,9 @@ typedef struct {
     pare_rope_scaling rope_scaling; /* of the global layers */
     double rope_local_theta;        /* Gemma-3's sliding layers: their own base, no scaling; 0 = as global */
     int sliding_window;             /* key j is visible to query i iff j <= i and i - j < sliding_window */
-    unsigned char layer_sliding[PARE_MAX_LAYERS]; /* 1: layer l attends through the sliding window */
+    unsigned char layer_sliding[PARE_MAX_LAYERS]; /* 1: layer l is a sliding (local) layer: masked by the
+                                                     window when sliding_window > 0, and rotated by the
+                                                     local RoPE base where the family has one (Gemma-3) */
     double query_pre_attn_scalar;                 /* attention scores x this^-0.5 (Gemma); 0: head_dim */
     int tied_head;                                /* lm_head shares the token embedding */
     int attn_bias, mlp_bias;   /* biases on q, k, v (and o unless the family's qkv_bias) / gate, up, down */
