@@ -851,12 +851,7 @@ pare_status pare_export(const pare_model *m, const char *dir_in, const pare_expo
         o = &def;
     }
     char dir[4096];
-    if (!dir_in || !*dir_in || strlen(dir_in) >= sizeof dir - 64)
-        return pare_fail(err, PARE_EINVAL, "export: folder name '%s' is empty or too long", dir_in ? dir_in : "");
-    snprintf(dir, sizeof dir, "%s", dir_in);
-    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
-        dir[n - 1] = '\0'; /* "out/" must give the sibling "out.tmp-*", not a folder inside out */
-    pare_status rc = pare_check_output_path(dir, "export", err);
+    pare_status rc = pare_output_folder(dir_in, dir, sizeof dir, "export", err);
     if (rc)
         return rc;
     /* a second export into the same folder is refused while this one runs (nothing interleaves) */

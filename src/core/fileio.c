@@ -474,6 +474,16 @@ pare_status pare_check_output_path(const char *path, const char *what, pare_erro
     return PARE_OK;
 }
 
+pare_status pare_output_folder(const char *path, char *dir, size_t cap, const char *what, pare_error *err)
+{
+    if (!path || !*path || strlen(path) + 64 >= cap)
+        return pare_fail(err, PARE_EINVAL, "%s: folder name '%s' is empty or too long", what, path ? path : "");
+    snprintf(dir, cap, "%s", path);
+    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
+        dir[n - 1] = '\0';
+    return pare_check_output_path(dir, what, err);
+}
+
 void pare_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);

@@ -105,6 +105,10 @@ int pare_path_under(const char *resolved, const char *root);
  * empty path, one that cannot be resolved, the root folder, and the current folder or one above it.
  * what names the option in the message ("--out"). */
 pare_status pare_check_output_path(const char *path, const char *what, pare_error *err);
+/* The output folder a whole-folder writer (export, init) builds beside and renames into place: path
+ * copied into dir (cap bytes, with room left for a ".tmp-*" suffix), trailing slashes dropped ("out/"
+ * must give the sibling "out.tmp-*", not a folder inside out), then pare_check_output_path. */
+pare_status pare_output_folder(const char *path, char *dir, size_t cap, const char *what, pare_error *err);
 
 /* Joins dir and name into out (size cap); fails if it does not fit. */
 pare_status pare_path_join(char *out, size_t cap, const char *dir, const char *name, pare_error *err);

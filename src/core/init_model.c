@@ -465,12 +465,7 @@ pare_status pare_init_model(const char *config_path, const char *dir_in, const p
     if (o->max_shard_bytes == 0)
         return pare_fail(err, PARE_EINVAL, "init: the shard size limit must be positive");
     char dir[4096];
-    if (!dir_in || !*dir_in || strlen(dir_in) >= sizeof dir - 64)
-        return pare_fail(err, PARE_EINVAL, "init: folder name '%s' is empty or too long", dir_in ? dir_in : "");
-    snprintf(dir, sizeof dir, "%s", dir_in);
-    for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--)
-        dir[n - 1] = '\0'; /* "out/" must give the sibling "out.tmp-*", not a folder inside out */
-    pare_status rc = pare_check_output_path(dir, "init", err);
+    pare_status rc = pare_output_folder(dir_in, dir, sizeof dir, "init", err);
     if (rc)
         return rc;
     pare_config cfg;
