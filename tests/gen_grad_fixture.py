@@ -62,6 +62,36 @@ def pare_tensors(cfg, w, gpt2):
     return out
 
 
+def grad_record(head, grads, seed):
+    """The fixture's JSON text: head's keys, then global_norm and per tensor its shape, float64 norm and
+    sampled entries, from grads [(pare name, float64 gradient array)]; also used by
+    tools/make_family_fixtures.py."""
+    rng = np.random.default_rng(seed)
+    global_norm = float(np.sqrt(sum(np.sum(gr * gr) for _, gr in grads)))
+    tensors = {}
+    for name, gr in grads:
+        flat = np.ascontiguousarray(gr).reshape(-1)
+        norm = float(np.sqrt(np.sum(flat * flat)))
+        t = {"shape": list(gr.shape), "norm": norm}
+        if norm <= 1e-10 * global_norm:
+            # zero in exact arithmetic (GPT-2's key biases shift every score of a query alike, which
+            # the softmax ignores): no entries, the test bounds pare's norm by float rounding instead
+            t["zero"] = True
+            t["entries"] = []
+        else:
+            top = int(np.argmax(np.abs(flat)))
+            big = np.flatnonzero(np.abs(flat) >= 0.1 * abs(flat[top]))
+            picks = [top] + [int(i) for i in rng.choice(big, size=min(4, len(big)), replace=False) if i != top][:3]
+            t["entries"] = [[i, float(flat[i])] for i in picks]
+        tensors[name] = t
+    head = dict(head, global_norm=global_norm)
+    # one line per key and per tensor, so a regenerated file diffs readably
+    lines = ["  %s: %s" % (json.dumps(k), json.dumps(v)) for k, v in head.items()]
+    lines.append('  "tensors": {\n' + ",\n".join("    %s: %s" % (json.dumps(k), json.dumps(v))
+                                                   for k, v in tensors.items()) + "\n  }")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="Hugging Face model folder (shared/models/...)")
@@ -86,25 +116,6 @@ def main():
     loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
     loss.backward()
 
-    rng = np.random.default_rng(a.seed)
-    grads = pare_tensors(cfg, w, gpt2)
-    global_norm = float(np.sqrt(sum(np.sum(gr * gr) for _, gr in grads)))
-    tensors = {}
-    for name, gr in grads:
-        flat = np.ascontiguousarray(gr).reshape(-1)
-        norm = float(np.sqrt(np.sum(flat * flat)))
-        t = {"shape": list(gr.shape), "norm": norm}
-        if norm <= 1e-10 * global_norm:
-            # zero in exact arithmetic (GPT-2's key biases shift every score of a query alike, which
-            # the softmax ignores): no entries, the test bounds pare's norm by float rounding instead
-            t["zero"] = True
-            t["entries"] = []
-        else:
-            top = int(np.argmax(np.abs(flat)))
-            big = np.flatnonzero(np.abs(flat) >= 0.1 * abs(flat[top]))
-            picks = [top] + [int(i) for i in rng.choice(big, size=min(4, len(big)), replace=False) if i != top][:3]
-            t["entries"] = [[i, float(flat[i])] for i in picks]
-        tensors[name] = t
     head = {
         "generator": "tests/gen_grad_fixture.py",
         "model": os.path.basename(os.path.normpath(a.model)),
@@ -114,13 +125,8 @@ def main():
         "ids": ids.reshape(-1).tolist(),
         "targets": targets.reshape(-1).tolist(),
         "loss": float(loss.item()),
-        "global_norm": global_norm,
     }
-    # one line per key and per tensor, so a regenerated file diffs readably
-    lines = ["  %s: %s" % (json.dumps(k), json.dumps(v)) for k, v in head.items()]
-    lines.append('  "tensors": {\n' + ",\n".join("    %s: %s" % (json.dumps(k), json.dumps(v))
-                                                   for k, v in tensors.items()) + "\n  }")
-    sys.stdout.write("{\n" + ",\n".join(lines) + "\n}\n")
+    sys.stdout.write(grad_record(head, pare_tensors(cfg, w, gpt2), a.seed))
     return 0
 
 

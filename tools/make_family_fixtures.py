@@ -35,6 +35,9 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from gen_grad_fixture import grad_record  # noqa: E402  (the grad_ref fixtures' format, one writer)
+
 V = 272          # 256 byte ids + 16 spare ids (specials)
 WINDOW = 64      # evaluation window; every sliding window below is shorter
 N_EVAL = 16 * WINDOW
@@ -190,30 +193,10 @@ def grad_json(model, ids, seed=7):
     logits = model(input_ids=x).logits
     loss = torch.nn.functional.cross_entropy(logits.reshape(GB * GT, -1), targets.reshape(-1), ignore_index=-1)
     loss.backward()
-    rng = np.random.default_rng(seed)
-    grads = pare_grads(None, model)
-    global_norm = float(np.sqrt(sum(np.sum(g * g) for _, g in grads)))
-    tensors = {}
-    for name, g in grads:
-        flat = np.ascontiguousarray(g).reshape(-1)
-        norm = float(np.sqrt(np.sum(flat * flat)))
-        t = {"shape": list(g.shape), "norm": norm}
-        if norm <= 1e-10 * global_norm:
-            t["zero"], t["entries"] = True, []
-        else:
-            top = int(np.argmax(np.abs(flat)))
-            big = np.flatnonzero(np.abs(flat) >= 0.1 * abs(flat[top]))
-            picks = [top] + [int(i) for i in rng.choice(big, size=min(4, len(big)), replace=False) if i != top][:3]
-            t["entries"] = [[i, float(flat[i])] for i in picks]
-        tensors[name] = t
     head = {"generator": "tools/make_family_fixtures.py", "torch": torch.__version__,
             "transformers": transformers.__version__, "dtype": "float64", "batch": GB, "seq": GT,
-            "ids": x.reshape(-1).tolist(), "targets": targets.reshape(-1).tolist(), "loss": float(loss.item()),
-            "global_norm": global_norm}
-    lines = ["  %s: %s" % (json.dumps(k), json.dumps(v)) for k, v in head.items()]
-    lines.append('  "tensors": {\n' + ",\n".join("    %s: %s" % (json.dumps(k), json.dumps(v))
-                                                   for k, v in tensors.items()) + "\n  }")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+            "ids": x.reshape(-1).tolist(), "targets": targets.reshape(-1).tolist(), "loss": float(loss.item())}
+    return grad_record(head, pare_grads(None, model), seed)
 
 
 def main():
