@@ -482,6 +482,16 @@ void fixture_write_pattern(const char *path, const char *pattern, size_t bytes)
     free(buf);
 }
 
+json_t *fixture_read_json(const char *dir, const char *name)
+{
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    CHECKF(j != NULL, "%s: %s", p, je.text);
+    return j;
+}
+
 void fixture_set_config(const char *dir, const char *key, json_t *value)
 {
     char p[1300];

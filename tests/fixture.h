@@ -52,6 +52,8 @@ void fixture_write_pattern(const char *path, const char *pattern, size_t bytes);
 
 /* Sets key in DIR/config.json to value (consumed). */
 struct json_t;
+/* DIR/NAME parsed as JSON; a failed CHECK naming the file (and NULL) when it cannot be read. */
+struct json_t *fixture_read_json(const char *dir, const char *name);
 void fixture_set_config(const char *dir, const char *key, struct json_t *value);
 
 /* Reads / writes whole files for corrupting fixtures. */

@@ -139,16 +139,6 @@ static void compress(pare_model *m, double sparsity1)
         factorize(&b1->gate, 1, 5);
 }
 
-static json_t *read_json(const char *dir, const char *name)
-{
-    char p[1400];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    json_error_t je;
-    json_t *j = json_load_file(p, 0, &je);
-    CHECKF(j != NULL, "%s: %s", p, je.text);
-    return j;
-}
-
 /* Exports m both ways into tmp folders prefix-pare / prefix-hf and checks the reloads: pare bit for
  * bit (state and logits), hf-dense within 1e-4 with the widest block as intermediate_size and the
  * narrower ones zero-padded; pare_export_size equals what was written. */
@@ -198,7 +188,7 @@ static void roundtrip(pare_model *m, const char *prefix)
             fixture_same_state(m, r);
             CHECKF(got && !memcmp(ref, got, nl * sizeof(float)), "%s: logits are not bit-identical", name);
             CHECK(rep.padded_blocks == 0);
-            json_t *man = read_json(dir, PARE_EXPORT_MANIFEST);
+            json_t *man = fixture_read_json(dir, PARE_EXPORT_MANIFEST);
             CHECK(man && !strcmp(json_string_value(json_object_get(man, "format")), "pare"));
             CHECK(man && json_integer_value(json_object_get(man, "version")) == PARE_EXPORT_VERSION);
             CHECK(man && json_real_value(json_object_get(json_object_get(man, "compression"), "ratio")) == 0.25);
@@ -213,7 +203,7 @@ static void roundtrip(pare_model *m, const char *prefix)
             int n = pare_model_linears(r, ls, 64);
             for (int i = 0; i < n; i++)
                 CHECKF(ls[i]->kind == PARE_LIN_DENSE && ls[i]->out == ls[i]->orig_out, "%s", ls[i]->name);
-            json_t *cfg = read_json(dir, "config.json");
+            json_t *cfg = fixture_read_json(dir, "config.json");
             const char *key = m->cfg.arch == PARE_ARCH_GPT2 ? "n_inner" : "intermediate_size";
             CHECKF(cfg && json_integer_value(json_object_get(cfg, key)) == F, "config %s is not %d", key, F);
             /* transformers 5 configs say "dtype", older ones "torch_dtype" */
@@ -280,7 +270,7 @@ static void test_llama2c_source(void)
     roundtrip(m, "l2c");
     char dir[1400];
     snprintf(dir, sizeof dir, "%s", tmp_path("l2c-hf-dense"));
-    json_t *cfg = read_json(dir, "config.json");
+    json_t *cfg = fixture_read_json(dir, "config.json");
     CHECK(cfg && !strcmp(json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0)), "LlamaForCausalL"
                                                                                                       "M"));
     CHECK(cfg && json_integer_value(json_object_get(cfg, "num_key_value_heads")) == s.kv_heads);
@@ -368,7 +358,7 @@ static void test_dtypes(void)
         CHECKF(ref && got && !memcmp(ref, got, (size_t)FIXTURE_T * m->cfg.vocab_size * 4), "%s export is not exact",
                dts[k]);
         CHECK(r && !strcmp(r->source_dtype, dts[k]));
-        json_t *cfg = read_json(dir, "config.json");
+        json_t *cfg = fixture_read_json(dir, "config.json");
         CHECK(cfg && !strcmp(json_string_value(json_object_get(cfg, "torch_dtype")), k ? "float16" : "bfloat16"));
         json_decref(cfg);
         free(ref);

@@ -58,16 +58,6 @@ static const char *fixture_dir(int i)
             SKIP("skipped: %s not present (made by tools/make_family_fixtures.py)", FAMILIES_DIR);                     \
     } while (0)
 
-static json_t *load_json(const char *dir, const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
-    CHECKF(j != NULL, "%s: %s", path, je.text);
-    return j;
-}
-
 /* The logits of ids [1, n] through the core forward (malloc'd [n, V]). */
 static float *logits_of(const pare_model *m, const int32_t *ids, int n)
 {
@@ -112,7 +102,7 @@ static void test_family_logits_and_ppl(void)
     NEED_FIXTURES();
     for (int i = 0; i < N_FIXTURES; i++) {
         const char *dir = fixture_dir(i);
-        json_t *ref = load_json(dir, "reference.json");
+        json_t *ref = fixture_read_json(dir, "reference.json");
         pare_model *m = ref ? load_model(dir) : NULL;
         if (!m) {
             json_decref(ref);
@@ -237,7 +227,7 @@ static void test_family_config_styles(void)
         pare_error err = {0};
         CHECKF(pare_config_load_hf(path, &base, &err) == PARE_OK, "%s", err.msg);
         for (int v5 = 0; v5 <= 1; v5++) {
-            json_t *j = load_json(dir, "config.json");
+            json_t *j = fixture_read_json(dir, "config.json");
             if (!j)
                 continue;
             restyle_config(j, v5);
@@ -399,7 +389,7 @@ static void test_export_without_source_config(void)
     pare_export_defaults(&o);
     o.format = PARE_EXPORT_HF_DENSE;
     CHECKF(pare_export(m, out, &o, NULL, NULL, &err) == PARE_OK, "export: %s", err.msg);
-    json_t *wrote = load_json(out, "config.json"), *orig = load_json(src, "config.json");
+    json_t *wrote = fixture_read_json(out, "config.json"), *orig = fixture_read_json(src, "config.json");
     static const char *const keys[] = {"architectures", "model_type", "query_pre_attn_scalar", "sliding_window",
                                        "layer_types"};
     for (int i = 0; wrote && orig && i < 5; i++)
@@ -582,7 +572,7 @@ static void test_phi3_fused_layout(void)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     pare_error err = {0};
     CHECKF(pare_st_write(path, outs, (size_t)n, NULL, &err) == PARE_OK, "%s", err.msg);
-    json_t *cfg = load_json(src, "config.json");
+    json_t *cfg = fixture_read_json(src, "config.json");
     if (!cfg)
         goto done;
     json_object_set_new(cfg, "architectures", json_pack("[s]", "Phi3ForCausalLM"));
