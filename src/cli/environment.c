@@ -3,6 +3,8 @@
 #include "environment.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -39,6 +41,60 @@ void cli_apply_environment(void)
         pare_set_task_max_decompressed(bytes, "PARE_TASK_MAX_DECOMPRESSED");
     else
         pare_set_task_max_decompressed(0, NULL);
+    const char *stream = getenv("PARE_STREAM");
+    pare_set_stream_mode(stream && !strcmp(stream, "on")    ? PARE_STREAM_ON
+                         : stream && !strcmp(stream, "off") ? PARE_STREAM_OFF
+                                                            : PARE_STREAM_AUTO);
     const char *delay = getenv("PARE_TEST_PROGRESS_DELAY_MS");
     pare_set_progress_delay_ms(delay ? strtol(delay, NULL, 10) : 0);
+}
+
+/* The value of option name at argv[i] ("--name V" or "--name=V"): NULL when argv[i] is another
+ * option; *used is how many arguments it takes (0 when the value is missing). */
+static const char *option_value(int argc, char **argv, int i, const char *name, int *used)
+{
+    size_t n = strlen(name);
+    *used = 0;
+    if (strncmp(argv[i], name, n))
+        return NULL;
+    if (argv[i][n] == '=') {
+        *used = 1;
+        return argv[i] + n + 1;
+    }
+    if (argv[i][n])
+        return NULL;
+    if (i + 1 >= argc)
+        return "";
+    *used = 2;
+    return argv[i + 1];
+}
+
+int cli_take_global_options(int *argc, char **argv)
+{
+    for (int i = 1; i < *argc;) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        int used;
+        const char *v;
+        if ((v = option_value(*argc, argv, i, "--memory-limit", &used))) {
+            uint64_t bytes;
+            if (!used || !pare_parse_size(v, &bytes) || bytes == 0) {
+                fprintf(stderr, "pare: --memory-limit '%s': give a size in bytes, with K, M or G (e.g. 16G)\n", v);
+                return 2;
+            }
+            pare_set_memory_limit(bytes, "--memory-limit");
+        } else if ((v = option_value(*argc, argv, i, "--stream", &used))) {
+            if (!used || (strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off"))) {
+                fprintf(stderr, "pare: --stream '%s': give auto, on or off\n", v);
+                return 2;
+            }
+            pare_set_stream_mode(!strcmp(v, "on") ? PARE_STREAM_ON : !strcmp(v, "off") ? PARE_STREAM_OFF : PARE_STREAM_AUTO);
+        } else {
+            i++;
+            continue;
+        }
+        memmove(argv + i, argv + i + used, (size_t)(*argc - i - used + 1) * sizeof *argv);
+        *argc -= used;
+    }
+    return 0;
 }

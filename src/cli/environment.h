@@ -13,7 +13,14 @@ void cli_select_blas_kernel(char **argv);
  * core's default):
  *   PARE_MEMORY_LIMIT            bytes (K, M, G suffixes) pare may allocate (pare_set_memory_limit)
  *   PARE_TASK_MAX_DECOMPRESSED   bytes a compressed task file may expand to (pare_set_task_max_decompressed)
+ *   PARE_STREAM                  auto, on or off: when models are loaded streamed (pare_set_stream_mode)
  *   PARE_TEST_PROGRESS_DELAY_MS  a sleep before every progress report, for tests (pare_set_progress_delay_ms) */
 void cli_apply_environment(void);
+
+/* Takes the options every command accepts, wherever they stand, out of argv (before a "--"):
+ *   --memory-limit SIZE   as PARE_MEMORY_LIMIT, which it overrides
+ *   --stream auto|on|off  as PARE_STREAM
+ * Returns 0, or 2 after printing one line naming the option when a value is missing or wrong. */
+int cli_take_global_options(int *argc, char **argv);
 
 #endif

@@ -75,6 +75,9 @@ int main(int argc, char **argv)
     cli_select_blas_kernel(argv);
     set_threads_from_env();
     cli_apply_environment();
+    int grc = cli_take_global_options(&argc, argv);
+    if (grc)
+        return grc;
     if (argc < 2) {
         usage(stderr);
         return EXIT_BAD_INPUT;

@@ -177,6 +177,7 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
     float *gram_tmp = o->gram ? malloc((size_t)widest * widest * sizeof(float)) : NULL;
     pare_acts *a = NULL;
     pare_status rc = PARE_OK;
+    int held = -1; /* the block acquired, released on every way out */
     if (!st || !hidden || (o->gram && !gram_tmp) || !(st->sites = calloc((size_t)c->n_layers, sizeof *st->sites))) {
         rc = pare_fail(err, PARE_ENOMEM, "out of memory for calibration (%.1f MiB)",
                        (double)pare_calib_bytes(m, o) / (1 << 20));
@@ -195,8 +196,9 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
     int passes = hook ? 2 : 1;
     double total = (double)c->n_layers * passes * ((S + B - 1) / B), done = 0;
     for (int l = 0; l < c->n_layers; l++) {
-        if ((rc = alloc_layer(st, m, l, o->gram, err)))
+        if ((rc = alloc_layer(st, m, l, o->gram, err)) || (rc = pare_block_acquire(m, l, err)))
             goto fail;
+        held = l;
         for (int pass = 0; pass < passes; pass++) {
             for (int s0 = 0; s0 < S; s0 += B) {
                 int nb = S - s0 < B ? S - s0 : B, N = nb * T;
@@ -224,6 +226,8 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
                     goto fail;
             }
         }
+        pare_block_release(m, l);
+        held = -1;
     }
     pare_acts_free(a);
     free(hidden);
@@ -231,6 +235,8 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
     *out = st;
     return PARE_OK;
 fail:
+    if (held >= 0)
+        pare_block_release(m, held);
     pare_acts_free(a);
     free(hidden);
     free(gram_tmp);

@@ -77,6 +77,19 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
     return PARE_OK;
 }
 
+/* compress_block with block l's weights acquired (a streamed model's); the calibration hook's block
+ * already is. */
+static pare_status compress_acquired(apply_ctx *c, pare_model *m, int l, const pare_input_stats *sites,
+                                     pare_error *err)
+{
+    pare_status rc = pare_block_acquire(m, l, err);
+    if (rc)
+        return rc;
+    rc = compress_block(c, m, l, sites, err);
+    pare_block_release(m, l);
+    return rc;
+}
+
 static pare_status hook(void *user, pare_model *m, int layer, const pare_calib_stats *stats, pare_error *err)
 {
     return compress_block(user, m, layer, stats->sites[layer], err);
@@ -107,7 +120,7 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
         if (needs_stats)
             return pare_fail(err, PARE_EINVAL, "this method needs calibration data (--calib FILE)");
         for (int l = 0; l < m->cfg.n_layers; l++)
-            if ((rc = compress_block(&c, m, l, NULL, err)))
+            if ((rc = compress_acquired(&c, m, l, NULL, err)))
                 return rc;
     } else {
         pare_calib_opts opts = *co;
@@ -118,7 +131,7 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
         } else {
             rc = pare_calibrate(m, calib_ids, &opts, NULL, NULL, progress, &st, err);
             for (int l = 0; !rc && l < m->cfg.n_layers; l++)
-                rc = compress_block(&c, m, l, st->sites[l], err);
+                rc = compress_acquired(&c, m, l, st->sites[l], err);
         }
         pare_calib_free(st);
         if (rc)

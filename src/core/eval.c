@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "forward.h"
+#include "memcheck.h"
 #include "parallel.h"
 
 void pare_eval_defaults(pare_eval_opts *o)
@@ -55,6 +56,129 @@ pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare
     return PARE_OK;
 }
 
+/* The windows of batch [w0, w0 + nb) into ids_out [nb, W], with the BOS slot when the plan has one. */
+static void batch_windows(const pare_model *m, const pare_eval_plan *p, const int32_t *ids, size_t w0, int nb,
+                          int32_t *ids_out)
+{
+    int W = p->window, cap = W - (p->bos ? 1 : 0);
+    for (int b = 0; b < nb; b++) {
+        size_t start = (w0 + b) * (size_t)p->stride;
+        int32_t *dst = ids_out + (size_t)b * W;
+        if (p->bos)
+            *dst++ = m->cfg.bos_id;
+        memcpy(dst, ids + start, (size_t)cap * sizeof *dst);
+    }
+}
+
+/* Adds the loss of batch [w0, w0 + nb), whose logits a holds, to *nll and its targets to *scored;
+ * term is [W] scratch. */
+static pare_status score_batch(const pare_model *m, const pare_eval_plan *p, const int32_t *ids,
+                               const pare_eval_opts *o, const pare_acts *a, size_t w0, int nb, double *term,
+                               double *nll, size_t *scored, pare_error *err)
+{
+    int W = p->window, cap = W - (p->bos ? 1 : 0), V = m->cfg.vocab_size;
+    for (int b = 0; b < nb; b++) {
+        size_t k = w0 + b, start = k * (size_t)p->stride;
+        /* first text index this window scores: past what earlier windows scored, and with a predecessor */
+        size_t first = k == 0 ? 0 : (k - 1) * (size_t)p->stride + cap;
+        size_t min_with_ctx = start + (p->bos ? 0 : 1);
+        if (first < min_with_ctx)
+            first = min_with_ctx;
+            /* per-target terms in parallel, summed in order: the same text gives the same bits */
+#pragma omp parallel for num_threads(pare_threads()) schedule(static)
+        for (size_t t = first; t < start + cap; t++) {
+            int pos = (int)(t - start) + (p->bos ? 1 : 0); /* position of target in the window */
+            const float *row = a->logits + ((size_t)b * W + pos - 1) * V;
+            float mx = row[0];
+            for (int j = 1; j < V; j++)
+                mx = row[j] > mx ? row[j] : mx;
+            double s = 0;
+            for (int j = 0; j < V; j++)
+                s += expf(row[j] - mx);
+            term[t - start] = (double)mx + log(s) - row[ids[t]];
+        }
+        for (size_t t = first; t < start + cap; t++)
+            *nll += term[t - start];
+        *scored += start + cap > first ? start + cap - first : 0;
+        if (!isfinite(*nll))
+            return pare_fail(err, PARE_EFORMAT,
+                             "%s: non-finite loss on %s (window %zu, text tokens %zu..%zu): the model's logits hold "
+                             "NaN or infinity (check its weights and config)",
+                             m->path, o->data ? o->data : "the text", k + 1, start, start + cap - 1);
+    }
+    return PARE_OK;
+}
+
+/* Batch-major: each batch of windows through the whole model in turn (the blocks stay resident). */
+static pare_status eval_batch_major(const pare_model *m, const pare_eval_plan *p, const int32_t *ids,
+                                    const pare_eval_opts *o, pare_acts *a, int B, int32_t *batch_ids, double *term,
+                                    const pare_progress *progress, double *nll, size_t *scored, pare_error *err)
+{
+    pare_status rc = PARE_OK;
+    for (size_t w0 = 0; w0 < p->windows && rc == PARE_OK; w0 += (size_t)B) {
+        int nb = (int)(p->windows - w0 < (size_t)B ? p->windows - w0 : (size_t)B);
+        batch_windows(m, p, ids, w0, nb, batch_ids);
+        if ((rc = pare_forward(m, a, batch_ids, nb, p->window, PARE_LOGITS_ALL, err)) ||
+            (rc = score_batch(m, p, ids, o, a, w0, nb, term, nll, scored, err)))
+            break;
+        char detail[128];
+        snprintf(detail, sizeof detail, "%zu/%zu windows", w0 + nb, p->windows);
+        rc = pare_report(progress, "eval", (double)(w0 + nb) / p->windows, detail, err);
+    }
+    return rc;
+}
+
+/* Layer-major, for a streamed model whose blocks do not fit its cache together: every window through
+ * block l, then through block l + 1, so each block is converted once. The batches are those of the
+ * batch-major order, so the arithmetic, and the perplexity, are the same to the bit. */
+static pare_status eval_layer_major(const pare_model *m, const pare_eval_plan *p, const int32_t *ids,
+                                    const pare_eval_opts *o, pare_acts *a, int B, int32_t *batch_ids, double *term,
+                                    const pare_progress *progress, double *nll, size_t *scored, pare_error *err)
+{
+    int W = p->window, C = m->cfg.dim, L = m->cfg.n_layers;
+    size_t rows = p->windows * (size_t)W;
+    char what[sizeof m->path + 96];
+    snprintf(what, sizeof what, "%s: layer-major evaluation's hidden states (%zu windows)", m->path, p->windows);
+    pare_status rc = pare_memory_check((uint64_t)rows * C * sizeof(float), what, err);
+    float *hidden = rc ? NULL : malloc(rows * C * sizeof(float)); /* [windows * W, C] residual stream */
+    if (rc)
+        return rc;
+    if (!hidden)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", what);
+    double steps = (double)L + 2, done = 0;
+    for (size_t w0 = 0; w0 < p->windows && rc == PARE_OK; w0 += (size_t)B) {
+        int nb = (int)(p->windows - w0 < (size_t)B ? p->windows - w0 : (size_t)B);
+        batch_windows(m, p, ids, w0, nb, batch_ids);
+        if ((rc = pare_embed_forward(m, a, batch_ids, nb, W, err)) == PARE_OK)
+            memcpy(hidden + w0 * W * C, a->emb, (size_t)nb * W * C * sizeof(float));
+    }
+    if (rc == PARE_OK)
+        rc = pare_report(progress, "eval", ++done / steps, "embeddings", err);
+    for (int l = 0; l < L && rc == PARE_OK; l++) {
+        if ((rc = pare_block_acquire(m, l, err)))
+            break;
+        for (size_t w0 = 0; w0 < p->windows; w0 += (size_t)B) {
+            int nb = (int)(p->windows - w0 < (size_t)B ? p->windows - w0 : (size_t)B);
+            float *x = hidden + w0 * W * C;
+            const float *y = pare_block_forward(m, l, a, x, nb, W);
+            memcpy(x, y, (size_t)nb * W * C * sizeof(float));
+        }
+        pare_block_release(m, l);
+        char detail[96];
+        snprintf(detail, sizeof detail, "block %d/%d (layer-major)", l + 1, L);
+        rc = pare_report(progress, "eval", ++done / steps, detail, err);
+    }
+    for (size_t w0 = 0; w0 < p->windows && rc == PARE_OK; w0 += (size_t)B) {
+        int nb = (int)(p->windows - w0 < (size_t)B ? p->windows - w0 : (size_t)B);
+        pare_head_forward(m, a, hidden + w0 * W * C, nb, W, PARE_LOGITS_ALL);
+        rc = score_batch(m, p, ids, o, a, w0, nb, term, nll, scored, err);
+    }
+    if (rc == PARE_OK)
+        rc = pare_report(progress, "eval", 1.0, "head", err);
+    free(hidden);
+    return rc;
+}
+
 pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t n_ids, const pare_eval_opts *o,
                                  const pare_progress *progress, pare_eval_result *res, pare_error *err)
 {
@@ -63,7 +187,7 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
     pare_status rc = pare_eval_plan_make(m, n_ids, o, p, err);
     if (rc)
         return rc;
-    int W = p->window, cap = W - (p->bos ? 1 : 0), V = m->cfg.vocab_size;
+    int W = p->window;
     int B = o->batch < (int)p->windows ? o->batch : (int)p->windows;
     pare_acts *a;
     if ((rc = pare_acts_alloc(m, B, W, 0, &a, err)))
@@ -78,54 +202,9 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
     }
     double nll = 0;
     size_t scored = 0;
-    for (size_t w0 = 0; w0 < p->windows && rc == PARE_OK; w0 += (size_t)B) {
-        int nb = (int)(p->windows - w0 < (size_t)B ? p->windows - w0 : (size_t)B);
-        for (int b = 0; b < nb; b++) {
-            size_t start = (w0 + b) * (size_t)p->stride;
-            int32_t *dst = batch_ids + (size_t)b * W;
-            if (p->bos)
-                *dst++ = m->cfg.bos_id;
-            memcpy(dst, ids + start, (size_t)cap * sizeof *dst);
-        }
-        if ((rc = pare_forward(m, a, batch_ids, nb, W, PARE_LOGITS_ALL, err)))
-            break;
-        for (int b = 0; b < nb; b++) {
-            size_t k = w0 + b, start = k * (size_t)p->stride;
-            /* first text index this window scores: past what earlier windows scored, and with a predecessor */
-            size_t first = k == 0 ? 0 : (k - 1) * (size_t)p->stride + cap;
-            size_t min_with_ctx = start + (p->bos ? 0 : 1);
-            if (first < min_with_ctx)
-                first = min_with_ctx;
-                /* per-target terms in parallel, summed in order: the same text gives the same bits */
-#pragma omp parallel for num_threads(pare_threads()) schedule(static)
-            for (size_t t = first; t < start + cap; t++) {
-                int pos = (int)(t - start) + (p->bos ? 1 : 0); /* position of target in the window */
-                const float *row = a->logits + ((size_t)b * W + pos - 1) * V;
-                float mx = row[0];
-                for (int j = 1; j < V; j++)
-                    mx = row[j] > mx ? row[j] : mx;
-                double s = 0;
-                for (int j = 0; j < V; j++)
-                    s += expf(row[j] - mx);
-                term[t - start] = (double)mx + log(s) - row[ids[t]];
-            }
-            for (size_t t = first; t < start + cap; t++)
-                nll += term[t - start];
-            scored += start + cap > first ? start + cap - first : 0;
-            if (!isfinite(nll)) {
-                rc = pare_fail(err, PARE_EFORMAT,
-                               "%s: non-finite loss on %s (window %zu, text tokens %zu..%zu): the model's logits hold "
-                               "NaN or infinity (check its weights and config)",
-                               m->path, o->data ? o->data : "the text", k + 1, start, start + cap - 1);
-                break;
-            }
-        }
-        if (rc)
-            break;
-        char detail[128];
-        snprintf(detail, sizeof detail, "%zu/%zu windows", w0 + nb, p->windows);
-        rc = pare_report(progress, "eval", (double)(w0 + nb) / p->windows, detail, err);
-    }
+    res->layer_major = !pare_model_blocks_fit(m);
+    rc = (res->layer_major ? eval_layer_major : eval_batch_major)(m, p, ids, o, a, B, batch_ids, term, progress, &nll,
+                                                                  &scored, err);
     free(batch_ids);
     free(term);
     pare_acts_free(a);

@@ -30,6 +30,7 @@ typedef struct {
     pare_eval_plan plan;
     double nll; /* total negative log-likelihood, nats */
     double ppl; /* exp(nll / predicted) */
+    int layer_major; /* 1: run layer-major (a streamed model whose blocks do not fit its cache together) */
 } pare_eval_result;
 
 void pare_eval_defaults(pare_eval_opts *o);

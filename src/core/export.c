@@ -459,8 +459,16 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
         } else {
             if (l->kind == PARE_LIN_MASKED && !l->mask)
                 rc = pare_fail(err, PARE_EINVAL, "%s: masked without a mask", l->name);
-            if (rc == PARE_OK)
-                T("weight", SRC_F32, PARE_DT_F32, l->out, l->in, l->w);
+            if (rc == PARE_OK) { /* read when written: a streamed block's weights exist only while acquired */
+                T("weight", SRC_DENSE, PARE_DT_F32, l->out, l->in, NULL);
+                if (rc == PARE_OK) {
+                    tensor_plan *t = last(pl);
+                    t->l[0] = l;
+                    t->part_rows[0] = t->rows = l->out;
+                    t->cols = l->in;
+                    t->nl = 1;
+                }
+            }
             if (rc == PARE_OK && l->kind == PARE_LIN_MASKED)
                 T("mask", SRC_BYTES, PARE_DT_U8, l->out, l->in, l->mask);
         }
@@ -704,7 +712,8 @@ static pare_status write_text(const char *dir, const char *name, const char *tex
     return close_file(f, p, err);
 }
 
-static pare_status write_weights(const plan *pl, const char *dir, const pare_progress *prog, pare_error *err)
+static pare_status write_weights(const pare_model *m, const plan *pl, const char *dir, const pare_progress *prog,
+                                 pare_error *err)
 {
     char p[4400];
     snprintf(p, sizeof p, "%s/%s", dir, WEIGHTS_FILE);
@@ -718,8 +727,18 @@ static pare_status write_weights(const plan *pl, const char *dir, const pare_pro
     fwrite(pl->st_header, 1, pl->st_header_len, f);
     pare_status rc = PARE_OK;
     size_t done = 0;
+    int held = -1; /* the block whose weights are acquired (tensors come block by block) */
     for (size_t i = 0; i < pl->n && rc == PARE_OK; i++) {
         const tensor_plan *t = &pl->t[i];
+        int layer = t->src == SRC_DENSE && t->nl ? t->l[0]->layer : -1;
+        if (layer >= 0 && layer != held) {
+            if (held >= 0)
+                pare_block_release(m, held);
+            held = -1;
+            if ((rc = pare_block_acquire(m, layer, err)))
+                break;
+            held = layer;
+        }
         char detail[200];
         snprintf(detail, sizeof detail, "%s", t->name);
         if ((rc = pare_report(prog, "export", pl->tensor_bytes ? (double)done / (double)pl->tensor_bytes : 0, detail,
@@ -735,6 +754,8 @@ static pare_status write_weights(const plan *pl, const char *dir, const pare_pro
         free(buf);
         done += t->nbytes;
     }
+    if (held >= 0)
+        pare_block_release(m, held);
     if (rc) {
         fclose(f);
         return rc;
@@ -892,7 +913,7 @@ static pare_status export_locked(const pare_model *m, const char *dir, const par
     for (int i = 0; i < pl.n_copy && rc == PARE_OK; i++)
         rc = copy_file(pl.copy_src[i], tmp, pl.copy_name[i], err);
     if (rc == PARE_OK)
-        rc = write_weights(&pl, tmp, prog, err);
+        rc = write_weights(m, &pl, tmp, prog, err);
     if (rc == PARE_OK) {
         pare_fsync_dir(tmp);
         rc = pare_report(prog, "export", 1.0, "rename into place", err);

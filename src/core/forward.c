@@ -392,8 +392,12 @@ pare_status pare_forward(const pare_model *m, pare_acts *a, const int32_t *ids, 
     if (rc)
         return rc;
     const float *x = a->emb; /* [N, C] residual stream */
-    for (int l = 0; l < m->cfg.n_layers; l++)
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        if ((rc = pare_block_acquire(m, l, err)))
+            return rc;
         x = pare_block_forward(m, l, a, x, B, T);
+        pare_block_release(m, l);
+    }
     pare_head_forward(m, a, x, B, T, mode);
     return PARE_OK;
 }

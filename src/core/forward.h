@@ -79,6 +79,7 @@ float pare_attention_scale(const pare_config *c);
 float pare_embed_scale(const pare_config *c);
 int pare_layer_window(const pare_config *c, int l);
 void pare_layer_rope(const pare_model *m, int l, const float **cos_t, const float **sin_t);
+/* Block l's weights must be acquired (pare_block_acquire) for a streamed model. */
 const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const float *x, int B, int T);
 /* Final norm and LM head on x [B*T, C]. */
 void pare_head_forward(const pare_model *m, pare_acts *a, const float *x, int B, int T, pare_logits_mode mode);

@@ -92,6 +92,7 @@ pare_status pare_linear_set_factors(pare_linear *l, int rank, const float *A, co
     free(l->mask);
     l->mask = NULL;
     l->w = NULL;
+    l->streamed = 0;
     l->A = p;
     l->B = p + na;
     l->rank = rank;
@@ -104,6 +105,16 @@ pare_status pare_linear_set_mask(pare_linear *l, const uint8_t *mask, pare_error
     if (l->kind == PARE_LIN_FACTORED)
         return pare_fail(err, PARE_EINVAL, "%s: cannot mask a factorized layer", l->name);
     size_t n = (size_t)l->out * l->in;
+    float *w;
+    if (l->streamed) { /* the block's buffer is dropped on release: the masked weights must outlive it */
+        const float *src = l->w;
+        pare_status rc = rehome(l, n, &w, err);
+        if (rc)
+            return rc;
+        memcpy(w, src, n * sizeof(float));
+        l->w = w;
+        l->streamed = 0;
+    }
     uint8_t *m = malloc(n);
     if (!m)
         return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
@@ -181,6 +192,7 @@ pare_status pare_linear_keep_rows(pare_linear *l, const int32_t *rows, int n, pa
     free(l->kept_out);
     l->kept_out = kept;
     l->out = n;
+    l->streamed = 0;
     return PARE_OK;
 }
 
@@ -227,6 +239,7 @@ pare_status pare_linear_keep_cols(pare_linear *l, const int32_t *cols, int n, pa
     free(l->kept_in);
     l->kept_in = kept;
     l->in = n;
+    l->streamed = 0;
     return PARE_OK;
 }
 

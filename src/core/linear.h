@@ -25,6 +25,9 @@ typedef struct {
     int32_t *kept_out;     /* original row index of each current row, or NULL when none were removed */
     int32_t *kept_in;      /* original column index of each current column, or NULL */
     float *heap;           /* storage allocated after load (w, b, A, B replacing slab views); owned */
+    int layer;             /* the decoder block holding it, -1 for the head */
+    unsigned char streamed; /* w views a streamed block's buffer (model.h, pare_block_acquire): valid only
+                               while the block is acquired; the first change moves it to heap */
 } pare_linear;
 
 /* y[N, out] = x[N, in] W^T + b. scratch holds N * rank floats for factorized layers. */

@@ -72,8 +72,13 @@ uint64_t pare_memory_available(void)
     return have ? avail + swap : 0;
 }
 
+static pare_stream_mode stream_mode;
+
+void pare_set_stream_mode(pare_stream_mode mode) { stream_mode = mode; }
+pare_stream_mode pare_get_stream_mode(void) { return stream_mode; }
+
 /* "1.25 GiB" or "48.3 MiB": small figures in GiB would all read 0.00 */
-static void human(uint64_t b, char *buf, size_t cap)
+void pare_format_bytes(uint64_t b, char *buf, size_t cap)
 {
     if (b >= ((uint64_t)1 << 30))
         snprintf(buf, cap, "%.2f GiB", (double)b / (1 << 30));
@@ -86,8 +91,8 @@ pare_status pare_memory_check(uint64_t need, const char *what, pare_error *err)
     uint64_t avail = pare_memory_available();
     if (avail && need > avail) {
         char n[32], a[32];
-        human(need, n, sizeof n);
-        human(avail, a, sizeof a);
+        pare_format_bytes(need, n, sizeof n);
+        pare_format_bytes(avail, a, sizeof a);
         return pare_fail(err, PARE_ENOMEM, "%s needs %s, %s available%s%s%s", what, n, a, memory_limit_from ? " (" : "",
                          memory_limit_from ? memory_limit_from : "", memory_limit_from ? ")" : "");
     }

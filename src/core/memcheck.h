@@ -19,6 +19,16 @@ void pare_set_memory_limit(uint64_t bytes, const char *source);
 /* The source of the cap in force, or NULL when there is none. */
 const char *pare_memory_limit_source(void);
 
+/* Whether a model is loaded streamed (its block weights left in the mapped files as stored and
+ * converted one block at a time, model.h): AUTO when its fp32 weights would take more than 3/4 of
+ * pare_memory_available(), ON always (one block cached: what tests and measurements use), OFF never.
+ * A process-level setting like the memory limit, set by the front end. */
+typedef enum { PARE_STREAM_AUTO, PARE_STREAM_ON, PARE_STREAM_OFF } pare_stream_mode;
+void pare_set_stream_mode(pare_stream_mode mode);
+pare_stream_mode pare_get_stream_mode(void);
+/* "1.25 GiB", "48.3 MiB", "512 KiB": sizes in messages. */
+void pare_format_bytes(uint64_t bytes, char *buf, size_t cap);
+
 /* A byte count as the PARE_*_LIMIT variables take it: a number with an optional K, M or G suffix
  * (powers of 1024, "KiB"/"KB" also read). Non-zero when s is such a count. */
 int pare_parse_size(const char *s, uint64_t *out);

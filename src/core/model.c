@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block_store.h"
 #include "fileio.h"
 #include "model_pare.h"
 #include "safetensors.h"
@@ -561,8 +562,9 @@ static void rope_table(const pare_config *c, double theta, const pare_rope_scali
     }
 }
 
-/* Names every linear layer and lays out the slab; the pointers are assigned in one pass. */
-static pare_status allocate_params(pare_model *m, pare_error *err)
+/* Names every linear layer and lays out the slab; the pointers are assigned in one pass. A streamed
+ * model's block linear weights stay out of the slab (block_store.c holds them while acquired). */
+static pare_status allocate_params(pare_model *m, int streamed, pare_error *err)
 {
     const pare_config *c = &m->cfg;
     int C = c->dim, V = c->vocab_size, L = c->n_layers;
@@ -591,6 +593,8 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
             pare_lin_shape(c, (pare_lin_kind)k, &out, &in);
             snprintf(name, sizeof name, "%s%s", prefix, hf);
             set_linear(&b->lin[k], name, out, in);
+            b->lin[k].layer = i;
+            b->lin[k].streamed = (unsigned char)streamed;
         }
         ADD(b->norm1_w, C);
         ADD(b->norm2_w, C);
@@ -610,7 +614,8 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
             pare_linear *l = &b->lin[k];
             if (!l->out)
                 continue;
-            ADD(l->w, (size_t)l->out * l->in);
+            if (!streamed)
+                ADD(l->w, (size_t)l->out * l->in);
             if (pare_config_lin_bias(c, (pare_lin_kind)k))
                 ADD(l->b, l->out);
         }
@@ -618,7 +623,8 @@ static pare_status allocate_params(pare_model *m, pare_error *err)
     ADD(m->final_norm_w, C);
     if (gpt2)
         ADD(m->final_norm_b, C);
-    set_linear(&m->head, gpt2 ? "lm_head" : "lm_head", V, C);
+    set_linear(&m->head, "lm_head", V, C);
+    m->head.layer = -1;
     if (!c->tied_head)
         ADD(m->head.w, (size_t)V * C);
     if (!gpt2) {
@@ -701,12 +707,14 @@ static pare_status load_tensor(const pare_safetensors *st, const char *name, int
     return rc;
 }
 
-/* The linears of block i under the layer prefix pre ("model.layers.3.", "h.3."); Conv1D layouts are
- * stored [in, out] and transposed at load. Kinds sharing a fused tensor (GPT-2's c_attn: q, k, v;
+/* The linears of block i under the layer prefix pre ("model.layers.3.", "h.3."): their weights and
+ * biases as parts asks (a streamed linear's weight, w still NULL at load, is skipped then and read by
+ * pare_model_read_block). Conv1D layouts are stored [in, out] and transposed at load. Kinds sharing a fused tensor (GPT-2's c_attn: q, k, v;
  * Phi-3's qkv_proj and gate_up_proj) take consecutive row ranges of it in kind order, so the fused
  * tensor is read once, for the first of them. */
+enum { LOAD_WEIGHTS = 1, LOAD_BIASES = 2, LOAD_STREAMED = 4 /* only the weights still streamed */ };
 static pare_status load_block_linears(const pare_model *m, const pare_safetensors *st, const char *pre, int i,
-                                      pare_error *err)
+                                      int parts, pare_error *err)
 {
     pare_arch arch = m->cfg.arch;
     int transpose = pare_archs[arch].conv1d;
@@ -714,6 +722,11 @@ static pare_status load_block_linears(const pare_model *m, const pare_safetensor
     float *fused_w = NULL, *fused_b = NULL; /* [rows, in], [rows] */
     pare_status rc = PARE_OK;
     char nm[160];
+    int wants[PARE_LIN_KINDS]; /* whether kind k's weight is read now */
+    for (int k = 0; k < PARE_LIN_KINDS; k++) {
+        const pare_linear *l = &b->lin[k];
+        wants[k] = l->out && (parts & LOAD_WEIGHTS) && l->w && (!(parts & LOAD_STREAMED) || l->streamed);
+    }
     for (int k = 0; k < PARE_LIN_KINDS && rc == PARE_OK; k++) {
         pare_linear *l = &b->lin[k];
         const char *fused = pare_lin_kinds[k].fused[arch];
@@ -721,36 +734,42 @@ static pare_status load_block_linears(const pare_model *m, const pare_safetensor
             continue;
         if (!fused) {
             snprintf(nm, sizeof nm, "%s%s.weight", pre, pare_lin_kinds[k].hf[arch]);
-            if ((rc = load_tensor(st, nm, l->out, l->in, transpose, l->w, err)) || !l->b)
+            if (wants[k] && (rc = load_tensor(st, nm, l->out, l->in, transpose, l->w, err)))
+                continue;
+            if (!l->b || !(parts & LOAD_BIASES))
                 continue;
             snprintf(nm, sizeof nm, "%s%s.bias", pre, pare_lin_kinds[k].hf[arch]);
             rc = load_tensor(st, nm, l->out, 0, 0, l->b, err);
             continue;
         }
-        int row = 0, rows = 0; /* l's first row in the fused tensor, and its row count */
+        /* l's first row in the fused tensor and the tensor's rows, as stored (a part sliced since has
+         * left its stored rows where they were) */
+        int row = 0, rows = 0, group_wants = 0;
         for (int j = 0; j < PARE_LIN_KINDS; j++)
             if (pare_lin_same_tensor(arch, j, k)) {
-                row += j < k ? b->lin[j].out : 0;
-                rows += b->lin[j].out;
+                row += j < k ? b->lin[j].orig_out : 0;
+                rows += b->lin[j].orig_out;
+                group_wants |= wants[j];
             }
         if (row == 0) {
             free(fused_w);
             free(fused_b);
-            fused_w = malloc((size_t)rows * l->in * sizeof *fused_w);
+            fused_w = malloc((size_t)rows * l->orig_in * sizeof *fused_w);
             fused_b = malloc((size_t)rows * sizeof *fused_b);
             if (!fused_w || !fused_b) {
                 rc = pare_fail(err, PARE_ENOMEM, "out of memory");
                 break;
             }
             snprintf(nm, sizeof nm, "%s%s.weight", pre, fused);
-            if ((rc = load_tensor(st, nm, rows, l->in, transpose, fused_w, err)))
+            if (group_wants && (rc = load_tensor(st, nm, rows, l->orig_in, transpose, fused_w, err)))
                 break;
             snprintf(nm, sizeof nm, "%s%s.bias", pre, fused);
-            if (l->b && (rc = load_tensor(st, nm, rows, 0, 0, fused_b, err)))
+            if (l->b && (parts & LOAD_BIASES) && (rc = load_tensor(st, nm, rows, 0, 0, fused_b, err)))
                 break;
         }
-        memcpy(l->w, fused_w + (size_t)row * l->in, (size_t)l->out * l->in * sizeof(float));
-        if (l->b)
+        if (wants[k])
+            memcpy(l->w, fused_w + (size_t)row * l->in, (size_t)l->out * l->in * sizeof(float));
+        if (l->b && (parts & LOAD_BIASES))
             memcpy(l->b, fused_b + row, (size_t)l->out * sizeof(float));
     }
     free(fused_w);
@@ -774,7 +793,7 @@ static pare_status load_decoder_weights(pare_model *m, const pare_safetensors *s
     char pre[48];
     for (int i = 0; i < m->cfg.n_layers && rc == PARE_OK; i++) {
         snprintf(pre, sizeof pre, pare_archs[m->cfg.arch].layer_prefix, i);
-        rc = load_block_linears(m, st, pre, i, err);
+        rc = load_block_linears(m, st, pre, i, LOAD_WEIGHTS | LOAD_BIASES, err);
     }
     return rc;
 }
@@ -798,7 +817,7 @@ static pare_status load_gpt2_weights(pare_model *m, const pare_safetensors *st, 
         pare_block *b = &m->blocks[i];
         char layer[48];
         snprintf(layer, sizeof layer, "%sh.%d.", pre, i);
-        if ((rc = load_block_linears(m, st, layer, i, err)))
+        if ((rc = load_block_linears(m, st, layer, i, LOAD_WEIGHTS | LOAD_BIASES, err)))
             return rc;
         LOADT(b->norm1_w, C, 0, 0, "%sh.%d.ln_1.weight", pre, i);
         LOADT(b->norm1_b, C, 0, 0, "%sh.%d.ln_1.bias", pre, i);
@@ -821,17 +840,53 @@ static pare_status load_config(pare_model *m, const char *path, pare_error *err)
     return rc ? rc : pare_read_file(path, &m->config_text, &len, err);
 }
 
+static pare_status check_finite(const pare_model *m, const char *tensor, const float *x, size_t n, pare_error *err);
+
+/* The layer prefix of block l's tensors in st: GPT-2 checkpoints name them with or without
+ * "transformer.". */
+static void block_prefix(const pare_model *m, const pare_safetensors *st, int l, char *pre, size_t cap)
+{
+    if (m->cfg.arch == PARE_ARCH_GPT2)
+        snprintf(pre, cap, "%sh.%d.", pare_st_find(st, "transformer.wte.weight") ? "transformer." : "", l);
+    else
+        snprintf(pre, cap, pare_archs[m->cfg.arch].layer_prefix, l);
+}
+
+pare_status pare_model_read_block(const pare_model *m, const pare_safetensors *st, int l, pare_error *err)
+{
+    char pre[64];
+    block_prefix(m, st, l, pre, sizeof pre);
+    pare_status rc = load_block_linears(m, st, pre, l, LOAD_WEIGHTS | LOAD_STREAMED, err);
+    const pare_block *b = &m->blocks[l];
+    for (int k = 0; k < PARE_LIN_KINDS && rc == PARE_OK; k++) { /* not checked at load: see check_finite_weights */
+        const pare_linear *lin = &b->lin[k];
+        char name[160];
+        snprintf(name, sizeof name, "%s.weight", lin->name);
+        if (lin->out && lin->streamed)
+            rc = check_finite(m, name, lin->w, (size_t)lin->out * lin->in, err);
+    }
+    return rc;
+}
+
 static pare_status load_hf(pare_model *m, const char *dir, const char *tok_path, pare_error *err)
 {
     char path[4096];
     pare_status rc = pare_path_join(path, sizeof path, dir, "config.json", err);
     if (rc || (rc = load_config(m, path, err)))
         return rc;
-    if ((rc = allocate_params(m, err)))
-        return rc;
     pare_safetensors st;
     if ((rc = pare_st_open_dir(dir, &st, err)))
         return rc;
+    size_t stored = 0;
+    for (size_t i = 0; i < st.n_tensors; i++)
+        stored += st.tensors[i].nbytes;
+    pare_memory_plan plan;
+    if ((rc = pare_memory_plan_make(&m->cfg, stored, &plan, err)))
+        pare_wrap(err, "%s", dir);
+    if (rc || (rc = allocate_params(m, plan.streamed, err))) {
+        pare_st_close(&st);
+        return rc;
+    }
     rc = m->cfg.arch == PARE_ARCH_GPT2 ? load_gpt2_weights(m, &st, err) : load_decoder_weights(m, &st, err);
     if (rc == PARE_OK) {
         /* Report the stored dtype of the embedding table (all reference checkpoints are uniform). */
@@ -841,7 +896,10 @@ static pare_status load_hf(pare_model *m, const char *dir, const char *tok_path,
             if (st.tensors[i].dtype != t->dtype)
                 snprintf(m->source_dtype, sizeof m->source_dtype, "mixed");
     }
-    pare_st_close(&st);
+    if (rc == PARE_OK && plan.streamed)
+        rc = pare_block_store_open(m, &st, plan.cache_bytes, err); /* keeps st open and mapped */
+    else
+        pare_st_close(&st);
     if (rc)
         return rc;
     m->format = PARE_FMT_HF;
@@ -965,7 +1023,7 @@ static pare_status load_llama2c(pare_model *m, const char *file, const char *tok
         return pare_fail(err, PARE_EFORMAT, "%s: %s: the header implies %zu bytes but the file has %zu", file,
                          got < 28 + want * 4 ? "truncated" : "unexpected trailing data", 28 + want * 4, got);
     }
-    if ((rc = allocate_params(m, err))) {
+    if ((rc = allocate_params(m, 0, err))) {
         pare_unmap(&map);
         return rc;
     }
@@ -1108,7 +1166,7 @@ pare_status pare_model_load(const char *path, const char *tokenizer_path, pare_m
         if ((rc = pare_path_join(cfg, sizeof cfg, path, "config.json", err)) == PARE_OK) {
             if (pare_file_exists(cfg) && pare_export_is_pare_dir(path)) {
                 /* a pare export: the dense architecture from config.json, pare.json rebuilds the rest */
-                if ((rc = load_config(m, cfg, err)) == PARE_OK && (rc = allocate_params(m, err)) == PARE_OK)
+                if ((rc = load_config(m, cfg, err)) == PARE_OK && (rc = allocate_params(m, 0, err)) == PARE_OK)
                     rc = pare_model_load_pare(m, path, tokenizer_path, err);
             } else if (pare_file_exists(cfg)) {
                 rc = load_hf(m, path, tokenizer_path, err);
@@ -1147,6 +1205,7 @@ void pare_model_free(pare_model *m)
     int n = m->blocks ? pare_model_linears(m, lin, PARE_MAX_LINEARS) : 0;
     for (int i = 0; i < n; i++)
         pare_linear_release(lin[i]);
+    pare_block_store_free(m);
     free(m->slab);
     free(m->blocks);
     free(m->config_text);
@@ -1287,6 +1346,7 @@ pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error
     if (!m)
         return pare_fail(err, PARE_ENOMEM, "cloning %s: out of memory", src->path);
     *m = *src;
+    m->store = NULL; /* pare_block_store_clone gives the copy its own */
     m->slab = malloc(src->slab_floats * sizeof(float));
     m->blocks = calloc((size_t)src->cfg.n_layers, sizeof *m->blocks);
     m->tok = NULL;
@@ -1324,6 +1384,8 @@ pare_status pare_model_clone(const pare_model *src, pare_model **out, pare_error
         for (int k = 0; k < PARE_LIN_KINDS && !st; k++)
             st = clone_linear(src, s, &a->lin[k], &b->lin[k], err);
     }
+    if (!st)
+        st = pare_block_store_clone(src, m, err);
     if (st) {
         pare_model_free(m); /* releases the layers cloned so far; the rest are zeroed */
         return st;

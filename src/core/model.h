@@ -164,7 +164,40 @@ typedef struct {
     pare_tokenizer *tok;                /* may be NULL when no tokenizer was found */
     char *config_text; /* config.json as read at load (HF and pare folders), NULL for llama2.c: the hf-dense
                           export writes it back, whatever became of the file since */
+    struct pare_block_store *store; /* streamed models only (below), else NULL */
 } pare_model;
+
+/* Streaming. A Hugging Face model whose fp32 weights would not fit (pare_get_stream_mode, memcheck.h)
+ * is loaded streamed: embeddings, head, norms and biases go to the slab as usual, but the decoder
+ * blocks' linear weights stay in the mapped safetensors files, as stored, and a block is converted to
+ * fp32 only while a pass holds it, in a cache bounded in bytes. Every walk over the blocks brackets
+ * its use of block l's weights by pare_block_acquire / pare_block_release (no-ops for a model in
+ * memory); compressing a streamed block moves its new weights to the heap, where they stay. */
+int pare_model_streamed(const pare_model *m);
+/* Makes block l's weights resident until the matching release. Errors: PARE_ENOMEM naming the block
+ * and the cache when it cannot fit, PARE_EFORMAT for a weight that is not finite. */
+pare_status pare_block_acquire(const pare_model *m, int l, pare_error *err);
+void pare_block_release(const pare_model *m, int l);
+/* Whether every block's stored weights fit the cache at once (always, for a model in memory):
+ * evaluation runs batch-major then, layer-major otherwise. */
+int pare_model_blocks_fit(const pare_model *m);
+/* Blocks converted from the files so far, and the cache's size in bytes (0 in memory). */
+size_t pare_model_blocks_converted(const pare_model *m);
+size_t pare_model_cache_budget(const pare_model *m);
+
+/* What a model takes in memory before any work: shown by pare info, decided at load. */
+typedef struct {
+    int streamed;          /* the load would stream (or did) */
+    size_t mapped_bytes;   /* the checkpoint files, mapped (0 when not streamed: they are read and closed) */
+    size_t resident_bytes; /* fp32 slab: embeddings, head, norms, biases, RoPE tables (all weights in memory) */
+    size_t block_bytes;    /* the largest block's linear weights in fp32 */
+    size_t cache_bytes;    /* the block cache (streamed) */
+    size_t limit_bytes;    /* pare_memory_available() at the decision, 0 when unknown */
+} pare_memory_plan;
+/* The plan for a config whose weights take weight_floats in all and block_floats in block linears,
+ * stored in stored_bytes of files. Errors (PARE_ENOMEM) when not even one block fits beside the
+ * resident part, naming the figures. */
+pare_status pare_memory_plan_make(const pare_config *c, size_t stored_bytes, pare_memory_plan *plan, pare_error *err);
 
 /* Parameter counts under pare's reporting convention. */
 typedef struct {

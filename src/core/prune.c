@@ -358,6 +358,11 @@ pare_status pare_prune_model_mask(pare_model *m, const pare_calib_stats *st, con
     pare_status rc = check_stats_layers(m, st, err);
     if (rc)
         return rc;
+    if (pare_model_streamed(m))
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: a mask over the whole model ranks every block's weights at once, which a streamed model "
+                         "never holds; prune per matrix or per row, or give more memory (--memory-limit, --stream off)",
+                         m->path);
     int n = pare_model_linears(m, NULL, 0);
     pare_linear **ls = malloc((size_t)(n ? n : 1) * sizeof *ls);
     const pare_input_stats **ss = calloc((size_t)(n ? n : 1), sizeof *ss);

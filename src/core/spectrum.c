@@ -655,8 +655,21 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
     pare_error fail_err, cancel_err;
     memset(&fail_err, 0, sizeof fail_err);
     memset(&cancel_err, 0, sizeof cancel_err);
+    /* a streamed model is analyzed one block at a time, its matrices in parallel; one in memory all at once */
+    int streamed = pare_model_streamed(m);
+    for (int i0 = 0, i1; i0 < count && !stop && fail_idx == count; i0 = i1) {
+        for (i1 = i0 + 1; streamed && i1 < count && lins[i1]->layer == lins[i0]->layer;)
+            i1++;
+        if (!streamed)
+            i1 = count;
+        pare_status ast = pare_block_acquire(m, lins[i0]->layer, &fail_err);
+        if (ast) {
+            fail_st = ast;
+            fail_idx = i0;
+            break;
+        }
 #pragma omp parallel for num_threads(pare_threads()) schedule(dynamic)
-    for (int i = 0; i < count; i++) {
+    for (int i = i0; i < i1; i++) {
         int halt, first_fail;
 #pragma omp atomic read
         halt = stop;
@@ -700,6 +713,8 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
                 }
             }
         }
+    }
+        pare_block_release(m, lins[i0]->layer);
     }
     free(lins);
     if (fail_st || cancel_st) {

@@ -363,8 +363,14 @@ pare_status pare_task_score(const pare_model *m, const pare_task *t, const pare_
         if ((rc = pare_embed_forward(m, a, batch_ids, B, T, err)))
             break;
         const float *x = a->emb;
-        for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int l = 0; l < m->cfg.n_layers && rc == PARE_OK; l++) {
+            if ((rc = pare_block_acquire(m, l, err)))
+                break;
             x = pare_block_forward(m, l, a, x, B, T);
+            pare_block_release(m, l);
+        }
+        if (rc)
+            break;
         /* gather the hidden rows that predict continuation tokens; the head runs on those only */
         size_t R = 0;
         for (int b = 0; b < B; b++) {

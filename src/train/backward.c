@@ -215,6 +215,11 @@ size_t pare_grads_bytes(const pare_model *m, int B, int T, int flags)
 pare_status pare_grads_alloc(const pare_model *m, int B, int T, int flags, pare_grads **out, pare_error *err)
 {
     *out = NULL;
+    if (pare_model_streamed(m))
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: training needs every weight and its gradient in memory, and this model is streamed (its "
+                         "fp32 weights do not fit the memory limit); give more memory (--memory-limit) or --stream off",
+                         m->path);
     const pare_config *c = &m->cfg;
     if (B <= 0 || T <= 0)
         return pare_fail(err, PARE_EINVAL, "gradients for batch %d x length %d: both must be positive", B, T);

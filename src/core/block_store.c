@@ -1,0 +1,275 @@
+/* Streamed block weights: a model larger than memory keeps its decoder blocks' linear weights in the
+ * mapped safetensors files, as stored (BF16, F16 or F32), and converts a block to fp32 when a pass
+ * acquires it, into a cache of such blocks bounded in bytes that drops the least recently used
+ * unreferenced block first. Memory is then set by the cache, not by the model's depth. */
+#include "block_store.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "init_model.h"
+#include "memcheck.h"
+
+typedef struct pare_block_store pare_block_store;
+struct pare_block_store {
+    pare_safetensors st; /* open and mapped for the model's lifetime */
+    int n_layers;
+    float **buf;      /* [L] block l's fp32 weights, or NULL when not resident */
+    size_t *bytes;    /* [L] what buf[l] takes */
+    int *refs;        /* [L] acquisitions not yet released */
+    uint64_t *used;   /* [L] clock of the last acquisition */
+    uint64_t clock;
+    size_t budget;    /* bytes the cache may hold (at least the largest block) */
+    size_t resident;  /* bytes it holds */
+    size_t converted; /* blocks converted since open */
+    pthread_mutex_t lock;
+};
+
+/* Points block l's streamed linears into buf (NULL: none), in kind order. */
+static void point_block(const pare_model *m, int l, float *buf)
+{
+    pare_block *b = &m->blocks[l];
+    for (int k = 0; k < PARE_LIN_KINDS; k++) {
+        pare_linear *lin = &b->lin[k];
+        if (!lin->out || !lin->streamed)
+            continue;
+        lin->w = buf;
+        if (buf)
+            buf += (size_t)lin->orig_out * lin->orig_in;
+    }
+}
+
+size_t pare_block_store_bytes(const pare_model *m, int l)
+{
+    size_t n = 0;
+    const pare_block *b = &m->blocks[l];
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (b->lin[k].out && b->lin[k].streamed)
+            n += (size_t)b->lin[k].orig_out * b->lin[k].orig_in;
+    return n * sizeof(float);
+}
+
+pare_status pare_block_store_open(pare_model *m, pare_safetensors *st, size_t budget, pare_error *err)
+{
+    int L = m->cfg.n_layers;
+    pare_block_store *s = calloc(1, sizeof *s);
+    if (s) {
+        s->buf = calloc((size_t)L, sizeof *s->buf);
+        s->bytes = calloc((size_t)L, sizeof *s->bytes);
+        s->refs = calloc((size_t)L, sizeof *s->refs);
+        s->used = calloc((size_t)L, sizeof *s->used);
+    }
+    if (!s || !s->buf || !s->bytes || !s->refs || !s->used) {
+        if (s) {
+            free(s->buf);
+            free(s->bytes);
+            free(s->refs);
+            free(s->used);
+        }
+        free(s);
+        pare_st_close(st);
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory for the block cache's tables", m->path);
+    }
+    s->st = *st;
+    memset(st, 0, sizeof *st);
+    s->n_layers = L;
+    s->budget = budget;
+    pthread_mutex_init(&s->lock, NULL);
+    m->store = s;
+    return PARE_OK;
+}
+
+void pare_block_store_free(pare_model *m)
+{
+    pare_block_store *s = m->store;
+    if (!s)
+        return;
+    for (int l = 0; l < s->n_layers; l++) {
+        if (s->buf[l])
+            point_block(m, l, NULL);
+        free(s->buf[l]);
+    }
+    pare_st_close(&s->st);
+    pthread_mutex_destroy(&s->lock);
+    free(s->buf);
+    free(s->bytes);
+    free(s->refs);
+    free(s->used);
+    free(s);
+    m->store = NULL;
+}
+
+int pare_model_streamed(const pare_model *m) { return m->store != NULL; }
+
+/* Drops block l's buffer; its streamed linears lose their weights until the next acquisition (the
+ * compressed ones own theirs and keep them). */
+static void drop(const pare_model *m, int l)
+{
+    pare_block_store *s = m->store;
+    point_block(m, l, NULL);
+    free(s->buf[l]);
+    s->buf[l] = NULL;
+    s->resident -= s->bytes[l];
+    s->bytes[l] = 0;
+}
+
+pare_status pare_block_acquire(const pare_model *m, int l, pare_error *err)
+{
+    pare_block_store *s = m->store;
+    if (!s)
+        return PARE_OK;
+    pthread_mutex_lock(&s->lock);
+    pare_status rc = PARE_OK;
+    s->used[l] = ++s->clock;
+    if (s->buf[l]) {
+        s->refs[l]++;
+        goto done;
+    }
+    size_t need = pare_block_store_bytes(m, l);
+    if (need == 0) { /* every linear of the block owns its weights (compressed) */
+        s->refs[l]++;
+        goto done;
+    }
+    while (s->resident + need > s->budget) { /* least recently used, unreferenced, first */
+        int victim = -1;
+        for (int j = 0; j < s->n_layers; j++)
+            if (s->buf[j] && !s->refs[j] && (victim < 0 || s->used[j] < s->used[victim]))
+                victim = j;
+        if (victim < 0)
+            break;
+        drop(m, victim);
+    }
+    if (s->resident + need > s->budget && s->resident) {
+        char a[32], b[32];
+        pare_format_bytes(need, a, sizeof a);
+        pare_format_bytes(s->budget, b, sizeof b);
+        rc = pare_fail(err, PARE_ENOMEM,
+                       "%s: block %d (%s in fp32) does not fit the block cache (%s) beside the blocks in use", m->path, l,
+                       a, b);
+        goto done;
+    }
+    char what[sizeof m->path + 64];
+    snprintf(what, sizeof what, "%s: block %d's weights in fp32", m->path, l);
+    if ((rc = pare_memory_check(need, what, err)))
+        goto done;
+    float *buf = malloc(need);
+    if (!buf) {
+        rc = pare_fail(err, PARE_ENOMEM, "%s: out of memory for block %d's weights (%.1f MiB)", m->path, l,
+                       (double)need / (1 << 20));
+        goto done;
+    }
+    point_block(m, l, buf);
+    if ((rc = pare_model_read_block(m, &s->st, l, err))) {
+        point_block(m, l, NULL);
+        free(buf);
+        goto done;
+    }
+    s->buf[l] = buf;
+    s->bytes[l] = need;
+    s->resident += need;
+    s->refs[l] = 1;
+    s->converted++;
+done:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void pare_block_release(const pare_model *m, int l)
+{
+    pare_block_store *s = m->store;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (s->refs[l] > 0)
+        s->refs[l]--;
+    /* a block whose linears were all compressed no longer needs its stored weights */
+    if (s->buf[l] && !s->refs[l] && pare_block_store_bytes(m, l) == 0) {
+        free(s->buf[l]);
+        s->buf[l] = NULL;
+        s->resident -= s->bytes[l];
+        s->bytes[l] = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+int pare_model_blocks_fit(const pare_model *m)
+{
+    const pare_block_store *s = m->store;
+    if (!s)
+        return 1;
+    size_t all = 0;
+    for (int l = 0; l < s->n_layers; l++)
+        all += pare_block_store_bytes(m, l);
+    return all <= s->budget;
+}
+
+size_t pare_model_blocks_converted(const pare_model *m) { return m->store ? m->store->converted : 0; }
+size_t pare_model_cache_budget(const pare_model *m) { return m->store ? m->store->budget : 0; }
+
+/* The fp32 floats of block l's linear weights under config c. */
+static size_t config_block_floats(const pare_config *c)
+{
+    size_t n = 0;
+    for (int k = 0; k < PARE_LIN_KINDS; k++) {
+        int out, in;
+        pare_lin_shape(c, (pare_lin_kind)k, &out, &in);
+        n += (size_t)out * in;
+    }
+    return n;
+}
+
+pare_status pare_memory_plan_make(const pare_config *c, size_t stored_bytes, pare_memory_plan *p, pare_error *err)
+{
+    memset(p, 0, sizeof *p);
+    pare_param_counts pc;
+    pare_status rc = pare_config_param_counts(c, &pc, err);
+    if (rc)
+        return rc;
+    size_t block = config_block_floats(c) * sizeof(float);
+    size_t rope = c->arch == PARE_ARCH_GPT2 ? 0 : (size_t)c->max_pos * c->head_dim * (c->rope_local_theta > 0 ? 2 : 1);
+    size_t all = (pc.total + rope) * sizeof(float);
+    size_t resident = all - block * (size_t)c->n_layers;
+    uint64_t limit = pare_memory_available();
+    pare_stream_mode mode = pare_get_stream_mode();
+    p->limit_bytes = limit;
+    p->block_bytes = block;
+    p->streamed = mode == PARE_STREAM_ON || (mode == PARE_STREAM_AUTO && limit && all > limit / 4 * 3);
+    p->resident_bytes = p->streamed ? resident : all;
+    if (!p->streamed)
+        return PARE_OK;
+    p->mapped_bytes = stored_bytes;
+    if (mode == PARE_STREAM_ON || !limit) {
+        p->cache_bytes = block;
+        return PARE_OK;
+    }
+    /* half of what the resident part leaves, the other half for activations and statistics */
+    if (limit < resident + block) {
+        char r[32], b[32], l[32];
+        pare_format_bytes(resident, r, sizeof r);
+        pare_format_bytes(block, b, sizeof b);
+        pare_format_bytes(limit, l, sizeof l);
+        return pare_fail(err, PARE_ENOMEM,
+                         "too large even streamed: embeddings, head and norms take %s in fp32 and one decoder block "
+                         "%s, more than the %s available%s%s%s",
+                         r, b, l, pare_memory_limit_source() ? " (" : "",
+                         pare_memory_limit_source() ? pare_memory_limit_source() : "",
+                         pare_memory_limit_source() ? ")" : "");
+    }
+    size_t cache = (limit - resident) / 2;
+    p->cache_bytes = cache < block ? block : cache;
+    return PARE_OK;
+}
+
+pare_status pare_block_store_clone(const pare_model *src, pare_model *dst, pare_error *err)
+{
+    dst->store = NULL;
+    if (!src->store)
+        return PARE_OK;
+    for (int l = 0; l < dst->cfg.n_layers; l++)
+        point_block(dst, l, NULL); /* they viewed src's buffers */
+    pare_safetensors st;
+    pare_status rc = pare_st_open_dir(src->path, &st, err);
+    return rc ? rc : pare_block_store_open(dst, &st, src->store->budget, err);
+}
