@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <time.h>
@@ -300,4 +301,14 @@ void expect_pare_error(const char *const *args, const char *const *needles, int 
         CHECKF(err && strstr(err, needles[i]) != NULL, "stderr lacks '%s': %s", needles[i], err);
     free(out);
     free(err);
+}
+
+long pare_peak_kib(const char *const *args, int *status)
+{
+    pid_t pid = spawn_pare(args, tmp_path("rss.out"), tmp_path("rss.err"), NULL, NULL);
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    if (pid < 0 || wait4(pid, status, 0, &ru) != pid)
+        return -1;
+    return ru.ru_maxrss;
 }

@@ -40,6 +40,9 @@ pid_t spawn_pare(const char *const *args, const char *opath, const char *epath, 
 /* Runs ./pare (or PARE_BIN) with argv (NULL-terminated, argv[0] excluded); captures stdout and
  * stderr into heap strings the caller frees; returns the exit status (128+signal on a signal). */
 int run_pare(char **out, char **errout, const char *const *args);
+/* Runs ./pare with args (output to files under the temporary folder) and returns its peak RSS in KiB
+ * (-1 when it could not run); *status gets its wait status. */
+long pare_peak_kib(const char *const *args, int *status);
 /* As run_pare, but sends signal sig to the child after delay_ms milliseconds. */
 int run_pare_signal(char **out, char **errout, const char *const *args, int delay_ms, int sig);
 /* Runs ./pare with args and checks exit status 2 with every needle on stderr; with one_line, stderr

@@ -240,15 +240,6 @@ static void test_init_shards_reload_as_one_file(void)
 }
 
 /* Peak RSS (KiB) of one pare run in a child. */
-static long child_peak_kib(const char *const *args, int *status)
-{
-    pid_t pid = spawn_pare(args, tmp_path("rss.out"), tmp_path("rss.err"), NULL, NULL);
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    if (pid < 0 || wait4(pid, status, 0, &ru) != pid)
-        return -1;
-    return ru.ru_maxrss;
-}
 
 /* A shape whose fp32 slab is ~670 MB is written with memory bounded by its largest tensor: peak RSS
  * at most that of pare reading the same config (pare info --config) plus the largest tensor in fp32,
@@ -276,10 +267,10 @@ static void test_init_memory_is_bounded_by_the_largest_tensor(void)
     long largest_kib = (long)(largest * sizeof(float) / 1024), slab_kib = (long)(total * sizeof(float) / 1024);
     int st = -1;
     const char *info[] = {"info", "--config", cfg, NULL};
-    long base = child_peak_kib(info, &st);
+    long base = pare_peak_kib(info, &st);
     CHECK(base > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     const char *args[] = {"init", "--config", cfg, "--out", tmp_path("mid"), NULL};
-    long peak = child_peak_kib(args, &st);
+    long peak = pare_peak_kib(args, &st);
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pare init exited with %d", st);
     CHECKF(peak > 0 && peak <= base + largest_kib && base + largest_kib < slab_kib,
            "peak RSS %ld KiB; bound %ld KiB (pare info %ld + largest tensor %ld); the fp32 slab is %ld KiB", peak,

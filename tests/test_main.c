@@ -34,6 +34,7 @@ void suite_numbers(void);
 void suite_families(void);
 void suite_family_compress(void);
 void suite_init(void);
+void suite_stream(void);
 
 const suite harness_suites[] = {
     {"harness", suite_harness},
@@ -64,5 +65,6 @@ const suite harness_suites[] = {
     {"families", suite_families},
     {"family_compress", suite_family_compress},
     {"init", suite_init},
+    {"stream", suite_stream},
     {0, 0},
 };

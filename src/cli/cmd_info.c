@@ -124,6 +124,35 @@ static void print_counts(const pare_config *c, const pare_param_counts *pc)
     printf("  total           %12zu  (%.2fB)\n", pc->total, pc->total / 1e9);
 }
 
+/* The memory plan as JSON and as one text line: how the model is (or would be) held. */
+static json_t *memory_json(const pare_memory_plan *p)
+{
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "mode", p->streamed ? "streamed" : "in memory", "limit_bytes",
+                     (json_int_t)p->limit_bytes, "resident_bytes", (json_int_t)p->resident_bytes, "mapped_bytes",
+                     (json_int_t)p->mapped_bytes, "block_bytes", (json_int_t)p->block_bytes, "cache_bytes",
+                     (json_int_t)p->cache_bytes);
+}
+
+static void print_memory(const pare_memory_plan *p)
+{
+    char lim[32], res[32], map[32], blk[32], cache[32];
+    pare_format_bytes(p->limit_bytes, lim, sizeof lim);
+    pare_format_bytes(p->resident_bytes, res, sizeof res);
+    pare_format_bytes(p->mapped_bytes, map, sizeof map);
+    pare_format_bytes(p->block_bytes, blk, sizeof blk);
+    pare_format_bytes(p->cache_bytes, cache, sizeof cache);
+    if (p->streamed)
+        printf("memory plan   streamed: %s resident in fp32 (embeddings, head, norms, biases), %s mapped as stored, a "
+               "block cache of %s (one block is %s in fp32); limit %s%s%s%s\n",
+               res, p->mapped_bytes ? map : "the checkpoint", cache, blk, p->limit_bytes ? lim : "unknown",
+               pare_memory_limit_source() ? " (" : "", pare_memory_limit_source() ? pare_memory_limit_source() : "",
+               pare_memory_limit_source() ? ")" : "");
+    else
+        printf("memory plan   in memory: %s of fp32 weights (one block is %s); limit %s%s%s%s\n", res, blk,
+               p->limit_bytes ? lim : "unknown", pare_memory_limit_source() ? " (" : "",
+               pare_memory_limit_source() ? pare_memory_limit_source() : "", pare_memory_limit_source() ? ")" : "");
+}
+
 /* pare info --config: what a model of this shape would be, from its config.json alone (no weights
  * are read or needed): the tools/shapes/ configs, a checkpoint not yet downloaded. */
 static int info_config(const char *path, int json)
@@ -134,25 +163,31 @@ static int info_config(const char *path, int json)
     if (pare_config_load_hf(path, &cfg, &err) || pare_config_param_counts(&cfg, &pc, &err))
         return cli_error("info", &err);
     const pare_config *c = &cfg;
-    if (json)
-        return cli_print_json(
-            "info",
-            json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}, s:{s:I, s:I, s:I, s:I, s:I}, "
-                      "s:{s:I, s:I}}",
-                      "config", path, "architecture", pare_family_class(c), "family", pare_config_family(c)->name,
-                      "shape", "dim", c->dim, "layers", c->n_layers, "heads", c->n_heads, "kv_heads", c->n_kv_heads,
-                      "head_dim", c->head_dim, "ffn_dim", c->ffn_dim, "vocab", c->vocab_size, "max_positions",
-                      c->max_pos, "tied_head", c->tied_head, "params", "embeddings", (json_int_t)pc.embeddings,
-                      "block_linear", (json_int_t)pc.block_linear, "norms", (json_int_t)pc.norms, "head",
-                      (json_int_t)pc.head, "total", (json_int_t)pc.total, "weight_bytes", "bf16",
-                      (json_int_t)(pc.total * 2), "f32", (json_int_t)(pc.total * 4)),
-            JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    pare_memory_plan plan; /* as a BF16 checkpoint of this shape would be loaded here */
+    pare_error plan_err = {0};
+    int fits = pare_memory_plan_make(c, pc.total * 2, &plan, &plan_err) == PARE_OK;
+    if (json) {
+        json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}, s:{s:I, s:I, s:I, s:I, s:I}, "
+            "s:{s:I, s:I}}",
+            "config", path, "architecture", pare_family_class(c), "family", pare_config_family(c)->name, "shape", "dim",
+            c->dim, "layers", c->n_layers, "heads", c->n_heads, "kv_heads", c->n_kv_heads, "head_dim", c->head_dim,
+            "ffn_dim", c->ffn_dim, "vocab", c->vocab_size, "max_positions", c->max_pos, "tied_head", c->tied_head,
+            "params", "embeddings", (json_int_t)pc.embeddings, "block_linear", (json_int_t)pc.block_linear, "norms",
+            (json_int_t)pc.norms, "head", (json_int_t)pc.head, "total", (json_int_t)pc.total, "weight_bytes", "bf16",
+            (json_int_t)(pc.total * 2), "f32", (json_int_t)(pc.total * 4));
+        json_object_set_new(j, "memory", fits ? memory_json(&plan) : json_pack("{s:s}", "refused", plan_err.msg));
+        return cli_print_json("info", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    }
     printf("config        %s (no weights: the shape alone)\n", path);
     printf("architecture  %s\n", pare_family_class(c));
     print_shape(c);
     print_counts(c, &pc);
-    printf("weights       %.2f GB in BF16, %.2f GB in F32 (fp32 slab when loaded)\n", pc.total * 2 / 1e9,
-           pc.total * 4 / 1e9);
+    printf("weights       %.2f GB in BF16, %.2f GB in F32\n", pc.total * 2 / 1e9, pc.total * 4 / 1e9);
+    if (fits)
+        print_memory(&plan);
+    else
+        printf("memory plan   does not fit: %s\n", plan_err.msg);
     return 0;
 }
 
@@ -188,6 +223,8 @@ int cmd_info(int argc, char **argv)
     const pare_config *c = &m->cfg;
     pare_param_counts pc;
     pare_model_param_counts(m, &pc);
+    pare_memory_plan plan;
+    pare_model_memory_plan(m, &plan);
     pare_linear *lin[PARE_MAX_LINEARS];
     int nl = pare_model_linears(m, lin, PARE_MAX_LINEARS);
     size_t block_dense = 0;
@@ -249,6 +286,7 @@ int cmd_info(int argc, char **argv)
         json_object_set_new(params, "total_dense", json_integer((json_int_t)total_dense));
         json_object_set_new(j, "export_bytes",
                             json_pack("{s:I, s:I}", "pare", (json_int_t)bytes_pare, "hf_dense", (json_int_t)bytes_hf));
+        json_object_set_new(j, "memory", memory_json(&plan));
         rc = cli_print_json("info", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     } else {
         printf("model         %s\n", m->path);
@@ -272,10 +310,7 @@ int cmd_info(int argc, char **argv)
         printf("\nexport size   %.2f MiB as a pare export (F32, compressed layers kept compact), %.2f MiB as hf-dense "
                "F32\n",
                (double)bytes_pare / (1 << 20), (double)bytes_hf / (1 << 20));
-        printf("memory        %.2f MiB of fp32 weights", (double)pc.total * 4 / (1 << 20));
-        if (c->arch != PARE_ARCH_GPT2)
-            printf(" (%.2f MiB in the slab, with RoPE tables)", (double)m->slab_floats * 4 / (1 << 20));
-        printf("\n");
+        print_memory(&plan);
         printf("linear matrices (%d)\n", nl);
         for (int i = 0; i < nl; i++) {
             const pare_linear *l = lin[i];

@@ -88,7 +88,9 @@ int cli_take_global_options(int *argc, char **argv)
                 fprintf(stderr, "pare: --stream '%s': give auto, on or off\n", v);
                 return 2;
             }
-            pare_set_stream_mode(!strcmp(v, "on") ? PARE_STREAM_ON : !strcmp(v, "off") ? PARE_STREAM_OFF : PARE_STREAM_AUTO);
+            pare_set_stream_mode(!strcmp(v, "on")    ? PARE_STREAM_ON
+                                 : !strcmp(v, "off") ? PARE_STREAM_OFF
+                                                     : PARE_STREAM_AUTO);
         } else {
             i++;
             continue;

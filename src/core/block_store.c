@@ -16,10 +16,10 @@ typedef struct pare_block_store pare_block_store;
 struct pare_block_store {
     pare_safetensors st; /* open and mapped for the model's lifetime */
     int n_layers;
-    float **buf;      /* [L] block l's fp32 weights, or NULL when not resident */
-    size_t *bytes;    /* [L] what buf[l] takes */
-    int *refs;        /* [L] acquisitions not yet released */
-    uint64_t *used;   /* [L] clock of the last acquisition */
+    float **buf;    /* [L] block l's fp32 weights, or NULL when not resident */
+    size_t *bytes;  /* [L] what buf[l] takes */
+    int *refs;      /* [L] acquisitions not yet released */
+    uint64_t *used; /* [L] clock of the last acquisition */
     uint64_t clock;
     size_t budget;    /* bytes the cache may hold (at least the largest block) */
     size_t resident;  /* bytes it holds */
@@ -146,8 +146,8 @@ pare_status pare_block_acquire(const pare_model *m, int l, pare_error *err)
         pare_format_bytes(need, a, sizeof a);
         pare_format_bytes(s->budget, b, sizeof b);
         rc = pare_fail(err, PARE_ENOMEM,
-                       "%s: block %d (%s in fp32) does not fit the block cache (%s) beside the blocks in use", m->path, l,
-                       a, b);
+                       "%s: block %d (%s in fp32) does not fit the block cache (%s) beside the blocks in use", m->path,
+                       l, a, b);
         goto done;
     }
     char what[sizeof m->path + 64];
@@ -272,4 +272,20 @@ pare_status pare_block_store_clone(const pare_model *src, pare_model *dst, pare_
     pare_safetensors st;
     pare_status rc = pare_st_open_dir(src->path, &st, err);
     return rc ? rc : pare_block_store_open(dst, &st, src->store->budget, err);
+}
+
+void pare_model_memory_plan(const pare_model *m, pare_memory_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->limit_bytes = pare_memory_available();
+    p->streamed = m->store != NULL;
+    p->resident_bytes = m->slab_floats * sizeof(float);
+    p->mapped_bytes = m->store ? m->stored_bytes : 0;
+    p->cache_bytes = m->store ? m->store->budget : 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        size_t b = 0;
+        for (int k = 0; k < PARE_LIN_KINDS; k++)
+            b += (size_t)m->blocks[l].lin[k].orig_out * m->blocks[l].lin[k].orig_in * sizeof(float);
+        p->block_bytes = b > p->block_bytes ? b : p->block_bytes;
+    }
 }

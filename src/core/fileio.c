@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,15 @@ pare_status pare_map_file(const char *path, pare_map *map, pare_error *err)
     map->data = p;
     map->len = n;
     return PARE_OK;
+}
+
+void pare_map_drop_pages(const void *p, size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p, first = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t end = (a + len) & ~((uintptr_t)page - 1); /* whole pages only: neighbours keep theirs */
+    if (page > 0 && end > first)
+        madvise((void *)first, end - first, MADV_DONTNEED);
 }
 
 void pare_unmap(pare_map *map)

@@ -37,6 +37,10 @@ typedef struct {
 /* Maps a file read-only; an empty file gives data == NULL, len == 0. */
 pare_status pare_map_file(const char *path, pare_map *map, pare_error *err);
 void pare_unmap(pare_map *map);
+/* Drops the pages of [p, p + len) (inside a pare_map) from this process's resident set; they are
+ * read again from the file (or the page cache) when next touched. What a streamed read does after
+ * converting a block, so that the mapped files do not add up in memory. */
+void pare_map_drop_pages(const void *p, size_t len);
 
 /* Atomic output: pare_atomic_open writes to "<path>.tmp.<pid>"; commit flushes, fsyncs and renames
  * over path; abort removes the temporary. A failed commit leaves path untouched. */

@@ -857,6 +857,10 @@ pare_status pare_model_read_block(const pare_model *m, const pare_safetensors *s
     char pre[64];
     block_prefix(m, st, l, pre, sizeof pre);
     pare_status rc = load_block_linears(m, st, pre, l, LOAD_WEIGHTS | LOAD_STREAMED, err);
+    size_t n = strlen(pre); /* the stored block is converted: its mapped pages need not stay resident */
+    for (size_t i = 0; i < st->n_tensors; i++)
+        if (!strncmp(st->tensors[i].name, pre, n))
+            pare_map_drop_pages(st->tensors[i].data, st->tensors[i].nbytes);
     const pare_block *b = &m->blocks[l];
     for (int k = 0; k < PARE_LIN_KINDS && rc == PARE_OK; k++) { /* not checked at load: see check_finite_weights */
         const pare_linear *lin = &b->lin[k];
@@ -880,6 +884,7 @@ static pare_status load_hf(pare_model *m, const char *dir, const char *tok_path,
     size_t stored = 0;
     for (size_t i = 0; i < st.n_tensors; i++)
         stored += st.tensors[i].nbytes;
+    m->stored_bytes = stored;
     pare_memory_plan plan;
     if ((rc = pare_memory_plan_make(&m->cfg, stored, &plan, err)))
         pare_wrap(err, "%s", dir);

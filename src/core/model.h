@@ -165,6 +165,7 @@ typedef struct {
     char *config_text; /* config.json as read at load (HF and pare folders), NULL for llama2.c: the hf-dense
                           export writes it back, whatever became of the file since */
     struct pare_block_store *store; /* streamed models only (below), else NULL */
+    size_t stored_bytes;            /* tensor bytes of the checkpoint as stored (HF folders), else 0 */
 } pare_model;
 
 /* Streaming. A Hugging Face model whose fp32 weights would not fit (pare_get_stream_mode, memcheck.h)
@@ -194,10 +195,12 @@ typedef struct {
     size_t cache_bytes;    /* the block cache (streamed) */
     size_t limit_bytes;    /* pare_memory_available() at the decision, 0 when unknown */
 } pare_memory_plan;
-/* The plan for a config whose weights take weight_floats in all and block_floats in block linears,
- * stored in stored_bytes of files. Errors (PARE_ENOMEM) when not even one block fits beside the
+/* The plan for config c, whose checkpoint holds stored_bytes of tensor data (0: unknown): what the
+ * load does under the memory limit and stream mode in force. Errors (PARE_ENOMEM) when not even one block fits beside the
  * resident part, naming the figures. */
 pare_status pare_memory_plan_make(const pare_config *c, size_t stored_bytes, pare_memory_plan *plan, pare_error *err);
+/* The plan m was loaded under (cache and residency as they are). */
+void pare_model_memory_plan(const pare_model *m, pare_memory_plan *plan);
 
 /* Parameter counts under pare's reporting convention. */
 typedef struct {

@@ -669,51 +669,55 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
             break;
         }
 #pragma omp parallel for num_threads(pare_threads()) schedule(dynamic)
-    for (int i = i0; i < i1; i++) {
-        int halt, first_fail;
+        for (int i = i0; i < i1; i++) {
+            int halt, first_fail;
 #pragma omp atomic read
-        halt = stop;
+            halt = stop;
 #pragma omp atomic read
-        first_fail = fail_idx;
-        /* after a failure, earlier matrices still run so that the lowest-numbered failure is reported */
-        if (halt || i > first_fail)
-            continue;
-        const pare_linear *lin = lins[i];
-        pare_matrix_spectrum *ms = &sp->mats[i];
-        snprintf(ms->name, sizeof ms->name, "%s", lin->name);
-        ms->m = lin->out;
-        ms->n = lin->in;
-        int r = lin->out < lin->in ? lin->out : lin->in;
-        pare_error e;
-        memset(&e, 0, sizeof e);
-        pare_status s1;
-        ms->s = malloc((size_t)(r > 0 ? r : 1) * sizeof *ms->s);
-        if (!ms->s)
-            s1 = pare_fail(&e, PARE_ENOMEM, "%s: out of memory", lin->name);
-        else
-            s1 = pare_linear_spectrum(lin, n_opts == 0 ? NULL : n_opts == 1 ? opts : &opts[i], ms->s, &ms->info, &e);
-        if (!s1 && (s1 = pare_spectrum_stats_compute(ms->s, r, ms->m, ms->n, &ms->stats, &e)))
-            pare_wrap(&e, "%s", lin->name);
+            first_fail = fail_idx;
+            /* after a failure, earlier matrices still run so that the lowest-numbered failure is reported */
+            if (halt || i > first_fail)
+                continue;
+            const pare_linear *lin = lins[i];
+            pare_matrix_spectrum *ms = &sp->mats[i];
+            snprintf(ms->name, sizeof ms->name, "%s", lin->name);
+            ms->m = lin->out;
+            ms->n = lin->in;
+            int r = lin->out < lin->in ? lin->out : lin->in;
+            pare_error e;
+            memset(&e, 0, sizeof e);
+            pare_status s1;
+            ms->s = malloc((size_t)(r > 0 ? r : 1) * sizeof *ms->s);
+            if (!ms->s)
+                s1 = pare_fail(&e, PARE_ENOMEM, "%s: out of memory", lin->name);
+            else
+                s1 = pare_linear_spectrum(lin,
+                                          n_opts == 0   ? NULL
+                                          : n_opts == 1 ? opts
+                                                        : &opts[i],
+                                          ms->s, &ms->info, &e);
+            if (!s1 && (s1 = pare_spectrum_stats_compute(ms->s, r, ms->m, ms->n, &ms->stats, &e)))
+                pare_wrap(&e, "%s", lin->name);
 #pragma omp critical(pare_spectra)
-        {
-            if (s1) {
-                if (i < fail_idx) {
+            {
+                if (s1) {
+                    if (i < fail_idx) {
 #pragma omp atomic write
-                    fail_idx = i;
-                    fail_st = s1;
-                    fail_err = e;
-                }
-            } else if (!stop && fail_idx == count) {
-                done++;
-                pare_status cs = pare_report(prog, "spectra", (double)done / count, lin->name, &cancel_err);
-                if (cs) {
-                    cancel_st = cs;
+                        fail_idx = i;
+                        fail_st = s1;
+                        fail_err = e;
+                    }
+                } else if (!stop && fail_idx == count) {
+                    done++;
+                    pare_status cs = pare_report(prog, "spectra", (double)done / count, lin->name, &cancel_err);
+                    if (cs) {
+                        cancel_st = cs;
 #pragma omp atomic write
-                    stop = 1;
+                        stop = 1;
+                    }
                 }
             }
         }
-    }
         pare_block_release(m, lins[i0]->layer);
     }
     free(lins);
