@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "core/export.h"
 #include "core/init_model.h"
+#include "core/memcheck.h"
 #include "core/json_number.h"
 
 /* "dense", "factorized", "masked", each with ", sliced" when channels were removed. */
