@@ -36,6 +36,10 @@ static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, 
     printf("  predicted   %zu targets%s\n", p->predicted,
            !p->bos && p->stride == cap ? " (window-1 per window: a window's first token has no context)" : "");
     printf("  remainder   %zu trailing tokens do not fill a window and are not scored\n", p->dropped);
+    if (pare_model_streamed(m))
+        printf("  weights     streamed from the files as stored, %s (the same result to the bit)\n",
+               r->layer_major ? "layer-major: every window through a block, then the next"
+                              : "batch-major: every block fits the block cache");
     printf("perplexity    %.4f   (%.5f nats/token)\n", r->ppl, r->nll / (double)p->predicted);
 }
 
@@ -317,6 +321,10 @@ int cmd_eval(int argc, char **argv)
             pare_json_number(pare_model_flop_per_token(m, res.plan.window)), "peak_rss_bytes",
             (json_int_t)cli_peak_rss(), "weight_bytes_fp32", (json_int_t)(m->slab_floats * 4), "activation_bytes",
             (json_int_t)pare_acts_bytes(m, B, res.plan.window, 0), "batch", B, "threads", pare_threads());
+        json_object_set_new(j, "weights",
+                            json_string(!pare_model_streamed(m) ? "in memory"
+                                        : res.layer_major       ? "streamed, layer-major"
+                                                                : "streamed, batch-major"));
         rc = cli_print_json("eval", j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     } else {
         struct stat sb;
