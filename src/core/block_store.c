@@ -4,15 +4,30 @@
  * unreferenced block first. Memory is then set by the cache, not by the model's depth. */
 #include "block_store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "init_model.h"
 #include "memcheck.h"
 
 typedef struct pare_block_store pare_block_store;
+
+/* Where a spilled linear's weights (or factors) and bias are in the spill file: pare_linear's heap
+ * layout. Its mask and channel maps stay in memory (they are what plans and exports count). */
+typedef struct {
+    off_t off;
+    size_t heap_floats; /* weights (or A and B), then the bias */
+    size_t bytes;       /* heap_floats as floats, rounded up to 8 bytes */
+} spill_rec;
+
+/* A spilled linear's bias pointer while it is not acquired: only whether it has one is known. */
+static float no_bias_data;
+
 struct pare_block_store {
     pare_safetensors st; /* open and mapped for the model's lifetime */
     int n_layers;
@@ -25,6 +40,13 @@ struct pare_block_store {
     size_t resident;  /* bytes it holds */
     size_t converted; /* blocks converted since open */
     pthread_mutex_t lock;
+    /* Compressed blocks, once released, are written to an unlinked temporary file and read back
+     * like the stored ones: a compressed model takes no more memory than the cache either. */
+    FILE *spill;
+    off_t spill_end;
+    spill_rec *recs;      /* [L * PARE_LIN_KINDS] */
+    pare_status spill_rc; /* a spill that failed (its data stayed in memory), reported at the next acquire */
+    pare_error spill_err;
 };
 
 /* Points block l's streamed linears into buf (NULL: none), in kind order. */
@@ -33,7 +55,7 @@ static void point_block(const pare_model *m, int l, float *buf)
     pare_block *b = &m->blocks[l];
     for (int k = 0; k < PARE_LIN_KINDS; k++) {
         pare_linear *lin = &b->lin[k];
-        if (!lin->out || !lin->streamed)
+        if (!lin->out || lin->streamed != PARE_LIN_STORED)
             continue;
         lin->w = buf;
         if (buf)
@@ -46,9 +68,94 @@ size_t pare_block_store_bytes(const pare_model *m, int l)
     size_t n = 0;
     const pare_block *b = &m->blocks[l];
     for (int k = 0; k < PARE_LIN_KINDS; k++)
-        if (b->lin[k].out && b->lin[k].streamed)
+        if (b->lin[k].out && b->lin[k].streamed == PARE_LIN_STORED)
             n += (size_t)b->lin[k].orig_out * b->lin[k].orig_in;
-    return n * sizeof(float);
+    n *= sizeof(float);
+    for (int k = 0; k < PARE_LIN_KINDS && m->store; k++)
+        if (b->lin[k].out && b->lin[k].streamed == PARE_LIN_SPILLED)
+            n += m->store->recs[(size_t)l * PARE_LIN_KINDS + k].bytes;
+    return n;
+}
+
+/* Reads block l's spilled linears into buf (after its stored weights) and points them there. */
+static pare_status read_spilled(const pare_model *m, int l, unsigned char *buf, pare_error *err)
+{
+    pare_block_store *s = m->store;
+    pare_block *b = &m->blocks[l];
+    for (int k = 0; k < PARE_LIN_KINDS; k++) {
+        pare_linear *lin = &b->lin[k];
+        if (!lin->out || lin->streamed != PARE_LIN_SPILLED)
+            continue;
+        const spill_rec *r = &s->recs[(size_t)l * PARE_LIN_KINDS + k];
+        if (pread(fileno(s->spill), buf, r->heap_floats * sizeof(float), r->off) !=
+            (ssize_t)(r->heap_floats * sizeof(float)))
+            return pare_fail(err, PARE_EIO, "%s: reading block %d's compressed %s back from the spill file: %s",
+                             m->path, l, lin->name, strerror(errno));
+        float *f = (float *)(void *)buf;
+        size_t wf = r->heap_floats - (lin->b ? (size_t)lin->out : 0);
+        if (lin->kind == PARE_LIN_FACTORED) {
+            lin->A = f;
+            lin->B = f + (size_t)lin->out * lin->rank;
+        } else {
+            lin->w = f;
+        }
+        lin->b = lin->b ? f + wf : NULL;
+        buf += r->bytes;
+    }
+    return PARE_OK;
+}
+
+/* Block l's spilled linears lose their views of the cache (the bias pointer keeps saying whether
+ * there is one). */
+static void unpoint_spilled(const pare_model *m, int l)
+{
+    pare_block *b = &m->blocks[l];
+    for (int k = 0; k < PARE_LIN_KINDS; k++) {
+        pare_linear *lin = &b->lin[k];
+        if (lin->out && lin->streamed == PARE_LIN_SPILLED) {
+            lin->w = lin->A = lin->B = NULL;
+            lin->b = lin->b ? &no_bias_data : NULL;
+        }
+    }
+}
+
+/* Writes block l's compressed (owned) linears to the spill file and frees their arrays. A failure
+ * leaves them in memory and is kept for the next acquire to report. */
+static void spill_block(const pare_model *m, int l)
+{
+    pare_block_store *s = m->store;
+    pare_block *b = &m->blocks[l];
+    if (s->spill_rc)
+        return;
+    if (!s->spill && !(s->spill = tmpfile())) {
+        s->spill_rc = pare_fail(&s->spill_err, PARE_EIO, "%s: cannot create the spill file for compressed blocks: %s",
+                                m->path, strerror(errno));
+        return;
+    }
+    for (int k = 0; k < PARE_LIN_KINDS; k++) {
+        pare_linear *lin = &b->lin[k];
+        if (!lin->out || lin->streamed != PARE_LIN_OWNED || !lin->heap)
+            continue;
+        spill_rec r = {s->spill_end, 0, 0};
+        r.heap_floats = (lin->kind == PARE_LIN_FACTORED ? (size_t)lin->rank * ((size_t)lin->out + lin->in)
+                                                        : (size_t)lin->out * lin->in) +
+                        (lin->b ? (size_t)lin->out : 0);
+        r.bytes = (r.heap_floats * sizeof(float) + 7) & ~(size_t)7; /* the next linear's floats stay aligned */
+        ssize_t wrote = pwrite(fileno(s->spill), lin->heap, r.heap_floats * sizeof(float), r.off);
+        if (wrote != (ssize_t)(r.heap_floats * sizeof(float))) {
+            s->spill_rc = pare_fail(&s->spill_err, PARE_EIO,
+                                    "%s: writing block %d's compressed %s to the spill file (a temporary file): %s",
+                                    m->path, l, lin->name, wrote < 0 ? strerror(errno) : "disk full");
+            return;
+        }
+        s->spill_end += (off_t)r.bytes;
+        s->recs[(size_t)l * PARE_LIN_KINDS + k] = r;
+        free(lin->heap);
+        lin->heap = NULL;
+        lin->streamed = PARE_LIN_SPILLED;
+        lin->w = lin->A = lin->B = NULL;
+        lin->b = lin->b ? &no_bias_data : NULL;
+    }
 }
 
 pare_status pare_block_store_open(pare_model *m, pare_safetensors *st, size_t budget, pare_error *err)
@@ -60,13 +167,15 @@ pare_status pare_block_store_open(pare_model *m, pare_safetensors *st, size_t bu
         s->bytes = calloc((size_t)L, sizeof *s->bytes);
         s->refs = calloc((size_t)L, sizeof *s->refs);
         s->used = calloc((size_t)L, sizeof *s->used);
+        s->recs = calloc((size_t)L * PARE_LIN_KINDS, sizeof *s->recs);
     }
-    if (!s || !s->buf || !s->bytes || !s->refs || !s->used) {
+    if (!s || !s->buf || !s->bytes || !s->refs || !s->used || !s->recs) {
         if (s) {
             free(s->buf);
             free(s->bytes);
             free(s->refs);
             free(s->used);
+            free(s->recs);
         }
         free(s);
         pare_st_close(st);
@@ -87,10 +196,15 @@ void pare_block_store_free(pare_model *m)
     if (!s)
         return;
     for (int l = 0; l < s->n_layers; l++) {
-        if (s->buf[l])
+        if (s->buf[l]) {
             point_block(m, l, NULL);
+            unpoint_spilled(m, l);
+        }
         free(s->buf[l]);
     }
+    if (s->spill)
+        fclose(s->spill);
+    free(s->recs);
     pare_st_close(&s->st);
     pthread_mutex_destroy(&s->lock);
     free(s->buf);
@@ -109,6 +223,7 @@ static void drop(const pare_model *m, int l)
 {
     pare_block_store *s = m->store;
     point_block(m, l, NULL);
+    unpoint_spilled(m, l);
     free(s->buf[l]);
     s->buf[l] = NULL;
     s->resident -= s->bytes[l];
@@ -122,6 +237,12 @@ pare_status pare_block_acquire(const pare_model *m, int l, pare_error *err)
         return PARE_OK;
     pthread_mutex_lock(&s->lock);
     pare_status rc = PARE_OK;
+    if (s->spill_rc) { /* a compressed block could not be put away: its data is still here, but stop */
+        if (err)
+            *err = s->spill_err;
+        rc = s->spill_rc;
+        goto done;
+    }
     s->used[l] = ++s->clock;
     if (s->buf[l]) {
         s->refs[l]++;
@@ -161,8 +282,14 @@ pare_status pare_block_acquire(const pare_model *m, int l, pare_error *err)
         goto done;
     }
     point_block(m, l, buf);
-    if ((rc = pare_model_read_block(m, &s->st, l, err))) {
+    size_t stored = 0;
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (m->blocks[l].lin[k].out && m->blocks[l].lin[k].streamed == PARE_LIN_STORED)
+            stored += (size_t)m->blocks[l].lin[k].orig_out * m->blocks[l].lin[k].orig_in * sizeof(float);
+    if ((rc = pare_model_read_block(m, &s->st, l, err)) ||
+        (rc = read_spilled(m, l, (unsigned char *)buf + stored, err))) {
         point_block(m, l, NULL);
+        unpoint_spilled(m, l);
         free(buf);
         goto done;
     }
@@ -184,12 +311,16 @@ void pare_block_release(const pare_model *m, int l)
     pthread_mutex_lock(&s->lock);
     if (s->refs[l] > 0)
         s->refs[l]--;
-    /* a block whose linears were all compressed no longer needs its stored weights */
-    if (s->buf[l] && !s->refs[l] && pare_block_store_bytes(m, l) == 0) {
-        free(s->buf[l]);
-        s->buf[l] = NULL;
-        s->resident -= s->bytes[l];
-        s->bytes[l] = 0;
+    if (!s->refs[l]) {
+        int owned = 0; /* compressed linears: put away, so the cache bounds a compressed model too */
+        for (int k = 0; k < PARE_LIN_KINDS; k++)
+            owned |= m->blocks[l].lin[k].out && m->blocks[l].lin[k].streamed == PARE_LIN_OWNED &&
+                     m->blocks[l].lin[k].heap;
+        if (owned) {
+            spill_block(m, l);
+            if (s->buf[l]) /* laid out for the block as it was */
+                drop(m, l);
+        }
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -267,6 +398,11 @@ pare_status pare_block_store_clone(const pare_model *src, pare_model *dst, pare_
     dst->store = NULL;
     if (!src->store)
         return PARE_OK;
+    if (src->store->spill_end)
+        return pare_fail(err, PARE_EUNSUPPORTED,
+                         "%s: a streamed model with compressed blocks put away cannot be copied; export it and load "
+                         "the export",
+                         src->path);
     for (int l = 0; l < dst->cfg.n_layers; l++)
         point_block(dst, l, NULL); /* they viewed src's buffers */
     pare_safetensors st;

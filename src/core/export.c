@@ -60,7 +60,8 @@ typedef enum {
     SRC_F32,   /* p: numel floats, converted to the stored dtype */
     SRC_BYTES, /* p: raw little-endian bytes (U8 masks, I32 indices) */
     SRC_DENSE, /* effective weights of l[0..nl) stacked along out, zero-padded to [rows, cols] */
-    SRC_BIAS   /* biases of l[0..nl) stacked, zero-padded to [rows] */
+    SRC_BIAS,  /* biases of l[0..nl) stacked, zero-padded to [rows] */
+    SRC_FACTOR /* factor A (rows == l[0]->out) or B of l[0], as it is when written */
 } src_kind;
 
 typedef struct {
@@ -146,6 +147,16 @@ static pare_status add_tensor(plan *pl, src_kind src, pare_dtype dt, int64_t d0,
 }
 
 static tensor_plan *last(plan *pl) { return &pl->t[pl->n - 1]; }
+
+/* t takes its values from linear l when written (a streamed model's block exists only while
+ * acquired): [rows, cols] of l's weight, factor or bias. */
+static void of_linear(tensor_plan *t, const pare_linear *l, int rows, int cols)
+{
+    t->l[0] = l;
+    t->part_rows[0] = t->rows = rows;
+    t->cols = cols;
+    t->nl = 1;
+}
 
 static pare_status parse_dtype(const char *s, pare_dtype *dt, pare_error *err)
 {
@@ -450,30 +461,30 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
         rc = add_tensor(pl, src, dt, d0, d1, ptr, err, "%s", nm);                                                      \
     } while (0)
         if (l->kind == PARE_LIN_FACTORED) {
-            if (!l->A || !l->B || l->rank < 1)
+            if ((l->streamed != PARE_LIN_SPILLED && (!l->A || !l->B)) || l->rank < 1) /* spilled: read when written */
                 rc = pare_fail(err, PARE_EINVAL, "%s: factorized without factors", l->name);
             if (rc == PARE_OK)
-                T("A", SRC_F32, PARE_DT_F32, l->out, l->rank, l->A);
+                T("A", SRC_FACTOR, PARE_DT_F32, l->out, l->rank, NULL);
             if (rc == PARE_OK)
-                T("B", SRC_F32, PARE_DT_F32, l->rank, l->in, l->B);
+                of_linear(last(pl), l, l->out, l->rank);
+            if (rc == PARE_OK)
+                T("B", SRC_FACTOR, PARE_DT_F32, l->rank, l->in, NULL);
+            if (rc == PARE_OK)
+                of_linear(last(pl), l, l->rank, l->in);
         } else {
             if (l->kind == PARE_LIN_MASKED && !l->mask)
                 rc = pare_fail(err, PARE_EINVAL, "%s: masked without a mask", l->name);
-            if (rc == PARE_OK) { /* read when written: a streamed block's weights exist only while acquired */
+            if (rc == PARE_OK)
                 T("weight", SRC_DENSE, PARE_DT_F32, l->out, l->in, NULL);
-                if (rc == PARE_OK) {
-                    tensor_plan *t = last(pl);
-                    t->l[0] = l;
-                    t->part_rows[0] = t->rows = l->out;
-                    t->cols = l->in;
-                    t->nl = 1;
-                }
-            }
+            if (rc == PARE_OK)
+                of_linear(last(pl), l, l->out, l->in);
             if (rc == PARE_OK && l->kind == PARE_LIN_MASKED)
                 T("mask", SRC_BYTES, PARE_DT_U8, l->out, l->in, l->mask);
         }
         if (rc == PARE_OK && l->b)
-            T("bias", SRC_F32, PARE_DT_F32, l->out, 0, l->b);
+            T("bias", SRC_BIAS, PARE_DT_F32, l->out, 0, NULL);
+        if (rc == PARE_OK && l->b)
+            of_linear(last(pl), l, l->out, 0);
         if (rc == PARE_OK && l->kept_out &&
             (rc = check_kept(l, l->kept_out, l->out, l->orig_out, "kept_out", err)) == PARE_OK)
             T("kept_out", SRC_BYTES, PARE_DT_I32, l->out, 0, l->kept_out);
@@ -644,6 +655,9 @@ static pare_status fill_tensor(const tensor_plan *t, unsigned char *out, pare_er
         return pare_fail(err, PARE_ENOMEM, "out of memory exporting '%s'", t->name);
     if (t->src == SRC_F32) {
         memcpy(f, t->p, numel * sizeof(float));
+    } else if (t->src == SRC_FACTOR) {
+        const pare_linear *l = t->l[0];
+        memcpy(f, t->rows == l->out && t->cols == l->rank ? l->A : l->B, numel * sizeof(float));
     } else {
         memset(f, 0, numel * sizeof(float)); /* padding rows / columns stay zero */
         int ro = 0;
@@ -730,7 +744,7 @@ static pare_status write_weights(const pare_model *m, const plan *pl, const char
     int held = -1; /* the block whose weights are acquired (tensors come block by block) */
     for (size_t i = 0; i < pl->n && rc == PARE_OK; i++) {
         const tensor_plan *t = &pl->t[i];
-        int layer = t->src == SRC_DENSE && t->nl ? t->l[0]->layer : -1;
+        int layer = t->src != SRC_F32 && t->src != SRC_BYTES && t->nl ? t->l[0]->layer : -1;
         if (layer >= 0 && layer != held) {
             if (held >= 0)
                 pare_block_release(m, held);

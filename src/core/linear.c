@@ -53,6 +53,35 @@ void pare_linear_dense(const pare_linear *l, float *dst)
         memcpy(dst, l->w, (size_t)l->out * l->in * sizeof(float));
 }
 
+/* The floats of l's weights (or factors), without the bias. */
+static size_t weight_floats(const pare_linear *l)
+{
+    return l->kind == PARE_LIN_FACTORED ? (size_t)l->rank * ((size_t)l->out + l->in) : (size_t)l->out * l->in;
+}
+
+pare_status pare_linear_own(pare_linear *l, pare_error *err)
+{
+    if (l->streamed != PARE_LIN_SPILLED)
+        return PARE_OK;
+    size_t wf = weight_floats(l), nb = l->b ? (size_t)l->out : 0;
+    float *heap = malloc((wf + nb) * sizeof(float));
+    if (!heap)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    memcpy(heap, l->kind == PARE_LIN_FACTORED ? l->A : l->w, wf * sizeof(float));
+    if (nb)
+        memcpy(heap + wf, l->b, nb * sizeof(float));
+    l->heap = heap;
+    if (l->kind == PARE_LIN_FACTORED) {
+        l->A = heap;
+        l->B = heap + (size_t)l->out * l->rank;
+    } else {
+        l->w = heap;
+    }
+    l->b = nb ? heap + wf : NULL;
+    l->streamed = PARE_LIN_OWNED;
+    return PARE_OK;
+}
+
 /* Moves the layer onto a new heap block holding w-or-factors and bias, freeing the old one. */
 static pare_status rehome(pare_linear *l, size_t weight_floats, float **weights, pare_error *err)
 {
@@ -72,6 +101,9 @@ static pare_status rehome(pare_linear *l, size_t weight_floats, float **weights,
 
 pare_status pare_linear_set_factors(pare_linear *l, int rank, const float *A, const float *B, pare_error *err)
 {
+    pare_status own_rc = pare_linear_own(l, err);
+    if (own_rc)
+        return own_rc;
     if (rank < 1 || rank > (l->out < l->in ? l->out : l->in))
         return pare_fail(err, PARE_EINVAL, "rank %d exceeds min(%d, %d) for %s", rank, l->out, l->in, l->name);
     float *p = NULL;
@@ -92,7 +124,7 @@ pare_status pare_linear_set_factors(pare_linear *l, int rank, const float *A, co
     free(l->mask);
     l->mask = NULL;
     l->w = NULL;
-    l->streamed = 0;
+    l->streamed = PARE_LIN_OWNED;
     l->A = p;
     l->B = p + na;
     l->rank = rank;
@@ -102,18 +134,22 @@ pare_status pare_linear_set_factors(pare_linear *l, int rank, const float *A, co
 
 pare_status pare_linear_set_mask(pare_linear *l, const uint8_t *mask, pare_error *err)
 {
+    pare_status own_rc = pare_linear_own(l, err);
+    if (own_rc)
+        return own_rc;
     if (l->kind == PARE_LIN_FACTORED)
         return pare_fail(err, PARE_EINVAL, "%s: cannot mask a factorized layer", l->name);
     size_t n = (size_t)l->out * l->in;
     float *w;
-    if (l->streamed) { /* the block's buffer is dropped on release: the masked weights must outlive it */
+    if (l->streamed ==
+        PARE_LIN_STORED) { /* the block's buffer is dropped on release: the masked weights must outlive it */
         const float *src = l->w;
         pare_status rc = rehome(l, n, &w, err);
         if (rc)
             return rc;
         memcpy(w, src, n * sizeof(float));
         l->w = w;
-        l->streamed = 0;
+        l->streamed = PARE_LIN_OWNED;
     }
     uint8_t *m = malloc(n);
     if (!m)
@@ -152,6 +188,9 @@ static int32_t *compose(const int32_t *old, const int32_t *sel, int n)
 
 pare_status pare_linear_keep_rows(pare_linear *l, const int32_t *rows, int n, pare_error *err)
 {
+    pare_status own_rc = pare_linear_own(l, err);
+    if (own_rc)
+        return own_rc;
     pare_status rc = check_indices(l, rows, n, l->out, "rows", err);
     if (rc)
         return rc;
@@ -192,12 +231,15 @@ pare_status pare_linear_keep_rows(pare_linear *l, const int32_t *rows, int n, pa
     free(l->kept_out);
     l->kept_out = kept;
     l->out = n;
-    l->streamed = 0;
+    l->streamed = PARE_LIN_OWNED;
     return PARE_OK;
 }
 
 pare_status pare_linear_keep_cols(pare_linear *l, const int32_t *cols, int n, pare_error *err)
 {
+    pare_status own_rc = pare_linear_own(l, err);
+    if (own_rc)
+        return own_rc;
     pare_status rc = check_indices(l, cols, n, l->in, "columns", err);
     if (rc)
         return rc;
@@ -239,12 +281,14 @@ pare_status pare_linear_keep_cols(pare_linear *l, const int32_t *cols, int n, pa
     free(l->kept_in);
     l->kept_in = kept;
     l->in = n;
-    l->streamed = 0;
+    l->streamed = PARE_LIN_OWNED;
     return PARE_OK;
 }
 
 void pare_linear_release(pare_linear *l)
 {
+    if (l->streamed == PARE_LIN_SPILLED) /* its weights and bias view the block cache, which frees them */
+        l->heap = NULL;
     free(l->heap);
     free(l->mask);
     free(l->kept_out);

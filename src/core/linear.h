@@ -26,9 +26,20 @@ typedef struct {
     int32_t *kept_in;      /* original column index of each current column, or NULL */
     float *heap;           /* storage allocated after load (w, b, A, B replacing slab views); owned */
     int layer;             /* the decoder block holding it, -1 for the head */
-    unsigned char streamed; /* w views a streamed block's buffer (model.h, pare_block_acquire): valid only
-                               while the block is acquired; the first change moves it to heap */
+    unsigned char streamed; /* a streamed model's (model.h): PARE_LIN_STORED or PARE_LIN_SPILLED when its
+                               arrays view the block cache, valid only while the block is acquired;
+                               the first change gives it arrays of its own (PARE_LIN_OWNED) */
 } pare_linear;
+
+/* Where a linear's arrays live (pare_linear.streamed). */
+enum {
+    PARE_LIN_OWNED,   /* its own (or the model's slab): every model in memory */
+    PARE_LIN_STORED,  /* w converted from the checkpoint as stored; the rest (bias) in the slab */
+    PARE_LIN_SPILLED, /* compressed, then its w (or A, B) and b written to the model's spill file */
+};
+
+/* Gives a spilled linear (acquired) arrays of its own, so that it can be changed. */
+pare_status pare_linear_own(pare_linear *l, pare_error *err);
 
 /* y[N, out] = x[N, in] W^T + b. scratch holds N * rank floats for factorized layers. */
 void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y, float *scratch);

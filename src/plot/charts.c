@@ -152,8 +152,12 @@ static pare_status weighted_spectrum(pare_model *m, const pare_calib_stats *cs, 
         return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
     pare_spectrum_opts so;
     pare_status st = pare_linear_spectrum_opts(m, cs, l, w, norms, &so, err);
-    if (!st)
+    if (!st && l->layer >= 0 && !(st = pare_block_acquire(m, l->layer, err))) {
         st = pare_linear_spectrum(l, &so, s, NULL, err);
+        pare_block_release(m, l->layer);
+    } else if (!st) {
+        st = pare_linear_spectrum(l, &so, s, NULL, err);
+    }
     free(norms);
     return st;
 }
@@ -470,6 +474,8 @@ pare_status pare_chart_mask_heatmap(pare_model *m, const char *matrix, const par
         goto done;
     }
     size_t kept = 0;
+    if (l->layer >= 0 && (st = pare_block_acquire(m, l->layer, err)))
+        goto done;
     for (int i = 0; i < l->out; i++)
         for (int k = 0; k < l->in; k++) {
             size_t at = (size_t)i * l->in + k;
@@ -480,6 +486,8 @@ pare_status pare_chart_mask_heatmap(pare_model *m, const char *matrix, const par
             cnt[cell]++;
             kept += (size_t)on;
         }
+    if (l->layer >= 0)
+        pare_block_release(m, l->layer);
     for (size_t c = 0; c < (size_t)rows * cols; c++)
         z[c] /= (double)cnt[c];
     char title[256];
