@@ -21,6 +21,7 @@
 #include "core/fileio.h"
 #include "core/method.h"
 #include "core/model.h"
+#include "core/safetensors.h"
 #include "core/sha256.h"
 #include "core/spectrum.h"
 #include "core/version.h"
@@ -755,8 +756,9 @@ static int l_export(lua_State *L)
     lua_createtable(L, 0, 7);
     lp_set_str(L, "path", dir);
     lp_set_str(L, "format", pare_export_format_name(xo.format));
-    if (xo.format == PARE_EXPORT_PARE)
-        lp_set_str(L, "factor_dtype", xo.factor_dtype);
+    pare_dtype fdt;
+    if (xo.format == PARE_EXPORT_PARE && pare_float_dtype_parse(xo.factor_dtype, &fdt))
+        lp_set_str(L, "factor_dtype", pare_dtype_name(fdt)); /* as the manifest spells it */
     lp_set_int(L, "bytes", (lua_Integer)xr.bytes_on_disk);
     lp_set_int(L, "files", xr.files);
     lp_set_int(L, "ffn_width", xr.ffn_width);
@@ -863,9 +865,10 @@ static int l_out(lua_State *L)
 
 int luaopen_pare(lua_State *L)
 {
-    static const luaL_Reg model_methods[] = {{"info", l_info}, {"eval", l_eval},     {"compress", l_compress},
-                                             {"plan", l_plan}, {"export", l_export}, {"round_weights", l_round_weights},
-                                             {"close", l_model_free}, {NULL, NULL}};
+    static const luaL_Reg model_methods[] = {{"info", l_info},         {"eval", l_eval},
+                                             {"compress", l_compress}, {"plan", l_plan},
+                                             {"export", l_export},     {"round_weights", l_round_weights},
+                                             {"close", l_model_free},  {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__gc", l_model_gc}, {"__close", l_model_free}, {"__tostring", l_model_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {

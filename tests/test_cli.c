@@ -618,10 +618,10 @@ static void test_compress_factor_dtype(void)
         char name[32];
         snprintf(name, sizeof name, "fdt-%s", dtypes[k]);
         const char *out = tmp_path(name);
-        const char *args[] = {"compress", "--model", d,      "--method",        "svdllm",  "--ratio",     "0.5",
-                              "--calib",  text,      "--calib-samples", "4",      "--calib-len", "32",
-                              "--eval",   text,      "--window",        "32",     "--out",       out,
-                              "--factor-dtype",      dtypes[k],         "--json", NULL};
+        const char *args[] = {"compress", "--model",        d,         "--method",        "svdllm", "--ratio",
+                              "0.5",      "--calib",        text,      "--calib-samples", "4",      "--calib-len",
+                              "32",       "--eval",         text,      "--window",        "32",     "--out",
+                              out,        "--factor-dtype", dtypes[k], "--json",          NULL};
         int st;
         json_t *j = run_json(args, &st);
         CHECKF(j && st == 0, "%s: exit %d", dtypes[k], st);
@@ -646,10 +646,10 @@ static void test_compress_factor_dtype(void)
            ppl[1], ppl[2]);
     /* hf-dense keeps its own --dtype: the model evaluated is the unrounded one */
     const char *hf = tmp_path("fdt-hf");
-    const char *hargs[] = {"compress", "--model", d,      "--method",        "svdllm",  "--ratio",     "0.5",
-                           "--calib",  text,      "--calib-samples", "4",      "--calib-len", "32",
-                           "--eval",   text,      "--window",        "32",     "--out",       hf,
-                           "--format", "hf-dense", "--dtype",        "BF16",   "--json",      NULL};
+    const char *hargs[] = {"compress", "--model",         d,   "--method",    "svdllm",   "--ratio", "0.5",  "--calib",
+                           text,       "--calib-samples", "4", "--calib-len", "32",       "--eval",  text,   "--window",
+                           "32",       "--out",           hf,  "--format",    "hf-dense", "--dtype", "BF16", "--json",
+                           NULL};
     int st;
     json_t *j = run_json(hargs, &st);
     double hf_ppl = j ? json_real_value(json_object_get(json_array_get(json_object_get(j, "eval"), 0), "ppl")) : 0;
@@ -661,8 +661,8 @@ static void test_compress_factor_dtype(void)
     const char *bad[] = {"compress", "--model", d, "--method", "svd", "--factor-dtype", "int8", NULL};
     expect_bad(bad, (const char *const[]){"pare compress: --factor-dtype 'int8' is not supported", "bf16", NULL});
     const char *bad_out = tmp_path("fdt-bad");
-    const char *bad2[] = {"compress", "--model", d, "--method", "svd", "--format", "hf-dense", "--factor-dtype",
-                          "bf16", "--out", bad_out, NULL};
+    const char *bad2[] = {"compress", "--model",        d,      "--method", "svd",   "--format",
+                          "hf-dense", "--factor-dtype", "bf16", "--out",    bad_out, NULL};
     expect_bad(bad2, (const char *const[]){"--factor-dtype bf16 applies to --format pare", "--dtype", NULL});
     struct stat sb;
     CHECK(stat(bad_out, &sb) != 0);

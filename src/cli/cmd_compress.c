@@ -161,8 +161,8 @@ int cmd_compress(int argc, char **argv)
         return cli_error("compress", &err);
     }
     if (out && xo.format != PARE_EXPORT_PARE && fdt != PARE_DT_F32) {
-        pare_fail(&err, PARE_EINVAL, "--factor-dtype %s applies to --format pare; hf-dense stores every tensor in --dtype",
-                  factor_dtype);
+        pare_fail(&err, PARE_EINVAL,
+                  "--factor-dtype %s applies to --format pare; hf-dense stores every tensor in --dtype", factor_dtype);
         return cli_error("compress", &err);
     }
     xo.factor_dtype = pare_dtype_name(fdt);

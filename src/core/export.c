@@ -395,8 +395,7 @@ static pare_status check_kept(const pare_linear *l, const int32_t *k, int n, int
 /* The pare format: dense parameters as they are, each linear in its own compressed form, plus the
  * manifest that says how to rebuild it. The block matrices' values (what
  * pare_export_round_block_weights rounds) are stored in fdt, everything else in F32. */
-static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pare_dtype fdt, plan *pl,
-                             pare_error *err)
+static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pare_dtype fdt, plan *pl, pare_error *err)
 {
     const pare_config *c = &m->cfg;
     if (m->head.kind != PARE_LIN_DENSE || m->head.out != m->head.orig_out || m->head.in != m->head.orig_in)

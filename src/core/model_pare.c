@@ -160,8 +160,7 @@ static pare_status read_kept(const reader *r, const char *what, json_t *e, json_
 }
 
 /* A block matrix's stored values in fp32, into a fresh buffer *out the caller frees (none for t NULL). */
-static pare_status values_f32(const reader *r, const char *what, const pare_st_tensor *t, float **out,
-                              pare_error *err)
+static pare_status values_f32(const reader *r, const char *what, const pare_st_tensor *t, float **out, pare_error *err)
 {
     *out = NULL;
     if (!t)
