@@ -21,6 +21,7 @@
 #include "core/fileio.h"
 #include "core/method.h"
 #include "core/model.h"
+#include "core/safetensors.h"
 #include "core/sha256.h"
 #include "core/spectrum.h"
 #include "core/version.h"
@@ -715,7 +716,8 @@ static int l_compress(lua_State *L)
     return 1;
 }
 
-/* m:export(dir, {format = "pare" | "hf-dense", dtype = "F32", overwrite = false}) -> {path, format, bytes, ...} */
+/* m:export(dir, {format = "pare" | "hf-dense", dtype = "F32", factor_dtype = "F32", overwrite = false})
+ * -> {path, format, factor_dtype, bytes, ...} */
 static int l_export(lua_State *L)
 {
     lp_enter(L, "m:export", 3);
@@ -731,7 +733,7 @@ static int l_export(lua_State *L)
                           "pare.export: %s is the run's output folder %s or holds it; export into a folder inside it, "
                           "e.g. pare.out(\"model\")",
                           dir, host->out_dir);
-    static const char *const keys[] = {"format", "dtype", "overwrite", NULL};
+    static const char *const keys[] = {"format", "dtype", "factor_dtype", "overwrite", NULL};
     lp_check_keys(L, 3, "export", keys);
     pare_export_opts xo;
     pare_export_defaults(&xo);
@@ -740,6 +742,7 @@ static int l_export(lua_State *L)
     if (pare_export_format_parse(format, &xo.format, &err))
         return lp_core_error(L, "export", NULL, &err);
     xo.dtype = lp_opt_string(L, 3, "dtype", xo.dtype, "export");
+    xo.factor_dtype = lp_opt_string(L, 3, "factor_dtype", xo.factor_dtype, "export");
     xo.overwrite = lp_opt_bool(L, 3, "overwrite", xo.overwrite, "export");
     xo.producer = "pare run";
     double t0 = lp_now();
@@ -750,9 +753,12 @@ static int l_export(lua_State *L)
     if (pare_export(m, dir, &xo, &pp, &xr, &err))
         return lp_core_error(L, "export", &pc, &err);
     lp_progress_end(L, &pc);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lp_set_str(L, "path", dir);
     lp_set_str(L, "format", pare_export_format_name(xo.format));
+    pare_dtype fdt;
+    if (xo.format == PARE_EXPORT_PARE && pare_float_dtype_parse(xo.factor_dtype, &fdt))
+        lp_set_str(L, "factor_dtype", pare_dtype_name(fdt)); /* as the manifest spells it */
     lp_set_int(L, "bytes", (lua_Integer)xr.bytes_on_disk);
     lp_set_int(L, "files", xr.files);
     lp_set_int(L, "ffn_width", xr.ffn_width);
@@ -761,6 +767,27 @@ static int l_export(lua_State *L)
     snprintf(what, sizeof what, "%s (%s, %zu bytes)", dir, pare_export_format_name(xo.format), xr.bytes_on_disk);
     lj_step(L, "export", t0, what);
     return 1;
+}
+
+/* m:round_weights(dtype): the block matrices rounded in place to dtype ("F32", "F16", "BF16") as a pare
+ * export with that factor_dtype stores them, so an evaluation afterwards gives the reload's figure. */
+static int l_round_weights(lua_State *L)
+{
+    lp_enter(L, "m:round_weights", 2);
+    pare_model *m = lp_check_model(L, 1, "round_weights");
+    const char *dtype = luaL_checkstring(L, 2);
+    double t0 = lp_now();
+    pare_error err = {0};
+    if (pare_export_round_block_weights(m, dtype, &err))
+        return lp_core_error(L, "round_weights", NULL, &err);
+    lua_createtable(L, 0, 2);
+    lp_set_str(L, "step", "round_weights");
+    lp_set_str(L, "dtype", dtype);
+    lj_model_changed(L, 1);
+    char what[64];
+    snprintf(what, sizeof what, "block matrices rounded to %.16s", dtype);
+    lj_step(L, "round_weights", t0, what);
+    return 0;
 }
 
 /* pare.on_progress(fn | nil): fn(stage, fraction, detail) is called during long steps; returning
@@ -838,9 +865,10 @@ static int l_out(lua_State *L)
 
 int luaopen_pare(lua_State *L)
 {
-    static const luaL_Reg model_methods[] = {{"info", l_info}, {"eval", l_eval},     {"compress", l_compress},
-                                             {"plan", l_plan}, {"export", l_export}, {"close", l_model_free},
-                                             {NULL, NULL}};
+    static const luaL_Reg model_methods[] = {{"info", l_info},         {"eval", l_eval},
+                                             {"compress", l_compress}, {"plan", l_plan},
+                                             {"export", l_export},     {"round_weights", l_round_weights},
+                                             {"close", l_model_free},  {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__gc", l_model_gc}, {"__close", l_model_free}, {"__tostring", l_model_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {

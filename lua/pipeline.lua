@@ -29,6 +29,8 @@ pipeline.groups = {
         export = {false, "write the compressed model into OUT/model"},
         format = {"pare", "export format", choices = {"pare", "hf-dense"}},
         dtype = {"F32", "hf-dense weight dtype", choices = {"F32", "F16", "BF16"}},
+        factor_dtype = {"F32", "pare format: dtype of the block matrices (F32 reloads exactly)",
+                        choices = {"F32", "F16", "BF16"}},
     },
 }
 
@@ -78,16 +80,22 @@ end
 -- Exports m into OUT/model when p.export is set; returns the export report or nil.
 function pipeline.export(m, p)
     if not p.export then return nil end
-    local x = m:export(pare.out("model"), {format = p.format, dtype = p.dtype, overwrite = true})
+    local x = m:export(pare.out("model"),
+        {format = p.format, dtype = p.dtype, factor_dtype = p.factor_dtype, overwrite = true})
     print(string.format("exported      %s (%s, %.2f MiB)", x.path, x.format, x.bytes / 2 ^ 20))
     return x
 end
 
--- The standard run: load, compress(m, p), summary, evaluation, export.
+-- The standard run: load, compress(m, p), summary, evaluation, export. With a factor_dtype other
+-- than F32 the block matrices are rounded before the evaluation, so it measures the model as stored.
 function pipeline.run(p, compress)
+    if p.export and p.format ~= "pare" and p.factor_dtype ~= "F32" then
+        error("factor_dtype " .. p.factor_dtype .. " applies to format pare; hf-dense stores every tensor in dtype", 2)
+    end
     local m <close> = pare.load(p.model)
     local r = compress(m, p)
     for _, line in ipairs(report.compression(r, m:info())) do print(line) end
+    if p.factor_dtype ~= "F32" then m:round_weights(p.factor_dtype) end
     pipeline.evaluate(m, p)
     pipeline.export(m, p)
     return m

@@ -603,6 +603,71 @@ static void test_compress_export_info(void)
 }
 
 
+/* `pare compress --factor-dtype bf16|f16` reports the perplexity of the model as stored: `pare eval`
+ * of the export gives the same figure to the bit; f32 (the default) and the hf-dense path (its own
+ * --dtype) evaluate the unrounded model; a dtype that is not a float, or a factor dtype for hf-dense,
+ * exits 2 naming the option before any work. */
+static void test_compress_factor_dtype(void)
+{
+    const char *d = fixture_hf_dir("cfdt", 0);
+    const char *text = tmp_path("calib.txt");
+    fixture_write_pattern(text, "many hands make light work and many cooks spoil the broth ", 8000);
+    const char *dtypes[] = {"f32", "bf16", "f16"}, *stored[] = {"F32", "BF16", "F16"};
+    double ppl[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "fdt-%s", dtypes[k]);
+        const char *out = tmp_path(name);
+        const char *args[] = {"compress", "--model",        d,         "--method",        "svdllm", "--ratio",
+                              "0.5",      "--calib",        text,      "--calib-samples", "4",      "--calib-len",
+                              "32",       "--eval",         text,      "--window",        "32",     "--out",
+                              out,        "--factor-dtype", dtypes[k], "--json",          NULL};
+        int st;
+        json_t *j = run_json(args, &st);
+        CHECKF(j && st == 0, "%s: exit %d", dtypes[k], st);
+        if (!j)
+            continue;
+        ppl[k] = json_real_value(json_object_get(json_array_get(json_object_get(j, "eval"), 0), "ppl"));
+        const char *rec = json_string_value(json_object_get(j, "factor_dtype"));
+        CHECKF(rec && !strcmp(rec, stored[k]), "%s: --json factor_dtype %s", dtypes[k], rec ? rec : "missing");
+        json_decref(j);
+        json_t *man = fixture_read_json(out, "pare.json");
+        rec = man ? json_string_value(json_object_get(man, "factor_dtype")) : NULL;
+        CHECKF(rec && !strcmp(rec, stored[k]), "%s: pare.json factor_dtype %s", dtypes[k], rec ? rec : "missing");
+        json_decref(man);
+        const char *ev[] = {"eval", "--model", out, "--data", text, "--window", "32", "--json", NULL};
+        json_t *e = run_json(ev, &st);
+        double reloaded = e ? json_real_value(json_object_get(e, "ppl")) : 0;
+        CHECKF(fabs(reloaded - ppl[k]) <= 1e-9 * ppl[k], "%s: %.17g after reload, %.17g reported by compress",
+               dtypes[k], reloaded, ppl[k]);
+        json_decref(e);
+    }
+    CHECKF(ppl[1] != ppl[0] && ppl[2] != ppl[0], "rounding changed nothing: f32 %.17g, bf16 %.17g, f16 %.17g", ppl[0],
+           ppl[1], ppl[2]);
+    /* hf-dense keeps its own --dtype: the model evaluated is the unrounded one */
+    const char *hf = tmp_path("fdt-hf");
+    const char *hargs[] = {"compress", "--model",         d,   "--method",    "svdllm",   "--ratio", "0.5",  "--calib",
+                           text,       "--calib-samples", "4", "--calib-len", "32",       "--eval",  text,   "--window",
+                           "32",       "--out",           hf,  "--format",    "hf-dense", "--dtype", "BF16", "--json",
+                           NULL};
+    int st;
+    json_t *j = run_json(hargs, &st);
+    double hf_ppl = j ? json_real_value(json_object_get(json_array_get(json_object_get(j, "eval"), 0), "ppl")) : 0;
+    CHECKF(hf_ppl == ppl[0], "hf-dense --dtype BF16 reported %.17g, the f32 model %.17g", hf_ppl, ppl[0]);
+    json_decref(j);
+    json_t *cfg = fixture_read_json(hf, "config.json");
+    CHECK(cfg && !strcmp(json_string_value(json_object_get(cfg, "torch_dtype")), "bfloat16"));
+    json_decref(cfg);
+    const char *bad[] = {"compress", "--model", d, "--method", "svd", "--factor-dtype", "int8", NULL};
+    expect_bad(bad, (const char *const[]){"pare compress: --factor-dtype 'int8' is not supported", "bf16", NULL});
+    const char *bad_out = tmp_path("fdt-bad");
+    const char *bad2[] = {"compress", "--model",        d,      "--method", "svd",   "--format",
+                          "hf-dense", "--factor-dtype", "bf16", "--out",    bad_out, NULL};
+    expect_bad(bad2, (const char *const[]){"--factor-dtype bf16 applies to --format pare", "--dtype", NULL});
+    struct stat sb;
+    CHECK(stat(bad_out, &sb) != 0);
+}
+
 /* ---- inputs that are not regular files (issue 19, item 7) ----------------------------------- */
 
 /* A deadline for the child: an alarm armed before exec survives it, so a pare that waits forever
@@ -830,6 +895,7 @@ void suite_cli(void)
 {
     RUN(test_fifo_inputs);
     RUN(test_compress_export_info);
+    RUN(test_compress_factor_dtype);
     RUN(test_compress_command);
     RUN(test_spectra_command);
     RUN(test_eval_interrupt);

@@ -560,6 +560,8 @@ static void kept_count(json_t *j)
 }
 static void kept_dropped(json_t *j) { json_object_set_new(entry(j, "factored", 1), "kept_out", json_null()); }
 static void bad_bias(json_t *j) { json_object_set_new(entry(j, "dense", 0), "bias", json_true()); }
+static void bad_factor_dtype(json_t *j) { json_object_set_new(j, "factor_dtype", json_string("F8")); }
+static void wrong_factor_dtype(json_t *j) { json_object_set_new(j, "factor_dtype", json_string("BF16")); }
 
 /* Overwrites the I32 element i of tensor name in dir/model.safetensors. */
 static void poke_i32(const char *dir, const char *name, int i, int32_t v)
@@ -623,6 +625,8 @@ static void test_corrupt_manifest(void)
     expect_manifest_error(dir, orig, kept_count, "kept_out");
     expect_manifest_error(dir, orig, kept_dropped, "kept_out");
     expect_manifest_error(dir, orig, bad_bias, "bias");
+    expect_manifest_error(dir, orig, bad_factor_dtype, "\"factor_dtype\" must be");
+    expect_manifest_error(dir, orig, wrong_factor_dtype, "is F32 [");
     /* invalid JSON */
     fixture_write_raw(p, orig, len / 2);
     pare_model *r = NULL;
@@ -714,6 +718,177 @@ static void test_unsupported_states(void)
 }
 
 /* A reloaded pare export exported again gives the same tensors, byte for byte. */
+/* x rounded to BF16 (nearest, ties to even) and back, written out here rather than taken from the
+ * code under test: the top 16 bits after adding half an ulp of BF16 (less one when the kept lsb is 0). */
+static float bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static float dtype_round(float x, pare_dtype dt)
+{
+    return dt == PARE_DT_BF16 ? bf16_round(x) : pare_f16_to_f32(pare_f32_to_f16(x));
+}
+
+/* values [n] equal their f32 originals rounded to dt, bit for bit */
+static int all_rounded(const float *got, const float *f32, size_t n, pare_dtype dt)
+{
+    for (size_t i = 0; i < n; i++) {
+        float want = dtype_round(f32[i], dt);
+        if (memcmp(&got[i], &want, 4))
+            return 0;
+    }
+    return 1;
+}
+
+/* A pare export with factor_dtype BF16 or F16 stores every block matrix (factors A and B, the
+ * weights of dense, masked and sliced layers) in that dtype and everything else in F32; the reload
+ * holds exactly the rounding of the f32 values (masks, biases, kept indices, norms unchanged), and a
+ * model rounded in memory by pare_export_round_block_weights is in that same state and computes the
+ * same logits to the bit. Unknown dtypes, hf-dense with a factor dtype and F16 overflow are refused. */
+static void test_factor_dtype(void)
+{
+    pare_model *m = fixture_model("fdt-src", 0);
+    if (!m)
+        return;
+    compress(m, 0.25);
+    pare_linear *ml[64];
+    int n = pare_model_linears(m, ml, 64);
+    size_t block_values = 0; /* the values the factor dtype stores */
+    for (int i = 0; i < n; i++)
+        block_values += ml[i]->kind == PARE_LIN_FACTORED ? (size_t)ml[i]->rank * (ml[i]->out + ml[i]->in)
+                                                         : (size_t)ml[i]->out * ml[i]->in;
+    pare_error err = {0};
+    pare_export_opts o;
+    pare_export_defaults(&o);
+    o.format = PARE_EXPORT_PARE;
+    pare_export_report r32, rep;
+    char dir[1200], p[1300];
+    snprintf(dir, sizeof dir, "%s", tmp_path("fdt-f32"));
+    CHECKF(pare_export(m, dir, &o, NULL, &r32, &err) == PARE_OK, "%s", err.msg);
+    const pare_dtype dts[2] = {PARE_DT_BF16, PARE_DT_F16};
+    const char *spelled[2] = {"bf16", "F16"}; /* any case */
+    for (int k = 0; k < 2; k++) {
+        pare_dtype dt = dts[k];
+        o.factor_dtype = spelled[k];
+        snprintf(dir, sizeof dir, "%s-%s", tmp_path("fdt"), pare_dtype_name(dt));
+        CHECKF(pare_export(m, dir, &o, NULL, &rep, &err) == PARE_OK, "%s: %s", spelled[k], err.msg);
+        CHECKF(r32.tensor_bytes - rep.tensor_bytes == 2 * block_values, "%s: %zu tensor bytes, F32 %zu, %zu values",
+               spelled[k], rep.tensor_bytes, r32.tensor_bytes, block_values);
+        json_t *man = fixture_read_json(dir, PARE_EXPORT_MANIFEST);
+        const char *rec = man ? json_string_value(json_object_get(man, "factor_dtype")) : NULL;
+        CHECKF(rec && !strcmp(rec, pare_dtype_name(dt)), "manifest factor_dtype %s", rec ? rec : "missing");
+        json_decref(man);
+        /* the stored dtypes: block matrices in dt, every other float tensor F32 */
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        pare_safetensors st;
+        if (pare_st_open_file(p, &st, &err) == PARE_OK) {
+            int in_dt = 0, factored = 0;
+            for (int i = 0; i < n; i++)
+                factored += ml[i]->kind == PARE_LIN_FACTORED;
+            for (size_t i = 0; i < st.n_tensors; i++) {
+                const pare_st_tensor *t = &st.tensors[i];
+                size_t len = strlen(t->name);
+                int block = (len > 2 && (!strcmp(t->name + len - 2, ".A") || !strcmp(t->name + len - 2, ".B"))) ||
+                            (strstr(t->name, "_proj.weight") != NULL);
+                if (t->dtype == PARE_DT_U8 || t->dtype == PARE_DT_I32)
+                    continue;
+                in_dt += block;
+                CHECKF(t->dtype == (block ? dt : PARE_DT_F32), "%s: tensor %s is %s", spelled[k], t->name,
+                       pare_dtype_name(t->dtype));
+            }
+            CHECKF(in_dt == n + factored, "%s: %d block tensors for %d linears (%d factorized)", spelled[k], in_dt, n,
+                   factored);
+            pare_st_close(&st);
+        } else {
+            CHECKF(0, "%s", err.msg);
+        }
+        pare_model *r = load(dir);
+        if (!r)
+            continue;
+        CHECK(!strcmp(r->source_dtype, "mixed"));
+        pare_linear *rl[64];
+        CHECK(pare_model_linears(r, rl, 64) == n);
+        for (int i = 0; i < n; i++) {
+            pare_linear *a = ml[i], *b = rl[i];
+            CHECKF(a->kind == b->kind && a->out == b->out && a->in == b->in && a->rank == b->rank, "%s: state", a->name);
+            if (a->kind != b->kind || a->out != b->out || a->in != b->in || a->rank != b->rank)
+                continue;
+            if (a->kind == PARE_LIN_FACTORED)
+                CHECKF(all_rounded(b->A, a->A, (size_t)a->out * a->rank, dt) &&
+                           all_rounded(b->B, a->B, (size_t)a->rank * a->in, dt),
+                       "%s: %s factors are not the rounded f32 factors", spelled[k], a->name);
+            else
+                CHECKF(all_rounded(b->w, a->w, (size_t)a->out * a->in, dt), "%s: %s weights are not the rounded ones",
+                       spelled[k], a->name);
+            CHECK(!a->b || !memcmp(a->b, b->b, (size_t)a->out * sizeof(float)));
+            CHECK(!a->mask || !memcmp(a->mask, b->mask, (size_t)a->out * a->in));
+        }
+        CHECK(!memcmp(m->tok_emb, r->tok_emb, (size_t)m->cfg.vocab_size * m->cfg.dim * sizeof(float)));
+        /* rounded in memory: the reload's state, so the same logits to the bit */
+        pare_model *c = NULL;
+        CHECKF(pare_model_clone(m, &c, &err) == PARE_OK, "%s", err.msg);
+        CHECKF(c && pare_export_round_block_weights(c, spelled[k], &err) == PARE_OK, "%s", err.msg);
+        if (c) {
+            fixture_same_state(c, r);
+            float *lc = fixture_logits_of(c), *lr = fixture_logits_of(r);
+            CHECKF(lc && lr && !memcmp(lc, lr, (size_t)FIXTURE_T * m->cfg.vocab_size * sizeof(float)),
+                   "%s: the rounded model and the reload compute different logits", spelled[k]);
+            free(lc);
+            free(lr);
+        }
+        pare_model_free(c);
+        pare_model_free(r);
+    }
+    /* F32 changes nothing; exports of old builds (no "factor_dtype" key) read as F32 */
+    pare_model *c = NULL;
+    CHECKF(pare_model_clone(m, &c, &err) == PARE_OK, "%s", err.msg);
+    CHECK(c && pare_export_round_block_weights(c, "F32", &err) == PARE_OK);
+    if (c)
+        fixture_same_state(m, c);
+    pare_model_free(c);
+    snprintf(dir, sizeof dir, "%s", tmp_path("fdt-f32"));
+    json_t *man = fixture_read_json(dir, PARE_EXPORT_MANIFEST);
+    if (man) {
+        CHECK(!strcmp(json_string_value(json_object_get(man, "factor_dtype")), "F32"));
+        json_object_del(man, "factor_dtype");
+        char *text = pare_json_dumps_readable(man);
+        snprintf(p, sizeof p, "%s/%s", dir, PARE_EXPORT_MANIFEST);
+        CHECK(text && fixture_write_raw(p, text, strlen(text)) == 0);
+        free(text);
+        json_decref(man);
+        pare_model *r = load(dir);
+        if (r)
+            fixture_same_state(m, r);
+        pare_model_free(r);
+    }
+    /* refused: an unknown dtype, a factor dtype for hf-dense, a value beyond F16; nothing left behind */
+    snprintf(p, sizeof p, "%s", tmp_path("fdt-bad"));
+    o.factor_dtype = "int8";
+    CHECKF(pare_export(m, p, &o, NULL, NULL, &err) == PARE_EINVAL && strstr(err.msg, "factor dtype 'int8'"), "%s",
+           err.msg);
+    CHECK(pare_export_round_block_weights(m, "int8", &err) == PARE_EINVAL && strstr(err.msg, "int8"));
+    o.format = PARE_EXPORT_HF_DENSE;
+    o.factor_dtype = "BF16";
+    CHECKF(pare_export(m, p, &o, NULL, NULL, &err) == PARE_EINVAL && strstr(err.msg, "hf-dense"), "%s", err.msg);
+    CHECK(!exists(p) && leftovers(p) == 0);
+    pare_linear *d = NULL;
+    for (int i = 0; i < n && !d; i++)
+        d = ml[i]->kind == PARE_LIN_DENSE ? ml[i] : NULL;
+    if (d) {
+        d->w[3] = 1e6f;
+        CHECKF(pare_export_round_block_weights(m, "F16", &err) == PARE_EINVAL && strstr(err.msg, d->name) &&
+                   strstr(err.msg, "F16 range"),
+               "%s", err.msg);
+    }
+    CHECK(d != NULL);
+    pare_model_free(m);
+}
+
 static void test_reexport(void)
 {
     pare_model *m = fixture_model("re-src", 1);
@@ -789,6 +964,7 @@ void suite_export(void)
     RUN(test_destination_and_cleanup);
     RUN(test_corrupt_manifest);
     RUN(test_unsupported_states);
+    RUN(test_factor_dtype);
     RUN(test_reexport);
     RUN(test_shared_models);
 }

@@ -88,6 +88,49 @@ static void test_preset_matches_compress(void)
     }
 }
 
+/* A preset run with factor_dtype=BF16 evaluates the model as its export stores it: the perplexity of
+ * `pare compress --factor-dtype bf16`, and OUT/model records BF16; hf-dense with it is refused first. */
+static void test_preset_factor_dtype(void)
+{
+    const char *text = tmp_path("calib.txt");
+    fixture_write_pattern(text, "she sells sea shells by the sea shore and the shells she sells are sea shells ", 8000);
+    const char *d = fixture_hf_dir("lfdt", 0);
+    const char *cargs[] = {"compress", "--model",  d,    "--method",       "svd",  "--ratio", "0.3", "--eval",
+                           text,       "--window", "32", "--factor-dtype", "bf16", "--json",  NULL};
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, cargs);
+    json_error_t je;
+    json_t *j = st == 0 ? json_loads(out, 0, &je) : NULL;
+    CHECKF(j != NULL, "compress: exit %d: %s", st, err);
+    double want = j ? json_real_value(json_object_get(json_array_get(json_object_get(j, "eval"), 0), "ppl")) : 0;
+    json_decref(j);
+    free(out);
+    free(err);
+    char set_eval[1300];
+    snprintf(set_eval, sizeof set_eval, "eval=%s", text);
+    const char *run_out = tmp_path("fdt-run");
+    const char *rargs[] = {
+        "run",    "presets/svd.lua", "--model",   d,       "--set",       "ratio=0.3", "--set",
+        set_eval, "--set",           "window=32", "--set", "export=true", "--set",     "factor_dtype=BF16",
+        "--out",  run_out,           "--quiet",   NULL};
+    st = run_pare(&out, &err, rargs);
+    double got = recipe_ppl(out);
+    CHECKF(st == 0, "run: exit %d: %s", st, err);
+    CHECKF(want > 1 && fabs(got - want) <= 1e-12 * want, "recipe ppl %.17g, pare compress --factor-dtype bf16 %.17g",
+           got, want);
+    free(out);
+    free(err);
+    char model_dir[1300];
+    snprintf(model_dir, sizeof model_dir, "%s/model", run_out);
+    json_t *man = fixture_read_json(model_dir, "pare.json");
+    const char *rec = man ? json_string_value(json_object_get(man, "factor_dtype")) : NULL;
+    CHECKF(rec && !strcmp(rec, "BF16"), "OUT/model/pare.json factor_dtype %s", rec ? rec : "missing");
+    json_decref(man);
+    expect_fail((const char *const[]){"run", "presets/svd.lua", "--model", d, "--set", "export=true", "--set",
+                                      "format=hf-dense", "--set", "factor_dtype=BF16", "--out", tmp_path("fdt-hf"), NULL},
+                (const char *const[]){"factor_dtype BF16 applies to format pare", NULL});
+}
+
 /* --set refuses unknown names, wrong types, values out of range and outside the choices, naming the
  * parameter and the bound; --model is required. */
 static void test_set_checks(void)
@@ -273,8 +316,9 @@ static void set_kv(char *buf, size_t cap, const char *k, const char *v) { snprin
  * LLaMA and a GPT-2 fixture; m:eval and m:generate equal `pare eval` and `pare generate`. */
 static void test_module_functions(void)
 {
-    static const char *const groups[] = {"load",      "info",  "eval",     "plan",     "clone",  "calibrate", "spectra",
-                                         "factorize", "prune", "generate", "progress", "record", "task"};
+    static const char *const groups[] = {"load",      "info",    "eval",      "plan",        "clone",
+                                         "calibrate", "spectra", "factorize", "prune",       "generate",
+                                         "progress",  "record",  "task",      "factor_dtype"};
     const char *text = text_file();
     for (int g = 0; g < 2; g++) {
         const char *d = fixture_hf_dir(g ? "mgpt2" : "mllama", g);
@@ -1134,6 +1178,7 @@ void suite_lua(void)
     RUN(test_set_checks);
     RUN(test_script_errors);
     RUN(test_preset_matches_compress);
+    RUN(test_preset_factor_dtype);
     RUN(test_run_interrupt);
     RUN(test_module_functions);
     RUN(test_run_record);

@@ -11,6 +11,7 @@
 #include "core/eval.h"
 #include "core/export.h"
 #include "core/json_number.h"
+#include "core/safetensors.h"
 
 #define MAX_EVAL 8
 
@@ -48,7 +49,7 @@ int cmd_compress(int argc, char **argv)
     pare_export_opts export_defaults;
     pare_export_defaults(&export_defaults);
     const char *out = NULL, *format = pare_export_format_name(COMPRESS_DEFAULT_FORMAT), *dtype = export_defaults.dtype;
-    const char *nm = NULL;
+    const char *nm = NULL, *factor_dtype = "f32";
     pare_method_opts mo;
     pare_method_defaults(&mo);
     pare_calib_opts co;
@@ -95,6 +96,9 @@ int cmd_compress(int argc, char **argv)
          cli_help("--out format: %s (compact, reloads exactly; default) | %s (any HF tool)", format,
                   pare_export_format_name(PARE_EXPORT_HF_DENSE))},
         {"dtype", OPT_STR, &dtype, cli_help("hf-dense: %s (default), F16 or BF16", dtype)},
+        {"factor-dtype", OPT_STR, &factor_dtype,
+         "pare format: block matrices (factors, weights) stored as f32 (default: the reload is exact), bf16 or f16; "
+         "the perplexity reported is that of the rounded model"},
         {"overwrite", OPT_FLAG, &overwrite, "replace an existing --out folder (once the new one is complete)"},
         {"json", OPT_FLAG, &json, "print JSON"},
         {"tokenizer", OPT_STR, &tok, "tokenizer file, if not next to the model"},
@@ -151,6 +155,17 @@ int cmd_compress(int argc, char **argv)
     xo.producer = "pare compress";
     if (out && pare_export_format_parse(format, &xo.format, &err))
         return cli_error("compress", &err);
+    pare_dtype fdt;
+    if (!pare_float_dtype_parse(factor_dtype, &fdt)) {
+        pare_fail(&err, PARE_EINVAL, "--factor-dtype '%s' is not supported; supported: bf16, f16, f32", factor_dtype);
+        return cli_error("compress", &err);
+    }
+    if (out && xo.format != PARE_EXPORT_PARE && fdt != PARE_DT_F32) {
+        pare_fail(&err, PARE_EINVAL,
+                  "--factor-dtype %s applies to --format pare; hf-dense stores every tensor in --dtype", factor_dtype);
+        return cli_error("compress", &err);
+    }
+    xo.factor_dtype = pare_dtype_name(fdt);
     int bad_out = out ? cli_check_out("compress", "--out", out) : 0;
     if (bad_out)
         return bad_out;
@@ -195,6 +210,9 @@ int cmd_compress(int argc, char **argv)
         st = pare_method_compress(m, me, &mo, win, &co, &pp, &rep, &wk, &err);
         cli_progress_done(&prog);
     }
+    /* the model evaluated is the model stored: the same perplexity as a reload of the export */
+    if (!st)
+        st = pare_export_round_block_weights(m, xo.factor_dtype, &err);
     for (int f = 0; !st && f < n_files; f++)
         st = run_eval(m, "eval compressed", eval_path[f], eval_ids[f], n_eval[f], &eo, &after[f], &err);
     if (st) {
@@ -219,6 +237,7 @@ int cmd_compress(int argc, char **argv)
         pare_json_number(1.0 - (double)rep.params_after / (double)rep.params_before), "total_removed",
         pare_json_number(1.0 - (double)pc.total / (double)total_before), "factorized", rep.factorized, "channel_blocks",
         rep.channel_blocks, "masked", rep.masked, "worst_rel_error", pare_json_number(rep.worst_rel_error));
+    json_object_set_new(j, "factor_dtype", json_string(xo.factor_dtype));
     if (me->policy == PARE_POLICY_ENERGY)
         json_object_set_new(j, "energy", pare_json_number(mo.energy));
     if (wk == PARE_WEIGHT_WHITEN)
@@ -271,6 +290,9 @@ int cmd_compress(int argc, char **argv)
                100.0 * (1.0 - (double)pc.total / (double)total_before));
         printf("matrices      %d factorized (worst relative error %.3f), %d FFNs channel-pruned, %d masked\n",
                rep.factorized, rep.worst_rel_error, rep.channel_blocks, rep.masked);
+        if (fdt != PARE_DT_F32)
+            printf("factor dtype  %s: block matrices rounded to it before evaluation, as the pare format stores them\n",
+                   xo.factor_dtype);
         for (int f = 0; f < n_files; f++) {
             if (eval_dense)
                 printf("perplexity    %.4f -> %.4f on %s (window %d, %zu targets)\n", before[f].ppl, after[f].ppl,

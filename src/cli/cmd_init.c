@@ -10,13 +10,8 @@
 /* --dtype as users spell it (bf16, f16, f32; the safetensors names are accepted too). */
 static pare_status parse_dtype(const char *s, pare_dtype *dt, pare_error *err)
 {
-    static const struct {
-        const char *name;
-        pare_dtype dt;
-    } names[] = {{"bf16", PARE_DT_BF16}, {"f16", PARE_DT_F16}, {"f32", PARE_DT_F32}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcasecmp(s, names[i].name))
-            return *dt = names[i].dt, PARE_OK;
+    if (pare_float_dtype_parse(s, dt))
+        return PARE_OK;
     return pare_fail(err, PARE_EINVAL, "--dtype '%s' is not supported; supported: bf16, f16, f32", s);
 }
 

@@ -39,6 +39,7 @@ void pare_export_defaults(pare_export_opts *o)
     memset(o, 0, sizeof *o);
     o->format = PARE_EXPORT_HF_DENSE;
     o->dtype = "F32";
+    o->factor_dtype = "F32";
 }
 
 const char *pare_export_format_name(pare_export_format f) { return f == PARE_EXPORT_PARE ? "pare" : "hf-dense"; }
@@ -158,16 +159,23 @@ static void of_linear(tensor_plan *t, const pare_linear *l, int rows, int cols)
     t->nl = 1;
 }
 
-static pare_status parse_dtype(const char *s, pare_dtype *dt, pare_error *err)
+/* what names the option in the error ("dtype", "factor dtype"); NULL is F32. */
+static pare_status parse_dtype(const char *what, const char *s, pare_dtype *dt, pare_error *err)
 {
-    if (!s || !strcmp(s, "F32"))
+    if (!s)
         *dt = PARE_DT_F32;
-    else if (!strcmp(s, "F16"))
-        *dt = PARE_DT_F16;
-    else if (!strcmp(s, "BF16"))
-        *dt = PARE_DT_BF16;
-    else
-        return pare_fail(err, PARE_EINVAL, "export dtype '%s' is not supported; supported: F32, F16, BF16", s);
+    else if (!pare_float_dtype_parse(s, dt))
+        return pare_fail(err, PARE_EINVAL, "export %s '%s' is not supported; supported: F32, F16, BF16", what, s);
+    return PARE_OK;
+}
+
+/* v stored as dt (F16 or BF16, rounded to nearest even): its 16 bits. A finite value beyond F16's
+ * range would be stored as infinity: an error naming the tensor, not a silently broken model. */
+static pare_status to_half(float v, pare_dtype dt, const char *tensor, size_t at, uint16_t *h, pare_error *err)
+{
+    *h = dt == PARE_DT_BF16 ? pare_f32_to_bf16(v) : pare_f32_to_f16(v);
+    if (dt == PARE_DT_F16 && isfinite(v) && !isfinite(pare_f16_to_f32(*h)))
+        return pare_fail(err, PARE_EINVAL, "tensor '%s': value %g at %zu exceeds the F16 range", tensor, (double)v, at);
     return PARE_OK;
 }
 
@@ -396,8 +404,9 @@ static pare_status check_kept(const pare_linear *l, const int32_t *k, int n, int
 }
 
 /* The pare format: dense parameters as they are, each linear in its own compressed form, plus the
- * manifest that says how to rebuild it. */
-static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, plan *pl, pare_error *err)
+ * manifest that says how to rebuild it. The block matrices' values (what
+ * pare_export_round_block_weights rounds) are stored in fdt, everything else in F32. */
+static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pare_dtype fdt, plan *pl, pare_error *err)
 {
     const pare_config *c = &m->cfg;
     if (m->head.kind != PARE_LIN_DENSE || m->head.out != m->head.orig_out || m->head.in != m->head.orig_in)
@@ -464,18 +473,18 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
             if ((l->streamed != PARE_LIN_SPILLED && (!l->A || !l->B)) || l->rank < 1) /* spilled: read when written */
                 rc = pare_fail(err, PARE_EINVAL, "%s: factorized without factors", l->name);
             if (rc == PARE_OK)
-                T("A", SRC_FACTOR, PARE_DT_F32, l->out, l->rank, NULL);
+                T("A", SRC_FACTOR, fdt, l->out, l->rank, NULL);
             if (rc == PARE_OK)
                 of_linear(last(pl), l, l->out, l->rank);
             if (rc == PARE_OK)
-                T("B", SRC_FACTOR, PARE_DT_F32, l->rank, l->in, NULL);
+                T("B", SRC_FACTOR, fdt, l->rank, l->in, NULL);
             if (rc == PARE_OK)
                 of_linear(last(pl), l, l->rank, l->in);
         } else {
             if (l->kind == PARE_LIN_MASKED && !l->mask)
                 rc = pare_fail(err, PARE_EINVAL, "%s: masked without a mask", l->name);
             if (rc == PARE_OK)
-                T("weight", SRC_DENSE, PARE_DT_F32, l->out, l->in, NULL);
+                T("weight", SRC_DENSE, fdt, l->out, l->in, NULL);
             if (rc == PARE_OK)
                 of_linear(last(pl), l, l->out, l->in);
             if (rc == PARE_OK && l->kind == PARE_LIN_MASKED)
@@ -507,6 +516,7 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, pla
     json_object_set_new(root, "source", json_string(m->path));
     json_object_set_new(root, "architecture", json_string(pare_family_class(c)));
     json_object_set_new(root, "weights", json_string(WEIGHTS_FILE));
+    json_object_set_new(root, "factor_dtype", json_string(pare_dtype_name(fdt)));
     json_object_set_new(root, "mask_encoding", json_string("U8 [out, in], one byte per weight, 1 = kept"));
     json_object_set_new(root, "ffn_widths", widths);
     json_object_set_new(
@@ -532,18 +542,25 @@ static pare_status build_plan(const pare_model *m, const pare_export_opts *o, pl
     }
     if (!m || !m->blocks)
         return pare_fail(err, PARE_EINVAL, "export: no model");
-    pare_dtype dt;
-    pare_status rc = parse_dtype(o->dtype, &dt, err);
-    if (rc)
+    pare_dtype dt, fdt;
+    pare_status rc = parse_dtype("dtype", o->dtype, &dt, err);
+    if (rc || (rc = parse_dtype("factor dtype", o->factor_dtype, &fdt, err)))
         return rc;
     if (o->format == PARE_EXPORT_PARE && dt != PARE_DT_F32)
-        return pare_fail(err, PARE_EINVAL, "export dtype %s: the pare format stores F32 only (so a reload is exact)",
+        return pare_fail(err, PARE_EINVAL,
+                         "export dtype %s: the pare format takes the factor dtype instead (F32, F16 or BF16 for its "
+                         "block matrices; embeddings and norms stay F32)",
                          o->dtype);
+    if (o->format == PARE_EXPORT_HF_DENSE && fdt != PARE_DT_F32)
+        return pare_fail(err, PARE_EINVAL,
+                         "export factor dtype %s: hf-dense stores no factors; its dtype option sets the dtype of "
+                         "every tensor",
+                         o->factor_dtype);
     if (o->format != PARE_EXPORT_PARE && o->format != PARE_EXPORT_HF_DENSE)
         return pare_fail(err, PARE_EINVAL, "export format %d is unknown", (int)o->format);
     if (o->format != PARE_EXPORT_PARE && o->manifest_extra_json)
         return pare_fail(err, PARE_EINVAL, "manifest extra JSON applies to the pare format only");
-    rc = o->format == PARE_EXPORT_PARE ? plan_pare(m, o, pl, err) : plan_hf(m, dt, pl, err);
+    rc = o->format == PARE_EXPORT_PARE ? plan_pare(m, o, fdt, pl, err) : plan_hf(m, dt, pl, err);
     if (rc) {
         plan_free(pl);
         return rc;
@@ -628,6 +645,47 @@ static pare_status build_plan(const pare_model *m, const pare_export_opts *o, pl
     return PARE_OK;
 }
 
+pare_status pare_export_round_block_weights(pare_model *m, const char *factor_dtype, pare_error *err)
+{
+    pare_dtype fdt;
+    pare_status rc = parse_dtype("factor dtype", factor_dtype, &fdt, err);
+    if (rc || fdt == PARE_DT_F32)
+        return rc;
+    pare_linear *lin[PARE_MAX_LINEARS];
+    int n = pare_model_linears(m, lin, PARE_MAX_LINEARS);
+    int held = -1; /* a streamed model's block, acquired and its weights made the linears' own */
+    for (int i = 0; i < n && rc == PARE_OK; i++) {
+        pare_linear *l = lin[i];
+        if (l->layer != held) {
+            if (held >= 0)
+                pare_block_release(m, held);
+            held = -1;
+            if ((rc = pare_block_acquire(m, l->layer, err)))
+                break;
+            held = l->layer;
+        }
+        if ((rc = pare_linear_own(l, err)))
+            break;
+        /* exactly the values plan_pare stores in fdt: A [out, rank] and B [rank, in], else w [out, in] */
+        float *v[2] = {l->kind == PARE_LIN_FACTORED ? l->A : l->w, l->kind == PARE_LIN_FACTORED ? l->B : NULL};
+        size_t len[2] = {l->kind == PARE_LIN_FACTORED ? (size_t)l->out * l->rank : (size_t)l->out * l->in,
+                         (size_t)l->rank * l->in};
+        const char *key[2] = {l->kind == PARE_LIN_FACTORED ? "A" : "weight", "B"};
+        for (int k = 0; k < 2 && v[k] && rc == PARE_OK; k++) {
+            char name[200];
+            snprintf(name, sizeof name, "%s.%s", l->name, key[k]);
+            for (size_t j = 0; j < len[k] && rc == PARE_OK; j++) {
+                uint16_t h;
+                if ((rc = to_half(v[k][j], fdt, name, j, &h, err)) == PARE_OK)
+                    v[k][j] = fdt == PARE_DT_BF16 ? pare_bf16_to_f32(h) : pare_f16_to_f32(h);
+            }
+        }
+    }
+    if (held >= 0)
+        pare_block_release(m, held);
+    return rc;
+}
+
 pare_status pare_export_size(const pare_model *m, const pare_export_opts *o, size_t *bytes, pare_error *err)
 {
     plan pl;
@@ -687,10 +745,9 @@ static pare_status fill_tensor(const tensor_plan *t, unsigned char *out, pare_er
     if (t->dtype == PARE_DT_F32)
         return PARE_OK;
     for (size_t i = 0; i < numel; i++) {
-        uint16_t h = t->dtype == PARE_DT_BF16 ? pare_f32_to_bf16(f[i]) : pare_f32_to_f16(f[i]);
-        if (isfinite(f[i]) && t->dtype == PARE_DT_F16 && !isfinite(pare_f16_to_f32(h))) {
-            pare_status rc = pare_fail(err, PARE_EINVAL, "tensor '%s': value %g at %zu exceeds the F16 range", t->name,
-                                       (double)f[i], i);
+        uint16_t h;
+        pare_status rc = to_half(f[i], t->dtype, t->name, i, &h, err);
+        if (rc) {
             free(f);
             return rc;
         }

@@ -13,14 +13,19 @@
 
 typedef enum {
     PARE_EXPORT_HF_DENSE, /* "hf-dense": config.json + model.safetensors with the original HF names */
-    PARE_EXPORT_PARE      /* "pare": compact F32 tensors + pare.json manifest */
+    PARE_EXPORT_PARE      /* "pare": compact tensors (block matrices in the factor dtype) + pare.json manifest */
 } pare_export_format;
 
 typedef struct {
     pare_export_format format;
     int overwrite;                   /* replace an existing export folder, only once the new one is complete */
-    const char *dtype;               /* hf-dense: "F32" (default), "F16" or "BF16"; the pare format is always F32
-                            (any other value is refused) so a reload is bit-exact */
+    const char *dtype;               /* hf-dense: "F32" (default), "F16" or "BF16"; the pare format takes
+                                        factor_dtype instead (any other value is refused) */
+    const char *factor_dtype;        /* pare format: the stored dtype of every block matrix (factors A and B,
+                                        the weights of dense, masked and sliced layers): "F32" (default, so a
+                                        reload is bit-exact), "BF16" or "F16" (rounded to nearest even; the
+                                        reload converts back to fp32); embeddings, norms, biases and the head
+                                        stay F32. Any case; hf-dense refuses all but F32 (it has dtype) */
     const char *manifest_extra_json; /* pare format: a JSON object stored as "compression" in pare.json
                                         (e.g. method, ratio, perplexities); NULL for none */
     const char *producer;            /* recorded in pare.json as "producer" when non-NULL, e.g. "pare 0.1.0" */
@@ -34,7 +39,7 @@ typedef struct {
     int padded_blocks;    /* hf-dense: blocks zero-padded to ffn_width; pare: 0 */
 } pare_export_report;
 
-/* hf-dense, F32, no overwrite, no manifest extras. */
+/* hf-dense, F32 (both dtypes), no overwrite, no manifest extras. */
 void pare_export_defaults(pare_export_opts *o);
 /* "hf-dense" / "pare", and back (an unknown name is PARE_EINVAL listing both). */
 const char *pare_export_format_name(pare_export_format f);
@@ -49,6 +54,13 @@ pare_status pare_export_format_parse(const char *name, pare_export_format *f, pa
  * widths; the pare format needs increasing kept indices), PARE_EIO, PARE_ENOMEM, PARE_ECANCELED. */
 pare_status pare_export(const pare_model *m, const char *dir, const pare_export_opts *o, const pare_progress *p,
                         pare_export_report *rep, pare_error *err);
+
+/* Rounds every block matrix's values (factors A and B, the weights of the other layers) to the
+ * factor dtype (a name as in pare_export_opts; NULL is F32, which changes nothing) and back, in
+ * place: m then holds what a pare export with that factor_dtype stores, so what it computes (a
+ * perplexity) is what the reloaded export computes, to the bit. PARE_EINVAL for an unknown dtype;
+ * for F16 also when a value exceeds its range, naming the matrix (m is then partly rounded). */
+pare_status pare_export_round_block_weights(pare_model *m, const char *factor_dtype, pare_error *err);
 
 /* The bytes pare_export would write (bytes_on_disk), without writing anything; the same checks. */
 pare_status pare_export_size(const pare_model *m, const pare_export_opts *o, size_t *bytes, pare_error *err);

@@ -61,7 +61,7 @@ static size_t weight_floats(const pare_linear *l)
 
 pare_status pare_linear_own(pare_linear *l, pare_error *err)
 {
-    if (l->streamed != PARE_LIN_SPILLED)
+    if (l->streamed == PARE_LIN_OWNED)
         return PARE_OK;
     size_t wf = weight_floats(l), nb = l->b ? (size_t)l->out : 0;
     float *heap = malloc((wf + nb) * sizeof(float));
@@ -140,17 +140,6 @@ pare_status pare_linear_set_mask(pare_linear *l, const uint8_t *mask, pare_error
     if (l->kind == PARE_LIN_FACTORED)
         return pare_fail(err, PARE_EINVAL, "%s: cannot mask a factorized layer", l->name);
     size_t n = (size_t)l->out * l->in;
-    float *w;
-    if (l->streamed ==
-        PARE_LIN_STORED) { /* the block's buffer is dropped on release: the masked weights must outlive it */
-        const float *src = l->w;
-        pare_status rc = rehome(l, n, &w, err);
-        if (rc)
-            return rc;
-        memcpy(w, src, n * sizeof(float));
-        l->w = w;
-        l->streamed = PARE_LIN_OWNED;
-    }
     uint8_t *m = malloc(n);
     if (!m)
         return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);

@@ -38,7 +38,8 @@ enum {
     PARE_LIN_SPILLED, /* compressed, then its w (or A, B) and b written to the model's spill file */
 };
 
-/* Gives a spilled linear (acquired) arrays of its own, so that it can be changed. */
+/* Gives a streamed linear (acquired) arrays of its own, so that it can be changed in place and keep
+ * the change (the block's buffer is dropped on release). */
 pare_status pare_linear_own(pare_linear *l, pare_error *err);
 
 /* y[N, out] = x[N, in] W^T + b. scratch holds N * rank floats for factorized layers. */

@@ -75,6 +75,7 @@ int pare_model_named_params(const pare_model *m, pare_param_ref *r)
 typedef struct {
     const char *mpath; /* DIR/pare.json, for messages */
     const pare_safetensors *st;
+    pare_dtype factor_dtype; /* the block matrices' stored dtype ("factor_dtype"; F32 when absent) */
 } reader;
 
 /* The named tensor with exactly this dtype and shape ([d0] when d1 == 0). what names the linear. */
@@ -158,6 +159,23 @@ static pare_status read_kept(const reader *r, const char *what, json_t *e, json_
     return PARE_OK;
 }
 
+/* A block matrix's stored values in fp32, into a fresh buffer *out the caller frees (none for t NULL). */
+static pare_status values_f32(const reader *r, const char *what, const pare_st_tensor *t, float **out, pare_error *err)
+{
+    *out = NULL;
+    if (!t)
+        return PARE_OK;
+    float *v = malloc(pare_st_numel(t) * sizeof *v + 1);
+    if (!v)
+        return pare_fail(err, PARE_ENOMEM, "%s: %s: out of memory", r->mpath, what);
+    pare_status rc = pare_st_to_f32(r->st, t, v, err);
+    if (rc)
+        free(v);
+    else
+        *out = v;
+    return rc;
+}
+
 /* Rebuilds one linear (loaded at its original shape in the slab) into the manifest's state through
  * the linear API, so every field matches what the exporter had: values are placed at their
  * original positions, factors set at the original shape (a rank valid before slicing may exceed
@@ -215,10 +233,10 @@ static pare_status load_linear(const reader *r, pare_linear *l, json_t *e, int i
     const pare_st_tensor *tw = NULL, *tm = NULL, *ta = NULL, *tb = NULL, *tbias = NULL;
     pare_status rc;
     if (k == PARE_LIN_FACTORED) {
-        if ((rc = need(r, what, "A", tens, PARE_DT_F32, out, rank, &ta, err)) ||
-            (rc = need(r, what, "B", tens, PARE_DT_F32, rank, in, &tb, err)))
+        if ((rc = need(r, what, "A", tens, r->factor_dtype, out, rank, &ta, err)) ||
+            (rc = need(r, what, "B", tens, r->factor_dtype, rank, in, &tb, err)))
             return rc;
-    } else if ((rc = need(r, what, "weight", tens, PARE_DT_F32, out, in, &tw, err))) {
+    } else if ((rc = need(r, what, "weight", tens, r->factor_dtype, out, in, &tw, err))) {
         return rc;
     }
     if (k == PARE_LIN_MASKED) {
@@ -237,9 +255,16 @@ static pare_status load_linear(const reader *r, pare_linear *l, json_t *e, int i
         free(ko);
         return rc;
     }
-    /* every check passed: rebuild */
-    float *A = NULL, *B = NULL;
-    const float *src_w = tw ? (const float *)(const void *)tw->data : NULL; /* data areas are 8-byte aligned */
+    /* every check passed: rebuild from the values in fp32 (as stored when the factor dtype is F32) */
+    float *A = NULL, *B = NULL, *src_w = NULL, *a = NULL, *b = NULL;
+    if ((rc = values_f32(r, what, tw, &src_w, err)) || (rc = values_f32(r, what, ta, &a, err)) ||
+        (rc = values_f32(r, what, tb, &b, err))) {
+        free(src_w);
+        free(a);
+        free(ko);
+        free(ki);
+        return rc;
+    }
 #define RO(i) (ko ? ko[i] : (i))
 #define CI(j) (ki ? ki[j] : (j))
     if (tbias) {
@@ -254,7 +279,6 @@ static pare_status load_linear(const reader *r, pare_linear *l, json_t *e, int i
         if (!A || !B) {
             rc = pare_fail(err, PARE_ENOMEM, "%s: %s: out of memory", r->mpath, what);
         } else {
-            const float *a = (const float *)(const void *)ta->data, *b = (const float *)(const void *)tb->data;
             for (int i = 0; i < out; i++)
                 memcpy(A + (size_t)RO(i) * rank, a + (size_t)i * rank, (size_t)rank * sizeof(float));
             for (int q = 0; q < rank; q++)
@@ -280,16 +304,19 @@ static pare_status load_linear(const reader *r, pare_linear *l, json_t *e, int i
         rc = pare_linear_set_mask(l, tm->data, err);
     free(ko);
     free(ki);
-    if (rc)
-        return pare_wrap(err, "%s: %s", r->mpath, what);
     /* the stored values verbatim (identical already unless the exported state had non-zeros under
      * its mask, which this keeps too) */
-    if (tw)
+    if (rc == PARE_OK && tw)
         memcpy(l->w, src_w, (size_t)out * in * sizeof(float));
-    else {
-        memcpy(l->A, ta->data, (size_t)out * rank * sizeof(float));
-        memcpy(l->B, tb->data, (size_t)rank * in * sizeof(float));
+    else if (rc == PARE_OK) {
+        memcpy(l->A, a, (size_t)out * rank * sizeof(float));
+        memcpy(l->B, b, (size_t)rank * in * sizeof(float));
     }
+    free(src_w);
+    free(a);
+    free(b);
+    if (rc)
+        return pare_wrap(err, "%s: %s", r->mpath, what);
     json_t *jp = json_object_get(e, "params");
     if (jp && (!json_is_integer(jp) || (size_t)json_integer_value(jp) != pare_linear_params(l)))
         return pare_fail(err, PARE_EFORMAT, "%s: %s: \"params\" says %lld but the stored layer has %zu", r->mpath, what,
@@ -298,9 +325,9 @@ static pare_status load_linear(const reader *r, pare_linear *l, json_t *e, int i
 }
 
 static pare_status load_pare_weights(pare_model *m, const char *mpath, json_t *root, const pare_safetensors *st,
-                                     pare_error *err)
+                                     pare_dtype factor_dtype, pare_error *err)
 {
-    reader r = {mpath, st};
+    reader r = {mpath, st, factor_dtype};
     pare_status rc = PARE_OK;
     int np = pare_model_named_params(m, NULL);
     pare_param_ref *refs = malloc((size_t)np * sizeof *refs);
@@ -353,6 +380,9 @@ pare_status pare_model_load_pare(pare_model *m, const char *dir, const char *tok
     json_t *ver = json_object_get(root, "version");
     const char *arch = json_string_value(json_object_get(root, "architecture"));
     const char *wf = json_string_value(json_object_get(root, "weights"));
+    /* absent in exports made before the key existed: those store F32 */
+    json_t *jfd = json_object_get(root, "factor_dtype");
+    pare_dtype factor_dtype = PARE_DT_F32;
     if (!json_is_object(root) || !fmt || strcmp(fmt, "pare") != 0)
         rc = pare_fail(err, PARE_EFORMAT, "%s: \"format\" must be \"pare\"", mpath);
     else if (!json_is_integer(ver) || json_integer_value(ver) != PARE_EXPORT_VERSION)
@@ -366,17 +396,20 @@ pare_status pare_model_load_pare(pare_model *m, const char *dir, const char *tok
                        pare_family_class(&m->cfg));
     else if (!wf || !*wf || strchr(wf, '/') || !strcmp(wf, "..") || !strcmp(wf, "."))
         rc = pare_fail(err, PARE_EFORMAT, "%s: \"weights\" must name a file in the folder", mpath);
+    else if (jfd && !(json_is_string(jfd) && pare_float_dtype_parse(json_string_value(jfd), &factor_dtype)))
+        rc = pare_fail(err, PARE_EFORMAT, "%s: \"factor_dtype\" must be \"F32\", \"F16\" or \"BF16\"", mpath);
     pare_safetensors st;
     if (rc == PARE_OK && (rc = pare_path_join(path, sizeof path, dir, wf, err)) == PARE_OK &&
         (rc = pare_st_open_file(path, &st, err)) == PARE_OK) {
-        rc = load_pare_weights(m, mpath, root, &st, err);
+        rc = load_pare_weights(m, mpath, root, &st, factor_dtype, err);
         pare_st_close(&st);
     }
     json_decref(root);
     if (rc)
         return rc;
     m->format = PARE_FMT_HF;
-    snprintf(m->source_dtype, sizeof m->source_dtype, "F32");
+    /* block matrices in the factor dtype, the rest F32: "mixed", as the HF loader says of such files */
+    snprintf(m->source_dtype, sizeof m->source_dtype, "%s", factor_dtype == PARE_DT_F32 ? "F32" : "mixed");
     if (tokenizer_path) {
         size_t n = strlen(tokenizer_path);
         if (n > 4 && !strcmp(tokenizer_path + n - 4, ".bin"))

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const struct {
     const char *name;
@@ -21,6 +22,17 @@ static const struct {
 
 const char *pare_dtype_name(pare_dtype dt) { return dt < PARE_DT_COUNT ? dtype_table[dt].name : "?"; }
 size_t pare_dtype_size(pare_dtype dt) { return dt < PARE_DT_COUNT ? dtype_table[dt].size : 0; }
+
+int pare_float_dtype_parse(const char *s, pare_dtype *dt)
+{
+    static const pare_dtype floats[] = {PARE_DT_F32, PARE_DT_F16, PARE_DT_BF16};
+    for (size_t i = 0; s && i < sizeof floats / sizeof floats[0]; i++)
+        if (strcasecmp(s, dtype_table[floats[i]].name) == 0) {
+            *dt = floats[i];
+            return 1;
+        }
+    return 0;
+}
 
 static int dtype_from_name(const char *s, pare_dtype *out)
 {

@@ -49,6 +49,9 @@ typedef struct {
 
 const char *pare_dtype_name(pare_dtype dt);
 size_t pare_dtype_size(pare_dtype dt);
+/* The float dtypes pare stores weights in, named in any case: "bf16" as options spell it, "BF16" as
+ * safetensors does; F32, F16 or BF16 into *dt, else 0 (the caller names its option in the error). */
+int pare_float_dtype_parse(const char *s, pare_dtype *dt);
 
 /* Opens one .safetensors file, validating the header completely. */
 pare_status pare_st_open_file(const char *path, pare_safetensors *st, pare_error *err);

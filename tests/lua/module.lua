@@ -262,6 +262,25 @@ function groups.record(p)
     check(#rows[2].metrics == 1 and rows[2].metrics[1].name == "ppl", "metrics")
 end
 
+-- m:round_weights and m:export{factor_dtype}: the model rounded in memory evaluates as its reload does.
+function groups.factor_dtype(p)
+    local m <close> = pare.load(p.model)
+    m:compress{method = "svd", ratio = 0.3}
+    local f32 = m:eval(p.text, {window = 32}).ppl
+    local x = m:export(pare.out("model-f32"), {format = "pare"})
+    check(x.factor_dtype == "F32", "default factor_dtype %s", tostring(x.factor_dtype))
+    m:round_weights("bf16")
+    local bf16 = m:eval(p.text, {window = 32}).ppl
+    local y = m:export(pare.out("model-bf16"), {format = "pare", factor_dtype = "bf16"})
+    check(y.factor_dtype == "BF16" and y.bytes < x.bytes, "bf16 export: %s, %d bytes (f32 %d)",
+          tostring(y.factor_dtype), y.bytes, x.bytes)
+    local r <close> = pare.load(y.path)
+    local reloaded = r:eval(p.text, {window = 32}).ppl
+    check(reloaded == bf16 and bf16 ~= f32, "bf16 %.17g, reloaded %.17g, f32 %.17g", bf16, reloaded, f32)
+    fails({"pare.round_weights", "'int8'"}, m.round_weights, m, "int8")
+    fails({"pare.export", "factor dtype 'int8'"}, m.export, m, pare.out("bad"), {factor_dtype = "int8"})
+end
+
 -- Plots (run by tests/test_charts.c): every chart writes its PNG into OUT (listed in run.json's
 -- "plots" by the session) or returns its text; options and matrices are checked.
 function groups.plots(p)
