@@ -135,7 +135,7 @@ static void test_streamed_compression_is_identical(void)
     static const char *const methods[] = {"lorap", "svdllm", "wanda"};
     for (int d = 0; d < nd; d++)
         for (int k = 0; k < 3; k++) {
-            char out[2][2][64];
+            char out[2][3][64];
             for (int s = 0; s < 2; s++) {
                 pare_model *m = load_mode(dirs[d], s ? PARE_STREAM_ON : PARE_STREAM_OFF);
                 if (!m)
@@ -155,10 +155,15 @@ static void test_streamed_compression_is_identical(void)
                 pare_status rc = ids ? pare_calib_windows(ids, n, &co, &win, &err) : PARE_EINVAL;
                 if (!rc)
                     rc = pare_method_compress(m, pare_method_find(methods[k]), &mo, win, &co, NULL, NULL, NULL, &err);
-                for (int f = 0; f < 2 && !rc; f++) {
+                /* hf-dense, pare, and pare with BF16 block matrices (rounded in place first, block by block) */
+                for (int f = 0; f < 3 && !rc; f++) {
                     snprintf(out[s][f], sizeof out[s][f], "stream-%d-%d-%d-%d", d, k, s, f);
                     eo.format = f ? PARE_EXPORT_PARE : PARE_EXPORT_HF_DENSE;
-                    rc = pare_export(m, tmp_path(out[s][f]), &eo, NULL, NULL, &err);
+                    eo.factor_dtype = f == 2 ? "BF16" : "F32";
+                    if (f == 2)
+                        rc = pare_export_round_block_weights(m, "BF16", &err);
+                    if (!rc)
+                        rc = pare_export(m, tmp_path(out[s][f]), &eo, NULL, NULL, &err);
                 }
                 CHECKF(rc == PARE_OK, "%s %s (%s): %s", dirs[d], methods[k], s ? "streamed" : "in memory", err.msg);
                 free(ids);
@@ -167,12 +172,14 @@ static void test_streamed_compression_is_identical(void)
             }
             if (harness_failed_now())
                 return;
-            for (int f = 0; f < 2; f++) {
+            for (int f = 0; f < 3; f++) {
                 char x[600], y[600];
                 snprintf(x, sizeof x, "%s/model.safetensors", tmp_path(out[0][f]));
                 snprintf(y, sizeof y, "%s/model.safetensors", tmp_path(out[1][f]));
                 CHECKF(same_file(x, y), "%s %s: the %s export differs when compressed streamed", dirs[d], methods[k],
-                       f ? "pare" : "hf-dense");
+                       f == 2 ? "pare BF16"
+                       : f    ? "pare"
+                              : "hf-dense");
             }
         }
 }
