@@ -28,7 +28,7 @@ const char *pare_svd_route_name(pare_svd_route route)
  * dsyevr for the top k alone beats dsyevd for all of them below about k = r/4 (512: 0.026 vs
  * 0.032 s at k = 64; 1024: 0.146 vs 0.234 s at k = 128, 0.303 vs 0.234 s at k = 512). The fp32
  * Gram is faster still, but its vectors fail below s_i ~ 3e-4·s_1, which activation weighting
- * easily reaches; randomized SVD is 4%-12% above the optimal error on these flat spectra. */
+ * easily reaches; randomized SVD ends 2%-12% above the optimal error on these flat spectra. */
 pare_svd_route pare_svd_values_route_for(int m, int n)
 {
     (void)m, (void)n;
