@@ -144,7 +144,7 @@ check: deps format-check $(ASAN_DIR)/pare $(ASAN_DIR)/pare_tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  PARE_BIN=$(ASAN_DIR)/pare PARE_TEST_QUICK=1 $(ASAN_DIR)/pare_tests $(T) $(TEST)
 
-bench: deps pare $(OPT_DIR)/bench_compress
+bench: deps pare $(OPT_DIR)/bench_compress $(OPT_DIR)/bench_svd
 	@bash tools/bench.sh
 
 # Real shapes (tools/shapes/): pare init streamed to disk, with time, bytes/s and peak RSS
@@ -154,6 +154,10 @@ bench-scale: deps pare
 
 # pare's side of the compression benchmarks (tools/bench_compress.c), linked against the core.
 $(OPT_DIR)/bench_compress: tools/bench_compress.c $(call objs,$(OPT_DIR),$(LIB_SRC) $(ENV_SRC))
+	$(CC) $(CFLAGS) $(OPT) -o $@ $^ $(LIBS)
+
+# The SVD routes of src/core/svd.c timed against each other (tools/bench_svd.c, docs/scale.md).
+$(OPT_DIR)/bench_svd: tools/bench_svd.c $(call objs,$(OPT_DIR),$(LIB_SRC) $(ENV_SRC))
 	$(CC) $(CFLAGS) $(OPT) -o $@ $^ $(LIBS)
 
 clean:

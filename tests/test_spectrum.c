@@ -10,6 +10,7 @@
 #include "core/model.h"
 #include "core/rng.h"
 #include "core/spectrum.h"
+#include "core/svd.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -438,7 +439,41 @@ static void test_rsvd_gpt2(void)
     check_rsvd_model("ref-gpt2-6m");
 }
 
-/* Factors: orthonormal, and W − U·S·Vᵀ has the Frobenius norm the full spectrum predicts. */
+/* Triplets u [m, k], s[k], vt [k, n] of W: orthonormal, and W − U·S·Vᵀ has the Frobenius norm the
+ * full spectrum predicts (to 1e-3 relative, plus abs_floor: what fp32 factors leave at full rank). label
+ * names them in failures. */
+static void check_triplets(const float *W, int m, int n, int k, const float *u, const double *s, const float *vt,
+                           const double *full, double abs_floor, const char *label)
+{
+    double orth = 0;
+    for (int a = 0; a < k; a++)
+        for (int b = 0; b < k; b++) {
+            double du = 0, dv = 0;
+            for (int i = 0; i < m; i++)
+                du += (double)u[(size_t)i * k + a] * u[(size_t)i * k + b];
+            for (int j = 0; j < n; j++)
+                dv += (double)vt[(size_t)a * n + j] * vt[(size_t)b * n + j];
+            double want = a == b;
+            orth = fmax(orth, fmax(fabs(du - want), fabs(dv - want)));
+        }
+    CHECKF(orth <= 1e-4, "%s factors: max |UᵀU − I|, |VᵀV − I| = %.3g", label, orth);
+    double res = 0, tot = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double a = 0;
+            for (int c = 0; c < k; c++)
+                a += (double)u[(size_t)i * k + c] * s[c] * vt[(size_t)c * n + j];
+            double w = W[(size_t)i * n + j];
+            res += (w - a) * (w - a);
+            tot += w * w;
+        }
+    int r = m < n ? m : n;
+    double want = pare_spectrum_trunc_error(full, r, k), got = sqrt(res / tot);
+    CHECKF(fabs(got - want) <= 1e-3 * want + abs_floor, "%s: ‖W − U S Vᵀ‖/‖W‖ = %.6g, spectrum says %.6g", label, got,
+           want);
+}
+
+/* pare_svd_topk's factors (exact: the measured route of svd.h; else randomized) through check_triplets */
 static void check_factors(const float *W, int m, int n, int k, int exact, const double *full)
 {
     pare_svd_opts o = pare_svd_defaults();
@@ -451,35 +486,70 @@ static void check_factors(const float *W, int m, int n, int k, int exact, const 
     if (st)
         return;
     CHECK(svd.m == m && svd.n == n && svd.k == k && svd.u && svd.vt);
-    double orth = 0;
-    for (int a = 0; a < k; a++)
-        for (int b = 0; b < k; b++) {
-            double du = 0, dv = 0;
-            for (int i = 0; i < m; i++)
-                du += (double)svd.u[(size_t)i * k + a] * svd.u[(size_t)i * k + b];
-            for (int j = 0; j < n; j++)
-                dv += (double)svd.vt[(size_t)a * n + j] * svd.vt[(size_t)b * n + j];
-            double want = a == b;
-            orth = fmax(orth, fmax(fabs(du - want), fabs(dv - want)));
-        }
-    CHECKF(orth <= 1e-4, "%s factors: max |UᵀU − I|, |VᵀV − I| = %.3g", exact ? "exact" : "randomized", orth);
-    double res = 0, tot = 0;
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            double a = 0;
-            for (int c = 0; c < k; c++)
-                a += (double)svd.u[(size_t)i * k + c] * svd.s[c] * svd.vt[(size_t)c * n + j];
-            double w = W[(size_t)i * n + j];
-            res += (w - a) * (w - a);
-            tot += w * w;
-        }
-    int r = m < n ? m : n;
-    double want = pare_spectrum_trunc_error(full, r, k), got = sqrt(res / tot);
-    CHECKF(fabs(got - want) <= 1e-3 * want + 1e-6, "%s: ‖W − U S Vᵀ‖/‖W‖ = %.6g, spectrum says %.6g",
-           exact ? "exact" : "randomized", got, want);
+    check_triplets(W, m, n, k, svd.u, svd.s, svd.vt, full, 1e-6, exact ? "exact" : "randomized");
     if (exact)
         CHECKF(max_rel(svd.s, full, k, 0) <= 1e-12, "exact top-%d values differ from the full spectrum", k);
     pare_svd_free(&svd);
+}
+
+/* Every route of svd.h on a known spectrum, tall and wide: all values (where the route gives them)
+ * and the top-k triplets (orthonormal, optimal truncation error, values), at k < r and k = r; and
+ * the errors: a factors-only route asked for values, a rank out of range. */
+static void test_svd_routes(void)
+{
+    trng_state = 77;
+    int r = 40;
+    double *sig = malloc(r * sizeof *sig), s[40];
+    /* distinct, gapped values from 4 down to 0.1: every singular vector is well defined, and the
+     * fp32 Gram keeps ε_s·(s_1/s_r)² ≈ 1e-4 */
+    for (int i = 0; i < r; i++)
+        sig[i] = 4.0 * pow(0.025, i / (r - 1.0));
+    const int shapes[2][2] = {{64, 40}, {40, 64}};
+    for (int sh = 0; sh < 2; sh++) {
+        int m = shapes[sh][0], n = shapes[sh][1];
+        float *W = matrix_with_spectrum(m, n, sig);
+        double *M = malloc((size_t)m * n * sizeof *M);
+        float *u = malloc((size_t)m * r * sizeof *u), *vt = malloc((size_t)r * n * sizeof *vt);
+        pare_error err = {0};
+        for (int route = PARE_SVD_AUTO; route < PARE_SVD_ROUTES; route++) {
+            const char *name = pare_svd_route_name(route);
+            /* fp32 arithmetic: ~1e-7 relative on the gesdd/gesvd values, squared condition in the Gram */
+            int fp32_direct = route == PARE_SVD_SGESDD || route == PARE_SVD_SGESVD;
+            double tol = route == PARE_SVD_SGRAM ? 2e-3 : fp32_direct ? 1e-5 : 1e-6;
+            for (size_t i = 0; i < (size_t)m * n; i++)
+                M[i] = W[i];
+            pare_status st = pare_svd_values("routes", M, m, n, route, s, &err);
+            if (route == PARE_SVD_DGRAM_TOPK) {
+                CHECKF(st == PARE_EINVAL && strstr(err.msg, "dgram-topk") && strstr(err.msg, "routes"),
+                       "values by a factors-only route: status %d, '%s'", st, err.msg);
+            } else {
+                CHECKF(st == PARE_OK, "%s values [%d, %d]: %s", name, m, n, err.msg);
+                double e = max_rel(s, sig, r, 0);
+                CHECKF(e <= tol, "%s values [%d, %d]: max rel error %.3g (tolerance %.0e)", name, m, n, e, tol);
+            }
+            for (int k = 7; k <= r; k += r - 7) {
+                char label[64];
+                snprintf(label, sizeof label, "%s [%d, %d] rank %d", name, m, n, k);
+                memset(s, 0, sizeof s);
+                st = pare_svd_truncated("routes", W, m, n, k, route, s, u, vt, &err);
+                CHECKF(st == PARE_OK, "%s: %s", label, err.msg);
+                if (st)
+                    continue;
+                check_triplets(W, m, n, k, u, s, vt, sig, fp32_direct ? 1e-5 : 1e-6, label);
+                double e = max_rel(s, sig, k, 0);
+                CHECKF(e <= 1e-5, "%s: top values max rel error %.3g", label, e);
+                for (int i = 1; i < k; i++)
+                    CHECKF(s[i] <= s[i - 1], "%s: values not descending at %d", label, i);
+            }
+        }
+        for (int k = 0; k <= r + 1; k += r + 1) {
+            pare_status st = pare_svd_truncated("q_proj", W, m, n, k, PARE_SVD_AUTO, s, u, vt, &err);
+            CHECKF(st == PARE_EINVAL && strstr(err.msg, "q_proj") && strstr(err.msg, "rank"),
+                   "rank %d of [%d, %d]: status %d, '%s'", k, m, n, st, err.msg);
+        }
+        free(W), free(M), free(u), free(vt);
+    }
+    free(sig);
 }
 
 static void test_svd_factors(void)
@@ -787,6 +857,7 @@ void suite_spectrum(void)
     RUN(test_whitened);
     RUN(test_whiten_damping);
     RUN(test_svd_factors);
+    RUN(test_svd_routes);
     RUN(test_rsvd_llama);
     RUN(test_rsvd_gpt2);
     RUN(test_stats_closed_forms);

@@ -46,6 +46,10 @@
 # warm-up step), with the peak resident memory of each process.
 #   BENCH_FT            0: skip it (default 1)
 #   BENCH_FT_STEPS      timed steps (default 6); BENCH_FT_ROUNDS rounds (default 1)
+#
+# SVD routes (issue 17 §4): build/opt/bench_svd (tools/bench_svd.c), one table.
+#   BENCH_SVD           0: skip it (default 1); BENCH_SVD_ROUNDS rounds, best kept (default 3)
+#   PARE_BENCH_BIG      1: also the 4096x4096 and 4096x11008 shapes (minutes each)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -648,6 +652,13 @@ if t:
     print("  torch %s: %d timed steps, loss %.4f -> %.4f" % (t["torch"], t["steps"], t["loss_first"], t["loss_last"]))
 sys.exit(1 if (strict and slow) else 0)
 PYEOF
+fi
+# SVD routes (issue 17 §4): the LAPACK routes of src/core/svd.c timed and checked against dgesdd
+# (tools/bench_svd.c; docs/scale.md "SVD routes"). BENCH_SVD=0 skips it; PARE_BENCH_BIG=1 adds the
+# 4096x4096 and 4096x11008 shapes (minutes each).
+if [ "${BENCH_SVD:-1}" = 1 ]; then
+    echo "bench: SVD routes (build/opt/bench_svd)"
+    "$ROOT/build/opt/bench_svd" "${BENCH_SVD_ROUNDS:-3}" || rc_f=1
 fi
 # Tokenizers (issue 16 §3): pare against Hugging Face tokenizers on wiki.test.raw, one row each.
 echo "bench: tokenizers (tools/bench_tokenizer.sh)"

@@ -12,6 +12,7 @@
 #include "calib.h"
 #include "parallel.h"
 #include "rng.h"
+#include "svd.h"
 
 #define NM(name) ((name) ? (name) : "matrix")
 
@@ -68,42 +69,11 @@ pare_svd_opts pare_svd_defaults(void)
 /* values of a double matrix */
 
 /* Singular values of the row-major double matrix M [m, n] into s[min(m, n)], descending.
- * M may be overwritten. */
+ * M may be overwritten. GRAM is the measured route for the shape (svd.h). */
 static pare_status svals_double(const char *name, double *M, int m, int n, pare_svals_method method, double *s,
                                 pare_error *err)
 {
-    int r = m < n ? m : n;
-    lapack_int info;
-    if (method == PARE_SVALS_GESDD) {
-        /* Row-major M [m, n] is column-major Mᵀ [n, m]: same singular values, no transposition. */
-        info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', n, m, M, n, s, NULL, 1, NULL, 1);
-        if (info != 0)
-            return pare_fail(err, PARE_EINVAL, "%s: LAPACK dgesdd failed (info %d)", NM(name), (int)info);
-        return PARE_OK;
-    }
-    double *G = malloc((size_t)r * r * sizeof *G);
-    double *ev = malloc((size_t)r * sizeof *ev);
-    if (!G || !ev) {
-        free(G);
-        free(ev);
-        return pare_fail(err, PARE_ENOMEM, "%s: out of memory for a %dx%d Gram matrix", NM(name), r, r);
-    }
-    if (m <= n) /* G = M·Mᵀ [m, m] */
-        cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, m, n, 1.0, M, n, 0.0, G, r);
-    else /* G = Mᵀ·M [n, n] */
-        cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, n, m, 1.0, M, n, 0.0, G, r);
-    /* Row-major lower = column-major upper. */
-    info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'U', r, G, r, ev);
-    if (info == 0)
-        for (int i = 0; i < r; i++) {
-            double e = ev[r - 1 - i];
-            s[i] = e > 0 ? sqrt(e) : 0.0;
-        }
-    free(G);
-    free(ev);
-    if (info != 0)
-        return pare_fail(err, PARE_EINVAL, "%s: LAPACK dsyevd failed (info %d)", NM(name), (int)info);
-    return PARE_OK;
+    return pare_svd_values(name, M, m, n, method == PARE_SVALS_GESDD ? PARE_SVD_DGESDD : PARE_SVD_AUTO, s, err);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -358,28 +328,20 @@ pare_status pare_svd_topk(const char *name, const float *w, int m, int n, int k,
         goto done;
     }
 
-    if (opts->exact) {
-        /* Column-major view of row-major W [m, n] is Wᵀ [n, m]: its SVD Wᵀ = V S Uᵀ. */
+    if (opts->exact) { /* the measured full-accuracy routes (svd.h) */
+        if (want_vecs) {
+            st = pare_svd_truncated(name, w, m, n, k, PARE_SVD_AUTO, out->s, out->u, out->vt, err);
+            goto done;
+        }
         size_t total = (size_t)m * n;
-        B = malloc(total * sizeof *B);
-        if (!B) {
+        if (!(B = malloc(total * sizeof *B))) {
             st = pare_fail(err, PARE_ENOMEM, "%s: out of memory for a [%d, %d] double copy", NM(name), m, n);
             goto done;
         }
         for (size_t i = 0; i < total; i++)
             B[i] = w[i];
-        /* ub: V [n, r] column-major; vbt: Uᵀ [r, m] column-major (ld r). */
-        if ((st = small_svd(name, B, n, m, want_vecs, sv, &ub, &vbt, &ldvt, err)))
-            goto done;
-        memcpy(out->s, sv, (size_t)k * sizeof *sv);
-        if (opts->want_u) /* u[i][c] = U[i, c] = (Uᵀ)[c, i] */
-            for (int i = 0; i < m; i++)
-                for (int c = 0; c < k; c++)
-                    out->u[(size_t)i * k + c] = (float)vbt[c + (size_t)i * ldvt];
-        if (opts->want_vt) /* vt[c][j] = V[j, c] */
-            for (int c = 0; c < k; c++)
-                for (int j = 0; j < n; j++)
-                    out->vt[(size_t)c * n + j] = (float)ub[j + (size_t)c * n];
+        if (!(st = pare_svd_values(name, B, m, n, PARE_SVD_AUTO, sv, err)))
+            memcpy(out->s, sv, (size_t)k * sizeof *sv);
         goto done;
     }
 

@@ -28,6 +28,8 @@
  *   the default because it is 2.5-3x faster on the rectangular MLP matrices (measured: 12 vs 34 ms
  *   for [1024, 384], 87 vs 238 ms for [3072, 768]; a symmetric eigenproblem of the smaller side
  *   instead of a bidiagonalization of the whole matrix) and about even on square ones.
+ *   The route is src/core/svd.c's measured choice (pare_svd_values_route_for; docs/scale.md
+ *   "SVD routes" has the table up to 4096 x 11008).
  * GESDD: LAPACKE_dgesdd jobz='N' on a double copy; accurate to ~ε_d·s_1 absolute for every value.
  *   Use it when the tail of the spectrum (values below ~1e-5·s_1) matters. */
 typedef enum { PARE_SVALS_GRAM = 0, PARE_SVALS_GESDD } pare_svals_method;
@@ -110,7 +112,7 @@ pare_status pare_whiten_cholesky(const char *name, const double *gram, int n, do
 #define PARE_RSVD_SEED 0x9e3779b97f4a7c15ull
 
 typedef struct {
-    int exact;       /* 1: full LAPACKE_dgesdd then truncate (deterministic, slower); 0: randomized */
+    int exact;       /* 1: the exact route svd.h measured for the shape (deterministic, slower); 0: randomized */
     int oversample;  /* p: the range finder uses l = k + p Gaussian vectors (capped at min(m, n));
                       * PARE_RSVD_AUTO: p = max(10, k) */
     int power_iters; /* q: subspace iterations, each re-orthonormalized by QR (sgeqrf + sorgqr);
