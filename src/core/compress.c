@@ -79,8 +79,7 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
 
 /* compress_block with block l's weights acquired (a streamed model's); the calibration hook's block
  * already is. */
-static pare_status compress_acquired(apply_ctx *c, pare_model *m, int l, const pare_input_stats *sites,
-                                     pare_error *err)
+static pare_status compress_acquired(apply_ctx *c, pare_model *m, int l, const pare_input_stats *sites, pare_error *err)
 {
     pare_status rc = pare_block_acquire(m, l, err);
     if (rc)

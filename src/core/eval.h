@@ -28,8 +28,8 @@ typedef struct {
 
 typedef struct {
     pare_eval_plan plan;
-    double nll; /* total negative log-likelihood, nats */
-    double ppl; /* exp(nll / predicted) */
+    double nll;      /* total negative log-likelihood, nats */
+    double ppl;      /* exp(nll / predicted) */
     int layer_major; /* 1: run layer-major (a streamed model whose blocks do not fit its cache together) */
 } pare_eval_result;
 

@@ -14,18 +14,18 @@ typedef enum { PARE_LIN_DENSE, PARE_LIN_MASKED, PARE_LIN_FACTORED } pare_linear_
 typedef struct {
     char name[96]; /* e.g. model.layers.0.self_attn.q_proj or transformer.h.0.attn.c_attn.q */
     pare_linear_kind kind;
-    int out, in;           /* current shape (after any slicing) */
-    int orig_out, orig_in; /* shape as loaded */
-    float *w;              /* DENSE, MASKED: [out, in]; masked-out entries hold zero */
-    float *b;              /* [out] or NULL */
-    uint8_t *mask;         /* MASKED: [out, in], 1 = kept */
-    int rank;              /* FACTORED: k */
-    float *A;              /* FACTORED: [out, k] */
-    float *B;              /* FACTORED: [k, in] */
-    int32_t *kept_out;     /* original row index of each current row, or NULL when none were removed */
-    int32_t *kept_in;      /* original column index of each current column, or NULL */
-    float *heap;           /* storage allocated after load (w, b, A, B replacing slab views); owned */
-    int layer;             /* the decoder block holding it, -1 for the head */
+    int out, in;            /* current shape (after any slicing) */
+    int orig_out, orig_in;  /* shape as loaded */
+    float *w;               /* DENSE, MASKED: [out, in]; masked-out entries hold zero */
+    float *b;               /* [out] or NULL */
+    uint8_t *mask;          /* MASKED: [out, in], 1 = kept */
+    int rank;               /* FACTORED: k */
+    float *A;               /* FACTORED: [out, k] */
+    float *B;               /* FACTORED: [k, in] */
+    int32_t *kept_out;      /* original row index of each current row, or NULL when none were removed */
+    int32_t *kept_in;       /* original column index of each current column, or NULL */
+    float *heap;            /* storage allocated after load (w, b, A, B replacing slab views); owned */
+    int layer;              /* the decoder block holding it, -1 for the head */
     unsigned char streamed; /* a streamed model's (model.h): PARE_LIN_STORED or PARE_LIN_SPILLED when its
                                arrays view the block cache, valid only while the block is acquired;
                                the first change gives it arrays of its own (PARE_LIN_OWNED) */
