@@ -16,6 +16,7 @@ void suite_spectrum(void);
 void suite_factorize(void);
 void suite_prune(void);
 void suite_allocate(void);
+void suite_auto(void);
 void suite_export(void);
 void suite_plot(void);
 void suite_backward(void);
@@ -46,6 +47,7 @@ const suite harness_suites[] = {
     {"factorize", suite_factorize},
     {"prune", suite_prune},
     {"allocate", suite_allocate},
+    {"auto", suite_auto},
     {"export", suite_export},
     {"plot", suite_plot},
     {"backward", suite_backward},

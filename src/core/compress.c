@@ -77,6 +77,13 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
     return PARE_OK;
 }
 
+pare_status pare_apply_block(pare_model *m, const pare_plan *plan, int layer, const pare_input_stats *sites,
+                             pare_apply_report *rep, pare_error *err)
+{
+    apply_ctx c = {plan, NULL, rep};
+    return compress_block(&c, m, layer, sites, err);
+}
+
 static pare_status hook(void *user, pare_model *m, int layer, const pare_calib_stats *stats, pare_error *err)
 {
     return compress_block(user, m, layer, stats->sites[layer], err);

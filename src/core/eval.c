@@ -55,6 +55,17 @@ pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare
     return PARE_OK;
 }
 
+double pare_logits_nll(const float *row, int V, int32_t target)
+{
+    float mx = row[0];
+    for (int j = 1; j < V; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    double s = 0;
+    for (int j = 0; j < V; j++)
+        s += expf(row[j] - mx);
+    return (double)mx + log(s) - row[target];
+}
+
 pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t n_ids, const pare_eval_opts *o,
                                  const pare_progress *progress, pare_eval_result *res, pare_error *err)
 {
@@ -100,14 +111,7 @@ pare_status pare_eval_perplexity(const pare_model *m, const int32_t *ids, size_t
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
             for (size_t t = first; t < start + cap; t++) {
                 int pos = (int)(t - start) + (p->bos ? 1 : 0); /* position of target in the window */
-                const float *row = a->logits + ((size_t)b * W + pos - 1) * V;
-                float mx = row[0];
-                for (int j = 1; j < V; j++)
-                    mx = row[j] > mx ? row[j] : mx;
-                double s = 0;
-                for (int j = 0; j < V; j++)
-                    s += expf(row[j] - mx);
-                term[t - start] = (double)mx + log(s) - row[ids[t]];
+                term[t - start] = pare_logits_nll(a->logits + ((size_t)b * W + pos - 1) * V, V, ids[t]);
             }
             for (size_t t = first; t < start + cap; t++)
                 nll += term[t - start];
