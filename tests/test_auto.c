@@ -246,7 +246,7 @@ static void test_auto_beats_uniform_whitened(void)
         return;
     pare_calib_opts co;
     pare_calib_defaults(&co);
-    co.samples = 16;
+    co.samples = 8;
     co.len = 128;
     int32_t *calib = NULL, *wiki = NULL;
     size_t n_wiki = 0;
@@ -256,7 +256,7 @@ static void test_auto_beats_uniform_whitened(void)
     CHECKF(pare_model_tokenize_file(base, shared_path("data/text/wikitext-2/wiki.test.raw"), &wiki, &n_wiki, &err) ==
                PARE_OK,
            "%s", err.msg);
-    size_t n = n_wiki < 16384 ? n_wiki : 16384;
+    size_t n = n_wiki < 8192 ? n_wiki : 8192;
     pare_model *svd = NULL, *aut = NULL;
     CHECK(pare_model_clone(base, &svd, &err) == PARE_OK && pare_model_clone(base, &aut, &err) == PARE_OK);
     pare_method_opts mo;
@@ -267,7 +267,7 @@ static void test_auto_beats_uniform_whitened(void)
            "%s", err.msg);
     size_t before = weights_now(base), svd_kept = weights_now(svd);
     mo.ratio = 1.0 - (double)svd_kept / (double)before; /* the same budget */
-    mo.probe_samples = 8;
+    mo.probe_samples = 4;
     CHECKF(pare_method_compress(aut, pare_method_find("auto"), &mo, calib, &co, NULL, &rep, NULL, &err) == PARE_OK,
            "%s", err.msg);
     CHECKF(weights_now(aut) <= svd_kept, "auto keeps %zu weights, svdllm %zu", weights_now(aut), svd_kept);

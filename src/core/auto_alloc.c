@@ -315,9 +315,11 @@ static pare_status probe_loss(prober *pr, int from, double *loss, pare_error *er
     return loss_of(pr, nll, loss, err);
 }
 
-/* The loss with block linear `kind` of `block` alone whitened to `rank`; the layer is restored. */
-static pare_status probe_matrix(prober *pr, int block, int kind, const pare_input_stats *sites, int rank, double *loss,
-                                pare_error *err)
+/* The losses with block linear `kind` of `block` alone whitened to each of ranks[n] (descending); the
+ * layer is restored. One factorization serves every probe: its factors A = U Σ^½, B = Σ^½ Vᵀ L⁻¹ come
+ * ordered by singular value, so the first k columns of A and rows of B are the rank-k truncation. */
+static pare_status probe_matrix(prober *pr, int block, int kind, const pare_input_stats *sites, const int *ranks, int n,
+                                double *losses, pare_error *err)
 {
     pare_block *b = &pr->m->blocks[block];
     pare_linear saved = b->lin[kind], trial;
@@ -328,12 +330,24 @@ static pare_status probe_matrix(prober *pr, int block, int kind, const pare_inpu
     pare_factor_defaults(&fo);
     fo.weighting = PARE_WEIGHT_WHITEN;
     pare_factor_report fr;
-    rc = pare_factorize_linear(&trial, rank, &fo, &sites[pare_linear_site(b, &b->lin[kind])], &fr, err);
-    if (!rc) {
-        b->lin[kind] = trial;
-        rc = probe_loss(pr, block, loss, err);
-        b->lin[kind] = saved;
+    rc = pare_factorize_linear(&trial, ranks[0], &fo, &sites[pare_linear_site(b, &b->lin[kind])], &fr, err);
+    float *a_cols = rc ? NULL : malloc((size_t)trial.out * ranks[0] * sizeof *a_cols);
+    if (!rc && !a_cols)
+        rc = pare_fail(err, PARE_ENOMEM, "%s: out of memory for its probes", saved.name);
+    for (int p = 0; !rc && p < n; p++) {
+        if (p > 0) { /* the leading columns of A and rows of B (B rows are contiguous already) */
+            int k = ranks[p], k_now = trial.rank;
+            for (int i = 0; i < trial.out; i++)
+                memcpy(a_cols + (size_t)i * k, trial.A + (size_t)i * k_now, (size_t)k * sizeof *a_cols);
+            rc = pare_linear_set_factors(&trial, k, a_cols, trial.B, err);
+        }
+        if (!rc) {
+            b->lin[kind] = trial;
+            rc = probe_loss(pr, block, &losses[p], err);
+            b->lin[kind] = saved;
+        }
     }
+    free(a_cols);
     pare_linear_release(&trial);
     return rc;
 }
@@ -412,18 +426,20 @@ static pare_status measure_sensitivities(pare_model *m, pare_auto_analysis *an, 
         pare_auto_matrix *am = &an->mats[i];
         pare_auto_sens *s = &am->sens;
         s->probes = probes;
-        int k_max = max_saving_rank(am->m, am->n);
-        for (int p = 0; !rc && p < probes; p++) {
-            int k = clamp_int((int)floor(keep[p] * (double)am->m * am->n / (am->m + am->n)), 1, k_max);
-            double loss = 0;
-            rc = probe_matrix(&pr, am->block, am->kind, cs->sites[am->block], k, &loss, err);
-            s->probe_amount[p] = k;
-            s->probe_error[p] = am->err[k];
-            s->probe_dloss[p] = loss - an->base_loss;
+        int k_max = max_saving_rank(am->m, am->n), ranks[2];
+        double losses[2] = {0, 0};
+        for (int p = 0; p < probes; p++)
+            ranks[p] = clamp_int((int)floor(keep[p] * (double)am->m * am->n / (am->m + am->n)), 1, k_max);
+        rc = probe_matrix(&pr, am->block, am->kind, cs->sites[am->block], ranks, probes, losses, err);
+        for (int p = 0; p < probes; p++) {
+            s->probe_amount[p] = ranks[p];
+            s->probe_error[p] = am->err[ranks[p]];
+            s->probe_dloss[p] = losses[p] - an->base_loss;
             an->probe_evals++;
-            if (!rc)
-                rc = pare_report(progress, "sensitivity", ++done / total, m->blocks[am->block].lin[am->kind].name, err);
+            done++;
         }
+        if (!rc)
+            rc = pare_report(progress, "sensitivity", done / total, m->blocks[am->block].lin[am->kind].name, err);
         sens_fit(s);
     }
     for (int b = 0; !rc && b < an->n_layers; b++) {
