@@ -695,6 +695,8 @@ static int l_compress(lua_State *L)
         return lp_core_error(L, "compress", &pc, &err);
     json_t *auto_json = me->policy == PARE_POLICY_AUTO ? pare_auto_record_json(&auto_rec) : NULL;
     pare_auto_record_free(&auto_rec);
+    if (me->policy == PARE_POLICY_AUTO && !auto_json)
+        return luaL_error(L, "pare.compress: out of memory for the auto record");
     lp_progress_end(L, &pc);
     pare_param_counts pcn;
     pare_model_param_counts(m, &pcn);

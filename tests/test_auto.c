@@ -125,6 +125,48 @@ static void test_auto_counts_and_budget(void)
     }
 }
 
+/* The channel choice: with the FFNs' measured sensitivity made negligible the solve narrows them, and
+ * the plan (LoRAP selection with keep_least) applies to exactly its counts, on both families. */
+static void test_auto_channel_choice(void)
+{
+    for (int gpt2 = 0; gpt2 < 2; gpt2++) {
+        pare_model *m = fixture_model(gpt2 ? "auto_chan_gpt2" : "auto_chan_llama", gpt2);
+        if (!m)
+            return;
+        pare_calib_opts co;
+        pare_calib_defaults(&co);
+        co.samples = 4;
+        co.len = 32;
+        int32_t *ids = fixture_ids(m, co.samples, co.len);
+        pare_auto_opts ao;
+        pare_auto_defaults(&ao);
+        ao.probe_samples = 2;
+        ao.keep_least = 0.07;
+        pare_auto_analysis *an = NULL;
+        pare_error err = {0};
+        CHECKF(pare_auto_analyze(m, ids, &co, &ao, NULL, &an, &err) == PARE_OK, "%s", err.msg);
+        for (int b = 0; an && b < an->n_layers; b++)
+            an->ffn[b].sens.coef *= 1e-9;
+        pare_plan plan = {0};
+        CHECKF(an && pare_auto_solve(m, an, 0.4, &plan, &err) == PARE_OK, "%s", err.msg);
+        int channel_items = 0;
+        for (int i = 0; i < plan.count; i++)
+            channel_items += plan.items[i].action == PARE_PLAN_CHANNELS;
+        CHECKF(channel_items == m->cfg.n_layers * (gpt2 ? 2 : 3), "%d channel-pruned matrices", channel_items);
+        pare_apply_opts apo;
+        pare_apply_defaults(&apo);
+        pare_apply_report rep;
+        CHECKF(pare_apply_plan(m, &plan, ids, &co, &apo, NULL, &rep, &err) == PARE_OK, "%s", err.msg);
+        CHECKF(plan.params_after == weights_now(m), "planned %zu weights, applied %zu", plan.params_after,
+               weights_now(m));
+        check_items_applied(m, &plan, gpt2 ? "gpt2 channels" : "llama channels");
+        pare_plan_free(&plan);
+        pare_auto_analysis_free(an);
+        free(ids);
+        pare_model_free(m);
+    }
+}
+
 /* An unreachable budget is refused naming the largest feasible ratio, which itself solves; just above
  * it does not. The analysis runs once and every solve reuses it (milliseconds). */
 static void test_auto_infeasible_budget(void)
@@ -285,6 +327,7 @@ void suite_auto(void);
 void suite_auto(void)
 {
     RUN(test_auto_counts_and_budget);
+    RUN(test_auto_channel_choice);
     RUN(test_auto_infeasible_budget);
     RUN(test_auto_cli_and_record);
     RUN(test_auto_beats_uniform_whitened);

@@ -55,12 +55,14 @@ static int max_saving_rank(int m, int n)
 
 static int prunable_ffn(const pare_block *b) { return b->up.out > 0 && b->down.out > 0; }
 
-/* Channels an FFN of F can lose under LoRAP's selection: keep_least's lowest-scored ones stay, and one
- * channel at least. */
+/* Channels an FFN of F can lose under LoRAP's selection: keep_least's lowest-scored ones stay, the
+ * fraction removed plus keep_least stays within 1 (the plan's rule), and one channel at least stays. */
 static int ffn_max_removed(int F, double keep_least)
 {
     int lo = (int)pare_prune_count(keep_least, (size_t)F);
-    return F - lo < F - 1 ? F - lo : F - 1;
+    int r = (int)floor((1.0 - keep_least) * F + 1e-9);
+    r = F - lo < r ? F - lo : r;
+    return F - 1 < r ? F - 1 : r;
 }
 
 /* Weights one FFN channel holds: its gate and up rows and its down column. */
@@ -747,6 +749,7 @@ static double fill(solver *sv, double room)
 static pare_status solve_blocks(pare_model *m, const pare_auto_analysis *a, int first, double target, pare_plan *plan,
                                 double *predicted, pare_error *err)
 {
+    memset(plan, 0, sizeof *plan);
     double fl = smallest_kept(m, first, a->opts.keep_least, a->opts.channels);
     if (fl > target + 1e-6)
         return pare_fail(err, PARE_EINVAL, "auto: blocks %d.. need at least %.0f weights, %.0f are left for them",
@@ -835,7 +838,7 @@ static pare_status decide_block(void *user, pare_model *m, int layer, const pare
     pare_status rc = block_curves(m, c->a, layer, stats, err);
     if (rc)
         return rc;
-    pare_plan plan;
+    pare_plan plan = {0};
     double *pred = calloc((size_t)c->a->count, sizeof *pred);
     if (!pred)
         return pare_fail(err, PARE_ENOMEM, "out of memory");
