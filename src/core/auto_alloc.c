@@ -30,7 +30,7 @@ static const double PROBE1_KEEP = 0.45;
 void pare_auto_defaults(pare_auto_opts *o)
 {
     o->sensitivity = PARE_AUTO_PROBE;
-    o->probe_samples = 16;
+    o->probe_samples = 4;
     o->keep_least = 0.01;
     o->channels = 1;
 }
@@ -591,7 +591,7 @@ typedef struct {
     const pare_auto_analysis *a;
     int first; /* blocks before it are fixed elsewhere */
     int *k_max;
-    double **mcost; /* [count][r + 1] predicted loss at each rank */
+    double **mcost; /* [count][k_max + 1] predicted loss at each rank that saves */
     double **fcost; /* [L][max_removed + 1] */
     int *rank, *removed;
 } solver;
