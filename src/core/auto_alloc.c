@@ -16,21 +16,24 @@
 const char *const PARE_AUTO_SENSITIVITY_NAMES[] = {"probe", "probe1", "relative", NULL};
 
 /* Probe sizes, as the fraction of a matrix's (or an FFN's) weights the probe keeps: two points
- * spanning the budgets people ask for (s = 0.2 .. 0.5 keeps most matrices between them), or one
- * in the middle for the one-probe model. */
-static const double PROBE_KEEP[2] = {0.6, 0.3};
-static const double PROBE1_KEEP = 0.45;
+ * spanning the choices a budget of s = 0.2 .. 0.5 makes (the solve takes single matrices well below
+ * the budget's average, where a fit through milder probes would only extrapolate), or one in the
+ * middle for the one-probe model. */
+static const double PROBE_KEEP[2] = {0.5, 0.15};
+static const double PROBE1_KEEP = 0.3;
 /* A probe on a few thousand tokens does not resolve loss changes below this (nats per token); a
  * smaller or negative measured increase is read as this, so no matrix looks free to truncate. */
 #define DLOSS_FLOOR 1e-5
-/* The fitted exponent stays within what second-order behaviour plus saturation allows. */
-#define POWER_MIN 0.5
+/* The fitted exponent: at least the second-order model's 1 (a loss that grew slower than the output
+ * error would make the deepest truncations look cheapest, and noise in two small increases can
+ * suggest exactly that), at most 2.5. */
+#define POWER_MIN 1.0
 #define POWER_MAX 2.5
 
 void pare_auto_defaults(pare_auto_opts *o)
 {
     o->sensitivity = PARE_AUTO_PROBE;
-    o->probe_samples = 4;
+    o->probe_samples = 16;
     o->keep_least = 0.01;
     o->channels = 1;
 }

@@ -26,7 +26,7 @@ extern const char *const PARE_AUTO_SENSITIVITY_NAMES[]; /* "probe", "probe1", "r
 
 typedef struct {
     pare_auto_sensitivity sensitivity; /* default PARE_AUTO_PROBE */
-    int probe_samples; /* calibration windows the probes score (default 4; at most the calibration's) */
+    int probe_samples; /* calibration windows the probes score (default 16; at most the calibration's) */
     double keep_least; /* LoRAP's channel selection (default 0.01) */
     int channels;      /* 1: removing FFN channels is one of the choices (default) */
 } pare_auto_opts;
