@@ -47,7 +47,6 @@ const suite harness_suites[] = {
     {"factorize", suite_factorize},
     {"prune", suite_prune},
     {"allocate", suite_allocate},
-    {"auto", suite_auto},
     {"export", suite_export},
     {"plot", suite_plot},
     {"backward", suite_backward},
@@ -66,5 +65,6 @@ const suite harness_suites[] = {
     {"families", suite_families},
     {"family_compress", suite_family_compress},
     {"init", suite_init},
+    {"auto", suite_auto},
     {0, 0},
 };
