@@ -1,6 +1,7 @@
 /* The `pare` Lua module: a thin binding over src/core (load, info, eval, compress, export,
  * progress and log). Arguments are checked with luaL_check* and option tables are checked for
  * unknown keys; core errors become Lua errors "pare.FUNC: message" (with the caller's file:line). */
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -539,9 +540,9 @@ static const pare_method *method_args(lua_State *L, int idx, const char *fname, 
                                       pare_calib_opts *co, const char **calib)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
-    static const char *const keys[] = {"method",      "ratio", "split", "keep_least",    "energy",
-                                       "weighting",   "nm",    "calib", "calib_samples", "calib_len",
-                                       "calib_batch", "seed",  NULL};
+    static const char *const keys[] = {"method",      "ratio", "split",       "keep_least",    "energy",
+                                       "weighting",   "nm",    "calib",       "calib_samples", "calib_len",
+                                       "calib_batch", "seed",  "sensitivity", "probe_samples", NULL};
     lp_check_keys(L, idx, fname, keys);
     int mi = lp_opt_choice(L, idx, "method", "lorap", lp_method_names(), fname);
     pare_method_defaults(mo);
@@ -553,6 +554,9 @@ static const pare_method *method_args(lua_State *L, int idx, const char *fname, 
     const char *nm = lp_opt_string(L, idx, "nm", NULL, fname); /* "2:4": N:M masks (mask methods) */
     if (nm && (sscanf(nm, "%d:%d", &mo->nm_n, &mo->nm_m) != 2 || mo->nm_n < 1 || mo->nm_n >= mo->nm_m))
         luaL_error(L, "pare.%s: nm '%s': expected N:M with 0 < N < M, e.g. \"2:4\"", fname, nm);
+    mo->sensitivity = (pare_auto_sensitivity)lp_opt_choice(
+        L, idx, "sensitivity", PARE_AUTO_SENSITIVITY_NAMES[mo->sensitivity], PARE_AUTO_SENSITIVITY_NAMES, fname);
+    mo->probe_samples = (int)lp_opt_integer(L, idx, "probe_samples", mo->probe_samples, 1, 1 << 24, fname);
     *calib = lp_opt_string(L, idx, "calib", NULL, fname);
     if (*calib)
         lsandbox_check(L, *calib, 0, fname);
@@ -565,6 +569,37 @@ static const pare_method *method_args(lua_State *L, int idx, const char *fname, 
 }
 
 static const char *const PLAN_ACTIONS[] = {"dense", "factorize", "channels", "mask"};
+
+/* A JSON value as the Lua value run.json will write back: objects and arrays as tables. */
+static void push_json(lua_State *L, const json_t *v)
+{
+    luaL_checkstack(L, 3, "push_json");
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        lua_createtable(L, 0, (int)json_object_size(v));
+        json_object_foreach((json_t *)v, k, x) {
+            push_json(L, x);
+            lua_setfield(L, -2, k);
+        }
+        break;
+    }
+    case JSON_ARRAY:
+        lua_createtable(L, (int)json_array_size(v), 0);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            push_json(L, json_array_get(v, i));
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        break;
+    case JSON_STRING: lua_pushstring(L, json_string_value(v)); break;
+    case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(v)); break;
+    case JSON_REAL: lua_pushnumber(L, json_real_value(v)); break;
+    case JSON_TRUE:
+    case JSON_FALSE: lua_pushboolean(L, json_is_true(v)); break;
+    default: lua_pushnil(L); break;
+    }
+}
 
 /* m:plan{same options as m:compress} -> {method, params_before, params_after, removed, items = {...}}:
  * the decisions m:compress would make, without changing the model. */
@@ -652,10 +687,17 @@ static int l_compress(lua_State *L)
     lp_progress_begin(L, &pc, &pp);
     pare_apply_report rep = {0};
     pare_weighting wk = me->weighting;
+    pare_auto_record auto_rec = {0};
+    if (me->policy == PARE_POLICY_AUTO)
+        mo.auto_record = &auto_rec;
     pare_status st = pare_method_compress(m, me, &mo, win, &co, &pp, &rep, &wk, &err);
     free(win);
     if (st)
         return lp_core_error(L, "compress", &pc, &err);
+    json_t *auto_json = me->policy == PARE_POLICY_AUTO ? pare_auto_record_json(&auto_rec) : NULL;
+    pare_auto_record_free(&auto_rec);
+    if (me->policy == PARE_POLICY_AUTO && !auto_json)
+        return luaL_error(L, "pare.compress: out of memory for the auto record");
     lp_progress_end(L, &pc);
     pare_param_counts pcn;
     pare_model_param_counts(m, &pcn);
@@ -681,6 +723,10 @@ static int l_compress(lua_State *L)
     lp_set_num(L, "worst_rel_error", rep.worst_rel_error);
     if (wk == PARE_WEIGHT_WHITEN)
         lp_set_num(L, "max_whiten_damping", rep.max_damping);
+    if (auto_json) { /* every decision with its measured sensitivity, in the report and the run journal */
+        push_json(L, auto_json);
+        lua_setfield(L, -2, "auto");
+    }
     /* the decisions, for the run journal: a copy of the options that made them */
     lua_createtable(L, 0, 10);
     lp_set_str(L, "step", "compress");
@@ -694,6 +740,12 @@ static int l_compress(lua_State *L)
     if (me->policy == PARE_POLICY_LORAP)
         lp_set_num(L, "split", mo.split);
     lp_set_num(L, "keep_least", mo.keep_least);
+    if (auto_json) {
+        lp_set_str(L, "sensitivity", PARE_AUTO_SENSITIVITY_NAMES[mo.sensitivity]);
+        push_json(L, auto_json);
+        lua_setfield(L, -2, "auto");
+        json_decref(auto_json);
+    }
     if (mo.nm_m > 0) {
         char nm[32];
         snprintf(nm, sizeof nm, "%d:%d", mo.nm_n, mo.nm_m);

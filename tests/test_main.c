@@ -16,6 +16,7 @@ void suite_spectrum(void);
 void suite_factorize(void);
 void suite_prune(void);
 void suite_allocate(void);
+void suite_auto(void);
 void suite_export(void);
 void suite_plot(void);
 void suite_backward(void);
@@ -66,5 +67,6 @@ const suite harness_suites[] = {
     {"family_compress", suite_family_compress},
     {"init", suite_init},
     {"stream", suite_stream},
+    {"auto", suite_auto},
     {0, 0},
 };

@@ -203,6 +203,8 @@ if [ "$COMPRESS" = 1 ]; then
             "$BC" lorap "$CMODEL" "$CALIB" "$LORAP_RATIO" 1 "$C/calib_ids.bin" > "$C/lorap.pare.$r.json"
             run_torch_c "$C/lorap.torch.$r.json" lorap --rounds 1 --ids "$C/calib_ids.bin" --ratio "$LORAP_RATIO"
         done
+        echo "bench: compression 3/4 auto's sensitivity pass and budget solves on the same windows ..."
+        "$BC" auto "$CMODEL" "$C/calib_ids.bin" 1 > "$C/auto.pare.1.json"
     else
         echo "bench: compression 3/4 skipped: calibration text $CALIB not found"
     fi
@@ -496,6 +498,12 @@ if pr:
                  "propagate %.2f; tokenizing the calibration text (%d tokens, not timed above) %.2f s"
                  % (sp["total"], sp["stats_forward"], sp["factorize"], sp["prune"], sp["propagate"],
                     pr["calib_tokens"], pr["tokenize_seconds"]))
+a, ar = best("auto", "pare", "seconds")
+if ar:
+    notes.append("3: method auto's sensitivity pass (calibration with Gram matrices, whitened spectra, %d loss probes "
+                 "of %d tokens) %.2f s = %s x pare's LoRAP pipeline; one budget solve %.2f ms (mean of %d)"
+                 % (ar["probe_evals"], ar["probe_tokens"], a, f(a / p if p else None, ".2f"), ar["solve_ms"],
+                    ar["solves"]))
 if tr:
     sp = tr["split"]
     notes.append("3: torch split: statistics forward %.2f, factorize %.2f, channel prune %.3f, propagate %.2f"

@@ -20,6 +20,11 @@
  *       ROUNDS. A last, instrumented round (not in the headline time) splits the time into
  *       statistics forward, factorization, channel pruning and propagation by running the same
  *       core calls from its own block hook. IDS_OUT gets the calibration windows (int32).
+ *   bench_compress auto MODEL IDS [ROUNDS]
+ *       method auto's sensitivity pass (pare_auto_analyze: one-shot calibration with Gram matrices,
+ *       whitened spectra, channel curves, loss probes) on the calibration windows IDS (int32, 128 x 256,
+ *       as the lorap mode writes them), best of ROUNDS, and the mean time of one budget solve
+ *       (pare_auto_solve) over s = 0.10 .. 0.60: the part the workbench reruns as the budget changes.
  *   bench_compress speed MODEL IDS TOKENS RATIO [ROUNDS]
  *       tokens/s of pare_eval_perplexity (window 256, batch 8) over the first TOKENS ids (int32
  *       file) dense and compressed in memory at RATIO with the LoRAP plan (plain SVD, magnitude
@@ -43,6 +48,7 @@
 
 #include "cli/environment.h"
 #include "core/allocate.h"
+#include "core/auto_alloc.h"
 #include "core/calib.h"
 #include "core/method.h"
 #include "core/compress.h"
@@ -610,6 +616,55 @@ static int mode_speed(int argc, char **argv)
     return 0;
 }
 
+
+static int mode_auto(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_compress auto MODEL IDS [ROUNDS]\n");
+        return 2;
+    }
+    int rounds = argc > 2 ? atoi(argv[2]) : 1;
+    rounds = rounds < 1 ? 1 : rounds;
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    size_t n = 0;
+    int32_t *win = read_ids(argv[1], (size_t)co.samples * co.len, &n);
+    if (n != (size_t)co.samples * co.len) {
+        fprintf(stderr, "bench_compress: %s holds %zu ids, not %d x %d\n", argv[1], n, co.samples, co.len);
+        return 1;
+    }
+    pare_model *m = load(argv[0]);
+    pare_auto_opts ao;
+    pare_auto_defaults(&ao);
+    pare_error err = {0};
+    pare_auto_analysis *an = NULL;
+    double best = 1e30;
+    for (int r = 0; r < rounds; r++) {
+        pare_auto_analysis_free(an);
+        double t0 = now_s();
+        if (pare_auto_analyze(m, win, &co, &ao, NULL, &an, &err))
+            die("auto", &err);
+        double dt = now_s() - t0;
+        best = dt < best ? dt : best;
+    }
+    int solves = 0;
+    double t0 = now_s();
+    for (double s = 0.10; s < 0.605; s += 0.01, solves++) {
+        pare_plan plan;
+        if (pare_auto_solve(m, an, s, &plan, &err))
+            die("auto solve", &err);
+        pare_plan_free(&plan);
+    }
+    double solve_ms = 1e3 * (now_s() - t0) / solves;
+    printf("{\"seconds\": %.6f, \"solve_ms\": %.4f, \"solves\": %d, \"probe_evals\": %d, \"probe_tokens\": %zu, "
+           "\"threads\": %d}\n",
+           best, solve_ms, solves, an->probe_evals, an->probe_tokens, pare_threads());
+    pare_auto_analysis_free(an);
+    free(win);
+    pare_model_free(m);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -623,8 +678,10 @@ int main(int argc, char **argv)
         return mode_svd(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "lorap"))
         return mode_lorap(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "auto"))
+        return mode_auto(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "speed"))
         return mode_speed(argc - 2, argv + 2);
-    fprintf(stderr, "usage: bench_compress spectra|svd|lorap|speed ... (see tools/bench_compress.c)\n");
+    fprintf(stderr, "usage: bench_compress spectra|svd|lorap|auto|speed ... (see tools/bench_compress.c)\n");
     return 2;
 }

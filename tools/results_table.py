@@ -12,6 +12,7 @@ METHODS = [
     ("lorap-magnitude", "magnitude channel pruning + plain SVD attention (LoRAP's split)"),
     ("wanda", "Wanda unstructured, at LoRAP's block-linear parameter count"),
     ("global", "pare global (activation-weighted ranks chosen together)"),
+    ("auto", "pare auto (whitened ranks and FFN widths chosen together by measured loss)"),
 ]
 
 
@@ -32,7 +33,7 @@ def main(out):
         lines.append("| s | method | block linears kept | removed | all params kept | removed | wiki ppl | ptb ppl |")
         lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
         first = None
-        for s in ("0.2", "0.5"):
+        for s in ("0.2", "0.3", "0.5"):
             for key, what in METHODS:
                 path = os.path.join(out, f"{model}-{key}-{s}.json")
                 if not os.path.exists(path):

@@ -49,7 +49,7 @@ int cmd_compress(int argc, char **argv)
     pare_export_opts export_defaults;
     pare_export_defaults(&export_defaults);
     const char *out = NULL, *format = pare_export_format_name(COMPRESS_DEFAULT_FORMAT), *dtype = export_defaults.dtype;
-    const char *nm = NULL, *factor_dtype = "f32";
+    const char *nm = NULL, *factor_dtype = "f32", *sensitivity = NULL;
     pare_method_opts mo;
     pare_method_defaults(&mo);
     pare_calib_opts co;
@@ -84,6 +84,11 @@ int cmd_compress(int argc, char **argv)
          cli_help("global, energy: %s (default %s)", cli_names(PARE_WEIGHTING_NAMES, " | ", " | "),
                   PARE_WEIGHTING_NAMES[pare_method_find("global")->weighting])},
         {"nm", OPT_STR, &nm, "wanda, magnitude: N:M semi-structured masks instead of --ratio, e.g. 2:4"},
+        {"sensitivity", OPT_STR, &sensitivity,
+         cli_help("auto: how error curves are weighted: %s (default %s)",
+                  cli_names(PARE_AUTO_SENSITIVITY_NAMES, " | ", " | "), PARE_AUTO_SENSITIVITY_NAMES[mo.sensitivity])},
+        {"probe-samples", OPT_INT, &mo.probe_samples,
+         cli_help("auto: calibration windows the loss probes score (default %d)", mo.probe_samples)},
         {"calib", OPT_STR, &calib, "calibration text (every method but svd and magnitude needs it)"},
         {"calib-samples", OPT_INT, &co.samples, samples_help},
         {"calib-len", OPT_INT, &co.len, len_help},
@@ -91,6 +96,7 @@ int cmd_compress(int argc, char **argv)
         {"eval", OPT_STR, &evalf, "text(s) to evaluate the compressed model on, comma-separated (pare eval's protocol)"},
         {"eval-dense", OPT_FLAG, &eval_dense, "also evaluate the dense model first, on the same texts"},
         {"window", OPT_INT, &eo.window, window_help},
+        {"limit-tokens", OPT_SIZE, &eo.limit_tokens, "evaluate only the first N tokens of each text (default: all)"},
         {"out", OPT_STR, &out, "write the compressed model to this folder"},
         {"format", OPT_STR, &format,
          cli_help("--out format: %s (compact, reloads exactly; default) | %s (any HF tool)", format,
@@ -136,6 +142,23 @@ int cmd_compress(int argc, char **argv)
             return cli_error("compress", &err);
         }
     }
+    if (sensitivity) {
+        int si = cli_name_index(PARE_AUTO_SENSITIVITY_NAMES, sensitivity);
+        if (si < 0) {
+            pare_fail(&err, PARE_EINVAL, "--sensitivity '%s': expected %s", sensitivity,
+                      cli_names(PARE_AUTO_SENSITIVITY_NAMES, ", ", " or "));
+            return cli_error("compress", &err);
+        }
+        if (me->policy != PARE_POLICY_AUTO) {
+            pare_fail(&err, PARE_EINVAL, "--sensitivity %s: only the auto method takes it", sensitivity);
+            return cli_error("compress", &err);
+        }
+        mo.sensitivity = (pare_auto_sensitivity)si;
+    }
+    if (mo.probe_samples < 1) {
+        pare_fail(&err, PARE_EINVAL, "--probe-samples %d: the loss probes need at least one window", mo.probe_samples);
+        return cli_error("compress", &err);
+    }
     if (nm && (pare_parse_nm("--nm", nm, &mo.nm_n, &mo.nm_m, &err) ||
                (me->policy != PARE_POLICY_MASK &&
                 pare_fail(&err, PARE_EINVAL, "--nm %s: only wanda and magnitude take N:M masks", nm))))
@@ -144,7 +167,8 @@ int cmd_compress(int argc, char **argv)
         pare_fail(&err, PARE_EINVAL, "--ratio %g: the fraction of parameters to remove must be in (0, 1)", mo.ratio);
         return cli_error("compress", &err);
     }
-    if (!(mo.keep_least >= 0 && mo.keep_least < 1 && mo.keep_least + mo.ratio <= 1)) {
+    /* auto chooses each FFN's width below 1 - keep_least itself: its ratio is not a channel fraction */
+    if (!(mo.keep_least >= 0 && mo.keep_least < 1 && (mo.keep_least + mo.ratio <= 1 || me->policy == PARE_POLICY_AUTO))) {
         pare_fail(&err, PARE_EINVAL, "--keep-least %g: must be in [0, 1) with keep-least + ratio <= 1", mo.keep_least);
         return cli_error("compress", &err);
     }
@@ -180,7 +204,13 @@ int cmd_compress(int argc, char **argv)
     int n_files = 0;
     pare_eval_result before[MAX_EVAL] = {0}, after[MAX_EVAL] = {0};
     pare_status st = PARE_OK;
-    if (calib)
+    if (me->policy == PARE_POLICY_AUTO) { /* an unreachable budget is refused before any long work */
+        pare_auto_opts ao;
+        pare_auto_defaults(&ao);
+        ao.keep_least = mo.keep_least;
+        st = pare_auto_check_budget(m, mo.ratio, &ao, &err);
+    }
+    if (calib && !st)
         st = cli_calib_windows(m, calib, &co, &win, &err);
     for (const char *p = evalf; !st && p && *p;) { /* tokenize every text before any long work */
         size_t len = strcspn(p, ",");
@@ -203,6 +233,9 @@ int cmd_compress(int argc, char **argv)
         st = run_eval(m, "eval dense", eval_path[f], eval_ids[f], n_eval[f], &eo, &before[f], &err);
     pare_apply_report rep = {0};
     pare_weighting wk = me->weighting;
+    pare_auto_record auto_rec = {0};
+    if (me->policy == PARE_POLICY_AUTO)
+        mo.auto_record = &auto_rec;
     if (!st) {
         cli_progress prog;
         cli_progress_init(&prog, "compress", (double)co.samples * co.len * m->cfg.n_layers, "tok");
@@ -252,6 +285,8 @@ int cmd_compress(int argc, char **argv)
         json_array_append_new(evals, e);
     }
     json_object_set_new(j, "eval", evals);
+    if (me->policy == PARE_POLICY_AUTO)
+        json_object_set_new(j, "auto", pare_auto_record_json(&auto_rec));
     pare_export_report xr = {0};
     if (out) {
         /* the pare format records how it was made; an HF folder has no place for it */
@@ -293,6 +328,12 @@ int cmd_compress(int argc, char **argv)
         if (fdt != PARE_DT_F32)
             printf("factor dtype  %s: block matrices rounded to it before evaluation, as the pare format stores them\n",
                    xo.factor_dtype);
+        if (me->policy == PARE_POLICY_AUTO)
+            printf("auto          sensitivity %s: %d probes of %zu tokens in %.1fs (base loss %.4f), one budget solve "
+                   "%.2f ms, sequential compression %.1fs\n",
+                   PARE_AUTO_SENSITIVITY_NAMES[mo.sensitivity], auto_rec.analysis->probe_evals,
+                   auto_rec.analysis->probe_tokens, auto_rec.analysis->seconds, auto_rec.analysis->base_loss,
+                   auto_rec.solve_ms, auto_rec.apply_seconds);
         for (int f = 0; f < n_files; f++) {
             if (eval_dense)
                 printf("perplexity    %.4f -> %.4f on %s (window %d, %zu targets)\n", before[f].ppl, after[f].ppl,
@@ -307,6 +348,7 @@ int cmd_compress(int argc, char **argv)
         json_decref(j);
     }
 done:
+    pare_auto_record_free(&auto_rec);
     free(win);
     for (int f = 0; f < n_files; f++)
         free(eval_ids[f]);

@@ -89,6 +89,13 @@ static pare_status compress_acquired(apply_ctx *c, pare_model *m, int l, const p
     return rc;
 }
 
+pare_status pare_apply_block(pare_model *m, const pare_plan *plan, int layer, const pare_input_stats *sites,
+                             pare_apply_report *rep, pare_error *err)
+{
+    apply_ctx c = {plan, NULL, rep};
+    return compress_acquired(&c, m, layer, sites, err);
+}
+
 static pare_status hook(void *user, pare_model *m, int layer, const pare_calib_stats *stats, pare_error *err)
 {
     return compress_block(user, m, layer, stats->sites[layer], err);

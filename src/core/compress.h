@@ -33,4 +33,10 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
                             const pare_apply_opts *o, const pare_progress *progress, pare_apply_report *rep,
                             pare_error *err);
 
+/* Compresses block `layer` only, as plan's items of that block say, with the block's input statistics
+ * (sites: stats->sites[layer], NULL when nothing needs statistics); adds to rep's counts but not to its
+ * parameter totals. For policies that decide block by block inside a calibration hook. */
+pare_status pare_apply_block(pare_model *m, const pare_plan *plan, int layer, const pare_input_stats *sites,
+                             pare_apply_report *rep, pare_error *err);
+
 #endif

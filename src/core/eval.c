@@ -56,6 +56,17 @@ pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare
     return PARE_OK;
 }
 
+double pare_logits_nll(const float *row, int V, int32_t target)
+{
+    float mx = row[0];
+    for (int j = 1; j < V; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    double s = 0;
+    for (int j = 0; j < V; j++)
+        s += expf(row[j] - mx);
+    return (double)mx + log(s) - row[target];
+}
+
 /* The windows of batch [w0, w0 + nb) into ids_out [nb, W], with the BOS slot when the plan has one. */
 static void batch_windows(const pare_model *m, const pare_eval_plan *p, const int32_t *ids, size_t w0, int nb,
                           int32_t *ids_out)
@@ -88,14 +99,7 @@ static pare_status score_batch(const pare_model *m, const pare_eval_plan *p, con
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
         for (size_t t = first; t < start + cap; t++) {
             int pos = (int)(t - start) + (p->bos ? 1 : 0); /* position of target in the window */
-            const float *row = a->logits + ((size_t)b * W + pos - 1) * V;
-            float mx = row[0];
-            for (int j = 1; j < V; j++)
-                mx = row[j] > mx ? row[j] : mx;
-            double s = 0;
-            for (int j = 0; j < V; j++)
-                s += expf(row[j] - mx);
-            term[t - start] = (double)mx + log(s) - row[ids[t]];
+            term[t - start] = pare_logits_nll(a->logits + ((size_t)b * W + pos - 1) * V, V, ids[t]);
         }
         for (size_t t = first; t < start + cap; t++)
             *nll += term[t - start];
