@@ -53,11 +53,11 @@ def ratios_run(out, model, key):
 
 
 def comparison(out, model, rows):
-    wiki, ptb = (os.path.join(out, f"{model}-dense-{t}.json") for _, t in TEXTS)
-    if not (os.path.exists(wiki) and os.path.exists(ptb)):
-        return []
-    dense = (load(wiki)["ppl"], load(ptb)["ppl"])
+    dense = [os.path.join(out, f"{model}-dense-{t}.json") for _, t in TEXTS]
+    dense = [f"{load(p)['ppl']:.2f}" if os.path.exists(p) else "—" for p in dense]
     ratios = sorted({s for m in rows for s in ratios_run(out, model, m["key"])})
+    if not ratios:
+        return []
     lines = [f"### {model}\n",
              "| s | method | block linears kept | removed | all params kept | removed | wiki ppl | ptb ppl |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -72,7 +72,7 @@ def comparison(out, model, rows):
             if first is None:
                 first = p
                 lines.append(f"| 0 | dense | {p['block_linear_before']:,} | 0% | {p['total_before']:,} | 0% "
-                             f"| {dense[0]:.2f} | {dense[1]:.2f} |")
+                             f"| {dense[0]} | {dense[1]} |")
             ev = ppl_by_text(r)
             lines.append(
                 f"| {s} | {m['label']} | {p['block_linear_after']:,} | {100 * p['block_linear_removed']:.1f}% "
