@@ -20,7 +20,7 @@ def methods():
         for line in f:
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
-            fields = [x.strip() for x in line.split(" | ")] + [""] * 4
+            fields = [x.strip() for x in line.split("|")] + [""] * 4
             key, compress, preset, flags, label = fields[:5]
             preset = (preset or key).split(None, 1) + [""]
             flags = flags.split() if fields[1:] != [""] * 4 else ["windows"]
