@@ -7,6 +7,7 @@ Usage: results_table.py [OUT]      the tables (comparison, compression time, eva
 """
 import json
 import os
+import re
 import sys
 
 MODELS = ("ref-llama-12m", "ref-gpt2-6m")
@@ -104,8 +105,9 @@ def window_effect(out, rows, s):
     lines = []
     for model in MODELS:
         wdir = os.path.join(out, "windows")
-        windows = sorted({int(n.rsplit("-w", 1)[1][:-5]) for n in (os.listdir(wdir) if os.path.isdir(wdir) else [])
-                          if n.startswith(model + "-") and "-w" in n})
+        names = os.listdir(wdir) if os.path.isdir(wdir) else []
+        windows = sorted({int(m.group(1)) for m in (re.fullmatch(re.escape(model) + r"-.*-w(\d+)\.json", n)
+                                                    for n in names) if m})
         if not windows:
             continue
         # the comparison table's runs are the default window's column
