@@ -64,7 +64,8 @@ max_window() {
     "$PARE" info --model "$SHARED/models/$1" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['config']['max_positions'])"
 }
 
-# phase 1: the methods run at s; phase 2: those run at another method's removed share (at=KEY)
+# phase 0: the methods run at s; phase 1: those run at another method's removed share (at=KEY), which
+# need that method's records of phase 0
 phase() {
     local want_at=$1 model s key args preset pargs at win w r
     for model in $MODELS; do
@@ -89,7 +90,7 @@ phase() {
                 r=$(ratio "$model" "$at" "$TIME_RATIO" times/)
                 echo "times/$model-$key $model time $args --ratio $r"
             fi
-            if [ -n "$win" ]; then
+            if [ -n "$win" ] && [ -n "$WINDOWS" ]; then
                 r=$(ratio "$model" "$at" "$WINDOW_RATIO")
                 for w in $WINDOWS; do
                     [ "$w" = max ] && w=$(max_window "$model")
