@@ -447,6 +447,49 @@ static void test_plan_counts_match_compression(void)
     pare_model_free(base);
 }
 
+static int count_calibration(void *user, const char *stage, double fraction, const char *detail)
+{
+    (void)fraction, (void)detail;
+    if (!strcmp(stage, "calibrate"))
+        ++*(int *)user;
+    return 0;
+}
+
+/* A plan that uses no activation statistics (plain SVD, magnitude masks) is applied without a
+ * calibration pass even when calibration windows are given, as `pare compress --calib` always passes
+ * them: the pass took most of plain SVD's time and changed nothing. */
+static void test_plan_without_statistics_skips_calibration(void)
+{
+    pare_model *base = fixture_model("nocalib", 0);
+    if (!base)
+        return;
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    co.samples = 4;
+    co.len = 32;
+    int32_t *ids = fixture_ids(base, co.samples, co.len);
+    pare_error err = {0};
+    for (int with_ids = 0; with_ids < 2; with_ids++) {
+        pare_model *m = NULL;
+        CHECK(pare_model_clone(base, &m, &err) == PARE_OK);
+        pare_method_opts mo;
+        pare_method_defaults(&mo);
+        mo.ratio = 0.4;
+        int calibrations = 0;
+        pare_progress progress = {count_calibration, &calibrations};
+        pare_apply_report rep;
+        CHECKF(pare_method_compress(m, pare_method_find("svd"), &mo, with_ids ? ids : NULL, &co, &progress, &rep, NULL,
+                                    &err) == PARE_OK,
+               "%s", err.msg);
+        CHECKF(calibrations == 0, "plain SVD %s calibration windows reported %d calibration steps",
+               with_ids ? "with" : "without", calibrations);
+        CHECK(rep.factorized > 0);
+        pare_model_free(m);
+    }
+    free(ids);
+    pare_model_free(base);
+}
+
 void suite_allocate(void);
 void suite_allocate(void)
 {
@@ -458,4 +501,5 @@ void suite_allocate(void)
     RUN(test_global);
     RUN(test_energy_and_mask);
     RUN(test_plan_counts_match_compression);
+    RUN(test_plan_without_statistics_skips_calibration);
 }

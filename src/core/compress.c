@@ -122,9 +122,10 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
                        (it->action == PARE_PLAN_MASK && it->how.mask_score == PARE_SCORE_WANDA);
         gram |= it->action == PARE_PLAN_FACTOR && it->how.weighting == PARE_WEIGHT_WHITEN;
     }
-    if (!calib_ids) {
-        if (needs_stats)
-            return pare_fail(err, PARE_EINVAL, "this method needs calibration data (--calib FILE)");
+    if (!calib_ids && needs_stats)
+        return pare_fail(err, PARE_EINVAL, "this method needs calibration data (--calib FILE)");
+    /* no statistics to use (plain SVD, magnitude scores): a calibration pass would only cost time */
+    if (!needs_stats) {
         for (int l = 0; l < m->cfg.n_layers; l++)
             if ((rc = compress_acquired(&c, m, l, NULL, err)))
                 return rc;
