@@ -100,9 +100,10 @@ static void test_deep_json(void)
     free(s);
 }
 
-/* The memory estimate: a model, activations or gradients larger than PARE_MEMORY_LIMIT (handed to the
- * core as ./pare does: cli_apply_environment) are refused with "needs X, Y available" before
- * allocating; within the limit they load. */
+/* The memory estimate: a model held in memory (--stream off), activations or gradients larger than
+ * PARE_MEMORY_LIMIT (handed to the core as ./pare does: cli_apply_environment) are refused with
+ * "needs X, Y available" before allocating; within the limit they load. Under the default (auto) the
+ * same model is loaded streamed instead, and refused only when not even one block fits. */
 static void test_memory_estimate(void)
 {
     const char *dir = fixture_hf_dir("mem", 0);
@@ -119,6 +120,13 @@ static void test_memory_estimate(void)
     cli_apply_environment();
     CHECK(pare_memory_available() == params - 1);
     pare_status rc = pare_model_load(dir, NULL, &m, &err);
+    CHECKF(rc == PARE_OK && m && pare_model_streamed(m), "auto over the limit: status %d, streamed %d: %s", rc,
+           m ? pare_model_streamed(m) : -1, err.msg);
+    pare_model_free(m);
+    m = NULL;
+    setenv("PARE_STREAM", "off", 1); /* as --stream off: kept by every cli_apply_environment below */
+    cli_apply_environment();
+    rc = pare_model_load(dir, NULL, &m, &err);
     CHECKF(rc == PARE_ENOMEM && strstr(err.msg, "needs") && strstr(err.msg, "available") && strstr(err.msg, dir),
            "status %d: %s", rc, err.msg);
     CHECK(m == NULL);
@@ -145,11 +153,14 @@ static void test_memory_estimate(void)
     }
     pare_model_free(m);
     unsetenv("PARE_MEMORY_LIMIT");
+    unsetenv("PARE_STREAM");
     cli_apply_environment();
-    /* the CLI reports it as its one-line error */
+    /* the CLI reports it as its one-line error, in memory and streamed */
     setenv("PARE_MEMORY_LIMIT", "1K", 1);
-    expect_pare_error((const char *const[]){"info", "--model", dir, NULL},
+    expect_pare_error((const char *const[]){"info", "--model", dir, "--stream", "off", NULL},
                       (const char *const[]){"needs", "available", "PARE_MEMORY_LIMIT", NULL}, 1);
+    expect_pare_error((const char *const[]){"info", "--model", dir, NULL},
+                      (const char *const[]){"too large even streamed", "available", "PARE_MEMORY_LIMIT", NULL}, 1);
     unsetenv("PARE_MEMORY_LIMIT");
     /* without a limit this machine's figure is positive and the fixture loads */
     CHECK(pare_memory_available() > 0);

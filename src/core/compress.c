@@ -1,6 +1,8 @@
 /* Plan application: one block hook serves both calibration modes. */
 #include "compress.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 void pare_apply_defaults(pare_apply_opts *o) { o->sequential = 1; }
@@ -126,9 +128,14 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
         return pare_fail(err, PARE_EINVAL, "this method needs calibration data (--calib FILE)");
     /* no statistics to use (plain SVD, magnitude scores): a calibration pass would only cost time */
     if (!needs_stats) {
-        for (int l = 0; l < m->cfg.n_layers; l++)
-            if ((rc = compress_acquired(&c, m, l, NULL, err)))
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            char detail[64];
+            snprintf(detail, sizeof detail, "block %d/%d", l + 1, m->cfg.n_layers);
+            /* reported before each block too, so that a cancel stops the pass between blocks */
+            if ((rc = pare_report(progress, "compress", (double)l / m->cfg.n_layers, detail, err)) ||
+                (rc = compress_acquired(&c, m, l, NULL, err)))
                 return rc;
+        }
     } else {
         pare_calib_opts opts = *co;
         opts.gram = gram;
