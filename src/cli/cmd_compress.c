@@ -193,6 +193,8 @@ int cmd_compress(int argc, char **argv)
     int bad_out = out ? cli_check_out("compress", "--out", out) : 0;
     if (bad_out)
         return bad_out;
+    if (out && pare_export_check_destination(out, overwrite, &err)) /* before any work, not after it */
+        return cli_error("compress", &err);
     pare_model *m = NULL;
     if (cli_load_model(model, tok, &m, &err))
         return cli_error("compress", &err);

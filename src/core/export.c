@@ -956,16 +956,23 @@ pare_status pare_export(const pare_model *m, const char *dir_in, const pare_expo
     return rc;
 }
 
+pare_status pare_export_check_destination(const char *dir, int overwrite, pare_error *err)
+{
+    struct stat st;
+    int exists = lstat(dir, &st) == 0;
+    if (exists && !overwrite)
+        return pare_fail(err, PARE_EINVAL, "%s: already exists; choose a new folder or allow overwriting", dir);
+    return exists ? pare_dir_check_replaceable(dir, err) : PARE_OK;
+}
+
 /* pare_export once dir (normalized) is locked. */
 static pare_status export_locked(const pare_model *m, const char *dir, const pare_export_opts *o,
                                  const pare_progress *prog, pare_export_report *rep, pare_error *err)
 {
     struct stat st;
     int exists = lstat(dir, &st) == 0;
-    pare_status rc;
-    if (exists && !o->overwrite)
-        return pare_fail(err, PARE_EINVAL, "%s: already exists; choose a new folder or allow overwriting", dir);
-    if (exists && (rc = pare_dir_check_replaceable(dir, err)))
+    pare_status rc = pare_export_check_destination(dir, o->overwrite, err);
+    if (rc)
         return rc;
     plan pl;
     if ((rc = build_plan(m, o, &pl, err)))

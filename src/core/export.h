@@ -71,6 +71,10 @@ pare_status pare_export_size(const pare_model *m, const pare_export_opts *o, siz
  * umask; 0, or -1 with errno) and put in place by pare_commit_dir: a rename, or an atomic exchange
  * with the old folder, which is then removed. */
 pare_status pare_dir_check_replaceable(const char *dir, pare_error *err);
+/* What pare_export checks of dir before any work: an existing dir is refused unless overwrite, and then
+ * only replaced when it looks like a model folder. Front ends call it before compressing, so that a
+ * destination that would be refused costs no compression first. */
+pare_status pare_export_check_destination(const char *dir, int overwrite, pare_error *err);
 int pare_make_sibling_dir(char *out, size_t cap, const char *dir, const char *tag);
 pare_status pare_commit_dir(const char *tmp, const char *dir, int replacing, pare_error *err);
 
