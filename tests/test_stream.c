@@ -245,7 +245,10 @@ static void test_streamed_memory_is_one_block(void)
            "pare eval exits %d / %d", st_mem, st_str);
     printf("  peak RSS: %ld KiB in memory, %ld KiB streamed (block weights %zu KiB in fp32)\n", k_mem, k_str,
            blocks / 1024);
-    CHECKF(k_str > 0 && k_str + (long)(blocks / 2048) < k_mem,
+    /* under the sanitizers (make check sets PARE_TEST_QUICK) the shadow memory and quarantine set the
+     * peak, so only the outputs are compared there */
+    int rss_means_something = getenv("PARE_TEST_QUICK") == NULL;
+    CHECKF(!rss_means_something || (k_str > 0 && k_str + (long)(blocks / 2048) < k_mem),
            "streamed peak %ld KiB is not below the in-memory %ld KiB by half the blocks' %zu KiB", k_str, k_mem,
            blocks / 1024);
     /* compressed (LoRAP at 0.3, sequential), evaluated and exported: the compressed blocks are put away
@@ -299,7 +302,7 @@ static void test_streamed_memory_is_one_block(void)
     CHECKF(WIFEXITED(st_mem) && WEXITSTATUS(st_mem) == 0 && WIFEXITED(st_str) && WEXITSTATUS(st_str) == 0,
            "pare compress exits %d / %d: %s", st_mem, st_str, tmp_path("rss.err"));
     printf("  peak RSS of lorap 0.3 + eval + export: %ld KiB in memory, %ld KiB streamed\n", k_mem, k_str);
-    CHECKF(k_str > 0 && k_str + (long)(blocks / 2048) < k_mem,
+    CHECKF(!rss_means_something || (k_str > 0 && k_str + (long)(blocks / 2048) < k_mem),
            "streamed compression peak %ld KiB is not below the in-memory %ld KiB by half the blocks' %zu KiB", k_str,
            k_mem, blocks / 1024);
     char x[600], y[600];
