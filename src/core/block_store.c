@@ -105,18 +105,20 @@ static pare_status read_spilled(const pare_model *m, int l, unsigned char *buf, 
     return PARE_OK;
 }
 
-/* Block l's spilled linears lose their views of the cache (the bias pointer keeps saying whether
- * there is one). */
+/* A spilled linear loses its views of the cache (the bias pointer keeps saying whether there is one). */
+static void unview(pare_linear *lin)
+{
+    lin->w = lin->A = lin->B = NULL;
+    lin->b = lin->b ? &no_bias_data : NULL;
+}
+
+/* Block l's spilled linears lose their views of the cache. */
 static void unpoint_spilled(const pare_model *m, int l)
 {
     pare_block *b = &m->blocks[l];
-    for (int k = 0; k < PARE_LIN_KINDS; k++) {
-        pare_linear *lin = &b->lin[k];
-        if (lin->out && lin->streamed == PARE_LIN_SPILLED) {
-            lin->w = lin->A = lin->B = NULL;
-            lin->b = lin->b ? &no_bias_data : NULL;
-        }
-    }
+    for (int k = 0; k < PARE_LIN_KINDS; k++)
+        if (b->lin[k].out && b->lin[k].streamed == PARE_LIN_SPILLED)
+            unview(&b->lin[k]);
 }
 
 /* Writes block l's compressed (owned) linears to the spill file and frees their arrays. A failure
@@ -153,8 +155,7 @@ static void spill_block(const pare_model *m, int l)
         free(lin->heap);
         lin->heap = NULL;
         lin->streamed = PARE_LIN_SPILLED;
-        lin->w = lin->A = lin->B = NULL;
-        lin->b = lin->b ? &no_bias_data : NULL;
+        unview(lin);
     }
 }
 

@@ -56,7 +56,7 @@ pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare
     return PARE_OK;
 }
 
-double pare_logits_nll(const float *row, int V, int32_t target)
+double pare_logits_lse(const float *row, int V)
 {
     float mx = row[0];
     for (int j = 1; j < V; j++)
@@ -64,8 +64,10 @@ double pare_logits_nll(const float *row, int V, int32_t target)
     double s = 0;
     for (int j = 0; j < V; j++)
         s += expf(row[j] - mx);
-    return (double)mx + log(s) - row[target];
+    return (double)mx + log(s);
 }
+
+double pare_logits_nll(const float *row, int V, int32_t target) { return pare_logits_lse(row, V) - row[target]; }
 
 /* The windows of batch [w0, w0 + nb) into ids_out [nb, W], with the BOS slot when the plan has one. */
 static void batch_windows(const pare_model *m, const pare_eval_plan *p, const int32_t *ids, size_t w0, int nb,

@@ -37,8 +37,10 @@ void pare_eval_defaults(pare_eval_opts *o);
 /* Checks options against the model and the stream length and fills the plan. */
 pare_status pare_eval_plan_make(const pare_model *m, size_t n_tokens, const pare_eval_opts *o, pare_eval_plan *plan,
                                 pare_error *err);
-/* -log softmax(row)[target] for one row of V logits, in double after a float max shift (the term
- * every perplexity and calibration loss sums). */
+/* log sum exp of one row of V logits, in double after a float max shift. */
+double pare_logits_lse(const float *row, int V);
+/* -log softmax(row)[target] = pare_logits_lse(row) - row[target] (the term every perplexity and
+ * calibration loss sums). */
 double pare_logits_nll(const float *row, int V, int32_t target);
 /* A non-finite loss (NaN or infinite logits) or a perplexity that overflows a double is an error
  * naming the model, the text and the window, never a NaN result. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "eval.h"
 #include "forward.h"
 #include "parallel.h"
 
@@ -381,16 +382,8 @@ pare_status pare_task_score(const pare_model *m, const pare_task *t, const pare_
         }
         pare_head_forward(m, a, gathered, 1, (int)R, PARE_LOGITS_ALL); /* R rows as one sequence: the head is per row */
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
-        for (size_t g = 0; g < R; g++) {
-            const float *row = a->logits + g * V;
-            float mx = row[0];
-            for (int j = 1; j < V; j++)
-                mx = row[j] > mx ? row[j] : mx;
-            double sum = 0;
-            for (int j = 0; j < V; j++)
-                sum += expf(row[j] - mx);
-            lse[g] = (double)mx + log(sum);
-        }
+        for (size_t g = 0; g < R; g++)
+            lse[g] = pare_logits_lse(a->logits + g * V, V);
         size_t g0 = 0;
         for (int b = 0; b < B; b++) {
             const row_info *ri = &rows[s + b];
