@@ -5,6 +5,7 @@
 #include "block_store.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -229,6 +230,9 @@ static void drop(const pare_model *m, int l)
     s->buf[l] = NULL;
     s->resident -= s->bytes[l];
     s->bytes[l] = 0;
+    /* hand the freed block back to the system now: glibc keeps large freed chunks in its arenas (and
+     * raises its mmap threshold after such frees), which would make the cache's bound a fiction */
+    malloc_trim(0);
 }
 
 pare_status pare_block_acquire(const pare_model *m, int l, pare_error *err)
@@ -321,6 +325,8 @@ void pare_block_release(const pare_model *m, int l)
             spill_block(m, l);
             if (s->buf[l]) /* laid out for the block as it was */
                 drop(m, l);
+            else
+                malloc_trim(0); /* the spilled arrays, as drop does for a buffer */
         }
     }
     pthread_mutex_unlock(&s->lock);
