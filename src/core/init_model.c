@@ -15,11 +15,12 @@
 #include "export.h"
 #include "fileio.h"
 #include "model_pare.h"
+#include "parallel.h"
 #include "rng.h"
 
-/* Values generated and written at a time: the memory bound of a writer (two buffers of this many
- * floats), and the unit of the seeded streams (chunk c of tensor t has its own seed), so the bytes do
- * not depend on how the work is split. */
+/* Values drawn by one thread at a time (a writer holds one such buffer per thread), and the unit of
+ * the seeded streams (chunk c of tensor t has its own seed), so the bytes do not depend on how the
+ * work is split. */
 #define INIT_CHUNK ((size_t)1 << 20)
 
 /* transformers' PretrainedConfig default initializer_range */
@@ -159,7 +160,8 @@ typedef struct {
     int shards;
     double init_std; /* config.json's initializer_range */
     size_t tensor_bytes, done_bytes;
-    float *values; /* [INIT_CHUNK] */
+    int lanes;     /* chunks drawn at once, one per thread */
+    float *values; /* [lanes, INIT_CHUNK] */
 } init_job;
 
 /* One chunk of tensor ti's initial values into v[0..m): seeded by (seed, tensor, chunk). */
@@ -243,13 +245,24 @@ static pare_status write_shard(init_job *job, int s, const char *dir, pare_error
     size_t es = pare_dtype_size(job->o->dtype);
     for (size_t i = first; i < first + count && rc == PARE_OK; i++) {
         const pare_hf_tensor *t = &job->t[i];
-        for (size_t at = 0, chunk = 0; at < t->numel && rc == PARE_OK; at += INIT_CHUNK, chunk++) {
+        size_t chunks = (t->numel + INIT_CHUNK - 1) / INIT_CHUNK;
+        /* Drawing normals is the cost (writing runs at disk speed): `lanes` chunks are drawn in
+         * parallel, then written in order. Each chunk has its own stream, so the bytes are those of
+         * one thread. */
+        for (size_t c0 = 0; c0 < chunks && rc == PARE_OK; c0 += (size_t)job->lanes) {
             rc = pare_report(job->prog, "init", job->tensor_bytes ? (double)job->done_bytes / job->tensor_bytes : 0,
                              t->name, err);
             if (rc)
                 break;
-            size_t m = t->numel - at < INIT_CHUNK ? t->numel - at : INIT_CHUNK;
-            fill_chunk(job, i, chunk, job->values, m);
+            size_t batch = chunks - c0 < (size_t)job->lanes ? chunks - c0 : (size_t)job->lanes;
+#pragma omp parallel for schedule(static, 1) num_threads(job->lanes) if (batch > 1)
+            for (size_t b = 0; b < batch; b++) {
+                size_t at = (c0 + b) * INIT_CHUNK;
+                size_t m = t->numel - at < INIT_CHUNK ? t->numel - at : INIT_CHUNK;
+                fill_chunk(job, i, c0 + b, job->values + b * INIT_CHUNK, m);
+            }
+            size_t at = c0 * INIT_CHUNK;
+            size_t m = t->numel - at < batch * INIT_CHUNK ? t->numel - at : batch * INIT_CHUNK;
             rc = pare_st_writer_put(&w, job->values, m, job->o->dtype, err);
             job->done_bytes += m * es;
         }
@@ -475,7 +488,9 @@ pare_status pare_init_model(const char *config_path, const char *dir_in, const p
     if ((rc = pare_config_hf_tensors(&cfg, &job.t, &job.n, err)))
         return rc;
     job.shard_of = malloc(job.n * sizeof *job.shard_of);
-    job.values = malloc(INIT_CHUNK * sizeof *job.values);
+    /* threads x 4 MiB: still far below the largest tensor of any shape worth drawing in parallel */
+    job.lanes = pare_threads() < 16 ? pare_threads() : 16;
+    job.values = malloc((size_t)job.lanes * INIT_CHUNK * sizeof *job.values);
     if (!job.shard_of || !job.values) {
         rc = pare_fail(err, PARE_ENOMEM, "out of memory preparing the model");
     } else {
