@@ -202,6 +202,36 @@ static void test_init_seed_gives_same_bytes(void)
     free(text);
 }
 
+/* Chunks are drawn in parallel, one lane per thread: a tensor of several chunks (the 2^20-value unit
+ * of the seeded streams) is the same bytes on one thread as on three. */
+static void test_init_bytes_do_not_depend_on_threads(void)
+{
+    json_t *c = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i}", "architectures", "LlamaForCausalLM",
+                          "model_type", "llama", "hidden_size", 256, "intermediate_size", 512, "num_hidden_layers", 1,
+                          "num_attention_heads", 4, "num_key_value_heads", 4, "vocab_size", 20000);
+    char cfg[600], one[600], three[600];
+    snprintf(cfg, sizeof cfg, "%s", tmp_path("wide.json"));
+    snprintf(one, sizeof one, "%s", tmp_path("one"));
+    snprintf(three, sizeof three, "%s", tmp_path("three"));
+    CHECK(c && json_dump_file(c, cfg, 0) == 0);
+    json_decref(c);
+    char *saved = getenv("PARE_THREADS") ? strdup(getenv("PARE_THREADS")) : NULL;
+    setenv("PARE_THREADS", "1", 1);
+    CHECK(init(cfg, one, NULL, NULL, NULL, NULL) == 0);
+    setenv("PARE_THREADS", "3", 1);
+    CHECK(init(cfg, three, NULL, NULL, NULL, NULL) == 0);
+    if (saved)
+        setenv("PARE_THREADS", saved, 1);
+    else
+        unsetenv("PARE_THREADS");
+    free(saved);
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/model.safetensors", one);
+    snprintf(b, sizeof b, "%s/model.safetensors", three);
+    /* the embedding (20000 x 256) spans five chunks: three lanes, then two */
+    CHECK(same_file(a, b));
+}
+
 /* Above the shard limit: shards and an index that name every tensor, and a model identical to the
  * single file's. */
 static void test_init_shards_reload_as_one_file(void)
@@ -387,6 +417,7 @@ void suite_init(void)
     RUN(test_init_every_family_loads_and_runs);
     RUN(test_init_values_follow_the_family);
     RUN(test_init_seed_gives_same_bytes);
+    RUN(test_init_bytes_do_not_depend_on_threads);
     RUN(test_init_shards_reload_as_one_file);
     RUN(test_init_memory_is_bounded_by_the_largest_tensor);
     RUN(test_init_refusals_name_the_value);

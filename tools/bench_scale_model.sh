@@ -14,6 +14,8 @@
 #   BENCH_SCALE_EVAL    evaluation text (default PARE_SHARED's wiki.test.raw)
 #   BENCH_SCALE_WORK    scratch folder for the exports (default /tmp), emptied of them at the end
 #   BENCH_SCALE_JSON    also write the table as JSON to this file
+#   BENCH_SCALE_SGEMM   a prebuilt tools/sgemm_rate (default: build/sgemm_rate, compiled when missing)
+#   PARE                the pare binary (default ./pare)
 #
 # Nominal work (what the rate divides): a forward token costs 2 x (block-linear + head parameters)
 # plus attention (4 x layers x dim x the mean context, window / 2); a plain spectrum of an m x n matrix
@@ -37,13 +39,30 @@ PARE=${PARE:-./pare}
 mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 
-if [ ! -x build/sgemm_rate ] || [ tools/sgemm_rate.c -nt build/sgemm_rate ]; then
+SGEMM=${BENCH_SCALE_SGEMM:-build/sgemm_rate}   # a prebuilt one for a machine without a compiler
+if [ -z "${BENCH_SCALE_SGEMM:-}" ] && { [ ! -x "$SGEMM" ] || [ tools/sgemm_rate.c -nt "$SGEMM" ]; }; then
     mkdir -p build
-    cc -O2 -I/usr/include/x86_64-linux-gnu -o build/sgemm_rate tools/sgemm_rate.c -lopenblas
+    cc -O2 -I/usr/include/x86_64-linux-gnu -o "$SGEMM" tools/sgemm_rate.c -lopenblas
 fi
 threads=${PARE_THREADS:-$(nproc)}
-OPENBLAS_NUM_THREADS=$threads build/sgemm_rate > "$WORK/sgemm.json"
+OPENBLAS_NUM_THREADS=$threads "$SGEMM" > "$WORK/sgemm.json"
 "$PARE" info --model "$MODEL" --memory-limit "$LIMIT" --json > "$WORK/info.json"
+
+# timed FILE CMD...: CMD's wall seconds and peak RSS (KiB) into FILE, as GNU time's "%e %M" (through
+# Python's getrusage where GNU time is not installed)
+timed() {
+    local file=$1
+    shift
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f '%e %M' -o "$file" "$@"
+    else
+        python3 -c 'import resource, subprocess, sys, time
+t = time.time()
+rc = subprocess.call(sys.argv[2:])
+open(sys.argv[1], "w").write("%.2f %d\n" % (time.time() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(rc)' "$file" "$@"
+    fi
+}
 
 # step NAME ARGS...: runs pare ARGS under GNU time; NAME.out/.err/.time in WORK
 step() {
@@ -52,12 +71,13 @@ step() {
     echo "bench-scale-model: $name: pare $*" >&2
     local load0
     load0=$(cut -d' ' -f1 /proc/loadavg)
-    if ! /usr/bin/time -f '%e %M' -o "$WORK/$name.time" "$PARE" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"; then
+    if ! timed "$WORK/$name.time" "$PARE" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"; then
         echo "bench-scale-model: $name failed:" >&2
         tail -n 5 "$WORK/$name.err" >&2
         echo "failed" > "$WORK/$name.time"
     fi
     echo "$load0 $(cut -d' ' -f1 /proc/loadavg)" > "$WORK/$name.load"
+    echo "bench-scale-model: $name: $(cat "$WORK/$name.time") (wall s, peak RSS KiB)" >&2
 }
 
 calib=(--calib "$CALIB" --calib-samples 16 --calib-len 128)
