@@ -1057,8 +1057,8 @@ static int big_model(char *dir, size_t cap)
                           "tie_word_embeddings", 1);
     CHECK(c && json_dump_file(c, cfg, 0) == 0);
     json_decref(c);
-    const char *init[] = {"init", "--config", cfg, "--out", dir, "--tokenizer", "tests/data/families/qwen2/tokenizer.json",
-                          NULL};
+    const char *init[] = {
+        "init", "--config", cfg, "--out", dir, "--tokenizer", "tests/data/families/qwen2/tokenizer.json", NULL};
     char *o = NULL, *e = NULL;
     int rc = run_pare(&o, &e, init);
     CHECKF(rc == 0, "pare init: exit %d %s", rc, e ? e : "");
@@ -1119,8 +1119,8 @@ static void test_big_model_state(void)
             return;
         }
         CHECKF(st.spectra_on_demand == streamed, "streamed %d: spectra on demand %d", streamed, st.spectra_on_demand);
-        CHECKF(st.n == 7 * BIG_L && st.block_before == big_block_params(), "%d matrices, %zu block parameters (want %zu)",
-               st.n, st.block_before, big_block_params());
+        CHECKF(st.n == 7 * BIG_L && st.block_before == big_block_params(),
+               "%d matrices, %zu block parameters (want %zu)", st.n, st.block_before, big_block_params());
         if (!streamed) {
             tui_state_free(&st);
             continue;
@@ -1145,8 +1145,7 @@ static void test_big_model_state(void)
         free(want);
         CHECK(tui_state_put_spectrum(&st, 0, i, &ms) == 0 && !ms.s);
         tui_cursor_stats cs;
-        CHECK(tui_cursor_stats_at(&st, i, 0, st.cursor[i], &cs) == 0 && tui_spectra_count(&st, 0) == 1 &&
-              !st.spectra[0]);
+        CHECK(tui_cursor_stats_at(&st, i, 0, st.cursor[i], &cs) == 0 && tui_spectra_count(&st, 0) == 1 && !st.spectra[0]);
         CHECK(tui_cursor_stats_at(&st, 0, 0, st.cursor[0], &cs) == -1);
         for (int j = 0; j < st.n; j++)
             if (j != i) {
@@ -1219,7 +1218,8 @@ static void test_headless_big_model(void)
     free(s);
 
     s = headless_screen(dir, text, "e Tab Tab Right Enter C-u '0.2' Enter e", "160x50", stream);
-    const char *args[] = {"eval", "--model", dir, "--data", text, "--window", "32", "--limit-tokens", "600", "--json", NULL};
+    const char *args[] = {"eval", "--model",        dir,   "--data", text, "--window",
+                          "32",   "--limit-tokens", "600", "--json", NULL};
     char *o = NULL, *e = NULL;
     int rc = run_pare(&o, &e, args);
     json_t *j = rc == 0 ? json_loads(o, 0, NULL) : NULL;

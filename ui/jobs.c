@@ -79,9 +79,9 @@ static void spectra_done(tui_job *j, pare_status st, const pare_error *err, void
         s->calib = NULL;
     }
     if (s->mat >= 0) {
-        /* s1 to 10 digits: what `pare spectra` prints for the matrix, so a reader can compare */
-        snprintf(line, sizeof line, "%s spectrum of %s ready: s1 %.10g, %d values (%.1f s)",
-                 TUI_WEIGHTING_LABELS[s->w], s->one.name, s->one.stats.s_max, s->one.stats.r, now_s() - s->t0);
+        /* s1 to 10 digits: `pare spectra --json` gives it as s_max, so a reader can compare */
+        snprintf(line, sizeof line, "%s spectrum of %s ready: s1 %.10g, %d values (%.1f s)", TUI_WEIGHTING_LABELS[s->w],
+                 s->one.name, s->one.stats.s_max, s->one.stats.r, now_s() - s->t0);
         int had_all = c->st->spectra[s->w] != NULL;
         tui_state_put_spectrum(c->st, s->w, s->mat, &s->one);
         c->log(c->ui, 0, line);

@@ -110,9 +110,9 @@ int tui_submit(tui_app *a, tui_job *j)
     return 0;
 }
 
-static int pending_w = -1;   /* weighting of the spectra job in flight */
-static int pending_mat = -1; /* its matrix (a big model's single-matrix job), -1: every matrix */
-static int failed_sel = -1;  /* sel * 3 + w of a single-matrix job that failed or was cancelled: not
+static int pending_w = -1;    /* weighting of the spectra job in flight */
+static int pending_mat = -1;  /* its matrix (a big model's single-matrix job), -1: every matrix */
+static int failed_sel = -1;   /* sel * 3 + w of a single-matrix job that failed or was cancelled: not
                                 started again by itself while that matrix stays selected */
 static int queued_all_w = -1; /* S asked for every spectrum of this weighting while a single one ran */
 
@@ -170,8 +170,8 @@ static void want_all_spectra(tui_app *a)
         return;
     }
     a->auto_failed[w] = 0; /* asked for explicitly: try again */
-    tui_log(a, 0, "computing the %s spectra of all %d matrices (estimated %.0f s; F9 cancels)",
-            TUI_WEIGHTING_LABELS[w], a->st.n, tui_spectra_cost_s(&a->st));
+    tui_log(a, 0, "computing the %s spectra of all %d matrices (estimated %.0f s; F9 cancels)", TUI_WEIGHTING_LABELS[w],
+            a->st.n, tui_spectra_cost_s(&a->st));
     if (tui_worker_busy(a->worker)) { /* a single matrix's job: it gives way */
         queued_all_w = w;
         tui_worker_cancel(a->worker);

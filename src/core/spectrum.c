@@ -660,11 +660,7 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
             const pare_linear *lin = lins[i];
             pare_error e;
             memset(&e, 0, sizeof e);
-            pare_status s1 = matrix_spectrum(lin,
-                                             n_opts == 0   ? NULL
-                                             : n_opts == 1 ? opts
-                                                           : &opts[i],
-                                             &sp->mats[i], &e);
+            pare_status s1 = matrix_spectrum(lin, n_opts == 0 ? NULL : n_opts == 1 ? opts : &opts[i], &sp->mats[i], &e);
 #pragma omp critical(pare_spectra)
             {
                 if (s1) {
