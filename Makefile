@@ -42,7 +42,7 @@ ENV_SRC   := src/cli/environment.c
 TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/targets.c tests/fuzz/target_recipe.c
 UI_SRC    := $(sort $(wildcard ui/*.c))
 # the workbench's state, jobs' core calls and recipe writer: no curses, no Lua; the tests link them
-UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c
+UI_PURE   := ui/state.c ui/apply.c ui/recipe_out.c ui/plots.c ui/worker.c ui/spectra.c
 # the recipe runner without the CLI (lua/ and ui/state.c need src/record); the tests and the fuzzer link
 # it for the recipe_params target (tests/fuzz/target_recipe.c)
 RECIPE_SRC := $(LUA_SRC) $(RECORD_SRC)

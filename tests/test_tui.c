@@ -24,6 +24,7 @@
 
 #include "apply.h"
 #include "core/fileio.h"
+#include "core/memcheck.h"
 #include "core/method.h"
 #include "fixture.h"
 #include "harness.h"
@@ -1037,6 +1038,202 @@ static double screen_number(const char *screen, const char *prefix)
 
 static void print_screen(const char *s) { printf("  --- screen ---\n%s  --------------\n", s ? s : "(none)"); }
 
+/* ---- a big model: spectra matrix by matrix, on demand -------------------------------------------- */
+
+/* The tiny shape `pare init` writes for the big-model tests (BF16, 3 blocks of d 128, FFN 320, 2 KV
+ * heads of 32; the qwen2 fixture's byte-level tokenizer of 272 ids): 1 MB, opened with --stream on. */
+enum { BIG_D = 128, BIG_F = 320, BIG_KV = 64, BIG_L = 3, BIG_V = 272 };
+
+static int big_model(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s", tmp_path("big"));
+    if (pare_is_dir(dir))
+        return 0;
+    char cfg[1300];
+    snprintf(cfg, sizeof cfg, "%s", tmp_path("big.json"));
+    json_t *c = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b}", "architectures", "LlamaForCausalLM",
+                          "model_type", "llama", "hidden_size", BIG_D, "intermediate_size", BIG_F, "num_hidden_layers",
+                          BIG_L, "num_attention_heads", 4, "num_key_value_heads", 2, "vocab_size", BIG_V,
+                          "tie_word_embeddings", 1);
+    CHECK(c && json_dump_file(c, cfg, 0) == 0);
+    json_decref(c);
+    const char *init[] = {
+        "init", "--config", cfg, "--out", dir, "--tokenizer", "tests/data/families/qwen2/tokenizer.json", NULL};
+    char *o = NULL, *e = NULL;
+    int rc = run_pare(&o, &e, init);
+    CHECKF(rc == 0, "pare init: exit %d %s", rc, e ? e : "");
+    free(o);
+    free(e);
+    return rc ? -1 : 0;
+}
+
+/* The block linears' weights of the big shape, from its dimensions. */
+static size_t big_block_params(void)
+{
+    return (size_t)BIG_L * (2 * BIG_D * BIG_D + 2 * BIG_KV * BIG_D + 3 * BIG_F * BIG_D);
+}
+
+/* `pare spectra --json --values` of one matrix of dir: its values (malloc'd, *r of them), or NULL. */
+static double *cli_spectrum(const char *dir, const char *matrix, int *r)
+{
+    const char *args[] = {"spectra", "--model", dir, "--matrix", matrix, "--json", "--values", NULL};
+    char *o = NULL, *e = NULL;
+    int rc = run_pare(&o, &e, args);
+    CHECKF(rc == 0, "pare spectra: exit %d %s", rc, e ? e : "");
+    json_t *j = rc == 0 ? json_loads(o, 0, NULL) : NULL;
+    json_t *v = json_object_get(json_array_get(j, 0), "values");
+    double *s = NULL;
+    *r = (int)json_array_size(v);
+    CHECKF(json_array_size(j) == 1 && *r > 0, "pare spectra --matrix %s: %zu matrices", matrix, json_array_size(j));
+    if (*r > 0 && (s = malloc((size_t)*r * sizeof *s)))
+        for (int i = 0; i < *r; i++)
+            s[i] = json_real_value(json_array_get(v, (size_t)i));
+    json_decref(j);
+    free(o);
+    free(e);
+    return s;
+}
+
+/* A streamed model opens with nothing computed: the tree and totals come from the shapes (no block
+ * converted), no whole-model spectra, global waits and says how to get them. One matrix's spectrum
+ * (pare_matrix_spectrum_compute, one block converted) equals `pare spectra`'s for that matrix, the
+ * cursor reads it, and once every matrix has one they are the whole-model spectra global plans. The
+ * same model in memory is analyzed whole at open, as before. */
+static void test_big_model_state(void)
+{
+    char dir[1300];
+    if (big_model(dir, sizeof dir))
+        return;
+    tui_settings set;
+    tui_settings_defaults(&set);
+    pare_error err = {0};
+    for (int streamed = 1; streamed >= 0; streamed--) {
+        pare_set_stream_mode(streamed ? PARE_STREAM_ON : PARE_STREAM_OFF);
+        pare_model *m = NULL;
+        pare_status rc = pare_model_load(dir, NULL, &m, &err);
+        pare_set_stream_mode(PARE_STREAM_AUTO);
+        CHECKF(rc == PARE_OK, "%s", err.msg);
+        tui_state st;
+        if (rc || tui_state_init(&st, m, dir, &set, &err)) {
+            CHECKF(0, "%s", err.msg);
+            return;
+        }
+        CHECKF(st.spectra_on_demand == streamed, "streamed %d: spectra on demand %d", streamed, st.spectra_on_demand);
+        CHECKF(st.n == 7 * BIG_L && st.block_before == big_block_params(),
+               "%d matrices, %zu block parameters (want %zu)", st.n, st.block_before, big_block_params());
+        if (!streamed) {
+            tui_state_free(&st);
+            continue;
+        }
+        CHECKF(pare_model_blocks_converted(st.model) == 0, "the open converted %zu blocks",
+               pare_model_blocks_converted(st.model));
+        CHECK(tui_spectra_count(&st, 0) == 0 && !tui_state_spectrum(&st, 0, 0));
+        st.mo.weighting = PARE_WEIGHT_NONE;
+        set_method(&st, "global", 0.3);
+        CHECKF(!st.dec_ok && st.dec_need == 0 && strstr(st.dec_err, "S computes them all"), "global: %s", st.dec_err);
+
+        int i = 7 + 2; /* layer 1's v_proj */
+        pare_matrix_spectrum ms;
+        CHECK(pare_matrix_spectrum_compute(st.model, NULL, st.lin[i], PARE_WEIGHT_NONE, NULL, &ms, &err) == PARE_OK);
+        CHECKF(pare_model_blocks_converted(st.model) == 1, "%zu blocks converted for one matrix",
+               pare_model_blocks_converted(st.model));
+        int r = 0;
+        double *want = cli_spectrum(dir, st.lin[i]->name, &r);
+        CHECKF(want && ms.s && r == ms.stats.r, "%s: %d values, pare spectra %d", st.lin[i]->name, ms.stats.r, r);
+        for (int j = 0; want && ms.s && j < r; j++)
+            CHECKF(ms.s[j] == want[j], "%s s[%d] %.17g, pare spectra %.17g", st.lin[i]->name, j, ms.s[j], want[j]);
+        free(want);
+        CHECK(tui_state_put_spectrum(&st, 0, i, &ms) == 0 && !ms.s);
+        tui_cursor_stats cs;
+        CHECK(tui_cursor_stats_at(&st, i, 0, st.cursor[i], &cs) == 0 && tui_spectra_count(&st, 0) == 1 && !st.spectra[0]);
+        CHECK(tui_cursor_stats_at(&st, 0, 0, st.cursor[0], &cs) == -1);
+        for (int j = 0; j < st.n; j++)
+            if (j != i) {
+                CHECK(pare_matrix_spectrum_compute(st.model, NULL, st.lin[j], PARE_WEIGHT_NONE, NULL, &ms, &err) ==
+                      PARE_OK);
+                tui_state_put_spectrum(&st, 0, j, &ms);
+            }
+        CHECKF(st.spectra[0] && !st.partial[0] && st.dec_ok, "every matrix computed: global %s", st.dec_err);
+        tui_state_free(&st);
+    }
+}
+
+/* Counts the occurrences of needle in s. */
+static int count_of(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* `pare tui --stream on` on the big shape: the screen after open shows the tree and the totals from the
+ * shapes and only the selected matrix's spectrum (1/21), no whole-model spectra; j j j k j visits
+ * q, k, v, back to k and v: three spectra computed, each once (k's log line appears once), the cursor
+ * line's error and energy are those of `pare spectra`'s values for v, and its log line's s1 too; e
+ * evaluates the streamed model under --limit-tokens (equal to `pare eval`), and svd 0.2 a streamed
+ * clone. */
+static void test_headless_big_model(void)
+{
+    char dir[1300], text[1300];
+    if (big_model(dir, sizeof dir))
+        return;
+    snprintf(text, sizeof text, "%s", text_file());
+    const char *stream[] = {"--stream", "on", "--limit-tokens", "600", NULL};
+    char *s = headless_screen(dir, text, "Tab", "160x50", stream);
+    char want[512];
+    CHECKF(s && strstr(s, "spectra: plain 1/21 on demand"), "after open: not one spectrum of 21");
+    CHECKF(s && strstr(s, "q    128x128") && strstr(s, "down 128x320"), "no matrix tree");
+    CHECKF(s && !strstr(s, "spectra of 21 matrices ready") && !strstr(s, "spectra of all 21 matrices ready"),
+           "whole-model spectra at open");
+    const char *totals = s ? strstr(s, "block lin. 5") : NULL; /* the budget's "516.1k → ...", not a header */
+    double shown = screen_number(totals, "block lin. ");
+    CHECKF(fabs(shown * 1e3 - (double)big_block_params()) <= 50, "block linears %g k, want %zu", shown,
+           big_block_params());
+    if (s && !strstr(s, "1/21"))
+        print_screen(s);
+    free(s);
+
+    s = headless_screen(dir, text, "j j j k j", "160x50", stream);
+    const char *v = "model.layers.0.self_attn.v_proj", *k = "model.layers.0.self_attn.k_proj";
+    CHECKF(s && strstr(s, "spectra: plain 3/21 on demand"), "after j j j k j: not 3 spectra of 21");
+    snprintf(want, sizeof want, "spectrum of %s ready", k);
+    CHECKF(count_of(s, want) == 1, "k_proj's spectrum computed %d times", count_of(s, want));
+    int r = 0;
+    double *sv = cli_spectrum(dir, v, &r);
+    if (sv) {
+        int be = pare_break_even_rank(BIG_KV, BIG_D), kc = be / 2;
+        double e = pare_spectrum_trunc_error(sv, r, kc);
+        snprintf(want, sizeof want, "k %d/%d · ", kc, r);
+        CHECKF(s && strstr(s, want), "no '%s' on the cursor line", want);
+        snprintf(want, sizeof want, "err %.3f · energy %.1f%% · b-e %d", e, 100 * (1 - e * e), be);
+        CHECKF(s && strstr(s, want), "the cursor line does not read '%s'", want);
+        snprintf(want, sizeof want, "spectrum of %s ready: s1 ", v);
+        double s1 = screen_number(s, want);
+        CHECKF(fabs(s1 - sv[0]) <= 1e-9 * sv[0], "log s1 %.10g, pare spectra %.17g", s1, sv[0]);
+    }
+    free(sv);
+    if (s && !strstr(s, "3/21"))
+        print_screen(s);
+    free(s);
+
+    s = headless_screen(dir, text, "e Tab Tab Right Enter C-u '0.2' Enter e", "160x50", stream);
+    const char *args[] = {"eval", "--model",        dir,   "--data", text, "--window",
+                          "32",   "--limit-tokens", "600", "--json", NULL};
+    char *o = NULL, *e = NULL;
+    int rc = run_pare(&o, &e, args);
+    json_t *j = rc == 0 ? json_loads(o, 0, NULL) : NULL;
+    double ppl = json_real_value(json_object_get(j, "ppl")), got = screen_number(s, "result: dense: ppl ");
+    CHECKF(rc == 0 && ppl > 0 && fabs(got - ppl) <= 1e-6 * ppl, "streamed dense ppl %.10g, pare eval %.10g", got, ppl);
+    CHECKF(screen_number(s, "result: svd 0.2: ppl ") > 0, "no result for svd 0.2 on a streamed clone");
+    json_decref(j);
+    free(o);
+    free(e);
+    if (s && !strstr(s, "result: svd 0.2"))
+        print_screen(s);
+    free(s);
+}
+
 /* What a user sees after scripted keys: j j selects the tree's third row (layer 0's second matrix, as
  * the state's tree lists it), Right Right moves its rank cursor two past where the state starts it, e
  * evaluates (the results row and the log line equal `pare eval` of the dense model), Enter then e
@@ -1394,6 +1591,8 @@ void suite_tui(void)
     RUN(test_zero_shot_task);
     RUN(test_headless_keys);
     RUN(test_headless_sandbox);
+    RUN(test_big_model_state);
+    RUN(test_headless_big_model);
     RUN(test_tmux_session);
 }
 

@@ -147,17 +147,24 @@ pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const t
     if (!set->eval[0] && !set->task[0])
         return pare_fail(err, PARE_EINVAL,
                          "no evaluation text or task: set one with F2 (setup), --eval FILE or --task KIND");
+    /* the dense model is evaluated as loaded; a configuration compresses a clone (a streamed model's
+     * clone has a block cache of its own: the loaded model's gives its blocks back first) */
     pare_model *m = NULL;
-    pare_status st = pare_model_clone(src, &m, err);
+    pare_status st = PARE_OK;
+    if (cfg->kind != TUI_CFG_DENSE) {
+        pare_model_cache_drop(src);
+        st = pare_model_clone(src, &m, err);
+    }
+    const pare_model *ev = m ? m : src;
     pare_eval_result r = {0};
     pare_zeroshot_result zr;
     memset(&zr, 0, sizeof zr);
     row->ppl = row->acc = row->acc_norm = NAN;
-    if (!st)
+    if (!st && m)
         st = tui_apply(m, cfg, set, p, err);
     if (!st && set->eval[0])
-        st = tui_evaluate(m, set, p, &r, err);
-    if (!st && set->task[0] && !(st = tui_score_task(m, set, p, &zr, err))) {
+        st = tui_evaluate(ev, set, p, &r, err);
+    if (!st && set->task[0] && !(st = tui_score_task(ev, set, p, &zr, err))) {
         pare_task_kind kind;
         pare_task_kind_parse(set->task, &kind, err);
         snprintf(row->task, sizeof row->task, "%s", pare_task_kind_name(kind));
@@ -169,7 +176,7 @@ pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const t
     if (!st) {
         pare_param_counts a, b;
         pare_model_param_counts(src, &b);
-        pare_model_param_counts(m, &a);
+        pare_model_param_counts(ev, &a);
         tui_config_label(cfg, row->label, sizeof row->label);
         snprintf(row->method, sizeof row->method, "%s",
                  cfg->kind == TUI_CFG_DENSE    ? "dense"

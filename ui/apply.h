@@ -30,8 +30,8 @@ pare_status tui_evaluate(const pare_model *m, const tui_settings *set, const par
 pare_status tui_score_task(const pare_model *m, const tui_settings *set, const pare_progress *p,
                            pare_zeroshot_result *r, pare_error *err);
 
-/* Clone of src, tui_apply, tui_evaluate (when an evaluation text is set) and tui_score_task (when a
- * task is set): one result row (label, parameters, ppl, acc, acc_norm, time; NAN for what was not
+/* Clone of src (src itself for the dense configuration), tui_apply, tui_evaluate (when an evaluation
+ * text is set) and tui_score_task (when a task is set): one result row (label, parameters, ppl, acc, acc_norm, time; NAN for what was not
  * measured). */
 pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const tui_settings *set,
                            const pare_progress *p, tui_result *row, pare_error *err);

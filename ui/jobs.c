@@ -6,20 +6,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apply.h"
 #include "lsession.h"
 
 /* ---- spectra --------------------------------------------------------------------------------- */
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 typedef struct {
     tui_job job;
     pare_model *model; /* borrowed: the loaded model */
     tui_settings set;
     int w;
+    int mat;                      /* one matrix (its index in the state), or -1: every matrix */
     const pare_calib_stats *have; /* borrowed: the state's statistics, or NULL */
     pare_calib_stats *calib;      /* computed here, handed over in done */
-    pare_model_spectra *sp;
+    pare_model_spectra *sp;       /* every matrix */
+    pare_matrix_spectrum one;     /* one matrix */
+    const pare_linear *lin;       /* borrowed: that matrix */
+    double t0;
 } spectra_job;
 
 static pare_status spectra_run(tui_job *j, tui_worker *w, const pare_progress *p, pare_error *err)
@@ -36,6 +48,8 @@ static pare_status spectra_run(tui_job *j, tui_worker *w, const pare_progress *p
             return st;
         cs = s->calib;
     }
+    if (s->mat >= 0)
+        return pare_matrix_spectrum_compute(s->model, cs, s->lin, (pare_weighting)s->w, p, &s->one, err);
     return pare_model_spectra_weighted(s->model, cs, (pare_weighting)s->w, p, &s->sp, err);
 }
 
@@ -51,6 +65,12 @@ static void spectra_done(tui_job *j, pare_status st, const pare_error *err, void
 {
     spectra_job *s = (spectra_job *)j;
     tui_job_ctx *c = ctx;
+    char line[256];
+    if (st == PARE_ECANCELED && s->mat >= 0) { /* the selection moved on, or F9: not an error */
+        snprintf(line, sizeof line, "%s spectrum of %s: cancelled", TUI_WEIGHTING_LABELS[s->w], s->lin->name);
+        c->log(c->ui, 0, line);
+        return;
+    }
     if (logged_failure(st, err, c))
         return;
     if (s->calib) {
@@ -58,13 +78,23 @@ static void spectra_done(tui_job *j, pare_status st, const pare_error *err, void
         c->st->calib = s->calib;
         s->calib = NULL;
     }
-    pare_model_spectra_free(c->st->spectra[s->w]);
-    c->st->spectra[s->w] = s->sp;
+    if (s->mat >= 0) {
+        /* s1 to 10 digits: `pare spectra --json` gives it as s_max, so a reader can compare */
+        snprintf(line, sizeof line, "%s spectrum of %s ready: s1 %.10g, %d values (%.1f s)", TUI_WEIGHTING_LABELS[s->w],
+                 s->one.name, s->one.stats.s_max, s->one.stats.r, now_s() - s->t0);
+        int had_all = c->st->spectra[s->w] != NULL;
+        tui_state_put_spectrum(c->st, s->w, s->mat, &s->one);
+        c->log(c->ui, 0, line);
+        if (!had_all && c->st->spectra[s->w]) {
+            snprintf(line, sizeof line, "%s spectra of all %d matrices ready", TUI_WEIGHTING_LABELS[s->w], c->st->n);
+            c->log(c->ui, 0, line);
+        }
+        return;
+    }
+    tui_state_put_spectra(c->st, s->w, s->sp);
     s->sp = NULL;
-    char line[128];
     snprintf(line, sizeof line, "%s spectra of %d matrices ready", TUI_WEIGHTING_LABELS[s->w], c->st->n);
     c->log(c->ui, 0, line);
-    tui_state_update(c->st);
 }
 
 static void spectra_destroy(tui_job *j)
@@ -72,7 +102,22 @@ static void spectra_destroy(tui_job *j)
     spectra_job *s = (spectra_job *)j;
     pare_calib_free(s->calib);
     pare_model_spectra_free(s->sp);
+    pare_matrix_spectrum_clear(&s->one);
     free(s);
+}
+
+tui_job *tui_job_spectrum(const tui_state *st, int w, int mat)
+{
+    if (mat < 0 || mat >= st->n)
+        return NULL;
+    spectra_job *s = (spectra_job *)tui_job_spectra(st, w);
+    if (!s)
+        return NULL;
+    s->mat = mat;
+    s->lin = st->lin[mat];
+    s->t0 = now_s();
+    snprintf(s->job.name, sizeof s->job.name, "%s spectrum %.40s", TUI_WEIGHTING_LABELS[w], st->lin[mat]->name);
+    return &s->job;
 }
 
 tui_job *tui_job_spectra(const tui_state *st, int w)
@@ -80,6 +125,7 @@ tui_job *tui_job_spectra(const tui_state *st, int w)
     spectra_job *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->mat = -1;
     snprintf(s->job.name, sizeof s->job.name, "%s spectra", TUI_WEIGHTING_LABELS[w]);
     s->job.run = spectra_run;
     s->job.done = spectra_done;
@@ -107,7 +153,9 @@ static pare_status eval_run(tui_job *j, tui_worker *w, const pare_progress *p, p
     char line[256];
     tui_config_label(&e->cfg, line, sizeof line);
     size_t n = strlen(line);
-    snprintf(line + n, sizeof line - n, ": compressing a copy of the model and evaluating");
+    snprintf(line + n, sizeof line - n, "%s",
+             e->cfg.kind == TUI_CFG_DENSE ? ": evaluating the model as loaded"
+                                          : ": compressing a copy of the model and evaluating");
     tui_worker_log(w, line);
     return tui_run_config(e->model, &e->cfg, &e->set, p, &e->row, err);
 }

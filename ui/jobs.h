@@ -17,6 +17,9 @@ typedef struct {
 /* Spectra of weighting w of the loaded model; computes the one-shot statistics (with Gram matrices,
  * so both weightings share them) first when the state has none. */
 tui_job *tui_job_spectra(const tui_state *st, int w);
+/* The spectrum of weighting w of matrix mat alone (a big model's selected matrix), calibrating first
+ * in the same way; done() puts it into the state's per-matrix cache (tui_state_put_spectrum). */
+tui_job *tui_job_spectrum(const tui_state *st, int w, int mat);
 /* Evaluates a copy of the state's configuration on a clone of the loaded model: one result row. */
 tui_job *tui_job_eval(const tui_state *st);
 /* Runs recipe into out_dir with sets ("name=value"; names the recipe does not declare are skipped)

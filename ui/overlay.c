@@ -152,6 +152,7 @@ static const char *const HELP[] = {
     "a                every matrix of this type at the same parameter fraction",
     "d                leave the matrix as loaded  + -   unfold / fold every layer",
     "w                spectrum weighting: plain, activation, whitened (calibrates on demand)",
+    "S                every matrix's spectrum (a big model computes the selected one's on demand)",
     "h g c            plot: sparsity heatmap, this type across layers, size against perplexity",
     "/  n             search matrix names, next match",
     "Budget pane      Left Right change the field, Enter or digits type a value (live totals)",
@@ -192,7 +193,11 @@ void tui_mix_apply(tui_app *a)
                 TUI_MIX_POLICY_NAMES[a->mix_policy], a->st.n_factor, a->st.n_mask, a->st.n_channels);
         return;
     }
-    if (need >= 0 && !a->auto_failed[need]) { /* applied by itself once the spectra are there */
+    if (need >= 0 && a->st.spectra_on_demand) { /* a big model: not a long job the user did not ask for */
+        char how[160];
+        tui_spectra_need_text(&a->st, need, how, sizeof how);
+        tui_log(a, 1, "this policy needs the %s spectra %s", TUI_WEIGHTING_LABELS[need], how);
+    } else if (need >= 0 && !a->auto_failed[need]) { /* applied by itself once the spectra are there */
         a->mix_pending = 1;
         tui_want_spectra(a, need);
         tui_log(a, 0, "computing the %s spectra first", TUI_WEIGHTING_LABELS[need]);

@@ -57,8 +57,10 @@ void tui_plot_draw(tui_app *a, tui_rect r, int focused)
     if (!tui_plot_build(st, a->plot, &p, &err) &&
         !pare_plot_render_terminal(p, w, h - 1, a->utf8 ? PARE_TERM_BRAILLE : PARE_TERM_ASCII, &g, &err))
         tui_blit_grid(a, g, r.y + 2, x);
-    else if (a->js.running && strstr(a->js.job, "spectra"))
-        tui_put(r.y + 2 + (h - 1) / 2, x + 2, w - 4, "computing spectra (progress on the status line)",
+    else if (a->js.running && strstr(a->js.job, "spectr")) /* the whole model's spectra or one matrix's */
+        tui_put(r.y + 2 + (h - 1) / 2, x + 2, w - 4,
+                strstr(a->js.job, "spectra") ? "computing spectra (progress on the status line)"
+                                             : "computing this matrix's spectrum (progress on the status line)",
                 tui_attr(a, PAIR_DIM));
     else
         tui_put(r.y + 2 + (h - 1) / 2, x + 2, w - 4, err.msg, tui_attr(a, PAIR_DIM));

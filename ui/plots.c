@@ -11,9 +11,10 @@ const char *const TUI_PLOT_NAMES[TUI_PLOT_KINDS] = {"spectrum", "heatmap", "laye
 static pare_status spectrum(const tui_state *st, pare_plot *p, pare_error *err)
 {
     int w = st->weighting, i = st->sel;
-    if (!st->spectra[w] || i < 0 || i >= st->spectra[w]->count)
-        return pare_fail(err, PARE_EINVAL, "the %s spectra are not computed yet", TUI_WEIGHTING_LABELS[w]);
-    const pare_matrix_spectrum *ms = &st->spectra[w]->mats[i];
+    const pare_matrix_spectrum *ms = tui_state_spectrum(st, w, i);
+    if (!ms)
+        return pare_fail(err, PARE_EINVAL, "the %s spectr%s not computed yet", TUI_WEIGHTING_LABELS[w],
+                         st->spectra_on_demand ? "um of this matrix is" : "a are");
     int r = ms->stats.r;
     double *x = malloc((size_t)r * sizeof *x), *y = malloc((size_t)r * sizeof *y), *e = malloc((size_t)r * sizeof *e);
     if (!x || !y || !e) {
@@ -106,19 +107,26 @@ static pare_status heatmap(const tui_state *st, pare_plot *p, pare_error *err)
 static pare_status layers(const tui_state *st, pare_plot *p, pare_error *err)
 {
     int w = st->weighting;
-    if (!st->spectra[w] || st->sel < 0)
+    if (st->sel < 0 || !tui_state_spectrum(st, w, st->sel))
         return pare_fail(err, PARE_EINVAL, "the %s spectra are not computed yet", TUI_WEIGHTING_LABELS[w]);
-    int t = st->type[st->sel];
-    char title[96];
-    snprintf(title, sizeof title, "%s across layers (%s)", TUI_TYPE_NAME(t), TUI_WEIGHTING_LABELS[w]);
+    int t = st->type[st->sel], shown = 0, of = 0;
+    for (int i = 0; i < st->n; i++)
+        if (st->type[i] == t) {
+            of++;
+            shown += tui_state_spectrum(st, w, i) != NULL;
+        }
+    char title[96], part[48] = ""; /* a big model's: the layers whose spectrum was computed so far */
+    if (shown < of)
+        snprintf(part, sizeof part, ", %d of %d layers computed", shown, of);
+    snprintf(title, sizeof title, "%s across layers (%s%s)", TUI_TYPE_NAME(t), TUI_WEIGHTING_LABELS[w], part);
     pare_plot_opts o = {.title = title, .x = {.label = "index"}, .y = {.label = "s / s1", .scale = PARE_SCALE_LOG}};
     if (st->model->cfg.n_layers > 8)
         o.legend = PARE_LEGEND_NONE;
     pare_status rc = pare_plot_set_opts(p, &o, err);
     for (int i = 0; i < st->n && !rc; i++) {
-        if (st->type[i] != t)
+        const pare_matrix_spectrum *ms = tui_state_spectrum(st, w, i);
+        if (st->type[i] != t || !ms)
             continue;
-        const pare_matrix_spectrum *ms = &st->spectra[w]->mats[i];
         int r = ms->stats.r;
         double *x = malloc((size_t)r * sizeof *x), *y = malloc((size_t)r * sizeof *y);
         if (!x || !y) {

@@ -281,6 +281,7 @@ int tui_state_init(tui_state *st, pare_model *model, const char *path, const tui
     pare_method_defaults(&st->mo);
     st->cfg.kind = TUI_CFG_DENSE;
     st->weighting = PARE_WEIGHT_NONE;
+    st->spectra_on_demand = tui_spectra_on_demand_for(st);
     tui_state_update(st);
     return PARE_OK;
 }
@@ -292,6 +293,8 @@ void tui_state_drop_calib(tui_state *st)
     for (int w = 1; w < 3; w++) {
         pare_model_spectra_free(st->spectra[w]);
         st->spectra[w] = NULL;
+        pare_model_spectra_free(st->partial[w]);
+        st->partial[w] = NULL;
     }
 }
 
@@ -299,6 +302,7 @@ void tui_state_free(tui_state *st)
 {
     tui_state_drop_calib(st);
     pare_model_spectra_free(st->spectra[0]);
+    pare_model_spectra_free(st->partial[0]);
     tui_config_free(&st->cfg);
     free(st->lin);
     free(st->layer);
@@ -340,8 +344,10 @@ static int plan_method(tui_state *st)
             rc = pare_fail(&err, PARE_EINVAL, "keep_least %g: must be in [0, 1)", o->keep_least);
         else if (!st->spectra[w]) {
             st->dec_need = (int)w;
-            snprintf(st->dec_err, sizeof st->dec_err, "%s needs the %s spectra (computing them%s)", me->name,
-                     TUI_WEIGHTING_LABELS[w],
+            char how[160];
+            tui_spectra_need_text(st, (int)w, how, sizeof how);
+            snprintf(st->dec_err, sizeof st->dec_err, "%s needs the %s spectra (%s%s)", me->name,
+                     TUI_WEIGHTING_LABELS[w], how,
                      w != PARE_WEIGHT_NONE && !st->set.calib[0] ? " needs a calibration text: F2" : "");
             return -1;
         } else {
@@ -631,9 +637,9 @@ int tui_state_mix(tui_state *st, const int type_method[TUI_TYPES], tui_mix_polic
 int tui_cursor_stats_at(const tui_state *st, int i, int w, int k, tui_cursor_stats *cs)
 {
     memset(cs, 0, sizeof *cs);
-    if (i < 0 || i >= st->n || w < 0 || w > 2 || !st->spectra[w] || i >= st->spectra[w]->count)
+    const pare_matrix_spectrum *ms = tui_state_spectrum(st, w, i);
+    if (!ms)
         return -1;
-    const pare_matrix_spectrum *ms = &st->spectra[w]->mats[i];
     int r = ms->stats.r;
     k = k < 1 ? 1 : k > r ? r : k;
     cs->k = k;

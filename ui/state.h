@@ -149,6 +149,10 @@ typedef struct {
     /* caches of the loaded model under the settings' calibration */
     pare_calib_stats *calib;        /* one-shot statistics with Gram matrices, or NULL */
     pare_model_spectra *spectra[3]; /* by pare_weighting, or NULL */
+    /* big models: single matrices' spectra by weighting, .s NULL where missing (ui/spectra.c); once
+     * complete they become spectra[w] */
+    pare_model_spectra *partial[3];
+    int spectra_on_demand; /* tui_spectra_on_demand_for at load: no whole-model spectra unless asked */
 
     /* view */
     int sel;                  /* selected matrix */
@@ -245,6 +249,25 @@ int tui_state_add_result(tui_state *st, const tui_result *r);
 int tui_results_from_run(tui_state *st, const char *out_dir);
 /* Drops the cached statistics and every weighted spectrum (settings changed). */
 void tui_state_drop_calib(tui_state *st);
+
+/* Spectra of a big model, matrix by matrix (ui/spectra.c). A model is analyzed whole at open (as
+ * before) unless it is streamed or tui_spectra_cost_s exceeds TUI_SPECTRA_AT_OPEN_S seconds; then
+ * only the selected matrix's spectrum is computed, on demand, and the whole-model spectra when asked. */
+#define TUI_SPECTRA_AT_OPEN_S 60.0
+/* Estimated wall seconds of every matrix's spectrum (double Gram route, one matrix per thread). */
+double tui_spectra_cost_s(const tui_state *st);
+int tui_spectra_on_demand_for(const tui_state *st);
+/* Matrix i's spectrum of weighting w, from the whole-model spectra or the per-matrix cache; NULL
+ * while missing. */
+const pare_matrix_spectrum *tui_state_spectrum(const tui_state *st, int w, int i);
+/* How many matrices have their spectrum of weighting w. */
+int tui_spectra_count(const tui_state *st, int w);
+/* Stores one matrix's spectrum (takes ms->s); the n-th makes them spectra[w] and updates the state. */
+int tui_state_put_spectrum(tui_state *st, int w, int i, pare_matrix_spectrum *ms);
+/* Stores the whole-model spectra of w (takes sp), replacing the per-matrix ones; updates the state. */
+void tui_state_put_spectra(tui_state *st, int w, pare_model_spectra *sp);
+/* Why a plan waits for the spectra of w: "computing them", or for a big model how to get them all. */
+void tui_spectra_need_text(const tui_state *st, int w, char *buf, size_t cap);
 
 /* Screen layout in character cells. too_small when below TUI_MIN_COLS x TUI_MIN_ROWS. */
 #define TUI_MIN_COLS 80

@@ -110,19 +110,74 @@ int tui_submit(tui_app *a, tui_job *j)
     return 0;
 }
 
-static int pending_w = -1; /* weighting of the spectra job in flight */
+static int pending_w = -1;    /* weighting of the spectra job in flight */
+static int pending_mat = -1;  /* its matrix (a big model's single-matrix job), -1: every matrix */
+static int failed_sel = -1;   /* sel * 3 + w of a single-matrix job that failed or was cancelled: not
+                                started again by itself while that matrix stays selected */
+static int queued_all_w = -1; /* S asked for every spectrum of this weighting while a single one ran */
+
+/* Weighted spectra need a calibration text: said once, then not asked for again by itself. */
+static int calib_ready(tui_app *a, int w)
+{
+    if (w == PARE_WEIGHT_NONE || a->st.set.calib[0])
+        return 1;
+    a->auto_failed[w] = 1;
+    tui_log(a, 1, "the %s spectra need a calibration text: F2 (setup) or --calib FILE", TUI_WEIGHTING_LABELS[w]);
+    return 0;
+}
+
+/* The whole-model spectra job of weighting w, when they are missing and the worker is free. */
+static void start_spectra(tui_app *a, int w)
+{
+    if (w < 0 || w > 2 || a->st.spectra[w] || a->auto_failed[w] || tui_worker_busy(a->worker) || !calib_ready(a, w))
+        return;
+    if (tui_submit(a, tui_job_spectra(&a->st, w)) == 0) {
+        pending_w = w;
+        pending_mat = -1;
+    }
+}
 
 void tui_want_spectra(tui_app *a, int w)
 {
-    if (w < 0 || w > 2 || a->st.spectra[w] || a->auto_failed[w] || tui_worker_busy(a->worker))
+    if (!a->st.spectra_on_demand) /* a big model's whole spectra are computed only when asked for (S) */
+        start_spectra(a, w);
+}
+
+/* A big model: the selected matrix's spectrum of the weighting shown, computed alone when missing. */
+static void want_selected_spectrum(tui_app *a)
+{
+    int w = a->st.weighting, i = a->st.sel;
+    if (!a->st.spectra_on_demand || tui_state_spectrum(&a->st, w, i) || a->auto_failed[w] || failed_sel == i * 3 + w ||
+        queued_all_w >= 0 || tui_worker_busy(a->worker) || !calib_ready(a, w))
         return;
-    if (w != PARE_WEIGHT_NONE && !a->st.set.calib[0]) {
-        a->auto_failed[w] = 1;
-        tui_log(a, 1, "the %s spectra need a calibration text: F2 (setup) or --calib FILE", TUI_WEIGHTING_LABELS[w]);
+    if (tui_submit(a, tui_job_spectrum(&a->st, w, i)) == 0) {
+        pending_w = w;
+        pending_mat = i;
+    }
+}
+
+/* S: every matrix's spectrum of the weighting a plan waits for (else the one shown), on request only
+ * for a big model, whose cost the log states first. A single-matrix job in the way is cancelled. */
+static void want_all_spectra(tui_app *a)
+{
+    int w = a->st.dec_need >= 0 ? a->st.dec_need : a->st.weighting;
+    if (a->st.spectra[w]) {
+        tui_log(a, 0, "the %s spectra of all %d matrices are computed", TUI_WEIGHTING_LABELS[w], a->st.n);
         return;
     }
-    if (tui_submit(a, tui_job_spectra(&a->st, w)) == 0)
-        pending_w = w;
+    if (tui_worker_busy(a->worker) && pending_mat < 0) {
+        tui_log(a, 1, "busy with %s: wait or F9 to cancel it", a->js.job[0] ? a->js.job : "a job");
+        return;
+    }
+    a->auto_failed[w] = 0; /* asked for explicitly: try again */
+    tui_log(a, 0, "computing the %s spectra of all %d matrices (estimated %.0f s; F9 cancels)", TUI_WEIGHTING_LABELS[w],
+            a->st.n, tui_spectra_cost_s(&a->st));
+    if (tui_worker_busy(a->worker)) { /* a single matrix's job: it gives way */
+        queued_all_w = w;
+        tui_worker_cancel(a->worker);
+        return;
+    }
+    start_spectra(a, w);
 }
 
 /* ---- drawing ------------------------------------------------------------------------------------- */
@@ -168,9 +223,12 @@ static void draw_header(tui_app *a)
     tui_config_label(&st->cfg, label, sizeof label);
     const char *base = strrchr(st->model_path, '/');
     base = base && base[1] ? base + 1 : st->model_path;
-    snprintf(line, sizeof line, " pare tui  %.300s (%s, %d layers, %s)  config: %s  spectra: %s", base,
+    char have[48] = ""; /* a big model's spectra are computed matrix by matrix: how far */
+    if (st->spectra_on_demand && !st->spectra[st->weighting])
+        snprintf(have, sizeof have, " %d/%d on demand", tui_spectra_count(st, st->weighting), st->n);
+    snprintf(line, sizeof line, " pare tui  %.300s (%s, %d layers, %s)  config: %s  spectra: %s%s", base,
              pare_family_class(&st->model->cfg), st->model->cfg.n_layers, total, label,
-             TUI_WEIGHTING_LABELS[st->weighting]);
+             TUI_WEIGHTING_LABELS[st->weighting], have);
     tui_fill(0, 0, a->cols, tui_attr(a, PAIR_HEADER));
     tui_put(0, 0, a->cols, line, tui_attr(a, PAIR_HEADER));
 }
@@ -311,6 +369,7 @@ static void key(tui_app *a, int ch)
     case 'x': tui_export(a); return;
     case 'p': tui_write_png(a); return;
     case 'w': cycle_weighting(a); return;
+    case 'S': want_all_spectra(a); return;
     case 'h': toggle_plot(a, TUI_PLOT_HEATMAP); return;
     case 'g': toggle_plot(a, TUI_PLOT_LAYERS); return;
     case 'c': /* size against perplexity, then acc and acc_norm once a task was scored, then the spectrum */
@@ -371,18 +430,36 @@ static int step(tui_app *a)
     tui_job_status js;
     if (tui_worker_poll(a->worker, worker_line, &a->jctx, &js)) {
         changed = 1;
-        if (pending_w >= 0 && !a->st.spectra[pending_w])
+        if (pending_w >= 0 && pending_mat < 0 && !a->st.spectra[pending_w])
             a->auto_failed[pending_w] = 1; /* failed or cancelled: not again by itself */
-        pending_w = -1;
+        if (pending_mat >= 0 && !tui_state_spectrum(&a->st, pending_w, pending_mat)) {
+            failed_sel = pending_mat * 3 + pending_w;
+            if (pending_w != PARE_WEIGHT_NONE && !a->st.calib)
+                a->auto_failed[pending_w] = 1; /* the calibration failed: not again for every matrix */
+        }
+        pending_w = pending_mat = -1;
     }
     a->js = js;
     tui_term_drain(a);
+    if (failed_sel >= 0 && failed_sel / 3 != a->st.sel)
+        failed_sel = -1;
+    /* the selection moved away from a single matrix's job: cancel it (unless it is calibrating, which
+     * the next one would need too), the selected matrix's job starts once it stopped */
+    if (js.running && pending_mat >= 0 && !js.cancelling &&
+        (pending_mat != a->st.sel || pending_w != a->st.weighting) && (pending_w == PARE_WEIGHT_NONE || a->st.calib))
+        tui_worker_cancel(a->worker);
     if (!js.running && a->mix_pending)
         tui_mix_apply(a);
+    if (!js.running && queued_all_w >= 0) {
+        int w = queued_all_w;
+        queued_all_w = -1;
+        start_spectra(a, w);
+    }
     if (!js.running) {
         if (a->st.dec_need >= 0)
             tui_want_spectra(a, a->st.dec_need);
         tui_want_spectra(a, a->st.weighting);
+        want_selected_spectrum(a);
     }
     return changed;
 }
@@ -468,7 +545,14 @@ int tui_run(const tui_options *o, pare_error *err)
                                    : "");
         return -1;
     }
-    tui_log(a, 0, "loaded %s: %d block matrices; spectra are computed in the background", o->model_path, a->st.n);
+    if (a->st.spectra_on_demand) /* the rule and why: docs/tui.md "Big models" */
+        tui_log(a, 0,
+                "loaded %s: %d block matrices (%s, spectra of all estimated at %.0f s): the selected matrix's "
+                "spectrum is computed on demand, S computes them all",
+                o->model_path, a->st.n, pare_model_streamed(a->st.model) ? "streamed" : "in memory",
+                tui_spectra_cost_s(&a->st));
+    else
+        tui_log(a, 0, "loaded %s: %d block matrices; spectra are computed in the background", o->model_path, a->st.n);
     if (a->sandbox)
         tui_log(a, 0, "F5 recipes run in the sandbox (F2 turns it off)");
     a->status[0] = 0;

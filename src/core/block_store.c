@@ -332,6 +332,18 @@ void pare_block_release(const pare_model *m, int l)
     pthread_mutex_unlock(&s->lock);
 }
 
+void pare_model_cache_drop(const pare_model *m)
+{
+    pare_block_store *s = m->store;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    for (int l = 0; l < s->n_layers; l++)
+        if (s->buf[l] && !s->refs[l]) /* as the least recently used are dropped when the cache is full */
+            drop(m, l);
+    pthread_mutex_unlock(&s->lock);
+}
+
 int pare_model_blocks_fit(const pare_model *m)
 {
     const pare_block_store *s = m->store;

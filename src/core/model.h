@@ -182,6 +182,9 @@ void pare_block_release(const pare_model *m, int l);
 /* Whether every block's stored weights fit the cache at once (always, for a model in memory):
  * evaluation runs batch-major then, layer-major otherwise. */
 int pare_model_blocks_fit(const pare_model *m);
+/* Drops every converted block no pass holds, giving its memory back (nothing in memory): before a
+ * copy of the model, which has a cache of its own, works beside it. */
+void pare_model_cache_drop(const pare_model *m);
 /* Blocks converted from the files so far, and the cache's size in bytes (0 in memory). */
 size_t pare_model_blocks_converted(const pare_model *m);
 size_t pare_model_cache_budget(const pare_model *m);

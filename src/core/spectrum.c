@@ -580,6 +580,23 @@ void pare_model_spectra_free(pare_model_spectra *sp)
     free(sp);
 }
 
+/* ms <- the spectrum and statistics of lin (resident) under so; ms->s malloc'd, also on failure. */
+static pare_status matrix_spectrum(const pare_linear *lin, const pare_spectrum_opts *so, pare_matrix_spectrum *ms,
+                                   pare_error *err)
+{
+    snprintf(ms->name, sizeof ms->name, "%s", lin->name);
+    ms->m = lin->out;
+    ms->n = lin->in;
+    int r = lin->out < lin->in ? lin->out : lin->in;
+    ms->s = malloc((size_t)(r > 0 ? r : 1) * sizeof *ms->s);
+    if (!ms->s)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", lin->name);
+    pare_status st = pare_linear_spectrum(lin, so, ms->s, &ms->info, err);
+    if (!st && (st = pare_spectrum_stats_compute(ms->s, r, ms->m, ms->n, &ms->stats, err)))
+        pare_wrap(err, "%s", lin->name);
+    return st;
+}
+
 pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *opts, int n_opts,
                                        const pare_progress *prog, pare_model_spectra **out, pare_error *err)
 {
@@ -641,25 +658,9 @@ pare_status pare_model_spectra_compute(pare_model *m, const pare_spectrum_opts *
             if (halt || i > first_fail)
                 continue;
             const pare_linear *lin = lins[i];
-            pare_matrix_spectrum *ms = &sp->mats[i];
-            snprintf(ms->name, sizeof ms->name, "%s", lin->name);
-            ms->m = lin->out;
-            ms->n = lin->in;
-            int r = lin->out < lin->in ? lin->out : lin->in;
             pare_error e;
             memset(&e, 0, sizeof e);
-            pare_status s1;
-            ms->s = malloc((size_t)(r > 0 ? r : 1) * sizeof *ms->s);
-            if (!ms->s)
-                s1 = pare_fail(&e, PARE_ENOMEM, "%s: out of memory", lin->name);
-            else
-                s1 = pare_linear_spectrum(lin,
-                                          n_opts == 0   ? NULL
-                                          : n_opts == 1 ? opts
-                                                        : &opts[i],
-                                          ms->s, &ms->info, &e);
-            if (!s1 && (s1 = pare_spectrum_stats_compute(ms->s, r, ms->m, ms->n, &ms->stats, &e)))
-                pare_wrap(&e, "%s", lin->name);
+            pare_status s1 = matrix_spectrum(lin, n_opts == 0 ? NULL : n_opts == 1 ? opts : &opts[i], &sp->mats[i], &e);
 #pragma omp critical(pare_spectra)
             {
                 if (s1) {
@@ -778,4 +779,49 @@ pare_status pare_model_spectra_weighted(pare_model *m, const pare_calib_stats *c
         rc = pare_model_spectra_compute(m, so, nl, prog, out, err);
     free(so), free(norms);
     return rc;
+}
+
+void pare_matrix_spectrum_clear(pare_matrix_spectrum *ms)
+{
+    if (!ms)
+        return;
+    free(ms->s);
+    memset(ms, 0, sizeof *ms);
+}
+
+pare_status pare_matrix_spectrum_compute(pare_model *m, const pare_calib_stats *cs, const pare_linear *l,
+                                         pare_weighting w, const pare_progress *prog, pare_matrix_spectrum *out,
+                                         pare_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!m || !l)
+        return pare_fail(err, PARE_EINVAL, "spectrum: no model or matrix");
+    double *norms = malloc((size_t)(l->in > 0 ? l->in : 1) * sizeof *norms);
+    if (!norms)
+        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    pare_spectrum_opts so;
+    pare_status st = pare_linear_spectrum_opts(m, cs, l, w, norms, &so, err);
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s: reading block %d", l->name, l->layer);
+    if (!st)
+        st = pare_report(prog, "spectrum", 0.0, detail, err);
+    /* a streamed block is converted for this call only (it stays in the cache for the next matrix of the block) */
+    int held = 0;
+    if (!st && l->layer >= 0 && !(st = pare_block_acquire(m, l->layer, err)))
+        held = 1;
+    snprintf(detail, sizeof detail, "%s: singular values of [%d, %d]", l->name, l->out, l->in);
+    if (!st)
+        st = pare_report(prog, "spectrum", 0.5, detail, err);
+    if (!st)
+        st = matrix_spectrum(l, &so, out, err);
+    if (held)
+        pare_block_release(m, l->layer);
+    free(norms);
+    if (st) {
+        pare_matrix_spectrum_clear(out);
+        return st;
+    }
+    pare_error done_err; /* the work is done: a cancel asked for now changes nothing */
+    pare_report(prog, "spectrum", 1.0, l->name, &done_err);
+    return PARE_OK;
 }

@@ -212,6 +212,18 @@ struct pare_calib_stats;
 pare_status pare_model_spectra_weighted(pare_model *m, const struct pare_calib_stats *cs, pare_weighting w,
                                         const pare_progress *prog, pare_model_spectra **out, pare_error *err);
 
+/* The spectrum and statistics of block linear l of m, weighted by w from cs (NULL for PARE_WEIGHT_NONE),
+ * exactly as pare_model_spectra_weighted computes that matrix: for one matrix of a model too big to
+ * analyze whole. A streamed model's block is acquired for the call and released (it stays in the
+ * cache). prog (may be NULL) gets stage "spectrum" at 0 (before the block is read), 0.5 (before the
+ * singular values) and 1; a non-zero return before the values are computed stops the call with
+ * PARE_ECANCELED. out->s is malloc'd [min(m, n)] (pare_matrix_spectrum_clear frees it); on failure
+ * out is zeroed. */
+pare_status pare_matrix_spectrum_compute(pare_model *m, const struct pare_calib_stats *cs, const pare_linear *l,
+                                         pare_weighting w, const pare_progress *prog, pare_matrix_spectrum *out,
+                                         pare_error *err);
+void pare_matrix_spectrum_clear(pare_matrix_spectrum *ms);
+
 /* One block linear at a time (the charts of one matrix or one type need only those): */
 /* Singular values of l's effective weight (A B for factorized layers) into s[min(out, in)], as
  * pare_model_spectra_compute computes them. */

@@ -147,18 +147,11 @@ static const pare_input_stats *input_stats(pare_model *m, const pare_calib_stats
 static pare_status weighted_spectrum(pare_model *m, const pare_calib_stats *cs, const pare_linear *l, pare_weighting w,
                                      double *s, pare_error *err)
 {
-    double *norms = malloc((size_t)(l->in > 0 ? l->in : 1) * sizeof *norms);
-    if (!norms)
-        return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
-    pare_spectrum_opts so;
-    pare_status st = pare_linear_spectrum_opts(m, cs, l, w, norms, &so, err);
-    if (!st && l->layer >= 0 && !(st = pare_block_acquire(m, l->layer, err))) {
-        st = pare_linear_spectrum(l, &so, s, NULL, err);
-        pare_block_release(m, l->layer);
-    } else if (!st) {
-        st = pare_linear_spectrum(l, &so, s, NULL, err);
-    }
-    free(norms);
+    pare_matrix_spectrum ms;
+    pare_status st = pare_matrix_spectrum_compute(m, cs, l, w, NULL, &ms, err);
+    if (!st)
+        memcpy(s, ms.s, (size_t)ms.stats.r * sizeof *s);
+    pare_matrix_spectrum_clear(&ms);
     return st;
 }
 
