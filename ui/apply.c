@@ -173,7 +173,7 @@ pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const t
         tui_config_label(cfg, row->label, sizeof row->label);
         snprintf(row->method, sizeof row->method, "%s",
                  cfg->kind == TUI_CFG_DENSE    ? "dense"
-                 : cfg->kind == TUI_CFG_MANUAL ? "manual"
+                 : cfg->kind == TUI_CFG_MANUAL ? (cfg->auto_ratio > 0 ? "auto" : "manual")
                                                : cfg->method->name);
         const char *base = strrchr(set->eval, '/');
         snprintf(row->data, sizeof row->data, "%.255s", base ? base + 1 : set->eval);
