@@ -110,21 +110,7 @@ static pare_status auto_run(tui_job *j, tui_worker *w, const pare_progress *p, p
     snprintf(line, sizeof line, "auto: measuring sensitivities on %s: %d windows of %d tokens, seed %llu, %d probed",
              s->set.calib, s->set.calib_samples, s->set.calib_len, s->set.seed, s->opts.probe_samples);
     tui_worker_log(w, line);
-    /* the probes swap truncated matrices into the model they measure, and the screen keeps reading the
-     * loaded one: they measure a clone (the analysis keeps no pointer into it) */
-    int32_t *ids = NULL;
-    pare_calib_opts co;
-    pare_model *m = NULL;
-    pare_status st = tui_calib_windows(s->model, &s->set, &ids, &co, err);
-    if (!st)
-        st = pare_model_clone(s->model, &m, err);
-    if (!st)
-        st = pare_auto_analyze(m, ids, &co, &s->opts, p, &s->an, err);
-    if (!st)
-        st = tui_auto_curve(m, s->an, &s->curve, &s->curve_n, err);
-    free(ids);
-    pare_model_free(m);
-    return st;
+    return tui_auto_analyze(s->model, &s->set, &s->opts, p, &s->an, &s->curve, &s->curve_n, err);
 }
 
 static void auto_done(tui_job *j, pare_status st, const pare_error *err, void *ctx)

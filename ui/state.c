@@ -109,6 +109,10 @@ void tui_method_opts_effective(const tui_config *cfg, pare_method_opts *mo)
         mo->energy = cfg->mo.energy;
     if (me->policy == PARE_POLICY_GLOBAL || me->policy == PARE_POLICY_ENERGY)
         mo->weighting = cfg->mo.weighting;
+    if (me->policy == PARE_POLICY_AUTO) { /* its sensitivity pass's options (the budget pane keeps the defaults) */
+        mo->sensitivity = cfg->mo.sensitivity;
+        mo->probe_samples = cfg->mo.probe_samples;
+    }
     if (me->policy == PARE_POLICY_MASK && cfg->mo.nm_m > 0) {
         mo->nm_n = cfg->mo.nm_n;
         mo->nm_m = cfg->mo.nm_m;
@@ -151,7 +155,8 @@ unsigned long long tui_config_hash(const tui_config *c, const tui_settings *set)
         pare_method_opts mo;
         tui_method_opts_effective(c, &mo);
         h = fnv(h, c->method->name, strlen(c->method->name));
-        double v[] = {mo.ratio, mo.split, mo.keep_least, mo.energy, mo.weighting, mo.nm_n, mo.nm_m};
+        double v[] = {mo.ratio, mo.split, mo.keep_least, mo.energy, mo.weighting, mo.nm_n, mo.nm_m, mo.sensitivity,
+                      mo.probe_samples};
         h = fnv(h, v, sizeof v);
     }
     if (c->kind == TUI_CFG_MANUAL)
