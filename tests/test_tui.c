@@ -360,6 +360,8 @@ static void test_plots(void)
     tui_state_add_result(&st, &r);
     tui_state_add_result(&st, &r2);
     for (int k = 0; k < TUI_PLOT_KINDS; k++) {
+        if (k == TUI_PLOT_BUDGET) /* needs auto's analysis: test_auto_budget */
+            continue;
         p = NULL;
         CHECKF(tui_plot_build(&st, (tui_plot_kind)k, &p, &err) == PARE_OK, "%s: %s", TUI_PLOT_NAMES[k], err.msg);
         pare_term_grid *g = NULL;
@@ -480,7 +482,9 @@ static void check_reproduces(tui_state *st, const char *tag)
 {
     pare_error err = {0};
     tui_result row;
-    CHECKF(tui_run_config(st->model, &st->cfg, &st->set, NULL, &row, &err) == PARE_OK, "%s: %s", tag, err.msg);
+    tui_config cfg; /* what e evaluates and s saves (auto: its plan as per-matrix decisions) */
+    CHECKF(tui_config_resolve(st, &cfg, &err) == PARE_OK, "%s: %s", tag, err.msg);
+    CHECKF(tui_run_config(st->model, &cfg, &st->set, NULL, &row, &err) == PARE_OK, "%s: %s", tag, err.msg);
     CHECKF(row.block_after == st->block_after && row.total_after == st->total_after,
            "%s: the evaluated model has %zu / %zu parameters, the budget said %zu / %zu", tag, row.block_after,
            row.total_after, st->block_after, st->total_after);
@@ -490,7 +494,8 @@ static void check_reproduces(tui_state *st, const char *tag)
     char path[1300], outdir[1300];
     snprintf(path, sizeof path, "%s", tmp_path(name));
     snprintf(outdir, sizeof outdir, "%s", tmp_path(out_name));
-    CHECKF(tui_recipe_save(st, &st->cfg, &st->set, "a note", path, &err) == PARE_OK, "%s", err.msg);
+    CHECKF(tui_recipe_save(st, &cfg, &st->set, "a note", path, &err) == PARE_OK, "%s", err.msg);
+    tui_config_free(&cfg);
     char *out = NULL, *errout = NULL;
     int rc = run_pare(&out, &errout, (const char *const[]){"run", path, "--out", outdir, "--quiet", NULL});
     double got = recipe_ppl(out);
@@ -1548,6 +1553,7 @@ static void test_needs_terminal(void)
 }
 
 static void test_per_type_methods(void);
+static void test_auto_budget(void);
 static void test_zero_shot_task(void);
 
 /* A metric run.json records as null (it was not finite) reads back as NaN, shown "-", not as 0. */
@@ -1588,6 +1594,7 @@ void suite_tui(void)
     RUN(test_pty_eval_cancel_save);
     RUN(test_pty_preset_stderr);
     RUN(test_per_type_methods);
+    RUN(test_auto_budget);
     RUN(test_zero_shot_task);
     RUN(test_headless_keys);
     RUN(test_headless_sandbox);
@@ -1836,5 +1843,132 @@ static void test_zero_shot_task(void)
     st.set.eval[0] = 0;
     CHECKF(tui_run_config(st.model, &st.cfg, &st.set, NULL, &row, &err) == PARE_OK && isnan(row.ppl) && row.acc >= 0,
            "%s", err.msg);
+    tui_state_free(&st);
+}
+
+/* ---- auto in the budget pane ------------------------------------------------------------------- */
+
+/* auto on ref-llama-12m with a small calibration (4 windows of 64 tokens, one probe per curve on one
+ * window): choosing it asks for the
+ * sensitivity pass (and refuses without a calibration text); once it is handed over, ratio changes are
+ * solved from it without asking again; the plan equals pare_auto_solve's on an analysis the test computes
+ * itself; the budget plot marks the ratio; e and s apply exactly the decisions shown (check_reproduces:
+ * the recipe run's per-matrix ranks, parameters and perplexity). */
+static void test_auto_budget(void)
+{
+    NEED_SHARED();
+    pare_model *m = NULL;
+    pare_error err = {0};
+    const char *model = shared_path("models/ref-llama-12m"), *brown = shared_path("data/text/brown/brown_train.txt");
+    CHECKF(pare_model_load(model, NULL, &m, &err) == PARE_OK, "%s", err.msg);
+    if (!m)
+        return;
+    tui_settings set;
+    tui_settings_defaults(&set);
+    set.calib_samples = 4;
+    set.calib_len = 64;
+    set.window = 64;
+    set.limit_tokens = 640;
+    snprintf(set.eval, sizeof set.eval, "%s", shared_path("data/text/tinystories/tiny_test.txt"));
+    snprintf(set.out, sizeof set.out, "%s", tmp_path("session"));
+    tui_state st;
+    if (tui_state_init(&st, m, model, &set, &err)) {
+        CHECKF(0, "%s", err.msg);
+        pare_model_free(m);
+        return;
+    }
+    st.mo.sensitivity = PARE_AUTO_PROBE1; /* one probe per curve on one window: seconds, not minutes */
+    st.mo.probe_samples = 1;
+    set_method(&st, "auto", 0.3);
+    CHECKF(!st.dec_ok && !st.auto_need && strstr(st.dec_err, "--calib"), "without calibration: %s", st.dec_err);
+    snprintf(st.set.calib, sizeof st.set.calib, "%s", brown);
+    tui_state_use_budget(&st);
+    CHECKF(!st.dec_ok && st.auto_need && st.auto_analyses == 0, "auto should wait for its analysis: %s", st.dec_err);
+
+    /* what the job does, then hands over */
+    pare_method_opts mo;
+    pare_auto_opts ao;
+    tui_method_opts_effective(&st.cfg, &mo);
+    pare_method_auto_opts(&mo, &ao);
+    pare_auto_analysis *an = NULL;
+    double *curve = NULL;
+    int curve_n = 0;
+    double t0 = now_s();
+    CHECKF(tui_auto_analyze(st.model, &st.set, &ao, NULL, &an, &curve, &curve_n, &err) == PARE_OK, "%s", err.msg);
+    printf("  auto analysis %.1f s\n", now_s() - t0);
+    if (!an) {
+        tui_state_free(&st);
+        return;
+    }
+    tui_state_set_auto(&st, an, curve, curve_n);
+    CHECKF(st.dec_ok && !st.auto_need && st.auto_analyses == 1, "after the analysis: %s", st.dec_err);
+    CHECK(curve_n > 10 && isfinite(st.auto_predicted) && isfinite(st.uniform_predicted));
+
+    /* two ratio changes: solved at once, no second analysis asked for */
+    double ratios[] = {0.35, 0.4};
+    for (int k = 0; k < 2; k++) {
+        t0 = now_s();
+        set_method(&st, "auto", ratios[k]);
+        double ms = 1e3 * (now_s() - t0);
+        CHECKF(st.dec_ok && !st.auto_need && st.auto_analyses == 1, "ratio %g: %s", ratios[k], st.dec_err);
+        printf("  ratio %g solved in %.1f ms\n", ratios[k], ms);
+    }
+
+    /* the test's own analysis and solve: the same plan and totals */
+    pare_model *m2 = NULL;
+    int32_t *ids = NULL;
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    co.samples = 4;
+    co.len = 64;
+    pare_auto_analysis *own = NULL;
+    pare_plan plan = {0};
+    CHECKF(pare_model_load(model, NULL, &m2, &err) == PARE_OK &&
+               pare_calib_windows_file(m2, brown, &co, &ids, NULL, &err) == PARE_OK &&
+               pare_auto_analyze(m2, ids, &co, &ao, NULL, &own, &err) == PARE_OK &&
+               pare_auto_solve(m2, own, 0.4, &plan, &err) == PARE_OK,
+           "%s", err.msg);
+    if (own) {
+        CHECKF(st.block_before - st.block_after == plan.params_before - plan.params_after,
+               "the budget removes %zu weights, pare_auto_solve %zu", st.block_before - st.block_after,
+               plan.params_before - plan.params_after);
+        int same = plan.count == st.n;
+        for (int i = 0; same && i < st.n; i++)
+            same = plan.items[i].action == st.dec[i].action && plan.items[i].rank == st.dec[i].rank &&
+                   plan.items[i].params_after == st.dec[i].after;
+        CHECKF(same, "the budget's per-matrix decisions differ from pare_auto_solve's");
+        /* the uniform comparison is svdllm's plan at the same ratio */
+        pare_method_opts so;
+        pare_method_defaults(&so);
+        so.ratio = 0.4;
+        pare_plan uni = {0};
+        CHECKF(pare_method_plan(m2, pare_method_find("svdllm"), &so, NULL, NULL, NULL, &uni, NULL, &err) == PARE_OK,
+               "%s", err.msg);
+        for (int i = 0; i < st.n && i < uni.count; i++)
+            CHECKF(st.dec[i].uniform_rank == uni.items[i].rank, "%s: uniform rank %d, svdllm's %d", st.lin[i]->name,
+                   st.dec[i].uniform_rank, uni.items[i].rank);
+        pare_plan_free(&uni);
+    }
+    pare_plan_free(&plan);
+    pare_auto_analysis_free(own);
+    free(ids);
+    pare_model_free(m2);
+
+    /* the budget plot: auto's curve, svdllm's, the ratio marked */
+    pare_plot *p = NULL;
+    CHECKF(tui_plot_build(&st, TUI_PLOT_BUDGET, &p, &err) == PARE_OK, "%s", err.msg);
+    pare_series vl;
+    int marked = 0;
+    for (int i = 0; p && i < pare_plot_series_count(p); i++)
+        marked |= pare_plot_series_at(p, i, &vl, &err) == PARE_OK && vl.kind == PARE_SERIES_VLINE && vl.value == 0.4;
+    CHECK(marked);
+    pare_plot_destroy(p);
+
+    check_reproduces(&st, "auto");
+
+    /* other calibration settings: the analysis is dropped and asked for again */
+    tui_state_drop_auto(&st);
+    tui_state_update(&st);
+    CHECK(!st.dec_ok && st.auto_need);
     tui_state_free(&st);
 }

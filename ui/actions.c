@@ -46,7 +46,13 @@ static int save_recipe(tui_app *a, char *path, size_t cap)
         return -1;
     next_path(a, "session-", ".lua", path, cap);
     char note[1024] = "";
-    unsigned long long h = tui_config_hash(&a->st.cfg, &a->st.set);
+    tui_config cfg; /* auto as the decisions shown, as the evaluation applies them */
+    pare_error err = {0};
+    if (tui_config_resolve(&a->st, &cfg, &err)) {
+        tui_log(a, 1, "save: %s", err.msg);
+        return -1;
+    }
+    unsigned long long h = tui_config_hash(&cfg, &a->st.set);
     for (int i = a->st.n_res - 1; i >= 0; i--) { /* what the workbench measured for this configuration */
         const tui_result *r = &a->st.res[i];
         if (r->hash == h) {
@@ -62,8 +68,9 @@ static int save_recipe(tui_app *a, char *path, size_t cap)
             break;
         }
     }
-    pare_error err = {0};
-    if (tui_recipe_save(&a->st, &a->st.cfg, &a->st.set, note, path, &err)) {
+    pare_status rc = tui_recipe_save(&a->st, &cfg, &a->st.set, note, path, &err);
+    tui_config_free(&cfg);
+    if (rc) {
         tui_log(a, 1, "save: %s", err.msg);
         return -1;
     }

@@ -50,6 +50,32 @@ pare_status tui_calibrate(pare_model *m, const tui_settings *set, int gram, cons
     return st;
 }
 
+pare_status tui_auto_analyze(const pare_model *m, const tui_settings *set, const pare_auto_opts *o,
+                             const pare_progress *p, pare_auto_analysis **an, double **curve, int *curve_n,
+                             pare_error *err)
+{
+    int32_t *ids = NULL;
+    pare_calib_opts co;
+    pare_model *clone = NULL;
+    *an = NULL;
+    *curve = NULL;
+    *curve_n = 0;
+    pare_status st = tui_calib_windows(m, set, &ids, &co, err);
+    if (!st)
+        st = pare_model_clone(m, &clone, err);
+    if (!st)
+        st = pare_auto_analyze(clone, ids, &co, o, p, an, err);
+    if (!st)
+        st = tui_auto_curve(clone, *an, curve, curve_n, err);
+    if (st) {
+        pare_auto_analysis_free(*an);
+        *an = NULL;
+    }
+    free(ids);
+    pare_model_free(clone);
+    return st;
+}
+
 /* A manual configuration: its plan (tui_config_plan) applied by pare_apply_plan with one-shot statistics
  * of m, which is still dense when they are taken, as the saved recipe's m:calibrate does. */
 static pare_status apply_manual(pare_model *m, const tui_config *cfg, const tui_settings *set, const pare_progress *p,
@@ -180,7 +206,7 @@ pare_status tui_run_config(const pare_model *src, const tui_config *cfg, const t
         tui_config_label(cfg, row->label, sizeof row->label);
         snprintf(row->method, sizeof row->method, "%s",
                  cfg->kind == TUI_CFG_DENSE    ? "dense"
-                 : cfg->kind == TUI_CFG_MANUAL ? "manual"
+                 : cfg->kind == TUI_CFG_MANUAL ? (cfg->auto_ratio > 0 ? "auto" : "manual")
                                                : cfg->method->name);
         const char *base = strrchr(set->eval, '/');
         snprintf(row->data, sizeof row->data, "%.255s", base ? base + 1 : set->eval);

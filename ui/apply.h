@@ -15,6 +15,13 @@ pare_status tui_calib_windows(const pare_model *m, const tui_settings *set, int3
 pare_status tui_calibrate(pare_model *m, const tui_settings *set, int gram, const pare_progress *p,
                           pare_calib_stats **out, pare_error *err);
 
+/* auto's sensitivity pass (pare_auto_analyze with options o) on a clone of m under the settings'
+ * calibration windows (the probes swap truncated matrices into the model they measure, and the screen
+ * keeps reading the loaded one), then its budget curve (tui_auto_curve). */
+pare_status tui_auto_analyze(const pare_model *m, const tui_settings *set, const pare_auto_opts *o,
+                             const pare_progress *p, pare_auto_analysis **an, double **curve, int *curve_n,
+                             pare_error *err);
+
 /* Compresses m (a clone of the loaded model) as cfg says: METHOD through pare_method_compress with
  * the settings' calibration windows, MANUAL by one-shot statistics of m (when some rank is weighted)
  * then pare_factorize_linear per matrix, DENSE not at all. */

@@ -137,6 +137,68 @@ tui_job *tui_job_spectra(const tui_state *st, int w)
     return &s->job;
 }
 
+/* ---- auto's sensitivity pass ------------------------------------------------------------------ */
+
+typedef struct {
+    tui_job job;
+    const pare_model *model; /* borrowed: the loaded model */
+    tui_settings set;
+    pare_auto_opts opts;
+    pare_auto_analysis *an; /* computed here, handed over in done */
+    double *curve;
+    int curve_n;
+} auto_job;
+
+static pare_status auto_run(tui_job *j, tui_worker *w, const pare_progress *p, pare_error *err)
+{
+    auto_job *s = (auto_job *)j;
+    char line[1200];
+    snprintf(line, sizeof line, "auto: measuring sensitivities on %s: %d windows of %d tokens, seed %llu, %d probed",
+             s->set.calib, s->set.calib_samples, s->set.calib_len, s->set.seed, s->opts.probe_samples);
+    tui_worker_log(w, line);
+    return tui_auto_analyze(s->model, &s->set, &s->opts, p, &s->an, &s->curve, &s->curve_n, err);
+}
+
+static void auto_done(tui_job *j, pare_status st, const pare_error *err, void *ctx)
+{
+    auto_job *s = (auto_job *)j;
+    tui_job_ctx *c = ctx;
+    if (logged_failure(st, err, c))
+        return;
+    char line[256];
+    snprintf(line, sizeof line, "auto: sensitivities of %d matrices ready (%d probe forwards of %zu tokens, %.1f s)",
+             s->an->count, s->an->probe_evals, s->an->probe_tokens, s->an->seconds);
+    c->log(c->ui, 0, line);
+    tui_state_set_auto(c->st, s->an, s->curve, s->curve_n);
+    s->an = NULL;
+    s->curve = NULL;
+}
+
+static void auto_destroy(tui_job *j)
+{
+    auto_job *s = (auto_job *)j;
+    pare_auto_analysis_free(s->an);
+    free(s->curve);
+    free(s);
+}
+
+tui_job *tui_job_auto(const tui_state *st)
+{
+    auto_job *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    snprintf(s->job.name, sizeof s->job.name, "auto sensitivities");
+    s->job.run = auto_run;
+    s->job.done = auto_done;
+    s->job.destroy = auto_destroy;
+    s->model = st->model;
+    s->set = st->set;
+    pare_method_opts mo;
+    tui_method_opts_effective(&st->cfg, &mo);
+    pare_method_auto_opts(&mo, &s->opts);
+    return &s->job;
+}
+
 /* ---- evaluation -------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -192,12 +254,13 @@ static void eval_destroy(tui_job *j)
 tui_job *tui_job_eval(const tui_state *st)
 {
     eval_job *e = calloc(1, sizeof *e);
-    if (!e || tui_config_copy(&e->cfg, &st->cfg)) {
+    pare_error err = {0};
+    if (!e || tui_config_resolve(st, &e->cfg, &err)) {
         free(e);
         return NULL;
     }
     char label[96];
-    tui_config_label(&st->cfg, label, sizeof label);
+    tui_config_label(&e->cfg, label, sizeof label);
     snprintf(e->job.name, sizeof e->job.name, "eval %.58s", label);
     e->job.run = eval_run;
     e->job.done = eval_done;

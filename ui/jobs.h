@@ -20,7 +20,12 @@ tui_job *tui_job_spectra(const tui_state *st, int w);
 /* The spectrum of weighting w of matrix mat alone (a big model's selected matrix), calibrating first
  * in the same way; done() puts it into the state's per-matrix cache (tui_state_put_spectrum). */
 tui_job *tui_job_spectrum(const tui_state *st, int w, int mat);
-/* Evaluates a copy of the state's configuration on a clone of the loaded model: one result row. */
+/* auto's sensitivity pass (pare_auto_analyze) on the loaded model with the settings' calibration windows
+ * and the budget's auto options, then its budget curve (tui_auto_curve); done() hands both to the state,
+ * which then solves every ratio from them. */
+tui_job *tui_job_auto(const tui_state *st);
+/* Evaluates a copy of the state's configuration (as tui_config_resolve gives it) on a clone of the
+ * loaded model: one result row. NULL when out of memory or the configuration has no plan yet. */
 tui_job *tui_job_eval(const tui_state *st);
 /* Runs recipe into out_dir with sets ("name=value"; names the recipe does not declare are skipped)
  * through the session runner; its events go to the log, its result rows (run.json) to the results.

@@ -135,7 +135,9 @@ int tui_setup_apply(tui_app *a, int f, const char *text)
     }
     if (f <= S_SEED) { /* the statistics and weighted spectra described another calibration */
         tui_state_drop_calib(&a->st);
+        tui_state_drop_auto(&a->st);
         memset(a->auto_failed, 0, sizeof a->auto_failed);
+        a->auto_analysis_failed = 0;
         tui_state_update(&a->st);
     }
     tui_log(a, 0, "%s: %s", SETUP_NAMES[f], text);

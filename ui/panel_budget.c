@@ -71,6 +71,7 @@ static void budget_changed(tui_app *a)
         tui_state_use_budget(&a->st);
     if (a->st.dec_need >= 0)
         tui_want_spectra(a, a->st.dec_need);
+    tui_want_auto(a);
 }
 
 int tui_budget_apply_text(tui_app *a, int f, const char *text)
@@ -119,6 +120,7 @@ static void step(tui_app *a, int f, int dir)
     case F_METHOD: {
         int m = a->st.method_idx + (dir > 0 ? 1 : -1); /* -1 is dense */
         a->st.method_idx = m < -1 ? count - 1 : m >= count ? -1 : m;
+        a->auto_analysis_failed = 0; /* chosen again: auto's sensitivity pass may run again */
         break;
     }
     case F_RATIO: o->ratio = clampd(round((o->ratio + 0.01 * dir) * 1000) / 1000, 0.01, 0.99); break;
@@ -258,7 +260,11 @@ void tui_budget_draw(tui_app *a, tui_rect r, int focused)
     }
     if (y < r.y + 1 + h) {
         char types[512];
-        by_type(st, types, sizeof types);
+        if (me && me->policy == PARE_POLICY_AUTO) /* its loss model's view of this ratio, beside uniform's */
+            snprintf(types, sizeof types, "predicted +%.4g nats/tok, uniform svdllm +%.4g (b: plot)",
+                     st->auto_predicted, st->uniform_predicted);
+        else
+            by_type(st, types, sizeof types);
         snprintf(line, sizeof line, " %.250s", types);
         tui_put(y++, x, w, line, tui_attr(a, PAIR_DIM));
     }

@@ -7,11 +7,41 @@
 
 #include "tui_internal.h"
 
+/* Under auto: the selected matrix's choice beside svdllm's uniform rank at the same ratio, its measured
+ * sensitivity (loss = coef E^power, E the whitened output error) and the predicted loss increase. 0 when
+ * the configuration is not auto's plan. */
+static int auto_line(const tui_state *st, char *buf, size_t cap)
+{
+    const tui_config *c = &st->cfg;
+    int i = st->sel;
+    if (!(c->kind == TUI_CFG_METHOD && c->method->policy == PARE_POLICY_AUTO && st->dec_ok && st->auto_an))
+        return 0;
+    const tui_decision *d = &st->dec[i];
+    const pare_auto_matrix *am = &st->auto_an->mats[i];
+    const pare_auto_sens *s = &am->sens;
+    char choice[48], uni[32];
+    if (d->action == PARE_PLAN_FACTOR)
+        snprintf(choice, sizeof choice, "rank %d", d->rank);
+    else if (d->action == PARE_PLAN_CHANNELS)
+        snprintf(choice, sizeof choice, "FFN -%.1f%%", 100 * d->frac);
+    else
+        snprintf(choice, sizeof choice, "dense");
+    if (d->uniform_rank > 0)
+        snprintf(uni, sizeof uni, "rank %d", d->uniform_rank);
+    else
+        snprintf(uni, sizeof uni, "dense");
+    snprintf(buf, cap, "auto %s · svdllm uniform %s · sensitivity %.3g·E^%.2f · predicted +%.3g nats/token", choice,
+             uni, s->coef, s->power, d->predicted);
+    return 1;
+}
+
 static void stats_line(tui_app *a, char *buf, size_t cap)
 {
     tui_state *st = &a->st;
     int i = st->sel;
     buf[0] = 0;
+    if (a->plot == TUI_PLOT_SPECTRUM && auto_line(st, buf, cap))
+        return;
     if (a->plot == TUI_PLOT_SPECTRUM) {
         tui_cursor_stats cs;
         if (tui_cursor_stats_at(st, i, st->weighting, st->cursor[i], &cs)) {
@@ -27,6 +57,9 @@ static void stats_line(tui_app *a, char *buf, size_t cap)
             o += (size_t)snprintf(buf + o, cap - o, " (saves nothing)");
         if (st->dec[i].action == PARE_PLAN_FACTOR && o < cap)
             snprintf(buf + o, cap - o, " · set r %d", st->dec[i].rank);
+    } else if (a->plot == TUI_PLOT_BUDGET) {
+        snprintf(buf, cap, "auto at ratio %.3g: predicted +%.4g nats/token, svdllm uniform +%.4g (b: back)", st->mo.ratio,
+                 st->auto_predicted, st->uniform_predicted);
     } else if (a->plot == TUI_PLOT_HEATMAP) {
         char label[96];
         tui_config_label(&st->cfg, label, sizeof label);

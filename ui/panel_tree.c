@@ -107,6 +107,14 @@ void tui_tree_draw(tui_app *a, tui_rect r, int focused)
             const pare_linear *l = st->lin[i];
             char detail[32], shape[24], state[40];
             const char *word = tui_state_word(st, i, detail, sizeof detail);
+            const tui_config *c = &st->cfg;
+            if (wide && c->kind == TUI_CFG_METHOD && c->method->policy == PARE_POLICY_AUTO && st->dec_ok) {
+                size_t o = strlen(detail); /* auto's choice beside svdllm's uniform rank at the same ratio */
+                if (st->dec[i].uniform_rank > 0)
+                    snprintf(detail + o, sizeof detail - o, " u%d", st->dec[i].uniform_rank);
+                else
+                    snprintf(detail + o, sizeof detail - o, " u-");
+            }
             snprintf(shape, sizeof shape, "%dx%d", l->out, l->in);
             snprintf(state, sizeof state, "%s%s%s", wide ? word : short_word(word), detail[0] ? " " : "", detail);
             before = st->dec[i].before;

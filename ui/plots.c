@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const TUI_PLOT_NAMES[TUI_PLOT_KINDS] = {"spectrum", "heatmap", "layers", "chart"};
+const char *const TUI_PLOT_NAMES[TUI_PLOT_KINDS] = {"spectrum", "heatmap", "layers", "chart", "budget"};
 
 static pare_status spectrum(const tui_state *st, pare_plot *p, pare_error *err)
 {
@@ -212,6 +212,45 @@ static pare_status chart(const tui_state *st, pare_plot *p, pare_error *err)
     return rc;
 }
 
+/* auto's budget curve (the state's, from its one analysis) with the budget's ratio marked. */
+static pare_status budget(const tui_state *st, pare_plot *p, pare_error *err)
+{
+    int n = st->auto_curve_n;
+    if (!st->auto_an || n < 1)
+        return pare_fail(err, PARE_EINVAL, "auto's sensitivities are not measured yet: choose auto in the budget pane");
+    double *x = malloc((size_t)n * sizeof *x), *ya = malloc((size_t)n * sizeof *ya), *yu = malloc((size_t)n * sizeof *yu);
+    if (!x || !ya || !yu) {
+        free(x), free(ya), free(yu);
+        return pare_fail(err, PARE_ENOMEM, "out of memory for the budget plot");
+    }
+    for (int k = 0; k < n; k++) {
+        x[k] = st->auto_curve[3 * k];
+        ya[k] = st->auto_curve[3 * k + 1];
+        yu[k] = st->auto_curve[3 * k + 2];
+    }
+    char mark[32];
+    snprintf(mark, sizeof mark, "s %.3g", st->mo.ratio);
+    pare_plot_opts o = {.title = "auto: predicted calibration-loss increase",
+                        .x = {.label = "ratio of block-linear parameters removed", .min = 0, .max = 1},
+                        .y = {.label = "nats per token"}};
+    pare_status rc = pare_plot_set_opts(p, &o, err);
+    if (!rc)
+        rc = pare_plot_add(p, &(pare_series){.kind = PARE_SERIES_LINE, .name = "auto", .x = x, .y = ya, .n = n}, err);
+    if (!rc)
+        rc = pare_plot_add(
+            p, &(pare_series){.kind = PARE_SERIES_LINE, .name = "svdllm uniform", .x = x, .y = yu, .n = n, .dashed = 1},
+            err);
+    if (!rc)
+        rc = pare_plot_add(p,
+                           &(pare_series){.kind = PARE_SERIES_VLINE,
+                                          .name = mark,
+                                          .value = st->mo.ratio,
+                                          .color = pare_palette_color(1)},
+                           err);
+    free(x), free(ya), free(yu);
+    return rc;
+}
+
 pare_status tui_plot_build(const tui_state *st, tui_plot_kind kind, pare_plot **out, pare_error *err)
 {
     *out = NULL;
@@ -223,6 +262,7 @@ pare_status tui_plot_build(const tui_state *st, tui_plot_kind kind, pare_plot **
     case TUI_PLOT_HEATMAP: rc = heatmap(st, p, err); break;
     case TUI_PLOT_LAYERS: rc = layers(st, p, err); break;
     case TUI_PLOT_CHART: rc = chart(st, p, err); break;
+    case TUI_PLOT_BUDGET: rc = budget(st, p, err); break;
     default: rc = spectrum(st, p, err); break;
     }
     if (rc) {

@@ -211,7 +211,13 @@ pare_status tui_recipe_text(const tui_state *st, const tui_config *cfg, const tu
     if (note && *note)
         fprintf(f, "%s\n", note);
     fputs("Reproduce: pare run THIS.lua [--out OUT] (--set export=true also writes OUT/model).\n", f);
-    if (cfg->kind == TUI_CFG_MANUAL)
+    if (cfg->kind == TUI_CFG_MANUAL && cfg->auto_ratio > 0)
+        fputs("pare auto's plan at this ratio (its sensitivities measured once on the calibration text, the budget\n"
+              "solved over whitened ranks and FFN widths), as per-matrix decisions applied with one-shot statistics\n"
+              "of the dense model. pare compress --method auto re-decides each block on the compressed blocks'\n"
+              "outputs instead, so its decisions may differ.\n",
+              f);
+    else if (cfg->kind == TUI_CFG_MANUAL)
         fputs("Per-matrix decisions from the workbench, applied with one-shot statistics of the dense model.\n", f);
     fputs("]]\n\n", f);
     fputs("description = ", f);

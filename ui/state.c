@@ -109,6 +109,10 @@ void tui_method_opts_effective(const tui_config *cfg, pare_method_opts *mo)
         mo->energy = cfg->mo.energy;
     if (me->policy == PARE_POLICY_GLOBAL || me->policy == PARE_POLICY_ENERGY)
         mo->weighting = cfg->mo.weighting;
+    if (me->policy == PARE_POLICY_AUTO) { /* its sensitivity pass's options (the budget pane keeps the defaults) */
+        mo->sensitivity = cfg->mo.sensitivity;
+        mo->probe_samples = cfg->mo.probe_samples;
+    }
     if (me->policy == PARE_POLICY_MASK && cfg->mo.nm_m > 0) {
         mo->nm_n = cfg->mo.nm_n;
         mo->nm_m = cfg->mo.nm_m;
@@ -151,7 +155,8 @@ unsigned long long tui_config_hash(const tui_config *c, const tui_settings *set)
         pare_method_opts mo;
         tui_method_opts_effective(c, &mo);
         h = fnv(h, c->method->name, strlen(c->method->name));
-        double v[] = {mo.ratio, mo.split, mo.keep_least, mo.energy, mo.weighting, mo.nm_n, mo.nm_m};
+        double v[] = {mo.ratio, mo.split, mo.keep_least, mo.energy, mo.weighting, mo.nm_n, mo.nm_m, mo.sensitivity,
+                      mo.probe_samples};
         h = fnv(h, v, sizeof v);
     }
     if (c->kind == TUI_CFG_MANUAL)
@@ -182,6 +187,8 @@ void tui_config_label(const tui_config *c, char *buf, size_t cap)
         snprintf(buf, cap, "%s %d:%d", c->method->name, c->mo.nm_n, c->mo.nm_m); /* "wanda 2:4" */
     else if (c->kind == TUI_CFG_METHOD)
         snprintf(buf, cap, "%s %.3g", c->method->name, c->mo.ratio);
+    else if (c->auto_ratio > 0)
+        snprintf(buf, cap, "auto %.3g", c->auto_ratio); /* auto's plan as per-matrix decisions */
     else {
         int k = 0, masked = 0, sliced = 0, nm_n = 0, nm_m = 0;
         for (int i = 0; i < c->n; i++) {
@@ -298,8 +305,67 @@ void tui_state_drop_calib(tui_state *st)
     }
 }
 
+void tui_state_drop_auto(tui_state *st)
+{
+    pare_auto_analysis_free(st->auto_an);
+    st->auto_an = NULL;
+    free(st->auto_curve);
+    st->auto_curve = NULL;
+    st->auto_curve_n = 0;
+}
+
+void tui_state_set_auto(tui_state *st, pare_auto_analysis *an, double *curve, int curve_n)
+{
+    tui_state_drop_auto(st);
+    st->auto_an = an;
+    st->auto_curve = curve;
+    st->auto_curve_n = curve_n;
+    st->auto_analyses++;
+    tui_state_update(st);
+}
+
+/* svdllm's uniform plan at ratio s: the comparison beside auto's choices (same whitening). */
+static pare_status uniform_whitened(pare_model *m, double s, pare_plan *plan, pare_error *err)
+{
+    pare_plan_how how;
+    pare_plan_how_defaults(&how);
+    how.weighting = PARE_WEIGHT_WHITEN;
+    return pare_allocate_uniform(m, s, 0, &how, plan, err);
+}
+
+pare_status tui_auto_curve(pare_model *m, const pare_auto_analysis *an, double **curve, int *n, pare_error *err)
+{
+    enum { STEPS = 49 }; /* ratios 0.02 .. 0.98 */
+    *n = 0;
+    if (!(*curve = malloc(3 * STEPS * sizeof **curve)))
+        return pare_fail(err, PARE_ENOMEM, "out of memory for auto's budget curve");
+    for (int k = 1; k <= STEPS; k++) {
+        double s = 0.02 * k;
+        pare_plan plan = {0}, uni = {0};
+        pare_error ignored = {0};
+        if (pare_auto_check_budget(m, s, &an->opts, &ignored))
+            break; /* this ratio and every larger one is infeasible */
+        pare_status rc = pare_auto_solve(m, an, s, &plan, err);
+        if (rc) {
+            free(*curve);
+            *curve = NULL;
+            *n = 0;
+            return rc;
+        }
+        double *row = *curve + 3 * *n;
+        row[0] = s;
+        row[1] = pare_auto_predict(an, &plan, NULL);
+        row[2] = uniform_whitened(m, s, &uni, &ignored) ? NAN : pare_auto_predict(an, &uni, NULL);
+        (*n)++;
+        pare_plan_free(&plan);
+        pare_plan_free(&uni);
+    }
+    return PARE_OK;
+}
+
 void tui_state_free(tui_state *st)
 {
+    tui_state_drop_auto(st);
     tui_state_drop_calib(st);
     pare_model_spectra_free(st->spectra[0]);
     pare_model_spectra_free(st->partial[0]);
@@ -318,6 +384,60 @@ void tui_state_free(tui_state *st)
 static int spectral(const pare_method *me)
 {
     return me->policy == PARE_POLICY_GLOBAL || me->policy == PARE_POLICY_ENERGY;
+}
+
+/* Whether auto's analysis in the state was made with the options o asks for (keep_least shapes the
+ * channel curves, the sensitivity and probes the loss model). */
+static int auto_matches(const tui_state *st, const pare_method_opts *o)
+{
+    pare_auto_opts ao;
+    pare_method_auto_opts(o, &ao);
+    const pare_auto_opts *have = st->auto_an ? &st->auto_an->opts : NULL;
+    return have && have->keep_least == ao.keep_least && have->sensitivity == ao.sensitivity &&
+           have->probe_samples == ao.probe_samples && have->channels == ao.channels;
+}
+
+/* auto's plan at o->ratio from the cached analysis; -1 with dec_err (and auto_need when the analysis is
+ * what is missing). An infeasible ratio is refused before any analysis, from the shapes alone. */
+static int plan_auto(tui_state *st, const pare_method_opts *o, pare_plan *plan, pare_error *err)
+{
+    pare_auto_opts ao;
+    pare_method_auto_opts(o, &ao);
+    st->plan_weighting = PARE_WEIGHT_WHITEN;
+    if (pare_auto_check_budget(st->model, o->ratio, &ao, err) == PARE_OK && !st->set.calib[0])
+        pare_fail(err, PARE_EINVAL,
+                  "auto needs a calibration text: its sensitivities are measured on it (--calib FILE, or F2 setup)");
+    else if (!err->msg[0] && !auto_matches(st, o)) {
+        st->auto_need = 1;
+        snprintf(st->dec_err, sizeof st->dec_err,
+                 "auto measures each matrix's sensitivity once on the calibration text (progress on the status line, "
+                 "F9 cancels); then every ratio is solved at once");
+        return -1;
+    }
+    if (err->msg[0] || pare_auto_solve(st->model, st->auto_an, o->ratio, plan, err)) {
+        snprintf(st->dec_err, sizeof st->dec_err, "%s", err->msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Beside auto's choices: its predicted loss per matrix, and svdllm's uniform ranks at the same ratio. */
+static void compare_auto(tui_state *st, const pare_plan *plan, double ratio)
+{
+    double *pred = calloc((size_t)(plan->count > 0 ? plan->count : 1), sizeof *pred);
+    pare_plan uni = {0};
+    pare_error err = {0};
+    st->auto_predicted = pred ? pare_auto_predict(st->auto_an, plan, pred) : NAN;
+    st->uniform_predicted = NAN;
+    if (uniform_whitened(st->model, ratio, &uni, &err) == PARE_OK) {
+        st->uniform_predicted = pare_auto_predict(st->auto_an, &uni, NULL);
+        for (int i = 0; i < st->n && i < uni.count; i++)
+            st->dec[i].uniform_rank = uni.items[i].action == PARE_PLAN_FACTOR ? uni.items[i].rank : 0;
+    }
+    for (int i = 0; pred && i < st->n && i < plan->count; i++)
+        st->dec[i].predicted = pred[i];
+    free(pred);
+    pare_plan_free(&uni);
 }
 
 /* The method's plan into dec; 0 on success, -1 with dec_err / dec_need set. */
@@ -358,6 +478,10 @@ static int plan_method(tui_state *st)
                      ? pare_allocate_global(st->model, st->spectra[w], o->ratio, &how, &plan, &err)
                      : pare_allocate_energy(st->model, st->spectra[w], o->energy, &how, &plan, &err);
         }
+    } else if (me->policy == PARE_POLICY_AUTO) {
+        if (plan_auto(st, o, &plan, &err))
+            return -1;
+        rc = PARE_OK;
     } else
         rc = pare_method_plan(st->model, me, o, NULL, NULL, NULL, &plan, &w, &err);
     if (rc == PARE_OK && plan.count != st->n)
@@ -377,6 +501,8 @@ static int plan_method(tui_state *st)
         d->before = it->params_before;
         d->after = it->params_after; /* the core counts what compression leaves (keep_least, rows, N:M) */
     }
+    if (me->policy == PARE_POLICY_AUTO)
+        compare_auto(st, &plan, o->ratio);
     pare_plan_free(&plan);
     return 0;
 }
@@ -385,11 +511,13 @@ int tui_state_update(tui_state *st)
 {
     st->dec_ok = 0;
     st->dec_need = -1;
+    st->auto_need = 0;
+    st->auto_predicted = st->uniform_predicted = NAN;
     st->dec_err[0] = 0;
     st->n_factor = st->n_channels = st->n_mask = 0;
     for (int i = 0; i < st->n; i++) {
         size_t w = weights_of(st->lin[i]);
-        st->dec[i] = (tui_decision){PARE_PLAN_DENSE, 0, 0, 0, w, w};
+        st->dec[i] = (tui_decision){.action = PARE_PLAN_DENSE, .before = w, .after = w};
     }
     st->block_after = st->block_before;
     st->total_after = st->total_before;
@@ -427,6 +555,37 @@ int tui_state_update(tui_state *st)
     st->total_after = st->total_before - removed;
     st->dec_ok = 1;
     return 1;
+}
+
+pare_status tui_config_resolve(const tui_state *st, tui_config *dst, pare_error *err)
+{
+    const tui_config *c = &st->cfg;
+    memset(dst, 0, sizeof *dst);
+    if (!(c->kind == TUI_CFG_METHOD && c->method->policy == PARE_POLICY_AUTO))
+        return tui_config_copy(dst, c) ? pare_fail(err, PARE_ENOMEM, "out of memory for the configuration") : PARE_OK;
+    if (!st->dec_ok) /* no analysis yet, an infeasible ratio, no calibration text */
+        return pare_fail(err, PARE_EINVAL, "%s", st->dec_err);
+    pare_method_opts o;
+    tui_method_opts_effective(c, &o);
+    pare_plan plan = {0};
+    pare_status rc = pare_auto_solve(st->model, st->auto_an, o.ratio, &plan, err);
+    tui_manual *man = NULL;
+    if (!rc && plan.count != st->n)
+        rc = pare_fail(err, PARE_EINVAL, "auto's plan has %d matrices, the model %d", plan.count, st->n);
+    if (!rc && !(man = calloc((size_t)(st->n > 0 ? st->n : 1), sizeof *man)))
+        rc = pare_fail(err, PARE_ENOMEM, "out of memory for auto's plan");
+    for (int i = 0; !rc && i < st->n; i++) {
+        const pare_plan_item *it = &plan.items[i];
+        man[i] = (tui_manual){.how = it->how, .action = it->action};
+        if (it->action == PARE_PLAN_FACTOR)
+            man[i].rank = it->rank, man[i].weighting = (int)it->how.weighting;
+        else if (it->action == PARE_PLAN_CHANNELS)
+            man[i].frac = it->channel_frac;
+    }
+    if (!rc)
+        *dst = (tui_config){.kind = TUI_CFG_MANUAL, .n = st->n, .man = man, .auto_ratio = o.ratio};
+    pare_plan_free(&plan);
+    return rc;
 }
 
 int tui_state_use_budget(tui_state *st)

@@ -74,6 +74,7 @@ typedef struct {
     pare_method_opts mo;       /* METHOD */
     int n;                     /* MANUAL: one entry per block linear (pare_model_linears order) */
     tui_manual *man;
+    double auto_ratio; /* MANUAL: > 0 when the entries are auto's plan at this ratio (tui_config_resolve) */
 } tui_config;
 
 /* The method options a saved recipe states for cfg (the rest at pare_method_defaults). Plans, the
@@ -86,7 +87,7 @@ void tui_config_free(tui_config *c);
  * its effective options, every manual rank and weighting, calibration and evaluation settings), so
  * a result is matched to the configuration it measured. */
 unsigned long long tui_config_hash(const tui_config *c, const tui_settings *set);
-/* "dense", "lorap 0.2", "wanda 2:4", "manual (12 ranks)", "manual (12 ranks, 6 masked 2:4, 6 sliced)" */
+/* "dense", "lorap 0.2", "wanda 2:4", "auto 0.3", "manual (12 ranks)", "manual (12 ranks, 6 masked 2:4, 6 sliced)" */
 void tui_config_label(const tui_config *c, char *buf, size_t cap);
 /* The core plan of a MANUAL configuration for model m (any clone of the loaded model: items point to
  * m's matrices), counted by pare_plan_recount; the same plan the workbench totals show and apply.c
@@ -102,6 +103,10 @@ typedef struct {
     double frac;          /* CHANNELS: fraction of the FFN channels removed; MASK: sparsity */
     int weighting;        /* FACTOR: of the factors */
     size_t before, after; /* weights only (biases are never removed) */
+    /* auto only: svdllm's uniform rank at the same ratio (0 where it leaves the matrix dense), and the
+     * predicted calibration-loss increase of auto's choice here (nats per token) */
+    int uniform_rank;
+    double predicted;
 } tui_decision;
 
 /* One evaluated configuration. */
@@ -153,6 +158,17 @@ typedef struct {
      * complete they become spectra[w] */
     pare_model_spectra *partial[3];
     int spectra_on_demand; /* tui_spectra_on_demand_for at load: no whole-model spectra unless asked */
+
+    /* auto: the sensitivity pass (pare_auto_analyze) of the loaded model under the settings'
+     * calibration and the budget's keep_least, computed once on the job thread; each ratio is then
+     * solved from it (pare_auto_solve). auto_need: the plan waits for it. */
+    pare_auto_analysis *auto_an;
+    int auto_need;
+    int auto_analyses; /* how many analyses were handed to the state (one per calibration setting) */
+    /* its budget curve: ratio, auto's and uniform svdllm's predicted loss increase at each [3 * auto_curve_n] */
+    double *auto_curve;
+    int auto_curve_n;
+    double auto_predicted, uniform_predicted; /* of the current ratio's plans */
 
     /* view */
     int sel;                  /* selected matrix */
@@ -249,6 +265,18 @@ int tui_state_add_result(tui_state *st, const tui_result *r);
 int tui_results_from_run(tui_state *st, const char *out_dir);
 /* Drops the cached statistics and every weighted spectrum (settings changed). */
 void tui_state_drop_calib(tui_state *st);
+/* Drops auto's analysis (the calibration settings changed). */
+void tui_state_drop_auto(tui_state *st);
+/* Hands an analysis and its budget curve (see auto_curve) to the state, which owns them from here. */
+void tui_state_set_auto(tui_state *st, pare_auto_analysis *an, double *curve, int curve_n);
+/* Auto's budget curve from an analysis of st's model: ratio, auto's and uniform svdllm's predicted loss
+ * at ratios 0.02, 0.04, ... up to the largest feasible one; *curve malloc'd [3 * *n]. */
+pare_status tui_auto_curve(pare_model *m, const pare_auto_analysis *an, double **curve, int *n, pare_error *err);
+/* The configuration the workbench evaluates and saves: a copy of st->cfg, except that auto at a ratio
+ * becomes its solved plan as per-matrix decisions (whitened ranks, LoRAP channels; auto_ratio set), so
+ * the evaluation and the saved recipe apply exactly the decisions shown, with one-shot statistics of the
+ * dense model (pare compress --method auto re-decides block by block instead). */
+pare_status tui_config_resolve(const tui_state *st, tui_config *dst, pare_error *err);
 
 /* Spectra of a big model, matrix by matrix (ui/spectra.c). A model is analyzed whole at open (as
  * before) unless it is streamed or tui_spectra_cost_s exceeds TUI_SPECTRA_AT_OPEN_S seconds; then

@@ -180,6 +180,16 @@ static void want_all_spectra(tui_app *a)
     start_spectra(a, w);
 }
 
+static int pending_auto; /* auto's sensitivity pass is in flight */
+
+void tui_want_auto(tui_app *a)
+{
+    if (!a->st.auto_need || a->auto_analysis_failed || tui_worker_busy(a->worker))
+        return;
+    if (tui_submit(a, tui_job_auto(&a->st)) == 0)
+        pending_auto = 1;
+}
+
 /* ---- drawing ------------------------------------------------------------------------------------- */
 
 static const struct {
@@ -372,6 +382,7 @@ static void key(tui_app *a, int ch)
     case 'S': want_all_spectra(a); return;
     case 'h': toggle_plot(a, TUI_PLOT_HEATMAP); return;
     case 'g': toggle_plot(a, TUI_PLOT_LAYERS); return;
+    case 'b': toggle_plot(a, TUI_PLOT_BUDGET); return;
     case 'c': /* size against perplexity, then acc and acc_norm once a task was scored, then the spectrum */
         if (a->plot == TUI_PLOT_CHART && a->st.chart_metric < TUI_METRIC_ACC_NORM && tui_state_has_task_results(&a->st)) {
             a->st.chart_metric++;
@@ -438,6 +449,9 @@ static int step(tui_app *a)
                 a->auto_failed[pending_w] = 1; /* the calibration failed: not again for every matrix */
         }
         pending_w = pending_mat = -1;
+        if (pending_auto && a->st.auto_need)
+            a->auto_analysis_failed = 1; /* failed or cancelled: not again by itself */
+        pending_auto = 0;
     }
     a->js = js;
     tui_term_drain(a);
@@ -456,6 +470,7 @@ static int step(tui_app *a)
         start_spectra(a, w);
     }
     if (!js.running) {
+        tui_want_auto(a);
         if (a->st.dec_need >= 0)
             tui_want_spectra(a, a->st.dec_need);
         tui_want_spectra(a, a->st.weighting);

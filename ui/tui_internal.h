@@ -71,6 +71,7 @@ typedef struct tui_app {
     char search[128];
     int quit;
     int auto_failed[3]; /* an automatic spectra job failed for this weighting: do not retry until settings change */
+    int auto_analysis_failed; /* method auto's sensitivity pass failed or was cancelled: not again until asked */
 
     int sandbox;        /* F5 recipes run in the sandbox (pare run --sandbox): --sandbox, toggled in F2 */
     const char **allow; /* --allow PATH: more paths sandboxed recipes may read */
@@ -86,6 +87,8 @@ int tui_submit(tui_app *a, tui_job *j);
 void tui_tree_follow(tui_app *a);
 /* Starts the spectra job of the plot's weighting when it is missing. */
 void tui_want_spectra(tui_app *a, int w);
+/* Starts method auto's sensitivity pass when the budget's plan waits for it. */
+void tui_want_auto(tui_app *a);
 
 /* term.c */
 /* Takes the terminal (headless: a cols x rows screen in memory); -1 if curses cannot start. */

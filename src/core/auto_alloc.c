@@ -828,6 +828,32 @@ pare_status pare_auto_solve(pare_model *m, const pare_auto_analysis *a, double s
     return solve_ratio(m, a, s, plan, NULL, err);
 }
 
+double pare_auto_predict(const pare_auto_analysis *a, const pare_plan *plan, double *per_item)
+{
+    if (plan->count != a->count)
+        return NAN;
+    double total = 0;
+    for (int i = 0; i < plan->count; i++) {
+        const pare_plan_item *it = &plan->items[i];
+        const pare_auto_matrix *am = &a->mats[i];
+        double cost = 0;
+        if (it->action == PARE_PLAN_FACTOR && it->rank >= 0 && it->rank <= am->r)
+            cost = sens_cost(&am->sens, am->err[it->rank]);
+        else if (it->action == PARE_PLAN_CHANNELS && am->kind == PARE_LIN_DOWN) {
+            const pare_auto_ffn *af = &a->ffn[am->block];
+            int removed = (int)floor(it->channel_frac * af->width + 0.5);
+            if (!af->err || removed > af->max_removed)
+                return NAN;
+            cost = sens_cost(&af->sens, af->err[removed]);
+        } else if (it->action == PARE_PLAN_MASK || it->action == PARE_PLAN_FACTOR)
+            return NAN;
+        if (per_item)
+            per_item[i] = cost;
+        total += cost;
+    }
+    return total;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Sequential application
  * ------------------------------------------------------------------------------------------- */

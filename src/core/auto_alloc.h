@@ -86,6 +86,12 @@ void pare_auto_analysis_free(pare_auto_analysis *a);
  * channels scored by LoRAP with the analysis's keep_least. A budget below what every matrix at its
  * smallest choice keeps is an error naming the largest feasible ratio. */
 pare_status pare_auto_solve(pare_model *m, const pare_auto_analysis *a, double s, pare_plan *plan, pare_error *err);
+/* The predicted calibration-loss increase of plan (items in pare_model_linears order, as pare_auto_solve
+ * gives them, or any plan of whitened ranks and FFN channels, e.g. a uniform one) under a's loss model:
+ * coef * E^power of each factorized matrix at its rank and of each narrowed FFN once, dense items 0.
+ * per_item (may be NULL) gets each item's share [plan->count] (a narrowed FFN's on its down item).
+ * NAN when the plan masks a matrix or does not match the analysis (nothing to predict it from). */
+double pare_auto_predict(const pare_auto_analysis *a, const pare_plan *plan, double *per_item);
 /* That budget check alone, from m's shapes (no analysis needed): callers refuse a ratio before the
  * sensitivity pass. */
 pare_status pare_auto_check_budget(const pare_model *m, double s, const pare_auto_opts *o, pare_error *err);

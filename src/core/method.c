@@ -66,7 +66,7 @@ void pare_method_defaults(pare_method_opts *o)
     o->auto_record = NULL;
 }
 
-static void auto_opts(const pare_method_opts *o, pare_auto_opts *ao)
+void pare_method_auto_opts(const pare_method_opts *o, pare_auto_opts *ao)
 {
     pare_auto_defaults(ao);
     ao->sensitivity = o->sensitivity;
@@ -79,7 +79,7 @@ static pare_status auto_plan(pare_model *m, const pare_method_opts *o, const int
                              const pare_progress *p, pare_plan *plan, pare_error *err)
 {
     pare_auto_opts ao;
-    auto_opts(o, &ao);
+    pare_method_auto_opts(o, &ao);
     pare_auto_analysis *an = NULL;
     pare_status st = pare_auto_check_budget(m, o->ratio, &ao, err);
     if (!st)
@@ -193,7 +193,7 @@ pare_status pare_method_compress(pare_model *m, const pare_method *me, const par
         if (weighting_used)
             *weighting_used = w;
         pare_auto_opts ao;
-        auto_opts(o, &ao);
+        pare_method_auto_opts(o, &ao);
         pare_apply_report local;
         return st ? st
                   : pare_auto_compress(m, calib_ids, co, &ao, o->ratio, progress, rep ? rep : &local, o->auto_record,

@@ -51,6 +51,8 @@ typedef struct {
 } pare_method_opts;
 
 void pare_method_defaults(pare_method_opts *o);
+/* auto's options (sensitivity, probe_samples, keep_least) out of o, the rest at pare_auto_defaults. */
+void pare_method_auto_opts(const pare_method_opts *o, pare_auto_opts *ao);
 /* How the method compresses each planned matrix under o (the plan items' pare_plan_how). */
 void pare_method_how(const pare_method *me, const pare_method_opts *o, pare_plan_how *how);
 
