@@ -770,7 +770,7 @@ static int mode_pipeline(int argc, char **argv)
     printf("{\"ratio\": %.4f, \"samples\": %d, \"len\": %d, \"calib_tokens\": %zu, \"compress_seconds\": %.6f, "
            "\"params_before\": %zu, \"params_after\": %zu, \"worst_rel_error\": %.6f, \"window\": %d, \"batch\": %d, "
            "\"tokens\": %.0f, \"windows\": %zu, \"eval_dense_seconds\": %.6f, \"eval_comp_seconds\": %.6f, "
-           "\"dense_tok_s\": %.2f, \"comp_tok_s\": %.2f, \"ppl_dense\": %.8g, \"ppl_comp\": %.8g, "
+           "\"dense_tok_s\": %.2f, \"comp_tok_s\": %.2f, \"ppl_dense\": %.10g, \"ppl_comp\": %.10g, "
            "\"flop_dense\": %.0f, \"flop_comp\": %.0f, \"rounds\": %d, \"threads\": %d, %s}\n",
            ratio, co.samples, co.len, calib_tokens, t_compress, rep.params_before, rep.params_after,
            rep.worst_rel_error, eo.window, eo.batch, evaluated, ev.windows, ev.dense_s, ev.comp_s,

@@ -90,7 +90,7 @@ if [ -z "$P_MODEL" ]; then
     [ -f "$P_TOKENIZER" ] || fail "tokenizer not found: $P_TOKENIZER (set BENCH_PIPELINE_TOKENIZER)"
     echo "bench-scale: pipeline: pare init of tools/shapes/$shape.json (BF16) ..."
     "$PARE" init --config "tools/shapes/$shape.json" --out "$dir/$shape" --dtype bf16 --tokenizer "$P_TOKENIZER" \
-        >/dev/null || fail "pare init of $shape failed"
+        >/dev/null 2> "$P/init.err" || { tail -n 5 "$P/init.err" >&2; fail "pare init of $shape failed"; }
     P_MODEL="$dir/$shape"
 fi
 [ -f "$P_MODEL/config.json" ] || fail "not a model folder: $P_MODEL"
