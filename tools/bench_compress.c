@@ -323,7 +323,8 @@ static double lorap_compress(pare_model *m, double ratio, const int32_t *win, co
     lorap_how(&how);
     pare_plan plan;
     double t0 = now_s();
-    if (pare_allocate_lorap(m, ratio, 3.0, &how, &plan, &err) || pare_apply_plan(m, &plan, win, co, &ao, NULL, rep, &err))
+    if (pare_allocate_lorap(m, ratio, 3.0, &how, &plan, &err) ||
+        pare_apply_plan(m, &plan, win, co, &ao, NULL, rep, &err))
         die("lorap", &err);
     double dt = now_s() - t0;
     pare_plan_free(&plan);
@@ -541,7 +542,8 @@ static void eval_alternating(const pare_model *md, const pare_model *mc, const i
     const size_t chunk = (size_t)4 * (size_t)eo->batch * W, nchunks = (whole + chunk - 1) / chunk;
     pare_eval_result res;
     size_t warm = whole < (size_t)eo->batch * W ? whole : (size_t)eo->batch * W;
-    if (pare_eval_perplexity(md, ids, warm, eo, NULL, &res, &err) || pare_eval_perplexity(mc, ids, warm, eo, NULL, &res, &err))
+    if (pare_eval_perplexity(md, ids, warm, eo, NULL, &res, &err) ||
+        pare_eval_perplexity(mc, ids, warm, eo, NULL, &res, &err))
         die("eval", &err);
     double nll_d = 0, nll_c = 0;
     size_t pred_d = 0, pred_c = 0;
@@ -772,11 +774,10 @@ static int mode_pipeline(int argc, char **argv)
            "\"tokens\": %.0f, \"windows\": %zu, \"eval_dense_seconds\": %.6f, \"eval_comp_seconds\": %.6f, "
            "\"dense_tok_s\": %.2f, \"comp_tok_s\": %.2f, \"ppl_dense\": %.10g, \"ppl_comp\": %.10g, "
            "\"flop_dense\": %.0f, \"flop_comp\": %.0f, \"rounds\": %d, \"threads\": %d, %s}\n",
-           ratio, co.samples, co.len, calib_tokens, t_compress, rep.params_before, rep.params_after,
-           rep.worst_rel_error, eo.window, eo.batch, evaluated, ev.windows, ev.dense_s, ev.comp_s,
-           evaluated / ev.dense_s, evaluated / ev.comp_s, ev.ppl_dense, ev.ppl_comp,
-           pare_model_flop_per_token(md, eo.window), pare_model_flop_per_token(mc, eo.window), rounds, pare_threads(),
-           plan_json);
+           ratio, co.samples, co.len, calib_tokens, t_compress, rep.params_before, rep.params_after, rep.worst_rel_error,
+           eo.window, eo.batch, evaluated, ev.windows, ev.dense_s, ev.comp_s, evaluated / ev.dense_s,
+           evaluated / ev.comp_s, ev.ppl_dense, ev.ppl_comp, pare_model_flop_per_token(md, eo.window),
+           pare_model_flop_per_token(mc, eo.window), rounds, pare_threads(), plan_json);
     free(plan_json);
     free(win);
     free(ids);
@@ -791,7 +792,7 @@ int main(int argc, char **argv)
 {
     cli_select_blas_kernel(argv);
     cli_apply_environment();
-    pare_threads(); /* OpenBLAS single-threaded, OpenMP threads as pare uses them */
+    pare_threads();                               /* OpenBLAS single-threaded, OpenMP threads as pare uses them */
     const char *threads = getenv("PARE_THREADS"); /* as ./pare reads it: the benchmarks pin both sides */
     if (threads && atoi(threads) > 0)
         pare_set_threads(atoi(threads));
