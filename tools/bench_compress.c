@@ -792,8 +792,9 @@ int main(int argc, char **argv)
 {
     cli_select_blas_kernel(argv);
     cli_apply_environment();
-    pare_threads();                               /* OpenBLAS single-threaded, OpenMP threads as pare uses them */
-    const char *threads = getenv("PARE_THREADS"); /* as ./pare reads it: the benchmarks pin both sides */
+    pare_threads(); /* OpenBLAS single-threaded, OpenMP threads as pare uses them */
+    /* PARE_THREADS as ./pare reads it: the benchmarks give pare and torch the same threads */
+    const char *threads = getenv("PARE_THREADS");
     if (threads && atoi(threads) > 0)
         pare_set_threads(atoi(threads));
     if (argc >= 2 && !strcmp(argv[1], "spectra"))
