@@ -149,7 +149,7 @@ bench: deps pare $(OPT_DIR)/bench_compress $(OPT_DIR)/bench_svd
 
 # Real shapes (tools/shapes/): pare init streamed to disk, with time, bytes/s and peak RSS
 # (docs/scale.md). Large files under /tmp; not part of make test.
-bench-scale: deps pare
+bench-scale: deps pare $(OPT_DIR)/bench_compress
 	@bash tools/bench_scale.sh
 
 # pare's side of the compression benchmarks (tools/bench_compress.c), linked against the core.

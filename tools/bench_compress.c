@@ -32,6 +32,13 @@
  *       so that the machine's noise falls on both; best round of each kept. Also pare_forward alone
  *       (interleaved batch by batch) and a split of the forward into block linears, the rest of the
  *       blocks and the head. The FLOP-predicted speed-up is pare_model_flop_per_token before / after.
+ *   bench_compress pipeline MODEL CALIB EVAL_TEXT RATIO SAMPLES TOKENS OUT_DIR [ROUNDS]
+ *       the LoRAP pipeline of tools/bench_scale.sh (issue 17 §4): SAMPLES x 256 calibration windows of
+ *       CALIB (written to OUT_DIR/calib_ids.bin, int32) and the first TOKENS ids of EVAL_TEXT
+ *       (OUT_DIR/eval_ids.bin), both tokenized untimed; LoRAP at RATIO timed as in the lorap mode
+ *       (one round); then the evaluation of the compressed model and of the dense one (window 256,
+ *       batch 8) over those ids, timed as in the speed mode (ROUNDS, default 1), with the perplexity
+ *       of each and pare_model_flop_per_token before / after. PARE_THREADS sets the threads.
  *
  * Each mode prints one JSON object on stdout; errors go to stderr with exit status 1. */
 #ifndef _GNU_SOURCE
@@ -296,6 +303,58 @@ static int split_progress(void *user, const char *stage, double fraction, const 
     return 0;
 }
 
+/* ACT weighting, LoRAP channel score, keep-least 0.01: as `pare compress --method lorap`. */
+static void lorap_how(pare_plan_how *how)
+{
+    pare_method_opts mopts;
+    pare_method_defaults(&mopts);
+    pare_method_how(pare_method_find("lorap"), &mopts, how);
+}
+
+/* LoRAP at `ratio` on m in place, as `pare compress --method lorap` does it (sequential calibration on
+ * the windows win [co->samples * co->len]); returns the seconds it took (model loading excluded). */
+static double lorap_compress(pare_model *m, double ratio, const int32_t *win, const pare_calib_opts *co,
+                             pare_apply_report *rep)
+{
+    pare_error err = {0};
+    pare_apply_opts ao;
+    pare_apply_defaults(&ao); /* sequential */
+    pare_plan_how how;
+    lorap_how(&how);
+    pare_plan plan;
+    double t0 = now_s();
+    if (pare_allocate_lorap(m, ratio, 3.0, &how, &plan, &err) ||
+        pare_apply_plan(m, &plan, win, co, &ao, NULL, rep, &err))
+        die("lorap", &err);
+    double dt = now_s() - t0;
+    pare_plan_free(&plan);
+    return dt;
+}
+
+/* The outcome of a compression as JSON members (malloc'd), for the cross-check with torch:
+ * "ranks" (every block linear in pare_model_linears order; -1: not factorized) and "kept_channels"
+ * (every block's kept FFN channels, in order). */
+static char *plan_outcome_json(pare_model *m)
+{
+    pare_linear **lin;
+    int n = block_linears(m, &lin);
+    char *out = xmalloc((size_t)n * 12 + (size_t)m->cfg.n_layers * ((size_t)m->cfg.ffn_dim * 8 + 4) + 64);
+    size_t o = (size_t)sprintf(out, "\"ranks\": [");
+    for (int i = 0; i < n; i++)
+        o += (size_t)sprintf(out + o, "%s%d", i ? ", " : "", lin[i]->kind == PARE_LIN_FACTORED ? lin[i]->rank : -1);
+    free(lin);
+    o += (size_t)sprintf(out + o, "], \"kept_channels\": [");
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const pare_linear *up = &m->blocks[l].up;
+        o += (size_t)sprintf(out + o, "%s[", l ? ", " : "");
+        for (int j = 0; j < up->out; j++)
+            o += (size_t)sprintf(out + o, "%s%d", j ? "," : "", up->kept_out ? up->kept_out[j] : j);
+        out[o++] = ']';
+    }
+    sprintf(out + o, "]");
+    return out;
+}
+
 static int mode_lorap(int argc, char **argv)
 {
     if (argc < 3) {
@@ -337,12 +396,8 @@ static int mode_lorap(int argc, char **argv)
         }
         fclose(f);
     }
-    pare_apply_opts ao;
-    pare_apply_defaults(&ao); /* sequential */
-    pare_plan_how how;        /* ACT weighting, LoRAP channel score, keep-least 0.01: as the lorap method */
-    pare_method_opts mopts;
-    pare_method_defaults(&mopts);
-    pare_method_how(pare_method_find("lorap"), &mopts, &how);
+    pare_plan_how how;
+    lorap_how(&how);
     double best = 1e30;
     pare_apply_report rep = {0};
     for (int r = 0; r < rounds; r++) {
@@ -350,36 +405,11 @@ static int mode_lorap(int argc, char **argv)
             pare_model_free(m);
             m = load(model);
         }
-        pare_plan plan;
-        t0 = now_s();
-        if (pare_allocate_lorap(m, ratio, 3.0, &how, &plan, &err) ||
-            pare_apply_plan(m, &plan, win, &co, &ao, NULL, &rep, &err))
-            die("lorap", &err);
-        double dt = now_s() - t0;
+        double dt = lorap_compress(m, ratio, win, &co, &rep);
         best = dt < best ? dt : best;
-        pare_plan_free(&plan);
     }
-    /* kept FFN channels of the last headline round, for the cross-check with torch */
-    char *kept = xmalloc((size_t)m->cfg.n_layers * (size_t)m->cfg.ffn_dim * 8 + 16);
-    size_t kp = 0;
-    kept[kp++] = '[';
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const pare_linear *up = &m->blocks[l].up;
-        kp += (size_t)sprintf(kept + kp, "%s[", l ? ", " : "");
-        for (int j = 0; j < up->out; j++)
-            kp += (size_t)sprintf(kept + kp, "%s%d", j ? "," : "", up->kept_out ? up->kept_out[j] : j);
-        kept[kp++] = ']';
-    }
-    kept[kp++] = ']';
-    kept[kp] = 0;
-    int ranks[4096], nr = 0;
-    {
-        pare_linear **lin;
-        int n = block_linears(m, &lin);
-        for (int i = 0; i < n && nr < 4096; i++)
-            ranks[nr++] = lin[i]->kind == PARE_LIN_FACTORED ? lin[i]->rank : -1;
-        free(lin);
-    }
+    /* the plan of the last headline round, for the cross-check with torch */
+    char *plan_json = plan_outcome_json(m);
     /* instrumented round: where the time goes */
     pare_model_free(m);
     m = load(model);
@@ -402,14 +432,11 @@ static int mode_lorap(int argc, char **argv)
            "\"windows_seconds\": %.6f, \"calib_tokens\": %zu, \"params_before\": %zu, \"params_after\": %zu, "
            "\"factorized\": %d, \"channel_blocks\": %d, \"worst_rel_error\": %.6f, \"split\": {\"total\": %.6f, "
            "\"stats_forward\": %.6f, \"factorize\": %.6f, \"prune\": %.6f, \"propagate\": %.6f}, \"threads\": %d, "
-           "\"ranks\": [",
+           "%s}\n",
            ratio, co.samples, co.len, best, t_tok, t_win, n_ids, rep.params_before, rep.params_after, rep.factorized,
            rep.channel_blocks, rep.worst_rel_error, t_split, sc.t_stats, sc.t_factor, sc.t_prune, sc.t_prop,
-           pare_threads());
-    for (int i = 0; i < nr; i++)
-        printf("%s%d", i ? ", " : "", ranks[i]);
-    printf("], \"kept_channels\": %s}\n", kept);
-    free(kept);
+           pare_threads(), plan_json);
+    free(plan_json);
     free(ids);
     free(win);
     pare_model_free(m);
@@ -490,6 +517,68 @@ static void forward_split(const pare_model *m, const int32_t *ids, size_t n, int
     pare_acts_free(a);
 }
 
+/* The perplexity evaluation (what `pare eval` runs) of a dense model and a compressed one over the
+ * same ids, timed: */
+typedef struct {
+    double dense_s, comp_s;     /* the best round's evaluation time of each */
+    double ppl_dense, ppl_comp; /* over every full window of the ids */
+    size_t windows;
+} eval_pair;
+
+/* In chunks of 4 batches of windows, dense and compressed alternating chunk by chunk (the order
+ * alternating too) so that the machine's noise falls on both alike; the best round total of each is
+ * kept, after a warm-up batch each. Chunks hold whole windows, so the windows scored are those of one
+ * evaluation over all the tokens. */
+static void eval_alternating(const pare_model *md, const pare_model *mc, const int32_t *ids, size_t n,
+                             const pare_eval_opts *eo, int rounds, eval_pair *out)
+{
+    /* Each chunk's pare_eval_perplexity allocates its activations afresh; keep freed memory in the
+     * heap so that chunks reuse it instead of page-faulting ~100 MiB each time, as one `pare eval`
+     * over all the tokens would (one allocation, amortized). */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    pare_error err = {0};
+    const size_t W = (size_t)eo->window, whole = n / W * W;
+    const size_t chunk = (size_t)4 * (size_t)eo->batch * W, nchunks = (whole + chunk - 1) / chunk;
+    pare_eval_result res;
+    size_t warm = whole < (size_t)eo->batch * W ? whole : (size_t)eo->batch * W;
+    if (pare_eval_perplexity(md, ids, warm, eo, NULL, &res, &err) ||
+        pare_eval_perplexity(mc, ids, warm, eo, NULL, &res, &err))
+        die("eval", &err);
+    double nll_d = 0, nll_c = 0;
+    size_t pred_d = 0, pred_c = 0;
+    out->dense_s = out->comp_s = 1e30;
+    for (int r = 0; r < rounds; r++) {
+        double td = 0, tc = 0;
+        nll_d = nll_c = 0;
+        pred_d = pred_c = out->windows = 0;
+        for (size_t ci = 0; ci < nchunks; ci++) {
+            size_t off = ci * chunk, len = whole - off < chunk ? whole - off : chunk;
+            for (int k = 0; k < 2; k++) {
+                int which = (int)((k + (size_t)r + ci) & 1);
+                double t0 = now_s();
+                if (pare_eval_perplexity(which ? mc : md, ids + off, len, eo, NULL, &res, &err))
+                    die("eval", &err);
+                double dt = now_s() - t0;
+                if (which) {
+                    tc += dt;
+                    nll_c += res.nll;
+                    pred_c += res.plan.predicted;
+                } else {
+                    td += dt;
+                    nll_d += res.nll;
+                    pred_d += res.plan.predicted;
+                    out->windows += res.plan.windows;
+                }
+            }
+        }
+        out->dense_s = td < out->dense_s ? td : out->dense_s;
+        out->comp_s = tc < out->comp_s ? tc : out->comp_s;
+    }
+    out->ppl_dense = exp(nll_d / (double)pred_d);
+    out->ppl_comp = exp(nll_c / (double)pred_c);
+}
+
 static int mode_speed(int argc, char **argv)
 {
     if (argc < 4) {
@@ -501,11 +590,6 @@ static int mode_speed(int argc, char **argv)
     int32_t *ids = read_ids(argv[1], (size_t)atol(argv[2]), &n);
     double ratio = atof(argv[3]);
     int rounds = argc > 4 ? atoi(argv[4]) : 2;
-    /* Each chunk's pare_eval_perplexity allocates its activations afresh; keep freed memory in the
-     * heap so that chunks reuse it instead of page-faulting ~100 MiB each time, as one `pare eval`
-     * over all the tokens would (one allocation, amortized). */
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     rounds = rounds < 1 ? 1 : rounds;
     pare_error err = {0};
     pare_model *md = load(model), *mc = load(model);
@@ -529,53 +613,14 @@ static int mode_speed(int argc, char **argv)
     eo.batch = 8;
     const int W = eo.window, B = eo.batch;
     double fd = pare_model_flop_per_token(md, W), fc = pare_model_flop_per_token(mc, W);
-    pare_eval_result rd = {0}, rc = {0};
-    double bd = 1e30, bc = 1e30;
     pare_acts *ad = NULL, *ac = NULL;
     if (pare_acts_alloc(md, B, W, 0, &ad, &err) || pare_acts_alloc(mc, B, W, 0, &ac, &err))
         die("acts", &err);
-    /* warm-up: one batch each */
+    /* warm-up of the forward-only activations: one batch each */
     if (pare_forward(md, ad, ids, B, W, PARE_LOGITS_ALL, &err) || pare_forward(mc, ac, ids, B, W, PARE_LOGITS_ALL, &err))
         die("forward", &err);
-    /* perplexity evaluation (what `pare eval` runs) in chunks of 4 batches of windows, dense and
-     * compressed alternating chunk by chunk (the order alternating too) so that the machine's noise
-     * falls on both alike; the best round total of each is kept. Chunks hold whole windows, so the
-     * windows scored are those of one evaluation over all the tokens. */
-    size_t chunk = (size_t)4 * B * W, nchunks = (n / (size_t)W * (size_t)W + chunk - 1) / chunk;
-    double nll_d = 0, nll_c = 0;
-    size_t pred_d = 0, pred_c = 0, windows = 0;
-    for (int r = 0; r < rounds; r++) {
-        double td = 0, tc = 0;
-        nll_d = nll_c = 0;
-        pred_d = pred_c = windows = 0;
-        for (size_t ci = 0; ci < nchunks; ci++) {
-            size_t off = ci * chunk, len = n / (size_t)W * (size_t)W - off;
-            len = len < chunk ? len : chunk;
-            for (int k = 0; k < 2; k++) {
-                int which = (int)((k + r + ci) & 1);
-                pare_eval_result res;
-                t0 = now_s();
-                if (pare_eval_perplexity(which ? mc : md, ids + off, len, &eo, NULL, &res, &err))
-                    die("eval", &err);
-                double dt = now_s() - t0;
-                if (which) {
-                    tc += dt;
-                    nll_c += res.nll;
-                    pred_c += res.plan.predicted;
-                } else {
-                    td += dt;
-                    nll_d += res.nll;
-                    pred_d += res.plan.predicted;
-                    windows += res.plan.windows;
-                }
-            }
-        }
-        bd = td < bd ? td : bd;
-        bc = tc < bc ? tc : bc;
-    }
-    rd.ppl = exp(nll_d / (double)pred_d);
-    rc.ppl = exp(nll_c / (double)pred_c);
-    rd.plan.windows = windows;
+    eval_pair ev;
+    eval_alternating(md, mc, ids, n, &eo, rounds, &ev);
     /* forward only (logits, no log-softmax), dense and compressed interleaved batch by batch so that
      * the machine's noise falls on both alike */
     size_t nwin = n / (size_t)W;
@@ -599,13 +644,13 @@ static int mode_speed(int argc, char **argv)
     split_t sd, sc;
     forward_split(md, ids, n, W, B, 4, &sd);
     forward_split(mc, ids, n, W, B, 4, &sc);
-    double tokens = (double)rd.plan.windows * W;
+    double tokens = (double)ev.windows * W;
     printf("{\"ratio\": %.4f, \"tokens\": %.0f, \"windows\": %zu, \"dense_tok_s\": %.2f, \"comp_tok_s\": %.2f, "
            "\"dense_fwd_tok_s\": %.2f, \"comp_fwd_tok_s\": %.2f, \"flop_dense\": %.0f, \"flop_comp\": %.0f, "
            "\"ppl_dense\": %.6f, \"ppl_comp\": %.6f, \"params_before\": %zu, \"params_after\": %zu, "
            "\"compress_seconds\": %.4f, \"threads\": %d, ",
-           ratio, tokens, rd.plan.windows, tokens / bd, tokens / bc, tokens / fwd_d, tokens / fwd_c, fd, fc, rd.ppl,
-           rc.ppl, rep.params_before, rep.params_after, t_compress, pare_threads());
+           ratio, tokens, ev.windows, tokens / ev.dense_s, tokens / ev.comp_s, tokens / fwd_d, tokens / fwd_c, fd, fc,
+           ev.ppl_dense, ev.ppl_comp, rep.params_before, rep.params_after, t_compress, pare_threads());
     printf("\"split_tokens\": %.0f, \"split\": {\"dense\": {\"blocks\": %.6f, \"linears\": %.6f, \"head\": %.6f, "
            "\"linear_flop\": %.0f}, \"comp\": {\"blocks\": %.6f, \"linears\": %.6f, \"head\": %.6f, "
            "\"linear_flop\": %.0f}}}\n",
@@ -667,11 +712,91 @@ static int mode_auto(int argc, char **argv)
 
 /* ---------------------------------------------------------------------------------------------- */
 
+static void write_ids(const char *path, const int32_t *ids, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(ids, sizeof *ids, n, f) != n || fclose(f)) {
+        perror(path);
+        exit(1);
+    }
+}
+
+static int mode_pipeline(int argc, char **argv)
+{
+    if (argc < 7) {
+        fprintf(stderr, "usage: bench_compress pipeline MODEL CALIB EVAL_TEXT RATIO SAMPLES TOKENS OUT_DIR [ROUNDS]\n");
+        return 2;
+    }
+    const char *model = argv[0], *calib = argv[1], *eval_text = argv[2], *out_dir = argv[6];
+    double ratio = atof(argv[3]);
+    size_t tokens = (size_t)atol(argv[5]);
+    int rounds = argc > 7 ? atoi(argv[7]) : 1;
+    rounds = rounds < 1 ? 1 : rounds;
+    pare_error err = {0};
+    pare_model *mc = load(model);
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    co.samples = atoi(argv[4]);
+    if (co.samples < 1) {
+        fprintf(stderr, "bench_compress: SAMPLES must be a positive number of windows, not '%s'\n", argv[4]);
+        return 2;
+    }
+    /* both texts tokenized with the model's tokenizer (not timed: torch starts from these ids) */
+    int32_t *win = NULL, *ids = NULL;
+    size_t calib_tokens = 0, n = 0;
+    if (pare_calib_windows_file(mc, calib, &co, &win, &calib_tokens, &err) ||
+        pare_model_tokenize_file(mc, eval_text, &ids, &n, &err))
+        die("tokenize", &err);
+    n = tokens && tokens < n ? tokens : n;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/calib_ids.bin", out_dir);
+    write_ids(path, win, (size_t)co.samples * co.len);
+    snprintf(path, sizeof path, "%s/eval_ids.bin", out_dir);
+    write_ids(path, ids, n);
+
+    pare_apply_report rep = {0};
+    double t_compress = lorap_compress(mc, ratio, win, &co, &rep);
+    pare_model *md = load(model);
+    pare_eval_opts eo;
+    pare_eval_defaults(&eo);
+    eo.window = 256;
+    eo.batch = 8;
+    if (n < (size_t)eo.window) {
+        fprintf(stderr, "bench_compress: %s gives %zu tokens, fewer than one window of %d\n", eval_text, n, eo.window);
+        return 1;
+    }
+    eval_pair ev;
+    eval_alternating(md, mc, ids, n, &eo, rounds, &ev);
+    double evaluated = (double)ev.windows * eo.window;
+    char *plan_json = plan_outcome_json(mc);
+    printf("{\"ratio\": %.4f, \"samples\": %d, \"len\": %d, \"calib_tokens\": %zu, \"compress_seconds\": %.6f, "
+           "\"params_before\": %zu, \"params_after\": %zu, \"worst_rel_error\": %.6f, \"window\": %d, \"batch\": %d, "
+           "\"tokens\": %.0f, \"windows\": %zu, \"eval_dense_seconds\": %.6f, \"eval_comp_seconds\": %.6f, "
+           "\"dense_tok_s\": %.2f, \"comp_tok_s\": %.2f, \"ppl_dense\": %.10g, \"ppl_comp\": %.10g, "
+           "\"flop_dense\": %.0f, \"flop_comp\": %.0f, \"rounds\": %d, \"threads\": %d, %s}\n",
+           ratio, co.samples, co.len, calib_tokens, t_compress, rep.params_before, rep.params_after, rep.worst_rel_error,
+           eo.window, eo.batch, evaluated, ev.windows, ev.dense_s, ev.comp_s, evaluated / ev.dense_s,
+           evaluated / ev.comp_s, ev.ppl_dense, ev.ppl_comp, pare_model_flop_per_token(md, eo.window),
+           pare_model_flop_per_token(mc, eo.window), rounds, pare_threads(), plan_json);
+    free(plan_json);
+    free(win);
+    free(ids);
+    pare_model_free(md);
+    pare_model_free(mc);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
 int main(int argc, char **argv)
 {
     cli_select_blas_kernel(argv);
     cli_apply_environment();
     pare_threads(); /* OpenBLAS single-threaded, OpenMP threads as pare uses them */
+    /* PARE_THREADS as ./pare reads it: the benchmarks give pare and torch the same threads */
+    const char *threads = getenv("PARE_THREADS");
+    if (threads && atoi(threads) > 0)
+        pare_set_threads(atoi(threads));
     if (argc >= 2 && !strcmp(argv[1], "spectra"))
         return mode_spectra(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "svd"))
@@ -682,6 +807,8 @@ int main(int argc, char **argv)
         return mode_auto(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "speed"))
         return mode_speed(argc - 2, argv + 2);
-    fprintf(stderr, "usage: bench_compress spectra|svd|lorap|auto|speed ... (see tools/bench_compress.c)\n");
+    if (argc >= 2 && !strcmp(argv[1], "pipeline"))
+        return mode_pipeline(argc - 2, argv + 2);
+    fprintf(stderr, "usage: bench_compress spectra|svd|lorap|auto|speed|pipeline ... (see tools/bench_compress.c)\n");
     return 2;
 }

@@ -216,6 +216,16 @@ def batch_nll(model, ids):
     return -logp.gather(-1, tgt).to(torch.float64).sum().item()
 
 
+def evaluate(model, wins, B):
+    """(summed NLL, seconds) over the windows wins [n, T], B at a time, after an untimed warm-up batch."""
+    batch_nll(model, wins[:B])
+    nll = 0.0
+    t0 = time.perf_counter()
+    for s in range(0, wins.shape[0], B):
+        nll += batch_nll(model, wins[s:s + B])
+    return nll, time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="Hugging Face model folder")
@@ -239,12 +249,7 @@ def main():
 
     with torch.inference_mode():
         model = build(a.model, W)
-        batch_nll(model, wins[:B])                       # warm-up, not timed
-        nll = 0.0
-        t0 = time.perf_counter()
-        for s in range(0, nwin, B):
-            nll += batch_nll(model, wins[s:s + B])
-        secs = time.perf_counter() - t0
+        nll, secs = evaluate(model, wins, B)
 
     predicted = nwin * (W - 1)
     print(json.dumps(dict(

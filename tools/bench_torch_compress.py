@@ -20,7 +20,10 @@ object; pare's side is build/opt/bench_compress (tools/bench_compress.c) with th
       the attention input, the o_proj input, the MLP input and the down-projection input), then
       the block is compressed (activation-weighted SVD of q, k, v, o with LoRAP's rank split,
       LoRAP channel score and slicing of the FFN) and the windows are fed through the compressed
-      block to calibrate the next one.
+      block to calibrate the next one. With --eval-ids (tools/bench_scale.sh's pipeline stage) the
+      compressed model and then the dense one are evaluated on those ids (int32; the first
+      --eval-tokens) as bench_torch.py evaluates (windows of --window, --batch at a time, one untimed
+      warm-up batch): time, tokens/s and perplexity of each, under "eval".
 
 All timings exclude loading the weights; rounds are repeated and the best is kept (--rounds).
 """
@@ -42,7 +45,7 @@ except ImportError:
     sys.exit(3)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_torch import load_safetensors  # noqa: E402
+from bench_torch import evaluate, load_safetensors  # noqa: E402
 
 PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
@@ -198,6 +201,15 @@ class Block:
         self.lin.update(gate=w[p + "mlp.gate_proj.weight"], up=w[p + "mlp.up_proj.weight"],
                         down=w[p + "mlp.down_proj.weight"])
         self.cos, self.sin, self.mask = cos, sin, mask
+        self.qkv = self.gu = None
+
+    def fuse(self):
+        """For evaluation, as bench_torch.Llama fuses q/k/v and gate/up: one GEMM for the input-side
+        matrices of q, k and v (the weight, or B of a factorized x B^T A^T) and one for gate and up."""
+        first = [self.lin[n][1] if isinstance(self.lin[n], tuple) else self.lin[n] for n in "qkv"]
+        self.qkv = (torch.cat(first, 0).contiguous(), [f.shape[0] for f in first])
+        self.gu = torch.cat([self.lin["gate"], self.lin["up"]], 0).contiguous()
+        return self
 
     def linear(self, name, x):
         l = self.lin[name]
@@ -218,9 +230,15 @@ class Block:
         B, T, _ = x.shape
         H, KV, D = self.H, self.KV, self.D
         h = self.rms(x, self.ln1)
-        q = self.linear("q", h).view(B, T, H, D).transpose(1, 2)
-        k = self.linear("k", h).view(B, T, KV, D).transpose(1, 2)
-        v = self.linear("v", h).view(B, T, KV, D).transpose(1, 2)
+        if self.qkv is None:
+            q, k, v = (self.linear(n, h) for n in "qkv")
+        else:
+            parts = F.linear(h, self.qkv[0]).split(self.qkv[1], -1)
+            q, k, v = (F.linear(p, self.lin[n][0]) if isinstance(self.lin[n], tuple) else p
+                       for n, p in zip("qkv", parts))
+        q = q.reshape(B, T, H, D).transpose(1, 2)
+        k = k.reshape(B, T, KV, D).transpose(1, 2)
+        v = v.reshape(B, T, KV, D).transpose(1, 2)
         cos, sin = self.cos[:T], self.sin[:T]
         q = q * cos + self.rot_half(q) * sin
         k = k * cos + self.rot_half(k) * sin
@@ -231,43 +249,102 @@ class Block:
         y = torch.matmul(torch.softmax(s, -1), v).transpose(1, 2).reshape(B, T, H * D)
         x = x + self.linear("o", y)
         h2 = self.rms(x, self.ln2)
-        hm = F.silu(self.linear("gate", h2)) * self.linear("up", h2)
+        if self.gu is None:
+            hm = F.silu(self.linear("gate", h2)) * self.linear("up", h2)
+        else:
+            gu = F.linear(h2, self.gu)
+            f = self.gu.shape[0] // 2
+            hm = F.silu(gu[..., :f]) * gu[..., f:]
         if acts is not None:
             acts.update(attn=h, o=y, mlp=h2, down=hm)
         return x + self.linear("down", hm)
+
+
+class BlockModel:
+    """Embedding, the given blocks (dense or compressed), final norm and head: a forward(ids) for
+    bench_torch.evaluate."""
+
+    def __init__(self, w, blocks):
+        self.emb = w["model.embed_tokens.weight"]
+        self.head = w.get("lm_head.weight", self.emb)   # tied when absent
+        self.norm = w["model.norm.weight"]
+        self.blocks = blocks
+
+    def forward(self, ids):
+        x = F.embedding(ids, self.emb)
+        for b in self.blocks:
+            x = b.forward(x)
+        return F.linear(self.blocks[-1].rms(x, self.norm), self.head)
+
+
+def rope_tables(cfg, T):
+    """cos, sin [T, D] (HF default RoPE, rotate-half layout) and the causal mask [T, T]."""
+    D = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    theta = cfg.get("rope_theta") or 10000.0
+    inv = 1.0 / (float(theta) ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
+    ang = torch.outer(torch.arange(T, dtype=torch.float32), inv)
+    ang = torch.cat([ang, ang], -1)
+    return ang.cos(), ang.sin(), torch.full((T, T), float("-inf")).triu(1)
+
+
+def eval_models(cfg, w, blocks, a):
+    """The compressed blocks, then the dense model, over the first --eval-tokens of --eval-ids."""
+    ids = np.fromfile(a.eval_ids, dtype="<i4")
+    if a.eval_tokens > 0:
+        ids = ids[:a.eval_tokens]
+    W, B = a.window, max(1, a.batch)
+    nwin = len(ids) // W
+    if nwin == 0:
+        raise SystemExit("bench_torch_compress: %s holds fewer than %d ids" % (a.eval_ids, W))
+    wins = torch.from_numpy(ids[:nwin * W].astype(np.int64).reshape(nwin, W))
+    cos, sin, mask = rope_tables(cfg, W)
+    out = dict(window=W, batch=B, tokens=nwin * W, windows=nwin)
+    with torch.inference_mode():
+        for name in ("comp", "dense"):
+            if name == "dense":
+                blocks = [Block(cfg, w, i, cos, sin, mask) for i in range(cfg["num_hidden_layers"])]
+            for b in blocks:
+                b.cos, b.sin, b.mask = cos, sin, mask
+                b.fuse()
+            nll, secs = evaluate(BlockModel(w, blocks), wins, B)
+            out.update({name + "_seconds": secs, name + "_tok_s": nwin * W / secs,
+                        "ppl_" + name: math.exp(nll / (nwin * (W - 1)))})
+            blocks = None   # the compressed model's memory goes before the dense copies are made
+    return out
 
 
 def mode_lorap(a):
     cfg, w = load(a.model)
     ids = torch.from_numpy(np.fromfile(a.ids, dtype="<i4").astype(np.int64))
     S, T = a.samples, a.len
+    if ids.numel() < S * T:
+        raise SystemExit("bench_torch_compress: %s holds %d ids, not %d x %d" % (a.ids, ids.numel(), S, T))
     ids = ids[:S * T].view(S, T)
     Bt = a.batch
-    best, res = 1e30, None
+    best, res, blocks = 1e30, None, None
     for _ in range(a.rounds):
         ww = dict(w)   # compression replaces entries of the block dicts, never the loaded tensors
-        r = run_lorap(cfg, ww, ids, a.ratio, Bt)
+        r, bl = run_lorap(cfg, ww, ids, a.ratio, Bt)
         if r["seconds"] < best:
-            best, res = r["seconds"], r
+            best, res, blocks = r["seconds"], r, bl
+        bl = None
+    if a.eval_ids:
+        res["eval"] = eval_models(cfg, w, blocks, a)
     print(json.dumps(res))
 
 
 def run_lorap(cfg, w, ids, ratio, Bt):
+    """(the result, the compressed blocks)"""
     S, T = ids.shape
-    D = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-    theta = cfg.get("rope_theta") or 10000.0
-    inv = 1.0 / (float(theta) ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
-    ang = torch.outer(torch.arange(T, dtype=torch.float32), inv)
-    ang = torch.cat([ang, ang], -1)
-    cos, sin = ang.cos(), ang.sin()
-    mask = torch.full((T, T), float("-inf")).triu(1)
+    cos, sin, mask = rope_tables(cfg, T)
     t_stats = t_fact = t_prune = t_prop = 0.0
-    worst, ranks_all, kept_all = 0.0, [], []
+    worst, ranks_all, kept_all, blocks = 0.0, [], [], []
     with torch.inference_mode():
         t0 = time.perf_counter()
         hidden = F.embedding(ids, w["model.embed_tokens.weight"])          # [S, T, C]
         for i in range(cfg["num_hidden_layers"]):
             blk = Block(cfg, w, i, cos, sin, mask)
+            blocks.append(blk)
             # statistics pass: sums of squares of every input channel, accumulated in float64
             ta = time.perf_counter()
             ss = {}
@@ -306,7 +383,7 @@ def run_lorap(cfg, w, ids, ratio, Bt):
         secs = time.perf_counter() - t0
     return dict(ratio=ratio, samples=S, len=T, seconds=secs, worst_rel_error=worst,
                 split=dict(stats_forward=t_stats, factorize=t_fact, prune=t_prune, propagate=t_prop),
-                threads=torch.get_num_threads(), ranks=ranks_all, kept_channels=kept_all)
+                threads=torch.get_num_threads(), ranks=ranks_all, kept_channels=kept_all), blocks
 
 
 def main():
@@ -322,7 +399,10 @@ def main():
     ap.add_argument("--ratio", type=float, default=0.2)
     ap.add_argument("--samples", type=int, default=128)
     ap.add_argument("--len", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=8, help="windows per forward, calibration and evaluation")
+    ap.add_argument("--eval-ids", help="lorap: also evaluate on these ids (int32), compressed and dense")
+    ap.add_argument("--eval-tokens", type=int, default=0, help="only the first N eval ids (0: all)")
+    ap.add_argument("--window", type=int, default=256, help="evaluation window")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     {"spectra": mode_spectra, "svd": mode_svd, "lorap": mode_lorap}[a.mode](a)
