@@ -116,6 +116,71 @@ static pare_status zero_block0_down(void *user, pare_model *m, int layer, const 
     return PARE_OK;
 }
 
+/* The hook sees its block's Gram matrices, equal to the one-shot pass's (the hook changes nothing);
+ * they are freed once it returns, so a sequential pass holds one block's and the result none. */
+typedef struct {
+    const pare_calib_stats *oneshot;
+    int calls, grams_seen, grams_equal, earlier_kept;
+} gram_watch;
+
+static pare_status watch_grams(void *user, pare_model *m, int layer, const pare_calib_stats *stats, pare_error *err)
+{
+    gram_watch *w = user;
+    w->calls++;
+    for (int k = 0; k < PARE_IN_COUNT; k++) {
+        const pare_input_stats *s = &stats->sites[layer][k], *o = &w->oneshot->sites[layer][k];
+        if (!s->gram)
+            continue;
+        w->grams_seen++;
+        w->grams_equal += o->gram && memcmp(s->gram, o->gram, (size_t)s->dim * s->dim * sizeof(double)) == 0;
+        for (int l = 0; l < layer; l++)
+            w->earlier_kept += stats->sites[l][k].gram != NULL;
+    }
+    return PARE_OK;
+}
+
+static void test_sequential_frees_grams(void)
+{
+    pare_model *m = fixture_model("g1", 0);
+    if (!m)
+        return;
+    int S = 3, T = 10;
+    int32_t *ids = fixture_ids(m, S, T);
+    pare_calib_opts o;
+    pare_calib_defaults(&o);
+    o.samples = S;
+    o.len = T;
+    o.gram = 1;
+    pare_calib_stats *one = NULL, *seq = NULL;
+    pare_error err = {0};
+    CHECK(pare_calibrate(m, ids, &o, NULL, NULL, NULL, &one, &err) == PARE_OK);
+    gram_watch w = {one, 0, 0, 0, 0};
+    CHECK(pare_calibrate(m, ids, &o, watch_grams, &w, NULL, &seq, &err) == PARE_OK);
+    int L = m->cfg.n_layers;
+    CHECKF(w.calls == L && w.grams_seen == L * PARE_IN_COUNT && w.grams_equal == w.grams_seen && w.earlier_kept == 0,
+           "calls %d, Grams seen %d, equal %d, earlier blocks' kept %d", w.calls, w.grams_seen, w.grams_equal,
+           w.earlier_kept);
+    if (one && seq) {
+        size_t sumsq = 0, grams = 0;
+        for (int l = 0; l < L; l++)
+            for (int k = 0; k < PARE_IN_COUNT; k++) {
+                CHECK(seq->sites[l][k].gram == NULL && seq->sites[l][k].sumsq != NULL);
+                CHECK(memcmp(seq->sites[l][k].sumsq, one->sites[l][k].sumsq,
+                             (size_t)one->sites[l][k].dim * sizeof(double)) == 0);
+                sumsq += (size_t)one->sites[l][k].dim * sizeof(double);
+                grams += (size_t)one->sites[l][k].dim * one->sites[l][k].dim * sizeof(double);
+            }
+        CHECKF(seq->bytes == sumsq && one->bytes == sumsq + grams, "bytes: sequential %zu (sums %zu), one-shot %zu",
+               seq->bytes, sumsq, one->bytes);
+        /* the estimate: one block's Gram matrices sequential, all of them one-shot */
+        CHECK(pare_calib_bytes(m, &o, 0) - pare_calib_bytes(m, &o, 1) == grams - grams / L);
+    }
+    pare_calib_free(one);
+    pare_calib_free(seq);
+    free(ids);
+    pare_model_free(m);
+}
+
 /* Sequential mode: block 1 is calibrated on the output of block 0 as the hook left it. */
 static void test_sequential_semantics(void)
 {
@@ -190,5 +255,6 @@ void suite_calib(void)
     RUN(test_stats_llama);
     RUN(test_stats_gpt2);
     RUN(test_sequential_semantics);
+    RUN(test_sequential_frees_grams);
     RUN(test_nan_and_cancel);
 }

@@ -300,11 +300,11 @@ pare_status cli_calib_windows(const pare_model *m, const char *path, const void 
         plain.gram = 0;
         gram.gram = 1;
         fprintf(stderr,
-                "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu); memory %.1f MiB, %.1f MiB with "
-                "the "
-                "Gram matrices whitening needs\n",
+                "[calibrate] %d windows x %d tokens from %s (%zu tokens, seed %llu); memory %.1f MiB, with the Gram "
+                "matrices whitening needs %.1f MiB block by block (sequential), %.1f MiB all at once (one-shot)\n",
                 co->samples, co->len, path, n, (unsigned long long)co->seed,
-                (double)pare_calib_bytes(m, &plain) / (1 << 20), (double)pare_calib_bytes(m, &gram) / (1 << 20));
+                (double)pare_calib_bytes(m, &plain, 1) / (1 << 20), (double)pare_calib_bytes(m, &gram, 1) / (1 << 20),
+                (double)pare_calib_bytes(m, &gram, 0) / (1 << 20));
     }
     return rc;
 }

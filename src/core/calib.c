@@ -82,14 +82,37 @@ static int site_dim(const pare_model *m, int l, int site)
     return 0;
 }
 
-size_t pare_calib_bytes(const pare_model *m, const pare_calib_opts *o)
+size_t pare_calib_bytes(const pare_model *m, const pare_calib_opts *o, int sequential)
 {
-    size_t stats = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int s = 0; s < PARE_IN_COUNT; s++)
-            stats += site_floats(site_dim(m, l, s), o->gram) * sizeof(double);
+    size_t stats = 0, block_grams = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        size_t grams = 0;
+        for (int s = 0; s < PARE_IN_COUNT; s++) {
+            stats += site_floats(site_dim(m, l, s), 0) * sizeof(double);
+            grams += (site_floats(site_dim(m, l, s), o->gram) - site_floats(site_dim(m, l, s), 0)) * sizeof(double);
+        }
+        if (sequential)
+            block_grams = grams > block_grams ? grams : block_grams;
+        else
+            stats += grams;
+    }
+    stats += block_grams;
     int B = o->batch < o->samples ? o->batch : o->samples;
     return stats + (size_t)o->samples * o->len * m->cfg.dim * sizeof(float) + pare_acts_bytes(m, B, o->len, 0);
+}
+
+/* A block's Gram matrices once its hook has used them: they are most of the statistics (1.4 GB per
+ * LLaMA-7B block, 44 GB for the model), so a sequential pass holds one block's. */
+static void drop_grams(pare_calib_stats *st, int l)
+{
+    for (int k = 0; k < PARE_IN_COUNT; k++) {
+        pare_input_stats *s = &st->sites[l][k];
+        if (s->gram) {
+            free(s->gram);
+            s->gram = NULL;
+            st->bytes -= (size_t)s->dim * s->dim * sizeof(double);
+        }
+    }
 }
 
 void pare_calib_free(pare_calib_stats *s)
@@ -180,7 +203,7 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
     int held = -1; /* the block acquired, released on every way out */
     if (!st || !hidden || (o->gram && !gram_tmp) || !(st->sites = calloc((size_t)c->n_layers, sizeof *st->sites))) {
         rc = pare_fail(err, PARE_ENOMEM, "out of memory for calibration (%.1f MiB)",
-                       (double)pare_calib_bytes(m, o) / (1 << 20));
+                       (double)pare_calib_bytes(m, o, hook != NULL) / (1 << 20));
         goto fail;
     }
     st->n_layers = c->n_layers;
@@ -224,6 +247,8 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
                     goto fail;
                 if (hook && (rc = hook(user, m, l, st, err)))
                     goto fail;
+                if (hook)
+                    drop_grams(st, l);
             }
         }
         pare_block_release(m, l);

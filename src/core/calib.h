@@ -56,11 +56,14 @@ typedef pare_status (*pare_block_hook)(void *user, pare_model *m, int layer, con
 
 /* Runs ids [samples, len] through the model block by block, accumulating statistics. With a hook,
  * each block may be compressed before the next is calibrated (LoRAP / SparseGPT's sequential
- * mode); without one, all statistics come from the model as given (one-shot). */
+ * mode), and its Gram matrices are freed once the hook returns (the result keeps the sums of
+ * squares of every block, the Gram matrices of none); without one, all statistics come from the
+ * model as given (one-shot) and are all kept. */
 pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_opts *o, pare_block_hook hook,
                            void *user, const pare_progress *progress, pare_calib_stats **out, pare_error *err);
-/* Memory pare_calibrate will need, for reporting before it runs. */
-size_t pare_calib_bytes(const pare_model *m, const pare_calib_opts *o);
+/* Memory pare_calibrate will need, for reporting before it runs: sequential (with a hook), one
+ * block's Gram matrices at a time; one-shot, every block's. */
+size_t pare_calib_bytes(const pare_model *m, const pare_calib_opts *o, int sequential);
 void pare_calib_free(pare_calib_stats *s);
 
 #endif
