@@ -807,6 +807,20 @@ static void test_disk_full_export(void)
                "%s: the previous export changed or a temporary sibling remains", out);
         child_free(&e);
     }
+    /* streamed: the blocks written while compressed blocks go to and come back from the spill file,
+     * which the full disk stops as well; either way nothing partial remains */
+    for (int f = 0; f < 2; f++) {
+        char fresh[1200];
+        snprintf(fresh, sizeof fresh, "%s-%s", tmp_path("df-streamed"), FORMATS[f]);
+        const char *a1[] = {"compress", "--model",  model,   "--method", "svd",      "--ratio", "0.4",
+                            "--format", FORMATS[f], "--out", fresh,      "--stream", "on",      NULL};
+        child d = {.args = a1, .fsize = atol(FULL)};
+        run_child(&d);
+        CHECKF(d.status == 2 && (strstr(d.err, "File too large") || strstr(d.err, "disk full")),
+               "streamed %s export on a full disk: exit %d: %s", FORMATS[f], d.status, d.err);
+        CHECKF(!pare_is_dir(fresh) && leftovers(fresh) == 0, "%s: a partial streamed export remains", fresh);
+        child_free(&d);
+    }
     free(before);
     pare_model *m = NULL;
     pare_error err = {0};

@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -342,6 +345,43 @@ static void test_streamed_refusals(void)
     expect_pare_error(bad, needles_bad, 1);
 }
 
+/* A truncated shard of a sharded checkpoint is named at load, streamed or not: its tensors are
+ * checked against the file's length before any block is mapped. */
+static void test_truncated_shard_is_named(void)
+{
+    const char *src = FAMILIES "llama3";
+    if (!pare_is_dir(src))
+        SKIP("skipped: %s not present", src);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", tmp_path("cut"));
+    CHECK(mkdir(dir, 0777) == 0);
+    DIR *d = opendir(src);
+    struct dirent *e;
+    pare_error err = {0};
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char from[900], to[900];
+        snprintf(from, sizeof from, "%s/%s", src, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", dir, e->d_name);
+        CHECKF(pare_copy_file(from, to, &err) == PARE_OK, "%s", err.msg);
+    }
+    if (d)
+        closedir(d);
+    /* shard 7 of 23 holds a block matrix (model.layers.0.mlp.up_proj.weight) */
+    char shard[900];
+    snprintf(shard, sizeof shard, "%s/model-00007-of-00023.safetensors", dir);
+    struct stat sb;
+    CHECK(stat(shard, &sb) == 0 && sb.st_size > 64 && truncate(shard, sb.st_size - 64) == 0);
+    static const char *const modes[] = {"on", "off"};
+    for (int k = 0; k < 2; k++) {
+        const char *const args[] = {"eval",     "--model", dir, "--data", FAMILIES "llama3/eval.txt",
+                                    "--stream", modes[k],  NULL};
+        const char *const needles[] = {"model-00007-of-00023.safetensors", NULL};
+        expect_pare_error(args, needles, 0);
+    }
+}
+
 void suite_stream(void);
 void suite_stream(void)
 {
@@ -350,4 +390,5 @@ void suite_stream(void)
     RUN(test_streamed_spectra_are_identical);
     RUN(test_streamed_memory_is_one_block);
     RUN(test_streamed_refusals);
+    RUN(test_truncated_shard_is_named);
 }
