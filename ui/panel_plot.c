@@ -58,8 +58,8 @@ static void stats_line(tui_app *a, char *buf, size_t cap)
         if (st->dec[i].action == PARE_PLAN_FACTOR && o < cap)
             snprintf(buf + o, cap - o, " · set r %d", st->dec[i].rank);
     } else if (a->plot == TUI_PLOT_BUDGET) {
-        snprintf(buf, cap, "auto at ratio %.3g: predicted +%.4g nats/token, svdllm uniform +%.4g (b: back)", st->mo.ratio,
-                 st->auto_predicted, st->uniform_predicted);
+        snprintf(buf, cap, "auto at ratio %.3g: predicted +%.4g nats/token, svdllm uniform +%.4g (b: back)",
+                 st->mo.ratio, st->auto_predicted, st->uniform_predicted);
     } else if (a->plot == TUI_PLOT_HEATMAP) {
         char label[96];
         tui_config_label(&st->cfg, label, sizeof label);

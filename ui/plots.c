@@ -218,7 +218,8 @@ static pare_status budget(const tui_state *st, pare_plot *p, pare_error *err)
     int n = st->auto_curve_n;
     if (!st->auto_an || n < 1)
         return pare_fail(err, PARE_EINVAL, "auto's sensitivities are not measured yet: choose auto in the budget pane");
-    double *x = malloc((size_t)n * sizeof *x), *ya = malloc((size_t)n * sizeof *ya), *yu = malloc((size_t)n * sizeof *yu);
+    double *x = malloc((size_t)n * sizeof *x), *ya = malloc((size_t)n * sizeof *ya),
+           *yu = malloc((size_t)n * sizeof *yu);
     if (!x || !ya || !yu) {
         free(x), free(ya), free(yu);
         return pare_fail(err, PARE_ENOMEM, "out of memory for the budget plot");
@@ -241,12 +242,11 @@ static pare_status budget(const tui_state *st, pare_plot *p, pare_error *err)
             p, &(pare_series){.kind = PARE_SERIES_LINE, .name = "svdllm uniform", .x = x, .y = yu, .n = n, .dashed = 1},
             err);
     if (!rc)
-        rc = pare_plot_add(p,
-                           &(pare_series){.kind = PARE_SERIES_VLINE,
-                                          .name = mark,
-                                          .value = st->mo.ratio,
-                                          .color = pare_palette_color(1)},
-                           err);
+        rc = pare_plot_add(
+            p,
+            &(pare_series){
+                .kind = PARE_SERIES_VLINE, .name = mark, .value = st->mo.ratio, .color = pare_palette_color(1)},
+            err);
     free(x), free(ya), free(yu);
     return rc;
 }

@@ -11,7 +11,7 @@ typedef enum {
     TUI_PLOT_HEATMAP,  /* parameters kept per matrix (layers x types) under the configuration (h) */
     TUI_PLOT_LAYERS,   /* the selected matrix's type across layers, values over s_1 (g) */
     TUI_PLOT_CHART,    /* perplexity (or acc, acc_norm: c again) against parameters of the results, per method (c) */
-    TUI_PLOT_BUDGET,   /* auto's predicted loss increase against the ratio, uniform svdllm's beside, the ratio marked (b) */
+    TUI_PLOT_BUDGET, /* auto's predicted loss increase against the ratio, uniform svdllm's beside, the ratio marked (b) */
     TUI_PLOT_KINDS
 } tui_plot_kind;
 

@@ -155,8 +155,8 @@ unsigned long long tui_config_hash(const tui_config *c, const tui_settings *set)
         pare_method_opts mo;
         tui_method_opts_effective(c, &mo);
         h = fnv(h, c->method->name, strlen(c->method->name));
-        double v[] = {mo.ratio, mo.split, mo.keep_least, mo.energy, mo.weighting, mo.nm_n, mo.nm_m, mo.sensitivity,
-                      mo.probe_samples};
+        double v[] = {mo.ratio, mo.split, mo.keep_least,  mo.energy,       mo.weighting,
+                      mo.nm_n,  mo.nm_m,  mo.sensitivity, mo.probe_samples};
         h = fnv(h, v, sizeof v);
     }
     if (c->kind == TUI_CFG_MANUAL)
