@@ -212,6 +212,25 @@ static void test_sequential_semantics(void)
         /* block 0's own statistics are taken before the hook runs */
         CHECK(fabs(seq->sites[0][PARE_IN_DOWN].sumsq[0] - dense->sites[0][PARE_IN_DOWN].sumsq[0]) < 1e-9);
     }
+    /* one_shot with a hook: the hook's change does not reach block 1, whose statistics are the dense
+     * model's to the bit (the hook on m3 zeroes block 0's down projection too) */
+    pare_model *m3 = fixture_model("s3", 0);
+    pare_calib_stats *one = NULL;
+    pare_calib_opts o1 = o;
+    o1.one_shot = 1;
+    calls = 0;
+    CHECK(m3 && pare_calibrate(m3, ids, &o1, zero_block0_down, &calls, NULL, &one, &err) == PARE_OK);
+    CHECK(calls == (m3 ? m3->cfg.n_layers : -1));
+    if (one && dense) {
+        int same = 1;
+        for (int l = 0; l < dense->n_layers; l++)
+            for (int k = 0; k < PARE_IN_COUNT; k++)
+                same &= memcmp(one->sites[l][k].sumsq, dense->sites[l][k].sumsq,
+                               (size_t)dense->sites[l][k].dim * sizeof(double)) == 0;
+        CHECKF(same, "one-shot statistics through a hook differ from the dense model's");
+    }
+    pare_calib_free(one);
+    pare_model_free(m3);
     pare_calib_free(seq);
     pare_calib_free(pre);
     pare_calib_free(dense);

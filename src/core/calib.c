@@ -216,7 +216,7 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
             goto fail;
         memcpy(hidden + (size_t)s0 * T * C, a->emb, (size_t)nb * T * C * sizeof(float));
     }
-    int passes = hook ? 2 : 1;
+    int passes = hook && !o->one_shot ? 2 : 1; /* statistics, then the outputs of the hook's block */
     double total = (double)c->n_layers * passes * ((S + B - 1) / B), done = 0;
     for (int l = 0; l < c->n_layers; l++) {
         if ((rc = alloc_layer(st, m, l, o->gram, err)) || (rc = pare_block_acquire(m, l, err)))
@@ -238,7 +238,7 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
                     memcpy(x, y, (size_t)N * C * sizeof(float));
                 char detail[96];
                 snprintf(detail, sizeof detail, "block %d/%d%s", l + 1, c->n_layers,
-                         hook ? (pass ? " (propagating)" : " (statistics)") : "");
+                         passes == 2 ? (pass ? " (propagating)" : " (statistics)") : "");
                 if ((rc = pare_report(progress, "calibrate", ++done / total, detail, err)))
                     goto fail;
             }

@@ -14,6 +14,8 @@ typedef struct {
     uint64_t seed; /* window positions are a function of the seed only (default 0) */
     int batch;     /* windows per forward pass (default 8) */
     int gram;      /* 1: also accumulate X^T X for every input (whitening needs it) */
+    int one_shot;  /* with a hook: the next block is calibrated on this block's dense outputs, taken
+                      before the hook runs (one-shot statistics, one block's held at a time) */
 } pare_calib_opts;
 
 void pare_calib_defaults(pare_calib_opts *o);
@@ -56,9 +58,10 @@ typedef pare_status (*pare_block_hook)(void *user, pare_model *m, int layer, con
 
 /* Runs ids [samples, len] through the model block by block, accumulating statistics. With a hook,
  * each block may be compressed before the next is calibrated (LoRAP / SparseGPT's sequential
- * mode), and its Gram matrices are freed once the hook returns (the result keeps the sums of
- * squares of every block, the Gram matrices of none); without one, all statistics come from the
- * model as given (one-shot) and are all kept. */
+ * mode; with o->one_shot the next block sees this block's outputs from before the hook instead,
+ * which is the one-shot statistics block by block), and its Gram matrices are freed once the hook
+ * returns (the result keeps the sums of squares of every block, the Gram matrices of none);
+ * without one, all statistics come from the model as given (one-shot) and are all kept. */
 pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_opts *o, pare_block_hook hook,
                            void *user, const pare_progress *progress, pare_calib_stats **out, pare_error *err);
 /* Memory pare_calibrate will need, for reporting before it runs: sequential (with a hook), one

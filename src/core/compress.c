@@ -140,13 +140,10 @@ pare_status pare_apply_plan(pare_model *m, const pare_plan *plan, const int32_t 
         pare_calib_opts opts = *co;
         opts.gram = gram;
         pare_calib_stats *st = NULL;
-        if (o->sequential) {
-            rc = pare_calibrate(m, calib_ids, &opts, hook, &c, progress, &st, err);
-        } else {
-            rc = pare_calibrate(m, calib_ids, &opts, NULL, NULL, progress, &st, err);
-            for (int l = 0; !rc && l < m->cfg.n_layers; l++)
-                rc = compress_acquired(&c, m, l, st->sites[l], err);
-        }
+        /* one-shot too compresses each block from its hook (the dense outputs already passed on), so
+         * that one block's Gram matrices are held at a time, not the model's (44 GB for LLaMA-7B) */
+        opts.one_shot = !o->sequential;
+        rc = pare_calibrate(m, calib_ids, &opts, hook, &c, progress, &st, err);
         pare_calib_free(st);
         if (rc)
             return rc;
