@@ -23,8 +23,13 @@ typedef struct pare_block_store pare_block_store;
 typedef struct {
     off_t off;
     size_t heap_floats; /* weights (or A and B), then the bias */
-    size_t bytes;       /* heap_floats as floats, rounded up to 8 bytes */
+    size_t bytes;       /* heap_floats as floats, rounded up to 8 bytes: its room in the cache */
+    size_t file_bytes;  /* what it takes in the spill file */
+    int half;           /* stored as the upper 16 bits of each float (all of them were BF16 values) */
 } spill_rec;
+
+/* Values a spill writes at a time when it narrows them. */
+#define SPILL_CHUNK 65536
 
 /* A spilled linear's bias pointer while it is not acquired: only whether it has one is known. */
 static float no_bias_data;
@@ -88,10 +93,19 @@ static pare_status read_spilled(const pare_model *m, int l, unsigned char *buf, 
         if (!lin->out || lin->streamed != PARE_LIN_SPILLED)
             continue;
         const spill_rec *r = &s->recs[(size_t)l * PARE_LIN_KINDS + k];
-        if (pread(fileno(s->spill), buf, r->heap_floats * sizeof(float), r->off) !=
-            (ssize_t)(r->heap_floats * sizeof(float)))
+        size_t n = r->heap_floats, size = r->half ? 2 : 4;
+        unsigned char *at = r->half ? buf + 2 * n : buf; /* half-width values land in the upper half */
+        if (pread(fileno(s->spill), at, n * size, r->off) != (ssize_t)(n * size))
             return pare_fail(err, PARE_EIO, "%s: reading block %d's compressed %s back from the spill file: %s",
                              m->path, l, lin->name, strerror(errno));
+        /* widened in place from the front: value i is read (bytes 2n + 2i) before float i overwrites
+         * bytes 4i .. 4i + 3, which only reach values already widened */
+        for (size_t i = 0; r->half && i < n; i++) {
+            uint16_t h;
+            memcpy(&h, at + 2 * i, 2);
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(buf + 4 * i, &u, 4);
+        }
         float *f = (float *)(void *)buf;
         size_t wf = r->heap_floats - (lin->b ? (size_t)lin->out : 0);
         if (lin->kind == PARE_LIN_FACTORED) {
@@ -122,6 +136,34 @@ static void unpoint_spilled(const pare_model *m, int l)
             unview(&b->lin[k]);
 }
 
+/* Writes v[n] at off in the spill file: as the upper 16 bits of each float when every value is a
+ * BF16 value (*half = 1: masked or sliced weights of a BF16 checkpoint, which halves the file and
+ * loses nothing), else as floats. Returns the bytes written or -1. */
+static ssize_t spill_write(pare_block_store *s, const float *v, size_t n, off_t off, int *half)
+{
+    const uint32_t *u = (const uint32_t *)(const void *)v;
+    size_t i = 0;
+    while (i < n && (u[i] & 0xffff) == 0)
+        i++;
+    *half = i == n;
+    if (!*half)
+        return pwrite(fileno(s->spill), v, n * sizeof(float), off);
+    uint16_t chunk[SPILL_CHUNK];
+    size_t done = 0;
+    for (size_t at = 0; at < n; at += SPILL_CHUNK) {
+        size_t m = n - at < SPILL_CHUNK ? n - at : SPILL_CHUNK;
+        for (size_t j = 0; j < m; j++)
+            chunk[j] = (uint16_t)(u[at + j] >> 16);
+        ssize_t w = pwrite(fileno(s->spill), chunk, m * 2, off + (off_t)(2 * at));
+        if (w < 0)
+            return -1;
+        done += (size_t)w;
+        if ((size_t)w != m * 2)
+            break;
+    }
+    return (ssize_t)done;
+}
+
 /* Writes block l's compressed (owned) linears to the spill file and frees their arrays. A failure
  * leaves them in memory and is kept for the next acquire to report. */
 static void spill_block(const pare_model *m, int l)
@@ -139,19 +181,20 @@ static void spill_block(const pare_model *m, int l)
         pare_linear *lin = &b->lin[k];
         if (!lin->out || lin->streamed != PARE_LIN_OWNED || !lin->heap)
             continue;
-        spill_rec r = {s->spill_end, 0, 0};
+        spill_rec r = {s->spill_end, 0, 0, 0, 0};
         r.heap_floats = (lin->kind == PARE_LIN_FACTORED ? (size_t)lin->rank * ((size_t)lin->out + lin->in)
                                                         : (size_t)lin->out * lin->in) +
                         (lin->b ? (size_t)lin->out : 0);
         r.bytes = (r.heap_floats * sizeof(float) + 7) & ~(size_t)7; /* the next linear's floats stay aligned */
-        ssize_t wrote = pwrite(fileno(s->spill), lin->heap, r.heap_floats * sizeof(float), r.off);
-        if (wrote != (ssize_t)(r.heap_floats * sizeof(float))) {
+        ssize_t wrote = spill_write(s, lin->heap, r.heap_floats, r.off, &r.half);
+        r.file_bytes = r.heap_floats * (r.half ? 2 : 4);
+        if (wrote != (ssize_t)r.file_bytes) {
             s->spill_rc = pare_fail(&s->spill_err, PARE_EIO,
                                     "%s: writing block %d's compressed %s to the spill file (a temporary file): %s",
                                     m->path, l, lin->name, wrote < 0 ? strerror(errno) : "disk full");
             return;
         }
-        s->spill_end += (off_t)r.bytes;
+        s->spill_end += (off_t)((r.file_bytes + 7) & ~(size_t)7);
         s->recs[(size_t)l * PARE_LIN_KINDS + k] = r;
         free(lin->heap);
         lin->heap = NULL;
