@@ -136,17 +136,24 @@ static void unpoint_spilled(const pare_model *m, int l)
             unview(&b->lin[k]);
 }
 
-/* Writes v[n] at off in the spill file: as the upper 16 bits of each float when every value is a
- * BF16 value (*half = 1: masked or sliced weights of a BF16 checkpoint, which halves the file and
- * loses nothing), else as floats. Returns the bytes written or -1. */
-static ssize_t spill_write(pare_block_store *s, const float *v, size_t n, off_t off, int *half)
+/* Whether every value is a BF16 value (masked or sliced weights of a BF16 checkpoint, or weights
+ * rounded for --factor-dtype bf16): the spill file then keeps their upper 16 bits, half the bytes,
+ * and loses nothing. */
+static int all_bf16(const float *v, size_t n)
 {
     const uint32_t *u = (const uint32_t *)(const void *)v;
     size_t i = 0;
     while (i < n && (u[i] & 0xffff) == 0)
         i++;
-    *half = i == n;
-    if (!*half)
+    return i == n;
+}
+
+/* Writes v[n] at off in the spill file, as the upper 16 bits of each float when half. Returns the
+ * bytes written or -1. */
+static ssize_t spill_write(pare_block_store *s, const float *v, size_t n, off_t off, int half)
+{
+    const uint32_t *u = (const uint32_t *)(const void *)v;
+    if (!half)
         return pwrite(fileno(s->spill), v, n * sizeof(float), off);
     uint16_t chunk[SPILL_CHUNK];
     size_t done = 0;
@@ -186,15 +193,25 @@ static void spill_block(const pare_model *m, int l)
                                                         : (size_t)lin->out * lin->in) +
                         (lin->b ? (size_t)lin->out : 0);
         r.bytes = (r.heap_floats * sizeof(float) + 7) & ~(size_t)7; /* the next linear's floats stay aligned */
-        ssize_t wrote = spill_write(s, lin->heap, r.heap_floats, r.off, &r.half);
+        r.half = all_bf16(lin->heap, r.heap_floats);
         r.file_bytes = r.heap_floats * (r.half ? 2 : 4);
+        /* a linear spilled before (compressed, then rounded for --factor-dtype) reuses its place when
+         * it fits there, so the file does not grow by a copy per pass */
+        const spill_rec *before = &s->recs[(size_t)l * PARE_LIN_KINDS + k];
+        int reuse = before->file_bytes && r.file_bytes <= ((before->file_bytes + 7) & ~(size_t)7);
+        if (reuse)
+            r.off = before->off;
+        ssize_t wrote = spill_write(s, lin->heap, r.heap_floats, r.off, r.half);
         if (wrote != (ssize_t)r.file_bytes) {
             s->spill_rc = pare_fail(&s->spill_err, PARE_EIO,
                                     "%s: writing block %d's compressed %s to the spill file (a temporary file): %s",
                                     m->path, l, lin->name, wrote < 0 ? strerror(errno) : "disk full");
             return;
         }
-        s->spill_end += (off_t)((r.file_bytes + 7) & ~(size_t)7);
+        if (reuse)
+            r.file_bytes = before->file_bytes; /* the slot keeps its size for the next reuse */
+        else
+            s->spill_end += (off_t)((r.file_bytes + 7) & ~(size_t)7);
         s->recs[(size_t)l * PARE_LIN_KINDS + k] = r;
         free(lin->heap);
         lin->heap = NULL;
