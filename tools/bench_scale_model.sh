@@ -10,7 +10,8 @@
 #   BENCH_SCALE_STEPS   among: eval spectra lorap svdllm wanda (default: eval spectra lorap svdllm)
 #   BENCH_SCALE_LIMIT   --memory-limit of every step (default 15G)
 #   BENCH_SCALE_TOKENS  evaluation tokens, window 128 (default 1024)
-#   BENCH_SCALE_CALIB   calibration text (default PARE_SHARED's Brown train); 16 windows x 128 tokens
+#   BENCH_SCALE_CALIB   calibration text (default PARE_SHARED's Brown train), windows of 128 tokens
+#   BENCH_SCALE_CALIB_SAMPLES  calibration windows (default 16)
 #   BENCH_SCALE_EVAL    evaluation text (default PARE_SHARED's wiki.test.raw)
 #   BENCH_SCALE_WORK    scratch folder for the exports (default /tmp), emptied of them at the end
 #   BENCH_SCALE_JSON    also write the table as JSON to this file
@@ -80,7 +81,8 @@ step() {
     echo "bench-scale-model: $name: $(cat "$WORK/$name.time") (wall s, peak RSS KiB)" >&2
 }
 
-calib=(--calib "$CALIB" --calib-samples 16 --calib-len 128)
+SAMPLES=${BENCH_SCALE_CALIB_SAMPLES:-16}
+calib=(--calib "$CALIB" --calib-samples "$SAMPLES" --calib-len 128)
 for s in $STEPS; do
     case $s in
     eval) step eval eval --model "$MODEL" --data "$EVAL" --window 128 --limit-tokens "$TOKENS" --memory-limit "$LIMIT" --json ;;
@@ -114,7 +116,7 @@ def gram_values(m, n):
 def factors(m, n):
     m, n = max(m, n), min(m, n)
     return gram_values(m, n) + 2 * n ** 3 + m * n * n
-calib_tokens = 16 * 128
+calib_tokens = int(os.environ.get("BENCH_SCALE_CALIB_SAMPLES", "16")) * 128
 work_of = {
     "eval": tokens * fwd_token,
     "spectra": sum(gram_values(m, n) for m, n in mats),
