@@ -7,7 +7,7 @@
 #   BENCH_SCALE_MODEL=DIR bash tools/bench_scale_model.sh
 #
 #   BENCH_SCALE_MODEL   the model folder (e.g. written by pare init --config tools/shapes/llama-7b.json)
-#   BENCH_SCALE_STEPS   among: eval spectra lorap svdllm wanda (default: eval spectra lorap svdllm)
+#   BENCH_SCALE_STEPS   among: eval spectra lorap svdllm wanda magnitude (default: eval spectra lorap svdllm)
 #   BENCH_SCALE_LIMIT   --memory-limit of every step (default 15G)
 #   BENCH_SCALE_TOKENS  evaluation tokens, window 128 (default 1024)
 #   BENCH_SCALE_CALIB   calibration text (default PARE_SHARED's Brown train), windows of 128 tokens
@@ -93,9 +93,11 @@ for s in $STEPS; do
     svdllm) step svdllm compress --model "$MODEL" --method svdllm --ratio 0.2 "${calib[@]}" --memory-limit "$LIMIT" \
         --out "$WORK/svdllm" --factor-dtype bf16 --json
         du -sb "$WORK/svdllm" | cut -f1 > "$WORK/svdllm.bytes"; rm -rf "$WORK/svdllm" ;;
+    magnitude) step magnitude compress --model "$MODEL" --method magnitude --ratio 0.5 --memory-limit "$LIMIT" \
+        --eval "$EVAL" --window 128 --limit-tokens "$TOKENS" --json ;;
     wanda) step wanda compress --model "$MODEL" --method wanda --ratio 0.5 "${calib[@]}" --memory-limit "$LIMIT" \
         --eval "$EVAL" --window 128 --limit-tokens "$TOKENS" --json ;;
-    *) echo "bench-scale-model: unknown step $s (eval spectra lorap svdllm wanda)" >&2; exit 2 ;;
+    *) echo "bench-scale-model: unknown step $s (eval spectra lorap svdllm wanda magnitude)" >&2; exit 2 ;;
     esac
 done
 
@@ -124,6 +126,7 @@ work_of = {
     "lorap": 2 * calib_tokens * fwd_token + sum(factors(m, n) for m, n in mats[:4] * L),
     "svdllm": calib_tokens * fwd_token + sum(factors(m, n) + min(m, n) ** 3 / 3 + m * n * min(m, n) for m, n in mats),
     "wanda": 2 * calib_tokens * fwd_token + (tokens * fwd_token),
+    "magnitude": tokens * fwd_token,
 }
 rows = []
 for s in steps:
@@ -142,7 +145,7 @@ for s in steps:
         if s == "eval":
             r["perplexity"], r["weights"] = out["ppl"], out["weights"]
             r["pare_flop_per_token"] = out["flop_per_token"]
-        if s in ("lorap", "svdllm", "wanda"):
+        if s in ("lorap", "svdllm", "wanda", "magnitude"):
             r["params_after"] = out["params"]["total_after"]
             r["params_before"] = out["params"]["total_before"]
     except (ValueError, KeyError, IndexError):
