@@ -302,9 +302,12 @@ static void test_init_memory_is_bounded_by_the_largest_tensor(void)
     const char *args[] = {"init", "--config", cfg, "--out", tmp_path("mid"), NULL};
     long peak = pare_peak_kib(args, &st);
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pare init exited with %d", st);
-    CHECKF(peak > 0 && peak <= base + largest_kib && base + largest_kib < slab_kib,
-           "peak RSS %ld KiB; bound %ld KiB (pare info %ld + largest tensor %ld); the fp32 slab is %ld KiB", peak,
-           base + largest_kib, base, largest_kib, slab_kib);
+    /* under the sanitizers (make check sets PARE_TEST_QUICK) shadow memory sets the peak, as in
+     * test_streamed_memory_is_one_block: the bound is checked outside them */
+    if (!getenv("PARE_TEST_QUICK"))
+        CHECKF(peak > 0 && peak <= base + largest_kib && base + largest_kib < slab_kib,
+               "peak RSS %ld KiB; bound %ld KiB (pare info %ld + largest tensor %ld); the fp32 slab is %ld KiB", peak,
+               base + largest_kib, base, largest_kib, slab_kib);
     /* an interrupt leaves neither the folder nor its temporary */
     char *o = NULL, *e = NULL;
     const char *again[] = {"init", "--config", cfg, "--out", tmp_path("stopped"), "--dtype", "f32", NULL};
