@@ -216,6 +216,18 @@ def batch_nll(model, ids):
     return -logp.gather(-1, tgt).to(torch.float64).sum().item()
 
 
+def load_windows(path, limit, W):
+    """The first limit (0: all) int32 ids of path cut into whole windows of W: int64 [nwin, W], or None
+    when not even one window fits."""
+    ids = np.fromfile(path, dtype="<i4")
+    if limit > 0:
+        ids = ids[:limit]
+    nwin = len(ids) // W
+    if nwin == 0:
+        return None
+    return torch.from_numpy(ids[:nwin * W].astype(np.int64).reshape(nwin, W))
+
+
 def evaluate(model, wins, B):
     """(summed NLL, seconds) over the windows wins [n, T], B at a time, after an untimed warm-up batch."""
     batch_nll(model, wins[:B])
@@ -237,15 +249,12 @@ def main():
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
-    ids = np.fromfile(a.ids, dtype="<i4")
-    if a.limit_tokens > 0:
-        ids = ids[:a.limit_tokens]
     W, B = a.window, max(1, a.batch)
-    nwin = len(ids) // W
-    if nwin == 0:
+    wins = load_windows(a.ids, a.limit_tokens, W)
+    if wins is None:
         sys.stderr.write("bench_torch: fewer than %d tokens\n" % W)
         return 2
-    wins = torch.from_numpy(ids[:nwin * W].astype(np.int64).reshape(nwin, W))
+    nwin = wins.shape[0]
 
     with torch.inference_mode():
         model = build(a.model, W)

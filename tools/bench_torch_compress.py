@@ -45,7 +45,7 @@ except ImportError:
     sys.exit(3)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_torch import evaluate, load_safetensors  # noqa: E402
+from bench_torch import evaluate, load_safetensors, load_windows  # noqa: E402
 
 PROJ = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
@@ -289,14 +289,11 @@ def rope_tables(cfg, T):
 
 def eval_models(cfg, w, blocks, a):
     """The compressed blocks, then the dense model, over the first --eval-tokens of --eval-ids."""
-    ids = np.fromfile(a.eval_ids, dtype="<i4")
-    if a.eval_tokens > 0:
-        ids = ids[:a.eval_tokens]
     W, B = a.window, max(1, a.batch)
-    nwin = len(ids) // W
-    if nwin == 0:
+    wins = load_windows(a.eval_ids, a.eval_tokens, W)
+    if wins is None:
         raise SystemExit("bench_torch_compress: %s holds fewer than %d ids" % (a.eval_ids, W))
-    wins = torch.from_numpy(ids[:nwin * W].astype(np.int64).reshape(nwin, W))
+    nwin = wins.shape[0]
     cos, sin, mask = rope_tables(cfg, W)
     out = dict(window=W, batch=B, tokens=nwin * W, windows=nwin)
     with torch.inference_mode():
