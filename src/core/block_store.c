@@ -18,18 +18,22 @@
 
 typedef struct pare_block_store pare_block_store;
 
-/* Where a spilled linear's weights (or factors) and bias are in the spill file: pare_linear's heap
- * layout. Its mask and channel maps stay in memory (they are what plans and exports count). */
+/* Where a spilled linear's weights (or factors) and bias are in the spill file, pare_linear's heap
+ * layout, followed by its mask one bit per entry (a byte per entry in the cache, as pare_linear
+ * holds it). Its channel maps stay in memory: they are small, and what plans and exports count. */
 typedef struct {
     off_t off;
-    size_t heap_floats; /* weights (or A and B), then the bias */
-    size_t bytes;       /* heap_floats as floats, rounded up to 8 bytes: its room in the cache */
-    size_t file_bytes;  /* what it takes in the spill file */
-    int half;           /* stored as the upper 16 bits of each float (all of them were BF16 values) */
+    size_t heap_floats;  /* weights (or A and B), then the bias */
+    size_t mask_entries; /* out * in for a masked linear, else 0 */
+    size_t bytes;        /* its room in the cache: the floats, then the mask, each rounded up to 8 bytes */
+    size_t file_bytes;   /* what it takes in the spill file */
+    int half;            /* floats stored as the upper 16 bits of each (all of them were BF16 values) */
 } spill_rec;
 
-/* Values a spill writes at a time when it narrows them. */
+/* Values a spill writes at a time when it narrows them (and bytes of mask bits it packs or unpacks). */
 #define SPILL_CHUNK 65536
+
+static size_t round8(size_t n) { return (n + 7) & ~(size_t)7; }
 
 /* A spilled linear's bias pointer while it is not acquired: only whether it has one is known. */
 static float no_bias_data;
@@ -83,6 +87,44 @@ size_t pare_block_store_bytes(const pare_model *m, int l)
     return n;
 }
 
+/* Reads n mask entries, stored one bit each from off in the spill file, into mask[n] as 0 / 1 bytes. */
+static pare_status read_mask(pare_block_store *s, off_t off, uint8_t *mask, size_t n)
+{
+    uint8_t bits[SPILL_CHUNK];
+    for (size_t at = 0; at < n; at += (size_t)8 * SPILL_CHUNK) {
+        size_t entries = n - at < (size_t)8 * SPILL_CHUNK ? n - at : (size_t)8 * SPILL_CHUNK, nb = (entries + 7) / 8;
+        ssize_t got = pread(fileno(s->spill), bits, nb, off + (off_t)(at / 8));
+        if (got != (ssize_t)nb) {
+            if (got >= 0)
+                errno = EIO; /* the file is shorter than what was written to it */
+            return PARE_EIO;
+        }
+        for (size_t j = 0; j < entries; j++)
+            mask[at + j] = (uint8_t)(bits[j / 8] >> (j % 8) & 1);
+    }
+    return PARE_OK;
+}
+
+/* Writes mask[n] at off in the spill file, one bit per entry. Returns the bytes written or -1. */
+static ssize_t spill_write_mask(pare_block_store *s, const uint8_t *mask, size_t n, off_t off)
+{
+    uint8_t bits[SPILL_CHUNK];
+    size_t done = 0;
+    for (size_t at = 0; at < n; at += (size_t)8 * SPILL_CHUNK) {
+        size_t entries = n - at < (size_t)8 * SPILL_CHUNK ? n - at : (size_t)8 * SPILL_CHUNK, nb = (entries + 7) / 8;
+        memset(bits, 0, nb);
+        for (size_t j = 0; j < entries; j++)
+            bits[j / 8] |= (uint8_t)((mask[at + j] != 0) << (j % 8));
+        ssize_t w = pwrite(fileno(s->spill), bits, nb, off + (off_t)(at / 8));
+        if (w < 0)
+            return -1;
+        done += (size_t)w;
+        if ((size_t)w != nb)
+            break;
+    }
+    return (ssize_t)done;
+}
+
 /* Reads block l's spilled linears into buf (after its stored weights) and points them there. */
 static pare_status read_spilled(const pare_model *m, int l, unsigned char *buf, pare_error *err)
 {
@@ -115,6 +157,14 @@ static pare_status read_spilled(const pare_model *m, int l, unsigned char *buf, 
             lin->w = f;
         }
         lin->b = lin->b ? f + wf : NULL;
+        if (r->mask_entries) {
+            uint8_t *mask = buf + round8(n * sizeof(float));
+            pare_status rc = read_mask(s, r->off + (off_t)(n * size), mask, r->mask_entries);
+            if (rc)
+                return pare_fail(err, PARE_EIO, "%s: reading block %d's %s mask back from the spill file: %s", m->path,
+                                 l, lin->name, strerror(errno));
+            lin->mask = mask;
+        }
         buf += r->bytes;
     }
     return PARE_OK;
@@ -124,6 +174,7 @@ static pare_status read_spilled(const pare_model *m, int l, unsigned char *buf, 
 static void unview(pare_linear *lin)
 {
     lin->w = lin->A = lin->B = NULL;
+    lin->mask = NULL;
     lin->b = lin->b ? &no_bias_data : NULL;
 }
 
@@ -188,20 +239,27 @@ static void spill_block(const pare_model *m, int l)
         pare_linear *lin = &b->lin[k];
         if (!lin->out || lin->streamed != PARE_LIN_OWNED || !lin->heap)
             continue;
-        spill_rec r = {s->spill_end, 0, 0, 0, 0};
+        spill_rec r = {s->spill_end, 0, 0, 0, 0, 0};
         r.heap_floats = (lin->kind == PARE_LIN_FACTORED ? (size_t)lin->rank * ((size_t)lin->out + lin->in)
                                                         : (size_t)lin->out * lin->in) +
                         (lin->b ? (size_t)lin->out : 0);
-        r.bytes = (r.heap_floats * sizeof(float) + 7) & ~(size_t)7; /* the next linear's floats stay aligned */
+        r.mask_entries = lin->mask ? (size_t)lin->out * lin->in : 0;
+        /* rounded so that the next linear's floats stay aligned */
+        r.bytes = round8(r.heap_floats * sizeof(float)) + round8(r.mask_entries);
         r.half = all_bf16(lin->heap, r.heap_floats);
-        r.file_bytes = r.heap_floats * (r.half ? 2 : 4);
+        size_t float_bytes = r.heap_floats * (r.half ? 2 : 4);
+        r.file_bytes = float_bytes + (r.mask_entries + 7) / 8;
         /* a linear spilled before (compressed, then rounded for --factor-dtype) reuses its place when
          * it fits there, so the file does not grow by a copy per pass */
         const spill_rec *before = &s->recs[(size_t)l * PARE_LIN_KINDS + k];
-        int reuse = before->file_bytes && r.file_bytes <= ((before->file_bytes + 7) & ~(size_t)7);
+        int reuse = before->file_bytes && r.file_bytes <= round8(before->file_bytes);
         if (reuse)
             r.off = before->off;
         ssize_t wrote = spill_write(s, lin->heap, r.heap_floats, r.off, r.half);
+        if (wrote == (ssize_t)float_bytes && r.mask_entries) {
+            ssize_t bits = spill_write_mask(s, lin->mask, r.mask_entries, r.off + (off_t)float_bytes);
+            wrote = bits < 0 ? -1 : wrote + bits;
+        }
         if (wrote != (ssize_t)r.file_bytes) {
             s->spill_rc = pare_fail(&s->spill_err, PARE_EIO,
                                     "%s: writing block %d's compressed %s to the spill file (a temporary file): %s",
@@ -211,9 +269,15 @@ static void spill_block(const pare_model *m, int l)
         if (reuse)
             r.file_bytes = before->file_bytes; /* the slot keeps its size for the next reuse */
         else
-            s->spill_end += (off_t)((r.file_bytes + 7) & ~(size_t)7);
+            s->spill_end += (off_t)round8(r.file_bytes);
         s->recs[(size_t)l * PARE_LIN_KINDS + k] = r;
+        if (lin->mask) { /* counted now: parameter counts read it while the mask is away */
+            lin->mask_kept = 0;
+            for (size_t i = 0; i < r.mask_entries; i++)
+                lin->mask_kept += lin->mask[i] != 0;
+        }
         free(lin->heap);
+        free(lin->mask);
         lin->heap = NULL;
         lin->streamed = PARE_LIN_SPILLED;
         unview(lin);

@@ -58,11 +58,12 @@ pare_status pare_export_format_parse(const char *name, pare_export_format *f, pa
 /* ---------------------------------------------------------------- the plan */
 
 typedef enum {
-    SRC_F32,   /* p: numel floats, converted to the stored dtype */
-    SRC_BYTES, /* p: raw little-endian bytes (U8 masks, I32 indices) */
-    SRC_DENSE, /* effective weights of l[0..nl) stacked along out, zero-padded to [rows, cols] */
-    SRC_BIAS,  /* biases of l[0..nl) stacked, zero-padded to [rows] */
-    SRC_FACTOR /* factor A (rows == l[0]->out) or B of l[0], as it is when written */
+    SRC_F32,    /* p: numel floats, converted to the stored dtype */
+    SRC_BYTES,  /* p: raw little-endian bytes (I32 indices) */
+    SRC_DENSE,  /* effective weights of l[0..nl) stacked along out, zero-padded to [rows, cols] */
+    SRC_BIAS,   /* biases of l[0..nl) stacked, zero-padded to [rows] */
+    SRC_FACTOR, /* factor A (rows == l[0]->out) or B of l[0], as it is when written */
+    SRC_MASK    /* l[0]'s mask as U8, as it is when written (a streamed model's spilled mask is read back then) */
 } src_kind;
 
 typedef struct {
@@ -481,14 +482,16 @@ static pare_status plan_pare(const pare_model *m, const pare_export_opts *o, par
             if (rc == PARE_OK)
                 of_linear(last(pl), l, l->rank, l->in);
         } else {
-            if (l->kind == PARE_LIN_MASKED && !l->mask)
+            if (l->kind == PARE_LIN_MASKED && l->streamed != PARE_LIN_SPILLED && !l->mask)
                 rc = pare_fail(err, PARE_EINVAL, "%s: masked without a mask", l->name);
             if (rc == PARE_OK)
                 T("weight", SRC_DENSE, fdt, l->out, l->in, NULL);
             if (rc == PARE_OK)
                 of_linear(last(pl), l, l->out, l->in);
             if (rc == PARE_OK && l->kind == PARE_LIN_MASKED)
-                T("mask", SRC_BYTES, PARE_DT_U8, l->out, l->in, l->mask);
+                T("mask", SRC_MASK, PARE_DT_U8, l->out, l->in, NULL);
+            if (rc == PARE_OK && l->kind == PARE_LIN_MASKED)
+                of_linear(last(pl), l, l->out, l->in);
         }
         if (rc == PARE_OK && l->b)
             T("bias", SRC_BIAS, PARE_DT_F32, l->out, 0, NULL);
@@ -704,8 +707,8 @@ pare_status pare_export_size(const pare_model *m, const pare_export_opts *o, siz
 static pare_status fill_tensor(const tensor_plan *t, unsigned char *out, pare_error *err)
 {
     size_t numel = t->nbytes / pare_dtype_size(t->dtype);
-    if (t->src == SRC_BYTES) {
-        memcpy(out, t->p, t->nbytes);
+    if (t->src == SRC_BYTES || t->src == SRC_MASK) {
+        memcpy(out, t->src == SRC_MASK ? t->l[0]->mask : t->p, t->nbytes);
         return PARE_OK;
     }
     float *f = t->dtype == PARE_DT_F32 ? (float *)(void *)out : malloc(numel * sizeof(float));

@@ -28,6 +28,8 @@ size_t pare_linear_params(const pare_linear *l)
     size_t bias = l->b ? (size_t)l->out : 0;
     if (l->kind == PARE_LIN_FACTORED)
         return (size_t)l->rank * (l->out + l->in) + bias;
+    if (l->kind == PARE_LIN_MASKED && !l->mask) /* spilled, its block not acquired */
+        return l->mask_kept + bias;
     if (l->kind == PARE_LIN_MASKED) {
         size_t kept = 0, n = (size_t)l->out * l->in;
         for (size_t i = 0; i < n; i++)
@@ -65,8 +67,15 @@ pare_status pare_linear_own(pare_linear *l, pare_error *err)
         return PARE_OK;
     size_t wf = weight_floats(l), nb = l->b ? (size_t)l->out : 0;
     float *heap = malloc((wf + nb) * sizeof(float));
-    if (!heap)
+    uint8_t *mask = l->mask ? malloc((size_t)l->out * l->in) : NULL; /* a spilled mask views the cache too */
+    if (!heap || (l->mask && !mask)) {
+        free(heap);
+        free(mask);
         return pare_fail(err, PARE_ENOMEM, "%s: out of memory", l->name);
+    }
+    if (mask)
+        memcpy(mask, l->mask, (size_t)l->out * l->in);
+    l->mask = mask;
     memcpy(heap, l->kind == PARE_LIN_FACTORED ? l->A : l->w, wf * sizeof(float));
     if (nb)
         memcpy(heap + wf, l->b, nb * sizeof(float));
@@ -276,8 +285,10 @@ pare_status pare_linear_keep_cols(pare_linear *l, const int32_t *cols, int n, pa
 
 void pare_linear_release(pare_linear *l)
 {
-    if (l->streamed == PARE_LIN_SPILLED) /* its weights and bias view the block cache, which frees them */
+    if (l->streamed == PARE_LIN_SPILLED) { /* its arrays view the block cache, which frees them */
         l->heap = NULL;
+        l->mask = NULL;
+    }
     free(l->heap);
     free(l->mask);
     free(l->kept_out);

@@ -18,7 +18,10 @@ typedef struct {
     int orig_out, orig_in;  /* shape as loaded */
     float *w;               /* DENSE, MASKED: [out, in]; masked-out entries hold zero */
     float *b;               /* [out] or NULL */
-    uint8_t *mask;          /* MASKED: [out, in], 1 = kept */
+    uint8_t *mask;          /* MASKED: [out, in], 1 = kept; a spilled linear's views the block cache
+                               like its weights (NULL while its block is not acquired) */
+    size_t mask_kept;       /* MASKED and spilled: the entries its mask keeps, counted when it was put
+                               away, so that parameter counts need no acquisition */
     int rank;               /* FACTORED: k */
     float *A;               /* FACTORED: [out, k] */
     float *B;               /* FACTORED: [k, in] */
