@@ -9,6 +9,7 @@
 #include "core/allocate.h"
 #include "core/compress.h"
 #include "core/method.h"
+#include "core/parallel.h"
 #include "core/spectrum.h"
 #include "fixture.h"
 #include "harness.h"
@@ -490,10 +491,68 @@ static void test_plan_without_statistics_skips_calibration(void)
     pare_model_free(base);
 }
 
+/* A block's factorizations run one matrix per thread (compress.c): the factors, their order in the
+ * report and the report itself must not depend on the thread count, whatever finishes first. Checked
+ * for a one-shot whitened method (svdllm: Gram statistics, every matrix factorized) and the sequential
+ * LoRAP (activation-weighted attention, channel-pruned FFN). */
+static void test_compression_does_not_depend_on_threads(void)
+{
+    pare_model *base = fixture_model("threads", 0);
+    if (!base)
+        return;
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    co.samples = 4;
+    co.len = 32;
+    int32_t *ids = fixture_ids(base, co.samples, co.len);
+    const char *methods[] = {"svdllm", "lorap"};
+    pare_error err = {0};
+    for (int k = 0; k < 2; k++) {
+        pare_model *m[2] = {NULL, NULL};
+        pare_apply_report rep[2];
+        for (int t = 0; t < 2; t++) {
+            pare_set_threads(t ? 3 : 1);
+            CHECK(pare_model_clone(base, &m[t], &err) == PARE_OK);
+            pare_method_opts mo;
+            pare_method_defaults(&mo);
+            mo.ratio = 0.4;
+            CHECKF(m[t] && pare_method_compress(m[t], pare_method_find(methods[k]), &mo, ids, &co, NULL, &rep[t], NULL,
+                                                &err) == PARE_OK,
+                   "%s on %d threads: %s", methods[k], t ? 3 : 1, err.msg);
+        }
+        pare_set_threads(0);
+        if (!m[0] || !m[1])
+            break;
+        CHECKF(rep[0].factorized > 0 && rep[0].factorized == rep[1].factorized &&
+                   rep[0].params_after == rep[1].params_after && rep[0].worst_rel_error == rep[1].worst_rel_error,
+               "%s: %d factorized, %zu kept, worst error %.9g on 1 thread; %d, %zu, %.9g on 3", methods[k],
+               rep[0].factorized, rep[0].params_after, rep[0].worst_rel_error, rep[1].factorized, rep[1].params_after,
+               rep[1].worst_rel_error);
+        pare_linear *a[PARE_MAX_LINEARS], *b[PARE_MAX_LINEARS];
+        int n = pare_model_linears(m[0], a, PARE_MAX_LINEARS);
+        CHECK(pare_model_linears(m[1], b, PARE_MAX_LINEARS) == n);
+        int differ = 0;
+        for (int i = 0; i < n; i++) {
+            size_t na = (size_t)a[i]->out * a[i]->rank, nb = (size_t)a[i]->rank * a[i]->in;
+            if (a[i]->kind != b[i]->kind || a[i]->rank != b[i]->rank || a[i]->out != b[i]->out || a[i]->in != b[i]->in)
+                differ++;
+            else if (a[i]->kind == PARE_LIN_FACTORED &&
+                     (memcmp(a[i]->A, b[i]->A, na * sizeof(float)) || memcmp(a[i]->B, b[i]->B, nb * sizeof(float))))
+                differ++;
+        }
+        CHECKF(differ == 0, "%s: %d of %d matrices differ between 1 and 3 threads", methods[k], differ, n);
+        pare_model_free(m[0]);
+        pare_model_free(m[1]);
+    }
+    free(ids);
+    pare_model_free(base);
+}
+
 void suite_allocate(void);
 void suite_allocate(void)
 {
     RUN(test_lorap_published_rule);
+    RUN(test_compression_does_not_depend_on_threads);
     RUN(test_lorap_gqa_budget);
     RUN(test_uniform);
     RUN(test_bad_ratios);

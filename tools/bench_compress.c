@@ -313,6 +313,20 @@ static void lorap_how(pare_plan_how *how)
 
 /* LoRAP at `ratio` on m in place, as `pare compress --method lorap` does it (sequential calibration on
  * the windows win [co->samples * co->len]); returns the seconds it took (model loading excluded). */
+/* Progress of a long step on stderr, at most one line per ten seconds, so that a run stopped by a time
+ * limit still shows how far it got (stdout holds only the JSON result). */
+static int progress_to_stderr(void *user, const char *stage, double fraction, const char *detail)
+{
+    static double last;
+    double t = now_s();
+    if (t - last >= 10 || fraction >= 1) {
+        last = t;
+        fprintf(stderr, "bench_compress: %s %.0f%% %s\n", stage, 100 * fraction, detail ? detail : "");
+    }
+    (void)user;
+    return 0;
+}
+
 static double lorap_compress(pare_model *m, double ratio, const int32_t *win, const pare_calib_opts *co,
                              pare_apply_report *rep)
 {
@@ -324,7 +338,7 @@ static double lorap_compress(pare_model *m, double ratio, const int32_t *win, co
     pare_plan plan;
     double t0 = now_s();
     if (pare_allocate_lorap(m, ratio, 3.0, &how, &plan, &err) ||
-        pare_apply_plan(m, &plan, win, co, &ao, NULL, rep, &err))
+        pare_apply_plan(m, &plan, win, co, &ao, &(pare_progress){progress_to_stderr, NULL}, rep, &err))
         die("lorap", &err);
     double dt = now_s() - t0;
     pare_plan_free(&plan);
@@ -571,6 +585,7 @@ static void eval_alternating(const pare_model *md, const pare_model *mc, const i
                     out->windows += res.plan.windows;
                 }
             }
+            progress_to_stderr(NULL, "eval", (double)(ci + 1) / (double)nchunks, "");
         }
         out->dense_s = td < out->dense_s ? td : out->dense_s;
         out->comp_s = tc < out->comp_s ? tc : out->comp_s;
@@ -756,6 +771,7 @@ static int mode_pipeline(int argc, char **argv)
 
     pare_apply_report rep = {0};
     double t_compress = lorap_compress(mc, ratio, win, &co, &rep);
+    fprintf(stderr, "bench_compress: pipeline: LoRAP took %.1f s; evaluating dense and compressed\n", t_compress);
     pare_model *md = load(model);
     pare_eval_opts eo;
     pare_eval_defaults(&eo);

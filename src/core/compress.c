@@ -1,5 +1,6 @@
 /* Plan application: one block hook serves both calibration modes. */
 #include "compress.h"
+#include "parallel.h"
 
 #include <stdio.h>
 
@@ -22,14 +23,56 @@ static size_t block_params(const pare_block *b)
     return n;
 }
 
+/* Factorizes a block's n planned matrices. They are independent (each reads its own weights and its
+ * input site's statistics, and writes only its own linear), so they run one matrix per thread: the
+ * eigensolvers under them are single-threaded (OpenBLAS runs on one thread, parallel.c) and half
+ * matrix-vector work, which splitting one matrix's products over threads would not speed up. The
+ * reports are gathered in plan order, and the first failure in plan order is returned, whatever the
+ * threads' timing. */
+static pare_status factorize_parallel(apply_ctx *c, const pare_plan_item **items, const pare_input_stats **stats, int n,
+                                      pare_error *err)
+{
+    pare_factor_report fr[PARE_LIN_KINDS];
+    pare_status rcs[PARE_LIN_KINDS];
+    pare_error errs[PARE_LIN_KINDS];
+    int order[PARE_LIN_KINDS]; /* largest first, so that no thread is left with a big one at the end */
+    for (int j = 0; j < n; j++) {
+        int i = j;
+        size_t size = (size_t)items[j]->linear->out * items[j]->linear->in;
+        for (; i > 0 && (size_t)items[order[i - 1]]->linear->out * items[order[i - 1]]->linear->in < size; i--)
+            order[i] = order[i - 1];
+        order[i] = j;
+    }
+    int threads = pare_threads() < n ? pare_threads() : n;
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) schedule(dynamic, 1)
+    for (int o = 0; o < n; o++) {
+        int j = order[o];
+        pare_factor_opts fo;
+        pare_factor_defaults(&fo);
+        fo.weighting = items[j]->how.weighting;
+        errs[j].code = PARE_OK;
+        rcs[j] = pare_factorize_linear(items[j]->linear, items[j]->rank, &fo, stats[j], &fr[j], &errs[j]);
+    }
+    for (int j = 0; j < n; j++) {
+        if (rcs[j]) {
+            *err = errs[j];
+            return rcs[j];
+        }
+        c->rep->factorized++;
+        c->rep->worst_rel_error = fr[j].rel_error > c->rep->worst_rel_error ? fr[j].rel_error : c->rep->worst_rel_error;
+        c->rep->max_damping = fr[j].damping > c->rep->max_damping ? fr[j].damping : c->rep->max_damping;
+    }
+    return PARE_OK;
+}
+
 /* Compresses block `layer` with its statistics (NULL when none were gathered). */
 static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const pare_input_stats *sites, pare_error *err)
 {
     pare_block *b = &m->blocks[layer];
     const pare_plan_item *channels = NULL;
-    const pare_plan_item *masked[8];
-    const pare_input_stats *masked_stats[8];
-    int n_masked = 0;
+    const pare_plan_item *masked[8], *factored[PARE_LIN_KINDS];
+    const pare_input_stats *masked_stats[8], *factored_stats[PARE_LIN_KINDS];
+    int n_masked = 0, n_factored = 0;
     for (int i = 0; i < c->plan->count; i++) {
         const pare_plan_item *it = &c->plan->items[i];
         int site = pare_linear_site(b, it->linear);
@@ -40,19 +83,14 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
             masked_stats[n_masked++] = sites ? &sites[site] : NULL;
         } else if (it->action == PARE_PLAN_CHANNELS) {
             channels = it;
-        } else if (it->action == PARE_PLAN_FACTOR) {
-            pare_factor_opts fo;
-            pare_factor_defaults(&fo);
-            fo.weighting = it->how.weighting;
-            pare_factor_report fr;
-            pare_status rc = pare_factorize_linear(it->linear, it->rank, &fo, sites ? &sites[site] : NULL, &fr, err);
-            if (rc)
-                return rc;
-            c->rep->factorized++;
-            c->rep->worst_rel_error = fr.rel_error > c->rep->worst_rel_error ? fr.rel_error : c->rep->worst_rel_error;
-            c->rep->max_damping = fr.damping > c->rep->max_damping ? fr.damping : c->rep->max_damping;
+        } else if (it->action == PARE_PLAN_FACTOR && n_factored < PARE_LIN_KINDS) {
+            factored[n_factored] = it;
+            factored_stats[n_factored++] = sites ? &sites[site] : NULL;
         }
     }
+    pare_status rc = factorize_parallel(c, factored, factored_stats, n_factored, err);
+    if (rc)
+        return rc;
     for (int j = 0; j < n_masked; j++) { /* one call per matrix: plans may give each its own sparsity */
         const pare_plan_how *h = &masked[j]->how;
         pare_mask_opts mo;
@@ -63,7 +101,7 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
         mo.nm_n = h->nm_m > 0 ? h->nm_n : 0;
         mo.nm_m = h->nm_m > 0 ? h->nm_m : 0;
         pare_linear *ml = masked[j]->linear;
-        pare_status rc = pare_prune_mask(&ml, &masked_stats[j], 1, &mo, NULL, err);
+        rc = pare_prune_mask(&ml, &masked_stats[j], 1, &mo, NULL, err);
         if (rc)
             return rc;
         c->rep->masked++;
@@ -71,7 +109,7 @@ static pare_status compress_block(apply_ctx *c, pare_model *m, int layer, const 
     if (channels) {
         pare_chan_opts co = {channels->how.chan_score, channels->channel_frac, channels->how.keep_least};
         pare_chan_report cr;
-        pare_status rc = pare_prune_ffn(b, sites, &co, &cr, err);
+        rc = pare_prune_ffn(b, sites, &co, &cr, err);
         if (rc)
             return rc;
         c->rep->channel_blocks++;
