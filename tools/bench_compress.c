@@ -311,8 +311,6 @@ static void lorap_how(pare_plan_how *how)
     pare_method_how(pare_method_find("lorap"), &mopts, how);
 }
 
-/* LoRAP at `ratio` on m in place, as `pare compress --method lorap` does it (sequential calibration on
- * the windows win [co->samples * co->len]); returns the seconds it took (model loading excluded). */
 /* Progress of a long step on stderr, at most one line per ten seconds, so that a run stopped by a time
  * limit still shows how far it got (stdout holds only the JSON result). */
 static int progress_to_stderr(void *user, const char *stage, double fraction, const char *detail)
@@ -327,6 +325,8 @@ static int progress_to_stderr(void *user, const char *stage, double fraction, co
     return 0;
 }
 
+/* LoRAP at `ratio` on m in place, as `pare compress --method lorap` does it (sequential calibration on
+ * the windows win [co->samples * co->len]); returns the seconds it took (model loading excluded). */
 static double lorap_compress(pare_model *m, double ratio, const int32_t *win, const pare_calib_opts *co,
                              pare_apply_report *rep)
 {

@@ -271,11 +271,8 @@ static void spill_block(const pare_model *m, int l)
         else
             s->spill_end += (off_t)round8(r.file_bytes);
         s->recs[(size_t)l * PARE_LIN_KINDS + k] = r;
-        if (lin->mask) { /* counted now: parameter counts read it while the mask is away */
-            lin->mask_kept = 0;
-            for (size_t i = 0; i < r.mask_entries; i++)
-                lin->mask_kept += lin->mask[i] != 0;
-        }
+        if (lin->mask) /* counted now: parameter counts read it while the mask is away */
+            lin->mask_kept = pare_linear_mask_kept(lin);
         free(lin->heap);
         free(lin->mask);
         lin->heap = NULL;

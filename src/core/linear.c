@@ -23,19 +23,23 @@ void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y, 
     pare_sgemm(CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
 }
 
+size_t pare_linear_mask_kept(const pare_linear *l)
+{
+    if (!l->mask) /* spilled, its block not acquired */
+        return l->mask_kept;
+    size_t kept = 0, n = (size_t)l->out * l->in;
+    for (size_t i = 0; i < n; i++)
+        kept += l->mask[i] != 0;
+    return kept;
+}
+
 size_t pare_linear_params(const pare_linear *l)
 {
     size_t bias = l->b ? (size_t)l->out : 0;
     if (l->kind == PARE_LIN_FACTORED)
         return (size_t)l->rank * (l->out + l->in) + bias;
-    if (l->kind == PARE_LIN_MASKED && !l->mask) /* spilled, its block not acquired */
-        return l->mask_kept + bias;
-    if (l->kind == PARE_LIN_MASKED) {
-        size_t kept = 0, n = (size_t)l->out * l->in;
-        for (size_t i = 0; i < n; i++)
-            kept += l->mask[i] != 0;
-        return kept + bias;
-    }
+    if (l->kind == PARE_LIN_MASKED)
+        return pare_linear_mask_kept(l) + bias;
     return (size_t)l->out * l->in + bias;
 }
 

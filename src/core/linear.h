@@ -48,6 +48,8 @@ pare_status pare_linear_own(pare_linear *l, pare_error *err);
 /* y[N, out] = x[N, in] W^T + b. scratch holds N * rank floats for factorized layers. */
 void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y, float *scratch);
 
+/* MASKED: the weights its mask keeps (counted from the mask, or as counted when it was spilled). */
+size_t pare_linear_mask_kept(const pare_linear *l);
 /* Parameters stored: dense out*in, masked the kept entries, factorized k*(out+in); plus bias. */
 size_t pare_linear_params(const pare_linear *l);
 /* Multiply-adds per input row. */
