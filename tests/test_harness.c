@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fixture.h"
@@ -75,10 +76,35 @@ static void test_checks_decide_outcome(void)
     CHECK(!harness_failed_now());
 }
 
+static unsigned char *volatile peak_ballast;
+
+/* pare_peak_kib reports the child's own peak: a runner that has grown (Linux would carry its RSS into
+ * a forked child's ru_maxrss) does not raise the figure. */
+static void test_peak_rss_is_the_childs_own(void)
+{
+    const char *version[] = {"--version", NULL};
+    int st = -1;
+    long small = pare_peak_kib(version, &st);
+    CHECKF(small > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "pare --version: peak %ld KiB, status %d", small, st);
+    size_t grow = (size_t)256 << 20;
+    unsigned char *ballast = malloc(grow);
+    peak_ballast = ballast; /* seen from outside, so the compiler keeps the allocation and its stores */
+    CHECK(ballast != NULL);
+    if (!ballast)
+        return;
+    memset(ballast, 1, grow); /* resident, not only reserved */
+    long grown = pare_peak_kib(version, &st);
+    CHECKF(grown > 0 && grown < small + (long)(grow >> 12),
+           "with the runner %zu KiB larger, the child's peak went from %ld to %ld KiB", grow >> 10, small, grown);
+    peak_ballast = NULL;
+    free(ballast);
+}
+
 void suite_harness(void);
 void suite_harness(void)
 {
     RUN(test_zero_check_test_fails);
     RUN(test_skipped_test_is_skipped);
     RUN(test_checks_decide_outcome);
+    RUN(test_peak_rss_is_the_childs_own);
 }

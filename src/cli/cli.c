@@ -24,11 +24,24 @@ double cli_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* VmHWM is this process's own high-water mark; ru_maxrss would start from the RSS of whatever
+ * process forked it (Linux carries that across exec), so a pare run by a large parent over-reports. */
 size_t cli_peak_rss(void)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (size_t)ru.ru_maxrss * 1024;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (kib < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kib = ru.ru_maxrss;
+    }
+    return (size_t)kib * 1024;
 }
 
 static volatile sig_atomic_t interrupted; /* the first signal received, 0 before */

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -541,9 +540,7 @@ static int print_summary(const train_run *r, const loop_ctx *lc, double train_s,
         if (lc->steady_seconds > 0)
             json_object_set_new(j, "steady_tokens_per_second",
                                 pare_json_number((double)lc->steady_tokens / lc->steady_seconds));
-        struct rusage ru;
-        if (!getrusage(RUSAGE_SELF, &ru))
-            json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)ru.ru_maxrss * 1024));
+        json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)cli_peak_rss()));
         if (fs)
             json_object_set_new(j, "sparsity", pare_json_number(pare_fop_sparsity(fs)));
         if (a->evalf)
