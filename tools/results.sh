@@ -8,7 +8,8 @@
 # Usage: tools/results.sh [OUT_DIR]   JSON per run in OUT_DIR (default build/results), then the tables.
 # Environment: PARE_SHARED (../shared), PARE_BIN (./pare), MODELS ("ref-llama-12m ref-gpt2-6m"),
 # RATIOS ("0.2 0.3 0.5"), TIME_RATIO (0.5; empty: no timing), WINDOWS ("128 max"; empty: no window
-# table), WINDOW_RATIO (0.5), JOBS (runs at once, default 1; give each PARE_THREADS cores; timings are
+# table), WINDOW_RATIO (0.5), METHODS (keys of tools/results_methods.txt to run, e.g. "auto svdllm";
+# default every method; a method another runs at, such as wanda's at=lorap, needs that one too), JOBS (runs at once, default 1; give each PARE_THREADS cores; timings are
 # only comparable at JOBS=1 on an otherwise idle machine). Runs already in OUT_DIR are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +54,11 @@ json.dump(r, open(sys.argv[1], "w"), indent=2)' "$tmp" "$tmp.time"
 }
 export -f run_one
 
-methods() { python3 tools/results_table.py --methods; }
+methods() {
+    python3 tools/results_table.py --methods |
+        awk -F'|' -v want="${METHODS:-}" 'BEGIN { n = split(want, k, " "); for (i = 1; i <= n; i++) keep[k[i]] = 1 }
+                                           n == 0 || ($1 in keep)'
+}
 
 # the share of block-linear weights the run OUT/NAME.json removed
 removed() {
