@@ -112,6 +112,6 @@ ratio() {
     if [ -z "$2" ]; then echo "$3"; elif [ -n "${4:-}" ]; then removed "$4$1-$2"; else removed "$1-$2-$3"; fi
 }
 
-phase 0 | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
-phase 1 | xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
+phase 0 | xargs -r -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
+phase 1 | xargs -r -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
 python3 tools/results_table.py "$OUT"
