@@ -190,14 +190,22 @@ static char *slurp_fd(int fd)
 
 int run_pare(char **out, char **errout, const char *const *args) { return run_pare_signal(out, errout, args, -1, 0); }
 
-pid_t spawn_pare(const char *const *args, const char *opath, const char *epath, int (*in_child)(void *), void *ctx)
+/* The pare binary the tests run: PARE_BIN, or ./pare. */
+static const char *pare_bin(void)
 {
     const char *bin = getenv("PARE_BIN");
-    if (!bin || !*bin)
-        bin = "./pare";
+    return bin && *bin ? bin : "./pare";
+}
+
+/* Forks and executes path with argv prefix[0..n_prefix) followed by args, stdin from /dev/null and
+ * stdout / stderr to the files opath / epath; in_child (may be NULL) runs in the child first. */
+static pid_t spawn_argv(const char *path, const char *const *prefix, int n_prefix, const char *const *args,
+                        const char *opath, const char *epath, int (*in_child)(void *), void *ctx)
+{
     const char *argv[64];
     int argc = 0;
-    argv[argc++] = bin;
+    for (int i = 0; i < n_prefix && argc < 63; i++)
+        argv[argc++] = prefix[i];
     for (int i = 0; args[i] && argc < 63; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
@@ -214,10 +222,16 @@ pid_t spawn_pare(const char *const *args, const char *opath, const char *epath, 
         dup2(e, 2);
         if (in_child && in_child(ctx))
             _exit(125);
-        execv(bin, (char *const *)argv);
+        execv(path, (char *const *)argv);
         _exit(127);
     }
     return pid;
+}
+
+pid_t spawn_pare(const char *const *args, const char *opath, const char *epath, int (*in_child)(void *), void *ctx)
+{
+    const char *bin = pare_bin();
+    return spawn_argv(bin, &bin, 1, args, opath, epath, in_child, ctx);
 }
 
 int run_pare_signal(char **out, char **errout, const char *const *args, int delay_ms, int sig)
@@ -312,36 +326,11 @@ void expect_pare_error(const char *const *args, const char *const *needles, int 
  * forks pare and reports that grandchild's own peak through a file. */
 long pare_peak_kib(const char *const *args, int *status)
 {
-    const char *bin = getenv("PARE_BIN");
-    if (!bin || !*bin)
-        bin = "./pare";
     char result[1200];
     snprintf(result, sizeof result, "%s/peak_rss.result", harness_tmpdir()); /* not tmp_path: keep callers' slots */
     unlink(result);
-    const char *argv[64];
-    int argc = 0;
-    argv[argc++] = "pare_tests";
-    argv[argc++] = "--peak-rss";
-    argv[argc++] = result;
-    argv[argc++] = bin;
-    for (int i = 0; args[i] && argc < 63; i++)
-        argv[argc++] = args[i];
-    argv[argc] = NULL;
-    const char *opath = tmp_path("rss.out"), *epath = tmp_path("rss.err");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || nul < 0)
-            _exit(126);
-        dup2(nul, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv("/proc/self/exe", (char *const *)argv);
-        _exit(127);
-    }
+    const char *prefix[] = {"pare_tests", "--peak-rss", result, pare_bin()};
+    pid_t pid = spawn_argv("/proc/self/exe", prefix, 4, args, tmp_path("rss.out"), tmp_path("rss.err"), NULL, NULL);
     int between = 0;
     if (pid < 0 || waitpid(pid, &between, 0) != pid || !WIFEXITED(between) || WEXITSTATUS(between) != 0)
         return -1;
