@@ -10,7 +10,8 @@ Perplexity is measured right after factorization (and, with compare_plain, for t
 same sparse matrices) and at the end.
 `variant` runs a baseline with the same fine-tuning budget (`steps` in all): `svd-ft` (plain SVD of the
 dense model at `keep`, then fine-tuning), `movement` (movement pruning alone to 1 - keep, the sparse
-model is the result), `lorap-ft` (LoRAP at ratio 1 - keep on `data`, then fine-tuning), `dense-ft`.
+model is the result), `lorap-ft` (LoRAP at ratio 1 - keep on `data`, then fine-tuning), `auto-ft` (pare's loss-aware
+budget search, presets/auto.lua, at ratio 1 - keep on `data`, then fine-tuning), `dense-ft`.
 Paper: Ren & Zhu, "Low-Rank Prune-And-Factorize for Language Model Compression" (2023); movement
 pruning, Sanh et al. (NeurIPS 2020); PLATON, Zhang et al. (ICML 2022); weighted low-rank EM, Srebro &
 Jaakkola (ICML 2003).
@@ -30,7 +31,7 @@ description = "LPAF (Ren & Zhu 2023): first-order pruning during fine-tuning, sp
 params(pipeline.declare({
     data = {nil, "training text (UTF-8)", type = "string"},
     keep = {0.5, "fraction of decoder-block linear parameters kept", min = 0.01, max = 0.99},
-    variant = {"lpaf", "what to run", choices = {"lpaf", "svd-ft", "movement", "lorap-ft", "dense-ft"}},
+    variant = {"lpaf", "what to run", choices = {"lpaf", "svd-ft", "movement", "lorap-ft", "auto-ft", "dense-ft"}},
     steps = {200, "fine-tuning steps in all (the budget every variant gets)", min = 1},
     prune_share = {0.5, "lpaf: share of the steps spent pruning (the rest is mixed-rank fine-tuning)", min = 0.05, max = 0.95},
     sparsity = {-1.0, "lpaf: sparsity the pruning phase reaches (-1: 1 - keep, the same parameter count)", min = -1, max = 0.99},
@@ -48,7 +49,7 @@ params(pipeline.declare({
     seq = {128, "tokens per sequence", min = 2},
     lr = {3e-4, "peak learning rate (cosine to lr/10, 5% warmup)", min = 0},
     seed = {0, "seed of the training windows", min = 0},
-    calib_samples = {64, "lorap-ft: calibration windows from data", min = 1},
+    calib_samples = {64, "lorap-ft, auto-ft: calibration windows from data", min = 1},
 }, "eval", "export"))
 
 local function ft_opts(p, steps, extra)
@@ -83,12 +84,14 @@ function compress(m, p)
         checkpoint_eval(m, p, "after_factorization")
         m:finetune(ft_opts(p, p.steps))
         return {method = "svd-ft", what = "plain SVD of the dense model, then fine-tuning"}
-    elseif p.variant == "lorap-ft" then
-        m:compress{method = "lorap", ratio = 1 - keep, calib = p.data, calib_samples = p.calib_samples,
+    elseif p.variant == "lorap-ft" or p.variant == "auto-ft" then
+        -- calibrated on the training text: the windows fine-tuning will see, not the evaluation text
+        local method = p.variant:match("^(%a+)")
+        m:compress{method = method, ratio = 1 - keep, calib = p.data, calib_samples = p.calib_samples,
                    calib_len = p.seq, seed = p.seed}
         checkpoint_eval(m, p, "after_compression")
         m:finetune(ft_opts(p, p.steps))
-        return {method = "lorap-ft", what = "LoRAP, then fine-tuning"}
+        return {method = p.variant, what = method .. " compression on data, then fine-tuning"}
     elseif p.variant == "movement" then
         local s = m:finetune(ft_opts(p, p.steps, {prune = prune_opts(p, p.steps, 1 - keep)}))
         pare.record("sparsity", s.sparsity)

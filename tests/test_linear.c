@@ -170,6 +170,63 @@ static void test_slice_factored_and_compose(void)
     pare_linear_release(&l);
 }
 
+/* Balancing factors (whitened ones carry ~100x more scale in A than in B) changes no logit bit,
+ * brings every component's two norms within a factor 2, and a second balancing changes nothing. */
+static void test_balance_factors(void)
+{
+    pare_model *m = fixture_model("llama", 0);
+    if (!m)
+        return;
+    pare_linear *lin[64];
+    int n = pare_model_linears(m, lin, 64);
+    pare_error err = {0};
+    for (int i = 0; i < n; i++) { /* rank-k factors with component j's scale moved into A by 50 + j */
+        pare_linear *l = lin[i];
+        int M = l->out, N = l->in, k = (M < N ? M : N) / 2;
+        float *A = malloc((size_t)M * k * sizeof *A), *B = malloc((size_t)k * N * sizeof *B);
+        for (int j = 0; j < k; j++) {
+            for (int r = 0; r < M; r++)
+                A[(size_t)r * k + j] = l->w[(size_t)r * N + j] * (float)(50 + j);
+            for (int c = 0; c < N; c++)
+                B[(size_t)j * N + c] = (float)((j * 7 + c * 3) % 11 - 5) / (float)(50 + j) / 8.0f;
+        }
+        CHECKF(pare_linear_set_factors(l, k, A, B, &err) == PARE_OK, "%s", err.msg);
+        free(A);
+        free(B);
+    }
+    float *before = fixture_logits_of(m);
+    for (int i = 0; i < n; i++)
+        pare_linear_balance_factors(lin[i]);
+    float *after = fixture_logits_of(m);
+    CHECK(before && after && memcmp(before, after, (size_t)FIXTURE_T * m->cfg.vocab_size * sizeof *after) == 0);
+    double worst = 1;
+    for (int i = 0; i < n; i++) {
+        const pare_linear *l = lin[i];
+        for (int j = 0; j < l->rank; j++) {
+            double na = 0, nb = 0;
+            for (int r = 0; r < l->out; r++)
+                na += (double)l->A[(size_t)r * l->rank + j] * l->A[(size_t)r * l->rank + j];
+            for (int c = 0; c < l->in; c++)
+                nb += (double)l->B[(size_t)j * l->in + c] * l->B[(size_t)j * l->in + c];
+            double ratio = sqrt(na / nb);
+            worst = fmax(worst, fmax(ratio, 1 / ratio));
+        }
+    }
+    CHECKF(worst <= 2, "after balancing a component's norms are %.3g apart", worst);
+    size_t bytes = ((size_t)lin[0]->out + lin[0]->in) * lin[0]->rank * sizeof(float);
+    float *copy = malloc(bytes);
+    memcpy(copy, lin[0]->A, (size_t)lin[0]->out * lin[0]->rank * sizeof(float));
+    memcpy(copy + (size_t)lin[0]->out * lin[0]->rank, lin[0]->B, (size_t)lin[0]->rank * lin[0]->in * sizeof(float));
+    pare_linear_balance_factors(lin[0]);
+    CHECK(memcmp(copy, lin[0]->A, (size_t)lin[0]->out * lin[0]->rank * sizeof(float)) == 0 &&
+          memcmp(copy + (size_t)lin[0]->out * lin[0]->rank, lin[0]->B,
+                 (size_t)lin[0]->rank * lin[0]->in * sizeof(float)) == 0);
+    free(copy);
+    free(before);
+    free(after);
+    pare_model_free(m);
+}
+
 void suite_linear(void);
 void suite_linear(void)
 {
@@ -179,4 +236,5 @@ void suite_linear(void)
     RUN(test_ffn_slicing_llama);
     RUN(test_ffn_slicing_gpt2);
     RUN(test_slice_factored_and_compose);
+    RUN(test_balance_factors);
 }

@@ -744,6 +744,58 @@ static void test_lpaf_resume_exact(void)
     }
 }
 
+/* A run from step 0 trains balanced factors: after one step at learning rate 0 the model computes
+ * the same logits bit for bit, and every component of a factorized linear whose norms were ~40x
+ * apart has them within a factor 2. */
+static void test_lpaf_balances_factors(void)
+{
+    pare_model *m = fixture_model("m", 0);
+    pare_token_stream ts;
+    pare_error err = {0};
+    if (!m || !open_text(m, &ts)) {
+        pare_model_free(m);
+        return;
+    }
+    pare_linear *lin[64];
+    pare_model_linears(m, lin, 64);
+    pare_linear *l = lin[0];
+    int M = l->out, N = l->in, k = (M < N ? M : N) / 2;
+    float *A = malloc((size_t)M * k * sizeof *A), *B = malloc((size_t)k * N * sizeof *B);
+    for (int j = 0; j < k; j++) {
+        for (int r = 0; r < M; r++)
+            A[(size_t)r * k + j] = l->w[(size_t)r * N + j] * 40.0f;
+        for (int c = 0; c < N; c++)
+            B[(size_t)j * N + c] = (float)((j * 5 + c * 3) % 13 - 6) / 40.0f / 8.0f;
+    }
+    CHECKF(pare_linear_set_factors(l, k, A, B, &err) == PARE_OK, "%s", err.msg);
+    free(A);
+    free(B);
+    float *before = fixture_logits_of(m);
+    pare_ft_opts o;
+    small_opts(&o, 2);
+    o.train.lr.lr_max = o.train.lr.lr_min = 0;
+    pare_ft *ft = NULL;
+    pare_ft_run_opts ro = {.until = 1};
+    CHECKF(pare_ft_new(m, &ts, &o, &ft, &err) == PARE_OK && pare_ft_run(ft, &ro, &err) == PARE_OK, "%s", err.msg);
+    float *after = fixture_logits_of(m);
+    CHECK(before && after && memcmp(before, after, (size_t)FIXTURE_T * m->cfg.vocab_size * sizeof *after) == 0);
+    double worst = 1;
+    for (int j = 0; j < l->rank; j++) {
+        double na = 0, nb = 0;
+        for (int r = 0; r < M; r++)
+            na += (double)l->A[(size_t)r * k + j] * l->A[(size_t)r * k + j];
+        for (int c = 0; c < N; c++)
+            nb += (double)l->B[(size_t)j * N + c] * l->B[(size_t)j * N + c];
+        worst = fmax(worst, fmax(sqrt(na / nb), sqrt(nb / na)));
+    }
+    CHECKF(l->kind == PARE_LIN_FACTORED && worst <= 2, "%s: norms %.3g apart after the first step", l->name, worst);
+    free(before);
+    free(after);
+    pare_ft_free(ft);
+    pare_tokens_close(&ts);
+    pare_model_free(m);
+}
+
 /* A non-finite loss stops the run before the update, keeps the last checkpoint and says which. */
 static void test_lpaf_nan_stop(void)
 {
@@ -963,9 +1015,10 @@ static void test_lpaf_presets(void)
     char set_data[1300], set_eval[1300];
     snprintf(set_data, sizeof set_data, "data=%s", text);
     snprintf(set_eval, sizeof set_eval, "eval=%s", text);
-    static const char *const variants[] = {"lpaf", "svd-ft", "movement", "lorap-ft", "dense-ft"};
-    static const char *const methods[] = {"ft-movement+sasvd+ft-mixed", "svd+ft", "ft-movement", "lorap+ft", "ft"};
-    for (int v = 0; v < 5; v++) {
+    static const char *const variants[] = {"lpaf", "svd-ft", "movement", "lorap-ft", "auto-ft", "dense-ft"};
+    static const char *const methods[] = {
+        "ft-movement+sasvd+ft-mixed", "svd+ft", "ft-movement", "lorap+ft", "auto+ft", "ft"};
+    for (int v = 0; v < 6; v++) {
         char set_var[64], dir[64];
         snprintf(set_var, sizeof set_var, "variant=%s", variants[v]);
         snprintf(dir, sizeof dir, "p%d", v);
@@ -1166,6 +1219,7 @@ void suite_lpaf(void)
     RUN(test_lpaf_sparse_svd);
     RUN(test_lpaf_mixed_rank_and_distill);
     RUN(test_lpaf_resume_exact);
+    RUN(test_lpaf_balances_factors);
     RUN(test_lpaf_nan_stop);
     RUN(test_lpaf_cli_finetune_resume);
     RUN(test_lpaf_cli_nan);

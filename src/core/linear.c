@@ -1,6 +1,7 @@
 /* Compressed linear layers: storage changes and the one forward that serves every kind. */
 #include "linear.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +111,30 @@ static pare_status rehome(pare_linear *l, size_t weight_floats, float **weights,
         l->b = heap + weight_floats;
     *weights = heap;
     return PARE_OK;
+}
+
+void pare_linear_balance_factors(pare_linear *l)
+{
+    if (l->kind != PARE_LIN_FACTORED)
+        return;
+    int k = l->rank;
+    for (int i = 0; i < k; i++) {
+        double na = 0, nb = 0;
+        for (int r = 0; r < l->out; r++)
+            na += (double)l->A[(size_t)r * k + i] * l->A[(size_t)r * k + i];
+        for (int c = 0; c < l->in; c++)
+            nb += (double)l->B[(size_t)i * l->in + c] * l->B[(size_t)i * l->in + c];
+        if (!(na > 0) || !(nb > 0) || !isfinite(na) || !isfinite(nb))
+            continue;
+        /* ‖a‖ 2^e = ‖b‖ 2^-e; na, nb are squared norms */
+        int e = (int)lround(0.25 * log2(nb / na));
+        if (e == 0)
+            continue;
+        for (int r = 0; r < l->out; r++)
+            l->A[(size_t)r * k + i] = ldexpf(l->A[(size_t)r * k + i], e);
+        for (int c = 0; c < l->in; c++)
+            l->B[(size_t)i * l->in + c] = ldexpf(l->B[(size_t)i * l->in + c], -e);
+    }
 }
 
 pare_status pare_linear_set_factors(pare_linear *l, int rank, const float *A, const float *B, pare_error *err)

@@ -260,6 +260,18 @@ static void copy_swapped_factors(pare_ft *ft, float *buf, int to_buf)
     }
 }
 
+static void balance_factors(pare_model *m)
+{
+    int n = pare_model_linears(m, NULL, 0);
+    pare_linear **ls = malloc((size_t)(n > 0 ? n : 1) * sizeof *ls);
+    if (!ls) /* an unbalanced run is still a correct run */
+        return;
+    pare_model_linears(m, ls, n);
+    for (int i = 0; i < n; i++)
+        pare_linear_balance_factors(ls[i]);
+    free(ls);
+}
+
 pare_status pare_ft_step(pare_ft *ft, const pare_progress *progress, pare_ft_stats *st, pare_error *err)
 {
     const pare_ft_opts *o = &ft->o;
@@ -273,6 +285,12 @@ pare_status pare_ft_step(pare_ft *ft, const pare_progress *progress, pare_ft_sta
     if (s >= o->steps)
         return pare_fail(err, PARE_EINVAL, "the run's %ld steps are done", o->steps);
     pare_status rc;
+    if (s == 0 && !ft->balanced) {
+        /* a run from its start trains balanced factors (the function is unchanged bit for bit); a
+         * resumed run keeps the parametrization its optimizer moments belong to */
+        balance_factors(m);
+        ft->balanced = 1;
+    }
     /* the masks this step trains with */
     if (ft->fop && (rc = pare_fop_apply(ft->fop, s, t->opt, t->grads, NULL, err)))
         return rc;
