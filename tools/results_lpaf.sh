@@ -88,8 +88,8 @@ wait
 python3 - "$OUT" <<'EOF' | tee "$OUT/table.md"
 import glob, json, os, sys
 out = sys.argv[1]
-print("| run | block params kept | ppl after compression | ppl plain SVD of the sparse matrices | weighted error (plain) | ppl final | wall s |")
-print("|---|---|---|---|---|---|---|")
+print("| run | block params kept | ppl of the pruned model (LPAF) | ppl after compression | ppl plain SVD of the sparse matrices | weighted error (plain) | ppl final | wall s |")
+print("|---|---|---|---|---|---|---|---|")
 def ppl_of(row):
     for m in row.get("metrics", []):
         if m.get("name") == "ppl":
@@ -107,6 +107,6 @@ for path in sorted(glob.glob(os.path.join(out, "*", "run.json"))):
     kept = last["params"]["block_linear"] / last["params"]["block_linear_dense"]
     f = lambda v, d=2: ("%.*f" % (d, v)) if isinstance(v, (int, float)) else "—"
     err = "%s (%s)" % (f(we, 3), f(wp, 3)) if we is not None else "—"
-    print("| %s | %.3f | %s | %s | %s | %s | %.0f |" % (os.path.basename(os.path.dirname(path)), kept, f(after),
-          f(plain), err, f(ppl_of(last)), r.get("wall_s", 0)))
+    print("| %s | %.3f | %s | %s | %s | %s | %s | %.0f |" % (os.path.basename(os.path.dirname(path)), kept,
+          f(rec.get("after_pruning")), f(after), f(plain), err, f(ppl_of(last)), r.get("wall_s", 0)))
 EOF
