@@ -504,6 +504,38 @@ void fixture_set_config(const char *dir, const char *key, json_t *value)
 }
 
 /* The layers of a and b are in exactly the same state, byte for byte. */
+void fixture_unbalanced_factors(pare_linear *l)
+{
+    int M = l->out, N = l->in, k = (M < N ? M : N) / 2;
+    float *A = malloc((size_t)M * k * sizeof *A), *B = malloc((size_t)k * N * sizeof *B);
+    pare_error err = {0};
+    CHECK(A && B);
+    for (int j = 0; A && B && j < k; j++) {
+        for (int r = 0; r < M; r++)
+            A[(size_t)r * k + j] = l->w[(size_t)r * N + j] * (float)(50 + j);
+        for (int c = 0; c < N; c++)
+            B[(size_t)j * N + c] = (float)((j * 7 + c * 3) % 11 - 5) / (float)(50 + j) / 8.0f;
+    }
+    if (A && B)
+        CHECKF(pare_linear_set_factors(l, k, A, B, &err) == PARE_OK, "%s", err.msg);
+    free(A);
+    free(B);
+}
+
+double fixture_factor_imbalance(const pare_linear *l)
+{
+    double worst = 1;
+    for (int j = 0; j < l->rank; j++) {
+        double na = 0, nb = 0;
+        for (int r = 0; r < l->out; r++)
+            na += (double)l->A[(size_t)r * l->rank + j] * l->A[(size_t)r * l->rank + j];
+        for (int c = 0; c < l->in; c++)
+            nb += (double)l->B[(size_t)j * l->in + c] * l->B[(size_t)j * l->in + c];
+        worst = fmax(worst, fmax(sqrt(na / nb), sqrt(nb / na)));
+    }
+    return worst;
+}
+
 void fixture_same_state(pare_model *a, pare_model *b)
 {
     pare_linear *la[64], *lb[64];

@@ -44,6 +44,13 @@ double fixture_max_diff(const float *a, const float *b, size_t n);
  * weights or factors, bias, mask, channel maps). */
 void fixture_same_state(pare_model *a, pare_model *b);
 
+/* Replaces l (dense) by rank min(out, in) / 2 factors whose component j carries 50 + j times more
+ * scale in A than in B, as whitened factorizations do; a failure is a test failure. */
+void fixture_unbalanced_factors(pare_linear *l);
+/* The largest ratio, either way, between the norms of column j of A and row j of B over l's
+ * components (1 when balanced exactly). */
+double fixture_factor_imbalance(const pare_linear *l);
+
 /* Writes a default fixture (LLaMA or GPT-2) into the test's temporary folder `name` and returns the
  * folder (one of 4 rotating buffers); a failure to write is a test failure. */
 const char *fixture_hf_dir(const char *name, int gpt2);

@@ -171,7 +171,8 @@ static void test_slice_factored_and_compose(void)
 }
 
 /* Balancing factors (whitened ones carry ~100x more scale in A than in B) changes no logit bit,
- * brings every component's two norms within a factor 2, and a second balancing changes nothing. */
+ * brings every component's two norms within a factor 2, and a second balancing changes nothing.
+ * Norms exactly a factor 2 apart are within and stay. */
 static void test_balance_factors(void)
 {
     pare_model *m = fixture_model("llama", 0);
@@ -179,49 +180,38 @@ static void test_balance_factors(void)
         return;
     pare_linear *lin[64];
     int n = pare_model_linears(m, lin, 64);
-    pare_error err = {0};
-    for (int i = 0; i < n; i++) { /* rank-k factors with component j's scale moved into A by 50 + j */
-        pare_linear *l = lin[i];
-        int M = l->out, N = l->in, k = (M < N ? M : N) / 2;
-        float *A = malloc((size_t)M * k * sizeof *A), *B = malloc((size_t)k * N * sizeof *B);
-        for (int j = 0; j < k; j++) {
-            for (int r = 0; r < M; r++)
-                A[(size_t)r * k + j] = l->w[(size_t)r * N + j] * (float)(50 + j);
-            for (int c = 0; c < N; c++)
-                B[(size_t)j * N + c] = (float)((j * 7 + c * 3) % 11 - 5) / (float)(50 + j) / 8.0f;
-        }
-        CHECKF(pare_linear_set_factors(l, k, A, B, &err) == PARE_OK, "%s", err.msg);
-        free(A);
-        free(B);
-    }
+    for (int i = 0; i < n; i++)
+        fixture_unbalanced_factors(lin[i]);
     float *before = fixture_logits_of(m);
     for (int i = 0; i < n; i++)
         pare_linear_balance_factors(lin[i]);
     float *after = fixture_logits_of(m);
     CHECK(before && after && memcmp(before, after, (size_t)FIXTURE_T * m->cfg.vocab_size * sizeof *after) == 0);
     double worst = 1;
-    for (int i = 0; i < n; i++) {
-        const pare_linear *l = lin[i];
-        for (int j = 0; j < l->rank; j++) {
-            double na = 0, nb = 0;
-            for (int r = 0; r < l->out; r++)
-                na += (double)l->A[(size_t)r * l->rank + j] * l->A[(size_t)r * l->rank + j];
-            for (int c = 0; c < l->in; c++)
-                nb += (double)l->B[(size_t)j * l->in + c] * l->B[(size_t)j * l->in + c];
-            double ratio = sqrt(na / nb);
-            worst = fmax(worst, fmax(ratio, 1 / ratio));
-        }
-    }
+    for (int i = 0; i < n; i++)
+        worst = fmax(worst, fixture_factor_imbalance(lin[i]));
     CHECKF(worst <= 2, "after balancing a component's norms are %.3g apart", worst);
-    size_t bytes = ((size_t)lin[0]->out + lin[0]->in) * lin[0]->rank * sizeof(float);
-    float *copy = malloc(bytes);
-    memcpy(copy, lin[0]->A, (size_t)lin[0]->out * lin[0]->rank * sizeof(float));
-    memcpy(copy + (size_t)lin[0]->out * lin[0]->rank, lin[0]->B, (size_t)lin[0]->rank * lin[0]->in * sizeof(float));
+    size_t na = (size_t)lin[0]->out * lin[0]->rank, nb = (size_t)lin[0]->rank * lin[0]->in;
+    float *copy = malloc((na + nb) * sizeof *copy);
+    memcpy(copy, lin[0]->A, na * sizeof *copy);
+    memcpy(copy + na, lin[0]->B, nb * sizeof *copy);
     pare_linear_balance_factors(lin[0]);
-    CHECK(memcmp(copy, lin[0]->A, (size_t)lin[0]->out * lin[0]->rank * sizeof(float)) == 0 &&
-          memcmp(copy + (size_t)lin[0]->out * lin[0]->rank, lin[0]->B,
-                 (size_t)lin[0]->rank * lin[0]->in * sizeof(float)) == 0);
+    CHECK(memcmp(copy, lin[0]->A, na * sizeof *copy) == 0 && memcmp(copy + na, lin[0]->B, nb * sizeof *copy) == 0);
     free(copy);
+    /* one component with ‖a‖ = 2 ‖b‖ exactly: within a factor 2, left alone */
+    pare_linear t = {0};
+    snprintf(t.name, sizeof t.name, "test.tie");
+    float w[4] = {0}, a2[2] = {2, 0}, b2[2] = {0, 1};
+    t.kind = PARE_LIN_DENSE;
+    t.out = t.orig_out = t.in = t.orig_in = 2;
+    t.w = w;
+    pare_error err = {0};
+    CHECK(pare_linear_set_factors(&t, 1, a2, b2, &err) == PARE_OK);
+    for (int round = 0; round < 2; round++) {
+        pare_linear_balance_factors(&t);
+        CHECKF(t.A[0] == 2 && t.B[1] == 1, "a ratio of exactly 2 moved to a %g, b %g", t.A[0], t.B[1]);
+    }
+    pare_linear_release(&t);
     free(before);
     free(after);
     pare_model_free(m);

@@ -126,10 +126,12 @@ void pare_linear_balance_factors(pare_linear *l)
             nb += (double)l->B[(size_t)i * l->in + c] * l->B[(size_t)i * l->in + c];
         if (!(na > 0) || !(nb > 0) || !isfinite(na) || !isfinite(nb))
             continue;
-        /* ‖a‖ 2^e = ‖b‖ 2^-e; na, nb are squared norms */
-        int e = (int)lround(0.25 * log2(nb / na));
-        if (e == 0)
+        /* ‖a‖ 2^e = ‖b‖ 2^-e (na, nb are squared norms). Norms within a factor 2 (|x| <= 1/2) stay:
+         * rounding a tie away from zero would flip a ratio of exactly 2 to 1/2 and back on every call. */
+        double x = 0.25 * log2(nb / na);
+        if (fabs(x) <= 0.5)
             continue;
+        int e = (int)lround(x);
         for (int r = 0; r < l->out; r++)
             l->A[(size_t)r * k + i] = ldexpf(l->A[(size_t)r * k + i], e);
         for (int c = 0; c < l->in; c++)

@@ -61,8 +61,9 @@ void pare_linear_dense(const pare_linear *l, float *dst);
 /* Replaces the weight by factors A [out, rank], B [rank, in] (copied). */
 pare_status pare_linear_set_factors(pare_linear *l, int rank, const float *A, const float *B, pare_error *err);
 /* FACTORED: scales column i of A by 2^e_i and row i of B by 2^-e_i so that the two norms are within a
- * factor 2 of each other. A B, and every forward, stay the same bit for bit (powers of two scale
- * exactly); what changes is the parametrization an optimizer sees. Whitened and activation-weighted
+ * factor 2 of each other (components already within stay as they are, so balancing twice changes
+ * nothing). A B, and every forward, stay the same bit for bit (powers of two scale exactly); what
+ * changes is the parametrization an optimizer sees. Whitened and activation-weighted
  * factorizations put the scale in A (B carries the inverse whitening: norms ~100x apart), and Adam,
  * which steps every entry by about the learning rate, then rewrites B and barely moves A. Other kinds
  * are left alone. */

@@ -285,12 +285,11 @@ pare_status pare_ft_step(pare_ft *ft, const pare_progress *progress, pare_ft_sta
     if (s >= o->steps)
         return pare_fail(err, PARE_EINVAL, "the run's %ld steps are done", o->steps);
     pare_status rc;
-    if (s == 0 && !ft->balanced) {
-        /* a run from its start trains balanced factors (the function is unchanged bit for bit); a
-         * resumed run keeps the parametrization its optimizer moments belong to */
+    /* a run from its start trains balanced factors (the function is unchanged bit for bit; a step 0
+     * tried again after a cancel finds them balanced); a resumed run keeps the parametrization its
+     * optimizer moments belong to */
+    if (s == 0)
         balance_factors(m);
-        ft->balanced = 1;
-    }
     /* the masks this step trains with */
     if (ft->fop && (rc = pare_fop_apply(ft->fop, s, t->opt, t->grads, NULL, err)))
         return rc;

@@ -19,7 +19,6 @@ struct pare_ft {
     pare_linear *saved;
     int *swap;
     pare_acts *tacts; /* the sparse model's activations, for distillation */
-    int balanced;     /* the factors were balanced (the first step of a run that starts at step 0) */
 };
 
 #endif
