@@ -23,9 +23,9 @@ description = "pare auto: whitened ranks and FFN widths chosen together by measu
 
 params(pipeline.declare({
     ratio = {0.2, "fraction of decoder-block linear parameters to remove", min = 0.01, max = 0.95},
-    sensitivity = {"probe", "how error curves are weighted: two loss probes, one, or relative error only",
-                   choices = {"probe", "probe1", "relative"}},
-    probe_samples = {16, "calibration windows the loss probes score", min = 1},
+    sensitivity = {"kl", "how error curves are weighted: two KL probes, two loss probes, one, or relative error only",
+                   choices = {"kl", "probe", "probe1", "relative"}},
+    probe_samples = {4, "calibration windows the probes score", min = 1},
     keep_least = {0.01, "LoRAP's lowest-scored fraction of FFN channels kept", min = 0, max = 0.5},
 }, "calib", "eval", "export"))
 

@@ -11,6 +11,8 @@
 #include "core/auto_alloc.h"
 #include "core/calib.h"
 #include "core/eval.h"
+#include "core/factorize.h"
+#include "core/forward.h"
 #include "core/method.h"
 #include "core/model.h"
 #include "fixture.h"
@@ -266,6 +268,121 @@ static void test_auto_cli_and_record(void)
 }
 
 /* Perplexity of m on the first tokens of wiki.test.raw. */
+/* log softmax of row [V] into out (double). */
+static void log_softmax(const float *row, int V, double *out)
+{
+    double mx = row[0], sum = 0;
+    for (int v = 1; v < V; v++)
+        mx = row[v] > mx ? row[v] : mx;
+    for (int v = 0; v < V; v++)
+        sum += exp(row[v] - mx);
+    for (int v = 0; v < V; v++)
+        out[v] = row[v] - mx - log(sum);
+}
+
+static const double *sort_logp; /* the row cmp_logp_desc orders by */
+static int cmp_logp_desc(const void *pa, const void *pb)
+{
+    double a = sort_logp[*(const int *)pa], b = sort_logp[*(const int *)pb];
+    return (a < b) - (a > b);
+}
+
+/* The next-token logits [P * T, V] of the first P windows of ids [*, T]. */
+static float *window_logits(const pare_model *m, const int32_t *ids, int P, int T)
+{
+    pare_error err = {0};
+    pare_acts *a = NULL;
+    float *out = NULL;
+    size_t n = (size_t)P * T * m->cfg.vocab_size;
+    if (pare_acts_alloc(m, P, T, 0, &a, &err) == PARE_OK &&
+        pare_forward(m, a, ids, P, T, PARE_LOGITS_ALL, &err) == PARE_OK && (out = malloc(n * sizeof *out)))
+        memcpy(out, a->logits, n * sizeof *out);
+    CHECKF(out != NULL, "forward: %s", err.msg);
+    pare_acts_free(a);
+    return out;
+}
+
+/* The KL probes measure what they claim: for a matrix whitened alone to its first probe rank, the
+ * recorded sensitivity equals the mean KL divergence of the next-token distribution from the dense
+ * model's, computed here with the dense distribution's 256 most likely tokens kept and the rest merged
+ * into one outcome, and is at most the full divergence (merging outcomes can only lower it). */
+static void test_auto_kl_probe_is_the_divergence(void)
+{
+    pare_model *base = fixture_model("auto_kl", 0);
+    if (!base)
+        return;
+    pare_calib_opts co;
+    pare_calib_defaults(&co);
+    co.samples = 4;
+    co.len = 32;
+    int32_t *ids = fixture_ids(base, co.samples, co.len);
+    pare_auto_opts ao;
+    pare_auto_defaults(&ao);
+    CHECK(ao.sensitivity == PARE_AUTO_KL);
+    ao.probe_samples = 2;
+    pare_error err = {0};
+    pare_auto_analysis *an = NULL;
+    CHECKF(pare_auto_analyze(base, ids, &co, &ao, NULL, &an, &err) == PARE_OK, "%s", err.msg);
+    pare_calib_opts c = co;
+    c.gram = 1;
+    pare_calib_stats *cs = NULL;
+    CHECKF(pare_calibrate(base, ids, &c, NULL, NULL, NULL, &cs, &err) == PARE_OK, "%s", err.msg);
+    int P = ao.probe_samples, T = co.len, V = base->cfg.vocab_size, K = 256;
+    CHECKF(V > K, "the fixture's vocabulary (%d) must exceed the %d kept tokens to test the merge", V, K);
+    float *dense = an && cs ? window_logits(base, ids, P, T) : NULL;
+    double *lp = malloc((size_t)V * sizeof *lp), *lq = malloc((size_t)V * sizeof *lq);
+    int *order = malloc((size_t)V * sizeof *order);
+    for (int which = 0; dense && which < 2; which++) {
+        const pare_auto_matrix *am = &an->mats[which ? an->count - 1 : 0];
+        pare_model *m = NULL;
+        CHECK(pare_model_clone(base, &m, &err) == PARE_OK);
+        pare_block *b = &m->blocks[am->block];
+        pare_linear *l = &b->lin[am->kind];
+        pare_factor_opts fo;
+        pare_factor_defaults(&fo);
+        fo.weighting = PARE_WEIGHT_WHITEN;
+        pare_factor_report fr;
+        CHECKF(pare_factorize_linear(l, am->sens.probe_amount[0], &fo, &cs->sites[am->block][pare_linear_site(b, l)],
+                                     &fr, &err) == PARE_OK,
+               "%s", err.msg);
+        float *probe = window_logits(m, ids, P, T);
+        double merged = 0, full = 0;
+        for (int w = 0; probe && w < P; w++)
+            for (int t = 0; t < T - 1; t++) {
+                size_t at = ((size_t)w * T + t) * V;
+                log_softmax(dense + at, V, lp);
+                log_softmax(probe + at, V, lq);
+                for (int v = 0; v < V; v++) {
+                    order[v] = v;
+                    full += exp(lp[v]) * (lp[v] - lq[v]);
+                }
+                sort_logp = lp;
+                qsort(order, (size_t)V, sizeof *order, cmp_logp_desc);
+                double p_rest = 0, q_rest = 0;
+                for (int j = 0; j < V; j++) {
+                    int v = order[j];
+                    if (j < K)
+                        merged += exp(lp[v]) * (lp[v] - lq[v]);
+                    else
+                        p_rest += exp(lp[v]), q_rest += exp(lq[v]);
+                }
+                merged += p_rest * log(p_rest / q_rest);
+            }
+        merged /= (double)P * (T - 1), full /= (double)P * (T - 1);
+        double got = am->sens.probe_dloss[0];
+        CHECKF(fabs(got - merged) <= 1e-4 * merged + 1e-9, "%s at rank %d: recorded %.9g, merged KL here %.9g", l->name,
+               am->sens.probe_amount[0], got, merged);
+        CHECKF(merged <= full * (1 + 1e-9) && merged > 0, "%s: merged KL %.9g, full %.9g", l->name, merged, full);
+        free(probe);
+        pare_model_free(m);
+    }
+    free(dense), free(lp), free(lq), free(order);
+    pare_calib_free(cs);
+    pare_auto_analysis_free(an);
+    free(ids);
+    pare_model_free(base);
+}
+
 static double wiki_ppl(pare_model *m, const int32_t *ids, size_t n)
 {
     pare_eval_opts eo;
@@ -330,5 +447,6 @@ void suite_auto(void)
     RUN(test_auto_channel_choice);
     RUN(test_auto_infeasible_budget);
     RUN(test_auto_cli_and_record);
+    RUN(test_auto_kl_probe_is_the_divergence);
     RUN(test_auto_beats_uniform_whitened);
 }

@@ -1,6 +1,7 @@
 /* Calibration: deterministic windows, statistics equal to sums the test computes itself from the
  * forward's activations, and sequential mode seeing each block as the hook left the one before. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "core/calib.h"
 #include "core/forward.h"
 #include "core/model.h"
+#include "core/parallel.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -100,6 +102,42 @@ static void check_stats(int gpt2)
     pare_calib_free(st);
     free(ids);
     pare_model_free(m);
+}
+
+/* pare_gram_add over several tiles, the last one ragged, called twice: every entry equals the direct
+ * double sum to float rounding, the Gram is exactly symmetric, and each sum of squares is bit for
+ * bit each call's in-order double sum added to the total. */
+static void test_gram_add_tiles(void)
+{
+    int N = 37, dim = 300;
+    float *x = malloc((size_t)N * dim * sizeof *x);
+    double *gram = calloc((size_t)dim * dim, sizeof *gram), *sumsq = calloc((size_t)dim, sizeof *sumsq);
+    uint64_t state = 12345;
+    for (int i = 0; i < N * dim; i++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((double)(state >> 11) / 9007199254740992.0 - 0.5);
+    }
+    pare_gram_add(x, N, dim, gram, sumsq);
+    pare_gram_add(x, N, dim, gram, sumsq);
+    double worst = 0;
+    int asymmetric = 0, sumsq_off = 0;
+    for (int a = 0; a < dim; a++) {
+        double ss = 0; /* each call's sum in row order, added to the running total */
+        for (int r = 0; r < N; r++)
+            ss += (double)x[(size_t)r * dim + a] * x[(size_t)r * dim + a];
+        sumsq_off += sumsq[a] != ss + ss;
+        for (int b = 0; b < dim; b++) {
+            double g = 0;
+            for (int r = 0; r < N; r++)
+                g += (double)x[(size_t)r * dim + a] * x[(size_t)r * dim + b];
+            worst = fmax(worst, fabs(2 * g - gram[(size_t)a * dim + b]) / N);
+            asymmetric += gram[(size_t)a * dim + b] != gram[(size_t)b * dim + a];
+        }
+    }
+    CHECKF(worst < 1e-5, "Gram entries differ from the direct sums by %.3g", worst);
+    CHECKF(!asymmetric, "%d Gram entries differ from their mirror", asymmetric);
+    CHECKF(!sumsq_off, "%d sums of squares differ from the in-order double sums", sumsq_off);
+    free(x), free(gram), free(sumsq);
 }
 
 static void test_stats_llama(void) { check_stats(0); }
@@ -273,6 +311,7 @@ void suite_calib(void)
     RUN(test_windows);
     RUN(test_stats_llama);
     RUN(test_stats_gpt2);
+    RUN(test_gram_add_tiles);
     RUN(test_sequential_semantics);
     RUN(test_sequential_frees_grams);
     RUN(test_nan_and_cancel);

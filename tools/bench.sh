@@ -500,9 +500,12 @@ if pr:
                     pr["calib_tokens"], pr["tokenize_seconds"]))
 a, ar = best("auto", "pare", "seconds")
 if ar:
-    notes.append("3: method auto's sensitivity pass (calibration with Gram matrices, whitened spectra, %d loss probes "
-                 "of %d tokens) %.2f s = %s x pare's LoRAP pipeline; one budget solve %.2f ms (mean of %d)"
-                 % (ar["probe_evals"], ar["probe_tokens"], a, f(a / p if p else None, ".2f"), ar["solve_ms"],
+    sp = ar.get("split", {})
+    notes.append("3: method auto's sensitivity pass (calibration with Gram matrices %.2f s, whitened spectra %.2f s, "
+                 "%d %s probes of %d tokens %.2f s) %.2f s = %s x pare's LoRAP pipeline; one budget solve %.2f ms "
+                 "(mean of %d)"
+                 % (sp.get("calibrate", 0), sp.get("spectra", 0), ar["probe_evals"], ar.get("sensitivity", "?"),
+                    ar["probe_tokens"], sp.get("sensitivity", 0), a, f(a / p if p else None, ".2f"), ar["solve_ms"],
                     ar["solves"]))
 if tr:
     sp = tr["split"]

@@ -20,10 +20,11 @@
  *       ROUNDS. A last, instrumented round (not in the headline time) splits the time into
  *       statistics forward, factorization, channel pruning and propagation by running the same
  *       core calls from its own block hook. IDS_OUT gets the calibration windows (int32).
- *   bench_compress auto MODEL IDS [ROUNDS]
+ *   bench_compress auto MODEL IDS [ROUNDS [SENSITIVITY [PROBE_SAMPLES]]]
  *       method auto's sensitivity pass (pare_auto_analyze: one-shot calibration with Gram matrices,
- *       whitened spectra, channel curves, loss probes) on the calibration windows IDS (int32, 128 x 256,
- *       as the lorap mode writes them), best of ROUNDS, and the mean time of one budget solve
+ *       whitened spectra, channel curves, probes; the default sensitivity and probe windows unless
+ *       given) on the calibration windows IDS (int32, 128 x 256, as the lorap mode writes them), best
+ *       of ROUNDS, its time per progress stage ("split"), and the mean time of one budget solve
  *       (pare_auto_solve) over s = 0.10 .. 0.60: the part the workbench reruns as the budget changes.
  *   bench_compress speed MODEL IDS TOKENS RATIO [ROUNDS]
  *       tokens/s of pare_eval_perplexity (window 256, batch 8) over the first TOKENS ids (int32
@@ -677,10 +678,33 @@ static int mode_speed(int argc, char **argv)
 }
 
 
+/* Wall time per progress stage: each report charges the time since the previous one to its stage. */
+typedef struct {
+    char names[8][32];
+    double seconds[8], last;
+    int n;
+} stage_clock;
+
+static int stage_tick(void *user, const char *stage, double fraction, const char *detail)
+{
+    (void)fraction, (void)detail;
+    stage_clock *c = user;
+    double t = now_s();
+    int i = 0;
+    while (i < c->n && strcmp(c->names[i], stage))
+        i++;
+    if (i == c->n && c->n < 8)
+        snprintf(c->names[c->n++], sizeof c->names[0], "%s", stage);
+    if (i < c->n)
+        c->seconds[i] += t - c->last;
+    c->last = t;
+    return 0;
+}
+
 static int mode_auto(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_compress auto MODEL IDS [ROUNDS]\n");
+        fprintf(stderr, "usage: bench_compress auto MODEL IDS [ROUNDS [SENSITIVITY [PROBE_SAMPLES]]]\n");
         return 2;
     }
     int rounds = argc > 2 ? atoi(argv[2]) : 1;
@@ -696,16 +720,25 @@ static int mode_auto(int argc, char **argv)
     pare_model *m = load(argv[0]);
     pare_auto_opts ao;
     pare_auto_defaults(&ao);
+    for (int i = 0; argc > 3 && PARE_AUTO_SENSITIVITY_NAMES[i]; i++)
+        if (!strcmp(argv[3], PARE_AUTO_SENSITIVITY_NAMES[i]))
+            ao.sensitivity = (pare_auto_sensitivity)i;
+    if (argc > 4)
+        ao.probe_samples = atoi(argv[4]);
     pare_error err = {0};
     pare_auto_analysis *an = NULL;
     double best = 1e30;
+    stage_clock best_split = {0};
     for (int r = 0; r < rounds; r++) {
         pare_auto_analysis_free(an);
         double t0 = now_s();
-        if (pare_auto_analyze(m, win, &co, &ao, NULL, &an, &err))
+        stage_clock split = {.last = t0};
+        pare_progress progress = {stage_tick, &split};
+        if (pare_auto_analyze(m, win, &co, &ao, &progress, &an, &err))
             die("auto", &err);
         double dt = now_s() - t0;
-        best = dt < best ? dt : best;
+        if (dt < best)
+            best = dt, best_split = split;
     }
     int solves = 0;
     double t0 = now_s();
@@ -717,8 +750,12 @@ static int mode_auto(int argc, char **argv)
     }
     double solve_ms = 1e3 * (now_s() - t0) / solves;
     printf("{\"seconds\": %.6f, \"solve_ms\": %.4f, \"solves\": %d, \"probe_evals\": %d, \"probe_tokens\": %zu, "
-           "\"threads\": %d}\n",
-           best, solve_ms, solves, an->probe_evals, an->probe_tokens, pare_threads());
+           "\"threads\": %d, \"sensitivity\": \"%s\", \"split\": {",
+           best, solve_ms, solves, an->probe_evals, an->probe_tokens, pare_threads(),
+           PARE_AUTO_SENSITIVITY_NAMES[ao.sensitivity]);
+    for (int i = 0; i < best_split.n; i++)
+        printf("%s\"%s\": %.6f", i ? ", " : "", best_split.names[i], best_split.seconds[i]);
+    printf("}}\n");
     pare_auto_analysis_free(an);
     free(win);
     pare_model_free(m);

@@ -22,12 +22,16 @@ static const pare_export_format COMPRESS_DEFAULT_FORMAT = PARE_EXPORT_PARE;
 static pare_status run_eval(pare_model *m, const char *what, const char *data, const int32_t *ids, size_t n,
                             const pare_eval_opts *eo, pare_eval_result *res, pare_error *err)
 {
+    pare_eval_plan plan; /* the rate counts the tokens the windows run, as pare eval's (--limit-tokens applied) */
+    pare_status st = pare_eval_plan_make(m, n, eo, &plan, err);
+    if (st)
+        return st;
     cli_progress prog;
-    cli_progress_init(&prog, what, (double)n, "tok");
+    cli_progress_init(&prog, what, (double)plan.windows * plan.window, "tok");
     pare_progress pp = {cli_progress_cb, &prog};
     pare_eval_opts named = *eo;
     named.data = data;
-    pare_status st = pare_eval_perplexity(m, ids, n, &named, &pp, res, err);
+    st = pare_eval_perplexity(m, ids, n, &named, &pp, res, err);
     cli_progress_done(&prog);
     return st;
 }
@@ -88,7 +92,7 @@ int cmd_compress(int argc, char **argv)
          cli_help("auto: how error curves are weighted: %s (default %s)",
                   cli_names(PARE_AUTO_SENSITIVITY_NAMES, " | ", " | "), PARE_AUTO_SENSITIVITY_NAMES[mo.sensitivity])},
         {"probe-samples", OPT_INT, &mo.probe_samples,
-         cli_help("auto: calibration windows the loss probes score (default %d)", mo.probe_samples)},
+         cli_help("auto: calibration windows the probes score (default %d)", mo.probe_samples)},
         {"calib", OPT_STR, &calib, "calibration text (every method but svd and magnitude needs it)"},
         {"calib-samples", OPT_INT, &co.samples, samples_help},
         {"calib-len", OPT_INT, &co.len, len_help},
@@ -156,7 +160,7 @@ int cmd_compress(int argc, char **argv)
         mo.sensitivity = (pare_auto_sensitivity)si;
     }
     if (mo.probe_samples < 1) {
-        pare_fail(&err, PARE_EINVAL, "--probe-samples %d: the loss probes need at least one window", mo.probe_samples);
+        pare_fail(&err, PARE_EINVAL, "--probe-samples %d: the probes need at least one window", mo.probe_samples);
         return cli_error("compress", &err);
     }
     if (nm && (pare_parse_nm("--nm", nm, &mo.nm_n, &mo.nm_m, &err) ||

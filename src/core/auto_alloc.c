@@ -4,6 +4,7 @@
 #include "auto_alloc.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@
 #include "forward.h"
 #include "parallel.h"
 
-const char *const PARE_AUTO_SENSITIVITY_NAMES[] = {"probe", "probe1", "relative", NULL};
+const char *const PARE_AUTO_SENSITIVITY_NAMES[] = {"probe", "probe1", "relative", "kl", NULL};
 
 /* Probe sizes, as the fraction of a matrix's (or an FFN's) weights the probe keeps: two points
  * spanning the choices a budget of s = 0.2 .. 0.5 makes (the solve takes single matrices well below
@@ -32,8 +33,8 @@ static const double PROBE1_KEEP = 0.3;
 
 void pare_auto_defaults(pare_auto_opts *o)
 {
-    o->sensitivity = PARE_AUTO_PROBE;
-    o->probe_samples = 16;
+    o->sensitivity = PARE_AUTO_KL;
+    o->probe_samples = 4;
     o->keep_least = 0.01;
     o->channels = 1;
 }
@@ -225,13 +226,31 @@ static pare_status ffn_curve(const pare_block *b, const pare_input_stats *sites,
  * Loss probes
  * ------------------------------------------------------------------------------------------- */
 
-/* The dense model's block inputs on the probe windows, so a probe of block b runs blocks b.. only. */
+/* KL probes keep the dense model's next-token distribution at each probe position as its KL_TOP most
+ * likely tokens and the rest as one outcome: a probe's divergence from it then costs O(KL_TOP) per
+ * position beyond the log-sum-exp, and the store stays small at any vocabulary. Merging outcomes can
+ * only lower a divergence, and the tail's tokens, each rarely predicted, carry almost none of it. */
+#define KL_TOP 256
+
+typedef struct {
+    int32_t id;
+    float logp; /* the dense model's log-probability */
+} kl_token;
+
+/* The dense model's block inputs on the probe windows, so a probe of block b runs blocks b.. only,
+ * and for KL probes its next-token distributions. */
 typedef struct {
     pare_model *m;
     const int32_t *ids; /* [P, T] */
     int P, T, B;
-    float *hidden; /* [L][P*T, C] */
-    double *terms; /* [B*(T-1)] */
+    int kl;              /* measure KL from the dense model rather than the loss increase */
+    int K;               /* kept tokens per position: min(KL_TOP, V) */
+    int storing;         /* the dense pass, which records the distributions below */
+    float *hidden;       /* [L][P*T, C] */
+    double *terms;       /* [B*(T-1)] */
+    kl_token *top;       /* [P*(T-1), K] the dense model's K most likely tokens, ids ascending */
+    double *rest;        /* [P*(T-1)] their complement's dense probability */
+    double *neg_entropy; /* [P*(T-1)] Σ p log p over the K tokens and the rest */
     pare_acts *a;
 } prober;
 
@@ -239,26 +258,114 @@ static void prober_free(prober *pr)
 {
     free(pr->hidden);
     free(pr->terms);
+    free(pr->top);
+    free(pr->rest);
+    free(pr->neg_entropy);
     pare_acts_free(pr->a);
 }
 
-/* Summed NLL of every next-token target of the nb windows from s0, from the last block's output x. */
-static double batch_nll(prober *pr, const float *x, int s0, int nb)
+/* log Σ exp(row) and the share of that mass outside top[K] (ids ascending), summed apart rather than
+ * as a difference, which would cancel when the top tokens hold nearly everything. */
+static double lse_and_rest(const float *row, int V, const kl_token *top, int K, double *rest)
+{
+    float mx = row[0];
+    for (int v = 1; v < V; v++)
+        mx = row[v] > mx ? row[v] : mx;
+    double all = 0, tail = 0;
+    for (int v = 0, j = 0; v < V; v++) {
+        double e = expf(row[v] - mx);
+        all += e;
+        if (j < K && top[j].id == v)
+            j++;
+        else
+            tail += e;
+    }
+    *rest = tail / all;
+    return (double)mx + log(all);
+}
+
+static int cmp_kl_id(const void *pa, const void *pb)
+{
+    const kl_token *a = pa, *b = pb;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* Sifts top[i] down the min-heap (by logp) of n. */
+static void heap_down(kl_token *top, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, s = i;
+        if (l < n && top[l].logp < top[s].logp)
+            s = l;
+        if (r < n && top[r].logp < top[s].logp)
+            s = r;
+        if (s == i)
+            return;
+        kl_token t = top[i];
+        top[i] = top[s], top[s] = t;
+        i = s;
+    }
+}
+
+/* Records the dense distribution of one position: its K largest logits (a min-heap over the row),
+ * their log-probabilities, the rest's probability and Σ p log p. */
+static void record_position(const float *row, int V, kl_token *top, int K, double *rest, double *neg_entropy)
+{
+    for (int v = 0; v < K; v++)
+        top[v] = (kl_token){v, row[v]};
+    for (int i = K / 2 - 1; i >= 0; i--)
+        heap_down(top, K, i);
+    for (int v = K; v < V; v++)
+        if (row[v] > top[0].logp) {
+            top[0] = (kl_token){v, row[v]};
+            heap_down(top, K, 0);
+        }
+    qsort(top, (size_t)K, sizeof *top, cmp_kl_id);
+    double lse = lse_and_rest(row, V, top, K, rest), h = 0;
+    for (int j = 0; j < K; j++) {
+        top[j].logp = (float)(top[j].logp - lse);
+        h += exp(top[j].logp) * top[j].logp;
+    }
+    *neg_entropy = h + (*rest > 0 ? *rest * log(*rest) : 0);
+}
+
+/* KL(dense ‖ probe) at one position over the K tokens and the rest. */
+static double position_kl(const float *row, int V, const kl_token *top, int K, double rest, double neg_entropy)
+{
+    double q_rest, lse = lse_and_rest(row, V, top, K, &q_rest), cross = 0;
+    for (int j = 0; j < K; j++)
+        cross += exp(top[j].logp) * (row[top[j].id] - lse);
+    if (rest > 0)
+        cross += rest * log(q_rest > DBL_MIN ? q_rest : DBL_MIN);
+    return neg_entropy - cross;
+}
+
+/* Summed over every next-token target of the nb windows from s0, from the last block's output x: the
+ * NLL, or for KL probes the divergence from the dense model (the dense pass records it and returns
+ * its NLL). */
+static double batch_score(prober *pr, const float *x, int s0, int nb)
 {
     const pare_model *m = pr->m;
-    int T = pr->T, V = m->cfg.vocab_size, rows = nb * (T - 1);
+    int T = pr->T, V = m->cfg.vocab_size, K = pr->K, rows = nb * (T - 1);
     pare_head_forward(m, pr->a, x, nb, T, PARE_LOGITS_ALL);
     const float *logits = pr->a->logits;
     const int32_t *ids = pr->ids + (size_t)s0 * T;
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (int i = 0; i < rows; i++) {
         int b = i / (T - 1), t = i % (T - 1);
-        pr->terms[i] = pare_logits_nll(logits + ((size_t)b * T + t) * V, V, ids[(size_t)b * T + t + 1]);
+        const float *row = logits + ((size_t)b * T + t) * V;
+        size_t at = (size_t)s0 * (T - 1) + i;
+        if (!pr->kl || pr->storing)
+            pr->terms[i] = pare_logits_nll(row, V, ids[(size_t)b * T + t + 1]);
+        if (pr->kl && pr->storing)
+            record_position(row, V, pr->top + at * K, K, &pr->rest[at], &pr->neg_entropy[at]);
+        else if (pr->kl)
+            pr->terms[i] = position_kl(row, V, pr->top + at * K, K, pr->rest[at], pr->neg_entropy[at]);
     }
-    double nll = 0; /* summed in order: the same windows give the same bits */
+    double sum = 0; /* summed in order: the same windows give the same bits */
     for (int i = 0; i < rows; i++)
-        nll += pr->terms[i];
-    return nll;
+        sum += pr->terms[i];
+    return sum;
 }
 
 static pare_status loss_of(const prober *pr, double nll, double *loss, pare_error *err)
@@ -270,18 +377,22 @@ static pare_status loss_of(const prober *pr, double nll, double *loss, pare_erro
     return PARE_OK;
 }
 
-/* Runs the dense model once, keeping every block's input; *base gets its loss. */
-static pare_status prober_init(prober *pr, pare_model *m, const int32_t *ids, int P, int T, int B, double *base,
+/* Runs the dense model once, keeping every block's input (and for KL its distributions); *base gets
+ * its loss. */
+static pare_status prober_init(prober *pr, pare_model *m, const int32_t *ids, int P, int T, int B, int kl, double *base,
                                pare_error *err)
 {
-    memset(pr, 0, sizeof *pr);
-    int L = m->cfg.n_layers, C = m->cfg.dim;
+    int L = m->cfg.n_layers, C = m->cfg.dim, V = m->cfg.vocab_size;
     B = B < P ? B : P;
-    *pr = (prober){m, ids, P, T, B, NULL, NULL, NULL};
+    *pr = (prober){.m = m, .ids = ids, .P = P, .T = T, .B = B, .kl = kl, .K = V < KL_TOP ? V : KL_TOP, .storing = 1};
+    size_t positions = (size_t)P * (T - 1);
     pr->hidden = malloc((size_t)L * P * T * C * sizeof *pr->hidden);
     pr->terms = malloc((size_t)B * T * sizeof *pr->terms);
+    int kl_ok = !kl || ((pr->top = malloc(positions * pr->K * sizeof *pr->top)) &&
+                        (pr->rest = malloc(positions * sizeof *pr->rest)) &&
+                        (pr->neg_entropy = malloc(positions * sizeof *pr->neg_entropy)));
     pare_status rc = PARE_OK;
-    if (!pr->hidden || !pr->terms)
+    if (!pr->hidden || !pr->terms || !kl_ok)
         rc = pare_fail(err, PARE_ENOMEM, "out of memory for the sensitivity probes (%d windows of %d tokens)", P, T);
     if (!rc)
         rc = pare_acts_alloc(m, B, T, 0, &pr->a, err);
@@ -295,8 +406,9 @@ static pare_status prober_init(prober *pr, pare_model *m, const int32_t *ids, in
             memcpy(pr->hidden + ((size_t)l * P + s0) * T * C, x, (size_t)nb * T * C * sizeof(float));
             x = pare_block_forward(m, l, pr->a, x, nb, T);
         }
-        nll += batch_nll(pr, x, s0, nb);
+        nll += batch_score(pr, x, s0, nb);
     }
+    pr->storing = 0;
     if (!rc)
         rc = loss_of(pr, nll, base, err);
     if (rc)
@@ -304,20 +416,21 @@ static pare_status prober_init(prober *pr, pare_model *m, const int32_t *ids, in
     return rc;
 }
 
-/* The model's loss on the probe windows as it is now, given that blocks < from are as they were. */
+/* The probe measure on the probe windows with the model as it is now, given that blocks < from are as
+ * they were: the loss, or for KL probes the mean divergence from the dense model. */
 static pare_status probe_loss(prober *pr, int from, double *loss, pare_error *err)
 {
     const pare_model *m = pr->m;
     int C = m->cfg.dim;
-    double nll = 0;
+    double sum = 0;
     for (int s0 = 0; s0 < pr->P; s0 += pr->B) {
         int nb = pr->P - s0 < pr->B ? pr->P - s0 : pr->B;
         const float *x = pr->hidden + ((size_t)from * pr->P + s0) * pr->T * C;
         for (int l = from; l < m->cfg.n_layers; l++)
             x = pare_block_forward(m, l, pr->a, x, nb, pr->T);
-        nll += batch_nll(pr, x, s0, nb);
+        sum += batch_score(pr, x, s0, nb);
     }
-    return loss_of(pr, nll, loss, err);
+    return loss_of(pr, sum, loss, err);
 }
 
 /* The losses with block linear `kind` of `block` alone whitened to each of ranks[n] (descending); the
@@ -415,11 +528,12 @@ static pare_status measure_sensitivities(pare_model *m, pare_auto_analysis *an, 
                                          pare_error *err)
 {
     const pare_auto_opts *o = &an->opts;
-    int probes = o->sensitivity == PARE_AUTO_PROBE ? 2 : 1;
+    int probes = o->sensitivity == PARE_AUTO_PROBE1 ? 1 : 2, kl = o->sensitivity == PARE_AUTO_KL;
     const double *keep = probes == 2 ? PROBE_KEEP : &PROBE1_KEEP;
     int P = o->probe_samples < co->samples ? o->probe_samples : co->samples;
     prober pr;
-    pare_status rc = prober_init(&pr, m, ids, P, co->len, co->batch, &an->base_loss, err);
+    pare_status rc = prober_init(&pr, m, ids, P, co->len, co->batch, kl, &an->base_loss, err);
+    double zero = kl ? 0 : an->base_loss; /* what a probe that changed nothing would measure */
     if (rc)
         return rc;
     an->probe_tokens = (size_t)P * (co->len - 1);
@@ -439,7 +553,7 @@ static pare_status measure_sensitivities(pare_model *m, pare_auto_analysis *an, 
         for (int p = 0; p < probes; p++) {
             s->probe_amount[p] = ranks[p];
             s->probe_error[p] = am->err[ranks[p]];
-            s->probe_dloss[p] = losses[p] - an->base_loss;
+            s->probe_dloss[p] = losses[p] - zero;
             an->probe_evals++;
             done++;
         }
@@ -458,7 +572,7 @@ static pare_status measure_sensitivities(pare_model *m, pare_auto_analysis *an, 
             rc = probe_ffn(&pr, b, cs->sites[b], o->keep_least, r, &loss, err);
             af->sens.probe_amount[p] = r;
             af->sens.probe_error[p] = af->err[r];
-            af->sens.probe_dloss[p] = loss - an->base_loss;
+            af->sens.probe_dloss[p] = loss - zero;
             an->probe_evals++;
             char detail[64];
             snprintf(detail, sizeof detail, "block %d FFN channels", b);
@@ -523,8 +637,9 @@ pare_status pare_auto_analyze(pare_model *m, const int32_t *ids, const pare_cali
                          o->probe_samples);
     if (!(o->keep_least >= 0 && o->keep_least < 1))
         return pare_fail(err, PARE_EINVAL, "keep_least %g: must be in [0, 1)", o->keep_least);
-    if ((unsigned)o->sensitivity > PARE_AUTO_RELATIVE)
-        return pare_fail(err, PARE_EINVAL, "sensitivity %d: expected probe, probe1 or relative", (int)o->sensitivity);
+    if ((unsigned)o->sensitivity > PARE_AUTO_KL)
+        return pare_fail(err, PARE_EINVAL, "sensitivity %d: expected kl, probe, probe1 or relative",
+                         (int)o->sensitivity);
     pare_linear *lin[PARE_MAX_LINEARS];
     int count = pare_model_linears(m, lin, PARE_MAX_LINEARS);
     for (int i = 0; i < count; i++)

@@ -17,29 +17,32 @@
 
 #include "compress.h"
 
-/* How the curves are weighted: PROBE fits loss = coef * E^power through two probes per curve;
- * PROBE1 one probe, power 1 (loss proportional to output error energy, the second-order model);
- * RELATIVE weights nothing by loss: each curve counts its error relative to the matrix's output
- * energy (the `global` policy's objective, for comparison). */
-typedef enum { PARE_AUTO_PROBE, PARE_AUTO_PROBE1, PARE_AUTO_RELATIVE } pare_auto_sensitivity;
-extern const char *const PARE_AUTO_SENSITIVITY_NAMES[]; /* "probe", "probe1", "relative", NULL */
+/* How the curves are weighted. KL (default) fits sensitivity = coef * E^power through two probes per
+ * curve, each measuring the mean KL divergence of the next-token distribution from the dense model's
+ * (low-variance: no target token's noise, so fewer windows suffice); PROBE the same through the
+ * calibration-loss increase; PROBE1 one loss probe, power 1 (loss proportional to output error energy,
+ * the second-order model); RELATIVE weights nothing by loss: each curve counts its error relative to
+ * the matrix's output energy (the `global` policy's objective, for comparison). */
+typedef enum { PARE_AUTO_PROBE, PARE_AUTO_PROBE1, PARE_AUTO_RELATIVE, PARE_AUTO_KL } pare_auto_sensitivity;
+extern const char *const PARE_AUTO_SENSITIVITY_NAMES[]; /* "probe", "probe1", "relative", "kl", NULL */
 
 typedef struct {
-    pare_auto_sensitivity sensitivity; /* default PARE_AUTO_PROBE */
-    int probe_samples; /* calibration windows the probes score (default 16; at most the calibration's) */
-    double keep_least; /* LoRAP's channel selection (default 0.01) */
-    int channels;      /* 1: removing FFN channels is one of the choices (default) */
+    pare_auto_sensitivity sensitivity; /* default PARE_AUTO_KL */
+    int probe_samples;                 /* calibration windows the probes score (default 4; at most the calibration's) */
+    double keep_least;                 /* LoRAP's channel selection (default 0.01) */
+    int channels;                      /* 1: removing FFN channels is one of the choices (default) */
 } pare_auto_opts;
 
 void pare_auto_defaults(pare_auto_opts *o);
 
-/* The loss model of one curve: predicted calibration-loss increase (nats per token) = coef * E^power. */
+/* The loss model of one curve: predicted increase of the probe measure (KL from the dense model, or
+ * the calibration loss; nats per token) = coef * E^power. */
 typedef struct {
     double coef, power;
     int probes;
     int probe_amount[2];   /* the probe's rank, or FFN channels removed */
     double probe_error[2]; /* E there */
-    double probe_dloss[2]; /* measured loss increase, nats per token */
+    double probe_dloss[2]; /* measured KL or loss increase, nats per token */
 } pare_auto_sens;
 
 /* One block matrix: E(k) = Σ_{i>k} σ_i² of its whitened spectrum, the output error energy at rank k. */

@@ -128,25 +128,10 @@ void pare_calib_free(pare_calib_stats *s)
     free(s);
 }
 
-/* Adds the rows of x [N, dim] to the statistics; gram_tmp holds dim*dim floats when needed. */
-static void accumulate(pare_input_stats *s, const float *x, int N, float *gram_tmp)
+/* Adds the rows of x [N, dim] to the statistics. */
+static void accumulate(pare_input_stats *s, const float *x, int N)
 {
-    int dim = s->dim;
-#pragma omp parallel for num_threads(pare_threads()) schedule(static)
-    for (int j = 0; j < dim; j++) {
-        double acc = 0;
-        for (int i = 0; i < N; i++) {
-            double v = x[(size_t)i * dim + j];
-            acc += v * v;
-        }
-        s->sumsq[j] += acc;
-    }
-    if (s->gram) {
-        pare_sgemm(CblasTrans, CblasNoTrans, dim, dim, N, 1.0f, x, dim, x, dim, 0.0f, gram_tmp, dim);
-        size_t nn = (size_t)dim * dim;
-        for (size_t i = 0; i < nn; i++)
-            s->gram[i] += gram_tmp[i];
-    }
+    pare_gram_add(x, N, s->dim, s->gram, s->sumsq);
     s->tokens += (size_t)N;
 }
 
@@ -193,15 +178,10 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
     int S = o->samples, T = o->len, C = c->dim, B = o->batch < S ? o->batch : S;
     pare_calib_stats *st = calloc(1, sizeof *st);
     float *hidden = malloc((size_t)S * T * C * sizeof(float)); /* [S*T, C]: input of the current block */
-    int widest = C;
-    for (int l = 0; l < c->n_layers; l++)
-        for (int k = 0; k < PARE_IN_COUNT; k++)
-            widest = site_dim(m, l, k) > widest ? site_dim(m, l, k) : widest;
-    float *gram_tmp = o->gram ? malloc((size_t)widest * widest * sizeof(float)) : NULL;
     pare_acts *a = NULL;
     pare_status rc = PARE_OK;
     int held = -1; /* the block acquired, released on every way out */
-    if (!st || !hidden || (o->gram && !gram_tmp) || !(st->sites = calloc((size_t)c->n_layers, sizeof *st->sites))) {
+    if (!st || !hidden || !(st->sites = calloc((size_t)c->n_layers, sizeof *st->sites))) {
         rc = pare_fail(err, PARE_ENOMEM, "out of memory for calibration (%.1f MiB)",
                        (double)pare_calib_bytes(m, o, hook != NULL) / (1 << 20));
         goto fail;
@@ -229,10 +209,10 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
                 const float *y = pare_block_forward(m, l, a, x, nb, T);
                 if (pass == 0) {
                     pare_layer_acts *la = pare_acts_layer(a, l);
-                    accumulate(&st->sites[l][PARE_IN_ATTN], la->ln1, N, gram_tmp);
-                    accumulate(&st->sites[l][PARE_IN_O], la->atty, N, gram_tmp);
-                    accumulate(&st->sites[l][PARE_IN_MLP], la->ln2, N, gram_tmp);
-                    accumulate(&st->sites[l][PARE_IN_DOWN], la->hmid, N, gram_tmp);
+                    accumulate(&st->sites[l][PARE_IN_ATTN], la->ln1, N);
+                    accumulate(&st->sites[l][PARE_IN_O], la->atty, N);
+                    accumulate(&st->sites[l][PARE_IN_MLP], la->ln2, N);
+                    accumulate(&st->sites[l][PARE_IN_DOWN], la->hmid, N);
                 }
                 if (pass == passes - 1)
                     memcpy(x, y, (size_t)N * C * sizeof(float));
@@ -256,7 +236,6 @@ pare_status pare_calibrate(pare_model *m, const int32_t *ids, const pare_calib_o
     }
     pare_acts_free(a);
     free(hidden);
-    free(gram_tmp);
     *out = st;
     return PARE_OK;
 fail:
@@ -264,7 +243,6 @@ fail:
         pare_block_release(m, held);
     pare_acts_free(a);
     free(hidden);
-    free(gram_tmp);
     pare_calib_free(st);
     return rc;
 }

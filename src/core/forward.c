@@ -269,12 +269,6 @@ static void attention_forward(const pare_config *c, pare_layer_acts *la, int B, 
     }
 }
 
-static float gelu_tanh(float x)
-{
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-}
-
 static void add_rows(float *out, const float *a, const float *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -354,13 +348,13 @@ const float *pare_block_forward(const pare_model *m, int l, pare_acts *a, const 
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
         for (size_t i = 0; i < NF; i++) {
             float g = la->fc1[i];
-            la->hmid[i] = (gemma ? gelu_tanh(g) : g / (1.0f + expf(-g))) * la->fc2[i];
+            la->hmid[i] = (gemma ? pare_gelu_tanh(g, NULL) : g / (1.0f + expf(-g))) * la->fc2[i];
         }
     } else {
         pare_linear_forward(&blk->up, la->ln2, N, la->fc1, a->scratch);
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
         for (size_t i = 0; i < NF; i++)
-            la->hmid[i] = gelu_tanh(la->fc1[i]);
+            la->hmid[i] = pare_gelu_tanh(la->fc1[i], NULL);
     }
     if (gemma) {
         pare_linear_forward(&blk->down, la->hmid, N, la->mlp_out, a->scratch);

@@ -153,8 +153,9 @@ static pare_status check_opts(const pare_method *me, const pare_method_opts *o, 
     if (!(o->keep_least >= 0 && o->keep_least < 1 && (o->keep_least + o->ratio <= 1 || me->policy == PARE_POLICY_AUTO)))
         return pare_fail(err, PARE_EINVAL, "keep_least %g: must be in [0, 1) with keep_least + ratio <= 1",
                          o->keep_least);
-    if (me->policy == PARE_POLICY_AUTO && (unsigned)o->sensitivity > PARE_AUTO_RELATIVE)
-        return pare_fail(err, PARE_EINVAL, "sensitivity %d: expected probe, probe1 or relative", (int)o->sensitivity);
+    if (me->policy == PARE_POLICY_AUTO && (unsigned)o->sensitivity > PARE_AUTO_KL)
+        return pare_fail(err, PARE_EINVAL, "sensitivity %d: expected kl, probe, probe1 or relative",
+                         (int)o->sensitivity);
     return PARE_OK;
 }
 

@@ -44,8 +44,8 @@ typedef struct {
     double energy;     /* energy policy: fraction of weighted spectral energy kept (default 0.9) */
     int weighting;     /* global / energy: a pare_weighting, or -1 for the method's own (default) */
     int nm_n, nm_m;    /* mask methods: N:M semi-structured masks when nm_m > 0 (ratio then ignored; default 0:0) */
-    pare_auto_sensitivity sensitivity; /* auto: how the error curves are weighted (default probe) */
-    int probe_samples;                 /* auto: calibration windows the loss probes score (default 16) */
+    pare_auto_sensitivity sensitivity; /* auto: how the error curves are weighted (default kl) */
+    int probe_samples;                 /* auto: calibration windows the probes score (default 4) */
     pare_auto_record *auto_record;     /* auto, output: the decisions and sensitivities (may be NULL; free with
                                           pare_auto_record_free) */
 } pare_method_opts;

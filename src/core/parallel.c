@@ -64,6 +64,54 @@ void pare_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, flo
     }
 }
 
+/* Tile edge of the Gram's upper triangle: large enough for sgemm's kernels to run at full rate,
+ * small enough that a 1024-wide Gram splits into 36 tiles to share out. */
+#define GRAM_TILE 128
+
+void pare_gram_add(const float *x, int N, int dim, double *gram, double *sumsq)
+{
+    int nt = pare_threads(), tiles = (dim + GRAM_TILE - 1) / GRAM_TILE, pairs = tiles * (tiles + 1) / 2;
+    if (sumsq) {
+        int strips = (dim + 63) / 64;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int st = 0; st < strips; st++) {
+            int j0 = st * 64, j1 = j0 + 64 < dim ? j0 + 64 : dim;
+            double acc[64] = {0};
+            for (int i = 0; i < N; i++) {
+                const float *row = x + (size_t)i * dim;
+                for (int j = j0; j < j1; j++) {
+                    double v = row[j];
+                    acc[j - j0] += v * v;
+                }
+            }
+            for (int j = j0; j < j1; j++)
+                sumsq[j] += acc[j - j0];
+        }
+    }
+    if (!gram)
+        return;
+#pragma omp parallel for num_threads(nt) schedule(dynamic)
+    for (int p = 0; p < pairs; p++) {
+        int ti = 0, left = p; /* the p-th (ti <= tj) pair, row by row */
+        while (left >= tiles - ti)
+            left -= tiles - ti, ti++;
+        int tj = ti + left;
+        int a0 = ti * GRAM_TILE, b0 = tj * GRAM_TILE;
+        int na = dim - a0 < GRAM_TILE ? dim - a0 : GRAM_TILE, nb = dim - b0 < GRAM_TILE ? dim - b0 : GRAM_TILE;
+        float tile[GRAM_TILE * GRAM_TILE];
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, na, nb, N, 1.0f, x + a0, dim, x + b0, dim, 0.0f, tile, nb);
+        for (int a = 0; a < na; a++)
+            for (int b = 0; b < nb; b++) {
+                double v = tile[a * nb + b];
+                if (ti == tj && b < a)
+                    continue; /* the diagonal tile's lower half comes from its upper half */
+                gram[(size_t)(a0 + a) * dim + b0 + b] += v;
+                if (ti != tj || a != b)
+                    gram[(size_t)(b0 + b) * dim + a0 + a] += v;
+            }
+    }
+}
+
 const char *pare_blas_corename(void) { return openblas_get_corename(); }
 
 const char *pare_blas_better_coretype(void)

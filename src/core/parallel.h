@@ -29,4 +29,10 @@ const char *pare_blas_corename(void);
 void pare_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc);
 
+/* gram[dim, dim] += xᵀx for the rows of x [N, dim], and sumsq[dim] += the column sums of squares
+ * (either may be NULL). Only the upper triangle's tiles are multiplied (in float, as sgemm would)
+ * and mirrored, so the sum is exactly symmetric at about 60% of a full product's work; each column's
+ * sum of squares is accumulated in double over the rows in order. */
+void pare_gram_add(const float *x, int N, int dim, double *gram, double *sumsq);
+
 #endif

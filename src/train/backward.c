@@ -631,23 +631,14 @@ static void swiglu_backward(float *dg, float *du, const float *dh, const float *
     }
 }
 
-/* gelu_new / GELU-tanh h = 0.5 x (1 + tanh(k (x + 0.044715 x^3))) and its derivative
- * dh/dx = 0.5 (1 + th) + 0.5 x (1 - th^2) k (1 + 3 * 0.044715 x^2). */
-static float gelu_tanh_grad(float x, float *value)
-{
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    float th = tanhf(k * (x + 0.044715f * x * x * x));
-    *value = 0.5f * x * (1.0f + th);
-    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * x * x);
-}
-
 /* GPT-2's MLP activation: dx = dh * gelu'(x). */
 static void gelu_backward(float *dx, const float *dh, const float *x, size_t n)
 {
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float h;
-        dx[i] = dh[i] * gelu_tanh_grad(x[i], &h);
+        float d;
+        pare_gelu_tanh(x[i], &d);
+        dx[i] = dh[i] * d;
     }
 }
 
@@ -656,7 +647,7 @@ static void gelu_gate_backward(float *dg, float *du, const float *dh, const floa
 {
 #pragma omp parallel for num_threads(pare_threads()) schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float h, d = gelu_tanh_grad(g[i], &h);
+        float d, h = pare_gelu_tanh(g[i], &d);
         dg[i] = dh[i] * u[i] * d;
         du[i] = dh[i] * h;
     }
