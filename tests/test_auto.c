@@ -127,6 +127,25 @@ static void test_auto_counts_and_budget(void)
     }
 }
 
+/* auto's sensitivity pass over a fixture model: 4 calibration windows of 32 tokens (*co and *ids as
+ * it used them), probes on 2; keep_least < 0 leaves its default. */
+static pare_auto_analysis *analyze_fixture(pare_model *m, double keep_least, pare_calib_opts *co, int32_t **ids)
+{
+    pare_calib_defaults(co);
+    co->samples = 4;
+    co->len = 32;
+    *ids = fixture_ids(m, co->samples, co->len);
+    pare_auto_opts ao;
+    pare_auto_defaults(&ao);
+    ao.probe_samples = 2;
+    if (keep_least >= 0)
+        ao.keep_least = keep_least;
+    pare_auto_analysis *an = NULL;
+    pare_error err = {0};
+    CHECKF(pare_auto_analyze(m, *ids, co, &ao, NULL, &an, &err) == PARE_OK, "%s", err.msg);
+    return an;
+}
+
 /* The channel choice: with the FFNs' measured sensitivity made negligible the solve narrows them, and
  * the plan (LoRAP selection with keep_least) applies to exactly its counts, on both families. */
 static void test_auto_channel_choice(void)
@@ -136,17 +155,9 @@ static void test_auto_channel_choice(void)
         if (!m)
             return;
         pare_calib_opts co;
-        pare_calib_defaults(&co);
-        co.samples = 4;
-        co.len = 32;
-        int32_t *ids = fixture_ids(m, co.samples, co.len);
-        pare_auto_opts ao;
-        pare_auto_defaults(&ao);
-        ao.probe_samples = 2;
-        ao.keep_least = 0.07;
-        pare_auto_analysis *an = NULL;
+        int32_t *ids = NULL;
+        pare_auto_analysis *an = analyze_fixture(m, 0.07, &co, &ids);
         pare_error err = {0};
-        CHECKF(pare_auto_analyze(m, ids, &co, &ao, NULL, &an, &err) == PARE_OK, "%s", err.msg);
         for (int b = 0; an && b < an->n_layers; b++)
             an->ffn[b].sens.coef *= 1e-9;
         pare_plan plan = {0};
@@ -177,16 +188,9 @@ static void test_auto_infeasible_budget(void)
     if (!m)
         return;
     pare_calib_opts co;
-    pare_calib_defaults(&co);
-    co.samples = 4;
-    co.len = 32;
-    int32_t *ids = fixture_ids(m, co.samples, co.len);
-    pare_auto_opts ao;
-    pare_auto_defaults(&ao);
-    ao.probe_samples = 2;
-    pare_auto_analysis *an = NULL;
+    int32_t *ids = NULL;
+    pare_auto_analysis *an = analyze_fixture(m, -1, &co, &ids);
     pare_error err = {0};
-    CHECKF(pare_auto_analyze(m, ids, &co, &ao, NULL, &an, &err) == PARE_OK, "%s", err.msg);
     pare_plan plan;
     CHECK(pare_auto_solve(m, an, 0.995, &plan, &err) == PARE_EINVAL);
     const char *at = strstr(err.msg, "largest feasible ratio ");
@@ -312,22 +316,12 @@ static void test_auto_kl_probe_is_the_divergence(void)
     if (!base)
         return;
     pare_calib_opts co;
-    pare_calib_defaults(&co);
-    co.samples = 4;
-    co.len = 32;
-    int32_t *ids = fixture_ids(base, co.samples, co.len);
-    pare_auto_opts ao;
-    pare_auto_defaults(&ao);
-    CHECK(ao.sensitivity == PARE_AUTO_KL);
-    ao.probe_samples = 2;
+    int32_t *ids = NULL;
+    pare_auto_analysis *an = analyze_fixture(base, -1, &co, &ids);
+    CHECK(!an || an->opts.sensitivity == PARE_AUTO_KL);                    /* the default */
+    pare_calib_stats *cs = fixture_calibrate(base, co.samples, co.len, 1); /* the Grams auto whitened with */
     pare_error err = {0};
-    pare_auto_analysis *an = NULL;
-    CHECKF(pare_auto_analyze(base, ids, &co, &ao, NULL, &an, &err) == PARE_OK, "%s", err.msg);
-    pare_calib_opts c = co;
-    c.gram = 1;
-    pare_calib_stats *cs = NULL;
-    CHECKF(pare_calibrate(base, ids, &c, NULL, NULL, NULL, &cs, &err) == PARE_OK, "%s", err.msg);
-    int P = ao.probe_samples, T = co.len, V = base->cfg.vocab_size, K = 256;
+    int P = an ? an->opts.probe_samples : 0, T = co.len, V = base->cfg.vocab_size, K = 256;
     CHECKF(V > K, "the fixture's vocabulary (%d) must exceed the %d kept tokens to test the merge", V, K);
     float *dense = an && cs ? window_logits(base, ids, P, T) : NULL;
     double *lp = malloc((size_t)V * sizeof *lp), *lq = malloc((size_t)V * sizeof *lq);

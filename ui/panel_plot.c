@@ -8,8 +8,8 @@
 #include "tui_internal.h"
 
 /* Under auto: the selected matrix's choice beside svdllm's uniform rank at the same ratio, its measured
- * sensitivity (loss = coef E^power, E the whitened output error) and the predicted loss increase. 0 when
- * the configuration is not auto's plan. */
+ * sensitivity (increase = coef E^power, E the whitened output error) and the predicted increase of the
+ * probe measure. 0 when the configuration is not auto's plan. */
 static int auto_line(const tui_state *st, char *buf, size_t cap)
 {
     const tui_config *c = &st->cfg;

@@ -231,7 +231,9 @@ static pare_status budget(const tui_state *st, pare_plot *p, pare_error *err)
     }
     char mark[32];
     snprintf(mark, sizeof mark, "s %.3g", st->mo.ratio);
-    pare_plot_opts o = {.title = "auto: predicted calibration-loss increase",
+    int kl = st->auto_an && st->auto_an->opts.sensitivity == PARE_AUTO_KL; /* what the probes measured */
+    pare_plot_opts o = {.title = kl ? "auto: predicted KL from the dense model"
+                                    : "auto: predicted calibration-loss increase",
                         .x = {.label = "ratio of block-linear parameters removed", .min = 0, .max = 1},
                         .y = {.label = "nats per token"}};
     pare_status rc = pare_plot_set_opts(p, &o, err);

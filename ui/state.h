@@ -104,7 +104,8 @@ typedef struct {
     int weighting;        /* FACTOR: of the factors */
     size_t before, after; /* weights only (biases are never removed) */
     /* auto only: svdllm's uniform rank at the same ratio (0 where it leaves the matrix dense), and the
-     * predicted calibration-loss increase of auto's choice here (nats per token) */
+     * predicted increase of auto's probe measure (KL from the dense model, or the calibration loss;
+     * nats per token) for auto's choice here */
     int uniform_rank;
     double predicted;
 } tui_decision;

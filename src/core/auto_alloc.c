@@ -308,8 +308,8 @@ static void heap_down(kl_token *top, int n, int i)
 }
 
 /* Records the dense distribution of one position: its K largest logits (a min-heap over the row),
- * their log-probabilities, the rest's probability and Σ p log p. */
-static void record_position(const float *row, int V, kl_token *top, int K, double *rest, double *neg_entropy)
+ * their log-probabilities, the rest's probability and Σ p log p; returns the row's log-sum-exp. */
+static double record_position(const float *row, int V, kl_token *top, int K, double *rest, double *neg_entropy)
 {
     for (int v = 0; v < K; v++)
         top[v] = (kl_token){v, row[v]};
@@ -327,6 +327,7 @@ static void record_position(const float *row, int V, kl_token *top, int K, doubl
         h += exp(top[j].logp) * top[j].logp;
     }
     *neg_entropy = h + (*rest > 0 ? *rest * log(*rest) : 0);
+    return lse;
 }
 
 /* KL(dense ‖ probe) at one position over the K tokens and the rest. */
@@ -355,11 +356,13 @@ static double batch_score(prober *pr, const float *x, int s0, int nb)
         int b = i / (T - 1), t = i % (T - 1);
         const float *row = logits + ((size_t)b * T + t) * V;
         size_t at = (size_t)s0 * (T - 1) + i;
-        if (!pr->kl || pr->storing)
-            pr->terms[i] = pare_logits_nll(row, V, ids[(size_t)b * T + t + 1]);
-        if (pr->kl && pr->storing)
-            record_position(row, V, pr->top + at * K, K, &pr->rest[at], &pr->neg_entropy[at]);
-        else if (pr->kl)
+        int32_t target = ids[(size_t)b * T + t + 1];
+        if (!pr->kl)
+            pr->terms[i] = pare_logits_nll(row, V, target);
+        else if (pr->storing) /* the dense pass's loss, from the log-sum-exp the record computes */
+            pr->terms[i] = record_position(row, V, pr->top + at * K, K, &pr->rest[at], &pr->neg_entropy[at]) -
+                           row[target];
+        else
             pr->terms[i] = position_kl(row, V, pr->top + at * K, K, pr->rest[at], pr->neg_entropy[at]);
     }
     double sum = 0; /* summed in order: the same windows give the same bits */
