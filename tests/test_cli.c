@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/matmul.h"
 #include "fixture.h"
 #include "harness.h"
 #include "refdata.h"
@@ -145,6 +146,58 @@ static void test_eval_protocol_card(void)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         CHECKF(strstr(out, want[i]) != NULL, "card lacks '%s':\n%s", want[i], out);
     CHECKF(strstr(err, "tok/s") != NULL, "no progress/throughput on stderr: %s", err);
+    free(out);
+    free(err);
+}
+
+/* --matmul and PARE_MATMUL: a wrong value is refused naming it. */
+static void test_matmul_option(void)
+{
+    expect_pare_error((const char *const[]){"info", "--matmul", "bf17", NULL},
+                      (const char *const[]){"--matmul", "bf17", "f32 or bf16", NULL}, 1);
+    setenv("PARE_MATMUL", "f16", 1);
+    expect_pare_error((const char *const[]){"info", NULL}, (const char *const[]){"PARE_MATMUL", "f16", NULL}, 1);
+    unsetenv("PARE_MATMUL");
+}
+
+/* `pare eval --matmul bf16` on the reference models: the same perplexity to within BF16's
+ * precision, not the same bits (the kernel ran), and the card and JSON say which products ran. */
+static void test_eval_matmul_bf16(void)
+{
+    NEED_SHARED();
+    if (!pare_matmul_bf16_supported())
+        SKIP("this CPU has no AVX512-BF16 instructions");
+    char data[1200];
+    snprintf(data, sizeof data, "%s", shared_path(EVAL_FILES[2].path));
+    for (size_t i = 0; i < sizeof HF_MODELS / sizeof HF_MODELS[0]; i++) {
+        double ppl[2] = {0, 0};
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            const char *args[] = {
+                "eval",   "--model",  model_dir(HF_MODELS[i]), "--data", data, "--limit-tokens", "8192",
+                "--json", "--matmul", bf16 ? "bf16" : "f32",   NULL};
+            int st;
+            json_t *j = run_json(args, &st);
+            CHECKF(j != NULL, "%s: pare eval --matmul %s failed", HF_MODELS[i], args[9]);
+            if (!j)
+                return;
+            const char *mm = json_string_value(json_object_get(j, "matmul"));
+            CHECKF(mm && !strcmp(mm, args[9]), "%s: JSON says matmul %s, not %s", HF_MODELS[i], mm ? mm : "(none)",
+                   args[9]);
+            ppl[bf16] = json_number_value(json_object_get(j, "ppl"));
+            json_decref(j);
+        }
+        /* BF16 keeps 8 significant bits: a relative perplexity change of 1% would be 30 such roundings
+         * all pulling one way */
+        double rel = fabs(ppl[1] / ppl[0] - 1);
+        CHECKF(ppl[1] != ppl[0] && rel < 1e-2, "%s: perplexity %.6f with bf16 products, %.6f with fp32 (%.3g)",
+               HF_MODELS[i], ppl[1], ppl[0], rel);
+    }
+    const char *args[] = {
+        "eval", "--model", model_dir(HF_MODELS[0]), "--data", data, "--limit-tokens", "2048", "--matmul", "bf16", NULL};
+    char *out = NULL, *err = NULL;
+    int st = run_pare(&out, &err, args);
+    CHECKF(st == 0 && strstr(out, "matmul      bf16"), "exit %d; the card does not name the bf16 products:\n%s", st,
+           out);
     free(out);
     free(err);
 }
@@ -907,6 +960,8 @@ void suite_cli(void)
     RUN(test_generate_greedy_reference);
     RUN(test_generate_stories260k);
     RUN(test_eval_protocol_card);
+    RUN(test_matmul_option);
+    RUN(test_eval_matmul_bf16);
     RUN(test_eval_reference_protocol);
     RUN(test_out_refused_everywhere);
     RUN(test_layering_includes);

@@ -4,9 +4,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/forward.h"
+#include "core/matmul.h"
 #include "core/model.h"
 #include "fixture.h"
 #include "harness.h"
@@ -217,6 +219,105 @@ static void test_balance_factors(void)
     pare_model_free(m);
 }
 
+/* x rounded to BF16, nearest even (finite values), as the kernel's conversion does. */
+static double to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+/* The BF16 kernel against double sums of the BF16-rounded operands, over shapes that exercise every
+ * edge of its tiles and blocks (rows not a multiple of 12, columns not of 32, odd K, K across
+ * k blocks, N across slabs), strided operands, and accumulation; nothing outside C's M x N is written. */
+static void test_bf16_matmul(void)
+{
+    if (!pare_matmul_bf16_supported())
+        SKIP("this CPU has no AVX512-BF16 instructions");
+    const int shapes[][3] = {{1, 1, 1},     {13, 31, 7},   {64, 33, 600}, {100, 70, 513},
+                             {200, 96, 64}, {97, 5, 1030}, {13, 4130, 9}};
+    uint64_t state = 99;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], lda = K + 3, ldw = K + 1, ldc = N + 5;
+        float *A = malloc((size_t)M * lda * sizeof *A), *W = malloc((size_t)N * ldw * sizeof *W);
+        float *C = malloc((size_t)(M + 1) * ldc * sizeof *C), *C0 = malloc((size_t)(M + 1) * ldc * sizeof *C0);
+        for (size_t i = 0; i < (size_t)M * lda; i++) {
+            state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+            A[i] = (float)((double)(state >> 11) / 9007199254740992.0 - 0.5);
+        }
+        for (size_t i = 0; i < (size_t)N * ldw; i++) {
+            state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+            W[i] = (float)((double)(state >> 11) / 9007199254740992.0 - 0.5) * 3;
+        }
+        for (size_t i = 0; i < (size_t)(M + 1) * ldc; i++)
+            C0[i] = (float)(i % 7) - 3;
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            memcpy(C, C0, (size_t)(M + 1) * ldc * sizeof *C);
+            pare_error err = {0};
+            CHECKF(pare_matmul_nt_bf16(M, N, K, A, lda, W, ldw, accumulate, C, ldc, &err) == PARE_OK, "%s", err.msg);
+            double worst = 0;
+            int outside = 0;
+            for (int i = 0; i <= M; i++)
+                for (int j = 0; j < ldc; j++) {
+                    size_t at = (size_t)i * ldc + j;
+                    if (i == M || j >= N) {
+                        outside += C[at] != C0[at];
+                        continue;
+                    }
+                    double sum = accumulate ? C0[at] : 0, mag = fabs(sum);
+                    for (int k = 0; k < K; k++) {
+                        double p = to_bf16(A[(size_t)i * lda + k]) * to_bf16(W[(size_t)j * ldw + k]);
+                        sum += p, mag += fabs(p);
+                    }
+                    /* fp32 accumulation of K terms: within K * 2^-24 of their magnitude, and then some */
+                    worst = fmax(worst, fabs(C[at] - sum) / (mag * (K + 2) * 0x1p-24 + 1e-30));
+                }
+            CHECKF(worst <= 1, "%d x %d x %d (accumulate %d): an entry is %.3g fp32-sum bounds from the BF16 product",
+                   M, N, K, accumulate, worst);
+            CHECKF(!outside, "%d x %d x %d: %d entries outside C's %d x %d changed", M, N, K, outside, M, N);
+        }
+        free(A), free(W), free(C), free(C0);
+    }
+}
+
+/* The BF16 mode in a whole forward (a batch of 128 rows: the kernel's, not sgemm's): logits close to
+ * fp32's at BF16's precision, but not the same bits (the kernel ran); the mode then restored. */
+static void test_bf16_forward(void)
+{
+    if (!pare_matmul_bf16_supported())
+        SKIP("this CPU has no AVX512-BF16 instructions");
+    pare_model *m = fixture_model("llama", 0);
+    if (!m)
+        return;
+    int B = 2, T = 64;
+    int32_t ids[128];
+    for (int i = 0; i < B * T; i++)
+        ids[i] = (i * 53 + 11) % m->cfg.vocab_size;
+    size_t n = (size_t)B * T * m->cfg.vocab_size;
+    float *logits[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+    pare_acts *a = NULL;
+    pare_error err = {0};
+    CHECKF(pare_acts_alloc(m, B, T, 0, &a, &err) == PARE_OK, "%s", err.msg);
+    for (int mode = 0; a && mode < 2; mode++) {
+        CHECK(pare_set_matmul(mode ? PARE_MATMUL_BF16 : PARE_MATMUL_F32, "test", &err) == PARE_OK);
+        CHECKF(pare_forward(m, a, ids, B, T, PARE_LOGITS_ALL, &err) == PARE_OK, "%s", err.msg);
+        memcpy(logits[mode], a->logits, n * sizeof(float));
+    }
+    CHECK(pare_set_matmul(PARE_MATMUL_F32, "test", &err) == PARE_OK && pare_get_matmul() == PARE_MATMUL_F32);
+    double d2 = 0, r2 = 0;
+    for (size_t i = 0; i < n; i++)
+        d2 += ((double)logits[1][i] - logits[0][i]) * ((double)logits[1][i] - logits[0][i]),
+            r2 += (double)logits[0][i] * logits[0][i];
+    /* BF16 keeps 8 significant bits (relative rounding 2^-9 per operand) */
+    CHECKF(d2 > 0 && sqrt(d2 / r2) < 0x1p-5, "BF16 logits' relative RMS difference from fp32 is %.3g", sqrt(d2 / r2));
+    pare_acts_free(a);
+    free(logits[0]), free(logits[1]);
+    pare_model_free(m);
+}
+
 void suite_linear(void);
 void suite_linear(void)
 {
@@ -227,4 +328,6 @@ void suite_linear(void)
     RUN(test_ffn_slicing_gpt2);
     RUN(test_slice_factored_and_compose);
     RUN(test_balance_factors);
+    RUN(test_bf16_matmul);
+    RUN(test_bf16_forward);
 }

@@ -210,6 +210,8 @@ if [ "$COMPRESS" = 1 ]; then
     fi
     echo "bench: compression 4/4 tokens/s dense vs s=$SPEED_RATIO ..."
     "$BC" speed "$CMODEL" "$CMODEL/reference_ids/wiki.test.raw.i32" "$TOKENS" "$SPEED_RATIO" "$ROUNDS" > "$C/speed.json"
+    echo "bench: compression 4/4 BF16 products (--matmul bf16) against sgemm, and pare eval in both ..."
+    "$BC" matmul "$CMODEL" "$CMODEL/reference_ids/wiki.test.raw.i32" "$TOKENS" "$ROUNDS" > "$C/matmul.json"
 fi
 
 # --- zero-shot scoring (PIQA, ref-llama-12m) ------------------------------------------------------
@@ -567,6 +569,25 @@ if sd:
                   % ("dense     " if name == "dense" else "compressed", sd["split_tokens"], x["blocks"],
                      x["linears"], x["linear_flop"] / x["linears"] / 1e9, other, x["head"]))
         print(notes4)
+
+# 5. BF16 products (reported, no target: an option, not the default)
+try:
+    mm = json.load(open(os.path.join(cdir, "matmul.json")))
+except (OSError, ValueError):
+    mm = None
+if mm and not mm.get("bf16_supported"):
+    print()
+    print("5 BF16 products: this CPU has no AVX512-BF16 (--matmul bf16 is refused here)")
+elif mm:
+    print()
+    print("5 BF16 products (--matmul bf16) against sgemm: C[%d, N] = A W^T, %s threads, packing included"
+          % (mm["rows"], mm["threads"]))
+    print_table(["N x K", "sgemm GFLOP/s", "bf16 GFLOP/s", "bf16/sgemm", "relative RMS difference"],
+                [["%d x %d" % (x["n"], x["k"]), "%.0f" % x["sgemm_gflops"], "%.0f" % x["bf16_gflops"],
+                  "%.2fx" % (x["bf16_gflops"] / x["sgemm_gflops"]), "%.2g" % x["rel_rms"]] for x in mm["shapes"]])
+    print("  pare eval of %d tokens of %s: fp32 %.2f s, bf16 %.2f s (%.2fx); perplexity %.6f / %.6f (%+.2g relative)"
+          % (mm["tokens"], os.path.basename(mm["model"]), mm["eval_f32_s"], mm["eval_bf16_s"],
+             mm["eval_f32_s"] / mm["eval_bf16_s"], mm["ppl_f32"], mm["ppl_bf16"], mm["ppl_bf16"] / mm["ppl_f32"] - 1))
 sys.exit(1 if failed else (1 if strict and missed else 0))
 PYEOF
 fi

@@ -62,6 +62,7 @@
 #include "core/compress.h"
 #include "core/eval.h"
 #include "core/factorize.h"
+#include "core/matmul.h"
 #include "core/fileio.h"
 #include "core/forward.h"
 #include "core/model.h"
@@ -826,16 +827,97 @@ static int mode_pipeline(int argc, char **argv)
            "\"params_before\": %zu, \"params_after\": %zu, \"worst_rel_error\": %.6f, \"window\": %d, \"batch\": %d, "
            "\"tokens\": %.0f, \"windows\": %zu, \"eval_dense_seconds\": %.6f, \"eval_comp_seconds\": %.6f, "
            "\"dense_tok_s\": %.2f, \"comp_tok_s\": %.2f, \"ppl_dense\": %.10g, \"ppl_comp\": %.10g, "
-           "\"flop_dense\": %.0f, \"flop_comp\": %.0f, \"rounds\": %d, \"threads\": %d, %s}\n",
-           ratio, co.samples, co.len, calib_tokens, t_compress, rep.params_before, rep.params_after, rep.worst_rel_error,
-           eo.window, eo.batch, evaluated, ev.windows, ev.dense_s, ev.comp_s, evaluated / ev.dense_s,
-           evaluated / ev.comp_s, ev.ppl_dense, ev.ppl_comp, pare_model_flop_per_token(md, eo.window),
-           pare_model_flop_per_token(mc, eo.window), rounds, pare_threads(), plan_json);
+           "\"flop_dense\": %.0f, \"flop_comp\": %.0f, \"rounds\": %d, \"threads\": %d, \"matmul\": \"%s\", %s}\n",
+           ratio, co.samples, co.len, calib_tokens, t_compress, rep.params_before, rep.params_after,
+           rep.worst_rel_error, eo.window, eo.batch, evaluated, ev.windows, ev.dense_s, ev.comp_s,
+           evaluated / ev.dense_s, evaluated / ev.comp_s, ev.ppl_dense, ev.ppl_comp,
+           pare_model_flop_per_token(md, eo.window), pare_model_flop_per_token(mc, eo.window), rounds, pare_threads(),
+           PARE_MATMUL_NAMES[pare_get_matmul()], plan_json);
     free(plan_json);
     free(win);
     free(ids);
     pare_model_free(md);
     pare_model_free(mc);
+    return 0;
+}
+
+/* BF16 products against sgemm: C[M, N] = A[M, K] Wᵀ at the linear shapes of TinyLlama-1.1B and
+ * LLaMA-7B (M = 2048 rows, a batch of 8 x 256), best of ROUNDS each, the kernel's packing included;
+ * then MODEL's perplexity over IDS in both modes (alternating, best round each). One JSON object. */
+static int mode_matmul(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_compress matmul MODEL IDS TOKENS [ROUNDS]\n");
+        return 2;
+    }
+    int rounds = argc > 3 && atoi(argv[3]) > 0 ? atoi(argv[3]) : 3;
+    pare_error err = {0};
+    if (!pare_matmul_bf16_supported()) {
+        printf("{\"bf16_supported\": false}\n");
+        return 0;
+    }
+    static const int shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {4096, 4096}, {11008, 4096}};
+    const int M = 2048;
+    printf("{\"bf16_supported\": true, \"threads\": %d, \"rows\": %d, \"shapes\": [", pare_threads(), M);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], K = shapes[s][1];
+        float *A = malloc((size_t)M * K * sizeof *A), *W = malloc((size_t)N * K * sizeof *W);
+        float *C = malloc((size_t)M * N * sizeof *C), *C2 = malloc((size_t)M * N * sizeof *C2);
+        if (!A || !W || !C || !C2) {
+            fprintf(stderr, "bench_compress: matmul: out of memory\n");
+            return 1;
+        }
+        uint64_t st = 7;
+        for (size_t i = 0; i < (size_t)M * K; i++)
+            st = st * 6364136223846793005ULL + 1442695040888963407ULL, A[i] = (float)((st >> 40) / 16777216.0 - 0.5);
+        for (size_t i = 0; i < (size_t)N * K; i++)
+            st = st * 6364136223846793005ULL + 1442695040888963407ULL, W[i] = (float)((st >> 40) / 16777216.0 - 0.5);
+        double best_f = 1e30, best_b = 1e30;
+        for (int r = 0; r <= rounds; r++) { /* round 0 warms up */
+            double t0 = now_s();
+            pare_sgemm(CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, W, K, 0.0f, C, N);
+            double t1 = now_s();
+            if (pare_matmul_nt_bf16(M, N, K, A, K, W, K, 0, C2, N, &err))
+                die("bf16 matmul", &err);
+            double t2 = now_s();
+            if (r)
+                best_f = fmin(best_f, t1 - t0), best_b = fmin(best_b, t2 - t1);
+        }
+        double num = 0, den = 0;
+        for (size_t i = 0; i < (size_t)M * N; i++)
+            num += ((double)C2[i] - C[i]) * ((double)C2[i] - C[i]), den += (double)C[i] * C[i];
+        double flop = 2.0 * M * N * K;
+        printf("%s{\"n\": %d, \"k\": %d, \"sgemm_gflops\": %.1f, \"bf16_gflops\": %.1f, \"rel_rms\": %.3g}",
+               s ? ", " : "", N, K, flop / best_f * 1e-9, flop / best_b * 1e-9, sqrt(num / (den > 0 ? den : 1)));
+        free(A), free(W), free(C), free(C2);
+    }
+    size_t n = 0;
+    int32_t *ids = read_ids(argv[1], (size_t)atol(argv[2]), &n);
+    pare_model *m = load(argv[0]);
+    pare_eval_opts eo;
+    pare_eval_defaults(&eo);
+    eo.window = 256;
+    eo.batch = 8;
+    double best[2] = {1e30, 1e30}, ppl[2] = {0, 0};
+    for (int r = 0; r <= rounds; r++)
+        for (int k = 0; k < 2; k++) {
+            int mode = (r + k) & 1;
+            pare_eval_result res;
+            if (pare_set_matmul(mode ? PARE_MATMUL_BF16 : PARE_MATMUL_F32, "bench", &err))
+                die("matmul mode", &err);
+            double t0 = now_s();
+            if (pare_eval_perplexity(m, ids, n, &eo, NULL, &res, &err))
+                die("eval", &err);
+            if (r)
+                best[mode] = fmin(best[mode], now_s() - t0);
+            ppl[mode] = res.ppl;
+        }
+    pare_set_matmul(PARE_MATMUL_F32, "bench", &err);
+    printf("], \"model\": \"%s\", \"tokens\": %zu, \"eval_f32_s\": %.3f, \"eval_bf16_s\": %.3f, \"ppl_f32\": %.6f, "
+           "\"ppl_bf16\": %.6f}\n",
+           argv[0], n, best[0], best[1], ppl[0], ppl[1]);
+    pare_model_free(m);
+    free(ids);
     return 0;
 }
 
@@ -845,6 +927,8 @@ int main(int argc, char **argv)
 {
     cli_select_blas_kernel(argv);
     cli_apply_environment();
+    if (cli_take_global_options(&argc, argv)) /* PARE_MATMUL / --matmul as ./pare takes them */
+        return 2;
     pare_threads(); /* OpenBLAS single-threaded, OpenMP threads as pare uses them */
     /* PARE_THREADS as ./pare reads it: the benchmarks give pare and torch the same threads */
     const char *threads = getenv("PARE_THREADS");
@@ -862,6 +946,9 @@ int main(int argc, char **argv)
         return mode_speed(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "pipeline"))
         return mode_pipeline(argc - 2, argv + 2);
-    fprintf(stderr, "usage: bench_compress spectra|svd|lorap|auto|speed|pipeline ... (see tools/bench_compress.c)\n");
+    if (argc >= 2 && !strcmp(argv[1], "matmul"))
+        return mode_matmul(argc - 2, argv + 2);
+    fprintf(stderr, "usage: bench_compress spectra|svd|lorap|auto|speed|pipeline|matmul ... (see "
+                    "tools/bench_compress.c)\n");
     return 2;
 }

@@ -26,6 +26,7 @@
 #               BENCH_PIPELINE_TOKENS     evaluation tokens (default 20000: 78 windows of 256)
 #               BENCH_PIPELINE_ROUNDS     rounds of pare's evaluations, best kept (default 1)
 #               BENCH_PIPELINE_JSON       also write the results there as JSON (default: not written)
+#             PARE_MATMUL=bf16 gives pare's side the BF16 products (--matmul bf16); torch stays fp32.
 #
 # Common: BENCH_SCALE_DIR the scratch folder (default /tmp), emptied of what this script wrote at the
 # end; PARE_BIN the pare binary (default ./pare); BENCH_COMPRESS_BIN pare's benchmark binary (default
@@ -145,7 +146,8 @@ for label, ps, ts in steps:
     rows.append([label, "%.2f" % ps, f(ts, ".2f"), f(ratio, ".2f") + ("x" if ratio else ""), ok])
     out_steps.append(dict(step=label, pare_seconds=ps, torch_seconds=ts, torch_over_pare=ratio))
 print()
-print_table(["%s, %s threads" % (os.path.basename(os.path.normpath(model)), threads), "pare s", "torch s",
+print_table(["%s, %s threads, pare's products %s" % (os.path.basename(os.path.normpath(model)), threads,
+                                                     p.get("matmul", "f32")), "pare s", "torch s",
              "torch/pare", "ok"], rows)
 
 predicted = p["flop_dense"] / p["flop_comp"]

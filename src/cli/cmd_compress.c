@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/matmul.h"
 #include "core/compress.h"
 #include "core/method.h"
 #include "core/spectrum.h"
@@ -277,6 +278,7 @@ int cmd_compress(int argc, char **argv)
         pare_json_number(1.0 - (double)pc.total / (double)total_before), "factorized", rep.factorized, "channel_blocks",
         rep.channel_blocks, "masked", rep.masked, "worst_rel_error", pare_json_number(rep.worst_rel_error));
     json_object_set_new(j, "factor_dtype", json_string(xo.factor_dtype));
+    json_object_set_new(j, "matmul", json_string(PARE_MATMUL_NAMES[pare_get_matmul()]));
     if (me->policy == PARE_POLICY_ENERGY)
         json_object_set_new(j, "energy", pare_json_number(mo.energy));
     if (wk == PARE_WEIGHT_WHITEN)

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "core/eval.h"
 #include "core/fileio.h"
+#include "core/matmul.h"
 #include "core/forward.h"
 #include "core/parallel.h"
 #include "core/tasks.h"
@@ -40,6 +41,8 @@ static void print_card(const char *data, size_t bytes, const pare_eval_plan *p, 
         printf("  weights     streamed from the files as stored, %s (the same result to the bit)\n",
                r->layer_major ? "layer-major: every window through a block, then the next"
                               : "batch-major: every block fits the block cache");
+    if (pare_get_matmul() == PARE_MATMUL_BF16)
+        printf("  matmul      bf16: linear layers' operands rounded to BF16, sums in fp32 (--matmul)\n");
     printf("perplexity    %.4f   (%.5f nats/token)\n", r->ppl, r->nll / (double)p->predicted);
 }
 
@@ -321,6 +324,7 @@ int cmd_eval(int argc, char **argv)
             pare_json_number(pare_model_flop_per_token(m, res.plan.window)), "peak_rss_bytes",
             (json_int_t)cli_peak_rss(), "weight_bytes_fp32", (json_int_t)(m->slab_floats * 4), "activation_bytes",
             (json_int_t)pare_acts_bytes(m, B, res.plan.window, 0), "batch", B, "threads", pare_threads());
+        json_object_set_new(j, "matmul", json_string(PARE_MATMUL_NAMES[pare_get_matmul()]));
         json_object_set_new(j, "weights",
                             json_string(!pare_model_streamed(m) ? "in memory"
                                         : res.layer_major       ? "streamed, layer-major"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/matmul.h"
 #include "core/memcheck.h"
 #include "core/parallel.h"
 #include "core/tasks.h"
@@ -69,8 +70,29 @@ static const char *option_value(int argc, char **argv, int i, const char *name, 
     return argv[i + 1];
 }
 
+/* "f32" / "bf16" from source (the option or variable) into the core: 0, or 2 with the refusal printed. */
+static int set_matmul(const char *v, const char *source)
+{
+    pare_matmul_mode mode = PARE_MATMUL_F32;
+    while (PARE_MATMUL_NAMES[mode] && strcmp(v, PARE_MATMUL_NAMES[mode]))
+        mode++;
+    if (!PARE_MATMUL_NAMES[mode]) {
+        fprintf(stderr, "pare: %s '%s': give f32 or bf16\n", source, v);
+        return 2;
+    }
+    pare_error err;
+    if (pare_set_matmul(mode, source, &err)) {
+        fprintf(stderr, "pare: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
 int cli_take_global_options(int *argc, char **argv)
 {
+    const char *env_matmul = getenv("PARE_MATMUL");
+    if (env_matmul && *env_matmul && set_matmul(env_matmul, "PARE_MATMUL"))
+        return 2;
     for (int i = 1; i < *argc;) {
         if (!strcmp(argv[i], "--"))
             break;
@@ -91,6 +113,13 @@ int cli_take_global_options(int *argc, char **argv)
             pare_set_stream_mode(!strcmp(v, "on")    ? PARE_STREAM_ON
                                  : !strcmp(v, "off") ? PARE_STREAM_OFF
                                                      : PARE_STREAM_AUTO);
+        } else if ((v = option_value(*argc, argv, i, "--matmul", &used))) {
+            if (!used) {
+                fprintf(stderr, "pare: --matmul needs a value: f32 or bf16\n");
+                return 2;
+            }
+            if (set_matmul(v, "--matmul"))
+                return 2;
         } else {
             i++;
             continue;

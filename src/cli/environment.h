@@ -20,7 +20,10 @@ void cli_apply_environment(void);
 /* Takes the options every command accepts, wherever they stand, out of argv (before a "--"):
  *   --memory-limit SIZE   as PARE_MEMORY_LIMIT, which it overrides
  *   --stream auto|on|off  as PARE_STREAM
- * Returns 0, or 2 after printing one line naming the option when a value is missing or wrong. */
+ *   --matmul f32|bf16     as PARE_MATMUL (read here, as its refusal needs an exit status): the linear
+ *                         layers' products in fp32 (default) or BF16 with fp32 sums (pare_set_matmul)
+ * Returns 0, or 2 after printing one line naming the option when a value is missing or wrong, or
+ * when bf16 is asked of a CPU without AVX512-BF16. */
 int cli_take_global_options(int *argc, char **argv);
 
 #endif

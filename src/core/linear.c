@@ -5,23 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "matmul.h"
 #include "parallel.h"
 
 void pare_linear_forward(const pare_linear *l, const float *x, int N, float *y, float *scratch)
 {
-    float beta = 0.0f;
-    if (l->b) {
-        for (int i = 0; i < N; i++)
-            memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
-        beta = 1.0f;
-    }
+    int bias = l->b != NULL;
+    for (int i = 0; bias && i < N; i++)
+        memcpy(y + (size_t)i * l->out, l->b, (size_t)l->out * sizeof(float));
     if (l->kind == PARE_LIN_FACTORED) {
         /* two thin products: t[N, k] = x B^T, y += t A^T */
-        pare_sgemm(CblasNoTrans, CblasTrans, N, l->rank, l->in, 1.0f, x, l->in, l->B, l->in, 0.0f, scratch, l->rank);
-        pare_sgemm(CblasNoTrans, CblasTrans, N, l->out, l->rank, 1.0f, scratch, l->rank, l->A, l->rank, beta, y, l->out);
+        pare_matmul_nt(N, l->rank, l->in, x, l->in, l->B, l->in, 0, scratch, l->rank);
+        pare_matmul_nt(N, l->out, l->rank, scratch, l->rank, l->A, l->rank, bias, y, l->out);
         return;
     }
-    pare_sgemm(CblasNoTrans, CblasTrans, N, l->out, l->in, 1.0f, x, l->in, l->w, l->in, beta, y, l->out);
+    pare_matmul_nt(N, l->out, l->in, x, l->in, l->w, l->in, bias, y, l->out);
 }
 
 size_t pare_linear_mask_kept(const pare_linear *l)
